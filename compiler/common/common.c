@@ -1,0 +1,343 @@
+/*
+ * common.c: arenas, buffers, files, checked arithmetic and diagnostics.
+ *
+ * The source table keeps every file the compiler has read, so that a
+ * diagnostic can quote the offending line long after lexing has moved on.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "common.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* ---- arenas ---- */
+
+struct ArenaBlock {
+    ArenaBlock *next;
+    size_t used, size;
+    max_align_t data[];
+};
+
+void *arena_alloc(Arena *a, size_t size) {
+    size = (size + sizeof(max_align_t) - 1) / sizeof(max_align_t) * sizeof(max_align_t);
+    if (size == 0)
+        size = sizeof(max_align_t);
+    ArenaBlock *b = a->head;
+    if (!b || b->size - b->used < size) {
+        size_t cap = size > 65536 ? size : 65536;
+        b = calloc(1, sizeof(ArenaBlock) + cap);
+        if (!b) {
+            fprintf(stderr, "snnc: out of memory\n");
+            exit(2);
+        }
+        b->size = cap;
+        b->next = a->head;
+        a->head = b;
+    }
+    void *p = (char *)b->data + b->used;
+    b->used += size;
+    return p;
+}
+
+char *arena_strndup(Arena *a, const char *s, size_t n) {
+    char *p = arena_alloc(a, n + 1);
+    memcpy(p, s, n);
+    p[n] = 0;
+    return p;
+}
+
+char *arena_strdup(Arena *a, const char *s) { return arena_strndup(a, s, strlen(s)); }
+
+char *arena_printf(Arena *a, const char *fmt, ...) {
+    va_list ap, aq;
+    va_start(ap, fmt);
+    va_copy(aq, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    char *p = arena_alloc(a, (size_t)n + 1);
+    vsnprintf(p, (size_t)n + 1, fmt, aq);
+    va_end(aq);
+    return p;
+}
+
+void arena_free(Arena *a) {
+    while (a->head) {
+        ArenaBlock *n = a->head->next;
+        free(a->head);
+        a->head = n;
+    }
+}
+
+void vec_grow(Arena *a, void **items, int *cap, int need, size_t size) {
+    if (need <= *cap)
+        return;
+    int ncap = *cap ? *cap * 2 : 8;
+    while (ncap < need)
+        ncap *= 2;
+    void *p = arena_alloc(a, (size_t)ncap * size);
+    if (*items)
+        memcpy(p, *items, (size_t)*cap * size);
+    *items = p;
+    *cap = ncap;
+}
+
+/* ---- checked arithmetic ---- */
+
+int mul_checked(int64_t a, int64_t b, int64_t limit, int64_t *out) {
+    if (a < 0 || b < 0)
+        return 0;
+    if (a != 0 && b > limit / a)
+        return 0;
+    *out = a * b;
+    return *out <= limit;
+}
+
+/* ---- buffers ---- */
+
+void buf_vprintf(Buf *b, const char *fmt, va_list ap) {
+    va_list aq;
+    va_copy(aq, ap);
+    int n = vsnprintf(NULL, 0, fmt, aq);
+    va_end(aq);
+    if (n < 0)
+        return;
+    if (b->len + (size_t)n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 4096;
+        while (cap < b->len + (size_t)n + 1)
+            cap *= 2;
+        char *p = realloc(b->data, cap);
+        if (!p) {
+            fprintf(stderr, "snnc: out of memory\n");
+            exit(2);
+        }
+        b->data = p;
+        b->cap = cap;
+    }
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    b->len += (size_t)n;
+}
+
+void buf_printf(Buf *b, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    buf_vprintf(b, fmt, ap);
+    va_end(ap);
+}
+
+void buf_puts(Buf *b, const char *s) { buf_printf(b, "%s", s); }
+
+void buf_free(Buf *b) {
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}
+
+/* ---- files ---- */
+
+char *read_file(const char *path, size_t *len, size_t limit) {
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    size_t cap = 4096, n = 0;
+    char *p = malloc(cap);
+    for (;;) {
+        if (n + 1 >= cap) {
+            if (cap > limit) {
+                free(p);
+                fclose(f);
+                errno = EFBIG;
+                return NULL;
+            }
+            cap *= 2;
+            char *q = realloc(p, cap);
+            if (!q) {
+                free(p);
+                fclose(f);
+                errno = ENOMEM;
+                return NULL;
+            }
+            p = q;
+        }
+        size_t got = fread(p + n, 1, cap - n - 1, f);
+        n += got;
+        if (got == 0)
+            break;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (bad || n > limit) {
+        free(p);
+        errno = bad ? EIO : EFBIG;
+        return NULL;
+    }
+    p[n] = 0;
+    if (len)
+        *len = n;
+    return p;
+}
+
+int write_file_atomic(const char *path, const char *data, size_t len) {
+    size_t n = strlen(path);
+    char *tmp = malloc(n + 16);
+    if (!tmp)
+        return -1;
+    snprintf(tmp, n + 16, "%s.tmpXXXXXX", path);
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        free(tmp);
+        return -1;
+    }
+    size_t off = 0;
+    while (off < len) {
+        ssize_t w = write(fd, data + off, len - off);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        off += (size_t)w;
+    }
+    int ok = off == len && fsync(fd) == 0;
+    ok = (close(fd) == 0) && ok;
+    if (ok)
+        (void)chmod(tmp, 0644);
+    if (!ok || rename(tmp, path) != 0) {
+        int e = errno;
+        unlink(tmp);
+        free(tmp);
+        errno = e;
+        return -1;
+    }
+    free(tmp);
+    return 0;
+}
+
+/* ---- sources and diagnostics ---- */
+
+typedef struct Source {
+    char *name;
+    char *text;
+    size_t len;
+} Source;
+
+static Source *sources;
+static int nsources = 1; /* index 0 means "no location" */
+static int cap_sources;
+static int nerrors;
+static FILE *diag_stream;
+
+int src_add(const char *name, const char *text, size_t len) {
+    if (nsources >= cap_sources) {
+        cap_sources = cap_sources ? cap_sources * 2 : 8;
+        sources = realloc(sources, (size_t)cap_sources * sizeof *sources);
+        if (!sources)
+            exit(2);
+    }
+    Source *s = &sources[nsources];
+    s->name = strdup(name);
+    s->text = malloc(len + 1);
+    if (!s->name || !s->text)
+        exit(2);
+    memcpy(s->text, text, len);
+    s->text[len] = 0;
+    s->len = len;
+    return nsources++;
+}
+
+const char *src_name(int file) {
+    return file > 0 && file < nsources ? sources[file].name : "<unknown>";
+}
+
+const char *src_text(int file) {
+    return file > 0 && file < nsources ? sources[file].text : "";
+}
+
+void diag_set_stream(FILE *f) { diag_stream = f; }
+int diag_errors(void) { return nerrors; }
+void diag_reset(void) { nerrors = 0; }
+
+static const char *kind_name(int kind) {
+    return kind == DIAG_ERROR ? "error" : kind == DIAG_WARNING ? "warning" : "note";
+}
+
+/* Print the source line of loc and a caret under its column. Tabs are kept
+   in the padding so the caret lines up in a terminal. */
+static void show_line(FILE *f, Loc loc) {
+    if (loc.file <= 0 || loc.file >= nsources || loc.line <= 0)
+        return;
+    const char *p = sources[loc.file].text, *end = p + sources[loc.file].len;
+    for (int l = 1; l < loc.line && p < end; p++)
+        if (*p == '\n')
+            l++;
+    if (p >= end && loc.line > 1)
+        return;
+    const char *e = p;
+    while (e < end && *e != '\n')
+        e++;
+    fprintf(f, "  %.*s\n  ", (int)(e - p), p);
+    for (int i = 1; i < loc.col && p + i - 1 < e; i++)
+        fputc(p[i - 1] == '\t' ? '\t' : ' ', f);
+    fputs("^\n", f);
+}
+
+void diag_vat(int kind, Loc loc, const char *fmt, va_list ap) {
+    FILE *f = diag_stream ? diag_stream : stderr;
+    if (kind == DIAG_ERROR)
+        nerrors++;
+    if (loc.file > 0)
+        fprintf(f, "%s:%d:%d: %s: ", src_name(loc.file), loc.line, loc.col, kind_name(kind));
+    else
+        fprintf(f, "snnc: %s: ", kind_name(kind));
+    vfprintf(f, fmt, ap);
+    fputc('\n', f);
+    show_line(f, loc);
+}
+
+void diag_at(int kind, Loc loc, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    diag_vat(kind, loc, fmt, ap);
+    va_end(ap);
+}
+
+void error_plain(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    Loc none = {0, 0, 0};
+    diag_vat(DIAG_ERROR, none, fmt, ap);
+    va_end(ap);
+}
+
+void internal_error(const char *file, int line, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "snnc: internal compiler error at %s:%d: ", file, line);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    abort();
+}
+
+void format_float(char *out, size_t n, float f) {
+    if (isnan(f)) {
+        snprintf(out, n, "NAN");
+        return;
+    }
+    if (isinf(f)) {
+        snprintf(out, n, f > 0 ? "INFINITY" : "-INFINITY");
+        return;
+    }
+    for (int prec = 1; prec <= 9; prec++) {
+        snprintf(out, n, "%.*g", prec, (double)f);
+        if (strtof(out, NULL) == f)
+            break;
+    }
+    /* make it a floating literal: 2 -> 2.0 */
+    if (!strpbrk(out, ".eEn"))
+        strncat(out, ".0", n - strlen(out) - 1);
+}

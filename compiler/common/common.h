@@ -1,0 +1,107 @@
+/*
+ * common.h: what every stage of snnc shares: arenas, growable arrays,
+ * strings, source locations and diagnostics.
+ *
+ * Memory in the compiler comes from arenas and is released all at once when
+ * the compilation ends; nothing is freed piecemeal. Diagnostics are printed
+ * as they are raised (file:line:col: error: message, the source line and a
+ * caret) and counted; a stage checks diag_errors() to decide whether the
+ * next may run.
+ */
+#ifndef SNNC_COMMON_H
+#define SNNC_COMMON_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define SNNC_VERSION "0.1.0"
+
+#if defined(__GNUC__)
+#define PRINTF_LIKE(f, a) __attribute__((format(printf, f, a)))
+#define NORETURN __attribute__((noreturn))
+#else
+#define PRINTF_LIKE(f, a)
+#define NORETURN
+#endif
+
+/* ---- arenas ---- */
+
+typedef struct ArenaBlock ArenaBlock;
+typedef struct Arena {
+    ArenaBlock *head; /* newest block first */
+} Arena;
+
+void *arena_alloc(Arena *a, size_t size); /* zeroed, aligned for any type */
+char *arena_strdup(Arena *a, const char *s);
+char *arena_strndup(Arena *a, const char *s, size_t n);
+char *arena_printf(Arena *a, const char *fmt, ...) PRINTF_LIKE(2, 3);
+void arena_free(Arena *a);
+
+/* Growable array in an arena: items/len/cap fields of any struct. */
+#define VEC(T) struct { T *items; int len, cap; }
+#define vec_push(arena, v, x) \
+    (vec_grow((arena), (void **)&(v)->items, &(v)->cap, (v)->len + 1, \
+              sizeof *(v)->items), \
+     (v)->items[(v)->len++] = (x))
+void vec_grow(Arena *a, void **items, int *cap, int need, size_t size);
+
+/* ---- checked arithmetic ---- */
+
+/* a*b into *out; returns 0 on overflow (or when the result exceeds limit). */
+int mul_checked(int64_t a, int64_t b, int64_t limit, int64_t *out);
+
+/* ---- text buffers ---- */
+
+typedef struct Buf {
+    char *data;
+    size_t len, cap;
+} Buf;
+
+void buf_printf(Buf *b, const char *fmt, ...) PRINTF_LIKE(2, 3);
+void buf_vprintf(Buf *b, const char *fmt, va_list ap);
+void buf_puts(Buf *b, const char *s);
+void buf_free(Buf *b);
+
+/* ---- files ---- */
+
+/* Whole file into malloc'd memory, NUL-terminated; NULL with errno set. */
+char *read_file(const char *path, size_t *len, size_t limit);
+/* Write atomically (temp file in the same folder, fsync, rename). */
+int write_file_atomic(const char *path, const char *data, size_t len);
+
+/* ---- source locations and diagnostics ---- */
+
+typedef struct Loc {
+    int file; /* index into the source table; 0 = no location */
+    int line, col;
+} Loc;
+
+int src_add(const char *name, const char *text, size_t len);
+const char *src_name(int file);
+const char *src_text(int file);
+
+enum { DIAG_ERROR, DIAG_WARNING, DIAG_NOTE };
+
+void diag_at(int kind, Loc loc, const char *fmt, ...) PRINTF_LIKE(3, 4);
+void diag_vat(int kind, Loc loc, const char *fmt, va_list ap);
+#define error_at(loc, ...) diag_at(DIAG_ERROR, (loc), __VA_ARGS__)
+#define note_at(loc, ...) diag_at(DIAG_NOTE, (loc), __VA_ARGS__)
+#define warn_at(loc, ...) diag_at(DIAG_WARNING, (loc), __VA_ARGS__)
+/* An error with no source location: "snnc: error: ..." */
+void error_plain(const char *fmt, ...) PRINTF_LIKE(1, 2);
+int diag_errors(void);
+void diag_reset(void);
+void diag_set_stream(FILE *f);
+
+/* Internal compiler errors say so and name the compiler's own source line. */
+NORETURN void internal_error(const char *file, int line, const char *fmt, ...)
+    PRINTF_LIKE(3, 4);
+#define ICE(...) internal_error(__FILE__, __LINE__, __VA_ARGS__)
+#define ASSERT(c) ((c) ? (void)0 : ICE("assertion failed: %s", #c))
+
+/* Shortest decimal text that reads back as the same float (for C literals). */
+void format_float(char *out, size_t n, float f);
+
+#endif

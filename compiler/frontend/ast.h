@@ -1,0 +1,85 @@
+/*
+ * ast.h: the syntax tree of the description language.
+ *
+ * One Node type with a kind, as in chibicc: expressions, statements and
+ * definitions share it, and sequences (arguments, statements, items) are
+ * linked through `next`. The parser builds nodes through the ast_ functions
+ * below and gives them meaning nowhere: all checking is in sema.
+ */
+#ifndef SNNC_AST_H
+#define SNNC_AST_H
+
+#include "common.h"
+
+typedef enum NodeKind {
+    /* expressions */
+    N_NUM,    /* num; is_int when written without '.' or exponent */
+    N_BOOL,   /* num is 0 or 1 */
+    N_IDENT,  /* name */
+    N_CALL,   /* name(args): a function, layer, neuron model or surrogate */
+    N_BINOP,  /* a op b */
+    N_UNOP,   /* op a */
+    N_COND,   /* a ? b : c */
+    N_LIST,   /* [args] */
+    N_PIPE,   /* a |> b */
+    N_AS,     /* a as name */
+    N_KWARG,  /* name = a, inside call arguments */
+    /* statements in a neuron body */
+    S_PARAM,  /* param name = a per gran(name2) */
+    S_STATE,  /* state name = a (a may be NULL: an error sema reports) */
+    S_ASSIGN, /* name = a */
+    S_EMIT,   /* emit a */
+    S_IF,     /* if a { body } else { els } */
+    /* statements in a network body */
+    S_TIMESTEPS, /* timesteps a */
+    S_INPUT,     /* input name : a encode name2 */
+    S_OUTPUT,    /* output a readout name2 */
+    /* definitions */
+    D_NEURON,  /* neuron name(params) { body }; params are N_KWARG or N_IDENT */
+    D_NETWORK, /* network name { body } */
+} NodeKind;
+
+/* Operators of N_BINOP and N_UNOP. */
+typedef enum AstOp {
+    OP_ADD, OP_SUB, OP_MUL, OP_DIV,
+    OP_LT, OP_LE, OP_GT, OP_GE, OP_EQ, OP_NE,
+    OP_AND, OP_OR, OP_NOT, OP_NEG,
+} AstOp;
+
+typedef struct Node Node;
+struct Node {
+    NodeKind kind;
+    Loc loc;
+    AstOp op;
+    int is_int;
+    double num;
+    const char *name;
+    const char *name2;
+    Node *a, *b, *c;
+    Node *args; /* call arguments, list items, parameters */
+    Node *body, *els;
+    Node *next;
+};
+
+typedef struct ParseCtx {
+    Arena *arena;
+    int file;
+    Node *items; /* the parsed definitions, in order */
+    void *scanner;
+} ParseCtx;
+
+Node *ast_new(ParseCtx *c, NodeKind k, Loc loc);
+Node *ast_num(ParseCtx *c, Loc loc, double v, int is_int);
+Node *ast_ident(ParseCtx *c, Loc loc, const char *name);
+Node *ast_call(ParseCtx *c, Loc loc, const char *name, Node *args);
+Node *ast_binop(ParseCtx *c, Loc loc, AstOp op, Node *a, Node *b);
+Node *ast_unop(ParseCtx *c, Loc loc, AstOp op, Node *a);
+Node *ast_append(Node *list, Node *item);
+int ast_count(const Node *list);
+const char *ast_op_text(AstOp op);
+
+/* Parse text (already registered as source `file`); returns the items or
+   NULL. Syntax errors are reported through the diagnostics. */
+Node *parse_source(Arena *arena, int file, const char *text, size_t len);
+
+#endif

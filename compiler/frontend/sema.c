@@ -1,0 +1,885 @@
+/*
+ * sema.c: checks a network and builds its graph IR.
+ *
+ * Three phases. First the network's statements are walked in order and each
+ * pipe `a |> f(...)` becomes a node with its attributes; neuron layers are
+ * instantiated from their model right away (neuron.c). Second, shapes are
+ * inferred to a fixpoint, because a recurrent edge prev(h) may be read before
+ * h is defined. Third, learnable parameters are created from the shapes.
+ * Errors are reported where the user wrote the offending text; a node whose
+ * shape could not be inferred is marked so that one mistake is reported once.
+ */
+#include "sema.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "neuron.h"
+
+typedef struct Name {
+    const char *name;
+    int node;
+    Loc loc;
+} Name;
+
+typedef struct Sema {
+    Arena *arena;
+    IrGraph *g;
+    VEC(const Node *) models; /* neuron definitions, std first */
+    VEC(const Node *) bad_models; /* user models whose errors were reported */
+    VEC(Name) names;          /* layer and chain names visible in the network */
+    VEC(int) pending;         /* DELAY nodes whose source is resolved at the end */
+    VEC(const Node *) pending_ref;
+    const char *chain;        /* name of the statement being elaborated */
+    int chain_first;          /* first node created by that statement */
+    unsigned char *bad;       /* per node: shape could not be inferred */
+} Sema;
+
+/* ---- names ---- */
+
+static const Name *find_name(Sema *S, const char *name) {
+    for (int i = S->names.len - 1; i >= 0; i--)
+        if (!strcmp(S->names.items[i].name, name))
+            return &S->names.items[i];
+    return NULL;
+}
+
+static int define_name(Sema *S, const char *name, int node, Loc loc) {
+    const Name *prev = find_name(S, name);
+    if (prev) {
+        error_at(loc, "redefinition of '%s'", name);
+        note_at(prev->loc, "'%s' was defined here", name);
+        return 0;
+    }
+    Name n = {name, node, loc};
+    vec_push(S->arena, &S->names, n);
+    return 1;
+}
+
+static int node_name_taken(Sema *S, const char *name) {
+    return ir_find_node(S->g, name) >= 0 || find_name(S, name) != NULL;
+}
+
+/* Auto names: "<chain>_<op>", then "_2", "_3"... until unused. */
+static const char *auto_name(Sema *S, const char *op) {
+    const char *base = arena_printf(S->arena, "%s_%s", S->chain ? S->chain : "net", op);
+    if (!node_name_taken(S, base))
+        return base;
+    for (int i = 2;; i++) {
+        const char *n = arena_printf(S->arena, "%s_%d", base, i);
+        if (!node_name_taken(S, n))
+            return n;
+    }
+}
+
+static const Node *find_model(Sema *S, const char *name) {
+    for (int i = 0; i < S->models.len; i++)
+        if (!strcmp(S->models.items[i]->name, name))
+            return S->models.items[i];
+    return NULL;
+}
+
+static int model_is_bad(Sema *S, const Node *model) {
+    for (int i = 0; i < S->bad_models.len; i++)
+        if (S->bad_models.items[i] == model)
+            return 1;
+    return 0;
+}
+
+/* ---- constant arguments of layers ---- */
+
+/* Evaluates a constant expression of the network (layer arguments,
+   timesteps). Returns 0 after reporting an error. */
+static int const_num(Sema *S, const Node *e, double *out) {
+    (void)S;
+    switch (e->kind) {
+    case N_NUM:
+    case N_BOOL:
+        *out = e->num;
+        return 1;
+    case N_UNOP: {
+        double a;
+        if (!const_num(S, e->a, &a))
+            return 0;
+        *out = e->op == OP_NEG ? -a : !a;
+        return 1;
+    }
+    case N_BINOP: {
+        double a, b;
+        if (!const_num(S, e->a, &a) || !const_num(S, e->b, &b))
+            return 0;
+        switch (e->op) {
+        case OP_ADD: *out = a + b; break;
+        case OP_SUB: *out = a - b; break;
+        case OP_MUL: *out = a * b; break;
+        case OP_DIV:
+            if (b == 0) {
+                error_at(e->loc, "division by zero in a constant expression");
+                return 0;
+            }
+            *out = a / b;
+            break;
+        default:
+            error_at(e->loc, "operator '%s' is not allowed here", ast_op_text(e->op));
+            return 0;
+        }
+        if (!isfinite(*out)) {
+            error_at(e->loc, "constant expression overflows");
+            return 0;
+        }
+        return 1;
+    }
+    default:
+        error_at(e->loc, "expected a constant number");
+        return 0;
+    }
+}
+
+static int const_int(Sema *S, const Node *e, int64_t lo, int64_t hi, const char *what, int64_t *out) {
+    double v;
+    if (!const_num(S, e, &v))
+        return 0;
+    if (v != floor(v)) {
+        error_at(e->loc, "%s must be an integer", what);
+        return 0;
+    }
+    if (v < (double)lo || v > (double)hi) {
+        error_at(e->loc, "%s must be between %lld and %lld, got %.17g", what, (long long)lo,
+                 (long long)hi, v);
+        return 0;
+    }
+    *out = (int64_t)v;
+    return 1;
+}
+
+/* An `ints` argument: n or [a, b]. */
+static int const_pair(Sema *S, const Node *e, int64_t lo, const char *what, int out[2]) {
+    int64_t v;
+    if (e->kind == N_LIST) {
+        if (ast_count(e->args) != 2) {
+            error_at(e->loc, "%s takes one integer or a list of two", what);
+            return 0;
+        }
+        for (int i = 0; i < 2; i++) {
+            const Node *item = i ? e->args->next : e->args;
+            if (!const_int(S, item, lo, 65536, what, &v))
+                return 0;
+            out[i] = (int)v;
+        }
+        return 1;
+    }
+    if (!const_int(S, e, lo, 65536, what, &v))
+        return 0;
+    out[0] = out[1] = (int)v;
+    return 1;
+}
+
+/* Binds call arguments to a signature "name:kind[=default] ...". Fills
+   vals[i] with the argument node or NULL when defaulted. */
+#define MAX_SIG 8
+typedef struct SigArg {
+    char name[24];
+    char kind[8];
+    const char *def;
+} SigArg;
+
+static int parse_sig(const char *sig, SigArg *out) {
+    int n = 0;
+    const char *p = sig;
+    while (*p && n < MAX_SIG) {
+        while (*p == ' ')
+            p++;
+        if (!*p)
+            break;
+        SigArg *a = &out[n++];
+        memset(a, 0, sizeof *a);
+        size_t k = 0;
+        while (*p && *p != ':' && k + 1 < sizeof a->name)
+            a->name[k++] = *p++;
+        p++;
+        k = 0;
+        while (*p && *p != '=' && *p != ' ' && k + 1 < sizeof a->kind)
+            a->kind[k++] = *p++;
+        if (*p == '=') {
+            a->def = ++p;
+            while (*p && *p != ' ')
+                p++;
+        }
+    }
+    return n;
+}
+
+static int bind_args(const char *what, Loc loc, const Node *args, const SigArg *sig, int nsig,
+                     const Node **vals) {
+    int ok = 1, pos = 0;
+    for (int i = 0; i < nsig; i++)
+        vals[i] = NULL;
+    for (const Node *a = args; a; a = a->next) {
+        if (a->kind == N_KWARG) {
+            int k = 0;
+            while (k < nsig && strcmp(sig[k].name, a->name))
+                k++;
+            if (k == nsig) {
+                error_at(a->loc, "%s has no argument named '%s'", what, a->name);
+                ok = 0;
+            } else if (vals[k]) {
+                error_at(a->loc, "argument '%s' of %s is given twice", a->name, what);
+                ok = 0;
+            } else
+                vals[k] = a->a;
+            pos = nsig; /* no positional argument after a named one */
+            continue;
+        }
+        if (pos >= nsig) {
+            if (nsig == 0)
+                error_at(a->loc, "%s takes no arguments", what);
+            else
+                error_at(a->loc, "too many arguments for %s (it takes %d)", what, nsig);
+            return 0;
+        }
+        vals[pos++] = a;
+    }
+    for (int i = 0; i < nsig; i++)
+        if (!vals[i] && !sig[i].def) {
+            error_at(loc, "%s needs argument '%s'", what, sig[i].name);
+            ok = 0;
+        }
+    return ok;
+}
+
+static double sig_default(const SigArg *s) {
+    if (!strcmp(s->def, "true"))
+        return 1;
+    if (!strcmp(s->def, "false"))
+        return 0;
+    return strtod(s->def, NULL);
+}
+
+/* ---- building nodes ---- */
+
+static int eval_layer(Sema *S, const Node *e);
+
+static int new_node(Sema *S, IrOp op, const char *name, Loc loc, int in0, int in1) {
+    int id = ir_add_node(S->g, op, name, loc);
+    IrNode *n = &S->g->nodes.items[id];
+    if (in0 >= 0)
+        n->in[n->nin++] = in0;
+    if (in1 >= 0)
+        n->in[n->nin++] = in1;
+    return id;
+}
+
+/* Apply a builtin layer: fills attributes from the arguments. */
+static int apply_builtin(Sema *S, IrOp op, const Node *f, const char *name, int input) {
+    SigArg sig[MAX_SIG];
+    const Node *vals[MAX_SIG];
+    int nsig = parse_sig(ir_op_sigs[op], sig);
+    const char *what = arena_printf(S->arena, "'%s'", ir_op_names[op]);
+    const Node *args = f->kind == N_CALL ? f->args : NULL;
+    if (op == IR_ADD) {
+        /* x |> add(y): the one argument is another value */
+        if (ast_count(args) != 1 || args->kind == N_KWARG) {
+            error_at(f->loc, "'add' in a pipe takes one value: x |> add(y)");
+            return -1;
+        }
+        int other = eval_layer(S, args);
+        if (other < 0)
+            return -1;
+        return new_node(S, op, name ? name : auto_name(S, "add"), f->loc, input, other);
+    }
+    if (!bind_args(what, f->loc, args, sig, nsig, vals))
+        return -1;
+    int id = new_node(S, op, name ? name : auto_name(S, ir_op_names[op]), f->loc, input, -1);
+    IrNode *n = &S->g->nodes.items[id];
+    n->groups = 1;
+    n->bias = 1;
+    for (int i = 0; i < nsig; i++) {
+        const SigArg *s = &sig[i];
+        const Node *v = vals[i];
+        double d = v ? 0 : sig_default(s);
+        int64_t iv = (int64_t)d;
+        int pair[2] = {(int)d, (int)d};
+        int ok = 1;
+        if (!strcmp(s->kind, "int") && v)
+            ok = const_int(S, v, 1, IR_MAX_ELEMS - 1, s->name, &iv);
+        else if (!strcmp(s->kind, "ints") && v)
+            ok = const_pair(S, v, !strcmp(s->name, "padding") ? 0 : 1, s->name, pair);
+        else if (!strcmp(s->kind, "bool") && v) {
+            ok = const_num(S, v, &d);
+            if (ok && v->kind != N_BOOL && d != 0 && d != 1) {
+                error_at(v->loc, "'%s' must be true or false", s->name);
+                ok = 0;
+            }
+        } else if (!strcmp(s->kind, "float") && v)
+            ok = const_num(S, v, &d);
+        if (!ok)
+            return -1;
+        n = &S->g->nodes.items[id];
+        if (!strcmp(s->name, "out"))
+            n->out = iv;
+        else if (!strcmp(s->name, "bias"))
+            n->bias = v ? d != 0 : 1;
+        else if (!strcmp(s->name, "groups"))
+            n->groups = (int)iv;
+        else if (!strcmp(s->name, "kernel"))
+            memcpy(n->kernel, pair, sizeof pair);
+        else if (!strcmp(s->name, "stride"))
+            memcpy(n->stride, pair, sizeof pair);
+        else if (!strcmp(s->name, "padding"))
+            memcpy(n->pad, pair, sizeof pair);
+        else if (!strcmp(s->name, "factor") || !strcmp(s->name, "eps") || !strcmp(s->name, "p"))
+            n->fval = (float)d;
+    }
+    n = &S->g->nodes.items[id];
+    if ((op == IR_MAXPOOL || op == IR_AVGPOOL) && n->stride[0] == 0) {
+        n->stride[0] = n->kernel[0];
+        n->stride[1] = n->kernel[1];
+    }
+    if (op == IR_BATCHNORM && !(n->fval > 0)) {
+        error_at(f->loc, "batchnorm eps must be positive");
+        return -1;
+    }
+    if (op == IR_DROPOUT && !(n->fval >= 0 && n->fval < 1)) {
+        error_at(f->loc, "dropout p must be in [0, 1)");
+        return -1;
+    }
+    if (op == IR_SCALE && !isfinite(n->fval)) {
+        error_at(f->loc, "scale factor is not a finite float");
+        return -1;
+    }
+    return id;
+}
+
+static const char *lower(Arena *a, const char *s) {
+    char *p = arena_strdup(a, s);
+    for (char *q = p; *q; q++)
+        if (*q >= 'A' && *q <= 'Z')
+            *q = (char)(*q - 'A' + 'a');
+    return p;
+}
+
+/* Apply f (a layer or neuron model, maybe `as name`) to the value `input`. */
+static int apply(Sema *S, const Node *f, int input) {
+    const char *name = NULL;
+    if (f->kind == N_AS) {
+        name = f->name;
+        if (node_name_taken(S, name)) {
+            error_at(f->loc, "redefinition of '%s'", name);
+            return -1;
+        }
+        f = f->a;
+    }
+    if (f->kind != N_IDENT && f->kind != N_CALL) {
+        error_at(f->loc, "expected a layer or a neuron model after '|>'");
+        return -1;
+    }
+    for (int op = 0; op < IR_NUM_OPS; op++) {
+        if (op == IR_INPUT || op == IR_NEURON || op == IR_DELAY)
+            continue;
+        if (!strcmp(f->name, ir_op_names[op]))
+            return apply_builtin(S, (IrOp)op, f, name, input);
+    }
+    if (!strcmp(f->name, "prev") || !strcmp(f->name, "input")) {
+        error_at(f->loc, "'%s' cannot be applied with '|>'", f->name);
+        return -1;
+    }
+    const Node *model = find_model(S, f->name);
+    if (!model) {
+        error_at(f->loc, "unknown layer or neuron model '%s'", f->name);
+        return -1;
+    }
+    if (model_is_bad(S, model))
+        return -1;
+    int id = new_node(S, IR_NEURON, name ? name : auto_name(S, lower(S->arena, f->name)),
+                      f->loc, input, -1);
+    NeuronProg *p = neuron_instantiate(S->arena, model, f->kind == N_CALL ? f->args : NULL, f->loc);
+    if (!p)
+        return -1;
+    S->g->nodes.items[id].neuron = p;
+    return id;
+}
+
+/* A value of the network: a name, prev(name), add(a, b), or a pipe. */
+static int eval_layer(Sema *S, const Node *e) {
+    switch (e->kind) {
+    case N_PIPE: {
+        int in = eval_layer(S, e->a);
+        if (in < 0)
+            return -1;
+        return apply(S, e->b, in);
+    }
+    case N_IDENT: {
+        const Name *n = find_name(S, e->name);
+        if (n)
+            return n->node; /* -1 for a name whose definition failed */
+        if (find_model(S, e->name) || ir_find_node(S->g, e->name) >= 0) {
+            error_at(e->loc, "'%s' needs an input: write 'x |> %s'", e->name, e->name);
+            return -1;
+        }
+        for (int op = 0; op < IR_NUM_OPS; op++)
+            if (!strcmp(e->name, ir_op_names[op])) {
+                error_at(e->loc, "'%s' needs an input: write 'x |> %s(...)'", e->name, e->name);
+                return -1;
+            }
+        error_at(e->loc, "use of undefined layer '%s'", e->name);
+        return -1;
+    }
+    case N_CALL:
+        if (!strcmp(e->name, "prev")) {
+            if (ast_count(e->args) != 1 || e->args->kind != N_IDENT) {
+                error_at(e->loc, "'prev' takes the name of a layer: prev(h)");
+                return -1;
+            }
+            int id = new_node(S, IR_DELAY, auto_name(S, "prev"), e->loc, -1, -1);
+            S->g->nodes.items[id].nin = 1; /* source filled in at the end */
+            vec_push(S->arena, &S->pending, id);
+            vec_push(S->arena, &S->pending_ref, e->args);
+            return id;
+        }
+        if (!strcmp(e->name, "add")) {
+            if (ast_count(e->args) != 2 || e->args->kind == N_KWARG ||
+                e->args->next->kind == N_KWARG) {
+                error_at(e->loc, "'add' takes two values: add(a, b) or a |> add(b)");
+                return -1;
+            }
+            int a = eval_layer(S, e->args);
+            int b = a < 0 ? -1 : eval_layer(S, e->args->next);
+            if (b < 0)
+                return -1;
+            return new_node(S, IR_ADD, auto_name(S, "add"), e->loc, a, b);
+        }
+        if (find_model(S, e->name)) {
+            error_at(e->loc, "neuron model '%s' needs an input: write 'x |> %s(...)'", e->name,
+                     e->name);
+            return -1;
+        }
+        for (int op = 0; op < IR_NUM_OPS; op++)
+            if (!strcmp(e->name, ir_op_names[op])) {
+                error_at(e->loc, "'%s' needs an input: write 'x |> %s(...)'", e->name, e->name);
+                return -1;
+            }
+        error_at(e->loc, "unknown layer or neuron model '%s'", e->name);
+        return -1;
+    case N_AS:
+        error_at(e->loc, "'as' names a layer applied with '|>'");
+        return -1;
+    default:
+        error_at(e->loc, "expected a layer value");
+        return -1;
+    }
+}
+
+/* ---- statements ---- */
+
+static void stmt_input(Sema *S, const Node *st) {
+    IrGraph *g = S->g;
+    if (g->input >= 0) {
+        error_at(st->loc, "only one input is supported");
+        note_at(g->nodes.items[g->input].loc, "the input is defined here");
+        return;
+    }
+    Shape sh = {0, {0}};
+    if (st->a->kind != N_LIST || !st->a->args) {
+        error_at(st->a->loc, "the input's shape is a list of sizes, e.g. [1, 28, 28]");
+        return;
+    }
+    if (ast_count(st->a->args) > IR_MAX_DIMS) {
+        error_at(st->a->loc, "an input may have at most %d dimensions", IR_MAX_DIMS);
+        return;
+    }
+    int64_t total = 1;
+    for (const Node *d = st->a->args; d; d = d->next) {
+        int64_t v;
+        if (d->kind == N_KWARG) {
+            error_at(d->loc, "expected a size");
+            return;
+        }
+        if (!const_int(S, d, 1, IR_MAX_ELEMS - 1, "a dimension", &v))
+            return;
+        if (!mul_checked(total, v, IR_MAX_ELEMS - 1, &total)) {
+            error_at(d->loc, "the input's size overflows (at most %lld elements per sample)",
+                     (long long)(IR_MAX_ELEMS - 1));
+            return;
+        }
+        sh.d[sh.ndim++] = v;
+    }
+    Encoding enc;
+    if (!strcmp(st->name2, "direct"))
+        enc = ENC_DIRECT;
+    else if (!strcmp(st->name2, "sequence"))
+        enc = ENC_SEQUENCE;
+    else {
+        error_at(st->loc, "unknown encoding '%s' (expected direct or sequence)", st->name2);
+        return;
+    }
+    int id = new_node(S, IR_INPUT, st->name, st->loc, -1, -1);
+    g->nodes.items[id].shape = sh;
+    g->input = id;
+    g->encoding = enc;
+    define_name(S, st->name, id, st->loc);
+}
+
+static void stmt_assign(Sema *S, const Node *st) {
+    if (find_name(S, st->name) || ir_find_node(S->g, st->name) >= 0) {
+        const Name *p = find_name(S, st->name);
+        error_at(st->loc, "redefinition of '%s'", st->name);
+        if (p)
+            note_at(p->loc, "'%s' was defined here", st->name);
+        return;
+    }
+    S->chain = st->name;
+    S->chain_first = S->g->nodes.len;
+    int id = eval_layer(S, st->a);
+    S->chain = NULL;
+    if (id < 0) {
+        define_name(S, st->name, -1, st->loc); /* later uses stay silent */
+        return;
+    }
+    /* The chain's last layer takes the chain's name unless it has one. */
+    IrNode *n = &S->g->nodes.items[id];
+    const Node *top = st->a->kind == N_PIPE ? st->a->b : st->a;
+    if (id >= S->chain_first && top->kind != N_AS)
+        n->name = st->name;
+    define_name(S, st->name, id, st->loc);
+}
+
+static void stmt_output(Sema *S, const Node *st) {
+    IrGraph *g = S->g;
+    if (g->output >= 0) {
+        error_at(st->loc, "only one output is supported");
+        return;
+    }
+    if (st->a->kind != N_IDENT) {
+        error_at(st->a->loc, "the output names a layer");
+        return;
+    }
+    const Name *n = find_name(S, st->a->name);
+    if (!n) {
+        error_at(st->a->loc, "use of undefined layer '%s'", st->a->name);
+        return;
+    }
+    if (n->node < 0)
+        return;
+    int r = -1;
+    for (int i = 0; i < 6; i++)
+        if (!strcmp(st->name2, readout_names[i]))
+            r = i;
+    if (r < 0) {
+        error_at(st->loc, "unknown readout '%s' (expected steps, count, rate, mean, last or max)",
+                 st->name2);
+        return;
+    }
+    g->output = n->node;
+    g->readout = (Readout)r;
+}
+
+/* ---- shapes ---- */
+
+static int conv_out(int64_t in, int k, int s, int p, int64_t *out) {
+    int64_t span = in + 2 * (int64_t)p - k;
+    if (span < 0)
+        return 0;
+    *out = span / s + 1;
+    return 1;
+}
+
+/* Shape of node i from its inputs; 1 done, 0 not yet, -1 error reported. */
+static int infer_node(Sema *S, int i) {
+    IrGraph *g = S->g;
+    IrNode *n = &g->nodes.items[i];
+    const Shape *x = NULL, *y = NULL;
+    if (n->op == IR_INPUT)
+        return 1;
+    for (int k = 0; k < n->nin; k++) {
+        int s = n->in[k];
+        if (S->bad[s])
+            return -2; /* silently: the cause was reported */
+        if (g->nodes.items[s].shape.ndim == 0)
+            return 0;
+    }
+    x = &g->nodes.items[n->in[0]].shape;
+    if (n->nin > 1)
+        y = &g->nodes.items[n->in[1]].shape;
+    Shape o = *x;
+    const char *xs = shape_str(S->arena, x);
+    switch (n->op) {
+    case IR_DENSE:
+        if (x->ndim != 1) {
+            error_at(n->loc, "'dense' needs a flat input, got %s: insert '|> flatten' before it", xs);
+            return -1;
+        }
+        o.d[0] = n->out;
+        break;
+    case IR_CONV2D:
+    case IR_MAXPOOL:
+    case IR_AVGPOOL: {
+        const char *op = ir_op_names[n->op];
+        if (x->ndim != 3) {
+            error_at(n->loc, "'%s' needs an input of shape [C, H, W], got %s", op, xs);
+            return -1;
+        }
+        if (n->op != IR_CONV2D && (n->pad[0] * 2 > n->kernel[0] || n->pad[1] * 2 > n->kernel[1])) {
+            error_at(n->loc, "'%s' padding must be at most half the kernel size", op);
+            return -1;
+        }
+        if (n->op == IR_CONV2D) {
+            if (x->d[0] % n->groups || n->out % n->groups) {
+                error_at(n->loc,
+                         "'conv2d' groups (%d) must divide the input channels (%lld) and the "
+                         "output channels (%lld)",
+                         n->groups, (long long)x->d[0], (long long)n->out);
+                return -1;
+            }
+            o.d[0] = n->out;
+        }
+        if (!conv_out(x->d[1], n->kernel[0], n->stride[0], n->pad[0], &o.d[1]) ||
+            !conv_out(x->d[2], n->kernel[1], n->stride[1], n->pad[1], &o.d[2])) {
+            error_at(n->loc, "'%s' kernel %dx%d is larger than its padded input %s", op,
+                     n->kernel[0], n->kernel[1], xs);
+            return -1;
+        }
+        break;
+    }
+    case IR_FLATTEN: {
+        int64_t c = shape_count(x);
+        o.ndim = 1;
+        o.d[0] = c;
+        break;
+    }
+    case IR_ADD:
+        if (x->ndim != y->ndim || memcmp(x->d, y->d, sizeof(int64_t) * (size_t)x->ndim)) {
+            error_at(n->loc, "'add' needs two values of one shape, got %s and %s", xs,
+                     shape_str(S->arena, y));
+            return -1;
+        }
+        break;
+    case IR_BATCHNORM:
+        if (x->ndim != 1 && x->ndim != 3) {
+            error_at(n->loc, "'batchnorm' needs an input of shape [C] or [C, H, W], got %s", xs);
+            return -1;
+        }
+        break;
+    default:
+        break;
+    }
+    int64_t total = 1;
+    for (int k = 0; k < o.ndim; k++)
+        if (!mul_checked(total, o.d[k], IR_MAX_ELEMS - 1, &total)) {
+            error_at(n->loc, "the output of '%s' is too large (more than %lld elements per sample)",
+                     n->name, (long long)(IR_MAX_ELEMS - 1));
+            return -1;
+        }
+    n->shape = o;
+    return 1;
+}
+
+static void infer_shapes(Sema *S) {
+    IrGraph *g = S->g;
+    S->bad = arena_alloc(S->arena, (size_t)g->nodes.len + 1);
+    for (int progress = 1; progress;) {
+        progress = 0;
+        for (int i = 0; i < g->nodes.len; i++) {
+            if (S->bad[i] || g->nodes.items[i].shape.ndim)
+                continue;
+            int r = infer_node(S, i);
+            if (r == 1 && g->nodes.items[i].shape.ndim)
+                progress = 1;
+            if (r < 0) {
+                S->bad[i] = 1;
+                progress = 1;
+            }
+        }
+    }
+    for (int i = 0; i < g->nodes.len; i++)
+        if (!S->bad[i] && g->nodes.items[i].shape.ndim == 0) {
+            error_at(g->nodes.items[i].loc,
+                     "cannot infer the shape of '%s': it depends on itself only through prev()",
+                     g->nodes.items[i].name);
+            S->bad[i] = 1;
+        }
+}
+
+/* ---- parameters ---- */
+
+static void make_params(Sema *S) {
+    IrGraph *g = S->g;
+    for (int i = 0; i < g->nodes.len; i++) {
+        IrNode *n = &g->nodes.items[i];
+        const Shape *x = n->nin ? &g->nodes.items[n->in[0]].shape : NULL;
+        Shape w = {0, {0}}, b = {1, {n->out}};
+        int64_t fan, cnt;
+        switch (n->op) {
+        case IR_DENSE:
+            w.ndim = 2;
+            w.d[0] = n->out;
+            w.d[1] = x->d[0];
+            if (!mul_checked(n->out, x->d[0], IR_MAX_ELEMS - 1, &cnt)) {
+                error_at(n->loc, "the weight of '%s' is too large", n->name);
+                break;
+            }
+            ir_add_param(g, i, "weight", &w, PK_WEIGHT, 0, x->d[0]);
+            if (n->bias)
+                ir_add_param(g, i, "bias", &b, PK_BIAS, 0, x->d[0]);
+            break;
+        case IR_CONV2D:
+            w.ndim = 4;
+            w.d[0] = n->out;
+            w.d[1] = x->d[0] / n->groups;
+            w.d[2] = n->kernel[0];
+            w.d[3] = n->kernel[1];
+            fan = w.d[1] * w.d[2] * w.d[3];
+            if (!mul_checked(fan, n->out, IR_MAX_ELEMS - 1, &cnt)) {
+                error_at(n->loc, "the weight of '%s' is too large", n->name);
+                break;
+            }
+            ir_add_param(g, i, "weight", &w, PK_WEIGHT, 0, fan);
+            if (n->bias)
+                ir_add_param(g, i, "bias", &b, PK_BIAS, 0, fan);
+            break;
+        case IR_BATCHNORM:
+            b.d[0] = x->d[0];
+            ir_add_param(g, i, "weight", &b, PK_ONES, 1, 0);
+            ir_add_param(g, i, "bias", &b, PK_ZEROS, 0, 0);
+            ir_add_param(g, i, "running_mean", &b, PK_ZEROS, 0, 0);
+            ir_add_param(g, i, "running_var", &b, PK_ONES, 1, 0);
+            break;
+        case IR_NEURON: {
+            NeuronProg *p = n->neuron;
+            for (int k = 0; k < p->params.len; k++) {
+                NeuronParam *q = &p->params.items[k];
+                Shape s = {1, {1}};
+                if (q->gran == GRAN_CHANNEL)
+                    s.d[0] = x->d[0];
+                else if (q->gran == GRAN_NEURON)
+                    s = *x;
+                q->param = ir_add_param(g, i, q->name, &s, PK_CONST, q->init, 0);
+            }
+            break;
+        }
+        default:
+            break;
+        }
+    }
+}
+
+/* ---- the network ---- */
+
+static const Node *pick_network(Node *user, const char *want) {
+    const Node *found = NULL;
+    int count = 0;
+    for (const Node *it = user; it; it = it->next) {
+        if (it->kind != D_NETWORK)
+            continue;
+        count++;
+        if (want ? !strcmp(it->name, want) : !found)
+            found = it;
+    }
+    if (want && !found) {
+        error_plain("no network named '%s' in the input", want);
+        return NULL;
+    }
+    if (!count) {
+        error_plain("the input defines no network");
+        return NULL;
+    }
+    if (!want && count > 1) {
+        error_at(found->loc, "the input defines %d networks: choose one with --network NAME", count);
+        return NULL;
+    }
+    return found;
+}
+
+static void collect_models(Sema *S, Node *items) {
+    for (const Node *it = items; it; it = it->next) {
+        if (it->kind != D_NEURON)
+            continue;
+        const Node *prev = find_model(S, it->name);
+        if (prev) {
+            error_at(it->loc, "redefinition of neuron model '%s'", it->name);
+            note_at(prev->loc, "'%s' was defined here", it->name);
+            continue;
+        }
+        for (int op = 0; op < IR_NUM_OPS; op++)
+            if (!strcmp(it->name, ir_op_names[op]))
+                error_at(it->loc, "'%s' is a built-in layer and cannot name a neuron model", it->name);
+        vec_push(S->arena, &S->models, it);
+    }
+}
+
+IrGraph *sema_build(Arena *a, Node *std, Node *user, const SemaOptions *opt) {
+    Sema S;
+    memset(&S, 0, sizeof S);
+    S.arena = a;
+    collect_models(&S, std);
+    collect_models(&S, user);
+    /* Check every model of the user's file, even unused ones, so that a
+       library of models gets its errors; the std library is checked by tests. */
+    for (const Node *it = user; it; it = it->next)
+        if (it->kind == D_NEURON && !neuron_check(a, it))
+            vec_push(a, &S.bad_models, it);
+    const Node *net = pick_network(user, opt->network);
+    if (!net)
+        return NULL;
+    IrGraph *g = ir_new(a, net->name);
+    g->loc = net->loc;
+    g->source = src_name(net->loc.file);
+    S.g = g;
+    const Node *ts = NULL;
+    for (const Node *st = net->body; st; st = st->next) {
+        switch (st->kind) {
+        case S_TIMESTEPS:
+            if (ts) {
+                error_at(st->loc, "timesteps given twice");
+                note_at(ts->loc, "first given here");
+                break;
+            }
+            ts = st;
+            {
+                int64_t v;
+                if (const_int(&S, st->a, 1, 1000000, "timesteps", &v))
+                    g->timesteps = (int)v;
+            }
+            break;
+        case S_INPUT:
+            stmt_input(&S, st);
+            break;
+        case S_ASSIGN:
+            stmt_assign(&S, st);
+            break;
+        case S_OUTPUT:
+            stmt_output(&S, st);
+            break;
+        default:
+            error_at(st->loc, "unexpected statement in a network");
+        }
+    }
+    for (int i = 0; i < S.pending.len; i++) {
+        const Node *ref = S.pending_ref.items[i];
+        const Name *n = find_name(&S, ref->name);
+        if (!n) {
+            error_at(ref->loc, "prev() of undefined layer '%s'", ref->name);
+            continue;
+        }
+        if (n->node < 0)
+            continue;
+        g->nodes.items[S.pending.items[i]].in[0] = n->node;
+    }
+    if (opt->timesteps > 0)
+        g->timesteps = opt->timesteps;
+    if (!g->timesteps && !diag_errors())
+        error_at(net->loc, "network '%s' does not say its timesteps ('timesteps N;')", net->name);
+    if (g->input < 0 && !diag_errors())
+        error_at(net->loc, "network '%s' has no input", net->name);
+    if (g->output < 0 && !diag_errors())
+        error_at(net->loc, "network '%s' has no output ('output LAYER readout KIND;')", net->name);
+    if (diag_errors())
+        return NULL;
+    infer_shapes(&S);
+    if (diag_errors())
+        return NULL;
+    make_params(&S);
+    if (diag_errors())
+        return NULL;
+    return g;
+}

@@ -1,0 +1,207 @@
+/*
+ * ir.h: the graph IR shared by every front end and every back end.
+ *
+ * A graph is a list of nodes in a topological order of the same-step edges;
+ * values are referred to by their node index (stable in dumps). A DELAY node
+ * reads its source's value of the previous step, so its source may come
+ * later in the list: that is how recurrent edges are written. Each value is
+ * a tensor of shape [B, shape...] at one timestep; shapes here are per
+ * sample. NEURON nodes carry a NeuronProg: the per-step equations of their
+ * model, instantiated, in SSA form.
+ */
+#ifndef SNNC_IR_H
+#define SNNC_IR_H
+
+#include "common.h"
+
+typedef enum IrOp {
+#define OP(id, name, nin, sig, doc) IR_##id,
+#include "ops.def"
+#undef OP
+    IR_NUM_OPS
+} IrOp;
+
+typedef enum EqOp {
+#define EQ(id, name, arity, callable) EQ_##id,
+#include "eqops.def"
+#undef EQ
+    EQ_NUM_OPS
+} EqOp;
+
+typedef enum SurrKind {
+#define SURR(id, name, alpha, doc) SURR_##id,
+#include "surrogates.def"
+#undef SURR
+    SURR_NUM
+} SurrKind;
+
+extern const char *const ir_op_names[IR_NUM_OPS];
+extern const int ir_op_inputs[IR_NUM_OPS];
+extern const char *const ir_op_sigs[IR_NUM_OPS];
+extern const char *const eq_op_names[EQ_NUM_OPS];
+extern const int eq_op_arity[EQ_NUM_OPS];
+extern const int eq_op_callable[EQ_NUM_OPS];
+extern const char *const surr_names[SURR_NUM];
+extern const double surr_default_alpha[SURR_NUM];
+
+#define IR_MAX_DIMS 4
+/* No tensor of one sample may hold more elements than this. */
+#define IR_MAX_ELEMS ((int64_t)1 << 31)
+
+typedef struct Shape {
+    int ndim;
+    int64_t d[IR_MAX_DIMS];
+} Shape;
+
+int64_t shape_count(const Shape *s);
+char *shape_str(Arena *a, const Shape *s);
+
+/* Granularity of a learnable neuron parameter. */
+typedef enum Gran { GRAN_LAYER, GRAN_CHANNEL, GRAN_NEURON } Gran;
+extern const char *const gran_names[3];
+
+/* One instruction of a neuron program. Operands are indices of earlier
+   instructions. */
+typedef struct EqInst {
+    EqOp op;
+    int a, b, c;
+    float k;       /* EQ_CONST */
+    int idx;       /* EQ_STATE, EQ_PARAM: which one */
+    SurrKind surr; /* EQ_SPIKE */
+    float alpha;   /* EQ_SPIKE: surrogate parameter */
+    Loc loc;
+} EqInst;
+
+typedef struct NeuronState {
+    const char *name;
+    float init;
+    int next; /* instruction that gives the value at the end of the step */
+} NeuronState;
+
+typedef struct NeuronParam {
+    const char *name;
+    Gran gran;
+    float init;
+    int param; /* index into IrGraph.params */
+} NeuronParam;
+
+/* A value named in the model's equations, for --record: its final value. */
+typedef struct NeuronName {
+    const char *name;
+    int inst;
+} NeuronName;
+
+typedef struct NeuronProg {
+    const char *model; /* the neuron model's name */
+    Loc model_loc;
+    VEC(EqInst) code;
+    VEC(NeuronState) states;
+    VEC(NeuronParam) params;
+    VEC(NeuronName) names;
+    int emit; /* instruction whose value is the layer's output */
+} NeuronProg;
+
+typedef enum ParamKind {
+    PK_WEIGHT,   /* dense or conv weight: uniform(+-1/sqrt(fan_in)) at --init */
+    PK_BIAS,     /* bias: uniform(+-1/sqrt(fan_in)) */
+    PK_ONES,     /* batchnorm weight, running variance */
+    PK_ZEROS,    /* batchnorm bias, running mean */
+    PK_CONST,    /* neuron parameter: its model's initial value */
+} ParamKind;
+
+typedef struct IrParam {
+    const char *name; /* "<layer>.<param>", the tensor name in weight files */
+    int node;
+    Shape shape;
+    int64_t count;
+    ParamKind kind;
+    float init;     /* PK_CONST */
+    int64_t fan_in; /* PK_WEIGHT, PK_BIAS */
+    int64_t off;    /* memplan: offset in the parameter block, in floats */
+} IrParam;
+
+typedef struct IrNode {
+    IrOp op;
+    const char *name; /* layer name, unique in the graph */
+    Loc loc;
+    int in[2];
+    int nin;
+    Shape shape; /* output shape per sample */
+    /* attributes, by op */
+    int64_t out;            /* DENSE, CONV2D: output features or channels */
+    int kernel[2], stride[2], pad[2];
+    int groups;
+    int bias;
+    float fval;             /* SCALE: factor; BATCHNORM: eps; DROPOUT: p */
+    NeuronProg *neuron;     /* NEURON */
+    int param[4];           /* indices into IrGraph.params, -1 if none */
+    int nparam;
+    /* annotations made by passes */
+    int dead;      /* removed by a pass; skipped by everyone */
+    int invariant; /* same value at every step (hoisted out of the time loop) */
+    int64_t buf;   /* memplan: offset of the output buffer, in floats per sample */
+    int alias;     /* memplan: the node whose buffer this one reads (flatten), or -1 */
+    int64_t state; /* memplan: offset of the first state (neuron, delay), per sample */
+} IrNode;
+
+typedef enum Encoding { ENC_DIRECT, ENC_SEQUENCE } Encoding;
+typedef enum Readout {
+    RO_STEPS, /* every step's output: [T, B, ...] */
+    RO_COUNT, /* sum over steps */
+    RO_RATE,  /* mean over steps (the name fits spikes) */
+    RO_MEAN,  /* mean over steps (the name fits membranes) */
+    RO_LAST,  /* the last step's output */
+    RO_MAX,   /* maximum over steps */
+} Readout;
+extern const char *const encoding_names[2];
+extern const char *const readout_names[6];
+
+/* A value recorded at every step for the caller (--record). */
+typedef struct IrProbe {
+    const char *spec; /* as the user wrote it: layer or layer.var */
+    int node;
+    const char *var; /* a state or named value of a neuron layer, or NULL: its output */
+    int64_t count;
+    int64_t buf; /* offset in floats of its per-step buffer (backend's) */
+} IrProbe;
+
+typedef struct IrGraph {
+    Arena *arena;
+    const char *name;
+    const char *source; /* file name, for comments in generated code */
+    Loc loc;
+    int timesteps;
+    int batch; /* the largest batch the generated code accepts */
+    int input;
+    Encoding encoding;
+    int output;
+    Readout readout;
+    VEC(IrNode) nodes;
+    VEC(IrParam) params;
+    VEC(IrProbe) probes;
+    /* memplan results, in floats; per-sample sizes are scaled by the batch */
+    int planned;
+    int64_t param_floats;   /* all parameters */
+    int64_t persist_floats; /* per sample: states, delays, hoisted values, readout, probes */
+    int64_t pool_floats;    /* per sample: activations, shared where lifetimes allow */
+    int64_t readout_buf;    /* per sample offset of the readout accumulator, -1 if none */
+} IrGraph;
+
+IrGraph *ir_new(Arena *a, const char *name);
+int ir_add_node(IrGraph *g, IrOp op, const char *name, Loc loc);
+int ir_add_param(IrGraph *g, int node, const char *pname, const Shape *shape,
+                 ParamKind kind, float init, int64_t fan_in);
+int eq_emit(Arena *a, NeuronProg *p, EqInst in);
+int ir_find_node(const IrGraph *g, const char *name);
+/* Index of the neuron program value `var` (a state or a named value) in
+   node n, or -1; *state gets the state index or -1. */
+int ir_neuron_var(const IrGraph *g, int n, const char *var, int *state);
+
+/* Text dump (documented in docs/ir.md) and Graphviz. */
+void ir_print(const IrGraph *g, Buf *out);
+void ir_print_neuron(const NeuronProg *p, const IrGraph *g, Buf *out, const char *indent);
+void ir_dot(const IrGraph *g, Buf *out);
+/* Consistency checks between passes; returns the number of problems (ICE). */
+int ir_check(const IrGraph *g);
+
+#endif

@@ -1,0 +1,177 @@
+/*
+ * print.c: the text dump of the IR (--emit-ir, --dump-ir) and the Graphviz
+ * view (--dot). The dump is stable: it names values by index and prints
+ * numbers in their shortest exact form, so it can be kept as a golden file.
+ * docs/ir.md documents the format.
+ */
+#include "ir.h"
+
+#include <string.h>
+
+static void print_attrs(const IrNode *n, Buf *o) {
+    switch (n->op) {
+    case IR_DENSE:
+        buf_printf(o, " out=%lld%s", (long long)n->out, n->bias ? " bias" : "");
+        break;
+    case IR_CONV2D:
+        buf_printf(o, " out=%lld kernel=%d,%d stride=%d,%d padding=%d,%d groups=%d%s",
+                   (long long)n->out, n->kernel[0], n->kernel[1], n->stride[0], n->stride[1],
+                   n->pad[0], n->pad[1], n->groups, n->bias ? " bias" : "");
+        break;
+    case IR_MAXPOOL:
+    case IR_AVGPOOL:
+        buf_printf(o, " kernel=%d,%d stride=%d,%d padding=%d,%d", n->kernel[0], n->kernel[1],
+                   n->stride[0], n->stride[1], n->pad[0], n->pad[1]);
+        break;
+    case IR_SCALE:
+    case IR_BATCHNORM:
+    case IR_DROPOUT: {
+        char f[32];
+        format_float(f, sizeof f, n->fval);
+        buf_printf(o, " %s=%s", n->op == IR_SCALE ? "factor" : n->op == IR_BATCHNORM ? "eps" : "p", f);
+        break;
+    }
+    case IR_NEURON:
+        buf_printf(o, " model=%s", n->neuron->model);
+        break;
+    default:
+        break;
+    }
+}
+
+void ir_print_neuron(const NeuronProg *p, const IrGraph *g, Buf *o, const char *ind) {
+    char f[32];
+    for (int i = 0; i < p->states.len; i++) {
+        format_float(f, sizeof f, p->states.items[i].init);
+        buf_printf(o, "%sstate %s = %s, next %%%d\n", ind, p->states.items[i].name, f,
+                   p->states.items[i].next);
+    }
+    for (int i = 0; i < p->params.len; i++) {
+        const NeuronParam *q = &p->params.items[i];
+        format_float(f, sizeof f, q->init);
+        buf_printf(o, "%sparam %s per %s = %s", ind, q->name, gran_names[q->gran], f);
+        if (g && q->param >= 0)
+            buf_printf(o, " (%s %s)", g->params.items[q->param].name,
+                       shape_str(g->arena, &g->params.items[q->param].shape));
+        buf_puts(o, "\n");
+    }
+    for (int i = 0; i < p->code.len; i++) {
+        const EqInst *e = &p->code.items[i];
+        buf_printf(o, "%s%%%d = %s", ind, i, eq_op_names[e->op]);
+        switch (e->op) {
+        case EQ_CONST:
+            format_float(f, sizeof f, e->k);
+            buf_printf(o, " %s", f);
+            break;
+        case EQ_STATE:
+            buf_printf(o, " %s", p->states.items[e->idx].name);
+            break;
+        case EQ_PARAM:
+            buf_printf(o, " %s", p->params.items[e->idx].name);
+            break;
+        case EQ_SPIKE:
+            format_float(f, sizeof f, e->alpha);
+            buf_printf(o, " %%%d surrogate=%s(%s)", e->a, surr_names[e->surr], f);
+            break;
+        default:
+            for (int k = 0; k < eq_op_arity[e->op]; k++)
+                buf_printf(o, k ? ", %%%d" : " %%%d", k == 0 ? e->a : k == 1 ? e->b : e->c);
+        }
+        for (int k = 0; k < p->names.len; k++)
+            if (p->names.items[k].inst == i)
+                buf_printf(o, "  ; %s", p->names.items[k].name);
+        buf_puts(o, "\n");
+    }
+    buf_printf(o, "%semit %%%d\n", ind, p->emit);
+}
+
+void ir_print(const IrGraph *g, Buf *o) {
+    buf_printf(o, "network %s timesteps=%d batch=%d encode=%s\n", g->name, g->timesteps,
+               g->batch, encoding_names[g->encoding]);
+    for (int i = 0; i < g->nodes.len; i++) {
+        const IrNode *n = &g->nodes.items[i];
+        if (n->dead)
+            continue;
+        buf_printf(o, "  %%%d %s = %s", i, n->name, ir_op_names[n->op]);
+        for (int k = 0; k < n->nin; k++)
+            buf_printf(o, k ? ", %%%d" : " %%%d", n->in[k]);
+        print_attrs(n, o);
+        buf_printf(o, " -> %s", shape_str(g->arena, &n->shape));
+        if (n->invariant)
+            buf_puts(o, " invariant");
+        buf_printf(o, "  # line %d\n", n->loc.line);
+        for (int k = 0; k < n->nparam; k++) {
+            const IrParam *p = &g->params.items[n->param[k]];
+            buf_printf(o, "    weight %s %s\n", p->name, shape_str(g->arena, &p->shape));
+        }
+        if (n->neuron)
+            ir_print_neuron(n->neuron, g, o, "    ");
+    }
+    buf_printf(o, "  output %%%d readout %s\n", g->output, readout_names[g->readout]);
+    for (int i = 0; i < g->probes.len; i++)
+        buf_printf(o, "  record %s\n", g->probes.items[i].spec);
+}
+
+void ir_dot(const IrGraph *g, Buf *o) {
+    buf_printf(o, "digraph \"%s\" {\n  rankdir=TB;\n  node [shape=box, fontname=\"monospace\"];\n",
+               g->name);
+    for (int i = 0; i < g->nodes.len; i++) {
+        const IrNode *n = &g->nodes.items[i];
+        if (n->dead)
+            continue;
+        const char *style = n->op == IR_NEURON ? ", style=filled, fillcolor=\"#ffe9b3\""
+                            : n->op == IR_INPUT ? ", shape=ellipse"
+                                                : "";
+        buf_printf(o, "  n%d [label=\"%s\\n%s%s%s\\n%s\"%s];\n", i, n->name, ir_op_names[n->op],
+                   n->neuron ? " " : "", n->neuron ? n->neuron->model : "",
+                   shape_str(g->arena, &n->shape), style);
+        for (int k = 0; k < n->nin; k++) {
+            if (n->op == IR_DELAY)
+                buf_printf(o, "  n%d -> n%d [style=dashed, label=\"t-1\"];\n", n->in[k], i);
+            else
+                buf_printf(o, "  n%d -> n%d;\n", n->in[k], i);
+        }
+    }
+    buf_printf(o, "  out [shape=ellipse, label=\"output\\n%s\"];\n  n%d -> out;\n}\n",
+               readout_names[g->readout], g->output);
+}
+
+/* The checker: what every pass must preserve. */
+int ir_check(const IrGraph *g) {
+    int bad = 0;
+#define CHECK(c, ...) do { if (!(c)) { fprintf(stderr, "ir check: " __VA_ARGS__); fputc('\n', stderr); bad++; } } while (0)
+    CHECK(g->timesteps > 0, "timesteps %d", g->timesteps);
+    CHECK(g->input >= 0 && g->input < g->nodes.len, "no input");
+    CHECK(g->output >= 0 && g->output < g->nodes.len && !g->nodes.items[g->output].dead,
+          "no output");
+    for (int i = 0; i < g->nodes.len; i++) {
+        const IrNode *n = &g->nodes.items[i];
+        if (n->dead)
+            continue;
+        CHECK(n->nin == ir_op_inputs[n->op], "%%%d: %d inputs", i, n->nin);
+        for (int k = 0; k < n->nin; k++) {
+            int s = n->in[k];
+            CHECK(s >= 0 && s < g->nodes.len && !g->nodes.items[s].dead, "%%%d: bad input", i);
+            if (n->op != IR_DELAY)
+                CHECK(s < i, "%%%d: input %%%d comes later", i, s);
+        }
+        CHECK(n->shape.ndim >= 1 && shape_count(&n->shape) > 0, "%%%d: empty shape", i);
+        CHECK((n->op == IR_NEURON) == (n->neuron != NULL), "%%%d: neuron program", i);
+        if (n->neuron) {
+            const NeuronProg *p = n->neuron;
+            for (int k = 0; k < p->code.len; k++) {
+                const EqInst *e = &p->code.items[k];
+                int ar = e->op == EQ_SPIKE ? 1 : eq_op_arity[e->op];
+                int ops[3] = {e->a, e->b, e->c};
+                for (int j = 0; j < ar; j++)
+                    CHECK(ops[j] >= 0 && ops[j] < k, "%%%d: neuron inst %d operand", i, k);
+            }
+            CHECK(p->emit >= 0 && p->emit < p->code.len, "%%%d: emit", i);
+            for (int k = 0; k < p->states.len; k++)
+                CHECK(p->states.items[k].next >= 0 && p->states.items[k].next < p->code.len,
+                      "%%%d: state next", i);
+        }
+    }
+#undef CHECK
+    return bad;
+}
