@@ -588,9 +588,22 @@ static int conv_out(int64_t in, int k, int s, int p, int64_t *out) {
 static int infer_node(Sema *S, int i) {
     IrGraph *g = S->g;
     IrNode *n = &g->nodes.items[i];
-    const Shape *x = NULL, *y = NULL;
+    const Shape *x = NULL;
     if (n->op == IR_INPUT)
         return 1;
+    if (n->op == IR_ADD) {
+        /* either operand gives the shape, so that a recurrent sum like
+           x |> add(prev(h) |> dense(n)) resolves; both are compared later */
+        for (int k = 0; k < 2; k++)
+            if (S->bad[n->in[k]])
+                return -2;
+        for (int k = 0; k < 2; k++)
+            if (g->nodes.items[n->in[k]].shape.ndim) {
+                n->shape = g->nodes.items[n->in[k]].shape;
+                return 1;
+            }
+        return 0;
+    }
     for (int k = 0; k < n->nin; k++) {
         int s = n->in[k];
         if (S->bad[s])
@@ -599,8 +612,6 @@ static int infer_node(Sema *S, int i) {
             return 0;
     }
     x = &g->nodes.items[n->in[0]].shape;
-    if (n->nin > 1)
-        y = &g->nodes.items[n->in[1]].shape;
     Shape o = *x;
     const char *xs = shape_str(S->arena, x);
     switch (n->op) {
@@ -647,13 +658,6 @@ static int infer_node(Sema *S, int i) {
         o.d[0] = c;
         break;
     }
-    case IR_ADD:
-        if (x->ndim != y->ndim || memcmp(x->d, y->d, sizeof(int64_t) * (size_t)x->ndim)) {
-            error_at(n->loc, "'add' needs two values of one shape, got %s and %s", xs,
-                     shape_str(S->arena, y));
-            return -1;
-        }
-        break;
     case IR_BATCHNORM:
         if (x->ndim != 1 && x->ndim != 3) {
             error_at(n->loc, "'batchnorm' needs an input of shape [C] or [C, H, W], got %s", xs);
@@ -691,13 +695,29 @@ static void infer_shapes(Sema *S) {
             }
         }
     }
-    for (int i = 0; i < g->nodes.len; i++)
-        if (!S->bad[i] && g->nodes.items[i].shape.ndim == 0) {
-            error_at(g->nodes.items[i].loc,
-                     "cannot infer the shape of '%s': it depends on itself only through prev()",
-                     g->nodes.items[i].name);
+    for (int i = 0; i < g->nodes.len; i++) {
+        IrNode *n = &g->nodes.items[i];
+        if (!S->bad[i] && n->shape.ndim == 0 && n->op == IR_DELAY) {
+            error_at(n->loc,
+                     "cannot infer the shape of prev(%s): '%s' depends on its own previous value "
+                     "and nothing else fixes its shape",
+                     g->nodes.items[n->in[0]].name, g->nodes.items[n->in[0]].name);
             S->bad[i] = 1;
         }
+    }
+    for (int i = 0; i < g->nodes.len; i++) {
+        IrNode *n = &g->nodes.items[i];
+        if (S->bad[i] || n->op != IR_ADD)
+            continue;
+        const Shape *x = &g->nodes.items[n->in[0]].shape, *y = &g->nodes.items[n->in[1]].shape;
+        if (!x->ndim || !y->ndim)
+            continue;
+        if (x->ndim != y->ndim || memcmp(x->d, y->d, sizeof(int64_t) * (size_t)x->ndim)) {
+            error_at(n->loc, "'add' needs two values of one shape, got %s and %s",
+                     shape_str(S->arena, x), shape_str(S->arena, y));
+            S->bad[i] = 1;
+        }
+    }
 }
 
 /* ---- parameters ---- */

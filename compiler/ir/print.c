@@ -49,11 +49,7 @@ void ir_print_neuron(const NeuronProg *p, const IrGraph *g, Buf *o, const char *
     for (int i = 0; i < p->params.len; i++) {
         const NeuronParam *q = &p->params.items[i];
         format_float(f, sizeof f, q->init);
-        buf_printf(o, "%sparam %s per %s = %s", ind, q->name, gran_names[q->gran], f);
-        if (g && q->param >= 0)
-            buf_printf(o, " (%s %s)", g->params.items[q->param].name,
-                       shape_str(g->arena, &g->params.items[q->param].shape));
-        buf_puts(o, "\n");
+        buf_printf(o, "%sparam %s per %s = %s\n", ind, q->name, gran_names[q->gran], f);
     }
     for (int i = 0; i < p->code.len; i++) {
         const EqInst *e = &p->code.items[i];
@@ -100,9 +96,10 @@ void ir_print(const IrGraph *g, Buf *o) {
         if (n->invariant)
             buf_puts(o, " invariant");
         buf_printf(o, "  # line %d\n", n->loc.line);
-        for (int k = 0; k < n->nparam; k++) {
-            const IrParam *p = &g->params.items[n->param[k]];
-            buf_printf(o, "    weight %s %s\n", p->name, shape_str(g->arena, &p->shape));
+        for (int k = 0; k < g->params.len; k++) {
+            const IrParam *p = &g->params.items[k];
+            if (p->node == i)
+                buf_printf(o, "    weight %s %s\n", p->name, shape_str(g->arena, &p->shape));
         }
         if (n->neuron)
             ir_print_neuron(n->neuron, g, o, "    ");

@@ -257,11 +257,25 @@ static void gen_neuron(Emit *e, const IrNode *n) {
     line(e, "(void)x;");
     for (int k = 0; k < p->params.len; k++)
         line(e, "(void)p_%s;", p->params.items[k].name);
-    line(e, "for (long i = 0; i < batch * %lld; i++) {", cnt);
-    e->ind++;
+    /* Instructions over constants and per-layer parameters are the same for
+       every neuron: computed once, before the loop. */
+    unsigned char *uni = arena_alloc(a, (size_t)p->code.len + 1);
     for (int i = 0; i < p->code.len; i++) {
         const EqInst *in = &p->code.items[i];
-        if (!live[i] || in->op == EQ_CONST)
+        int ar = in->op == EQ_SPIKE ? 1 : eq_op_arity[in->op];
+        if (in->op == EQ_CONST || (in->op == EQ_PARAM && p->params.items[in->idx].gran == GRAN_LAYER))
+            uni[i] = 1;
+        else if (ar > 0 && in->op != EQ_INPUT && in->op != EQ_STATE && in->op != EQ_PARAM)
+            uni[i] = uni[in->a] && (ar < 2 || uni[in->b]) && (ar < 3 || uni[in->c]);
+    }
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 1) {
+            line(e, "for (long i = 0; i < batch * %lld; i++) {", cnt);
+            e->ind++;
+        }
+    for (int i = 0; i < p->code.len; i++) {
+        const EqInst *in = &p->code.items[i];
+        if (!live[i] || in->op == EQ_CONST || uni[i] != (pass == 0))
             continue;
         const char *A1 = in->a >= 0 ? tname(e, p, in->a) : "";
         const char *B1 = in->b >= 0 ? tname(e, p, in->b) : "";
@@ -315,6 +329,7 @@ static void gen_neuron(Emit *e, const IrNode *n) {
         else
             line(e, "const float t%d = %s;", i, rhs);
     }
+    }
     for (int k = 0; k < p->states.len; k++)
         line(e, "s_%s[i] = %s;", p->states.items[k].name, tname(e, p, p->states.items[k].next));
     line(e, "y[i] = %s;", tname(e, p, p->emit));
@@ -341,6 +356,7 @@ static void gen_step(Emit *e) {
         line(e, "(void)W;");
     line(e, "(void)A;");
     line(e, "(void)in;");
+    line(e, "(void)hoisted;");
     for (int i = 0; i < g->nodes.len; i++) {
         const IrNode *n = &g->nodes.items[i];
         if (n->dead || n->op == IR_INPUT || n->op == IR_DELAY || n->alias >= 0)

@@ -1,0 +1,137 @@
+"""Helpers for the reference tests: run snnc on a model and compare with
+independent Python implementations.
+
+The tests here never trust snnc's own output as an expectation: every
+expected value comes from PyTorch, NumPy or a peer framework. A test that
+cannot run (no torch, no peer) prints why and exits with 77, which CTest
+reports as skipped.
+"""
+import json
+import os
+import struct
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+SKIP = 77
+
+
+def skip(reason):
+    print("SKIPPED: " + reason)
+    sys.exit(SKIP)
+
+
+def require(module):
+    """Import a module or skip the test, saying which one is missing."""
+    try:
+        return __import__(module)
+    except ImportError as e:
+        skip("%s is not installed (%s)" % (module, e))
+
+
+def snnc_path():
+    path = os.environ.get("SNNC")
+    if not path or not os.path.exists(path):
+        skip("SNNC is not set to the built snnc binary")
+    return path
+
+
+def write_safetensors(path, tensors):
+    """Writes float32 tensors in the safetensors format, by hand."""
+    header, blobs, offset = {}, [], 0
+    for name in sorted(tensors):
+        a = np.ascontiguousarray(np.asarray(tensors[name], dtype="<f4"))
+        b = a.tobytes()
+        header[name] = {"dtype": "F32", "shape": list(a.shape),
+                        "data_offsets": [offset, offset + len(b)]}
+        blobs.append(b)
+        offset += len(b)
+    h = json.dumps(header).encode()
+    h += b" " * (-len(h) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)))
+        f.write(h)
+        for b in blobs:
+            f.write(b)
+
+
+class RunError(Exception):
+    pass
+
+
+def run(model, x, weights=None, records=(), init=None, extra=()):
+    """Runs `snnc run` on model text `model` with input x.
+
+    Returns (output, {record: array}). Raises RunError with snnc's message
+    when it fails."""
+    with tempfile.TemporaryDirectory() as d:
+        src = os.path.join(d, "model.snn")
+        with open(src, "w") as f:
+            f.write(model)
+        xin = os.path.join(d, "x.npy")
+        np.save(xin, np.ascontiguousarray(x, dtype=np.float32))
+        out = os.path.join(d, "y.npy")
+        cmd = [snnc_path(), "run", src, "--input", xin, "--output", out]
+        if weights is not None:
+            wp = os.path.join(d, "w.safetensors")
+            write_safetensors(wp, weights)
+            cmd += ["--weights", wp]
+        if init is not None:
+            cmd += ["--init", str(init)]
+        files = {}
+        for i, r in enumerate(records):
+            files[r] = os.path.join(d, "r%d.npy" % i)
+            cmd += ["--record", "%s=%s" % (r, files[r])]
+        cmd += list(extra)
+        p = subprocess.run(cmd, capture_output=True, text=True)
+        if p.returncode != 0:
+            raise RunError(p.stderr.strip() or "snnc exited with %d" % p.returncode)
+        return np.load(out), {r: np.load(f) for r, f in files.items()}
+
+
+class Checker:
+    """Counts comparisons and failures; prints a summary line at the end."""
+
+    def __init__(self):
+        self.passed = 0
+        self.failed = 0
+
+    def check(self, ok, what):
+        if ok:
+            self.passed += 1
+        else:
+            self.failed += 1
+            print("FAIL: " + what)
+
+    def close(self, rtol=1e-5, atol=1e-6, spikes=(), near=None, got=None, want=None, what=""):
+        """Compare arrays. Spikes must match exactly; states to rtol/atol."""
+        got = np.asarray(got, dtype=np.float64)
+        want = np.asarray(want, dtype=np.float64)
+        if got.shape != want.shape:
+            self.check(False, "%s: shape %s, expected %s" % (what, got.shape, want.shape))
+            return
+        err = np.abs(got - want)
+        bad = err > atol + rtol * np.abs(want)
+        if bad.any():
+            i = np.unravel_index(np.argmax(err - rtol * np.abs(want)), got.shape)
+            self.check(False, "%s: %d of %d values differ; worst at %s: got %r, expected %r"
+                       % (what, bad.sum(), bad.size, i, got[i], want[i]))
+        else:
+            self.check(True, what)
+
+    def same(self, got, want, what):
+        got = np.asarray(got)
+        want = np.asarray(want)
+        if got.shape != want.shape:
+            self.check(False, "%s: shape %s, expected %s" % (what, got.shape, want.shape))
+            return
+        bad = got != want
+        self.check(not bad.any(), "%s: %d of %d values differ (first at %s)"
+                   % (what, bad.sum(), bad.size,
+                      np.argwhere(bad)[0] if bad.any() else None))
+
+    def finish(self):
+        print("%d passed, %d failed" % (self.passed, self.failed))
+        sys.exit(1 if self.failed else 0)
