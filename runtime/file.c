@@ -1,0 +1,158 @@
+/*
+ * file.c: snnrt_write_atomic, the one way the runtime writes a file.
+ *
+ * A reader must see either the old file or the whole new one, never a
+ * prefix, even if the writer is killed or the machine loses power. So the
+ * bytes go to a temporary file in the same folder (rename is atomic only
+ * within one file system), which is flushed to disk with fsync before it is
+ * renamed over the target; the folder is then fsynced so that the rename
+ * itself is durable. The temporary name starts with '.' and ends in the
+ * process id and a counter, and is created with O_EXCL so that two writers
+ * never share one. On any failure the temporary file is removed.
+ *
+ * This file is POSIX (open, fsync, rename), unlike the rest of the runtime,
+ * which is ISO C.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include "snnrt.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int file_error(char *err, size_t errlen, const char *path,
+                      const char *what, int errnum)
+{
+    if (errlen)
+        snprintf(err, errlen, "%s: %s: %s", path, what, strerror(errnum));
+    return -1;
+}
+
+/* Creates "DIR/.BASE.tmpPID.K" for the first free K; returns the fd and
+   leaves the name in *tmp (malloc'd), or -1 with errno set. */
+static int open_temp(const char *path, char **tmp)
+{
+    const char *slash = strrchr(path, '/');
+    size_t dirlen = slash ? (size_t)(slash - path) + 1 : 0;
+    const char *base = path + dirlen;
+    size_t size = strlen(path) + 64;
+    int k;
+    *tmp = (char *)malloc(size);
+    if (!*tmp) {
+        errno = ENOMEM;
+        return -1;
+    }
+    for (k = 0; k < 1000; k++) {
+        int fd;
+        snprintf(*tmp, size, "%.*s.%s.tmp%ld.%d", (int)dirlen, path, base,
+                 (long)getpid(), k);
+        fd = open(*tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        if (fd >= 0 || errno != EEXIST)
+            return fd;
+    }
+    errno = EEXIST;
+    return -1;
+}
+
+static int write_all(int fd, const char *p, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n == 0)
+            errno = EIO;
+        if (n <= 0)
+            return -1;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* Makes the rename durable; a folder that cannot be fsynced (some file
+   systems refuse) is not an error, the data itself is already on disk. */
+static void sync_folder(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char *dir;
+    int fd;
+    size_t n = slash ? (size_t)(slash - path) : 0;
+    if (slash && n == 0)
+        n = 1; /* "/name": the root */
+    dir = (char *)malloc(n + 2);
+    if (!dir)
+        return;
+    if (slash)
+        memcpy(dir, path, n);
+    else
+        dir[n++] = '.';
+    dir[n] = '\0';
+    fd = open(dir, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+    free(dir);
+}
+
+/* Writes, flushes and closes fd (closed in every case); on failure *what
+   says which step failed and errno why. */
+static int fill_temp(int fd, const void *data, size_t len, const char **what)
+{
+    int rc = -1, e = 0;
+    *what = "cannot write";
+    if (write_all(fd, (const char *)data, len) == 0) {
+        *what = "cannot flush to disk";
+        if (fsync(fd) == 0)
+            rc = 0;
+    }
+    e = errno;
+    if (close(fd) != 0 && rc == 0) {
+        *what = "cannot close";
+        return -1;
+    }
+    errno = e;
+    return rc;
+}
+
+int snnrt_write_atomic(const char *path, const void *data, size_t len,
+                       char *err, size_t errlen)
+{
+    struct stat st;
+    char *tmp = NULL;
+    const char *what;
+    int fd, e;
+    if (!path || !*path || path[strlen(path) - 1] == '/')
+        return file_error(err, errlen, path ? path : "(null)",
+                          "not a file name", EINVAL);
+    if (len > 0 && !data)
+        return file_error(err, errlen, path, "no data", EINVAL);
+    fd = open_temp(path, &tmp);
+    if (fd < 0) {
+        e = errno;
+        free(tmp);
+        return file_error(err, errlen, path,
+                          "cannot create a temporary file beside it", e);
+    }
+    /* keep the permissions of the file being replaced */
+    if (stat(path, &st) == 0 && S_ISREG(st.st_mode))
+        fchmod(fd, st.st_mode & 07777);
+    if (fill_temp(fd, data, len, &what) == 0) {
+        what = "cannot rename the temporary file over it";
+        if (rename(tmp, path) == 0) {
+            free(tmp);
+            sync_folder(path);
+            return 0;
+        }
+    }
+    e = errno;
+    unlink(tmp);
+    free(tmp);
+    return file_error(err, errlen, path, what, e);
+}

@@ -1,0 +1,324 @@
+/*
+ * safetensors.c: the library's safetensors reader and writer.
+ *
+ * The header is parsed and checked by snnrt_stload.inc, the same text that
+ * generated code carries, included here so there is one parser: this file
+ * only adds what the general reader needs on top of it (copying every
+ * record into an SnnrtStFile) and the writer. snnrt_st_load_tensors exposes
+ * the .inc's loader to library callers, which also keeps its functions used.
+ *
+ * The writer emits F32 only, names in strcmp order, the JSON header padded
+ * with spaces so that the data starts at a multiple of 8 bytes; the file is
+ * built in memory and written with snnrt_write_atomic.
+ */
+#include "snnrt.h"
+
+#include "snnrt_stload.inc"
+
+static int st_error(char *err, size_t errlen, const char *path,
+                    const char *what)
+{
+    if (err && errlen)
+        snprintf(err, errlen, "%s: %s", path, what);
+    return -1;
+}
+
+static char *st_strdup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *p = (char *)malloc(n);
+    if (p)
+        memcpy(p, s, n);
+    return p;
+}
+
+/* ---- reading ---- */
+
+/* Copies record r, converted to float32, into entry e. */
+static int st_read_entry(SnnrtStIndex *ix, const SnnrtStRecord *r,
+                         SnnrtStEntry *e)
+{
+    int i;
+    if (r->count > (unsigned long long)((size_t)-1 / sizeof(float)))
+        return snnrt_st_fail(ix, "a tensor is too large for this machine");
+    e->name = st_strdup(r->name);
+    e->t.ndim = r->ndim;
+    for (i = 0; i < r->ndim; i++)
+        e->t.shape[i] = r->shape[i];
+    e->t.count = (size_t)r->count;
+    e->t.data = (float *)malloc(r->count ? (size_t)r->count * sizeof(float)
+                                         : sizeof(float));
+    if (!e->name || !e->t.data)
+        return snnrt_st_fail(ix, "out of memory for a tensor");
+    return snnrt_st_read_record(ix, r, e->t.data);
+}
+
+int snnrt_st_read(const char *path, SnnrtStFile *out, char *err,
+                  size_t errlen)
+{
+    SnnrtStIndex ix;
+    int i;
+    memset(out, 0, sizeof *out);
+    if (snnrt_st_open(&ix, path, err, errlen))
+        return -1;
+    out->entries = (SnnrtStEntry *)calloc(ix.n ? (size_t)ix.n : 1,
+                                          sizeof *out->entries);
+    if (!out->entries) {
+        snnrt_st_fail(&ix, "out of memory for the tensor list");
+        snnrt_st_close(&ix);
+        return -1;
+    }
+    out->n = ix.n;
+    for (i = 0; i < ix.n; i++) {
+        if (st_read_entry(&ix, &ix.recs[i], &out->entries[i])) {
+            snnrt_st_close(&ix);
+            snnrt_st_free(out);
+            return -1;
+        }
+    }
+    snnrt_st_close(&ix);
+    return 0;
+}
+
+const SnnrtStEntry *snnrt_st_find(const SnnrtStFile *f, const char *name)
+{
+    int i;
+    for (i = 0; f && name && i < f->n; i++)
+        if (f->entries[i].name && !strcmp(f->entries[i].name, name))
+            return &f->entries[i];
+    return NULL;
+}
+
+void snnrt_st_free(SnnrtStFile *f)
+{
+    int i;
+    if (!f)
+        return;
+    for (i = 0; f->entries && i < f->n; i++) {
+        free(f->entries[i].name);
+        snnrt_tensor_free(&f->entries[i].t);
+    }
+    free(f->entries);
+    f->entries = NULL;
+    f->n = 0;
+}
+
+int snnrt_st_load_tensors(const char *path, const SnnrtStWant *want, int n,
+                          int allow_missing, unsigned char *found,
+                          char *err, size_t errlen)
+{
+    snnrt_st_want *w;
+    int i, rc;
+    if (n < 0 || (n > 0 && !want))
+        return st_error(err, errlen, path, "invalid list of wanted tensors");
+    w = (snnrt_st_want *)malloc((n ? (size_t)n : 1) * sizeof *w);
+    if (!w)
+        return st_error(err, errlen, path, "out of memory");
+    for (i = 0; i < n; i++) {
+        w[i].name = want[i].name;
+        w[i].ndim = want[i].ndim;
+        w[i].shape = want[i].shape;
+        w[i].dst = want[i].dst;
+    }
+    rc = snnrt_st_load(path, w, n, allow_missing, found, err, errlen);
+    free(w);
+    return rc;
+}
+
+/* ---- writing ---- */
+
+/* A growable byte buffer; a failed growth sets failed and drops writes. */
+typedef struct StBuf {
+    char *data;
+    size_t len, cap;
+    int failed;
+} StBuf;
+
+static void buf_put(StBuf *b, const void *p, size_t n)
+{
+    if (b->failed || n == 0)
+        return;
+    if (n > b->cap - b->len) {
+        size_t cap = b->cap ? b->cap : 256;
+        char *d;
+        while (cap - b->len < n) {
+            if (cap > (size_t)-1 / 2) {
+                b->failed = 1;
+                return;
+            }
+            cap *= 2;
+        }
+        d = (char *)realloc(b->data, cap);
+        if (!d) {
+            b->failed = 1;
+            return;
+        }
+        b->data = d;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+}
+
+static void buf_str(StBuf *b, const char *s)
+{
+    buf_put(b, s, strlen(s));
+}
+
+static void buf_u64(StBuf *b, unsigned long long v)
+{
+    char tmp[32];
+    snprintf(tmp, sizeof tmp, "%llu", v);
+    buf_str(b, tmp);
+}
+
+/* s as a JSON string: quotes, backslashes and control bytes escaped, the
+   rest (valid UTF-8, checked by the caller) as it is. */
+static void buf_json_string(StBuf *b, const char *s)
+{
+    buf_str(b, "\"");
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        char tmp[8];
+        if (c == '"' || c == '\\') {
+            tmp[0] = '\\';
+            tmp[1] = (char)c;
+            buf_put(b, tmp, 2);
+        } else if (c < 0x20) {
+            snprintf(tmp, sizeof tmp, "\\u%04x", c);
+            buf_str(b, tmp);
+        } else {
+            buf_put(b, s, 1);
+        }
+    }
+    buf_str(b, "\"");
+}
+
+typedef struct StItem {
+    const char *name;
+    const SnnrtTensor *t;
+} StItem;
+
+static int item_by_name(const void *a, const void *b)
+{
+    return strcmp(((const StItem *)a)->name, ((const StItem *)b)->name);
+}
+
+static int valid_utf8(const char *s)
+{
+    size_t len = strlen(s), i = 0;
+    while (i < len) {
+        unsigned n = snnrt_st_utf8_len((const unsigned char *)s + i, len - i);
+        if (!n)
+            return 0;
+        i += n;
+    }
+    return 1;
+}
+
+/* Checks the names and tensors, and sorts them into items. */
+static int st_collect(const char *path, int n, const char *const *names,
+                      const SnnrtTensor *const *tensors, StItem *items,
+                      char *err, size_t errlen)
+{
+    char m[200], shown[96];
+    int i;
+    for (i = 0; i < n; i++) {
+        items[i].name = names[i];
+        items[i].t = tensors[i];
+        if (!names[i] || !valid_utf8(names[i]) ||
+            !strcmp(names[i], "__metadata__")) {
+            snprintf(m, sizeof m, "tensor %d: name is missing, not UTF-8 or reserved", i);
+            return st_error(err, errlen, path, m);
+        }
+        snprintf(m, sizeof m, "%s: tensor '%s'", path,
+                 snnrt_st_show(names[i], shown, sizeof shown));
+        if (snnrt_tensor_validate(tensors[i], m, err, errlen))
+            return -1;
+    }
+    if (n > 1)
+        qsort(items, (size_t)n, sizeof *items, item_by_name);
+    for (i = 1; i < n; i++) {
+        if (!strcmp(items[i - 1].name, items[i].name)) {
+            snprintf(m, sizeof m, "duplicate tensor name '%s'",
+                     snnrt_st_show(items[i].name, shown, sizeof shown));
+            return st_error(err, errlen, path, m);
+        }
+    }
+    return 0;
+}
+
+static void st_header(StBuf *b, int n, const StItem *items)
+{
+    unsigned long long at = 0;
+    int i, d;
+    buf_str(b, "{");
+    for (i = 0; i < n; i++) {
+        const SnnrtTensor *t = items[i].t;
+        buf_str(b, i ? "," : "");
+        buf_json_string(b, items[i].name);
+        buf_str(b, ":{\"dtype\":\"F32\",\"shape\":[");
+        for (d = 0; d < t->ndim; d++) {
+            buf_str(b, d ? "," : "");
+            buf_u64(b, (unsigned long long)t->shape[d]);
+        }
+        buf_str(b, "],\"data_offsets\":[");
+        buf_u64(b, at);
+        buf_str(b, ",");
+        at += (unsigned long long)t->count * 4;
+        buf_u64(b, at);
+        buf_str(b, "]}");
+    }
+    buf_str(b, "}");
+    while (b->len % 8 != 0)
+        buf_str(b, " ");
+}
+
+static void st_data(StBuf *b, const SnnrtTensor *t)
+{
+    size_t i;
+    for (i = 0; i < t->count; i++) {
+        unsigned char le[4];
+        uint32_t u;
+        memcpy(&u, &t->data[i], 4);
+        le[0] = (unsigned char)u;
+        le[1] = (unsigned char)(u >> 8);
+        le[2] = (unsigned char)(u >> 16);
+        le[3] = (unsigned char)(u >> 24);
+        buf_put(b, le, 4);
+    }
+}
+
+int snnrt_st_write(const char *path, int n, const char *const *names,
+                   const SnnrtTensor *const *tensors, char *err,
+                   size_t errlen)
+{
+    StBuf head = {0}, file = {0};
+    StItem *items;
+    unsigned char len8[8];
+    int i, rc = -1;
+    if (n < 0 || (n > 0 && (!names || !tensors)))
+        return st_error(err, errlen, path, "invalid list of tensors");
+    items = (StItem *)malloc((n ? (size_t)n : 1) * sizeof *items);
+    if (!items)
+        return st_error(err, errlen, path, "out of memory");
+    if (st_collect(path, n, names, tensors, items, err, errlen))
+        goto done;
+    st_header(&head, n, items);
+    for (i = 0; i < 8; i++)
+        len8[i] = (unsigned char)((unsigned long long)head.len >> (8 * i));
+    buf_put(&file, len8, 8);
+    buf_put(&file, head.data, head.len);
+    for (i = 0; i < n; i++)
+        st_data(&file, items[i].t);
+    if (head.failed || file.failed) {
+        st_error(err, errlen, path, "out of memory building the file");
+        goto done;
+    }
+    rc = snnrt_write_atomic(path, file.data, file.len, err, errlen);
+done:
+    free(items);
+    free(head.data);
+    free(file.data);
+    return rc;
+}

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs what snnc needs to build and test on Debian 12: the toolchain,
+# flex and bison, and for the reference tests PyTorch and NumPy (Debian's),
+# OpenBLAS (so that PyTorch is not handicapped by the generic BLAS), and the
+# peers from PyPI (scripts/install-test-peers.sh). Idempotent: packages
+# already installed are not fetched again.
+set -euo pipefail
+packages=(build-essential cmake clang flex bison pkg-config
+          python3 python3-numpy python3-torch python3-pip libopenblas0-pthread)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo=sudo
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+if [ -x scripts/install-test-peers.sh ] || [ -f scripts/install-test-peers.sh ]; then
+  bash scripts/install-test-peers.sh
+fi
