@@ -38,13 +38,13 @@ static Loc loc_of(struct ParseCtx *c, const SNN_YYLTYPE *l) {
 %token NEURON "'neuron'" NETWORK "'network'" PARAM "'param'" STATE "'state'"
 %token EMIT "'emit'" IF "'if'" ELSE "'else'" PER "'per'"
 %token TIMESTEPS "'timesteps'" INPUT "'input'" OUTPUT "'output'"
-%token ENCODE "'encode'" READOUT "'readout'" AS "'as'"
+%token ENCODE "'encode'" READOUT "'readout'" AS "'as'" TRAIN "'train'"
 %token <num> INT "integer" FLOAT "number" BOOL "boolean"
-%token <str> IDENT "identifier"
+%token <str> IDENT "identifier" STRING "string"
 %token PIPE "'|>'" EQ "'=='" NE "'!='" LE "'<='" GE "'>='" ANDAND "'&&'" OROR "'||'"
 
 %type <node> items item ctor_params_opt ctor_params ctor_param nbody nstmt else_opt
-%type <node> netbody netstmt expr args_opt args arg list_opt per_opt
+%type <node> netbody netstmt trainbody trainstmt expr args_opt args arg list_opt per_opt
 
 %right '?' ':'
 %left PIPE
@@ -70,6 +70,8 @@ item: NEURON IDENT '(' ctor_params_opt ')' '{' nbody '}'
                                 { $$ = ast_new(ctx, D_NEURON, L(@2)); $$->name = $2; $$->args = $4; $$->body = $7; }
     | NETWORK IDENT '{' netbody '}'
                                 { $$ = ast_new(ctx, D_NETWORK, L(@2)); $$->name = $2; $$->body = $4; }
+    | TRAIN IDENT '{' trainbody '}'
+                                { $$ = ast_new(ctx, D_TRAIN, L(@2)); $$->name = $2; $$->body = $4; }
     | error '}'                 { $$ = NULL; yyerrok; }
     ;
 
@@ -120,7 +122,16 @@ netstmt: TIMESTEPS expr ';'     { $$ = ast_new(ctx, S_TIMESTEPS, L(@1)); $$->a =
        | error ';'              { $$ = NULL; yyerrok; }
        ;
 
+trainbody: %empty               { $$ = NULL; }
+         | trainbody trainstmt  { $$ = ast_append($1, $2); }
+         ;
+
+trainstmt: IDENT expr ';'       { $$ = ast_new(ctx, S_SETTING, L(@1)); $$->name = $1; $$->a = $2; }
+         | error ';'            { $$ = NULL; yyerrok; }
+         ;
+
 expr: INT                       { $$ = ast_num(ctx, L(@1), $1, 1); }
+    | STRING                    { $$ = ast_new(ctx, N_STR, L(@1)); $$->name = $1; }
     | FLOAT                     { $$ = ast_num(ctx, L(@1), $1, 0); }
     | BOOL                      { $$ = ast_num(ctx, L(@1), $1, 1); $$->kind = N_BOOL; }
     | IDENT                     { $$ = ast_ident(ctx, L(@1), $1); }

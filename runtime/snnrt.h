@@ -1,11 +1,16 @@
 /*
  * snnrt.h: the public interface of the snnc runtime library: float32
- * tensors, the .npy and safetensors file formats, and an atomic file writer.
+ * tensors, the .npy, safetensors and IDX file formats, an atomic file
+ * writer, and what `snnc train` needs around generated code: losses over the
+ * outputs of every step, optimizers and learning-rate schedules (PyTorch's
+ * semantics), and SVG training curves.
  *
  * Every file this library reads may be hostile: readers bound every length
  * by the real file size and by fixed limits, check every product for
  * overflow, and never trust a size that a header states. Every function
- * returns 0 on success or -1 on failure; on failure it writes a one-line
+ * that can fail returns 0 on success or -1 on failure (the numeric
+ * functions of losses, optimizers and schedules cannot fail and say what
+ * they return); on failure it writes a one-line
  * message to err (errlen bytes, always NUL-terminated when errlen > 0; err
  * may be NULL when errlen is 0) that starts with the file's path:
  * "PATH: what is wrong". Nothing is printed. Writers never leave a partial
@@ -91,6 +96,9 @@ typedef struct SnnrtStEntry {
 typedef struct SnnrtStFile {
     int n;
     SnnrtStEntry *entries; /* sorted by name (strcmp order) */
+    int nmeta;             /* "__metadata__" pairs, sorted by key */
+    char **meta_keys;      /* malloc'd, nmeta strings (NULL when 0) */
+    char **meta_values;    /* malloc'd, nmeta strings (NULL when 0) */
 } SnnrtStFile;
 
 /* Reads every tensor of a safetensors file into *out (overwritten, zeroed on
@@ -102,13 +110,17 @@ typedef struct SnnrtStFile {
    fields, shapes whose size overflows, data_offsets that disagree with
    shape and dtype, offsets out of range, overlaps and gaps between tensors,
    and data after the last tensor. "__metadata__" must map strings to
-   strings; it is checked and dropped. NaN and Inf are not rejected here:
-   call snnrt_tensor_check_finite. */
+   strings; its pairs are kept in meta_keys and meta_values (keys must be
+   distinct, and neither may contain a NUL character). NaN and Inf are not
+   rejected here: call snnrt_tensor_check_finite. */
 int snnrt_st_read(const char *path, SnnrtStFile *out, char *err,
                   size_t errlen);
 
 /* The entry called name, or NULL. */
 const SnnrtStEntry *snnrt_st_find(const SnnrtStFile *f, const char *name);
+
+/* The "__metadata__" value stored under key, or NULL. */
+const char *snnrt_st_meta(const SnnrtStFile *f, const char *key);
 
 /* Frees everything *f owns and zeroes it; f may be NULL. */
 void snnrt_st_free(SnnrtStFile *f);
@@ -120,6 +132,15 @@ void snnrt_st_free(SnnrtStFile *f);
 int snnrt_st_write(const char *path, int n, const char *const *names,
                    const SnnrtTensor *const *tensors, char *err,
                    size_t errlen);
+
+/* snnrt_st_write with a "__metadata__" object of nmeta string pairs
+   (keys[i] -> values[i]), written first in the header with its keys in
+   strcmp order; keys must be distinct, and keys and values valid UTF-8.
+   With nmeta 0 the file is exactly what snnrt_st_write makes. */
+int snnrt_st_write_meta(const char *path, int n, const char *const *names,
+                        const SnnrtTensor *const *tensors, int nmeta,
+                        const char *const *keys, const char *const *values,
+                        char *err, size_t errlen);
 
 /* One tensor the caller wants from a safetensors file: shape[0..ndim) must
    match the file exactly and dst must hold the product of shape floats. */
@@ -148,6 +169,177 @@ int snnrt_st_load_tensors(const char *path, const SnnrtStWant *want, int n,
    existing file at path is untouched. */
 int snnrt_write_atomic(const char *path, const void *data, size_t len,
                        char *err, size_t errlen);
+
+/* ---- IDX (MNIST, Fashion-MNIST) ---- */
+
+/* Where Debian's dataset-fashion-mnist package installs the four files. */
+#define SNNRT_FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"
+
+#define SNNRT_IDX_MAX_DIMS 4
+/* The most data bytes an IDX file may hold (2^31; MNIST's training images
+   are 47,040,000). */
+#define SNNRT_IDX_MAX_BYTES (1ull << 31)
+
+/* An IDX array of unsigned bytes in C (row-major) order. */
+typedef struct SnnrtIdx {
+    int ndim;            /* 1..SNNRT_IDX_MAX_DIMS */
+    long long shape[4];  /* shape[0..ndim) */
+    size_t count;        /* product of shape */
+    unsigned char *data; /* malloc'd, count bytes; never NULL after a
+                            successful read, even when count is 0 */
+} SnnrtIdx;
+
+/* Reads an IDX file into *out (overwritten, not freed; zeroed on failure).
+   The file may be plain or gzip-compressed (recognised by its first two
+   bytes, 1f 8b; several concatenated gzip members are one stream, as for
+   gunzip). Only unsigned-byte data (type 0x08) with 1 to 4 dimensions is
+   accepted; sizes are big-endian. Rejected with a message: a bad magic
+   number, other element types, 0 or more than 4 dimensions, a shape whose
+   data exceeds SNNRT_IDX_MAX_BYTES, a file (or decompressed stream) shorter
+   or longer than its header says, corrupt or truncated gzip data, and bytes
+   after the gzip stream. Decompression stops at what the header allows
+   (plus a bounded look past it to report trailing data), so a gzip bomb
+   costs no more than an honest file. */
+int snnrt_idx_read(const char *path, SnnrtIdx *out, char *err,
+                   size_t errlen);
+
+/* Frees x->data and zeroes *x; x may be NULL. */
+void snnrt_idx_free(SnnrtIdx *x);
+
+/* Finds the image and label files of the training split (train != 0) or
+   the test split (train == 0) in folder dir, trying for the prefix P =
+   "train" or "t10k" the names P-images-idx3-ubyte, P-images.idx3-ubyte and
+   each with ".gz" (and P-labels-idx1-ubyte, P-labels.idx1-ubyte for the
+   labels), the uncompressed name first. On success the paths are in images
+   and labels (n bytes each) and 0 is returned. On failure -1 is returned,
+   labels is "" and images holds the message ("DIR: no training images
+   (looked for train-images-idx3-ubyte[.gz], ...)"), since this function has
+   no separate err buffer. */
+int snnrt_idx_dataset_files(const char *dir, int train, char *images,
+                            char *labels, size_t n);
+
+/* ---- losses ---- */
+
+/* How the outputs of the T steps become one logit per class; the same
+   order as the compiler's Readout (compiler/ir/ir.h). */
+typedef enum SnnrtReadout {
+    SNNRT_RO_STEPS, /* every step's output; as logits: mean over steps */
+    SNNRT_RO_COUNT, /* sum over steps */
+    SNNRT_RO_RATE,  /* mean over steps */
+    SNNRT_RO_MEAN,  /* mean over steps */
+    SNNRT_RO_LAST,  /* the last step */
+    SNNRT_RO_MAX    /* maximum over steps; the gradient goes to the first
+                       step that attains it */
+} SnnrtReadout;
+
+typedef enum SnnrtLossKind {
+    SNNRT_LOSS_CE,       /* cross-entropy of the readout logits */
+    SNNRT_LOSS_TET,      /* (1 - lambda) * mean over t of CE(y[t]) +
+                            lambda * mean of (y - phi)^2 */
+    SNNRT_LOSS_MSE_COUNT /* snnTorch's mse_count_loss on spike counts */
+} SnnrtLossKind;
+
+typedef struct SnnrtLoss {
+    SnnrtLossKind kind;
+    int readout;           /* an SnnrtReadout: the logits of CE and the
+                              prediction of CE and TET */
+    double lambda, phi;    /* TET: weight and target of the MSE term */
+    double correct_rate;   /* MSE_COUNT: the label's target count is
+                              (int)(T * correct_rate), as snnTorch
+                              truncates it */
+    double incorrect_rate; /* and the other classes' (int)(T * this) */
+} SnnrtLoss;
+
+/* The batch-mean loss of the outputs y[T][B][K] (every step, float) for
+   labels[B] in [0, K). When dy is not NULL it receives dL/dy, [T][B][K].
+   When ncorrect is not NULL, the number of samples whose prediction equals
+   the label is added to it: the argmax (the first on ties) of the readout
+   logits for CE and TET, of the spike counts (sum over t) for MSE_COUNT.
+     CE: PyTorch's cross_entropy (mean over the batch) of the logits.
+     TET: per-step cross-entropy averaged over t, weighted (1 - lambda),
+       plus lambda times the mean over t, b, k of (y - phi)^2.
+     MSE_COUNT: mean over b, k of (count - target)^2, divided by T, where
+       count is the sum over t and target is (int)(T * correct_rate) for
+       the label and (int)(T * incorrect_rate) for the other classes.
+   Computed in double with log-sum-exp. Returns NaN (dy zeroed, ncorrect
+   unchanged) if T, B or K is not positive, the kind or readout is unknown,
+   or a label is out of range. */
+double snnrt_loss(const SnnrtLoss *l, int T, int B, int K, const float *y,
+                  const int *labels, float *dy, int *ncorrect);
+
+/* ---- optimizers and learning-rate schedules ---- */
+
+typedef enum SnnrtOptKind {
+    SNNRT_SGD,  /* torch.optim.SGD: momentum, nesterov, weight decay
+                   (dampening 0) */
+    SNNRT_ADAM, /* torch.optim.Adam: weight decay added to the gradient */
+    SNNRT_ADAMW /* torch.optim.AdamW: decoupled weight decay */
+} SnnrtOptKind;
+
+/* One optimizer over n floats of parameters, which the caller may update in
+   several ranges per step (one per tensor). m holds SGD's momentum buffer
+   or Adam's first moment, v Adam's second moment. */
+typedef struct SnnrtOptim {
+    SnnrtOptKind kind;
+    double lr, momentum, weight_decay, beta1, beta2, eps;
+    int nesterov;
+    long long step; /* steps begun; the first step is 1 */
+    size_t n;
+    float *m, *v;   /* malloc'd, n floats each */
+} SnnrtOptim;
+
+/* Allocates m and v (2n floats, zeroed) and sets n and step = 0; kind and
+   the hyperparameters are left as they are, for the caller to set before
+   or after. err names the optimizer as "optimizer". */
+int snnrt_optim_init(SnnrtOptim *o, size_t n, char *err, size_t errlen);
+
+/* Frees m and v and zeroes the state (n, step, m, v); o may be NULL. */
+void snnrt_optim_free(SnnrtOptim *o);
+
+/* Begins a step: step += 1. Call once per step, before its updates. */
+void snnrt_optim_begin_step(SnnrtOptim *o);
+
+/* Updates p[0..count) with gradients g[0..count), using the state at
+   [off, off + count) of m and v, exactly as PyTorch 1.13's single-tensor
+   optimizers do in float32 (the same operations in the same order, fused
+   multiply-adds where PyTorch's CPU kernels fuse), with learning rate lr
+   (which overrides o->lr, for schedules). SGD's momentum buffer starts as
+   the first step's gradient, as PyTorch's does. A range outside [0, n) is
+   ignored. */
+void snnrt_optim_update(SnnrtOptim *o, size_t off, float *p, const float *g,
+                        size_t count, double lr);
+
+/* torch.nn.utils.clip_grad_norm_ with norm type 2 over the ranges
+   g[off[i] .. off[i] + count[i]), i < nranges: the total 2-norm of all of
+   them; when max_norm / (norm + 1e-6) is below 1, every range is scaled by
+   that factor. Returns the total norm before clipping (a NaN or infinite
+   norm scales the gradients as PyTorch does: to NaN, or to 0 and NaN). */
+double snnrt_clip_grad_norm(float *g, const size_t *off, const size_t *count,
+                            int nranges, double max_norm);
+
+/* CosineAnnealingLR's closed form with T_max = epochs: the learning rate
+   of epoch (0 based) is eta_min + (lr0 - eta_min) * (1 + cos(pi * epoch /
+   epochs)) / 2; lr0 when epochs <= 0. */
+double snnrt_lr_cosine(double lr0, int epoch, int epochs, double eta_min);
+
+/* StepLR: lr0 * gamma^(epoch / step_size), integer division; lr0 when
+   step_size <= 0. */
+double snnrt_lr_step(double lr0, int epoch, int step_size, double gamma);
+
+/* ---- SVG ---- */
+
+/* Writes a line chart of nseries curves to path, atomically: series i is
+   named names[i] in the legend and has lens[i] points ys[i][0..lens[i]),
+   point j drawn at x = j + 1 (epochs count from 1). Axes with ticks and
+   labels (x labelled xlabel), a title, a legend, one polyline per series
+   (points that are NaN, infinite or beyond +-1e300 are skipped, joining
+   their neighbours), in a self-contained SVG file whose text depends only
+   on the arguments. At most 16 series; names, title and xlabel may be
+   NULL. */
+int snnrt_svg_curves(const char *path, const char *title, int nseries,
+                     const char *const *names, const double *const *ys,
+                     const int *lens, const char *xlabel, char *err,
+                     size_t errlen);
 
 #ifdef __cplusplus
 }

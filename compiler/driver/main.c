@@ -23,42 +23,21 @@
 #include "passes.h"
 #include "sema.h"
 #include "snnrt.h"
+#include "driver.h"
 
 extern const char snnc_stdlib_snn[];
 extern const unsigned long snnc_stdlib_snn_len;
 
 #define MAX_SOURCE (16u << 20)
-#define MAX_RECORDS 32
-
-typedef struct Record {
-    const char *spec; /* LAYER or LAYER.VAR */
-    const char *file;
-} Record;
-
-typedef struct Options {
-    const char *cmd;
-    const char *input_file; /* the model */
-    const char *target;
-    const char *outdir;
-    const char *weights;
-    const char *npy_in, *npy_out;
-    const char *dot;
-    const char *cc;
-    const char *keep;
-    int static_ws, embed, emit_ir, batch, init, list_passes;
-    unsigned long long seed;
-    SemaOptions sema;
-    PassOptions passes;
-    Record records[MAX_RECORDS];
-    int nrecords;
-} Options;
-
 static void usage(FILE *f) {
     fputs("usage: snnc COMMAND MODEL.snn [options]\n"
           "\n"
           "commands:\n"
           "  compile   generate code: writes DIR/<net>.h and DIR/<net>.c\n"
           "  run       compile, build with the system C compiler, run on an input\n"
+          "  train     train the network (its train block; options below), in generated C\n"
+          "  grad      one forward and backward pass of the training code: write the\n"
+          "            gradients of the parameters (and of the input) for a given dL/doutput\n"
           "  info      layers, shapes, parameters, neurons, synaptic operations, memory\n"
           "\n"
           "common options:\n"
@@ -79,6 +58,8 @@ static void usage(FILE *f) {
           "  --embed-weights       embed the --weights file as const arrays\n"
           "  --weights FILE        safetensors weights (see docs/weights.md)\n"
           "  --record LAYER[.VAR]  keep a value of every step readable (<net>_probe)\n"
+          "  --train               also generate the training code (forward over all steps,\n"
+          "                        backward; see docs/generated-code.md)\n"
           "\n"
           "run options:\n"
           "  --input X.npy         [B, ...] for direct encoding, [T, B, ...] for sequence\n"
@@ -88,7 +69,26 @@ static void usage(FILE *f) {
           "  --record LAYER[.VAR]=FILE.npy   write a layer's output or a neuron variable\n"
           "                        over time as [T, B, ...]; repeatable\n"
           "  --cc CC               C compiler (default $CC, else cc)\n"
-          "  --keep-build DIR      keep the generated program in DIR\n",
+          "  --keep-build DIR      keep the generated program in DIR\n"
+          "\n"
+          "  --eval                instead: the accuracy of --weights on the test split of\n"
+          "                        the train block's data (or --data DIR)\n"
+          "\n"
+          "train options (each overrides the file's train block; docs/training.md):\n"
+          "  --epochs N, --batch N, --lr X, --seed N\n"
+          "  --data DIR            a folder of IDX files (MNIST, Fashion-MNIST)\n"
+          "  -o DIR                where checkpoint.safetensors, weights.safetensors,\n"
+          "                        metrics.csv and curves.svg go (default NET.train)\n"
+          "  --resume              continue from DIR/checkpoint.safetensors\n"
+          "  --weights FILE        start from these weights instead of the initialization\n"
+          "  --train-limit N, --test-limit N   use the first N samples of a split\n"
+          "  --step-log FILE.csv   also write the loss of every optimizer step\n"
+          "\n"
+          "grad options (and --input, --weights, --init as for run):\n"
+          "  --grad-output G.npy   dL/doutput for the output of every step, [T, B, ...]\n"
+          "  --output G.safetensors  the gradient of every learnable parameter\n"
+          "  --input-grad DX.npy   also write dL/dinput, shaped as the input\n"
+          "  --output-steps Y.npy  also write the output of every step, [T, B, ...]\n",
           f);
 }
 
@@ -140,8 +140,11 @@ static int parse_args(int argc, char **argv, Options *o) {
         } else if (!strcmp(a, "-o")) {
             NEEDV();
             o->outdir = v;
+            o->outdir_set = 1;
         } else if (!strcmp(a, "--static")) {
             o->static_ws = 1;
+        } else if (!strcmp(a, "--train")) {
+            o->train = 1;
         } else if (!strcmp(a, "--embed-weights")) {
             o->embed = 1;
         } else if (!strcmp(a, "--weights")) {
@@ -153,6 +156,15 @@ static int parse_args(int argc, char **argv, Options *o) {
         } else if (!strcmp(a, "--output")) {
             NEEDV();
             o->npy_out = v;
+        } else if (!strcmp(a, "--grad-output")) {
+            NEEDV();
+            o->grad_in = v;
+        } else if (!strcmp(a, "--input-grad")) {
+            NEEDV();
+            o->dinput_out = v;
+        } else if (!strcmp(a, "--output-steps")) {
+            NEEDV();
+            o->steps_out = v;
         } else if (!strcmp(a, "--init")) {
             NEEDV();
             char *end;
@@ -161,6 +173,44 @@ static int parse_args(int argc, char **argv, Options *o) {
             if (errno || end == v || *end || *v == '-')
                 return bad_usage("--init needs a non-negative integer seed, got '%s'", v);
             o->init = 1;
+        } else if (!strcmp(a, "--epochs")) {
+            NEEDV();
+            if (!parse_int(v, 1, 1000000, &n))
+                return bad_usage("--epochs needs an integer from 1 to 1000000, got '%s'", v);
+            o->set_epochs = (int)n;
+        } else if (!strcmp(a, "--lr")) {
+            NEEDV();
+            char *end;
+            errno = 0;
+            o->set_lr = strtod(v, &end);
+            if (errno || end == v || *end || !(o->set_lr > 0 && o->set_lr < 1e6))
+                return bad_usage("--lr needs a learning rate above 0, got '%s'", v);
+        } else if (!strcmp(a, "--seed")) {
+            NEEDV();
+            char *end;
+            errno = 0;
+            o->set_seed = strtoull(v, &end, 10);
+            if (errno || end == v || *end || *v == '-')
+                return bad_usage("--seed needs a non-negative integer, got '%s'", v);
+            o->set_seed_given = 1;
+        } else if (!strcmp(a, "--data")) {
+            NEEDV();
+            o->set_data = v;
+        } else if (!strcmp(a, "--train-limit") || !strcmp(a, "--test-limit")) {
+            NEEDV();
+            if (!parse_int(v, 1, 1L << 40, &n))
+                return bad_usage("this option needs a positive number of samples, got '%s'", v);
+            if (a[2] == 't' && a[3] == 'r')
+                o->train_limit = n;
+            else
+                o->test_limit = n;
+        } else if (!strcmp(a, "--step-log")) {
+            NEEDV();
+            o->step_log = v;
+        } else if (!strcmp(a, "--resume")) {
+            o->resume = 1;
+        } else if (!strcmp(a, "--eval")) {
+            o->eval = 1;
         } else if (!strcmp(a, "--network")) {
             NEEDV();
             o->sema.network = v;
@@ -174,6 +224,7 @@ static int parse_args(int argc, char **argv, Options *o) {
             if (!parse_int(v, 1, 1 << 20, &n))
                 return bad_usage("--batch needs an integer from 1 to 1048576, got '%s'", v);
             o->batch = (int)n;
+            o->set_batch = (int)n;
         } else if (!strcmp(a, "--emit-ir")) {
             o->emit_ir = 1;
         } else if (!strncmp(a, "--dump-ir=after:", 16)) {
@@ -219,11 +270,15 @@ static int parse_args(int argc, char **argv, Options *o) {
         usage(stderr);
         return 2;
     }
-    if (strcmp(o->cmd, "compile") && strcmp(o->cmd, "run") && strcmp(o->cmd, "info"))
-        return bad_usage("unknown command '%s' (compile, run or info)", o->cmd);
+    if (strcmp(o->cmd, "compile") && strcmp(o->cmd, "run") && strcmp(o->cmd, "info") &&
+        strcmp(o->cmd, "grad") && strcmp(o->cmd, "train"))
+        return bad_usage("unknown command '%s' (compile, run, train, grad or info)", o->cmd);
     if (!o->input_file)
         return bad_usage("%s needs a model file", o->cmd);
-    if (!strcmp(o->cmd, "run")) {
+    if (!strcmp(o->cmd, "run") && o->eval) {
+        if (!o->weights && !o->init)
+            return bad_usage("%s needs --weights FILE (a checkpoint or weights file)", "run --eval");
+    } else if (!strcmp(o->cmd, "run")) {
         if (!o->npy_in || !o->npy_out)
             return bad_usage("%s needs --input X.npy and --output Y.npy", "run");
         if (!o->weights && !o->init)
@@ -233,6 +288,13 @@ static int parse_args(int argc, char **argv, Options *o) {
                 return bad_usage("--record needs LAYER[.VAR]=FILE.npy with run, got '%s'",
                                  o->records[k].spec);
     }
+    if (!strcmp(o->cmd, "grad")) {
+        if (!o->npy_in || !o->grad_in || !o->npy_out)
+            return bad_usage("%s needs --input X.npy, --grad-output G.npy and --output GRADS.safetensors",
+                             "grad");
+        if (!o->weights && !o->init)
+            return bad_usage("%s needs --weights FILE or --init SEED (or both)", "grad");
+    }
     if (!strcmp(o->cmd, "compile") && o->embed && !o->weights)
         return bad_usage("%s needs --weights FILE", "--embed-weights");
     return 0;
@@ -241,7 +303,7 @@ static int parse_args(int argc, char **argv, Options *o) {
 /* ---- front end ---- */
 
 /* Read, parse and check the model: the graph before any pass. */
-static IrGraph *front_end(Arena *a, Options *o) {
+IrGraph *drv_front_end(Arena *a, Options *o) {
     size_t len;
     char *text = read_file(o->input_file, &len, MAX_SOURCE);
     if (!text) {
@@ -265,12 +327,30 @@ static IrGraph *front_end(Arena *a, Options *o) {
     Node *user = parse_source(a, uf, src_text(uf), len);
     if (diag_errors())
         return NULL;
-    return sema_build(a, std, user, &o->sema);
+    IrGraph *g = sema_build(a, std, user, &o->sema);
+    if (!g || !trainspec_build(user, g->name, &o->spec))
+        return NULL;
+    /* the command line overrides the train block */
+    TrainSpec *ts = &o->spec;
+    if (o->set_epochs)
+        ts->epochs = o->set_epochs;
+    if (o->set_batch)
+        ts->batch = o->set_batch;
+    if (o->set_lr > 0)
+        ts->lr = o->set_lr;
+    if (o->set_seed_given)
+        ts->seed = o->set_seed;
+    if (o->set_data) {
+        ts->data = DATA_IDX;
+        ts->dir = o->set_data;
+    }
+    return g;
 }
 
 /* The batch, the records, and the passes. */
-static IrGraph *middle_end(Arena *a, Options *o, IrGraph *g) {
+IrGraph *drv_middle_end(Arena *a, Options *o, IrGraph *g) {
     g->batch = o->batch > 0 ? o->batch : 1;
+    g->train = o->train;
     /* records become probes before the passes, so that memplan sees them */
     for (int k = 0; k < o->nrecords; k++) {
         const char *spec = o->records[k].spec;
@@ -316,7 +396,7 @@ static IrGraph *middle_end(Arena *a, Options *o, IrGraph *g) {
 
 /* ---- writing files ---- */
 
-static int ensure_dir(const char *dir) {
+int drv_ensure_dir(const char *dir) {
     struct stat st;
     if (stat(dir, &st) == 0) {
         if (S_ISDIR(st.st_mode))
@@ -331,7 +411,7 @@ static int ensure_dir(const char *dir) {
     return 0;
 }
 
-static int write_out(const char *path, const char *data, size_t len) {
+int drv_write(const char *path, const char *data, size_t len) {
     if (write_file_atomic(path, data, len) != 0) {
         error_plain("%s: cannot write: %s", path, strerror(errno));
         return -1;
@@ -387,7 +467,7 @@ static float *load_embedded(const IrGraph *g, const char *path) {
     return w;
 }
 
-static int generate(const IrGraph *g, Options *o, const char *dir, const float *embedded) {
+int drv_generate(const IrGraph *g, Options *o, const char *dir, const float *embedded) {
     const Target *t = target_lookup(o->target);
     if (!t) {
         error_plain("unknown target '%s' (see snnc --list-targets)", o->target);
@@ -401,10 +481,10 @@ static int generate(const IrGraph *g, Options *o, const char *dir, const float *
     int n = t->generate(g, &co, files);
     if (n < 0)
         return -1;
-    int rc = ensure_dir(dir);
+    int rc = drv_ensure_dir(dir);
     for (int i = 0; rc == 0 && i < n; i++) {
         char *path = arena_printf(g->arena, "%s/%s", dir, files[i].name);
-        rc = write_out(path, files[i].text.data, files[i].text.len);
+        rc = drv_write(path, files[i].text.data, files[i].text.len);
     }
     for (int i = 0; i < n; i++)
         buf_free(&files[i].text);
@@ -453,351 +533,31 @@ static void info(const IrGraph *g) {
            g->timesteps);
 }
 
-/* ---- run ---- */
-
-static int run_program(char *const argv[], const char *what) {
-    pid_t pid = fork();
-    if (pid < 0) {
-        error_plain("cannot start %s: %s", what, strerror(errno));
-        return -1;
-    }
-    if (pid == 0) {
-        execvp(argv[0], argv);
-        fprintf(stderr, "snnc: error: cannot run '%s': %s\n", argv[0], strerror(errno));
-        _exit(127);
-    }
-    int status;
-    while (waitpid(pid, &status, 0) < 0)
-        if (errno != EINTR) {
-            error_plain("waiting for %s: %s", what, strerror(errno));
-            return -1;
-        }
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
-        return 0;
-    if (WIFSIGNALED(status))
-        error_plain("%s was killed by signal %d", what, WTERMSIG(status));
-    else
-        error_plain("%s failed (exit status %d)", what, WEXITSTATUS(status));
-    return -1;
-}
-
-/* The program `run` builds around the generated code. The prologue written
-   before it defines F(name) and M(NAME) as the network's function and macro
-   names, HAVE_WEIGHTS, and PROBE_SIZES (floats per sample of each record). */
-static const char *harness_src =
-    "#include <stdio.h>\n"
-    "#include <stdlib.h>\n"
-    "\n"
-    "static int io(const char *path, float *p, size_t n, int wr)\n"
-    "{\n"
-    "    FILE *f = fopen(path, wr ? \"wb\" : \"rb\");\n"
-    "    size_t got;\n"
-    "    if (!f)\n"
-    "        return -1;\n"
-    "    got = wr ? fwrite(p, sizeof *p, n, f) : fread(p, sizeof *p, n, f);\n"
-    "    return fclose(f) == 0 && got == n ? 0 : -1;\n"
-    "}\n"
-    "\n"
-    "/* argv: weights or -, seed or -, batch, input, output, then one file per record */\n"
-    "int main(int argc, char **argv)\n"
-    "{\n"
-    "    static const size_t probe_size[] = {PROBE_SIZES 0};\n"
-    "    int batch, t, k, nprobe = argc - 6;\n"
-    "    size_t nin, nout;\n"
-    "    float *ws, *in, *out;\n"
-    "    if (argc < 6 || nprobe != M(NUM_PROBES))\n"
-    "        return 2;\n"
-    "    batch = atoi(argv[3]);\n"
-    "    nin = (size_t)(M(INPUT_SEQUENCE) ? M(TIMESTEPS) : 1) * (size_t)batch * M(INPUT_SIZE);\n"
-    "    nout = (size_t)(M(OUTPUT_STEPS) ? M(TIMESTEPS) : 1) * (size_t)batch * M(OUTPUT_SIZE);\n"
-    "    ws = calloc(M(WORKSPACE_FLOATS) + 1, sizeof(float));\n"
-    "    in = malloc(nin * sizeof(float) + 1);\n"
-    "    out = malloc(nout * sizeof(float) + 1);\n"
-    "    if (!ws || !in || !out) {\n"
-    "        fprintf(stderr, \"out of memory\\n\");\n"
-    "        return 1;\n"
-    "    }\n"
-    "#if HAVE_WEIGHTS\n"
-    "    {\n"
-    "        char err[1024];\n"
-    "        if (argv[2][0] != '-')\n"
-    "            F(init_weights)(ws, strtoull(argv[2], NULL, 10));\n"
-    "        if (argv[1][0] != '-' && F(load_weights)(ws, argv[1], argv[2][0] != '-', err, sizeof err)) {\n"
-    "            fprintf(stderr, \"%s\\n\", err);\n"
-    "            return 1;\n"
-    "        }\n"
-    "    }\n"
-    "#endif\n"
-    "    if (io(argv[4], in, nin, 0)) {\n"
-    "        fprintf(stderr, \"cannot read the input\\n\");\n"
-    "        return 1;\n"
-    "    }\n"
-    "    F(forward)(ws, batch, in, out);\n"
-    "    if (io(argv[5], out, nout, 1))\n"
-    "        return 1;\n"
-    "#if M(NUM_PROBES) > 0\n"
-    "    {\n"
-    "        FILE *pf[M(NUM_PROBES)];\n"
-    "        for (k = 0; k < nprobe; k++)\n"
-    "            if (!(pf[k] = fopen(argv[6 + k], \"wb\")))\n"
-    "                return 1;\n"
-    "        F(reset)(ws, batch);\n"
-    "        for (t = 0; t < M(TIMESTEPS); t++) {\n"
-    "            F(step)(ws, batch, in + (M(INPUT_SEQUENCE) ? (size_t)t * (size_t)batch * M(INPUT_SIZE) : 0), NULL);\n"
-    "            for (k = 0; k < nprobe; k++)\n"
-    "                if (fwrite(F(probe)(ws, k), sizeof(float), (size_t)batch * probe_size[k], pf[k]) != (size_t)batch * probe_size[k])\n"
-    "                    return 1;\n"
-    "        }\n"
-    "        for (k = 0; k < nprobe; k++)\n"
-    "            if (fclose(pf[k]))\n"
-    "                return 1;\n"
-    "    }\n"
-    "#endif\n"
-    "    (void)t;\n"
-    "    (void)k;\n"
-    "    (void)probe_size;\n"
-    "    free(ws);\n"
-    "    free(in);\n"
-    "    free(out);\n"
-    "    return 0;\n"
-    "}\n";
-
-static char *lower_name(Arena *a, const char *s) {
-    char *p = arena_strdup(a, s);
-    for (char *c = p; *c; c++)
-        if (*c >= 'A' && *c <= 'Z')
-            *c = (char)(*c - 'A' + 'a');
-    return p;
-}
-
-static void remove_tree(const char *dir, const char *const *names, int n) {
-    char path[4096];
-    for (int i = 0; i < n; i++) {
-        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
-        unlink(path);
-    }
-    rmdir(dir);
-}
-
-static int read_raw(const char *path, float *p, size_t n) {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return -1;
-    size_t got = fread(p, sizeof *p, n, f);
-    int extra = fgetc(f) != EOF;
-    fclose(f);
-    return got == n && !extra ? 0 : -1;
-}
-
-static int cmd_run(Arena *a, Options *o) {
-    char err[1024];
-    SnnrtTensor x;
-    memset(&x, 0, sizeof x);
-    if (snnrt_npy_read(o->npy_in, &x, err, sizeof err) != 0) {
-        error_plain("%s", err);
-        return 1;
-    }
-    /* the batch comes from the input; its layout is checked after sema */
-    IrGraph *g = NULL;
-    int rc = 1;
-    {
-        IrGraph *g0 = front_end(a, o);
-        if (!g0)
-            goto out;
-        const Shape *is = &g0->nodes.items[g0->input].shape;
-        int seq = g0->encoding == ENC_SEQUENCE;
-        int want = is->ndim + 1 + seq;
-        int ok = x.ndim == want;
-        if (ok && seq && x.shape[0] != g0->timesteps)
-            ok = 0;
-        for (int k = 0; ok && k < is->ndim; k++)
-            ok = x.shape[1 + seq + k] == is->d[k];
-        if (!ok || x.shape[seq] < 1 || x.shape[seq] > (1 << 20)) {
-            Shape got = {0, {0}};
-            for (int k = 0; k < x.ndim && k < IR_MAX_DIMS; k++)
-                got.d[got.ndim++] = x.shape[k];
-            error_plain("%s: input has shape %s%s; network %s expects %s%s (%s encoding)", o->npy_in,
-                        shape_str(a, &got), x.ndim > IR_MAX_DIMS ? "..." : "", g0->name,
-                        seq ? arena_printf(a, "[%d, B, ", g0->timesteps) : "[B, ",
-                        shape_str(a, is) + 1, encoding_names[g0->encoding]);
-            goto out;
-        }
-        o->batch = (int)x.shape[seq];
-        g = middle_end(a, o, g0);
-        if (!g)
-            goto out;
-    }
-    if (o->emit_ir) {
-        Buf b = {0};
-        ir_print(g, &b);
-        fwrite(b.data, 1, b.len, stdout);
-        buf_free(&b);
-    }
-    char tmpl[] = "/tmp/snnc-run-XXXXXX";
-    const char *tmpdir = getenv("TMPDIR");
-    char *dir;
-    if (o->keep) {
-        if (ensure_dir(o->keep) != 0)
-            goto out;
-        dir = (char *)o->keep;
-    } else {
-        char *t = tmpdir ? arena_printf(a, "%s/snnc-run-XXXXXX", tmpdir) : tmpl;
-        dir = mkdtemp(t);
-        if (!dir) {
-            error_plain("cannot create a temporary folder: %s", strerror(errno));
-            goto out;
-        }
-    }
-    const char *p = lower_name(a, g->name);
-    const char *files[8 + MAX_RECORDS];
-    int nfiles = 0;
-    files[nfiles++] = arena_printf(a, "%s.h", p);
-    files[nfiles++] = arena_printf(a, "%s.c", p);
-    files[nfiles++] = "harness.c";
-    files[nfiles++] = "model";
-    files[nfiles++] = "input.bin";
-    files[nfiles++] = "output.bin";
-    for (int k = 0; k < g->probes.len; k++)
-        files[nfiles++] = arena_printf(a, "probe%d.bin", k);
-    if (generate(g, o, dir, NULL) != 0)
-        goto clean;
-    {
-        Buf h = {0};
-        char *up = arena_strdup(a, p);
-        for (char *c = up; *c; c++)
-            if (*c >= 'a' && *c <= 'z')
-                *c = (char)(*c - 'a' + 'A');
-        buf_printf(&h, "/* Driver program written by snnc run: raw float32 files in and out. */\n");
-        buf_printf(&h, "#include \"%s.h\"\n", p);
-        buf_printf(&h, "#define F(x) %s_##x\n#define M(x) %s_##x\n", p, up);
-        buf_printf(&h, "#define HAVE_WEIGHTS %d\n#define PROBE_SIZES", g->params.len > 0);
-        for (int k = 0; k < g->probes.len; k++)
-            buf_printf(&h, " %lld,", (long long)g->probes.items[k].count);
-        buf_printf(&h, "\n%s", harness_src);
-        char *hp = arena_printf(a, "%s/harness.c", dir);
-        int bad = write_out(hp, h.data, h.len);
-        buf_free(&h);
-        if (bad)
-            goto clean;
-    }
-    {
-        char *ip = arena_printf(a, "%s/input.bin", dir);
-        if (write_out(ip, (const char *)x.data, x.count * sizeof(float)) != 0)
-            goto clean;
-    }
-    {
-        const char *cc = o->cc ? o->cc : getenv("CC") && *getenv("CC") ? getenv("CC") : "cc";
-        char *argv[] = {(char *)cc, "-std=c99", "-O2", "-o", arena_printf(a, "%s/model", dir),
-                        arena_printf(a, "%s/%s.c", dir, p), arena_printf(a, "%s/harness.c", dir),
-                        "-lm", NULL};
-        if (run_program(argv, "the C compiler") != 0)
-            goto clean;
-    }
-    {
-        char *argv[8 + MAX_RECORDS];
-        int n = 0;
-        argv[n++] = arena_printf(a, "%s/model", dir);
-        argv[n++] = (char *)(o->weights ? o->weights : "-");
-        argv[n++] = o->init ? arena_printf(a, "%llu", o->seed) : "-";
-        argv[n++] = arena_printf(a, "%d", o->batch);
-        argv[n++] = arena_printf(a, "%s/input.bin", dir);
-        argv[n++] = arena_printf(a, "%s/output.bin", dir);
-        for (int k = 0; k < g->probes.len; k++)
-            argv[n++] = arena_printf(a, "%s/probe%d.bin", dir, k);
-        argv[n] = NULL;
-        if (o->weights && o->weights[0] == '-') {
-            error_plain("%s: weight file names may not start with '-'", o->weights);
-            goto clean;
-        }
-        if (run_program(argv, "the generated program") != 0)
-            goto clean;
-    }
-    {
-        /* results: output, then each record */
-        const IrNode *on = &g->nodes.items[g->output];
-        SnnrtTensor y;
-        memset(&y, 0, sizeof y);
-        int steps = g->readout == RO_STEPS;
-        if (steps)
-            y.shape[y.ndim++] = g->timesteps;
-        y.shape[y.ndim++] = o->batch;
-        for (int k = 0; k < on->shape.ndim; k++)
-            y.shape[y.ndim++] = on->shape.d[k];
-        y.count = (size_t)(steps ? g->timesteps : 1) * (size_t)o->batch * (size_t)shape_count(&on->shape);
-        y.data = malloc(y.count * sizeof(float) + 1);
-        SnnrtTensor *outs = calloc((size_t)g->probes.len + 1, sizeof *outs);
-        int ok = y.data && outs &&
-                 read_raw(arena_printf(a, "%s/output.bin", dir), y.data, y.count) == 0;
-        for (int k = 0; ok && k < g->probes.len; k++) {
-            const IrProbe *pr = &g->probes.items[k];
-            SnnrtTensor *t = &outs[k];
-            const Shape *s = &g->nodes.items[pr->node].shape;
-            t->shape[t->ndim++] = g->timesteps;
-            t->shape[t->ndim++] = o->batch;
-            for (int d = 0; d < s->ndim; d++)
-                t->shape[t->ndim++] = s->d[d];
-            t->count = (size_t)g->timesteps * (size_t)o->batch * (size_t)pr->count;
-            t->data = malloc(t->count * sizeof(float) + 1);
-            ok = t->data && read_raw(arena_printf(a, "%s/probe%d.bin", dir, k), t->data, t->count) == 0;
-        }
-        if (!ok)
-            error_plain("the generated program's results are incomplete");
-        /* write everything or nothing */
-        const char *written[1 + MAX_RECORDS];
-        int nw = 0;
-        if (ok) {
-            if (snnrt_npy_write(o->npy_out, &y, err, sizeof err) != 0) {
-                error_plain("%s", err);
-                ok = 0;
-            } else
-                written[nw++] = o->npy_out;
-        }
-        for (int k = 0; ok && k < g->probes.len; k++) {
-            const char *path = o->records[k].file;
-            if (snnrt_npy_write(path, &outs[k], err, sizeof err) != 0) {
-                error_plain("%s", err);
-                ok = 0;
-            } else
-                written[nw++] = path;
-        }
-        if (!ok)
-            for (int k = 0; k < nw; k++)
-                unlink(written[k]);
-        for (int k = 0; k < g->probes.len; k++)
-            free(outs[k].data);
-        free(outs);
-        free(y.data);
-        if (ok)
-            rc = 0;
-    }
-clean:
-    if (!o->keep)
-        remove_tree(dir, files, nfiles);
-out:
-    snnrt_tensor_free(&x);
-    return rc;
-}
-
 int main(int argc, char **argv) {
     Options o;
     int rc = parse_args(argc, argv, &o);
     if (rc)
         return rc;
     Arena arena = {0};
-    if (!strcmp(o.cmd, "run")) {
-        rc = cmd_run(&arena, &o);
+    if (!strcmp(o.cmd, "run") || !strcmp(o.cmd, "grad") || !strcmp(o.cmd, "train")) {
+        rc = !strcmp(o.cmd, "train") ? cmd_train(&arena, &o)
+             : !strcmp(o.cmd, "grad") ? cmd_grad(&arena, &o)
+             : o.eval                 ? cmd_eval(&arena, &o)
+                                      : cmd_run(&arena, &o);
+        if (rc && diag_errors() > 1)
+            fprintf(stderr, "%d errors generated.\n", diag_errors());
         arena_free(&arena);
         return rc;
     }
-    IrGraph *g = front_end(&arena, &o);
+    IrGraph *g = drv_front_end(&arena, &o);
     if (g)
-        g = middle_end(&arena, &o, g);
+        g = drv_middle_end(&arena, &o, g);
     if (!g)
         goto fail;
     if (o.dot) {
         Buf b = {0};
         ir_dot(g, &b);
-        int bad = write_out(o.dot, b.data, b.len);
+        int bad = drv_write(o.dot, b.data, b.len);
         buf_free(&b);
         if (bad)
             goto fail;
@@ -813,7 +573,7 @@ int main(int argc, char **argv) {
         float *w = NULL;
         if (o.embed && !(w = load_embedded(g, o.weights)))
             goto fail;
-        int bad = generate(g, &o, o.outdir, w);
+        int bad = drv_generate(g, &o, o.outdir, w);
         free(w);
         if (bad)
             goto fail;

@@ -24,6 +24,7 @@ typedef enum NodeKind {
     N_PIPE,   /* a |> b */
     N_AS,     /* a as name */
     N_KWARG,  /* name = a, inside call arguments */
+    N_STR,    /* a string literal, in name */
     /* statements in a neuron body */
     S_PARAM,  /* param name = a per gran(name2) */
     S_STATE,  /* state name = a (a may be NULL: an error sema reports) */
@@ -34,9 +35,12 @@ typedef enum NodeKind {
     S_TIMESTEPS, /* timesteps a */
     S_INPUT,     /* input name : a encode name2 */
     S_OUTPUT,    /* output a readout name2 */
+    /* statements in a train body */
+    S_SETTING,   /* name a: one setting */
     /* definitions */
     D_NEURON,  /* neuron name(params) { body }; params are N_KWARG or N_IDENT */
     D_NETWORK, /* network name { body } */
+    D_TRAIN,   /* train name { body }: how to train network `name` */
 } NodeKind;
 
 /* Operators of N_BINOP and N_UNOP. */

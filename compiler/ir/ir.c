@@ -102,6 +102,7 @@ int ir_add_param(IrGraph *g, int node, const char *pname, const Shape *shape,
     p.kind = kind;
     p.init = init;
     p.fan_in = fan_in;
+    p.learnable = 1;
     vec_push(g->arena, &g->params, p);
     int id = g->params.len - 1;
     if (n->op != IR_NEURON) {
@@ -112,8 +113,16 @@ int ir_add_param(IrGraph *g, int node, const char *pname, const Shape *shape,
 }
 
 int eq_emit(Arena *a, NeuronProg *p, EqInst in) {
-    vec_push(a, &p->code, in);
-    return p->code.len - 1;
+    return eq_push(a, &p->code, in);
+}
+
+int eq_push(Arena *a, EqCode *code, EqInst in) {
+    vec_push(a, code, in);
+    return code->len - 1;
+}
+
+int eq_nops(const EqInst *e) {
+    return eq_op_arity[e->op];
 }
 
 int ir_find_node(const IrGraph *g, const char *name) {

@@ -72,6 +72,8 @@ typedef struct EqInst {
     Loc loc;
 } EqInst;
 
+typedef VEC(EqInst) EqCode;
+
 typedef struct NeuronState {
     const char *name;
     float init;
@@ -91,14 +93,27 @@ typedef struct NeuronName {
     int inst;
 } NeuronName;
 
+/* The backward of one step of a neuron program, made by the autodiff pass.
+   Its code starts with a copy of the forward instructions (recomputed from
+   the state at the start of the step and the step's input), followed by the
+   adjoints, in SSA order. EQ_ADJ instructions read the incoming adjoints.
+   The results are instruction indices, or -1 where the gradient is zero. */
+typedef struct NeuronGrad {
+    EqCode code;
+    int dx;      /* dL/dx of the step */
+    int *dstate; /* per state: dL/d(the state's value at the start of the step) */
+    int *dparam; /* per parameter: this element's and step's contribution to dL/dparam */
+} NeuronGrad;
+
 typedef struct NeuronProg {
     const char *model; /* the neuron model's name */
     Loc model_loc;
-    VEC(EqInst) code;
+    EqCode code;
     VEC(NeuronState) states;
     VEC(NeuronParam) params;
     VEC(NeuronName) names;
     int emit; /* instruction whose value is the layer's output */
+    NeuronGrad *grad; /* set by the autodiff pass when the graph is trained */
 } NeuronProg;
 
 typedef enum ParamKind {
@@ -118,6 +133,7 @@ typedef struct IrParam {
     float init;     /* PK_CONST */
     int64_t fan_in; /* PK_WEIGHT, PK_BIAS */
     int64_t off;    /* memplan: offset in the parameter block, in floats */
+    int learnable;  /* 0 for buffers such as batchnorm's running statistics */
 } IrParam;
 
 typedef struct IrNode {
@@ -172,6 +188,7 @@ typedef struct IrGraph {
     Loc loc;
     int timesteps;
     int batch; /* the largest batch the generated code accepts */
+    int train; /* the graph will be trained: the passes derive gradients */
     int input;
     Encoding encoding;
     int output;
@@ -192,6 +209,9 @@ int ir_add_node(IrGraph *g, IrOp op, const char *name, Loc loc);
 int ir_add_param(IrGraph *g, int node, const char *pname, const Shape *shape,
                  ParamKind kind, float init, int64_t fan_in);
 int eq_emit(Arena *a, NeuronProg *p, EqInst in);
+int eq_push(Arena *a, EqCode *code, EqInst in);
+/* Number of operands an instruction reads (a, b, c in that order). */
+int eq_nops(const EqInst *e);
 int ir_find_node(const IrGraph *g, const char *name);
 /* Index of the neuron program value `var` (a state or a named value) in
    node n, or -1; *state gets the state index or -1. */

@@ -39,20 +39,11 @@ static void print_attrs(const IrNode *n, Buf *o) {
     }
 }
 
-void ir_print_neuron(const NeuronProg *p, const IrGraph *g, Buf *o, const char *ind) {
+/* One instruction list; names the values the model names (forward only). */
+static void print_code(const NeuronProg *p, const EqCode *code, int named, Buf *o, const char *ind) {
     char f[32];
-    for (int i = 0; i < p->states.len; i++) {
-        format_float(f, sizeof f, p->states.items[i].init);
-        buf_printf(o, "%sstate %s = %s, next %%%d\n", ind, p->states.items[i].name, f,
-                   p->states.items[i].next);
-    }
-    for (int i = 0; i < p->params.len; i++) {
-        const NeuronParam *q = &p->params.items[i];
-        format_float(f, sizeof f, q->init);
-        buf_printf(o, "%sparam %s per %s = %s\n", ind, q->name, gran_names[q->gran], f);
-    }
-    for (int i = 0; i < p->code.len; i++) {
-        const EqInst *e = &p->code.items[i];
+    for (int i = 0; i < code->len; i++) {
+        const EqInst *e = &code->items[i];
         buf_printf(o, "%s%%%d = %s", ind, i, eq_op_names[e->op]);
         switch (e->op) {
         case EQ_CONST:
@@ -65,7 +56,14 @@ void ir_print_neuron(const NeuronProg *p, const IrGraph *g, Buf *o, const char *
         case EQ_PARAM:
             buf_printf(o, " %s", p->params.items[e->idx].name);
             break;
+        case EQ_ADJ:
+            if (e->idx == 0)
+                buf_puts(o, " emit");
+            else
+                buf_printf(o, " %s", p->states.items[e->idx - 1].name);
+            break;
         case EQ_SPIKE:
+        case EQ_DSURR:
             format_float(f, sizeof f, e->alpha);
             buf_printf(o, " %%%d surrogate=%s(%s)", e->a, surr_names[e->surr], f);
             break;
@@ -73,12 +71,45 @@ void ir_print_neuron(const NeuronProg *p, const IrGraph *g, Buf *o, const char *
             for (int k = 0; k < eq_op_arity[e->op]; k++)
                 buf_printf(o, k ? ", %%%d" : " %%%d", k == 0 ? e->a : k == 1 ? e->b : e->c);
         }
-        for (int k = 0; k < p->names.len; k++)
+        for (int k = 0; named && k < p->names.len; k++)
             if (p->names.items[k].inst == i)
                 buf_printf(o, "  ; %s", p->names.items[k].name);
         buf_puts(o, "\n");
     }
+}
+
+static void print_result(Buf *o, const char *ind, const char *what, const char *name, int inst) {
+    if (inst < 0)
+        buf_printf(o, "%s%s%s%s 0\n", ind, what, name ? " " : "", name ? name : "");
+    else
+        buf_printf(o, "%s%s%s%s %%%d\n", ind, what, name ? " " : "", name ? name : "", inst);
+}
+
+void ir_print_neuron(const NeuronProg *p, const IrGraph *g, Buf *o, const char *ind) {
+    char f[32];
+    for (int i = 0; i < p->states.len; i++) {
+        format_float(f, sizeof f, p->states.items[i].init);
+        buf_printf(o, "%sstate %s = %s, next %%%d\n", ind, p->states.items[i].name, f,
+                   p->states.items[i].next);
+    }
+    for (int i = 0; i < p->params.len; i++) {
+        const NeuronParam *q = &p->params.items[i];
+        format_float(f, sizeof f, q->init);
+        buf_printf(o, "%sparam %s per %s = %s\n", ind, q->name, gran_names[q->gran], f);
+    }
+    print_code(p, &p->code, 1, o, ind);
     buf_printf(o, "%semit %%%d\n", ind, p->emit);
+    if (p->grad) {
+        const NeuronGrad *gr = p->grad;
+        char *ind2 = arena_printf(g->arena, "%s  ", ind);
+        buf_printf(o, "%sbackward\n", ind);
+        print_code(p, &gr->code, 0, o, ind2);
+        print_result(o, ind2, "dx", NULL, gr->dx);
+        for (int i = 0; i < p->states.len; i++)
+            print_result(o, ind2, "dstate", p->states.items[i].name, gr->dstate[i]);
+        for (int i = 0; i < p->params.len; i++)
+            print_result(o, ind2, "dparam", p->params.items[i].name, gr->dparam[i]);
+    }
 }
 
 void ir_print(const IrGraph *g, Buf *o) {
@@ -164,6 +195,16 @@ int ir_check(const IrGraph *g) {
                     CHECK(ops[j] >= 0 && ops[j] < k, "%%%d: neuron inst %d operand", i, k);
             }
             CHECK(p->emit >= 0 && p->emit < p->code.len, "%%%d: emit", i);
+            if (p->grad) {
+                const NeuronGrad *gr = p->grad;
+                for (int k = 0; k < gr->code.len; k++) {
+                    const EqInst *e = &gr->code.items[k];
+                    int ops[3] = {e->a, e->b, e->c};
+                    for (int j = 0; j < eq_op_arity[e->op]; j++)
+                        CHECK(ops[j] >= 0 && ops[j] < k, "%%%d: backward inst %d operand", i, k);
+                }
+                CHECK(gr->dx < gr->code.len, "%%%d: dx", i);
+            }
             for (int k = 0; k < p->states.len; k++)
                 CHECK(p->states.items[k].next >= 0 && p->states.items[k].next < p->code.len,
                       "%%%d: state next", i);

@@ -2,7 +2,9 @@
  * graph.c: passes over the graph's nodes: `dropout` and `hoist`.
  *
  * dropout: requires nothing; removes every dropout node by pointing its
- * users (and the output and probes) at its input. Inference only.
+ * users (and the output and probes) at its input. Inference only: when the
+ * graph is trained the nodes stay, and the back end applies them only in
+ * training mode.
  *
  * hoist: requires direct encoding to do anything. A value that depends only
  * on the input through stateless layers is the same at every step, so it is
@@ -27,6 +29,8 @@ static void replace_uses(IrGraph *g, int from, int to) {
 }
 
 void pass_dropout(IrGraph *g) {
+    if (g->train)
+        return; /* training applies dropout; the generated code skips it at inference */
     for (int i = 0; i < g->nodes.len; i++) {
         IrNode *n = &g->nodes.items[i];
         if (n->dead || n->op != IR_DROPOUT)

@@ -13,7 +13,9 @@ const Pass pass_table[] = {
     {"simplify", pass_simplify, 0,
      "neuron programs: fold constants, drop identities (x+0, x*1, 0*spike), share common "
      "subexpressions, remove dead instructions"},
-    {"dropout", pass_dropout, 0, "remove dropout layers (identity at inference)"},
+    {"autodiff", pass_autodiff, 1,
+     "training only: derive the backward of every neuron program from its equations"},
+    {"dropout", pass_dropout, 0, "remove dropout layers (identity at inference; kept for training)"},
     {"hoist", pass_hoist, 0,
      "mark values that are the same at every step (direct encoding) and compute them once"},
     {"memplan", pass_memplan, 1, "assign buffers; activations whose lifetimes do not overlap share memory"},

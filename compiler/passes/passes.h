@@ -31,8 +31,14 @@ int pass_run_all(IrGraph *g, const PassOptions *opt);
 int pass_lookup(const char *name);
 
 void pass_simplify(IrGraph *g);
+void pass_autodiff(IrGraph *g);
 void pass_dropout(IrGraph *g);
 void pass_hoist(IrGraph *g);
 void pass_memplan(IrGraph *g);
+
+/* Simplifies a list of instructions in SSA order (folding exact in float,
+   sharing, dead code) and renumbers; roots point at the instructions to
+   keep (entries of -1 are ignored) and are updated. */
+void eq_simplify(Arena *a, EqCode *code, int *const *roots, int nroots);
 
 #endif

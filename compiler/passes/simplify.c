@@ -15,14 +15,14 @@
 #include <math.h>
 #include <string.h>
 
-static int is_const(const NeuronProg *p, int i, float k) {
-    return p->code.items[i].op == EQ_CONST && p->code.items[i].k == k &&
-           signbit(p->code.items[i].k) == signbit(k);
+static int is_const(const EqCode *p, int i, float k) {
+    return p->items[i].op == EQ_CONST && p->items[i].k == k &&
+           signbit(p->items[i].k) == signbit(k);
 }
 
-static int is_spike(const NeuronProg *p, int i) {
-    EqOp op = p->code.items[i].op;
-    return op == EQ_SPIKE || (op == EQ_CONST && (p->code.items[i].k == 0 || p->code.items[i].k == 1));
+static int is_spike(const EqCode *p, int i) {
+    EqOp op = p->items[i].op;
+    return op == EQ_SPIKE || (op == EQ_CONST && (p->items[i].k == 0 || p->items[i].k == 1));
 }
 
 static float fold_f(EqOp op, float a, float b, float c, int *ok) {
@@ -45,8 +45,8 @@ static float fold_f(EqOp op, float a, float b, float c, int *ok) {
 }
 
 /* Rewrites instruction i in place, or returns the index it equals. */
-static int simplify_inst(Arena *a, NeuronProg *p, int i) {
-    EqInst *e = &p->code.items[i];
+static int simplify_inst(Arena *a, EqCode *p, int i) {
+    EqInst *e = &p->items[i];
     int x = e->a, y = e->b;
     switch (e->op) {
     case EQ_ADD:
@@ -81,11 +81,11 @@ static int simplify_inst(Arena *a, NeuronProg *p, int i) {
     if (ar > 0 && e->op != EQ_DETACH) {
         int ops[3] = {e->a, e->b, e->c}, all = 1;
         for (int k = 0; k < ar; k++)
-            all &= p->code.items[ops[k]].op == EQ_CONST;
+            all &= p->items[ops[k]].op == EQ_CONST;
         if (all) {
             int ok;
-            float r = fold_f(e->op, p->code.items[e->a].k, ar > 1 ? p->code.items[e->b].k : 0,
-                             ar > 2 ? p->code.items[e->c].k : 0, &ok);
+            float r = fold_f(e->op, p->items[e->a].k, ar > 1 ? p->items[e->b].k : 0,
+                             ar > 2 ? p->items[e->c].k : 0, &ok);
             if (ok && isfinite(r)) {
                 e->op = EQ_CONST;
                 e->k = r;
@@ -101,70 +101,78 @@ static int same_inst(const EqInst *x, const EqInst *y) {
         return 0;
     if (x->op == EQ_CONST)
         return memcmp(&x->k, &y->k, sizeof x->k) == 0;
-    if (x->op == EQ_STATE || x->op == EQ_PARAM)
+    if (x->op == EQ_STATE || x->op == EQ_PARAM || x->op == EQ_ADJ)
         return x->idx == y->idx;
-    if (x->op == EQ_SPIKE)
+    if (x->op == EQ_SPIKE || x->op == EQ_DSURR)
         return x->surr == y->surr && x->alpha == y->alpha;
     return 1;
 }
 
-static void simplify_prog(Arena *a, NeuronProg *p) {
-    int n = p->code.len;
-    int *map = arena_alloc(a, sizeof(int) * (size_t)n);
+void eq_simplify(Arena *a, EqCode *p, int *const *roots, int nroots) {
+    int n = p->len;
+    int *map = arena_alloc(a, sizeof(int) * (size_t)n + 1);
     /* forward: rewrite operands, simplify, share */
     for (int i = 0; i < n; i++) {
-        EqInst *e = &p->code.items[i];
+        EqInst *e = &p->items[i];
         if (e->a >= 0) e->a = map[e->a];
         if (e->b >= 0) e->b = map[e->b];
         if (e->c >= 0) e->c = map[e->c];
         int r = simplify_inst(a, p, i);
         if (r == i)
             for (int k = 0; k < i; k++)
-                if (map[k] == k && same_inst(&p->code.items[k], e)) {
+                if (map[k] == k && same_inst(&p->items[k], e)) {
                     r = k;
                     break;
                 }
         map[i] = r;
     }
-    p->emit = map[p->emit];
-    for (int i = 0; i < p->states.len; i++)
-        p->states.items[i].next = map[p->states.items[i].next];
-    for (int i = 0; i < p->names.len; i++)
-        p->names.items[i].inst = map[p->names.items[i].inst];
+    for (int k = 0; k < nroots; k++)
+        if (*roots[k] >= 0)
+            *roots[k] = map[*roots[k]];
     /* backward: liveness from the roots */
-    unsigned char *live = arena_alloc(a, (size_t)n);
-    live[p->emit] = 1;
-    for (int i = 0; i < p->states.len; i++)
-        live[p->states.items[i].next] = 1;
-    for (int i = 0; i < p->names.len; i++)
-        live[p->names.items[i].inst] = 1;
+    unsigned char *live = arena_alloc(a, (size_t)n + 1);
+    for (int k = 0; k < nroots; k++)
+        if (*roots[k] >= 0)
+            live[*roots[k]] = 1;
     for (int i = n - 1; i >= 0; i--) {
         if (!live[i] || map[i] != i)
             continue;
-        EqInst *e = &p->code.items[i];
+        EqInst *e = &p->items[i];
         if (e->a >= 0) live[e->a] = 1;
         if (e->b >= 0) live[e->b] = 1;
         if (e->c >= 0) live[e->c] = 1;
     }
     /* compact */
-    int *pos = arena_alloc(a, sizeof(int) * (size_t)n);
+    int *pos = arena_alloc(a, sizeof(int) * (size_t)n + 1);
     int m = 0;
     for (int i = 0; i < n; i++) {
         if (!live[i] || map[i] != i)
             continue;
-        EqInst e = p->code.items[i];
+        EqInst e = p->items[i];
         if (e.a >= 0) e.a = pos[e.a];
         if (e.b >= 0) e.b = pos[e.b];
         if (e.c >= 0) e.c = pos[e.c];
-        p->code.items[m] = e;
+        p->items[m] = e;
         pos[i] = m++;
     }
-    p->code.len = m;
-    p->emit = pos[p->emit];
+    p->len = m;
+    for (int k = 0; k < nroots; k++)
+        if (*roots[k] >= 0)
+            *roots[k] = pos[*roots[k]];
+}
+
+/* The roots of a forward program: the emitted value, every state's next
+   value and every named value (for --record). */
+static void simplify_prog(Arena *a, NeuronProg *p) {
+    int nroots = 1 + p->states.len + p->names.len;
+    int **roots = arena_alloc(a, sizeof(int *) * (size_t)nroots);
+    int k = 0;
+    roots[k++] = &p->emit;
     for (int i = 0; i < p->states.len; i++)
-        p->states.items[i].next = pos[p->states.items[i].next];
+        roots[k++] = &p->states.items[i].next;
     for (int i = 0; i < p->names.len; i++)
-        p->names.items[i].inst = pos[p->names.items[i].inst];
+        roots[k++] = &p->names.items[i].inst;
+    eq_simplify(a, &p->code, roots, nroots);
 }
 
 void pass_simplify(IrGraph *g) {

@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
-"""make_corpus.py: writes the corpora of malformed files in tests/bad/npy and
-tests/bad/safetensors, with their EXPECTED manifests
+"""make_corpus.py: writes the corpora of malformed files in tests/bad/npy,
+tests/bad/safetensors and tests/bad/idx, with their EXPECTED manifests
 ("file<TAB>expected substring of the error").
 
 The files are committed; run this again only to change the corpus
 (/usr/bin/python3 tests/bad/make_corpus.py). It needs nothing but the
 standard library, builds every file byte by byte so that each is wrong in
-exactly one way, and keeps each under 4 KiB. tests/runtime/run_bad.c checks
+exactly one way, and keeps each under 4 KiB. Gzip files are made with
+mtime 0, so the bytes depend only on the zlib that compressed them. tests/runtime/run_bad.c checks
 that the runtime rejects every file with its expected message.
 """
+import gzip
 import json
 import os
 import struct
@@ -203,6 +205,88 @@ ST = [
 ]
 
 
+def idx(dims, data=b"", dtype=0x08, ndim=None):
+    """An IDX file: magic (0, 0, type, number of dimensions), big-endian
+    sizes, data."""
+    head = bytes([0, 0, dtype, len(dims) if ndim is None else ndim])
+    return head + b"".join(struct.pack(">I", d) for d in dims) + data
+
+
+def gz(blob):
+    return gzip.compress(blob, compresslevel=9, mtime=0)
+
+
+def flip(blob, at, mask=0xFF):
+    b = bytearray(blob)
+    b[at] ^= mask
+    return bytes(b)
+
+
+LABELS = idx([10], bytes(range(10)))   # a valid 10-label file
+GZ_HEAD = gz(b"")[:10]                 # a gzip member header, mtime 0
+
+IDX = [
+    ("empty.idx", b"", "file is 0 bytes, too short for an IDX file"),
+    ("short_magic.idx", b"\x00\x00\x08",
+     "file is 3 bytes, too short for an IDX file"),
+    ("bad_magic.idx", b"\x12\x34" + LABELS[2:],
+     "not an IDX file (bad magic 0x12340801"),
+    ("float_type.idx", idx([2], struct.pack(">2f", 1, 2), dtype=0x0D),
+     "element type 0x0d (32-bit floats) is not supported"),
+    ("unknown_type.idx", idx([2], b"ab", dtype=0x42),
+     "element type 0x42 (not an IDX type) is not supported"),
+    ("zero_dims.idx", idx([], b"x"), "0 dimensions; only 1 to 4"),
+    ("five_dims.idx", idx([1] * 5, b"x"), "5 dimensions; only 1 to 4"),
+    ("truncated_sizes.idx", idx([3, 4], ndim=3),
+     "truncated: the header needs 12 bytes of sizes but only 8 follow"),
+    ("huge_shape.idx", idx([65536, 65536, 2], b"x"),
+     "shape 65536x65536x2 holds more than 2147483648 bytes (the limit)"),
+    ("overflow_shape.idx", idx([0xFFFFFFFF] * 4, b"x"),
+     "shape 4294967295x4294967295x4294967295x4294967295 holds more than"),
+    ("truncated_data.idx", idx([2, 3, 3], bytes(10)),
+     "truncated: header says 2x3x3 (18 bytes) but only 10 bytes of data "
+     "follow"),
+    ("trailing_data.idx", idx([5], bytes(8)),
+     "3 bytes of trailing data after the 5 array (5 bytes)"),
+    ("one_byte_short.idx", idx([2, 2, 2], bytes(8))[:-1],
+     "truncated: header says 2x2x2 (8 bytes) but only 7 bytes"),
+    # gzip
+    ("only_gzip_magic.idx.gz", b"\x1f\x8b",
+     "truncated gzip stream (the file ends inside it)"),
+    ("truncated.idx.gz", gz(idx([300], bytes(range(256)) + bytes(44)))[:-20],
+     "truncated gzip stream (the file ends inside it)"),
+    ("bad_crc.idx.gz", flip(gz(LABELS), -8),
+     "corrupt gzip data (incorrect data check)"),
+    ("bad_length.idx.gz", flip(gz(LABELS), -4, 0x01),
+     "corrupt gzip data (incorrect length check)"),
+    ("bad_block_type.idx.gz", GZ_HEAD + b"\x07" + bytes(16),
+     "corrupt gzip data (invalid block type)"),
+    ("bad_method.idx.gz", b"\x1f\x8b\x09" + GZ_HEAD[3:] + bytes(16),
+     "corrupt gzip data (unknown compression method)"),
+    ("not_idx_inside.idx.gz", gz(b"hello, world"),
+     "not an IDX file (bad magic 0x68656c6c"),
+    ("empty_inside.idx.gz", gz(b""),
+     "the decompressed data is 0 bytes, too short for an IDX file"),
+    ("sizes_cut_inside.idx.gz", gz(idx([60000, 28, 28])[:9]),
+     "truncated: the header needs 12 bytes of sizes but only 5 follow"),
+    ("short_inside.idx.gz", gz(idx([100], bytes(50))),
+     "truncated: header says 100 (100 bytes) but the decompressed data "
+     "holds only 50"),
+    ("header_lies.idx.gz", gz(idx([60000, 28, 28], bytes(100))),
+     "truncated: header says 60000x28x28 (47040000 bytes) but a gzip file "
+     "of"),
+    ("trailing_inside.idx.gz", gz(idx([5], bytes(8))),
+     "3 bytes of trailing data after the 5 array (5 bytes) in the "
+     "decompressed stream"),
+    ("bomb.idx.gz", gz(idx([16], bytes(3 << 20))),
+     "more than 1048576 bytes of trailing data after the 16 array"),
+    ("garbage_after.idx.gz", gz(LABELS) + b"junk",
+     "4 bytes of trailing garbage after the gzip stream"),
+    ("bad_second_member.idx.gz", gz(LABELS) + flip(gz(b"x"), -8),
+     "corrupt gzip data (incorrect data check)"),
+]
+
+
 def write(folder, cases):
     path = os.path.join(HERE, folder)
     os.makedirs(path, exist_ok=True)
@@ -222,4 +306,6 @@ def write(folder, cases):
 if __name__ == "__main__":
     write("npy", NPY)
     write("safetensors", ST)
-    print(f"{len(NPY)} .npy and {len(ST)} .safetensors files written")
+    write("idx", IDX)
+    print(f"{len(NPY)} .npy, {len(ST)} .safetensors and {len(IDX)} IDX "
+          "files written")

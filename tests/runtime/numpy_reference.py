@@ -13,8 +13,8 @@ message.
 safetensors: there is no safetensors package here, so files are written by
 hand (struct + json + numpy) with F32, F64, F16 and BF16 tensors, names that
 need JSON escapes, metadata and tensors whose JSON order differs from their
-data order; the library reads and rewrites them (rt_helper st2st), and this
-script parses the result itself. Each tensor is also loaded through the
+data order; the library reads and rewrites them (rt_helper st2st, which
+keeps the metadata), and this script parses the result itself. Each tensor is also loaded through the
 .inc loader (rt_helper stload) and compared.
 
 Exits 77 (skipped) when NumPy cannot be imported.
@@ -181,9 +181,15 @@ def parse_st(path):
     return n, pairs, blob[8 + n:]
 
 
-def check_st_output(path, expected):
+def check_st_output(path, expected, metadata):
     n, pairs, data = parse_st(path)
     check(n % 8 == 0, f"{path}: header length {n} is not a multiple of 8")
+    if metadata:
+        check(pairs and pairs[0][0] == "__metadata__" and
+              pairs[0][1] == sorted(metadata.items()),
+              f"{path}: metadata {pairs[0] if pairs else None} is not "
+              f"{sorted(metadata.items())} (first, sorted)")
+        pairs = pairs[1:]
     names = [k for k, _ in pairs]
     check(names == sorted(expected), f"{path}: names not sorted: {names}")
     at = 0
@@ -213,11 +219,13 @@ def check_safetensors(rng):
         expected[name] = want.reshape(shape)
     src = os.path.join(WORK, "in.safetensors")
     out = os.path.join(WORK, "out.safetensors")
-    write_st(src, tensors, {"format": "pt", "note": "caf\u00e9 \"x\""})
+    meta = {"note": "caf\u00e9 \"x\"\n\U0001F600", "format": "pt",
+            "": "empty key"}
+    write_st(src, tensors, meta)
     rc, msg = helper("st2st", src, out)
     check(rc == 0, f"safetensors read/write failed: {msg}")
     if rc == 0:
-        check_st_output(out, expected)
+        check_st_output(out, expected, meta)
     count += 1
     for name, dtype, shape, _ in tensors:
         npy = os.path.join(WORK, "loaded.npy")

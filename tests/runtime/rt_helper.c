@@ -4,7 +4,8 @@
  * safetensors), passes them through the library and checks what comes back.
  *
  *   rt_helper npy2npy IN OUT            read IN with snnrt, write OUT
- *   rt_helper st2st IN OUT              the same for safetensors
+ *   rt_helper st2st IN OUT              the same for safetensors, with
+ *                                       its "__metadata__"
  *   rt_helper stload IN NAME OUT [D..]  load NAME of shape D.. with
  *                                       snnrt_st_load_tensors, write OUT.npy
  *   rt_helper fail npy|st IN            expect a read failure; print it
@@ -42,7 +43,11 @@ static int st2st(const char *in, const char *out, char *err, size_t n)
         names[i] = f.entries[f.n - 1 - i].name;
         ts[i] = &f.entries[f.n - 1 - i].t;
     }
-    rc = names && ts ? snnrt_st_write(out, f.n, names, ts, err, n) : -1;
+    rc = names && ts ? snnrt_st_write_meta(out, f.n, names, ts, f.nmeta,
+                                           (const char *const *)f.meta_keys,
+                                           (const char *const *)f.meta_values,
+                                           err, n)
+                     : -1;
     free(names);
     free(ts);
     snnrt_st_free(&f);

@@ -1,12 +1,13 @@
 /*
- * run_bad.c: the runner for the corpora of malformed files in tests/bad/npy
- * and tests/bad/safetensors.
+ * run_bad.c: the runner for the corpora of malformed files in tests/bad/npy,
+ * tests/bad/safetensors and tests/bad/idx.
  *
- *   run_bad npy|safetensors FOLDER MIN_FILES
+ *   run_bad npy|safetensors|idx FOLDER MIN_FILES
  *
  * FOLDER/EXPECTED lists "file<TAB>expected substring" (blank lines and lines
- * starting with '#' are skipped). Each file is loaded the way a model's
- * weights are: read, then checked for NaN and Inf. The load must fail, with
+ * starting with '#' are skipped). Each .npy and safetensors file is loaded
+ * the way a model's weights are: read, then checked for NaN and Inf; each
+ * IDX file (plain or gzip) is read as a dataset is. The load must fail, with
  * a message that starts with the file's path and contains the substring;
  * under the sanitizer build a crash or a leak fails the test too. Each
  * safetensors file also goes through snnrt_st_load_tensors (the .inc loader)
@@ -30,6 +31,14 @@ static int load_npy(const char *path, char *err, size_t errlen)
     if (rc == 0)
         rc = snnrt_tensor_check_finite(&t, path, err, errlen);
     snnrt_tensor_free(&t);
+    return rc;
+}
+
+static int load_idx(const char *path, char *err, size_t errlen)
+{
+    SnnrtIdx x;
+    int rc = snnrt_idx_read(path, &x, err, errlen);
+    snnrt_idx_free(&x);
     return rc;
 }
 
@@ -73,8 +82,9 @@ static int check_file(const char *kind, const char *path, const char *want)
 {
     char err[1024] = "";
     size_t plen = strlen(path);
-    int rc = !strcmp(kind, "npy") ? load_npy(path, err, sizeof err)
-                                  : load_st(path, err, sizeof err);
+    int rc = !strcmp(kind, "npy")   ? load_npy(path, err, sizeof err)
+             : !strcmp(kind, "idx") ? load_idx(path, err, sizeof err)
+                                    : load_st(path, err, sizeof err);
     if (rc != -1) {
         printf("FAIL %s: accepted, expected an error containing \"%s\"\n",
                path, want);
@@ -90,7 +100,7 @@ static int check_file(const char *kind, const char *path, const char *want)
         return 1;
     }
     printf("ok   %s\n", err);
-    return strcmp(kind, "npy") ? probe_loader(path) : 0;
+    return !strcmp(kind, "safetensors") ? probe_loader(path) : 0;
 }
 
 /* Files in folder, other than EXPECTED, that the manifest does not list. */
@@ -122,8 +132,9 @@ int main(int argc, char **argv)
     char line[1024], path[2048], *names[512];
     int n = 0, bad = 0, i, min;
     FILE *f;
-    if (argc != 4 || (strcmp(argv[1], "npy") && strcmp(argv[1], "safetensors"))) {
-        printf("usage: %s npy|safetensors FOLDER MIN_FILES\n", argv[0]);
+    if (argc != 4 || (strcmp(argv[1], "npy") && strcmp(argv[1], "safetensors") &&
+                      strcmp(argv[1], "idx"))) {
+        printf("usage: %s npy|safetensors|idx FOLDER MIN_FILES\n", argv[0]);
         return 2;
     }
     min = atoi(argv[3]);

@@ -1,9 +1,10 @@
 /*
  * test_formats.c: tests of the runtime library (runtime/snnrt.h): .npy and
  * safetensors round trips, the element types each reader converts, the
- * safetensors writer's checks, snnrt_st_load_tensors, the finiteness check
- * and the atomic writer (a missing folder leaves nothing; a rewrite replaces
- * the file whole and keeps its permissions).
+ * safetensors writer's checks, "__metadata__" pairs written and read,
+ * snnrt_st_load_tensors, the finiteness check and the atomic writer (a
+ * missing folder leaves nothing; a rewrite replaces the file whole and
+ * keeps its permissions).
  *
  * Files are made in the folder named by argv[1] (created if missing). The
  * hand-made files are built byte by byte here, so these tests do not depend
@@ -356,6 +357,99 @@ static void test_st_write_errors(void)
     snnrt_tensor_free(&t);
 }
 
+/* A safetensors file of no tensors: the 8-byte length and the JSON. */
+static void write_header_only(const char *path, const char *json)
+{
+    unsigned char buf[512];
+    size_t n = strlen(json);
+    int i;
+    for (i = 0; i < 8; i++)
+        buf[i] = (unsigned char)(n >> (8 * i));
+    memcpy(buf + 8, json, n);
+    write_bytes(path, buf, 8 + n);
+}
+
+/* "__metadata__": written sorted and escaped, read back sorted, found by
+   key; no metadata gives exactly snnrt_st_write's bytes; the writer's and
+   the reader's checks. */
+static void test_st_meta(void)
+{
+    static const long long s2[1] = {2};
+    SnnrtTensor t = make(1, s2, 1.5f);
+    const SnnrtTensor *tp[1] = {&t};
+    const char *names[1] = {"w"};
+    const char *keys[3] = {"epoch", "arch", "quote\"nl\n\xc3\xa9"};
+    const char *values[3] = {"12", "784-100-10 \"LIF\"", ""};
+    const char *dup[2] = {"a", "a"}, *bad[1] = {"v\xff"};
+    const char *path = path_of("meta.safetensors");
+    unsigned char a[4096], b[4096];
+    size_t na, nb, hlen;
+    SnnrtStFile f;
+    char err[512];
+    const char *head = "{\"__metadata__\":{\"arch\":\"784-100-10 \\\"LIF\\\"\",\"epoch\":\"12\",";
+    CHECK_OK(snnrt_st_write_meta(path, 1, names, tp, 3, keys, values, err, sizeof err), err);
+    na = read_bytes(path, a, sizeof a);
+    hlen = a[0] | (size_t)a[1] << 8;
+    CHECK(hlen % 8 == 0 && na == 8 + hlen + 8);
+    CHECK(!memcmp(a + 8, head, strlen(head)));
+    CHECK_OK(snnrt_st_read(path, &f, err, sizeof err), err);
+    CHECK(f.n == 1 && f.nmeta == 3);
+    if (f.nmeta == 3) {
+        CHECK(!strcmp(f.meta_keys[0], "arch") && !strcmp(f.meta_keys[1], "epoch"));
+        CHECK(!strcmp(f.meta_keys[2], keys[2]) && !strcmp(f.meta_values[2], ""));
+    }
+    CHECK(snnrt_st_meta(&f, "epoch") && !strcmp(snnrt_st_meta(&f, "epoch"), "12"));
+    CHECK(snnrt_st_meta(&f, "arch") && !strcmp(snnrt_st_meta(&f, "arch"), values[1]));
+    CHECK(snnrt_st_meta(&f, "missing") == NULL && snnrt_st_meta(NULL, "epoch") == NULL);
+    CHECK(f.n == 1 && !memcmp(f.entries[0].t.data, t.data, 2 * sizeof(float)));
+    snnrt_st_free(&f);
+    CHECK(f.nmeta == 0 && f.meta_keys == NULL && f.meta_values == NULL);
+    /* the .inc loader reads such a file too */
+    {
+        long shape[1] = {2};
+        float dst[2];
+        SnnrtStWant w;
+        w.name = "w";
+        w.ndim = 1;
+        w.shape = shape;
+        w.dst = dst;
+        CHECK_OK(snnrt_st_load_tensors(path, &w, 1, 0, NULL, err, sizeof err), err);
+        CHECK(dst[0] == t.data[0] && dst[1] == t.data[1]);
+    }
+    /* no metadata: the same bytes as snnrt_st_write, and nmeta 0 */
+    CHECK_OK(snnrt_st_write_meta(path, 1, names, tp, 0, NULL, NULL, err, sizeof err), err);
+    na = read_bytes(path, a, sizeof a);
+    CHECK_OK(snnrt_st_write(path, 1, names, tp, err, sizeof err), err);
+    nb = read_bytes(path, b, sizeof b);
+    CHECK(na == nb && !memcmp(a, b, na));
+    CHECK_OK(snnrt_st_read(path, &f, err, sizeof err), err);
+    CHECK(f.nmeta == 0 && f.meta_keys == NULL);
+    snnrt_st_free(&f);
+    /* metadata and no tensors */
+    CHECK_OK(snnrt_st_write_meta(path, 0, NULL, NULL, 1, keys, values, err, sizeof err), err);
+    CHECK_OK(snnrt_st_read(path, &f, err, sizeof err), err);
+    CHECK(f.n == 0 && f.nmeta == 1 && snnrt_st_meta(&f, "epoch"));
+    snnrt_st_free(&f);
+    /* the writer's checks */
+    CHECK(snnrt_st_write_meta(path_of("never.safetensors"), 1, names, tp, 2, dup, values, err, sizeof err) == -1);
+    CHECK(contains(err, "never.safetensors: duplicate metadata key 'a'"));
+    CHECK(snnrt_st_write_meta(path_of("never.safetensors"), 1, names, tp, 1, bad, values, err, sizeof err) == -1);
+    CHECK(contains(err, "metadata pair 0: key or value is missing or not UTF-8"));
+    CHECK(snnrt_st_write_meta(path_of("never.safetensors"), 1, names, tp, -1, keys, values, err, sizeof err) == -1);
+    CHECK(read_bytes(path_of("never.safetensors"), a, sizeof a) == 0);
+    /* the reader's: a NUL inside, a key twice */
+    write_header_only(path_of("metanul.safetensors"),
+                      "{\"__metadata__\":{\"k\":\"a\\u0000b\"}}");
+    CHECK(snnrt_st_read(path_of("metanul.safetensors"), &f, err, sizeof err) == -1);
+    CHECK(contains(err, "metanul.safetensors: __metadata__ value of 'k' contains a NUL character"));
+    CHECK(f.nmeta == 0 && f.meta_keys == NULL);
+    write_header_only(path_of("metadup.safetensors"),
+                      "{\"__metadata__\":{\"k\":\"1\",\"k\":\"2\"}}");
+    CHECK(snnrt_st_read(path_of("metadup.safetensors"), &f, err, sizeof err) == -1);
+    CHECK(contains(err, "metadup.safetensors: duplicate __metadata__ key 'k'"));
+    snnrt_tensor_free(&t);
+}
+
 /* F16, BF16 and F64 converted by the library reader. */
 static void test_st_conversions(void)
 {
@@ -494,6 +588,7 @@ int main(int argc, char **argv)
     test_npy_errors();
     test_st_roundtrip();
     test_st_write_errors();
+    test_st_meta();
     test_st_conversions();
     test_st_load();
     test_tensor();

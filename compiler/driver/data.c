@@ -1,0 +1,157 @@
+/*
+ * data.c: datasets for snnc train and snnc run --data: the train and test
+ * splits of an IDX folder (MNIST, Fashion-MNIST; bytes scaled to [0, 1]) or
+ * of .npy files, checked against the network's input and output, and cut
+ * into batches laid out as the generated code reads them.
+ *
+ * A sample of a direct-encoded network is its input size; of a sequence
+ * network, T times that ([N, T, ...] in the .npy file, transposed to
+ * [T, B, ...] per batch). Labels are integers in [0, K) for an output of K
+ * values.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "data.h"
+
+void data_free(Dataset *d) {
+    snnrt_idx_free(&d->idx_x);
+    snnrt_idx_free(&d->idx_y);
+    snnrt_tensor_free(&d->npy_x);
+    free(d->labels);
+    memset(d, 0, sizeof *d);
+}
+
+static int labels_from(Dataset *d, const char *path, const float *v, const unsigned char *u, size_t n,
+                       long classes) {
+    d->labels = malloc(n * sizeof(int) + 1);
+    if (!d->labels) {
+        error_plain("%s: out of memory", path);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        double x = v ? v[i] : u[i];
+        if (!(x >= 0 && x < (double)classes && x == floor(x))) {
+            error_plain("%s: label %zu is %g; the network's output has %ld classes, so labels must be "
+                        "integers from 0 to %ld",
+                        path, i, x, classes, classes - 1);
+            return -1;
+        }
+        d->labels[i] = (int)x;
+    }
+    return 0;
+}
+
+static int load_idx(Dataset *d, const TrainSpec *ts, int train, long want, long classes) {
+    char err[1024], xi[4096], yi[4096];
+    const char *dir = ts->dir ? ts->dir : SNNRT_FASHION_MNIST_DIR;
+    if (snnrt_idx_dataset_files(dir, train, xi, yi, sizeof xi) != 0) {
+        /* the runtime puts its message where the image path would go */
+        error_plain("%s%s", xi,
+                    ts->dir ? "" : " (install Debian's dataset-fashion-mnist, or give data idx(\"DIR\") or --data DIR)");
+        return -1;
+    }
+    if (snnrt_idx_read(xi, &d->idx_x, err, sizeof err) != 0 || snnrt_idx_read(yi, &d->idx_y, err, sizeof err) != 0) {
+        error_plain("%s", err);
+        return -1;
+    }
+    if (d->idx_x.ndim < 2 || d->idx_y.ndim != 1 || d->idx_x.shape[0] != d->idx_y.shape[0]) {
+        error_plain("%s and %s: expected images [N, ...] and labels [N], got %d and %d dimensions for %lld and "
+                    "%lld samples",
+                    xi, yi, d->idx_x.ndim, d->idx_y.ndim, d->idx_x.shape[0], d->idx_y.shape[0]);
+        return -1;
+    }
+    d->n = (long)d->idx_x.shape[0];
+    d->sample = (long)(d->idx_x.count / (size_t)(d->n ? d->n : 1));
+    if (d->sample != want) {
+        error_plain("%s: images of %ld values; the network's input takes %ld", xi, d->sample, want);
+        return -1;
+    }
+    d->mean = ts->mean;
+    d->std = ts->std;
+    d->scale = 1.0 / 255.0;
+    return labels_from(d, yi, NULL, d->idx_y.data, (size_t)d->n, classes);
+}
+
+static int load_npy(Dataset *d, const char *xp, const char *yp, long want, int steps, long classes,
+                    const TrainSpec *ts) {
+    char err[1024];
+    SnnrtTensor y;
+    memset(&y, 0, sizeof y);
+    if (snnrt_npy_read(xp, &d->npy_x, err, sizeof err) != 0 || snnrt_npy_read(yp, &y, err, sizeof err) != 0 ||
+        snnrt_tensor_check_finite(&d->npy_x, xp, err, sizeof err) != 0) {
+        error_plain("%s", err);
+        snnrt_tensor_free(&y);
+        return -1;
+    }
+    int rc = -1;
+    if (d->npy_x.ndim < 1 || y.ndim != 1 || d->npy_x.shape[0] != y.shape[0]) {
+        error_plain("%s and %s: expected inputs [N, ...] and labels [N], got %d and %d dimensions", xp, yp,
+                    d->npy_x.ndim, y.ndim);
+        goto out;
+    }
+    d->n = (long)y.shape[0];
+    d->sample = d->n ? (long)(d->npy_x.count / (size_t)d->n) : 0;
+    if (d->sample != want * steps || (steps > 1 && (d->npy_x.ndim < 2 || d->npy_x.shape[1] != steps))) {
+        error_plain("%s: samples of %ld values; the network takes %s%ld values%s", xp, d->sample,
+                    steps > 1 ? "[T, ...] = " : "", want * steps,
+                    steps > 1 ? " per sample (sequence encoding: [N, T, ...])" : "");
+        goto out;
+    }
+    d->mean = ts->mean;
+    d->std = ts->std;
+    d->scale = 1.0;
+    rc = labels_from(d, yp, y.data, NULL, (size_t)d->n, classes);
+out:
+    snnrt_tensor_free(&y);
+    return rc;
+}
+
+int data_load(Dataset *d, const TrainSpec *ts, const IrGraph *g, int train, long limit) {
+    memset(d, 0, sizeof *d);
+    const IrNode *in = &g->nodes.items[g->input], *out = &g->nodes.items[g->output];
+    long want = (long)shape_count(&in->shape);
+    long classes = (long)shape_count(&out->shape);
+    d->steps = g->encoding == ENC_SEQUENCE ? g->timesteps : 1;
+    int rc;
+    if (ts->data == DATA_IDX) {
+        if (d->steps > 1) {
+            error_at(g->loc, "network '%s' reads a sequence ([T, B, ...]); IDX images fit a network with "
+                             "'encode direct'",
+                     g->name);
+            return -1;
+        }
+        rc = load_idx(d, ts, train, want, classes);
+    } else
+        rc = load_npy(d, ts->npy[train ? 0 : 2], ts->npy[train ? 1 : 3], want, d->steps, classes, ts);
+    if (rc != 0) {
+        data_free(d);
+        return -1;
+    }
+    d->sample /= d->steps;
+    if (limit > 0 && limit < d->n)
+        d->n = limit;
+    return 0;
+}
+
+void data_batch(const Dataset *d, const long *idx, int b, float *x, int *labels) {
+    long s = d->sample;
+    double k = d->scale / d->std, m = d->mean / d->std;
+    for (int r = 0; r < b; r++) {
+        long i = idx[r];
+        labels[r] = d->labels[i];
+        for (int t = 0; t < d->steps; t++) {
+            float *dst = x + ((size_t)t * (size_t)b + (size_t)r) * (size_t)s;
+            size_t src = ((size_t)i * (size_t)d->steps + (size_t)t) * (size_t)s;
+            if (d->idx_x.data)
+                for (long j = 0; j < s; j++)
+                    dst[j] = (float)(d->idx_x.data[src + (size_t)j] * k - m);
+            else if (d->mean == 0 && d->std == 1)
+                memcpy(dst, d->npy_x.data + src, (size_t)s * sizeof(float));
+            else
+                for (long j = 0; j < s; j++)
+                    dst[j] = (float)(d->npy_x.data[src + (size_t)j] * k - m);
+        }
+    }
+}

@@ -1,0 +1,72 @@
+/*
+ * driver.h: what the parts of the snnc command share: the options, the
+ * pipeline up to generated files, and running programs.
+ */
+#ifndef SNNC_DRIVER_H
+#define SNNC_DRIVER_H
+
+#include "ir.h"
+#include "passes.h"
+#include "sema.h"
+#include "snnrt.h"
+#include "trainspec.h"
+
+#define MAX_RECORDS 32
+
+typedef struct Record {
+    const char *spec; /* LAYER or LAYER.VAR */
+    const char *file;
+} Record;
+
+typedef struct Options {
+    const char *cmd;
+    const char *input_file; /* the model */
+    const char *target;
+    const char *outdir;
+    const char *weights;
+    const char *npy_in, *npy_out;
+    const char *grad_in;    /* grad: dL/doutput */
+    const char *dinput_out; /* grad: dL/dinput */
+    const char *steps_out;  /* grad: the output of every step */
+    const char *dot;
+    const char *cc;
+    const char *keep;
+    int static_ws, embed, emit_ir, batch, init, list_passes, train;
+    unsigned long long seed;
+    SemaOptions sema;
+    PassOptions passes;
+    Record records[MAX_RECORDS];
+    int nrecords;
+    /* training (train, run --eval) */
+    TrainSpec spec; /* the train block, with the overrides below */
+    int set_epochs, set_batch, set_seed_given, resume, eval, outdir_set;
+    double set_lr;
+    unsigned long long set_seed;
+    const char *set_data;
+    const char *step_log; /* train: the loss of every step, as CSV */
+    long train_limit, test_limit;
+} Options;
+
+/* Read, parse and check the model: the graph before any pass. */
+IrGraph *drv_front_end(Arena *a, Options *o);
+/* The batch, the records, training, and the passes. */
+IrGraph *drv_middle_end(Arena *a, Options *o, IrGraph *g);
+/* Generates the target's files into dir (created if needed), atomically. */
+int drv_generate(const IrGraph *g, Options *o, const char *dir, const float *embedded);
+int drv_ensure_dir(const char *dir);
+/* Writes a file atomically; reports and returns -1 on failure. */
+int drv_write(const char *path, const char *data, size_t len);
+/* Runs argv[0] and waits; reports and returns -1 unless it exits with 0. */
+int drv_run_program(char *const argv[], const char *what);
+char *drv_lower(Arena *a, const char *s);
+
+/* The batch of an input tensor for graph g, or -1 after reporting that its
+   shape does not fit ([B, ...] for direct encoding, [T, B, ...] for sequence). */
+int drv_input_batch(Arena *a, const IrGraph *g, const SnnrtTensor *x, const char *path);
+
+int cmd_run(Arena *a, Options *o);
+int cmd_grad(Arena *a, Options *o);
+int cmd_train(Arena *a, Options *o);
+int cmd_eval(Arena *a, Options *o);
+
+#endif

@@ -1,0 +1,547 @@
+/*
+ * train.c: snnc train, and snnc run --data (accuracy on a dataset).
+ *
+ * The model's training code is generated, built and loaded (jit.c); the
+ * loop around it is here: batches drawn in an order shuffled from the seed
+ * and the epoch, the generated forward over all steps, the loss and its
+ * gradient (runtime/loss.c), the generated backward, gradient clipping, the
+ * optimizer (runtime/optim.c) on every learnable parameter, and after each
+ * epoch an evaluation on the test split, a line of metrics (metrics.csv),
+ * the training curves (curves.svg) and a checkpoint (checkpoint.safetensors:
+ * parameters, optimizer state, progress), every file written atomically.
+ * A run resumed from its checkpoint draws the same batches and dropout
+ * masks as one that was never stopped, so it ends with the same weights.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "data.h"
+#include "jit.h"
+
+typedef struct Metrics {
+    int epoch;
+    double lr, train_loss, train_acc, test_loss, test_acc, seconds, rate, spikes;
+} Metrics;
+
+typedef struct Trainer {
+    Arena *a;
+    Options *o;
+    TrainSpec *ts;
+    IrGraph *g;
+    JitModel m;
+    float *ws;
+    int T, K, batch;
+    long in_size; /* floats of one batch's input */
+    float *x, *y, *dy;
+    int *labels;
+    long *order;
+    SnnrtOptim opt;
+    SnnrtLoss loss;
+    size_t *roff, *rcnt; /* learnable ranges */
+    int nranges;
+    VEC(Metrics) hist;
+    long long step; /* optimizer steps so far */
+    Buf *steplog;   /* --step-log: step, epoch, loss of every step */
+    int epochs_done;
+    const char *dir;
+} Trainer;
+
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static unsigned long long mix(unsigned long long z) {
+    z += 0x9E3779B97F4A7C15ULL;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+/* The order of epoch e: a Fisher-Yates shuffle from (seed, e), or the
+   samples in file order. */
+static void shuffle(long *order, long n, unsigned long long seed, int epoch, int on) {
+    unsigned long long st = mix(seed ^ mix(0x5EED0000ULL + (unsigned long long)epoch));
+    for (long i = 0; i < n; i++)
+        order[i] = i;
+    for (long i = n - 1; on && i > 0; i--) {
+        st = mix(st);
+        long j = (long)(st % (unsigned long long)(i + 1));
+        long t = order[i];
+        order[i] = order[j];
+        order[j] = t;
+    }
+}
+
+static double lr_at(const TrainSpec *ts, int epoch) {
+    switch (ts->sched) {
+    case SCHED_COSINE: return snnrt_lr_cosine(ts->lr, epoch, ts->epochs, ts->eta_min);
+    case SCHED_STEP: return snnrt_lr_step(ts->lr, epoch, ts->step_size, ts->gamma);
+    default: return ts->lr;
+    }
+}
+
+/* ---- evaluation ---- */
+
+typedef struct Eval {
+    double loss, acc, spikes;
+} Eval;
+
+static void evaluate(Trainer *tr, const Dataset *d, Eval *ev) {
+    double loss = 0, spk = 0, neurons = 0;
+    int correct = 0;
+    long done = 0;
+    long *idx = tr->order;
+    while (done < d->n) {
+        int b = d->n - done < tr->batch ? (int)(d->n - done) : tr->batch;
+        for (int r = 0; r < b; r++)
+            idx[r] = done + r;
+        data_batch(d, idx, b, tr->x, tr->labels);
+        tr->m.forward(tr->ws, b, tr->x, tr->y, 0, 0);
+        loss += snnrt_loss(&tr->loss, tr->T, b, tr->K, tr->y, tr->labels, NULL, &correct) * b;
+        if (tr->m.spikes) {
+            double s = 0, c = 0;
+            tr->m.spikes(tr->ws, b, &s, &c);
+            spk += s;
+            neurons += c;
+        }
+        done += b;
+    }
+    ev->loss = d->n ? loss / (double)d->n : 0;
+    ev->acc = d->n ? (double)correct / (double)d->n : 0;
+    ev->spikes = neurons > 0 ? spk / neurons : 0;
+}
+
+/* ---- files ---- */
+
+static const char *csv_text(Trainer *tr) {
+    Buf b = {0};
+    buf_puts(&b, "epoch,lr,train_loss,train_acc,test_loss,test_acc,spike_rate,seconds,samples_per_s\n");
+    for (int i = 0; i < tr->hist.len; i++) {
+        const Metrics *m = &tr->hist.items[i];
+        buf_printf(&b, "%d,%.9g,%.9g,%.6f,%.9g,%.6f,%.6f,%.3f,%.1f\n", m->epoch, m->lr, m->train_loss,
+                   m->train_acc, m->test_loss, m->test_acc, m->spikes, m->seconds, m->rate);
+    }
+    const char *s = arena_strdup(tr->a, b.data);
+    buf_free(&b);
+    return s;
+}
+
+/* Reads back metrics written by csv_text (the checkpoint keeps them). */
+static void csv_parse(Trainer *tr, const char *s) {
+    const char *p = strchr(s, '\n');
+    while (p && p[1]) {
+        Metrics m;
+        memset(&m, 0, sizeof m);
+        if (sscanf(p + 1, "%d,%lf,%lf,%lf,%lf,%lf,%lf,%lf,%lf", &m.epoch, &m.lr, &m.train_loss, &m.train_acc,
+                   &m.test_loss, &m.test_acc, &m.spikes, &m.seconds, &m.rate) == 9)
+            vec_push(tr->a, &tr->hist, m);
+        p = strchr(p + 1, '\n');
+    }
+}
+
+static int write_curves(Trainer *tr) {
+    char err[1024];
+    int n = tr->hist.len;
+    double *ys[4];
+    for (int k = 0; k < 4; k++)
+        ys[k] = arena_alloc(tr->a, sizeof(double) * (size_t)(n + 1));
+    for (int i = 0; i < n; i++) {
+        ys[0][i] = tr->hist.items[i].train_loss;
+        ys[1][i] = tr->hist.items[i].test_loss;
+        ys[2][i] = tr->hist.items[i].train_acc;
+        ys[3][i] = tr->hist.items[i].test_acc;
+    }
+    const char *names[4] = {"train loss", "test loss", "train accuracy", "test accuracy"};
+    const double *cy[4] = {ys[0], ys[1], ys[2], ys[3]};
+    int lens[4] = {n, n, n, n};
+    const char *path = arena_printf(tr->a, "%s/curves.svg", tr->dir);
+    const char *title = arena_printf(tr->a, "%s: training", tr->g->name);
+    if (snnrt_svg_curves(path, title, 4, names, cy, lens, "epoch", err, sizeof err) != 0) {
+        error_plain("%s", err);
+        return -1;
+    }
+    return 0;
+}
+
+static int save_params(Trainer *tr, const char *path, int with_state) {
+    char err[1024];
+    int np = tr->m.nparams;
+    int cap = np * 3 + 1, n = 0;
+    const char **names = arena_alloc(tr->a, sizeof(char *) * (size_t)cap);
+    SnnrtTensor *ts = arena_alloc(tr->a, sizeof(SnnrtTensor) * (size_t)cap);
+    const SnnrtTensor **tp = arena_alloc(tr->a, sizeof(SnnrtTensor *) * (size_t)cap);
+    for (int i = 0; i < np; i++) {
+        const JitParam *q = &tr->m.params[i];
+        for (int kind = 0; kind < (with_state ? 3 : 1); kind++) {
+            const float *src = kind == 0 ? tr->ws : kind == 1 ? tr->opt.m : tr->opt.v;
+            if (kind > 0 && (!q->learnable || !src))
+                continue;
+            SnnrtTensor *t = &ts[n];
+            t->ndim = q->ndim;
+            for (int k = 0; k < q->ndim; k++)
+                t->shape[k] = q->shape[k];
+            t->count = (size_t)q->count;
+            t->data = (float *)(src + q->offset);
+            names[n] = kind == 0 ? q->name : arena_printf(tr->a, "optimizer.%s.%s", kind == 1 ? "m" : "v", q->name);
+            tp[n] = t;
+            n++;
+        }
+    }
+    const char *keys[8], *vals[8];
+    int nm = 0;
+    keys[nm] = "format";
+    vals[nm++] = with_state ? "snnc checkpoint 1" : "snnc weights 1";
+    keys[nm] = "network";
+    vals[nm++] = tr->g->name;
+    if (with_state) {
+        keys[nm] = "epochs_done";
+        vals[nm++] = arena_printf(tr->a, "%d", tr->epochs_done);
+        keys[nm] = "optimizer_steps";
+        vals[nm++] = arena_printf(tr->a, "%lld", tr->step);
+        keys[nm] = "seed";
+        vals[nm++] = arena_printf(tr->a, "%llu", tr->ts->seed);
+        keys[nm] = "metrics";
+        vals[nm++] = csv_text(tr);
+    }
+    if (snnrt_st_write_meta(path, n, names, tp, nm, keys, vals, err, sizeof err) != 0) {
+        error_plain("%s", err);
+        return -1;
+    }
+    return 0;
+}
+
+static int copy_tensor(const SnnrtStFile *f, const char *path, const char *name, const JitParam *q, float *dst) {
+    const SnnrtStEntry *e = snnrt_st_find(f, name);
+    if (!e) {
+        error_plain("%s: no tensor '%s': not a checkpoint of this network", path, name);
+        return -1;
+    }
+    int same = e->t.ndim == q->ndim && e->t.count == (size_t)q->count;
+    for (int k = 0; same && k < q->ndim; k++)
+        same = e->t.shape[k] == q->shape[k];
+    if (!same) {
+        error_plain("%s: tensor '%s' has another shape than this network's", path, name);
+        return -1;
+    }
+    memcpy(dst, e->t.data, (size_t)q->count * sizeof(float));
+    return 0;
+}
+
+static int resume(Trainer *tr, const char *path) {
+    char err[1024];
+    SnnrtStFile f;
+    if (snnrt_st_read(path, &f, err, sizeof err) != 0) {
+        error_plain("%s", err);
+        return -1;
+    }
+    int rc = -1;
+    const char *fmt = snnrt_st_meta(&f, "format"), *net = snnrt_st_meta(&f, "network");
+    const char *ep = snnrt_st_meta(&f, "epochs_done"), *st = snnrt_st_meta(&f, "optimizer_steps");
+    const char *seed = snnrt_st_meta(&f, "seed"), *met = snnrt_st_meta(&f, "metrics");
+    if (!fmt || strcmp(fmt, "snnc checkpoint 1") || !ep || !st || !seed) {
+        error_plain("%s: not an snnc checkpoint (its metadata lacks format, epochs_done, optimizer_steps or seed)",
+                    path);
+        goto out;
+    }
+    if (!net || strcmp(net, tr->g->name)) {
+        error_plain("%s: a checkpoint of network '%s', not '%s'", path, net ? net : "?", tr->g->name);
+        goto out;
+    }
+    if (strtoull(seed, NULL, 10) != tr->ts->seed) {
+        error_plain("%s: written with seed %s; resume with the same seed (--seed %s) or start anew", path, seed,
+                    seed);
+        goto out;
+    }
+    tr->epochs_done = atoi(ep);
+    tr->step = strtoll(st, NULL, 10);
+    if (tr->epochs_done < 0 || tr->step < 0) {
+        error_plain("%s: bad progress in its metadata", path);
+        goto out;
+    }
+    for (int i = 0; i < tr->m.nparams; i++) {
+        const JitParam *q = &tr->m.params[i];
+        if (copy_tensor(&f, path, q->name, q, tr->ws + q->offset) != 0)
+            goto out;
+        if (!q->learnable)
+            continue;
+        if (tr->opt.m &&
+            copy_tensor(&f, path, arena_printf(tr->a, "optimizer.m.%s", q->name), q, tr->opt.m + q->offset) != 0)
+            goto out;
+        if (tr->opt.v &&
+            copy_tensor(&f, path, arena_printf(tr->a, "optimizer.v.%s", q->name), q, tr->opt.v + q->offset) != 0)
+            goto out;
+    }
+    tr->opt.step = tr->step;
+    if (met)
+        csv_parse(tr, met);
+    rc = 0;
+out:
+    snnrt_st_free(&f);
+    return rc;
+}
+
+/* ---- the loop ---- */
+
+static void progress(const Trainer *tr, int epoch, long done, long n, double loss, double t0, int tty) {
+    if (!tty)
+        return;
+    int w = 30, fill = n ? (int)((double)w * (double)done / (double)n) : w;
+    char bar[64];
+    for (int i = 0; i < w; i++)
+        bar[i] = i < fill ? '=' : i == fill ? '>' : ' ';
+    bar[w] = 0;
+    double dt = now() - t0;
+    fprintf(stderr, "\repoch %d/%d [%s] %3d%% loss %.4f %.0f samples/s ", epoch + 1, tr->ts->epochs, bar,
+            n ? (int)(100 * done / n) : 100, loss, dt > 0 ? (double)done / dt : 0.0);
+    fflush(stderr);
+}
+
+static int train_epoch(Trainer *tr, const Dataset *d, int epoch, Metrics *mt) {
+    double lr = lr_at(tr->ts, epoch);
+    shuffle(tr->order, d->n, tr->ts->seed, epoch, tr->ts->shuffle);
+    double t0 = now(), last = 0, loss_sum = 0;
+    int correct = 0, tty = isatty(2);
+    long done = 0;
+    float *G = tr->m.grads(tr->ws);
+    while (done < d->n) {
+        int b = d->n - done < tr->batch ? (int)(d->n - done) : tr->batch;
+        data_batch(d, tr->order + done, b, tr->x, tr->labels);
+        tr->m.forward(tr->ws, b, tr->x, tr->y, 1, mix(tr->ts->seed ^ mix((unsigned long long)tr->step + 1)));
+        double l = snnrt_loss(&tr->loss, tr->T, b, tr->K, tr->y, tr->labels, tr->dy, &correct);
+        if (!isfinite(l)) {
+            if (tty)
+                fputc('\n', stderr);
+            error_plain("the loss is %g at epoch %d, step %lld: lower the learning rate (now %g) or clip the "
+                        "gradients (clip N;)",
+                        l, epoch + 1, tr->step + 1, lr);
+            return -1;
+        }
+        tr->m.backward(tr->ws, b, tr->dy, NULL);
+        if (tr->ts->clip > 0)
+            snnrt_clip_grad_norm(G, tr->roff, tr->rcnt, tr->nranges, tr->ts->clip);
+        snnrt_optim_begin_step(&tr->opt);
+        for (int k = 0; k < tr->nranges; k++)
+            snnrt_optim_update(&tr->opt, tr->roff[k], tr->ws + tr->roff[k], G + tr->roff[k], tr->rcnt[k], lr);
+        tr->step++;
+        if (tr->steplog)
+            buf_printf(tr->steplog, "%lld,%d,%.9g\n", tr->step, epoch + 1, l);
+        loss_sum += l * b;
+        done += b;
+        if (now() - last > 0.25 || done == d->n) {
+            progress(tr, epoch, done, d->n, loss_sum / (double)done, t0, tty);
+            last = now();
+        }
+    }
+    if (tty)
+        fputc('\n', stderr);
+    mt->epoch = epoch + 1;
+    mt->lr = lr;
+    mt->train_loss = d->n ? loss_sum / (double)d->n : 0;
+    mt->train_acc = d->n ? (double)correct / (double)d->n : 0;
+    mt->seconds = now() - t0;
+    mt->rate = mt->seconds > 0 ? (double)d->n / mt->seconds : 0;
+    return 0;
+}
+
+static int setup(Trainer *tr, Arena *a, Options *o, IrGraph *g, int batch) {
+    memset(tr, 0, sizeof *tr);
+    tr->a = a;
+    tr->o = o;
+    tr->ts = &o->spec;
+    tr->g = g;
+    tr->batch = batch;
+    tr->T = g->timesteps;
+    tr->K = (int)shape_count(&g->nodes.items[g->output].shape);
+    if (tr->K < 2) {
+        error_at(g->nodes.items[g->output].loc, "the output '%s' has %d value; classification needs one per class",
+                 g->nodes.items[g->output].name, tr->K);
+        return -1;
+    }
+    if (jit_load(a, g, o, &tr->m) != 0)
+        return -1;
+    long in = (long)shape_count(&g->nodes.items[g->input].shape);
+    tr->in_size = (long)(g->encoding == ENC_SEQUENCE ? tr->T : 1) * batch * in;
+    tr->ws = calloc((size_t)tr->m.ws_floats + 2, sizeof(float));
+    tr->x = malloc((size_t)tr->in_size * sizeof(float) + 1);
+    tr->y = malloc((size_t)tr->T * (size_t)batch * (size_t)tr->K * sizeof(float) + 1);
+    tr->dy = malloc((size_t)tr->T * (size_t)batch * (size_t)tr->K * sizeof(float) + 1);
+    tr->labels = malloc((size_t)batch * sizeof(int) + 1);
+    if (!tr->ws || !tr->x || !tr->y || !tr->dy || !tr->labels) {
+        error_plain("out of memory (the training workspace is %.1f MiB)", (double)tr->m.ws_floats * 4 / 1048576);
+        return -1;
+    }
+    tr->loss.kind = tr->ts->loss == LOSS_CE ? SNNRT_LOSS_CE : tr->ts->loss == LOSS_TET ? SNNRT_LOSS_TET
+                                                                                       : SNNRT_LOSS_MSE_COUNT;
+    tr->loss.readout = (int)g->readout;
+    tr->loss.lambda = tr->ts->lambda;
+    tr->loss.phi = tr->ts->phi;
+    tr->loss.correct_rate = tr->ts->correct;
+    tr->loss.incorrect_rate = tr->ts->incorrect;
+    return 0;
+}
+
+static void teardown(Trainer *tr) {
+    jit_close(&tr->m);
+    snnrt_optim_free(&tr->opt);
+    free(tr->ws);
+    free(tr->x);
+    free(tr->y);
+    free(tr->dy);
+    free(tr->labels);
+    free(tr->order);
+}
+
+int cmd_train(Arena *a, Options *o) {
+    IrGraph *g = drv_front_end(a, o);
+    if (!g)
+        return 1;
+    TrainSpec *ts = &o->spec;
+    o->batch = ts->batch;
+    o->train = 1;
+    if (!drv_middle_end(a, o, g))
+        return 1;
+    Dataset train, test;
+    memset(&train, 0, sizeof train);
+    memset(&test, 0, sizeof test);
+    Trainer tr;
+    Buf steplog = {0};
+    int rc = 1;
+    if (data_load(&train, ts, g, 1, o->train_limit) != 0 || data_load(&test, ts, g, 0, o->test_limit) != 0) {
+        data_free(&train);
+        return 1;
+    }
+    if (setup(&tr, a, o, g, ts->batch) != 0)
+        goto out;
+    tr.dir = o->outdir_set ? o->outdir : arena_printf(a, "%s.train", drv_lower(a, g->name));
+    if (drv_ensure_dir(tr.dir) != 0)
+        goto out;
+    tr.order = malloc(sizeof(long) * (size_t)(train.n > test.n ? train.n : test.n) + sizeof(long) * (size_t)ts->batch + 1);
+    if (!tr.order) {
+        error_plain("out of memory");
+        goto out;
+    }
+    /* parameters: initialized as PyTorch does, then --weights (fine-tuning) */
+    o->init = 1;
+    o->seed = ts->seed;
+    if (drv_load_params(&tr.m, tr.ws, o) != 0)
+        goto out;
+    {
+        char err[512];
+        size_t total = 0;
+        tr.roff = arena_alloc(a, sizeof(size_t) * (size_t)(tr.m.nparams + 1));
+        tr.rcnt = arena_alloc(a, sizeof(size_t) * (size_t)(tr.m.nparams + 1));
+        for (int i = 0; i < tr.m.nparams; i++) {
+            const JitParam *q = &tr.m.params[i];
+            if (q->offset + q->count > (long)total)
+                total = (size_t)(q->offset + q->count);
+            if (!q->learnable)
+                continue;
+            tr.roff[tr.nranges] = (size_t)q->offset;
+            tr.rcnt[tr.nranges++] = (size_t)q->count;
+        }
+        tr.opt.kind = ts->opt == OPT_SGD ? SNNRT_SGD : ts->opt == OPT_ADAM ? SNNRT_ADAM : SNNRT_ADAMW;
+        tr.opt.lr = ts->lr;
+        tr.opt.momentum = ts->momentum;
+        tr.opt.weight_decay = ts->weight_decay;
+        tr.opt.beta1 = ts->beta1;
+        tr.opt.beta2 = ts->beta2;
+        tr.opt.eps = ts->eps;
+        tr.opt.nesterov = ts->nesterov;
+        if (snnrt_optim_init(&tr.opt, total, err, sizeof err) != 0) {
+            error_plain("%s", err);
+            goto out;
+        }
+    }
+    const char *ckpt = arena_printf(a, "%s/checkpoint.safetensors", tr.dir);
+    if (o->step_log) {
+        buf_puts(&steplog, "step,epoch,loss\n");
+        tr.steplog = &steplog;
+    }
+    if (o->resume) {
+        if (access(ckpt, F_OK) != 0) {
+            error_plain("%s: no checkpoint to resume from: %s", ckpt, strerror(errno));
+            goto out;
+        }
+        if (resume(&tr, ckpt) != 0)
+            goto out;
+        printf("resumed from %s after epoch %d\n", ckpt, tr.epochs_done);
+    }
+    printf("training %s: %ld samples (test %ld), %d epochs, batch %d, T = %d, %d parameters in %d tensors\n",
+           g->name, train.n, test.n, ts->epochs, ts->batch, tr.T,
+           (int)(tr.opt.n), tr.nranges);
+    fflush(stdout);
+    for (int e = tr.epochs_done; e < ts->epochs; e++) {
+        Metrics mt;
+        Eval ev;
+        memset(&mt, 0, sizeof mt);
+        if (train_epoch(&tr, &train, e, &mt) != 0)
+            goto out;
+        evaluate(&tr, &test, &ev);
+        mt.test_loss = ev.loss;
+        mt.test_acc = ev.acc;
+        mt.spikes = ev.spikes;
+        vec_push(a, &tr.hist, mt);
+        tr.epochs_done = e + 1;
+        printf("epoch %d/%d: lr %.3g, train loss %.4f, accuracy %.2f%%; test loss %.4f, accuracy %.2f%%; "
+               "spike rate %.3f; %.1f s, %.0f samples/s\n",
+               e + 1, ts->epochs, mt.lr, mt.train_loss, 100 * mt.train_acc, mt.test_loss, 100 * mt.test_acc,
+               mt.spikes, mt.seconds, mt.rate);
+        fflush(stdout);
+        const char *csv = csv_text(&tr);
+        if (drv_write(arena_printf(a, "%s/metrics.csv", tr.dir), csv, strlen(csv)) != 0 ||
+            write_curves(&tr) != 0 || save_params(&tr, ckpt, 1) != 0)
+            goto out;
+    }
+    if (save_params(&tr, arena_printf(a, "%s/weights.safetensors", tr.dir), 0) != 0)
+        goto out;
+    if (o->step_log && drv_write(o->step_log, steplog.data ? steplog.data : "", steplog.len) != 0)
+        goto out;
+    if (tr.hist.len)
+        printf("test accuracy %.2f%%; weights in %s/weights.safetensors\n",
+               100 * tr.hist.items[tr.hist.len - 1].test_acc, tr.dir);
+    rc = 0;
+out:
+    teardown(&tr);
+    buf_free(&steplog);
+    data_free(&train);
+    data_free(&test);
+    return rc;
+}
+
+/* snnc run --data: the accuracy of given weights on the test split. */
+int cmd_eval(Arena *a, Options *o) {
+    IrGraph *g = drv_front_end(a, o);
+    if (!g)
+        return 1;
+    int batch = o->spec.batch;
+    o->batch = batch;
+    o->train = 1;
+    if (!drv_middle_end(a, o, g))
+        return 1;
+    Dataset test;
+    Trainer tr;
+    int rc = 1;
+    if (data_load(&test, &o->spec, g, 0, o->test_limit) != 0)
+        return 1;
+    if (setup(&tr, a, o, g, batch) != 0)
+        goto out;
+    tr.order = malloc(sizeof(long) * (size_t)(test.n + batch) + 1);
+    if (!tr.order || drv_load_params(&tr.m, tr.ws, o) != 0)
+        goto out;
+    Eval ev;
+    evaluate(&tr, &test, &ev);
+    printf("%s on %ld test samples: accuracy %.2f%%, loss %.4f, spike rate %.3f\n", g->name, test.n,
+           100 * ev.acc, ev.loss, ev.spikes);
+    rc = 0;
+out:
+    teardown(&tr);
+    data_free(&test);
+    return rc;
+}
