@@ -1,5 +1,6 @@
 /*
- * common.c: arenas, buffers, files, checked arithmetic and diagnostics.
+ * common.c: arenas, string maps, buffers, files, checked arithmetic and
+ * diagnostics.
  *
  * The source table keeps every file the compiler has read, so that a
  * diagnostic can quote the offending line long after lexing has moved on.
@@ -86,6 +87,48 @@ void vec_grow(Arena *a, void **items, int *cap, int need, size_t size) {
     *cap = ncap;
 }
 
+/* ---- string maps ---- */
+
+static unsigned str_hash(const char *s) {
+    unsigned h = 2166136261u; /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 16777619u;
+    return h;
+}
+
+int *strmap_get(const StrMap *m, const char *key) {
+    if (!m->cap)
+        return NULL;
+    for (unsigned i = str_hash(key) & (unsigned)(m->cap - 1);; i = (i + 1) & (unsigned)(m->cap - 1)) {
+        if (!m->keys[i])
+            return NULL;
+        if (!strcmp(m->keys[i], key))
+            return &m->vals[i];
+    }
+}
+
+int *strmap_put(Arena *a, StrMap *m, const char *key) {
+    int *v = strmap_get(m, key);
+    if (v)
+        return v;
+    if ((m->len + 1) * 2 > m->cap) { /* keep it at most half full */
+        StrMap n = {NULL, NULL, m->cap ? m->cap * 2 : 64, 0};
+        n.keys = arena_alloc(a, (size_t)n.cap * sizeof *n.keys);
+        n.vals = arena_alloc(a, (size_t)n.cap * sizeof *n.vals);
+        for (int i = 0; i < m->cap; i++)
+            if (m->keys[i])
+                *strmap_put(a, &n, m->keys[i]) = m->vals[i];
+        *m = n;
+    }
+    unsigned i = str_hash(key) & (unsigned)(m->cap - 1);
+    while (m->keys[i])
+        i = (i + 1) & (unsigned)(m->cap - 1);
+    m->keys[i] = key;
+    m->vals[i] = 0;
+    m->len++;
+    return &m->vals[i];
+}
+
 /* ---- checked arithmetic ---- */
 
 int mul_checked(int64_t a, int64_t b, int64_t limit, int64_t *out) {
@@ -145,6 +188,12 @@ char *read_file(const char *path, size_t *len, size_t limit) {
         return NULL;
     size_t cap = 4096, n = 0;
     char *p = malloc(cap);
+    if (!p) {
+        fclose(f);
+        errno = ENOMEM;
+        return NULL;
+    }
+    errno = 0;
     for (;;) {
         if (n + 1 >= cap) {
             if (cap > limit) {
@@ -168,11 +217,12 @@ char *read_file(const char *path, size_t *len, size_t limit) {
         if (got == 0)
             break;
     }
-    int bad = ferror(f);
+    /* keep the reason of a read error (a folder gives EISDIR) */
+    int bad = ferror(f) ? (errno ? errno : EIO) : 0;
     fclose(f);
     if (bad || n > limit) {
         free(p);
-        errno = bad ? EIO : EFBIG;
+        errno = bad ? bad : EFBIG;
         return NULL;
     }
     p[n] = 0;
@@ -229,6 +279,7 @@ static Source *sources;
 static int nsources = 1; /* index 0 means "no location" */
 static int cap_sources;
 static int nerrors;
+static Loc last_error;
 static FILE *diag_stream;
 
 int src_add(const char *name, const char *text, size_t len) {
@@ -260,13 +311,20 @@ const char *src_text(int file) {
 void diag_set_stream(FILE *f) { diag_stream = f; }
 int diag_errors(void) { return nerrors; }
 void diag_reset(void) { nerrors = 0; }
+Loc diag_last_error(void) { return last_error; }
 
 static const char *kind_name(int kind) {
     return kind == DIAG_ERROR ? "error" : kind == DIAG_WARNING ? "warning" : "note";
 }
 
+/* UTF-8 continuation bytes take no column on a terminal. */
+static int is_cont(char c) { return ((unsigned char)c & 0xc0) == 0x80; }
+
 /* Print the source line of loc and a caret under its column. Tabs are kept
-   in the padding so the caret lines up in a terminal. */
+   in the padding so the caret lines up in a terminal, and a character of
+   several UTF-8 bytes takes one column. A long line (a generated file, a
+   hostile one) is cut to a window around the column. */
+#define SHOW_WIDTH 160
 static void show_line(FILE *f, Loc loc) {
     if (loc.file <= 0 || loc.file >= nsources || loc.line <= 0)
         return;
@@ -279,16 +337,44 @@ static void show_line(FILE *f, Loc loc) {
     const char *e = p;
     while (e < end && *e != '\n')
         e++;
-    fprintf(f, "  %.*s\n  ", (int)(e - p), p);
-    for (int i = 1; i < loc.col && p + i - 1 < e; i++)
-        fputc(p[i - 1] == '\t' ? '\t' : ' ', f);
+    if (e > p && e[-1] == '\r')
+        e--;
+    const char *at = p + (loc.col > 1 ? loc.col - 1 : 0);
+    if (at > e)
+        at = e;
+    const char *from = p, *to = e;
+    if (e - p > SHOW_WIDTH) {
+        from = at - SHOW_WIDTH / 2 > p ? at - SHOW_WIDTH / 2 : p;
+        if (from + SHOW_WIDTH > e)
+            from = e - SHOW_WIDTH;
+        while (from > p && is_cont(*from))
+            from--;
+        to = from + SHOW_WIDTH;
+        while (to < e && is_cont(*to))
+            to++;
+    }
+    const char *pre = from > p ? "..." : "", *post = to < e ? "..." : "";
+    fprintf(f, "  %s%.*s%s\n  %s", pre, (int)(to - from), from, post, *pre ? "   " : "");
+    for (const char *q = from; q < at; q++)
+        if (!is_cont(*q))
+            fputc(*q == '\t' ? '\t' : ' ', f);
     fputs("^\n", f);
 }
 
+/* After this many errors the rest are counted but not shown: a hostile
+   file can hold millions, and each would print its line. */
+#define DIAG_MAX_SHOWN 20
+
 void diag_vat(int kind, Loc loc, const char *fmt, va_list ap) {
     FILE *f = diag_stream ? diag_stream : stderr;
-    if (kind == DIAG_ERROR)
+    if (kind == DIAG_ERROR) {
         nerrors++;
+        last_error = loc;
+        if (nerrors == DIAG_MAX_SHOWN + 1)
+            fprintf(f, "snnc: note: too many errors; the rest are not shown\n");
+    }
+    if (nerrors > DIAG_MAX_SHOWN)
+        return; /* notes of a hidden error go with it */
     if (loc.file > 0)
         fprintf(f, "%s:%d:%d: %s: ", src_name(loc.file), loc.line, loc.col, kind_name(kind));
     else

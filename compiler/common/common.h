@@ -5,8 +5,8 @@
  * Memory in the compiler comes from arenas and is released all at once when
  * the compilation ends; nothing is freed piecemeal. Diagnostics are printed
  * as they are raised (file:line:col: error: message, the source line and a
- * caret) and counted; a stage checks diag_errors() to decide whether the
- * next may run.
+ * caret) and counted (past 20 errors, only counted); a stage checks
+ * diag_errors() to decide whether the next may run.
  */
 #ifndef SNNC_COMMON_H
 #define SNNC_COMMON_H
@@ -46,6 +46,17 @@ void arena_free(Arena *a);
               sizeof *(v)->items), \
      (v)->items[(v)->len++] = (x))
 void vec_grow(Arena *a, void **items, int *cap, int need, size_t size);
+
+/* String keys (not copied) to ints, hashed, in an arena: lookups by name
+   stay fast in a file of many thousands of layers. */
+typedef struct StrMap {
+    const char **keys;
+    int *vals;
+    int cap, len; /* cap is 0 or a power of two */
+} StrMap;
+
+int *strmap_get(const StrMap *m, const char *key); /* the value, or NULL when absent */
+int *strmap_put(Arena *a, StrMap *m, const char *key); /* the value; 0 when new */
 
 /* ---- checked arithmetic ---- */
 
@@ -92,6 +103,7 @@ void diag_vat(int kind, Loc loc, const char *fmt, va_list ap);
 /* An error with no source location: "snnc: error: ..." */
 void error_plain(const char *fmt, ...) PRINTF_LIKE(1, 2);
 int diag_errors(void);
+Loc diag_last_error(void); /* where the latest error was reported */
 void diag_reset(void);
 void diag_set_stream(FILE *f);
 

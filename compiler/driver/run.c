@@ -151,6 +151,28 @@ static int read_raw(const char *path, float *p, size_t n) {
     return got == n && !extra ? 0 : -1;
 }
 
+/* A result file must be creatable: not a folder, in a folder that exists
+   and is writable. Checked before anything is built, so that a wrong path
+   costs no compilation (the writing itself is checked again). */
+static int check_result_path(Arena *a, const char *path) {
+    struct stat st;
+    const char *slash = strrchr(path, '/');
+    const char *dir = !slash ? "." : slash == path ? "/" : arena_strndup(a, path, (size_t)(slash - path));
+    if (!*path || (slash && !slash[1]) || (stat(path, &st) == 0 && S_ISDIR(st.st_mode))) {
+        error_plain("%s: cannot write: not a file name", path);
+        return -1;
+    }
+    const char *why = stat(dir, &st) != 0          ? strerror(errno)
+                      : !S_ISDIR(st.st_mode)          ? "not a folder"
+                      : access(dir, W_OK | X_OK) != 0 ? strerror(errno)
+                                                      : NULL;
+    if (why) {
+        error_plain("%s: cannot write into the folder '%s': %s", path, dir, why);
+        return -1;
+    }
+    return 0;
+}
+
 int drv_input_batch(Arena *a, const IrGraph *g, const SnnrtTensor *x, const char *path) {
     const Shape *is = &g->nodes.items[g->input].shape;
     int seq = g->encoding == ENC_SEQUENCE;
@@ -161,11 +183,10 @@ int drv_input_batch(Arena *a, const IrGraph *g, const SnnrtTensor *x, const char
     for (int k = 0; ok && k < is->ndim; k++)
         ok = x->shape[1 + seq + k] == is->d[k];
     if (!ok || x->shape[seq] < 1 || x->shape[seq] > (1 << 20)) {
-        Shape got = {0, {0}};
-        for (int k = 0; k < x->ndim && k < IR_MAX_DIMS; k++)
-            got.d[got.ndim++] = x->shape[k];
-        error_plain("%s: input has shape %s%s; network %s expects %s%s (%s encoding)", path,
-                    shape_str(a, &got), x->ndim > IR_MAX_DIMS ? "..." : "", g->name,
+        const char *got = "[";
+        for (int k = 0; k < x->ndim; k++)
+            got = arena_printf(a, "%s%s%lld", got, k ? "," : "", x->shape[k]);
+        error_plain("%s: input has shape %s]; network %s expects %s%s (%s encoding)", path, got, g->name,
                     seq ? arena_printf(a, "[%d, B, ", g->timesteps) : "[B, ", shape_str(a, is) + 1,
                     encoding_names[g->encoding]);
         return -1;
@@ -177,6 +198,11 @@ int cmd_run(Arena *a, Options *o) {
     char err[1024];
     SnnrtTensor x;
     memset(&x, 0, sizeof x);
+    int unwritable = check_result_path(a, o->npy_out);
+    for (int k = 0; k < o->nrecords; k++)
+        unwritable |= check_result_path(a, o->records[k].file);
+    if (unwritable)
+        return 1;
     if (snnrt_npy_read(o->npy_in, &x, err, sizeof err) != 0) {
         error_plain("%s", err);
         return 1;
@@ -311,27 +337,37 @@ int cmd_run(Arena *a, Options *o) {
         }
         if (!ok)
             error_plain("the generated program's results are incomplete");
-        /* write everything or nothing */
-        const char *written[1 + MAX_RECORDS];
-        int nw = 0;
-        if (ok) {
-            if (snnrt_npy_write(o->npy_out, &y, err, sizeof err) != 0) {
-                error_plain("%s", err);
+        /* write everything or nothing: each result goes to a temporary
+           file beside its target, and only when all are written are they
+           renamed over their targets, so a failure changes no file */
+        const char *dst[1 + MAX_RECORDS], *tmp[1 + MAX_RECORDS];
+        const SnnrtTensor *val[1 + MAX_RECORDS];
+        int nr = 0, nw = 0;
+        dst[nr] = o->npy_out;
+        val[nr++] = &y;
+        for (int k = 0; k < g->probes.len; k++) {
+            dst[nr] = o->records[k].file;
+            val[nr++] = &outs[k];
+        }
+        for (int k = 0; ok && k < nr; k++) {
+            const char *slash = strrchr(dst[k], '/');
+            int dl = slash ? (int)(slash - dst[k]) + 1 : 0;
+            tmp[k] = arena_printf(a, "%.*s.%s.part%ld.%d", dl, dst[k], dst[k] + dl, (long)getpid(), k);
+            if (snnrt_npy_write(tmp[k], val[k], err, sizeof err) != 0) {
+                error_plain("%s: cannot write: %s", dst[k], err);
                 ok = 0;
             } else
-                written[nw++] = o->npy_out;
+                nw++;
         }
-        for (int k = 0; ok && k < g->probes.len; k++) {
-            const char *path = o->records[k].file;
-            if (snnrt_npy_write(path, &outs[k], err, sizeof err) != 0) {
-                error_plain("%s", err);
+        for (int k = 0; ok && k < nr; k++)
+            if (rename(tmp[k], dst[k]) != 0) {
+                error_plain("%s: cannot write: %s", dst[k], strerror(errno));
                 ok = 0;
             } else
-                written[nw++] = path;
-        }
-        if (!ok)
-            for (int k = 0; k < nw; k++)
-                unlink(written[k]);
+                tmp[k] = NULL;
+        for (int k = 0; k < nw; k++)
+            if (tmp[k])
+                unlink(tmp[k]);
         for (int k = 0; k < g->probes.len; k++)
             free(outs[k].data);
         free(outs);

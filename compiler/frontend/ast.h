@@ -4,7 +4,9 @@
  * One Node type with a kind, as in chibicc: expressions, statements and
  * definitions share it, and sequences (arguments, statements, items) are
  * linked through `next`. The parser builds nodes through the ast_ functions
- * below and gives them meaning nowhere: all checking is in sema.
+ * below and gives them meaning nowhere: all checking is in sema, except the
+ * depth of expressions, which is bounded here so that no later stage can
+ * run out of stack on a hostile input.
  */
 #ifndef SNNC_AST_H
 #define SNNC_AST_H
@@ -33,8 +35,8 @@ typedef enum NodeKind {
     S_IF,     /* if a { body } else { els } */
     /* statements in a network body */
     S_TIMESTEPS, /* timesteps a */
-    S_INPUT,     /* input name : a encode name2 */
-    S_OUTPUT,    /* output a readout name2 */
+    S_INPUT,     /* input name : a encode name2 (written at loc2) */
+    S_OUTPUT,    /* output a readout name2 (written at loc2) */
     /* statements in a train body */
     S_SETTING,   /* name a: one setting */
     /* definitions */
@@ -59,17 +61,34 @@ struct Node {
     double num;
     const char *name;
     const char *name2;
+    Loc loc2;
+    int depth; /* expressions: height of the tree (a leaf is 1) */
     Node *a, *b, *c;
     Node *args; /* call arguments, list items, parameters */
     Node *body, *els;
     Node *next;
+    Node *tail; /* in the first node of a list: the last one */
 };
+
+/* Deeper expressions are an error: every stage walks them recursively. */
+#define AST_MAX_DEPTH 1000
+
+/* Open brackets the lexer has seen and not yet seen closed. */
+#define PARSE_MAX_OPEN 256
 
 typedef struct ParseCtx {
     Arena *arena;
     int file;
     Node *items; /* the parsed definitions, in order */
     void *scanner;
+    /* what the lexer saw last, for syntax error messages */
+    Loc tok_end, prev_end; /* just after the latest token and the one before */
+    char tok_text[32];     /* the latest token, cut to fit */
+    struct {
+        Loc loc;
+        char ch;
+    } open[PARSE_MAX_OPEN];
+    int nopen; /* may exceed PARSE_MAX_OPEN: only the first are kept */
 } ParseCtx;
 
 Node *ast_new(ParseCtx *c, NodeKind k, Loc loc);
@@ -78,9 +97,16 @@ Node *ast_ident(ParseCtx *c, Loc loc, const char *name);
 Node *ast_call(ParseCtx *c, Loc loc, const char *name, Node *args);
 Node *ast_binop(ParseCtx *c, Loc loc, AstOp op, Node *a, Node *b);
 Node *ast_unop(ParseCtx *c, Loc loc, AstOp op, Node *a);
+Node *ast_cond(ParseCtx *c, Loc loc, Node *a, Node *b, Node *e);
+Node *ast_list(ParseCtx *c, Loc loc, Node *items);
+Node *ast_as(ParseCtx *c, Loc loc, Node *a, const char *name);
+Node *ast_kwarg(ParseCtx *c, Loc loc, const char *name, Node *a);
 Node *ast_append(Node *list, Node *item);
 int ast_count(const Node *list);
 const char *ast_op_text(AstOp op);
+/* Where an expression's text begins (a binary operation's own location is
+   its operator). */
+Loc ast_start(const Node *e);
 
 /* Parse text (already registered as source `file`); returns the items or
    NULL. Syntax errors are reported through the diagnostics. */

@@ -47,7 +47,14 @@ typedef struct Inst {
     const Node *model;
     int emitted;
     Loc emit_loc;
+    int depth;    /* of eval's recursion */
+    int too_deep; /* that was reported */
 } Inst;
+
+/* Each expression is at most AST_MAX_DEPTH deep, but a constructor
+   argument is evaluated inside the expression that uses it, and its own
+   expression may use another argument: this bounds the sum. */
+#define EVAL_MAX_DEPTH (3 * AST_MAX_DEPTH)
 
 static const Value verr = {V_ERR, 0, NULL, 0, 0, -1, NULL, 0};
 
@@ -176,8 +183,15 @@ static Value apply_op(Inst *I, EqOp op, Value *args, int n, Loc loc) {
     if (all_const && op != EQ_DETACH) {
         double r = fold(op, n > 0 ? args[0].num : 0, n > 1 ? args[1].num : 0, n > 2 ? args[2].num : 0);
         if (!isfinite(r)) {
-            error_at(loc, "constant expression has no finite value ('%s' of constants)",
-                     eq_op_names[op]);
+            /* name the operation and its operands: the constants may come
+               from arguments given far from here */
+            char what[96];
+            if (n == 1)
+                snprintf(what, sizeof what, "%s(%g)", eq_op_names[op], args[0].num);
+            else
+                snprintf(what, sizeof what, "%s(%g, %g%s)", eq_op_names[op], args[0].num,
+                         args[1].num, n > 2 ? ", ..." : "");
+            error_at(loc, "constant expression has no finite value: %s", what);
             return verr;
         }
         return vnum(r);
@@ -226,7 +240,8 @@ static Value eval_call(Inst *I, const Node *e, int env_len, Want want) {
     if (want == W_SURR && s >= 0)
         return eval_surrogate_call(I, e, env_len, s);
     if (want == W_SURR) {
-        error_at(e->loc, "expected a surrogate (atan, sigmoid, fast_sigmoid, rect or triangle)");
+        error_at(e->loc, "unknown surrogate '%s' (expected atan, sigmoid, fast_sigmoid, rect or "
+                 "triangle)", e->name);
         return verr;
     }
     for (const Node *a = e->args; a; a = a->next)
@@ -272,7 +287,7 @@ static Value eval_call(Inst *I, const Node *e, int env_len, Want want) {
             return verr;
         }
         if (uv.k != V_INST) {
-            error_at(u->loc, "'spike' of a constant: the potential must depend on the input or a state");
+            error_at(ast_start(u), "'spike' of a constant: the potential must depend on the input or a state");
             return verr;
         }
         int i = emit_op(I, EQ_SPIKE, uv.inst, -1, -1, e->loc);
@@ -302,7 +317,23 @@ static Value eval_call(Inst *I, const Node *e, int env_len, Want want) {
     return verr;
 }
 
+static Value eval_node(Inst *I, const Node *e, int env_len, Want want);
+
 static Value eval(Inst *I, const Node *e, int env_len, Want want) {
+    if (I->depth >= EVAL_MAX_DEPTH) {
+        if (!I->too_deep)
+            error_at(e->loc, "expression is nested too deeply with the constructor arguments it "
+                     "uses (more than %d levels)", EVAL_MAX_DEPTH);
+        I->too_deep = 1;
+        return verr;
+    }
+    I->depth++;
+    Value v = eval_node(I, e, env_len, want);
+    I->depth--;
+    return v;
+}
+
+static Value eval_node(Inst *I, const Node *e, int env_len, Want want) {
     switch (e->kind) {
     case N_NUM:
     case N_BOOL:
@@ -311,7 +342,7 @@ static Value eval(Inst *I, const Node *e, int env_len, Want want) {
             return verr;
         }
         if (want == W_SYM) {
-            error_at(e->loc, "expected layer, channel or neuron");
+            error_at(e->loc, "expected a granularity (layer, channel or neuron)");
             return verr;
         }
         return vnum(e->num);
@@ -330,7 +361,16 @@ static Value eval(Inst *I, const Node *e, int env_len, Want want) {
             v.sym = e->name;
             return v;
         }
-        error_at(e->loc, "use of undefined name '%s'", e->name);
+        if (want == W_SURR)
+            error_at(e->loc, "unknown surrogate '%s' (expected atan, sigmoid, fast_sigmoid, rect "
+                     "or triangle)", e->name);
+        else if (want == W_SYM)
+            error_at(e->loc, "unknown granularity '%s' (expected layer, channel or neuron)", e->name);
+        else if (!strcmp(e->name, "x")) /* x is bound everywhere but in arguments */
+            error_at(e->loc, "constructor arguments are constants: the input current 'x' cannot "
+                     "be used in them");
+        else
+            error_at(e->loc, "use of undefined name '%s'", e->name);
         return verr;
     }
     case N_CALL:
@@ -379,7 +419,7 @@ static void stmt_assign(Inst *I, const Node *st) {
         return;
     }
     if (v.k != V_NUM && v.k != V_INST) {
-        error_at(st->a->loc, "a neuron's variables hold numbers");
+        error_at(ast_start(st->a), "a neuron's variables hold numbers");
         return;
     }
     if (b && b->kind == B_CTOR) {
@@ -389,6 +429,7 @@ static void stmt_assign(Inst *I, const Node *st) {
     }
     if (b && b->kind == B_PARAM) {
         error_at(st->loc, "cannot assign to learnable parameter '%s'", st->name);
+        note_at(b->loc, "'%s' is declared here", st->name);
         return;
     }
     if (b && b->kind == B_INPUT) {
@@ -406,34 +447,43 @@ static void stmt_assign(Inst *I, const Node *st) {
     bind(I, st->name, B_LOCAL, v, st->loc);
 }
 
+/* A declaration that failed still binds its name, so that its uses do not
+   report it again as undefined. */
+static void decl_failed(Inst *I, const Node *st) {
+    bind(I, st->name, B_LOCAL, verr, st->loc);
+}
+
 static void stmt_decl(Inst *I, const Node *st, int is_state) {
+    if (!strcmp(st->name, "x")) {
+        error_at(st->loc, "'x' is the input current and cannot be redeclared");
+        return;
+    }
     Binding *b = lookup(I, st->name, I->env.len);
     if (b) {
         error_at(st->loc, "redefinition of '%s'", st->name);
         note_at(b->loc, "'%s' was defined here", st->name);
         return;
     }
-    if (!strcmp(st->name, "x")) {
-        error_at(st->loc, "'x' is the input current and cannot be redeclared");
-        return;
-    }
     if (!st->a) {
         error_at(st->loc, "state '%s' has no initial value: write 'state %s = 0.0;'", st->name,
                  st->name);
-        bind(I, st->name, B_LOCAL, verr, st->loc);
+        decl_failed(I, st);
         return;
     }
     Value init = force(I, eval(I, st->a, I->env.len, W_NUM), W_NUM);
     if (init.k == V_ERR) {
-        bind(I, st->name, B_LOCAL, verr, st->loc);
+        decl_failed(I, st);
         return;
     }
     if (init.k != V_NUM) {
-        error_at(st->a->loc, "the initial value of '%s' must be a compile-time constant", st->name);
+        error_at(ast_start(st->a), "the initial value of '%s' must be a compile-time constant",
+                 st->name);
+        decl_failed(I, st);
         return;
     }
     if (!isfinite((float)init.num)) {
-        error_at(st->a->loc, "the initial value of '%s' is not a finite float", st->name);
+        error_at(ast_start(st->a), "the initial value of '%s' is not a finite float", st->name);
+        decl_failed(I, st);
         return;
     }
     if (is_state) {
@@ -449,10 +499,13 @@ static void stmt_decl(Inst *I, const Node *st, int is_state) {
     Gran gran = GRAN_LAYER;
     if (st->b) {
         Value gv = force(I, eval(I, st->b, I->env.len, W_SYM), W_SYM);
-        if (gv.k == V_ERR)
+        if (gv.k == V_ERR) {
+            decl_failed(I, st);
             return;
+        }
         if (gv.k != V_SYM || gran_lookup(gv.sym) < 0) {
-            error_at(st->b->loc, "expected layer, channel or neuron");
+            error_at(st->b->loc, "expected a granularity (layer, channel or neuron)");
+            decl_failed(I, st);
             return;
         }
         gran = (Gran)gran_lookup(gv.sym);
@@ -465,14 +518,27 @@ static void stmt_decl(Inst *I, const Node *st, int is_state) {
     bind(I, st->name, B_PARAM, vinst(i), st->loc);
 }
 
+/* After an 'if' whose condition failed, the names its branches assign are
+   bound to an error, so that their uses after it stay silent. */
+static void stmt_if_failed(Inst *I, const Node *st) {
+    for (; st; st = st->next) {
+        if (st->kind == S_IF) {
+            stmt_if_failed(I, st->body);
+            stmt_if_failed(I, st->els);
+        } else if (st->name && !lookup(I, st->name, I->env.len))
+            bind(I, st->name, B_LOCAL, verr, st->loc);
+    }
+}
+
 static void stmt_if(Inst *I, const Node *st) {
     Value c = force(I, eval(I, st->a, I->env.len, W_NUM), W_NUM);
-    if (c.k == V_ERR)
-        return;
-    if (c.k != V_NUM) {
-        error_at(st->a->loc,
+    if (c.k != V_NUM && c.k != V_ERR)
+        error_at(ast_start(st->a),
                  "the condition of 'if' must be known at compile time; use select() for a "
                  "per-step choice");
+    if (c.k != V_NUM) {
+        stmt_if_failed(I, st->body);
+        stmt_if_failed(I, st->els);
         return;
     }
     /* Names first assigned inside a branch stay visible after it, as in
@@ -537,7 +603,8 @@ static int bind_ctor(Inst *I, const Node *model, const Node *args, Loc call) {
                 note_at(model->loc, "'%s' is defined here", model->name);
                 ok = 0;
             } else if (given[k]) {
-                error_at(a->loc, "argument '%s' is given twice", a->name);
+                error_at(a->loc, "argument '%s' of neuron model '%s' is given twice", a->name,
+                         model->name);
                 ok = 0;
             } else
                 given[k] = a->a;
@@ -568,6 +635,9 @@ static int bind_ctor(Inst *I, const Node *model, const Node *args, Loc call) {
         if (lookup(I, p->name, I->env.len)) {
             error_at(p->loc, "constructor argument '%s' is declared twice", p->name);
             ok = 0;
+        } else if (!strcmp(p->name, "x")) {
+            error_at(p->loc, "'x' is the input current and cannot name a constructor argument");
+            ok = 0;
         }
         bind(I, p->name, B_CTOR, v, p->loc);
     }
@@ -589,8 +659,16 @@ NeuronProg *neuron_instantiate(Arena *a, const Node *model, const Node *args, Lo
     int x = emit_op(&I, EQ_INPUT, -1, -1, -1, model->loc);
     bind(&I, "x", B_INPUT, vinst(x), model->loc);
     body(&I, model->body);
-    if (diag_errors() != before)
+    if (diag_errors() != before) {
+        /* an error in the model's body that the arguments caused (tau = 0
+           divides by zero) is reported in the body: show the use too */
+        Loc last = diag_last_error();
+        int own = call.file == model->loc.file && call.line == model->loc.line &&
+                  call.col == model->loc.col;
+        if (!own && (last.file != call.file || last.line != call.line))
+            note_at(call, "in neuron model '%s', used here", model->name);
         return NULL;
+    }
     if (!I.emitted) {
         error_at(model->loc, "neuron model '%s' never emits a value ('emit s;')", model->name);
         return NULL;

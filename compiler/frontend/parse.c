@@ -1,6 +1,8 @@
 /*
  * parse.c: runs the flex scanner and the bison parser over one source text.
  */
+#include <string.h>
+
 #include "ast.h"
 #include "snn_parse.h"
 #define YYSTYPE SNN_YYSTYPE
@@ -8,7 +10,12 @@
 #include "snn_lex.h"
 
 Node *parse_source(Arena *arena, int file, const char *text, size_t len) {
-    ParseCtx ctx = {arena, file, NULL, NULL};
+    ParseCtx ctx;
+    memset(&ctx, 0, sizeof ctx);
+    ctx.arena = arena;
+    ctx.file = file;
+    Loc start = {file, 1, 1};
+    ctx.tok_end = ctx.prev_end = start;
     yyscan_t scanner;
     if (snn_yylex_init_extra(&ctx, &scanner) != 0)
         ICE("cannot create the scanner");

@@ -27,8 +27,11 @@ typedef struct Sema {
     Arena *arena;
     IrGraph *g;
     VEC(const Node *) models; /* neuron definitions, std first */
-    VEC(const Node *) bad_models; /* user models whose errors were reported */
+    StrMap model_index;       /* model name -> index in models */
+    StrMap bad_models;        /* names of models whose errors were reported -> 1 */
     VEC(Name) names;          /* layer and chain names visible in the network */
+    StrMap name_index;        /* name -> index in names */
+    StrMap node_names;        /* node name -> number of nodes with that name */
     VEC(int) pending;         /* DELAY nodes whose source is resolved at the end */
     VEC(const Node *) pending_ref;
     const char *chain;        /* name of the statement being elaborated */
@@ -39,10 +42,8 @@ typedef struct Sema {
 /* ---- names ---- */
 
 static const Name *find_name(Sema *S, const char *name) {
-    for (int i = S->names.len - 1; i >= 0; i--)
-        if (!strcmp(S->names.items[i].name, name))
-            return &S->names.items[i];
-    return NULL;
+    const int *i = strmap_get(&S->name_index, name);
+    return i ? &S->names.items[*i] : NULL;
 }
 
 static int define_name(Sema *S, const char *name, int node, Loc loc) {
@@ -54,11 +55,25 @@ static int define_name(Sema *S, const char *name, int node, Loc loc) {
     }
     Name n = {name, node, loc};
     vec_push(S->arena, &S->names, n);
+    *strmap_put(S->arena, &S->name_index, name) = S->names.len - 1;
     return 1;
 }
 
+static int node_exists(Sema *S, const char *name) {
+    const int *n = strmap_get(&S->node_names, name);
+    return n && *n > 0;
+}
+
+static void set_node_name(Sema *S, int id, const char *name) {
+    IrNode *n = &S->g->nodes.items[id];
+    if (n->name)
+        (*strmap_put(S->arena, &S->node_names, n->name))--;
+    n->name = name;
+    (*strmap_put(S->arena, &S->node_names, name))++;
+}
+
 static int node_name_taken(Sema *S, const char *name) {
-    return ir_find_node(S->g, name) >= 0 || find_name(S, name) != NULL;
+    return node_exists(S, name) || find_name(S, name) != NULL;
 }
 
 /* Auto names: "<chain>_<op>", then "_2", "_3"... until unused. */
@@ -74,17 +89,23 @@ static const char *auto_name(Sema *S, const char *op) {
 }
 
 static const Node *find_model(Sema *S, const char *name) {
-    for (int i = 0; i < S->models.len; i++)
-        if (!strcmp(S->models.items[i]->name, name))
-            return S->models.items[i];
-    return NULL;
+    const int *i = strmap_get(&S->model_index, name);
+    return i ? S->models.items[*i] : NULL;
 }
 
 static int model_is_bad(Sema *S, const Node *model) {
-    for (int i = 0; i < S->bad_models.len; i++)
-        if (S->bad_models.items[i] == model)
+    return strmap_get(&S->bad_models, model->name) != NULL;
+}
+
+static int model_needs_args(const Node *model) {
+    for (const Node *p = model->args; p; p = p->next)
+        if (p->kind != N_KWARG)
             return 1;
     return 0;
+}
+
+static void model_set_bad(Sema *S, const Node *model) {
+    *strmap_put(S->arena, &S->bad_models, model->name) = 1;
 }
 
 /* ---- constant arguments of layers ---- */
@@ -141,11 +162,11 @@ static int const_int(Sema *S, const Node *e, int64_t lo, int64_t hi, const char 
     if (!const_num(S, e, &v))
         return 0;
     if (v != floor(v)) {
-        error_at(e->loc, "%s must be an integer", what);
+        error_at(ast_start(e), "%s must be an integer, got %g", what, v);
         return 0;
     }
     if (v < (double)lo || v > (double)hi) {
-        error_at(e->loc, "%s must be between %lld and %lld, got %.17g", what, (long long)lo,
+        error_at(ast_start(e), "%s must be between %lld and %lld, got %.17g", what, (long long)lo,
                  (long long)hi, v);
         return 0;
     }
@@ -261,7 +282,8 @@ static double sig_default(const SigArg *s) {
 static int eval_layer(Sema *S, const Node *e);
 
 static int new_node(Sema *S, IrOp op, const char *name, Loc loc, int in0, int in1) {
-    int id = ir_add_node(S->g, op, name, loc);
+    int id = ir_add_node(S->g, op, NULL, loc);
+    set_node_name(S, id, name);
     IrNode *n = &S->g->nodes.items[id];
     if (in0 >= 0)
         n->in[n->nin++] = in0;
@@ -294,25 +316,29 @@ static int apply_builtin(Sema *S, IrOp op, const Node *f, const char *name, int 
     IrNode *n = &S->g->nodes.items[id];
     n->groups = 1;
     n->bias = 1;
+    Loc floc = f->loc; /* where the float argument is, when given */
     for (int i = 0; i < nsig; i++) {
         const SigArg *s = &sig[i];
         const Node *v = vals[i];
+        const char *arg = arena_printf(S->arena, "'%s' of '%s'", s->name, ir_op_names[op]);
         double d = v ? 0 : sig_default(s);
         int64_t iv = (int64_t)d;
         int pair[2] = {(int)d, (int)d};
         int ok = 1;
         if (!strcmp(s->kind, "int") && v)
-            ok = const_int(S, v, 1, IR_MAX_ELEMS - 1, s->name, &iv);
+            ok = const_int(S, v, 1, IR_MAX_ELEMS - 1, arg, &iv);
         else if (!strcmp(s->kind, "ints") && v)
-            ok = const_pair(S, v, !strcmp(s->name, "padding") ? 0 : 1, s->name, pair);
+            ok = const_pair(S, v, !strcmp(s->name, "padding") ? 0 : 1, arg, pair);
         else if (!strcmp(s->kind, "bool") && v) {
             ok = const_num(S, v, &d);
             if (ok && v->kind != N_BOOL && d != 0 && d != 1) {
-                error_at(v->loc, "'%s' must be true or false", s->name);
+                error_at(ast_start(v), "%s must be true or false", arg);
                 ok = 0;
             }
-        } else if (!strcmp(s->kind, "float") && v)
+        } else if (!strcmp(s->kind, "float") && v) {
             ok = const_num(S, v, &d);
+            floc = ast_start(v);
+        }
         if (!ok)
             return -1;
         n = &S->g->nodes.items[id];
@@ -337,15 +363,15 @@ static int apply_builtin(Sema *S, IrOp op, const Node *f, const char *name, int 
         n->stride[1] = n->kernel[1];
     }
     if (op == IR_BATCHNORM && !(n->fval > 0)) {
-        error_at(f->loc, "batchnorm eps must be positive");
+        error_at(floc, "'eps' of 'batchnorm' must be positive, got %g", (double)n->fval);
         return -1;
     }
     if (op == IR_DROPOUT && !(n->fval >= 0 && n->fval < 1)) {
-        error_at(f->loc, "dropout p must be in [0, 1)");
+        error_at(floc, "'p' of 'dropout' must be in [0, 1), got %g", (double)n->fval);
         return -1;
     }
     if (op == IR_SCALE && !isfinite(n->fval)) {
-        error_at(f->loc, "scale factor is not a finite float");
+        error_at(floc, "'factor' of 'scale' does not fit a float");
         return -1;
     }
     return id;
@@ -365,7 +391,10 @@ static int apply(Sema *S, const Node *f, int input) {
     if (f->kind == N_AS) {
         name = f->name;
         if (node_name_taken(S, name)) {
+            const Name *prev = find_name(S, name);
             error_at(f->loc, "redefinition of '%s'", name);
+            if (prev)
+                note_at(prev->loc, "'%s' was defined here", name);
             return -1;
         }
         f = f->a;
@@ -394,8 +423,17 @@ static int apply(Sema *S, const Node *f, int input) {
     int id = new_node(S, IR_NEURON, name ? name : auto_name(S, lower(S->arena, f->name)),
                       f->loc, input, -1);
     NeuronProg *p = neuron_instantiate(S->arena, model, f->kind == N_CALL ? f->args : NULL, f->loc);
-    if (!p)
+    if (!p) {
+        /* A model that needs arguments is checked only where it is used: an
+           error in its body, not in this call's arguments, would come back
+           at every use, so it is reported once. (The built-in models and
+           those whose arguments all have defaults were checked already: an
+           error in their bodies comes from the arguments of this use.) */
+        Loc last = diag_last_error();
+        if (model_needs_args(model) && last.file == model->loc.file && last.line != f->loc.line)
+            model_set_bad(S, model);
         return -1;
+    }
     S->g->nodes.items[id].neuron = p;
     return id;
 }
@@ -413,7 +451,7 @@ static int eval_layer(Sema *S, const Node *e) {
         const Name *n = find_name(S, e->name);
         if (n)
             return n->node; /* -1 for a name whose definition failed */
-        if (find_model(S, e->name) || ir_find_node(S->g, e->name) >= 0) {
+        if (find_model(S, e->name) || node_exists(S, e->name)) {
             error_at(e->loc, "'%s' needs an input: write 'x |> %s'", e->name, e->name);
             return -1;
         }
@@ -472,34 +510,46 @@ static int eval_layer(Sema *S, const Node *e) {
 
 /* ---- statements ---- */
 
+/* A statement that failed still defines its name, so that its uses do not
+   report it again as undefined. */
+static void define_failed(Sema *S, const char *name, Loc loc) {
+    if (!find_name(S, name))
+        define_name(S, name, -1, loc);
+}
+
 static void stmt_input(Sema *S, const Node *st) {
     IrGraph *g = S->g;
     if (g->input >= 0) {
         error_at(st->loc, "only one input is supported");
         note_at(g->nodes.items[g->input].loc, "the input is defined here");
+        define_failed(S, st->name, st->loc);
         return;
     }
     Shape sh = {0, {0}};
     if (st->a->kind != N_LIST || !st->a->args) {
         error_at(st->a->loc, "the input's shape is a list of sizes, e.g. [1, 28, 28]");
+        define_failed(S, st->name, st->loc);
         return;
     }
     if (ast_count(st->a->args) > IR_MAX_DIMS) {
         error_at(st->a->loc, "an input may have at most %d dimensions", IR_MAX_DIMS);
+        define_failed(S, st->name, st->loc);
         return;
     }
     int64_t total = 1;
     for (const Node *d = st->a->args; d; d = d->next) {
         int64_t v;
-        if (d->kind == N_KWARG) {
+        int ok = d->kind != N_KWARG;
+        if (!ok)
             error_at(d->loc, "expected a size");
-            return;
-        }
-        if (!const_int(S, d, 1, IR_MAX_ELEMS - 1, "a dimension", &v))
-            return;
-        if (!mul_checked(total, v, IR_MAX_ELEMS - 1, &total)) {
+        ok = ok && const_int(S, d, 1, IR_MAX_ELEMS - 1, "a dimension", &v);
+        if (ok && !mul_checked(total, v, IR_MAX_ELEMS - 1, &total)) {
             error_at(d->loc, "the input's size overflows (at most %lld elements per sample)",
                      (long long)(IR_MAX_ELEMS - 1));
+            ok = 0;
+        }
+        if (!ok) {
+            define_failed(S, st->name, st->loc);
             return;
         }
         sh.d[sh.ndim++] = v;
@@ -510,7 +560,8 @@ static void stmt_input(Sema *S, const Node *st) {
     else if (!strcmp(st->name2, "sequence"))
         enc = ENC_SEQUENCE;
     else {
-        error_at(st->loc, "unknown encoding '%s' (expected direct or sequence)", st->name2);
+        error_at(st->loc2, "unknown encoding '%s' (expected direct or sequence)", st->name2);
+        define_failed(S, st->name, st->loc);
         return;
     }
     int id = new_node(S, IR_INPUT, st->name, st->loc, -1, -1);
@@ -521,11 +572,14 @@ static void stmt_input(Sema *S, const Node *st) {
 }
 
 static void stmt_assign(Sema *S, const Node *st) {
-    if (find_name(S, st->name) || ir_find_node(S->g, st->name) >= 0) {
+    if (find_name(S, st->name) || node_exists(S, st->name)) {
         const Name *p = find_name(S, st->name);
         error_at(st->loc, "redefinition of '%s'", st->name);
         if (p)
             note_at(p->loc, "'%s' was defined here", st->name);
+        else
+            note_at(S->g->nodes.items[ir_find_node(S->g, st->name)].loc,
+                    "the layer created here is named '%s'", st->name);
         return;
     }
     S->chain = st->name;
@@ -537,10 +591,9 @@ static void stmt_assign(Sema *S, const Node *st) {
         return;
     }
     /* The chain's last layer takes the chain's name unless it has one. */
-    IrNode *n = &S->g->nodes.items[id];
     const Node *top = st->a->kind == N_PIPE ? st->a->b : st->a;
     if (id >= S->chain_first && top->kind != N_AS)
-        n->name = st->name;
+        set_node_name(S, id, st->name);
     define_name(S, st->name, id, st->loc);
 }
 
@@ -566,7 +619,7 @@ static void stmt_output(Sema *S, const Node *st) {
         if (!strcmp(st->name2, readout_names[i]))
             r = i;
     if (r < 0) {
-        error_at(st->loc, "unknown readout '%s' (expected steps, count, rate, mean, last or max)",
+        error_at(st->loc2, "unknown readout '%s' (expected steps, count, rate, mean, last or max)",
                  st->name2);
         return;
     }
@@ -735,7 +788,8 @@ static void make_params(Sema *S) {
             w.d[0] = n->out;
             w.d[1] = x->d[0];
             if (!mul_checked(n->out, x->d[0], IR_MAX_ELEMS - 1, &cnt)) {
-                error_at(n->loc, "the weight of '%s' is too large", n->name);
+                error_at(n->loc, "the weight of '%s' is too large: %lld x %lld elements (at most %lld)",
+                         n->name, (long long)n->out, (long long)x->d[0], (long long)(IR_MAX_ELEMS - 1));
                 break;
             }
             ir_add_param(g, i, "weight", &w, PK_WEIGHT, 0, x->d[0]);
@@ -750,7 +804,8 @@ static void make_params(Sema *S) {
             w.d[3] = n->kernel[1];
             fan = w.d[1] * w.d[2] * w.d[3];
             if (!mul_checked(fan, n->out, IR_MAX_ELEMS - 1, &cnt)) {
-                error_at(n->loc, "the weight of '%s' is too large", n->name);
+                error_at(n->loc, "the weight of '%s' is too large: %lld x %lld elements (at most %lld)",
+                         n->name, (long long)n->out, (long long)fan, (long long)(IR_MAX_ELEMS - 1));
                 break;
             }
             ir_add_param(g, i, "weight", &w, PK_WEIGHT, 0, fan);
@@ -824,6 +879,7 @@ static void collect_models(Sema *S, Node *items) {
             if (!strcmp(it->name, ir_op_names[op]))
                 error_at(it->loc, "'%s' is a built-in layer and cannot name a neuron model", it->name);
         vec_push(S->arena, &S->models, it);
+        *strmap_put(S->arena, &S->model_index, it->name) = S->models.len - 1;
     }
 }
 
@@ -837,7 +893,7 @@ IrGraph *sema_build(Arena *a, Node *std, Node *user, const SemaOptions *opt) {
        library of models gets its errors; the std library is checked by tests. */
     for (const Node *it = user; it; it = it->next)
         if (it->kind == D_NEURON && !neuron_check(a, it))
-            vec_push(a, &S.bad_models, it);
+            model_set_bad(&S, it);
     const Node *net = pick_network(user, opt->network);
     if (!net)
         return NULL;
@@ -888,9 +944,11 @@ IrGraph *sema_build(Arena *a, Node *std, Node *user, const SemaOptions *opt) {
     if (opt->timesteps > 0)
         g->timesteps = opt->timesteps;
     if (!g->timesteps && !diag_errors())
-        error_at(net->loc, "network '%s' does not say its timesteps ('timesteps N;')", net->name);
+        error_at(net->loc, "network '%s' does not say its number of timesteps ('timesteps 8;')",
+                 net->name);
     if (g->input < 0 && !diag_errors())
-        error_at(net->loc, "network '%s' has no input", net->name);
+        error_at(net->loc, "network '%s' has no input ('input NAME : [SIZES] encode direct;')",
+                 net->name);
     if (g->output < 0 && !diag_errors())
         error_at(net->loc, "network '%s' has no output ('output LAYER readout KIND;')", net->name);
     if (diag_errors())

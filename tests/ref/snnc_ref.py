@@ -135,3 +135,22 @@ class Checker:
     def finish(self):
         print("%d passed, %d failed" % (self.passed, self.failed))
         sys.exit(1 if self.failed else 0)
+
+
+def network(name, T, shape, layers, output, readout="steps", encode="sequence",
+            models=""):
+    """The text of a network: `layers` is a list of (name, expression) read
+    in order, `models` neuron models written before the network."""
+    lines = [models, "network %s {" % name, "  timesteps %d;" % T,
+             "  input x : [%s] encode %s;" % (", ".join(str(d) for d in shape), encode)]
+    lines += ["  %s = %s;" % (n, e) for n, e in layers]
+    lines += ["  output %s readout %s;" % (output, readout), "}", ""]
+    return "\n".join(lines)
+
+
+def spike_rate_ok(checker, s, what, lo=0.02, hi=0.98):
+    """A comparison of spikes means something only if some fire and some
+    do not: checks that the rate lies in [lo, hi]."""
+    r = float(np.mean(np.asarray(s)))
+    checker.check(lo <= r <= hi, "%s: spike rate %.3f outside [%g, %g]" % (what, r, lo, hi))
+    return r

@@ -252,6 +252,15 @@ static void gen_step(Emit *e) {
         e->ind--;
         cg_line(e, "}");
     }
+    /* records, before the delays move on: a record of prev(h) is the value
+       this step read */
+    for (int k = 0; k < g->probes.len; k++) {
+        const IrProbe *pr = &g->probes.items[k];
+        if (pr->var)
+            continue;
+        cg_line(e, "memcpy(A + %lld, %s, (size_t)batch * %lld * sizeof(float)); /* record %s */",
+             (long long)(e->maxb * pr->buf), buf_of(e, pr->node), (long long)pr->count, pr->spec);
+    }
     /* values of the step that must outlive it */
     for (int i = 0; i < g->nodes.len; i++) {
         const IrNode *n = &g->nodes.items[i];
@@ -261,13 +270,6 @@ static void gen_step(Emit *e) {
         cg_comment_node(e, i);
         cg_line(e, "memcpy(A + %lld, %s, (size_t)batch * %lld * sizeof(float));",
              (long long)(e->maxb * n->state), buf_of(e, n->in[0]), (long long)shape_count(&n->shape));
-    }
-    for (int k = 0; k < g->probes.len; k++) {
-        const IrProbe *pr = &g->probes.items[k];
-        if (pr->var)
-            continue;
-        cg_line(e, "memcpy(A + %lld, %s, (size_t)batch * %lld * sizeof(float)); /* record %s */",
-             (long long)(e->maxb * pr->buf), buf_of(e, pr->node), (long long)pr->count, pr->spec);
     }
     e->ind--;
     cg_line(e, "}");
