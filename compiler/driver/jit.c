@@ -30,10 +30,18 @@ static void *sym(JitModel *m, const char *p, const char *name) {
 int jit_load(Arena *a, const IrGraph *g, Options *o, JitModel *m) {
     memset(m, 0, sizeof *m);
     const char *tmpdir = getenv("TMPDIR");
-    char *dir = arena_printf(a, "%s/snnc-jit-XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
-    if (!mkdtemp(dir)) {
-        error_plain("cannot create a temporary folder: %s", strerror(errno));
-        return -1;
+    char *dir;
+    if (o->keep) { /* --keep-build DIR: build there and leave it */
+        if (drv_ensure_dir(o->keep) != 0)
+            return -1;
+        dir = arena_strdup(a, o->keep);
+        m->keep = 1;
+    } else {
+        dir = arena_printf(a, "%s/snnc-jit-XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
+        if (!mkdtemp(dir)) {
+            error_plain("cannot create a temporary folder: %s", strerror(errno));
+            return -1;
+        }
     }
     m->dir = dir;
     m->prefix = drv_lower(a, g->name);
@@ -83,7 +91,7 @@ void jit_close(JitModel *m) {
     if (m->so)
         dlclose(m->so);
     m->so = NULL;
-    if (m->dir) {
+    if (m->dir && !m->keep) {
         const char *files[] = {m->c_file, m->h_file, m->so_file};
         for (int i = 0; i < 3; i++)
             if (files[i])

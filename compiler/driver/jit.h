@@ -19,6 +19,7 @@ typedef struct JitParam {
 typedef struct JitModel {
     void *so;
     char *dir;
+    int keep; /* --keep-build: the folder stays */
     const char *prefix, *c_file, *h_file, *so_file;
     void (*forward)(void *ws, int batch, const float *input, float *output, int training,
                     unsigned long long seed);

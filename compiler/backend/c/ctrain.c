@@ -54,7 +54,10 @@ typedef struct Train {
     int *order;               /* nodes in schedule order */
     int *gstart;              /* group k holds order[gstart[k] .. gstart[k + 1]) */
     int ngroups;
-    int64_t scratch;          /* floats of scratch, after everything (dense: transposed weights) */
+    int64_t scratch;          /* floats of scratch, after everything */
+    int gemm;                 /* the GEMM is used */
+    int64_t pack_a, pack_b;   /* its packed panels */
+    int64_t col, dcol;        /* conv: one sample's im2col matrix, and its gradient */
 } Train;
 
 static int64_t align16(int64_t x) { return (x + 15) & ~(int64_t)15; }
@@ -225,13 +228,37 @@ static void layout(Train *tr) {
         }
     }
     tr->end = off;
-    /* scratch: the largest transposed dense weight */
-    tr->scratch = 0;
+    /* scratch, after everything: the GEMM's packed panels (4 x 256 of A,
+       256 x N of B for the widest N) and, for convolutions, one sample's im2col matrix
+       and its gradient */
+    int64_t kmax = 0, col = 0;
     for (int i = 0; i < n; i++) {
         const IrNode *x = &g->nodes.items[i];
-        if (!x->dead && x->op == IR_DENSE && g->params.items[x->param[0]].count > tr->scratch)
-            tr->scratch = g->params.items[x->param[0]].count;
+        if (x->dead)
+            continue;
+        if (x->op == IR_DENSE) {
+            int64_t in = tr->t[x->in[0]].n;
+            int64_t k = in > x->out ? in : x->out;
+            k = k > T * mb ? k : T * mb;
+            kmax = k > kmax ? k : kmax;
+        }
+        if (x->op == IR_CONV2D) {
+            const Shape *xs = &g->nodes.items[x->in[0]].shape;
+            int64_t ckk = xs->d[0] / x->groups * x->kernel[0] * x->kernel[1];
+            int64_t pix = x->shape.d[1] * x->shape.d[2];
+            int64_t k = ckk > pix ? ckk : pix;
+            k = k > x->out ? k : x->out;
+            kmax = k > kmax ? k : kmax;
+            int64_t c = xs->d[0] * x->kernel[0] * x->kernel[1] * pix;
+            col = c > col ? c : col;
+        }
     }
+    tr->gemm = kmax > 0;
+    tr->pack_a = tr->end;
+    tr->pack_b = tr->pack_a + align16(4 * 256);
+    tr->col = tr->pack_b + align16(256 * 16 * ((kmax + 15) / 16));
+    tr->dcol = tr->col + align16(col);
+    tr->scratch = tr->dcol + align16(col) - tr->end;
 }
 
 /* ---- kernels ---- */
@@ -302,37 +329,21 @@ static void gen_dense_fwd(Train *tr, int i) {
     const IrNode *x = &tr->g->nodes.items[i];
     int in = x->in[0];
     long long I = tr->t[in].n, O = x->out;
+    if (tr->t[in].inv && !tr->t[i].inv)
+        ICE("dense of an invariant input that is not invariant");
     fn_open(tr, i, 1);
     cg_line(e, "const float *w = %s;", wparam(tr, x->param[0]));
     if (x->bias)
         cg_line(e, "const float *bias = %s;", wparam(tr, x->param[1]));
-    cg_line(e, "float *wt = %s; /* w transposed: [%lld][%lld] */", at(tr, tr->end), I, O);
-    cg_line(e, "for (long o = 0; o < %lld; o++)", O);
-    cg_line(e, "    for (long k = 0; k < %lld; k++)", I);
-    cg_line(e, "        wt[k * %lld + o] = w[o * %lld + k];", O, I);
-    Ptr ps[] = {{"xt", in, 'x'}, {"yt", i, 'y'}};
-    step_loop(tr, ps, 2);
-    cg_line(e, "/* rows in blocks of 8 share each row of wt; each output sums its terms");
-    cg_line(e, "   in the order of the inference code (bias, then k ascending) */");
-    cg_line(e, "for (long r0 = 0; r0 < B; r0 += 8) {");
-    cg_line(e, "    long r1 = r0 + 8 < B ? r0 + 8 : B;");
-    cg_line(e, "    for (long r = r0; r < r1; r++)");
-    cg_line(e, "        for (long o = 0; o < %lld; o++)", O);
-    cg_line(e, "            yt[r * %lld + o] = %s;", O, x->bias ? "bias[o]" : "0.0f");
-    cg_line(e, "    for (long k = 0; k < %lld; k++) {", I);
-    cg_line(e, "        const float *wk = wt + k * %lld;", O);
-    cg_line(e, "        for (long r = r0; r < r1; r++) {");
-    cg_line(e, "            const float v = xt[r * %lld + k];", I);
-    cg_line(e, "            float *y = yt + r * %lld;", O);
-    cg_line(e, "            if (v == 0.0f)");
-    cg_line(e, "                continue; /* spikes are mostly zero; adding 0 * w changes nothing */");
-    cg_line(e, "            for (long o = 0; o < %lld; o++)", O);
-    cg_line(e, "                y[o] += wk[o] * v;");
-    cg_line(e, "        }");
-    cg_line(e, "    }");
-    cg_line(e, "}");
-    e->ind--;
-    cg_line(e, "}");
+    cg_line(e, "const long rows = (long)(to - from) * B;");
+    cg_line(e, "const float *xt = %s + (long)from * %s;", at(tr, tr->t[in].val), tstride(tr, in));
+    cg_line(e, "float *yt = %s + (long)from * %s;", at(tr, tr->t[i].val), tstride(tr, i));
+    cg_line(e, "/* y = bias, then y += x w^T: each output sums the bias, then k ascending, as");
+    cg_line(e, "   the inference code does */");
+    cg_line(e, "for (long r = 0; r < rows; r++)");
+    cg_line(e, "    for (long o = 0; o < %lld; o++)", O);
+    cg_line(e, "        yt[r * %lld + o] = %s;", O, x->bias ? "bias[o]" : "0.0f");
+    cg_line(e, "%s_gemm(rows, %lld, %lld, xt, %lld, 1, w, 1, %lld, yt, %lld, ws);", e->p, O, I, I, I, O);
     fn_close(tr, "(void)training;");
 }
 
@@ -344,56 +355,27 @@ static void gen_dense_bwd(Train *tr, int i) {
     fn_open(tr, i, 0);
     cg_line(e, "const float *w = %s;", wparam(tr, x->param[0]));
     cg_line(e, "float *dw = %s;", gparam(tr, x->param[0]));
-    if (x->bias)
-        cg_line(e, "float *db = %s;", gparam(tr, x->param[1]));
-    Ptr ps[] = {{"xt", in, 'x'}, {"gyt", i, 'g'}, {"gx", in, 'd'}};
-    step_loop(tr, ps, 3);
+    cg_line(e, "const long rows = (long)(to - from) * B;");
+    cg_line(e, "const float *xt = %s + (long)from * %s;", at(tr, tr->t[in].val), tstride(tr, in));
+    cg_line(e, "const float *gy = %s + (long)from * %s;", at(tr, tr->t[i].grd), tstride(tr, i));
+    cg_line(e, "float *gx = %s + (long)from * %s;", at(tr, tr->t[in].grd), tstride(tr, in));
     if (x->bias) {
-        cg_line(e, "for (long r = 0; r < B; r++)");
+        cg_line(e, "float *db = %s;", gparam(tr, x->param[1]));
+        cg_line(e, "for (long r = 0; r < rows; r++)");
         cg_line(e, "    for (long o = 0; o < %lld; o++)", O);
-        cg_line(e, "        db[o] += gyt[r * %lld + o];", O);
+        cg_line(e, "        db[o] += gy[r * %lld + o];", O);
     }
-    cg_line(e, "/* dw += gy^T x, in blocks of 16 outputs that stay in cache */");
-    cg_line(e, "for (long o0 = 0; o0 < %lld; o0 += 16) {", O);
-    cg_line(e, "    long o1 = o0 + 16 < %lld ? o0 + 16 : %lld;", O, O);
-    cg_line(e, "    for (long r = 0; r < B; r++) {");
-    cg_line(e, "        const float *xr = xt + r * %lld;", I);
-    cg_line(e, "        for (long o = o0; o < o1; o++) {");
-    cg_line(e, "            const float d = gyt[r * %lld + o];", O);
-    cg_line(e, "            float *dwo = dw + o * %lld;", I);
-    cg_line(e, "            if (d == 0.0f)");
-    cg_line(e, "                continue;");
-    cg_line(e, "            for (long k = 0; k < %lld; k++)", I);
-    cg_line(e, "                dwo[k] += d * xr[k];");
-    cg_line(e, "        }");
-    cg_line(e, "    }");
-    cg_line(e, "}");
-    cg_line(e, "if (dx) /* gx += gy w, rows in blocks of 8 that share each row of w */");
-    cg_line(e, "    for (long r0 = 0; r0 < B; r0 += 8) {");
-    cg_line(e, "        long r1 = r0 + 8 < B ? r0 + 8 : B;");
-    cg_line(e, "        for (long o = 0; o < %lld; o++) {", O);
-    cg_line(e, "            const float *wo = w + o * %lld;", I);
-    cg_line(e, "            for (long r = r0; r < r1; r++) {");
-    cg_line(e, "                const float d = gyt[r * %lld + o];", O);
-    cg_line(e, "                float *g = gx + r * %lld;", I);
-    cg_line(e, "                if (d == 0.0f)");
-    cg_line(e, "                    continue;");
-    cg_line(e, "                for (long k = 0; k < %lld; k++)", I);
-    cg_line(e, "                    g[k] += d * wo[k];");
-    cg_line(e, "            }");
-    cg_line(e, "        }");
-    cg_line(e, "    }");
-    e->ind--;
-    cg_line(e, "}");
+    cg_line(e, "%s_gemm(%lld, %lld, rows, gy, 1, %lld, xt, %lld, 1, dw, %lld, ws); /* dw += gy^T x */", e->p, O, I,
+            O, I, I);
+    cg_line(e, "if (dx) /* gx += gy w */");
+    cg_line(e, "    %s_gemm(rows, %lld, %lld, gy, %lld, 1, w, %lld, 1, gx, %lld, ws);", e->p, I, O, O, I, I);
     fn_close(tr, "(void)w;");
 }
 
-/* The range of output columns ox whose input column ox*s - p + kx is in [0, W). */
-static void ox_range(Emit *e, int s, int p, long long W, long long OW) {
-    cg_line(e, "long lo = %d - kx > 0 ? (%d - kx + %d) / %d : 0;", p, p, s - 1, s);
-    cg_line(e, "long hi = (%lld + %d - kx) >= 0 ? (%lld + %d - kx) / %d + 1 : 0;", W - 1, p, W - 1, p, s);
-    cg_line(e, "if (hi > %lld)", OW);
-    cg_line(e, "    hi = %lld;", OW);
+static void conv_args(Emit *e, const IrNode *x, long long C, long long H, long long W, long long OH,
+                      long long OW, const char *fn, const char *from, const char *to) {
+    cg_line(e, "%s_%s(%s, %s, %lld, %lld, %lld, %d, %d, %d, %d, %d, %d, %lld, %lld);", e->p, fn, from, to, C, H, W,
+            x->kernel[0], x->kernel[1], x->stride[0], x->stride[1], x->pad[0], x->pad[1], OH, OW);
 }
 
 static void gen_conv_fwd(Train *tr, int i) {
@@ -402,43 +384,28 @@ static void gen_conv_fwd(Train *tr, int i) {
     int in = x->in[0];
     const Shape *xs = &tr->g->nodes.items[in].shape;
     long long C = xs->d[0], H = xs->d[1], W = xs->d[2];
-    long long O = x->out, OH = x->shape.d[1], OW = x->shape.d[2];
-    long long cg = C / x->groups, og = O / x->groups;
-    int s0 = x->stride[0], s1 = x->stride[1], p0 = x->pad[0], p1 = x->pad[1];
+    long long O = x->out, OH = x->shape.d[1], OW = x->shape.d[2], P = OH * OW;
+    long long G = x->groups, cg = C / G, og = O / G, KK = (long long)x->kernel[0] * x->kernel[1];
     fn_open(tr, i, 1);
     cg_line(e, "const float *w = %s;", wparam(tr, x->param[0]));
     if (x->bias)
         cg_line(e, "const float *bias = %s;", wparam(tr, x->param[1]));
-    Ptr ps[] = {{"xt", in, 'x'}, {"yt", i, 'y'}};
+    cg_line(e, "float *col = %s; /* one sample's [c][ky][kx][oy][ox] */", at(tr, tr->col));
+    const Ptr ps[] = {{"xt", in, 'x'}, {"yt", i, 'y'}};
     step_loop(tr, ps, 2);
-    cg_line(e, "for (long r = 0; r < B; r++)");
-    cg_line(e, "    for (long o = 0; o < %lld; o++) {", O);
-    e->ind += 2;
-    cg_line(e, "float *y = yt + (r * %lld + o) * %lld;", O, OH * OW);
-    cg_line(e, "const float *xg = xt + (r * %lld + (o / %lld) * %lld) * %lld;", C, og, cg, H * W);
-    cg_line(e, "for (long j = 0; j < %lld; j++)", OH * OW);
-    cg_line(e, "    y[j] = %s;", x->bias ? "bias[o]" : "0.0f");
-    cg_line(e, "/* each output sums its terms in the inference code's order: c, ky, kx */");
-    cg_line(e, "for (long c = 0; c < %lld; c++)", cg);
-    cg_line(e, "    for (long ky = 0; ky < %d; ky++)", x->kernel[0]);
-    cg_line(e, "        for (long kx = 0; kx < %d; kx++) {", x->kernel[1]);
-    e->ind += 3;
-    cg_line(e, "const float wv = w[((o * %lld + c) * %d + ky) * %d + kx];", cg, x->kernel[0], x->kernel[1]);
-    ox_range(e, s1, p1, W, OW);
-    cg_line(e, "for (long oy = 0; oy < %lld; oy++) {", OH);
-    cg_line(e, "    const long iy = oy * %d - %d + ky;", s0, p0);
-    cg_line(e, "    const float *xr;");
-    cg_line(e, "    float *yr = y + oy * %lld;", OW);
-    cg_line(e, "    if (iy < 0 || iy >= %lld)", H);
-    cg_line(e, "        continue;");
-    cg_line(e, "    xr = xg + (c * %lld + iy) * %lld - %d + kx;", H, W, p1);
-    cg_line(e, "    for (long ox = lo; ox < hi; ox++)");
-    cg_line(e, "        yr[ox] += wv * xr[ox * %d];", s1);
+    cg_line(e, "for (long r = 0; r < B; r++) {");
+    e->ind++;
+    cg_line(e, "float *y = yt + r * %lld;", O * P);
+    conv_args(e, x, C, H, W, OH, OW, "im2col", arena_printf(tr->g->arena, "xt + r * %lld", C * H * W), "col");
+    cg_line(e, "for (long o = 0; o < %lld; o++)", O);
+    cg_line(e, "    for (long j = 0; j < %lld; j++)", P);
+    cg_line(e, "        y[o * %lld + j] = %s;", P, x->bias ? "bias[o]" : "0.0f");
+    cg_line(e, "/* y += w col, per group: each output sums the bias, then c, ky, kx ascending */");
+    cg_line(e, "for (long gi = 0; gi < %lld; gi++)", G);
+    cg_line(e, "    %s_gemm(%lld, %lld, %lld, w + gi * %lld, %lld, 1, col + gi * %lld, %lld, 1, y + gi * %lld, %lld, ws);",
+            e->p, og, P, cg * KK, og * cg * KK, cg * KK, cg * KK * P, P, og * P, P);
+    e->ind--;
     cg_line(e, "}");
-    e->ind -= 3;
-    cg_line(e, "        }");
-    e->ind -= 2;
-    cg_line(e, "    }");
     e->ind--;
     cg_line(e, "}");
     fn_close(tr, "(void)training;");
@@ -450,59 +417,175 @@ static void gen_conv_bwd(Train *tr, int i) {
     int in = x->in[0];
     const Shape *xs = &tr->g->nodes.items[in].shape;
     long long C = xs->d[0], H = xs->d[1], W = xs->d[2];
-    long long O = x->out, OH = x->shape.d[1], OW = x->shape.d[2];
-    long long cg = C / x->groups, og = O / x->groups;
-    int s0 = x->stride[0], s1 = x->stride[1], p0 = x->pad[0], p1 = x->pad[1];
+    long long O = x->out, OH = x->shape.d[1], OW = x->shape.d[2], P = OH * OW;
+    long long G = x->groups, cg = C / G, og = O / G, KK = (long long)x->kernel[0] * x->kernel[1];
     fn_open(tr, i, 0);
     cg_line(e, "const float *w = %s;", wparam(tr, x->param[0]));
     cg_line(e, "float *dw = %s;", gparam(tr, x->param[0]));
     if (x->bias)
         cg_line(e, "float *db = %s;", gparam(tr, x->param[1]));
-    Ptr ps[] = {{"xt", in, 'x'}, {"gyt", i, 'g'}, {"gx", in, 'd'}};
+    cg_line(e, "float *col = %s, *dcol = %s;", at(tr, tr->col), at(tr, tr->dcol));
+    const Ptr ps[] = {{"xt", in, 'x'}, {"gyt", i, 'g'}, {"gx", in, 'd'}};
     step_loop(tr, ps, 3);
-    cg_line(e, "for (long r = 0; r < B; r++)");
-    cg_line(e, "    for (long o = 0; o < %lld; o++) {", O);
-    e->ind += 2;
-    cg_line(e, "const float *gy = gyt + (r * %lld + o) * %lld;", O, OH * OW);
-    cg_line(e, "const float *xg = xt + (r * %lld + (o / %lld) * %lld) * %lld;", C, og, cg, H * W);
-    cg_line(e, "float *gxg = gx + (r * %lld + (o / %lld) * %lld) * %lld;", C, og, cg, H * W);
+    cg_line(e, "for (long r = 0; r < B; r++) {");
+    e->ind++;
+    cg_line(e, "const float *gy = gyt + r * %lld;", O * P);
     if (x->bias) {
-        cg_line(e, "float sb = 0.0f;");
-        cg_line(e, "for (long j = 0; j < %lld; j++)", OH * OW);
-        cg_line(e, "    sb += gy[j];");
-        cg_line(e, "db[o] += sb;");
+        cg_line(e, "for (long o = 0; o < %lld; o++) {", O);
+        cg_line(e, "    float sb = 0.0f;");
+        cg_line(e, "    for (long j = 0; j < %lld; j++)", P);
+        cg_line(e, "        sb += gy[o * %lld + j];", P);
+        cg_line(e, "    db[o] += sb;");
+        cg_line(e, "}");
     }
-    cg_line(e, "for (long c = 0; c < %lld; c++)", cg);
-    cg_line(e, "    for (long ky = 0; ky < %d; ky++)", x->kernel[0]);
-    cg_line(e, "        for (long kx = 0; kx < %d; kx++) {", x->kernel[1]);
-    e->ind += 3;
-    cg_line(e, "const long wi = ((o * %lld + c) * %d + ky) * %d + kx;", cg, x->kernel[0], x->kernel[1]);
-    cg_line(e, "const float wv = w[wi];");
-    cg_line(e, "float sw = 0.0f;");
-    ox_range(e, s1, p1, W, OW);
-    cg_line(e, "for (long oy = 0; oy < %lld; oy++) {", OH);
-    cg_line(e, "    const long iy = oy * %d - %d + ky;", s0, p0);
-    cg_line(e, "    const float *gr = gy + oy * %lld;", OW);
-    cg_line(e, "    const float *xr;");
-    cg_line(e, "    float *gxr;");
-    cg_line(e, "    if (iy < 0 || iy >= %lld)", H);
-    cg_line(e, "        continue;");
-    cg_line(e, "    xr = xg + (c * %lld + iy) * %lld - %d + kx;", H, W, p1);
-    cg_line(e, "    gxr = gxg + (c * %lld + iy) * %lld - %d + kx;", H, W, p1);
-    cg_line(e, "    for (long ox = lo; ox < hi; ox++)");
-    cg_line(e, "        sw += gr[ox] * xr[ox * %d];", s1);
-    cg_line(e, "    if (dx)");
-    cg_line(e, "        for (long ox = lo; ox < hi; ox++)");
-    cg_line(e, "            gxr[ox * %d] += wv * gr[ox];", s1);
+    conv_args(e, x, C, H, W, OH, OW, "im2col", arena_printf(tr->g->arena, "xt + r * %lld", C * H * W), "col");
+    cg_line(e, "for (long gi = 0; gi < %lld; gi++) {", G);
+    e->ind++;
+    cg_line(e, "/* dw += gy col^T */");
+    cg_line(e, "%s_gemm(%lld, %lld, %lld, gy + gi * %lld, %lld, 1, col + gi * %lld, 1, %lld, dw + gi * %lld, %lld, ws);",
+            e->p, og, cg * KK, P, og * P, P, cg * KK * P, P, og * cg * KK, cg * KK);
+    cg_line(e, "if (dx) { /* dcol = w^T gy */");
+    cg_line(e, "    memset(dcol + gi * %lld, 0, (size_t)%lld * sizeof(float));", cg * KK * P, cg * KK * P);
+    cg_line(e, "    %s_gemm(%lld, %lld, %lld, w + gi * %lld, 1, %lld, gy + gi * %lld, %lld, 1, dcol + gi * %lld, %lld, ws);",
+            e->p, cg * KK, P, og, og * cg * KK, cg * KK, og * P, P, cg * KK * P, P);
     cg_line(e, "}");
-    cg_line(e, "dw[wi] += sw;");
-    e->ind -= 3;
-    cg_line(e, "        }");
-    e->ind -= 2;
-    cg_line(e, "    }");
+    e->ind--;
+    cg_line(e, "}");
+    cg_line(e, "if (dx)");
+    e->ind++;
+    conv_args(e, x, C, H, W, OH, OW, "col2im", "dcol", arena_printf(tr->g->arena, "gx + r * %lld", C * H * W));
+    e->ind--;
+    e->ind--;
+    cg_line(e, "}");
     e->ind--;
     cg_line(e, "}");
     fn_close(tr, "(void)w;");
+}
+
+/* The GEMM every dense and conv layer uses, and im2col / col2im. Panels of
+   A (4 rows) and B (16 columns) are packed contiguously in the workspace;
+   a 4 x 16 block of C is kept in scalar variables, which C compilers turn
+   into vector registers. Each element of C sums its terms in k order,
+   multiply then add (no fused multiply-add), so results do not depend on
+   the blocking. Steps where the values of A are zero are skipped: spikes
+   are mostly zero, and adding 0 * b changes nothing. */
+static void gen_gemm(Train *tr) {
+    Emit *e = tr->e;
+    cg_blank(e);
+    cg_line(e, "/* C[M][N] += A[M][K] B[K][N], A(i, k) = a[i * ai + k * ak], B(k, j) = b[k * bk + j * bj],");
+    cg_line(e, "   C row-major with leading dimension ldc. */");
+    cg_line(e, "static void %s_gemm(long M, long N, long K, const float *a, long ai, long ak, const float *b,", e->p);
+    cg_line(e, "                    long bk, long bj, float *c, long ldc, float *ws)");
+    cg_line(e, "{");
+    e->ind++;
+    cg_line(e, "float *pa = %s, *pb = %s; /* packed panels */", at(tr, tr->pack_a), at(tr, tr->pack_b));
+    cg_line(e, "const long np = (N + 15) / 16;");
+    cg_line(e, "/* blocks of 256 values of k: B's panels of a block stay in cache while");
+    cg_line(e, "   every block of 4 rows of A runs over them */");
+    cg_line(e, "for (long k0 = 0; k0 < K; k0 += 256) {");
+    e->ind++;
+    cg_line(e, "const long kc = K - k0 < 256 ? K - k0 : 256;");
+    cg_line(e, "for (long jp = 0; jp < np; jp++)");
+    cg_line(e, "    for (long k = 0; k < kc; k++)");
+    cg_line(e, "        for (long j = 0; j < 16; j++) {");
+    cg_line(e, "            const long jj = jp * 16 + j;");
+    cg_line(e, "            pb[(jp * 256 + k) * 16 + j] = jj < N ? b[(k0 + k) * bk + jj * bj] : 0.0f;");
+    cg_line(e, "        }");
+    cg_line(e, "for (long i0 = 0; i0 < M; i0 += 4) {");
+    e->ind++;
+    cg_line(e, "const long mi = M - i0 < 4 ? M - i0 : 4;");
+    cg_line(e, "for (long k = 0; k < kc; k++)");
+    cg_line(e, "    for (long i = 0; i < 4; i++)");
+    cg_line(e, "        pa[k * 4 + i] = i < mi ? a[(i0 + i) * ai + (k0 + k) * ak] : 0.0f;");
+    cg_line(e, "for (long jp = 0; jp < np; jp++) {");
+    e->ind++;
+    cg_line(e, "const long nj = N - jp * 16 < 16 ? N - jp * 16 : 16;");
+    cg_line(e, "const float *pbj = pb + jp * 256 * 16;");
+    cg_line(e, "float *c0 = c + i0 * ldc + jp * 16;");
+    cg_line(e, "if (mi == 4 && nj == 16) {");
+    e->ind++;
+    for (int i = 0; i < 4; i++) {
+        Buf b = {0};
+        for (int j = 0; j < 16; j++)
+            buf_printf(&b, "%sc%d_%d = c0[%d * ldc + %d]", j ? ", " : "", i, j, i, j);
+        cg_line(e, "float %s;", b.data);
+        buf_free(&b);
+    }
+    cg_line(e, "for (long k = 0; k < kc; k++) {");
+    e->ind++;
+    cg_line(e, "const float *ak4 = pa + k * 4, *bk16 = pbj + k * 16;");
+    cg_line(e, "const float a0 = ak4[0], a1 = ak4[1], a2 = ak4[2], a3 = ak4[3];");
+    {
+        Buf b = {0};
+        for (int j = 0; j < 16; j++)
+            buf_printf(&b, "%sb%d = bk16[%d]", j ? ", " : "", j, j);
+        cg_line(e, "float %s;", b.data);
+        buf_free(&b);
+    }
+    cg_line(e, "if (a0 == 0.0f && a1 == 0.0f && a2 == 0.0f && a3 == 0.0f)");
+    cg_line(e, "    continue;");
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 16; j++)
+            cg_line(e, "c%d_%d += a%d * b%d;", i, j, i, j);
+    e->ind--;
+    cg_line(e, "}");
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 16; j++)
+            cg_line(e, "c0[%d * ldc + %d] = c%d_%d;", i, j, i, j);
+    e->ind--;
+    cg_line(e, "} else {");
+    cg_line(e, "    for (long i = 0; i < mi; i++)");
+    cg_line(e, "        for (long k = 0; k < kc; k++) {");
+    cg_line(e, "            const float v = pa[k * 4 + i];");
+    cg_line(e, "            if (v == 0.0f)");
+    cg_line(e, "                continue;");
+    cg_line(e, "            for (long j = 0; j < nj; j++)");
+    cg_line(e, "                c0[i * ldc + j] += v * pbj[k * 16 + j];");
+    cg_line(e, "        }");
+    cg_line(e, "}");
+    e->ind--;
+    cg_line(e, "}");
+    e->ind--;
+    cg_line(e, "}");
+    e->ind--;
+    cg_line(e, "}");
+    e->ind--;
+    cg_line(e, "}");
+}
+
+static void gen_im2col(Train *tr) {
+    Emit *e = tr->e;
+    for (int back = 0; back < 2; back++) {
+        cg_blank(e);
+        if (back) {
+            cg_line(e, "/* The gradient of im2col: adds each column back where it came from. */");
+            cg_line(e, "static void %s_col2im(const float *col, float *x, long C, long H, long W, int kh, int kw,", e->p);
+        } else {
+            cg_line(e, "/* One sample's convolution input as a matrix [c][ky][kx][oy][ox], zero where");
+            cg_line(e, "   the kernel reads padding. */");
+            cg_line(e, "static void %s_im2col(const float *x, float *col, long C, long H, long W, int kh, int kw,", e->p);
+        }
+        cg_line(e, "                      int sh, int sw, int ph, int pw, long OH, long OW)");
+        cg_line(e, "{");
+        cg_line(e, "    for (long c = 0; c < C; c++)");
+        cg_line(e, "        for (long ky = 0; ky < kh; ky++)");
+        cg_line(e, "            for (long kx = 0; kx < kw; kx++) {");
+        cg_line(e, "                %sfloat *m = col + ((c * kh + ky) * kw + kx) * OH * OW;", back ? "const " : "");
+        cg_line(e, "                for (long oy = 0; oy < OH; oy++) {");
+        cg_line(e, "                    const long iy = oy * sh - ph + ky;");
+        cg_line(e, "                    for (long ox = 0; ox < OW; ox++) {");
+        cg_line(e, "                        const long ix = ox * sw - pw + kx;");
+        cg_line(e, "                        const int in = iy >= 0 && iy < H && ix >= 0 && ix < W;");
+        if (back) {
+            cg_line(e, "                        if (in)");
+            cg_line(e, "                            x[(c * H + iy) * W + ix] += m[oy * OW + ox];");
+        } else
+            cg_line(e, "                        m[oy * OW + ox] = in ? x[(c * H + iy) * W + ix] : 0.0f;");
+        cg_line(e, "                    }");
+        cg_line(e, "                }");
+        cg_line(e, "            }");
+        cg_line(e, "}");
+    }
 }
 
 static void gen_pool(Train *tr, int i, int fwd) {
@@ -1174,6 +1257,13 @@ int ctrain_generate(Emit *e) {
             cg_dspike_funcs(e, &x->neuron->grad->code, done);
     }
     gen_rng(tr);
+    if (tr->gemm)
+        gen_gemm(tr);
+    for (int i = 0; i < e->g->nodes.len; i++)
+        if (!e->g->nodes.items[i].dead && e->g->nodes.items[i].op == IR_CONV2D) {
+            gen_im2col(tr);
+            break;
+        }
     gen_kernels(tr);
     gen_entry(tr);
     return 0;
