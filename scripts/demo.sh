@@ -1,48 +1,34 @@
 #!/usr/bin/env bash
-# The main job, once built: show the network, write its standalone C, build
-# that C with the system compiler, and run it on an input through snnc run.
+# The main job, once built: train the Fashion-MNIST MLP example with snnc
+# (generated C, no Python), then deploy it: compile the trained network to
+# standalone C with its weights embedded and a static workspace, build that
+# C with a small classifier program (examples/deploy/classify.c, libc and
+# libm only) and classify the test images with it.
 # Usage: demo.sh SNNC
 set -euo pipefail
 snnc=${1:-build/compiler/snnc}
 model=examples/fashion_mlp.snn
 out=build/demo
+data=/usr/share/datasets/fashion-mnist
 mkdir -p "$out"
 
 echo "== snnc info $model =="
 "$snnc" info "$model"
 
 echo
-echo "== snnc compile $model --target c -o $out =="
-"$snnc" compile "$model" --target c -o "$out"
-ls -l "$out"/*.c "$out"/*.h
-cc -std=c99 -O2 -Wall -Wextra -Werror -c "$out"/fashionmlp.c -o "$out"/fashionmlp.o
-echo "built $out/fashionmlp.o with cc"
+echo "== snnc train $model -o $out/train =="
+"$snnc" train "$model" -o "$out/train"
 
 echo
-echo "== snnc run (weights initialized from seed 1, input: a 28x28 test pattern) =="
-python3 - "$out/input.npy" <<'PY'
-import sys, struct
-# a [1, 1, 28, 28] float32 .npy written by hand: a bright square on dark
-h = "{'descr': '<f4', 'fortran_order': False, 'shape': (1, 1, 28, 28), }"
-h += " " * (64 - (10 + len(h) + 1) % 64) + "\n"
-px = [1.0 if 8 <= r < 20 and 8 <= c < 20 else 0.0 for r in range(28) for c in range(28)]
-with open(sys.argv[1], "wb") as f:
-    f.write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(h)) + h.encode())
-    f.write(struct.pack("<%df" % len(px), *px))
-PY
-"$snnc" run "$model" --init 1 --input "$out/input.npy" --output "$out/output.npy" \
-  --record h1="$out/h1_spikes.npy"
-python3 - "$out" <<'PY'
-import sys, struct, ast
-def load(p):
-    b = open(p, "rb").read()
-    n = struct.unpack("<H", b[8:10])[0]
-    h = ast.literal_eval(b[10:10 + n].decode())
-    data = struct.unpack("<%df" % ((len(b) - 10 - n) // 4), b[10 + n:])
-    return h["shape"], data
-shape, y = load(sys.argv[1] + "/output.npy")
-print("output %s (mean membrane of the 10 readout neurons):" % (shape,))
-print("  " + " ".join("%.4f" % v for v in y))
-shape, s = load(sys.argv[1] + "/h1_spikes.npy")
-print("hidden layer h1 spikes %s: firing rate %.3f" % (shape, sum(s) / len(s)))
-PY
+echo "== deploy: snnc compile --embed-weights --static, then a standalone classifier =="
+"$snnc" compile "$model" --embed-weights --weights "$out/train/weights.safetensors" \
+  --static --batch 100 -o "$out/deploy"
+cc -std=c99 -O2 -Wall -Wextra -Werror -I"$out/deploy" \
+  -DNET_HEADER='"fashionmlp.h"' -DNET_PREFIX=fashionmlp -DNET_UPPER=FASHIONMLP \
+  examples/deploy/classify.c "$out/deploy/fashionmlp.c" -lm -o "$out/deploy/classify"
+ls -l "$out/deploy/fashionmlp.c" "$out/deploy/classify"
+for f in t10k-images-idx3-ubyte t10k-labels-idx1-ubyte; do
+  gzip -dc "$data/$f.gz" > "$out/deploy/$f"
+done
+# the normalization of the model's train block: fashion_mnist(mean = 0.2860, std = 0.3530)
+"$out/deploy/classify" "$out/deploy/t10k-images-idx3-ubyte" "$out/deploy/t10k-labels-idx1-ubyte" 0.2860 0.3530 3

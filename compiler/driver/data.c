@@ -70,7 +70,6 @@ static int load_idx(Dataset *d, const TrainSpec *ts, int train, long want, long 
     }
     d->mean = ts->mean;
     d->std = ts->std;
-    d->scale = 1.0 / 255.0;
     return labels_from(d, yi, NULL, d->idx_y.data, (size_t)d->n, classes);
 }
 
@@ -101,7 +100,6 @@ static int load_npy(Dataset *d, const char *xp, const char *yp, long want, int s
     }
     d->mean = ts->mean;
     d->std = ts->std;
-    d->scale = 1.0;
     rc = labels_from(d, yp, y.data, NULL, (size_t)d->n, classes);
 out:
     snnrt_tensor_free(&y);
@@ -137,21 +135,21 @@ int data_load(Dataset *d, const TrainSpec *ts, const IrGraph *g, int train, long
 
 void data_batch(const Dataset *d, const long *idx, int b, float *x, int *labels) {
     long s = d->sample;
-    double k = d->scale / d->std, m = d->mean / d->std;
     for (int r = 0; r < b; r++) {
         long i = idx[r];
         labels[r] = d->labels[i];
         for (int t = 0; t < d->steps; t++) {
             float *dst = x + ((size_t)t * (size_t)b + (size_t)r) * (size_t)s;
             size_t src = ((size_t)i * (size_t)d->steps + (size_t)t) * (size_t)s;
+            /* in double, one rounding to float: (byte / 255 - mean) / std */
             if (d->idx_x.data)
                 for (long j = 0; j < s; j++)
-                    dst[j] = (float)(d->idx_x.data[src + (size_t)j] * k - m);
+                    dst[j] = (float)((d->idx_x.data[src + (size_t)j] / 255.0 - d->mean) / d->std);
             else if (d->mean == 0 && d->std == 1)
                 memcpy(dst, d->npy_x.data + src, (size_t)s * sizeof(float));
             else
                 for (long j = 0; j < s; j++)
-                    dst[j] = (float)(d->npy_x.data[src + (size_t)j] * k - m);
+                    dst[j] = (float)((d->npy_x.data[src + (size_t)j] - d->mean) / d->std);
         }
     }
 }

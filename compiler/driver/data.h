@@ -12,7 +12,7 @@ typedef struct Dataset {
     long n;       /* samples */
     long sample;  /* input values per sample and step */
     int steps;    /* 1, or T for sequence inputs */
-    double scale, mean, std; /* x = (raw * scale - mean) / std */
+    double mean, std; /* x = (raw - mean) / std; IDX bytes are first divided by 255 */
     int *labels;
     SnnrtIdx idx_x, idx_y;   /* IDX data, or */
     SnnrtTensor npy_x;       /* .npy data */

@@ -89,6 +89,33 @@ static double lr_at(const TrainSpec *ts, int epoch) {
 
 /* ---- evaluation ---- */
 
+/* The class the generated code's forward would predict: the argmax (first
+   on ties) of its readout, computed in float in the same order as the
+   generated readout, so that the standalone program agrees exactly. */
+static int predict(const float *y, int T, int B, int K, int b, int readout, int mse_count) {
+    int best = 0;
+    float bv = 0;
+    for (int k = 0; k < K; k++) {
+        float v = y[(size_t)b * (size_t)K + (size_t)k];
+        if (readout == SNNRT_RO_LAST)
+            v = y[((size_t)(T - 1) * (size_t)B + (size_t)b) * (size_t)K + (size_t)k];
+        for (int t = 1; t < T && readout != SNNRT_RO_LAST; t++) {
+            float w = y[((size_t)t * (size_t)B + (size_t)b) * (size_t)K + (size_t)k];
+            if (readout == SNNRT_RO_MAX && !mse_count)
+                v = w > v ? w : v;
+            else
+                v = v + w;
+        }
+        if (!mse_count && (readout == SNNRT_RO_MEAN || readout == SNNRT_RO_RATE || readout == SNNRT_RO_STEPS))
+            v = v / (float)T;
+        if (k == 0 || v > bv) {
+            best = k;
+            bv = v;
+        }
+    }
+    return best;
+}
+
 typedef struct Eval {
     double loss, acc, spikes;
 } Eval;
@@ -104,7 +131,11 @@ static void evaluate(Trainer *tr, const Dataset *d, Eval *ev) {
             idx[r] = done + r;
         data_batch(d, idx, b, tr->x, tr->labels);
         tr->m.forward(tr->ws, b, tr->x, tr->y, 0, 0);
-        loss += snnrt_loss(&tr->loss, tr->T, b, tr->K, tr->y, tr->labels, NULL, &correct) * b;
+        int ignored = 0;
+        loss += snnrt_loss(&tr->loss, tr->T, b, tr->K, tr->y, tr->labels, NULL, &ignored) * b;
+        for (int r = 0; r < b; r++)
+            correct += predict(tr->y, tr->T, b, tr->K, r, tr->loss.readout,
+                               tr->loss.kind == SNNRT_LOSS_MSE_COUNT) == tr->labels[r];
         if (tr->m.spikes) {
             double s = 0, c = 0;
             tr->m.spikes(tr->ws, b, &s, &c);

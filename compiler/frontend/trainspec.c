@@ -143,34 +143,33 @@ static int str(const Node *e, const char *what, const char **out) {
     return 1;
 }
 
+/* mean and std of a data value, when given */
+static int set_norm(TrainSpec *ts, const Node *mean, const Node *std) {
+    return (!mean || num_in(mean, -1e6, 1e6, "mean", &ts->mean)) &&
+           (!std || num_in(std, 1e-12, 1e6, "std", &ts->std));
+}
+
 static int set_data(TrainSpec *ts, const Node *v) {
     const char *h = head(v);
-    if (h && !strcmp(h, "fashion_mnist") && v->kind == N_IDENT) {
-        ts->data = DATA_IDX;
-        ts->dir = NULL; /* the runtime's default folder */
-        return 1;
-    }
     if (h && (!strcmp(h, "idx") || !strcmp(h, "fashion_mnist") || !strcmp(h, "mnist"))) {
-        static const char *const names[] = {"dir"};
-        const Node *a[1];
-        if (!bind(v, names, 1, a))
+        static const char *const names[] = {"dir", "mean", "std"};
+        const Node *a[3];
+        if (!bind(v, names, 3, a) || !set_norm(ts, a[1], a[2]))
             return 0;
+        ts->data = DATA_IDX;
+        ts->dir = NULL; /* fashion_mnist: the runtime's default folder */
         if (!a[0]) {
-            if (!strcmp(h, "fashion_mnist")) {
-                ts->data = DATA_IDX;
-                ts->dir = NULL;
+            if (!strcmp(h, "fashion_mnist"))
                 return 1;
-            }
             error_at(v->loc, "'%s' needs the folder of its IDX files: %s(\"DIR\")", h, h);
             return 0;
         }
-        ts->data = DATA_IDX;
         return str(a[0], "the IDX folder", &ts->dir);
     }
     if (h && !strcmp(h, "npy")) {
-        static const char *const names[] = {"train_x", "train_y", "test_x", "test_y"};
-        const Node *a[4];
-        if (!bind(v, names, 4, a))
+        static const char *const names[] = {"train_x", "train_y", "test_x", "test_y", "mean", "std"};
+        const Node *a[6];
+        if (!bind(v, names, 6, a) || !set_norm(ts, a[4], a[5]))
             return 0;
         for (int i = 0; i < 4; i++) {
             if (!a[i]) {
@@ -290,18 +289,6 @@ static int set_schedule(TrainSpec *ts, const Node *v) {
     return 0;
 }
 
-static int set_normalize(TrainSpec *ts, const Node *v) {
-    static const char *const names[] = {"mean", "std"};
-    const Node *a[2];
-    if (!head(v) || strcmp(head(v), "normalize") || !bind(v, names, 2, a)) {
-        if (!head(v) || strcmp(head(v), "normalize"))
-            error_at(v->loc, "expected normalize(mean = M, std = S)");
-        return 0;
-    }
-    return (!a[0] || num_in(a[0], -1e6, 1e6, "mean", &ts->mean)) &&
-           (!a[1] || num_in(a[1], 1e-12, 1e6, "std", &ts->std));
-}
-
 static int setting(TrainSpec *ts, const Node *st) {
     const char *k = st->name;
     const Node *v = st->a;
@@ -313,8 +300,6 @@ static int setting(TrainSpec *ts, const Node *st) {
         return set_optimizer(ts, v);
     if (!strcmp(k, "schedule"))
         return set_schedule(ts, v);
-    if (!strcmp(k, "normalize"))
-        return set_normalize(ts, v);
     if (!strcmp(k, "epochs"))
         return int_in(v, 1, 1e6, "epochs", &ts->epochs);
     if (!strcmp(k, "batch"))
@@ -334,8 +319,8 @@ static int setting(TrainSpec *ts, const Node *st) {
         ts->seed = (unsigned long long)s;
         return 1;
     }
-    error_at(st->loc, "unknown setting '%s' (expected data, normalize, loss, optimizer, schedule, "
-                      "clip, shuffle, epochs, batch or seed)", k);
+    error_at(st->loc, "unknown setting '%s' (expected data, loss, optimizer, schedule, clip, "
+                      "shuffle, epochs, batch or seed)", k);
     return 0;
 }
 
@@ -390,10 +375,10 @@ int trainspec_build(Node *items, const char *network, TrainSpec *ts) {
         return ok;
     ts->loc = block->loc;
     const Node *seen[16] = {0};
-    static const char *const keys[] = {"data",  "loss", "optimizer", "schedule", "normalize",
-                                       "epochs", "batch", "clip",     "seed",     "shuffle"};
+    static const char *const keys[] = {"data",  "loss", "optimizer", "schedule", "epochs",
+                                       "batch", "clip", "seed",      "shuffle"};
     for (const Node *st = block->body; st; st = st->next) {
-        for (int k = 0; k < 10; k++)
+        for (int k = 0; k < 9; k++)
             if (!strcmp(st->name, keys[k])) {
                 if (seen[k]) {
                     error_at(st->loc, "setting '%s' is given twice", st->name);

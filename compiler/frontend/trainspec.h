@@ -20,7 +20,7 @@ typedef struct TrainSpec {
     DataKind data;
     const char *dir;     /* DATA_IDX: the folder of the four IDX files */
     const char *npy[4];  /* DATA_NPY: train x, train y, test x, test y */
-    double mean, std;    /* x = (x - mean) / std, after IDX bytes are scaled to [0, 1] */
+    double mean, std;    /* x = (x - mean) / std (IDX bytes first scaled to [0, 1]) */
     /* loss */
     LossKind loss;
     double lambda, phi;           /* TET */

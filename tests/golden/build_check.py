@@ -1,8 +1,11 @@
 """Build check of generated code: every model here and in examples/ is
 compiled by snnc and the C it writes is built with gcc and clang under
--std=c99 -Wall -Wextra -Wpedantic -Werror, in three variants: workspace
-from the caller, --static, and --embed-weights. Each variant is linked
-with a small main (libc and libm only) that runs a forward pass; the
+-std=c99 -Wall -Wextra -Wpedantic -Werror, in four variants: workspace
+from the caller, --static, --embed-weights, and --train (the training
+code too). Each variant is linked with a small main (libc and libm only)
+that runs a forward pass; the training variant also checks that the
+training forward in eval mode gives, step by step, exactly the inference
+code's outputs, and runs one backward pass; the
 embedded-weights program must print exactly what the program that loads
 the same weights from a safetensors file prints.
 
@@ -50,6 +53,61 @@ LOAD = r"""
             return 1;
         }
     }
+"""
+
+
+TRAIN_MAIN = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "%(p)s.h"
+int main(int argc, char **argv)
+{
+    size_t nin = (size_t)(%(P)s_INPUT_SEQUENCE ? %(P)s_TIMESTEPS : 1) * %(P)s_INPUT_SIZE;
+    size_t nout = (size_t)(%(P)s_OUTPUT_STEPS ? %(P)s_TIMESTEPS : 1) * %(P)s_OUTPUT_SIZE;
+    size_t nsteps = (size_t)%(P)s_TIMESTEPS * %(P)s_OUTPUT_SIZE;
+    float *in = malloc(nin * sizeof(float)), *out = malloc(nout * sizeof(float));
+    float *steps = malloc(nsteps * sizeof(float)), *dy = malloc(nsteps * sizeof(float));
+    float *o = malloc(%(P)s_OUTPUT_SIZE * sizeof(float));
+    void *tws = calloc(%(P)s_TRAIN_WORKSPACE_FLOATS + 2, sizeof(float));
+    void *ws = calloc(%(P)s_WORKSPACE_FLOATS + 1, sizeof(float));
+    size_t i;
+    int t;
+    char err[512];
+    (void)argc;
+    for (i = 0; i < nin; i++)
+        in[i] = (float)((i * 7919) %% 13) / 6.0f - 0.5f;
+    if (%(p)s_load_weights(tws, argv[1], 0, err, sizeof err) || %(p)s_load_weights(ws, argv[1], 0, err, sizeof err)) {
+        fprintf(stderr, "%%s\n", err);
+        return 1;
+    }
+    %(p)s_train_forward(tws, 1, in, steps, 0, 0);
+    %(p)s_reset(ws, 1);
+    for (t = 0; t < %(P)s_TIMESTEPS; t++) {
+        %(p)s_step(ws, 1, in + (%(P)s_INPUT_SEQUENCE ? (size_t)t * %(P)s_INPUT_SIZE : 0), o);
+        if (memcmp(o, steps + (size_t)t * %(P)s_OUTPUT_SIZE, %(P)s_OUTPUT_SIZE * sizeof(float))) {
+            fprintf(stderr, "step %%d: the training forward differs from the inference step\n", t);
+            return 1;
+        }
+    }
+    %(p)s_forward(ws, 1, in, out);
+    for (i = 0; i < nout; i++)
+        printf("%%.9g\n", out[i]);
+    for (i = 0; i < nsteps; i++)
+        dy[i] = 1.0f;
+    %(p)s_train_forward(tws, 1, in, steps, 1, 7);
+    %(p)s_train_backward(tws, 1, dy, NULL);
+    for (i = 0; i < (size_t)%(P)s_NUM_PARAMS; i++) {
+        const float *g = %(p)s_train_grads(tws) + %(p)s_params[i].offset;
+        long k;
+        for (k = 0; k < %(p)s_params[i].count; k++)
+            if (g[k] != g[k] || g[k] - g[k] != 0.0f) {
+                fprintf(stderr, "%%s: gradient %%ld is not finite\n", %(p)s_params[i].name, k);
+                return 1;
+            }
+    }
+    return 0;
+}
 """
 
 
@@ -113,6 +171,8 @@ def main():
                         ("static", ["--static"], "NULL", True),
                         ("embedded", ["--embed-weights", "--weights", wfile],
                          "calloc(%s_WORKSPACE_FLOATS + 1, sizeof(float))" % P, False)]
+            if weights:
+                variants.append(("train", ["--train"], None, True))
             for vname, opts, ws, load in variants:
                 out = os.path.join(tmp, vname)
                 rc, msg = sh([snnc, "compile", model, "-o", out] + opts)
@@ -120,8 +180,11 @@ def main():
                     check(False, "%s [%s]: snnc compile" % (name, vname), msg)
                     continue
                 with open(os.path.join(out, "main.c"), "w") as f:
-                    f.write(MAIN % {"p": p, "P": P, "ws": ws,
-                                    "load": LOAD % {"p": p} if load and weights else ""})
+                    if ws is None:
+                        f.write(TRAIN_MAIN % {"p": p, "P": P})
+                    else:
+                        f.write(MAIN % {"p": p, "P": P, "ws": ws,
+                                        "load": LOAD % {"p": p} if load and weights else ""})
                 for cc in compilers:
                     exe = os.path.join(out, "prog-" + cc)
                     rc, msg = sh([cc] + FLAGS + ["-o", exe, "%s.c" % p, "main.c", "-lm"], cwd=out)
