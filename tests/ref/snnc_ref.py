@@ -154,3 +154,91 @@ def spike_rate_ok(checker, s, what, lo=0.02, hi=0.98):
     r = float(np.mean(np.asarray(s)))
     checker.check(lo <= r <= hi, "%s: spike rate %.3f outside [%g, %g]" % (what, r, lo, hi))
     return r
+
+
+# ---- helpers for the training tests (tests/grad) ----
+
+def read_safetensors(path):
+    """Reads a safetensors file by hand: ({name: float32 array}, metadata)."""
+    with open(path, "rb") as f:
+        blob = f.read()
+    (n,) = struct.unpack("<Q", blob[:8])
+    header = json.loads(blob[8:8 + n].decode())
+    meta = header.pop("__metadata__", {}) or {}
+    base = 8 + n
+    out = {}
+    for name, e in header.items():
+        if e["dtype"] != "F32":
+            raise ValueError("%s: tensor %s is %s, not F32" % (path, name, e["dtype"]))
+        b, end = e["data_offsets"]
+        out[name] = np.frombuffer(blob[base + b:base + end], dtype="<f4").reshape(e["shape"]).copy()
+    return out, meta
+
+
+def grad(model, x, gout, weights=None, init=None, extra=()):
+    """Runs `snnc grad` on model text `model`: one training-mode forward on x
+    and one backward with dL/doutput = gout ([T, B, ...]).
+
+    Returns (gradients {name: array}, dL/dx, output of every step). Raises
+    RunError with snnc's message when it fails."""
+    with tempfile.TemporaryDirectory() as d:
+        src = os.path.join(d, "model.snn")
+        with open(src, "w") as f:
+            f.write(model)
+        xin = os.path.join(d, "x.npy")
+        np.save(xin, np.ascontiguousarray(x, dtype=np.float32))
+        gin = os.path.join(d, "g.npy")
+        np.save(gin, np.ascontiguousarray(gout, dtype=np.float32))
+        out = os.path.join(d, "grads.safetensors")
+        dx = os.path.join(d, "dx.npy")
+        ys = os.path.join(d, "y.npy")
+        cmd = [snnc_path(), "grad", src, "--input", xin, "--grad-output", gin, "--output", out,
+               "--input-grad", dx, "--output-steps", ys]
+        if weights is not None:
+            wp = os.path.join(d, "w.safetensors")
+            write_safetensors(wp, weights)
+            cmd += ["--weights", wp]
+        if init is not None:
+            cmd += ["--init", str(init)]
+        cmd += list(extra)
+        p = subprocess.run(cmd, capture_output=True, text=True)
+        if p.returncode != 0:
+            raise RunError(p.stderr.strip() or "snnc exited with %d" % p.returncode)
+        return read_safetensors(out)[0], np.load(dx), np.load(ys)
+
+
+def train(model, outdir, args=(), cwd=None):
+    """Runs `snnc train` on model text `model` (written to outdir/model.snn)
+    with output folder outdir. Returns the CompletedProcess (not raising)."""
+    os.makedirs(outdir, exist_ok=True)
+    src = os.path.join(outdir, "model.snn")
+    with open(src, "w") as f:
+        f.write(model)
+    cmd = [snnc_path(), "train", src, "-o", outdir] + list(args)
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=cwd)
+
+
+def rel_err(got, want):
+    """max |got - want| / max |want| (0 when both are 0): the error measured
+    against the scale of the whole tensor."""
+    got = np.asarray(got, dtype=np.float64)
+    want = np.asarray(want, dtype=np.float64)
+    scale = np.abs(want).max() if want.size else 0.0
+    err = np.abs(got - want).max() if want.size else 0.0
+    if scale == 0.0:
+        return 0.0 if err == 0.0 else float("inf")
+    return err / scale
+
+
+def quick_cc(folder):
+    """Writes FOLDER/cc-O0, a C compiler wrapper for `snnc --cc` that builds
+    the generated code without optimization (the last -O wins): the C
+    semantics, and with them every float result, are the same at every -O
+    level (snnc builds with -std=c99, so no contraction into FMA), and large
+    generated files build ten times faster. Returns its path."""
+    path = os.path.join(folder, "cc-O0")
+    real = os.environ.get("CC") or "cc"
+    with open(path, "w") as f:
+        f.write("#!/bin/sh\nexec %s \"$@\" -O0\n" % real)
+    os.chmod(path, 0o755)
+    return path
