@@ -248,7 +248,8 @@ static int save_params(Trainer *tr, const char *path, int with_state) {
     return 0;
 }
 
-static int copy_tensor(const SnnrtStFile *f, const char *path, const char *name, const JitParam *q, float *dst) {
+static int copy_tensor(Arena *tr_arena, const SnnrtStFile *f, const char *path, const char *name,
+                       const JitParam *q, float *dst) {
     const SnnrtStEntry *e = snnrt_st_find(f, name);
     if (!e) {
         error_plain("%s: no tensor '%s': not a checkpoint of this network", path, name);
@@ -259,6 +260,12 @@ static int copy_tensor(const SnnrtStFile *f, const char *path, const char *name,
         same = e->t.shape[k] == q->shape[k];
     if (!same) {
         error_plain("%s: tensor '%s' has another shape than this network's", path, name);
+        return -1;
+    }
+    char err[512];
+    if (snnrt_tensor_check_finite(&e->t, arena_printf(tr_arena, "%s: tensor '%s'", path, name), err,
+                                  sizeof err) != 0) {
+        error_plain("%s", err);
         return -1;
     }
     memcpy(dst, e->t.data, (size_t)q->count * sizeof(float));
@@ -298,15 +305,15 @@ static int resume(Trainer *tr, const char *path) {
     }
     for (int i = 0; i < tr->m.nparams; i++) {
         const JitParam *q = &tr->m.params[i];
-        if (copy_tensor(&f, path, q->name, q, tr->ws + q->offset) != 0)
+        if (copy_tensor(tr->a, &f, path, q->name, q, tr->ws + q->offset) != 0)
             goto out;
         if (!q->learnable)
             continue;
         if (tr->opt.m &&
-            copy_tensor(&f, path, arena_printf(tr->a, "optimizer.m.%s", q->name), q, tr->opt.m + q->offset) != 0)
+            copy_tensor(tr->a, &f, path, arena_printf(tr->a, "optimizer.m.%s", q->name), q, tr->opt.m + q->offset) != 0)
             goto out;
         if (tr->opt.v &&
-            copy_tensor(&f, path, arena_printf(tr->a, "optimizer.v.%s", q->name), q, tr->opt.v + q->offset) != 0)
+            copy_tensor(tr->a, &f, path, arena_printf(tr->a, "optimizer.v.%s", q->name), q, tr->opt.v + q->offset) != 0)
             goto out;
     }
     tr->opt.step = tr->step;

@@ -773,6 +773,27 @@ static void infer_shapes(Sema *S) {
     }
 }
 
+/* An output that is a prev() value (or a flatten of one) is read after the
+   step, when the delay buffers already hold the next step's values: it is
+   read through a copy made during the step. */
+static void copy_delayed_output(Sema *S) {
+    IrGraph *g = S->g;
+    int r = g->output;
+    while (g->nodes.items[r].op == IR_FLATTEN || g->nodes.items[r].op == IR_DROPOUT)
+        r = g->nodes.items[r].in[0];
+    if (g->nodes.items[r].op != IR_DELAY)
+        return;
+    const IrNode *o = &g->nodes.items[g->output];
+    const char *name = arena_printf(S->arena, "%s_copy", o->name);
+    while (node_name_taken(S, name))
+        name = arena_printf(S->arena, "%s_", name);
+    Loc loc = o->loc;
+    Shape shape = o->shape;
+    int id = new_node(S, IR_IDENTITY, name, loc, g->output, -1);
+    g->nodes.items[id].shape = shape;
+    g->output = id;
+}
+
 /* ---- parameters ---- */
 
 static void make_params(Sema *S) {
@@ -956,6 +977,7 @@ IrGraph *sema_build(Arena *a, Node *std, Node *user, const SemaOptions *opt) {
     infer_shapes(&S);
     if (diag_errors())
         return NULL;
+    copy_delayed_output(&S);
     make_params(&S);
     if (diag_errors())
         return NULL;

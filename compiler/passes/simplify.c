@@ -4,7 +4,8 @@
  * Requires: programs in SSA order (operands before users). Preserves: the
  * value of every state's next value, of the emitted value and of every
  * named value, bit for bit. So only rewrites that are exact in IEEE float
- * are made: x + 0, x - 0, x * 1, x / 1 become x; 0 * s becomes 0 only where
+ * are made: x + (-0), x - 0, x * 1, x / 1 become x (x + 0 does not: -0 + 0
+ * is +0); 0 * s becomes 0 only where
  * s is a spike (0 or 1, never Inf or NaN); instructions with constant
  * operands are folded in float; identical instructions are shared; and
  * instructions nothing uses are dropped. 1/tau is not turned into a
@@ -49,10 +50,10 @@ static int simplify_inst(Arena *a, EqCode *p, int i) {
     EqInst *e = &p->items[i];
     int x = e->a, y = e->b;
     switch (e->op) {
-    case EQ_ADD:
-        if (is_const(p, y, 0.0f) && !is_const(p, x, -0.0f))
+    case EQ_ADD: /* x + (-0) is x for every x; x + (+0) is not when x is -0 */
+        if (is_const(p, y, -0.0f))
             return x;
-        if (is_const(p, x, 0.0f) && !is_const(p, y, -0.0f))
+        if (is_const(p, x, -0.0f))
             return y;
         break;
     case EQ_SUB:
@@ -67,6 +68,7 @@ static int simplify_inst(Arena *a, EqCode *p, int i) {
         if ((is_const(p, y, 0.0f) && is_spike(p, x)) || (is_const(p, x, 0.0f) && is_spike(p, y))) {
             e->op = EQ_CONST;
             e->k = 0.0f;
+            e->a = e->b = e->c = -1;
             return i;
         }
         break;
@@ -89,6 +91,7 @@ static int simplify_inst(Arena *a, EqCode *p, int i) {
             if (ok && isfinite(r)) {
                 e->op = EQ_CONST;
                 e->k = r;
+                e->a = e->b = e->c = -1;
             }
         }
     }

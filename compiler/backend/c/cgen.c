@@ -233,6 +233,15 @@ static void gen_step(Emit *e) {
     cg_line(e, "(void)A;");
     cg_line(e, "(void)in;");
     cg_line(e, "(void)hoisted;");
+    int computes = 0;
+    for (int i = 0; i < g->nodes.len; i++) {
+        const IrNode *n = &g->nodes.items[i];
+        computes |= !n->dead && n->op != IR_INPUT && n->alias < 0;
+    }
+    for (int k = 0; k < g->probes.len; k++)
+        computes |= !g->probes.items[k].var;
+    if (!computes)
+        cg_line(e, "(void)batch; /* the network computes nothing: its output is its input */");
     for (int i = 0; i < g->nodes.len; i++) {
         const IrNode *n = &g->nodes.items[i];
         if (n->dead || n->op == IR_INPUT || n->op == IR_DELAY || n->alias >= 0)
@@ -261,15 +270,31 @@ static void gen_step(Emit *e) {
         cg_line(e, "memcpy(A + %lld, %s, (size_t)batch * %lld * sizeof(float)); /* record %s */",
              (long long)(e->maxb * pr->buf), buf_of(e, pr->node), (long long)pr->count, pr->spec);
     }
-    /* values of the step that must outlive it */
-    for (int i = 0; i < g->nodes.len; i++) {
-        const IrNode *n = &g->nodes.items[i];
-        if (n->dead || n->op != IR_DELAY)
-            continue;
-        cg_blank(e);
-        cg_comment_node(e, i);
-        cg_line(e, "memcpy(A + %lld, %s, (size_t)batch * %lld * sizeof(float));",
-             (long long)(e->maxb * n->state), buf_of(e, n->in[0]), (long long)shape_count(&n->shape));
+    /* values of the step that must outlive it: each delay takes its source's
+       value; a delay that reads another delay (prev(prev(h))) copies before
+       that one moves on */
+    unsigned char *done = arena_alloc(g->arena, (size_t)g->nodes.len + 1);
+    for (int progress = 1; progress;) {
+        progress = 0;
+        for (int i = 0; i < g->nodes.len; i++) {
+            const IrNode *n = &g->nodes.items[i];
+            if (n->dead || n->op != IR_DELAY || done[i])
+                continue;
+            int waits = 0; /* another delay still reads this one */
+            for (int j = 0; j < g->nodes.len; j++) {
+                const IrNode *d = &g->nodes.items[j];
+                waits |= !d->dead && d->op == IR_DELAY && !done[j] && j != i &&
+                         (d->in[0] == i || g->nodes.items[d->in[0]].alias == i);
+            }
+            if (waits)
+                continue;
+            done[i] = 1;
+            progress = 1;
+            cg_blank(e);
+            cg_comment_node(e, i);
+            cg_line(e, "memcpy(A + %lld, %s, (size_t)batch * %lld * sizeof(float));",
+                    (long long)(e->maxb * n->state), buf_of(e, n->in[0]), (long long)shape_count(&n->shape));
+        }
     }
     e->ind--;
     cg_line(e, "}");
@@ -282,11 +307,13 @@ static void gen_reset(Emit *e) {
     e->ind++;
     cg_line(e, "float *A = %s_ws(workspace) + %lld;", e->p, (long long)(e->opt->embedded ? 0 : g->param_floats));
     cg_line(e, "long n = batch < 1 ? 1 : batch > %s_MAX_BATCH ? %s_MAX_BATCH : batch;", e->P, e->P);
+    int any = 0;
     for (int i = 0; i < g->nodes.len; i++) {
         const IrNode *n = &g->nodes.items[i];
         if (n->dead)
             continue;
         long long cnt = shape_count(&n->shape);
+        any |= n->op == IR_DELAY || (n->op == IR_NEURON && n->neuron->states.len > 0);
         if (n->op == IR_DELAY)
             cg_line(e, "memset(A + %lld, 0, (size_t)n * %lld * sizeof(float)); /* %s */",
                  (long long)(e->maxb * n->state), cnt, n->name);
@@ -298,6 +325,10 @@ static void gen_reset(Emit *e) {
             cg_line(e, "    A[%lld + i] = %s;", (long long)(e->maxb * (n->state + cnt * k)), cg_flt(e, s->init));
         }
     }
+    if (!any)
+        cg_line(e, "(void)A; /* nothing to reset */");
+    if (!any)
+        cg_line(e, "(void)n;");
     e->ind--;
     cg_line(e, "}");
 }
@@ -316,7 +347,9 @@ static void gen_api(Emit *e) {
     cg_line(e, "float *ws = %s_ws(workspace);", e->p);
     cg_line(e, "float *A = ws + %lld;", (long long)(e->opt->embedded ? 0 : g->param_floats));
     cg_line(e, "long n = batch < 1 ? 1 : batch > %s_MAX_BATCH ? %s_MAX_BATCH : batch;", e->P, e->P);
-    cg_line(e, "%s_run_step(ws, n, input, 0);", e->p);
+    cg_line(e, "const float *in = input; /* an output may be the input itself */");
+    cg_line(e, "%s_run_step(ws, n, in, 0);", e->p);
+    cg_line(e, "(void)in;");
     cg_line(e, "if (output)");
     cg_line(e, "    memcpy(output, %s, (size_t)n * %lld * sizeof(float));", outp, out_cnt);
     cg_line(e, "(void)A;");

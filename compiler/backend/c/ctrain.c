@@ -691,16 +691,17 @@ static void gen_elementwise(Train *tr, int i, int fwd) {
     } else {
         Ptr ps[] = {{"xt", x->in[0], fwd ? 'x' : 'd'}, {"yt", i, fwd ? 'y' : 'g'}};
         step_loop(tr, ps, 2);
-        const char *k = x->op == IR_DROPOUT ? "m[j]" : cg_flt(e, x->fval);
+        const char *k = x->op == IR_DROPOUT ? " * m[j]" : x->op == IR_SCALE ? arena_printf(tr->g->arena, " * %s",
+                                                                                  cg_flt(e, x->fval)) : "";
         if (x->op == IR_DROPOUT)
             cg_line(e, "const float *m = %s; /* the same at every step */", at(tr, tr->t[i].mask));
         cg_line(e, "for (long j = 0; j < B * %lld; j++)", n);
         if (fwd && x->op == IR_DROPOUT)
             cg_line(e, "    yt[j] = training ? xt[j] * m[j] : xt[j];");
         else if (fwd)
-            cg_line(e, "    yt[j] = xt[j] * %s;", k);
+            cg_line(e, "    yt[j] = xt[j]%s;", k);
         else
-            cg_line(e, "    xt[j] += yt[j] * %s;", k);
+            cg_line(e, "    xt[j] += yt[j]%s;", k);
     }
     e->ind--;
     cg_line(e, "}");
@@ -770,7 +771,14 @@ static void gen_batchnorm(Train *tr, int i, int fwd) {
         cg_line(e, "        yw[y0 + (r * %lld + c) * %lld + k] = (x[x0 + (r * %lld + c) * %lld + k] - m) * is * gamma[c] + beta[c];",
                 C, hw, C, hw);
         cg_line(e, "rmean[c] = 0.9f * rmean[c] + 0.1f * m;");
-        cg_line(e, "rvar[c] = 0.9f * rvar[c] + 0.1f * (float)(cnt > 1.0 ? q / (cnt - 1.0) : q);");
+        if (tr->t[in].inv) {
+            /* the input is stored once for its T equal steps: the unbiased
+               variance counts all T copies, as a framework that runs every
+               step would */
+            cg_line(e, "rvar[c] = 0.9f * rvar[c] + 0.1f * (float)(%d.0 * q / (%d.0 * cnt - 1.0));", tr->g->timesteps,
+                    tr->g->timesteps);
+        } else
+            cg_line(e, "rvar[c] = 0.9f * rvar[c] + 0.1f * (float)(cnt > 1.0 ? q / (cnt - 1.0) : q);");
         e->ind--;
         cg_line(e, "}");
         e->ind--;
