@@ -64,6 +64,11 @@ char *drv_lower(Arena *a, const char *s);
    shape does not fit ([B, ...] for direct encoding, [T, B, ...] for sequence). */
 int drv_input_batch(Arena *a, const IrGraph *g, const SnnrtTensor *x, const char *path);
 
+/* Reads and checks a weights file against g (every tensor present unless
+   allow_missing, shapes, finite values): all parameters in one block in
+   memplan order (absent ones 0), or NULL after reporting. */
+float *drv_read_weights(const IrGraph *g, const char *path, int allow_missing);
+
 int cmd_run(Arena *a, Options *o);
 int cmd_grad(Arena *a, Options *o);
 int cmd_train(Arena *a, Options *o);

@@ -419,8 +419,7 @@ int drv_write(const char *path, const char *data, size_t len) {
     return 0;
 }
 
-/* Reads the weights for --embed-weights into one block in memplan order. */
-static float *load_embedded(const IrGraph *g, const char *path) {
+float *drv_read_weights(const IrGraph *g, const char *path, int allow_missing) {
     char err[512];
     SnnrtStFile f;
     if (snnrt_st_read(path, &f, err, sizeof err) != 0) {
@@ -432,6 +431,8 @@ static float *load_embedded(const IrGraph *g, const char *path) {
     for (int i = 0; ok && i < g->params.len; i++) {
         const IrParam *q = &g->params.items[i];
         const SnnrtStEntry *e = snnrt_st_find(&f, q->name);
+        if (!e && allow_missing)
+            continue;
         if (!e) {
             error_plain("%s: no tensor '%s' (expected shape %s)", path, q->name,
                         shape_str(g->arena, &q->shape));
@@ -554,14 +555,9 @@ int main(int argc, char **argv) {
         g = drv_middle_end(&arena, &o, g);
     if (!g)
         goto fail;
-    if (o.dot) {
-        Buf b = {0};
-        ir_dot(g, &b);
-        int bad = drv_write(o.dot, b.data, b.len);
-        buf_free(&b);
-        if (bad)
-            goto fail;
-    }
+    float *w = NULL;
+    if (!strcmp(o.cmd, "compile") && !o.emit_ir && o.embed && !(w = drv_read_weights(g, o.weights, 0)))
+        goto fail;
     if (!strcmp(o.cmd, "info")) {
         info(g);
     } else if (o.emit_ir) {
@@ -570,11 +566,19 @@ int main(int argc, char **argv) {
         fwrite(b.data, 1, b.len, stdout);
         buf_free(&b);
     } else {
-        float *w = NULL;
-        if (o.embed && !(w = load_embedded(g, o.weights)))
-            goto fail;
         int bad = drv_generate(g, &o, o.outdir, w);
-        free(w);
+        if (bad) {
+            free(w);
+            goto fail;
+        }
+    }
+    free(w);
+    /* the graph last: a failure above leaves no file behind */
+    if (o.dot) {
+        Buf b = {0};
+        ir_dot(g, &b);
+        int bad = drv_write(o.dot, b.data, b.len);
+        buf_free(&b);
         if (bad)
             goto fail;
     }

@@ -221,6 +221,13 @@ int cmd_run(Arena *a, Options *o) {
         g = drv_middle_end(a, o, g0);
         if (!g)
             goto out;
+        /* the weights are checked here, before anything is built */
+        if (o->weights) {
+            float *w = drv_read_weights(g, o->weights, o->init);
+            if (!w)
+                goto out;
+            free(w);
+        }
     }
     if (o->emit_ir) {
         Buf b = {0};

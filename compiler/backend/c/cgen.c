@@ -561,7 +561,10 @@ static void gen_header(Emit *e, Buf *h) {
     cg_line(x, "    const char *name; /* tensor name in weight files */");
     cg_line(x, "    int ndim;");
     cg_line(x, "    long shape[4];");
-    cg_line(x, "    long offset; /* in floats from the start of the workspace */");
+    if (e->opt->embedded)
+        cg_line(x, "    long offset; /* in floats, in the block of all parameters (embedded here) */");
+    else
+        cg_line(x, "    long offset; /* in floats from the start of the workspace */");
     cg_line(x, "    long count;");
     cg_line(x, "    int learnable; /* 0 for buffers, such as batchnorm's running statistics */");
     cg_line(x, "} %s_param_info;", p);
@@ -569,8 +572,9 @@ static void gen_header(Emit *e, Buf *h) {
         cg_line(x, "extern const %s_param_info %s_params[%d];", p, p, g->params.len);
     cg_blank(x);
     if (!e->opt->embedded && g->params.len) {
-        cg_line(x, "/* Load the parameters from a safetensors file (F32; names and shapes as in");
-        cg_line(x, "   %s_params). With allow_missing, tensors absent from the file keep their value.", p);
+        cg_line(x, "/* Load the parameters from a safetensors file (F32, or F64, F16, BF16 converted;");
+        cg_line(x, "   names and shapes as in %s_params). With allow_missing, tensors absent from", p);
+        cg_line(x, "   the file keep their value.");
         cg_line(x, "   Returns 0, or -1 with a message in err. */");
         cg_line(x, "int %s_load_weights(void *workspace, const char *path, int allow_missing, char *err, size_t errlen);", p);
         cg_line(x, "/* Initialize every parameter as PyTorch initializes its layer type, from a seed. */");
