@@ -57,7 +57,8 @@ typedef struct Train {
     int64_t scratch;          /* floats of scratch, after everything */
     int gemm;                 /* the GEMM is used */
     int64_t pack_a, pack_b;   /* its packed panels */
-    int64_t col, dcol;        /* conv: one sample's im2col matrix, and its gradient */
+    int64_t col, dcol;        /* conv: a step's im2col matrix [c][ky][kx][b][oy][ox], its gradient */
+    int64_t obuf;             /* conv: a step's output or its gradient as [o][b][oy][ox] */
 } Train;
 
 static int64_t align16(int64_t x) { return (x + 15) & ~(int64_t)15; }
@@ -229,9 +230,10 @@ static void layout(Train *tr) {
     }
     tr->end = off;
     /* scratch, after everything: the GEMM's packed panels (4 x 256 of A,
-       256 x N of B for the widest N) and, for convolutions, one sample's im2col matrix
-       and its gradient */
-    int64_t kmax = 0, col = 0;
+       256 x 256 of B) and, for convolutions, a step's im2col
+       matrix over the whole batch, its gradient, and the output in the
+       GEMM's layout */
+    int64_t kmax = 0, col = 0, obuf = 0;
     for (int i = 0; i < n; i++) {
         const IrNode *x = &g->nodes.items[i];
         if (x->dead)
@@ -249,16 +251,21 @@ static void layout(Train *tr) {
             int64_t k = ckk > pix ? ckk : pix;
             k = k > x->out ? k : x->out;
             kmax = k > kmax ? k : kmax;
-            int64_t c = xs->d[0] * x->kernel[0] * x->kernel[1] * pix;
+            int64_t c = xs->d[0] * x->kernel[0] * x->kernel[1] * pix * mb;
             col = c > col ? c : col;
+            int64_t o = x->out * pix * mb;
+            obuf = o > obuf ? o : obuf;
+            /* the GEMMs of a step run over all samples: N and K reach B x pixels */
+            kmax = pix * mb > kmax ? pix * mb : kmax;
         }
     }
     tr->gemm = kmax > 0;
     tr->pack_a = tr->end;
     tr->pack_b = tr->pack_a + align16(4 * 256);
-    tr->col = tr->pack_b + align16(256 * 16 * ((kmax + 15) / 16));
+    tr->col = tr->pack_b + align16(256 * 256);
     tr->dcol = tr->col + align16(col);
-    tr->scratch = tr->dcol + align16(col) - tr->end;
+    tr->obuf = tr->dcol + align16(col);
+    tr->scratch = tr->obuf + align16(obuf) - tr->end;
 }
 
 /* ---- kernels ---- */
@@ -373,11 +380,14 @@ static void gen_dense_bwd(Train *tr, int i) {
 }
 
 static void conv_args(Emit *e, const IrNode *x, long long C, long long H, long long W, long long OH,
-                      long long OW, const char *fn, const char *from, const char *to) {
-    cg_line(e, "%s_%s(%s, %s, %lld, %lld, %lld, %d, %d, %d, %d, %d, %d, %lld, %lld);", e->p, fn, from, to, C, H, W,
-            x->kernel[0], x->kernel[1], x->stride[0], x->stride[1], x->pad[0], x->pad[1], OH, OW);
+                      long long OW, const char *fn, const char *from, const char *to, const char *ld) {
+    cg_line(e, "%s_%s(%s, %s, %s, %lld, %lld, %lld, %d, %d, %d, %d, %d, %d, %lld, %lld);", e->p, fn, from, to, ld,
+            C, H, W, x->kernel[0], x->kernel[1], x->stride[0], x->stride[1], x->pad[0], x->pad[1], OH, OW);
 }
 
+/* A convolution step is three GEMMs over the whole batch: the input as an
+   im2col matrix [c][ky][kx][b][oy][ox] (N = B x pixels), the output in
+   the GEMM's layout [o][b][oy][ox], copied to and from [b][o][oy][ox]. */
 static void gen_conv_fwd(Train *tr, int i) {
     Emit *e = tr->e;
     const IrNode *x = &tr->g->nodes.items[i];
@@ -390,22 +400,25 @@ static void gen_conv_fwd(Train *tr, int i) {
     cg_line(e, "const float *w = %s;", wparam(tr, x->param[0]));
     if (x->bias)
         cg_line(e, "const float *bias = %s;", wparam(tr, x->param[1]));
-    cg_line(e, "float *col = %s; /* one sample's [c][ky][kx][oy][ox] */", at(tr, tr->col));
+    cg_line(e, "float *col = %s, *yg = %s;", at(tr, tr->col), at(tr, tr->obuf));
+    cg_line(e, "const long np = B * %lld;", P);
     const Ptr ps[] = {{"xt", in, 'x'}, {"yt", i, 'y'}};
     step_loop(tr, ps, 2);
-    cg_line(e, "for (long r = 0; r < B; r++) {");
+    cg_line(e, "for (long r = 0; r < B; r++)");
     e->ind++;
-    cg_line(e, "float *y = yt + r * %lld;", O * P);
-    conv_args(e, x, C, H, W, OH, OW, "im2col", arena_printf(tr->g->arena, "xt + r * %lld", C * H * W), "col");
+    conv_args(e, x, C, H, W, OH, OW, "im2col", arena_printf(tr->g->arena, "xt + r * %lld", C * H * W),
+              arena_printf(tr->g->arena, "col + r * %lld", P), "np");
+    e->ind--;
     cg_line(e, "for (long o = 0; o < %lld; o++)", O);
-    cg_line(e, "    for (long j = 0; j < %lld; j++)", P);
-    cg_line(e, "        y[o * %lld + j] = %s;", P, x->bias ? "bias[o]" : "0.0f");
+    cg_line(e, "    for (long j = 0; j < np; j++)");
+    cg_line(e, "        yg[o * np + j] = %s;", x->bias ? "bias[o]" : "0.0f");
     cg_line(e, "/* y += w col, per group: each output sums the bias, then c, ky, kx ascending */");
     cg_line(e, "for (long gi = 0; gi < %lld; gi++)", G);
-    cg_line(e, "    %s_gemm(%lld, %lld, %lld, w + gi * %lld, %lld, 1, col + gi * %lld, %lld, 1, y + gi * %lld, %lld, ws);",
-            e->p, og, P, cg * KK, og * cg * KK, cg * KK, cg * KK * P, P, og * P, P);
-    e->ind--;
-    cg_line(e, "}");
+    cg_line(e, "    %s_gemm(%lld, np, %lld, w + gi * %lld, %lld, 1, col + gi * %lld * np, np, 1, yg + gi * %lld * np, np, ws);",
+            e->p, og, cg * KK, og * cg * KK, cg * KK, cg * KK, og);
+    cg_line(e, "for (long r = 0; r < B; r++)");
+    cg_line(e, "    for (long o = 0; o < %lld; o++)", O);
+    cg_line(e, "        memcpy(yt + (r * %lld + o) * %lld, yg + o * np + r * %lld, %lld * sizeof(float));", O, P, P, P);
     e->ind--;
     cg_line(e, "}");
     fn_close(tr, "(void)training;");
@@ -424,39 +437,44 @@ static void gen_conv_bwd(Train *tr, int i) {
     cg_line(e, "float *dw = %s;", gparam(tr, x->param[0]));
     if (x->bias)
         cg_line(e, "float *db = %s;", gparam(tr, x->param[1]));
-    cg_line(e, "float *col = %s, *dcol = %s;", at(tr, tr->col), at(tr, tr->dcol));
+    cg_line(e, "float *col = %s, *dcol = %s, *gg = %s;", at(tr, tr->col), at(tr, tr->dcol), at(tr, tr->obuf));
+    cg_line(e, "const long np = B * %lld;", P);
     const Ptr ps[] = {{"xt", in, 'x'}, {"gyt", i, 'g'}, {"gx", in, 'd'}};
     step_loop(tr, ps, 3);
     cg_line(e, "for (long r = 0; r < B; r++) {");
     e->ind++;
-    cg_line(e, "const float *gy = gyt + r * %lld;", O * P);
+    conv_args(e, x, C, H, W, OH, OW, "im2col", arena_printf(tr->g->arena, "xt + r * %lld", C * H * W),
+              arena_printf(tr->g->arena, "col + r * %lld", P), "np");
+    cg_line(e, "for (long o = 0; o < %lld; o++)", O);
+    cg_line(e, "    memcpy(gg + o * np + r * %lld, gyt + (r * %lld + o) * %lld, %lld * sizeof(float));", P, O, P, P);
+    e->ind--;
+    cg_line(e, "}");
     if (x->bias) {
         cg_line(e, "for (long o = 0; o < %lld; o++) {", O);
         cg_line(e, "    float sb = 0.0f;");
-        cg_line(e, "    for (long j = 0; j < %lld; j++)", P);
-        cg_line(e, "        sb += gy[o * %lld + j];", P);
+        cg_line(e, "    for (long j = 0; j < np; j++)");
+        cg_line(e, "        sb += gg[o * np + j];");
         cg_line(e, "    db[o] += sb;");
         cg_line(e, "}");
     }
-    conv_args(e, x, C, H, W, OH, OW, "im2col", arena_printf(tr->g->arena, "xt + r * %lld", C * H * W), "col");
     cg_line(e, "for (long gi = 0; gi < %lld; gi++) {", G);
     e->ind++;
     cg_line(e, "/* dw += gy col^T */");
-    cg_line(e, "%s_gemm(%lld, %lld, %lld, gy + gi * %lld, %lld, 1, col + gi * %lld, 1, %lld, dw + gi * %lld, %lld, ws);",
-            e->p, og, cg * KK, P, og * P, P, cg * KK * P, P, og * cg * KK, cg * KK);
+    cg_line(e, "%s_gemm(%lld, %lld, np, gg + gi * %lld * np, np, 1, col + gi * %lld * np, 1, np, dw + gi * %lld, %lld, ws);",
+            e->p, og, cg * KK, og, cg * KK, og * cg * KK, cg * KK);
     cg_line(e, "if (dx) { /* dcol = w^T gy */");
-    cg_line(e, "    memset(dcol + gi * %lld, 0, (size_t)%lld * sizeof(float));", cg * KK * P, cg * KK * P);
-    cg_line(e, "    %s_gemm(%lld, %lld, %lld, w + gi * %lld, 1, %lld, gy + gi * %lld, %lld, 1, dcol + gi * %lld, %lld, ws);",
-            e->p, cg * KK, P, og, og * cg * KK, cg * KK, og * P, P, cg * KK * P, P);
+    cg_line(e, "    memset(dcol + gi * %lld * np, 0, (size_t)(%lld * np) * sizeof(float));", cg * KK, cg * KK);
+    cg_line(e, "    %s_gemm(%lld, np, %lld, w + gi * %lld, 1, %lld, gg + gi * %lld * np, np, 1, dcol + gi * %lld * np, np, ws);",
+            e->p, cg * KK, og, og * cg * KK, cg * KK, og, cg * KK);
     cg_line(e, "}");
     e->ind--;
     cg_line(e, "}");
     cg_line(e, "if (dx)");
-    e->ind++;
-    conv_args(e, x, C, H, W, OH, OW, "col2im", "dcol", arena_printf(tr->g->arena, "gx + r * %lld", C * H * W));
-    e->ind--;
-    e->ind--;
-    cg_line(e, "}");
+    cg_line(e, "    for (long r = 0; r < B; r++)");
+    e->ind += 2;
+    conv_args(e, x, C, H, W, OH, OW, "col2im", arena_printf(tr->g->arena, "dcol + r * %lld", P),
+              arena_printf(tr->g->arena, "gx + r * %lld", C * H * W), "np");
+    e->ind -= 2;
     e->ind--;
     cg_line(e, "}");
     fn_close(tr, "(void)w;");
@@ -480,16 +498,19 @@ static void gen_gemm(Train *tr) {
     e->ind++;
     cg_line(e, "float *pa = %s, *pb = %s; /* packed panels */", at(tr, tr->pack_a), at(tr, tr->pack_b));
     cg_line(e, "const long np = (N + 15) / 16;");
-    cg_line(e, "/* blocks of 256 values of k: B's panels of a block stay in cache while");
-    cg_line(e, "   every block of 4 rows of A runs over them */");
+    cg_line(e, "/* blocks of 256 values of k by 256 columns: B's block (256 KiB, packed) stays");
+    cg_line(e, "   in cache while every block of 4 rows of A runs over it */");
     cg_line(e, "for (long k0 = 0; k0 < K; k0 += 256) {");
     e->ind++;
     cg_line(e, "const long kc = K - k0 < 256 ? K - k0 : 256;");
-    cg_line(e, "for (long jp = 0; jp < np; jp++)");
+    cg_line(e, "for (long q0 = 0; q0 < np; q0 += 16) {");
+    e->ind++;
+    cg_line(e, "const long q1 = q0 + 16 < np ? q0 + 16 : np;");
+    cg_line(e, "for (long jp = q0; jp < q1; jp++)");
     cg_line(e, "    for (long k = 0; k < kc; k++)");
     cg_line(e, "        for (long j = 0; j < 16; j++) {");
     cg_line(e, "            const long jj = jp * 16 + j;");
-    cg_line(e, "            pb[(jp * 256 + k) * 16 + j] = jj < N ? b[(k0 + k) * bk + jj * bj] : 0.0f;");
+    cg_line(e, "            pb[((jp - q0) * 256 + k) * 16 + j] = jj < N ? b[(k0 + k) * bk + jj * bj] : 0.0f;");
     cg_line(e, "        }");
     cg_line(e, "for (long i0 = 0; i0 < M; i0 += 4) {");
     e->ind++;
@@ -497,10 +518,10 @@ static void gen_gemm(Train *tr) {
     cg_line(e, "for (long k = 0; k < kc; k++)");
     cg_line(e, "    for (long i = 0; i < 4; i++)");
     cg_line(e, "        pa[k * 4 + i] = i < mi ? a[(i0 + i) * ai + (k0 + k) * ak] : 0.0f;");
-    cg_line(e, "for (long jp = 0; jp < np; jp++) {");
+    cg_line(e, "for (long jp = q0; jp < q1; jp++) {");
     e->ind++;
     cg_line(e, "const long nj = N - jp * 16 < 16 ? N - jp * 16 : 16;");
-    cg_line(e, "const float *pbj = pb + jp * 256 * 16;");
+    cg_line(e, "const float *pbj = pb + (jp - q0) * 256 * 16;");
     cg_line(e, "float *c0 = c + i0 * ldc + jp * 16;");
     cg_line(e, "if (mi == 4 && nj == 16) {");
     e->ind++;
@@ -551,6 +572,8 @@ static void gen_gemm(Train *tr) {
     cg_line(e, "}");
     e->ind--;
     cg_line(e, "}");
+    e->ind--;
+    cg_line(e, "}");
 }
 
 static void gen_im2col(Train *tr) {
@@ -559,18 +582,18 @@ static void gen_im2col(Train *tr) {
         cg_blank(e);
         if (back) {
             cg_line(e, "/* The gradient of im2col: adds each column back where it came from. */");
-            cg_line(e, "static void %s_col2im(const float *col, float *x, long C, long H, long W, int kh, int kw,", e->p);
+            cg_line(e, "static void %s_col2im(const float *col, float *x, long ld, long C, long H, long W, int kh,", e->p);
         } else {
-            cg_line(e, "/* One sample's convolution input as a matrix [c][ky][kx][oy][ox], zero where");
-            cg_line(e, "   the kernel reads padding. */");
-            cg_line(e, "static void %s_im2col(const float *x, float *col, long C, long H, long W, int kh, int kw,", e->p);
+            cg_line(e, "/* One sample's convolution input as the columns of a matrix [c][ky][kx][oy][ox]");
+            cg_line(e, "   whose rows are ld apart, zero where the kernel reads padding. */");
+            cg_line(e, "static void %s_im2col(const float *x, float *col, long ld, long C, long H, long W, int kh,", e->p);
         }
-        cg_line(e, "                      int sh, int sw, int ph, int pw, long OH, long OW)");
+        cg_line(e, "                      int kw, int sh, int sw, int ph, int pw, long OH, long OW)");
         cg_line(e, "{");
         cg_line(e, "    for (long c = 0; c < C; c++)");
         cg_line(e, "        for (long ky = 0; ky < kh; ky++)");
         cg_line(e, "            for (long kx = 0; kx < kw; kx++) {");
-        cg_line(e, "                %sfloat *m = col + ((c * kh + ky) * kw + kx) * OH * OW;", back ? "const " : "");
+        cg_line(e, "                %sfloat *m = col + ((c * kh + ky) * kw + kx) * ld;", back ? "const " : "");
         cg_line(e, "                for (long oy = 0; oy < OH; oy++) {");
         cg_line(e, "                    const long iy = oy * sh - ph + ky;");
         cg_line(e, "                    for (long ox = 0; ox < OW; ox++) {");
