@@ -262,7 +262,7 @@ static void layout(Train *tr) {
     tr->gemm = kmax > 0;
     tr->pack_a = tr->end;
     tr->pack_b = tr->pack_a + align16(4 * 256);
-    tr->col = tr->pack_b + align16(256 * 256);
+    tr->col = tr->pack_b + align16(256 * 4 * 64);
     tr->dcol = tr->col + align16(col);
     tr->obuf = tr->dcol + align16(col);
     tr->scratch = tr->obuf + align16(obuf) - tr->end;
@@ -480,13 +480,15 @@ static void gen_conv_bwd(Train *tr, int i) {
     fn_close(tr, "(void)w;");
 }
 
-/* The GEMM every dense and conv layer uses, and im2col / col2im. Panels of
-   A (4 rows) and B (16 columns) are packed contiguously in the workspace;
-   a 4 x 16 block of C is kept in scalar variables, which C compilers turn
-   into vector registers. Each element of C sums its terms in k order,
+/* The GEMM every dense and conv layer uses. Blocks of 256 values of k by
+   256 columns of B are packed contiguously in the workspace, so that they
+   stay in cache while every block of 4 rows of A (packed too) runs over
+   them; a 4 x 64 block of C is accumulated in a local array whose inner
+   loop C compilers vectorize. Each element of C sums its terms in k order,
    multiply then add (no fused multiply-add), so results do not depend on
-   the blocking. Steps where the values of A are zero are skipped: spikes
-   are mostly zero, and adding 0 * b changes nothing. */
+   the blocking: the forward equals the inference code's loops bit for bit.
+   Steps where the four values of A are zero are skipped: spikes are mostly
+   zero, and adding 0 * b changes nothing. */
 static void gen_gemm(Train *tr) {
     Emit *e = tr->e;
     cg_blank(e);
@@ -496,21 +498,19 @@ static void gen_gemm(Train *tr) {
     cg_line(e, "                    long bk, long bj, float *c, long ldc, float *ws)");
     cg_line(e, "{");
     e->ind++;
-    cg_line(e, "float *pa = %s, *pb = %s; /* packed panels */", at(tr, tr->pack_a), at(tr, tr->pack_b));
-    cg_line(e, "const long np = (N + 15) / 16;");
-    cg_line(e, "/* blocks of 256 values of k by 256 columns: B's block (256 KiB, packed) stays");
-    cg_line(e, "   in cache while every block of 4 rows of A runs over it */");
+    cg_line(e, "float *pa = %s, *pb = %s; /* packed blocks */", at(tr, tr->pack_a), at(tr, tr->pack_b));
+    cg_line(e, "const long np = (N + 63) / 64; /* panels of 64 columns */");
     cg_line(e, "for (long k0 = 0; k0 < K; k0 += 256) {");
     e->ind++;
     cg_line(e, "const long kc = K - k0 < 256 ? K - k0 : 256;");
-    cg_line(e, "for (long q0 = 0; q0 < np; q0 += 16) {");
+    cg_line(e, "for (long q0 = 0; q0 < np; q0 += 4) {");
     e->ind++;
-    cg_line(e, "const long q1 = q0 + 16 < np ? q0 + 16 : np;");
+    cg_line(e, "const long q1 = q0 + 4 < np ? q0 + 4 : np;");
     cg_line(e, "for (long jp = q0; jp < q1; jp++)");
     cg_line(e, "    for (long k = 0; k < kc; k++)");
-    cg_line(e, "        for (long j = 0; j < 16; j++) {");
-    cg_line(e, "            const long jj = jp * 16 + j;");
-    cg_line(e, "            pb[((jp - q0) * 256 + k) * 16 + j] = jj < N ? b[(k0 + k) * bk + jj * bj] : 0.0f;");
+    cg_line(e, "        for (long j = 0; j < 64; j++) {");
+    cg_line(e, "            const long jj = jp * 64 + j;");
+    cg_line(e, "            pb[((jp - q0) * 256 + k) * 64 + j] = jj < N ? b[(k0 + k) * bk + jj * bj] : 0.0f;");
     cg_line(e, "        }");
     cg_line(e, "for (long i0 = 0; i0 < M; i0 += 4) {");
     e->ind++;
@@ -520,58 +520,32 @@ static void gen_gemm(Train *tr) {
     cg_line(e, "        pa[k * 4 + i] = i < mi ? a[(i0 + i) * ai + (k0 + k) * ak] : 0.0f;");
     cg_line(e, "for (long jp = q0; jp < q1; jp++) {");
     e->ind++;
-    cg_line(e, "const long nj = N - jp * 16 < 16 ? N - jp * 16 : 16;");
-    cg_line(e, "const float *pbj = pb + (jp - q0) * 256 * 16;");
-    cg_line(e, "float *c0 = c + i0 * ldc + jp * 16;");
-    cg_line(e, "if (mi == 4 && nj == 16) {");
-    e->ind++;
-    for (int i = 0; i < 4; i++) {
-        Buf b = {0};
-        for (int j = 0; j < 16; j++)
-            buf_printf(&b, "%sc%d_%d = c0[%d * ldc + %d]", j ? ", " : "", i, j, i, j);
-        cg_line(e, "float %s;", b.data);
-        buf_free(&b);
-    }
+    cg_line(e, "const long nj = N - jp * 64 < 64 ? N - jp * 64 : 64;");
+    cg_line(e, "const float *pbj = pb + (jp - q0) * 256 * 64;");
+    cg_line(e, "float *c0 = c + i0 * ldc + jp * 64;");
+    cg_line(e, "float acc[4][64];");
+    cg_line(e, "for (long i = 0; i < 4; i++)");
+    cg_line(e, "    for (long j = 0; j < 64; j++)");
+    cg_line(e, "        acc[i][j] = i < mi && j < nj ? c0[i * ldc + j] : 0.0f;");
     cg_line(e, "for (long k = 0; k < kc; k++) {");
-    e->ind++;
-    cg_line(e, "const float *ak4 = pa + k * 4, *bk16 = pbj + k * 16;");
-    cg_line(e, "const float a0 = ak4[0], a1 = ak4[1], a2 = ak4[2], a3 = ak4[3];");
-    {
-        Buf b = {0};
-        for (int j = 0; j < 16; j++)
-            buf_printf(&b, "%sb%d = bk16[%d]", j ? ", " : "", j, j);
-        cg_line(e, "float %s;", b.data);
-        buf_free(&b);
+    cg_line(e, "    const float *a4 = pa + k * 4, *b64 = pbj + k * 64;");
+    cg_line(e, "    const float a0 = a4[0], a1 = a4[1], a2 = a4[2], a3 = a4[3];");
+    cg_line(e, "    if (a0 == 0.0f && a1 == 0.0f && a2 == 0.0f && a3 == 0.0f)");
+    cg_line(e, "        continue;");
+    cg_line(e, "    for (long j = 0; j < 64; j++) {");
+    cg_line(e, "        acc[0][j] += a0 * b64[j];");
+    cg_line(e, "        acc[1][j] += a1 * b64[j];");
+    cg_line(e, "        acc[2][j] += a2 * b64[j];");
+    cg_line(e, "        acc[3][j] += a3 * b64[j];");
+    cg_line(e, "    }");
+    cg_line(e, "}");
+    cg_line(e, "for (long i = 0; i < mi; i++)");
+    cg_line(e, "    for (long j = 0; j < nj; j++)");
+    cg_line(e, "        c0[i * ldc + j] = acc[i][j];");
+    for (int k = 0; k < 4; k++) {
+        e->ind--;
+        cg_line(e, "}");
     }
-    cg_line(e, "if (a0 == 0.0f && a1 == 0.0f && a2 == 0.0f && a3 == 0.0f)");
-    cg_line(e, "    continue;");
-    for (int i = 0; i < 4; i++)
-        for (int j = 0; j < 16; j++)
-            cg_line(e, "c%d_%d += a%d * b%d;", i, j, i, j);
-    e->ind--;
-    cg_line(e, "}");
-    for (int i = 0; i < 4; i++)
-        for (int j = 0; j < 16; j++)
-            cg_line(e, "c0[%d * ldc + %d] = c%d_%d;", i, j, i, j);
-    e->ind--;
-    cg_line(e, "} else {");
-    cg_line(e, "    for (long i = 0; i < mi; i++)");
-    cg_line(e, "        for (long k = 0; k < kc; k++) {");
-    cg_line(e, "            const float v = pa[k * 4 + i];");
-    cg_line(e, "            if (v == 0.0f)");
-    cg_line(e, "                continue;");
-    cg_line(e, "            for (long j = 0; j < nj; j++)");
-    cg_line(e, "                c0[i * ldc + j] += v * pbj[k * 16 + j];");
-    cg_line(e, "        }");
-    cg_line(e, "}");
-    e->ind--;
-    cg_line(e, "}");
-    e->ind--;
-    cg_line(e, "}");
-    e->ind--;
-    cg_line(e, "}");
-    e->ind--;
-    cg_line(e, "}");
     e->ind--;
     cg_line(e, "}");
 }
