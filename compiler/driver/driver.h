@@ -56,6 +56,9 @@ int drv_generate(const IrGraph *g, Options *o, const char *dir, const float *emb
 int drv_ensure_dir(const char *dir);
 /* Writes a file atomically; reports and returns -1 on failure. */
 int drv_write(const char *path, const char *data, size_t len);
+/* A result file must be creatable: not a folder, in a writable folder;
+   -1 after reporting. Checked before anything is built. */
+int drv_check_result_path(Arena *a, const char *path);
 /* Runs argv[0] and waits; reports and returns -1 unless it exits with 0. */
 int drv_run_program(char *const argv[], const char *what);
 char *drv_lower(Arena *a, const char *s);

@@ -56,6 +56,9 @@ int cmd_grad(Arena *a, Options *o) {
     JitModel m;
     memset(&m, 0, sizeof m);
     float *ws = NULL, *y = NULL, *dx = NULL;
+    if (drv_check_result_path(a, o->npy_out) != 0 || (o->dinput_out && drv_check_result_path(a, o->dinput_out) != 0) ||
+        (o->steps_out && drv_check_result_path(a, o->steps_out) != 0))
+        return 1;
     if (snnrt_npy_read(o->npy_in, &x, err, sizeof err) != 0 ||
         snnrt_npy_read(o->grad_in, &gy, err, sizeof err) != 0) {
         error_plain("%s", err);

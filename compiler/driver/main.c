@@ -295,6 +295,9 @@ static int parse_args(int argc, char **argv, Options *o) {
         if (!o->weights && !o->init)
             return bad_usage("%s needs --weights FILE or --init SEED (or both)", "grad");
     }
+    if (!strcmp(o->cmd, "compile") && o->embed && o->train)
+        return bad_usage("%s: the training code keeps its parameters in its workspace; compile without "
+                         "--embed-weights", "--train");
     if (!strcmp(o->cmd, "compile") && o->embed && !o->weights)
         return bad_usage("%s needs --weights FILE", "--embed-weights");
     return 0;
@@ -336,6 +339,10 @@ IrGraph *drv_front_end(Arena *a, Options *o) {
         ts->epochs = o->set_epochs;
     if (o->set_batch)
         ts->batch = o->set_batch;
+    if ((!strcmp(o->cmd, "train") || o->eval) && ts->batch > 65536) {
+        error_plain("--batch %d: a training or evaluation batch holds at most 65536 samples", ts->batch);
+        return NULL;
+    }
     if (o->set_lr > 0)
         ts->lr = o->set_lr;
     if (o->set_seed_given)
@@ -554,6 +561,8 @@ int main(int argc, char **argv) {
     if (g)
         g = drv_middle_end(&arena, &o, g);
     if (!g)
+        goto fail;
+    if (o.dot && drv_check_result_path(&arena, o.dot) != 0)
         goto fail;
     float *w = NULL;
     if (!strcmp(o.cmd, "compile") && !o.emit_ir && o.embed && !(w = drv_read_weights(g, o.weights, 0)))

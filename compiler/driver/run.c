@@ -154,7 +154,7 @@ static int read_raw(const char *path, float *p, size_t n) {
 /* A result file must be creatable: not a folder, in a folder that exists
    and is writable. Checked before anything is built, so that a wrong path
    costs no compilation (the writing itself is checked again). */
-static int check_result_path(Arena *a, const char *path) {
+int drv_check_result_path(Arena *a, const char *path) {
     struct stat st;
     const char *slash = strrchr(path, '/');
     const char *dir = !slash ? "." : slash == path ? "/" : arena_strndup(a, path, (size_t)(slash - path));
@@ -198,9 +198,9 @@ int cmd_run(Arena *a, Options *o) {
     char err[1024];
     SnnrtTensor x;
     memset(&x, 0, sizeof x);
-    int unwritable = check_result_path(a, o->npy_out);
+    int unwritable = drv_check_result_path(a, o->npy_out);
     for (int k = 0; k < o->nrecords; k++)
-        unwritable |= check_result_path(a, o->records[k].file);
+        unwritable |= drv_check_result_path(a, o->records[k].file);
     if (unwritable)
         return 1;
     if (snnrt_npy_read(o->npy_in, &x, err, sizeof err) != 0) {

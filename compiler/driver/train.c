@@ -1,5 +1,5 @@
 /*
- * train.c: snnc train, and snnc run --data (accuracy on a dataset).
+ * train.c: snnc train, and snnc run --eval (accuracy on a dataset).
  *
  * The model's training code is generated, built and loaded (jit.c); the
  * loop around it is here: batches drawn in an order shuffled from the seed
@@ -89,10 +89,11 @@ static double lr_at(const TrainSpec *ts, int epoch) {
 
 /* ---- evaluation ---- */
 
-/* The class the generated code's forward would predict: the argmax (first
-   on ties) of its readout, computed in float in the same order as the
-   generated readout, so that the standalone program agrees exactly. */
-static int predict(const float *y, int T, int B, int K, int b, int readout, int mse_count) {
+/* The class the generated code's forward predicts: the argmax (first on
+   ties) of its readout (for per-step outputs, of their mean), computed in
+   float in the same order as the generated readout, so that a deployed
+   program agrees exactly. */
+static int predict(const float *y, int T, int B, int K, int b, int readout) {
     int best = 0;
     float bv = 0;
     for (int k = 0; k < K; k++) {
@@ -101,12 +102,12 @@ static int predict(const float *y, int T, int B, int K, int b, int readout, int 
             v = y[((size_t)(T - 1) * (size_t)B + (size_t)b) * (size_t)K + (size_t)k];
         for (int t = 1; t < T && readout != SNNRT_RO_LAST; t++) {
             float w = y[((size_t)t * (size_t)B + (size_t)b) * (size_t)K + (size_t)k];
-            if (readout == SNNRT_RO_MAX && !mse_count)
+            if (readout == SNNRT_RO_MAX)
                 v = w > v ? w : v;
             else
                 v = v + w;
         }
-        if (!mse_count && (readout == SNNRT_RO_MEAN || readout == SNNRT_RO_RATE || readout == SNNRT_RO_STEPS))
+        if (readout == SNNRT_RO_MEAN || readout == SNNRT_RO_RATE || readout == SNNRT_RO_STEPS)
             v = v / (float)T;
         if (k == 0 || v > bv) {
             best = k;
@@ -134,8 +135,7 @@ static void evaluate(Trainer *tr, const Dataset *d, Eval *ev) {
         int ignored = 0;
         loss += snnrt_loss(&tr->loss, tr->T, b, tr->K, tr->y, tr->labels, NULL, &ignored) * b;
         for (int r = 0; r < b; r++)
-            correct += predict(tr->y, tr->T, b, tr->K, r, tr->loss.readout,
-                               tr->loss.kind == SNNRT_LOSS_MSE_COUNT) == tr->labels[r];
+            correct += predict(tr->y, tr->T, b, tr->K, r, tr->loss.readout) == tr->labels[r];
         if (tr->m.spikes) {
             double s = 0, c = 0;
             tr->m.spikes(tr->ws, b, &s, &c);
@@ -214,6 +214,8 @@ static int save_params(Trainer *tr, const char *path, int with_state) {
             const float *src = kind == 0 ? tr->ws : kind == 1 ? tr->opt.m : tr->opt.v;
             if (kind > 0 && (!q->learnable || !src))
                 continue;
+            if (kind == 2 && tr->opt.kind == SNNRT_SGD)
+                continue; /* SGD keeps only its momentum */
             SnnrtTensor *t = &ts[n];
             t->ndim = q->ndim;
             for (int k = 0; k < q->ndim; k++)
@@ -312,7 +314,7 @@ static int resume(Trainer *tr, const char *path) {
         if (tr->opt.m &&
             copy_tensor(tr->a, &f, path, arena_printf(tr->a, "optimizer.m.%s", q->name), q, tr->opt.m + q->offset) != 0)
             goto out;
-        if (tr->opt.v &&
+        if (tr->opt.v && tr->opt.kind != SNNRT_SGD &&
             copy_tensor(tr->a, &f, path, arena_printf(tr->a, "optimizer.v.%s", q->name), q, tr->opt.v + q->offset) != 0)
             goto out;
     }
@@ -352,7 +354,10 @@ static int train_epoch(Trainer *tr, const Dataset *d, int epoch, Metrics *mt) {
         int b = d->n - done < tr->batch ? (int)(d->n - done) : tr->batch;
         data_batch(d, tr->order + done, b, tr->x, tr->labels);
         tr->m.forward(tr->ws, b, tr->x, tr->y, 1, mix(tr->ts->seed ^ mix((unsigned long long)tr->step + 1)));
-        double l = snnrt_loss(&tr->loss, tr->T, b, tr->K, tr->y, tr->labels, tr->dy, &correct);
+        int ignored = 0;
+        double l = snnrt_loss(&tr->loss, tr->T, b, tr->K, tr->y, tr->labels, tr->dy, &ignored);
+        for (int r = 0; r < b; r++) /* predicted as evaluation and deployment predict */
+            correct += predict(tr->y, tr->T, b, tr->K, r, tr->loss.readout) == tr->labels[r];
         if (!isfinite(l)) {
             if (tty)
                 fputc('\n', stderr);
@@ -458,6 +463,11 @@ int cmd_train(Arena *a, Options *o) {
     if (setup(&tr, a, o, g, ts->batch) != 0)
         goto out;
     tr.dir = o->outdir_set ? o->outdir : arena_printf(a, "%s.train", drv_lower(a, g->name));
+    const char *ckpt = arena_printf(a, "%s/checkpoint.safetensors", tr.dir);
+    if (o->resume && access(ckpt, F_OK) != 0) {
+        error_plain("%s: no checkpoint to resume from: %s", ckpt, strerror(errno));
+        goto out;
+    }
     if (drv_ensure_dir(tr.dir) != 0)
         goto out;
     tr.order = malloc(sizeof(long) * (size_t)(train.n > test.n ? train.n : test.n) + sizeof(long) * (size_t)ts->batch + 1);
@@ -497,23 +507,21 @@ int cmd_train(Arena *a, Options *o) {
             goto out;
         }
     }
-    const char *ckpt = arena_printf(a, "%s/checkpoint.safetensors", tr.dir);
     if (o->step_log) {
         buf_puts(&steplog, "step,epoch,loss\n");
         tr.steplog = &steplog;
     }
     if (o->resume) {
-        if (access(ckpt, F_OK) != 0) {
-            error_plain("%s: no checkpoint to resume from: %s", ckpt, strerror(errno));
-            goto out;
-        }
         if (resume(&tr, ckpt) != 0)
             goto out;
         printf("resumed from %s after epoch %d\n", ckpt, tr.epochs_done);
     }
-    printf("training %s: %ld samples (test %ld), %d epochs, batch %d, T = %d, %d parameters in %d tensors\n",
-           g->name, train.n, test.n, ts->epochs, ts->batch, tr.T,
-           (int)(tr.opt.n), tr.nranges);
+    size_t learned = 0;
+    for (int k = 0; k < tr.nranges; k++)
+        learned += tr.rcnt[k];
+    printf("training %s: %ld samples (test %ld), %d epochs, batch %d, T = %d, %zu learnable parameters in "
+           "%d tensors\n",
+           g->name, train.n, test.n, ts->epochs, ts->batch, tr.T, learned, tr.nranges);
     fflush(stdout);
     for (int e = tr.epochs_done; e < ts->epochs; e++) {
         Metrics mt;
@@ -553,7 +561,7 @@ out:
     return rc;
 }
 
-/* snnc run --data: the accuracy of given weights on the test split. */
+/* snnc run --eval: the accuracy of given weights on the test split. */
 int cmd_eval(Arena *a, Options *o) {
     IrGraph *g = drv_front_end(a, o);
     if (!g)

@@ -837,8 +837,13 @@ static void make_params(Sema *S) {
             b.d[0] = x->d[0];
             ir_add_param(g, i, "weight", &b, PK_ONES, 1, 0);
             ir_add_param(g, i, "bias", &b, PK_ZEROS, 0, 0);
-            g->params.items[ir_add_param(g, i, "running_mean", &b, PK_ZEROS, 0, 0)].learnable = 0;
-            g->params.items[ir_add_param(g, i, "running_var", &b, PK_ONES, 1, 0)].learnable = 0;
+            {
+                /* buffers, not learned (the index first: adding may move the array) */
+                int rm = ir_add_param(g, i, "running_mean", &b, PK_ZEROS, 0, 0);
+                g->params.items[rm].learnable = 0;
+                int rv = ir_add_param(g, i, "running_var", &b, PK_ONES, 1, 0);
+                g->params.items[rv].learnable = 0;
+            }
             break;
         case IR_NEURON: {
             NeuronProg *p = n->neuron;

@@ -11,8 +11,8 @@
 
 const Pass pass_table[] = {
     {"simplify", pass_simplify, 0,
-     "neuron programs: fold constants, drop identities (x+0, x*1, 0*spike), share common "
-     "subexpressions, remove dead instructions"},
+     "neuron programs: fold constants, drop exact identities (x-0, x*1, x/1, 0*spike), share "
+     "common subexpressions, remove dead instructions"},
     {"autodiff", pass_autodiff, 1,
      "training only: derive the backward of every neuron program from its equations"},
     {"dropout", pass_dropout, 0, "remove dropout layers (identity at inference; kept for training)"},

@@ -163,6 +163,14 @@ static void layout(Train *tr) {
         TNode *t = &tr->t[i];
         t->n = shape_count(&x->shape);
         t->inv = x->invariant || (x->op == IR_INPUT && g->encoding == ENC_DIRECT);
+        if (!t->inv && !x->dead && x->nin && x->op != IR_NEURON && x->op != IR_DELAY) {
+            /* a stateless layer of values stored once is stored once too,
+               whether or not the hoist pass ran */
+            int all = 1;
+            for (int k = 0; k < x->nin; k++)
+                all &= x->in[k] < i && tr->t[x->in[k]].inv;
+            t->inv = all;
+        }
         t->rg = x->op == IR_INPUT ? 2 : has_learnable(g, i);
     }
     /* which gradients are needed, to a fixpoint (recurrent edges) */
