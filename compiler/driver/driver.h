@@ -44,8 +44,22 @@ typedef struct Options {
     unsigned long long set_seed;
     const char *set_data;
     const char *step_log; /* train: the loss of every step, as CSV */
+    /* models */
+    const char *neurons;          /* --neurons FILE.snn: more neuron models */
+    const char *spiking;          /* --spiking OP=MODEL(args): ANN-to-SNN conversion of ONNX */
+    const struct OnnxImport *onnx; /* the imported ONNX model, when the model is one */
+    const char *onnx_weights;     /* its weights, as a safetensors file */
     long train_limit, test_limit;
 } Options;
+
+int drv_is_onnx(const char *path);
+/* Parses the built-in models (std) and the model file with --neurons
+   (user); an ONNX model is converted first. 0, or -1 after reporting. */
+int drv_parse_model(Arena *a, Options *o, struct Node **std, struct Node **user);
+/* After sema: the ONNX model's initializers as the network's weights (a
+   temporary safetensors file, o->onnx_weights, and o->weights unless
+   given). 0 when the model is not ONNX; -1 after reporting. */
+int drv_bind_onnx_weights(Arena *a, Options *o, const IrGraph *g);
 
 /* Read, parse and check the model: the graph before any pass. */
 IrGraph *drv_front_end(Arena *a, Options *o);

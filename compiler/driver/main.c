@@ -25,10 +25,7 @@
 #include "snnrt.h"
 #include "driver.h"
 
-extern const char snnc_stdlib_snn[];
-extern const unsigned long snnc_stdlib_snn_len;
 
-#define MAX_SOURCE (16u << 20)
 static void usage(FILE *f) {
     fputs("usage: snnc COMMAND MODEL.snn [options]\n"
           "\n"
@@ -204,6 +201,15 @@ static int parse_args(int argc, char **argv, Options *o) {
                 o->train_limit = n;
             else
                 o->test_limit = n;
+        } else if (!strcmp(a, "--neurons")) {
+            NEEDV();
+            o->neurons = v;
+        } else if (!strcmp(a, "--spiking")) {
+            NEEDV();
+            const char *eq = strchr(v, '=');
+            if (!eq || eq == v || !eq[1])
+                return bad_usage("--spiking needs OP=MODEL(args), e.g. Relu=LIF(tau = 2.0), got '%s'", v);
+            o->spiking = v;
         } else if (!strcmp(a, "--step-log")) {
             NEEDV();
             o->step_log = v;
@@ -276,12 +282,12 @@ static int parse_args(int argc, char **argv, Options *o) {
     if (!o->input_file)
         return bad_usage("%s needs a model file", o->cmd);
     if (!strcmp(o->cmd, "run") && o->eval) {
-        if (!o->weights && !o->init)
+        if (!o->weights && !o->init && !drv_is_onnx(o->input_file))
             return bad_usage("%s needs --weights FILE (a checkpoint or weights file)", "run --eval");
     } else if (!strcmp(o->cmd, "run")) {
         if (!o->npy_in || !o->npy_out)
             return bad_usage("%s needs --input X.npy and --output Y.npy", "run");
-        if (!o->weights && !o->init)
+        if (!o->weights && !o->init && !drv_is_onnx(o->input_file))
             return bad_usage("%s needs --weights FILE or --init SEED (or both)", "run");
         for (int k = 0; k < o->nrecords; k++)
             if (!o->records[k].file || !*o->records[k].file)
@@ -292,7 +298,7 @@ static int parse_args(int argc, char **argv, Options *o) {
         if (!o->npy_in || !o->grad_in || !o->npy_out)
             return bad_usage("%s needs --input X.npy, --grad-output G.npy and --output GRADS.safetensors",
                              "grad");
-        if (!o->weights && !o->init)
+        if (!o->weights && !o->init && !drv_is_onnx(o->input_file))
             return bad_usage("%s needs --weights FILE or --init SEED (or both)", "grad");
     }
     if (!strcmp(o->cmd, "compile") && o->embed && o->train)
@@ -307,31 +313,11 @@ static int parse_args(int argc, char **argv, Options *o) {
 
 /* Read, parse and check the model: the graph before any pass. */
 IrGraph *drv_front_end(Arena *a, Options *o) {
-    size_t len;
-    char *text = read_file(o->input_file, &len, MAX_SOURCE);
-    if (!text) {
-        if (errno == EFBIG)
-            error_plain("%s: file is larger than %u bytes", o->input_file, MAX_SOURCE);
-        else
-            error_plain("%s: %s", o->input_file, strerror(errno));
-        return NULL;
-    }
-    if (memchr(text, 0, len)) {
-        error_plain("%s: not a text file (contains a NUL byte)", o->input_file);
-        free(text);
-        return NULL;
-    }
-    int sf = src_add("<stdlib>/neurons.snn", snnc_stdlib_snn, snnc_stdlib_snn_len);
-    Node *std = parse_source(a, sf, snnc_stdlib_snn, snnc_stdlib_snn_len);
-    if (diag_errors())
-        ICE("the built-in neuron library does not parse");
-    int uf = src_add(o->input_file, text, len);
-    free(text);
-    Node *user = parse_source(a, uf, src_text(uf), len);
-    if (diag_errors())
+    Node *std, *user;
+    if (drv_parse_model(a, o, &std, &user) != 0)
         return NULL;
     IrGraph *g = sema_build(a, std, user, &o->sema);
-    if (!g || !trainspec_build(user, g->name, &o->spec))
+    if (!g || !trainspec_build(user, g->name, &o->spec) || drv_bind_onnx_weights(a, o, g) != 0)
         return NULL;
     /* the command line overrides the train block */
     TrainSpec *ts = &o->spec;

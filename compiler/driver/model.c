@@ -1,0 +1,232 @@
+/*
+ * model.c: the model file a command names, read into syntax trees: a .snn
+ * file, or an ONNX model converted to the same (compiler/onnx/), plus the
+ * neuron models of --neurons FILE.snn.
+ *
+ * An ONNX model brings its weights: once sema has made the graph's
+ * parameters, each initializer is checked against the parameter it fills
+ * (shape, finite values) and all of them are written to a safetensors file
+ * in a private temporary folder, which then stands for --weights unless
+ * the command line gives other weights. Parameters the model does not give
+ * (a neuron's learnable parameters left out) take their model's initial
+ * value. The folder is removed when snnc exits.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "driver.h"
+#include "onnx.h"
+
+extern const char snnc_stdlib_snn[];
+extern const unsigned long snnc_stdlib_snn_len;
+
+#define MAX_SOURCE (16u << 20)
+
+int drv_is_onnx(const char *path) {
+    size_t n = strlen(path);
+    return n > 5 && (!strcmp(path + n - 5, ".onnx") || !strcmp(path + n - 5, ".ONNX"));
+}
+
+/* Parses a text file of the language; the items, or NULL (check diag_errors). */
+static Node *parse_file(Arena *a, const char *path) {
+    size_t len;
+    char *text = read_file(path, &len, MAX_SOURCE);
+    if (!text) {
+        if (errno == EFBIG)
+            error_plain("%s: file is larger than %u bytes", path, MAX_SOURCE);
+        else
+            error_plain("%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    if (memchr(text, 0, len)) {
+        error_plain("%s: not a text file (contains a NUL byte)", path);
+        free(text);
+        return NULL;
+    }
+    int f = src_add(path, text, len);
+    free(text);
+    return parse_source(a, f, src_text(f), len);
+}
+
+static Node *concat(Node *a, Node *b) {
+    if (!a)
+        return b;
+    Node *t = a;
+    while (t->next)
+        t = t->next;
+    t->next = b;
+    return a;
+}
+
+int drv_parse_model(Arena *a, Options *o, Node **std, Node **user) {
+    int sf = src_add("<stdlib>/neurons.snn", snnc_stdlib_snn, snnc_stdlib_snn_len);
+    *std = parse_source(a, sf, snnc_stdlib_snn, snnc_stdlib_snn_len);
+    if (diag_errors())
+        ICE("the built-in neuron library does not parse");
+    *user = NULL;
+    if (o->neurons) {
+        *user = parse_file(a, o->neurons);
+        if (diag_errors())
+            return -1;
+        for (const Node *it = *user; it; it = it->next)
+            if (it->kind != D_NEURON) {
+                error_at(it->loc, "%s: a --neurons file holds neuron models only", o->neurons);
+                return -1;
+            }
+    }
+    if (!drv_is_onnx(o->input_file)) {
+        Node *items = parse_file(a, o->input_file);
+        if (diag_errors())
+            return -1;
+        *user = concat(*user, items);
+        return 0;
+    }
+    OnnxOptions oo = {o->sema.timesteps, o->spiking};
+    OnnxImport *imp = arena_alloc(a, sizeof *imp);
+    if (onnx_import(a, o->input_file, &oo, imp) != 0)
+        return -1;
+    /* the converted text is a source of its own: errors in it quote it */
+    const char *name = arena_printf(a, "%s (converted)", o->input_file);
+    int f = src_add(name, imp->text, imp->len);
+    Node *items = parse_source(a, f, src_text(f), imp->len);
+    if (diag_errors())
+        return -1;
+    *user = concat(*user, items);
+    o->onnx = imp;
+    return 0;
+}
+
+/* Shapes agree when their sizes above 1 are the same, in order (a per-layer
+   parameter may come as [], [1] or [1, 1]). */
+static int same_sizes(const OnnxTensor *t, const Shape *s) {
+    int64_t a[8], b[8];
+    int na = 0, nb = 0;
+    for (int i = 0; i < t->ndim; i++)
+        if (t->shape[i] != 1)
+            a[na++] = t->shape[i];
+    for (int i = 0; i < s->ndim; i++)
+        if (s->d[i] != 1)
+            b[nb++] = s->d[i];
+    if (na != nb)
+        return 0;
+    for (int i = 0; i < na; i++)
+        if (a[i] != b[i])
+            return 0;
+    return 1;
+}
+
+/* The temporary weights file, removed at exit (kept outside the arena,
+   which is gone by then). */
+static char tmp_weights[4096];
+
+static void cleanup(void) {
+    if (!tmp_weights[0])
+        return;
+    unlink(tmp_weights);
+    char *slash = strrchr(tmp_weights, '/');
+    if (slash) {
+        *slash = 0;
+        rmdir(tmp_weights);
+    }
+    tmp_weights[0] = 0;
+}
+
+int drv_bind_onnx_weights(Arena *a, Options *o, const IrGraph *g) {
+    const OnnxImport *imp = o->onnx;
+    if (!imp)
+        return 0;
+    float **data = arena_alloc(a, sizeof(float *) * (size_t)(g->params.len + 1));
+    for (int k = 0; k < imp->tensors.len; k++) {
+        const OnnxTensor *t = &imp->tensors.items[k];
+        int p = -1;
+        if (t->param) {
+            const char *pn = arena_printf(a, "%s.%s", t->layer, t->param);
+            for (int i = 0; i < g->params.len && p < 0; i++)
+                if (!strcmp(g->params.items[i].name, pn))
+                    p = i;
+        } else {
+            int n = ir_find_node(g, t->layer);
+            const NeuronProg *np = n >= 0 ? g->nodes.items[n].neuron : NULL;
+            if (!np || t->index >= np->params.len) {
+                error_plain("%s: initializer '%s' is input %d of neuron layer '%s', whose model %s has %d learnable "
+                            "parameter%s",
+                            o->input_file, t->source, t->index + 2, t->layer, np ? np->model : "?",
+                            np ? np->params.len : 0, np && np->params.len == 1 ? "" : "s");
+                return -1;
+            }
+            p = np->params.items[t->index].param;
+        }
+        if (p < 0)
+            ICE("no parameter for %s.%s", t->layer, t->param);
+        const IrParam *q = &g->params.items[p];
+        if (t->count != q->count || !same_sizes(t, &q->shape)) {
+            Shape s = {0, {0}};
+            for (int i = 0; i < t->ndim && i < IR_MAX_DIMS; i++)
+                s.d[s.ndim++] = t->shape[i];
+            error_plain("%s: initializer '%s' has shape %s%s, but '%s' needs %s", o->input_file, t->source,
+                        shape_str(a, &s), t->ndim > IR_MAX_DIMS ? "..." : "", q->name, shape_str(a, &q->shape));
+            return -1;
+        }
+        for (int64_t i = 0; i < t->count; i++)
+            if (!isfinite(t->data[i])) {
+                error_plain("%s: initializer '%s' (for '%s') has %s at flat index %lld", o->input_file, t->source,
+                            q->name, isnan(t->data[i]) ? "NaN" : "infinity", (long long)i);
+                return -1;
+            }
+        data[p] = t->data;
+    }
+    /* every parameter, in the file: the model's values, else initial values */
+    const char **names = arena_alloc(a, sizeof(char *) * (size_t)(g->params.len + 1));
+    SnnrtTensor *ts = arena_alloc(a, sizeof(SnnrtTensor) * (size_t)(g->params.len + 1));
+    const SnnrtTensor **tp = arena_alloc(a, sizeof(SnnrtTensor *) * (size_t)(g->params.len + 1));
+    for (int i = 0; i < g->params.len; i++) {
+        const IrParam *q = &g->params.items[i];
+        if (!data[i]) {
+            if (q->kind == PK_WEIGHT || q->kind == PK_BIAS) {
+                error_plain("%s: the model gives no initializer for '%s'", o->input_file, q->name);
+                return -1;
+            }
+            data[i] = arena_alloc(a, sizeof(float) * (size_t)q->count + 1);
+            float v = q->kind == PK_ONES ? 1.0f : q->kind == PK_ZEROS ? 0.0f : q->init;
+            for (int64_t k = 0; k < q->count; k++)
+                data[i][k] = v;
+        }
+        ts[i].ndim = q->shape.ndim;
+        for (int k = 0; k < q->shape.ndim; k++)
+            ts[i].shape[k] = q->shape.d[k];
+        ts[i].count = (size_t)q->count;
+        ts[i].data = data[i];
+        names[i] = q->name;
+        tp[i] = &ts[i];
+    }
+    const char *tmpdir = getenv("TMPDIR");
+    char *dir = arena_printf(a, "%s/snnc-onnx-XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
+    if (!mkdtemp(dir)) {
+        error_plain("cannot create a temporary folder: %s", strerror(errno));
+        return -1;
+    }
+    char err[1024];
+    const char *path = arena_printf(a, "%s/weights.safetensors", dir);
+    if (strlen(path) >= sizeof tmp_weights) {
+        error_plain("%s: the temporary folder's name is too long", dir);
+        rmdir(dir);
+        return -1;
+    }
+    if (snnrt_st_write(path, g->params.len, names, tp, err, sizeof err) != 0) {
+        error_plain("%s", err);
+        rmdir(dir);
+        return -1;
+    }
+    if (!tmp_weights[0])
+        atexit(cleanup);
+    cleanup();
+    strcpy(tmp_weights, path);
+    o->onnx_weights = path;
+    if (!o->weights)
+        o->weights = path;
+    return 0;
+}
