@@ -89,6 +89,9 @@ float *drv_read_weights(const IrGraph *g, const char *path, int allow_missing);
 int cmd_run(Arena *a, Options *o);
 int cmd_grad(Arena *a, Options *o);
 int cmd_train(Arena *a, Options *o);
+int cmd_export(Arena *a, Options *o);
+/* Every parameter as --init SEED sets it, at its memplan offset in w. */
+void drv_init_params(const IrGraph *g, unsigned long long seed, float *w);
 int cmd_eval(Arena *a, Options *o);
 
 #endif

@@ -33,12 +33,18 @@ static void usage(FILE *f) {
           "  compile   generate code: writes DIR/<net>.h and DIR/<net>.c\n"
           "  run       compile, build with the system C compiler, run on an input\n"
           "  train     train the network (its train block; options below), in generated C\n"
+          "  export    write the network and its weights as an ONNX model (-o OUT.onnx)\n"
           "  grad      one forward and backward pass of the training code: write the\n"
           "            gradients of the parameters (and of the input) for a given dL/doutput\n"
           "  info      layers, shapes, parameters, neurons, synaptic operations, memory\n"
           "\n"
+          "MODEL is a .snn file or an ONNX model (.onnx, docs/onnx.md).\n"
+          "\n"
           "common options:\n"
           "  --network NAME        the network to use when the file defines several\n"
+          "  --neurons FILE.snn    more neuron models (for ONNX nodes snn::Neuron)\n"
+          "  --spiking OP=MODEL    ONNX: replace every node OP by a neuron layer,\n"
+          "                        e.g. --spiking 'Relu=LIF(tau = 2.0)' (ANN to SNN)\n"
           "  --timesteps N         override the network's timesteps\n"
           "  --batch N             largest batch the generated code accepts (default 1;\n"
           "                        run: the input's batch)\n"
@@ -277,8 +283,14 @@ static int parse_args(int argc, char **argv, Options *o) {
         return 2;
     }
     if (strcmp(o->cmd, "compile") && strcmp(o->cmd, "run") && strcmp(o->cmd, "info") &&
-        strcmp(o->cmd, "grad") && strcmp(o->cmd, "train"))
-        return bad_usage("unknown command '%s' (compile, run, train, grad or info)", o->cmd);
+        strcmp(o->cmd, "grad") && strcmp(o->cmd, "train") && strcmp(o->cmd, "export"))
+        return bad_usage("unknown command '%s' (compile, run, train, grad, export or info)", o->cmd);
+    if (!strcmp(o->cmd, "export")) {
+        if (!o->outdir_set)
+            return bad_usage("%s needs -o OUT.onnx", "export");
+        if (!o->weights && !o->init && !drv_is_onnx(o->input_file))
+            return bad_usage("%s needs --weights FILE or --init SEED (or both)", "export");
+    }
     if (!o->input_file)
         return bad_usage("%s needs a model file", o->cmd);
     if (!strcmp(o->cmd, "run") && o->eval) {
@@ -533,8 +545,9 @@ int main(int argc, char **argv) {
     if (rc)
         return rc;
     Arena arena = {0};
-    if (!strcmp(o.cmd, "run") || !strcmp(o.cmd, "grad") || !strcmp(o.cmd, "train")) {
-        rc = !strcmp(o.cmd, "train") ? cmd_train(&arena, &o)
+    if (!strcmp(o.cmd, "run") || !strcmp(o.cmd, "grad") || !strcmp(o.cmd, "train") || !strcmp(o.cmd, "export")) {
+        rc = !strcmp(o.cmd, "train")   ? cmd_train(&arena, &o)
+             : !strcmp(o.cmd, "export") ? cmd_export(&arena, &o)
              : !strcmp(o.cmd, "grad") ? cmd_grad(&arena, &o)
              : o.eval                 ? cmd_eval(&arena, &o)
                                       : cmd_run(&arena, &o);

@@ -230,3 +230,87 @@ int drv_bind_onnx_weights(Arena *a, Options *o, const IrGraph *g) {
         o->weights = path;
     return 0;
 }
+
+/* The values --init SEED gives, computed as the generated <net>_init_weights
+   computes them (the same generator, the same float operations). */
+static float init_uniform(unsigned long long *state) {
+    unsigned long long z = (*state += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    z ^= z >> 31;
+    return (float)(z >> 40) * (1.0f / 16777216.0f);
+}
+
+void drv_init_params(const IrGraph *g, unsigned long long seed, float *w) {
+    unsigned long long st = seed;
+    for (int i = 0; i < g->params.len; i++) {
+        const IrParam *q = &g->params.items[i];
+        float *d = w + q->off;
+        if (q->kind == PK_WEIGHT || q->kind == PK_BIAS) {
+            float bound = 1.0f / sqrtf((float)q->fan_in);
+            for (int64_t k = 0; k < q->count; k++)
+                d[k] = (2.0f * init_uniform(&st) - 1.0f) * bound;
+            continue;
+        }
+        float v = q->kind == PK_ONES ? 1.0f : q->kind == PK_ZEROS ? 0.0f : q->init;
+        for (int64_t k = 0; k < q->count; k++)
+            d[k] = v;
+    }
+}
+
+int cmd_export(Arena *a, Options *o) {
+    /* keep dropout layers: they are part of the model (identity at inference) */
+    o->passes.disabled[o->passes.ndisabled++] = "dropout";
+    IrGraph *g = drv_front_end(a, o);
+    if (!g || !drv_middle_end(a, o, g))
+        return 1;
+    if (drv_check_result_path(a, o->outdir) != 0)
+        return 1;
+    float *w = NULL;
+    if (o->weights) {
+        w = drv_read_weights(g, o->weights, o->init);
+        if (!w)
+            return 1;
+        if (o->init) { /* the file's tensors over the initialization */
+            float *iw = calloc((size_t)g->param_floats + 1, sizeof(float));
+            float *fw = drv_read_weights(g, o->weights, 1);
+            if (!iw || !fw) {
+                free(iw);
+                free(fw);
+                free(w);
+                return 1;
+            }
+            drv_init_params(g, o->seed, iw);
+            /* a parameter absent from the file reads as zeros in fw: mark by
+               reading again strictly per tensor */
+            SnnrtStFile f;
+            char err[512];
+            if (snnrt_st_read(o->weights, &f, err, sizeof err) != 0) {
+                error_plain("%s", err);
+                free(iw);
+                free(fw);
+                free(w);
+                return 1;
+            }
+            for (int i = 0; i < g->params.len; i++) {
+                const IrParam *q = &g->params.items[i];
+                if (snnrt_st_find(&f, q->name))
+                    memcpy(iw + q->off, fw + q->off, sizeof(float) * (size_t)q->count);
+            }
+            snnrt_st_free(&f);
+            free(fw);
+            free(w);
+            w = iw;
+        }
+    } else {
+        w = calloc((size_t)g->param_floats + 1, sizeof(float));
+        if (!w) {
+            error_plain("out of memory");
+            return 1;
+        }
+        drv_init_params(g, o->seed, w);
+    }
+    int rc = onnx_export(a, g, w, o->outdir) == 0 ? 0 : 1;
+    free(w);
+    return rc;
+}

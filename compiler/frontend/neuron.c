@@ -624,6 +624,8 @@ static int bind_ctor(Inst *I, const Node *model, const Node *args, Loc call) {
         if (given[k]) {
             v.expr = given[k];
             v.env_len = 0; /* call-site arguments see no model names */
+            NeuronArg na = {p->name, given[k]};
+            vec_push(I->arena, &I->p->args, na);
         } else if (p->kind == N_KWARG) {
             v.expr = p->a;
             v.env_len = I->env.len;

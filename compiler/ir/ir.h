@@ -105,9 +105,16 @@ typedef struct NeuronGrad {
     int *dparam; /* per parameter: this element's and step's contribution to dL/dparam */
 } NeuronGrad;
 
+/* A constructor argument given where the model was used (for export). */
+typedef struct NeuronArg {
+    const char *name;
+    const struct Node *value; /* the expression as written */
+} NeuronArg;
+
 typedef struct NeuronProg {
     const char *model; /* the neuron model's name */
     Loc model_loc;
+    VEC(NeuronArg) args; /* the arguments given, by name */
     EqCode code;
     VEC(NeuronState) states;
     VEC(NeuronParam) params;
