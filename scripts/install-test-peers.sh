@@ -2,25 +2,37 @@
 # Installs the peer frameworks the reference tests compare against, from
 # PyPI, into .peers/ at the top of the tree (the tests put it on
 # PYTHONPATH): SpikingJelly 0.0.0.0.14 and snnTorch 0.9.4, the last
-# versions that run on Debian 12's PyTorch 1.13. Both are pure Python and
-# are installed without their dependencies, which come from Debian
-# (python3-torch, python3-numpy). If PyPI cannot be reached, the tests that
-# need a peer say so and are skipped.
+# versions that run on Debian 12's PyTorch 1.13, and onnxruntime 1.16.3
+# (the ONNX tests run plain ANNs in it), whose wheel works with Debian 12's
+# Python 3.11 and NumPy 1.24. All are installed without their
+# dependencies: the ones they import come from Debian (python3-torch,
+# python3-numpy, python3-onnx), and onnxruntime's others (coloredlogs,
+# flatbuffers, packaging, sympy) are not needed for running a model. If
+# PyPI cannot be reached, the tests that need a peer say so and are
+# skipped.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 dest=.peers
 py=/usr/bin/python3
 [ -x "$py" ] || py=python3
-want=("spikingjelly==0.0.0.0.14" "snntorch==0.9.4")
-if PYTHONPATH=$dest "$py" -c "import spikingjelly.activation_based, snntorch" 2>/dev/null; then
-  exit 0
-fi
+# package==version and the import that shows it is there
+peers=("spikingjelly==0.0.0.0.14:spikingjelly.activation_based" "snntorch==0.9.4:snntorch"
+       "onnxruntime==1.16.3:onnxruntime")
+want=()
+for p in "${peers[@]}"; do
+  if ! PYTHONPATH=$dest "$py" -c "import ${p#*:}" 2>/dev/null; then
+    want+=("${p%%:*}")
+  fi
+done
+[ ${#want[@]} -eq 0 ] && exit 0
 echo "installing test peers into $dest: ${want[*]}"
 if ! "$py" -m pip install -q --disable-pip-version-check --no-deps --upgrade \
      --target "$dest" "${want[@]}" 2>&1 | grep -v "Running pip as the 'root' user"; then
   :
 fi
-if ! PYTHONPATH=$dest "$py" -c "import spikingjelly.activation_based, snntorch" 2>/dev/null; then
-  echo "warning: the peer frameworks could not be installed; the tests against them will be skipped"
-fi
+for p in "${peers[@]}"; do
+  if ! PYTHONPATH=$dest "$py" -c "import ${p#*:}" 2>/dev/null; then
+    echo "warning: ${p%%:*} could not be installed; the tests that need it will be skipped"
+  fi
+done
 exit 0

@@ -316,7 +316,7 @@ static int parse_args(int argc, char **argv, Options *o) {
     if (!strcmp(o->cmd, "compile") && o->embed && o->train)
         return bad_usage("%s: the training code keeps its parameters in its workspace; compile without "
                          "--embed-weights", "--train");
-    if (!strcmp(o->cmd, "compile") && o->embed && !o->weights)
+    if (!strcmp(o->cmd, "compile") && o->embed && !o->weights && !drv_is_onnx(o->input_file))
         return bad_usage("%s needs --weights FILE", "--embed-weights");
     return 0;
 }
@@ -575,6 +575,14 @@ int main(int argc, char **argv) {
         buf_free(&b);
     } else {
         int bad = drv_generate(g, &o, o.outdir, w);
+        if (!bad && o.onnx_weights && !o.embed) {
+            /* an ONNX model's weights, beside the code that loads them */
+            size_t len;
+            char *data = read_file(o.onnx_weights, &len, (size_t)1 << 34);
+            const char *path = arena_printf(&arena, "%s/%s.safetensors", o.outdir, drv_lower(&arena, g->name));
+            bad = !data ? (error_plain("%s: %s", o.onnx_weights, strerror(errno)), 1) : drv_write(path, data, len);
+            free(data);
+        }
         if (bad) {
             free(w);
             goto fail;

@@ -13,6 +13,7 @@
  * Each supported node becomes one layer statement, named after the node:
  *   Gemm, MatMul (+ Add of a bias)  -> dense       Conv -> conv2d
  *   MaxPool, AveragePool, GlobalAveragePool -> maxpool / avgpool
+ *   Pad (zeros around H and W) before a Conv or an AveragePool -> its padding
  *   Flatten, Reshape to [N, -1]     -> flatten     BatchNormalization -> batchnorm
  *   Add of two values -> add        Mul by a scalar constant -> scale
  *   Identity -> identity            Dropout -> dropout      Relu -> ReLU
@@ -21,8 +22,12 @@
  *   snn::Prev (attribute source)    -> prev(source), a recurrent edge
  * Constructor arguments are the snn node's attributes; learnable neuron
  * parameters are its initializer inputs after x, in the model's order.
+ * A value read through a Prev has no known shape until sema: the ops that
+ * read one pass it on as unknown and sema checks it.
  */
+#define _XOPEN_SOURCE 700
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,7 +49,8 @@ typedef struct Const {
 typedef struct Value {
     const char *name;  /* the ONNX value */
     const char *layer; /* the description-language name that holds it */
-    Shape shape;       /* per sample */
+    Shape shape;       /* per sample; ndim 0: not known yet (a Prev value) */
+    int64_t pad[2];    /* the output of a Pad: layer padded by this much */
 } Value;
 
 typedef struct Imp {
@@ -57,6 +63,7 @@ typedef struct Imp {
     VEC(Const) consts;
     VEC(Value) values;
     VEC(const char *) layers; /* names in use */
+    VEC(const char *) prev_sources; /* the source attribute of each Prev */
     OnnxImport *out;
     int errors;
 } Imp;
@@ -178,6 +185,18 @@ static const char *inside(Imp *I, const char *rel) {
     return arena_printf(I->a, "%s%s", I->dir, rel);
 }
 
+/* Whether an existing file stays inside the model's folder once symbolic
+   links are followed (a file that does not exist fails to open later). */
+static int really_inside(Imp *I, const char *path) {
+    char dir[PATH_MAX], file[PATH_MAX];
+    if (!realpath(path, file))
+        return 1;
+    if (!realpath(*I->dir ? I->dir : ".", dir))
+        return 0;
+    size_t n = strlen(dir);
+    return !strncmp(file, dir, n) && (file[n] == '/' || (n == 1 && dir[0] == '/'));
+}
+
 static int external_bytes(Imp *I, const Onnx__NodeProto *n, const Onnx__TensorProto *t, size_t want,
                           unsigned char **out) {
     const char *loc = NULL;
@@ -209,6 +228,11 @@ static int external_bytes(Imp *I, const Onnx__NodeProto *n, const Onnx__TensorPr
             q(I, t->name), q(I, loc));
         return -1;
     }
+    if (!really_inside(I, path)) {
+        bad(I, n, "tensor '%s': external data location '%s' leads out of the model's folder through a symbolic link",
+            q(I, t->name), q(I, loc));
+        return -1;
+    }
     if (len >= 0 && (size_t)len != want) {
         bad(I, n, "tensor '%s': external data length %lld, but its dims need %zu bytes", q(I, t->name),
             (long long)len, want);
@@ -220,8 +244,10 @@ static int external_bytes(Imp *I, const Onnx__NodeProto *n, const Onnx__TensorPr
             strerror(errno));
         return -1;
     }
-    unsigned char *buf = malloc(want + 1);
-    int ok = buf && fseek(f, (long)off, SEEK_SET) == 0 && fread(buf, 1, want, f) == want;
+    long size = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+    int ok = size >= 0 && off <= size && (uint64_t)(size - off) >= want;
+    unsigned char *buf = ok ? malloc(want + 1) : NULL;
+    ok = buf && fseek(f, (long)off, SEEK_SET) == 0 && fread(buf, 1, want, f) == want;
     fclose(f);
     if (!ok) {
         free(buf);
@@ -261,7 +287,8 @@ static int tensor_floats(Imp *I, const Onnx__NodeProto *n, const Onnx__TensorPro
             type);
         return -1;
     }
-    c->data = arena_alloc(I->a, sizeof(float) * (size_t)count + 1);
+    /* the data is checked against the dims before anything of their size
+       is allocated: a small file must not make snnc allocate gigabytes */
     const unsigned char *raw = NULL;
     unsigned char *ext = NULL;
     size_t want = (size_t)count * esize;
@@ -276,7 +303,17 @@ static int tensor_floats(Imp *I, const Onnx__NodeProto *n, const Onnx__TensorPro
             return -1;
         }
         raw = t->raw_data.data;
+    } else {
+        size_t have = type == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT    ? t->n_float_data
+                      : type == ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE ? t->n_double_data
+                      : type == ONNX__TENSOR_PROTO__DATA_TYPE__INT32  ? t->n_int32_data
+                                                                      : t->n_int64_data;
+        if (have != (size_t)count) {
+            bad(I, n, "tensor '%s' holds %zu values, its dims need %lld", q(I, t->name), have, (long long)count);
+            return -1;
+        }
     }
+    c->data = arena_alloc(I->a, sizeof(float) * (size_t)count + 1);
     for (int64_t i = 0; i < count; i++) {
         double v;
         if (raw) {
@@ -297,15 +334,6 @@ static int tensor_floats(Imp *I, const Onnx__NodeProto *n, const Onnx__TensorPro
                 v = (double)(int64_t)u;
             }
         } else {
-            size_t have = type == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT    ? t->n_float_data
-                          : type == ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE ? t->n_double_data
-                          : type == ONNX__TENSOR_PROTO__DATA_TYPE__INT32  ? t->n_int32_data
-                                                                          : t->n_int64_data;
-            if (have != (size_t)count) {
-                bad(I, n, "tensor '%s' holds %zu values, its dims need %lld", q(I, t->name), have, (long long)count);
-                free(ext);
-                return -1;
-            }
             v = type == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT    ? t->float_data[i]
                 : type == ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE ? t->double_data[i]
                 : type == ONNX__TENSOR_PROTO__DATA_TYPE__INT32  ? t->int32_data[i]
@@ -392,13 +420,20 @@ static const char *flt(Imp *I, float f) {
     return arena_strdup(I->a, s);
 }
 
-/* The value an input names, or NULL after reporting. */
-static Value *input_value(Imp *I, const Onnx__NodeProto *n, size_t k) {
+/* The value an input names, or NULL after reporting; the output of a Pad
+   only where padded is set (Conv and AveragePool take it into their
+   padding). */
+static Value *input_maybe_padded(Imp *I, const Onnx__NodeProto *n, size_t k, int padded) {
     if (k >= n->n_input || !n->input[k] || !*n->input[k]) {
         bad(I, n, "input %zu is missing", k + 1);
         return NULL;
     }
     Value *v = find_value(I, n->input[k]);
+    if (v && !padded && (v->pad[0] || v->pad[1])) {
+        bad(I, n, "input '%s' is the output of a Pad, which snnc supports only before a Conv or an "
+                  "AveragePool", q(I, n->input[k]));
+        return NULL;
+    }
     if (!v) {
         if (find_const(I, n->input[k]))
             bad(I, n, "input '%s' is a constant; snnc needs a value computed from the network's input here",
@@ -409,6 +444,10 @@ static Value *input_value(Imp *I, const Onnx__NodeProto *n, size_t k) {
                 q(I, n->input[k]));
     }
     return v;
+}
+
+static Value *input_value(Imp *I, const Onnx__NodeProto *n, size_t k) {
+    return input_maybe_padded(I, n, k, 0);
 }
 
 static Const *input_const(Imp *I, const Onnx__NodeProto *n, size_t k, const char *what) {
@@ -429,7 +468,7 @@ static void add_tensor(Imp *I, const char *layer, const char *param, int index, 
     t.layer = layer;
     t.param = param;
     t.index = index;
-    t.source = c->name;
+    t.source = arena_strdup(I->a, c->name); /* the model's memory is freed after the import */
     t.ndim = ndim;
     for (int i = 0; i < ndim; i++)
         t.shape[i] = shape[i];
@@ -440,7 +479,7 @@ static void add_tensor(Imp *I, const char *layer, const char *param, int index, 
 
 /* Defines node n's first output as the layer `layer` of shape s. */
 static void define(Imp *I, const Onnx__NodeProto *n, const char *layer, const Shape *s) {
-    Value v = {n->output[0], layer, *s};
+    Value v = {n->output[0], layer, *s, {0, 0}};
     vec_push(I->a, &I->values, v);
 }
 
@@ -557,6 +596,51 @@ static int sym_pads(Imp *I, const Onnx__NodeProto *n, int64_t *pad) {
     return 1;
 }
 
+/* Pad with zeros around H and W, as PyTorch writes before an AveragePool
+   (and as a Conv's padding may be written): the output stands for its
+   input padded, and only a Conv or an AveragePool may read it, taking the
+   padding into its own. */
+static int op_pad(Imp *I, const Onnx__NodeProto *n) {
+    static const char *const ok[] = {"mode"};
+    if (!only_attrs(I, n, ok, 1))
+        return 0;
+    const Onnx__AttributeProto *mode = attr(n, "mode");
+    if (mode && !(mode->has_s && mode->s.len == 8 && !memcmp(mode->s.data, "constant", 8))) {
+        bad(I, n, "only mode 'constant' is supported");
+        return 0;
+    }
+    Value *x = input_value(I, n, 0);
+    Const *pads = x ? input_const(I, n, 1, "the pads") : NULL;
+    if (!pads)
+        return 0;
+    if (n->n_input > 3) {
+        bad(I, n, "the axes input is not supported");
+        return 0;
+    }
+    if (n->n_input > 2 && n->input[2] && *n->input[2]) {
+        Const *v = input_const(I, n, 2, "the constant value");
+        if (!v)
+            return 0;
+        if (v->count != 1 || v->data[0] != 0) {
+            bad(I, n, "only padding with zeros is supported");
+            return 0;
+        }
+    }
+    if (x->shape.ndim != 3 || pads->count != 8) {
+        bad(I, n, "only padding of [N, C, H, W] (8 pads) is supported");
+        return 0;
+    }
+    const float *p = pads->data; /* [N, C, H, W] begins, then ends */
+    if (p[0] || p[1] || p[4] || p[5] || p[2] != p[6] || p[3] != p[7] || p[2] < 0 || p[3] < 0 || p[2] > 65536 ||
+        p[3] > 65536) {
+        bad(I, n, "only the same padding on both sides of H and of W is supported");
+        return 0;
+    }
+    Value v = {n->output[0], x->layer, x->shape, {(int64_t)p[2], (int64_t)p[3]}};
+    vec_push(I->a, &I->values, v);
+    return 1;
+}
+
 static int out_size(int64_t in, int64_t k, int64_t s, int64_t p, int64_t *o) {
     int64_t span = in + 2 * p - k;
     if (span < 0)
@@ -569,14 +653,14 @@ static int op_conv(Imp *I, const Onnx__NodeProto *n, const char *name) {
     static const char *const ok[] = {"kernel_shape", "strides", "pads", "dilations", "group", "auto_pad"};
     if (!only_attrs(I, n, ok, 6))
         return 0;
-    Value *x = input_value(I, n, 0);
+    Value *x = input_maybe_padded(I, n, 0, 1);
     Const *w = x ? input_const(I, n, 1, "the weight") : NULL;
     Const *b = NULL;
     if (!w)
         return 0;
     if (n->n_input > 2 && n->input[2] && *n->input[2] && !(b = input_const(I, n, 2, "the bias")))
         return 0;
-    if (x->shape.ndim != 3 || w->ndim != 4) {
+    if ((x->shape.ndim != 3 && x->shape.ndim != 0) || w->ndim != 4) {
         bad(I, n, "only 2-D convolutions of [N, C, H, W] are supported");
         return 0;
     }
@@ -588,7 +672,10 @@ static int op_conv(Imp *I, const Onnx__NodeProto *n, const char *name) {
         bad(I, n, "dilations other than 1 are not supported");
         return 0;
     }
-    int64_t O = w->dims[0], C = x->shape.d[0];
+    p[0] += x->pad[0];
+    p[1] += x->pad[1];
+    /* a Prev value's shape is not known yet: sema checks it */
+    int64_t O = w->dims[0], C = x->shape.ndim ? x->shape.d[0] : w->dims[1] * (g >= 1 && g <= O ? g : 1);
     if (k[0] == 0)
         k[0] = w->dims[2], k[1] = w->dims[3];
     if (g < 1 || C % g || O % g || w->dims[1] != C / g || w->dims[2] != k[0] || w->dims[3] != k[1]) {
@@ -603,7 +690,10 @@ static int op_conv(Imp *I, const Onnx__NodeProto *n, const char *name) {
         return 0;
     }
     Shape o = {3, {O, 0, 0}};
-    if (!out_size(x->shape.d[1], k[0], s[0], p[0], &o.d[1]) || !out_size(x->shape.d[2], k[1], s[1], p[1], &o.d[2])) {
+    if (!x->shape.ndim)
+        o.ndim = 0;
+    else if (!out_size(x->shape.d[1], k[0], s[0], p[0], &o.d[1]) ||
+             !out_size(x->shape.d[2], k[1], s[1], p[1], &o.d[2])) {
         bad(I, n, "the kernel is larger than its padded input");
         return 0;
     }
@@ -617,7 +707,7 @@ static int op_conv(Imp *I, const Onnx__NodeProto *n, const char *name) {
         buf_printf(&I->text, ", groups = %lld", (long long)g);
     buf_printf(&I->text, "%s);", b ? "" : ", bias = false");
     define(I, n, name, &o);
-    return check_count(I, n, &o);
+    return !o.ndim || check_count(I, n, &o);
 }
 
 static int op_pool(Imp *I, const Onnx__NodeProto *n, const char *name, int max, int global) {
@@ -625,10 +715,10 @@ static int op_pool(Imp *I, const Onnx__NodeProto *n, const char *name, int max, 
                                      "dilations", "auto_pad", "storage_order"};
     if (!only_attrs(I, n, ok, global ? 0 : 8))
         return 0;
-    Value *x = input_value(I, n, 0);
+    Value *x = input_maybe_padded(I, n, 0, !max && !global);
     if (!x)
         return 0;
-    if (x->shape.ndim != 3) {
+    if (x->shape.ndim != 3 && (x->shape.ndim != 0 || global)) {
         bad(I, n, "needs an input [N, C, H, W]");
         return 0;
     }
@@ -658,13 +748,18 @@ static int op_pool(Imp *I, const Onnx__NodeProto *n, const char *name, int max, 
             bad(I, n, "padding is supported with count_include_pad = 1 (snnc's average counts the padding)");
             return 0;
         }
+        p[0] += x->pad[0]; /* the zeros of a Pad before it count, as padding does */
+        p[1] += x->pad[1];
         if (p[0] * 2 > k[0] || p[1] * 2 > k[1]) {
             bad(I, n, "padding must be at most half the kernel");
             return 0;
         }
     }
     Shape o = {3, {x->shape.d[0], 0, 0}};
-    if (!out_size(x->shape.d[1], k[0], s[0], p[0], &o.d[1]) || !out_size(x->shape.d[2], k[1], s[1], p[1], &o.d[2])) {
+    if (!x->shape.ndim)
+        o.ndim = 0;
+    else if (!out_size(x->shape.d[1], k[0], s[0], p[0], &o.d[1]) ||
+             !out_size(x->shape.d[2], k[1], s[1], p[1], &o.d[2])) {
         bad(I, n, "the kernel is larger than its padded input");
         return 0;
     }
@@ -688,7 +783,8 @@ static int op_flatten(Imp *I, const Onnx__NodeProto *n, const char *name, int re
         if (!sh)
             return 0;
         int okshape = sh->count == 2 && (sh->data[0] == 0 || sh->data[0] == -1 || sh->data[0] == 1) &&
-                      (sh->data[1] == -1 || sh->data[1] == (float)cnt);
+                      (sh->data[1] == -1 || (x->shape.ndim && sh->data[1] == (float)cnt)) &&
+                      !(sh->data[0] == -1 && sh->data[1] == -1);
         if (!okshape) {
             bad(I, n, "only a reshape to [N, -1] (a flatten) is supported");
             return 0;
@@ -697,7 +793,7 @@ static int op_flatten(Imp *I, const Onnx__NodeProto *n, const char *name, int re
         bad(I, n, "only axis = 1 is supported");
         return 0;
     }
-    Shape o = {1, {cnt}};
+    Shape o = {x->shape.ndim ? 1 : 0, {cnt}};
     buf_printf(&I->text, "  %s = %s |> flatten;", name, x->layer);
     define(I, n, name, &o);
     return 1;
@@ -714,7 +810,7 @@ static int op_batchnorm(Imp *I, const Onnx__NodeProto *n, const char *name) {
     Value *x = input_value(I, n, 0);
     if (!x)
         return 0;
-    if (x->shape.ndim != 1 && x->shape.ndim != 3) {
+    if (x->shape.ndim != 1 && x->shape.ndim != 3 && x->shape.ndim != 0) {
         bad(I, n, "needs an input [N, C] or [N, C, H, W]");
         return 0;
     }
@@ -725,6 +821,8 @@ static int op_batchnorm(Imp *I, const Onnx__NodeProto *n, const char *name) {
         Const *c = input_const(I, n, (size_t)i + 1, what[i]);
         if (!c)
             return 0;
+        if (!x->shape.ndim && i == 0) /* a Prev value: sema checks the shape */
+            C = c->count;
         if (c->count != C) {
             bad(I, n, "%s '%s' must have %lld values", what[i], q(I, c->name), (long long)C);
             return 0;
@@ -855,7 +953,7 @@ static int op_neuron(Imp *I, const Onnx__NodeProto *n, const char *name, const c
     for (size_t i = 0; i < n->n_attribute; i++) {
         const Onnx__AttributeProto *a = n->attribute[i];
         const char *an = a->name ? a->name : "";
-        if (!strcmp(an, "model"))
+        if (!strcmp(an, "model") && n->op_type && !strcmp(n->op_type, "Neuron")) /* the model's name */
             continue;
         int okname = *an && !(an[0] >= '0' && an[0] <= '9') && strlen(an) <= 64;
         for (const char *c = an; *c; c++)
@@ -980,8 +1078,10 @@ static int node(Imp *I, size_t idx, int *skip_next) {
                 bad(I, n, "needs a string attribute 'source' naming a value, and no inputs");
                 return 0;
             }
-            /* resolved at the end: the source may come later */
-            buf_printf(&I->text, "  %s = prev(@%.*s@);", name, (int)sa->s.len, (const char *)sa->s.data);
+            /* resolved at the end (the source may come later): a mark
+               holds the index of the source, never the model's text */
+            buf_printf(&I->text, "  %s = prev(\001%d\001);", name, I->prev_sources.len);
+            vec_push(I->a, &I->prev_sources, arena_strndup(I->a, (const char *)sa->s.data, sa->s.len));
             Shape unknown = {0, {0}};
             define(I, n, name, &unknown);
             ok = 1;
@@ -999,6 +1099,8 @@ static int node(Imp *I, size_t idx, int *skip_next) {
         ok = op_matmul(I, n, name, next, skip_next);
     else if (!strcmp(op, "Conv"))
         ok = op_conv(I, n, name);
+    else if (!strcmp(op, "Pad"))
+        ok = op_pad(I, n);
     else if (!strcmp(op, "MaxPool") || !strcmp(op, "AveragePool"))
         ok = op_pool(I, n, name, op[0] == 'M', 0);
     else if (!strcmp(op, "GlobalAveragePool"))
@@ -1112,21 +1214,22 @@ static int graph_input(Imp *I, const char **name, Shape *s) {
     return 1;
 }
 
-/* Replaces the @source@ marks of Prev nodes by the layer names. */
+/* Replaces the marks of Prev nodes by the layer names of their sources. */
 static int resolve_prev(Imp *I) {
     Buf b = {0};
     const char *p = I->text.data ? I->text.data : "";
     for (;;) {
-        const char *m = strstr(p, "prev(@");
+        const char *m = strstr(p, "prev(\001");
         if (!m)
             break;
-        const char *s = m + 6, *e = strstr(s, "@)");
-        if (!e)
-            break;
+        char *e;
+        long k = strtol(m + 6, &e, 10);
+        if (k < 0 || k >= I->prev_sources.len || strncmp(e, "\001)", 2))
+            ICE("Prev mark");
         buf_printf(&b, "%.*s", (int)(m - p), p);
-        char *src = arena_strndup(I->a, s, (size_t)(e - s));
+        const char *src = I->prev_sources.items[k];
         Value *v = find_value(I, src);
-        if (!v) {
+        if (!v || v->pad[0] || v->pad[1]) {
             bad(I, NULL, "a Prev node names '%s' as its source, a value the graph does not compute", q(I, src));
             buf_free(&b);
             return 0;
@@ -1228,11 +1331,11 @@ int onnx_import(Arena *a, const char *path, const OnnxOptions *opt, OnnxImport *
         goto done;
     const char *net = make_name(&I, g->name, "Model");
     const char *in_layer = make_name(&I, in_name, "x");
-    buf_printf(&I.text, "# converted by snnc from %s\nnetwork %s {\n  timesteps %d;\n  input %s : ", path, net, T,
-               in_layer);
+    buf_printf(&I.text, "# converted by snnc from %s\nnetwork %s {\n  timesteps %d;\n  input %s : ", q(&I, path), net,
+               T, in_layer);
     shape_text(&I.text, &in_shape);
     buf_printf(&I.text, " encode %s;\n", enc);
-    Value iv = {in_name, in_layer, in_shape};
+    Value iv = {in_name, in_layer, in_shape, {0, 0}};
     vec_push(a, &I.values, iv);
     for (size_t i = 0; i < g->n_node; i++) {
         int skip = 0;
@@ -1245,7 +1348,7 @@ int onnx_import(Arena *a, const char *path, const OnnxOptions *opt, OnnxImport *
         goto done;
     }
     Value *ov = find_value(&I, g->output[0]->name);
-    if (!ov) {
+    if (!ov || ov->pad[0] || ov->pad[1]) {
         bad(&I, NULL, "the output '%s' is not computed by the graph", q(&I, g->output[0]->name));
         goto done;
     }
