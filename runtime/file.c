@@ -16,6 +16,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include "snnrt.h"
+#include "rtbuf.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -155,4 +156,30 @@ int snnrt_write_atomic(const char *path, const void *data, size_t len,
     unlink(tmp);
     free(tmp);
     return file_error(err, errlen, path, what, e);
+}
+
+void snnrt_buf_put(SnnrtBuf *b, const void *p, size_t n)
+{
+    if (b->failed || n == 0)
+        return;
+    if (n > b->cap - b->len) {
+        size_t cap = b->cap ? b->cap : 256;
+        char *d;
+        while (cap - b->len < n) {
+            if (cap > (size_t)-1 / 2) {
+                b->failed = 1;
+                return;
+            }
+            cap *= 2;
+        }
+        d = (char *)realloc(b->data, cap);
+        if (!d) {
+            b->failed = 1;
+            return;
+        }
+        b->data = d;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
 }

@@ -13,6 +13,7 @@
  * memory and written with snnrt_write_atomic.
  */
 #include "snnrt.h"
+#include "rtbuf.h"
 
 #include "snnrt_stload.inc"
 
@@ -289,37 +290,11 @@ int snnrt_st_load_tensors(const char *path, const SnnrtStWant *want, int n,
 
 /* ---- writing ---- */
 
-/* A growable byte buffer; a failed growth sets failed and drops writes. */
-typedef struct StBuf {
-    char *data;
-    size_t len, cap;
-    int failed;
-} StBuf;
+typedef SnnrtBuf StBuf;
 
 static void buf_put(StBuf *b, const void *p, size_t n)
 {
-    if (b->failed || n == 0)
-        return;
-    if (n > b->cap - b->len) {
-        size_t cap = b->cap ? b->cap : 256;
-        char *d;
-        while (cap - b->len < n) {
-            if (cap > (size_t)-1 / 2) {
-                b->failed = 1;
-                return;
-            }
-            cap *= 2;
-        }
-        d = (char *)realloc(b->data, cap);
-        if (!d) {
-            b->failed = 1;
-            return;
-        }
-        b->data = d;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, p, n);
-    b->len += n;
+    snnrt_buf_put(b, p, n);
 }
 
 static void buf_str(StBuf *b, const char *s)

@@ -15,6 +15,7 @@
  * assumed (a program that calls setlocale must keep LC_NUMERIC "C").
  */
 #include "snnrt.h"
+#include "rtbuf.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -42,37 +43,11 @@ static const char *const svg_colors[8] = {
     "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e",
     "#9467bd", "#8c564b", "#e377c2", "#17becf"};
 
-/* A growable text buffer; a failed growth sets failed and drops output. */
-typedef struct SvgBuf {
-    char *data;
-    size_t len, cap;
-    int failed;
-} SvgBuf;
+typedef SnnrtBuf SvgBuf;
 
 static void svg_put(SvgBuf *b, const char *s, size_t n)
 {
-    if (b->failed || n == 0)
-        return;
-    if (n > b->cap - b->len) {
-        size_t cap = b->cap ? b->cap : 4096;
-        char *d;
-        while (cap - b->len < n) {
-            if (cap > (size_t)-1 / 2) {
-                b->failed = 1;
-                return;
-            }
-            cap *= 2;
-        }
-        d = (char *)realloc(b->data, cap);
-        if (!d) {
-            b->failed = 1;
-            return;
-        }
-        b->data = d;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, s, n);
-    b->len += n;
+    snnrt_buf_put(b, s, n);
 }
 
 static void svg_printf(SvgBuf *b, const char *fmt, ...)

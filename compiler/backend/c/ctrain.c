@@ -393,6 +393,24 @@ static void conv_args(Emit *e, const IrNode *x, long long C, long long H, long l
             C, H, W, x->kernel[0], x->kernel[1], x->stride[0], x->stride[1], x->pad[0], x->pad[1], OH, OW);
 }
 
+typedef struct ConvDims {
+    long long C, H, W;    /* input */
+    long long O, OH, OW;  /* output */
+    long long P;          /* output pixels, OH x OW */
+    long long G, cg, og;  /* groups, input and output channels per group */
+    long long KK;         /* kernel taps */
+} ConvDims;
+
+static ConvDims conv_dims(Train *tr, const IrNode *x) {
+    const Shape *xs = &tr->g->nodes.items[x->in[0]].shape;
+    ConvDims d;
+    d.C = xs->d[0], d.H = xs->d[1], d.W = xs->d[2];
+    d.O = x->out, d.OH = x->shape.d[1], d.OW = x->shape.d[2], d.P = d.OH * d.OW;
+    d.G = x->groups, d.cg = d.C / d.G, d.og = d.O / d.G;
+    d.KK = (long long)x->kernel[0] * x->kernel[1];
+    return d;
+}
+
 /* A convolution step is three GEMMs over the whole batch: the input as an
    im2col matrix [c][ky][kx][b][oy][ox] (N = B x pixels), the output in
    the GEMM's layout [o][b][oy][ox], copied to and from [b][o][oy][ox]. */
@@ -400,10 +418,9 @@ static void gen_conv_fwd(Train *tr, int i) {
     Emit *e = tr->e;
     const IrNode *x = &tr->g->nodes.items[i];
     int in = x->in[0];
-    const Shape *xs = &tr->g->nodes.items[in].shape;
-    long long C = xs->d[0], H = xs->d[1], W = xs->d[2];
-    long long O = x->out, OH = x->shape.d[1], OW = x->shape.d[2], P = OH * OW;
-    long long G = x->groups, cg = C / G, og = O / G, KK = (long long)x->kernel[0] * x->kernel[1];
+    ConvDims d = conv_dims(tr, x);
+    long long C = d.C, H = d.H, W = d.W, O = d.O, OH = d.OH, OW = d.OW, P = d.P;
+    long long G = d.G, cg = d.cg, og = d.og, KK = d.KK;
     fn_open(tr, i, 1);
     cg_line(e, "const float *w = %s;", wparam(tr, x->param[0]));
     if (x->bias)
@@ -436,10 +453,9 @@ static void gen_conv_bwd(Train *tr, int i) {
     Emit *e = tr->e;
     const IrNode *x = &tr->g->nodes.items[i];
     int in = x->in[0];
-    const Shape *xs = &tr->g->nodes.items[in].shape;
-    long long C = xs->d[0], H = xs->d[1], W = xs->d[2];
-    long long O = x->out, OH = x->shape.d[1], OW = x->shape.d[2], P = OH * OW;
-    long long G = x->groups, cg = C / G, og = O / G, KK = (long long)x->kernel[0] * x->kernel[1];
+    ConvDims d = conv_dims(tr, x);
+    long long C = d.C, H = d.H, W = d.W, O = d.O, OH = d.OH, OW = d.OW, P = d.P;
+    long long G = d.G, cg = d.cg, og = d.og, KK = d.KK;
     fn_open(tr, i, 0);
     cg_line(e, "const float *w = %s;", wparam(tr, x->param[0]));
     cg_line(e, "float *dw = %s;", gparam(tr, x->param[0]));
