@@ -79,6 +79,14 @@ static Onnx__NodeProto *node(Exp *E, const IrNode *n, const char *op, const char
 
 static void input(Onnx__NodeProto *o, const char *name) { o->input[o->n_input++] = (char *)name; }
 
+/* A scalar operand of node n (a Mul's factor, a Dropout's ratio) as an
+ * initializer named "<layer>.<what>", added as o's next input. */
+static void scalar_input(Exp *E, Onnx__NodeProto *o, const IrNode *n, const char *what, float v) {
+    const char *k = arena_printf(E->a, "%s.%s", n->name, what);
+    tensor(E, k, 0, NULL, &v, 1);
+    input(o, k);
+}
+
 static Onnx__AttributeProto *attr(Exp *E, Onnx__NodeProto *o, const char *name,
                                   Onnx__AttributeProto__AttributeType type) {
     Onnx__AttributeProto *a = get(E, sizeof *a);
@@ -222,14 +230,11 @@ static void layer(Exp *E, int i) {
         input(o, x);
         input(o, g->nodes.items[n->in[1]].name);
         break;
-    case IR_SCALE: {
+    case IR_SCALE:
         o = node(E, n, "Mul", "");
         input(o, x);
-        const char *k = arena_printf(E->a, "%s.factor", n->name);
-        tensor(E, k, 0, NULL, &n->fval, 1);
-        input(o, k);
+        scalar_input(E, o, n, "factor", n->fval);
         break;
-    }
     case IR_BATCHNORM:
         o = node(E, n, "BatchNormalization", "");
         input(o, x);
@@ -237,14 +242,11 @@ static void layer(Exp *E, int i) {
             input(o, param_init(E, n->param[k]));
         attr_float(E, o, "epsilon", n->fval);
         break;
-    case IR_DROPOUT: {
+    case IR_DROPOUT:
         o = node(E, n, "Dropout", "");
         input(o, x);
-        const char *k = arena_printf(E->a, "%s.ratio", n->name);
-        tensor(E, k, 0, NULL, &n->fval, 1);
-        input(o, k);
+        scalar_input(E, o, n, "ratio", n->fval);
         break;
-    }
     case IR_IDENTITY:
         o = node(E, n, "Identity", "");
         input(o, x);
