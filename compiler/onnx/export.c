@@ -270,8 +270,16 @@ static void layer(Exp *E, int i) {
         input(o, x);
         if (!builtin)
             attr_str(E, o, "model", p->model);
-        for (int k = 0; k < p->args.len; k++)
+        for (int k = 0; k < p->args.len; k++) {
+            if (!builtin && !strcmp(p->args.items[k].name, "model")) {
+                error_plain("layer '%s': the argument 'model' of model '%s' cannot be exported: snn::Neuron "
+                            "names the model with its attribute 'model'; rename the argument",
+                            n->name, p->model);
+                E->errors++;
+                continue;
+            }
             ctor_attr(E, o, n, &p->args.items[k]);
+        }
         if (p->params.len > 7) {
             error_plain("layer '%s': more than 7 learnable parameters cannot be exported", n->name);
             E->errors++;

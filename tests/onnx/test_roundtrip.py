@@ -16,6 +16,8 @@ the weights of --init 1 and with random weights from a safetensors file:
    neuron layer at every step;
 4. exporting the imported model gives A.onnx again, byte for byte (a fixed
    point).
+A model whose layer sets an argument named `model` (the attribute that
+names the model of an snn::Neuron node) is refused, with no file written.
 """
 import glob
 import os
@@ -189,7 +191,34 @@ def main():
         for path in models:
             with tmpdir() as wd:
                 check(path, wd, rng)
+        check_model_argument(d)
     C.finish()
+
+
+MODEL_ARG = """
+neuron Gain(model = 1.0, tau = 2.0) {
+  state v = 0.0;
+  v = v + (x * model - v) / tau;
+  emit spike(v - 1.0, sigmoid(4.0));
+}
+network Clash {
+  timesteps 2;
+  input x : [4] encode direct;
+  y = x |> dense(3) |> Gain(model = 2.0);
+  output y readout count;
+}
+"""
+
+
+def check_model_argument(d):
+    src = os.path.join(d, "clash.snn")
+    out = os.path.join(d, "clash.onnx")
+    with open(src, "w") as f:
+        f.write(MODEL_ARG)
+    p = snnc(["export", src, "--init", "1", "-o", out], check=False)
+    C.check(p.returncode == 1 and "argument 'model' of model 'Gain' cannot be exported" in p.stderr
+            and not os.path.exists(out),
+            "an argument named 'model' is refused by export (exit %d: %s)" % (p.returncode, p.stderr.strip()))
 
 
 if __name__ == "__main__":
