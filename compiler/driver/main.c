@@ -285,22 +285,13 @@ static int parse_args(int argc, char **argv, Options *o) {
     if (strcmp(o->cmd, "compile") && strcmp(o->cmd, "run") && strcmp(o->cmd, "info") &&
         strcmp(o->cmd, "grad") && strcmp(o->cmd, "train") && strcmp(o->cmd, "export"))
         return bad_usage("unknown command '%s' (compile, run, train, grad, export or info)", o->cmd);
-    if (!strcmp(o->cmd, "export")) {
-        if (!o->outdir_set)
-            return bad_usage("%s needs -o OUT.onnx", "export");
-        if (!o->weights && !o->init && !drv_is_onnx(o->input_file))
-            return bad_usage("%s needs --weights FILE or --init SEED (or both)", "export");
-    }
+    if (!strcmp(o->cmd, "export") && !o->outdir_set)
+        return bad_usage("%s needs -o OUT.onnx", "export");
     if (!o->input_file)
         return bad_usage("%s needs a model file", o->cmd);
-    if (!strcmp(o->cmd, "run") && o->eval) {
-        if (!o->weights && !o->init && !drv_is_onnx(o->input_file))
-            return bad_usage("%s needs --weights FILE (a checkpoint or weights file)", "run --eval");
-    } else if (!strcmp(o->cmd, "run")) {
+    if (!strcmp(o->cmd, "run") && !o->eval) {
         if (!o->npy_in || !o->npy_out)
             return bad_usage("%s needs --input X.npy and --output Y.npy", "run");
-        if (!o->weights && !o->init && !drv_is_onnx(o->input_file))
-            return bad_usage("%s needs --weights FILE or --init SEED (or both)", "run");
         for (int k = 0; k < o->nrecords; k++)
             if (!o->records[k].file || !*o->records[k].file)
                 return bad_usage("--record needs LAYER[.VAR]=FILE.npy with run, got '%s'",
@@ -310,8 +301,6 @@ static int parse_args(int argc, char **argv, Options *o) {
         if (!o->npy_in || !o->grad_in || !o->npy_out)
             return bad_usage("%s needs --input X.npy, --grad-output G.npy and --output GRADS.safetensors",
                              "grad");
-        if (!o->weights && !o->init && !drv_is_onnx(o->input_file))
-            return bad_usage("%s needs --weights FILE or --init SEED (or both)", "grad");
     }
     if (!strcmp(o->cmd, "compile") && o->embed && o->train)
         return bad_usage("%s: the training code keeps its parameters in its workspace; compile without "
@@ -331,6 +320,16 @@ IrGraph *drv_front_end(Arena *a, Options *o) {
     IrGraph *g = sema_build(a, std, user, &o->sema);
     if (!g || !trainspec_build(user, g->name, &o->spec) || drv_bind_onnx_weights(a, o, g) != 0)
         return NULL;
+    /* run, grad and export take the values of the parameters from --weights
+     * or --init; a network without parameters needs neither */
+    if (!o->weights && !o->init && (!strcmp(o->cmd, "run") || !strcmp(o->cmd, "grad") || !strcmp(o->cmd, "export"))) {
+        if (g->params.len) {
+            error_plain("%s: network '%s' has %d parameter tensors ('%s' first): give --weights FILE or --init SEED",
+                        o->input_file, g->name, g->params.len, g->params.items[0].name);
+            return NULL;
+        }
+        o->init = 1;
+    }
     /* the command line overrides the train block */
     TrainSpec *ts = &o->spec;
     if (o->set_epochs)

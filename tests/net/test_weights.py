@@ -21,11 +21,14 @@
    missing tensor (its name), a tensor of the wrong shape (its name and both
    shapes), NaN or Inf in a tensor (its name), an input of the wrong shape
    (the expected shape), a record of an unknown layer, an output or record
-   file that cannot be written. Each for `snnc run` and, where it applies,
-   for `snnc compile --embed-weights`. In every failing case no output file
+   file that cannot be written, neither --weights nor --init (the first
+   tensor's name). Each for `snnc run` and, where it applies, for `snnc
+   compile --embed-weights`. In every failing case no output file
    is left behind (output, records, generated code, temporary files) and an
    output file that existed before keeps its bytes.
-3. Code with --embed-weights computes bit for bit what the code that loads
+3. A network without parameters runs with neither --weights nor --init
+   (spike counts derived by hand).
+4. Code with --embed-weights computes bit for bit what the code that loads
    the same weights from the file computes (output and records), with a
    driver program written here that runs a batch smaller than the code's
    largest, and what `snnc run` gives.
@@ -407,6 +410,9 @@ def error_tests(C, w, rng):
         else:
             failing(C, w, "a record with a long name",
                     run + ["--record", "li=@/" + long_name, "--weights", good], [long_name[:40]])
+    # neither --weights nor --init for a network with parameters: the first
+    # parameter tensor is named
+    failing(C, w, "run without weights", run, [r"--weights FILE or --init SEED", r"'d\.weight'"])
     # and the same command with good weights succeeds (the checks above are not vacuous)
     args = [a.replace("@", out_dir) for a in run + ["--weights", good]]
     rc, err = snnc(*args)
@@ -414,6 +420,35 @@ def error_tests(C, w, rng):
             np.load(os.path.join(out_dir, "v.npy")).shape == (2, NB, 72),
             "run with good weights over an old output failed: %s" % err.strip())
     return W
+
+
+# A network without parameters runs with neither --weights nor --init. LIF
+# (tau 2, v_th 1, hard reset to 0) on a constant input c: v1 = c/2, v2 =
+# c/2 + (c - c/2)/2 = 3c/4, so c = 1.5 fires at step 2 only (v2 = 1.125)
+# and again at step 4 (v3 = 0.75, v4 = 1.125); c = 0.5 never fires (v
+# tends to 0.5); c = 2.5 fires at every step (v1 = 1.25).
+NOPARAM = """
+network NoParam {
+  timesteps 4;
+  input x : [3] encode direct;
+  y = x |> LIF(tau = 2.0);
+  output y readout count;
+}
+"""
+
+
+def no_parameter_tests(C, w):
+    model = w.path("noparam.snn")
+    with open(model, "w") as f:
+        f.write(NOPARAM)
+    x = w.npy("xnp.npy", np.array([[1.5, 0.5, 2.5]], np.float32))
+    y = w.path("ynp.npy")
+    rc, err = snnc("run", model, "--input", x, "--output", y)
+    C.check(rc == 0, "run of a network without parameters, no --weights: %s" % err.strip())
+    if rc == 0:
+        got = np.load(y)
+        C.check(got.shape == (1, 3) and got.tolist() == [[2.0, 0.0, 4.0]],
+                "network without parameters: spike counts %s, expected [[2, 0, 4]]" % got.tolist())
 
 
 # ---- embedded weights ----
@@ -488,6 +523,7 @@ def main():
         init_tests(C, w)
         W = error_tests(C, w, rng)
         embed_tests(C, w, W)
+        no_parameter_tests(C, w)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     C.finish()
