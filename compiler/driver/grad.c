@@ -60,7 +60,9 @@ int cmd_grad(Arena *a, Options *o) {
         (o->steps_out && drv_check_result_path(a, o->steps_out) != 0))
         return 1;
     if (snnrt_npy_read(o->npy_in, &x, err, sizeof err) != 0 ||
-        snnrt_npy_read(o->grad_in, &gy, err, sizeof err) != 0) {
+        snnrt_tensor_check_finite(&x, o->npy_in, err, sizeof err) != 0 ||
+        snnrt_npy_read(o->grad_in, &gy, err, sizeof err) != 0 ||
+        snnrt_tensor_check_finite(&gy, o->grad_in, err, sizeof err) != 0) {
         error_plain("%s", err);
         goto out;
     }

@@ -203,8 +203,10 @@ int cmd_run(Arena *a, Options *o) {
         unwritable |= drv_check_result_path(a, o->records[k].file);
     if (unwritable)
         return 1;
-    if (snnrt_npy_read(o->npy_in, &x, err, sizeof err) != 0) {
+    if (snnrt_npy_read(o->npy_in, &x, err, sizeof err) != 0 ||
+        snnrt_tensor_check_finite(&x, o->npy_in, err, sizeof err) != 0) {
         error_plain("%s", err);
+        snnrt_tensor_free(&x);
         return 1;
     }
     /* the batch comes from the input; its layout is checked after sema */

@@ -20,7 +20,7 @@
 2. Errors, each exit status 1 with a message naming what is wrong: a
    missing tensor (its name), a tensor of the wrong shape (its name and both
    shapes), NaN or Inf in a tensor (its name), an input of the wrong shape
-   (the expected shape), a record of an unknown layer, an output or record
+   (the expected shape), NaN or Inf in the input (its position), a record of an unknown layer, an output or record
    file that cannot be written, neither --weights nor --init (the first
    tensor's name). Each for `snnc run` and, where it applies, for `snnc
    compile --embed-weights`. In every failing case no output file
@@ -383,6 +383,14 @@ def error_tests(C, w, rng):
                 ["run", w.model, "--input", xb, "--output", "@/y.npy", "--record", "d=@/d.npy",
                  "--weights", good],
                 [shp(*shape), r"\[B,\s*8,\s*3,\s*3\]"])
+    # a NaN or an infinity in the input: named with its position
+    for bad, word in [(np.nan, "NaN"), (-np.inf, "-Inf")]:
+        xv = one_hot_input()
+        xv[5, 2, 1, 0] = bad
+        xb = w.npy("xbad.npy", xv)
+        failing(C, w, "input with %s" % word,
+                ["run", w.model, "--input", xb, "--output", "@/y.npy", "--weights", good],
+                [r"xbad\.npy", r"\[5, 2, 1, 0\]", re.escape(word)])
     # an unknown record
     failing(C, w, "record of an unknown layer", run[:6] + ["--record", "nosuch=@/n.npy",
                                                            "--weights", good], ["nosuch"])
