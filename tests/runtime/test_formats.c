@@ -14,6 +14,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include "snnrt.h"
+#include "testutil.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -23,46 +24,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-
-static int failures;
-
-#define CHECK(cond)                                                        \
-    do {                                                                   \
-        if (!(cond)) {                                                     \
-            printf("%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-            failures++;                                                    \
-        }                                                                  \
-    } while (0)
-
-/* Reports a failed call with its message. */
-#define CHECK_OK(call, err)                                                \
-    do {                                                                   \
-        if ((call) != 0) {                                                 \
-            printf("%s:%d: %s failed: %s\n", __FILE__, __LINE__, #call,    \
-                   err);                                                   \
-            failures++;                                                    \
-        }                                                                  \
-    } while (0)
-
-static const char *dir;
-
-static char *path_of(const char *name)
-{
-    static char bufs[4][1024];
-    static int next;
-    char *b = bufs[next++ % 4];
-    snprintf(b, sizeof bufs[0], "%s/%s", dir, name);
-    return b;
-}
-
-static int contains(const char *s, const char *sub)
-{
-    if (!strstr(s, sub)) {
-        printf("  message \"%s\"\n  lacks \"%s\"\n", s, sub);
-        return 0;
-    }
-    return 1;
-}
 
 static void write_bytes(const char *path, const void *p, size_t n)
 {
@@ -574,15 +535,9 @@ static void test_atomic(void)
 
 int main(int argc, char **argv)
 {
-    if (argc != 2) {
-        printf("usage: %s FOLDER\n", argv[0]);
-        return 2;
-    }
-    dir = argv[1];
-    if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
-        printf("cannot create %s: %s\n", dir, strerror(errno));
-        return 1;
-    }
+    int rc = scratch_dir(argc, argv);
+    if (rc)
+        return rc;
     test_npy_roundtrip();
     test_npy_types();
     test_npy_errors();
@@ -593,10 +548,5 @@ int main(int argc, char **argv)
     test_st_load();
     test_tensor();
     test_atomic();
-    if (failures) {
-        printf("%d checks failed\n", failures);
-        return 1;
-    }
-    printf("all runtime format checks passed\n");
-    return 0;
+    return test_main_end("runtime format");
 }

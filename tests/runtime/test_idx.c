@@ -20,17 +20,6 @@
 #include <sys/stat.h>
 #include <zlib.h>
 
-static const char *dir;
-
-static char *path_of(const char *name)
-{
-    static char bufs[4][1024];
-    static int next;
-    char *b = bufs[next++ % 4];
-    snprintf(b, sizeof bufs[0], "%s/%s", dir, name);
-    return b;
-}
-
 static void write_bytes(const char *path, const void *p, size_t n)
 {
     FILE *f = fopen(path, "wb");
@@ -256,15 +245,9 @@ static void test_dataset_files(void)
 
 int main(int argc, char **argv)
 {
-    if (argc != 2) {
-        printf("usage: %s FOLDER\n", argv[0]);
-        return 2;
-    }
-    dir = argv[1];
-    if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
-        printf("cannot create %s: %s\n", dir, strerror(errno));
-        return 1;
-    }
+    int rc = scratch_dir(argc, argv);
+    if (rc)
+        return rc;
     test_roundtrips();
     test_empty_and_large();
     test_errors();

@@ -16,17 +16,6 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 
-static const char *dir;
-
-static char *path_of(const char *name)
-{
-    static char bufs[4][1024];
-    static int next;
-    char *b = bufs[next++ % 4];
-    snprintf(b, sizeof bufs[0], "%s/%s", dir, name);
-    return b;
-}
-
 /* The whole file, NUL-terminated and malloc'd, or NULL. */
 static char *slurp(const char *path)
 {
@@ -167,15 +156,9 @@ static void test_errors(void)
 
 int main(int argc, char **argv)
 {
-    if (argc != 2) {
-        printf("usage: %s FOLDER\n", argv[0]);
-        return 2;
-    }
-    dir = argv[1];
-    if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
-        printf("cannot create %s: %s\n", dir, strerror(errno));
-        return 1;
-    }
+    int rc = scratch_dir(argc, argv);
+    if (rc)
+        return rc;
     test_curves();
     test_degenerate();
     test_errors();

@@ -2,7 +2,9 @@
  * testutil.h: the checking macros of the runtime's C unit tests. Each test
  * program includes it once; a failed check prints its file, line and
  * condition and is counted in `failures`, and the program goes on, so one
- * run reports every failure. test_main_end prints the verdict.
+ * run reports every failure. test_main_end prints the verdict. Tests
+ * that write files (compiled with _POSIX_C_SOURCE) also get a scratch
+ * folder: scratch_dir and path_of.
  */
 #ifndef SNNRT_TESTUTIL_H
 #define SNNRT_TESTUTIL_H
@@ -61,5 +63,38 @@ static inline int test_main_end(const char *what)
     printf("all %s checks passed\n", what);
     return 0;
 }
+
+#ifdef _POSIX_C_SOURCE
+#include <errno.h>
+#include <sys/stat.h>
+
+/* The scratch folder of a test that writes files, named by argv[1]. */
+static const char *dir;
+
+/* dir/name, in one of four rotating buffers. */
+static inline char *path_of(const char *name)
+{
+    static char bufs[4][1024];
+    static int next;
+    char *b = bufs[next++ % 4];
+    snprintf(b, sizeof bufs[0], "%s/%s", dir, name);
+    return b;
+}
+
+/* Sets dir from the command line and creates it; 0, or the exit status. */
+static inline int scratch_dir(int argc, char **argv)
+{
+    if (argc != 2) {
+        printf("usage: %s FOLDER\n", argv[0]);
+        return 2;
+    }
+    dir = argv[1];
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
+        printf("cannot create %s: %s\n", dir, strerror(errno));
+        return 1;
+    }
+    return 0;
+}
+#endif
 
 #endif /* SNNRT_TESTUTIL_H */
