@@ -73,4 +73,5 @@ def main():
         print("| %s | `%s` | %.2f%% | %.3f | %.0f s |" % (name, layer, 100 * acc, rate, secs))
 
 
-main()
+if __name__ == "__main__":
+    main()

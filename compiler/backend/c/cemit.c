@@ -88,6 +88,31 @@ unsigned char *cg_eq_uniform(Arena *a, const NeuronProg *p, const EqCode *code) 
     return uni;
 }
 
+unsigned char *cg_eq_levels(Arena *a, const NeuronProg *p, const EqCode *code, int x_invariant) {
+    unsigned char *lev = arena_alloc(a, (size_t)code->len + 1);
+    for (int i = 0; i < code->len; i++) {
+        const EqInst *in = &code->items[i];
+        int ar = eq_nops(in);
+        switch (in->op) {
+        case EQ_CONST: lev[i] = CG_LEVEL_LAYER; break;
+        case EQ_PARAM:
+            lev[i] = p->params.items[in->idx].gran == GRAN_LAYER ? CG_LEVEL_LAYER : CG_LEVEL_NEURON;
+            break;
+        case EQ_INPUT: lev[i] = x_invariant ? CG_LEVEL_NEURON : CG_LEVEL_STEP; break;
+        case EQ_STATE:
+        case EQ_ADJ: lev[i] = CG_LEVEL_STEP; break;
+        default: {
+            unsigned char l = CG_LEVEL_LAYER;
+            if (ar > 0 && lev[in->a] < l) l = lev[in->a];
+            if (ar > 1 && lev[in->b] < l) l = lev[in->b];
+            if (ar > 2 && lev[in->c] < l) l = lev[in->c];
+            lev[i] = ar > 0 ? l : CG_LEVEL_STEP;
+        }
+        }
+    }
+    return lev;
+}
+
 const char *cg_eq_val(Emit *e, const EqCode *code, int i) {
     const EqInst *in = &code->items[i];
     if (in->op == EQ_CONST)
@@ -100,7 +125,7 @@ void cg_eq_emit(Emit *e, const NeuronProg *p, const EqCode *code, const unsigned
     Arena *a = e->g->arena;
     for (int i = 0; i < code->len; i++) {
         const EqInst *in = &code->items[i];
-        if (!live[i] || in->op == EQ_CONST || (uni[i] != 0) != (uniform != 0))
+        if (!live[i] || in->op == EQ_CONST || uni[i] != uniform)
             continue;
         const char *A1 = in->a >= 0 ? cg_eq_val(e, code, in->a) : "";
         const char *B1 = in->b >= 0 ? cg_eq_val(e, code, in->b) : "";

@@ -47,7 +47,15 @@ unsigned char *cg_eq_live(Arena *a, const EqCode *code, const int *roots, int nr
 /* Per instruction: 1 if it is the same for every neuron of the layer
    (it reads only constants and per-layer parameters). */
 unsigned char *cg_eq_uniform(Arena *a, const NeuronProg *p, const EqCode *code);
-/* Emits the live instructions whose uniform flag equals `uniform` as
+/* Per instruction, when the input x is the same at every step
+   (x_invariant): CG_LEVEL_LAYER as cg_eq_uniform says, CG_LEVEL_NEURON if
+   it reads no state and no adjoint (x, parameters of any granularity and
+   constants only), so each neuron computes it once for all steps, else
+   CG_LEVEL_STEP. */
+enum { CG_LEVEL_STEP, CG_LEVEL_NEURON, CG_LEVEL_LAYER };
+unsigned char *cg_eq_levels(Arena *a, const NeuronProg *p, const EqCode *code, int x_invariant);
+/* Emits the live instructions whose flag (uniform: 0 or 1 as
+   cg_eq_uniform gives; or a level of cg_eq_levels) equals `uniform` as
    `const float tN = ...;`; with names, a comment gives the model's name of
    a value. Constants are not emitted: cg_eq_val writes them in place. */
 void cg_eq_emit(Emit *e, const NeuronProg *p, const EqCode *code, const unsigned char *live,

@@ -872,6 +872,106 @@ static void neuron_leaves(Train *tr, const IrNode *x, NLeaves *L) {
     L->lv.adj = L->adj;
 }
 
+/* The body of a neuron layer's loop over its values at one step: the
+   instructions of `level`, then the stores (the next states and the output;
+   or the adjoints of the input, of the states and of the parameters). */
+static void neuron_body(Train *tr, int i, int fwd, const EqCode *code, const unsigned char *live,
+                        const unsigned char *lev, int level, NLeaves *L) {
+    Emit *e = tr->e;
+    const IrGraph *g = tr->g;
+    const IrNode *x = &g->nodes.items[i];
+    const NeuronProg *p = x->neuron;
+    long long cnt = tr->t[i].n;
+    Arena *a = g->arena;
+    cg_eq_emit(e, p, code, live, lev, level, &L->lv, fwd);
+    if (fwd) {
+        for (int k = 0; k < p->states.len; k++)
+            cg_line(e, "n%d[i] = %s;", k, cg_eq_val(e, code, p->states.items[k].next));
+        cg_line(e, "y[i] = %s;", cg_eq_val(e, code, p->emit));
+        return;
+    }
+    const NeuronGrad *gr = p->grad;
+    if (gr->dx >= 0)
+        cg_line(e, "if (dx)\n%*s    gx[i] += %s;", 4 * e->ind, "", cg_eq_val(e, code, gr->dx));
+    for (int k = 0; k < p->states.len; k++)
+        cg_line(e, "ds%d[i] = %s;", k, gr->dstate[k] >= 0 ? cg_eq_val(e, code, gr->dstate[k]) : "0.0f");
+    for (int k = 0; k < p->params.len; k++) {
+        const NeuronParam *q = &p->params.items[k];
+        if (gr->dparam[k] < 0)
+            continue;
+        const char *ix = q->gran == GRAN_LAYER    ? "0"
+                         : q->gran == GRAN_NEURON ? arena_printf(a, "i %% %lld", cnt)
+                                                  : arena_printf(a, "i %% %lld / %lld", cnt, cnt / x->shape.d[0]);
+        cg_line(e, "dp%d[%s] += %s;", k, ix, cg_eq_val(e, code, gr->dparam[k]));
+    }
+}
+
+/* The head of a neuron layer's loop over the steps (forward, or backward
+   from the last step) and the pointers of step t; x among them unless
+   x_outside. */
+static void neuron_step_head(Train *tr, int i, int fwd, int x_outside) {
+    Emit *e = tr->e;
+    const IrGraph *g = tr->g;
+    const IrNode *x = &g->nodes.items[i];
+    const NeuronProg *p = x->neuron;
+    const TNode *t = &tr->t[i];
+    int in = x->in[0];
+    long long cnt = t->n;
+    if (fwd)
+        cg_line(e, "for (int t = from; t < to; t++) {");
+    else
+        cg_line(e, "for (int t = to - 1; t >= from; t--) {");
+    e->ind++;
+    if (!x_outside)
+        cg_line(e, "const float *x = %s + (long)t * %s;", at(tr, tr->t[in].val), tstride(tr, in));
+    for (int k = 0; k < p->states.len; k++)
+        cg_line(e, "%sfloat *s%d = %s + (long)t * B * %lld; /* %s at the start of the step */",
+                fwd ? "" : "const ", k, at(tr, t->st + (int64_t)k * (g->timesteps + 1) * e->maxb * cnt),
+                cnt, p->states.items[k].name);
+    if (fwd) {
+        for (int k = 0; k < p->states.len; k++)
+            cg_line(e, "float *n%d = s%d + B * %lld;", k, k, cnt);
+        cg_line(e, "float *y = %s + (long)t * B * %lld;", at(tr, t->val), cnt);
+    } else {
+        cg_line(e, "const float *gy = %s + (long)t * B * %lld;", at(tr, t->grd), cnt);
+        cg_line(e, "float *gx = %s + (long)t * %s;", at(tr, tr->t[in].grd), tstride(tr, in));
+        for (int k = 0; k < p->states.len; k++)
+            cg_line(e, "float *ds%d = %s;", k, at(tr, t->dst + (int64_t)k * e->maxb * cnt));
+        cg_line(e, "(void)gx;");
+        for (int k = 0; k < p->states.len; k++)
+            cg_line(e, "(void)s%d;", k);
+    }
+    if (!x_outside)
+        cg_line(e, "(void)x;");
+}
+
+/* Whether instruction k is worth computing once for all steps: a call to
+   the math library or a surrogate derivative. */
+static int costly(const EqInst *in) {
+    switch (in->op) {
+    case EQ_EXP:
+    case EQ_LOG:
+    case EQ_TANH:
+    case EQ_SIGMOID:
+    case EQ_POW:
+    case EQ_DSURR: return 1;
+    default: return 0;
+    }
+}
+
+/* Neuron neurons per block of the loop that computes step-invariant
+   values once (NEURON_BLOCK floats per value on the stack). */
+#define NEURON_BLOCK 256
+
+/* A neuron layer, forward or backward. Values that read only per-layer
+   parameters and constants are computed once before the loops. When some
+   value that reads no state calls the math library (AR-LIF's tanh(x) and
+   sigmoid(c x) when the input is the same at every step, as after a direct
+   encoding or a hoisted layer; PLIF's sigmoid(w) per channel), the neurons
+   are taken in blocks: each block computes those values once, keeps them
+   on the stack, then runs its steps. Every value is the same expression as
+   in the plain loop, so the results are the same bits; only the order in
+   which the parameter gradients are summed (in double) changes. */
 static void gen_neuron(Train *tr, int i, int fwd) {
     Emit *e = tr->e;
     const IrGraph *g = tr->g;
@@ -909,57 +1009,77 @@ static void gen_neuron(Train *tr, int i, int fwd) {
             roots[1 + p->states.len + k] = p->grad->dparam[k];
     }
     unsigned char *live = cg_eq_live(a, code, roots, nroots);
-    unsigned char *uni = cg_eq_uniform(a, p, code);
+    unsigned char *lev = cg_eq_levels(a, p, code, tr->t[in].inv);
+    int blocked = 0;
+    for (int k = 0; k < code->len; k++)
+        blocked |= live[k] && lev[k] == CG_LEVEL_NEURON && costly(&code->items[k]);
     for (int k = 0; k < p->params.len; k++)
         cg_line(e, "(void)p%d;", k);
-    cg_eq_emit(e, p, code, live, uni, 1, &L.lv, fwd);
-    if (fwd)
-        cg_line(e, "for (int t = from; t < to; t++) {");
-    else
-        cg_line(e, "for (int t = to - 1; t >= from; t--) {");
-    e->ind++;
-    cg_line(e, "const float *x = %s + (long)t * %s;", at(tr, tr->t[in].val), tstride(tr, in));
-    for (int k = 0; k < p->states.len; k++)
-        cg_line(e, "%sfloat *s%d = %s + (long)t * B * %lld; /* %s at the start of the step */",
-                fwd ? "" : "const ", k, at(tr, t->st + (int64_t)k * (g->timesteps + 1) * e->maxb * cnt),
-                cnt, p->states.items[k].name);
-    if (fwd) {
-        for (int k = 0; k < p->states.len; k++)
-            cg_line(e, "float *n%d = s%d + B * %lld;", k, k, cnt);
-        cg_line(e, "float *y = %s + (long)t * B * %lld;", at(tr, t->val), cnt);
+    cg_eq_emit(e, p, code, live, lev, CG_LEVEL_LAYER, &L.lv, fwd);
+    if (!blocked) {
+        /* per-neuron values are computed at every step with the rest */
+        for (int k = 0; k < code->len; k++)
+            if (lev[k] == CG_LEVEL_NEURON)
+                lev[k] = CG_LEVEL_STEP;
+        neuron_step_head(tr, i, fwd, 0);
+        cg_line(e, "for (long i = 0; i < B * %lld; i++) {", cnt);
+        e->ind++;
+        neuron_body(tr, i, fwd, code, live, lev, CG_LEVEL_STEP, &L);
     } else {
-        cg_line(e, "const float *gy = %s + (long)t * B * %lld;", at(tr, t->grd), cnt);
-        cg_line(e, "float *gx = %s + (long)t * %s;", at(tr, tr->t[in].grd), tstride(tr, in));
-        for (int k = 0; k < p->states.len; k++)
-            cg_line(e, "float *ds%d = %s;", k, at(tr, t->dst + (int64_t)k * e->maxb * cnt));
-        cg_line(e, "(void)gx;");
-        for (int k = 0; k < p->states.len; k++)
-            cg_line(e, "(void)s%d;", k);
-    }
-    cg_line(e, "(void)x;");
-    cg_line(e, "for (long i = 0; i < B * %lld; i++) {", cnt);
-    e->ind++;
-    cg_eq_emit(e, p, code, live, uni, 0, &L.lv, fwd);
-    if (fwd) {
-        for (int k = 0; k < p->states.len; k++)
-            cg_line(e, "n%d[i] = %s;", k, cg_eq_val(e, code, p->states.items[k].next));
-        cg_line(e, "y[i] = %s;", cg_eq_val(e, code, p->emit));
-    } else {
-        const NeuronGrad *gr = p->grad;
-        if (gr->dx >= 0)
-            cg_line(e, "if (dx)\n%*s    gx[i] += %s;", 4 * e->ind, "", cg_eq_val(e, code, gr->dx));
-        for (int k = 0; k < p->states.len; k++)
-            cg_line(e, "ds%d[i] = %s;", k, gr->dstate[k] >= 0 ? cg_eq_val(e, code, gr->dstate[k]) : "0.0f");
-        for (int k = 0; k < p->params.len; k++) {
-            const NeuronParam *q = &p->params.items[k];
-            if (gr->dparam[k] < 0)
+        /* the per-neuron values the steps read */
+        unsigned char *keep = arena_alloc(a, (size_t)code->len + 1);
+        for (int k = 0; k < code->len; k++) {
+            const EqInst *q = &code->items[k];
+            int ar = eq_nops(q);
+            if (!live[k] || lev[k] != CG_LEVEL_STEP)
                 continue;
-            const char *ix = q->gran == GRAN_LAYER    ? "0"
-                             : q->gran == GRAN_NEURON ? arena_printf(a, "i %% %lld", cnt)
-                                                      : arena_printf(a, "i %% %lld / %lld", cnt,
-                                                                     cnt / x->shape.d[0]);
-            cg_line(e, "dp%d[%s] += %s;", k, ix, cg_eq_val(e, code, gr->dparam[k]));
+            if (ar > 0 && lev[q->a] == CG_LEVEL_NEURON) keep[q->a] = 1;
+            if (ar > 1 && lev[q->b] == CG_LEVEL_NEURON) keep[q->b] = 1;
+            if (ar > 2 && lev[q->c] == CG_LEVEL_NEURON) keep[q->c] = 1;
         }
+        for (int k = 0; k < nroots; k++)
+            if (roots[k] >= 0 && lev[roots[k]] == CG_LEVEL_NEURON)
+                keep[roots[k]] = 1;
+        /* x and the parameters are read where they are: 2 marks them */
+        for (int k = 0; k < code->len; k++)
+            if (keep[k] && (code->items[k].op == EQ_INPUT || code->items[k].op == EQ_PARAM))
+                keep[k] = 2;
+        if (tr->t[in].inv)
+            cg_line(e, "const float *x = %s; /* the same at every step */", at(tr, tr->t[in].val));
+        cg_line(e, "for (long i0 = 0; i0 < B * %lld; i0 += %d) { /* blocks of neurons */", cnt, NEURON_BLOCK);
+        e->ind++;
+        cg_line(e, "const long i1 = B * %lld - i0 < %d ? B * %lld : i0 + %d;", cnt, NEURON_BLOCK, cnt, NEURON_BLOCK);
+        for (int k = 0; k < code->len; k++)
+            if (keep[k] == 1)
+                cg_line(e, "float v%d[%d];", k, NEURON_BLOCK);
+        /* what the kept values need */
+        int nkept = 0;
+        int *kept = arena_alloc(a, sizeof(int) * (size_t)(code->len + 1));
+        for (int k = 0; k < code->len; k++)
+            if (keep[k] == 1)
+                kept[nkept++] = k;
+        unsigned char *pre = cg_eq_live(a, code, kept, nkept);
+        cg_line(e, "for (long i = i0; i < i1; i++) { /* the values that do not change over the steps */");
+        e->ind++;
+        cg_eq_emit(e, p, code, pre, lev, CG_LEVEL_NEURON, &L.lv, fwd);
+        for (int k = 0; k < code->len; k++)
+            if (keep[k] == 1)
+                cg_line(e, "v%d[i - i0] = t%d;", k, k);
+        e->ind--;
+        cg_line(e, "}");
+        neuron_step_head(tr, i, fwd, tr->t[in].inv);
+        cg_line(e, "for (long i = i0; i < i1; i++) {");
+        e->ind++;
+        for (int k = 0; k < code->len; k++) {
+            const EqInst *q = &code->items[k];
+            if (keep[k] == 1)
+                cg_line(e, "const float t%d = v%d[i - i0];", k, k);
+            else if (keep[k] == 2)
+                cg_line(e, "const float t%d = %s;", k, q->op == EQ_INPUT ? L.lv.x : L.lv.param[q->idx]);
+        }
+        neuron_body(tr, i, fwd, code, live, lev, CG_LEVEL_STEP, &L);
+        e->ind--;
+        cg_line(e, "}");
     }
     e->ind--;
     cg_line(e, "}");
