@@ -5,7 +5,10 @@
  * the optimizer and the files stay in snnc's own (tested) C.
  *
  * The code is built in a private temporary folder with -O3 -march=native
- * (it runs on this machine only) and removed when the model is closed. The
+ * (it runs on this machine only) and -fno-trapping-math (the comparisons
+ * of the neuron loops may then be computed for every element, which lets
+ * compilers vectorize them; no value changes), and removed when the model
+ * is closed. The
  * generated file's ABI is documented in docs/generated-code.md; the names
  * looked up here are <prefix>_train_forward and the others of its header.
  */
@@ -53,8 +56,8 @@ int jit_load(Arena *a, const IrGraph *g, Options *o, JitModel *m) {
     m->h_file = arena_printf(a, "%s/%s.h", dir, m->prefix);
     m->so_file = arena_printf(a, "%s/%s.so", dir, m->prefix);
     const char *cc = o->cc ? o->cc : getenv("CC") && *getenv("CC") ? getenv("CC") : "cc";
-    char *argv[] = {(char *)cc, "-std=c99", "-O3", "-march=native", "-fPIC", "-shared", "-o",
-                    (char *)m->so_file, (char *)m->c_file, "-lm", NULL};
+    char *argv[] = {(char *)cc, "-std=c99", "-O3", "-march=native", "-fno-trapping-math", "-fPIC", "-shared",
+                    "-o", (char *)m->so_file, (char *)m->c_file, "-lm", NULL};
     if (drv_run_program(argv, "the C compiler") != 0) {
         jit_close(m);
         return -1;

@@ -892,7 +892,8 @@ static void neuron_body(Train *tr, int i, int fwd, const EqCode *code, const uns
     }
     const NeuronGrad *gr = p->grad;
     if (gr->dx >= 0)
-        cg_line(e, "if (dx)\n%*s    gx[i] += %s;", 4 * e->ind, "", cg_eq_val(e, code, gr->dx));
+        /* a select, not a branch, so that compilers vectorize the loop */
+        cg_line(e, "gx[i] = dx ? gx[i] + %s : gx[i];", cg_eq_val(e, code, gr->dx));
     for (int k = 0; k < p->states.len; k++)
         cg_line(e, "ds%d[i] = %s;", k, gr->dstate[k] >= 0 ? cg_eq_val(e, code, gr->dstate[k]) : "0.0f");
     for (int k = 0; k < p->params.len; k++) {
