@@ -476,22 +476,31 @@ static void gen_params(Emit *e) {
     cg_line(e, "return snnrt_st_load(path, want, %d, allow_missing, found, err, errlen);", g->params.len);
     e->ind--;
     cg_line(e, "}");
+    /* the random draws, only where a weight or bias needs them */
+    int random = 0;
+    for (int i = 0; i < g->params.len; i++)
+        random |= g->params.items[i].kind == PK_WEIGHT || g->params.items[i].kind == PK_BIAS;
     cg_blank(e);
-    cg_line(e, "/* splitmix64: a counter-based generator, the same on every target. */");
-    cg_line(e, "static float %s_uniform(unsigned long long *state)", e->p);
-    cg_line(e, "{");
-    cg_line(e, "    unsigned long long z = (*state += 0x9E3779B97F4A7C15ULL);");
-    cg_line(e, "    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;");
-    cg_line(e, "    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;");
-    cg_line(e, "    z ^= z >> 31;");
-    cg_line(e, "    return (float)(z >> 40) * (1.0f / 16777216.0f);");
-    cg_line(e, "}");
-    cg_blank(e);
+    if (random) {
+        cg_line(e, "/* splitmix64: a counter-based generator, the same on every target. */");
+        cg_line(e, "static float %s_uniform(unsigned long long *state)", e->p);
+        cg_line(e, "{");
+        cg_line(e, "    unsigned long long z = (*state += 0x9E3779B97F4A7C15ULL);");
+        cg_line(e, "    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;");
+        cg_line(e, "    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;");
+        cg_line(e, "    z ^= z >> 31;");
+        cg_line(e, "    return (float)(z >> 40) * (1.0f / 16777216.0f);");
+        cg_line(e, "}");
+        cg_blank(e);
+    }
     cg_line(e, "void %s_init_weights(void *workspace, unsigned long long seed)", e->p);
     cg_line(e, "{");
     e->ind++;
     cg_line(e, "float *ws = %s_ws(workspace);", e->p);
-    cg_line(e, "unsigned long long st = seed;");
+    if (random)
+        cg_line(e, "unsigned long long st = seed;");
+    else
+        cg_line(e, "(void)seed; /* no weight or bias to draw */");
     for (int i = 0; i < g->params.len; i++) {
         const IrParam *q = &g->params.items[i];
         const char *what;

@@ -1045,8 +1045,10 @@ static void gen_neuron(Train *tr, int i, int fwd) {
         for (int k = 0; k < code->len; k++)
             if (keep[k] && (code->items[k].op == EQ_INPUT || code->items[k].op == EQ_PARAM))
                 keep[k] = 2;
-        if (tr->t[in].inv)
+        if (tr->t[in].inv) {
             cg_line(e, "const float *x = %s; /* the same at every step */", at(tr, tr->t[in].val));
+            cg_line(e, "(void)x;");
+        }
         cg_line(e, "for (long i0 = 0; i0 < B * %lld; i0 += %d) { /* blocks of neurons */", cnt, NEURON_BLOCK);
         e->ind++;
         cg_line(e, "const long i1 = B * %lld - i0 < %d ? B * %lld : i0 + %d;", cnt, NEURON_BLOCK, cnt, NEURON_BLOCK);
