@@ -946,7 +946,7 @@ static void neuron_step_head(Train *tr, int i, int fwd, int x_outside) {
         cg_line(e, "(void)x;");
 }
 
-/* Whether instruction k is worth computing once for all steps: a call to
+/* Whether an instruction is worth computing once for all steps: a call to
    the math library or a surrogate derivative. */
 static int costly(const EqInst *in) {
     switch (in->op) {
@@ -960,7 +960,7 @@ static int costly(const EqInst *in) {
     }
 }
 
-/* Neuron neurons per block of the loop that computes step-invariant
+/* Neurons per block of the loop that computes the step-invariant
    values once (NEURON_BLOCK floats per value on the stack). */
 #define NEURON_BLOCK 256
 
