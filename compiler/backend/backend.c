@@ -1,22 +1,92 @@
 /*
- * backend.c: the table of targets.
+ * backend.c: the table of targets, and the one driver of them all: check
+ * that the target has every kernel the graph needs, then write the kernels
+ * of every node in the schedule's order (the inference plan's, then for a
+ * trained graph the training plan's forward and backward), the
+ * micro-kernels they call and the API.
  */
 #include "backend.h"
 
 #include <string.h>
 
-static const Target targets[] = {
-    {"c", "portable C99: the reference back end, and the one for microcontrollers", cgen_generate},
+static const Target *const targets[] = {
+    &target_c,
 };
+#define NTARGETS ((int)(sizeof targets / sizeof targets[0]))
 
 const Target *target_lookup(const char *name) {
-    for (size_t i = 0; i < sizeof targets / sizeof targets[0]; i++)
-        if (!strcmp(targets[i].name, name))
-            return &targets[i];
+    for (int i = 0; i < NTARGETS; i++)
+        if (!strcmp(targets[i]->name, name))
+            return targets[i];
     return NULL;
 }
 
 void target_list(FILE *f) {
-    for (size_t i = 0; i < sizeof targets / sizeof targets[0]; i++)
-        fprintf(f, "  %-8s %s\n", targets[i].name, targets[i].doc);
+    for (int i = 0; i < NTARGETS; i++)
+        fprintf(f, "  %-8s %s\n", targets[i]->name, targets[i]->doc);
+}
+
+int target_needs_backward(const IrGraph *g, int i) {
+    const IrNode *x = &g->nodes.items[i];
+    if (!g->train || !ir_op_kernel[x->op])
+        return 0;
+    if (g->trainp.at[i].needgrad)
+        return 1;
+    for (int k = 0; k < x->nparam; k++)
+        if (g->params.items[x->param[k]].learnable)
+            return 1;
+    return 0;
+}
+
+int target_check(const Target *t, const IrGraph *g) {
+    int bad = 0;
+    for (int i = 0; i < g->nodes.len; i++) {
+        const IrNode *x = &g->nodes.items[i];
+        if (x->dead || !ir_op_kernel[x->op])
+            continue;
+        const TargetKernels *k = &t->kernels[x->op];
+        const char *what = !k->fwd ? "forward" : target_needs_backward(g, i) && !k->bwd ? "backward" : NULL;
+        if (!what)
+            continue;
+        error_at(x->loc, "target '%s' has no %s kernel for op '%s' (layer '%s')", t->name, what,
+                 ir_op_names[x->op], x->name);
+        bad++;
+    }
+    return bad;
+}
+
+int target_generate(const Target *t, const IrGraph *g, const CgenOptions *opt, GenFile *out) {
+    if (!g->infer.planned || (g->train && !g->trainp.planned))
+        ICE("target_generate needs the memory plans");
+    if (target_check(t, g))
+        return -1;
+    int dense = 0, conv = 0;
+    for (int i = 0; i < g->nodes.len; i++) {
+        const IrNode *x = &g->nodes.items[i];
+        dense |= !x->dead && (x->op == IR_DENSE || x->op == IR_CONV2D);
+        conv |= !x->dead && x->op == IR_CONV2D;
+    }
+    TargetEmitter *em = t->begin(g, opt);
+    if (!em)
+        return -1;
+    if (dense)
+        t->gemm(em);
+    if (conv)
+        t->conv(em);
+    for (int j = 0; j < g->norder; j++) {
+        int i = g->order[j];
+        if (ir_op_kernel[g->nodes.items[i].op])
+            t->kernels[g->nodes.items[i].op].fwd(em, &g->infer, i);
+    }
+    if (g->train)
+        for (int j = 0; j < g->norder; j++) {
+            int i = g->order[j];
+            if (!ir_op_kernel[g->nodes.items[i].op])
+                continue;
+            t->kernels[g->nodes.items[i].op].fwd(em, &g->trainp, i);
+            if (target_needs_backward(g, i))
+                t->kernels[g->nodes.items[i].op].bwd(em, &g->trainp, i);
+        }
+    t->api(em);
+    return t->finish(em, out);
 }

@@ -1,7 +1,21 @@
 /*
- * backend.h: the interface every back end implements. A target is a struct
- * of function pointers, looked up by name (--target); adding one (avx512,
- * cuda, llvm) is a new entry in backend.c and a folder of its own.
+ * backend.h: the interface every target implements (docs/targets.md).
+ *
+ * The middle end decides what runs and in what order (the schedule) and
+ * where every value lives (the memory plans of inference and training);
+ * a target decides only how each piece is written for its machine. A
+ * target is one folder under compiler/backend/ that fills in a Target:
+ *   - a table of kernel emitters, one forward and one backward per op,
+ *     indexed by IrOp and generated from ops.def; a missing entry means the
+ *     target lacks the op, which target_generate reports (never a silent
+ *     fallback);
+ *   - the micro-kernels the kernels call (matrix product, convolution);
+ *   - the public API, written from the schedule;
+ *   - how its code is built and loaded, so that snnc run, train and grad
+ *     can call it.
+ * target_generate (backend.c) drives every target the same way. Adding a
+ * target is a folder and one line in backend.c's table; no pass and no
+ * other target changes.
  */
 #ifndef SNNC_BACKEND_H
 #define SNNC_BACKEND_H
@@ -12,6 +26,8 @@ typedef struct CgenOptions {
     int static_ws;           /* --static: a static workspace instead of the caller's */
     const float *embedded;   /* --embed-weights: all parameters, in memplan order; NULL: load at run time */
     const char *prefix;      /* C identifier prefix; default: the network's name in lower case */
+    int no_loader;           /* no weight loader or initialization: the caller fills the parameters
+                                (snnc itself, when it loads the code) */
 } CgenOptions;
 
 /* Generated files, in memory, so that the driver writes them atomically. */
@@ -20,18 +36,69 @@ typedef struct GenFile {
     Buf text;
 } GenFile;
 
+#define TARGET_MAX_FILES 4
+
+/* A model built by its target and loaded into snnc: the functions of the
+   generated API (docs/generated-code.md) as pointers. The workspaces start
+   with the parameters, at their memplan offsets (IrParam.off). */
+typedef struct LoadedModel {
+    void *handle;  /* the target's own */
+    long ws_floats;       /* the inference workspace for the graph's batch */
+    long train_ws_floats; /* the training workspace (0 without training code) */
+    void (*reset)(void *ws, int batch);
+    void (*step)(void *ws, int batch, const float *input, float *output);
+    void (*forward)(void *ws, int batch, const float *input, float *output);
+    const float *(*probe)(void *ws, int k);
+    void (*train_forward)(void *ws, int batch, const float *input, float *output, int training,
+                          unsigned long long seed);
+    void (*train_backward)(void *ws, int batch, const float *doutput, float *dinput);
+    void (*train_spikes)(void *ws, int batch, double *spikes, double *neurons);
+    float *(*train_grads)(void *ws);
+} LoadedModel;
+
+/* How snnc builds and loads generated code (snnc run, train, grad). */
+typedef struct LoadOptions {
+    const char *cc;       /* the C compiler: --cc, else $CC, else the target's default */
+    const char *keep;     /* --keep-build DIR: build there and leave the files; NULL: a temporary folder */
+    int threads;          /* --threads; 0: every core */
+} LoadOptions;
+
+typedef struct TargetEmitter TargetEmitter; /* a target's state while it writes code */
+
+/* Writes the code of node i for plan P (&g->infer or &g->trainp). */
+typedef void (*KernelEmitter)(TargetEmitter *em, const IrPlan *P, int i);
+
+typedef struct TargetKernels {
+    KernelEmitter fwd; /* the output of every step of a range from the inputs */
+    KernelEmitter bwd; /* training: the gradients of the inputs and parameters */
+} TargetKernels;
+
 typedef struct Target {
     const char *name;
     const char *doc;
-    /* Generate the files for graph g; returns the number written to out (at
-       most 4), or -1 after reporting an error. */
-    int (*generate)(const IrGraph *g, const CgenOptions *opt, GenFile *out);
+    const TargetKernels *kernels; /* IR_NUM_OPS entries; NULL members: not supported */
+    /* writing code, called by target_generate in this order */
+    TargetEmitter *(*begin)(const IrGraph *g, const CgenOptions *opt);
+    void (*gemm)(TargetEmitter *em);        /* the matrix product (dense and conv layers use it) */
+    void (*conv)(TargetEmitter *em);        /* what convolutions need besides it */
+    void (*api)(TargetEmitter *em);         /* the public functions, over the schedule */
+    int (*finish)(TargetEmitter *em, GenFile *out); /* the files (at most TARGET_MAX_FILES), or -1 */
+    /* building and loading: 0, or -1 after reporting */
+    int (*load)(const IrGraph *g, const LoadOptions *lo, LoadedModel *m);
+    void (*unload)(LoadedModel *m);
 } Target;
 
 const Target *target_lookup(const char *name);
 void target_list(FILE *f);
+/* Reports, at the layer's source line, every op of g that t cannot
+   generate (forward, and backward when g is trained); the number of them. */
+int target_check(const Target *t, const IrGraph *g);
+/* Whether the training code needs node i's backward kernel. */
+int target_needs_backward(const IrGraph *g, int i);
+/* Generates g's files with t: the number of files, or -1 after reporting. */
+int target_generate(const Target *t, const IrGraph *g, const CgenOptions *opt, GenFile *out);
 
-int cgen_generate(const IrGraph *g, const CgenOptions *opt, GenFile *out);
+extern const Target target_c;
 
 /* Text of runtime/snnrt_stload.inc, embedded at build time. */
 extern const char snnrt_stload_inc[];

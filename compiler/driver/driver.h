@@ -48,7 +48,9 @@ typedef struct Options {
     const char *neurons;          /* --neurons FILE.snn: more neuron models */
     const char *spiking;          /* --spiking OP=MODEL(args): ANN-to-SNN conversion of ONNX */
     const struct OnnxImport *onnx; /* the imported ONNX model, when the model is one */
-    const char *onnx_weights;     /* its weights, as a safetensors file */
+    const float *const *onnx_data; /* its weights: per parameter of the graph, its values */
+    int threads;                   /* --threads N; 0: every core */
+    int chunk;                     /* --chunk K: inference steps computed at a time; 0: all */
     long train_limit, test_limit;
 } Options;
 
@@ -56,10 +58,19 @@ int drv_is_onnx(const char *path);
 /* Parses the built-in models (std) and the model file with --neurons
    (user); an ONNX model is converted first. 0, or -1 after reporting. */
 int drv_parse_model(Arena *a, Options *o, struct Node **std, struct Node **user);
-/* After sema: the ONNX model's initializers as the network's weights (a
-   temporary safetensors file, o->onnx_weights, and o->weights unless
-   given). 0 when the model is not ONNX; -1 after reporting. */
+/* After sema: the ONNX model's initializers as the network's weights
+   (o->onnx_data, used unless --weights is given). 0 when the model is not
+   ONNX; -1 after reporting. */
 int drv_bind_onnx_weights(Arena *a, Options *o, const IrGraph *g);
+/* Writes the ONNX model's weights as a safetensors file; -1 after reporting. */
+int drv_write_onnx_weights(Arena *a, const Options *o, const IrGraph *g, const char *path);
+/* The values of every parameter in one block of g->param_floats floats (each
+   at its memplan offset): --init SEED, then the tensors of --weights (all
+   required without --init), else the ONNX model's own. malloc'd; NULL after
+   reporting. */
+float *drv_param_block(const IrGraph *g, const Options *o);
+/* The same, copied to the start of a workspace; -1 after reporting. */
+int drv_params(const IrGraph *g, const Options *o, float *ws);
 
 /* Read, parse and check the model: the graph before any pass. */
 IrGraph *drv_front_end(Arena *a, Options *o);
@@ -73,8 +84,6 @@ int drv_write(const char *path, const char *data, size_t len);
 /* A result file must be creatable: not a folder, in a writable folder;
    -1 after reporting. Checked before anything is built. */
 int drv_check_result_path(Arena *a, const char *path);
-/* Runs argv[0] and waits; reports and returns -1 unless it exits with 0. */
-int drv_run_program(char *const argv[], const char *what);
 char *drv_lower(Arena *a, const char *s);
 
 /* The batch of an input tensor for graph g, or -1 after reporting that its
@@ -82,9 +91,10 @@ char *drv_lower(Arena *a, const char *s);
 int drv_input_batch(Arena *a, const IrGraph *g, const SnnrtTensor *x, const char *path);
 
 /* Reads and checks a weights file against g (every tensor present unless
-   allow_missing, shapes, finite values): all parameters in one block in
-   memplan order (absent ones 0), or NULL after reporting. */
-float *drv_read_weights(const IrGraph *g, const char *path, int allow_missing);
+   allow_missing, shapes, finite values) into a block of all parameters in
+   memplan order, where absent tensors keep their values; -1 after
+   reporting. */
+int drv_read_weights_into(const IrGraph *g, const char *path, int allow_missing, float *w);
 
 int cmd_run(Arena *a, Options *o);
 int cmd_grad(Arena *a, Options *o);

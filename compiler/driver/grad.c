@@ -14,19 +14,6 @@
 
 #include "jit.h"
 
-int drv_load_params(const JitModel *m, void *ws, const Options *o) {
-    char err[1024];
-    if (!m->nparams)
-        return 0;
-    if (o->init)
-        m->init_weights(ws, o->seed);
-    if (o->weights && m->load_weights(ws, o->weights, o->init, err, sizeof err) != 0) {
-        error_plain("%s", err);
-        return -1;
-    }
-    return 0;
-}
-
 static int write_npy(const char *path, const float *data, int ndim, const long long *shape, char **written,
                      int *nw) {
     char err[1024];
@@ -53,7 +40,7 @@ int cmd_grad(Arena *a, Options *o) {
     memset(&x, 0, sizeof x);
     memset(&gy, 0, sizeof gy);
     int rc = 1;
-    JitModel m;
+    LoadedModel m;
     memset(&m, 0, sizeof m);
     float *ws = NULL, *y = NULL, *dx = NULL;
     if (drv_check_result_path(a, o->npy_out) != 0 || (o->dinput_out && drv_check_result_path(a, o->dinput_out) != 0) ||
@@ -99,36 +86,36 @@ int cmd_grad(Arena *a, Options *o) {
         error_plain("%s", err);
         goto out;
     }
-    if (jit_load(a, g, o, &m) != 0)
+    if (drv_load(g, o, &m) != 0)
         goto out;
-    ws = calloc((size_t)m.ws_floats + 1, sizeof(float));
+    ws = calloc((size_t)m.train_ws_floats + 1, sizeof(float));
     y = malloc(gy.count * sizeof(float) + 1);
     dx = malloc(x.count * sizeof(float) + 1);
     if (!ws || !y || !dx) {
-        error_plain("out of memory (the training workspace is %ld floats)", m.ws_floats);
+        error_plain("out of memory (the training workspace is %ld floats)", m.train_ws_floats);
         goto out;
     }
-    if (drv_load_params(&m, ws, o) != 0)
+    if (drv_params(g, o, ws) != 0)
         goto out;
-    m.forward(ws, batch, x.data, y, 1, o->seed);
-    m.backward(ws, batch, gy.data, dx);
+    m.train_forward(ws, batch, x.data, y, 1, o->seed);
+    m.train_backward(ws, batch, gy.data, dx);
     {
         /* every learnable parameter's gradient, or nothing */
-        const float *G = m.grads(ws);
-        int n = 0;
-        const char **names = calloc((size_t)m.nparams + 1, sizeof *names);
-        SnnrtTensor *ts = calloc((size_t)m.nparams + 1, sizeof *ts);
-        const SnnrtTensor **tp = calloc((size_t)m.nparams + 1, sizeof *tp);
+        const float *G = m.train_grads(ws);
+        int n = 0, np = g->params.len;
+        const char **names = calloc((size_t)np + 1, sizeof *names);
+        SnnrtTensor *ts = calloc((size_t)np + 1, sizeof *ts);
+        const SnnrtTensor **tp = calloc((size_t)np + 1, sizeof *tp);
         int ok = names && ts && tp;
-        for (int i = 0; ok && i < m.nparams; i++) {
-            const JitParam *q = &m.params[i];
+        for (int i = 0; ok && i < np; i++) {
+            const IrParam *q = &g->params.items[i];
             if (!q->learnable)
                 continue;
-            ts[n].ndim = q->ndim;
-            for (int k = 0; k < q->ndim; k++)
-                ts[n].shape[k] = q->shape[k];
+            ts[n].ndim = q->shape.ndim;
+            for (int k = 0; k < q->shape.ndim; k++)
+                ts[n].shape[k] = q->shape.d[k];
             ts[n].count = (size_t)q->count;
-            ts[n].data = (float *)(G + q->offset);
+            ts[n].data = (float *)(G + q->off);
             names[n] = q->name;
             tp[n] = &ts[n];
             n++;
@@ -154,7 +141,7 @@ int cmd_grad(Arena *a, Options *o) {
             rc = 0;
     }
 out:
-    jit_close(&m);
+    drv_unload(o, &m);
     free(ws);
     free(y);
     free(dx);

@@ -61,6 +61,8 @@ static void usage(FILE *f) {
           "  --embed-weights       embed the --weights file as const arrays\n"
           "  --weights FILE        safetensors weights (see docs/weights.md)\n"
           "  --record LAYER[.VAR]  keep a value of every step readable (<net>_probe)\n"
+          "  --chunk K             inference computes K steps of each layer at a time (default:\n"
+          "                        all T; memory grows with K; 1 is step by step)\n"
           "  --train               also generate the training code (forward over all steps,\n"
           "                        backward; see docs/generated-code.md)\n"
           "\n"
@@ -71,8 +73,10 @@ static void usage(FILE *f) {
           "  --init SEED           initialize missing weights as PyTorch does (documented)\n"
           "  --record LAYER[.VAR]=FILE.npy   write a layer's output or a neuron variable\n"
           "                        over time as [T, B, ...]; repeatable\n"
-          "  --cc CC               C compiler (default $CC, else cc)\n"
-          "  --keep-build DIR      keep the generated program in DIR\n"
+          "  --cc CC               C compiler (default $CC, else cc; flags in docs/cli.md)\n"
+          "  --keep-build DIR      keep the generated code and its build in DIR\n"
+          "  --threads N           threads of the generated code and the runtime (run, train,\n"
+          "                        grad; default: every core); results do not depend on N\n"
           "\n"
           "  --eval                instead: the accuracy of --weights on the test split of\n"
           "                        the train block's data (or --data DIR)\n"
@@ -237,6 +241,16 @@ static int parse_args(int argc, char **argv, Options *o) {
                 return bad_usage("--batch needs an integer from 1 to 1048576, got '%s'", v);
             o->batch = (int)n;
             o->set_batch = (int)n;
+        } else if (!strcmp(a, "--threads")) {
+            NEEDV();
+            if (!parse_int(v, 1, 1024, &n))
+                return bad_usage("--threads needs an integer from 1 to 1024, got '%s'", v);
+            o->threads = (int)n;
+        } else if (!strcmp(a, "--chunk")) {
+            NEEDV();
+            if (!parse_int(v, 1, 1000000, &n))
+                return bad_usage("--chunk needs an integer from 1 to 1000000, got '%s'", v);
+            o->chunk = (int)n;
         } else if (!strcmp(a, "--emit-ir")) {
             o->emit_ir = 1;
         } else if (!strncmp(a, "--dump-ir=after:", 16)) {
@@ -322,7 +336,8 @@ IrGraph *drv_front_end(Arena *a, Options *o) {
         return NULL;
     /* run, grad and export take the values of the parameters from --weights
      * or --init; a network without parameters needs neither */
-    if (!o->weights && !o->init && (!strcmp(o->cmd, "run") || !strcmp(o->cmd, "grad") || !strcmp(o->cmd, "export"))) {
+    if (!o->weights && !o->onnx_data && !o->init &&
+        (!strcmp(o->cmd, "run") || !strcmp(o->cmd, "grad") || !strcmp(o->cmd, "export"))) {
         if (g->params.len) {
             error_plain("%s: network '%s' has %d parameter tensors ('%s' first): give --weights FILE or --init SEED",
                         o->input_file, g->name, g->params.len, g->params.items[0].name);
@@ -355,6 +370,7 @@ IrGraph *drv_front_end(Arena *a, Options *o) {
 IrGraph *drv_middle_end(Arena *a, Options *o, IrGraph *g) {
     g->batch = o->batch > 0 ? o->batch : 1;
     g->train = o->train;
+    g->chunk = o->chunk;
     /* records become probes before the passes, so that memplan sees them */
     for (int k = 0; k < o->nrecords; k++) {
         const char *spec = o->records[k].spec;
@@ -423,15 +439,14 @@ int drv_write(const char *path, const char *data, size_t len) {
     return 0;
 }
 
-float *drv_read_weights(const IrGraph *g, const char *path, int allow_missing) {
+int drv_read_weights_into(const IrGraph *g, const char *path, int allow_missing, float *w) {
     char err[512];
     SnnrtStFile f;
     if (snnrt_st_read(path, &f, err, sizeof err) != 0) {
         error_plain("%s", err);
-        return NULL;
+        return -1;
     }
-    float *w = calloc((size_t)g->param_floats + 1, sizeof(float));
-    int ok = w != NULL;
+    int ok = 1;
     for (int i = 0; ok && i < g->params.len; i++) {
         const IrParam *q = &g->params.items[i];
         const SnnrtStEntry *e = snnrt_st_find(&f, q->name);
@@ -465,11 +480,7 @@ float *drv_read_weights(const IrGraph *g, const char *path, int allow_missing) {
         memcpy(w + q->off, e->t.data, (size_t)q->count * sizeof(float));
     }
     snnrt_st_free(&f);
-    if (!ok) {
-        free(w);
-        return NULL;
-    }
-    return w;
+    return ok ? 0 : -1;
 }
 
 int drv_generate(const IrGraph *g, Options *o, const char *dir, const float *embedded) {
@@ -482,8 +493,8 @@ int drv_generate(const IrGraph *g, Options *o, const char *dir, const float *emb
     memset(&co, 0, sizeof co);
     co.static_ws = o->static_ws;
     co.embedded = embedded;
-    GenFile files[4];
-    int n = t->generate(g, &co, files);
+    GenFile files[TARGET_MAX_FILES];
+    int n = target_generate(t, g, &co, files);
     if (n < 0)
         return -1;
     int rc = drv_ensure_dir(dir);
@@ -499,6 +510,10 @@ int drv_generate(const IrGraph *g, Options *o, const char *dir, const float *emb
 /* ---- info ---- */
 
 static void info(const IrGraph *g) {
+    /* the parameters of each node, in one pass */
+    int64_t *per_node = arena_alloc(g->arena, sizeof(int64_t) * (size_t)(g->nodes.len + 1));
+    for (int k = 0; k < g->params.len; k++)
+        per_node[g->params.items[k].node] += g->params.items[k].count;
     const IrNode *in = &g->nodes.items[g->input];
     printf("network %s: %d timesteps, input %s %s (%s), output %s readout %s\n", g->name,
            g->timesteps, in->name, shape_str(g->arena, &in->shape), encoding_names[g->encoding],
@@ -510,10 +525,7 @@ static void info(const IrGraph *g) {
         const IrNode *n = &g->nodes.items[i];
         if (n->dead)
             continue;
-        int64_t params = 0, neurons = 0, syn = 0, cnt = shape_count(&n->shape);
-        for (int k = 0; k < g->params.len; k++)
-            if (g->params.items[k].node == i)
-                params += g->params.items[k].count;
+        int64_t params = per_node[i], neurons = 0, syn = 0, cnt = shape_count(&n->shape);
         if (n->op == IR_NEURON)
             neurons = cnt;
         if (n->op == IR_DENSE)
@@ -530,12 +542,17 @@ static void info(const IrGraph *g) {
     printf("\ntotal: %lld parameters (%.1f KiB as float32), %lld neurons, %lld synaptic operations "
            "(multiply-accumulates) per step and sample\n",
            (long long)tp, (double)tp * 4 / 1024, (long long)tn, (long long)ts);
-    int64_t per = g->persist_floats + g->pool_floats;
-    printf("inference memory (batch %d): workspace %lld bytes = parameters %lld + states and kept "
-           "values %lld + activations %lld; independent of the %d timesteps\n",
-           g->batch, (long long)((g->param_floats + g->batch * per) * 4), (long long)(g->param_floats * 4),
-           (long long)(g->batch * g->persist_floats * 4), (long long)(g->batch * g->pool_floats * 4),
-           g->timesteps);
+    const IrPlan *P = &g->infer;
+    printf("inference memory (batch %d): parameters %lld bytes; states and kept values %lld bytes; values of %d "
+           "step%s at a time %lld bytes (--chunk; %d timesteps)\n",
+           g->batch, (long long)(g->param_floats * 4), (long long)(P->persist * 4), P->chunk, P->chunk == 1 ? "" : "s",
+           (long long)((P->floats - P->persist) * 4), g->timesteps);
+    if (g->train)
+        printf("training memory (batch %d): parameters and gradients %lld bytes; values kept for the backward %lld "
+               "bytes; gradients of the values %lld bytes\n",
+               g->batch, (long long)(g->param_floats * 8), (long long)(g->trainp.persist * 4),
+               (long long)((g->trainp.floats - g->trainp.persist) * 4));
+    printf("(the target adds its scratch: snnc compile writes the workspace's size in the header)\n");
 }
 
 int main(int argc, char **argv) {
@@ -563,7 +580,7 @@ int main(int argc, char **argv) {
     if (o.dot && drv_check_result_path(&arena, o.dot) != 0)
         goto fail;
     float *w = NULL;
-    if (!strcmp(o.cmd, "compile") && !o.emit_ir && o.embed && !(w = drv_read_weights(g, o.weights, 0)))
+    if (!strcmp(o.cmd, "compile") && !o.emit_ir && o.embed && !(w = drv_param_block(g, &o)))
         goto fail;
     if (!strcmp(o.cmd, "info")) {
         info(g);
@@ -574,14 +591,9 @@ int main(int argc, char **argv) {
         buf_free(&b);
     } else {
         int bad = drv_generate(g, &o, o.outdir, w);
-        if (!bad && o.onnx_weights && !o.embed) {
-            /* an ONNX model's weights, beside the code that loads them */
-            size_t len;
-            char *data = read_file(o.onnx_weights, &len, (size_t)1 << 34);
-            const char *path = arena_printf(&arena, "%s/%s.safetensors", o.outdir, drv_lower(&arena, g->name));
-            bad = !data ? (error_plain("%s: %s", o.onnx_weights, strerror(errno)), 1) : drv_write(path, data, len);
-            free(data);
-        }
+        if (!bad && o.onnx_data && !o.embed) /* an ONNX model's weights, beside the code that loads them */
+            bad = drv_write_onnx_weights(&arena, &o, g,
+                                         arena_printf(&arena, "%s/%s.safetensors", o.outdir, drv_lower(&arena, g->name)));
         if (bad) {
             free(w);
             goto fail;

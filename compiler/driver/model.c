@@ -5,11 +5,13 @@
  *
  * An ONNX model brings its weights: once sema has made the graph's
  * parameters, each initializer is checked against the parameter it fills
- * (shape, finite values) and all of them are written to a safetensors file
- * in a private temporary folder, which then stands for --weights unless
+ * (shape, finite values) and kept in memory, standing for --weights unless
  * the command line gives other weights. Parameters the model does not give
  * (a neuron's learnable parameters left out) take their model's initial
- * value. The folder is removed when snnc exits.
+ * value.
+ *
+ * The values of the parameters, whatever their source (--init, --weights,
+ * the ONNX model), are put together in one block by drv_param_block.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -119,22 +121,6 @@ static int same_sizes(const OnnxTensor *t, const Shape *s) {
     return 1;
 }
 
-/* The temporary weights file, removed at exit (kept outside the arena,
-   which is gone by then). */
-static char tmp_weights[4096];
-
-static void cleanup(void) {
-    if (!tmp_weights[0])
-        return;
-    unlink(tmp_weights);
-    char *slash = strrchr(tmp_weights, '/');
-    if (slash) {
-        *slash = 0;
-        rmdir(tmp_weights);
-    }
-    tmp_weights[0] = 0;
-}
-
 int drv_bind_onnx_weights(Arena *a, Options *o, const IrGraph *g) {
     const OnnxImport *imp = o->onnx;
     if (!imp)
@@ -179,55 +165,72 @@ int drv_bind_onnx_weights(Arena *a, Options *o, const IrGraph *g) {
             }
         data[p] = t->data;
     }
-    /* every parameter, in the file: the model's values, else initial values */
+    /* parameters the model does not give take their initial values */
+    for (int i = 0; i < g->params.len; i++) {
+        const IrParam *q = &g->params.items[i];
+        if (data[i])
+            continue;
+        if (q->kind == PK_WEIGHT || q->kind == PK_BIAS) {
+            error_plain("%s: the model gives no initializer for '%s'", o->input_file, q->name);
+            return -1;
+        }
+        data[i] = arena_alloc(a, sizeof(float) * (size_t)q->count + 1);
+        float v = q->kind == PK_ONES ? 1.0f : q->kind == PK_ZEROS ? 0.0f : q->init;
+        for (int64_t k = 0; k < q->count; k++)
+            data[i][k] = v;
+    }
+    o->onnx_data = (const float *const *)data;
+    return 0;
+}
+
+int drv_write_onnx_weights(Arena *a, const Options *o, const IrGraph *g, const char *path) {
     const char **names = arena_alloc(a, sizeof(char *) * (size_t)(g->params.len + 1));
     SnnrtTensor *ts = arena_alloc(a, sizeof(SnnrtTensor) * (size_t)(g->params.len + 1));
     const SnnrtTensor **tp = arena_alloc(a, sizeof(SnnrtTensor *) * (size_t)(g->params.len + 1));
     for (int i = 0; i < g->params.len; i++) {
         const IrParam *q = &g->params.items[i];
-        if (!data[i]) {
-            if (q->kind == PK_WEIGHT || q->kind == PK_BIAS) {
-                error_plain("%s: the model gives no initializer for '%s'", o->input_file, q->name);
-                return -1;
-            }
-            data[i] = arena_alloc(a, sizeof(float) * (size_t)q->count + 1);
-            float v = q->kind == PK_ONES ? 1.0f : q->kind == PK_ZEROS ? 0.0f : q->init;
-            for (int64_t k = 0; k < q->count; k++)
-                data[i][k] = v;
-        }
         ts[i].ndim = q->shape.ndim;
         for (int k = 0; k < q->shape.ndim; k++)
             ts[i].shape[k] = q->shape.d[k];
         ts[i].count = (size_t)q->count;
-        ts[i].data = data[i];
+        ts[i].data = (float *)o->onnx_data[i];
         names[i] = q->name;
         tp[i] = &ts[i];
     }
-    const char *tmpdir = getenv("TMPDIR");
-    char *dir = arena_printf(a, "%s/snnc-onnx-XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
-    if (!mkdtemp(dir)) {
-        error_plain("cannot create a temporary folder: %s", strerror(errno));
-        return -1;
-    }
     char err[1024];
-    const char *path = arena_printf(a, "%s/weights.safetensors", dir);
-    if (strlen(path) >= sizeof tmp_weights) {
-        error_plain("%s: the temporary folder's name is too long", dir);
-        rmdir(dir);
-        return -1;
-    }
     if (snnrt_st_write(path, g->params.len, names, tp, err, sizeof err) != 0) {
         error_plain("%s", err);
-        rmdir(dir);
         return -1;
     }
-    if (!tmp_weights[0])
-        atexit(cleanup);
-    cleanup();
-    strcpy(tmp_weights, path);
-    o->onnx_weights = path;
-    if (!o->weights)
-        o->weights = path;
+    return 0;
+}
+
+float *drv_param_block(const IrGraph *g, const Options *o) {
+    float *w = calloc((size_t)g->param_floats + 1, sizeof(float));
+    if (!w) {
+        error_plain("out of memory (%lld parameters)", (long long)g->param_floats);
+        return NULL;
+    }
+    if (o->init)
+        drv_init_params(g, o->seed, w);
+    if (o->weights) {
+        if (drv_read_weights_into(g, o->weights, o->init, w) != 0) {
+            free(w);
+            return NULL;
+        }
+    } else if (o->onnx_data) {
+        for (int i = 0; i < g->params.len; i++)
+            memcpy(w + g->params.items[i].off, o->onnx_data[i], sizeof(float) * (size_t)g->params.items[i].count);
+    }
+    return w;
+}
+
+int drv_params(const IrGraph *g, const Options *o, float *ws) {
+    float *w = drv_param_block(g, o);
+    if (!w)
+        return -1;
+    memcpy(ws, w, sizeof(float) * (size_t)g->param_floats);
+    free(w);
     return 0;
 }
 
@@ -266,50 +269,9 @@ int cmd_export(Arena *a, Options *o) {
         return 1;
     if (drv_check_result_path(a, o->outdir) != 0)
         return 1;
-    float *w = NULL;
-    if (o->weights) {
-        w = drv_read_weights(g, o->weights, o->init);
-        if (!w)
-            return 1;
-        if (o->init) { /* the file's tensors over the initialization */
-            float *iw = calloc((size_t)g->param_floats + 1, sizeof(float));
-            float *fw = drv_read_weights(g, o->weights, 1);
-            if (!iw || !fw) {
-                free(iw);
-                free(fw);
-                free(w);
-                return 1;
-            }
-            drv_init_params(g, o->seed, iw);
-            /* a parameter absent from the file reads as zeros in fw: mark by
-               reading again strictly per tensor */
-            SnnrtStFile f;
-            char err[512];
-            if (snnrt_st_read(o->weights, &f, err, sizeof err) != 0) {
-                error_plain("%s", err);
-                free(iw);
-                free(fw);
-                free(w);
-                return 1;
-            }
-            for (int i = 0; i < g->params.len; i++) {
-                const IrParam *q = &g->params.items[i];
-                if (snnrt_st_find(&f, q->name))
-                    memcpy(iw + q->off, fw + q->off, sizeof(float) * (size_t)q->count);
-            }
-            snnrt_st_free(&f);
-            free(fw);
-            free(w);
-            w = iw;
-        }
-    } else {
-        w = calloc((size_t)g->param_floats + 1, sizeof(float));
-        if (!w) {
-            error_plain("out of memory");
-            return 1;
-        }
-        drv_init_params(g, o->seed, w);
-    }
+    float *w = drv_param_block(g, o);
+    if (!w)
+        return 1;
     int rc = onnx_export(a, g, w, o->outdir) == 0 ? 0 : 1;
     free(w);
     return rc;

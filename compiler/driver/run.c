@@ -1,8 +1,7 @@
 /*
- * run.c: snnc run: compile the model, build the generated code with the
- * system C compiler in a temporary folder together with a small driver
- * program, run it on the input, and turn its raw results into .npy files.
- * All results are written, or none.
+ * run.c: snnc run: compile the model, build and load its generated code
+ * (the target's hook, load.c), run it on the input, and write the results
+ * as .npy files: all of them, or none.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -12,117 +11,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "driver.h"
+#include "jit.h"
 #include "snnrt.h"
-
-/* ---- run ---- */
-
-int drv_run_program(char *const argv[], const char *what) {
-    pid_t pid = fork();
-    if (pid < 0) {
-        error_plain("cannot start %s: %s", what, strerror(errno));
-        return -1;
-    }
-    if (pid == 0) {
-        execvp(argv[0], argv);
-        fprintf(stderr, "snnc: error: cannot run '%s': %s\n", argv[0], strerror(errno));
-        _exit(127);
-    }
-    int status;
-    while (waitpid(pid, &status, 0) < 0)
-        if (errno != EINTR) {
-            error_plain("waiting for %s: %s", what, strerror(errno));
-            return -1;
-        }
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
-        return 0;
-    if (WIFSIGNALED(status))
-        error_plain("%s was killed by signal %d", what, WTERMSIG(status));
-    else
-        error_plain("%s failed (exit status %d)", what, WEXITSTATUS(status));
-    return -1;
-}
-
-/* The program `run` builds around the generated code. The prologue written
-   before it defines F(name) and M(NAME) as the network's function and macro
-   names, HAVE_WEIGHTS, and PROBE_SIZES (floats per sample of each record). */
-static const char *harness_src =
-    "#include <stdio.h>\n"
-    "#include <stdlib.h>\n"
-    "\n"
-    "static int io(const char *path, float *p, size_t n, int wr)\n"
-    "{\n"
-    "    FILE *f = fopen(path, wr ? \"wb\" : \"rb\");\n"
-    "    size_t got;\n"
-    "    if (!f)\n"
-    "        return -1;\n"
-    "    got = wr ? fwrite(p, sizeof *p, n, f) : fread(p, sizeof *p, n, f);\n"
-    "    return fclose(f) == 0 && got == n ? 0 : -1;\n"
-    "}\n"
-    "\n"
-    "/* argv: weights or -, seed or -, batch, input, output, then one file per record */\n"
-    "int main(int argc, char **argv)\n"
-    "{\n"
-    "    static const size_t probe_size[] = {PROBE_SIZES 0};\n"
-    "    int batch, t, k, nprobe = argc - 6;\n"
-    "    size_t nin, nout;\n"
-    "    float *ws, *in, *out;\n"
-    "    if (argc < 6 || nprobe != M(NUM_PROBES))\n"
-    "        return 2;\n"
-    "    batch = atoi(argv[3]);\n"
-    "    nin = (size_t)(M(INPUT_SEQUENCE) ? M(TIMESTEPS) : 1) * (size_t)batch * M(INPUT_SIZE);\n"
-    "    nout = (size_t)(M(OUTPUT_STEPS) ? M(TIMESTEPS) : 1) * (size_t)batch * M(OUTPUT_SIZE);\n"
-    "    ws = calloc(M(WORKSPACE_FLOATS) + 1, sizeof(float));\n"
-    "    in = malloc(nin * sizeof(float) + 1);\n"
-    "    out = malloc(nout * sizeof(float) + 1);\n"
-    "    if (!ws || !in || !out) {\n"
-    "        fprintf(stderr, \"out of memory\\n\");\n"
-    "        return 1;\n"
-    "    }\n"
-    "#if HAVE_WEIGHTS\n"
-    "    {\n"
-    "        char err[1024];\n"
-    "        if (argv[2][0] != '-')\n"
-    "            F(init_weights)(ws, strtoull(argv[2], NULL, 10));\n"
-    "        if (argv[1][0] != '-' && F(load_weights)(ws, argv[1], argv[2][0] != '-', err, sizeof err)) {\n"
-    "            fprintf(stderr, \"%s\\n\", err);\n"
-    "            return 1;\n"
-    "        }\n"
-    "    }\n"
-    "#endif\n"
-    "    if (io(argv[4], in, nin, 0)) {\n"
-    "        fprintf(stderr, \"cannot read the input\\n\");\n"
-    "        return 1;\n"
-    "    }\n"
-    "    F(forward)(ws, batch, in, out);\n"
-    "    if (io(argv[5], out, nout, 1))\n"
-    "        return 1;\n"
-    "#if M(NUM_PROBES) > 0\n"
-    "    {\n"
-    "        FILE *pf[M(NUM_PROBES)];\n"
-    "        for (k = 0; k < nprobe; k++)\n"
-    "            if (!(pf[k] = fopen(argv[6 + k], \"wb\")))\n"
-    "                return 1;\n"
-    "        F(reset)(ws, batch);\n"
-    "        for (t = 0; t < M(TIMESTEPS); t++) {\n"
-    "            F(step)(ws, batch, in + (M(INPUT_SEQUENCE) ? (size_t)t * (size_t)batch * M(INPUT_SIZE) : 0), NULL);\n"
-    "            for (k = 0; k < nprobe; k++)\n"
-    "                if (fwrite(F(probe)(ws, k), sizeof(float), (size_t)batch * probe_size[k], pf[k]) != (size_t)batch * probe_size[k])\n"
-    "                    return 1;\n"
-    "        }\n"
-    "        for (k = 0; k < nprobe; k++)\n"
-    "            if (fclose(pf[k]))\n"
-    "                return 1;\n"
-    "    }\n"
-    "#endif\n"
-    "    (void)t;\n"
-    "    (void)k;\n"
-    "    (void)probe_size;\n"
-    "    free(ws);\n"
-    "    free(in);\n"
-    "    free(out);\n"
-    "    return 0;\n"
-    "}\n";
 
 char *drv_lower(Arena *a, const char *s) {
     char *p = arena_strdup(a, s);
@@ -130,25 +20,6 @@ char *drv_lower(Arena *a, const char *s) {
         if (*c >= 'A' && *c <= 'Z')
             *c = (char)(*c - 'A' + 'a');
     return p;
-}
-
-static void remove_tree(const char *dir, const char *const *names, int n) {
-    char path[4096];
-    for (int i = 0; i < n; i++) {
-        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
-        unlink(path);
-    }
-    rmdir(dir);
-}
-
-static int read_raw(const char *path, float *p, size_t n) {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return -1;
-    size_t got = fread(p, sizeof *p, n, f);
-    int extra = fgetc(f) != EOF;
-    fclose(f);
-    return got == n && !extra ? 0 : -1;
 }
 
 /* A result file must be creatable: not a folder, in a folder that exists
@@ -194,6 +65,54 @@ int drv_input_batch(Arena *a, const IrGraph *g, const SnnrtTensor *x, const char
     return (int)x->shape[seq];
 }
 
+/* Writes every result or none: each goes to a temporary file beside its
+   target, and only when all are written are they renamed over their
+   targets, so a failure changes no file. */
+static int write_results(Arena *a, int n, const char *const *dst, const SnnrtTensor *const *val) {
+    char err[1024];
+    const char **tmp = arena_alloc(a, sizeof(char *) * (size_t)(n + 1));
+    int ok = 1, nw = 0;
+    for (int k = 0; ok && k < n; k++) {
+        const char *slash = strrchr(dst[k], '/');
+        int dl = slash ? (int)(slash - dst[k]) + 1 : 0;
+        tmp[k] = arena_printf(a, "%.*s.%s.part%ld.%d", dl, dst[k], dst[k] + dl, (long)getpid(), k);
+        if (snnrt_npy_write(tmp[k], val[k], err, sizeof err) != 0) {
+            error_plain("%s: cannot write: %s", dst[k], err);
+            ok = 0;
+        } else
+            nw++;
+    }
+    for (int k = 0; ok && k < n; k++)
+        if (rename(tmp[k], dst[k]) != 0) {
+            error_plain("%s: cannot write: %s", dst[k], strerror(errno));
+            ok = 0;
+        } else
+            tmp[k] = NULL;
+    for (int k = 0; k < nw; k++)
+        if (tmp[k])
+            unlink(tmp[k]);
+    return ok ? 0 : -1;
+}
+
+/* A tensor [lead..., shape...] of fresh memory; 0 or -1 when out of memory. */
+static int make_tensor(SnnrtTensor *t, const long long *lead, int nlead, const Shape *s) {
+    memset(t, 0, sizeof *t);
+    t->count = 1;
+    for (int k = 0; k < nlead; k++) {
+        t->shape[t->ndim++] = lead[k];
+        t->count *= (size_t)lead[k];
+    }
+    for (int k = 0; k < s->ndim; k++) {
+        t->shape[t->ndim++] = s->d[k];
+        t->count *= (size_t)s->d[k];
+    }
+    t->data = malloc(t->count * sizeof(float) + 1);
+    return t->data ? 0 : -1;
+}
+
+/* snnc run: the model's inference code, built and loaded by its target,
+   runs the input's sequence with forward; records come from the same
+   sequence run step by step (its records are the values of every step). */
 int cmd_run(Arena *a, Options *o) {
     char err[1024];
     SnnrtTensor x;
@@ -211,184 +130,80 @@ int cmd_run(Arena *a, Options *o) {
     }
     /* the batch comes from the input; its layout is checked after sema */
     IrGraph *g = NULL;
+    LoadedModel m;
+    memset(&m, 0, sizeof m);
+    float *w = NULL, *ws = NULL;
+    SnnrtTensor *outs = NULL;
     int rc = 1;
-    {
-        IrGraph *g0 = drv_front_end(a, o);
-        if (!g0)
-            goto out;
-        int batch = drv_input_batch(a, g0, &x, o->npy_in);
-        if (batch < 0)
-            goto out;
-        o->batch = batch;
-        g = drv_middle_end(a, o, g0);
-        if (!g)
-            goto out;
-        /* the weights are checked here, before anything is built */
-        if (o->weights) {
-            float *w = drv_read_weights(g, o->weights, o->init);
-            if (!w)
-                goto out;
-            free(w);
-        }
-    }
+    IrGraph *g0 = drv_front_end(a, o);
+    if (!g0)
+        goto out;
+    int batch = drv_input_batch(a, g0, &x, o->npy_in);
+    if (batch < 0)
+        goto out;
+    o->batch = batch;
+    g = drv_middle_end(a, o, g0);
+    /* the weights are checked here, before anything is built */
+    if (!g || !(w = drv_param_block(g, o)))
+        goto out;
     if (o->emit_ir) {
         Buf b = {0};
         ir_print(g, &b);
         fwrite(b.data, 1, b.len, stdout);
         buf_free(&b);
     }
-    char tmpl[] = "/tmp/snnc-run-XXXXXX";
-    const char *tmpdir = getenv("TMPDIR");
-    char *dir;
-    if (o->keep) {
-        if (drv_ensure_dir(o->keep) != 0)
-            goto out;
-        dir = (char *)o->keep;
-    } else {
-        char *t = tmpdir ? arena_printf(a, "%s/snnc-run-XXXXXX", tmpdir) : tmpl;
-        dir = mkdtemp(t);
-        if (!dir) {
-            error_plain("cannot create a temporary folder: %s", strerror(errno));
-            goto out;
-        }
+    if (drv_load(g, o, &m) != 0)
+        goto out;
+    ws = calloc((size_t)m.ws_floats + 1, sizeof(float));
+    outs = calloc((size_t)g->probes.len + 1, sizeof *outs);
+    if (!ws || !outs) {
+        error_plain("out of memory (the workspace is %ld floats)", m.ws_floats);
+        goto out;
     }
-    const char *p = drv_lower(a, g->name);
-    const char *files[8 + MAX_RECORDS];
-    int nfiles = 0;
-    files[nfiles++] = arena_printf(a, "%s.h", p);
-    files[nfiles++] = arena_printf(a, "%s.c", p);
-    files[nfiles++] = "harness.c";
-    files[nfiles++] = "model";
-    files[nfiles++] = "input.bin";
-    files[nfiles++] = "output.bin";
-    for (int k = 0; k < g->probes.len; k++)
-        files[nfiles++] = arena_printf(a, "probe%d.bin", k);
-    if (drv_generate(g, o, dir, NULL) != 0)
-        goto clean;
+    memcpy(ws, w, sizeof(float) * (size_t)g->param_floats);
     {
-        Buf h = {0};
-        char *up = arena_strdup(a, p);
-        for (char *c = up; *c; c++)
-            if (*c >= 'a' && *c <= 'z')
-                *c = (char)(*c - 'a' + 'A');
-        buf_printf(&h, "/* Driver program written by snnc run: raw float32 files in and out. */\n");
-        buf_printf(&h, "#include \"%s.h\"\n", p);
-        buf_printf(&h, "#define F(x) %s_##x\n#define M(x) %s_##x\n", p, up);
-        buf_printf(&h, "#define HAVE_WEIGHTS %d\n#define PROBE_SIZES", g->params.len > 0);
-        for (int k = 0; k < g->probes.len; k++)
-            buf_printf(&h, " %lld,", (long long)g->probes.items[k].count);
-        buf_printf(&h, "\n%s", harness_src);
-        char *hp = arena_printf(a, "%s/harness.c", dir);
-        int bad = drv_write(hp, h.data, h.len);
-        buf_free(&h);
-        if (bad)
-            goto clean;
-    }
-    {
-        char *ip = arena_printf(a, "%s/input.bin", dir);
-        if (drv_write(ip, (const char *)x.data, x.count * sizeof(float)) != 0)
-            goto clean;
-    }
-    {
-        const char *cc = o->cc ? o->cc : getenv("CC") && *getenv("CC") ? getenv("CC") : "cc";
-        char *argv[] = {(char *)cc, "-std=c99", "-O2", "-o", arena_printf(a, "%s/model", dir),
-                        arena_printf(a, "%s/%s.c", dir, p), arena_printf(a, "%s/harness.c", dir),
-                        "-lm", NULL};
-        if (drv_run_program(argv, "the C compiler") != 0)
-            goto clean;
-    }
-    {
-        char *argv[8 + MAX_RECORDS];
-        int n = 0;
-        argv[n++] = arena_printf(a, "%s/model", dir);
-        argv[n++] = (char *)(o->weights ? o->weights : "-");
-        argv[n++] = o->init ? arena_printf(a, "%llu", o->seed) : "-";
-        argv[n++] = arena_printf(a, "%d", o->batch);
-        argv[n++] = arena_printf(a, "%s/input.bin", dir);
-        argv[n++] = arena_printf(a, "%s/output.bin", dir);
-        for (int k = 0; k < g->probes.len; k++)
-            argv[n++] = arena_printf(a, "%s/probe%d.bin", dir, k);
-        argv[n] = NULL;
-        if (o->weights && o->weights[0] == '-') {
-            error_plain("%s: weight file names may not start with '-'", o->weights);
-            goto clean;
-        }
-        if (drv_run_program(argv, "the generated program") != 0)
-            goto clean;
-    }
-    {
-        /* results: output, then each record */
         const IrNode *on = &g->nodes.items[g->output];
-        SnnrtTensor y;
-        memset(&y, 0, sizeof y);
+        long long T = g->timesteps, B = batch;
+        long long lead[2] = {T, B};
         int steps = g->readout == RO_STEPS;
-        if (steps)
-            y.shape[y.ndim++] = g->timesteps;
-        y.shape[y.ndim++] = o->batch;
-        for (int k = 0; k < on->shape.ndim; k++)
-            y.shape[y.ndim++] = on->shape.d[k];
-        y.count = (size_t)(steps ? g->timesteps : 1) * (size_t)o->batch * (size_t)shape_count(&on->shape);
-        y.data = malloc(y.count * sizeof(float) + 1);
-        SnnrtTensor *outs = calloc((size_t)g->probes.len + 1, sizeof *outs);
-        int ok = y.data && outs &&
-                 read_raw(arena_printf(a, "%s/output.bin", dir), y.data, y.count) == 0;
-        for (int k = 0; ok && k < g->probes.len; k++) {
-            const IrProbe *pr = &g->probes.items[k];
-            SnnrtTensor *t = &outs[k];
-            const Shape *s = &g->nodes.items[pr->node].shape;
-            t->shape[t->ndim++] = g->timesteps;
-            t->shape[t->ndim++] = o->batch;
-            for (int d = 0; d < s->ndim; d++)
-                t->shape[t->ndim++] = s->d[d];
-            t->count = (size_t)g->timesteps * (size_t)o->batch * (size_t)pr->count;
-            t->data = malloc(t->count * sizeof(float) + 1);
-            ok = t->data && read_raw(arena_printf(a, "%s/probe%d.bin", dir, k), t->data, t->count) == 0;
+        int ok = make_tensor(&outs[0], steps ? lead : lead + 1, steps ? 2 : 1, &on->shape) == 0;
+        for (int k = 0; ok && k < g->probes.len; k++)
+            ok = make_tensor(&outs[1 + k], lead, 2, &g->nodes.items[g->probes.items[k].node].shape) == 0;
+        if (!ok) {
+            error_plain("out of memory");
+            goto out;
         }
-        if (!ok)
-            error_plain("the generated program's results are incomplete");
-        /* write everything or nothing: each result goes to a temporary
-           file beside its target, and only when all are written are they
-           renamed over their targets, so a failure changes no file */
-        const char *dst[1 + MAX_RECORDS], *tmp[1 + MAX_RECORDS];
-        const SnnrtTensor *val[1 + MAX_RECORDS];
-        int nr = 0, nw = 0;
-        dst[nr] = o->npy_out;
-        val[nr++] = &y;
+        m.forward(ws, batch, x.data, outs[0].data);
+        if (g->probes.len) {
+            size_t nin = (size_t)B * (size_t)shape_count(&g->nodes.items[g->input].shape);
+            m.reset(ws, batch);
+            for (long long t = 0; t < T; t++) {
+                m.step(ws, batch, x.data + (g->encoding == ENC_SEQUENCE ? (size_t)t * nin : 0), NULL);
+                for (int k = 0; k < g->probes.len; k++) {
+                    size_t c = (size_t)B * (size_t)g->probes.items[k].count;
+                    memcpy(outs[1 + k].data + (size_t)t * c, m.probe(ws, k), c * sizeof(float));
+                }
+            }
+        }
+        const char **dst = arena_alloc(a, sizeof(char *) * (size_t)(g->probes.len + 1));
+        const SnnrtTensor **val = arena_alloc(a, sizeof(SnnrtTensor *) * (size_t)(g->probes.len + 1));
+        dst[0] = o->npy_out;
+        val[0] = &outs[0];
         for (int k = 0; k < g->probes.len; k++) {
-            dst[nr] = o->records[k].file;
-            val[nr++] = &outs[k];
+            dst[1 + k] = o->records[k].file;
+            val[1 + k] = &outs[1 + k];
         }
-        for (int k = 0; ok && k < nr; k++) {
-            const char *slash = strrchr(dst[k], '/');
-            int dl = slash ? (int)(slash - dst[k]) + 1 : 0;
-            tmp[k] = arena_printf(a, "%.*s.%s.part%ld.%d", dl, dst[k], dst[k] + dl, (long)getpid(), k);
-            if (snnrt_npy_write(tmp[k], val[k], err, sizeof err) != 0) {
-                error_plain("%s: cannot write: %s", dst[k], err);
-                ok = 0;
-            } else
-                nw++;
-        }
-        for (int k = 0; ok && k < nr; k++)
-            if (rename(tmp[k], dst[k]) != 0) {
-                error_plain("%s: cannot write: %s", dst[k], strerror(errno));
-                ok = 0;
-            } else
-                tmp[k] = NULL;
-        for (int k = 0; k < nw; k++)
-            if (tmp[k])
-                unlink(tmp[k]);
-        for (int k = 0; k < g->probes.len; k++)
-            free(outs[k].data);
-        free(outs);
-        free(y.data);
-        if (ok)
+        if (write_results(a, 1 + g->probes.len, dst, val) == 0)
             rc = 0;
     }
-clean:
-    if (!o->keep)
-        remove_tree(dir, files, nfiles);
 out:
+    drv_unload(o, &m);
+    if (outs)
+        for (int k = 0; k <= (g ? g->probes.len : 0); k++)
+            free(outs[k].data);
+    free(outs);
+    free(ws);
+    free(w);
     snnrt_tensor_free(&x);
     return rc;
 }
-

@@ -1,7 +1,7 @@
 /*
  * train.c: snnc train, and snnc run --eval (accuracy on a dataset).
  *
- * The model's training code is generated, built and loaded (jit.c); the
+ * The model's training code is generated, built and loaded (load.c); the
  * loop around it is here: batches drawn in an order shuffled from the seed
  * and the epoch, the generated forward over all steps, the loss and its
  * gradient (runtime/loss.c), the generated backward, gradient clipping, the
@@ -33,7 +33,7 @@ typedef struct Trainer {
     Options *o;
     TrainSpec *ts;
     IrGraph *g;
-    JitModel m;
+    LoadedModel m;
     float *ws;
     int T, K, batch;
     long in_size; /* floats of one batch's input */
@@ -131,14 +131,14 @@ static void evaluate(Trainer *tr, const Dataset *d, Eval *ev) {
         for (int r = 0; r < b; r++)
             idx[r] = done + r;
         data_batch(d, idx, b, tr->x, tr->labels);
-        tr->m.forward(tr->ws, b, tr->x, tr->y, 0, 0);
+        tr->m.train_forward(tr->ws, b, tr->x, tr->y, 0, 0);
         int ignored = 0;
         loss += snnrt_loss(&tr->loss, tr->T, b, tr->K, tr->y, tr->labels, NULL, &ignored) * b;
         for (int r = 0; r < b; r++)
             correct += predict(tr->y, tr->T, b, tr->K, r, tr->loss.readout) == tr->labels[r];
-        if (tr->m.spikes) {
+        if (tr->m.train_spikes) {
             double s = 0, c = 0;
-            tr->m.spikes(tr->ws, b, &s, &c);
+            tr->m.train_spikes(tr->ws, b, &s, &c);
             spk += s;
             neurons += c;
         }
@@ -203,13 +203,13 @@ static int write_curves(Trainer *tr) {
 
 static int save_params(Trainer *tr, const char *path, int with_state) {
     char err[1024];
-    int np = tr->m.nparams;
+    int np = tr->g->params.len;
     int cap = np * 3 + 1, n = 0;
     const char **names = arena_alloc(tr->a, sizeof(char *) * (size_t)cap);
     SnnrtTensor *ts = arena_alloc(tr->a, sizeof(SnnrtTensor) * (size_t)cap);
     const SnnrtTensor **tp = arena_alloc(tr->a, sizeof(SnnrtTensor *) * (size_t)cap);
     for (int i = 0; i < np; i++) {
-        const JitParam *q = &tr->m.params[i];
+        const IrParam *q = &tr->g->params.items[i];
         for (int kind = 0; kind < (with_state ? 3 : 1); kind++) {
             const float *src = kind == 0 ? tr->ws : kind == 1 ? tr->opt.m : tr->opt.v;
             if (kind > 0 && (!q->learnable || !src))
@@ -217,11 +217,11 @@ static int save_params(Trainer *tr, const char *path, int with_state) {
             if (kind == 2 && tr->opt.kind == SNNRT_SGD)
                 continue; /* SGD keeps only its momentum */
             SnnrtTensor *t = &ts[n];
-            t->ndim = q->ndim;
-            for (int k = 0; k < q->ndim; k++)
-                t->shape[k] = q->shape[k];
+            t->ndim = q->shape.ndim;
+            for (int k = 0; k < q->shape.ndim; k++)
+                t->shape[k] = q->shape.d[k];
             t->count = (size_t)q->count;
-            t->data = (float *)(src + q->offset);
+            t->data = (float *)(src + q->off);
             names[n] = kind == 0 ? q->name : arena_printf(tr->a, "optimizer.%s.%s", kind == 1 ? "m" : "v", q->name);
             tp[n] = t;
             n++;
@@ -251,15 +251,15 @@ static int save_params(Trainer *tr, const char *path, int with_state) {
 }
 
 static int copy_tensor(Arena *tr_arena, const SnnrtStFile *f, const char *path, const char *name,
-                       const JitParam *q, float *dst) {
+                       const IrParam *q, float *dst) {
     const SnnrtStEntry *e = snnrt_st_find(f, name);
     if (!e) {
         error_plain("%s: no tensor '%s': not a checkpoint of this network", path, name);
         return -1;
     }
-    int same = e->t.ndim == q->ndim && e->t.count == (size_t)q->count;
-    for (int k = 0; same && k < q->ndim; k++)
-        same = e->t.shape[k] == q->shape[k];
+    int same = e->t.ndim == q->shape.ndim && e->t.count == (size_t)q->count;
+    for (int k = 0; same && k < q->shape.ndim; k++)
+        same = e->t.shape[k] == q->shape.d[k];
     if (!same) {
         error_plain("%s: tensor '%s' has another shape than this network's", path, name);
         return -1;
@@ -305,17 +305,17 @@ static int resume(Trainer *tr, const char *path) {
         error_plain("%s: bad progress in its metadata", path);
         goto out;
     }
-    for (int i = 0; i < tr->m.nparams; i++) {
-        const JitParam *q = &tr->m.params[i];
-        if (copy_tensor(tr->a, &f, path, q->name, q, tr->ws + q->offset) != 0)
+    for (int i = 0; i < tr->g->params.len; i++) {
+        const IrParam *q = &tr->g->params.items[i];
+        if (copy_tensor(tr->a, &f, path, q->name, q, tr->ws + q->off) != 0)
             goto out;
         if (!q->learnable)
             continue;
         if (tr->opt.m &&
-            copy_tensor(tr->a, &f, path, arena_printf(tr->a, "optimizer.m.%s", q->name), q, tr->opt.m + q->offset) != 0)
+            copy_tensor(tr->a, &f, path, arena_printf(tr->a, "optimizer.m.%s", q->name), q, tr->opt.m + q->off) != 0)
             goto out;
         if (tr->opt.v && tr->opt.kind != SNNRT_SGD &&
-            copy_tensor(tr->a, &f, path, arena_printf(tr->a, "optimizer.v.%s", q->name), q, tr->opt.v + q->offset) != 0)
+            copy_tensor(tr->a, &f, path, arena_printf(tr->a, "optimizer.v.%s", q->name), q, tr->opt.v + q->off) != 0)
             goto out;
     }
     tr->opt.step = tr->step;
@@ -349,11 +349,11 @@ static int train_epoch(Trainer *tr, const Dataset *d, int epoch, Metrics *mt) {
     double t0 = now(), last = 0, loss_sum = 0;
     int correct = 0, tty = isatty(2);
     long done = 0;
-    float *G = tr->m.grads(tr->ws);
+    float *G = tr->m.train_grads(tr->ws);
     while (done < d->n) {
         int b = d->n - done < tr->batch ? (int)(d->n - done) : tr->batch;
         data_batch(d, tr->order + done, b, tr->x, tr->labels);
-        tr->m.forward(tr->ws, b, tr->x, tr->y, 1, mix(tr->ts->seed ^ mix((unsigned long long)tr->step + 1)));
+        tr->m.train_forward(tr->ws, b, tr->x, tr->y, 1, mix(tr->ts->seed ^ mix((unsigned long long)tr->step + 1)));
         int ignored = 0;
         double l = snnrt_loss(&tr->loss, tr->T, b, tr->K, tr->y, tr->labels, tr->dy, &ignored);
         for (int r = 0; r < b; r++) /* predicted as evaluation and deployment predict */
@@ -366,7 +366,7 @@ static int train_epoch(Trainer *tr, const Dataset *d, int epoch, Metrics *mt) {
                         l, epoch + 1, tr->step + 1, lr);
             return -1;
         }
-        tr->m.backward(tr->ws, b, tr->dy, NULL);
+        tr->m.train_backward(tr->ws, b, tr->dy, NULL);
         if (tr->ts->clip > 0)
             snnrt_clip_grad_norm(G, tr->roff, tr->rcnt, tr->nranges, tr->ts->clip);
         snnrt_optim_begin_step(&tr->opt);
@@ -407,17 +407,17 @@ static int setup(Trainer *tr, Arena *a, Options *o, IrGraph *g, int batch) {
                  g->nodes.items[g->output].name, tr->K);
         return -1;
     }
-    if (jit_load(a, g, o, &tr->m) != 0)
+    if (drv_load(g, o, &tr->m) != 0)
         return -1;
     long in = (long)shape_count(&g->nodes.items[g->input].shape);
     tr->in_size = (long)(g->encoding == ENC_SEQUENCE ? tr->T : 1) * batch * in;
-    tr->ws = calloc((size_t)tr->m.ws_floats + 2, sizeof(float));
+    tr->ws = calloc((size_t)tr->m.train_ws_floats + 2, sizeof(float));
     tr->x = malloc((size_t)tr->in_size * sizeof(float) + 1);
     tr->y = malloc((size_t)tr->T * (size_t)batch * (size_t)tr->K * sizeof(float) + 1);
     tr->dy = malloc((size_t)tr->T * (size_t)batch * (size_t)tr->K * sizeof(float) + 1);
     tr->labels = malloc((size_t)batch * sizeof(int) + 1);
     if (!tr->ws || !tr->x || !tr->y || !tr->dy || !tr->labels) {
-        error_plain("out of memory (the training workspace is %.1f MiB)", (double)tr->m.ws_floats * 4 / 1048576);
+        error_plain("out of memory (the training workspace is %.1f MiB)", (double)tr->m.train_ws_floats * 4 / 1048576);
         return -1;
     }
     tr->loss.kind = tr->ts->loss == LOSS_CE ? SNNRT_LOSS_CE : tr->ts->loss == LOSS_TET ? SNNRT_LOSS_TET
@@ -431,7 +431,7 @@ static int setup(Trainer *tr, Arena *a, Options *o, IrGraph *g, int batch) {
 }
 
 static void teardown(Trainer *tr) {
-    jit_close(&tr->m);
+    drv_unload(tr->o, &tr->m);
     snnrt_optim_free(&tr->opt);
     free(tr->ws);
     free(tr->x);
@@ -478,20 +478,20 @@ int cmd_train(Arena *a, Options *o) {
     /* parameters: initialized as PyTorch does, then --weights (fine-tuning) */
     o->init = 1;
     o->seed = ts->seed;
-    if (drv_load_params(&tr.m, tr.ws, o) != 0)
+    if (drv_params(g, o, tr.ws) != 0)
         goto out;
     {
         char err[512];
         size_t total = 0;
-        tr.roff = arena_alloc(a, sizeof(size_t) * (size_t)(tr.m.nparams + 1));
-        tr.rcnt = arena_alloc(a, sizeof(size_t) * (size_t)(tr.m.nparams + 1));
-        for (int i = 0; i < tr.m.nparams; i++) {
-            const JitParam *q = &tr.m.params[i];
-            if (q->offset + q->count > (long)total)
-                total = (size_t)(q->offset + q->count);
+        tr.roff = arena_alloc(a, sizeof(size_t) * (size_t)(g->params.len + 1));
+        tr.rcnt = arena_alloc(a, sizeof(size_t) * (size_t)(g->params.len + 1));
+        for (int i = 0; i < g->params.len; i++) {
+            const IrParam *q = &g->params.items[i];
+            if (q->off + q->count > (int64_t)total)
+                total = (size_t)(q->off + q->count);
             if (!q->learnable)
                 continue;
-            tr.roff[tr.nranges] = (size_t)q->offset;
+            tr.roff[tr.nranges] = (size_t)q->off;
             tr.rcnt[tr.nranges++] = (size_t)q->count;
         }
         tr.opt.kind = ts->opt == OPT_SGD ? SNNRT_SGD : ts->opt == OPT_ADAM ? SNNRT_ADAM : SNNRT_ADAMW;
@@ -579,7 +579,7 @@ int cmd_eval(Arena *a, Options *o) {
     if (setup(&tr, a, o, g, batch) != 0)
         goto out;
     tr.order = malloc(sizeof(long) * (size_t)(test.n + batch) + 1);
-    if (!tr.order || drv_load_params(&tr.m, tr.ws, o) != 0)
+    if (!tr.order || drv_params(g, o, tr.ws) != 0)
         goto out;
     Eval ev;
     evaluate(&tr, &test, &ev);

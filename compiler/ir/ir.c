@@ -7,17 +7,22 @@
 #include <string.h>
 
 const char *const ir_op_names[IR_NUM_OPS] = {
-#define OP(id, name, nin, sig, doc) name,
+#define OP(id, name, nin, kernel, sig, doc) name,
 #include "ops.def"
 #undef OP
 };
 const int ir_op_inputs[IR_NUM_OPS] = {
-#define OP(id, name, nin, sig, doc) nin,
+#define OP(id, name, nin, kernel, sig, doc) nin,
+#include "ops.def"
+#undef OP
+};
+const int ir_op_kernel[IR_NUM_OPS] = {
+#define OP(id, name, nin, kernel, sig, doc) kernel,
 #include "ops.def"
 #undef OP
 };
 const char *const ir_op_sigs[IR_NUM_OPS] = {
-#define OP(id, name, nin, sig, doc) sig,
+#define OP(id, name, nin, kernel, sig, doc) sig,
 #include "ops.def"
 #undef OP
 };

@@ -15,7 +15,7 @@
 #include "common.h"
 
 typedef enum IrOp {
-#define OP(id, name, nin, sig, doc) IR_##id,
+#define OP(id, name, nin, kernel, sig, doc) IR_##id,
 #include "ops.def"
 #undef OP
     IR_NUM_OPS
@@ -38,6 +38,7 @@ typedef enum SurrKind {
 extern const char *const ir_op_names[IR_NUM_OPS];
 extern const int ir_op_inputs[IR_NUM_OPS];
 extern const char *const ir_op_sigs[IR_NUM_OPS];
+extern const int ir_op_kernel[IR_NUM_OPS]; /* 1: targets need a kernel for it */
 extern const char *const eq_op_names[EQ_NUM_OPS];
 extern const int eq_op_arity[EQ_NUM_OPS];
 extern const int eq_op_callable[EQ_NUM_OPS];
@@ -143,6 +144,50 @@ typedef struct IrParam {
     int learnable;  /* 0 for buffers such as batchnorm's running statistics */
 } IrParam;
 
+/* Where the data of a node lives in one memory plan (passes memplan and
+   trainplan; docs/ir.md). Offsets are in floats from the start of the plan's
+   region (after the parameters, and in training after their gradients too),
+   already scaled by the largest batch; -1 where the node has no such buffer.
+   A buffer of c floats per sample that holds S steps takes S x maxb x c
+   floats, and step t of a batch of B starts at off + (t % S) x B x c, so
+   the rows of consecutive steps are contiguous: a synaptic layer computes
+   several steps as one matrix product. */
+typedef struct IrBufs {
+    int inv;        /* the same at every step: stored and computed once per sequence */
+    int64_t val;    /* the output (a flatten's is its input's) */
+    int vsteps;     /* steps the output holds: 1 when inv */
+    int64_t state;  /* neuron: its states, the k-th at state + k x ssteps x maxb x c */
+    int ssteps;     /* 1: updated in place; T + 1: the state at the start of every step */
+    int64_t carry;  /* delay (inference): its source's value at the end of the last chunk */
+    int64_t grad;   /* training: dL/d(output), shaped as val */
+    int64_t dstate; /* training, neuron: the adjoints of the states carried one step back */
+    int64_t pacc;   /* training, neuron: per parameter, per element, double sums (2 floats each) */
+    int64_t mask;   /* training, dropout: the mask of the sequence */
+    int64_t stat;   /* training, batchnorm: mean and 1/std per channel of the batch */
+    int needgrad;   /* training: dL/d(output) is needed: 0 no, 1 yes, 2 only for dL/dinput */
+} IrBufs;
+
+/* A group of the schedule: nodes that run together. A group of one
+   feed-forward node runs layer-major (all the steps of a chunk at once);
+   a recurrent group (the nodes of a cycle through prev()) runs time-major,
+   every member once per step. */
+typedef struct IrGroup {
+    int first, count; /* its nodes are IrGraph.order[first .. first + count) */
+    int recurrent;
+    int invariant;    /* its value is the same at every step: computed once */
+} IrGroup;
+
+/* A memory plan: the layout of a workspace (inference or training). */
+typedef struct IrPlan {
+    int planned;
+    int chunk;       /* steps computed layer-major at a time (1 .. T) */
+    int64_t floats;  /* the region's size, in floats (after the parameters) */
+    int64_t persist; /* of which the first `persist` floats outlive a chunk */
+    int64_t readout; /* inference: the readout accumulator, -1 if none */
+    int64_t counter; /* inference: the step counter of step() (room for a long) */
+    IrBufs *at;      /* per node */
+} IrPlan;
+
 typedef struct IrNode {
     IrOp op;
     const char *name; /* layer name, unique in the graph */
@@ -162,9 +207,8 @@ typedef struct IrNode {
     /* annotations made by passes */
     int dead;      /* removed by a pass; skipped by everyone */
     int invariant; /* same value at every step (hoisted out of the time loop) */
-    int64_t buf;   /* memplan: offset of the output buffer, in floats per sample */
     int alias;     /* memplan: the node whose buffer this one reads (flatten), or -1 */
-    int64_t state; /* memplan: offset of the first state (neuron, delay), per sample */
+    int group;     /* schedule: its group */
 } IrNode;
 
 typedef enum Encoding { ENC_DIRECT, ENC_SEQUENCE } Encoding;
@@ -185,7 +229,7 @@ typedef struct IrProbe {
     int node;
     const char *var; /* a state or named value of a neuron layer, or NULL: its output */
     int64_t count;
-    int64_t buf; /* offset in floats of its per-step buffer (backend's) */
+    int64_t buf; /* memplan: its buffer (chunk steps) when it records a neuron variable, else -1 */
 } IrProbe;
 
 typedef struct IrGraph {
@@ -203,12 +247,14 @@ typedef struct IrGraph {
     VEC(IrNode) nodes;
     VEC(IrParam) params;
     VEC(IrProbe) probes;
-    /* memplan results, in floats; per-sample sizes are scaled by the batch */
-    int planned;
-    int64_t param_floats;   /* all parameters */
-    int64_t persist_floats; /* per sample: states, delays, hoisted values, readout, probes */
-    int64_t pool_floats;    /* per sample: activations, shared where lifetimes allow */
-    int64_t readout_buf;    /* per sample offset of the readout accumulator, -1 if none */
+    /* schedule: live nodes in the order they run, in groups */
+    int *order, norder;
+    VEC(IrGroup) groups;
+    /* memplan: the parameters, in one block of param_floats floats (each at
+       IrParam.off); the inference plan; trainplan: the training plan */
+    int64_t param_floats;
+    int chunk; /* requested inference chunk (--chunk); 0: all the steps */
+    IrPlan infer, trainp;
 } IrGraph;
 
 IrGraph *ir_new(Arena *a, const char *name);

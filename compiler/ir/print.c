@@ -63,7 +63,6 @@ static void print_code(const NeuronProg *p, const EqCode *code, int named, Buf *
                 buf_printf(o, " %s", p->states.items[e->idx - 1].name);
             break;
         case EQ_SPIKE:
-        case EQ_DSURR:
             format_float(f, sizeof f, e->alpha);
             buf_printf(o, " %%%d surrogate=%s(%s)", e->a, surr_names[e->surr], f);
             break;
@@ -112,6 +111,62 @@ void ir_print_neuron(const NeuronProg *p, const IrGraph *g, Buf *o, const char *
     }
 }
 
+static void print_schedule(const IrGraph *g, Buf *o) {
+    buf_puts(o, "  schedule");
+    for (int k = 0; k < g->groups.len; k++) {
+        const IrGroup *gr = &g->groups.items[k];
+        for (int j = 0; j < gr->count; j++)
+            buf_printf(o, "%s%%%d%s", gr->recurrent && j == 0 ? " [" : " ", g->order[gr->first + j],
+                       gr->recurrent && j == gr->count - 1 ? "]" : "");
+    }
+    buf_puts(o, "\n");
+}
+
+static void print_off(Buf *o, const char *what, int64_t off, int steps) {
+    if (off < 0)
+        return;
+    buf_printf(o, " %s=%lld", what, (long long)off);
+    if (steps)
+        buf_printf(o, "x%d", steps);
+}
+
+static void print_plan(const IrGraph *g, const IrPlan *P, const char *what, Buf *o) {
+    buf_printf(o, "  memory %s: chunk %d, %lld floats for batch %d, %lld of them kept across chunks\n", what,
+               P->chunk, (long long)P->floats, g->batch, (long long)P->persist);
+    for (int j = 0; j < g->nodes.len; j++) {
+        const IrNode *n = &g->nodes.items[j];
+        const IrBufs *b = &P->at[j];
+        if (n->dead)
+            continue;
+        buf_printf(o, "    %%%d", j);
+        if (n->alias >= 0)
+            buf_printf(o, " view of %%%d", n->alias);
+        else {
+            print_off(o, "val", b->val, b->vsteps);
+            if (b->inv)
+                buf_puts(o, " once");
+            print_off(o, "state", b->state, b->ssteps);
+            print_off(o, "carry", b->carry, 0);
+            print_off(o, "mask", b->mask, 0);
+            print_off(o, "stat", b->stat, 0);
+            print_off(o, "grad", b->grad, 0);
+            print_off(o, "dstate", b->dstate, 0);
+            print_off(o, "pacc", b->pacc, 0);
+        }
+        if (b->needgrad)
+            buf_puts(o, b->needgrad == 1 ? " needgrad" : " needgrad(input)");
+        buf_puts(o, "\n");
+    }
+    if (P->readout >= 0)
+        buf_printf(o, "    readout=%lld\n", (long long)P->readout);
+    if (P->counter >= 0)
+        buf_printf(o, "    counter=%lld\n", (long long)P->counter);
+    for (int i = 0; P == &g->infer && i < g->probes.len; i++)
+        if (g->probes.items[i].buf >= 0)
+            buf_printf(o, "    record %s=%lldx%d\n", g->probes.items[i].spec, (long long)g->probes.items[i].buf,
+                       P->chunk);
+}
+
 void ir_print(const IrGraph *g, Buf *o) {
     buf_printf(o, "network %s timesteps=%d batch=%d encode=%s\n", g->name, g->timesteps,
                g->batch, encoding_names[g->encoding]);
@@ -138,6 +193,12 @@ void ir_print(const IrGraph *g, Buf *o) {
     buf_printf(o, "  output %%%d readout %s\n", g->output, readout_names[g->readout]);
     for (int i = 0; i < g->probes.len; i++)
         buf_printf(o, "  record %s\n", g->probes.items[i].spec);
+    if (g->order)
+        print_schedule(g, o);
+    if (g->infer.planned)
+        print_plan(g, &g->infer, "inference", o);
+    if (g->trainp.planned)
+        print_plan(g, &g->trainp, "training", o);
 }
 
 void ir_dot(const IrGraph *g, Buf *o) {

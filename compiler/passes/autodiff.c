@@ -13,9 +13,10 @@
  *     read the neuron's output (EQ_ADJ 0); each state's next value receives
  *     the adjoint of that state at the start of the following step
  *     (EQ_ADJ 1 + k), which is how gradients flow through time;
- *   - spike(u) passes its adjoint times the surrogate derivative at u
- *     (EQ_DSURR); detach() and comparisons pass none; select() passes it to
- *     the branch that was taken;
+ *   - spike(u) passes its adjoint times the surrogate derivative at u,
+ *     written out as ordinary instructions (surrogate() below), so that a
+ *     target needs no code of its own for any surrogate; detach() and
+ *     comparisons pass none; select() passes it to the branch taken;
  *   - min and max split it evenly on a tie, as PyTorch does.
  * The results are dL/dx, dL/d(state at the start of the step) and each
  * learnable parameter's contribution, which the back ends sum over the
@@ -49,6 +50,62 @@ static int konst(Ad *d, float k) {
     int i = op3(d, EQ_CONST, -1, -1, -1);
     d->code->items[i].k = k;
     return i;
+}
+
+/* The derivative that surrogate `s` with parameter `alpha` stands for, at
+   u, as instructions (DESIGN 2.1). Constants that depend on alpha only are
+   computed here in float, as the expressions of the documentation would
+   compute them at run time, so the result is the same bits:
+     atan          (alpha / 2) / (1 + k^2), k = float(pi / 2 alpha) u
+     sigmoid       (1 - s) s alpha, s = sigmoid(u alpha)
+     fast_sigmoid  1 / (d d), d = alpha |u| + 1
+     rect          |u| <= alpha / 2 ? 1 / alpha : 0
+     triangle      d > 0 ? d : 0, d = alpha - alpha^2 |u| */
+static int surrogate(Ad *d, SurrKind s, float alpha, int u) {
+    /* one instruction per statement: the numbering does not depend on the
+       order in which a C compiler evaluates arguments */
+    switch (s) {
+    case SURR_ATAN: {
+        int c = konst(d, (float)(1.5707963267948966 * (double)alpha));
+        int k = op2(d, EQ_MUL, c, u);
+        int kk = op2(d, EQ_MUL, k, k);
+        int one = konst(d, 1.0f);
+        int den = op2(d, EQ_ADD, one, kk);
+        int half = konst(d, alpha / 2.0f);
+        return op2(d, EQ_DIV, half, den);
+    }
+    case SURR_SIGMOID: {
+        int al = konst(d, alpha);
+        int sg = op1(d, EQ_SIGMOID, op2(d, EQ_MUL, u, al));
+        int one = konst(d, 1.0f);
+        int m = op2(d, EQ_MUL, op2(d, EQ_SUB, one, sg), sg);
+        return op2(d, EQ_MUL, m, al);
+    }
+    case SURR_FAST_SIGMOID: {
+        int al = konst(d, alpha);
+        int au = op2(d, EQ_MUL, al, op1(d, EQ_ABS, u));
+        int one = konst(d, 1.0f);
+        int dd = op2(d, EQ_ADD, au, one);
+        return op2(d, EQ_DIV, one, op2(d, EQ_MUL, dd, dd));
+    }
+    case SURR_RECT: {
+        int half = konst(d, 0.5f * alpha);
+        int in = op2(d, EQ_LE, op1(d, EQ_ABS, u), half);
+        int h = konst(d, 1.0f / alpha);
+        int zero = konst(d, 0.0f);
+        return op3(d, EQ_SELECT, in, h, zero);
+    }
+    case SURR_TRIANGLE: {
+        int al = konst(d, alpha);
+        int a2 = konst(d, alpha * alpha);
+        int dd = op2(d, EQ_SUB, al, op2(d, EQ_MUL, a2, op1(d, EQ_ABS, u)));
+        int zero = konst(d, 0.0f);
+        return op3(d, EQ_SELECT, op2(d, EQ_GT, dd, zero), dd, zero);
+    }
+    case SURR_NUM:
+        break;
+    }
+    ICE("surrogate %d", (int)s);
 }
 
 /* adj[i] += v */
@@ -126,10 +183,7 @@ static void back_inst(Ad *d, int i, int g) {
         break;
     }
     case EQ_SPIKE: {
-        int ds = op1(d, EQ_DSURR, a);
-        d->code->items[ds].surr = e.surr;
-        d->code->items[ds].alpha = e.alpha;
-        d->code->items[ds].loc = e.loc;
+        int ds = surrogate(d, e.surr, e.alpha, a);
         acc(d, a, op2(d, EQ_MUL, g, ds));
         break;
     }
@@ -142,7 +196,6 @@ static void back_inst(Ad *d, int i, int g) {
     case EQ_AND: case EQ_OR: case EQ_NOT:
         break;
     case EQ_ADJ:
-    case EQ_DSURR:
     case EQ_NUM_OPS:
         ICE("autodiff of a gradient instruction");
     }

@@ -1,28 +1,45 @@
 /*
- * memplan.c: the `memplan` pass: where every value lives.
+ * memplan.c: the `memplan` pass: where the parameters and the values of
+ * inference live.
  *
- * Requires: shapes; runs last. The workspace is a parameter block followed
- * by a per-sample region scaled by the batch: a value of c floats per sample
- * at offset o occupies [B*o, B*(o + c)). The region holds, first, what
- * persists across steps (neuron states, delay buffers, hoisted values, the
- * readout accumulator, probes) and then a pool of activations that live
- * within one step. Pool buffers are placed first-fit: two values share
- * memory when their lifetimes (producer to last same-step user) do not
- * overlap. Inference memory is thus independent of T. A flatten does not
- * copy: it reads its input's buffer.
+ * Requires: shapes, the hoist marks, the schedule. Makes: the parameter
+ * block (each parameter's offset), the aliases (a flatten reads its input's
+ * buffer), and the inference plan g->infer (IrPlan and IrBufs in ir.h).
+ *
+ * Inference runs the schedule chunk by chunk: each group computes the
+ * steps of a chunk (all T steps by default, --chunk K fewer) before the
+ * next group starts, so every value holds K steps, or one when it is the
+ * same at every step. `step` runs the same kernels one step at a time, on
+ * the same buffers (step t uses slot t % K). What must outlive a chunk (and
+ * a step) is placed first, in the persistent region: neuron states (updated
+ * in place), the carry of a delay whose source runs in an earlier group,
+ * the sources of delays in a recurrent group, values computed once per
+ * sequence when there are several chunks, recorded neuron variables, the
+ * readout accumulator and the step counter. The other values share a pool:
+ * a value lives from its group to the last group that reads it (the end of
+ * the schedule for the output and recorded outputs), and two values share
+ * memory when those intervals do not overlap. Buffers are placed first fit
+ * among the values alive at the time, so the pass takes time linear in the
+ * graph's size for chains. Memory grows with K, not with T beyond it.
+ * A target adds its own scratch (packed panels, im2col matrices) after
+ * the plan's region.
  */
 #include "passes.h"
 
 #include <string.h>
 
-typedef struct Slot {
+static int64_t align16(int64_t x) { return (x + 15) & ~(int64_t)15; }
+
+/* A value alive in the pool: [off, off + size) from start to end. */
+typedef struct Live {
     int64_t off, size;
-    int start, end;
-} Slot;
+    int end;
+} Live;
 
 void pass_memplan(IrGraph *g) {
     int n = g->nodes.len;
     Arena *a = g->arena;
+    int64_t mb = g->batch, T = g->timesteps;
     int64_t off = 0;
     for (int i = 0; i < g->params.len; i++) {
         g->params.items[i].off = off;
@@ -42,96 +59,131 @@ void pass_memplan(IrGraph *g) {
         }
     }
 #define ROOT(i) (g->nodes.items[i].alias >= 0 ? g->nodes.items[i].alias : (i))
-    /* lifetimes of root buffers: to the last same-step user; to the end of
-       the step for the output, delay sources and probed values */
-    int *end = arena_alloc(a, sizeof(int) * (size_t)n);
-    for (int i = 0; i < n; i++)
-        end[i] = i;
+    IrPlan *P = &g->infer;
+    memset(P, 0, sizeof *P);
+    int K = g->chunk > 0 && g->chunk < g->timesteps ? g->chunk : g->timesteps;
+    P->chunk = K;
+    P->at = arena_alloc(a, sizeof(IrBufs) * (size_t)(n + 1));
+    int ngroups = g->groups.len;
+    int *end = arena_alloc(a, sizeof(int) * (size_t)(n + 1));
+    unsigned char *keep = arena_alloc(a, (size_t)n + 1); /* persistent */
     for (int i = 0; i < n; i++) {
+        IrBufs *b = &P->at[i];
         IrNode *x = &g->nodes.items[i];
+        b->val = b->state = b->carry = b->grad = b->dstate = b->pacc = b->mask = b->stat = -1;
+        b->vsteps = b->ssteps = 0;
+        end[i] = x->group;
+        if (x->dead)
+            continue;
+        b->inv = x->invariant || (x->op == IR_INPUT && g->encoding == ENC_DIRECT);
+        b->vsteps = b->inv ? 1 : K;
+    }
+    /* lifetimes, in groups */
+    for (int i = 0; i < n; i++) {
+        const IrNode *x = &g->nodes.items[i];
         if (x->dead)
             continue;
         for (int k = 0; k < x->nin; k++) {
             int r = ROOT(x->in[k]);
-            int e = x->op == IR_DELAY ? n : i;
-            if (end[r] < e)
-                end[r] = e;
+            if (end[r] < x->group)
+                end[r] = x->group;
+            if (x->op == IR_DELAY && g->nodes.items[r].group == x->group)
+                keep[r] = 1; /* read at the next step, across chunks */
         }
         if (x->alias >= 0 && end[x->alias] < end[i])
             end[x->alias] = end[i];
+        if (x->invariant && K < T)
+            keep[i] = 1;
     }
-    end[ROOT(g->output)] = n;
+    end[ROOT(g->output)] = ngroups;
     for (int i = 0; i < g->probes.len; i++)
-        end[ROOT(g->probes.items[i].node)] = n;
+        if (!g->probes.items[i].var)
+            end[ROOT(g->probes.items[i].node)] = ngroups;
 
-    /* persistent region */
+    /* the persistent region */
     int64_t p = 0;
-    for (int i = 0; i < n; i++) {
-        IrNode *x = &g->nodes.items[i];
-        int64_t c = shape_count(&x->shape);
-        x->state = -1;
-        x->buf = -1;
-        if (x->dead || x->op == IR_INPUT)
+    P->counter = p;
+    p += 16;
+    for (int j = 0; j < n; j++) {
+        int i = j;
+        const IrNode *x = &g->nodes.items[i];
+        IrBufs *b = &P->at[i];
+        if (x->dead || x->alias >= 0)
             continue;
-        if (x->op == IR_NEURON) {
-            x->state = p;
-            p += c * x->neuron->states.len;
+        int64_t c = shape_count(&x->shape);
+        if (x->op == IR_NEURON && x->neuron->states.len) {
+            b->state = p;
+            b->ssteps = 1;
+            p += align16((int64_t)x->neuron->states.len * mb * c);
         }
-        if (x->op == IR_DELAY) {
-            x->state = p;
-            p += c;
+        if (x->op == IR_DELAY && g->nodes.items[ROOT(x->in[0])].group < x->group) {
+            b->carry = p;
+            p += align16(mb * c);
         }
-        if (x->invariant && x->alias < 0) {
-            x->buf = p;
-            p += c;
+        if (keep[i]) {
+            b->val = p;
+            p += align16(b->vsteps * mb * c);
         }
     }
-    g->readout_buf = -1;
+    P->readout = -1;
     if (g->readout != RO_STEPS) {
-        g->readout_buf = p;
-        p += shape_count(&g->nodes.items[g->output].shape);
+        P->readout = p;
+        p += align16(mb * shape_count(&g->nodes.items[g->output].shape));
     }
     for (int i = 0; i < g->probes.len; i++) {
-        g->probes.items[i].buf = p;
-        p += g->probes.items[i].count;
-    }
-    g->persist_floats = p;
-
-    /* the pool, first fit */
-    Slot *slots = arena_alloc(a, sizeof(Slot) * (size_t)n);
-    int nslots = 0;
-    int64_t top = 0;
-    for (int i = 0; i < n; i++) {
-        IrNode *x = &g->nodes.items[i];
-        if (x->dead || x->op == IR_INPUT || x->invariant || x->alias >= 0)
-            continue;
-        int64_t c = shape_count(&x->shape);
-        int64_t at = 0;
-        for (int moved = 1; moved;) {
-            moved = 0;
-            for (int k = 0; k < nslots; k++) {
-                Slot *s = &slots[k];
-                int overlap_time = !(s->end < i || end[i] < s->start);
-                int overlap_mem = at < s->off + s->size && s->off < at + c;
-                if (overlap_time && overlap_mem) {
-                    at = s->off + s->size;
-                    moved = 1;
-                }
-            }
+        IrProbe *pr = &g->probes.items[i];
+        pr->buf = -1;
+        if (pr->var) {
+            pr->buf = p;
+            p += align16(K * mb * pr->count);
         }
-        Slot s = {at, c, i, end[i]};
-        slots[nslots++] = s;
-        x->buf = p + at;
-        if (at + c > top)
-            top = at + c;
     }
-    g->pool_floats = top;
+    P->persist = p;
+
+    /* the pool: first fit among the values alive, in schedule order */
+    Live *live = arena_alloc(a, sizeof(Live) * (size_t)(n + 1));
+    int nlive = 0;
+    int64_t top = 0;
+    for (int j = 0; j < g->norder; j++) {
+        int i = g->order[j];
+        const IrNode *x = &g->nodes.items[i];
+        IrBufs *b = &P->at[i];
+        if (x->dead || x->alias >= 0 || keep[i])
+            continue;
+        int start = x->group;
+        int64_t size = align16(b->vsteps * mb * shape_count(&x->shape));
+        /* drop the values that died before this group, keeping the order */
+        int m = 0;
+        for (int k = 0; k < nlive; k++)
+            if (live[k].end >= start)
+                live[m++] = live[k];
+        nlive = m;
+        int64_t at = 0;
+        int pos = 0;
+        while (pos < nlive && live[pos].off < at + size) {
+            if (live[pos].off + live[pos].size > at)
+                at = live[pos].off + live[pos].size;
+            pos++;
+        }
+        /* insert sorted by offset */
+        for (int k = nlive; k > pos; k--)
+            live[k] = live[k - 1];
+        live[pos].off = at;
+        live[pos].size = size;
+        live[pos].end = end[i];
+        nlive++;
+        b->val = p + at;
+        if (at + size > top)
+            top = at + size;
+    }
     for (int i = 0; i < n; i++) {
-        IrNode *x = &g->nodes.items[i];
-        if (!x->dead && x->alias >= 0)
-            x->buf = g->nodes.items[x->alias].buf; /* -1 when it is the input */
+        const IrNode *x = &g->nodes.items[i];
+        if (!x->dead && x->alias >= 0) {
+            P->at[i] = P->at[x->alias];
+            P->at[i].state = P->at[i].carry = -1;
+        }
     }
 #undef ROOT
-    g->planned = 1;
-    (void)memset;
+    P->floats = p + top;
+    P->planned = 1;
 }

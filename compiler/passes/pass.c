@@ -3,7 +3,8 @@
  *
  * The order matters: dropout removal before hoisting (a dropout node would
  * otherwise sit between the input and the first layer), hoisting before
- * memory planning (hoisted values get persistent buffers).
+ * the schedule and the memory plans (hoisted values are computed and stored
+ * once), the schedule before the plans (lifetimes are counted in groups).
  */
 #include "passes.h"
 
@@ -18,7 +19,12 @@ const Pass pass_table[] = {
     {"dropout", pass_dropout, 0, "remove dropout layers (identity at inference; kept for training)"},
     {"hoist", pass_hoist, 0,
      "mark values that are the same at every step (direct encoding) and compute them once"},
-    {"memplan", pass_memplan, 1, "assign buffers; activations whose lifetimes do not overlap share memory"},
+    {"schedule", pass_schedule, 1,
+     "order the layers: each runs all the steps of a chunk at once (layer-major), except the layers of a "
+     "recurrent loop, which step together"},
+    {"memplan", pass_memplan, 1,
+     "inference memory: parameters, states, and values that share buffers when their lifetimes do not overlap"},
+    {"trainplan", pass_trainplan, 1, "training only: the memory of training, what the backward keeps"},
 };
 const int pass_count = (int)(sizeof pass_table / sizeof pass_table[0]);
 

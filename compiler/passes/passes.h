@@ -34,7 +34,9 @@ void pass_simplify(IrGraph *g);
 void pass_autodiff(IrGraph *g);
 void pass_dropout(IrGraph *g);
 void pass_hoist(IrGraph *g);
+void pass_schedule(IrGraph *g);
 void pass_memplan(IrGraph *g);
+void pass_trainplan(IrGraph *g);
 
 /* Simplifies a list of instructions in SSA order (folding exact in float,
    sharing, dead code) and renumbers; roots point at the instructions to

@@ -106,7 +106,7 @@ static int same_inst(const EqInst *x, const EqInst *y) {
         return memcmp(&x->k, &y->k, sizeof x->k) == 0;
     if (x->op == EQ_STATE || x->op == EQ_PARAM || x->op == EQ_ADJ)
         return x->idx == y->idx;
-    if (x->op == EQ_SPIKE || x->op == EQ_DSURR)
+    if (x->op == EQ_SPIKE)
         return x->surr == y->surr && x->alpha == y->alpha;
     return 1;
 }

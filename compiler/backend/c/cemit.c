@@ -1,6 +1,7 @@
 /*
- * cemit.c: the emitter the C back end's files share, and neuron programs
- * (forward and gradient code) as C statements.
+ * cemit.c: the emitter the C target's parts share, the addressing of the
+ * memory plans, and neuron programs (forward and gradient code) as C
+ * statements.
  *
  * A neuron program becomes one `const float tN = ...;` per instruction, in
  * program order, so that the C compiler sees exactly the operations (and
@@ -11,7 +12,7 @@
  */
 #include <string.h>
 
-#include "cgen.h"
+#include "c.h"
 
 void cg_line(Emit *e, const char *fmt, ...) {
     if (*fmt)
@@ -56,6 +57,78 @@ void cg_comment_node(Emit *e, int i) {
     buf_free(&b);
 }
 
+/* ---- plans ---- */
+
+static int64_t align16(int64_t x) { return (x + 15) & ~(int64_t)15; }
+
+int cp_train(Emit *e, const IrPlan *P) { return P == &e->g->trainp; }
+
+int64_t cp_base(Emit *e, const IrPlan *P) {
+    if (cp_train(e, P))
+        return 2 * align16(e->g->param_floats);
+    return e->opt->embedded ? 0 : e->g->param_floats;
+}
+
+int64_t cp_scratch(Emit *e, const IrPlan *P) { return cp_base(e, P) + align16(P->floats); }
+
+const char *cp_ws(Emit *e, const IrPlan *P, int64_t off) {
+    return arena_printf(e->g->arena, "ws + %lld", (long long)(cp_base(e, P) + off));
+}
+
+const char *cp_at(Emit *e, const IrPlan *P, int i, char what, const char *t) {
+    const IrBufs *b = &P->at[i];
+    int64_t off = what == 'g' ? b->grad : b->val;
+    if (off < 0)
+        ICE("node %d has no %s buffer", i, what == 'g' ? "gradient" : "value");
+    long long c = shape_count(&e->g->nodes.items[i].shape);
+    const char *base = cp_ws(e, P, off);
+    if (b->vsteps == 1 || !strcmp(t, "0"))
+        return base;
+    /* training stores every step (t < T); inference wraps around its
+       chunk, also when step() goes on past T */
+    int simple = !strchr(t, ' ');
+    if (cp_train(e, P) || !strcmp(t, "0"))
+        return arena_printf(e->g->arena, simple ? "%s + (long)%s * B * %lld" : "%s + (long)(%s) * B * %lld", base, t,
+                            c);
+    return arena_printf(e->g->arena, simple ? "%s + (long)(%s %% %d) * B * %lld" : "%s + (long)((%s) %% %d) * B * %lld",
+                        base, t, b->vsteps, c);
+}
+
+const char *cp_param(Emit *e, int k) {
+    if (e->opt->embedded)
+        return arena_printf(e->g->arena, "%s_w%d", e->p, k);
+    return arena_printf(e->g->arena, "ws + %lld", (long long)e->g->params.items[k].off);
+}
+
+const char *cp_grad(Emit *e, int k) {
+    return arena_printf(e->g->arena, "ws + %lld",
+                        (long long)(align16(e->g->param_floats) + e->g->params.items[k].off));
+}
+
+const char *cp_kernel(Emit *e, const IrPlan *P, int i, int fwd) {
+    return arena_printf(e->g->arena, "%s_%s%s%d", e->p, cp_train(e, P) ? "train_" : "", fwd ? "fwd" : "bwd", i);
+}
+
+void cp_open(Emit *e, const IrPlan *P, int i, int fwd) {
+    cg_blank(e);
+    cg_comment_node(e, i);
+    cg_line(e, "static void %s(float *ws, long B, int from, int to, int %s)", cp_kernel(e, P, i, fwd),
+            fwd ? "training" : "dx");
+    cg_line(e, "{");
+    e->ind++;
+}
+
+void cp_close(Emit *e, const char *unused) {
+    if (unused && *unused)
+        cg_line(e, "%s", unused);
+    e->ind--;
+    cg_line(e, "}");
+}
+
+void cg_par_for(Emit *e, const char *work) {
+    cg_line(e, "%s_OMP(omp parallel for schedule(static) if (%s >= %s_PARALLEL_WORK))", e->P, work, e->P);
+}
+
 /* ---- neuron programs ---- */
 
 unsigned char *cg_eq_live(Arena *a, const EqCode *code, const int *roots, int nroots) {
@@ -73,19 +146,6 @@ unsigned char *cg_eq_live(Arena *a, const EqCode *code, const int *roots, int nr
         if (ar > 2) live[in->c] = 1;
     }
     return live;
-}
-
-unsigned char *cg_eq_uniform(Arena *a, const NeuronProg *p, const EqCode *code) {
-    unsigned char *uni = arena_alloc(a, (size_t)code->len + 1);
-    for (int i = 0; i < code->len; i++) {
-        const EqInst *in = &code->items[i];
-        int ar = eq_nops(in);
-        if (in->op == EQ_CONST || (in->op == EQ_PARAM && p->params.items[in->idx].gran == GRAN_LAYER))
-            uni[i] = 1;
-        else if (ar > 0)
-            uni[i] = uni[in->a] && (ar < 2 || uni[in->b]) && (ar < 3 || uni[in->c]);
-    }
-    return uni;
 }
 
 unsigned char *cg_eq_levels(Arena *a, const NeuronProg *p, const EqCode *code, int x_invariant) {
@@ -121,11 +181,11 @@ const char *cg_eq_val(Emit *e, const EqCode *code, int i) {
 }
 
 void cg_eq_emit(Emit *e, const NeuronProg *p, const EqCode *code, const unsigned char *live,
-                const unsigned char *uni, int uniform, const CgLeaves *lv, int names) {
+                const unsigned char *lev, int level, const CgLeaves *lv, int names) {
     Arena *a = e->g->arena;
     for (int i = 0; i < code->len; i++) {
         const EqInst *in = &code->items[i];
-        if (!live[i] || in->op == EQ_CONST || uni[i] != uniform)
+        if (!live[i] || in->op == EQ_CONST || lev[i] != level)
             continue;
         const char *A1 = in->a >= 0 ? cg_eq_val(e, code, in->a) : "";
         const char *B1 = in->b >= 0 ? cg_eq_val(e, code, in->b) : "";
@@ -162,10 +222,6 @@ void cg_eq_emit(Emit *e, const NeuronProg *p, const EqCode *code, const unsigned
         case EQ_POW: rhs = arena_printf(a, "powf(%s, %s)", A1, B1); break;
         case EQ_SPIKE: rhs = arena_printf(a, "%s >= 0.0f ? 1.0f : 0.0f", A1); break;
         case EQ_DETACH: rhs = A1; break;
-        case EQ_DSURR:
-            rhs = arena_printf(a, "%s_dspike_%s(%s, %s)", e->p, surr_names[in->surr], A1,
-                               cg_flt(e, in->alpha));
-            break;
         default: ICE("neuron op %d", (int)in->op);
         }
         const char *named = NULL;
@@ -176,61 +232,5 @@ void cg_eq_emit(Emit *e, const NeuronProg *p, const EqCode *code, const unsigned
             cg_line(e, "const float t%d = %s; /* %s */", i, rhs, named);
         else
             cg_line(e, "const float t%d = %s;", i, rhs);
-    }
-}
-
-/* The derivative of spike(u) that each surrogate stands for (DESIGN 2.1),
-   as a function of u and the surrogate's parameter. */
-void cg_dspike_funcs(Emit *e, const EqCode *code, unsigned char *done) {
-    for (int i = 0; i < code->len; i++) {
-        const EqInst *in = &code->items[i];
-        if (in->op != EQ_DSURR || done[in->surr])
-            continue;
-        done[in->surr] = 1;
-        const char *p = e->p;
-        cg_blank(e);
-        switch (in->surr) {
-        case SURR_ATAN:
-            cg_line(e, "/* d spike / du, atan surrogate: (alpha / 2) / (1 + (pi / 2 alpha u)^2) */");
-            cg_line(e, "static float %s_dspike_atan(float u, float alpha)", p);
-            cg_line(e, "{");
-            cg_line(e, "    const float k = (float)(1.5707963267948966 * (double)alpha) * u;");
-            cg_line(e, "    return alpha / 2.0f / (1.0f + k * k);");
-            cg_line(e, "}");
-            break;
-        case SURR_SIGMOID:
-            cg_line(e, "/* d spike / du, sigmoid surrogate: alpha sig(alpha u) (1 - sig(alpha u)) */");
-            cg_line(e, "static float %s_dspike_sigmoid(float u, float alpha)", p);
-            cg_line(e, "{");
-            cg_line(e, "    const float s = 1.0f / (1.0f + expf(-(u * alpha)));");
-            cg_line(e, "    return (1.0f - s) * s * alpha;");
-            cg_line(e, "}");
-            break;
-        case SURR_FAST_SIGMOID:
-            cg_line(e, "/* d spike / du, fast sigmoid surrogate: 1 / (alpha |u| + 1)^2 */");
-            cg_line(e, "static float %s_dspike_fast_sigmoid(float u, float alpha)", p);
-            cg_line(e, "{");
-            cg_line(e, "    const float d = alpha * fabsf(u) + 1.0f;");
-            cg_line(e, "    return 1.0f / (d * d);");
-            cg_line(e, "}");
-            break;
-        case SURR_RECT:
-            cg_line(e, "/* d spike / du, rectangle surrogate: 1 / alpha where |u| <= alpha / 2 */");
-            cg_line(e, "static float %s_dspike_rect(float u, float alpha)", p);
-            cg_line(e, "{");
-            cg_line(e, "    return fabsf(u) <= 0.5f * alpha ? 1.0f / alpha : 0.0f;");
-            cg_line(e, "}");
-            break;
-        case SURR_TRIANGLE:
-            cg_line(e, "/* d spike / du, triangle surrogate: max(0, alpha - alpha^2 |u|) */");
-            cg_line(e, "static float %s_dspike_triangle(float u, float alpha)", p);
-            cg_line(e, "{");
-            cg_line(e, "    const float d = alpha - alpha * alpha * fabsf(u);");
-            cg_line(e, "    return d > 0.0f ? d : 0.0f;");
-            cg_line(e, "}");
-            break;
-        case SURR_NUM:
-            ICE("surrogate");
-        }
     }
 }

@@ -1,0 +1,138 @@
+/*
+ * c.h: what the parts of the portable C target share.
+ *
+ * The target (--target c) writes <net>.h and <net>.c: C99 that needs only
+ * libc and libm, with every shape, the timesteps and all constants baked
+ * in. Its parts:
+ *   cemit.c    the emitter (one printf per line of output, with the
+ *              indentation kept), and neuron programs as C statements;
+ *   ckernels.c the kernels of the synaptic ops, forward and backward, and
+ *              the micro-kernels they call (the matrix product, im2col);
+ *   cneuron.c  the loop of a neuron program over the steps, forward and
+ *              backward;
+ *   capi.c     the header, the weights, and the public API over the schedule;
+ *   ctarget.c  the target's table, and building and loading its code.
+ *
+ * Every kernel is written for one memory plan: `<net>_fwdN` for the
+ * inference plan, `<net>_train_fwdN` and `<net>_train_bwdN` for the
+ * training plan, from the same emitter. Kernels take the whole workspace,
+ * the batch and a range of steps [from, to); their pointers come from the
+ * plan (cp_at below). Loops over neurons, rows and channels are shared among
+ * threads with OpenMP where the work is large enough; the pragmas are
+ * written through the <NET>_OMP macro, which is empty without -fopenmp, so
+ * the same C builds and runs single-threaded anywhere. Threads never share a
+ * sum: results are the same bits for any number of threads.
+ */
+#ifndef SNNC_C_H
+#define SNNC_C_H
+
+#include "backend.h"
+
+typedef struct Emit {
+    Buf *b;
+    int ind;
+    const IrGraph *g;
+    const CgenOptions *opt;
+    const char *p; /* prefix, lower case */
+    const char *P; /* prefix, upper case */
+    int64_t maxb;  /* the largest batch */
+    Buf h, c;      /* the files */
+    int64_t iscratch, tscratch; /* the scratch of each plan, after the plan's region */
+    int64_t col, dcol, obuf, packb; /* scratch offsets from a plan's scratch start */
+} Emit;
+
+struct TargetEmitter {
+    Emit e;
+};
+
+void cg_line(Emit *e, const char *fmt, ...) PRINTF_LIKE(2, 3);
+void cg_blank(Emit *e);
+/* A float literal that reads back as f ("1.5f", "INFINITY"). */
+const char *cg_flt(Emit *e, float f);
+/* The last component of a path, safe inside a C comment. */
+const char *cg_clean_name(Emit *e, const char *path);
+/* The comment that opens the code of node i: what it is and its source line. */
+void cg_comment_node(Emit *e, int i);
+
+/* ---- plans ---- */
+
+/* Where a plan's region starts in the workspace, in floats: after the
+   parameters (none when they are embedded); in training after their
+   gradients too. */
+int64_t cp_base(Emit *e, const IrPlan *P);
+/* Where the plan's scratch starts (after its region). */
+int64_t cp_scratch(Emit *e, const IrPlan *P);
+/* "ws + OFF" for an offset of plan P. */
+const char *cp_ws(Emit *e, const IrPlan *P, int64_t off);
+/* Pointer to node i's value ('v') or its gradient ('g') at step `t` (a C
+   expression) for a batch of B: the slot of step t in its buffer. */
+const char *cp_at(Emit *e, const IrPlan *P, int i, char what, const char *t);
+/* Pointer to parameter k (embedded or in the workspace), and to its
+   gradient (training). */
+const char *cp_param(Emit *e, int k);
+const char *cp_grad(Emit *e, int k);
+/* Whether plan P is the training plan. */
+int cp_train(Emit *e, const IrPlan *P);
+/* The kernel's name for plan P: "<net>_fwd3", "<net>_train_fwd3", "<net>_train_bwd3". */
+const char *cp_kernel(Emit *e, const IrPlan *P, int i, int fwd);
+/* Opens a kernel's function (comment, signature, brace) and closes it. */
+void cp_open(Emit *e, const IrPlan *P, int i, int fwd);
+void cp_close(Emit *e, const char *unused);
+/* OpenMP: "<NET>_OMP(omp parallel for schedule(static) if (WORK >= ...))". */
+void cg_par_for(Emit *e, const char *work);
+
+/* ---- neuron programs ---- */
+
+/* How the leaves of a neuron program read in C. */
+typedef struct CgLeaves {
+    const char *x;            /* the input current of the element, e.g. "x[i]" */
+    const char *const *state; /* per state: its value at the start of the step */
+    const char *const *param; /* per parameter, indexed for the element */
+    const char *const *adj;   /* gradient code: per incoming adjoint (EQ_ADJ idx) */
+} CgLeaves;
+
+/* Per instruction: 1 if it reaches one of the roots (entries of -1 are skipped). */
+unsigned char *cg_eq_live(Arena *a, const EqCode *code, const int *roots, int nroots);
+/* Per instruction, when the input x is the same at every step
+   (x_invariant): CG_LEVEL_LAYER if it reads only constants and per-layer
+   parameters, CG_LEVEL_NEURON if it reads no state and no adjoint (x,
+   parameters of any granularity and constants only), so each neuron
+   computes it once for all steps, else CG_LEVEL_STEP. */
+enum { CG_LEVEL_STEP, CG_LEVEL_NEURON, CG_LEVEL_LAYER };
+unsigned char *cg_eq_levels(Arena *a, const NeuronProg *p, const EqCode *code, int x_invariant);
+/* Emits the live instructions whose level equals `level` as
+   `const float tN = ...;`; with names, a comment gives the model's name of
+   a value. Constants are not emitted: cg_eq_val writes them in place. */
+void cg_eq_emit(Emit *e, const NeuronProg *p, const EqCode *code, const unsigned char *live,
+                const unsigned char *lev, int level, const CgLeaves *lv, int names);
+/* The C operand for instruction i: a literal for a constant, else tN. */
+const char *cg_eq_val(Emit *e, const EqCode *code, int i);
+
+/* ---- the parts ---- */
+
+void ck_gemm(TargetEmitter *em);
+void ck_conv(TargetEmitter *em);
+void ck_dense_fwd(TargetEmitter *em, const IrPlan *P, int i);
+void ck_dense_bwd(TargetEmitter *em, const IrPlan *P, int i);
+void ck_conv_fwd(TargetEmitter *em, const IrPlan *P, int i);
+void ck_conv_bwd(TargetEmitter *em, const IrPlan *P, int i);
+void ck_pool_fwd(TargetEmitter *em, const IrPlan *P, int i);
+void ck_pool_bwd(TargetEmitter *em, const IrPlan *P, int i);
+void ck_eltwise_fwd(TargetEmitter *em, const IrPlan *P, int i);
+void ck_eltwise_bwd(TargetEmitter *em, const IrPlan *P, int i);
+void ck_batchnorm_fwd(TargetEmitter *em, const IrPlan *P, int i);
+void ck_batchnorm_bwd(TargetEmitter *em, const IrPlan *P, int i);
+void ck_delay_fwd(TargetEmitter *em, const IrPlan *P, int i);
+void ck_delay_bwd(TargetEmitter *em, const IrPlan *P, int i);
+void cn_neuron_fwd(TargetEmitter *em, const IrPlan *P, int i);
+void cn_neuron_bwd(TargetEmitter *em, const IrPlan *P, int i);
+/* The training forward's dropout mask of node i, drawn from `seed`. */
+void ck_dropout_mask(Emit *e, int i);
+/* The scratch each plan needs after its region: sets e's offsets and sizes. */
+void ck_scratch(Emit *e);
+
+TargetEmitter *capi_begin(const IrGraph *g, const CgenOptions *opt);
+void capi_api(TargetEmitter *em);
+int capi_finish(TargetEmitter *em, GenFile *out);
+
+#endif

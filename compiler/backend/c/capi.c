@@ -1,0 +1,811 @@
+/*
+ * capi.c: the C target's files: the header, the weights (embedded, or a
+ * loader and PyTorch's initialization), and the public API, written from
+ * the schedule:
+ *   - <net>_forward runs a whole sequence chunk by chunk (all T steps at
+ *     once unless --chunk says fewer): each group of the schedule computes
+ *     the chunk's steps before the next starts, so a synaptic layer is one
+ *     matrix product over the chunk's steps and the batch, and a value
+ *     that is the same at every step is computed once;
+ *   - <net>_step runs the same kernels one step at a time, for streaming;
+ *     a step counter in the workspace says which slot of each buffer a step
+ *     uses. Both give the same results;
+ *   - with --train, <net>_train_forward and <net>_train_backward run the
+ *     schedule over all steps with the training plan, and the backward in
+ *     reverse.
+ */
+#include <ctype.h>
+#include <math.h>
+#include <string.h>
+
+#include "c.h"
+
+static int64_t align16(int64_t x) { return (x + 15) & ~(int64_t)15; }
+
+/* Work (elements times steps) below which a loop runs on one thread: a
+   parallel region costs a few microseconds. */
+#define PARALLEL_WORK 32768
+
+static void train_header(Emit *e);
+
+static long long ws_floats(Emit *e) {
+    return (long long)(cp_scratch(e, &e->g->infer) + e->iscratch);
+}
+
+static long long train_ws_floats(Emit *e) {
+    return (long long)(cp_scratch(e, &e->g->trainp) + e->tscratch);
+}
+
+static void gen_params(Emit *e) {
+    const IrGraph *g = e->g;
+    if (!g->params.len)
+        return;
+    cg_blank(e);
+    cg_line(e, "const %s_param_info %s_params[%d] = {", e->p, e->p, g->params.len);
+    for (int i = 0; i < g->params.len; i++) {
+        const IrParam *q = &g->params.items[i];
+        Buf s = {0};
+        for (int k = 0; k < 4; k++)
+            buf_printf(&s, k ? ", %lld" : "%lld", (long long)(k < q->shape.ndim ? q->shape.d[k] : 0));
+        cg_line(e, "    {\"%s\", %d, {%s}, %lld, %lld, %d},", q->name, q->shape.ndim, s.data,
+             (long long)q->off, (long long)q->count, q->learnable);
+        buf_free(&s);
+    }
+    cg_line(e, "};");
+    if (e->opt->embedded) {
+        for (int i = 0; i < g->params.len; i++) {
+            const IrParam *q = &g->params.items[i];
+            cg_blank(e);
+            cg_line(e, "static const float %s_w%d[%lld] = { /* %s */", e->p, i, (long long)q->count, q->name);
+            Buf s = {0};
+            for (int64_t k = 0; k < q->count; k++) {
+                buf_printf(&s, "%s%s,", k % 8 ? " " : "    ", cg_flt(e, e->opt->embedded[q->off + k]));
+                if (k % 8 == 7 || k == q->count - 1) {
+                    cg_line(e, "%s", s.data);
+                    s.len = 0;
+                    s.data[0] = 0;
+                }
+            }
+            buf_free(&s);
+            cg_line(e, "};");
+        }
+        return;
+    }
+    if (e->opt->no_loader)
+        return;
+    /* loading and initialization */
+    cg_blank(e);
+    cg_line(e, "/* Weight files: see docs/weights.md. The loader below is runtime/snnrt_stload.inc. */");
+    buf_printf(e->b, "%.*s", (int)snnrt_stload_inc_len, snnrt_stload_inc);
+    cg_blank(e);
+    cg_line(e, "int %s_load_weights(void *workspace, const char *path, int allow_missing, char *err, size_t errlen)", e->p);
+    cg_line(e, "{");
+    e->ind++;
+    cg_line(e, "float *ws = %s_ws(workspace);", e->p);
+    cg_line(e, "snnrt_st_want want[%d];", g->params.len);
+    cg_line(e, "unsigned char found[%d];", g->params.len);
+    cg_line(e, "for (int i = 0; i < %d; i++) {", g->params.len);
+    cg_line(e, "    want[i].name = %s_params[i].name;", e->p);
+    cg_line(e, "    want[i].ndim = %s_params[i].ndim;", e->p);
+    cg_line(e, "    want[i].shape = %s_params[i].shape;", e->p);
+    cg_line(e, "    want[i].dst = ws + %s_params[i].offset;", e->p);
+    cg_line(e, "}");
+    cg_line(e, "return snnrt_st_load(path, want, %d, allow_missing, found, err, errlen);", g->params.len);
+    e->ind--;
+    cg_line(e, "}");
+    /* the random draws, only where a weight or bias needs them */
+    int random = 0;
+    for (int i = 0; i < g->params.len; i++)
+        random |= g->params.items[i].kind == PK_WEIGHT || g->params.items[i].kind == PK_BIAS;
+    cg_blank(e);
+    if (random) {
+        cg_line(e, "/* splitmix64: a counter-based generator, the same on every target. */");
+        cg_line(e, "static float %s_uniform(unsigned long long *state)", e->p);
+        cg_line(e, "{");
+        cg_line(e, "    unsigned long long z = (*state += 0x9E3779B97F4A7C15ULL);");
+        cg_line(e, "    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;");
+        cg_line(e, "    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;");
+        cg_line(e, "    z ^= z >> 31;");
+        cg_line(e, "    return (float)(z >> 40) * (1.0f / 16777216.0f);");
+        cg_line(e, "}");
+        cg_blank(e);
+    }
+    cg_line(e, "void %s_init_weights(void *workspace, unsigned long long seed)", e->p);
+    cg_line(e, "{");
+    e->ind++;
+    cg_line(e, "float *ws = %s_ws(workspace);", e->p);
+    if (random)
+        cg_line(e, "unsigned long long st = seed;");
+    else
+        cg_line(e, "(void)seed; /* no weight or bias to draw */");
+    for (int i = 0; i < g->params.len; i++) {
+        const IrParam *q = &g->params.items[i];
+        const char *what;
+        switch (q->kind) {
+        case PK_WEIGHT:
+        case PK_BIAS: {
+            float bound = 1.0f / sqrtf((float)q->fan_in);
+            cg_line(e, "for (long i = 0; i < %lld; i++) /* %s: U(-1/sqrt(%lld), 1/sqrt(%lld)) */",
+                 (long long)q->count, q->name, (long long)q->fan_in, (long long)q->fan_in);
+            cg_line(e, "    ws[%lld + i] = (2.0f * %s_uniform(&st) - 1.0f) * %s;", (long long)q->off, e->p,
+                 cg_flt(e, bound));
+            continue;
+        }
+        case PK_ONES: what = "1.0f"; break;
+        case PK_ZEROS: what = "0.0f"; break;
+        default: what = cg_flt(e, q->init); break;
+        }
+        cg_line(e, "for (long i = 0; i < %lld; i++) /* %s */", (long long)q->count, q->name);
+        cg_line(e, "    ws[%lld + i] = %s;", (long long)q->off, what);
+    }
+    e->ind--;
+    cg_line(e, "}");
+}
+
+static void gen_header(Emit *e, Buf *h) {
+    const IrGraph *g = e->g;
+    Emit he = *e;
+    he.b = h;
+    Emit *x = &he;
+    const char *P = e->P, *p = e->p;
+    cg_line(x, "/* %s.h: generated by snnc %s from %s. Do not edit.", p, SNNC_VERSION, cg_clean_name(e, g->source));
+    cg_blank(x);
+    cg_line(x, "   Network %s: %d timesteps, input %s (%s), output %s (readout %s).", g->name,
+         g->timesteps, shape_str(g->arena, &g->nodes.items[g->input].shape),
+         g->encoding == ENC_DIRECT ? "the same at every step" : "one per step",
+         shape_str(g->arena, &g->nodes.items[g->output].shape), readout_names[g->readout]);
+    cg_line(x, "   All functions take the workspace: WORKSPACE_SIZE bytes, aligned for float,");
+    cg_line(x, "   %s. Nothing allocates. */",
+         e->opt->static_ws ? "or NULL for the static one" : "provided by the caller");
+    cg_line(x, "#ifndef %s_H", P);
+    cg_line(x, "#define %s_H", P);
+    cg_blank(x);
+    cg_line(x, "#include <stddef.h>");
+    cg_blank(x);
+    cg_line(x, "#ifdef __cplusplus");
+    cg_line(x, "extern \"C\" {");
+    cg_line(x, "#endif");
+    cg_blank(x);
+    cg_line(x, "#define %s_TIMESTEPS %d", P, g->timesteps);
+    cg_line(x, "#define %s_MAX_BATCH %lld /* forward and step take 1..MAX_BATCH samples */", P, (long long)e->maxb);
+    cg_line(x, "#define %s_INPUT_SIZE %lld /* floats per sample (and step) */", P,
+         (long long)shape_count(&g->nodes.items[g->input].shape));
+    cg_line(x, "#define %s_INPUT_SEQUENCE %d /* 1: forward reads [T, batch, INPUT_SIZE]; 0: [batch, INPUT_SIZE] */",
+         P, g->encoding == ENC_SEQUENCE);
+    cg_line(x, "#define %s_OUTPUT_SIZE %lld /* floats per sample */", P,
+         (long long)shape_count(&g->nodes.items[g->output].shape));
+    cg_line(x, "#define %s_OUTPUT_STEPS %d /* 1: forward writes [T, batch, OUTPUT_SIZE]; 0: [batch, OUTPUT_SIZE] */",
+         P, g->readout == RO_STEPS);
+    cg_line(x, "#define %s_NUM_PARAMS %d", P, g->params.len);
+    cg_line(x, "#define %s_NUM_PROBES %d", P, g->probes.len);
+    cg_line(x, "#define %s_WORKSPACE_FLOATS %lldL", P, ws_floats(e));
+    cg_line(x, "#define %s_WORKSPACE_SIZE (%s_WORKSPACE_FLOATS * sizeof(float)) /* bytes */", P, P);
+    cg_blank(x);
+    cg_line(x, "typedef struct %s_param_info {", p);
+    cg_line(x, "    const char *name; /* tensor name in weight files */");
+    cg_line(x, "    int ndim;");
+    cg_line(x, "    long shape[4];");
+    if (e->opt->embedded)
+        cg_line(x, "    long offset; /* in floats, in the block of all parameters (embedded here) */");
+    else
+        cg_line(x, "    long offset; /* in floats from the start of the workspace */");
+    cg_line(x, "    long count;");
+    cg_line(x, "    int learnable; /* 0 for buffers, such as batchnorm's running statistics */");
+    cg_line(x, "} %s_param_info;", p);
+    if (g->params.len)
+        cg_line(x, "extern const %s_param_info %s_params[%d];", p, p, g->params.len);
+    cg_blank(x);
+    if (!e->opt->embedded && !e->opt->no_loader && g->params.len) {
+        cg_line(x, "/* Load the parameters from a safetensors file (F32, or F64, F16, BF16 converted;");
+        cg_line(x, "   names and shapes as in %s_params). With allow_missing, tensors absent from", p);
+        cg_line(x, "   the file keep their value.");
+        cg_line(x, "   Returns 0, or -1 with a message in err. */");
+        cg_line(x, "int %s_load_weights(void *workspace, const char *path, int allow_missing, char *err, size_t errlen);", p);
+        cg_line(x, "/* Initialize every parameter as PyTorch initializes its layer type, from a seed. */");
+        cg_line(x, "void %s_init_weights(void *workspace, unsigned long long seed);", p);
+    }
+    cg_line(x, "/* Set every state to its initial value (the start of a sequence). */");
+    cg_line(x, "void %s_reset(void *workspace, int batch);", p);
+    cg_line(x, "/* One step: input [batch, INPUT_SIZE] -> output [batch, OUTPUT_SIZE] (may be NULL). */");
+    cg_line(x, "void %s_step(void *workspace, int batch, const float *input, float *output);", p);
+    cg_line(x, "/* A whole sequence from the initial state: T steps and the readout. */");
+    cg_line(x, "void %s_forward(void *workspace, int batch, const float *input, float *output);", p);
+    if (g->probes.len) {
+        cg_line(x, "/* The recorded values of the last step, [batch, size] each:");
+        for (int k = 0; k < g->probes.len; k++)
+            cg_line(x, "   %d: %s (%lld floats per sample)", k, g->probes.items[k].spec,
+                 (long long)g->probes.items[k].count);
+        cg_line(x, "*/");
+        cg_line(x, "const float *%s_probe(void *workspace, int k);", p);
+    }
+    if (g->train)
+        train_header(x);
+    cg_blank(x);
+    cg_line(x, "#ifdef __cplusplus");
+    cg_line(x, "}");
+    cg_line(x, "#endif");
+    cg_blank(x);
+    cg_line(x, "#endif");
+}
+
+
+/* ---- running the schedule ---- */
+
+/* A call of node i's kernel over steps [from, to) (C expressions). */
+static void call(Emit *e, const IrPlan *P, int i, int fwd, const char *from, const char *to, const char *flag) {
+    cg_line(e, "%s(ws, B, %s, %s, %s); /* %s */", cp_kernel(e, P, i, fwd), from, to, flag, e->g->nodes.items[i].name);
+}
+
+static int runs(const IrGraph *g, int i) { return ir_op_kernel[g->nodes.items[i].op]; }
+
+/* The forward of every group over the steps [c0, c1) of a chunk (C
+   expressions); groups computed once run when c0 is 0, or at every call
+   when `once` is NULL (step() recomputes them: its input may change). */
+static void run_groups(Emit *e, const IrPlan *P, const char *c0, const char *c1, const char *once, const char *flag) {
+    const IrGraph *g = e->g;
+    for (int k = 0; k < g->groups.len; k++) {
+        const IrGroup *gr = &g->groups.items[k];
+        int first = g->order[gr->first];
+        if (!gr->recurrent) {
+            if (!runs(g, first))
+                continue;
+            if (P->at[first].inv && once) {
+                if (strcmp(once, "1"))
+                    cg_line(e, "if (%s)", once);
+                if (strcmp(once, "1"))
+                    e->ind++;
+                call(e, P, first, 1, "0", "1", flag);
+                if (strcmp(once, "1"))
+                    e->ind--;
+            } else
+                call(e, P, first, 1, c0, c1, flag);
+            continue;
+        }
+        cg_line(e, "for (t = %s; t < %s; t++) { /* a recurrent loop: step by step */", c0, c1);
+        e->ind++;
+        for (int j = gr->first; j < gr->first + gr->count; j++)
+            if (runs(g, g->order[j]))
+                call(e, P, g->order[j], 1, "t", "t + 1", flag);
+        e->ind--;
+        cg_line(e, "}");
+    }
+}
+
+/* The step counter: the steps since reset, and the batch of the last
+   call. Past 2 K it wraps to K + (t % K): the slot stays right and the
+   first step stays the only 0. */
+static void counter_funcs(Emit *e) {
+    const IrPlan *P = &e->g->infer;
+    cg_blank(e);
+    cg_line(e, "/* The steps since reset and the batch, kept in the workspace. */");
+    cg_line(e, "static void %s_counter(float *ws, long *t, long *batch, int write)", e->p);
+    cg_line(e, "{");
+    cg_line(e, "    long v[2];");
+    cg_line(e, "    if (write) {");
+    cg_line(e, "        v[0] = *t >= %d ? *t - %d : *t;", 2 * P->chunk, P->chunk);
+    cg_line(e, "        v[1] = *batch;");
+    cg_line(e, "        memcpy(%s, v, sizeof v);", cp_ws(e, P, P->counter));
+    cg_line(e, "    } else {");
+    cg_line(e, "        memcpy(v, %s, sizeof v);", cp_ws(e, P, P->counter));
+    cg_line(e, "        *t = v[0];");
+    cg_line(e, "        *batch = v[1];");
+    cg_line(e, "    }");
+    cg_line(e, "}");
+}
+
+static void gen_reset(Emit *e) {
+    const IrGraph *g = e->g;
+    const IrPlan *P = &g->infer;
+    cg_blank(e);
+    cg_line(e, "void %s_reset(void *workspace, int batch)", e->p);
+    cg_line(e, "{");
+    e->ind++;
+    cg_line(e, "float *ws = %s_ws(workspace);", e->p);
+    cg_line(e, "long B = batch < 1 ? 1 : batch > %s_MAX_BATCH ? %s_MAX_BATCH : batch, t = 0;", e->P, e->P);
+    for (int i = 0; i < g->nodes.len; i++) {
+        const IrNode *n = &g->nodes.items[i];
+        if (n->dead || n->op != IR_NEURON)
+            continue;
+        long long cnt = shape_count(&n->shape);
+        for (int k = 0; k < n->neuron->states.len; k++) {
+            const NeuronState *s = &n->neuron->states.items[k];
+            cg_line(e, "{ /* %s.%s */", n->name, s->name);
+            cg_line(e, "    float *s = %s;", cp_ws(e, P, P->at[i].state + (int64_t)k * e->maxb * cnt));
+            cg_line(e, "    long i;");
+            cg_line(e, "    for (i = 0; i < B * %lld; i++)", cnt);
+            cg_line(e, "        s[i] = %s;", cg_flt(e, s->init));
+            cg_line(e, "}");
+        }
+    }
+    cg_line(e, "%s_counter(ws, &t, &B, 1);", e->p);
+    e->ind--;
+    cg_line(e, "}");
+}
+
+static void copy_input(Emit *e, const IrPlan *P, const char *t, const char *src, const char *steps) {
+    const IrGraph *g = e->g;
+    long long nin = shape_count(&g->nodes.items[g->input].shape);
+    cg_line(e, "memcpy(%s, %s, (size_t)%s * (size_t)B * %lld * sizeof(float)); /* the input */",
+            cp_at(e, P, g->input, 'v', t), src, steps, nin);
+}
+
+static void gen_step(Emit *e) {
+    const IrGraph *g = e->g;
+    const IrPlan *P = &g->infer;
+    long long nout = shape_count(&g->nodes.items[g->output].shape);
+    cg_blank(e);
+    cg_line(e, "void %s_step(void *workspace, int batch, const float *input, float *output)", e->p);
+    cg_line(e, "{");
+    e->ind++;
+    cg_line(e, "float *ws = %s_ws(workspace);", e->p);
+    cg_line(e, "long B = batch < 1 ? 1 : batch > %s_MAX_BATCH ? %s_MAX_BATCH : batch, tc, b0;", e->P, e->P);
+    cg_line(e, "int t;");
+    cg_line(e, "%s_counter(ws, &tc, &b0, 0);", e->p);
+    cg_line(e, "t = (int)tc;");
+    cg_line(e, "(void)b0;");
+    copy_input(e, P, "t", "input", "1");
+    /* every node at this step, in the schedule's order */
+    for (int j = 0; j < g->norder; j++)
+        if (runs(g, g->order[j]))
+            call(e, P, g->order[j], 1, "t", "t + 1", "0");
+    cg_line(e, "if (output)");
+    cg_line(e, "    memcpy(output, %s, (size_t)B * %lld * sizeof(float));", cp_at(e, P, g->output, 'v', "t"), nout);
+    cg_line(e, "tc = t + 1;");
+    cg_line(e, "%s_counter(ws, &tc, &B, 1);", e->p);
+    e->ind--;
+    cg_line(e, "}");
+}
+
+/* Accumulates the readout of steps [c0, c1) (C expressions). */
+static void readout_steps(Emit *e, const IrPlan *P, const char *c0, const char *c1) {
+    const IrGraph *g = e->g;
+    long long nout = shape_count(&g->nodes.items[g->output].shape);
+    const char *acc = "acc";
+    cg_line(e, "for (t = %s; t < %s; t++) { /* the readout */", c0, c1);
+    e->ind++;
+    cg_line(e, "const float *y = %s;", cp_at(e, P, g->output, 'v', "t"));
+    if (g->readout != RO_STEPS)
+        cg_line(e, "float *acc = %s;", cp_ws(e, P, P->readout));
+    switch (g->readout) {
+    case RO_STEPS:
+        cg_line(e, "memcpy(output + (size_t)t * (size_t)B * %lld, y, (size_t)B * %lld * sizeof(float));", nout, nout);
+        break;
+    case RO_COUNT:
+    case RO_RATE:
+    case RO_MEAN:
+        cg_line(e, "for (i = 0; i < B * %lld; i++)", nout);
+        cg_line(e, "    %s[i] = t == 0 ? y[i] : %s[i] + y[i];", acc, acc);
+        break;
+    case RO_LAST:
+        cg_line(e, "if (t == %d)", g->timesteps - 1);
+        cg_line(e, "    memcpy(%s, y, (size_t)B * %lld * sizeof(float));", acc, nout);
+        break;
+    case RO_MAX:
+        cg_line(e, "for (i = 0; i < B * %lld; i++)", nout);
+        cg_line(e, "    %s[i] = t == 0 || y[i] > %s[i] ? y[i] : %s[i];", acc, acc, acc);
+        break;
+    }
+    e->ind--;
+    cg_line(e, "}");
+}
+
+static void gen_forward(Emit *e) {
+    const IrGraph *g = e->g;
+    const IrPlan *P = &g->infer;
+    int T = g->timesteps, K = P->chunk;
+    long long nout = shape_count(&g->nodes.items[g->output].shape);
+    cg_blank(e);
+    cg_line(e, "void %s_forward(void *workspace, int batch, const float *input, float *output)", e->p);
+    cg_line(e, "{");
+    e->ind++;
+    cg_line(e, "float *ws = %s_ws(workspace);", e->p);
+    cg_line(e, "long B = batch < 1 ? 1 : batch > %s_MAX_BATCH ? %s_MAX_BATCH : batch, i, tc = %d;", e->P, e->P, T);
+    cg_line(e, "int t;");
+    cg_line(e, "%s_reset(workspace, (int)B);", e->p);
+    int seq = g->encoding == ENC_SEQUENCE;
+    const char *c0 = "0", *c1 = arena_printf(g->arena, "%d", T);
+    if (K < T) {
+        cg_line(e, "int c0;");
+        cg_line(e, "for (c0 = 0; c0 < %d; c0 += %d) { /* chunks of %d steps */", T, K, K);
+        e->ind++;
+        cg_line(e, "const int c1 = c0 + %d < %d ? c0 + %d : %d;", K, T, K, T);
+        c0 = "c0";
+        c1 = "c1";
+        if (seq)
+            copy_input(e, P, "c0",
+                       arena_printf(g->arena, "input + (size_t)c0 * (size_t)B * %lld",
+                                    (long long)shape_count(&g->nodes.items[g->input].shape)),
+                       "(c1 - c0)");
+        else {
+            cg_line(e, "if (c0 == 0)");
+            e->ind++;
+            copy_input(e, P, "0", "input", "1");
+            e->ind--;
+        }
+        run_groups(e, P, c0, c1, "c0 == 0", "0");
+    } else {
+        copy_input(e, P, "0", "input", seq ? arena_printf(g->arena, "%d", T) : "1");
+        run_groups(e, P, c0, c1, "1", "0");
+    }
+    readout_steps(e, P, c0, c1);
+    if (K < T) {
+        e->ind--;
+        cg_line(e, "}");
+    }
+    if (g->readout == RO_RATE || g->readout == RO_MEAN) {
+        cg_line(e, "for (i = 0; i < B * %lld; i++)", nout);
+        cg_line(e, "    output[i] = ws[%lld + i] / %s;", (long long)(cp_base(e, P) + P->readout), cg_flt(e, (float)T));
+    } else if (g->readout != RO_STEPS)
+        cg_line(e, "memcpy(output, %s, (size_t)B * %lld * sizeof(float));", cp_ws(e, P, P->readout), nout);
+    cg_line(e, "%s_counter(ws, &tc, &B, 1);", e->p);
+    cg_line(e, "(void)i;");
+    e->ind--;
+    cg_line(e, "}");
+}
+
+static void gen_probe(Emit *e) {
+    const IrGraph *g = e->g;
+    const IrPlan *P = &g->infer;
+    if (!g->probes.len)
+        return;
+    cg_blank(e);
+    cg_line(e, "const float *%s_probe(void *workspace, int k)", e->p);
+    cg_line(e, "{");
+    e->ind++;
+    cg_line(e, "float *ws = %s_ws(workspace);", e->p);
+    cg_line(e, "long tc, B;");
+    cg_line(e, "int t;");
+    cg_line(e, "%s_counter(ws, &tc, &B, 0);", e->p);
+    cg_line(e, "t = tc > 0 ? (int)tc - 1 : 0; /* the last step */");
+    cg_line(e, "switch (k) {");
+    for (int k = 0; k < g->probes.len; k++) {
+        const IrProbe *pr = &g->probes.items[k];
+        const char *at;
+        if (pr->buf >= 0)
+            at = P->chunk == 1 ? cp_ws(e, P, pr->buf)
+                               : arena_printf(g->arena, "%s + (long)(t %% %d) * B * %lld", cp_ws(e, P, pr->buf), P->chunk,
+                                              (long long)pr->count);
+        else
+            at = cp_at(e, P, pr->node, 'v', "t");
+        cg_line(e, "case %d: /* %s */", k, pr->spec);
+        cg_line(e, "    return %s;", at);
+    }
+    cg_line(e, "default:");
+    cg_line(e, "    return 0;");
+    cg_line(e, "}");
+    e->ind--;
+    cg_line(e, "}");
+}
+
+/* ---- training ---- */
+
+static void gen_rng(Emit *e) {
+    int any = 0;
+    for (int i = 0; i < e->g->nodes.len; i++)
+        any |= !e->g->nodes.items[i].dead && e->g->nodes.items[i].op == IR_DROPOUT;
+    if (!any)
+        return;
+    cg_blank(e);
+    cg_line(e, "/* A counter-based uniform in [0, 1): splitmix64 of (seed, layer, element). */");
+    cg_line(e, "static float %s_dropout_uniform(unsigned long long seed, int layer, unsigned long long j)", e->p);
+    cg_line(e, "{");
+    cg_line(e, "    unsigned long long z = seed ^ ((unsigned long long)layer << 48) ^ (j * 0x9E3779B97F4A7C15ULL);");
+    cg_line(e, "    z += 0x9E3779B97F4A7C15ULL;");
+    cg_line(e, "    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;");
+    cg_line(e, "    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;");
+    cg_line(e, "    z ^= z >> 31;");
+    cg_line(e, "    return (float)(z >> 40) * (1.0f / 16777216.0f);");
+    cg_line(e, "}");
+}
+
+/* The dx argument of node i's backward: which inputs need their gradient
+   (those needed only for dL/dinput when dinput is given). */
+static const char *dx_arg(Emit *e, int i) {
+    const IrPlan *P = &e->g->trainp;
+    const IrNode *x = &e->g->nodes.items[i];
+    Buf b = {0};
+    int any = 0;
+    for (int k = 0; k < x->nin; k++) {
+        int r = P->at[x->in[k]].needgrad;
+        if (r == 0)
+            continue;
+        buf_printf(&b, "%s%s", any ? " | " : "",
+                   r == 1 ? arena_printf(e->g->arena, "%d", 1 << k) : arena_printf(e->g->arena, "(dinput ? %d : 0)", 1 << k));
+        any = 1;
+    }
+    const char *s = arena_strdup(e->g->arena, any ? b.data : "0");
+    buf_free(&b);
+    return s;
+}
+
+static void gen_train(Emit *e) {
+    const IrGraph *g = e->g;
+    const IrPlan *P = &g->trainp;
+    int T = g->timesteps;
+    int in = g->input, out = g->output;
+    long long nin = shape_count(&g->nodes.items[in].shape), nout = shape_count(&g->nodes.items[out].shape);
+    int64_t pf = align16(g->param_floats);
+    gen_rng(e);
+    /* forward */
+    cg_blank(e);
+    cg_line(e, "void %s_train_forward(void *workspace, int batch, const float *input, float *output,", e->p);
+    cg_line(e, "                      int training, unsigned long long seed)");
+    cg_line(e, "{");
+    e->ind++;
+    cg_line(e, "float *ws = (float *)workspace;");
+    cg_line(e, "long B = batch < 1 ? 1 : batch > %s_MAX_BATCH ? %s_MAX_BATCH : batch;", e->P, e->P);
+    cg_line(e, "int t;");
+    cg_line(e, "(void)seed;");
+    copy_input(e, P, "0", "input", P->at[in].inv ? "1" : arena_printf(g->arena, "%d", T));
+    for (int i = 0; i < g->nodes.len; i++) {
+        const IrNode *x = &g->nodes.items[i];
+        if (x->dead)
+            continue;
+        if (x->op == IR_NEURON)
+            for (int k = 0; k < x->neuron->states.len; k++) {
+                cg_line(e, "{ /* %s.%s at the first step */", x->name, x->neuron->states.items[k].name);
+                cg_line(e, "    float *s = %s;", cp_ws(e, P, P->at[i].state + (int64_t)k * (T + 1) * e->maxb *
+                                                               shape_count(&x->shape)));
+                cg_line(e, "    long i;");
+                cg_line(e, "    for (i = 0; i < B * %lld; i++)", (long long)shape_count(&x->shape));
+                cg_line(e, "        s[i] = %s;", cg_flt(e, x->neuron->states.items[k].init));
+                cg_line(e, "}");
+            }
+        if (x->op == IR_DROPOUT) {
+            cg_line(e, "if (training)");
+            e->ind++;
+            ck_dropout_mask(e, i);
+            e->ind--;
+        }
+    }
+    run_groups(e, P, "0", arena_printf(g->arena, "%d", T), "1", "training");
+    cg_line(e, "if (output)");
+    cg_line(e, "    for (t = 0; t < %d; t++)", T);
+    cg_line(e, "        memcpy(output + (size_t)t * (size_t)B * %lld, %s, (size_t)B * %lld * sizeof(float));", nout,
+            cp_at(e, P, out, 'v', "t"), nout);
+    cg_line(e, "(void)t;");
+    e->ind--;
+    cg_line(e, "}");
+    /* backward */
+    cg_blank(e);
+    cg_line(e, "void %s_train_backward(void *workspace, int batch, const float *doutput, float *dinput)", e->p);
+    cg_line(e, "{");
+    e->ind++;
+    cg_line(e, "float *ws = (float *)workspace;");
+    cg_line(e, "long B = batch < 1 ? 1 : batch > %s_MAX_BATCH ? %s_MAX_BATCH : batch, j;", e->P, e->P);
+    cg_line(e, "int t;");
+    cg_line(e, "memset(ws + %lld, 0, (size_t)%lld * sizeof(float)); /* parameter gradients */", (long long)pf,
+            (long long)pf);
+    cg_line(e, "memset(%s, 0, (size_t)%lld * sizeof(float)); /* value gradients, carried adjoints, sums */",
+            cp_ws(e, P, P->persist), (long long)(P->floats - P->persist));
+    cg_line(e, "for (t = 0; t < %d; t++) {", T);
+    cg_line(e, "    float *gout = %s;", cp_at(e, P, out, 'g', "t"));
+    cg_line(e, "    for (j = 0; j < B * %lld; j++)", nout);
+    cg_line(e, "        gout[j] += doutput[(size_t)t * (size_t)B * %lld + j];", nout);
+    cg_line(e, "}");
+    for (int k = g->groups.len - 1; k >= 0; k--) {
+        const IrGroup *gr = &g->groups.items[k];
+        if (!gr->recurrent) {
+            int i = g->order[gr->first];
+            if (!runs(g, i) || !target_needs_backward(g, i))
+                continue;
+            /* a node whose parameters are not learnable and whose inputs need
+               their gradient only for dL/dinput runs only when it is asked */
+            const IrNode *x = &g->nodes.items[i];
+            int need = 0;
+            for (int q = 0; q < x->nparam; q++)
+                need |= g->params.items[x->param[q]].learnable;
+            if (x->neuron)
+                need |= x->neuron->params.len > 0;
+            for (int q = 0; q < x->nin; q++)
+                need |= P->at[x->in[q]].needgrad == 1;
+            if (!need)
+                cg_line(e, "if (dinput)");
+            if (!need)
+                e->ind++;
+            call(e, P, i, 0, "0", P->at[i].inv ? "1" : arena_printf(g->arena, "%d", T), dx_arg(e, i));
+            if (!need)
+                e->ind--;
+            continue;
+        }
+        cg_line(e, "for (t = %d; t >= 0; t--) { /* a recurrent loop: step by step */", T - 1);
+        e->ind++;
+        for (int j = gr->first + gr->count - 1; j >= gr->first; j--) {
+            int i = g->order[j];
+            if (runs(g, i) && target_needs_backward(g, i))
+                call(e, P, i, 0, "t", "t + 1", dx_arg(e, i));
+        }
+        e->ind--;
+        cg_line(e, "}");
+    }
+    /* neuron parameters: each element's double sum, added up in order */
+    for (int i = 0; i < g->nodes.len; i++) {
+        const IrNode *x = &g->nodes.items[i];
+        if (x->dead || x->op != IR_NEURON)
+            continue;
+        long long cnt = shape_count(&x->shape);
+        for (int k = 0; k < x->neuron->params.len; k++) {
+            const IrParam *q = &g->params.items[x->neuron->params.items[k].param];
+            long long per = cnt / q->count;
+            cg_line(e, "{ /* %s: over the batch and its %lld element%s per value */", q->name, per,
+                    per == 1 ? "" : "s");
+            e->ind++;
+            cg_line(e, "const double *s = (const double *)(const void *)(%s);",
+                    cp_ws(e, P, P->at[i].pacc + (int64_t)k * align16(2 * e->maxb * cnt)));
+            cg_line(e, "float *gp = ws + %lld;", (long long)(pf + q->off));
+            cg_par_for(e, arena_printf(g->arena, "B * %lld", cnt));
+            cg_line(e, "for (long v = 0; v < %lld; v++) {", (long long)q->count);
+            cg_line(e, "    double sum = 0.0;");
+            cg_line(e, "    long r, k;");
+            cg_line(e, "    for (r = 0; r < B; r++)");
+            cg_line(e, "        for (k = 0; k < %lld; k++)", per);
+            cg_line(e, "            sum += s[r * %lld + v * %lld + k];", cnt, per);
+            cg_line(e, "    gp[v] = (float)sum;");
+            cg_line(e, "}");
+            e->ind--;
+            cg_line(e, "}");
+        }
+    }
+    cg_line(e, "if (dinput)");
+    cg_line(e, "    memcpy(dinput, %s, (size_t)%d * (size_t)B * %lld * sizeof(float));", cp_at(e, P, in, 'g', "0"),
+            P->at[in].inv ? 1 : T, nin);
+    cg_line(e, "(void)t;");
+    cg_line(e, "(void)j;");
+    e->ind--;
+    cg_line(e, "}");
+    /* spike counts of the last forward, for the spike rate */
+    cg_blank(e);
+    cg_line(e, "void %s_train_spikes(void *workspace, int batch, double *spikes, double *neurons)", e->p);
+    cg_line(e, "{");
+    e->ind++;
+    cg_line(e, "const float *ws = (const float *)workspace;");
+    cg_line(e, "long B = batch < 1 ? 1 : batch > %s_MAX_BATCH ? %s_MAX_BATCH : batch, j;", e->P, e->P);
+    cg_line(e, "double s = 0.0;");
+    long long total = 0;
+    for (int i = 0; i < g->nodes.len; i++) {
+        const IrNode *x = &g->nodes.items[i];
+        if (x->dead || x->op != IR_NEURON || x->neuron->code.items[x->neuron->emit].op != EQ_SPIKE)
+            continue;
+        long long cnt = shape_count(&x->shape);
+        cg_line(e, "for (j = 0; j < %d * B * %lld; j++) /* %s */", T, cnt, x->name);
+        cg_line(e, "    s += (%s)[j];", cp_ws(e, P, P->at[i].val));
+        total += (long long)T * cnt;
+    }
+    cg_line(e, "*spikes = s;");
+    cg_line(e, "*neurons = (double)B * %lld.0;", total);
+    cg_line(e, "(void)j;");
+    e->ind--;
+    cg_line(e, "}");
+    cg_blank(e);
+    cg_line(e, "const long %s_train_workspace_floats = %s_TRAIN_WORKSPACE_FLOATS;", e->p, e->P);
+    cg_blank(e);
+    cg_line(e, "float *%s_train_params(void *workspace)", e->p);
+    cg_line(e, "{");
+    cg_line(e, "    return (float *)workspace;");
+    cg_line(e, "}");
+    cg_blank(e);
+    cg_line(e, "float *%s_train_grads(void *workspace)", e->p);
+    cg_line(e, "{");
+    cg_line(e, "    return (float *)workspace + %lld;", (long long)pf);
+    cg_line(e, "}");
+}
+
+/* Checks what training cannot do yet; 0 after reporting. */
+static int train_supported(const IrGraph *g) {
+    int ok = 1;
+    for (int i = 0; i < g->nodes.len; i++) {
+        const IrNode *x = &g->nodes.items[i];
+        if (x->dead || x->op != IR_BATCHNORM || !g->groups.items[x->group].recurrent)
+            continue;
+        error_at(x->loc, "batchnorm '%s' is on a recurrent loop: training needs its statistics over "
+                         "all steps, which a step-by-step loop cannot give", x->name);
+        ok = 0;
+    }
+    return ok;
+}
+
+static void train_header(Emit *e) {
+    const char *p = e->p, *P = e->P;
+    cg_blank(e);
+    cg_line(e, "/* Training (docs/generated-code.md): a separate workspace of TRAIN_WORKSPACE_SIZE");
+    cg_line(e, "   bytes, aligned for double, that starts with the parameters (load_weights and");
+    cg_line(e, "   init_weights work on it) and holds their gradients and what the backward");
+    cg_line(e, "   needs. */");
+    cg_line(e, "#define %s_TRAIN_WORKSPACE_FLOATS %lldL", P, train_ws_floats(e));
+    cg_line(e, "#define %s_TRAIN_WORKSPACE_SIZE (%s_TRAIN_WORKSPACE_FLOATS * sizeof(float))", P, P);
+    cg_line(e, "extern const long %s_train_workspace_floats; /* the same, for dynamic loaders */", p);
+    cg_line(e, "/* All T steps from the initial state: output [T, batch, OUTPUT_SIZE] of every step");
+    cg_line(e, "   (may be NULL); input as for forward. training: batchnorm uses the batch's");
+    cg_line(e, "   statistics and updates its running ones, dropout draws masks from seed;");
+    cg_line(e, "   otherwise both behave as at inference. */");
+    cg_line(e, "void %s_train_forward(void *workspace, int batch, const float *input, float *output,", p);
+    cg_line(e, "                      int training, unsigned long long seed);");
+    cg_line(e, "/* After a forward in training mode: the gradients of every parameter (overwritten)");
+    cg_line(e, "   for dL/doutput [T, batch, OUTPUT_SIZE]; dL/dinput (shaped as the input) when");
+    cg_line(e, "   dinput is not NULL. */");
+    cg_line(e, "void %s_train_backward(void *workspace, int batch, const float *doutput, float *dinput);", p);
+    cg_line(e, "/* The parameters and their gradients, at the offsets of %s_params. */", p);
+    cg_line(e, "float *%s_train_params(void *workspace);", p);
+    cg_line(e, "/* The spikes of the last forward over all spiking layers and steps, and the");
+    cg_line(e, "   number of neuron steps they came from (spike rate = spikes / neurons). */");
+    cg_line(e, "void %s_train_spikes(void *workspace, int batch, double *spikes, double *neurons);", p);
+    cg_line(e, "float *%s_train_grads(void *workspace);", p);
+}
+
+/* ---- the target's hooks ---- */
+
+TargetEmitter *capi_begin(const IrGraph *g, const CgenOptions *opt) {
+    if (g->train && !train_supported(g))
+        return NULL;
+    TargetEmitter *em = arena_alloc(g->arena, sizeof *em);
+    Emit *e = &em->e;
+    e->g = g;
+    e->opt = opt;
+    e->maxb = g->batch;
+    char *lo = arena_strdup(g->arena, opt->prefix ? opt->prefix : g->name);
+    char *up = arena_strdup(g->arena, lo);
+    for (char *c = lo; *c; c++)
+        *c = (char)tolower((unsigned char)*c);
+    for (char *c = up; *c; c++)
+        *c = (char)toupper((unsigned char)*c);
+    e->p = lo;
+    e->P = up;
+    ck_scratch(e);
+    e->b = &e->c;
+    cg_line(e, "/* %s.c: generated by snnc %s from %s. Do not edit.", lo, SNNC_VERSION, cg_clean_name(e, g->source));
+    cg_line(e, "   Portable C99; build with: cc -std=c99 -O2 -c %s.c (link with -lm), and with", lo);
+    cg_line(e, "   -fopenmp to use every core. */");
+    cg_line(e, "#include \"%s.h\"", lo);
+    cg_blank(e);
+    cg_line(e, "#include <math.h>");
+    cg_line(e, "#include <string.h>");
+    cg_blank(e);
+    cg_line(e, "/* OpenMP pragmas, which vanish without -fopenmp; loops of less work than");
+    cg_line(e, "   PARALLEL_WORK run on one thread. */");
+    cg_line(e, "#ifdef _OPENMP");
+    cg_line(e, "#define %s_OMP(x) _Pragma(#x)", up);
+    cg_line(e, "#else");
+    cg_line(e, "#define %s_OMP(x)", up);
+    cg_line(e, "#endif");
+    cg_line(e, "#define %s_PARALLEL_WORK %d", up, PARALLEL_WORK);
+    cg_blank(e);
+    if (opt->static_ws) {
+        cg_line(e, "static float %s_static_ws[%s_WORKSPACE_FLOATS];", lo, up);
+        cg_blank(e);
+        cg_line(e, "static float *%s_ws(void *workspace)", lo);
+        cg_line(e, "{");
+        cg_line(e, "    return workspace ? (float *)workspace : %s_static_ws;", lo);
+        cg_line(e, "}");
+    } else {
+        cg_line(e, "static float *%s_ws(void *workspace)", lo);
+        cg_line(e, "{");
+        cg_line(e, "    return (float *)workspace;");
+        cg_line(e, "}");
+    }
+    gen_params(e);
+    counter_funcs(e);
+    return em;
+}
+
+void capi_api(TargetEmitter *em) {
+    Emit *e = &em->e;
+    cg_blank(e);
+    cg_line(e, "const long %s_workspace_floats = %s_WORKSPACE_FLOATS;", e->p, e->P);
+    gen_reset(e);
+    gen_step(e);
+    gen_forward(e);
+    gen_probe(e);
+    if (e->g->train)
+        gen_train(e);
+}
+
+int capi_finish(TargetEmitter *em, GenFile *out) {
+    Emit *e = &em->e;
+    const IrGraph *g = e->g;
+    gen_header(e, &e->h);
+    out[0].name = arena_printf(g->arena, "%s.h", e->p);
+    out[0].text = e->h;
+    out[1].name = arena_printf(g->arena, "%s.c", e->p);
+    out[1].text = e->c;
+    return 2;
+}

@@ -1,0 +1,764 @@
+/*
+ * ckernels.c: the C target's kernels of the synaptic and stateless ops,
+ * forward and backward, and the micro-kernels they call.
+ *
+ * A kernel computes the steps [from, to) of one node. Values of
+ * consecutive steps are contiguous in their buffers (the plans lay them out
+ * so), so a dense layer over a range is one matrix product over
+ * (to - from) x B rows; a value stored once (the same at every step) is
+ * read at every step, and a value computed once is called for the range
+ * [0, 1). The other kernels loop over the steps of the range.
+ *
+ * Every sum runs in the order of the plain loops of the definitions (a
+ * dense output sums its bias, then its inputs in ascending order; no fused
+ * multiply-add), so the results do not depend on blocking, threads or
+ * which kernel computed them: inference, training and step-by-step runs
+ * give the same bits.
+ */
+#include <string.h>
+
+#include "c.h"
+
+static int64_t align16(int64_t x) { return (x + 15) & ~(int64_t)15; }
+
+static const IrNode *node(Emit *e, int i) { return &e->g->nodes.items[i]; }
+static long long count(Emit *e, int i) { return shape_count(&node(e, i)->shape); }
+static const char *fmt(Emit *e, const char *f, long long v) { return arena_printf(e->g->arena, f, v); }
+
+/* ---- scratch ---- */
+
+/* The matrix product packs blocks of 256 values of k by 256 columns. */
+#define GEMM_KC 256
+#define GEMM_NC 256
+
+void ck_scratch(Emit *e) {
+    const IrGraph *g = e->g;
+    int64_t mb = g->batch, col = 0, obuf = 0;
+    int gemm = 0;
+    for (int i = 0; i < g->nodes.len; i++) {
+        const IrNode *x = &g->nodes.items[i];
+        if (x->dead)
+            continue;
+        gemm |= x->op == IR_DENSE || x->op == IR_CONV2D;
+        if (x->op != IR_CONV2D)
+            continue;
+        const Shape *xs = &g->nodes.items[x->in[0]].shape;
+        int64_t pix = x->shape.d[1] * x->shape.d[2];
+        int64_t c = xs->d[0] * x->kernel[0] * x->kernel[1] * pix * mb;
+        col = c > col ? c : col;
+        int64_t o = x->out * pix * mb;
+        obuf = o > obuf ? o : obuf;
+    }
+    int64_t p = 0;
+    e->packb = p;
+    p += gemm ? GEMM_KC * GEMM_NC : 0;
+    e->col = p;
+    p += align16(col);
+    e->obuf = p;
+    p += align16(obuf);
+    e->dcol = p; /* training only */
+    e->iscratch = p;
+    e->tscratch = p + align16(col);
+}
+
+static const char *scratch(Emit *e, const IrPlan *P, int64_t off) {
+    return arena_printf(e->g->arena, "ws + %lld", (long long)(cp_scratch(e, P) + off));
+}
+
+/* ---- the matrix product ---- */
+
+void ck_gemm(TargetEmitter *em) {
+    Emit *e = &em->e;
+    const char *p = e->p, *P = e->P;
+    cg_blank(e);
+    cg_line(e, "/* C(i, j) += sum over k of A(i, k) B(k, j), with A(i, k) = a[i * ai + k * ak],");
+    cg_line(e, "   B(k, j) = b[k * bk + j * bj] and C(i, j) = c[i * ci + j * cj].");
+    cg_line(e, "   Blocks of %d values of k by %d columns of B are packed into pb (shared by", GEMM_KC, GEMM_NC);
+    cg_line(e, "   the threads); each thread takes blocks of 4 rows of A, packs them on its");
+    cg_line(e, "   stack, and accumulates 4 x 64 blocks of C in a local array whose inner loop");
+    cg_line(e, "   compilers vectorize. Each element of C sums its terms in k order, multiply");
+    cg_line(e, "   then add, whoever computes it: the result does not depend on the blocking");
+    cg_line(e, "   or the threads. Where the 4 values of A are zero (spikes mostly are), the");
+    cg_line(e, "   step is skipped: adding 0 * b changes nothing. */");
+    cg_line(e, "static void %s_gemm(long M, long N, long K, const float *a, long ai, long ak, const float *b,", p);
+    cg_line(e, "                    long bk, long bj, float *c, long ci, long cj, float *pb)");
+    cg_line(e, "{");
+    e->ind++;
+    cg_line(e, "const long np = (N + 63) / 64; /* panels of 64 columns */");
+    cg_line(e, "const long nrb = (M + 3) / 4;  /* blocks of 4 rows */");
+    cg_line(e, "long k0, q0;");
+    cg_line(e, "for (k0 = 0; k0 < K; k0 += %d) {", GEMM_KC);
+    e->ind++;
+    cg_line(e, "const long kc = K - k0 < %d ? K - k0 : %d;", GEMM_KC, GEMM_KC);
+    cg_line(e, "for (q0 = 0; q0 < np; q0 += %d) {", GEMM_NC / 64);
+    e->ind++;
+    cg_line(e, "const long q1 = q0 + %d < np ? q0 + %d : np;", GEMM_NC / 64, GEMM_NC / 64);
+    cg_line(e, "%s_OMP(omp parallel if (M * kc * (q1 - q0) * 64 >= %s_PARALLEL_WORK))", P, P);
+    cg_line(e, "{");
+    e->ind++;
+    cg_line(e, "%s_OMP(omp for schedule(static))", P);
+    cg_line(e, "for (long jp = q0; jp < q1; jp++) {");
+    cg_line(e, "    long k, j;");
+    cg_line(e, "    for (k = 0; k < kc; k++)");
+    cg_line(e, "        for (j = 0; j < 64; j++) {");
+    cg_line(e, "            const long jj = jp * 64 + j;");
+    cg_line(e, "            pb[((jp - q0) * %d + k) * 64 + j] = jj < N ? b[(k0 + k) * bk + jj * bj] : 0.0f;", GEMM_KC);
+    cg_line(e, "        }");
+    cg_line(e, "}");
+    cg_line(e, "%s_OMP(omp for schedule(static))", P);
+    cg_line(e, "for (long ib = 0; ib < nrb; ib++) {");
+    e->ind++;
+    cg_line(e, "float pa[%d * 4];", GEMM_KC);
+    cg_line(e, "const long i0 = ib * 4, mi = M - i0 < 4 ? M - i0 : 4;");
+    cg_line(e, "long k, i, j, jp;");
+    cg_line(e, "for (k = 0; k < kc; k++)");
+    cg_line(e, "    for (i = 0; i < 4; i++)");
+    cg_line(e, "        pa[k * 4 + i] = i < mi ? a[(i0 + i) * ai + (k0 + k) * ak] : 0.0f;");
+    cg_line(e, "for (jp = q0; jp < q1; jp++) {");
+    e->ind++;
+    cg_line(e, "const long nj = N - jp * 64 < 64 ? N - jp * 64 : 64;");
+    cg_line(e, "const float *pbj = pb + (jp - q0) * %d * 64;", GEMM_KC);
+    cg_line(e, "float *c0 = c + i0 * ci + jp * 64 * cj;");
+    cg_line(e, "float acc[4][64];");
+    cg_line(e, "for (i = 0; i < 4; i++)");
+    cg_line(e, "    for (j = 0; j < 64; j++)");
+    cg_line(e, "        acc[i][j] = i < mi && j < nj ? c0[i * ci + j * cj] : 0.0f;");
+    cg_line(e, "for (k = 0; k < kc; k++) {");
+    cg_line(e, "    const float *a4 = pa + k * 4, *b64 = pbj + k * 64;");
+    cg_line(e, "    const float a0 = a4[0], a1 = a4[1], a2 = a4[2], a3 = a4[3];");
+    cg_line(e, "    if (a0 == 0.0f && a1 == 0.0f && a2 == 0.0f && a3 == 0.0f)");
+    cg_line(e, "        continue;");
+    cg_line(e, "    for (j = 0; j < 64; j++) {");
+    cg_line(e, "        acc[0][j] += a0 * b64[j];");
+    cg_line(e, "        acc[1][j] += a1 * b64[j];");
+    cg_line(e, "        acc[2][j] += a2 * b64[j];");
+    cg_line(e, "        acc[3][j] += a3 * b64[j];");
+    cg_line(e, "    }");
+    cg_line(e, "}");
+    cg_line(e, "for (i = 0; i < mi; i++)");
+    cg_line(e, "    for (j = 0; j < nj; j++)");
+    cg_line(e, "        c0[i * ci + j * cj] = acc[i][j];");
+    e->ind--;
+    cg_line(e, "}");
+    e->ind--;
+    cg_line(e, "}");
+    e->ind--;
+    cg_line(e, "}");
+    e->ind--;
+    cg_line(e, "}");
+    e->ind--;
+    cg_line(e, "}");
+    e->ind--;
+    cg_line(e, "}");
+}
+
+/* A product y(rows x O) += x(rows x I) w^T, for a dense layer: in the
+   orientation where the packed operand is the larger (blocks of 4 rows
+   waste least): rows as the rows of C, or, for a narrow layer, outputs as
+   the rows of C^T. */
+static void dense_product(Emit *e, const char *rows, long long I, long long O, const char *x, const char *w,
+                          const char *y, const char *pb) {
+    if (O >= 64) {
+        cg_line(e, "%s_gemm(%s, %lld, %lld, %s, %lld, 1, %s, 1, %lld, %s, %lld, 1, %s); /* y += x w^T */", e->p, rows, O,
+                I, x, I, w, I, y, O, pb);
+        return;
+    }
+    cg_line(e, "if (%s <= %lld) /* y += x w^T */", rows, O);
+    cg_line(e, "    %s_gemm(%s, %lld, %lld, %s, %lld, 1, %s, 1, %lld, %s, %lld, 1, %s);", e->p, rows, O, I, x, I, w, I,
+            y, O, pb);
+    cg_line(e, "else /* y^T += w x^T: a narrow layer over more rows */");
+    cg_line(e, "    %s_gemm(%lld, %s, %lld, %s, %lld, 1, %s, 1, %lld, %s, 1, %lld, %s);", e->p, O, rows, I, w, I, x, I,
+            y, O, pb);
+}
+
+/* ---- dense ---- */
+
+void ck_dense_fwd(TargetEmitter *em, const IrPlan *P, int i) {
+    Emit *e = &em->e;
+    const IrNode *x = node(e, i);
+    int in = x->in[0];
+    long long I = count(e, in), O = x->out;
+    const char *pb = scratch(e, P, e->packb);
+    cp_open(e, P, i, 1);
+    cg_line(e, "const float *w = %s;", cp_param(e, x->param[0]));
+    if (x->bias)
+        cg_line(e, "const float *bias = %s;", cp_param(e, x->param[1]));
+    if (P->at[in].inv && !P->at[i].inv) {
+        /* an input stored once, an output at every step (the hoist pass
+           did not run): one product per step */
+        cg_line(e, "const float *xt = %s;", cp_at(e, P, in, 'v', "0"));
+        cg_line(e, "for (int t = from; t < to; t++) {");
+        e->ind++;
+        cg_line(e, "float *yt = %s;", cp_at(e, P, i, 'v', "t"));
+        cg_line(e, "const long rows = B;");
+    } else {
+        cg_line(e, "const long rows = (long)(to - from) * B;");
+        cg_line(e, "const float *xt = %s;", cp_at(e, P, in, 'v', "from"));
+        cg_line(e, "float *yt = %s;", cp_at(e, P, i, 'v', "from"));
+        cg_line(e, "{");
+        e->ind++;
+    }
+    cg_line(e, "long r, o;");
+    cg_line(e, "for (r = 0; r < rows; r++) /* each output sums its bias first, then its inputs in order */");
+    cg_line(e, "    for (o = 0; o < %lld; o++)", O);
+    cg_line(e, "        yt[r * %lld + o] = %s;", O, x->bias ? "bias[o]" : "0.0f");
+    dense_product(e, "rows", I, O, "xt", "w", "yt", pb);
+    e->ind--;
+    cg_line(e, "}");
+    cp_close(e, "(void)training;");
+}
+
+void ck_dense_bwd(TargetEmitter *em, const IrPlan *P, int i) {
+    Emit *e = &em->e;
+    const IrNode *x = node(e, i);
+    int in = x->in[0];
+    long long I = count(e, in), O = x->out;
+    const char *pb = scratch(e, P, e->packb);
+    if (P->at[in].inv && !P->at[i].inv)
+        ICE("a dense layer of a value stored once is stored at every step");
+    cp_open(e, P, i, 0);
+    cg_line(e, "const float *w = %s;", cp_param(e, x->param[0]));
+    cg_line(e, "float *dw = %s;", cp_grad(e, x->param[0]));
+    cg_line(e, "const long rows = (long)(to - from) * B;");
+    cg_line(e, "const float *xt = %s;", cp_at(e, P, in, 'v', "from"));
+    cg_line(e, "const float *gy = %s;", cp_at(e, P, i, 'g', "from"));
+    if (x->bias) {
+        cg_line(e, "float *db = %s;", cp_grad(e, x->param[1]));
+        cg_par_for(e, fmt(e, "rows * %lld", O));
+        cg_line(e, "for (long o = 0; o < %lld; o++) {", O);
+        cg_line(e, "    long r;");
+        cg_line(e, "    for (r = 0; r < rows; r++)");
+        cg_line(e, "        db[o] += gy[r * %lld + o];", O);
+        cg_line(e, "}");
+    }
+    cg_line(e, "%s_gemm(%lld, %lld, rows, gy, 1, %lld, xt, %lld, 1, dw, %lld, 1, %s); /* dw += gy^T x */", e->p, O,
+            I, O, I, I, pb);
+    if (P->at[in].needgrad) {
+        cg_line(e, "if (dx) { /* gx += gy w */");
+        cg_line(e, "    float *gx = %s;", cp_at(e, P, in, 'g', "from"));
+        cg_line(e, "    %s_gemm(rows, %lld, %lld, gy, %lld, 1, w, %lld, 1, gx, %lld, 1, %s);", e->p, I, O, O, I, I, pb);
+        cg_line(e, "}");
+    }
+    cp_close(e, "(void)w;\n    (void)dx;");
+}
+
+/* ---- convolution ---- */
+
+typedef struct ConvDims {
+    long long C, H, W;   /* input */
+    long long O, OH, OW; /* output */
+    long long P;         /* output pixels, OH x OW */
+    long long G, cg, og; /* groups, input and output channels per group */
+    long long KK;        /* kernel taps */
+} ConvDims;
+
+static ConvDims conv_dims(Emit *e, const IrNode *x) {
+    const Shape *xs = &node(e, x->in[0])->shape;
+    ConvDims d;
+    d.C = xs->d[0], d.H = xs->d[1], d.W = xs->d[2];
+    d.O = x->out, d.OH = x->shape.d[1], d.OW = x->shape.d[2], d.P = d.OH * d.OW;
+    d.G = x->groups, d.cg = d.C / d.G, d.og = d.O / d.G;
+    d.KK = (long long)x->kernel[0] * x->kernel[1];
+    return d;
+}
+
+static void conv_call(Emit *e, const IrNode *x, const ConvDims *d, const char *fn, const char *from,
+                      const char *to) {
+    cg_line(e, "%s_%s(%s, %s, np, %lld, %lld, %lld, %d, %d, %d, %d, %d, %d, %lld, %lld);", e->p, fn, from, to, d->C,
+            d->H, d->W, x->kernel[0], x->kernel[1], x->stride[0], x->stride[1], x->pad[0], x->pad[1], d->OH, d->OW);
+}
+
+void ck_conv(TargetEmitter *em) {
+    Emit *e = &em->e;
+    for (int back = 0; back < 2; back++) {
+        if (back && !e->g->train)
+            break;
+        cg_blank(e);
+        if (back) {
+            cg_line(e, "/* The gradient of im2col: adds each column back where it came from. */");
+            cg_line(e, "static void %s_col2im(const float *col, float *x, long ld, long C, long H, long W, int kh,", e->p);
+        } else {
+            cg_line(e, "/* One sample's convolution input as the columns of a matrix [c][ky][kx][oy][ox]");
+            cg_line(e, "   whose rows are ld apart, zero where the kernel reads padding. */");
+            cg_line(e, "static void %s_im2col(const float *x, float *col, long ld, long C, long H, long W, int kh,", e->p);
+        }
+        cg_line(e, "                      int kw, int sh, int sw, int ph, int pw, long OH, long OW)");
+        cg_line(e, "{");
+        cg_line(e, "    long c, ky, kx, oy, ox;");
+        cg_line(e, "    for (c = 0; c < C; c++)");
+        cg_line(e, "        for (ky = 0; ky < kh; ky++)");
+        cg_line(e, "            for (kx = 0; kx < kw; kx++) {");
+        cg_line(e, "                %sfloat *m = col + ((c * kh + ky) * kw + kx) * ld;", back ? "const " : "");
+        cg_line(e, "                for (oy = 0; oy < OH; oy++) {");
+        cg_line(e, "                    const long iy = oy * sh - ph + ky;");
+        cg_line(e, "                    for (ox = 0; ox < OW; ox++) {");
+        cg_line(e, "                        const long ix = ox * sw - pw + kx;");
+        cg_line(e, "                        const int in = iy >= 0 && iy < H && ix >= 0 && ix < W;");
+        if (back) {
+            cg_line(e, "                        if (in)");
+            cg_line(e, "                            x[(c * H + iy) * W + ix] += m[oy * OW + ox];");
+        } else
+            cg_line(e, "                        m[oy * OW + ox] = in ? x[(c * H + iy) * W + ix] : 0.0f;");
+        cg_line(e, "                    }");
+        cg_line(e, "                }");
+        cg_line(e, "            }");
+        cg_line(e, "}");
+    }
+}
+
+/* A step of a convolution is three matrix products over the whole batch:
+   the input as an im2col matrix [c][ky][kx][b][oy][ox] (N = B x pixels),
+   the output in the product's layout [o][b][oy][ox], copied to and from
+   [b][o][oy][ox]. */
+void ck_conv_fwd(TargetEmitter *em, const IrPlan *P, int i) {
+    Emit *e = &em->e;
+    const IrNode *x = node(e, i);
+    int in = x->in[0];
+    ConvDims d = conv_dims(e, x);
+    cp_open(e, P, i, 1);
+    cg_line(e, "const float *w = %s;", cp_param(e, x->param[0]));
+    if (x->bias)
+        cg_line(e, "const float *bias = %s;", cp_param(e, x->param[1]));
+    cg_line(e, "float *col = %s, *yg = %s, *pb = %s;", scratch(e, P, e->col), scratch(e, P, e->obuf),
+            scratch(e, P, e->packb));
+    cg_line(e, "const long np = B * %lld;", d.P);
+    cg_line(e, "for (int t = from; t < to; t++) {");
+    e->ind++;
+    cg_line(e, "const float *xt = %s;", cp_at(e, P, in, 'v', "t"));
+    cg_line(e, "float *yt = %s;", cp_at(e, P, i, 'v', "t"));
+    cg_par_for(e, fmt(e, "np * %lld", d.C * d.KK));
+    cg_line(e, "for (long r = 0; r < B; r++)");
+    e->ind++;
+    conv_call(e, x, &d, "im2col", fmt(e, "xt + r * %lld", d.C * d.H * d.W), fmt(e, "col + r * %lld", d.P));
+    e->ind--;
+    cg_par_for(e, fmt(e, "np * %lld", d.O));
+    cg_line(e, "for (long o = 0; o < %lld; o++) {", d.O);
+    cg_line(e, "    long j;");
+    cg_line(e, "    for (j = 0; j < np; j++)");
+    cg_line(e, "        yg[o * np + j] = %s;", x->bias ? "bias[o]" : "0.0f");
+    cg_line(e, "}");
+    cg_line(e, "/* y += w col, per group: each output sums the bias, then c, ky, kx ascending */");
+    cg_line(e, "{");
+    cg_line(e, "    long gi;");
+    cg_line(e, "    for (gi = 0; gi < %lld; gi++)", d.G);
+    cg_line(e, "        %s_gemm(%lld, np, %lld, w + gi * %lld, %lld, 1, col + gi * %lld * np, np, 1, yg + gi * %lld * np, np, 1, pb);",
+            e->p, d.og, d.cg * d.KK, d.og * d.cg * d.KK, d.cg * d.KK, d.cg * d.KK, d.og);
+    cg_line(e, "}");
+    cg_par_for(e, fmt(e, "np * %lld", d.O));
+    cg_line(e, "for (long r = 0; r < B; r++) {");
+    cg_line(e, "    long o;");
+    cg_line(e, "    for (o = 0; o < %lld; o++)", d.O);
+    cg_line(e, "        memcpy(yt + (r * %lld + o) * %lld, yg + o * np + r * %lld, %lld * sizeof(float));", d.O, d.P,
+            d.P, d.P);
+    cg_line(e, "}");
+    e->ind--;
+    cg_line(e, "}");
+    cp_close(e, "(void)training;");
+}
+
+void ck_conv_bwd(TargetEmitter *em, const IrPlan *P, int i) {
+    Emit *e = &em->e;
+    const IrNode *x = node(e, i);
+    int in = x->in[0];
+    ConvDims d = conv_dims(e, x);
+    int dx = P->at[in].needgrad != 0;
+    cp_open(e, P, i, 0);
+    cg_line(e, "const float *w = %s;", cp_param(e, x->param[0]));
+    cg_line(e, "float *dw = %s;", cp_grad(e, x->param[0]));
+    if (x->bias)
+        cg_line(e, "float *db = %s;", cp_grad(e, x->param[1]));
+    cg_line(e, "float *col = %s, *dcol = %s, *gg = %s, *pb = %s;", scratch(e, P, e->col), scratch(e, P, e->dcol),
+            scratch(e, P, e->obuf), scratch(e, P, e->packb));
+    cg_line(e, "const long np = B * %lld;", d.P);
+    cg_line(e, "for (int t = from; t < to; t++) {");
+    e->ind++;
+    cg_line(e, "const float *xt = %s;", cp_at(e, P, in, 'v', "t"));
+    cg_line(e, "const float *gyt = %s;", cp_at(e, P, i, 'g', "t"));
+    if (dx)
+        cg_line(e, "float *gx = %s;", cp_at(e, P, in, 'g', "t"));
+    cg_par_for(e, fmt(e, "np * %lld", d.C * d.KK));
+    cg_line(e, "for (long r = 0; r < B; r++) {");
+    e->ind++;
+    cg_line(e, "long o;");
+    conv_call(e, x, &d, "im2col", fmt(e, "xt + r * %lld", d.C * d.H * d.W), fmt(e, "col + r * %lld", d.P));
+    cg_line(e, "for (o = 0; o < %lld; o++)", d.O);
+    cg_line(e, "    memcpy(gg + o * np + r * %lld, gyt + (r * %lld + o) * %lld, %lld * sizeof(float));", d.P, d.O, d.P,
+            d.P);
+    e->ind--;
+    cg_line(e, "}");
+    if (x->bias) {
+        cg_par_for(e, fmt(e, "np * %lld", d.O));
+        cg_line(e, "for (long o = 0; o < %lld; o++) {", d.O);
+        cg_line(e, "    float sb = 0.0f;");
+        cg_line(e, "    long j;");
+        cg_line(e, "    for (j = 0; j < np; j++)");
+        cg_line(e, "        sb += gg[o * np + j];");
+        cg_line(e, "    db[o] += sb;");
+        cg_line(e, "}");
+    }
+    cg_line(e, "{");
+    e->ind++;
+    cg_line(e, "long gi;");
+    cg_line(e, "for (gi = 0; gi < %lld; gi++) {", d.G);
+    e->ind++;
+    cg_line(e, "/* dw += gy col^T */");
+    cg_line(e, "%s_gemm(%lld, %lld, np, gg + gi * %lld * np, np, 1, col + gi * %lld * np, 1, np, dw + gi * %lld, %lld, 1, pb);",
+            e->p, d.og, d.cg * d.KK, d.og, d.cg * d.KK, d.og * d.cg * d.KK, d.cg * d.KK);
+    if (dx) {
+        cg_line(e, "if (dx) { /* dcol = w^T gy */");
+        cg_line(e, "    memset(dcol + gi * %lld * np, 0, (size_t)(%lld * np) * sizeof(float));", d.cg * d.KK, d.cg * d.KK);
+        cg_line(e, "    %s_gemm(%lld, np, %lld, w + gi * %lld, 1, %lld, gg + gi * %lld * np, np, 1, dcol + gi * %lld * np, np, 1, pb);",
+                e->p, d.cg * d.KK, d.og, d.og * d.cg * d.KK, d.cg * d.KK, d.og, d.cg * d.KK);
+        cg_line(e, "}");
+    }
+    e->ind--;
+    cg_line(e, "}");
+    e->ind--;
+    cg_line(e, "}");
+    if (dx) {
+        cg_line(e, "if (dx) {");
+        e->ind++;
+        cg_par_for(e, fmt(e, "np * %lld", d.C * d.KK));
+        cg_line(e, "for (long r = 0; r < B; r++)");
+        e->ind++;
+        conv_call(e, x, &d, "col2im", fmt(e, "dcol + r * %lld", d.P), fmt(e, "gx + r * %lld", d.C * d.H * d.W));
+        e->ind -= 2;
+        cg_line(e, "}");
+    }
+    e->ind--;
+    cg_line(e, "}");
+    cp_close(e, "(void)w;\n    (void)dcol;\n    (void)dx;");
+}
+
+/* ---- pooling ---- */
+
+static void pool(Emit *e, const IrPlan *P, int i, int fwd) {
+    const IrNode *x = node(e, i);
+    int in = x->in[0], mx = x->op == IR_MAXPOOL;
+    const Shape *xs = &node(e, in)->shape;
+    long long C = xs->d[0], H = xs->d[1], W = xs->d[2], OH = x->shape.d[1], OW = x->shape.d[2];
+    cp_open(e, P, i, fwd);
+    cg_line(e, "for (int t = from; t < to; t++) {");
+    e->ind++;
+    cg_line(e, "const float *xt = %s;", cp_at(e, P, in, 'v', "t"));
+    if (fwd)
+        cg_line(e, "float *yt = %s;", cp_at(e, P, i, 'v', "t"));
+    else {
+        cg_line(e, "const float *gyt = %s;", cp_at(e, P, i, 'g', "t"));
+        cg_line(e, "float *gx = %s;", cp_at(e, P, in, 'g', "t"));
+        cg_line(e, "(void)xt;");
+    }
+    cg_par_for(e, fmt(e, "B * %lld", C * OH * OW * x->kernel[0] * x->kernel[1]));
+    cg_line(e, "for (long rc = 0; rc < B * %lld; rc++) {", C);
+    e->ind++;
+    cg_line(e, "long oy, ox, ky, kx;");
+    cg_line(e, "for (oy = 0; oy < %lld; oy++)", OH);
+    cg_line(e, "    for (ox = 0; ox < %lld; ox++) {", OW);
+    e->ind += 2;
+    if (mx || fwd)
+        cg_line(e, "float acc = %s;", mx ? "-INFINITY" : "0.0f");
+    if (mx)
+        cg_line(e, "long arg = -1;");
+    if (!fwd)
+        cg_line(e, "const float d = gyt[(rc * %lld + oy) * %lld + ox];", OH, OW);
+    cg_line(e, "for (ky = 0; ky < %d; ky++) {", x->kernel[0]);
+    cg_line(e, "    const long iy = oy * %d - %d + ky;", x->stride[0], x->pad[0]);
+    cg_line(e, "    if (iy < 0 || iy >= %lld)", H);
+    cg_line(e, "        continue;");
+    cg_line(e, "    for (kx = 0; kx < %d; kx++) {", x->kernel[1]);
+    cg_line(e, "        const long ix = ox * %d - %d + kx;", x->stride[1], x->pad[1]);
+    cg_line(e, "        if (ix < 0 || ix >= %lld)", W);
+    cg_line(e, "            continue;");
+    if (mx) {
+        cg_line(e, "        {");
+        cg_line(e, "            const float v = xt[(rc * %lld + iy) * %lld + ix];", H, W);
+        cg_line(e, "            if (v > acc || v != v) {");
+        cg_line(e, "                acc = v;");
+        cg_line(e, "                arg = (rc * %lld + iy) * %lld + ix;", H, W);
+        cg_line(e, "            }");
+        cg_line(e, "        }");
+    } else if (fwd)
+        cg_line(e, "        acc += xt[(rc * %lld + iy) * %lld + ix];", H, W);
+    else
+        cg_line(e, "        gx[(rc * %lld + iy) * %lld + ix] += d / %s;", H, W,
+                cg_flt(e, (float)(x->kernel[0] * x->kernel[1])));
+    cg_line(e, "    }");
+    cg_line(e, "}");
+    if (fwd && mx)
+        cg_line(e, "yt[(rc * %lld + oy) * %lld + ox] = acc;", OH, OW);
+    else if (fwd)
+        cg_line(e, "yt[(rc * %lld + oy) * %lld + ox] = acc / %s;", OH, OW,
+                cg_flt(e, (float)(x->kernel[0] * x->kernel[1])));
+    else if (mx) {
+        cg_line(e, "if (arg >= 0)");
+        cg_line(e, "    gx[arg] += d;");
+    }
+    if (mx)
+        cg_line(e, "(void)arg;");
+    e->ind -= 2;
+    cg_line(e, "    }");
+    e->ind--;
+    cg_line(e, "}");
+    e->ind--;
+    cg_line(e, "}");
+    cp_close(e, fwd ? "(void)training;" : "(void)dx;");
+}
+
+void ck_pool_fwd(TargetEmitter *em, const IrPlan *P, int i) { pool(&em->e, P, i, 1); }
+void ck_pool_bwd(TargetEmitter *em, const IrPlan *P, int i) { pool(&em->e, P, i, 0); }
+
+/* ---- elementwise: add, scale, identity, dropout ---- */
+
+/* The loop over the elements of a step, shared by threads when large. */
+static void elem_loop(Emit *e, long long n) {
+    cg_par_for(e, fmt(e, "B * %lld", n));
+    cg_line(e, "for (long j = 0; j < B * %lld; j++)", n);
+}
+
+void ck_eltwise_fwd(TargetEmitter *em, const IrPlan *P, int i) {
+    Emit *e = &em->e;
+    const IrNode *x = node(e, i);
+    long long n = count(e, i);
+    cp_open(e, P, i, 1);
+    if (x->op == IR_DROPOUT && cp_train(e, P))
+        cg_line(e, "const float *m = %s; /* the same at every step */", cp_ws(e, P, P->at[i].mask));
+    cg_line(e, "for (int t = from; t < to; t++) {");
+    e->ind++;
+    cg_line(e, "const float *a = %s;", cp_at(e, P, x->in[0], 'v', "t"));
+    if (x->op == IR_ADD)
+        cg_line(e, "const float *b = %s;", cp_at(e, P, x->in[1], 'v', "t"));
+    cg_line(e, "float *y = %s;", cp_at(e, P, i, 'v', "t"));
+    elem_loop(e, n);
+    switch (x->op) {
+    case IR_ADD: cg_line(e, "    y[j] = a[j] + b[j];"); break;
+    case IR_SCALE: cg_line(e, "    y[j] = a[j] * %s;", cg_flt(e, x->fval)); break;
+    case IR_DROPOUT: /* the identity at inference */
+        cg_line(e, cp_train(e, P) ? "    y[j] = training ? a[j] * m[j] : a[j];" : "    y[j] = a[j];");
+        break;
+    default: cg_line(e, "    y[j] = a[j];"); break;
+    }
+    e->ind--;
+    cg_line(e, "}");
+    cp_close(e, "(void)training;");
+}
+
+void ck_eltwise_bwd(TargetEmitter *em, const IrPlan *P, int i) {
+    Emit *e = &em->e;
+    const IrNode *x = node(e, i);
+    long long n = count(e, i);
+    cp_open(e, P, i, 0);
+    if (x->op == IR_DROPOUT)
+        cg_line(e, "const float *m = %s;", cp_ws(e, P, P->at[i].mask));
+    cg_line(e, "for (int t = from; t < to; t++) {");
+    e->ind++;
+    cg_line(e, "const float *gy = %s;", cp_at(e, P, i, 'g', "t"));
+    for (int k = 0; k < x->nin; k++) {
+        if (!P->at[x->in[k]].needgrad)
+            continue;
+        cg_line(e, "if (dx & %d) {", 1 << k);
+        e->ind++;
+        cg_line(e, "float *gx = %s;", cp_at(e, P, x->in[k], 'g', "t"));
+        elem_loop(e, n);
+        switch (x->op) {
+        case IR_SCALE: cg_line(e, "    gx[j] += gy[j] * %s;", cg_flt(e, x->fval)); break;
+        case IR_DROPOUT: cg_line(e, "    gx[j] += gy[j] * m[j];"); break;
+        default: cg_line(e, "    gx[j] += gy[j];"); break;
+        }
+        e->ind--;
+        cg_line(e, "}");
+    }
+    cg_line(e, "(void)gy;");
+    e->ind--;
+    cg_line(e, "}");
+    cp_close(e, x->op == IR_DROPOUT ? "(void)m;\n    (void)dx;" : "(void)dx;");
+}
+
+void ck_dropout_mask(Emit *e, int i) {
+    const IrPlan *P = &e->g->trainp;
+    const IrNode *x = node(e, i);
+    float p = x->fval;
+    cg_line(e, "{ /* %s: keep with probability %s, scaled by 1 / (1 - p) */", x->name, cg_flt(e, 1.0f - p));
+    cg_line(e, "    float *m = %s;", cp_ws(e, P, P->at[i].mask));
+    cg_line(e, "    long j;");
+    cg_line(e, "    for (j = 0; j < B * %lld; j++)", count(e, i));
+    cg_line(e, "        m[j] = %s_dropout_uniform(seed, %d, (unsigned long long)j) >= %s ? %s : 0.0f;", e->p, i,
+            cg_flt(e, p), cg_flt(e, 1.0f / (1.0f - p)));
+    cg_line(e, "}");
+}
+
+/* ---- prev(): the value of the source at the previous step ---- */
+
+/* y[t] = 0 at the first step, else the source's value at t - 1. In the
+   inference plan, a source that runs in an earlier group has computed the
+   steps of this call before it, over the slots of its chunk, which may
+   have overwritten its value before the call: that one is kept in a carry,
+   written at the end of every call. */
+void ck_delay_fwd(TargetEmitter *em, const IrPlan *P, int i) {
+    Emit *e = &em->e;
+    const IrNode *x = node(e, i);
+    int s = x->in[0];
+    long long n = count(e, i);
+    int64_t carry = P->at[i].carry;
+    cp_open(e, P, i, 1);
+    cg_line(e, "for (int t = from; t < to; t++) {");
+    e->ind++;
+    cg_line(e, "float *y = %s;", cp_at(e, P, i, 'v', "t"));
+    cg_line(e, "if (t == 0)");
+    cg_line(e, "    memset(y, 0, (size_t)B * %lld * sizeof(float));", n);
+    if (carry >= 0) {
+        cg_line(e, "else if (t == from)");
+        cg_line(e, "    memcpy(y, %s, (size_t)B * %lld * sizeof(float));", cp_ws(e, P, carry), n);
+    }
+    cg_line(e, "else");
+    cg_line(e, "    memcpy(y, %s, (size_t)B * %lld * sizeof(float));", cp_at(e, P, s, 'v', "t - 1"), n);
+    e->ind--;
+    cg_line(e, "}");
+    if (carry >= 0)
+        cg_line(e, "memcpy(%s, %s, (size_t)B * %lld * sizeof(float));", cp_ws(e, P, carry), cp_at(e, P, s, 'v', "to - 1"),
+                n);
+    cp_close(e, "(void)training;");
+}
+
+void ck_delay_bwd(TargetEmitter *em, const IrPlan *P, int i) {
+    Emit *e = &em->e;
+    const IrNode *x = node(e, i);
+    int s = x->in[0];
+    long long n = count(e, i);
+    cp_open(e, P, i, 0);
+    if (P->at[s].needgrad) {
+        cg_line(e, "for (int t = from; t < to; t++) {");
+        e->ind++;
+        cg_line(e, "const float *gy = %s;", cp_at(e, P, i, 'g', "t"));
+        cg_line(e, "float *gs;");
+        cg_line(e, "if (t == 0 || !dx)");
+        cg_line(e, "    continue;");
+        cg_line(e, "gs = %s;", cp_at(e, P, s, 'g', "t - 1"));
+        elem_loop(e, n);
+        cg_line(e, "    gs[j] += gy[j];");
+        e->ind--;
+        cg_line(e, "}");
+    }
+    cp_close(e, "(void)dx;");
+}
+
+/* ---- batch normalization ---- */
+
+/* At inference (and in eval mode) y = x a + (beta - mean a), a = gamma /
+   sqrt(var + eps), per channel. Training normalizes with the statistics
+   of the batch over all steps and updates the running ones (momentum 0.1,
+   the unbiased variance, as PyTorch). Threads take channels. */
+void ck_batchnorm_fwd(TargetEmitter *em, const IrPlan *P, int i) {
+    Emit *e = &em->e;
+    const IrNode *x = node(e, i);
+    int in = x->in[0], train = cp_train(e, P);
+    long long C = x->shape.d[0], hw = count(e, i) / C;
+    cp_open(e, P, i, 1);
+    cg_line(e, "const float *gamma = %s, *beta = %s;", cp_param(e, x->param[0]), cp_param(e, x->param[1]));
+    cg_line(e, "%sfloat *rmean = %s, *rvar = %s;", train ? "" : "const ", cp_param(e, x->param[2]),
+            cp_param(e, x->param[3]));
+    cg_line(e, "const long rows = (long)(to - from) * B;");
+    cg_line(e, "const float *xw = %s;", cp_at(e, P, in, 'v', "from"));
+    cg_line(e, "float *yw = %s;", cp_at(e, P, i, 'v', "from"));
+    if (train)
+        cg_line(e, "float *mean = %s, *istd = %s;", cp_ws(e, P, P->at[i].stat), cp_ws(e, P, P->at[i].stat + C));
+    cg_par_for(e, fmt(e, "rows * %lld", C * hw));
+    cg_line(e, "for (long c = 0; c < %lld; c++) {", C);
+    e->ind++;
+    /* the input row of output row r: the same row of every step when the
+       input is stored once */
+    const char *xr = P->at[in].inv && !P->at[i].inv ? "(r % B)" : "r";
+    cg_line(e, "long r, k;");
+    if (train)
+        cg_line(e, "if (!training) { /* as at inference */");
+    else
+        cg_line(e, "{");
+    cg_line(e, "    const float a = gamma[c] / sqrtf(rvar[c] + %s);", cg_flt(e, x->fval));
+    cg_line(e, "    const float sh = beta[c] - rmean[c] * a;");
+    cg_line(e, "    for (r = 0; r < rows; r++)");
+    cg_line(e, "        for (k = 0; k < %lld; k++)", hw);
+    cg_line(e, "            yw[(r * %lld + c) * %lld + k] = xw[(%s * %lld + c) * %lld + k] * a + sh;", C, hw, xr, C, hw);
+    if (train) {
+        cg_line(e, "} else {");
+        e->ind++;
+        cg_line(e, "const double cnt = (double)rows * %lld;", hw);
+        cg_line(e, "double s = 0.0, q = 0.0;");
+        cg_line(e, "float m, is;");
+        cg_line(e, "for (r = 0; r < rows; r++)");
+        cg_line(e, "    for (k = 0; k < %lld; k++)", hw);
+        cg_line(e, "        s += xw[(r * %lld + c) * %lld + k];", C, hw);
+        cg_line(e, "m = (float)(s / cnt);");
+        cg_line(e, "for (r = 0; r < rows; r++)");
+        cg_line(e, "    for (k = 0; k < %lld; k++) {", hw);
+        cg_line(e, "        const double d = (double)xw[(r * %lld + c) * %lld + k] - m;", C, hw);
+        cg_line(e, "        q += d * d;");
+        cg_line(e, "    }");
+        cg_line(e, "is = (float)(1.0 / sqrt(q / cnt + %s));", cg_flt(e, x->fval));
+        cg_line(e, "mean[c] = m;");
+        cg_line(e, "istd[c] = is;");
+        cg_line(e, "for (r = 0; r < rows; r++)");
+        cg_line(e, "    for (k = 0; k < %lld; k++)", hw);
+        cg_line(e, "        yw[(r * %lld + c) * %lld + k] = (xw[(r * %lld + c) * %lld + k] - m) * is * gamma[c] + beta[c];",
+                C, hw, C, hw);
+        cg_line(e, "rmean[c] = 0.9f * rmean[c] + 0.1f * m;");
+        if (P->at[in].inv)
+            /* the input is stored once for its T equal steps: the unbiased
+               variance counts all T copies, as a framework that runs every
+               step would */
+            cg_line(e, "rvar[c] = 0.9f * rvar[c] + 0.1f * (float)(%d.0 * q / (%d.0 * cnt - 1.0));", e->g->timesteps,
+                    e->g->timesteps);
+        else
+            cg_line(e, "rvar[c] = 0.9f * rvar[c] + 0.1f * (float)(cnt > 1.0 ? q / (cnt - 1.0) : q);");
+        e->ind--;
+    }
+    cg_line(e, "}");
+    e->ind--;
+    cg_line(e, "}");
+    cp_close(e, "(void)training;");
+}
+
+void ck_batchnorm_bwd(TargetEmitter *em, const IrPlan *P, int i) {
+    Emit *e = &em->e;
+    const IrNode *x = node(e, i);
+    int in = x->in[0];
+    long long C = x->shape.d[0], hw = count(e, i) / C;
+    cp_open(e, P, i, 0);
+    cg_line(e, "const float *gamma = %s;", cp_param(e, x->param[0]));
+    cg_line(e, "float *dgamma = %s, *dbeta = %s;", cp_grad(e, x->param[0]), cp_grad(e, x->param[1]));
+    cg_line(e, "const float *mean = %s, *istd = %s;", cp_ws(e, P, P->at[i].stat), cp_ws(e, P, P->at[i].stat + C));
+    cg_line(e, "const long rows = (long)(to - from) * B;");
+    cg_line(e, "const float *xw = %s;", cp_at(e, P, in, 'v', "from"));
+    cg_line(e, "const float *gy = %s;", cp_at(e, P, i, 'g', "from"));
+    if (P->at[in].needgrad)
+        cg_line(e, "float *gx = %s;", cp_at(e, P, in, 'g', "from"));
+    cg_par_for(e, fmt(e, "rows * %lld", C * hw));
+    cg_line(e, "for (long c = 0; c < %lld; c++) {", C);
+    e->ind++;
+    cg_line(e, "const double cnt = (double)rows * %lld;", hw);
+    cg_line(e, "double sg = 0.0, sgx = 0.0;");
+    cg_line(e, "const float m = mean[c], is = istd[c];");
+    cg_line(e, "long r, k;");
+    cg_line(e, "for (r = 0; r < rows; r++)");
+    cg_line(e, "    for (k = 0; k < %lld; k++) {", hw);
+    cg_line(e, "        const float g = gy[(r * %lld + c) * %lld + k];", C, hw);
+    cg_line(e, "        sg += g;");
+    cg_line(e, "        sgx += (double)g * ((xw[(r * %lld + c) * %lld + k] - m) * is);", C, hw);
+    cg_line(e, "    }");
+    cg_line(e, "dgamma[c] += (float)sgx;");
+    cg_line(e, "dbeta[c] += (float)sg;");
+    if (P->at[in].needgrad) {
+        cg_line(e, "if (dx) { /* gx = gamma is (g - mean(g) - xhat mean(g xhat)) */");
+        e->ind++;
+        cg_line(e, "const float k1 = gamma[c] * is, k2 = (float)(sg / cnt), k3 = (float)(sgx / cnt);");
+        cg_line(e, "for (r = 0; r < rows; r++)");
+        cg_line(e, "    for (k = 0; k < %lld; k++) {", hw);
+        cg_line(e, "        const long xi = (r * %lld + c) * %lld + k;", C, hw);
+        cg_line(e, "        const float xh = (xw[xi] - m) * is;");
+        cg_line(e, "        gx[xi] += k1 * (gy[xi] - k2 - xh * k3);");
+        cg_line(e, "    }");
+        e->ind--;
+        cg_line(e, "}");
+    }
+    e->ind--;
+    cg_line(e, "}");
+    cp_close(e, "(void)gamma;\n    (void)dx;");
+}

@@ -1,0 +1,286 @@
+/*
+ * cneuron.c: the loop of a neuron program, the C target's kernel of a
+ * neuron layer, forward and backward.
+ *
+ * Each neuron is independent of the others over the steps, so the loop
+ * runs over blocks of NEURON_BLOCK neurons (the unit that threads take),
+ * and inside a block over the steps of the range, forward or in reverse,
+ * then over the block's neurons: its states stay in cache from step to
+ * step. The body is the model's instructions (cemit.c) in program order:
+ *   - forward: from x, the states at the start of the step and the
+ *     parameters, the output, the states at the end (reset included) and
+ *     recorded variables. The inference plan updates the states in place;
+ *     the training plan keeps the state at the start of every step;
+ *   - backward: the instructions the autodiff pass derived, recomputing the
+ *     step from its stored state and input, then dL/dx, the adjoints of the
+ *     states carried to the previous step, and each element's contribution
+ *     to the parameters' gradients, summed per element in double (the
+ *     backward's caller adds the elements up in a fixed order).
+ * Values that read only constants and per-layer parameters are computed
+ * once before the loops. When a value that reads no state calls the math
+ * library (AR-LIF's tanh(x) and sigmoid(c x) when the input is the same at
+ * every step, as after a direct encoding or a hoisted layer; PLIF's
+ * sigmoid(w) per channel), each block computes it once for all steps and
+ * keeps it on the stack. Every value is the same expression as in a plain
+ * loop, so the results are the same bits.
+ */
+#include <string.h>
+
+#include "c.h"
+
+/* Neurons per block (NEURON_BLOCK floats per kept value on the stack). */
+#define NEURON_BLOCK 256
+
+typedef struct NLeaves {
+    CgLeaves lv;
+    const char **state, **param, **adj;
+} NLeaves;
+
+static void leaves(Emit *e, const IrNode *x, NLeaves *L) {
+    Arena *a = e->g->arena;
+    const NeuronProg *p = x->neuron;
+    long long cnt = shape_count(&x->shape), hw = cnt / x->shape.d[0];
+    L->state = arena_alloc(a, sizeof(char *) * (size_t)(p->states.len + 1));
+    L->param = arena_alloc(a, sizeof(char *) * (size_t)(p->params.len + 1));
+    L->adj = arena_alloc(a, sizeof(char *) * (size_t)(p->states.len + 2));
+    for (int k = 0; k < p->states.len; k++) {
+        L->state[k] = arena_printf(a, "s%d[i]", k);
+        L->adj[1 + k] = arena_printf(a, "ds%d[i]", k);
+    }
+    L->adj[0] = "gy[i]";
+    for (int k = 0; k < p->params.len; k++) {
+        const NeuronParam *q = &p->params.items[k];
+        L->param[k] = q->gran == GRAN_LAYER    ? arena_printf(a, "p%d[0]", k)
+                      : q->gran == GRAN_NEURON ? arena_printf(a, "p%d[i %% %lld]", k, cnt)
+                                               : arena_printf(a, "p%d[i %% %lld / %lld]", k, cnt, hw);
+    }
+    L->lv.x = "x[i]";
+    L->lv.state = L->state;
+    L->lv.param = L->param;
+    L->lv.adj = L->adj;
+}
+
+/* The instruction of neuron node i that a probe records, or -1. */
+static int probe_inst(const IrGraph *g, int i, int k) {
+    const IrProbe *pr = &g->probes.items[k];
+    int st;
+    return pr->node == i && pr->var && pr->buf >= 0 ? ir_neuron_var(g, i, pr->var, &st) : -1;
+}
+
+/* Whether an instruction is worth computing once for all steps: a call to
+   the math library. */
+static int costly(const EqInst *in) {
+    switch (in->op) {
+    case EQ_EXP:
+    case EQ_LOG:
+    case EQ_TANH:
+    case EQ_SIGMOID:
+    case EQ_POW: return 1;
+    default: return 0;
+    }
+}
+
+/* Pointer to state k at step `t` (the start of the step). */
+static const char *state_at(Emit *e, const IrPlan *P, int i, int k, const char *t) {
+    const IrBufs *b = &P->at[i];
+    long long cnt = shape_count(&e->g->nodes.items[i].shape);
+    const char *base = cp_ws(e, P, b->state + (int64_t)k * b->ssteps * e->maxb * cnt);
+    if (b->ssteps == 1)
+        return base;
+    return arena_printf(e->g->arena, "%s + (long)(%s) * B * %lld", base, t, cnt);
+}
+
+/* The body of the loop over a block's neurons at one step: the
+   instructions of the step level, then the stores. */
+static void body(Emit *e, const IrPlan *P, int i, int fwd, const EqCode *code, const unsigned char *live,
+                 const unsigned char *lev, NLeaves *L) {
+    const IrGraph *g = e->g;
+    const IrNode *x = &g->nodes.items[i];
+    const NeuronProg *p = x->neuron;
+    cg_eq_emit(e, p, code, live, lev, CG_LEVEL_STEP, &L->lv, fwd);
+    if (fwd) {
+        for (int k = 0; k < p->states.len; k++)
+            cg_line(e, "n%d[i] = %s;", k, cg_eq_val(e, code, p->states.items[k].next));
+        cg_line(e, "y[i] = %s;", cg_eq_val(e, code, p->emit));
+        for (int k = 0; !cp_train(e, P) && k < g->probes.len; k++) {
+            int pi = probe_inst(g, i, k);
+            if (pi >= 0)
+                cg_line(e, "r%d[i] = %s; /* record %s */", k, cg_eq_val(e, code, pi), g->probes.items[k].spec);
+        }
+        return;
+    }
+    const NeuronGrad *gr = p->grad;
+    if (gr->dx >= 0 && P->at[x->in[0]].needgrad)
+        /* a select, not a branch, so that compilers vectorize the loop */
+        cg_line(e, "gx[i] = dx ? gx[i] + %s : gx[i];", cg_eq_val(e, code, gr->dx));
+    for (int k = 0; k < p->states.len; k++)
+        cg_line(e, "ds%d[i] = %s;", k, gr->dstate[k] >= 0 ? cg_eq_val(e, code, gr->dstate[k]) : "0.0f");
+    for (int k = 0; k < p->params.len; k++)
+        if (gr->dparam[k] >= 0)
+            cg_line(e, "dp%d[i] += %s;", k, cg_eq_val(e, code, gr->dparam[k]));
+}
+
+/* The pointers of step t, at the head of the loop over the steps. */
+static void step_head(Emit *e, const IrPlan *P, int i, int fwd) {
+    const IrGraph *g = e->g;
+    const IrNode *x = &g->nodes.items[i];
+    const NeuronProg *p = x->neuron;
+    const IrBufs *b = &P->at[i];
+    long long cnt = shape_count(&x->shape);
+    int in = x->in[0];
+    if (fwd)
+        cg_line(e, "for (int t = from; t < to; t++) {");
+    else
+        cg_line(e, "for (int t = to - 1; t >= from; t--) {");
+    e->ind++;
+    if (!P->at[in].inv)
+        cg_line(e, "const float *x = %s;", cp_at(e, P, in, 'v', "t"));
+    for (int k = 0; k < p->states.len; k++)
+        cg_line(e, "%sfloat *s%d = %s; /* %s at the start of the step */", fwd ? "" : "const ", k,
+                state_at(e, P, i, k, "t"), p->states.items[k].name);
+    if (fwd) {
+        for (int k = 0; k < p->states.len; k++)
+            cg_line(e, "float *n%d = %s;%s", k, state_at(e, P, i, k, "t + 1"),
+                    b->ssteps == 1 ? " /* in place */" : "");
+        cg_line(e, "float *y = %s;", cp_at(e, P, i, 'v', "t"));
+        for (int k = 0; !cp_train(e, P) && k < g->probes.len; k++)
+            if (probe_inst(g, i, k) >= 0) {
+                const char *base = arena_printf(g->arena, "ws + %lld", (long long)(cp_base(e, P) + g->probes.items[k].buf));
+                if (P->chunk == 1)
+                    cg_line(e, "float *r%d = %s;", k, base);
+                else
+                    cg_line(e, "float *r%d = %s + (long)(t %% %d) * B * %lld;", k, base, P->chunk, cnt);
+            }
+    } else {
+        cg_line(e, "const float *gy = %s;", cp_at(e, P, i, 'g', "t"));
+        if (P->at[in].needgrad && p->grad->dx >= 0)
+            cg_line(e, "float *gx = %s;", cp_at(e, P, in, 'g', "t"));
+        for (int k = 0; k < p->states.len; k++)
+            cg_line(e, "float *ds%d = %s;", k, cp_ws(e, P, b->dstate + (int64_t)k * e->maxb * cnt));
+        for (int k = 0; k < p->states.len; k++)
+            cg_line(e, "(void)s%d;", k);
+    }
+    cg_line(e, "(void)x;");
+}
+
+static void neuron(Emit *e, const IrPlan *P, int i, int fwd) {
+    const IrGraph *g = e->g;
+    const IrNode *x = &g->nodes.items[i];
+    const NeuronProg *p = x->neuron;
+    const IrBufs *b = &P->at[i];
+    int in = x->in[0];
+    long long cnt = shape_count(&x->shape);
+    Arena *a = g->arena;
+    NLeaves L;
+    leaves(e, x, &L);
+    cp_open(e, P, i, fwd);
+    for (int k = 0; k < p->params.len; k++)
+        cg_line(e, "const float *p%d = %s; /* %s */", k, cp_param(e, p->params.items[k].param),
+                g->params.items[p->params.items[k].param].name);
+    if (!fwd)
+        for (int k = 0; k < p->params.len; k++)
+            cg_line(e, "double *dp%d = (double *)(void *)(%s); /* per element */", k,
+                    cp_ws(e, P, b->pacc + (int64_t)k * ((2 * e->maxb * cnt + 15) & ~(int64_t)15)));
+    const EqCode *code = fwd ? &p->code : &p->grad->code;
+    /* only what reaches a root is emitted: the output, the states, records;
+       or the adjoints */
+    int nroots = fwd ? 1 + p->states.len + g->probes.len : 1 + p->states.len + p->params.len;
+    int *roots = arena_alloc(a, sizeof(int) * (size_t)(nroots + 1));
+    if (fwd) {
+        roots[0] = p->emit;
+        for (int k = 0; k < p->states.len; k++)
+            roots[1 + k] = p->states.items[k].next;
+        for (int k = 0; k < g->probes.len; k++)
+            roots[1 + p->states.len + k] = cp_train(e, P) ? -1 : probe_inst(g, i, k);
+    } else {
+        roots[0] = P->at[in].needgrad ? p->grad->dx : -1;
+        for (int k = 0; k < p->states.len; k++)
+            roots[1 + k] = p->grad->dstate[k];
+        for (int k = 0; k < p->params.len; k++)
+            roots[1 + p->states.len + k] = p->grad->dparam[k];
+    }
+    unsigned char *live = cg_eq_live(a, code, roots, nroots);
+    unsigned char *lev = cg_eq_levels(a, p, code, P->at[in].inv);
+    int blocked = 0;
+    for (int k = 0; k < code->len; k++)
+        blocked |= live[k] && lev[k] == CG_LEVEL_NEURON && costly(&code->items[k]);
+    for (int k = 0; k < p->params.len; k++)
+        cg_line(e, "(void)p%d;", k);
+    cg_eq_emit(e, p, code, live, lev, CG_LEVEL_LAYER, &L.lv, fwd);
+    unsigned char *keep = arena_alloc(a, (size_t)code->len + 1);
+    if (!blocked) {
+        /* per-neuron values are computed at every step with the rest */
+        for (int k = 0; k < code->len; k++)
+            if (lev[k] == CG_LEVEL_NEURON)
+                lev[k] = CG_LEVEL_STEP;
+    } else {
+        /* the per-neuron values the steps read: 1 kept in a block array, 2
+           a leaf (x or a parameter) read where it is */
+        for (int k = 0; k < code->len; k++) {
+            const EqInst *q = &code->items[k];
+            int ar = eq_nops(q);
+            if (!live[k] || lev[k] != CG_LEVEL_STEP)
+                continue;
+            if (ar > 0 && lev[q->a] == CG_LEVEL_NEURON) keep[q->a] = 1;
+            if (ar > 1 && lev[q->b] == CG_LEVEL_NEURON) keep[q->b] = 1;
+            if (ar > 2 && lev[q->c] == CG_LEVEL_NEURON) keep[q->c] = 1;
+        }
+        for (int k = 0; k < nroots; k++)
+            if (roots[k] >= 0 && lev[roots[k]] == CG_LEVEL_NEURON)
+                keep[roots[k]] = 1;
+        for (int k = 0; k < code->len; k++)
+            if (keep[k] && (code->items[k].op == EQ_INPUT || code->items[k].op == EQ_PARAM))
+                keep[k] = 2;
+    }
+    if (P->at[in].inv) {
+        cg_line(e, "const float *x = %s; /* the same at every step */", cp_at(e, P, in, 'v', "0"));
+        cg_line(e, "(void)x;");
+    }
+    cg_par_for(e, arena_printf(a, "(long)(to - from) * B * %lld", cnt));
+    cg_line(e, "for (long i0 = 0; i0 < B * %lld; i0 += %d) { /* blocks of neurons */", cnt, NEURON_BLOCK);
+    e->ind++;
+    cg_line(e, "const long i1 = B * %lld - i0 < %d ? B * %lld : i0 + %d;", cnt, NEURON_BLOCK, cnt, NEURON_BLOCK);
+    cg_line(e, "long i;");
+    if (blocked) {
+        int nkept = 0;
+        int *kept = arena_alloc(a, sizeof(int) * (size_t)(code->len + 1));
+        for (int k = 0; k < code->len; k++)
+            if (keep[k] == 1) {
+                kept[nkept++] = k;
+                cg_line(e, "float v%d[%d];", k, NEURON_BLOCK);
+            }
+        unsigned char *pre = cg_eq_live(a, code, kept, nkept);
+        cg_line(e, "for (i = i0; i < i1; i++) { /* the values that do not change over the steps */");
+        e->ind++;
+        cg_eq_emit(e, p, code, pre, lev, CG_LEVEL_NEURON, &L.lv, fwd);
+        for (int k = 0; k < code->len; k++)
+            if (keep[k] == 1)
+                cg_line(e, "v%d[i - i0] = t%d;", k, k);
+        e->ind--;
+        cg_line(e, "}");
+    }
+    step_head(e, P, i, fwd);
+    cg_line(e, "for (i = i0; i < i1; i++) {");
+    e->ind++;
+    for (int k = 0; k < code->len; k++) {
+        const EqInst *q = &code->items[k];
+        if (keep[k] == 1)
+            cg_line(e, "const float t%d = v%d[i - i0];", k, k);
+        else if (keep[k] == 2)
+            cg_line(e, "const float t%d = %s;", k, q->op == EQ_INPUT ? L.lv.x : L.lv.param[q->idx]);
+    }
+    body(e, P, i, fwd, code, live, lev, &L);
+    e->ind--;
+    cg_line(e, "}");
+    e->ind--;
+    cg_line(e, "}");
+    e->ind--;
+    cg_line(e, "}");
+    if (!fwd)
+        for (int k = 0; k < p->params.len; k++)
+            cg_line(e, "(void)dp%d;", k);
+    cp_close(e, fwd ? "(void)training;" : "(void)dx;");
+}
+
+void cn_neuron_fwd(TargetEmitter *em, const IrPlan *P, int i) { neuron(&em->e, P, i, 1); }
+void cn_neuron_bwd(TargetEmitter *em, const IrPlan *P, int i) { neuron(&em->e, P, i, 0); }

@@ -1,0 +1,283 @@
+/*
+ * ctarget.c: the portable C target: its table of kernels, and how its code
+ * is built and loaded for snnc run, train and grad.
+ *
+ * The table is generated from ops.def: every op names its forward and
+ * backward emitter below (C_FWD_<OP>, C_BWD_<OP>), so an op added to the
+ * list without kernels here does not compile. Ops that run no code (the
+ * input, flatten) have none.
+ *
+ * Building: the generated files go to a private temporary folder (or
+ * --keep-build DIR) and are compiled into a shared object with
+ *   $CC -std=c99 -O3 -march=native -ffp-contract=off -fno-trapping-math
+ *       -fPIC -shared [-fopenmp] -o <net>.so <net>.c -lm
+ * where the C compiler is --cc, else $CC, else cc. -march=native: the code
+ * runs on this machine only. -ffp-contract=off: no fused multiply-add, so
+ * the results are those of the portable code built anywhere (GCC contracts
+ * nothing under -std=c99, but clang does by default). -fno-trapping-math:
+ * the comparisons of the neuron loops may be computed for every element,
+ * which lets compilers vectorize them; no value changes. -fopenmp unless
+ * --threads 1, when the compiler can link OpenMP programs (checked once),
+ * else the code runs on one thread and snnc says so. The shared object is
+ * loaded with dlopen and stays loaded; its folder is removed when the
+ * model is unloaded.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "c.h"
+
+#define C_FWD_INPUT NULL
+#define C_BWD_INPUT NULL
+#define C_FWD_DENSE ck_dense_fwd
+#define C_BWD_DENSE ck_dense_bwd
+#define C_FWD_CONV2D ck_conv_fwd
+#define C_BWD_CONV2D ck_conv_bwd
+#define C_FWD_MAXPOOL ck_pool_fwd
+#define C_BWD_MAXPOOL ck_pool_bwd
+#define C_FWD_AVGPOOL ck_pool_fwd
+#define C_BWD_AVGPOOL ck_pool_bwd
+#define C_FWD_FLATTEN NULL
+#define C_BWD_FLATTEN NULL
+#define C_FWD_ADD ck_eltwise_fwd
+#define C_BWD_ADD ck_eltwise_bwd
+#define C_FWD_SCALE ck_eltwise_fwd
+#define C_BWD_SCALE ck_eltwise_bwd
+#define C_FWD_BATCHNORM ck_batchnorm_fwd
+#define C_BWD_BATCHNORM ck_batchnorm_bwd
+#define C_FWD_DROPOUT ck_eltwise_fwd
+#define C_BWD_DROPOUT ck_eltwise_bwd
+#define C_FWD_IDENTITY ck_eltwise_fwd
+#define C_BWD_IDENTITY ck_eltwise_bwd
+#define C_FWD_NEURON cn_neuron_fwd
+#define C_BWD_NEURON cn_neuron_bwd
+#define C_FWD_DELAY ck_delay_fwd
+#define C_BWD_DELAY ck_delay_bwd
+
+static const TargetKernels c_kernels[IR_NUM_OPS] = {
+#define OP(id, name, nin, kernel, sig, doc) [IR_##id] = {C_FWD_##id, C_BWD_##id},
+#include "ops.def"
+#undef OP
+};
+
+/* ---- building and loading ---- */
+
+typedef struct CModel {
+    void *so;
+    const char *dir, *c_file, *h_file, *so_file;
+    int keep;
+} CModel;
+
+/* Runs argv and waits; output to /dev/null when quiet. 0 on exit status 0. */
+static int run_cmd(char *const argv[], int quiet, const char *what) {
+    pid_t pid = fork();
+    if (pid < 0) {
+        error_plain("cannot start %s: %s", what, strerror(errno));
+        return -1;
+    }
+    if (pid == 0) {
+        if (quiet) {
+            int fd = open("/dev/null", O_WRONLY);
+            if (fd >= 0) {
+                dup2(fd, 1);
+                dup2(fd, 2);
+            }
+        }
+        execvp(argv[0], argv);
+        if (!quiet)
+            fprintf(stderr, "snnc: error: cannot run '%s': %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    int status;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR) {
+            error_plain("waiting for %s: %s", what, strerror(errno));
+            return -1;
+        }
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        return 0;
+    if (quiet)
+        return -1;
+    if (WIFSIGNALED(status))
+        error_plain("%s was killed by signal %d", what, WTERMSIG(status));
+    else
+        error_plain("%s failed (exit status %d)", what, WEXITSTATUS(status));
+    return -1;
+}
+
+/* Whether cc builds a shared object with -fopenmp (asked once per compiler). */
+static int cc_has_openmp(Arena *a, const char *cc, const char *dir) {
+    static const char *asked;
+    static int answer;
+    if (asked && !strcmp(asked, cc))
+        return answer;
+    const char *src = arena_printf(a, "%s/omp_probe.c", dir), *so = arena_printf(a, "%s/omp_probe.so", dir);
+    FILE *f = fopen(src, "w");
+    if (!f)
+        return 0;
+    fputs("int snnc_omp_probe(int n);\nint snnc_omp_probe(int n)\n{\n    int s = 0, i;\n"
+          "#pragma omp parallel for reduction(+ : s)\n    for (i = 0; i < n; i++)\n        s += i;\n"
+          "    return s;\n}\n",
+          f);
+    fclose(f);
+    char *argv[] = {(char *)cc, "-fopenmp", "-fPIC", "-shared", "-o", (char *)so, (char *)src, NULL};
+    answer = run_cmd(argv, 1, "the C compiler") == 0;
+    unlink(src);
+    unlink(so);
+    asked = cc;
+    return answer;
+}
+
+static void c_unload(LoadedModel *m) {
+    CModel *cm = m->handle;
+    if (!cm)
+        return;
+    if (cm->so)
+        dlclose(cm->so);
+    if (cm->dir && !cm->keep) {
+        const char *files[] = {cm->c_file, cm->h_file, cm->so_file};
+        for (int i = 0; i < 3; i++)
+            if (files[i])
+                unlink(files[i]);
+        rmdir(cm->dir);
+    }
+    free(cm);
+    memset(m, 0, sizeof *m);
+}
+
+static void *sym(CModel *cm, const char *p, const char *name, int required) {
+    char full[256];
+    snprintf(full, sizeof full, "%s_%s", p, name);
+    void *f = dlsym(cm->so, full);
+    if (!f && required)
+        error_plain("the generated code has no symbol '%s'", full);
+    return f;
+}
+
+static int write_all(const char *path, const Buf *b) {
+    if (write_file_atomic(path, b->data ? b->data : "", b->len) != 0) {
+        error_plain("%s: cannot write: %s", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static int c_load(const IrGraph *g, const LoadOptions *lo, LoadedModel *m) {
+    Arena *a = g->arena;
+    memset(m, 0, sizeof *m);
+    CModel *cm = calloc(1, sizeof *cm);
+    if (!cm) {
+        error_plain("out of memory");
+        return -1;
+    }
+    m->handle = cm;
+    if (lo->keep) {
+        cm->dir = lo->keep;
+        cm->keep = 1;
+    } else {
+        const char *tmpdir = getenv("TMPDIR");
+        char *dir = arena_printf(a, "%s/snnc-build-XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
+        if (!mkdtemp(dir)) {
+            error_plain("cannot create a temporary folder: %s", strerror(errno));
+            c_unload(m);
+            return -1;
+        }
+        cm->dir = dir;
+    }
+    CgenOptions co;
+    memset(&co, 0, sizeof co);
+    co.no_loader = 1; /* the driver fills the parameters */
+    GenFile files[TARGET_MAX_FILES];
+    int n = target_generate(&target_c, g, &co, files);
+    if (n < 0) {
+        c_unload(m);
+        return -1;
+    }
+    int bad = 0;
+    for (int i = 0; i < n; i++) {
+        const char *path = arena_printf(a, "%s/%s", cm->dir, files[i].name);
+        bad |= !bad && write_all(path, &files[i].text) != 0;
+        if (i == 0)
+            cm->h_file = path;
+        else
+            cm->c_file = path;
+        buf_free(&files[i].text);
+    }
+    const char *prefix = arena_strdup(a, files[0].name);
+    *strrchr((char *)prefix, '.') = 0;
+    cm->so_file = arena_printf(a, "%s/%s.so", cm->dir, prefix);
+    if (bad) {
+        c_unload(m);
+        return -1;
+    }
+    const char *cc = lo->cc ? lo->cc : getenv("CC") && *getenv("CC") ? getenv("CC") : "cc";
+    int omp = lo->threads != 1 && cc_has_openmp(a, cc, cm->dir);
+    if (lo->threads != 1 && !omp)
+        fprintf(stderr, "snnc: note: %s cannot build OpenMP code (-fopenmp); the generated code runs on one "
+                        "thread\n", cc);
+    char *argv[16];
+    int na = 0;
+    const char *flags[] = {"-std=c99", "-O3", "-march=native", "-ffp-contract=off", "-fno-trapping-math", "-fPIC",
+                           "-shared"};
+    argv[na++] = (char *)cc;
+    for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
+        argv[na++] = (char *)flags[i];
+    if (omp)
+        argv[na++] = "-fopenmp";
+    argv[na++] = "-o";
+    argv[na++] = (char *)cm->so_file;
+    argv[na++] = (char *)cm->c_file;
+    argv[na++] = "-lm";
+    argv[na] = NULL;
+    if (run_cmd(argv, 0, "the C compiler") != 0) {
+        c_unload(m);
+        return -1;
+    }
+    /* never unloaded: an OpenMP runtime that the code brought in keeps
+       threads that would crash if their code went away */
+    cm->so = dlopen(cm->so_file, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
+    if (!cm->so) {
+        error_plain("cannot load the generated code: %s", dlerror());
+        c_unload(m);
+        return -1;
+    }
+    const long *iw = sym(cm, prefix, "workspace_floats", 1);
+    const long *tw = g->train ? sym(cm, prefix, "train_workspace_floats", 1) : NULL;
+    *(void **)&m->reset = sym(cm, prefix, "reset", 1);
+    *(void **)&m->step = sym(cm, prefix, "step", 1);
+    *(void **)&m->forward = sym(cm, prefix, "forward", 1);
+    *(void **)&m->probe = g->probes.len ? sym(cm, prefix, "probe", 1) : NULL;
+    if (g->train) {
+        *(void **)&m->train_forward = sym(cm, prefix, "train_forward", 1);
+        *(void **)&m->train_backward = sym(cm, prefix, "train_backward", 1);
+        *(void **)&m->train_spikes = sym(cm, prefix, "train_spikes", 1);
+        *(void **)&m->train_grads = sym(cm, prefix, "train_grads", 1);
+    }
+    if (!iw || !m->reset || !m->step || !m->forward || (g->probes.len && !m->probe) ||
+        (g->train && (!tw || !m->train_forward || !m->train_backward || !m->train_spikes || !m->train_grads))) {
+        c_unload(m);
+        return -1;
+    }
+    m->ws_floats = *iw;
+    m->train_ws_floats = tw ? *tw : 0;
+    return 0;
+}
+
+const Target target_c = {
+    "c",
+    "portable C99: the reference target, and the one for microcontrollers; OpenMP threads with -fopenmp",
+    c_kernels,
+    capi_begin,
+    ck_gemm,
+    ck_conv,
+    capi_api,
+    capi_finish,
+    c_load,
+    c_unload,
+};

@@ -1,0 +1,42 @@
+/*
+ * load.c: the generated code of a model, built and loaded by its target
+ * (compiler/backend/), so that snnc run, train and grad call the generated
+ * kernels directly while the data, the loss, the optimizer and the files
+ * stay in snnc's own C. The thread count of --threads is set here, for the
+ * generated code and for the runtime's optimizers and losses.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <stdlib.h>
+#include <string.h>
+
+#include "jit.h"
+
+int drv_load(const IrGraph *g, Options *o, LoadedModel *m) {
+    memset(m, 0, sizeof *m);
+    const Target *t = target_lookup(o->target);
+    if (!t) {
+        error_plain("unknown target '%s' (see snnc --list-targets)", o->target);
+        return -1;
+    }
+    if (o->keep && drv_ensure_dir(o->keep) != 0)
+        return -1;
+    if (o->threads > 0) {
+        /* the OpenMP runtime reads this when the generated code loads it
+           first; when snnc itself already runs one, the call below sets it */
+        char n[32];
+        snprintf(n, sizeof n, "%d", o->threads);
+        setenv("OMP_NUM_THREADS", n, 1);
+    }
+    LoadOptions lo;
+    memset(&lo, 0, sizeof lo);
+    lo.cc = o->cc;
+    lo.keep = o->keep;
+    lo.threads = o->threads;
+    return t->load(g, &lo, m);
+}
+
+void drv_unload(const Options *o, LoadedModel *m) {
+    const Target *t = target_lookup(o->target);
+    if (t && m->handle)
+        t->unload(m);
+}

@@ -1,0 +1,151 @@
+/*
+ * trainplan.c: the `trainplan` pass: the memory of training.
+ *
+ * Requires: g->train (otherwise it does nothing), the schedule, memplan's
+ * parameter block and aliases. Makes g->trainp: the layout of the training
+ * workspace after the parameters and their gradients.
+ *
+ * Training runs the schedule over all T steps (one chunk) and keeps what
+ * the backward reads: every value at every step, and each neuron state at
+ * the start of every step (T + 1 of them), so that the backward recomputes
+ * a step of a neuron from its stored state and input. A value that is the
+ * same at every step (the input with direct encoding, and stateless layers
+ * of such values, whether or not the hoist pass ran) is stored once, and
+ * the gradients that reach it from the T steps are summed into one.
+ *
+ * The region holds first the stored values, then what the backward zeroes
+ * before it starts: the gradients of the values, the adjoints of the
+ * neuron states carried from step to step, and per-element double sums of
+ * the neuron parameters' gradients (each element accumulates its own, so
+ * that threads never share a sum and the result does not depend on how
+ * many there are). `grad` of a node is needed when a learnable parameter
+ * lies before it (1), or only for dL/dinput (2).
+ */
+#include "passes.h"
+
+#include <string.h>
+
+static int64_t align16(int64_t x) { return (x + 15) & ~(int64_t)15; }
+
+static int has_learnable(const IrGraph *g, int i) {
+    const IrNode *x = &g->nodes.items[i];
+    for (int k = 0; k < x->nparam; k++)
+        if (x->param[k] >= 0 && g->params.items[x->param[k]].learnable)
+            return 1;
+    if (x->neuron)
+        for (int k = 0; k < x->neuron->params.len; k++)
+            if (g->params.items[x->neuron->params.items[k].param].learnable)
+                return 1;
+    return 0;
+}
+
+/* 1 beats 2 beats 0: see IrBufs.needgrad */
+static int join(int a, int b) {
+    if (a == 1 || b == 1)
+        return 1;
+    return a == 2 || b == 2 ? 2 : 0;
+}
+
+void pass_trainplan(IrGraph *g) {
+    IrPlan *P = &g->trainp;
+    memset(P, 0, sizeof *P);
+    if (!g->train)
+        return;
+    int n = g->nodes.len;
+    int64_t mb = g->batch, T = g->timesteps;
+    P->chunk = g->timesteps;
+    P->readout = P->counter = -1;
+    P->at = arena_alloc(g->arena, sizeof(IrBufs) * (size_t)(n + 1));
+    for (int i = 0; i < n; i++) {
+        const IrNode *x = &g->nodes.items[i];
+        IrBufs *b = &P->at[i];
+        b->val = b->state = b->carry = b->grad = b->dstate = b->pacc = b->mask = b->stat = -1;
+        if (x->dead)
+            continue;
+        b->inv = x->invariant || (x->op == IR_INPUT && g->encoding == ENC_DIRECT);
+        if (!b->inv && x->nin && x->op != IR_NEURON && x->op != IR_DELAY) {
+            int all = 1;
+            for (int k = 0; k < x->nin; k++)
+                all &= x->in[k] < i && P->at[x->in[k]].inv;
+            b->inv = all;
+        }
+        b->vsteps = b->inv ? 1 : (int)T;
+        b->needgrad = x->op == IR_INPUT ? 2 : has_learnable(g, i);
+    }
+    /* which gradients are needed, in schedule order: a group's inputs come
+       from earlier groups, and inside a recurrent group to a fixpoint */
+    for (int gi = 0; gi < g->groups.len; gi++) {
+        const IrGroup *gr = &g->groups.items[gi];
+        for (int changed = 1; changed;) {
+            changed = 0;
+            for (int j = gr->first; j < gr->first + gr->count; j++) {
+                int i = g->order[j];
+                const IrNode *x = &g->nodes.items[i];
+                if (x->op == IR_INPUT)
+                    continue;
+                int r = P->at[i].needgrad;
+                for (int k = 0; k < x->nin; k++)
+                    r = join(r, P->at[x->in[k]].needgrad);
+                if (r != P->at[i].needgrad) {
+                    P->at[i].needgrad = r;
+                    changed = gr->recurrent;
+                }
+            }
+        }
+    }
+    int64_t off = 0;
+    for (int i = 0; i < n; i++) {
+        const IrNode *x = &g->nodes.items[i];
+        IrBufs *b = &P->at[i];
+        if (x->dead || x->alias >= 0)
+            continue;
+        int64_t c = shape_count(&x->shape);
+        b->val = off;
+        off += align16(b->vsteps * mb * c);
+        if (x->op == IR_NEURON && x->neuron->states.len) {
+            b->state = off;
+            b->ssteps = (int)T + 1;
+            off += align16((int64_t)x->neuron->states.len * (T + 1) * mb * c);
+        }
+        if (x->op == IR_DROPOUT) {
+            b->mask = off;
+            off += align16(mb * c);
+        }
+        if (x->op == IR_BATCHNORM) {
+            b->stat = off;
+            off += align16(2 * x->shape.d[0]);
+        }
+    }
+    P->persist = off; /* here: what the forward writes; the rest is zeroed by the backward */
+    for (int i = 0; i < n; i++) {
+        const IrNode *x = &g->nodes.items[i];
+        IrBufs *b = &P->at[i];
+        if (x->dead || x->alias >= 0)
+            continue;
+        int64_t c = shape_count(&x->shape);
+        b->grad = off;
+        off += align16(b->vsteps * mb * c);
+        if (x->op == IR_NEURON) {
+            const NeuronProg *p = x->neuron;
+            if (p->states.len) {
+                b->dstate = off;
+                off += align16((int64_t)p->states.len * mb * c);
+            }
+            if (p->params.len) {
+                b->pacc = off;
+                off += (int64_t)p->params.len * align16(2 * mb * c);
+            }
+        }
+    }
+    for (int i = 0; i < n; i++) { /* flatten shares its input's buffers */
+        const IrNode *x = &g->nodes.items[i];
+        if (!x->dead && x->alias >= 0) {
+            int nd = P->at[i].needgrad;
+            P->at[i] = P->at[x->alias];
+            P->at[i].needgrad = nd;
+            P->at[i].state = P->at[i].dstate = P->at[i].pacc = P->at[i].mask = P->at[i].stat = -1;
+        }
+    }
+    P->floats = off;
+    P->planned = 1;
+}
