@@ -15,11 +15,33 @@
  * overflow nor lose the small probabilities. The functions allocate
  * nothing: a readout logit is recomputed from y (O(T)) each time it is
  * needed, which costs little next to the network that made y.
+ *
+ * With OpenMP, the terms of a loss (one per sample, per sample and step,
+ * or per sample and class) are computed in parallel, each writing only its
+ * own part of dy, into an array on the stack; they are then added in
+ * order on one thread, as the serial loop adds them. So the loss, dy and
+ * the count of correct predictions are the same bits for any thread count.
  */
 #include "snnrt.h"
 
 #include <math.h>
 #include <stddef.h>
+
+/* LOSS_OMP(omp ...) is that OpenMP pragma in a build with OpenMP and
+   nothing in one without, where a bare #pragma omp would be warned about. */
+#ifdef _OPENMP
+#define LOSS_OMP(x) _Pragma(#x)
+#else
+#define LOSS_OMP(x)
+#endif
+
+/* Terms are computed LOSS_GROUP at a time (their sums wait on the stack).
+   A loop runs in parallel only when it reads more than LOSS_PAR_MIN
+   values of y (counting a read for each time a logit is recomputed):
+   below that it takes some 20 us on one thread, about what waking the
+   OpenMP pool's sleeping threads costs (see OPT_PAR_MIN in optim.c). */
+#define LOSS_GROUP 1024
+#define LOSS_PAR_MIN 16384
 
 /* y[t][b][k] */
 #define Y_AT(y, t, b, k) ((y)[((size_t)(t) * (size_t)B + (size_t)(b)) * (size_t)K + (size_t)(k)])
@@ -126,56 +148,110 @@ static double ce_sample(const float *y, int T, int B, int K, int b, int c,
     return m + log(s) - zc;
 }
 
+/* What the terms of a loss read and write; one term is computed by index,
+   in any order, on any thread. */
+typedef struct LossArgs {
+    const SnnrtLoss *l;
+    int T, B, K;
+    const float *y;
+    const int *labels;
+    float *dy;
+    double scale;   /* CE, TET: the weight of each term in dy */
+    double on, off; /* MSE_COUNT: the target counts */
+} LossArgs;
+
+typedef double (*LossTerm)(const LossArgs *a, size_t j);
+
+/* The sum of term(a, j) for j in [0, n), added in order of j from 0.0 as
+   the plain loop `for (j ...) total += term(a, j)` does; terms are
+   computed in parallel when n * cost (the values of y one term reads)
+   is large enough. */
+static double loss_sum(const LossArgs *a, size_t n, LossTerm term,
+                       size_t cost)
+{
+    double part[LOSS_GROUP], total = 0.0;
+    size_t base, j;
+    for (base = 0; base < n; base += LOSS_GROUP) {
+        size_t len = n - base < LOSS_GROUP ? n - base : LOSS_GROUP;
+        LOSS_OMP(omp parallel for schedule(static) if (len * cost > LOSS_PAR_MIN))
+        for (j = 0; j < len; j++)
+            part[j] = term(a, base + j);
+        for (j = 0; j < len; j++)
+            total += part[j];
+    }
+    return total;
+}
+
+/* CE of sample j */
+static double ce_term(const LossArgs *a, size_t j)
+{
+    int b = (int)j;
+    return ce_sample(a->y, a->T, a->B, a->K, b, a->labels[b], a->l->readout,
+                     0, a->scale, a->dy);
+}
+
 static double loss_ce(const SnnrtLoss *l, int T, int B, int K,
                       const float *y, const int *labels, float *dy)
 {
-    double total = 0.0;
-    int b;
-    for (b = 0; b < B; b++)
-        total += ce_sample(y, T, B, K, b, labels[b], l->readout, 0,
-                           1.0 / B, dy);
-    return total / B;
+    LossArgs a = {l, T, B, K, y, labels, dy, 1.0 / B, 0.0, 0.0};
+    return loss_sum(&a, (size_t)B, ce_term, 3 * (size_t)K * (size_t)T) / B;
+}
+
+/* CE of step t = j / B of sample b = j % B */
+static double tet_term(const LossArgs *a, size_t j)
+{
+    int t = (int)(j / (size_t)a->B), b = (int)(j % (size_t)a->B);
+    return ce_sample(a->y, a->T, a->B, a->K, b, a->labels[b], -1, t,
+                     a->scale, a->dy);
 }
 
 static double loss_tet(const SnnrtLoss *l, int T, int B, int K,
                        const float *y, const int *labels, float *dy)
 {
-    double ce = 0.0, mse = 0.0, w = 1.0 - l->lambda;
+    double ce, mse = 0.0, w = 1.0 - l->lambda;
     size_t i, n = (size_t)T * (size_t)B * (size_t)K;
-    int b, t;
-    for (t = 0; t < T; t++)
-        for (b = 0; b < B; b++)
-            ce += ce_sample(y, T, B, K, b, labels[b], -1, t,
-                            w / ((double)T * B), dy);
+    LossArgs a = {l, T, B, K, y, labels, dy, w / ((double)T * B), 0.0, 0.0};
+    ce = loss_sum(&a, (size_t)T * (size_t)B, tet_term, 3 * (size_t)K);
     ce /= (double)T * B;
     if (l->lambda == 0.0)
         return ce;
+    if (dy) {
+        LOSS_OMP(omp parallel for schedule(static) if (n > LOSS_PAR_MIN))
+        for (i = 0; i < n; i++) {
+            double d = (double)y[i] - l->phi;
+            dy[i] += (float)(l->lambda * 2.0 * d / (double)n);
+        }
+    }
+    /* one chain of additions in order, which no thread count changes;
+       it costs what it did before threads */
     for (i = 0; i < n; i++) {
         double d = (double)y[i] - l->phi;
         mse += d * d;
-        if (dy)
-            dy[i] += (float)(l->lambda * 2.0 * d / (double)n);
     }
     return w * ce + l->lambda * mse / (double)n;
+}
+
+/* The squared error of class k = j % K of sample b = j / K */
+static double mse_count_term(const LossArgs *a, size_t j)
+{
+    int T = a->T, B = a->B, K = a->K, b = (int)(j / (size_t)K),
+        k = (int)(j % (size_t)K), t, tmax;
+    double d = readout_logit(a->y, T, B, K, b, k, SNNRT_RO_COUNT, &tmax) -
+               (k == a->labels[b] ? a->on : a->off);
+    for (t = 0; a->dy && t < T; t++)
+        Y_AT(a->dy, t, b, k) += (float)(a->scale * d);
+    return d * d;
 }
 
 static double loss_mse_count(const SnnrtLoss *l, int T, int B, int K,
                              const float *y, const int *labels, float *dy)
 {
     /* snnTorch: on_target = int(num_steps * correct_rate) */
-    double on = trunc((double)T * l->correct_rate),
-           off = trunc((double)T * l->incorrect_rate), total = 0.0,
-           scale = 2.0 / ((double)B * K * T);
-    int b, k, t, tmax;
-    for (b = 0; b < B; b++) {
-        for (k = 0; k < K; k++) {
-            double d = readout_logit(y, T, B, K, b, k, SNNRT_RO_COUNT, &tmax) -
-                       (k == labels[b] ? on : off);
-            total += d * d;
-            for (t = 0; dy && t < T; t++)
-                Y_AT(dy, t, b, k) += (float)(scale * d);
-        }
-    }
+    LossArgs a = {l, T, B, K, y, labels, dy, 2.0 / ((double)B * K * T),
+                  trunc((double)T * l->correct_rate),
+                  trunc((double)T * l->incorrect_rate)};
+    double total = loss_sum(&a, (size_t)B * (size_t)K, mse_count_term,
+                            2 * (size_t)T);
     return total / ((double)B * K) / T;
 }
 
@@ -190,8 +266,11 @@ double snnrt_loss(const SnnrtLoss *l, int T, int B, int K, const float *y,
                (size_t)T * (size_t)B > (size_t)-1 / sizeof(float) / (size_t)K))
         ok = 0;
     n = ok ? (size_t)T * (size_t)B * (size_t)K : 0;
-    for (i = 0; dy && i < n; i++)
-        dy[i] = 0.0f;
+    if (dy) {
+        LOSS_OMP(omp parallel for schedule(static) if (n > LOSS_PAR_MIN))
+        for (i = 0; i < n; i++)
+            dy[i] = 0.0f;
+    }
     for (b = 0; ok && b < B; b++)
         ok = labels[b] >= 0 && labels[b] < K;
     if (!ok)
@@ -209,10 +288,14 @@ double snnrt_loss(const SnnrtLoss *l, int T, int B, int K, const float *y,
     default:
         return NAN;
     }
-    for (b = 0; ncorrect && b < B; b++)
-        *ncorrect += predict(y, T, B, K, b,
-                             l->kind == SNNRT_LOSS_MSE_COUNT ? SNNRT_RO_COUNT
-                                                             : l->readout) ==
-                     labels[b];
+    if (ncorrect) {
+        /* a count: the same in any order */
+        int ro = l->kind == SNNRT_LOSS_MSE_COUNT ? SNNRT_RO_COUNT : l->readout,
+            nc = 0;
+        LOSS_OMP(omp parallel for schedule(static) reduction(+ : nc) if (n > LOSS_PAR_MIN))
+        for (b = 0; b < B; b++)
+            nc += predict(y, T, B, K, b, ro) == labels[b];
+        *ncorrect += nc;
+    }
     return loss;
 }

@@ -326,6 +326,19 @@ double snnrt_lr_cosine(double lr0, int epoch, int epochs, double eta_min);
    step_size <= 0. */
 double snnrt_lr_step(double lr0, int epoch, int step_size, double gamma);
 
+/* ---- threads ---- */
+
+/* Losses, optimizer updates and gradient clipping split large arrays over
+   OpenMP threads when the library is built with OpenMP; their results are
+   the same bits for any thread count. snnrt_threads_set sets the count
+   (omp_set_num_threads; n <= 0 leaves it as it is) and returns the count
+   now in effect; snnrt_threads_max returns it (omp_get_max_threads: the
+   OMP_NUM_THREADS or core count unless set). Both return 1 when the
+   library was built without OpenMP, where everything runs on the caller's
+   thread. */
+int snnrt_threads_set(int n);
+int snnrt_threads_max(void);
+
 /* ---- SVG ---- */
 
 /* Writes a line chart of nseries curves to path, atomically: series i is

@@ -27,6 +27,7 @@ int drv_load(const IrGraph *g, Options *o, LoadedModel *m) {
         snprintf(n, sizeof n, "%d", o->threads);
         setenv("OMP_NUM_THREADS", n, 1);
     }
+    snnrt_threads_set(o->threads);
     LoadOptions lo;
     memset(&lo, 0, sizeof lo);
     lo.cc = o->cc;
