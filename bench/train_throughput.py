@@ -24,8 +24,9 @@ any timing starts; no evaluation is timed.
   --test-limit samples that follows each epoch is outside that time) and
   writes it to metrics.csv (seconds, samples_per_s), which this program
   reads. Epoch 1 is the warm-up, epoch 2 is timed; the generated code is
-  compiled before epoch 1. The generated code is single-threaded: snnc's
-  row is shown against the peers at every thread count.
+  compiled before epoch 1. snnc runs at each thread count of --threads
+  (its --threads option), and its row at a thread count is compared with
+  the peers' rows at the same count.
 - peers: a child Python process per (framework, threads, variant), with
   OMP/OpenBLAS/MKL thread variables and torch.set_num_threads set to the
   thread count; --warmup steps (5) of warm-up, then one timed repeat of
@@ -374,7 +375,7 @@ def find_snnc(given):
     raise SystemExit("no snnc: build it (see bench/README.md) or give --snnc PATH")
 
 
-def run_snnc(snnc, netkey, a, env):
+def run_snnc(snnc, netkey, a, env, threads):
     """snnc's default pipeline. (There is no per-step variant: the training
     code stores values computed from the direct-encoded input once, whether
     or not the hoist pass ran.)"""
@@ -388,7 +389,7 @@ def run_snnc(snnc, netkey, a, env):
         out = Path(tmp) / "out"
         steplog = Path(tmp) / "steps.csv"
         cmd = [snnc, "train", str(src), "--data", a.data, "--train-limit", str(S * B),
-               "--test-limit", str(B), "-o", str(out), "--step-log", str(steplog)]
+               "--test-limit", str(B), "-o", str(out), "--step-log", str(steplog), "--threads", str(threads)]
         p = subprocess.run(cmd, env=env, capture_output=True, text=True)
         if p.returncode != 0:
             return dict(error=f"snnc train failed ({p.returncode}): {p.stderr.strip()[-2000:]}"
@@ -519,7 +520,7 @@ def main():
     for ln in machine_report(a.python, env_for(1)):
         print(ln)
     print(f"load avg   {' '.join(Path('/proc/loadavg').read_text().split()[:3])} (before)")
-    print("snnc       generated C built with -O3 -march=native, single-threaded (no threads in the C back end)")
+    print("snnc       generated C built by snnc train (-O3 -march=native -fopenmp), run with --threads N")
     print(f"peers      threads {a.threads}; OMP/OPENBLAS/MKL_NUM_THREADS = torch.set_num_threads = that count; "
           f"OMP_WAIT_POLICY {'unset' if a.omp_wait_policy == 'default' else a.omp_wait_policy.upper()}")
     sys.stdout.flush()
@@ -552,7 +553,7 @@ def main():
         # configurations: (framework, threads, variant); snnc's default pipeline first
         configs = []
         if snnc:
-            configs.append(("snnc", 1, "hoisted"))
+            configs += [("snnc", nt, "hoisted") for nt in threads]
         configs += [(fw, nt, v) for fw in fws if fw != "snnc" for nt in threads for v in variants]
         got = {c: None for c in configs}
         for rnd in range(a.rounds):
@@ -564,7 +565,7 @@ def main():
                 if got[c] == "failed":
                     continue
                 if fw == "snnc":
-                    r = run_snnc(snnc, n, a, env_for(1))
+                    r = run_snnc(snnc, n, a, env_for(nt), nt)
                 else:
                     cmd = [a.python, str(Path(__file__).resolve()), "--worker", "--framework", fw, "--net", n,
                            "--variant", v, "--steps", str(S), "--repeats", "1", "--warmup", str(a.warmup),
@@ -596,7 +597,7 @@ def main():
         rows = [(fw, nt, v, got[(fw, nt, v)])
                 for fw, nt, v in configs if isinstance(got[(fw, nt, v)], dict)]
         results[n] = rows
-        snnc_default = next((statistics.median(r["rates"]) for fw, _, _, r in rows if fw == "snnc"), None)
+        snnc_at = {nt: statistics.median(r["rates"]) for fw, nt, _, r in rows if fw == "snnc"}
         print()
         print(f"{'framework':<13}{'threads':>7}  {'variant':<9}{'samples/s':>10}{'min':>8}{'max':>8}"
               f"{'GFLOP/s':>9}{'GFLOP/s':>9}{'snnc/peer':>10}{'cpu/wall':>9}  loss at step")
@@ -606,16 +607,18 @@ def main():
             med = statistics.median(r["rates"])
             steps_s = med / B
             done = hoisted if v == "hoisted" else nominal
-            ratio = "" if fw == "snnc" or not snnc_default else f"{snnc_default / med:9.2f}x"
-            thr = "1*" if fw == "snnc" else str(nt)
+            ratio = "" if fw == "snnc" or nt not in snnc_at else f"{snnc_at[nt] / med:9.2f}x"
+            thr = str(nt)
             cpu = f"{statistics.median(r['cpu_all']):9.2f}" if r.get("cpu_all") else ""
             print(f"{fw:<13}{thr:>7}  {v:<9}{fmt_rate(med):>10}{fmt_rate(min(r['rates'])):>8}"
                   f"{fmt_rate(max(r['rates'])):>8}"
                   f"{nominal * steps_s / 1e9:9.2f}{done * steps_s / 1e9:9.2f}{ratio:>10}{cpu:>9}  "
                   f"{loss_at(r)}")
-        print("* snnc is single-threaded; its row is compared with the peers at every thread count. Its")
-        print("  training code computes the invariant first layer once (hoisted). snnc/peer: snnc's samples/s")
-        print("  over this row's. GFLOP/s nominal: every layer at every step over the measured")
+        if 1 in snnc_at and len(snnc_at) > 1:
+            print("snnc's speed-up over 1 thread: " +
+                  ", ".join(f"{nt} threads {snnc_at[nt] / snnc_at[1]:.2f}x" for nt in sorted(snnc_at) if nt != 1))
+        print("* snnc's training code computes the invariant first layer once (hoisted). snnc/peer: snnc's")
+        print("  samples/s at the row's thread count over the row's. GFLOP/s nominal: every layer at every step over the measured")
         print("  time; done: the work of the row's variant (snnc also skips zero spike inputs in some products,")
         print("  so its 'done' is an upper bound). cpu/wall: the peer process's CPU time over wall time in the")
         print("  timed loop (median): below 1 thread's worth, other work took the cores. Loss at step: the loss")

@@ -5,8 +5,8 @@
  * read, parse (the built-in neuron library, then the user's file), sema,
  * passes, back end. Output files are built in memory and written only when
  * everything succeeded, each atomically, so a failed run leaves nothing
- * behind. `run` compiles the generated code with the system C compiler in a
- * temporary folder, runs it, and turns its raw results into .npy files.
+ * behind. `run`, `train` and `grad` have the target build and load the
+ * generated code (load.c) and call it in process.
  *
  * Exit status: 0 success, 1 an error in the inputs, 2 bad usage.
  */

@@ -126,16 +126,21 @@ int drv_bind_onnx_weights(Arena *a, Options *o, const IrGraph *g) {
     if (!imp)
         return 0;
     float **data = arena_alloc(a, sizeof(float *) * (size_t)(g->params.len + 1));
+    /* parameters and layers by name: a model of many layers binds in linear time */
+    StrMap params = {0}, layers = {0};
+    for (int i = 0; i < g->params.len; i++)
+        *strmap_put(a, &params, g->params.items[i].name) = i + 1;
+    for (int i = 0; i < g->nodes.len; i++)
+        *strmap_put(a, &layers, g->nodes.items[i].name) = i + 1;
     for (int k = 0; k < imp->tensors.len; k++) {
         const OnnxTensor *t = &imp->tensors.items[k];
         int p = -1;
         if (t->param) {
-            const char *pn = arena_printf(a, "%s.%s", t->layer, t->param);
-            for (int i = 0; i < g->params.len && p < 0; i++)
-                if (!strcmp(g->params.items[i].name, pn))
-                    p = i;
+            const int *v = strmap_get(&params, arena_printf(a, "%s.%s", t->layer, t->param));
+            p = v ? *v - 1 : -1;
         } else {
-            int n = ir_find_node(g, t->layer);
+            const int *v = strmap_get(&layers, t->layer);
+            int n = v ? *v - 1 : -1;
             const NeuronProg *np = n >= 0 ? g->nodes.items[n].neuron : NULL;
             if (!np || t->index >= np->params.len) {
                 error_plain("%s: initializer '%s' is input %d of neuron layer '%s', whose model %s has %d learnable "

@@ -174,7 +174,6 @@ typedef struct IrBufs {
 typedef struct IrGroup {
     int first, count; /* its nodes are IrGraph.order[first .. first + count) */
     int recurrent;
-    int invariant;    /* its value is the same at every step: computed once */
 } IrGroup;
 
 /* A memory plan: the layout of a workspace (inference or training). */

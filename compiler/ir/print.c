@@ -6,6 +6,7 @@
  */
 #include "ir.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 static void print_attrs(const IrNode *n, Buf *o) {
@@ -131,8 +132,12 @@ static void print_off(Buf *o, const char *what, int64_t off, int steps) {
 }
 
 static void print_plan(const IrGraph *g, const IrPlan *P, const char *what, Buf *o) {
-    buf_printf(o, "  memory %s: chunk %d, %lld floats for batch %d, %lld of them kept across chunks\n", what,
-               P->chunk, (long long)P->floats, g->batch, (long long)P->persist);
+    if (P == &g->trainp)
+        buf_printf(o, "  memory %s: %lld floats for batch %d; the backward zeroes those from %lld\n", what,
+                   (long long)P->floats, g->batch, (long long)P->persist);
+    else
+        buf_printf(o, "  memory %s: chunk %d, %lld floats for batch %d, %lld of them kept across chunks\n", what,
+                   P->chunk, (long long)P->floats, g->batch, (long long)P->persist);
     for (int j = 0; j < g->nodes.len; j++) {
         const IrNode *n = &g->nodes.items[j];
         const IrBufs *b = &P->at[j];
@@ -269,6 +274,61 @@ int ir_check(const IrGraph *g) {
             for (int k = 0; k < p->states.len; k++)
                 CHECK(p->states.items[k].next >= 0 && p->states.items[k].next < p->code.len,
                       "%%%d: state next", i);
+        }
+    }
+    if (g->order) {
+        /* the schedule: every live node once, groups in order, each node
+           after the nodes it reads in the same step */
+        int *pos = calloc((size_t)g->nodes.len + 1, sizeof(int));
+        int live = 0;
+        for (int i = 0; i < g->nodes.len; i++)
+            live += !g->nodes.items[i].dead;
+        CHECK(g->norder == live, "the schedule has %d nodes, the graph %d", g->norder, live);
+        for (int j = 0; pos && j < g->norder; j++) {
+            int i = g->order[j];
+            CHECK(i >= 0 && i < g->nodes.len && !g->nodes.items[i].dead && !pos[i], "schedule entry %d", j);
+            if (i >= 0 && i < g->nodes.len)
+                pos[i] = j + 1;
+        }
+        int next = 0;
+        for (int k = 0; k < g->groups.len; k++) {
+            const IrGroup *gr = &g->groups.items[k];
+            CHECK(gr->first == next && gr->count > 0, "group %d", k);
+            for (int j = gr->first; j < gr->first + gr->count && j < g->norder; j++)
+                CHECK(g->nodes.items[g->order[j]].group == k, "%%%d: not in its group %d", g->order[j], k);
+            next = gr->first + gr->count;
+        }
+        CHECK(next == g->norder, "the groups cover %d of %d nodes", next, g->norder);
+        for (int i = 0; pos && i < g->nodes.len; i++) {
+            const IrNode *n = &g->nodes.items[i];
+            if (n->dead)
+                continue;
+            for (int k = 0; k < n->nin; k++) {
+                const IrNode *s = &g->nodes.items[n->in[k]];
+                CHECK(s->group <= n->group, "%%%d runs before its input %%%d", i, n->in[k]);
+                if (n->op != IR_DELAY)
+                    CHECK(s->group < n->group || pos[n->in[k]] < pos[i], "%%%d runs before its input %%%d", i,
+                          n->in[k]);
+            }
+        }
+        free(pos);
+    }
+    for (int pl = 0; pl < 2; pl++) {
+        const IrPlan *P = pl ? &g->trainp : &g->infer;
+        if (!P->planned)
+            continue;
+        for (int i = 0; i < g->nodes.len; i++) {
+            const IrNode *n = &g->nodes.items[i];
+            const IrBufs *b = &P->at[i];
+            if (n->dead || !ir_op_kernel[n->op])
+                continue;
+            int64_t c = shape_count(&n->shape);
+            CHECK(b->val >= 0 && (b->vsteps == 1 || b->vsteps == P->chunk) &&
+                      b->val + (int64_t)b->vsteps * g->batch * c <= P->floats,
+                  "%%%d: its %s buffer", i, pl ? "training" : "inference");
+            if (n->op == IR_NEURON && n->neuron->states.len)
+                CHECK(b->state >= 0 && b->state + (int64_t)b->ssteps * n->neuron->states.len * g->batch * c <= P->floats,
+                      "%%%d: its %s states", i, pl ? "training" : "inference");
         }
     }
 #undef CHECK

@@ -14,30 +14,37 @@
  */
 #include "passes.h"
 
-static void replace_uses(IrGraph *g, int from, int to) {
-    for (int i = 0; i < g->nodes.len; i++) {
-        IrNode *n = &g->nodes.items[i];
-        for (int k = 0; k < n->nin; k++)
-            if (n->in[k] == from)
-                n->in[k] = to;
-    }
-    if (g->output == from)
-        g->output = to;
-    for (int i = 0; i < g->probes.len; i++)
-        if (g->probes.items[i].node == from && !g->probes.items[i].var)
-            g->probes.items[i].node = to;
-}
-
 void pass_dropout(IrGraph *g) {
     if (g->train)
         return; /* training applies dropout; the generated code skips it at inference */
-    for (int i = 0; i < g->nodes.len; i++) {
-        IrNode *n = &g->nodes.items[i];
-        if (n->dead || n->op != IR_DROPOUT)
-            continue;
-        n->dead = 1;
-        replace_uses(g, i, n->in[0]);
+    /* each node's value after dropout layers are removed: its own, or for
+       a dropout (of a dropout...) the value it passes on; one pass over
+       the graph, in node order (inputs come first, except prev()'s) */
+    int n = g->nodes.len;
+    int *to = arena_alloc(g->arena, sizeof(int) * (size_t)(n + 1));
+    for (int i = 0; i < n; i++) {
+        IrNode *x = &g->nodes.items[i];
+        to[i] = i;
+        if (!x->dead && x->op == IR_DROPOUT) {
+            x->dead = 1;
+            to[i] = x->in[0] < i ? to[x->in[0]] : x->in[0];
+        }
     }
+    for (int i = 0; i < n; i++) { /* a prev() of a later dropout: follow the chain */
+        int r = to[i];
+        while (r != to[r])
+            r = to[r];
+        to[i] = r;
+    }
+    for (int i = 0; i < n; i++) {
+        IrNode *x = &g->nodes.items[i];
+        for (int k = 0; k < x->nin; k++)
+            x->in[k] = to[x->in[k]];
+    }
+    g->output = to[g->output];
+    for (int i = 0; i < g->probes.len; i++)
+        if (!g->probes.items[i].var)
+            g->probes.items[i].node = to[g->probes.items[i].node];
 }
 
 void pass_hoist(IrGraph *g) {

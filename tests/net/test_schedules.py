@@ -57,7 +57,7 @@ network Direct {
   input img : [2, 6, 6] encode direct;
   c = img |> conv2d(3, 3, padding = 1) |> LIF(tau = 1.5) |> avgpool(2);
   h = c |> flatten |> dense(12) |> scale(4.0) |> PLIF();
-  out = h |> dense(4) |> LIF(tau = 1.5);
+  out = h |> dense(4) |> scale(6.0) |> LIF(tau = 1.5);
   output out readout %s;
 }
 """

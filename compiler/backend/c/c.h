@@ -38,7 +38,7 @@ typedef struct Emit {
     int64_t maxb;  /* the largest batch */
     Buf h, c;      /* the files */
     int64_t iscratch, tscratch; /* the scratch of each plan, after the plan's region */
-    int64_t col, dcol, obuf, packb; /* scratch offsets from a plan's scratch start */
+    int64_t col, dcol, obuf, packb, bsum; /* scratch offsets from a plan's scratch start */
 } Emit;
 
 struct TargetEmitter {

@@ -180,6 +180,7 @@ static void gen_header(Emit *e, Buf *h) {
     cg_line(x, "#define %s_NUM_PROBES %d", P, g->probes.len);
     cg_line(x, "#define %s_WORKSPACE_FLOATS %lldL", P, ws_floats(e));
     cg_line(x, "#define %s_WORKSPACE_SIZE (%s_WORKSPACE_FLOATS * sizeof(float)) /* bytes */", P, P);
+    cg_line(x, "extern const long %s_workspace_floats; /* the same, for dynamic loaders */", p);
     cg_blank(x);
     cg_line(x, "typedef struct %s_param_info {", p);
     cg_line(x, "    const char *name; /* tensor name in weight files */");

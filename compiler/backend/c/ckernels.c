@@ -37,34 +37,91 @@ static const char *fmt(Emit *e, const char *f, long long v) { return arena_print
 #define GEMM_NC 256
 #define GEMM_NR 32
 
-void ck_scratch(Emit *e) {
-    const IrGraph *g = e->g;
-    int64_t mb = g->batch, col = 0, obuf = 0;
-    int gemm = 0;
+/* Samples of a convolution's im2col matrix at a time: as many as keep it
+   within CONV_COLS floats (it then stays in a core's L2 cache while the
+   product reads it), at least one. */
+#define CONV_COLS (192 * 1024)
+
+static long long conv_chunk(const IrGraph *g, const IrNode *x) {
+    const Shape *xs = &g->nodes.items[x->in[0]].shape;
+    long long per = (long long)xs->d[0] * x->kernel[0] * x->kernel[1] * x->shape.d[1] * x->shape.d[2];
+    long long s = CONV_COLS / per;
+    s = s < 1 ? 1 : s;
+    return s < g->batch ? s : g->batch;
+}
+
+/* The floats of B that a product of M x N x K packs at a time (0 when M
+   is under 4 rows: the plain loop packs nothing); the same arithmetic as
+   the generated ck_gemm. */
+static int64_t pack_floats(int64_t M, int64_t N, int64_t K) {
+    if (M < 4 || N < 1 || K < 1)
+        return 0;
+    int64_t kc = K < GEMM_KC ? K : GEMM_KC;
+    int64_t nq = GEMM_KC * GEMM_NC / (kc * GEMM_NR);
+    nq = nq > 0 ? nq : 1;
+    int64_t cols = (N + GEMM_NR - 1) / GEMM_NR * GEMM_NR;
+    cols = cols < nq * GEMM_NR ? cols : nq * GEMM_NR;
+    return kc * cols;
+}
+
+static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
+
+/* The most the products of plan P pack: a dense layer computes a chunk's
+   steps times the batch rows at once, or the batch when it runs once. */
+static int64_t plan_pack(const IrGraph *g, const IrPlan *P, int train) {
+    int64_t most = 0;
     for (int i = 0; i < g->nodes.len; i++) {
         const IrNode *x = &g->nodes.items[i];
         if (x->dead)
             continue;
-        gemm |= x->op == IR_DENSE || x->op == IR_CONV2D;
-        if (x->op != IR_CONV2D)
+        if (x->op == IR_DENSE) {
+            int64_t rows = (int64_t)(P->at[i].inv ? 1 : P->chunk) * g->batch;
+            int64_t I = shape_count(&g->nodes.items[x->in[0]].shape), O = x->out;
+            most = max64(most, pack_floats(rows, O, I));
+            if (O < GEMM_NR && rows > O) /* a narrow layer over more rows runs transposed (dense_product) */
+                most = max64(most, pack_floats(O, rows, I));
+            if (train)
+                most = max64(most, max64(pack_floats(O, I, rows), pack_floats(rows, I, O)));
+        }
+        if (x->op == IR_CONV2D) {
+            const Shape *xs = &g->nodes.items[x->in[0]].shape;
+            int64_t np = conv_chunk(g, x) * x->shape.d[1] * x->shape.d[2];
+            int64_t og = x->out / x->groups, ckk = xs->d[0] / x->groups * x->kernel[0] * x->kernel[1];
+            most = max64(most, pack_floats(og, np, ckk));
+            if (train)
+                most = max64(most, max64(pack_floats(og, ckk, np), pack_floats(ckk, np, og)));
+        }
+    }
+    return most;
+}
+
+void ck_scratch(Emit *e) {
+    const IrGraph *g = e->g;
+    int64_t col = 0, obuf = 0, chans = 0;
+    for (int i = 0; i < g->nodes.len; i++) {
+        const IrNode *x = &g->nodes.items[i];
+        if (x->dead || x->op != IR_CONV2D)
             continue;
         const Shape *xs = &g->nodes.items[x->in[0]].shape;
-        int64_t pix = x->shape.d[1] * x->shape.d[2];
-        int64_t c = xs->d[0] * x->kernel[0] * x->kernel[1] * pix * mb;
+        int64_t pix = x->shape.d[1] * x->shape.d[2], S = conv_chunk(g, x);
+        int64_t c = xs->d[0] * x->kernel[0] * x->kernel[1] * pix * S;
         col = c > col ? c : col;
-        int64_t o = x->out * pix * mb;
+        int64_t o = x->out * pix * S;
         obuf = o > obuf ? o : obuf;
+        chans = x->out > chans ? x->out : chans;
     }
-    int64_t p = 0;
-    e->packb = p;
-    p += gemm ? GEMM_KC * GEMM_NC : 0;
-    e->col = p;
-    p += align16(col);
-    e->obuf = p;
-    p += align16(obuf);
-    e->dcol = p; /* training only */
-    e->iscratch = p;
-    e->tscratch = p + align16(col);
+    int64_t ipack = align16(plan_pack(g, &g->infer, 0));
+    int64_t tpack = g->train ? align16(plan_pack(g, &g->trainp, 1)) : 0;
+    int64_t pack = ipack > tpack ? ipack : tpack;
+    /* [packed block][im2col][output][training: im2col gradient, bias sums];
+       inference ends after the output, with its own packed block's size */
+    e->packb = 0;
+    e->col = pack;
+    e->obuf = e->col + align16(col);
+    e->dcol = e->obuf + align16(obuf);
+    e->bsum = e->dcol + align16(col);
+    e->iscratch = col || obuf ? e->dcol : ipack;
+    e->tscratch = e->bsum + align16(chans);
 }
 
 static const char *scratch(Emit *e, const IrPlan *P, int64_t off) {
@@ -80,8 +137,9 @@ void ck_gemm(TargetEmitter *em) {
     cg_blank(e);
     cg_line(e, "/* C(i, j) += sum over k of A(i, k) B(k, j), with A(i, k) = a[i * ai + k * ak],");
     cg_line(e, "   B(k, j) = b[k * bk + j * bj] and C(i, j) = c[i * ci + j * cj].");
-    cg_line(e, "   Blocks of %d values of k by %d columns of B are packed into pb (shared by", GEMM_KC, GEMM_NC);
-    cg_line(e, "   the threads); each thread takes blocks of 4 rows of A, packs them on its");
+    cg_line(e, "   Blocks of %d values of k by %d columns of B (more columns when k is", GEMM_KC, GEMM_NC);
+    cg_line(e, "   shorter) are packed into pb, shared by the threads; each thread takes");
+    cg_line(e, "   blocks of 4 rows of A, packs them on its");
     cg_line(e, "   stack, and accumulates 4 x %d blocks of C in a local array whose inner loop", NR);
     cg_line(e, "   compilers vectorize. Each element of C sums its terms in k order, multiply");
     cg_line(e, "   then add, whoever computes it: the result does not depend on the blocking");
@@ -120,15 +178,19 @@ void ck_gemm(TargetEmitter *em) {
     cg_line(e, "for (k0 = 0; k0 < K; k0 += %d) {", GEMM_KC);
     e->ind++;
     cg_line(e, "const long kc = K - k0 < %d ? K - k0 : %d;", GEMM_KC, GEMM_KC);
-    cg_line(e, "for (q0 = 0; q0 < np; q0 += %d) {", GEMM_NC / NR);
+    cg_line(e, "/* panels per packed block: more of them when k is short (a small");
+    cg_line(e, "   convolution), so that each block is worth a parallel region */");
+    cg_line(e, "const long nq = %d / (kc * %d) > 0 ? %d / (kc * %d) : 1;", GEMM_KC * GEMM_NC, NR, GEMM_KC * GEMM_NC,
+            NR);
+    cg_line(e, "for (q0 = 0; q0 < np; q0 += nq) {");
     e->ind++;
-    cg_line(e, "const long q1 = q0 + %d < np ? q0 + %d : np;", GEMM_NC / NR, GEMM_NC / NR);
+    cg_line(e, "const long q1 = q0 + nq < np ? q0 + nq : np;");
     cg_line(e, "%s_OMP(omp parallel if (M * kc * (q1 - q0) * %d >= %s_PARALLEL_WORK))", P, NR, P);
     cg_line(e, "{");
     e->ind++;
     cg_line(e, "%s_OMP(omp for schedule(static))", P);
     cg_line(e, "for (long jp = q0; jp < q1; jp++) {");
-    cg_line(e, "    float *pj = pb + (jp - q0) * %d * %d;", GEMM_KC, NR);
+    cg_line(e, "    float *pj = pb + (jp - q0) * kc * %d;", NR);
     cg_line(e, "    long k, j;");
     cg_line(e, "    if (bj == 1) /* rows of B are contiguous */");
     cg_line(e, "        for (k = 0; k < kc; k++)");
@@ -152,7 +214,7 @@ void ck_gemm(TargetEmitter *em) {
     cg_line(e, "for (jp = q0; jp < q1; jp++) {");
     e->ind++;
     cg_line(e, "const long nj = N - jp * %d < %d ? N - jp * %d : %d;", NR, NR, NR, NR);
-    cg_line(e, "const float *pbj = pb + (jp - q0) * %d * %d;", GEMM_KC, NR);
+    cg_line(e, "const float *pbj = pb + (jp - q0) * kc * %d;", NR);
     cg_line(e, "float *c0 = c + i0 * ci + jp * %d * cj;", NR);
     cg_line(e, "float acc[4][%d];", NR);
     cg_line(e, "for (i = 0; i < 4; i++)");
@@ -341,30 +403,37 @@ void ck_conv(TargetEmitter *em) {
     }
 }
 
-/* A step of a convolution is three matrix products over the whole batch:
-   the input as an im2col matrix [c][ky][kx][b][oy][ox] (N = B x pixels),
-   the output in the product's layout [o][b][oy][ox], copied to and from
-   [b][o][oy][ox]. */
+/* A step of a convolution runs over chunks of S samples (conv_chunk):
+   the input as an im2col matrix [c][ky][kx][sample][oy][ox] (N = S x
+   pixels), a matrix product per group with the weights, and the output in
+   the product's layout [o][sample][oy][ox], copied to [sample][o][oy][ox].
+   The backward does the same three products in reverse. The weight
+   gradient's product runs over the chunks one after another, so each of
+   its elements sums its terms in the order of one product over the batch. */
 void ck_conv_fwd(TargetEmitter *em, const IrPlan *P, int i) {
     Emit *e = &em->e;
     const IrNode *x = node(e, i);
     int in = x->in[0];
     ConvDims d = conv_dims(e, x);
+    long long S = conv_chunk(e->g, x);
     cp_open(e, P, i, 1);
     cg_line(e, "const float *w = %s;", cp_param(e, x->param[0]));
     if (x->bias)
         cg_line(e, "const float *bias = %s;", cp_param(e, x->param[1]));
     cg_line(e, "float *col = %s, *yg = %s, *pb = %s;", scratch(e, P, e->col), scratch(e, P, e->obuf),
             scratch(e, P, e->packb));
-    cg_line(e, "const long np = B * %lld;", d.P);
     cg_line(e, "for (int t = from; t < to; t++) {");
     e->ind++;
     cg_line(e, "const float *xt = %s;", cp_at(e, P, in, 'v', "t"));
     cg_line(e, "float *yt = %s;", cp_at(e, P, i, 'v', "t"));
-    cg_par_for(e, fmt(e, "np * %lld", d.C * d.KK));
-    cg_line(e, "for (long r = 0; r < B; r++)");
+    cg_line(e, "long r0, gi;");
+    cg_line(e, "for (r0 = 0; r0 < B; r0 += %lld) { /* chunks of samples */", S);
     e->ind++;
-    conv_call(e, x, &d, "im2col", fmt(e, "xt + r * %lld", d.C * d.H * d.W), fmt(e, "col + r * %lld", d.P));
+    cg_line(e, "const long nr = B - r0 < %lld ? B - r0 : %lld, np = nr * %lld;", S, S, d.P);
+    cg_par_for(e, fmt(e, "np * %lld", d.C * d.KK));
+    cg_line(e, "for (long r = 0; r < nr; r++)");
+    e->ind++;
+    conv_call(e, x, &d, "im2col", fmt(e, "xt + (r0 + r) * %lld", d.C * d.H * d.W), fmt(e, "col + r * %lld", d.P));
     e->ind--;
     cg_par_for(e, fmt(e, "np * %lld", d.O));
     cg_line(e, "for (long o = 0; o < %lld; o++) {", d.O);
@@ -373,18 +442,17 @@ void ck_conv_fwd(TargetEmitter *em, const IrPlan *P, int i) {
     cg_line(e, "        yg[o * np + j] = %s;", x->bias ? "bias[o]" : "0.0f");
     cg_line(e, "}");
     cg_line(e, "/* y += w col, per group: each output sums the bias, then c, ky, kx ascending */");
-    cg_line(e, "{");
-    cg_line(e, "    long gi;");
-    cg_line(e, "    for (gi = 0; gi < %lld; gi++)", d.G);
-    cg_line(e, "        %s_gemm(%lld, np, %lld, w + gi * %lld, %lld, 1, col + gi * %lld * np, np, 1, yg + gi * %lld * np, np, 1, pb);",
+    cg_line(e, "for (gi = 0; gi < %lld; gi++)", d.G);
+    cg_line(e, "    %s_gemm(%lld, np, %lld, w + gi * %lld, %lld, 1, col + gi * %lld * np, np, 1, yg + gi * %lld * np, np, 1, pb);",
             e->p, d.og, d.cg * d.KK, d.og * d.cg * d.KK, d.cg * d.KK, d.cg * d.KK, d.og);
-    cg_line(e, "}");
     cg_par_for(e, fmt(e, "np * %lld", d.O));
-    cg_line(e, "for (long r = 0; r < B; r++) {");
+    cg_line(e, "for (long r = 0; r < nr; r++) {");
     cg_line(e, "    long o;");
     cg_line(e, "    for (o = 0; o < %lld; o++)", d.O);
-    cg_line(e, "        memcpy(yt + (r * %lld + o) * %lld, yg + o * np + r * %lld, %lld * sizeof(float));", d.O, d.P,
-            d.P, d.P);
+    cg_line(e, "        memcpy(yt + ((r0 + r) * %lld + o) * %lld, yg + o * np + r * %lld, %lld * sizeof(float));", d.O,
+            d.P, d.P, d.P);
+    cg_line(e, "}");
+    e->ind--;
     cg_line(e, "}");
     e->ind--;
     cg_line(e, "}");
@@ -396,44 +464,48 @@ void ck_conv_bwd(TargetEmitter *em, const IrPlan *P, int i) {
     const IrNode *x = node(e, i);
     int in = x->in[0];
     ConvDims d = conv_dims(e, x);
+    long long S = conv_chunk(e->g, x);
     int dx = P->at[in].needgrad != 0;
     cp_open(e, P, i, 0);
     cg_line(e, "const float *w = %s;", cp_param(e, x->param[0]));
     cg_line(e, "float *dw = %s;", cp_grad(e, x->param[0]));
     if (x->bias)
-        cg_line(e, "float *db = %s;", cp_grad(e, x->param[1]));
+        cg_line(e, "float *db = %s, *sb = %s;", cp_grad(e, x->param[1]), scratch(e, P, e->bsum));
     cg_line(e, "float *col = %s, *dcol = %s, *gg = %s, *pb = %s;", scratch(e, P, e->col), scratch(e, P, e->dcol),
             scratch(e, P, e->obuf), scratch(e, P, e->packb));
-    cg_line(e, "const long np = B * %lld;", d.P);
     cg_line(e, "for (int t = from; t < to; t++) {");
     e->ind++;
     cg_line(e, "const float *xt = %s;", cp_at(e, P, in, 'v', "t"));
     cg_line(e, "const float *gyt = %s;", cp_at(e, P, i, 'g', "t"));
     if (dx)
         cg_line(e, "float *gx = %s;", cp_at(e, P, in, 'g', "t"));
+    cg_line(e, "long r0, gi;");
+    if (x->bias) {
+        cg_line(e, "long o;");
+        cg_line(e, "for (o = 0; o < %lld; o++) /* the bias: a sum over the step, then added */", d.O);
+        cg_line(e, "    sb[o] = 0.0f;");
+    }
+    cg_line(e, "for (r0 = 0; r0 < B; r0 += %lld) { /* chunks of samples */", S);
+    e->ind++;
+    cg_line(e, "const long nr = B - r0 < %lld ? B - r0 : %lld, np = nr * %lld;", S, S, d.P);
     cg_par_for(e, fmt(e, "np * %lld", d.C * d.KK));
-    cg_line(e, "for (long r = 0; r < B; r++) {");
+    cg_line(e, "for (long r = 0; r < nr; r++) {");
     e->ind++;
     cg_line(e, "long o;");
-    conv_call(e, x, &d, "im2col", fmt(e, "xt + r * %lld", d.C * d.H * d.W), fmt(e, "col + r * %lld", d.P));
+    conv_call(e, x, &d, "im2col", fmt(e, "xt + (r0 + r) * %lld", d.C * d.H * d.W), fmt(e, "col + r * %lld", d.P));
     cg_line(e, "for (o = 0; o < %lld; o++)", d.O);
-    cg_line(e, "    memcpy(gg + o * np + r * %lld, gyt + (r * %lld + o) * %lld, %lld * sizeof(float));", d.P, d.O, d.P,
-            d.P);
+    cg_line(e, "    memcpy(gg + o * np + r * %lld, gyt + ((r0 + r) * %lld + o) * %lld, %lld * sizeof(float));", d.P, d.O,
+            d.P, d.P);
     e->ind--;
     cg_line(e, "}");
     if (x->bias) {
         cg_par_for(e, fmt(e, "np * %lld", d.O));
         cg_line(e, "for (long o = 0; o < %lld; o++) {", d.O);
-        cg_line(e, "    float sb = 0.0f;");
         cg_line(e, "    long j;");
         cg_line(e, "    for (j = 0; j < np; j++)");
-        cg_line(e, "        sb += gg[o * np + j];");
-        cg_line(e, "    db[o] += sb;");
+        cg_line(e, "        sb[o] += gg[o * np + j];");
         cg_line(e, "}");
     }
-    cg_line(e, "{");
-    e->ind++;
-    cg_line(e, "long gi;");
     cg_line(e, "for (gi = 0; gi < %lld; gi++) {", d.G);
     e->ind++;
     cg_line(e, "/* dw += gy col^T */");
@@ -448,17 +520,21 @@ void ck_conv_bwd(TargetEmitter *em, const IrPlan *P, int i) {
     }
     e->ind--;
     cg_line(e, "}");
-    e->ind--;
-    cg_line(e, "}");
     if (dx) {
         cg_line(e, "if (dx) {");
         e->ind++;
         cg_par_for(e, fmt(e, "np * %lld", d.C * d.KK));
-        cg_line(e, "for (long r = 0; r < B; r++)");
+        cg_line(e, "for (long r = 0; r < nr; r++)");
         e->ind++;
-        conv_call(e, x, &d, "col2im", fmt(e, "dcol + r * %lld", d.P), fmt(e, "gx + r * %lld", d.C * d.H * d.W));
+        conv_call(e, x, &d, "col2im", fmt(e, "dcol + r * %lld", d.P), fmt(e, "gx + (r0 + r) * %lld", d.C * d.H * d.W));
         e->ind -= 2;
         cg_line(e, "}");
+    }
+    e->ind--;
+    cg_line(e, "}");
+    if (x->bias) {
+        cg_line(e, "for (o = 0; o < %lld; o++)", d.O);
+        cg_line(e, "    db[o] += sb[o];");
     }
     e->ind--;
     cg_line(e, "}");
