@@ -11,6 +11,7 @@
  */
 #include "sema.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,7 @@ typedef struct Sema {
     VEC(Name) names;          /* layer and chain names visible in the network */
     StrMap name_index;        /* name -> index in names */
     StrMap node_names;        /* node name -> number of nodes with that name */
+    StrMap name_hint;         /* auto_name's base -> a suffix below which all are taken */
     VEC(int) pending;         /* DELAY nodes whose source is resolved at the end */
     VEC(const Node *) pending_ref;
     const char *chain;        /* name of the statement being elaborated */
@@ -64,10 +66,31 @@ static int node_exists(Sema *S, const char *name) {
     return n && *n > 0;
 }
 
+/* A node name given up (a chain's last layer takes the chain's name): if
+   it looks like an auto name BASE_N, auto_name may give it again, so
+   BASE's hint goes down to N. (A name that only looks like one just makes
+   the next search start lower.) */
+static void name_freed(Sema *S, const char *name) {
+    if (!S->name_hint.len)
+        return;
+    const char *us = strrchr(name, '_');
+    if (!us || us == name || !us[1])
+        return;
+    long v = 0;
+    for (const char *p = us + 1; *p; p++) {
+        if (*p < '0' || *p > '9' || v > INT_MAX / 10)
+            return;
+        v = v * 10 + (*p - '0');
+    }
+    int *hint = strmap_get(&S->name_hint, arena_strndup(S->arena, name, (size_t)(us - name)));
+    if (hint && *hint > v)
+        *hint = (int)v;
+}
+
 static void set_node_name(Sema *S, int id, const char *name) {
     IrNode *n = &S->g->nodes.items[id];
-    if (n->name)
-        (*strmap_put(S->arena, &S->node_names, n->name))--;
+    if (n->name && --*strmap_put(S->arena, &S->node_names, n->name) == 0)
+        name_freed(S, n->name);
     n->name = name;
     (*strmap_put(S->arena, &S->node_names, name))++;
 }
@@ -76,15 +99,21 @@ static int node_name_taken(Sema *S, const char *name) {
     return node_exists(S, name) || find_name(S, name) != NULL;
 }
 
-/* Auto names: "<chain>_<op>", then "_2", "_3"... until unused. */
+/* Auto names: "<chain>_<op>", then "_2", "_3"... until unused. The search
+   starts at the base's hint, below which every suffix is taken, so that a
+   statement of many layers of one kind does not cost the square of their
+   number; the name found is the same. */
 static const char *auto_name(Sema *S, const char *op) {
     const char *base = arena_printf(S->arena, "%s_%s", S->chain ? S->chain : "net", op);
     if (!node_name_taken(S, base))
         return base;
-    for (int i = 2;; i++) {
+    int *hint = strmap_put(S->arena, &S->name_hint, base); /* 0 when new */
+    for (int i = *hint > 2 ? *hint : 2;; i++) {
         const char *n = arena_printf(S->arena, "%s_%d", base, i);
-        if (!node_name_taken(S, n))
+        if (!node_name_taken(S, n)) {
+            *hint = i; /* taken once the caller names its node */
             return n;
+        }
     }
 }
 
@@ -731,22 +760,103 @@ static int infer_node(Sema *S, int i) {
     return 1;
 }
 
+/* A min-heap of node indices: the nodes to try in this pass, in order. */
+static void heap_push(int *h, int *len, int v) {
+    int i = (*len)++;
+    while (i > 0 && h[(i - 1) / 2] > v) {
+        h[i] = h[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    h[i] = v;
+}
+
+static int heap_pop(int *h, int *len) {
+    int top = h[0], v = h[--*len], i = 0;
+    for (;;) {
+        int c = 2 * i + 1;
+        if (c >= *len)
+            break;
+        if (c + 1 < *len && h[c + 1] < h[c])
+            c++;
+        if (h[c] >= v)
+            break;
+        h[i] = h[c];
+        i = c;
+    }
+    if (*len)
+        h[i] = v;
+    return top;
+}
+
+/* Shapes to a fixpoint: passes over the nodes in order, each trying every
+   node whose shape is not known yet, until a pass changes nothing. A node
+   whose inputs have not changed since it was last tried would give the
+   same "not yet" (infer_node depends on its inputs only), so it is tried
+   again only after one of its inputs got its shape or failed: the same
+   nodes are decided in the same order, with the same errors, but a graph
+   that takes many passes (a deep chain of prev() of later layers) costs
+   O(n log n) rather than O(n) per pass. */
 static void infer_shapes(Sema *S) {
     IrGraph *g = S->g;
-    S->bad = arena_alloc(S->arena, (size_t)g->nodes.len + 1);
-    for (int progress = 1; progress;) {
-        progress = 0;
-        for (int i = 0; i < g->nodes.len; i++) {
+    int count = g->nodes.len;
+    S->bad = arena_alloc(S->arena, (size_t)count + 1);
+    /* the readers of node i: users[first[i] .. first[i + 1]) */
+    int *first = arena_alloc(S->arena, sizeof(int) * ((size_t)count + 1));
+    int nedges = 0;
+    for (int i = 0; i < count; i++)
+        for (int k = 0; k < g->nodes.items[i].nin; k++) {
+            int s = g->nodes.items[i].in[k];
+            if (s >= 0 && s < count) {
+                first[s + 1]++;
+                nedges++;
+            }
+        }
+    for (int i = 0; i < count; i++)
+        first[i + 1] += first[i];
+    int *fill = arena_alloc(S->arena, sizeof(int) * ((size_t)count + 1));
+    int *users = arena_alloc(S->arena, sizeof(int) * ((size_t)nedges + 1));
+    memcpy(fill, first, sizeof(int) * (size_t)count);
+    for (int i = 0; i < count; i++)
+        for (int k = 0; k < g->nodes.items[i].nin; k++) {
+            int s = g->nodes.items[i].in[k];
+            if (s >= 0 && s < count)
+                users[fill[s]++] = i;
+        }
+    /* the first pass tries every node (an ascending array is a heap) */
+    int *heap = arena_alloc(S->arena, sizeof(int) * ((size_t)count + 1));
+    int *next = arena_alloc(S->arena, sizeof(int) * ((size_t)count + 1));
+    int *queued = arena_alloc(S->arena, sizeof(int) * ((size_t)count + 1)); /* the pass it waits for */
+    int nheap = count, nnext = 0;
+    for (int i = 0; i < count; i++) {
+        heap[i] = i;
+        queued[i] = 1;
+    }
+    for (int pass = 1; nheap; pass++) {
+        while (nheap) {
+            int i = heap_pop(heap, &nheap);
             if (S->bad[i] || g->nodes.items[i].shape.ndim)
                 continue;
             int r = infer_node(S, i);
-            if (r == 1 && g->nodes.items[i].shape.ndim)
-                progress = 1;
-            if (r < 0) {
+            if (r < 0)
                 S->bad[i] = 1;
-                progress = 1;
+            if (!(r < 0 || (r == 1 && g->nodes.items[i].shape.ndim)))
+                continue;
+            /* a reader after i is tried later in this pass, one before it
+               (a recurrent edge) in the next pass */
+            for (int e = first[i]; e < first[i + 1]; e++) {
+                int u = users[e], when = u > i ? pass : pass + 1;
+                if (queued[u] == when)
+                    continue;
+                queued[u] = when;
+                if (u > i)
+                    heap_push(heap, &nheap, u);
+                else
+                    next[nnext++] = u;
             }
         }
+        for (int k = 0; k < nnext; k++)
+            heap_push(heap, &nheap, next[k]);
+        nnext = 0;
     }
     for (int i = 0; i < g->nodes.len; i++) {
         IrNode *n = &g->nodes.items[i];

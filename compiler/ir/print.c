@@ -175,6 +175,16 @@ static void print_plan(const IrGraph *g, const IrPlan *P, const char *what, Buf 
 void ir_print(const IrGraph *g, Buf *o) {
     buf_printf(o, "network %s timesteps=%d batch=%d encode=%s\n", g->name, g->timesteps,
                g->batch, encoding_names[g->encoding]);
+    /* each node's parameters in order, as lists, so that the dump takes
+       time linear in the graph's size */
+    int *first = arena_alloc(g->arena, sizeof(int) * (size_t)(g->nodes.len + 1));
+    int *next = arena_alloc(g->arena, sizeof(int) * (size_t)(g->params.len + 1));
+    for (int i = 0; i < g->nodes.len; i++)
+        first[i] = -1;
+    for (int k = g->params.len - 1; k >= 0; k--) {
+        next[k] = first[g->params.items[k].node];
+        first[g->params.items[k].node] = k;
+    }
     for (int i = 0; i < g->nodes.len; i++) {
         const IrNode *n = &g->nodes.items[i];
         if (n->dead)
@@ -187,10 +197,9 @@ void ir_print(const IrGraph *g, Buf *o) {
         if (n->invariant)
             buf_puts(o, " invariant");
         buf_printf(o, "  # line %d\n", n->loc.line);
-        for (int k = 0; k < g->params.len; k++) {
+        for (int k = first[i]; k >= 0; k = next[k]) {
             const IrParam *p = &g->params.items[k];
-            if (p->node == i)
-                buf_printf(o, "    weight %s %s\n", p->name, shape_str(g->arena, &p->shape));
+            buf_printf(o, "    weight %s %s\n", p->name, shape_str(g->arena, &p->shape));
         }
         if (n->neuron)
             ir_print_neuron(n->neuron, g, o, "    ");
