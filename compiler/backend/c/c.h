@@ -39,6 +39,7 @@ typedef struct Emit {
     Buf h, c;      /* the files */
     int64_t iscratch, tscratch; /* the scratch of each plan, after the plan's region */
     int64_t col, dcol, obuf, packb, bsum; /* scratch offsets from a plan's scratch start */
+    int64_t pack;  /* floats of the matrix product's packed block (<NET>_PACK) */
 } Emit;
 
 struct TargetEmitter {

@@ -764,11 +764,13 @@ TargetEmitter *capi_begin(const IrGraph *g, const CgenOptions *opt) {
     cg_line(e, "/* OpenMP pragmas, which vanish without -fopenmp; loops of less work than");
     cg_line(e, "   PARALLEL_WORK run on one thread. */");
     cg_line(e, "#ifdef _OPENMP");
+    cg_line(e, "#include <omp.h>");
     cg_line(e, "#define %s_OMP(x) _Pragma(#x)", up);
     cg_line(e, "#else");
     cg_line(e, "#define %s_OMP(x)", up);
     cg_line(e, "#endif");
     cg_line(e, "#define %s_PARALLEL_WORK %d", up, PARALLEL_WORK);
+    cg_line(e, "#define %s_PACK %lld /* floats of the matrix product's packed block */", up, (long long)e->pack);
     cg_blank(e);
     if (opt->static_ws) {
         cg_line(e, "static float %s_static_ws[%s_WORKSPACE_FLOATS];", lo, up);

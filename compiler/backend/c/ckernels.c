@@ -113,6 +113,10 @@ void ck_scratch(Emit *e) {
     int64_t ipack = align16(plan_pack(g, &g->infer, 0));
     int64_t tpack = g->train ? align16(plan_pack(g, &g->trainp, 1)) : 0;
     int64_t pack = ipack > tpack ? ipack : tpack;
+    /* a slice of at least 128 x 32 floats for each of several threads */
+    if (pack > 0 && pack < 4 * GEMM_KC * GEMM_NR)
+        pack = 4 * GEMM_KC * GEMM_NR;
+    e->pack = pack;
     /* [packed block][im2col][output][training: im2col gradient, bias sums];
        inference ends after the output, with its own packed block's size */
     e->packb = 0;
@@ -120,7 +124,7 @@ void ck_scratch(Emit *e) {
     e->obuf = e->col + align16(col);
     e->dcol = e->obuf + align16(obuf);
     e->bsum = e->dcol + align16(col);
-    e->iscratch = col || obuf ? e->dcol : ipack;
+    e->iscratch = col || obuf ? e->dcol : pack;
     e->tscratch = e->bsum + align16(chans);
 }
 
@@ -135,25 +139,26 @@ void ck_gemm(TargetEmitter *em) {
     const char *p = e->p, *P = e->P;
     const int NR = GEMM_NR;
     cg_blank(e);
-    cg_line(e, "/* C(i, j) += sum over k of A(i, k) B(k, j), with A(i, k) = a[i * ai + k * ak],");
-    cg_line(e, "   B(k, j) = b[k * bk + j * bj] and C(i, j) = c[i * ci + j * cj].");
-    cg_line(e, "   Blocks of %d values of k by %d columns of B (more columns when k is", GEMM_KC, GEMM_NC);
-    cg_line(e, "   shorter) are packed into pb, shared by the threads; each thread takes");
-    cg_line(e, "   blocks of 4 rows of A, packs them on its");
-    cg_line(e, "   stack, and accumulates 4 x %d blocks of C in a local array whose inner loop", NR);
-    cg_line(e, "   compilers vectorize. Each element of C sums its terms in k order, multiply");
-    cg_line(e, "   then add, whoever computes it: the result does not depend on the blocking");
-    cg_line(e, "   or the threads. Where the 4 values of A are zero (spikes mostly are), the");
-    cg_line(e, "   step is skipped: adding 0 * b changes nothing. Fewer than 4 rows (a batch");
-    cg_line(e, "   of 1 to 3) take a plain loop: packing would cost more than it saves. */");
+    cg_line(e, "/* C(i, j) = C(i, j), or bias(i, j) when bias is given, plus the sum over k of");
+    cg_line(e, "   A(i, k) B(k, j), with A(i, k) = a[i * ai + k * ak], B(k, j) = b[k * bk + j * bj],");
+    cg_line(e, "   C(i, j) = c[i * ci + j * cj] and bias(i, j) = bias[i * si + j * sj].");
+    cg_line(e, "   Each thread takes a range of panels of %d columns of C and works alone: it", NR);
+    cg_line(e, "   packs blocks of up to %d values of k of its panels into its slice of pb", GEMM_KC);
+    cg_line(e, "   (%s_PACK floats), then for each block of 4 rows of A (packed on its stack)", P);
+    cg_line(e, "   accumulates 4 x %d blocks of C in a local array whose inner loop compilers", NR);
+    cg_line(e, "   vectorize. Each element of C sums its terms in k order, multiply then add,");
+    cg_line(e, "   whoever computes it: the result does not depend on the blocking or the");
+    cg_line(e, "   number of threads. Where the 4 values of A are zero (spikes mostly are), the");
+    cg_line(e, "   step is skipped: adding 0 * b changes nothing. Fewer than 4 rows (a batch of");
+    cg_line(e, "   1 to 3) take a plain loop, with the same sums: packing would cost more than");
+    cg_line(e, "   it saves. */");
     cg_line(e, "static void %s_gemm(long M, long N, long K, const float *a, long ai, long ak, const float *b,", p);
-    cg_line(e, "                    long bk, long bj, float *c, long ci, long cj, float *pb)");
+    cg_line(e, "                    long bk, long bj, float *c, long ci, long cj, const float *bias, long si,");
+    cg_line(e, "                    long sj, float *pb)");
     cg_line(e, "{");
     e->ind++;
     cg_line(e, "const long np = (N + %d) / %d; /* panels of %d columns */", NR - 1, NR, NR);
-    cg_line(e, "const long nrb = (M + 3) / 4;  /* blocks of 4 rows */");
-    cg_line(e, "long k0, q0;");
-    cg_line(e, "if (M < 4) {");
+    cg_line(e, "if (M < 4 || %s_PACK < %d) { /* (no packed block: no product of 4 rows or more) */", P, NR);
     e->ind++;
     cg_par_for(e, "M * N * K");
     cg_line(e, "for (long j0 = 0; j0 < N; j0 += 8) {");
@@ -162,7 +167,7 @@ void ck_gemm(TargetEmitter *em) {
     cg_line(e, "    for (i = 0; i < M; i++) {");
     cg_line(e, "        float acc[8];");
     cg_line(e, "        for (j = 0; j < nj; j++)");
-    cg_line(e, "            acc[j] = c[i * ci + (j0 + j) * cj];");
+    cg_line(e, "            acc[j] = bias ? bias[i * si + (j0 + j) * sj] : c[i * ci + (j0 + j) * cj];");
     cg_line(e, "        for (k = 0; k < K; k++) {");
     cg_line(e, "            const float aik = a[i * ai + k * ak];");
     cg_line(e, "            for (j = 0; j < nj; j++)");
@@ -175,51 +180,59 @@ void ck_gemm(TargetEmitter *em) {
     cg_line(e, "return;");
     e->ind--;
     cg_line(e, "}");
-    cg_line(e, "for (k0 = 0; k0 < K; k0 += %d) {", GEMM_KC);
-    e->ind++;
-    cg_line(e, "const long kc = K - k0 < %d ? K - k0 : %d;", GEMM_KC, GEMM_KC);
-    cg_line(e, "/* panels per packed block: more of them when k is short (a small");
-    cg_line(e, "   convolution), so that each block is worth a parallel region */");
-    cg_line(e, "const long nq = %d / (kc * %d) > 0 ? %d / (kc * %d) : 1;", GEMM_KC * GEMM_NC, NR, GEMM_KC * GEMM_NC,
-            NR);
-    cg_line(e, "for (q0 = 0; q0 < np; q0 += nq) {");
-    e->ind++;
-    cg_line(e, "const long q1 = q0 + nq < np ? q0 + nq : np;");
-    cg_line(e, "%s_OMP(omp parallel if (M * kc * (q1 - q0) * %d >= %s_PARALLEL_WORK))", P, NR, P);
+    cg_line(e, "%s_OMP(omp parallel if (M * N * K >= %s_PARALLEL_WORK))", P, P);
     cg_line(e, "{");
     e->ind++;
-    cg_line(e, "%s_OMP(omp for schedule(static))", P);
-    cg_line(e, "for (long jp = q0; jp < q1; jp++) {");
-    cg_line(e, "    float *pj = pb + (jp - q0) * kc * %d;", NR);
-    cg_line(e, "    long k, j;");
-    cg_line(e, "    if (bj == 1) /* rows of B are contiguous */");
-    cg_line(e, "        for (k = 0; k < kc; k++)");
+    cg_line(e, "/* this thread's panels [p0, p1) and slice of pb; at most one thread per %d", NR);
+    cg_line(e, "   floats of pb (the others have nothing to do) */");
+    cg_line(e, "long nt = 1, id = 0;");
+    cg_line(e, "#ifdef _OPENMP");
+    cg_line(e, "nt = omp_get_num_threads();");
+    cg_line(e, "id = omp_get_thread_num();");
+    cg_line(e, "nt = nt < %s_PACK / %d ? nt : %s_PACK / %d;", P, NR, P, NR);
+    cg_line(e, "#endif");
+    cg_line(e, "if (id < nt) {");
+    e->ind++;
+    cg_line(e, "const long p0 = np * id / nt, p1 = np * (id + 1) / nt, slice = %s_PACK / nt;", P);
+    cg_line(e, "const long kb = slice / %d < %d ? slice / %d : %d; /* values of k per block */", NR, GEMM_KC, NR, GEMM_KC);
+    cg_line(e, "float *ps = pb + id * slice;");
+    cg_line(e, "long k0, q0;");
+    cg_line(e, "for (k0 = 0; k0 < K; k0 += kb) {");
+    e->ind++;
+    cg_line(e, "const long kc = K - k0 < kb ? K - k0 : kb, nq = slice / (kc * %d);", NR);
+    cg_line(e, "for (q0 = p0; q0 < p1; q0 += nq) {");
+    e->ind++;
+    cg_line(e, "const long q1 = q0 + nq < p1 ? q0 + nq : p1;");
+    cg_line(e, "long k, i, j, jp, ib;");
+    cg_line(e, "if (bj == 1) /* rows of B are contiguous */");
+    cg_line(e, "    for (k = 0; k < kc; k++)");
+    cg_line(e, "        for (jp = q0; jp < q1; jp++)");
     cg_line(e, "            for (j = 0; j < %d; j++)", NR);
-    cg_line(e, "                pj[k * %d + j] = jp * %d + j < N ? b[(k0 + k) * bk + jp * %d + j] : 0.0f;", NR, NR, NR);
-    cg_line(e, "    else /* columns are */");
+    cg_line(e, "                ps[((jp - q0) * kc + k) * %d + j] = jp * %d + j < N ? b[(k0 + k) * bk + jp * %d + j] : 0.0f;",
+            NR, NR, NR);
+    cg_line(e, "else /* columns are */");
+    cg_line(e, "    for (jp = q0; jp < q1; jp++)");
     cg_line(e, "        for (j = 0; j < %d; j++)", NR);
     cg_line(e, "            for (k = 0; k < kc; k++)");
-    cg_line(e, "                pj[k * %d + j] = jp * %d + j < N ? b[(k0 + k) * bk + (jp * %d + j) * bj] : 0.0f;", NR, NR,
-            NR);
-    cg_line(e, "}");
-    cg_line(e, "%s_OMP(omp for schedule(static))", P);
-    cg_line(e, "for (long ib = 0; ib < nrb; ib++) {");
+    cg_line(e, "                ps[((jp - q0) * kc + k) * %d + j] = jp * %d + j < N ? b[(k0 + k) * bk + (jp * %d + j) * bj] : 0.0f;",
+            NR, NR, NR);
+    cg_line(e, "for (ib = 0; ib < M; ib += 4) {");
     e->ind++;
     cg_line(e, "float pa[%d * 4];", GEMM_KC);
-    cg_line(e, "const long i0 = ib * 4, mi = M - i0 < 4 ? M - i0 : 4;");
-    cg_line(e, "long k, i, j, jp;");
+    cg_line(e, "const long mi = M - ib < 4 ? M - ib : 4;");
     cg_line(e, "for (k = 0; k < kc; k++)");
     cg_line(e, "    for (i = 0; i < 4; i++)");
-    cg_line(e, "        pa[k * 4 + i] = i < mi ? a[(i0 + i) * ai + (k0 + k) * ak] : 0.0f;");
+    cg_line(e, "        pa[k * 4 + i] = i < mi ? a[(ib + i) * ai + (k0 + k) * ak] : 0.0f;");
     cg_line(e, "for (jp = q0; jp < q1; jp++) {");
     e->ind++;
     cg_line(e, "const long nj = N - jp * %d < %d ? N - jp * %d : %d;", NR, NR, NR, NR);
-    cg_line(e, "const float *pbj = pb + (jp - q0) * kc * %d;", NR);
-    cg_line(e, "float *c0 = c + i0 * ci + jp * %d * cj;", NR);
+    cg_line(e, "const float *pbj = ps + (jp - q0) * kc * %d;", NR);
+    cg_line(e, "float *c0 = c + ib * ci + jp * %d * cj;", NR);
     cg_line(e, "float acc[4][%d];", NR);
     cg_line(e, "for (i = 0; i < 4; i++)");
     cg_line(e, "    for (j = 0; j < %d; j++)", NR);
-    cg_line(e, "        acc[i][j] = i < mi && j < nj ? c0[i * ci + j * cj] : 0.0f;");
+    cg_line(e, "        acc[i][j] = i >= mi || j >= nj ? 0.0f");
+    cg_line(e, "                    : k0 == 0 && bias ? bias[(ib + i) * si + (jp * %d + j) * sj] : c0[i * ci + j * cj];", NR);
     cg_line(e, "for (k = 0; k < kc; k++) {");
     cg_line(e, "    const float *a4 = pa + k * 4, *bn = pbj + k * %d;", NR);
     cg_line(e, "    const float a0 = a4[0], a1 = a4[1], a2 = a4[2], a3 = a4[3];");
@@ -235,16 +248,11 @@ void ck_gemm(TargetEmitter *em) {
     cg_line(e, "for (i = 0; i < mi; i++)");
     cg_line(e, "    for (j = 0; j < nj; j++)");
     cg_line(e, "        c0[i * ci + j * cj] = acc[i][j];");
-    e->ind--;
-    cg_line(e, "}");
-    e->ind--;
-    cg_line(e, "}");
-    e->ind--;
-    cg_line(e, "}");
-    e->ind--;
-    cg_line(e, "}");
-    e->ind--;
-    cg_line(e, "}");
+    for (int k = 0; k < 6; k++) {
+        e->ind--;
+        cg_line(e, "}");
+    }
+    cg_line(e, "(void)bias;");
     e->ind--;
     cg_line(e, "}");
 }
@@ -253,19 +261,23 @@ void ck_gemm(TargetEmitter *em) {
    orientation where the packed operand is the larger (blocks of 4 rows
    waste least): rows as the rows of C, or, for a narrow layer, outputs as
    the rows of C^T. */
+/* A product y(rows x O) = bias + x(rows x I) w^T for a dense layer (bias
+   "0" for none: y is zeroed first), in the orientation where packing
+   wastes least: rows as the rows of C, or, for a layer narrower than a
+   panel over more rows, outputs as the rows of C^T. */
 static void dense_product(Emit *e, const char *rows, long long I, long long O, const char *x, const char *w,
-                          const char *y, const char *pb) {
+                          const char *bias, const char *y, const char *pb) {
     if (O >= GEMM_NR) {
-        cg_line(e, "%s_gemm(%s, %lld, %lld, %s, %lld, 1, %s, 1, %lld, %s, %lld, 1, %s); /* y += x w^T */", e->p, rows, O,
-                I, x, I, w, I, y, O, pb);
+        cg_line(e, "%s_gemm(%s, %lld, %lld, %s, %lld, 1, %s, 1, %lld, %s, %lld, 1, %s, 0, 1, %s); /* y = b + x w^T */",
+                e->p, rows, O, I, x, I, w, I, y, O, bias, pb);
         return;
     }
-    cg_line(e, "if (%s <= %lld) /* y += x w^T */", rows, O);
-    cg_line(e, "    %s_gemm(%s, %lld, %lld, %s, %lld, 1, %s, 1, %lld, %s, %lld, 1, %s);", e->p, rows, O, I, x, I, w, I,
-            y, O, pb);
-    cg_line(e, "else /* y^T += w x^T: a narrow layer over more rows */");
-    cg_line(e, "    %s_gemm(%lld, %s, %lld, %s, %lld, 1, %s, 1, %lld, %s, 1, %lld, %s);", e->p, O, rows, I, w, I, x, I,
-            y, O, pb);
+    cg_line(e, "if (%s <= %lld) /* y = b + x w^T */", rows, O);
+    cg_line(e, "    %s_gemm(%s, %lld, %lld, %s, %lld, 1, %s, 1, %lld, %s, %lld, 1, %s, 0, 1, %s);", e->p, rows, O, I, x, I,
+            w, I, y, O, bias, pb);
+    cg_line(e, "else /* y^T = b + w x^T: a narrow layer over more rows */");
+    cg_line(e, "    %s_gemm(%lld, %s, %lld, %s, %lld, 1, %s, 1, %lld, %s, 1, %lld, %s, 1, 0, %s);", e->p, O, rows, I, w, I, x,
+            I, y, O, bias, pb);
 }
 
 /* ---- dense ---- */
@@ -295,11 +307,10 @@ void ck_dense_fwd(TargetEmitter *em, const IrPlan *P, int i) {
         cg_line(e, "{");
         e->ind++;
     }
-    cg_line(e, "long r, o;");
-    cg_line(e, "for (r = 0; r < rows; r++) /* each output sums its bias first, then its inputs in order */");
-    cg_line(e, "    for (o = 0; o < %lld; o++)", O);
-    cg_line(e, "        yt[r * %lld + o] = %s;", O, x->bias ? "bias[o]" : "0.0f");
-    dense_product(e, "rows", I, O, "xt", "w", "yt", pb);
+    if (!x->bias)
+        cg_line(e, "memset(yt, 0, (size_t)rows * %lld * sizeof(float));", O);
+    cg_line(e, "/* each output sums its bias first, then its inputs in order */");
+    dense_product(e, "rows", I, O, "xt", "w", x->bias ? "bias" : "0", "yt", pb);
     e->ind--;
     cg_line(e, "}");
     cp_close(e, "(void)training;");
@@ -328,12 +339,13 @@ void ck_dense_bwd(TargetEmitter *em, const IrPlan *P, int i) {
         cg_line(e, "        db[o] += gy[r * %lld + o];", O);
         cg_line(e, "}");
     }
-    cg_line(e, "%s_gemm(%lld, %lld, rows, gy, 1, %lld, xt, %lld, 1, dw, %lld, 1, %s); /* dw += gy^T x */", e->p, O,
-            I, O, I, I, pb);
+    cg_line(e, "%s_gemm(%lld, %lld, rows, gy, 1, %lld, xt, %lld, 1, dw, %lld, 1, 0, 0, 0, %s); /* dw += gy^T x */", e->p,
+            O, I, O, I, I, pb);
     if (P->at[in].needgrad) {
         cg_line(e, "if (dx) { /* gx += gy w */");
         cg_line(e, "    float *gx = %s;", cp_at(e, P, in, 'g', "from"));
-        cg_line(e, "    %s_gemm(rows, %lld, %lld, gy, %lld, 1, w, %lld, 1, gx, %lld, 1, %s);", e->p, I, O, O, I, I, pb);
+        cg_line(e, "    %s_gemm(rows, %lld, %lld, gy, %lld, 1, w, %lld, 1, gx, %lld, 1, 0, 0, 0, %s);", e->p, I, O, O, I, I,
+                pb);
         cg_line(e, "}");
     }
     cp_close(e, "(void)w;\n    (void)dx;");
@@ -359,10 +371,11 @@ static ConvDims conv_dims(Emit *e, const IrNode *x) {
     return d;
 }
 
+/* im2col or col2im of one (sample, channel) plane. */
 static void conv_call(Emit *e, const IrNode *x, const ConvDims *d, const char *fn, const char *from,
                       const char *to) {
-    cg_line(e, "%s_%s(%s, %s, np, %lld, %lld, %lld, %d, %d, %d, %d, %d, %d, %lld, %lld);", e->p, fn, from, to, d->C,
-            d->H, d->W, x->kernel[0], x->kernel[1], x->stride[0], x->stride[1], x->pad[0], x->pad[1], d->OH, d->OW);
+    cg_line(e, "%s_%s(%s, %s, np, 1, %lld, %lld, %d, %d, %d, %d, %d, %d, %lld, %lld);", e->p, fn, from, to, d->H, d->W,
+            x->kernel[0], x->kernel[1], x->stride[0], x->stride[1], x->pad[0], x->pad[1], d->OH, d->OW);
 }
 
 void ck_conv(TargetEmitter *em) {
@@ -430,28 +443,24 @@ void ck_conv_fwd(TargetEmitter *em, const IrPlan *P, int i) {
     cg_line(e, "for (r0 = 0; r0 < B; r0 += %lld) { /* chunks of samples */", S);
     e->ind++;
     cg_line(e, "const long nr = B - r0 < %lld ? B - r0 : %lld, np = nr * %lld;", S, S, d.P);
+    cg_line(e, "/* threads take (sample, channel) planes */");
     cg_par_for(e, fmt(e, "np * %lld", d.C * d.KK));
-    cg_line(e, "for (long r = 0; r < nr; r++)");
+    cg_line(e, "for (long rc = 0; rc < nr * %lld; rc++)", d.C);
     e->ind++;
-    conv_call(e, x, &d, "im2col", fmt(e, "xt + (r0 + r) * %lld", d.C * d.H * d.W), fmt(e, "col + r * %lld", d.P));
+    conv_call(e, x, &d, "im2col", arena_printf(e->g->arena, "xt + (r0 * %lld + rc) * %lld", d.C, d.H * d.W),
+              arena_printf(e->g->arena, "col + (rc %% %lld) * %lld * np + rc / %lld * %lld", d.C, d.KK, d.C, d.P));
     e->ind--;
-    cg_par_for(e, fmt(e, "np * %lld", d.O));
-    cg_line(e, "for (long o = 0; o < %lld; o++) {", d.O);
-    cg_line(e, "    long j;");
-    cg_line(e, "    for (j = 0; j < np; j++)");
-    cg_line(e, "        yg[o * np + j] = %s;", x->bias ? "bias[o]" : "0.0f");
-    cg_line(e, "}");
-    cg_line(e, "/* y += w col, per group: each output sums the bias, then c, ky, kx ascending */");
+    if (!x->bias)
+        cg_line(e, "memset(yg, 0, (size_t)(%lld * np) * sizeof(float));", d.O);
+    cg_line(e, "/* y = b + w col, per group: each output sums the bias, then c, ky, kx ascending */");
     cg_line(e, "for (gi = 0; gi < %lld; gi++)", d.G);
-    cg_line(e, "    %s_gemm(%lld, np, %lld, w + gi * %lld, %lld, 1, col + gi * %lld * np, np, 1, yg + gi * %lld * np, np, 1, pb);",
-            e->p, d.og, d.cg * d.KK, d.og * d.cg * d.KK, d.cg * d.KK, d.cg * d.KK, d.og);
+    cg_line(e, "    %s_gemm(%lld, np, %lld, w + gi * %lld, %lld, 1, col + gi * %lld * np, np, 1, yg + gi * %lld * np, np, 1, %s, 1, 0, pb);",
+            e->p, d.og, d.cg * d.KK, d.og * d.cg * d.KK, d.cg * d.KK, d.cg * d.KK, d.og,
+            x->bias ? arena_printf(e->g->arena, "bias + gi * %lld", d.og) : "0");
     cg_par_for(e, fmt(e, "np * %lld", d.O));
-    cg_line(e, "for (long r = 0; r < nr; r++) {");
-    cg_line(e, "    long o;");
-    cg_line(e, "    for (o = 0; o < %lld; o++)", d.O);
-    cg_line(e, "        memcpy(yt + ((r0 + r) * %lld + o) * %lld, yg + o * np + r * %lld, %lld * sizeof(float));", d.O,
-            d.P, d.P, d.P);
-    cg_line(e, "}");
+    cg_line(e, "for (long ro = 0; ro < nr * %lld; ro++)", d.O);
+    cg_line(e, "    memcpy(yt + (r0 * %lld + ro) * %lld, yg + ro %% %lld * np + ro / %lld * %lld, %lld * sizeof(float));",
+            d.O, d.P, d.O, d.O, d.P, d.P);
     e->ind--;
     cg_line(e, "}");
     e->ind--;
@@ -489,15 +498,15 @@ void ck_conv_bwd(TargetEmitter *em, const IrPlan *P, int i) {
     e->ind++;
     cg_line(e, "const long nr = B - r0 < %lld ? B - r0 : %lld, np = nr * %lld;", S, S, d.P);
     cg_par_for(e, fmt(e, "np * %lld", d.C * d.KK));
-    cg_line(e, "for (long r = 0; r < nr; r++) {");
+    cg_line(e, "for (long rc = 0; rc < nr * %lld; rc++)", d.C);
     e->ind++;
-    cg_line(e, "long o;");
-    conv_call(e, x, &d, "im2col", fmt(e, "xt + (r0 + r) * %lld", d.C * d.H * d.W), fmt(e, "col + r * %lld", d.P));
-    cg_line(e, "for (o = 0; o < %lld; o++)", d.O);
-    cg_line(e, "    memcpy(gg + o * np + r * %lld, gyt + ((r0 + r) * %lld + o) * %lld, %lld * sizeof(float));", d.P, d.O,
-            d.P, d.P);
+    conv_call(e, x, &d, "im2col", arena_printf(e->g->arena, "xt + (r0 * %lld + rc) * %lld", d.C, d.H * d.W),
+              arena_printf(e->g->arena, "col + (rc %% %lld) * %lld * np + rc / %lld * %lld", d.C, d.KK, d.C, d.P));
     e->ind--;
-    cg_line(e, "}");
+    cg_par_for(e, fmt(e, "np * %lld", d.O));
+    cg_line(e, "for (long ro = 0; ro < nr * %lld; ro++)", d.O);
+    cg_line(e, "    memcpy(gg + ro %% %lld * np + ro / %lld * %lld, gyt + (r0 * %lld + ro) * %lld, %lld * sizeof(float));",
+            d.O, d.O, d.P, d.O, d.P, d.P);
     if (x->bias) {
         cg_par_for(e, fmt(e, "np * %lld", d.O));
         cg_line(e, "for (long o = 0; o < %lld; o++) {", d.O);
@@ -509,12 +518,12 @@ void ck_conv_bwd(TargetEmitter *em, const IrPlan *P, int i) {
     cg_line(e, "for (gi = 0; gi < %lld; gi++) {", d.G);
     e->ind++;
     cg_line(e, "/* dw += gy col^T */");
-    cg_line(e, "%s_gemm(%lld, %lld, np, gg + gi * %lld * np, np, 1, col + gi * %lld * np, 1, np, dw + gi * %lld, %lld, 1, pb);",
+    cg_line(e, "%s_gemm(%lld, %lld, np, gg + gi * %lld * np, np, 1, col + gi * %lld * np, 1, np, dw + gi * %lld, %lld, 1, 0, 0, 0, pb);",
             e->p, d.og, d.cg * d.KK, d.og, d.cg * d.KK, d.og * d.cg * d.KK, d.cg * d.KK);
     if (dx) {
         cg_line(e, "if (dx) { /* dcol = w^T gy */");
         cg_line(e, "    memset(dcol + gi * %lld * np, 0, (size_t)(%lld * np) * sizeof(float));", d.cg * d.KK, d.cg * d.KK);
-        cg_line(e, "    %s_gemm(%lld, np, %lld, w + gi * %lld, 1, %lld, gg + gi * %lld * np, np, 1, dcol + gi * %lld * np, np, 1, pb);",
+        cg_line(e, "    %s_gemm(%lld, np, %lld, w + gi * %lld, 1, %lld, gg + gi * %lld * np, np, 1, dcol + gi * %lld * np, np, 1, 0, 0, 0, pb);",
                 e->p, d.cg * d.KK, d.og, d.og * d.cg * d.KK, d.cg * d.KK, d.og, d.cg * d.KK);
         cg_line(e, "}");
     }
@@ -524,9 +533,10 @@ void ck_conv_bwd(TargetEmitter *em, const IrPlan *P, int i) {
         cg_line(e, "if (dx) {");
         e->ind++;
         cg_par_for(e, fmt(e, "np * %lld", d.C * d.KK));
-        cg_line(e, "for (long r = 0; r < nr; r++)");
+        cg_line(e, "for (long rc = 0; rc < nr * %lld; rc++)", d.C);
         e->ind++;
-        conv_call(e, x, &d, "col2im", fmt(e, "dcol + r * %lld", d.P), fmt(e, "gx + (r0 + r) * %lld", d.C * d.H * d.W));
+        conv_call(e, x, &d, "col2im", arena_printf(e->g->arena, "dcol + (rc %% %lld) * %lld * np + rc / %lld * %lld", d.C, d.KK, d.C, d.P),
+                  arena_printf(e->g->arena, "gx + (r0 * %lld + rc) * %lld", d.C, d.H * d.W));
         e->ind -= 2;
         cg_line(e, "}");
     }
@@ -549,7 +559,12 @@ static void pool(Emit *e, const IrPlan *P, int i, int fwd) {
     const Shape *xs = &node(e, in)->shape;
     long long C = xs->d[0], H = xs->d[1], W = xs->d[2], OH = x->shape.d[1], OW = x->shape.d[2];
     cp_open(e, P, i, fwd);
-    cg_line(e, "for (int t = from; t < to; t++) {");
+    /* threads take planes (sample, channel), each over the steps */
+    cg_par_for(e, fmt(e, "(long)(to - from) * B * %lld", C * OH * OW * x->kernel[0] * x->kernel[1]));
+    cg_line(e, "for (long rc = 0; rc < B * %lld; rc++) {", C);
+    e->ind++;
+    cg_line(e, "int t;");
+    cg_line(e, "for (t = from; t < to; t++) {");
     e->ind++;
     cg_line(e, "const float *xt = %s;", cp_at(e, P, in, 'v', "t"));
     if (fwd)
@@ -559,9 +574,6 @@ static void pool(Emit *e, const IrPlan *P, int i, int fwd) {
         cg_line(e, "float *gx = %s;", cp_at(e, P, in, 'g', "t"));
         cg_line(e, "(void)xt;");
     }
-    cg_par_for(e, fmt(e, "B * %lld", C * OH * OW * x->kernel[0] * x->kernel[1]));
-    cg_line(e, "for (long rc = 0; rc < B * %lld; rc++) {", C);
-    e->ind++;
     cg_line(e, "long oy, ox, ky, kx;");
     cg_line(e, "for (oy = 0; oy < %lld; oy++)", OH);
     cg_line(e, "    for (ox = 0; ox < %lld; ox++) {", OW);
@@ -620,10 +632,26 @@ void ck_pool_bwd(TargetEmitter *em, const IrPlan *P, int i) { pool(&em->e, P, i,
 
 /* ---- elementwise: add, scale, identity, dropout ---- */
 
-/* The loop over the elements of a step, shared by threads when large. */
-static void elem_loop(Emit *e, long long n) {
-    cg_par_for(e, fmt(e, "B * %lld", n));
-    cg_line(e, "for (long j = 0; j < B * %lld; j++)", n);
+/* Elements per block: threads take blocks of elements, each over all the
+   steps of the call (one parallel region per call). */
+#define ELEM_BLOCK 4096
+
+/* Opens the loops over blocks of the n elements of a step, then over the
+   steps (forward or in reverse); the body runs j over [j0, j1). */
+static void elem_loops(Emit *e, long long n, int fwd) {
+    cg_par_for(e, fmt(e, "(long)(to - from) * B * %lld", n));
+    cg_line(e, "for (long j0 = 0; j0 < B * %lld; j0 += %d) {", n, ELEM_BLOCK);
+    e->ind++;
+    cg_line(e, "const long j1 = B * %lld - j0 < %d ? B * %lld : j0 + %d;", n, ELEM_BLOCK, n, ELEM_BLOCK);
+    cg_line(e, fwd ? "for (int t = from; t < to; t++) {" : "for (int t = to - 1; t >= from; t--) {");
+    e->ind++;
+}
+
+static void elem_close(Emit *e) {
+    e->ind--;
+    cg_line(e, "}");
+    e->ind--;
+    cg_line(e, "}");
 }
 
 void ck_eltwise_fwd(TargetEmitter *em, const IrPlan *P, int i) {
@@ -633,13 +661,13 @@ void ck_eltwise_fwd(TargetEmitter *em, const IrPlan *P, int i) {
     cp_open(e, P, i, 1);
     if (x->op == IR_DROPOUT && cp_train(e, P))
         cg_line(e, "const float *m = %s; /* the same at every step */", cp_ws(e, P, P->at[i].mask));
-    cg_line(e, "for (int t = from; t < to; t++) {");
-    e->ind++;
+    elem_loops(e, n, 1);
     cg_line(e, "const float *a = %s;", cp_at(e, P, x->in[0], 'v', "t"));
     if (x->op == IR_ADD)
         cg_line(e, "const float *b = %s;", cp_at(e, P, x->in[1], 'v', "t"));
     cg_line(e, "float *y = %s;", cp_at(e, P, i, 'v', "t"));
-    elem_loop(e, n);
+    cg_line(e, "long j;");
+    cg_line(e, "for (j = j0; j < j1; j++)");
     switch (x->op) {
     case IR_ADD: cg_line(e, "    y[j] = a[j] + b[j];"); break;
     case IR_SCALE: cg_line(e, "    y[j] = a[j] * %s;", cg_flt(e, x->fval)); break;
@@ -648,8 +676,7 @@ void ck_eltwise_fwd(TargetEmitter *em, const IrPlan *P, int i) {
         break;
     default: cg_line(e, "    y[j] = a[j];"); break;
     }
-    e->ind--;
-    cg_line(e, "}");
+    elem_close(e);
     cp_close(e, "(void)training;");
 }
 
@@ -660,16 +687,18 @@ void ck_eltwise_bwd(TargetEmitter *em, const IrPlan *P, int i) {
     cp_open(e, P, i, 0);
     if (x->op == IR_DROPOUT)
         cg_line(e, "const float *m = %s;", cp_ws(e, P, P->at[i].mask));
-    cg_line(e, "for (int t = from; t < to; t++) {");
-    e->ind++;
+    /* steps in ascending order: a gradient stored once sums its steps as
+       a step-by-step run would */
+    elem_loops(e, n, 1);
     cg_line(e, "const float *gy = %s;", cp_at(e, P, i, 'g', "t"));
+    cg_line(e, "long j;");
     for (int k = 0; k < x->nin; k++) {
         if (!P->at[x->in[k]].needgrad)
             continue;
         cg_line(e, "if (dx & %d) {", 1 << k);
         e->ind++;
         cg_line(e, "float *gx = %s;", cp_at(e, P, x->in[k], 'g', "t"));
-        elem_loop(e, n);
+        cg_line(e, "for (j = j0; j < j1; j++)");
         switch (x->op) {
         case IR_SCALE: cg_line(e, "    gx[j] += gy[j] * %s;", cg_flt(e, x->fval)); break;
         case IR_DROPOUT: cg_line(e, "    gx[j] += gy[j] * m[j];"); break;
@@ -679,8 +708,8 @@ void ck_eltwise_bwd(TargetEmitter *em, const IrPlan *P, int i) {
         cg_line(e, "}");
     }
     cg_line(e, "(void)gy;");
-    e->ind--;
-    cg_line(e, "}");
+    cg_line(e, "(void)j;");
+    elem_close(e);
     cp_close(e, x->op == IR_DROPOUT ? "(void)m;\n    (void)dx;" : "(void)dx;");
 }
 
@@ -744,7 +773,8 @@ void ck_delay_bwd(TargetEmitter *em, const IrPlan *P, int i) {
         cg_line(e, "if (t == 0 || !dx)");
         cg_line(e, "    continue;");
         cg_line(e, "gs = %s;", cp_at(e, P, s, 'g', "t - 1"));
-        elem_loop(e, n);
+        cg_par_for(e, fmt(e, "B * %lld", n));
+        cg_line(e, "for (long j = 0; j < B * %lld; j++)", n);
         cg_line(e, "    gs[j] += gy[j];");
         e->ind--;
         cg_line(e, "}");
