@@ -538,7 +538,7 @@ def main():
             print("  that over the measured 1-thread FMA rate x threads. snnc/peer: in a peer row, snnc's samples/s")
             print("  at the same threads and batch over the row's; in snnc's row, over the fastest peer's.")
             print("  cpu/wall: CPU time over wall time of the timed calls (median over rounds): below the thread")
-            print("  count, other work had the cores (or the code used fewer threads: today's generated code has none).")
+            print("  count, other work had the cores (or the code used fewer threads).")
             sys.stdout.flush()
             nrep["rows"] = table
             report["nets"][n] = nrep

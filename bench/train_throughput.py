@@ -479,7 +479,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=3,
                     help="rounds; each runs every configuration once (warm-up, then one timed repeat)")
     ap.add_argument("--omp-wait-policy", default="passive",
-                    help="OMP_WAIT_POLICY for the peers ('default': leave it unset; see bench/README.md)")
+                    help="OMP_WAIT_POLICY for the peers and snnc ('default': leave it unset; see bench/README.md)")
     ap.add_argument("--json", help="also write all measurements to this file")
     # child mode
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)

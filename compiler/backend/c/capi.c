@@ -577,8 +577,15 @@ static void gen_train(Emit *e) {
     cg_line(e, "int t;");
     cg_line(e, "memset(ws + %lld, 0, (size_t)%lld * sizeof(float)); /* parameter gradients */", (long long)pf,
             (long long)pf);
-    cg_line(e, "memset(%s, 0, (size_t)%lld * sizeof(float)); /* value gradients, carried adjoints, sums */",
-            cp_ws(e, P, P->persist), (long long)(P->floats - P->persist));
+    cg_line(e, "{ /* value gradients, carried adjoints, sums: zeroed by the threads */");
+    e->ind++;
+    cg_line(e, "float *z = %s;", cp_ws(e, P, P->persist));
+    cg_par_for(e, arena_printf(g->arena, "%lldL", (long long)(P->floats - P->persist)));
+    cg_line(e, "for (long j0 = 0; j0 < %lld; j0 += 65536)", (long long)(P->floats - P->persist));
+    cg_line(e, "    memset(z + j0, 0, (size_t)(%lld - j0 < 65536 ? %lld - j0 : 65536) * sizeof(float));",
+            (long long)(P->floats - P->persist), (long long)(P->floats - P->persist));
+    e->ind--;
+    cg_line(e, "}");
     cg_line(e, "for (t = 0; t < %d; t++) {", T);
     cg_line(e, "    float *gout = %s;", cp_at(e, P, out, 'g', "t"));
     cg_line(e, "    for (j = 0; j < B * %lld; j++)", nout);

@@ -113,9 +113,10 @@ void ck_scratch(Emit *e) {
     int64_t ipack = align16(plan_pack(g, &g->infer, 0));
     int64_t tpack = g->train ? align16(plan_pack(g, &g->trainp, 1)) : 0;
     int64_t pack = ipack > tpack ? ipack : tpack;
-    /* a slice of at least 128 x 32 floats for each of several threads */
-    if (pack > 0 && pack < 4 * GEMM_KC * GEMM_NR)
-        pack = 4 * GEMM_KC * GEMM_NR;
+    /* at least one full panel (128 x 32 floats): threads share the block,
+       each packs shorter blocks of k in its slice of it */
+    if (pack > 0 && pack < GEMM_KC * GEMM_NR)
+        pack = GEMM_KC * GEMM_NR;
     e->pack = pack;
     /* [packed block][im2col][output][training: im2col gradient, bias sums];
        inference ends after the output, with its own packed block's size */
