@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what snnc needs to build and test on Debian 12: the toolchain,
 # flex and bison, zlib (the runtime reads gzip-compressed IDX datasets),
+# SIMDe (tests of the x86 SIMD targets on CPUs without their instructions),
 # Fashion-MNIST (the main job and the training test), protobuf-c and the
 # system's onnx.proto (the ONNX front end), ONNX's Python checker, and
 # for the reference tests PyTorch and NumPy (Debian's),
@@ -8,7 +9,7 @@
 # peers from PyPI (scripts/install-test-peers.sh). Idempotent: packages
 # already installed are not fetched again.
 set -euo pipefail
-packages=(build-essential cmake clang flex bison pkg-config zlib1g-dev dataset-fashion-mnist
+packages=(build-essential cmake clang flex bison pkg-config zlib1g-dev libsimde-dev dataset-fashion-mnist
           libprotobuf-c-dev protobuf-c-compiler libonnx-dev python3-onnx
           python3 python3-numpy python3-torch python3-pip libopenblas0-pthread)
 missing=()

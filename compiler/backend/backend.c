@@ -9,10 +9,23 @@
 
 #include <string.h>
 
+/* In the order of preference for running on this machine, the portable
+   target last. */
 static const Target *const targets[] = {
+    &target_avx512,
+    &target_avx2,
     &target_c,
 };
 #define NTARGETS ((int)(sizeof targets / sizeof targets[0]))
+
+static int runs_here(const Target *t) { return !t->runs_here || t->runs_here(); }
+
+const Target *target_native(void) {
+    for (int i = 0; i < NTARGETS; i++)
+        if (runs_here(targets[i]))
+            return targets[i];
+    return &target_c;
+}
 
 const Target *target_lookup(const char *name) {
     for (int i = 0; i < NTARGETS; i++)
@@ -22,8 +35,12 @@ const Target *target_lookup(const char *name) {
 }
 
 void target_list(FILE *f) {
+    const Target *native = target_native();
     for (int i = 0; i < NTARGETS; i++)
-        fprintf(f, "  %-8s %s\n", targets[i]->name, targets[i]->doc);
+        fprintf(f, "  %-8s %s%s\n", targets[i]->name, targets[i]->doc,
+                targets[i] == native  ? " (run, train and grad use it on this machine)"
+                : !runs_here(targets[i]) ? " (this CPU cannot run it)"
+                                        : "");
 }
 
 int target_needs_backward(const IrGraph *g, int i) {

@@ -86,10 +86,15 @@ typedef struct Target {
     /* building and loading: 0, or -1 after reporting */
     int (*load)(const IrGraph *g, const LoadOptions *lo, LoadedModel *m);
     void (*unload)(LoadedModel *m);
+    /* whether this machine runs the target's code (NULL: always) */
+    int (*runs_here)(void);
 } Target;
 
 const Target *target_lookup(const char *name);
 void target_list(FILE *f);
+/* The fastest target this machine runs: snnc run, train and grad use it
+   unless --target says otherwise. */
+const Target *target_native(void);
 /* Reports, at the layer's source line, every op of g that t cannot
    generate (forward, and backward when g is trained); the number of them. */
 int target_check(const Target *t, const IrGraph *g);
@@ -99,6 +104,8 @@ int target_needs_backward(const IrGraph *g, int i);
 int target_generate(const Target *t, const IrGraph *g, const CgenOptions *opt, GenFile *out);
 
 extern const Target target_c;
+extern const Target target_avx512;
+extern const Target target_avx2;
 
 /* Text of runtime/snnrt_stload.inc, embedded at build time. */
 extern const char snnrt_stload_inc[];

@@ -2,8 +2,10 @@
  * load.c: the generated code of a model, built and loaded by its target
  * (compiler/backend/), so that snnc run, train and grad call the generated
  * kernels directly while the data, the loss, the optimizer and the files
- * stay in snnc's own C. The thread count of --threads is set here, for the
- * generated code and for the runtime's optimizers and losses.
+ * stay in snnc's own C. The target is --target, else the fastest one this
+ * machine runs (target_native: the x86 SIMD targets where the CPU has
+ * them, else the portable C). The thread count of --threads is set here,
+ * for the generated code and for the runtime's optimizers and losses.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdlib.h>
@@ -11,9 +13,14 @@
 
 #include "jit.h"
 
+/* --target, else the fastest target this machine runs. */
+static const Target *run_target(const Options *o) {
+    return o->target ? target_lookup(o->target) : target_native();
+}
+
 int drv_load(const IrGraph *g, Options *o, LoadedModel *m) {
     memset(m, 0, sizeof *m);
-    const Target *t = target_lookup(o->target);
+    const Target *t = run_target(o);
     if (!t) {
         error_plain("unknown target '%s' (see snnc --list-targets)", o->target);
         return -1;
@@ -37,7 +44,7 @@ int drv_load(const IrGraph *g, Options *o, LoadedModel *m) {
 }
 
 void drv_unload(const Options *o, LoadedModel *m) {
-    const Target *t = target_lookup(o->target);
+    const Target *t = run_target(o);
     if (t && m->handle)
         t->unload(m);
 }

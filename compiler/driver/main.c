@@ -55,7 +55,8 @@ static void usage(FILE *f) {
           "  --list-passes, --list-targets, --help, --version\n"
           "\n"
           "compile options:\n"
-          "  --target NAME         back end (default c)\n"
+          "  --target NAME         back end (default c; run, train and grad: the fastest\n"
+          "                        this machine runs, see --list-targets)\n"
           "  -o DIR                output folder (default .)\n"
           "  --static              use a static workspace (functions accept NULL)\n"
           "  --embed-weights       embed the --weights file as const arrays\n"
@@ -119,7 +120,7 @@ static int parse_int(const char *s, long lo, long hi, long *out) {
 /* Returns 0 on success, or the exit status. */
 static int parse_args(int argc, char **argv, Options *o) {
     memset(o, 0, sizeof *o);
-    o->target = "c";
+    o->target = NULL; /* compile: c; run, train, grad: the fastest this machine runs */
     o->outdir = ".";
     o->batch = 0;
     for (int i = 1; i < argc; i++) {
@@ -484,7 +485,7 @@ int drv_read_weights_into(const IrGraph *g, const char *path, int allow_missing,
 }
 
 int drv_generate(const IrGraph *g, Options *o, const char *dir, const float *embedded) {
-    const Target *t = target_lookup(o->target);
+    const Target *t = target_lookup(o->target ? o->target : "c");
     if (!t) {
         error_plain("unknown target '%s' (see snnc --list-targets)", o->target);
         return -1;

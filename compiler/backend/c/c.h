@@ -28,8 +28,13 @@
 
 #include "backend.h"
 
+/* The instruction set the code is written for: the portable C target's
+   plain C, or the x86 targets' intrinsics (compiler/backend/x86/). */
+enum { ISA_C, ISA_AVX2, ISA_AVX512 };
+
 typedef struct Emit {
     Buf *b;
+    int isa;       /* ISA_C, ISA_AVX2, ISA_AVX512 */
     int ind;
     const IrGraph *g;
     const CgenOptions *opt;
@@ -111,6 +116,24 @@ const char *cg_eq_val(Emit *e, const EqCode *code, int i);
 
 /* ---- the parts ---- */
 
+/* The innermost block of a matrix product: mr rows by nr columns of C
+   (nr at most GEMM_NR, 32), emitted by `emit` inside the loops of cg_gemm,
+   with in scope: pa (the block's rows of A, packed: pa[k * mr + i]), pbj
+   (the panel of B: pbj[k * nr + j]), kc (values of k), c0 (the block's
+   first element of C), ci, cj, mi and nj (rows and columns of the block
+   inside C), k0 (0 for the first block of k: start from the bias when
+   bias is given), bias, si, sj, ib, jp, and loop variables i, j, k. The
+   block must add the products in k order, multiply then add. */
+typedef struct CgTile {
+    int mr, nr;
+    int pad; /* zeros after pa's kc * mr values that the block may read */
+    void (*emit)(Emit *e, int mr, int nr);
+    const char *doc; /* how the block is computed, for the comment */
+} CgTile;
+
+/* The matrix product <net>_gemm with the given innermost block. */
+void cg_gemm(Emit *e, const CgTile *tile);
+
 void ck_gemm(TargetEmitter *em);
 void ck_conv(TargetEmitter *em);
 void ck_dense_fwd(TargetEmitter *em, const IrPlan *P, int i);
@@ -132,7 +155,19 @@ void ck_dropout_mask(Emit *e, int i);
 /* The scratch each plan needs after its region: sets e's offsets and sizes. */
 void ck_scratch(Emit *e);
 
+/* The portable target's kernels, indexed by IrOp (ctarget.c). */
+extern const TargetKernels ck_kernels[IR_NUM_OPS];
+
 TargetEmitter *capi_begin(const IrGraph *g, const CgenOptions *opt);
+/* The same for code written for an x86 instruction set: the file includes
+   the intrinsics (or SIMDe's portable versions, with -D<NET>_SIMDE) and
+   the API checks the CPU when it starts. */
+TargetEmitter *capi_begin_isa(const IrGraph *g, const CgenOptions *opt, int isa);
+/* Builds and loads the files of target t (the C target's way: a shared
+   object built by the C compiler with `flags` added, then dlopen). */
+int cbuild_load(const Target *t, const char *const *flags, const IrGraph *g, const LoadOptions *lo,
+                LoadedModel *m);
+void cbuild_unload(LoadedModel *m);
 void capi_api(TargetEmitter *em);
 int capi_finish(TargetEmitter *em, GenFile *out);
 

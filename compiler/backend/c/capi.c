@@ -232,6 +232,15 @@ static void gen_header(Emit *e, Buf *h) {
 
 /* ---- running the schedule ---- */
 
+/* The first statement of an API function: code for an x86 instruction set
+   checks the CPU. */
+static void entry(Emit *e) {
+    if (e->isa != ISA_C)
+        cg_line(e, "%s_cpu_check();", e->p);
+}
+
+static const char *isa_name(int isa) { return isa == ISA_AVX512 ? "AVX-512F" : "AVX2"; }
+
 /* A call of node i's kernel over steps [from, to) (C expressions). */
 static void call(Emit *e, const IrPlan *P, int i, int fwd, const char *from, const char *to, const char *flag) {
     cg_line(e, "%s(ws, B, %s, %s, %s); /* %s */", cp_kernel(e, P, i, fwd), from, to, flag, e->g->nodes.items[i].name);
@@ -301,6 +310,7 @@ static void gen_reset(Emit *e) {
     cg_line(e, "void %s_reset(void *workspace, int batch)", e->p);
     cg_line(e, "{");
     e->ind++;
+    entry(e);
     cg_line(e, "float *ws = %s_ws(workspace);", e->p);
     cg_line(e, "long B = batch < 1 ? 1 : batch > %s_MAX_BATCH ? %s_MAX_BATCH : batch, t = 0;", e->P, e->P);
     for (int i = 0; i < g->nodes.len; i++) {
@@ -338,6 +348,7 @@ static void gen_step(Emit *e) {
     cg_line(e, "void %s_step(void *workspace, int batch, const float *input, float *output)", e->p);
     cg_line(e, "{");
     e->ind++;
+    entry(e);
     cg_line(e, "float *ws = %s_ws(workspace);", e->p);
     cg_line(e, "long B = batch < 1 ? 1 : batch > %s_MAX_BATCH ? %s_MAX_BATCH : batch, tc, b0;", e->P, e->P);
     cg_line(e, "int t;");
@@ -399,6 +410,7 @@ static void gen_forward(Emit *e) {
     cg_line(e, "void %s_forward(void *workspace, int batch, const float *input, float *output)", e->p);
     cg_line(e, "{");
     e->ind++;
+    entry(e);
     cg_line(e, "float *ws = %s_ws(workspace);", e->p);
     cg_line(e, "long B = batch < 1 ? 1 : batch > %s_MAX_BATCH ? %s_MAX_BATCH : batch, i, tc = %d;", e->P, e->P, T);
     cg_line(e, "int t;");
@@ -533,6 +545,7 @@ static void gen_train(Emit *e) {
     cg_line(e, "                      int training, unsigned long long seed)");
     cg_line(e, "{");
     e->ind++;
+    entry(e);
     cg_line(e, "float *ws = (float *)workspace;");
     cg_line(e, "long B = batch < 1 ? 1 : batch > %s_MAX_BATCH ? %s_MAX_BATCH : batch;", e->P, e->P);
     cg_line(e, "int t;");
@@ -572,6 +585,7 @@ static void gen_train(Emit *e) {
     cg_line(e, "void %s_train_backward(void *workspace, int batch, const float *doutput, float *dinput)", e->p);
     cg_line(e, "{");
     e->ind++;
+    entry(e);
     cg_line(e, "float *ws = (float *)workspace;");
     cg_line(e, "long B = batch < 1 ? 1 : batch > %s_MAX_BATCH ? %s_MAX_BATCH : batch, j;", e->P, e->P);
     cg_line(e, "int t;");
@@ -742,11 +756,51 @@ static void train_header(Emit *e) {
 
 /* ---- the target's hooks ---- */
 
-TargetEmitter *capi_begin(const IrGraph *g, const CgenOptions *opt) {
+TargetEmitter *capi_begin(const IrGraph *g, const CgenOptions *opt) { return capi_begin_isa(g, opt, ISA_C); }
+
+/* The intrinsics of an x86 instruction set, and the check of the CPU. */
+static void isa_head(Emit *e) {
+    const char *P = e->P, *p = e->p, *name = isa_name(e->isa);
+    const char *simde = e->isa == ISA_AVX512 ? "avx512.h" : "avx2.h";
+    cg_blank(e);
+    cg_line(e, "/* Written for %s: build with -m%s (or -march=native on such a CPU).", name,
+            e->isa == ISA_AVX512 ? "avx512f" : "avx2");
+    cg_line(e, "   With -D%s_SIMDE, SIMDe's portable versions of the intrinsics stand in", P);
+    cg_line(e, "   (slowly) on any CPU: the results are the same. */");
+    cg_line(e, "#ifdef %s_SIMDE", P);
+    cg_line(e, "#define SIMDE_ENABLE_NATIVE_ALIASES");
+    cg_line(e, "#include <simde/x86/%s>", simde);
+    cg_line(e, "#else");
+    cg_line(e, "#include <immintrin.h>");
+    cg_line(e, "#endif");
+    cg_line(e, "#include <stdio.h>");
+    cg_line(e, "#include <stdlib.h>");
+    cg_blank(e);
+    cg_line(e, "/* A CPU without %s would stop at its first instruction with SIGILL: say", name);
+    cg_line(e, "   why instead, once, when the API is first called. */");
+    cg_line(e, "static void %s_cpu_check(void)", p);
+    cg_line(e, "{");
+    cg_line(e, "#if !defined(%s_SIMDE) && (defined(__GNUC__) || defined(__clang__))", P);
+    cg_line(e, "    static int checked;");
+    cg_line(e, "    if (checked)");
+    cg_line(e, "        return;");
+    cg_line(e, "    __builtin_cpu_init();");
+    cg_line(e, "    if (!__builtin_cpu_supports(\"%s\")) {", e->isa == ISA_AVX512 ? "avx512f" : "avx2");
+    cg_line(e, "        fputs(\"%s: this code was generated for %s, which this CPU lacks (generate it \"", p, name);
+    cg_line(e, "              \"with snnc --target %s or --target c)\\n\", stderr);", e->isa == ISA_AVX512 ? "avx2" : "c");
+    cg_line(e, "        abort();");
+    cg_line(e, "    }");
+    cg_line(e, "    checked = 1;");
+    cg_line(e, "#endif");
+    cg_line(e, "}");
+}
+
+TargetEmitter *capi_begin_isa(const IrGraph *g, const CgenOptions *opt, int isa) {
     if (g->train && !train_supported(g))
         return NULL;
     TargetEmitter *em = arena_alloc(g->arena, sizeof *em);
     Emit *e = &em->e;
+    e->isa = isa;
     e->g = g;
     e->opt = opt;
     e->maxb = g->batch;
@@ -761,12 +815,19 @@ TargetEmitter *capi_begin(const IrGraph *g, const CgenOptions *opt) {
     ck_scratch(e);
     e->b = &e->c;
     cg_line(e, "/* %s.c: generated by snnc %s from %s. Do not edit.", lo, SNNC_VERSION, cg_clean_name(e, g->source));
-    cg_line(e, "   Portable C99; build with: cc -std=c99 -O2 -c %s.c (link with -lm), and with", lo);
-    cg_line(e, "   -fopenmp to use every core. */");
+    if (isa == ISA_C)
+        cg_line(e, "   Portable C99; build with: cc -std=c99 -O2 -c %s.c (link with -lm), and with", lo);
+    else
+        cg_line(e, "   C99 with %s intrinsics; build with: cc -std=c99 -O2 -m%s -c %s.c (link with -lm),", isa_name(isa),
+                isa == ISA_AVX512 ? "avx512f" : "avx2", lo);
+    cg_line(e, "   with -fopenmp to use every core, and without fused multiply-add (GCC does not fuse");
+    cg_line(e, "   under -std=c99; clang needs -ffp-contract=off) to get the documented results. */");
     cg_line(e, "#include \"%s.h\"", lo);
     cg_blank(e);
     cg_line(e, "#include <math.h>");
     cg_line(e, "#include <string.h>");
+    if (isa != ISA_C)
+        isa_head(e);
     cg_blank(e);
     cg_line(e, "/* OpenMP pragmas, which vanish without -fopenmp; loops of less work than");
     cg_line(e, "   PARALLEL_WORK run on one thread. */");

@@ -135,24 +135,59 @@ static const char *scratch(Emit *e, const IrPlan *P, int64_t off) {
 
 /* ---- the matrix product ---- */
 
-void ck_gemm(TargetEmitter *em) {
-    Emit *e = &em->e;
+/* The portable tile: a local array of 4 x GEMM_NR sums whose inner loop
+   compilers vectorize; a step of k where the 4 values of A are zero
+   (spikes mostly are) is skipped: adding 0 * b changes nothing. */
+static void portable_tile(Emit *e, int mr, int nr) {
+    cg_line(e, "float acc[%d][%d];", mr, nr);
+    cg_line(e, "for (i = 0; i < %d; i++)", mr);
+    cg_line(e, "    for (j = 0; j < %d; j++)", nr);
+    cg_line(e, "        acc[i][j] = i >= mi || j >= nj ? 0.0f");
+    cg_line(e, "                    : k0 == 0 && bias ? bias[(ib + i) * si + (jp * %d + j) * sj] : c0[i * ci + j * cj];", nr);
+    cg_line(e, "for (k = 0; k < kc; k++) {");
+    e->ind++;
+    cg_line(e, "const float *am = pa + k * %d, *bn = pbj + k * %d;", mr, nr);
+    Buf v = {0}, z = {0};
+    for (int r = 0; r < mr; r++) {
+        buf_printf(&v, "%sa%d = am[%d]", r ? ", " : "", r, r);
+        buf_printf(&z, "%sa%d == 0.0f", r ? " && " : "", r);
+    }
+    cg_line(e, "const float %s;", v.data ? v.data : "");
+    cg_line(e, "if (%s)", z.data ? z.data : "0");
+    cg_line(e, "    continue;");
+    buf_free(&v);
+    buf_free(&z);
+    cg_line(e, "for (j = 0; j < %d; j++) {", nr);
+    for (int r = 0; r < mr; r++)
+        cg_line(e, "    acc[%d][j] += a%d * bn[j];", r, r);
+    cg_line(e, "}");
+    e->ind--;
+    cg_line(e, "}");
+    cg_line(e, "for (i = 0; i < mi; i++)");
+    cg_line(e, "    for (j = 0; j < nj; j++)");
+    cg_line(e, "        c0[i * ci + j * cj] = acc[i][j];");
+}
+
+static const CgTile c_tile = {4, GEMM_NR, 0, portable_tile, "in a local array whose inner loop compilers vectorize"};
+
+void cg_gemm(Emit *e, const CgTile *tile) {
     const char *p = e->p, *P = e->P;
-    const int NR = GEMM_NR;
+    const int NR = tile->nr, MR = tile->mr;
     cg_blank(e);
     cg_line(e, "/* C(i, j) = C(i, j), or bias(i, j) when bias is given, plus the sum over k of");
     cg_line(e, "   A(i, k) B(k, j), with A(i, k) = a[i * ai + k * ak], B(k, j) = b[k * bk + j * bj],");
     cg_line(e, "   C(i, j) = c[i * ci + j * cj] and bias(i, j) = bias[i * si + j * sj].");
     cg_line(e, "   Each thread takes a range of panels of %d columns of C and works alone: it", NR);
     cg_line(e, "   packs blocks of up to %d values of k of its panels into its slice of pb", GEMM_KC);
-    cg_line(e, "   (%s_PACK floats), then for each block of 4 rows of A (packed on its stack)", P);
-    cg_line(e, "   accumulates 4 x %d blocks of C in a local array whose inner loop compilers", NR);
-    cg_line(e, "   vectorize. Each element of C sums its terms in k order, multiply then add,");
-    cg_line(e, "   whoever computes it: the result does not depend on the blocking or the");
-    cg_line(e, "   number of threads. Where the 4 values of A are zero (spikes mostly are), the");
-    cg_line(e, "   step is skipped: adding 0 * b changes nothing. Fewer than 4 rows (a batch of");
-    cg_line(e, "   1 to 3) take a plain loop, with the same sums: packing would cost more than");
-    cg_line(e, "   it saves. */");
+    cg_line(e, "   (%s_PACK floats), then for each block of %d rows of A (packed on its stack)", P, MR);
+    cg_line(e, "   accumulates %d x %d blocks of C:", MR, NR);
+    cg_line(e, "   %s.", tile->doc);
+    cg_line(e, "   Each element of C sums its terms in k order, multiply then add, whoever");
+    cg_line(e, "   computes it: the result does not depend on the blocking, the number of");
+    cg_line(e, "   threads or the target. Where the values of A in a step of k are all zero");
+    cg_line(e, "   (spikes mostly are), the step is skipped: adding 0 * b changes nothing.");
+    cg_line(e, "   Fewer than 4 rows (a batch of 1 to 3) take a plain loop, with the same");
+    cg_line(e, "   sums: packing would cost more than it saves. */");
     cg_line(e, "static void %s_gemm(long M, long N, long K, const float *a, long ai, long ak, const float *b,", p);
     cg_line(e, "                    long bk, long bj, float *c, long ci, long cj, const float *bias, long si,");
     cg_line(e, "                    long sj, float *pb)");
@@ -217,38 +252,26 @@ void ck_gemm(TargetEmitter *em) {
     cg_line(e, "            for (k = 0; k < kc; k++)");
     cg_line(e, "                ps[((jp - q0) * kc + k) * %d + j] = jp * %d + j < N ? b[(k0 + k) * bk + (jp * %d + j) * bj] : 0.0f;",
             NR, NR, NR);
-    cg_line(e, "for (ib = 0; ib < M; ib += 4) {");
+    cg_line(e, "for (ib = 0; ib < M; ib += %d) {", MR);
     e->ind++;
-    cg_line(e, "float pa[%d * 4];", GEMM_KC);
-    cg_line(e, "const long mi = M - ib < 4 ? M - ib : 4;");
+    if (tile->pad)
+        cg_line(e, "float pa[%d * %d + %d];", GEMM_KC, MR, tile->pad);
+    else
+        cg_line(e, "float pa[%d * %d];", GEMM_KC, MR);
+    cg_line(e, "const long mi = M - ib < %d ? M - ib : %d;", MR, MR);
     cg_line(e, "for (k = 0; k < kc; k++)");
-    cg_line(e, "    for (i = 0; i < 4; i++)");
-    cg_line(e, "        pa[k * 4 + i] = i < mi ? a[(ib + i) * ai + (k0 + k) * ak] : 0.0f;");
+    cg_line(e, "    for (i = 0; i < %d; i++)", MR);
+    cg_line(e, "        pa[k * %d + i] = i < mi ? a[(ib + i) * ai + (k0 + k) * ak] : 0.0f;", MR);
+    if (tile->pad) {
+        cg_line(e, "for (i = 0; i < %d; i++) /* read past the last step's values */", tile->pad);
+        cg_line(e, "    pa[kc * %d + i] = 0.0f;", MR);
+    }
     cg_line(e, "for (jp = q0; jp < q1; jp++) {");
     e->ind++;
     cg_line(e, "const long nj = N - jp * %d < %d ? N - jp * %d : %d;", NR, NR, NR, NR);
     cg_line(e, "const float *pbj = ps + (jp - q0) * kc * %d;", NR);
     cg_line(e, "float *c0 = c + ib * ci + jp * %d * cj;", NR);
-    cg_line(e, "float acc[4][%d];", NR);
-    cg_line(e, "for (i = 0; i < 4; i++)");
-    cg_line(e, "    for (j = 0; j < %d; j++)", NR);
-    cg_line(e, "        acc[i][j] = i >= mi || j >= nj ? 0.0f");
-    cg_line(e, "                    : k0 == 0 && bias ? bias[(ib + i) * si + (jp * %d + j) * sj] : c0[i * ci + j * cj];", NR);
-    cg_line(e, "for (k = 0; k < kc; k++) {");
-    cg_line(e, "    const float *a4 = pa + k * 4, *bn = pbj + k * %d;", NR);
-    cg_line(e, "    const float a0 = a4[0], a1 = a4[1], a2 = a4[2], a3 = a4[3];");
-    cg_line(e, "    if (a0 == 0.0f && a1 == 0.0f && a2 == 0.0f && a3 == 0.0f)");
-    cg_line(e, "        continue;");
-    cg_line(e, "    for (j = 0; j < %d; j++) {", NR);
-    cg_line(e, "        acc[0][j] += a0 * bn[j];");
-    cg_line(e, "        acc[1][j] += a1 * bn[j];");
-    cg_line(e, "        acc[2][j] += a2 * bn[j];");
-    cg_line(e, "        acc[3][j] += a3 * bn[j];");
-    cg_line(e, "    }");
-    cg_line(e, "}");
-    cg_line(e, "for (i = 0; i < mi; i++)");
-    cg_line(e, "    for (j = 0; j < nj; j++)");
-    cg_line(e, "        c0[i * ci + j * cj] = acc[i][j];");
+    tile->emit(e, MR, NR);
     for (int k = 0; k < 6; k++) {
         e->ind--;
         cg_line(e, "}");
@@ -258,10 +281,8 @@ void ck_gemm(TargetEmitter *em) {
     cg_line(e, "}");
 }
 
-/* A product y(rows x O) += x(rows x I) w^T, for a dense layer: in the
-   orientation where the packed operand is the larger (blocks of 4 rows
-   waste least): rows as the rows of C, or, for a narrow layer, outputs as
-   the rows of C^T. */
+void ck_gemm(TargetEmitter *em) { cg_gemm(&em->e, &c_tile); }
+
 /* A product y(rows x O) = bias + x(rows x I) w^T for a dense layer (bias
    "0" for none: y is zeroed first), in the orientation where packing
    wastes least: rows as the rows of C, or, for a layer narrower than a

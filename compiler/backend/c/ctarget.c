@@ -60,7 +60,7 @@
 #define C_FWD_DELAY ck_delay_fwd
 #define C_BWD_DELAY ck_delay_bwd
 
-static const TargetKernels c_kernels[IR_NUM_OPS] = {
+const TargetKernels ck_kernels[IR_NUM_OPS] = {
 #define OP(id, name, nin, kernel, sig, doc) [IR_##id] = {C_FWD_##id, C_BWD_##id},
 #include "ops.def"
 #undef OP
@@ -134,7 +134,7 @@ static int cc_has_openmp(Arena *a, const char *cc, const char *dir) {
     return answer;
 }
 
-static void c_unload(LoadedModel *m) {
+void cbuild_unload(LoadedModel *m) {
     CModel *cm = m->handle;
     if (!cm)
         return;
@@ -168,7 +168,8 @@ static int write_all(const char *path, const Buf *b) {
     return 0;
 }
 
-static int c_load(const IrGraph *g, const LoadOptions *lo, LoadedModel *m) {
+int cbuild_load(const Target *t, const char *const *isa_flags, const IrGraph *g, const LoadOptions *lo,
+                LoadedModel *m) {
     Arena *a = g->arena;
     memset(m, 0, sizeof *m);
     CModel *cm = calloc(1, sizeof *cm);
@@ -185,7 +186,7 @@ static int c_load(const IrGraph *g, const LoadOptions *lo, LoadedModel *m) {
         char *dir = arena_printf(a, "%s/snnc-build-XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
         if (!mkdtemp(dir)) {
             error_plain("cannot create a temporary folder: %s", strerror(errno));
-            c_unload(m);
+            cbuild_unload(m);
             return -1;
         }
         cm->dir = dir;
@@ -194,9 +195,9 @@ static int c_load(const IrGraph *g, const LoadOptions *lo, LoadedModel *m) {
     memset(&co, 0, sizeof co);
     co.no_loader = 1; /* the driver fills the parameters */
     GenFile files[TARGET_MAX_FILES];
-    int n = target_generate(&target_c, g, &co, files);
+    int n = target_generate(t, g, &co, files);
     if (n < 0) {
-        c_unload(m);
+        cbuild_unload(m);
         return -1;
     }
     int bad = 0;
@@ -213,7 +214,7 @@ static int c_load(const IrGraph *g, const LoadOptions *lo, LoadedModel *m) {
     *strrchr((char *)prefix, '.') = 0;
     cm->so_file = arena_printf(a, "%s/%s.so", cm->dir, prefix);
     if (bad) {
-        c_unload(m);
+        cbuild_unload(m);
         return -1;
     }
     const char *cc = lo->cc ? lo->cc : getenv("CC") && *getenv("CC") ? getenv("CC") : "cc";
@@ -221,13 +222,15 @@ static int c_load(const IrGraph *g, const LoadOptions *lo, LoadedModel *m) {
     if (lo->threads != 1 && !omp)
         fprintf(stderr, "snnc: note: %s cannot build OpenMP code (-fopenmp); the generated code runs on one "
                         "thread\n", cc);
-    char *argv[16];
+    char *argv[24];
     int na = 0;
     const char *flags[] = {"-std=c99", "-O3", "-march=native", "-ffp-contract=off", "-fno-trapping-math", "-fPIC",
                            "-shared"};
     argv[na++] = (char *)cc;
     for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
         argv[na++] = (char *)flags[i];
+    for (int i = 0; isa_flags && isa_flags[i]; i++)
+        argv[na++] = (char *)isa_flags[i];
     if (omp)
         argv[na++] = "-fopenmp";
     argv[na++] = "-o";
@@ -236,7 +239,7 @@ static int c_load(const IrGraph *g, const LoadOptions *lo, LoadedModel *m) {
     argv[na++] = "-lm";
     argv[na] = NULL;
     if (run_cmd(argv, 0, "the C compiler") != 0) {
-        c_unload(m);
+        cbuild_unload(m);
         return -1;
     }
     /* never unloaded: an OpenMP runtime that the code brought in keeps
@@ -244,7 +247,7 @@ static int c_load(const IrGraph *g, const LoadOptions *lo, LoadedModel *m) {
     cm->so = dlopen(cm->so_file, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
     if (!cm->so) {
         error_plain("cannot load the generated code: %s", dlerror());
-        c_unload(m);
+        cbuild_unload(m);
         return -1;
     }
     const long *iw = sym(cm, prefix, "workspace_floats", 1);
@@ -261,7 +264,7 @@ static int c_load(const IrGraph *g, const LoadOptions *lo, LoadedModel *m) {
     }
     if (!iw || !m->reset || !m->step || !m->forward || (g->probes.len && !m->probe) ||
         (g->train && (!tw || !m->train_forward || !m->train_backward || !m->train_spikes || !m->train_grads))) {
-        c_unload(m);
+        cbuild_unload(m);
         return -1;
     }
     m->ws_floats = *iw;
@@ -269,15 +272,20 @@ static int c_load(const IrGraph *g, const LoadOptions *lo, LoadedModel *m) {
     return 0;
 }
 
+static int c_load(const IrGraph *g, const LoadOptions *lo, LoadedModel *m) {
+    return cbuild_load(&target_c, NULL, g, lo, m);
+}
+
 const Target target_c = {
     "c",
     "portable C99: the reference target, and the one for microcontrollers; OpenMP threads with -fopenmp",
-    c_kernels,
+    ck_kernels,
     capi_begin,
     ck_gemm,
     ck_conv,
     capi_api,
     capi_finish,
     c_load,
-    c_unload,
+    cbuild_unload,
+    NULL,
 };

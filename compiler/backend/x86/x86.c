@@ -1,0 +1,177 @@
+/*
+ * x86.c: the x86 SIMD targets, --target avx512 and --target avx2: one
+ * target at two widths.
+ *
+ * They write the same C as the portable target (its kernels, its API, its
+ * build: compiler/backend/c/), with the matrix product's innermost block
+ * written in the instruction set's intrinsics, register-blocked: 12 rows
+ * by 32 columns of C in 24 AVX-512 registers, or 6 by 16 in 12 AVX2
+ * registers, each step of k one load of the panel of B per column of
+ * registers and one broadcast per row of A. The products are added in k
+ * order, multiply then add, as the portable target adds them, so the two
+ * give the same results (only the sign of a zero can differ, where one
+ * skips a step of zero spikes that the other computes).
+ *
+ * The generated file includes <immintrin.h>, or with -D<NET>_SIMDE the
+ * portable versions of SIMDe (Debian's libsimde-dev), so that the code can
+ * be built and tested on any CPU; its API checks the CPU when first called
+ * and stops with a message on one without the instructions.
+ */
+#include <string.h>
+
+#include "../c/c.h"
+
+/* The block: accumulators c<row>_<col> in registers, loaded from and
+   stored to a local tile (which takes care of the block's edges and of
+   C's strides), the zero test of the step's values of A. */
+static void tile(Emit *e, int mr, int nr, int isa) {
+    int w = isa == ISA_AVX512 ? 16 : 8, nv = nr / w;
+    const char *V = isa == ISA_AVX512 ? "__m512" : "__m256", *fn = isa == ISA_AVX512 ? "_mm512" : "_mm256";
+    cg_line(e, "float t[%d][%d];", mr, nr);
+    Buf d = {0};
+    for (int r = 0; r < mr; r++)
+        for (int h = 0; h < nv; h++)
+            buf_printf(&d, "%sc%d_%d", r || h ? ", " : "", r, h);
+    cg_line(e, "%s %s;", V, d.data ? d.data : "");
+    buf_free(&d);
+    cg_line(e, "for (i = 0; i < %d; i++)", mr);
+    cg_line(e, "    for (j = 0; j < %d; j++)", nr);
+    cg_line(e, "        t[i][j] = i >= mi || j >= nj ? 0.0f");
+    cg_line(e, "                  : k0 == 0 && bias ? bias[(ib + i) * si + (jp * %d + j) * sj] : c0[i * ci + j * cj];", nr);
+    for (int r = 0; r < mr; r++) {
+        Buf l = {0};
+        for (int h = 0; h < nv; h++)
+            buf_printf(&l, "%sc%d_%d = %s_loadu_ps(&t[%d][%d]);", h ? " " : "", r, h, fn, r, h * w);
+        cg_line(e, "%s", l.data);
+        buf_free(&l);
+    }
+    cg_line(e, "for (k = 0; k < kc; k++) {");
+    e->ind++;
+    cg_line(e, "const float *am = pa + k * %d, *bn = pbj + k * %d;", mr, nr);
+    if (isa == ISA_AVX512)
+        cg_line(e, "if ((_mm512_cmpeq_ps_mask(_mm512_loadu_ps(am), _mm512_setzero_ps()) & 0x%x) == 0x%x)", (1u << mr) - 1,
+                (1u << mr) - 1);
+    else {
+        Buf z = {0};
+        for (int r = 0; r < mr; r++)
+            buf_printf(&z, "%s(am[%d] == 0.0f)", r ? " & " : "", r);
+        cg_line(e, "if (%s)", z.data ? z.data : "0");
+        buf_free(&z);
+    }
+    cg_line(e, "    continue; /* zero spikes: the step adds nothing */");
+    cg_line(e, "{");
+    e->ind++;
+    Buf b = {0};
+    for (int h = 0; h < nv; h++)
+        buf_printf(&b, "%sb%d = %s_loadu_ps(bn + %d)", h ? ", " : "", h, fn, h * w);
+    cg_line(e, "const %s %s;", V, b.data);
+    buf_free(&b);
+    cg_line(e, "%s a;", V);
+    for (int r = 0; r < mr; r++) {
+        Buf l = {0};
+        buf_printf(&l, "a = %s_set1_ps(am[%d]);", fn, r);
+        for (int h = 0; h < nv; h++)
+            buf_printf(&l, " c%d_%d = %s_add_ps(c%d_%d, %s_mul_ps(a, b%d));", r, h, fn, r, h, fn, h);
+        cg_line(e, "%s", l.data);
+        buf_free(&l);
+    }
+    e->ind--;
+    cg_line(e, "}");
+    e->ind--;
+    cg_line(e, "}");
+    for (int r = 0; r < mr; r++) {
+        Buf l = {0};
+        for (int h = 0; h < nv; h++)
+            buf_printf(&l, "%s%s_storeu_ps(&t[%d][%d], c%d_%d);", h ? " " : "", fn, r, h * w, r, h);
+        cg_line(e, "%s", l.data);
+        buf_free(&l);
+    }
+    cg_line(e, "for (i = 0; i < mi; i++)");
+    cg_line(e, "    for (j = 0; j < nj; j++)");
+    cg_line(e, "        c0[i * ci + j * cj] = t[i][j];");
+}
+
+static void tile512(Emit *e, int mr, int nr) { tile(e, mr, nr, ISA_AVX512); }
+static void tile256(Emit *e, int mr, int nr) { tile(e, mr, nr, ISA_AVX2); }
+
+static const CgTile tile_avx512 = {12, 32, 16, tile512, "in 24 AVX-512 registers, a load of B per column of registers and a\n   broadcast of A per row at each step of k"};
+static const CgTile tile_avx2 = {6, 16, 0, tile256, "in 12 AVX2 registers, a load of B per column of registers and a\n   broadcast of A per row at each step of k"};
+
+static void gemm512(TargetEmitter *em) { cg_gemm(&em->e, &tile_avx512); }
+static void gemm256(TargetEmitter *em) { cg_gemm(&em->e, &tile_avx2); }
+
+static TargetEmitter *begin512(const IrGraph *g, const CgenOptions *opt) { return capi_begin_isa(g, opt, ISA_AVX512); }
+static TargetEmitter *begin256(const IrGraph *g, const CgenOptions *opt) { return capi_begin_isa(g, opt, ISA_AVX2); }
+
+static const char *const flags512[] = {"-mavx512f", NULL};
+static const char *const flags256[] = {"-mavx2", NULL};
+
+/* snnc loads only what this CPU runs: a clear error instead of SIGILL. */
+static int runs512(void);
+static int runs256(void);
+
+static int cpu_has(const char *what, const char *target) {
+    int ok = !strcmp(what, "avx512f") ? runs512() : runs256();
+    if (!ok)
+        error_plain("target '%s' needs a CPU with %s, and this one has not (see snnc --list-targets)", target,
+                    !strcmp(what, "avx512f") ? "AVX-512F" : "AVX2");
+    return ok;
+}
+
+static int load512(const IrGraph *g, const LoadOptions *lo, LoadedModel *m) {
+    if (!cpu_has("avx512f", "avx512"))
+        return -1;
+    return cbuild_load(&target_avx512, flags512, g, lo, m);
+}
+
+static int load256(const IrGraph *g, const LoadOptions *lo, LoadedModel *m) {
+    if (!cpu_has("avx2", "avx2"))
+        return -1;
+    return cbuild_load(&target_avx2, flags256, g, lo, m);
+}
+
+static int runs512(void) {
+#if defined(__GNUC__) || defined(__clang__)
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") != 0;
+#else
+    return 0;
+#endif
+}
+
+static int runs256(void) {
+#if defined(__GNUC__) || defined(__clang__)
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") != 0;
+#else
+    return 0;
+#endif
+}
+
+const Target target_avx512 = {
+    "avx512",
+    "C with AVX-512 intrinsics: register-blocked matrix products (16 lanes)",
+    ck_kernels, /* the portable target's */
+    begin512,
+    gemm512,
+    ck_conv,
+    capi_api,
+    capi_finish,
+    load512,
+    cbuild_unload,
+    runs512,
+};
+
+const Target target_avx2 = {
+    "avx2",
+    "C with AVX2 intrinsics: register-blocked matrix products (8 lanes)",
+    ck_kernels,
+    begin256,
+    gemm256,
+    ck_conv,
+    capi_api,
+    capi_finish,
+    load256,
+    cbuild_unload,
+    runs256,
+};
