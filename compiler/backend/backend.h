@@ -28,7 +28,15 @@ typedef struct CgenOptions {
     const char *prefix;      /* C identifier prefix; default: the network's name in lower case */
     int no_loader;           /* no weight loader or initialization: the caller fills the parameters
                                 (snnc itself, when it loads the code) */
+    int math;                /* --math: MATH_EXACT, MATH_FAST, or MATH_DEFAULT (the target's) */
 } CgenOptions;
+
+/* The arithmetic of generated code (docs/targets.md): exact, the portable
+   target's, bit for bit (products multiply then add, the C library's exp,
+   log and tanh); fast, fused multiply-adds in the products of the x86
+   targets and runtime/snnrt_math.inc's vectorizable functions in neuron
+   programs. By default the x86 targets are fast and the portable one exact. */
+enum { MATH_DEFAULT, MATH_EXACT, MATH_FAST };
 
 /* Generated files, in memory, so that the driver writes them atomically. */
 typedef struct GenFile {
@@ -61,6 +69,7 @@ typedef struct LoadOptions {
     const char *cc;       /* the C compiler: --cc, else $CC, else the target's default */
     const char *keep;     /* --keep-build DIR: build there and leave the files; NULL: a temporary folder */
     int threads;          /* --threads; 0: every core */
+    int math;             /* as CgenOptions.math */
 } LoadOptions;
 
 typedef struct TargetEmitter TargetEmitter; /* a target's state while it writes code */
@@ -107,8 +116,10 @@ extern const Target target_c;
 extern const Target target_avx512;
 extern const Target target_avx2;
 
-/* Text of runtime/snnrt_stload.inc, embedded at build time. */
+/* Texts of runtime/snnrt_stload.inc and snnrt_math.inc, embedded at build time. */
 extern const char snnrt_stload_inc[];
 extern const unsigned long snnrt_stload_inc_len;
+extern const char snnrt_math_inc[];
+extern const unsigned long snnrt_math_inc_len;
 
 #endif

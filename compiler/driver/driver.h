@@ -51,6 +51,7 @@ typedef struct Options {
     const float *const *onnx_data; /* its weights: per parameter of the graph, its values */
     int threads;                   /* --threads N; 0: every core */
     int chunk;                     /* --chunk K: inference steps computed at a time; 0: all */
+    int math;                      /* --math exact|fast: MATH_*; MATH_DEFAULT: the target's */
     long train_limit, test_limit;
 } Options;
 

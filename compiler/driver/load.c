@@ -40,6 +40,7 @@ int drv_load(const IrGraph *g, Options *o, LoadedModel *m) {
     lo.cc = o->cc;
     lo.keep = o->keep;
     lo.threads = o->threads;
+    lo.math = o->math;
     return t->load(g, &lo, m);
 }
 

@@ -57,6 +57,9 @@ static void usage(FILE *f) {
           "compile options:\n"
           "  --target NAME         back end (default c; run, train and grad: the fastest\n"
           "                        this machine runs, see --list-targets)\n"
+          "  --math exact|fast     exact: the portable target's arithmetic, bit for bit; fast:\n"
+          "                        fused multiply-adds, vectorized exp, log and tanh (default:\n"
+          "                        fast for avx512 and avx2, exact for c; docs/targets.md)\n"
           "  -o DIR                output folder (default .)\n"
           "  --static              use a static workspace (functions accept NULL)\n"
           "  --embed-weights       embed the --weights file as const arrays\n"
@@ -66,8 +69,9 @@ static void usage(FILE *f) {
           "                        all T; memory grows with K; 1 is step by step)\n"
           "  --train               also generate the training code (forward over all steps,\n"
           "                        backward; see docs/generated-code.md)\n"
-          "\n"
-          "run options:\n"
+          "\n",
+          f);
+    fputs("run options:\n"
           "  --input X.npy         [B, ...] for direct encoding, [T, B, ...] for sequence\n"
           "  --output Y.npy        the readout [B, ...], or [T, B, ...] for readout steps\n"
           "  --weights FILE        safetensors weights; a missing tensor is an error\n"
@@ -252,6 +256,11 @@ static int parse_args(int argc, char **argv, Options *o) {
             if (!parse_int(v, 1, 1000000, &n))
                 return bad_usage("--chunk needs an integer from 1 to 1000000, got '%s'", v);
             o->chunk = (int)n;
+        } else if (!strcmp(a, "--math")) {
+            NEEDV();
+            if (strcmp(v, "exact") && strcmp(v, "fast"))
+                return bad_usage("--math needs 'exact' or 'fast', got '%s'", v);
+            o->math = !strcmp(v, "exact") ? MATH_EXACT : MATH_FAST;
         } else if (!strcmp(a, "--emit-ir")) {
             o->emit_ir = 1;
         } else if (!strncmp(a, "--dump-ir=after:", 16)) {
@@ -493,6 +502,7 @@ int drv_generate(const IrGraph *g, Options *o, const char *dir, const float *emb
     CgenOptions co;
     memset(&co, 0, sizeof co);
     co.static_ws = o->static_ws;
+    co.math = o->math;
     co.embedded = embedded;
     GenFile files[TARGET_MAX_FILES];
     int n = target_generate(t, g, &co, files);

@@ -5,10 +5,20 @@ Every example network and golden model is compiled with --train for
 --target c, avx512 and avx2, each built with a small main program that
 initializes the weights (init_weights(ws, 3)), runs the forward of a batch
 of 3 on an input large enough to make the layers spike, then the training
-forward and backward with dL/doutput = 1, and prints the forward's output
-and every parameter's gradient. The x86 targets add the matrix products'
-terms in the same order as the portable target, so every number must be
-equal (a zero may differ in sign only).
+forward and backward with dL/doutput = 1, and prints the forward's output,
+the number of spikes of the training forward and every parameter's
+gradient.
+
+With --math exact the x86 targets add the matrix products' terms in the
+same order as the portable target, multiply then add, and call the C
+library's functions, so every number must be equal (a zero may differ in
+sign only). With --math fast (their default) the products use fused
+multiply-adds and neuron programs runtime/snnrt_math.inc's functions: the
+spikes must still be the same, each output within 1e-5 of the portable
+target's relative to the output's largest magnitude (at least 1), and each
+parameter's gradient within 1e-4 relative to the gradient's largest
+magnitude, or to 1e-4 of the network's largest gradient where that is
+larger (docs/targets.md).
 
 Where the CPU has the instructions the code is built natively (-mavx512f,
 -mavx2); where it has not, it is built with SIMDe's portable intrinsics
@@ -51,6 +61,11 @@ int main(void)
         printf("out %%.9g\n", out[i]);
     %(p)s_train_forward(tws, B, in, steps, 1, 7);
     %(p)s_train_backward(tws, B, dy, NULL);
+    {
+        double spikes, neurons;
+        %(p)s_train_spikes(tws, B, &spikes, &neurons);
+        printf("spikes %%.17g\n", spikes);
+    }
     for (k = 0; k < %(P)s_NUM_PARAMS; k++) {
         const float *g = %(p)s_train_grads(tws) + %(p)s_params[k].offset;
         long j;
@@ -61,6 +76,7 @@ int main(void)
 }
 """
 
+FLOOR = 1e-4  # of the largest gradient: below, a gradient is rounding noise
 FLAGS = ["-std=c99", "-O2", "-ffp-contract=off", "-Wall", "-Wextra", "-Werror"]
 
 
@@ -87,6 +103,61 @@ def values(text):
     return out
 
 
+def exact_diff(got, ref):
+    """'' when equal, else where they first differ."""
+    if got == ref:
+        return ""
+    if len(got) != len(ref):
+        return "%d values against %d" % (len(got), len(ref))
+    i = next(i for i, (a, b) in enumerate(zip(got, ref)) if a != b)
+    return "at %s: %r against %r" % (got[i][0], got[i][1], ref[i][1])
+
+
+def groups(vals):
+    """The values by label (the outputs, the spikes, each gradient)."""
+    out = {}
+    for label, v in vals:
+        out.setdefault(label, []).append(v)
+    return out
+
+
+def fast_error(got, ref):
+    """(output error, gradient error): the largest difference of each group
+    over the group's largest magnitude, at least 1 for the outputs and for a
+    gradient at least 1e-4 of the largest gradient of the network (one that
+    cancels to zero, as a convolution's bias before a batch normalization
+    does, is rounding noise)."""
+    g, r = groups(got), groups(ref)
+    err = [0.0, 0.0]
+    floor = FLOOR * max((abs(v) for label, v in ref if label.startswith("grad ")), default=0.0)
+    for label, rv in r.items():
+        gv = g.get(label, [])
+        if len(gv) != len(rv) or label == "spikes":
+            continue
+        scale = max(abs(x) for x in rv)
+        d = max(abs(a - b) for a, b in zip(gv, rv))
+        k = 0 if label == "out" else 1
+        scale = max(scale, 1.0) if k == 0 else max(scale, floor)
+        e = d / scale if scale > 0 else d
+        err[k] = max(err[k], e)
+    return err
+
+
+def fast_diff(got, ref):
+    """'' when got meets --math fast's bounds against ref, else why not."""
+    if [l for l, _ in got] != [l for l, _ in ref]:
+        return "different values printed"
+    g, r = groups(got), groups(ref)
+    if g.get("spikes") != r.get("spikes"):
+        return "%s spikes against %s" % (g.get("spikes"), r.get("spikes"))
+    out_err, grad_err = fast_error(got, ref)
+    if out_err > 1e-5:
+        return "an output differs by %.3g relative (bound 1e-5)" % out_err
+    if grad_err > 1e-4:
+        return "a gradient differs by %.3g relative (bound 1e-4)" % grad_err
+    return ""
+
+
 def main():
     snnc, dirs = sys.argv[1], sys.argv[2:]
     cc = shutil.which("gcc") or shutil.which("cc")
@@ -96,9 +167,9 @@ def main():
     flags = cpu_flags()
     simde = os.path.exists("/usr/include/simde/x86/avx512.h")
     how = {}
-    for t, isa, flag in (("avx512", "avx512f", "-mavx512f"), ("avx2", "avx2", "-mavx2")):
-        if isa in flags:
-            how[t] = ("native", [flag])
+    for t, isa, native in (("avx512", "avx512f", ["-mavx512f"]), ("avx2", "avx2", ["-mavx2", "-mfma"])):
+        if isa in flags and (t == "avx512" or "fma" in flags):
+            how[t] = ("native", native)
         elif simde:
             how[t] = ("SIMDe", None)
         else:
@@ -121,9 +192,10 @@ def main():
         p, P = net.lower(), net.upper()
         results = {}
         with tempfile.TemporaryDirectory() as tmp:
-            for t in ["c"] + sorted(how):
-                out = os.path.join(tmp, t)
-                rc, msg = sh([snnc, "compile", model, "--train", "--batch", "3", "--target", t, "-o", out])
+            for t, math in [("c", "exact")] + [(t, m) for t in sorted(how) for m in ("exact", "fast")]:
+                out = os.path.join(tmp, t + "-" + math)
+                rc, msg = sh([snnc, "compile", model, "--train", "--batch", "3", "--target", t, "--math", math,
+                              "-o", out])
                 if rc != 0:
                     print("FAIL: %s [%s]: snnc compile\n%s" % (name, t, msg))
                     failed += 1
@@ -142,23 +214,24 @@ def main():
                     print("FAIL: %s [%s]: build or run\n%s" % (name, t, msg[-3000:]))
                     failed += 1
                     continue
-                results[t] = values(msg)
+                results[t if math == "exact" else t + "-fast"] = values(msg)
+        if "c" not in results:
+            continue
+        ref = results["c"]
         for t in sorted(how):
-            if t not in results or "c" not in results:
-                continue
-            same = results[t] == results["c"]
-            if same:
-                passed += 1
-            else:
-                failed += 1
-                diff = next(i for i, (a, b) in enumerate(zip(results[t], results["c"])) if a != b) \
-                    if len(results[t]) == len(results["c"]) else -1
-                print("FAIL: %s: --target %s differs from --target c%s" %
-                      (name, t, "" if diff < 0 else " at %s: %r against %r" % (results[t][diff][0],
-                                                                            results[t][diff][1],
-                                                                            results["c"][diff][1])))
-        if "c" in results:
-            print("%s: %d values compared" % (name, len(results["c"])))
+            for key, check in ((t, exact_diff), (t + "-fast", fast_diff)):
+                if key not in results:
+                    continue
+                why = check(results[key], ref)
+                if why:
+                    failed += 1
+                    print("FAIL: %s: --target %s --math %s against --target c: %s" %
+                          (name, t, "fast" if key.endswith("fast") else "exact", why))
+                else:
+                    passed += 1
+        fast = [fast_error(results[t + "-fast"], ref) for t in sorted(how) if t + "-fast" in results]
+        print("%s: %d values compared; --math fast: largest output error %.2g, gradient error %.2g" %
+              (name, len(ref), max((f[0] for f in fast), default=0), max((f[1] for f in fast), default=0)))
     print("%d passed, %d failed" % (passed, failed))
     return 1 if failed else 0
 

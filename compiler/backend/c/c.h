@@ -35,6 +35,7 @@ enum { ISA_C, ISA_AVX2, ISA_AVX512 };
 typedef struct Emit {
     Buf *b;
     int isa;       /* ISA_C, ISA_AVX2, ISA_AVX512 */
+    int fast;      /* MATH_FAST in effect: fused products (x86), snnrt_math.inc in neurons */
     int ind;
     const IrGraph *g;
     const CgenOptions *opt;

@@ -239,7 +239,7 @@ static void entry(Emit *e) {
         cg_line(e, "%s_cpu_check();", e->p);
 }
 
-static const char *isa_name(int isa) { return isa == ISA_AVX512 ? "AVX-512F" : "AVX2"; }
+static const char *isa_name(int isa) { return isa == ISA_AVX512 ? "AVX-512F" : "AVX2 and FMA"; }
 
 /* A call of node i's kernel over steps [from, to) (C expressions). */
 static void call(Emit *e, const IrPlan *P, int i, int fwd, const char *from, const char *to, const char *flag) {
@@ -763,13 +763,15 @@ static void isa_head(Emit *e) {
     const char *P = e->P, *p = e->p, *name = isa_name(e->isa);
     const char *simde = e->isa == ISA_AVX512 ? "avx512.h" : "avx2.h";
     cg_blank(e);
-    cg_line(e, "/* Written for %s: build with -m%s (or -march=native on such a CPU).", name,
-            e->isa == ISA_AVX512 ? "avx512f" : "avx2");
+    cg_line(e, "/* Written for %s: build with %s (or -march=native on such a CPU).", name,
+            e->isa == ISA_AVX512 ? "-mavx512f" : "-mavx2 -mfma");
     cg_line(e, "   With -D%s_SIMDE, SIMDe's portable versions of the intrinsics stand in", P);
     cg_line(e, "   (slowly) on any CPU: the results are the same. */");
     cg_line(e, "#ifdef %s_SIMDE", P);
     cg_line(e, "#define SIMDE_ENABLE_NATIVE_ALIASES");
     cg_line(e, "#include <simde/x86/%s>", simde);
+    if (e->isa == ISA_AVX2)
+        cg_line(e, "#include <simde/x86/fma.h>");
     cg_line(e, "#else");
     cg_line(e, "#include <immintrin.h>");
     cg_line(e, "#endif");
@@ -785,7 +787,10 @@ static void isa_head(Emit *e) {
     cg_line(e, "    if (checked)");
     cg_line(e, "        return;");
     cg_line(e, "    __builtin_cpu_init();");
-    cg_line(e, "    if (!__builtin_cpu_supports(\"%s\")) {", e->isa == ISA_AVX512 ? "avx512f" : "avx2");
+    if (e->isa == ISA_AVX512)
+        cg_line(e, "    if (!__builtin_cpu_supports(\"avx512f\")) {");
+    else
+        cg_line(e, "    if (!__builtin_cpu_supports(\"avx2\") || !__builtin_cpu_supports(\"fma\")) {");
     cg_line(e, "        fputs(\"%s: this code was generated for %s, which this CPU lacks (generate it \"", p, name);
     cg_line(e, "              \"with snnc --target %s or --target c)\\n\", stderr);", e->isa == ISA_AVX512 ? "avx2" : "c");
     cg_line(e, "        abort();");
@@ -801,6 +806,7 @@ TargetEmitter *capi_begin_isa(const IrGraph *g, const CgenOptions *opt, int isa)
     TargetEmitter *em = arena_alloc(g->arena, sizeof *em);
     Emit *e = &em->e;
     e->isa = isa;
+    e->fast = opt->math == MATH_FAST || (opt->math == MATH_DEFAULT && isa != ISA_C);
     e->g = g;
     e->opt = opt;
     e->maxb = g->batch;
@@ -818,16 +824,24 @@ TargetEmitter *capi_begin_isa(const IrGraph *g, const CgenOptions *opt, int isa)
     if (isa == ISA_C)
         cg_line(e, "   Portable C99; build with: cc -std=c99 -O2 -c %s.c (link with -lm), and with", lo);
     else
-        cg_line(e, "   C99 with %s intrinsics; build with: cc -std=c99 -O2 -m%s -c %s.c (link with -lm),", isa_name(isa),
-                isa == ISA_AVX512 ? "avx512f" : "avx2", lo);
+        cg_line(e, "   C99 with %s intrinsics; build with: cc -std=c99 -O2 %s -c %s.c (link with -lm),", isa_name(isa),
+                isa == ISA_AVX512 ? "-mavx512f" : "-mavx2 -mfma", lo);
     cg_line(e, "   with -fopenmp to use every core, and without fused multiply-add (GCC does not fuse");
     cg_line(e, "   under -std=c99; clang needs -ffp-contract=off) to get the documented results. */");
     cg_line(e, "#include \"%s.h\"", lo);
     cg_blank(e);
     cg_line(e, "#include <math.h>");
+    if (e->fast)
+        cg_line(e, "#include <stdint.h>");
     cg_line(e, "#include <string.h>");
     if (isa != ISA_C)
         isa_head(e);
+    if (e->fast) {
+        cg_blank(e);
+        cg_line(e, "/* --math fast: neuron programs call these instead of the C library's");
+        cg_line(e, "   (runtime/snnrt_math.inc). */");
+        buf_printf(e->b, "%.*s", (int)snnrt_math_inc_len, snnrt_math_inc);
+    }
     cg_blank(e);
     cg_line(e, "/* OpenMP pragmas, which vanish without -fopenmp; loops of less work than");
     cg_line(e, "   PARALLEL_WORK run on one thread. */");

@@ -183,6 +183,7 @@ const char *cg_eq_val(Emit *e, const EqCode *code, int i) {
 void cg_eq_emit(Emit *e, const NeuronProg *p, const EqCode *code, const unsigned char *live,
                 const unsigned char *lev, int level, const CgLeaves *lv, int names) {
     Arena *a = e->g->arena;
+    const char *fn = e->fast ? "snnrt_" : ""; /* the math functions: runtime/snnrt_math.inc's or libm's */
     for (int i = 0; i < code->len; i++) {
         const EqInst *in = &code->items[i];
         if (!live[i] || in->op == EQ_CONST || lev[i] != level)
@@ -211,14 +212,14 @@ void cg_eq_emit(Emit *e, const NeuronProg *p, const EqCode *code, const unsigned
         case EQ_OR: rhs = arena_printf(a, "%s != 0.0f || %s != 0.0f ? 1.0f : 0.0f", A1, B1); break;
         case EQ_NOT: rhs = arena_printf(a, "%s == 0.0f ? 1.0f : 0.0f", A1); break;
         case EQ_SELECT: rhs = arena_printf(a, "%s != 0.0f ? %s : %s", A1, B1, C1); break;
-        case EQ_EXP: rhs = arena_printf(a, "expf(%s)", A1); break;
-        case EQ_LOG: rhs = arena_printf(a, "logf(%s)", A1); break;
+        case EQ_EXP: rhs = arena_printf(a, "%sexpf(%s)", fn, A1); break;
+        case EQ_LOG: rhs = arena_printf(a, "%slogf(%s)", fn, A1); break;
         case EQ_SQRT: rhs = arena_printf(a, "sqrtf(%s)", A1); break;
-        case EQ_TANH: rhs = arena_printf(a, "tanhf(%s)", A1); break;
-        case EQ_SIGMOID: rhs = arena_printf(a, "1.0f / (1.0f + expf(-%s))", A1); break;
+        case EQ_TANH: rhs = arena_printf(a, "%stanhf(%s)", fn, A1); break;
+        case EQ_SIGMOID: rhs = arena_printf(a, "1.0f / (1.0f + %sexpf(-%s))", fn, A1); break;
         case EQ_ABS: rhs = arena_printf(a, "fabsf(%s)", A1); break;
-        case EQ_MIN: rhs = arena_printf(a, "fminf(%s, %s)", A1, B1); break;
-        case EQ_MAX: rhs = arena_printf(a, "fmaxf(%s, %s)", A1, B1); break;
+        case EQ_MIN: rhs = arena_printf(a, "%sfminf(%s, %s)", fn, A1, B1); break;
+        case EQ_MAX: rhs = arena_printf(a, "%sfmaxf(%s, %s)", fn, A1, B1); break;
         case EQ_POW: rhs = arena_printf(a, "powf(%s, %s)", A1, B1); break;
         case EQ_SPIKE: rhs = arena_printf(a, "%s >= 0.0f ? 1.0f : 0.0f", A1); break;
         case EQ_DETACH: rhs = A1; break;

@@ -172,7 +172,7 @@ static const CgTile c_tile = {4, GEMM_NR, 0, portable_tile, "in a local array wh
 
 void cg_gemm(Emit *e, const CgTile *tile) {
     const char *p = e->p, *P = e->P;
-    const int NR = tile->nr, MR = tile->mr;
+    const int NR = tile->nr, MR = tile->mr, fused = e->fast && e->isa != ISA_C;
     cg_blank(e);
     cg_line(e, "/* C(i, j) = C(i, j), or bias(i, j) when bias is given, plus the sum over k of");
     cg_line(e, "   A(i, k) B(k, j), with A(i, k) = a[i * ai + k * ak], B(k, j) = b[k * bk + j * bj],");
@@ -182,9 +182,15 @@ void cg_gemm(Emit *e, const CgTile *tile) {
     cg_line(e, "   (%s_PACK floats), then for each block of %d rows of A (packed on its stack)", P, MR);
     cg_line(e, "   accumulates %d x %d blocks of C:", MR, NR);
     cg_line(e, "   %s.", tile->doc);
-    cg_line(e, "   Each element of C sums its terms in k order, multiply then add, whoever");
-    cg_line(e, "   computes it: the result does not depend on the blocking, the number of");
-    cg_line(e, "   threads or the target. Where the values of A in a step of k are all zero");
+    if (fused) {
+        cg_line(e, "   Each element of C sums its terms in k order in fused multiply-adds (--math");
+        cg_line(e, "   fast), whoever computes it: the result does not depend on the blocking or");
+        cg_line(e, "   the number of threads. Where the values of A in a step of k are all zero");
+    } else {
+        cg_line(e, "   Each element of C sums its terms in k order, multiply then add, whoever");
+        cg_line(e, "   computes it: the result does not depend on the blocking, the number of");
+        cg_line(e, "   threads or the target. Where the values of A in a step of k are all zero");
+    }
     cg_line(e, "   (spikes mostly are), the step is skipped: adding 0 * b changes nothing.");
     cg_line(e, "   Fewer than 4 rows (a batch of 1 to 3) take a plain loop, with the same");
     cg_line(e, "   sums: packing would cost more than it saves. */");
@@ -207,7 +213,10 @@ void cg_gemm(Emit *e, const CgTile *tile) {
     cg_line(e, "        for (k = 0; k < K; k++) {");
     cg_line(e, "            const float aik = a[i * ai + k * ak];");
     cg_line(e, "            for (j = 0; j < nj; j++)");
-    cg_line(e, "                acc[j] += aik * b[k * bk + (j0 + j) * bj];");
+    if (fused)
+        cg_line(e, "                acc[j] = fmaf(aik, b[k * bk + (j0 + j) * bj], acc[j]);");
+    else
+        cg_line(e, "                acc[j] += aik * b[k * bk + (j0 + j) * bj];");
     cg_line(e, "        }");
     cg_line(e, "        for (j = 0; j < nj; j++)");
     cg_line(e, "            c[i * ci + (j0 + j) * cj] = acc[j];");

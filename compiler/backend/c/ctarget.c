@@ -194,6 +194,7 @@ int cbuild_load(const Target *t, const char *const *isa_flags, const IrGraph *g,
     CgenOptions co;
     memset(&co, 0, sizeof co);
     co.no_loader = 1; /* the driver fills the parameters */
+    co.math = lo->math;
     GenFile files[TARGET_MAX_FILES];
     int n = target_generate(t, g, &co, files);
     if (n < 0) {

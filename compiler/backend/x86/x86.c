@@ -8,22 +8,44 @@
  * by 32 columns of C in 24 AVX-512 registers, or 6 by 16 in 12 AVX2
  * registers, each step of k one load of the panel of B per column of
  * registers and one broadcast per row of A. The products are added in k
- * order, multiply then add, as the portable target adds them, so the two
- * give the same results (only the sign of a zero can differ, where one
- * skips a step of zero spikes that the other computes).
+ * order; with --math exact multiply then add, as the portable target adds
+ * them, so that the two give the same results (only the sign of a zero can
+ * differ, where one skips a step of zero spikes that the other computes);
+ * with --math fast, their default, in fused multiply-adds (one rounding a
+ * term instead of two), with which the two differ by rounding.
  *
  * The generated file includes <immintrin.h>, or with -D<NET>_SIMDE the
  * portable versions of SIMDe (Debian's libsimde-dev), so that the code can
  * be built and tested on any CPU; its API checks the CPU when first called
  * and stops with a message on one without the instructions.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "../c/c.h"
 
+/* The loads (store 0) or stores of the accumulators from or to `at`, a
+   format of the row and the column of the element. */
+static void load_store(Emit *e, int mr, int nv, int w, const char *fn, const char *at, int store) {
+    for (int r = 0; r < mr; r++) {
+        Buf l = {0};
+        for (int h = 0; h < nv; h++) {
+            char where[64];
+            snprintf(where, sizeof where, at, r, h * w);
+            if (store)
+                buf_printf(&l, "%s%s_storeu_ps(&%s, c%d_%d);", h ? " " : "", fn, where, r, h);
+            else
+                buf_printf(&l, "%sc%d_%d = %s_loadu_ps(&%s);", h ? " " : "", r, h, fn, where);
+        }
+        cg_line(e, "%s", l.data);
+        buf_free(&l);
+    }
+}
+
 /* The block: accumulators c<row>_<col> in registers, loaded from and
-   stored to a local tile (which takes care of the block's edges and of
-   C's strides), the zero test of the step's values of A. */
+   stored to C directly where the block is whole and C's rows contiguous,
+   else through a local tile (which takes care of the block's edges, of
+   C's strides and of the bias); the zero test of the step's values of A. */
 static void tile(Emit *e, int mr, int nr, int isa) {
     int w = isa == ISA_AVX512 ? 16 : 8, nv = nr / w;
     const char *V = isa == ISA_AVX512 ? "__m512" : "__m256", *fn = isa == ISA_AVX512 ? "_mm512" : "_mm256";
@@ -34,17 +56,20 @@ static void tile(Emit *e, int mr, int nr, int isa) {
             buf_printf(&d, "%sc%d_%d", r || h ? ", " : "", r, h);
     cg_line(e, "%s %s;", V, d.data ? d.data : "");
     buf_free(&d);
+    cg_line(e, "const int whole = mi == %d && nj == %d && cj == 1; /* C's rows are the registers' */", mr, nr);
+    cg_line(e, "if (whole && !(k0 == 0 && bias)) {");
+    e->ind++;
+    load_store(e, mr, nv, w, fn, "c0[%d * ci + %d]", 0);
+    e->ind--;
+    cg_line(e, "} else { /* an edge of C, strided columns or the bias: through t */");
+    e->ind++;
     cg_line(e, "for (i = 0; i < %d; i++)", mr);
     cg_line(e, "    for (j = 0; j < %d; j++)", nr);
     cg_line(e, "        t[i][j] = i >= mi || j >= nj ? 0.0f");
     cg_line(e, "                  : k0 == 0 && bias ? bias[(ib + i) * si + (jp * %d + j) * sj] : c0[i * ci + j * cj];", nr);
-    for (int r = 0; r < mr; r++) {
-        Buf l = {0};
-        for (int h = 0; h < nv; h++)
-            buf_printf(&l, "%sc%d_%d = %s_loadu_ps(&t[%d][%d]);", h ? " " : "", r, h, fn, r, h * w);
-        cg_line(e, "%s", l.data);
-        buf_free(&l);
-    }
+    load_store(e, mr, nv, w, fn, "t[%d][%d]", 0);
+    e->ind--;
+    cg_line(e, "}");
     cg_line(e, "for (k = 0; k < kc; k++) {");
     e->ind++;
     cg_line(e, "const float *am = pa + k * %d, *bn = pbj + k * %d;", mr, nr);
@@ -71,7 +96,10 @@ static void tile(Emit *e, int mr, int nr, int isa) {
         Buf l = {0};
         buf_printf(&l, "a = %s_set1_ps(am[%d]);", fn, r);
         for (int h = 0; h < nv; h++)
-            buf_printf(&l, " c%d_%d = %s_add_ps(c%d_%d, %s_mul_ps(a, b%d));", r, h, fn, r, h, fn, h);
+            if (e->fast)
+                buf_printf(&l, " c%d_%d = %s_fmadd_ps(a, b%d, c%d_%d);", r, h, fn, h, r, h);
+            else
+                buf_printf(&l, " c%d_%d = %s_add_ps(c%d_%d, %s_mul_ps(a, b%d));", r, h, fn, r, h, fn, h);
         cg_line(e, "%s", l.data);
         buf_free(&l);
     }
@@ -79,16 +107,18 @@ static void tile(Emit *e, int mr, int nr, int isa) {
     cg_line(e, "}");
     e->ind--;
     cg_line(e, "}");
-    for (int r = 0; r < mr; r++) {
-        Buf l = {0};
-        for (int h = 0; h < nv; h++)
-            buf_printf(&l, "%s%s_storeu_ps(&t[%d][%d], c%d_%d);", h ? " " : "", fn, r, h * w, r, h);
-        cg_line(e, "%s", l.data);
-        buf_free(&l);
-    }
+    cg_line(e, "if (whole) {");
+    e->ind++;
+    load_store(e, mr, nv, w, fn, "c0[%d * ci + %d]", 1);
+    e->ind--;
+    cg_line(e, "} else {");
+    e->ind++;
+    load_store(e, mr, nv, w, fn, "t[%d][%d]", 1);
     cg_line(e, "for (i = 0; i < mi; i++)");
     cg_line(e, "    for (j = 0; j < nj; j++)");
     cg_line(e, "        c0[i * ci + j * cj] = t[i][j];");
+    e->ind--;
+    cg_line(e, "}");
 }
 
 static void tile512(Emit *e, int mr, int nr) { tile(e, mr, nr, ISA_AVX512); }
@@ -104,7 +134,7 @@ static TargetEmitter *begin512(const IrGraph *g, const CgenOptions *opt) { retur
 static TargetEmitter *begin256(const IrGraph *g, const CgenOptions *opt) { return capi_begin_isa(g, opt, ISA_AVX2); }
 
 static const char *const flags512[] = {"-mavx512f", NULL};
-static const char *const flags256[] = {"-mavx2", NULL};
+static const char *const flags256[] = {"-mavx2", "-mfma", NULL};
 
 /* snnc loads only what this CPU runs: a clear error instead of SIGILL. */
 static int runs512(void);
@@ -114,7 +144,7 @@ static int cpu_has(const char *what, const char *target) {
     int ok = !strcmp(what, "avx512f") ? runs512() : runs256();
     if (!ok)
         error_plain("target '%s' needs a CPU with %s, and this one has not (see snnc --list-targets)", target,
-                    !strcmp(what, "avx512f") ? "AVX-512F" : "AVX2");
+                    !strcmp(what, "avx512f") ? "AVX-512F" : "AVX2 and FMA");
     return ok;
 }
 
@@ -142,7 +172,7 @@ static int runs512(void) {
 static int runs256(void) {
 #if defined(__GNUC__) || defined(__clang__)
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") != 0;
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 #else
     return 0;
 #endif
