@@ -25,7 +25,7 @@ least 65 % of the FMA peak x threads at n = 4096, 55 % at n = 1024.
   steps`), compiled with `snnc compile --train --batch 16 --target TARGET`
   for each of --targets, and built with bench/train_harness.c by the C
   compiler with the flags `snnc run` and `snnc train` use (SNNC_CFLAGS of
-  infer_throughput.py, and the target's -mavx512f or -mavx2). The harness
+  infer_throughput.py, and the target's -mavx512f or -mavx2 -mfma). The harness
   initializes the weights with <net>_init_weights(ws, 1), fills the input
   with a fixed pseudo-random pattern in [0, 1.5) (--scale), sets dL/dy to
   all ones, and times <net>_train_forward(ws, 16, x, NULL, 1, 0) followed by
@@ -83,7 +83,7 @@ GOALS = {4096: 0.65, 1024: 0.55}  # fraction of the FMA peak x threads (issue 10
 LARGE = 2048          # from this n on, a call takes about a second: few repeats
 CHECK_N = 1024
 CHECK_TOL = 1e-3
-TARGET_FLAGS = {"avx512": ["-mavx512f"], "avx2": ["-mavx2"], "c": []}
+TARGET_FLAGS = {"avx512": ["-mavx512f"], "avx2": ["-mavx2", "-mfma"], "c": []}
 
 NET_SNN = """\
 network LinLIF {{

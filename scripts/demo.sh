@@ -16,8 +16,12 @@ echo "== snnc info $model =="
 "$snnc" info "$model"
 
 echo
-echo "== snnc train $model -o $out/train =="
-"$snnc" train "$model" -o "$out/train"
+# --math exact: the portable target's arithmetic, bit for bit, on whatever
+# target trains (an x86 one where the CPU has one), so that the portable C
+# deployed below classifies exactly as training reported; the x86 default,
+# --math fast, agrees within rounding (docs/targets.md)
+echo "== snnc train $model --math exact -o $out/train =="
+"$snnc" train "$model" --math exact -o "$out/train"
 
 echo
 echo "== deploy: snnc compile --embed-weights --static, then a standalone classifier =="

@@ -511,10 +511,11 @@ def embed_tests(C, w, W):
             % ((res["embedded"][1] != res["loaded"][1]).sum(), res["loaded"][1].size))
     C.check(res["loaded"][0].std() > 0 and np.isfinite(res["loaded"][0]).all(),
             "--embed-weights: the output is constant or not finite")
-    # and `snnc run` with the file gives the same bits
+    # and `snnc run` with the file gives the same bits, in the same
+    # arithmetic (compile's default target is c, whose --math is exact)
     xp = w.npy("xe.npy", x)
     yp = w.path("ye.npy")
-    rc, err = snnc("run", w.model, "--input", xp, "--output", yp, "--weights", good)
+    rc, err = snnc("run", w.model, "--input", xp, "--output", yp, "--weights", good, "--math", "exact")
     C.check(rc == 0, "run with the weights: %s" % err.strip())
     if rc == 0:
         C.check(np.load(yp).ravel().tobytes() == res["embedded"][0].tobytes(),

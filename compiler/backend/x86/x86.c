@@ -180,7 +180,7 @@ static int runs256(void) {
 
 const Target target_avx512 = {
     "avx512",
-    "C with AVX-512 intrinsics: register-blocked matrix products (16 lanes)",
+    "C with AVX-512 intrinsics: register-blocked matrix products (16 lanes); --math fast by default",
     ck_kernels, /* the portable target's */
     begin512,
     gemm512,
@@ -194,7 +194,7 @@ const Target target_avx512 = {
 
 const Target target_avx2 = {
     "avx2",
-    "C with AVX2 intrinsics: register-blocked matrix products (8 lanes)",
+    "C with AVX2 and FMA intrinsics: register-blocked matrix products (8 lanes); --math fast by default",
     ck_kernels,
     begin256,
     gemm256,
