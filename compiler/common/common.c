@@ -427,3 +427,11 @@ void format_float(char *out, size_t n, float f) {
     if (!strpbrk(out, ".eEn"))
         strncat(out, ".0", n - strlen(out) - 1);
 }
+
+float *floats_alloc(size_t n) {
+    void *p = NULL;
+    if (n == 0 || n > SIZE_MAX / sizeof(float) || posix_memalign(&p, 64, n * sizeof(float)) != 0)
+        return NULL;
+    memset(p, 0, n * sizeof(float));
+    return p;
+}

@@ -79,6 +79,11 @@ void buf_free(Buf *b);
 
 /* Whole file into malloc'd memory, NUL-terminated; NULL with errno set. */
 char *read_file(const char *path, size_t *len, size_t limit);
+/* n floats, zeroed, at an address aligned to 64 bytes (a cache line, an
+   AVX-512 register): generated code's workspaces, whose loops compilers
+   would otherwise start with scalar steps up to the next aligned element.
+   Free with free(); NULL when out of memory. */
+float *floats_alloc(size_t n);
 /* Write atomically (temp file in the same folder, fsync, rename). */
 int write_file_atomic(const char *path, const char *data, size_t len);
 

@@ -88,7 +88,7 @@ int cmd_grad(Arena *a, Options *o) {
     }
     if (drv_load(g, o, &m) != 0)
         goto out;
-    ws = calloc((size_t)m.train_ws_floats + 1, sizeof(float));
+    ws = floats_alloc((size_t)m.train_ws_floats + 1);
     y = malloc(gy.count * sizeof(float) + 1);
     dx = malloc(x.count * sizeof(float) + 1);
     if (!ws || !y || !dx) {

@@ -154,7 +154,7 @@ int cmd_run(Arena *a, Options *o) {
     }
     if (drv_load(g, o, &m) != 0)
         goto out;
-    ws = calloc((size_t)m.ws_floats + 1, sizeof(float));
+    ws = floats_alloc((size_t)m.ws_floats + 1);
     outs = calloc((size_t)g->probes.len + 1, sizeof *outs);
     if (!ws || !outs) {
         error_plain("out of memory (the workspace is %ld floats)", m.ws_floats);

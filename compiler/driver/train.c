@@ -411,7 +411,7 @@ static int setup(Trainer *tr, Arena *a, Options *o, IrGraph *g, int batch) {
         return -1;
     long in = (long)shape_count(&g->nodes.items[g->input].shape);
     tr->in_size = (long)(g->encoding == ENC_SEQUENCE ? tr->T : 1) * batch * in;
-    tr->ws = calloc((size_t)tr->m.train_ws_floats + 2, sizeof(float));
+    tr->ws = floats_alloc((size_t)tr->m.train_ws_floats + 2);
     tr->x = malloc((size_t)tr->in_size * sizeof(float) + 1);
     tr->y = malloc((size_t)tr->T * (size_t)batch * (size_t)tr->K * sizeof(float) + 1);
     tr->dy = malloc((size_t)tr->T * (size_t)batch * (size_t)tr->K * sizeof(float) + 1);

@@ -852,6 +852,19 @@ TargetEmitter *capi_begin_isa(const IrGraph *g, const CgenOptions *opt, int isa)
     cg_line(e, "#define %s_OMP(x)", up);
     cg_line(e, "#endif");
     cg_line(e, "#define %s_PARALLEL_WORK %d", up, PARALLEL_WORK);
+    cg_line(e, "/* The loops over neurons, whose elements are independent: compilers may");
+    cg_line(e, "   vectorize them without checking whether the buffers overlap (they do");
+    cg_line(e, "   not, but GCC cannot always tell, and then keeps to one neuron at a time;");
+    cg_line(e, "   clang checks at run time, and warns where a hint fails). */");
+    cg_line(e, "#if defined(__clang__)");
+    cg_line(e, "#define %s_SIMD", up);
+    cg_line(e, "#elif defined(_OPENMP)");
+    cg_line(e, "#define %s_SIMD _Pragma(\"omp simd\")", up);
+    cg_line(e, "#elif defined(__GNUC__)");
+    cg_line(e, "#define %s_SIMD _Pragma(\"GCC ivdep\")", up);
+    cg_line(e, "#else");
+    cg_line(e, "#define %s_SIMD", up);
+    cg_line(e, "#endif");
     cg_line(e, "#define %s_PACK %lld /* floats of the matrix product's packed block */", up, (long long)e->pack);
     cg_blank(e);
     if (opt->static_ws) {

@@ -250,6 +250,7 @@ static void neuron(Emit *e, const IrPlan *P, int i, int fwd) {
                 cg_line(e, "float v%d[%d];", k, NEURON_BLOCK);
             }
         unsigned char *pre = cg_eq_live(a, code, kept, nkept);
+        cg_line(e, "%s_SIMD", e->P);
         cg_line(e, "for (i = i0; i < i1; i++) { /* the values that do not change over the steps */");
         e->ind++;
         cg_eq_emit(e, p, code, pre, lev, CG_LEVEL_NEURON, &L.lv, fwd);
@@ -260,6 +261,7 @@ static void neuron(Emit *e, const IrPlan *P, int i, int fwd) {
         cg_line(e, "}");
     }
     step_head(e, P, i, fwd);
+    cg_line(e, "%s_SIMD", e->P);
     cg_line(e, "for (i = i0; i < i1; i++) {");
     e->ind++;
     for (int k = 0; k < code->len; k++) {
