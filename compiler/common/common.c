@@ -231,13 +231,23 @@ char *read_file(const char *path, size_t *len, size_t limit) {
     return p;
 }
 
+/* The temporary file is named as the runtime names its own (runtime/file.c):
+   ".BASE.tmpPID.K" beside the target, so that a run killed while writing
+   leaves a file that a later run knows as stale once PID is gone. */
 int write_file_atomic(const char *path, const char *data, size_t len) {
-    size_t n = strlen(path);
-    char *tmp = malloc(n + 16);
+    const char *slash = strrchr(path, '/');
+    int dirlen = slash ? (int)(slash - path) + 1 : 0;
+    size_t size = strlen(path) + 64;
+    char *tmp = malloc(size);
     if (!tmp)
         return -1;
-    snprintf(tmp, n + 16, "%s.tmpXXXXXX", path);
-    int fd = mkstemp(tmp);
+    int fd = -1;
+    for (int k = 0; k < 1000 && fd < 0; k++) {
+        snprintf(tmp, size, "%.*s.%s.tmp%ld.%d", dirlen, path, path + dirlen, (long)getpid(), k);
+        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        if (fd < 0 && errno != EEXIST)
+            break;
+    }
     if (fd < 0) {
         free(tmp);
         return -1;

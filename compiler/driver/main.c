@@ -191,8 +191,8 @@ static int parse_args(int argc, char **argv, Options *o) {
             char *end;
             errno = 0;
             o->set_lr = strtod(v, &end);
-            if (errno || end == v || *end || !(o->set_lr > 0 && o->set_lr < 1e6))
-                return bad_usage("--lr needs a learning rate above 0, got '%s'", v);
+            if (errno || end == v || *end || !(o->set_lr > 0 && o->set_lr <= TRAINSPEC_MAX_LR))
+                return bad_usage("--lr needs a learning rate above 0 and at most 1e6, got '%s'", v);
         } else if (!strcmp(a, "--seed")) {
             NEEDV();
             char *end;
@@ -340,8 +340,9 @@ IrGraph *drv_front_end(Arena *a, Options *o) {
     if (!o->weights && !o->onnx_data && !o->init &&
         (!strcmp(o->cmd, "run") || !strcmp(o->cmd, "grad") || !strcmp(o->cmd, "export"))) {
         if (g->params.len) {
-            error_plain("%s: network '%s' has %d parameter tensors ('%s' first): give --weights FILE or --init SEED",
-                        o->input_file, g->name, g->params.len, g->params.items[0].name);
+            error_plain("%s: network '%s' has %d parameter tensor%s ('%s'%s): give --weights FILE or --init SEED",
+                        o->input_file, g->name, g->params.len, g->params.len == 1 ? "" : "s",
+                        g->params.items[0].name, g->params.len == 1 ? "" : " first");
             return NULL;
         }
         o->init = 1;
