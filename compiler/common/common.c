@@ -283,6 +283,7 @@ typedef struct Source {
     char *name;
     char *text;
     size_t len;
+    int builtin; /* shipped with snnc (the neuron library), not the user's */
 } Source;
 
 static Source *sources;
@@ -291,6 +292,8 @@ static int cap_sources;
 static int nerrors;
 static Loc last_error;
 static FILE *diag_stream;
+static Loc use_site; /* diag_set_use: where errors in built-in sources go */
+static const char *use_why, *use_note;
 
 int src_add(const char *name, const char *text, size_t len) {
     if (nsources >= cap_sources) {
@@ -309,6 +312,21 @@ int src_add(const char *name, const char *text, size_t len) {
     s->len = len;
     return nsources++;
 }
+
+void src_mark_builtin(int file) {
+    if (file > 0 && file < nsources)
+        sources[file].builtin = 1;
+}
+
+static int src_builtin(int file) { return file > 0 && file < nsources && sources[file].builtin; }
+
+void diag_set_use(Loc use, const char *why, const char *note) {
+    use_site = use;
+    use_why = why;
+    use_note = note;
+}
+
+void diag_clear_use(void) { use_why = use_note = NULL; }
 
 const char *src_name(int file) {
     return file > 0 && file < nsources ? sources[file].name : "<unknown>";
@@ -336,8 +354,8 @@ static int is_cont(char c) { return ((unsigned char)c & 0xc0) == 0x80; }
    hostile one) is cut to a window around the column. */
 #define SHOW_WIDTH 160
 static void show_line(FILE *f, Loc loc) {
-    if (loc.file <= 0 || loc.file >= nsources || loc.line <= 0)
-        return;
+    if (loc.file <= 0 || loc.file >= nsources || loc.line <= 0 || !sources[loc.file].len)
+        return; /* no line to show (an empty file) */
     const char *p = sources[loc.file].text, *end = p + sources[loc.file].len;
     for (int l = 1; l < loc.line && p < end; p++)
         if (*p == '\n')
@@ -377,21 +395,34 @@ static void show_line(FILE *f, Loc loc) {
 
 void diag_vat(int kind, Loc loc, const char *fmt, va_list ap) {
     FILE *f = diag_stream ? diag_stream : stderr;
+    /* an error inside a built-in source while a use is set: reported at the
+       user's line, the built-in place as a note */
+    Loc at = loc;
+    int moved = kind == DIAG_ERROR && use_why && src_builtin(loc.file) && use_site.file > 0 &&
+                !src_builtin(use_site.file);
+    if (moved)
+        at = use_site;
     if (kind == DIAG_ERROR) {
         nerrors++;
-        last_error = loc;
+        last_error = at;
         if (nerrors == DIAG_MAX_SHOWN + 1)
             fprintf(f, "snnc: note: too many errors; the rest are not shown\n");
     }
     if (nerrors > DIAG_MAX_SHOWN)
         return; /* notes of a hidden error go with it */
-    if (loc.file > 0)
-        fprintf(f, "%s:%d:%d: %s: ", src_name(loc.file), loc.line, loc.col, kind_name(kind));
+    if (at.file > 0)
+        fprintf(f, "%s:%d:%d: %s: ", src_name(at.file), at.line, at.col, kind_name(kind));
     else
         fprintf(f, "snnc: %s: ", kind_name(kind));
     vfprintf(f, fmt, ap);
+    if (moved)
+        fprintf(f, " (%s)", use_why);
     fputc('\n', f);
-    show_line(f, loc);
+    show_line(f, at);
+    if (moved) {
+        fprintf(f, "%s:%d:%d: note: %s\n", src_name(loc.file), loc.line, loc.col, use_note);
+        show_line(f, loc);
+    }
 }
 
 void diag_at(int kind, Loc loc, const char *fmt, ...) {

@@ -88,6 +88,10 @@ int drv_check_result_path(Arena *a, const char *path);
 /* An output folder (train's -o): if it exists, files must be creatable in
    it; if not, it must be creatable in its parent. -1 after reporting. */
 int drv_check_out_dir(Arena *a, const char *dir);
+/* Every output the options name (--output, --record files, --input-grad,
+   --output-steps, --step-log, --keep-build), checked as above
+   before any work; -1 after reporting each that fails. */
+int drv_check_outputs(Arena *a, const Options *o);
 /* An input file must exist and be a regular file (not a folder, a device
    or a pipe); -1 after reporting, with a message saying which. */
 int drv_check_input_path(const char *path);

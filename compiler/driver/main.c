@@ -304,19 +304,17 @@ static int parse_args(int argc, char **argv, Options *o) {
         return bad_usage("%s needs -o OUT.onnx", "export");
     if (!o->input_file)
         return bad_usage("%s needs a model file", o->cmd);
-    if (!strcmp(o->cmd, "run") && !o->eval) {
-        if (!o->npy_in || !o->npy_out)
-            return bad_usage("%s needs --input X.npy and --output Y.npy", "run");
+    if (!strcmp(o->cmd, "run") && !o->eval && (!o->npy_in || (!o->npy_out && !o->nrecords)))
+        return bad_usage("%s needs --input X.npy, and --output Y.npy or --record LAYER[.VAR]=FILE.npy (or both)",
+                         "run");
+    if (!strcmp(o->cmd, "grad") && (!o->npy_in || !o->grad_in || !o->npy_out))
+        return bad_usage("%s needs --input X.npy, --grad-output G.npy and --output GRADS.safetensors", "grad");
+    if ((!strcmp(o->cmd, "run") && !o->eval) || !strcmp(o->cmd, "grad"))
         for (int k = 0; k < o->nrecords; k++)
             if (!o->records[k].file || !*o->records[k].file)
-                return bad_usage("--record needs LAYER[.VAR]=FILE.npy with run, got '%s'",
+                return bad_usage(!strcmp(o->cmd, "run") ? "--record needs LAYER[.VAR]=FILE.npy with run, got '%s'"
+                                                        : "--record needs LAYER[.VAR]=FILE.npy with grad, got '%s'",
                                  o->records[k].spec);
-    }
-    if (!strcmp(o->cmd, "grad")) {
-        if (!o->npy_in || !o->grad_in || !o->npy_out)
-            return bad_usage("%s needs --input X.npy, --grad-output G.npy and --output GRADS.safetensors",
-                             "grad");
-    }
     if (!strcmp(o->cmd, "compile") && o->embed && o->train)
         return bad_usage("%s: the training code keeps its parameters in its workspace; compile without "
                          "--embed-weights", "--train");
@@ -444,6 +442,8 @@ int drv_write(const char *path, const char *data, size_t len) {
 int drv_read_weights_into(const IrGraph *g, const char *path, int allow_missing, float *w) {
     char err[512];
     SnnrtStFile f;
+    if (drv_check_input_path(path) != 0)
+        return -1;
     if (snnrt_st_read(path, &f, err, sizeof err) != 0) {
         error_plain("%s", err);
         return -1;

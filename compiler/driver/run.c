@@ -97,6 +97,20 @@ int drv_check_out_dir(Arena *a, const char *dir) {
     return 0;
 }
 
+int drv_check_outputs(Arena *a, const Options *o) {
+    int bad = 0;
+    const char *files[] = {o->npy_out, o->dinput_out, o->steps_out, o->step_log};
+    for (size_t k = 0; k < sizeof files / sizeof *files; k++)
+        if (files[k])
+            bad |= drv_check_result_path(a, files[k]);
+    for (int k = 0; k < o->nrecords; k++)
+        if (o->records[k].file)
+            bad |= drv_check_result_path(a, o->records[k].file);
+    if (o->keep)
+        bad |= drv_check_out_dir(a, o->keep);
+    return bad ? -1 : 0;
+}
+
 int drv_check_input_path(const char *path) {
     struct stat st;
     if (stat(path, &st) != 0) {
@@ -187,10 +201,7 @@ int cmd_run(Arena *a, Options *o) {
     char err[1024];
     SnnrtTensor x;
     memset(&x, 0, sizeof x);
-    int unwritable = drv_check_result_path(a, o->npy_out);
-    for (int k = 0; k < o->nrecords; k++)
-        unwritable |= drv_check_result_path(a, o->records[k].file);
-    if (unwritable)
+    if (drv_check_outputs(a, o) != 0 || drv_check_input_path(o->npy_in) != 0)
         return 1;
     if (snnrt_npy_read(o->npy_in, &x, err, sizeof err) != 0 ||
         snnrt_tensor_check_finite(&x, o->npy_in, err, sizeof err) != 0) {
@@ -255,15 +266,19 @@ int cmd_run(Arena *a, Options *o) {
                 }
             }
         }
+        /* the output (unless only records are wanted), then the records */
         const char **dst = arena_alloc(a, sizeof(char *) * (size_t)(g->probes.len + 1));
         const SnnrtTensor **val = arena_alloc(a, sizeof(SnnrtTensor *) * (size_t)(g->probes.len + 1));
-        dst[0] = o->npy_out;
-        val[0] = &outs[0];
-        for (int k = 0; k < g->probes.len; k++) {
-            dst[1 + k] = o->records[k].file;
-            val[1 + k] = &outs[1 + k];
+        int n = 0;
+        if (o->npy_out) {
+            dst[n] = o->npy_out;
+            val[n++] = &outs[0];
         }
-        if (write_results(a, 1 + g->probes.len, dst, val) == 0)
+        for (int k = 0; k < g->probes.len; k++) {
+            dst[n] = o->records[k].file;
+            val[n++] = &outs[1 + k];
+        }
+        if (write_results(a, n, dst, val) == 0)
             rc = 0;
     }
 out:
