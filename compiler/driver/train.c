@@ -513,7 +513,7 @@ int cmd_train(Arena *a, Options *o) {
         error_plain("%s: no checkpoint to resume from: %s", ckpt, strerror(errno));
         return 1;
     }
-    if (drv_check_out_dir(a, dir) != 0 || (o->step_log && drv_check_result_path(a, o->step_log) != 0))
+    if (drv_check_out_dir(a, dir) != 0 || drv_check_outputs(a, o) != 0)
         return 1;
     TrainSpec *ts = &o->spec;
     o->batch = ts->batch;
