@@ -70,6 +70,7 @@ static void usage(FILE *f) {
           "run options:\n"
           "  --input X.npy         [B, ...] for direct encoding, [T, B, ...] for sequence\n"
           "  --output Y.npy        the readout [B, ...], or [T, B, ...] for readout steps\n"
+          "                        (needed unless --record gives a file)\n"
           "  --weights FILE        safetensors weights; a missing tensor is an error\n"
           "  --init SEED           initialize missing weights as PyTorch does (documented)\n"
           "  --record LAYER[.VAR]=FILE.npy   write a layer's output or a neuron variable\n"
@@ -83,7 +84,7 @@ static void usage(FILE *f) {
           "                        the train block's data (or --data DIR)\n"
           "\n"
           "train options (each overrides the file's train block; docs/training.md):\n"
-          "  --epochs N, --batch N, --lr X, --seed N\n"
+          "  --epochs N, --batch N, --lr X (0 < X <= 1e6), --seed N\n"
           "  --data DIR            a folder of IDX files (MNIST, Fashion-MNIST)\n"
           "  -o DIR                where checkpoint.safetensors, weights.safetensors,\n"
           "                        metrics.csv and curves.svg go (default NET.train)\n"
@@ -96,7 +97,8 @@ static void usage(FILE *f) {
           "  --grad-output G.npy   dL/doutput for the output of every step, [T, B, ...]\n"
           "  --output G.safetensors  the gradient of every learnable parameter\n"
           "  --input-grad DX.npy   also write dL/dinput, shaped as the input\n"
-          "  --output-steps Y.npy  also write the output of every step, [T, B, ...]\n",
+          "  --output-steps Y.npy  also write the output of every step, [T, B, ...]\n"
+          "  --record LAYER[.VAR]=FILE.npy   also write a value of every step, as run does\n",
           f);
 }
 
