@@ -53,8 +53,10 @@ static void usage(FILE *f) {
           "  --disable-pass=NAME   do not run an optional pass; repeatable\n"
           "  --dot FILE            write the graph as Graphviz\n"
           "  --list-passes, --list-targets, --help, --version\n"
-          "\n"
-          "compile options:\n"
+          "\n",
+          f);
+    /* in two strings: ISO C compilers need not accept one of more than 4095 characters */
+    fputs("compile options:\n"
           "  --target NAME         back end (default c; run, train and grad: the fastest\n"
           "                        this machine runs, see --list-targets)\n"
           "  -o DIR                output folder (default .)\n"
