@@ -8,8 +8,9 @@
  * with PyTorch's autograd). --record LAYER[.VAR]=FILE.npy writes a value of
  * every step, as snnc run does: the training forward keeps no probes, so
  * the inference code computes them, on the same input and parameters; it
- * computes what the training forward computes except dropout, so a network
- * with dropout cannot be recorded here.
+ * computes what the training forward computes except dropout and batchnorm
+ * (on the batch's statistics in training), so a network with either is
+ * refused.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdlib.h>
@@ -89,13 +90,18 @@ int cmd_grad(Arena *a, Options *o) {
                     o->grad_in, got, g->timesteps, batch, shape_str(a, &s) + 1);
         goto out;
     }
-    for (int i = 0; g->probes.len && i < g->nodes.len; i++)
-        if (g->nodes.items[i].op == IR_DROPOUT && !g->nodes.items[i].dead) {
-            error_plain("--record with grad: network '%s' has a dropout layer ('%s'), which the training forward "
-                        "applies and the recording (the inference code) does not; record with snnc run",
-                        g->name, g->nodes.items[i].name);
+    /* the records come from the inference code: it must compute what the
+       training forward computes */
+    for (int i = 0; g->probes.len && i < g->nodes.len; i++) {
+        const IrNode *n = &g->nodes.items[i];
+        if ((n->op == IR_DROPOUT || n->op == IR_BATCHNORM) && !n->dead) {
+            error_plain("--record with grad: layer '%s' of network '%s' is a %s layer, which the training forward "
+                        "computes otherwise than the inference code that records (%s); record with snnc run",
+                        n->name, g->name, ir_op_names[n->op],
+                        n->op == IR_DROPOUT ? "dropout on" : "batchnorm on the batch's statistics");
             goto out;
         }
+    }
     if (snnrt_tensor_check_finite(&gy, o->grad_in, err, sizeof err) != 0 ||
         snnrt_tensor_check_finite(&x, o->npy_in, err, sizeof err) != 0) {
         error_plain("%s", err);

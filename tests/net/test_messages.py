@@ -5,9 +5,10 @@ say when they refuse, for the findings of the hardening issue.
 1. `grad --record LAYER[.VAR]=F.npy` writes the recorded values: the
    output layer's record equals the --output-steps file, and a hidden
    layer's record and a neuron state's equal what `snnc run --record`
-   writes for the same input and weights. A network with dropout is
-   refused (the recording could not apply the training forward's masks),
-   and --record without a file is bad usage.
+   writes for the same input and weights. A network with dropout or
+   batchnorm is refused (the inference code that records computes them
+   otherwise than the training forward), and --record without a file is
+   bad usage.
 2. `run` with --record and no --output writes the records only; with
    neither it is bad usage naming both.
 3. A dL/doutput of the wrong shape: the message gives the shape it has and
@@ -40,6 +41,7 @@ network Msg {
 }
 """
 DROPOUT = NET.replace("Msg", "Drop").replace("|> LIF()", "|> dropout(0.5) |> LIF()")
+BATCHNORM = NET.replace("Msg", "Norm").replace("|> LIF()", "|> batchnorm() |> LIF()")
 ONE_TENSOR = """
 network One {
   timesteps 2;
@@ -62,7 +64,8 @@ class Work:
     def __init__(self, root):
         self.root = root
         self.files = {}
-        for name, text in (("msg", NET), ("drop", DROPOUT), ("one", ONE_TENSOR), ("bare", NO_PARAMS)):
+        for name, text in (("msg", NET), ("drop", DROPOUT), ("norm", BATCHNORM), ("one", ONE_TENSOR),
+                           ("bare", NO_PARAMS)):
             p = os.path.join(root, name + ".snn")
             with open(p, "w") as f:
                 f.write(text)
@@ -139,7 +142,11 @@ def grad_records(c, w):
     refused(c, w, "grad --record with dropout",
             ["grad", w.files["drop"], "--init", "1", "--input", w.x, "--grad-output", w.gy,
              "--output", os.path.join(o, "g.safetensors"), "--record", "h=" + os.path.join(o, "h.npy")],
-            1, ["--record with grad", "dropout"])
+            1, ["--record with grad", "h_dropout", "dropout layer", "record with snnc run"])
+    refused(c, w, "grad --record with batchnorm",
+            ["grad", w.files["norm"], "--init", "1", "--input", w.x, "--grad-output", w.gy,
+             "--output", os.path.join(o, "g.safetensors"), "--record", "h=" + os.path.join(o, "h.npy")],
+            1, ["--record with grad", "batchnorm layer", "batch's statistics"])
     refused(c, w, "grad --record without a file",
             ["grad", w.files["msg"], "--init", "1", "--input", w.x, "--grad-output", w.gy,
              "--output", os.path.join(o, "g.safetensors"), "--record", "h"],
