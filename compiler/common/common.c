@@ -310,6 +310,7 @@ int src_add(const char *name, const char *text, size_t len) {
     memcpy(s->text, text, len);
     s->text[len] = 0;
     s->len = len;
+    s->builtin = 0;
     return nsources++;
 }
 
