@@ -8,7 +8,10 @@
  * renamed over the target; the folder is then fsynced so that the rename
  * itself is durable. The temporary name starts with '.' and ends in the
  * process id and a counter, and is created with O_EXCL so that two writers
- * never share one. On any failure the temporary file is removed.
+ * never share one. On any failure the temporary file is removed; a writer
+ * killed before it could remove it leaves it behind, and
+ * snnrt_remove_stale_temps, knowing the name's form, removes it later once
+ * its process is gone.
  *
  * This file is POSIX (open, fsync, rename), unlike the rest of the runtime,
  * which is ISO C.
@@ -18,8 +21,10 @@
 #include "snnrt.h"
 #include "rtbuf.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -156,6 +161,68 @@ int snnrt_write_atomic(const char *path, const void *data, size_t len,
     unlink(tmp);
     free(tmp);
     return file_error(err, errlen, path, what, e);
+}
+
+int snnrt_temp_name_pid(const char *name, long *pid)
+{
+    /* ".BASE.tmpPID.K": the last ".tmp" is followed by digits, '.', digits */
+    const char *t = NULL, *p, *q;
+    long v = 0;
+    if (name[0] != '.')
+        return 0;
+    for (p = strstr(name + 1, ".tmp"); p; p = strstr(p + 1, ".tmp"))
+        t = p;
+    if (!t || t == name + 1)
+        return 0;
+    for (p = t + 4; *p >= '0' && *p <= '9'; p++) {
+        if (v > 99999999)
+            return 0;
+        v = v * 10 + (*p - '0');
+    }
+    if (p == t + 4 || *p != '.' || v <= 0)
+        return 0;
+    for (q = p + 1; *q >= '0' && *q <= '9'; q++)
+        ;
+    if (q == p + 1 || *q)
+        return 0;
+    *pid = v;
+    return 1;
+}
+
+int snnrt_remove_stale_temps(const char *dir,
+                             void (*removed)(const char *name, long pid,
+                                             void *ctx),
+                             void *ctx)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    int n = 0;
+    if (!d)
+        return -1;
+    while ((de = readdir(d)) != NULL) {
+        long pid;
+        char *path;
+        size_t size;
+        if (!snnrt_temp_name_pid(de->d_name, &pid) || pid == (long)getpid())
+            continue;
+        /* only a process that does not exist: EPERM means it runs as
+           another user, and its file is kept */
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue;
+        size = strlen(dir) + strlen(de->d_name) + 2;
+        path = (char *)malloc(size);
+        if (!path)
+            break;
+        snprintf(path, size, "%s/%s", dir, de->d_name);
+        if (unlink(path) == 0) {
+            n++;
+            if (removed)
+                removed(de->d_name, pid, ctx);
+        }
+        free(path);
+    }
+    closedir(d);
+    return n;
 }
 
 void snnrt_buf_put(SnnrtBuf *b, const void *p, size_t n)

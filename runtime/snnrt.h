@@ -170,6 +170,22 @@ int snnrt_st_load_tensors(const char *path, const SnnrtStWant *want, int n,
 int snnrt_write_atomic(const char *path, const void *data, size_t len,
                        char *err, size_t errlen);
 
+/* The temporary name snnrt_write_atomic uses for a file BASE, ".BASE.tmpPID.K":
+   nonzero when name (a file name, no folder) has that form, with the
+   writer's process id in *pid. */
+int snnrt_temp_name_pid(const char *name, long *pid);
+
+/* Removes from folder dir the temporary files that writers which no longer
+   run left behind (killed while writing): names of the form above whose
+   process does not exist (kill(pid, 0) fails with ESRCH). A live process's
+   file, or one whose process cannot be told (another user's), is kept.
+   removed (may be NULL) is called with each file's name and process id.
+   Returns how many were removed, or -1 when dir cannot be read. */
+int snnrt_remove_stale_temps(const char *dir,
+                             void (*removed)(const char *name, long pid,
+                                             void *ctx),
+                             void *ctx);
+
 /* ---- IDX (MNIST, Fashion-MNIST) ---- */
 
 /* Where Debian's dataset-fashion-mnist package installs the four files. */

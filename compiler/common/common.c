@@ -231,13 +231,23 @@ char *read_file(const char *path, size_t *len, size_t limit) {
     return p;
 }
 
+/* The temporary file is named as the runtime names its own (runtime/file.c):
+   ".BASE.tmpPID.K" beside the target, so that a run killed while writing
+   leaves a file that a later run knows as stale once PID is gone. */
 int write_file_atomic(const char *path, const char *data, size_t len) {
-    size_t n = strlen(path);
-    char *tmp = malloc(n + 16);
+    const char *slash = strrchr(path, '/');
+    int dirlen = slash ? (int)(slash - path) + 1 : 0;
+    size_t size = strlen(path) + 64;
+    char *tmp = malloc(size);
     if (!tmp)
         return -1;
-    snprintf(tmp, n + 16, "%s.tmpXXXXXX", path);
-    int fd = mkstemp(tmp);
+    int fd = -1;
+    for (int k = 0; k < 1000 && fd < 0; k++) {
+        snprintf(tmp, size, "%.*s.%s.tmp%ld.%d", dirlen, path, path + dirlen, (long)getpid(), k);
+        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        if (fd < 0 && errno != EEXIST)
+            break;
+    }
     if (fd < 0) {
         free(tmp);
         return -1;
@@ -273,6 +283,7 @@ typedef struct Source {
     char *name;
     char *text;
     size_t len;
+    int builtin; /* shipped with snnc (the neuron library), not the user's */
 } Source;
 
 static Source *sources;
@@ -281,6 +292,8 @@ static int cap_sources;
 static int nerrors;
 static Loc last_error;
 static FILE *diag_stream;
+static Loc use_site; /* diag_set_use: where errors in built-in sources go */
+static const char *use_why, *use_note;
 
 int src_add(const char *name, const char *text, size_t len) {
     if (nsources >= cap_sources) {
@@ -297,8 +310,24 @@ int src_add(const char *name, const char *text, size_t len) {
     memcpy(s->text, text, len);
     s->text[len] = 0;
     s->len = len;
+    s->builtin = 0;
     return nsources++;
 }
+
+void src_mark_builtin(int file) {
+    if (file > 0 && file < nsources)
+        sources[file].builtin = 1;
+}
+
+static int src_builtin(int file) { return file > 0 && file < nsources && sources[file].builtin; }
+
+void diag_set_use(Loc use, const char *why, const char *note) {
+    use_site = use;
+    use_why = why;
+    use_note = note;
+}
+
+void diag_clear_use(void) { use_why = use_note = NULL; }
 
 const char *src_name(int file) {
     return file > 0 && file < nsources ? sources[file].name : "<unknown>";
@@ -326,8 +355,8 @@ static int is_cont(char c) { return ((unsigned char)c & 0xc0) == 0x80; }
    hostile one) is cut to a window around the column. */
 #define SHOW_WIDTH 160
 static void show_line(FILE *f, Loc loc) {
-    if (loc.file <= 0 || loc.file >= nsources || loc.line <= 0)
-        return;
+    if (loc.file <= 0 || loc.file >= nsources || loc.line <= 0 || !sources[loc.file].len)
+        return; /* no line to show (an empty file) */
     const char *p = sources[loc.file].text, *end = p + sources[loc.file].len;
     for (int l = 1; l < loc.line && p < end; p++)
         if (*p == '\n')
@@ -367,21 +396,34 @@ static void show_line(FILE *f, Loc loc) {
 
 void diag_vat(int kind, Loc loc, const char *fmt, va_list ap) {
     FILE *f = diag_stream ? diag_stream : stderr;
+    /* an error inside a built-in source while a use is set: reported at the
+       user's line, the built-in place as a note */
+    Loc at = loc;
+    int moved = kind == DIAG_ERROR && use_why && src_builtin(loc.file) && use_site.file > 0 &&
+                !src_builtin(use_site.file);
+    if (moved)
+        at = use_site;
     if (kind == DIAG_ERROR) {
         nerrors++;
-        last_error = loc;
+        last_error = at;
         if (nerrors == DIAG_MAX_SHOWN + 1)
             fprintf(f, "snnc: note: too many errors; the rest are not shown\n");
     }
     if (nerrors > DIAG_MAX_SHOWN)
         return; /* notes of a hidden error go with it */
-    if (loc.file > 0)
-        fprintf(f, "%s:%d:%d: %s: ", src_name(loc.file), loc.line, loc.col, kind_name(kind));
+    if (at.file > 0)
+        fprintf(f, "%s:%d:%d: %s: ", src_name(at.file), at.line, at.col, kind_name(kind));
     else
         fprintf(f, "snnc: %s: ", kind_name(kind));
     vfprintf(f, fmt, ap);
+    if (moved)
+        fprintf(f, " (%s)", use_why);
     fputc('\n', f);
-    show_line(f, loc);
+    show_line(f, at);
+    if (moved) {
+        fprintf(f, "%s:%d:%d: note: %s\n", src_name(loc.file), loc.line, loc.col, use_note);
+        show_line(f, loc);
+    }
 }
 
 void diag_at(int kind, Loc loc, const char *fmt, ...) {

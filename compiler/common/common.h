@@ -95,6 +95,8 @@ typedef struct Loc {
 } Loc;
 
 int src_add(const char *name, const char *text, size_t len);
+/* Marks a source as shipped with snnc (the neuron library): see diag_set_use. */
+void src_mark_builtin(int file);
 const char *src_name(int file);
 const char *src_text(int file);
 
@@ -107,6 +109,12 @@ void diag_vat(int kind, Loc loc, const char *fmt, va_list ap);
 #define warn_at(loc, ...) diag_at(DIAG_WARNING, (loc), __VA_ARGS__)
 /* An error with no source location: "snnc: error: ..." */
 void error_plain(const char *fmt, ...) PRINTF_LIKE(1, 2);
+/* While a use is set, an error located in a built-in source (a neuron
+   model of the library, instantiated with the user's arguments) is
+   reported at the use, the user's own line, with " (WHY)" after its
+   message, then the built-in place as a note saying NOTE. */
+void diag_set_use(Loc use, const char *why, const char *note);
+void diag_clear_use(void);
 int diag_errors(void);
 Loc diag_last_error(void); /* where the latest error was reported */
 void diag_reset(void);

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "data.h"
+#include "driver.h"
 
 void data_free(Dataset *d) {
     snnrt_idx_free(&d->idx_x);
@@ -52,6 +53,8 @@ static int load_idx(Dataset *d, const TrainSpec *ts, int train, long want, long 
                     ts->dir ? "" : " (install Debian's dataset-fashion-mnist, or give data idx(\"DIR\") or --data DIR)");
         return -1;
     }
+    if (drv_check_input_path(xi) != 0 || drv_check_input_path(yi) != 0)
+        return -1;
     if (snnrt_idx_read(xi, &d->idx_x, err, sizeof err) != 0 || snnrt_idx_read(yi, &d->idx_y, err, sizeof err) != 0) {
         error_plain("%s", err);
         return -1;
@@ -78,6 +81,8 @@ static int load_npy(Dataset *d, const char *xp, const char *yp, long want, int s
     char err[1024];
     SnnrtTensor y;
     memset(&y, 0, sizeof y);
+    if (drv_check_input_path(xp) != 0 || drv_check_input_path(yp) != 0)
+        return -1;
     if (snnrt_npy_read(xp, &d->npy_x, err, sizeof err) != 0 || snnrt_npy_read(yp, &y, err, sizeof err) != 0 ||
         snnrt_tensor_check_finite(&d->npy_x, xp, err, sizeof err) != 0) {
         error_plain("%s", err);

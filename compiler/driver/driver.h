@@ -82,9 +82,20 @@ int drv_generate(const IrGraph *g, Options *o, const char *dir, const float *emb
 int drv_ensure_dir(const char *dir);
 /* Writes a file atomically; reports and returns -1 on failure. */
 int drv_write(const char *path, const char *data, size_t len);
-/* A result file must be creatable: not a folder, in a writable folder;
-   -1 after reporting. Checked before anything is built. */
+/* A result file must be creatable: not a folder, in a folder where a file
+   can really be created (a probe file is made and removed); -1 after
+   reporting. Checked before anything is built. */
 int drv_check_result_path(Arena *a, const char *path);
+/* An output folder (train's -o): if it exists, files must be creatable in
+   it; if not, it must be creatable in its parent. -1 after reporting. */
+int drv_check_out_dir(Arena *a, const char *dir);
+/* Every output the options name (--output, --record files, --input-grad,
+   --output-steps, --step-log, --keep-build), checked as above
+   before any work; -1 after reporting each that fails. */
+int drv_check_outputs(Arena *a, const Options *o);
+/* An input file must exist and be a regular file (not a folder, a device
+   or a pipe); -1 after reporting, with a message saying which. */
+int drv_check_input_path(const char *path);
 char *drv_lower(Arena *a, const char *s);
 
 /* The batch of an input tensor for graph g, or -1 after reporting that its

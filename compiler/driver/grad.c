@@ -5,7 +5,12 @@
  * safetensors file with the parameters' names), dL/dinput and the output of
  * every step. It exposes exactly what training computes, so that gradients
  * can be checked against another implementation (the tests compare them
- * with PyTorch's autograd).
+ * with PyTorch's autograd). --record LAYER[.VAR]=FILE.npy writes a value of
+ * every step, as snnc run does: the training forward keeps no probes, so
+ * the inference code computes them, on the same input and parameters; it
+ * computes what the training forward computes except dropout and batchnorm
+ * (on the batch's statistics in training), so a network with either is
+ * refused.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdlib.h>
@@ -42,9 +47,9 @@ int cmd_grad(Arena *a, Options *o) {
     int rc = 1;
     LoadedModel m;
     memset(&m, 0, sizeof m);
-    float *ws = NULL, *y = NULL, *dx = NULL;
-    if (drv_check_result_path(a, o->npy_out) != 0 || (o->dinput_out && drv_check_result_path(a, o->dinput_out) != 0) ||
-        (o->steps_out && drv_check_result_path(a, o->steps_out) != 0))
+    float *ws = NULL, *y = NULL, *dx = NULL, *iws = NULL, *rec = NULL;
+    if (drv_check_outputs(a, o) != 0 || drv_check_input_path(o->npy_in) != 0 ||
+        drv_check_input_path(o->grad_in) != 0)
         return 1;
     if (snnrt_npy_read(o->npy_in, &x, err, sizeof err) != 0 ||
         snnrt_tensor_check_finite(&x, o->npy_in, err, sizeof err) != 0 ||
@@ -77,9 +82,25 @@ int cmd_grad(Arena *a, Options *o) {
         Shape s = {0, {0}};
         for (int k = 2; k < yn; k++)
             s.d[s.ndim++] = yshape[k];
-        error_plain("%s: dL/doutput must have the shape of the output of every step, [%d, %d, %s", o->grad_in,
-                    g->timesteps, batch, shape_str(a, &s) + 1);
+        const char *got = "[";
+        for (int k = 0; k < gy.ndim; k++)
+            got = arena_printf(a, "%s%s%lld", got, k ? ", " : "", gy.shape[k]);
+        error_plain("%s: dL/doutput has shape %s], but it must have the shape of the output of every step, "
+                    "[%d, %d, %s",
+                    o->grad_in, got, g->timesteps, batch, shape_str(a, &s) + 1);
         goto out;
+    }
+    /* the records come from the inference code: it must compute what the
+       training forward computes */
+    for (int i = 0; g->probes.len && i < g->nodes.len; i++) {
+        const IrNode *n = &g->nodes.items[i];
+        if ((n->op == IR_DROPOUT || n->op == IR_BATCHNORM) && !n->dead) {
+            error_plain("--record with grad: layer '%s' of network '%s' is a %s layer, which the training forward "
+                        "computes otherwise than the inference code that records (%s); record with snnc run",
+                        n->name, g->name, ir_op_names[n->op],
+                        n->op == IR_DROPOUT ? "dropout on" : "batchnorm on the batch's statistics");
+            goto out;
+        }
     }
     if (snnrt_tensor_check_finite(&gy, o->grad_in, err, sizeof err) != 0 ||
         snnrt_tensor_check_finite(&x, o->npy_in, err, sizeof err) != 0) {
@@ -99,6 +120,29 @@ int cmd_grad(Arena *a, Options *o) {
         goto out;
     m.train_forward(ws, batch, x.data, y, 1, o->seed);
     m.train_backward(ws, batch, gy.data, dx);
+    if (g->probes.len) {
+        /* the records, [T, B, ...] each, from the inference code step by step */
+        size_t per_step = 0, nin = (size_t)batch * (size_t)shape_count(&g->nodes.items[g->input].shape);
+        for (int k = 0; k < g->probes.len; k++)
+            per_step += (size_t)batch * (size_t)g->probes.items[k].count;
+        iws = calloc((size_t)m.ws_floats + 1, sizeof(float));
+        rec = malloc(per_step * (size_t)g->timesteps * sizeof(float) + 1);
+        if (!iws || !rec || drv_params(g, o, iws) != 0) {
+            if (!iws || !rec)
+                error_plain("out of memory (the records take %zu floats)", per_step * (size_t)g->timesteps);
+            goto out;
+        }
+        m.reset(iws, batch);
+        for (int t = 0; t < g->timesteps; t++) {
+            m.step(iws, batch, x.data + (g->encoding == ENC_SEQUENCE ? (size_t)t * nin : 0), NULL);
+            float *at = rec;
+            for (int k = 0; k < g->probes.len; k++) {
+                size_t c = (size_t)batch * (size_t)g->probes.items[k].count;
+                memcpy(at + (size_t)t * c, m.probe(iws, k), c * sizeof(float));
+                at += c * (size_t)g->timesteps;
+            }
+        }
+    }
     {
         /* every learnable parameter's gradient, or nothing */
         const float *G = m.train_grads(ws);
@@ -120,7 +164,7 @@ int cmd_grad(Arena *a, Options *o) {
             tp[n] = &ts[n];
             n++;
         }
-        char *written[4];
+        char *written[4 + MAX_RECORDS];
         int nw = 0;
         if (ok && snnrt_st_write(o->npy_out, n, names, tp, err, sizeof err) != 0) {
             error_plain("%s", err);
@@ -131,6 +175,15 @@ int cmd_grad(Arena *a, Options *o) {
             ok = write_npy(o->dinput_out, dx, x.ndim, x.shape, written, &nw) == 0;
         if (ok && o->steps_out)
             ok = write_npy(o->steps_out, y, yn, yshape, written, &nw) == 0;
+        const float *at = rec;
+        for (int k = 0; ok && k < g->probes.len; k++) {
+            const Shape *s = &g->nodes.items[g->probes.items[k].node].shape;
+            long long shape[2 + IR_MAX_DIMS] = {g->timesteps, batch};
+            for (int d = 0; d < s->ndim; d++)
+                shape[2 + d] = s->d[d];
+            ok = write_npy(o->records[k].file, at, 2 + s->ndim, shape, written, &nw) == 0;
+            at += (size_t)batch * (size_t)g->probes.items[k].count * (size_t)g->timesteps;
+        }
         if (!ok)
             for (int k = 0; k < nw; k++)
                 unlink(written[k]);
@@ -143,6 +196,8 @@ int cmd_grad(Arena *a, Options *o) {
 out:
     drv_unload(o, &m);
     free(ws);
+    free(iws);
+    free(rec);
     free(y);
     free(dx);
     snnrt_tensor_free(&x);

@@ -53,8 +53,10 @@ static void usage(FILE *f) {
           "  --disable-pass=NAME   do not run an optional pass; repeatable\n"
           "  --dot FILE            write the graph as Graphviz\n"
           "  --list-passes, --list-targets, --help, --version\n"
-          "\n"
-          "compile options:\n"
+          "\n",
+          f);
+    /* in two strings: ISO C compilers need not accept one of more than 4095 characters */
+    fputs("compile options:\n"
           "  --target NAME         back end (default c; run, train and grad: the fastest\n"
           "                        this machine runs, see --list-targets)\n"
           "  --math exact|fast     exact: the portable target's arithmetic, bit for bit; fast:\n"
@@ -74,6 +76,7 @@ static void usage(FILE *f) {
     fputs("run options:\n"
           "  --input X.npy         [B, ...] for direct encoding, [T, B, ...] for sequence\n"
           "  --output Y.npy        the readout [B, ...], or [T, B, ...] for readout steps\n"
+          "                        (needed unless --record gives a file)\n"
           "  --weights FILE        safetensors weights; a missing tensor is an error\n"
           "  --init SEED           initialize missing weights as PyTorch does (documented)\n"
           "  --record LAYER[.VAR]=FILE.npy   write a layer's output or a neuron variable\n"
@@ -87,7 +90,7 @@ static void usage(FILE *f) {
           "                        the train block's data (or --data DIR)\n"
           "\n"
           "train options (each overrides the file's train block; docs/training.md):\n"
-          "  --epochs N, --batch N, --lr X, --seed N\n"
+          "  --epochs N, --batch N, --lr X (0 < X <= 1e6), --seed N\n"
           "  --data DIR            a folder of IDX files (MNIST, Fashion-MNIST)\n"
           "  -o DIR                where checkpoint.safetensors, weights.safetensors,\n"
           "                        metrics.csv and curves.svg go (default NET.train)\n"
@@ -100,7 +103,8 @@ static void usage(FILE *f) {
           "  --grad-output G.npy   dL/doutput for the output of every step, [T, B, ...]\n"
           "  --output G.safetensors  the gradient of every learnable parameter\n"
           "  --input-grad DX.npy   also write dL/dinput, shaped as the input\n"
-          "  --output-steps Y.npy  also write the output of every step, [T, B, ...]\n",
+          "  --output-steps Y.npy  also write the output of every step, [T, B, ...]\n"
+          "  --record LAYER[.VAR]=FILE.npy   also write a value of every step, as run does\n",
           f);
 }
 
@@ -195,8 +199,8 @@ static int parse_args(int argc, char **argv, Options *o) {
             char *end;
             errno = 0;
             o->set_lr = strtod(v, &end);
-            if (errno || end == v || *end || !(o->set_lr > 0 && o->set_lr < 1e6))
-                return bad_usage("--lr needs a learning rate above 0, got '%s'", v);
+            if (errno || end == v || *end || !(o->set_lr > 0 && o->set_lr <= TRAINSPEC_MAX_LR))
+                return bad_usage("--lr needs a learning rate above 0 and at most 1e6, got '%s'", v);
         } else if (!strcmp(a, "--seed")) {
             NEEDV();
             char *end;
@@ -313,19 +317,17 @@ static int parse_args(int argc, char **argv, Options *o) {
         return bad_usage("%s needs -o OUT.onnx", "export");
     if (!o->input_file)
         return bad_usage("%s needs a model file", o->cmd);
-    if (!strcmp(o->cmd, "run") && !o->eval) {
-        if (!o->npy_in || !o->npy_out)
-            return bad_usage("%s needs --input X.npy and --output Y.npy", "run");
+    if (!strcmp(o->cmd, "run") && !o->eval && (!o->npy_in || (!o->npy_out && !o->nrecords)))
+        return bad_usage("%s needs --input X.npy, and --output Y.npy or --record LAYER[.VAR]=FILE.npy (or both)",
+                         "run");
+    if (!strcmp(o->cmd, "grad") && (!o->npy_in || !o->grad_in || !o->npy_out))
+        return bad_usage("%s needs --input X.npy, --grad-output G.npy and --output GRADS.safetensors", "grad");
+    if ((!strcmp(o->cmd, "run") && !o->eval) || !strcmp(o->cmd, "grad"))
         for (int k = 0; k < o->nrecords; k++)
             if (!o->records[k].file || !*o->records[k].file)
-                return bad_usage("--record needs LAYER[.VAR]=FILE.npy with run, got '%s'",
+                return bad_usage(!strcmp(o->cmd, "run") ? "--record needs LAYER[.VAR]=FILE.npy with run, got '%s'"
+                                                        : "--record needs LAYER[.VAR]=FILE.npy with grad, got '%s'",
                                  o->records[k].spec);
-    }
-    if (!strcmp(o->cmd, "grad")) {
-        if (!o->npy_in || !o->grad_in || !o->npy_out)
-            return bad_usage("%s needs --input X.npy, --grad-output G.npy and --output GRADS.safetensors",
-                             "grad");
-    }
     if (!strcmp(o->cmd, "compile") && o->embed && o->train)
         return bad_usage("%s: the training code keeps its parameters in its workspace; compile without "
                          "--embed-weights", "--train");
@@ -349,8 +351,9 @@ IrGraph *drv_front_end(Arena *a, Options *o) {
     if (!o->weights && !o->onnx_data && !o->init &&
         (!strcmp(o->cmd, "run") || !strcmp(o->cmd, "grad") || !strcmp(o->cmd, "export"))) {
         if (g->params.len) {
-            error_plain("%s: network '%s' has %d parameter tensors ('%s' first): give --weights FILE or --init SEED",
-                        o->input_file, g->name, g->params.len, g->params.items[0].name);
+            error_plain("%s: network '%s' has %d parameter tensor%s ('%s'%s): give --weights FILE or --init SEED",
+                        o->input_file, g->name, g->params.len, g->params.len == 1 ? "" : "s",
+                        g->params.items[0].name, g->params.len == 1 ? "" : " first");
             return NULL;
         }
         o->init = 1;
@@ -452,6 +455,8 @@ int drv_write(const char *path, const char *data, size_t len) {
 int drv_read_weights_into(const IrGraph *g, const char *path, int allow_missing, float *w) {
     char err[512];
     SnnrtStFile f;
+    if (drv_check_input_path(path) != 0)
+        return -1;
     if (snnrt_st_read(path, &f, err, sizeof err) != 0) {
         error_plain("%s", err);
         return -1;

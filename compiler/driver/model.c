@@ -18,6 +18,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "driver.h"
@@ -33,24 +34,39 @@ int drv_is_onnx(const char *path) {
     return n > 5 && (!strcmp(path + n - 5, ".onnx") || !strcmp(path + n - 5, ".ONNX"));
 }
 
-/* Parses a text file of the language; the items, or NULL (check diag_errors). */
-static Node *parse_file(Arena *a, const char *path) {
+/* Parses a text file of the language; the items, or NULL (check
+   diag_errors); *file (may be NULL) is its source. Errors about the whole
+   file have a position too: a NUL byte is reported where it is. */
+static Node *parse_file(Arena *a, const char *path, int *file) {
     size_t len;
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        error_plain("%s: is a folder, not a file", path);
+        return NULL;
+    }
     char *text = read_file(path, &len, MAX_SOURCE);
     if (!text) {
         if (errno == EFBIG)
             error_plain("%s: file is larger than %u bytes", path, MAX_SOURCE);
         else
-            error_plain("%s: %s", path, strerror(errno));
-        return NULL;
-    }
-    if (memchr(text, 0, len)) {
-        error_plain("%s: not a text file (contains a NUL byte)", path);
-        free(text);
+            error_plain("%s: cannot read: %s", path, strerror(errno));
         return NULL;
     }
     int f = src_add(path, text, len);
     free(text);
+    if (file)
+        *file = f;
+    const char *nul = memchr(src_text(f), 0, len);
+    if (nul) {
+        Loc at = {f, 1, 1};
+        for (const char *p = src_text(f); p < nul; p++, at.col++)
+            if (*p == '\n') {
+                at.line++;
+                at.col = 0;
+            }
+        error_at(at, "a NUL byte: this is not a text file");
+        return NULL;
+    }
     return parse_source(a, f, src_text(f), len);
 }
 
@@ -66,12 +82,13 @@ static Node *concat(Node *a, Node *b) {
 
 int drv_parse_model(Arena *a, Options *o, Node **std, Node **user) {
     int sf = src_add("<stdlib>/neurons.snn", snnc_stdlib_snn, snnc_stdlib_snn_len);
+    src_mark_builtin(sf);
     *std = parse_source(a, sf, snnc_stdlib_snn, snnc_stdlib_snn_len);
     if (diag_errors())
         ICE("the built-in neuron library does not parse");
     *user = NULL;
     if (o->neurons) {
-        *user = parse_file(a, o->neurons);
+        *user = parse_file(a, o->neurons, NULL);
         if (diag_errors())
             return -1;
         for (const Node *it = *user; it; it = it->next)
@@ -81,7 +98,7 @@ int drv_parse_model(Arena *a, Options *o, Node **std, Node **user) {
             }
     }
     if (!drv_is_onnx(o->input_file)) {
-        Node *items = parse_file(a, o->input_file);
+        Node *items = parse_file(a, o->input_file, &o->sema.file);
         if (diag_errors())
             return -1;
         *user = concat(*user, items);
@@ -94,6 +111,7 @@ int drv_parse_model(Arena *a, Options *o, Node **std, Node **user) {
     /* the converted text is a source of its own: errors in it quote it */
     const char *name = arena_printf(a, "%s (converted)", o->input_file);
     int f = src_add(name, imp->text, imp->len);
+    o->sema.file = f;
     Node *items = parse_source(a, f, src_text(f), imp->len);
     if (diag_errors())
         return -1;

@@ -5,6 +5,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -22,23 +23,106 @@ char *drv_lower(Arena *a, const char *s) {
     return p;
 }
 
-/* A result file must be creatable: not a folder, in a folder that exists
-   and is writable. Checked before anything is built, so that a wrong path
-   costs no compilation (the writing itself is checked again). */
+/* Why no file can be created in folder dir, or NULL when one can. The
+   test creates and removes an empty file there: access(W_OK) is not
+   enough, root passes it where nothing can be created (/proc, /sys). The
+   probe is named as the runtime names its temporary files, so that one
+   left by a kill is removed by a later run (snnrt_remove_stale_temps). */
+static const char *unwritable_dir(Arena *a, const char *dir) {
+    struct stat st;
+    if (stat(dir, &st) != 0)
+        return strerror(errno);
+    if (!S_ISDIR(st.st_mode))
+        return "not a folder";
+    const char *probe = arena_printf(a, "%s/.snnc-probe.tmp%ld.0", dir, (long)getpid());
+    int fd = open(probe, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0 && errno == EEXIST && unlink(probe) == 0) /* our own, from a reused pid */
+        fd = open(probe, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return strerror(errno);
+    close(fd);
+    unlink(probe);
+    return NULL;
+}
+
+static const char *parent_dir(Arena *a, const char *path) {
+    size_t n = strlen(path);
+    while (n > 1 && path[n - 1] == '/') /* "out/" is the folder "out" */
+        n--;
+    const char *slash = NULL;
+    for (size_t i = 0; i < n; i++)
+        if (path[i] == '/')
+            slash = path + i;
+    return !slash ? "." : slash == path ? "/" : arena_strndup(a, path, (size_t)(slash - path));
+}
+
 int drv_check_result_path(Arena *a, const char *path) {
     struct stat st;
     const char *slash = strrchr(path, '/');
-    const char *dir = !slash ? "." : slash == path ? "/" : arena_strndup(a, path, (size_t)(slash - path));
     if (!*path || (slash && !slash[1]) || (stat(path, &st) == 0 && S_ISDIR(st.st_mode))) {
-        error_plain("%s: cannot write: not a file name", path);
+        error_plain("%s: cannot write: %s", path,
+                    *path && (!slash || slash[1]) ? "it is a folder, not a file" : "not a file name");
         return -1;
     }
-    const char *why = stat(dir, &st) != 0          ? strerror(errno)
-                      : !S_ISDIR(st.st_mode)          ? "not a folder"
-                      : access(dir, W_OK | X_OK) != 0 ? strerror(errno)
-                                                      : NULL;
+    const char *dir = parent_dir(a, path);
+    const char *why = unwritable_dir(a, dir);
     if (why) {
         error_plain("%s: cannot write into the folder '%s': %s", path, dir, why);
+        return -1;
+    }
+    return 0;
+}
+
+int drv_check_out_dir(Arena *a, const char *dir) {
+    struct stat st;
+    if (!*dir) {
+        error_plain("the output folder's name is empty");
+        return -1;
+    }
+    if (stat(dir, &st) == 0) {
+        const char *why = unwritable_dir(a, dir);
+        if (why) {
+            error_plain("%s: cannot write into this output folder: %s", dir, why);
+            return -1;
+        }
+        return 0;
+    }
+    /* created later (drv_ensure_dir), in a folder where that must work */
+    const char *parent = parent_dir(a, dir);
+    const char *why = unwritable_dir(a, parent);
+    if (why) {
+        error_plain("%s: cannot create this output folder in '%s': %s", dir, parent, why);
+        return -1;
+    }
+    return 0;
+}
+
+int drv_check_outputs(Arena *a, const Options *o) {
+    int bad = 0;
+    const char *files[] = {o->npy_out, o->dinput_out, o->steps_out, o->step_log};
+    for (size_t k = 0; k < sizeof files / sizeof *files; k++)
+        if (files[k])
+            bad |= drv_check_result_path(a, files[k]);
+    for (int k = 0; k < o->nrecords; k++)
+        if (o->records[k].file)
+            bad |= drv_check_result_path(a, o->records[k].file);
+    if (o->keep)
+        bad |= drv_check_out_dir(a, o->keep);
+    return bad ? -1 : 0;
+}
+
+int drv_check_input_path(const char *path) {
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        error_plain("%s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        error_plain("%s: is a folder, not a file", path);
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        error_plain("%s: is not a regular file (a device, a pipe or a socket); give a file", path);
         return -1;
     }
     return 0;
@@ -117,10 +201,7 @@ int cmd_run(Arena *a, Options *o) {
     char err[1024];
     SnnrtTensor x;
     memset(&x, 0, sizeof x);
-    int unwritable = drv_check_result_path(a, o->npy_out);
-    for (int k = 0; k < o->nrecords; k++)
-        unwritable |= drv_check_result_path(a, o->records[k].file);
-    if (unwritable)
+    if (drv_check_outputs(a, o) != 0 || drv_check_input_path(o->npy_in) != 0)
         return 1;
     if (snnrt_npy_read(o->npy_in, &x, err, sizeof err) != 0 ||
         snnrt_tensor_check_finite(&x, o->npy_in, err, sizeof err) != 0) {
@@ -185,15 +266,19 @@ int cmd_run(Arena *a, Options *o) {
                 }
             }
         }
+        /* the output (unless only records are wanted), then the records */
         const char **dst = arena_alloc(a, sizeof(char *) * (size_t)(g->probes.len + 1));
         const SnnrtTensor **val = arena_alloc(a, sizeof(SnnrtTensor *) * (size_t)(g->probes.len + 1));
-        dst[0] = o->npy_out;
-        val[0] = &outs[0];
-        for (int k = 0; k < g->probes.len; k++) {
-            dst[1 + k] = o->records[k].file;
-            val[1 + k] = &outs[1 + k];
+        int n = 0;
+        if (o->npy_out) {
+            dst[n] = o->npy_out;
+            val[n++] = &outs[0];
         }
-        if (write_results(a, 1 + g->probes.len, dst, val) == 0)
+        for (int k = 0; k < g->probes.len; k++) {
+            dst[n] = o->records[k].file;
+            val[n++] = &outs[1 + k];
+        }
+        if (write_results(a, n, dst, val) == 0)
             rc = 0;
     }
 out:

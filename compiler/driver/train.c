@@ -6,11 +6,21 @@
  * and the epoch, the generated forward over all steps, the loss and its
  * gradient (runtime/loss.c), the generated backward, gradient clipping, the
  * optimizer (runtime/optim.c) on every learnable parameter, and after each
- * epoch an evaluation on the test split, a line of metrics (metrics.csv),
- * the training curves (curves.svg) and a checkpoint (checkpoint.safetensors:
- * parameters, optimizer state, progress), every file written atomically.
+ * epoch an evaluation on the test split, a checkpoint (checkpoint.safetensors:
+ * parameters, optimizer state, progress, metrics), then a line of metrics
+ * (metrics.csv) and the training curves (curves.svg), every file written
+ * atomically. The checkpoint goes first: metrics.csv never lists an epoch
+ * that the checkpoint lacks, whatever stops the run between the files.
  * A run resumed from its checkpoint draws the same batches and dropout
  * masks as one that was never stopped, so it ends with the same weights.
+ *
+ * A run that diverges stops with an error before it writes anything more
+ * (docs/training.md, "Divergence"): a loss or a gradient that is not
+ * finite, or a batch's loss above DIVERGE_FACTOR times the first epoch's
+ * mean loss (at least 1). The checkpoint on disk is then the last good one.
+ *
+ * The output folder is checked before anything is compiled, and temporary
+ * files that killed runs left in it are removed (runtime/file.c).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -22,6 +32,13 @@
 
 #include "data.h"
 #include "jit.h"
+
+/* A batch's loss above this many times the reference (the first epoch's
+   mean loss, or during the first epoch the mean of its batches so far; at
+   least 1) is divergence. A training run that works never comes near: its
+   loss falls from where it starts, and the first epoch's mean is a loss the
+   network already had. */
+#define DIVERGE_FACTOR 100.0
 
 typedef struct Metrics {
     int epoch;
@@ -343,6 +360,21 @@ static void progress(const Trainer *tr, int epoch, long done, long n, double los
     fflush(stderr);
 }
 
+/* The first learnable parameter (its index in g->params) with a value in v
+   (a block at memplan offsets: the weights, or their gradients) that is NaN
+   or infinite, or -1. */
+static int first_nonfinite(const Trainer *tr, const float *v) {
+    for (int i = 0; i < tr->g->params.len; i++) {
+        const IrParam *q = &tr->g->params.items[i];
+        if (!q->learnable)
+            continue;
+        for (int64_t k = 0; k < q->count; k++)
+            if (!isfinite(v[q->off + k]))
+                return i;
+    }
+    return -1;
+}
+
 static int train_epoch(Trainer *tr, const Dataset *d, int epoch, Metrics *mt) {
     double lr = lr_at(tr->ts, epoch);
     shuffle(tr->order, d->n, tr->ts->seed, epoch, tr->ts->shuffle);
@@ -358,15 +390,38 @@ static int train_epoch(Trainer *tr, const Dataset *d, int epoch, Metrics *mt) {
         double l = snnrt_loss(&tr->loss, tr->T, b, tr->K, tr->y, tr->labels, tr->dy, &ignored);
         for (int r = 0; r < b; r++) /* predicted as evaluation and deployment predict */
             correct += predict(tr->y, tr->T, b, tr->K, r, tr->loss.readout) == tr->labels[r];
-        if (!isfinite(l)) {
+        long batch_no = done / tr->batch + 1, batches = (d->n + tr->batch - 1) / tr->batch;
+        /* the reference loss: the first epoch's mean, or this epoch's mean so far */
+        int have_ref = tr->hist.len || done;
+        double ref = tr->hist.len ? tr->hist.items[0].train_loss : done ? loss_sum / (double)done : 0;
+        ref = ref > 1 ? ref : 1;
+        if (!isfinite(l) || (have_ref && l > DIVERGE_FACTOR * ref)) {
             if (tty)
                 fputc('\n', stderr);
-            error_plain("the loss is %g at epoch %d, step %lld: lower the learning rate (now %g) or clip the "
-                        "gradients (clip N;)",
-                        l, epoch + 1, tr->step + 1, lr);
+            if (!isfinite(l))
+                error_plain("training diverged at epoch %d, batch %ld of %ld (optimizer step %lld): the loss is %g; "
+                            "lower the learning rate (now %g) or clip the gradients (clip N;)",
+                            epoch + 1, batch_no, batches, tr->step + 1, l, lr);
+            else
+                error_plain("training diverged at epoch %d, batch %ld of %ld (optimizer step %lld): the loss is %g, "
+                            "more than %g times %g (the larger of 1 and %s); lower the learning rate (now %g) or clip "
+                            "the gradients (clip N;)",
+                            epoch + 1, batch_no, batches, tr->step + 1, l, DIVERGE_FACTOR, ref,
+                            tr->hist.len ? "the first epoch's mean loss" : "the mean loss of this epoch's batches so far",
+                            lr);
             return -1;
         }
         tr->m.train_backward(tr->ws, b, tr->dy, NULL);
+        int bad = first_nonfinite(tr, G);
+        if (bad >= 0) {
+            if (tty)
+                fputc('\n', stderr);
+            error_plain("training diverged at epoch %d, batch %ld of %ld (optimizer step %lld): the gradient of '%s' "
+                        "is not finite (the loss is %g); lower the learning rate (now %g) or clip the gradients "
+                        "(clip N;)",
+                        epoch + 1, batch_no, batches, tr->step + 1, tr->g->params.items[bad].name, l, lr);
+            return -1;
+        }
         if (tr->ts->clip > 0)
             snnrt_clip_grad_norm(G, tr->roff, tr->rcnt, tr->nranges, tr->ts->clip);
         snnrt_optim_begin_step(&tr->opt);
@@ -441,9 +496,24 @@ static void teardown(Trainer *tr) {
     free(tr->order);
 }
 
+/* Tells which stale temporary file was removed from the output folder. */
+static void stale_removed(const char *name, long pid, void *dir) {
+    printf("removed %s/%s, left by process %ld, which no longer runs\n", (const char *)dir, name, pid);
+}
+
 int cmd_train(Arena *a, Options *o) {
     IrGraph *g = drv_front_end(a, o);
     if (!g)
+        return 1;
+    /* the output folder, before anything is compiled: it must be writable,
+       and --resume needs a checkpoint in it */
+    const char *dir = o->outdir_set ? o->outdir : arena_printf(a, "%s.train", drv_lower(a, g->name));
+    const char *ckpt = arena_printf(a, "%s/checkpoint.safetensors", dir);
+    if (o->resume && access(ckpt, F_OK) != 0) {
+        error_plain("%s: no checkpoint to resume from: %s", ckpt, strerror(errno));
+        return 1;
+    }
+    if (drv_check_out_dir(a, dir) != 0 || drv_check_outputs(a, o) != 0)
         return 1;
     TrainSpec *ts = &o->spec;
     o->batch = ts->batch;
@@ -462,14 +532,10 @@ int cmd_train(Arena *a, Options *o) {
     }
     if (setup(&tr, a, o, g, ts->batch) != 0)
         goto out;
-    tr.dir = o->outdir_set ? o->outdir : arena_printf(a, "%s.train", drv_lower(a, g->name));
-    const char *ckpt = arena_printf(a, "%s/checkpoint.safetensors", tr.dir);
-    if (o->resume && access(ckpt, F_OK) != 0) {
-        error_plain("%s: no checkpoint to resume from: %s", ckpt, strerror(errno));
-        goto out;
-    }
+    tr.dir = dir;
     if (drv_ensure_dir(tr.dir) != 0)
         goto out;
+    snnrt_remove_stale_temps(tr.dir, stale_removed, (void *)tr.dir);
     tr.order = malloc(sizeof(long) * (size_t)(train.n > test.n ? train.n : test.n) + sizeof(long) * (size_t)ts->batch + 1);
     if (!tr.order) {
         error_plain("out of memory");
@@ -528,8 +594,20 @@ int cmd_train(Arena *a, Options *o) {
         Eval ev;
         memset(&mt, 0, sizeof mt);
         if (train_epoch(&tr, &train, e, &mt) != 0)
-            goto out;
+            goto diverged;
         evaluate(&tr, &test, &ev);
+        int bad = first_nonfinite(&tr, tr.ws);
+        if (bad >= 0 || !isfinite(ev.loss)) {
+            if (bad >= 0)
+                error_plain("training diverged in epoch %d: parameter '%s' is no longer finite; lower the learning "
+                            "rate (now %g) or clip the gradients (clip N;)",
+                            e + 1, g->params.items[bad].name, mt.lr);
+            else
+                error_plain("training diverged in epoch %d: the test loss is %g; lower the learning rate (now %g) "
+                            "or clip the gradients (clip N;)",
+                            e + 1, ev.loss, mt.lr);
+            goto diverged;
+        }
         mt.test_loss = ev.loss;
         mt.test_acc = ev.acc;
         mt.spikes = ev.spikes;
@@ -540,9 +618,10 @@ int cmd_train(Arena *a, Options *o) {
                e + 1, ts->epochs, mt.lr, mt.train_loss, 100 * mt.train_acc, mt.test_loss, 100 * mt.test_acc,
                mt.spikes, mt.seconds, mt.rate);
         fflush(stdout);
+        /* the checkpoint first: metrics.csv never runs ahead of it */
         const char *csv = csv_text(&tr);
-        if (drv_write(arena_printf(a, "%s/metrics.csv", tr.dir), csv, strlen(csv)) != 0 ||
-            write_curves(&tr) != 0 || save_params(&tr, ckpt, 1) != 0)
+        if (save_params(&tr, ckpt, 1) != 0 ||
+            drv_write(arena_printf(a, "%s/metrics.csv", tr.dir), csv, strlen(csv)) != 0 || write_curves(&tr) != 0)
             goto out;
     }
     if (save_params(&tr, arena_printf(a, "%s/weights.safetensors", tr.dir), 0) != 0)
@@ -553,6 +632,13 @@ int cmd_train(Arena *a, Options *o) {
         printf("test accuracy %.2f%%; weights in %s/weights.safetensors\n",
                100 * tr.hist.items[tr.hist.len - 1].test_acc, tr.dir);
     rc = 0;
+    goto out;
+diverged:
+    /* nothing of the diverged state is written */
+    if (tr.epochs_done)
+        note_at(diag_last_error(), "%s keeps the state after epoch %d, the last good one", ckpt, tr.epochs_done);
+    else
+        note_at(diag_last_error(), "no checkpoint was written: the first epoch did not finish");
 out:
     teardown(&tr);
     buf_free(&steplog);

@@ -646,7 +646,7 @@ static int bind_ctor(Inst *I, const Node *model, const Node *args, Loc call) {
     return ok;
 }
 
-NeuronProg *neuron_instantiate(Arena *a, const Node *model, const Node *args, Loc call) {
+static NeuronProg *instantiate(Arena *a, const Node *model, const Node *args, Loc call) {
     int before = diag_errors();
     Inst I;
     memset(&I, 0, sizeof I);
@@ -685,6 +685,17 @@ NeuronProg *neuron_instantiate(Arena *a, const Node *model, const Node *args, Lo
         }
     }
     return I.p;
+}
+
+NeuronProg *neuron_instantiate(Arena *a, const Node *model, const Node *args, Loc call) {
+    /* the library's models are not the user's to fix: an error their
+       arguments cause in one (tau = 0 divides by zero) is reported at the
+       use, with the library's line as a note */
+    diag_set_use(call, arena_printf(a, "in neuron model '%s', with the arguments given here", model->name),
+                 arena_printf(a, "there, in the library's neuron model '%s'", model->name));
+    NeuronProg *p = instantiate(a, model, args, call);
+    diag_clear_use();
+    return p;
 }
 
 int neuron_check(Arena *a, const Node *model) {

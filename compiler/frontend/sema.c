@@ -976,7 +976,29 @@ static void make_params(Sema *S) {
 
 /* ---- the network ---- */
 
-static const Node *pick_network(Node *user, const char *want) {
+/* "Defines no network" is about the whole file: reported at its first
+   line, saying what the file holds instead. */
+static void no_network(const Node *user, int file) {
+    if (file <= 0) {
+        error_plain("the input defines no network");
+        return;
+    }
+    Loc at = {file, 1, 1};
+    const char *t = src_text(file);
+    while (*t == ' ' || *t == '\t' || *t == '\r' || *t == '\n')
+        t++;
+    int items = 0;
+    for (const Node *it = user; it; it = it->next)
+        items += it->loc.file == file;
+    if (!*t)
+        error_at(at, "the file is empty: it defines no network");
+    else if (!items)
+        error_at(at, "the file holds only comments: it defines no network");
+    else
+        error_at(at, "the file defines no network, only neuron models");
+}
+
+static const Node *pick_network(Node *user, const char *want, int file) {
     const Node *found = NULL;
     int count = 0;
     for (const Node *it = user; it; it = it->next) {
@@ -991,7 +1013,7 @@ static const Node *pick_network(Node *user, const char *want) {
         return NULL;
     }
     if (!count) {
-        error_plain("the input defines no network");
+        no_network(user, file);
         return NULL;
     }
     if (!want && count > 1) {
@@ -1030,7 +1052,7 @@ IrGraph *sema_build(Arena *a, Node *std, Node *user, const SemaOptions *opt) {
     for (const Node *it = user; it; it = it->next)
         if (it->kind == D_NEURON && !neuron_check(a, it))
             model_set_bad(&S, it);
-    const Node *net = pick_network(user, opt->network);
+    const Node *net = pick_network(user, opt->network, opt->file);
     if (!net)
         return NULL;
     IrGraph *g = ir_new(a, net->name);

@@ -16,6 +16,7 @@
 typedef struct SemaOptions {
     const char *network; /* which network to build; NULL: the only one */
     int timesteps;       /* > 0 overrides the file's timesteps */
+    int file;            /* the model's source (src_add), where errors about the whole file go; 0: none */
 } SemaOptions;
 
 /* `std` holds the standard library's items, `user` the user's file. */

@@ -228,7 +228,7 @@ static int set_optimizer(TrainSpec *ts, const Node *v) {
         ts->momentum = 0;
         ts->weight_decay = 0;
         ts->nesterov = 0;
-        if ((a[0] && !num_in(a[0], 0, 1e6, "lr", &ts->lr)) ||
+        if ((a[0] && !num_in(a[0], 0, TRAINSPEC_MAX_LR, "lr", &ts->lr)) ||
             (a[1] && !num_in(a[1], 0, 1, "momentum", &ts->momentum)) ||
             (a[2] && !boolean(a[2], "nesterov", &ts->nesterov)) ||
             (a[3] && !num_in(a[3], 0, 1e6, "weight_decay", &ts->weight_decay)))
@@ -249,7 +249,7 @@ static int set_optimizer(TrainSpec *ts, const Node *v) {
         ts->beta2 = 0.999;
         ts->eps = 1e-8;
         ts->weight_decay = ts->opt == OPT_ADAMW ? 0.01 : 0;
-        return (!a[0] || num_in(a[0], 0, 1e6, "lr", &ts->lr)) &&
+        return (!a[0] || num_in(a[0], 0, TRAINSPEC_MAX_LR, "lr", &ts->lr)) &&
                (!a[1] || num_in(a[1], 0, 0.999999, "beta1", &ts->beta1)) &&
                (!a[2] || num_in(a[2], 0, 0.999999, "beta2", &ts->beta2)) &&
                (!a[3] || num_in(a[3], 1e-30, 1, "eps", &ts->eps)) &&

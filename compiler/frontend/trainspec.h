@@ -13,6 +13,11 @@ typedef enum LossKind { LOSS_CE, LOSS_TET, LOSS_MSE_COUNT } LossKind;
 typedef enum OptKind { OPT_SGD, OPT_ADAM, OPT_ADAMW } OptKind;
 typedef enum SchedKind { SCHED_NONE, SCHED_COSINE, SCHED_STEP } SchedKind;
 
+/* The largest learning rate accepted (the train block, --lr): a bound on
+   typing mistakes, not on what trains; divergence is caught while training
+   (docs/training.md). */
+#define TRAINSPEC_MAX_LR 1e6
+
 typedef struct TrainSpec {
     const char *network; /* the network the block trains */
     Loc loc;

@@ -1,0 +1,291 @@
+#!/usr/bin/env python3
+"""test_failures.py: how `snnc train` fails, and what it leaves behind.
+
+Each case is one finding of the hardening issue, checked on a small
+network trained on a synthetic data set (three Gaussian clusters, .npy
+files), in seconds:
+
+1. Stale temporary files. A run killed while it writes a file leaves
+   `.NAME.tmpPID.K` in the output folder; a kill is simulated exactly by
+   creating those files (empty, or partial) with the id of a process that
+   has exited. The next run removes them and says so, and keeps the file
+   of a process that still runs (this test's own, and a sleeping child's)
+   and files of other forms.
+2. The order of the files after an epoch: the checkpoint first. With
+   `metrics.csv` made impossible to write (a folder of that name), the
+   epoch's checkpoint is still written; with the checkpoint impossible to
+   write, `metrics.csv` and `curves.svg` are not written (they would list
+   an epoch the checkpoint lacks).
+3. `--resume` on a folder without a checkpoint fails before anything is
+   compiled: the C compiler (a wrapper that leaves a mark) is never called
+   and the --keep-build folder is never made.
+4. An output folder that cannot be written fails before anything is
+   compiled, with a message naming it: a folder under a regular file, a
+   folder of the kernel's (/sys, where even root cannot create files), and
+   a folder without write permission (skipped as root, which ignores it).
+5. Divergence: a run whose learning rate is far too high stops with exit
+   status 1 and a message naming the epoch and the batch, and writes no
+   file; a run resumed from a good epoch with that rate stops in the next
+   epoch and leaves the checkpoint, metrics.csv, curves.svg and
+   weights.safetensors byte for byte as the good epoch left them. The
+   Fashion-MNIST MLP with --lr 999999 (the issue's example; a small
+   subset, skipped without Debian's dataset-fashion-mnist) is caught too.
+   --lr accepts 1e6 and refuses more with a message that gives the rule.
+"""
+import os
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "ref"))
+import snnc_ref as R  # noqa: E402
+
+np = R.require("numpy")
+
+FASHION = "/usr/share/datasets/fashion-mnist"
+
+MODEL = """
+network Blobs {
+  timesteps 4;
+  input x : [16] encode direct;
+  h = x |> dense(32) as fc1 |> LIF() as h;
+  out = h |> dense(3) as fc2 |> LI(tau = 2.0) as out;
+  output out readout mean;
+}
+
+train Blobs {
+  data npy(train_x = "%(d)s/train_x.npy", train_y = "%(d)s/train_y.npy",
+           test_x = "%(d)s/test_x.npy", test_y = "%(d)s/test_y.npy");
+  optimizer adam(lr = 0.005);
+  epochs 1;
+  batch 16;
+  seed 3;
+}
+"""
+
+
+def read(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def snapshot(folder):
+    """{name: bytes} of the plain files of a folder."""
+    out = {}
+    for n in sorted(os.listdir(folder)):
+        p = os.path.join(folder, n)
+        if os.path.isfile(p):
+            out[n] = read(p)
+    return out
+
+
+def dead_pid():
+    """The id of a process that has exited (and is not reused yet)."""
+    for _ in range(20):
+        p = subprocess.Popen(["true"])
+        p.wait()
+        try:
+            os.kill(p.pid, 0)
+        except ProcessLookupError:
+            return p.pid
+    R.skip("cannot find the id of an exited process")
+
+
+class Work:
+    def __init__(self, root):
+        self.root = root
+        self.model = os.path.join(root, "blobs.snn")
+        with open(self.model, "w") as f:
+            f.write(MODEL % {"d": root})
+        self.cc = R.quick_cc(root)
+        # a compiler wrapper that leaves a mark when it is called
+        self.mark = os.path.join(root, "compiled")
+        self.marking_cc = os.path.join(root, "cc-mark")
+        with open(self.marking_cc, "w") as f:
+            f.write("#!/bin/sh\ntouch '%s'\nexec '%s' \"$@\"\n" % (self.mark, self.cc))
+        os.chmod(self.marking_cc, 0o755)
+
+    def train(self, out, *args, cc=None):
+        cmd = [R.snnc_path(), "train", self.model, "-o", out, "--threads", "1",
+               "--cc", cc or self.cc] + list(args)
+        return subprocess.run(cmd, capture_output=True, text=True, cwd=self.root)
+
+
+def stale_temps(w, c):
+    out = os.path.join(w.root, "stale")
+    p = w.train(out)
+    c.check(p.returncode == 0, "a first epoch trains: %s" % p.stderr.strip())
+    dead = dead_pid()
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        gone = [".checkpoint.safetensors.tmp%d.0" % dead, ".metrics.csv.tmp%d.3" % dead,
+                ".curves.svg.tmp%d.0" % dead]
+        kept = [".checkpoint.safetensors.tmp%d.0" % sleeper.pid,
+                ".checkpoint.safetensors.tmp%d.1" % os.getpid(),
+                ".notes.tmpx%d.0" % dead, "checkpoint.safetensors.tmp%d.0" % dead,
+                ".weights.safetensors.tmp%d" % dead]
+        for i, n in enumerate(gone + kept):
+            with open(os.path.join(out, n), "wb") as f:
+                f.write(b"\x00" * (i * 1000))  # empty or partial, as a kill leaves it
+        p = w.train(out, "--resume", "--epochs", "2")
+        c.check(p.returncode == 0, "the resumed run succeeds: %s" % p.stderr.strip())
+        left = set(os.listdir(out))
+        for n in gone:
+            c.check(n not in left, "the stale file %s (process %d has exited) is removed" % (n, dead))
+            c.check(n in p.stdout, "the run says it removed %s (stdout: %r)" % (n, p.stdout[:300]))
+        for n in kept:
+            c.check(n in left, "%s is kept (a live process's, or not a temporary name)" % n)
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def file_order(w, c):
+    # metrics.csv cannot be written: the checkpoint of the epoch is there
+    out = os.path.join(w.root, "order1")
+    os.makedirs(os.path.join(out, "metrics.csv"))
+    p = w.train(out)
+    c.check(p.returncode == 1, "a run whose metrics.csv is a folder fails (exit %d)" % p.returncode)
+    c.check("metrics.csv" in p.stderr, "the message names metrics.csv: %r" % p.stderr.strip())
+    ck = os.path.join(out, "checkpoint.safetensors")
+    c.check(os.path.isfile(ck), "the epoch's checkpoint was written before metrics.csv")
+    if os.path.isfile(ck):
+        meta = R.read_safetensors(ck)[1]
+        c.check(meta.get("epochs_done") == "1", "the checkpoint holds epoch 1 (%r)" % meta.get("epochs_done"))
+    # the checkpoint cannot be written: no metrics.csv or curves.svg either
+    out = os.path.join(w.root, "order2")
+    os.makedirs(os.path.join(out, "checkpoint.safetensors"))
+    p = w.train(out)
+    c.check(p.returncode == 1, "a run whose checkpoint is a folder fails (exit %d)" % p.returncode)
+    c.check("checkpoint.safetensors" in p.stderr, "the message names the checkpoint: %r" % p.stderr.strip())
+    for n in ("metrics.csv", "curves.svg", "weights.safetensors"):
+        c.check(not os.path.exists(os.path.join(out, n)), "%s is not written without the checkpoint" % n)
+    c.check(sorted(os.listdir(out)) == ["checkpoint.safetensors"],
+            "nothing else is left in the folder (%s)" % sorted(os.listdir(out)))
+
+
+def resume_first(w, c):
+    out = os.path.join(w.root, "noresume")
+    os.makedirs(out)
+    keep = os.path.join(w.root, "keep-noresume")
+    p = w.train(out, "--resume", "--keep-build", keep, cc=w.marking_cc)
+    c.check(p.returncode == 1, "--resume without a checkpoint fails (exit %d)" % p.returncode)
+    c.check("no checkpoint to resume from" in p.stderr and "checkpoint.safetensors" in p.stderr,
+            "the message says there is no checkpoint to resume from: %r" % p.stderr.strip())
+    c.check(not os.path.exists(w.mark), "the C compiler was not called")
+    c.check(not os.path.exists(keep), "the --keep-build folder was not made (nothing was built)")
+    c.check(os.listdir(out) == [], "the folder stays empty (%s)" % os.listdir(out))
+
+
+def unwritable(w, c):
+    def refused(out, must_say, what):
+        keep = os.path.join(w.root, "keep-unwritable")
+        p = w.train(out, "--keep-build", keep, cc=w.marking_cc)
+        c.check(p.returncode == 1, "%s: exit 1 (got %d)" % (what, p.returncode))
+        c.check(out in p.stderr and must_say in p.stderr,
+                "%s: the message names the folder and says %r: %r" % (what, must_say, p.stderr.strip()))
+        c.check(not os.path.exists(w.mark) and not os.path.exists(keep),
+                "%s: refused before anything is compiled" % what)
+        print("%s: %s" % (what, p.stderr.strip().splitlines()[0] if p.stderr.strip() else "(no message)"))
+
+    plain = os.path.join(w.root, "a-file")
+    with open(plain, "w") as f:
+        f.write("not a folder\n")
+    refused(plain, "not a folder", "-o a regular file")
+    refused(os.path.join(plain, "sub"), "not a folder", "-o a folder under a regular file")
+    probe = "/sys/.snnc-test-probe"
+    try:
+        open(probe, "w").close()
+        os.unlink(probe)
+        print("skipped /sys: files can be created there on this machine")
+    except OSError:
+        refused("/sys/snnc-train-test", "cannot create this output folder", "-o a new folder in /sys")
+        refused("/sys", "cannot write into this output folder", "-o /sys")
+    if os.geteuid() == 0:
+        print("skipped: running as root, permissions are not enforced (the folder without write permission)")
+        return
+    ro = os.path.join(w.root, "read-only")
+    os.makedirs(ro)
+    os.chmod(ro, 0o555)
+    try:
+        refused(ro, "Permission denied", "-o a folder without write permission")
+        refused(os.path.join(ro, "new"), "Permission denied", "-o a new folder in a folder without write permission")
+    finally:
+        os.chmod(ro, 0o755)
+
+
+def divergence(w, c):
+    # from the start: nothing is written
+    out = os.path.join(w.root, "div1")
+    p = w.train(out, "--lr", "1e6", "--epochs", "2")
+    c.check(p.returncode == 1, "--lr 1e6 diverges with exit 1 (got %d)" % p.returncode)
+    c.check("training diverged at epoch 1, batch " in p.stderr and "lower the learning rate" in p.stderr,
+            "the message names the epoch and the batch: %r" % p.stderr.strip())
+    left = os.listdir(out) if os.path.isdir(out) else []
+    c.check(left == [], "a run that diverges in its first epoch writes nothing (%s)" % left)
+    print("diverged: %s" % p.stderr.strip())
+    # after a good epoch: the good epoch's files stay, byte for byte
+    out = os.path.join(w.root, "div2")
+    p = w.train(out)
+    c.check(p.returncode == 0, "one good epoch: %s" % p.stderr.strip())
+    before = snapshot(out)
+    c.check(sorted(before) == ["checkpoint.safetensors", "curves.svg", "metrics.csv", "weights.safetensors"],
+            "the good epoch wrote its files (%s)" % sorted(before))
+    p = w.train(out, "--resume", "--epochs", "3", "--lr", "1e6")
+    c.check(p.returncode == 1, "resumed with --lr 1e6: exit 1 (got %d)" % p.returncode)
+    c.check("training diverged at epoch 2, batch " in p.stderr,
+            "the message names epoch 2 and the batch: %r" % p.stderr.strip())
+    c.check("keeps the state after epoch 1" in p.stderr,
+            "the message says the checkpoint keeps epoch 1: %r" % p.stderr.strip())
+    after = snapshot(out)
+    c.check(sorted(after) == sorted(before), "no file is added or removed (%s)" % sorted(after))
+    for n in before:
+        c.check(after.get(n) == before[n], "%s is byte for byte the good epoch's" % n)
+    meta = R.read_safetensors(os.path.join(out, "checkpoint.safetensors"))[1]
+    c.check(meta.get("epochs_done") == "1", "the checkpoint is epoch 1's (%r)" % meta.get("epochs_done"))
+    # the learning rate's bound
+    p = w.train(os.path.join(w.root, "lr"), "--lr", "1.5e6")
+    c.check(p.returncode == 2 and "above 0 and at most 1e6" in p.stderr and "1.5e6" in p.stderr,
+            "--lr 1.5e6 is refused with the rule (exit %d): %r" % (p.returncode, p.stderr.strip()))
+
+
+def fashion_divergence(c):
+    if not os.path.exists(os.path.join(FASHION, "t10k-images-idx3-ubyte.gz")):
+        print("skipped the Fashion-MNIST case: dataset-fashion-mnist is not installed")
+        return
+    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples", "fashion_mlp.snn")
+    with tempfile.TemporaryDirectory() as d:
+        out = os.path.join(d, "fm")
+        p = subprocess.run([R.snnc_path(), "train", src, "-o", out, "--lr", "999999", "--epochs", "2",
+                            "--train-limit", "1024", "--test-limit", "256", "--threads", "1",
+                            "--cc", R.quick_cc(d)], capture_output=True, text=True)
+        c.check(p.returncode == 1, "the Fashion-MNIST MLP with --lr 999999 fails (exit %d)" % p.returncode)
+        c.check("training diverged at epoch 1, batch " in p.stderr,
+                "and says it diverged: %r" % p.stderr.strip())
+        c.check(not os.path.exists(os.path.join(out, "weights.safetensors")), "and writes no weights")
+
+
+def main():
+    R.snnc_path()
+    c = R.Checker()
+    rng = np.random.default_rng(5)
+    centers = rng.standard_normal((3, 16)) * 2
+    y = rng.integers(0, 3, 160)
+    x = (centers[y] + rng.standard_normal((160, 16))).astype(np.float32)
+    with tempfile.TemporaryDirectory() as root:
+        np.save(os.path.join(root, "train_x.npy"), x[:128])
+        np.save(os.path.join(root, "train_y.npy"), y[:128])
+        np.save(os.path.join(root, "test_x.npy"), x[128:])
+        np.save(os.path.join(root, "test_y.npy"), y[128:])
+        w = Work(root)
+        stale_temps(w, c)
+        file_order(w, c)
+        resume_first(w, c)
+        unwritable(w, c)
+        divergence(w, c)
+    fashion_divergence(c)
+    c.finish()
+
+
+if __name__ == "__main__":
+    main()
