@@ -12,7 +12,8 @@ rate as a fraction of the machine's fp32 FMA peak, measured by bench/peak.c:
   conv  examples/fashion_conv.snn: conv32-BN-LIF-maxpool x 2, (dropout),
         1568-256 LIF, 256-10 LIF (spike count), T = 4
 
-- snnc: `snnc compile EXAMPLE --batch B`, built with bench/infer_harness.c
+- snnc: `snnc compile EXAMPLE --batch B --target T` (T: --target, by default
+  the target snnc run uses on this CPU), built with bench/infer_harness.c
   by the system C compiler with CFLAGS below (those of `snnc run`). The
   harness initializes the weights with <net>_init_weights(ws, 1) (or loads
   --weights), fills the batch with a fixed pseudo-random pattern in [0, 1),
@@ -206,12 +207,25 @@ def check_worker(a):
 
 # ---- snnc ----------------------------------------------------------------
 
+def native_target():
+    """The target snnc run uses on this CPU: avx512, avx2 (with FMA) or c."""
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    m = re.search(r"^flags\s*:\s*(.*)$", info, re.M)
+    flags = set(m.group(1).split()) if m else set()
+    return "avx512" if "avx512f" in flags else "avx2" if {"avx2", "fma"} <= flags else "c"
+
+
+TARGET = native_target()  # --target
+TARGET_FLAGS = {"avx512": ["-mavx512f"], "avx2": ["-mavx2", "-mfma"], "c": []}
+
+
 def build_snnc(snnc, netkey, batch, folder, records=()):
-    """Compiles the example at `batch` and builds the harness with it.
-    Returns (harness path, prefix, header macros, the layers with parameters
-    in the order of <net>_params), or raises RuntimeError."""
+    """Compiles the example at `batch` for TARGET and builds the harness with
+    it. Returns (harness path, prefix, header macros, the layers with
+    parameters in the order of <net>_params), or raises RuntimeError."""
     folder.mkdir(parents=True, exist_ok=True)
-    cmd = [snnc, "compile", str(REPO / EXAMPLES[netkey]), "--batch", str(batch), "-o", str(folder)]
+    cmd = [snnc, "compile", str(REPO / EXAMPLES[netkey]), "--batch", str(batch), "--target", TARGET,
+           "-o", str(folder)]
     for r in records:
         cmd += ["--record", r]
     p = subprocess.run(cmd, capture_output=True, text=True)
@@ -228,7 +242,7 @@ def build_snnc(snnc, netkey, batch, folder, records=()):
         defs.append("-DHARNESS_PROBE_FLOATS={" + ",".join(map(str, sizes)) + "}")
     layers = list(dict.fromkeys(re.findall(r'^\s*\{"(\w+)\.\w+", \d', (folder / f"{prefix}.c").read_text(), re.M)))
     exe = folder / "harness"
-    cmd = [CC] + SNNC_CFLAGS + defs + ["-I", str(folder), "-o", str(exe),
+    cmd = [CC] + SNNC_CFLAGS + TARGET_FLAGS[TARGET] + defs + ["-I", str(folder), "-o", str(exe),
                                        str(REPO / "bench" / "infer_harness.c"), str(folder / f"{prefix}.c"), "-lm"]
     p = subprocess.run(cmd, capture_output=True, text=True)
     if p.returncode != 0:
@@ -333,6 +347,8 @@ def main():
     ap.add_argument("--peers-dir", default=str(REPO / ".peers"),
                     help="folder with snntorch and spikingjelly (scripts/install-test-peers.sh)")
     ap.add_argument("--nets", default="mlp,conv")
+    ap.add_argument("--target", default=TARGET, choices=sorted(TARGET_FLAGS),
+                    help="snnc's target (default: the one snnc run uses on this CPU, here %(default)s)")
     ap.add_argument("--frameworks", default="snnc,snntorch,spikingjelly")
     ap.add_argument("--variants", default="per-step,hoisted", help="peer model variants")
     ap.add_argument("--threads", default="1,2", help="thread counts (snnc: OMP_NUM_THREADS; peers: as in "
@@ -359,6 +375,8 @@ def main():
     ap.add_argument("--variant", help=argparse.SUPPRESS)
     ap.add_argument("--nthreads", type=int, dest="threads_one", help=argparse.SUPPRESS)
     a = ap.parse_args()
+    global TARGET
+    TARGET = a.target
     a.batch_list = [int(b) for b in a.batches.split(",") if b]
     a.weights = dict(w.split("=", 1) for w in a.weights.split(",") if w)
 
@@ -399,7 +417,8 @@ def main():
     print(f"load avg   {loadavg()} (before)")
     ccv = subprocess.run([CC, "--version"], capture_output=True, text=True).stdout.split("\n")[0]
     print(f"cc         {CC}: {ccv}")
-    print(f"snnc flags {' '.join(SNNC_CFLAGS)} (the generated code with bench/infer_harness.c)")
+    print(f"snnc flags {' '.join(SNNC_CFLAGS + TARGET_FLAGS[TARGET])} (the generated code of --target {TARGET} "
+          "with bench/infer_harness.c)")
     print(f"peers      threads {a.threads}; OMP/OPENBLAS/MKL_NUM_THREADS = torch.set_num_threads = that count "
           f"(snnc: OMP_NUM_THREADS); OMP_WAIT_POLICY "
           f"{'unset' if a.omp_wait_policy == 'default' else a.omp_wait_policy.upper()}; torch.inference_mode, eval")

@@ -55,7 +55,7 @@ static void usage(FILE *f) {
           "  --list-passes, --list-targets, --help, --version\n"
           "\n",
           f);
-    /* in two strings: ISO C compilers need not accept one of more than 4095 characters */
+    /* in parts: ISO C compilers need not accept a string of more than 4095 characters */
     fputs("compile options:\n"
           "  --target NAME         back end (default c; run, train and grad: the fastest\n"
           "                        this machine runs, see --list-targets)\n"
