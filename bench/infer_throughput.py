@@ -219,6 +219,11 @@ TARGET = native_target()  # --target
 TARGET_FLAGS = {"avx512": ["-mavx512f"], "avx2": ["-mavx2", "-mfma"], "c": []}
 
 
+def use_target(t):
+    global TARGET
+    TARGET = t
+
+
 def build_snnc(snnc, netkey, batch, folder, records=()):
     """Compiles the example at `batch` for TARGET and builds the harness with
     it. Returns (harness path, prefix, header macros, the layers with
@@ -375,8 +380,7 @@ def main():
     ap.add_argument("--variant", help=argparse.SUPPRESS)
     ap.add_argument("--nthreads", type=int, dest="threads_one", help=argparse.SUPPRESS)
     a = ap.parse_args()
-    global TARGET
-    TARGET = a.target
+    use_target(a.target)
     a.batch_list = [int(b) for b in a.batches.split(",") if b]
     a.weights = dict(w.split("=", 1) for w in a.weights.split(",") if w)
 
