@@ -300,6 +300,22 @@ int src_add(const char *name, const char *text, size_t len) {
     return nsources++;
 }
 
+int src_mark(void) { return nsources; }
+
+void src_release(int mark) {
+    if (mark < 1)
+        mark = 1;
+    for (; nsources > mark; nsources--) {
+        free(sources[nsources - 1].name);
+        free(sources[nsources - 1].text);
+    }
+    if (nsources == 1) { /* nothing left: the table itself goes too */
+        free(sources);
+        sources = NULL;
+        cap_sources = 0;
+    }
+}
+
 const char *src_name(int file) {
     return file > 0 && file < nsources ? sources[file].name : "<unknown>";
 }
@@ -310,7 +326,10 @@ const char *src_text(int file) {
 
 void diag_set_stream(FILE *f) { diag_stream = f; }
 int diag_errors(void) { return nerrors; }
-void diag_reset(void) { nerrors = 0; }
+void diag_reset(void) {
+    nerrors = 0;
+    last_error = (Loc){0, 0, 0};
+}
 Loc diag_last_error(void) { return last_error; }
 
 static const char *kind_name(int kind) {

@@ -90,6 +90,11 @@ typedef struct Loc {
 } Loc;
 
 int src_add(const char *name, const char *text, size_t len);
+/* The sources read so far, and forgetting those read after such a mark: a
+   process that compiles many inputs (the fuzz targets) keeps its table, and
+   its memory, from growing with each. */
+int src_mark(void);
+void src_release(int mark);
 const char *src_name(int file);
 const char *src_text(int file);
 
@@ -104,7 +109,7 @@ void diag_vat(int kind, Loc loc, const char *fmt, va_list ap);
 void error_plain(const char *fmt, ...) PRINTF_LIKE(1, 2);
 int diag_errors(void);
 Loc diag_last_error(void); /* where the latest error was reported */
-void diag_reset(void);
+void diag_reset(void); /* no errors counted, no last error */
 void diag_set_stream(FILE *f);
 
 /* Internal compiler errors say so and name the compiler's own source line. */
