@@ -11,8 +11,8 @@
  * process id and a counter, and is created with O_EXCL so that two writers
  * never share one. On any failure the temporary file is removed.
  *
- * This file is POSIX (open, fsync, rename, fmemopen), unlike the rest of the runtime,
- * which is ISO C.
+ * This file is POSIX (open, fsync, rename, fmemopen), unlike the rest of
+ * the runtime, which is ISO C.
  */
 #define _POSIX_C_SOURCE 200809L
 
