@@ -30,7 +30,10 @@ mkdir -p "$runs/corpus"
 dirs="$runs/corpus $build/fuzz/seeds/$target"
 [ -d "$here/corpus/$target" ] && dirs="$dirs $here/corpus/$target"
 limit=""
+# the language's words, which its table-driven lexer does not show libFuzzer
+dict=""
+[ -f "$here/$target.dict" ] && dict="-dict=$here/$target.dict"
 [ "$seconds" != 0 ] && limit="-max_total_time=$seconds"
 # shellcheck disable=SC2086
-exec "$exe" $limit -timeout=10 -max_len=$max_len -print_final_stats=1 \
+exec "$exe" $limit $dict -timeout=10 -max_len=$max_len -print_final_stats=1 \
   -artifact_prefix="$runs/" "$@" $dirs
