@@ -1,5 +1,6 @@
 /*
- * file.c: snnrt_write_atomic, the one way the runtime writes a file.
+ * file.c: snnrt_write_atomic, the one way the runtime writes a file; and
+ * snnrt_mem_open, bytes in memory read as a file.
  *
  * A reader must see either the old file or the whole new one, never a
  * prefix, even if the writer is killed or the machine loses power. So the
@@ -13,8 +14,8 @@
  * snnrt_remove_stale_temps, knowing the name's form, removes it later once
  * its process is gone.
  *
- * This file is POSIX (open, fsync, rename), unlike the rest of the runtime,
- * which is ISO C.
+ * This file is POSIX (open, fsync, rename, fmemopen), unlike the rest of
+ * the runtime, which is ISO C.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -30,6 +31,13 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+FILE *snnrt_mem_open(const void *data, size_t size)
+{
+    static const char none[1];
+    /* read-only: fmemopen does not write through a "rb" stream */
+    return fmemopen((void *)(size ? data : none), size, "rb");
+}
 
 static int file_error(char *err, size_t errlen, const char *path,
                       const char *what, int errnum)

@@ -20,6 +20,7 @@
  * bounded by 1 MiB.
  */
 #include "snnrt.h"
+#include "rtbuf.h"
 
 #include <limits.h>
 #include <stdio.h>
@@ -157,7 +158,8 @@ static int idx_open(IdxReader *r)
 {
     unsigned char b[2];
     long end;
-    r->fp = fopen(r->path, "rb");
+    if (!r->fp)
+        r->fp = fopen(r->path, "rb");
     if (!r->fp)
         return idx_fail(r, "cannot open for reading");
     if (fseek(r->fp, 0, SEEK_END) != 0 || (end = ftell(r->fp)) < 0 ||
@@ -357,8 +359,9 @@ static int idx_read_data(IdxReader *r, SnnrtIdx *x)
     return r->gz ? gz_check_end(r, x) : 0;
 }
 
-int snnrt_idx_read(const char *path, SnnrtIdx *out, char *err,
-                   size_t errlen)
+/* snnrt_idx_read of fp (NULL: open path), which is closed here. */
+static int idx_read_file(FILE *fp, const char *path, SnnrtIdx *out,
+                         char *err, size_t errlen)
 {
     IdxReader r;
     int rc;
@@ -367,8 +370,11 @@ int snnrt_idx_read(const char *path, SnnrtIdx *out, char *err,
     r.path = path ? path : "(null)";
     r.err = err;
     r.errlen = err ? errlen : 0;
-    if (!path)
+    r.fp = fp;
+    if (!path) {
+        idx_close(&r);
         return idx_fail(&r, "no file name");
+    }
     rc = idx_open(&r);
     if (rc == 0)
         rc = idx_header(&r, out);
@@ -378,6 +384,25 @@ int snnrt_idx_read(const char *path, SnnrtIdx *out, char *err,
     if (rc)
         snnrt_idx_free(out);
     return rc;
+}
+
+int snnrt_idx_read(const char *path, SnnrtIdx *out, char *err,
+                   size_t errlen)
+{
+    return idx_read_file(NULL, path, out, err, errlen);
+}
+
+int snnrt_idx_read_mem(const void *data, size_t size, const char *name,
+                       SnnrtIdx *out, char *err, size_t errlen)
+{
+    FILE *fp = snnrt_mem_open(data, size);
+    if (!fp) {
+        memset(out, 0, sizeof *out);
+        if (err && errlen)
+            snprintf(err, errlen, "%s: cannot open the bytes in memory as a file", name);
+        return -1;
+    }
+    return idx_read_file(fp, name, out, err, errlen);
 }
 
 void snnrt_idx_free(SnnrtIdx *x)

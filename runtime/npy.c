@@ -15,6 +15,7 @@
  * converted to float32 (the list is in snnrt.h).
  */
 #include "snnrt.h"
+#include "rtbuf.h"
 
 #include <limits.h>
 #include <math.h>
@@ -492,6 +493,24 @@ int snnrt_npy_read(const char *path, SnnrtTensor *out, char *err,
     if (!fp)
         return npy_fail(err, errlen, path, "cannot open for reading");
     rc = npy_read_open(fp, path, out, err, errlen);
+    fclose(fp);
+    if (rc)
+        snnrt_tensor_free(out);
+    return rc;
+}
+
+int snnrt_npy_read_mem(const void *data, size_t size, const char *name,
+                       SnnrtTensor *out, char *err, size_t errlen)
+{
+    FILE *fp;
+    int rc;
+    if (!err)
+        errlen = 0;
+    memset(out, 0, sizeof *out);
+    fp = snnrt_mem_open(data, size);
+    if (!fp)
+        return npy_fail(err, errlen, name, "cannot open the bytes in memory as a file");
+    rc = npy_read_open(fp, name, out, err, errlen);
     fclose(fp);
     if (rc)
         snnrt_tensor_free(out);

@@ -201,13 +201,14 @@ static int st_read_meta(SnnrtStIndex *ix, SnnrtStFile *out)
     return rc;
 }
 
-int snnrt_st_read(const char *path, SnnrtStFile *out, char *err,
-                  size_t errlen)
+/* snnrt_st_read of fp (NULL: open path), which is closed here. */
+static int st_read_file(FILE *fp, const char *path, SnnrtStFile *out,
+                        char *err, size_t errlen)
 {
     SnnrtStIndex ix;
     int i;
     memset(out, 0, sizeof *out);
-    if (snnrt_st_open(&ix, path, err, errlen))
+    if (snnrt_st_open(&ix, fp, path, err, errlen))
         return -1;
     out->entries = (SnnrtStEntry *)calloc(ix.n ? (size_t)ix.n : 1,
                                           sizeof *out->entries);
@@ -227,6 +228,23 @@ int snnrt_st_read(const char *path, SnnrtStFile *out, char *err,
     }
     snnrt_st_close(&ix);
     return 0;
+}
+
+int snnrt_st_read(const char *path, SnnrtStFile *out, char *err,
+                  size_t errlen)
+{
+    return st_read_file(NULL, path, out, err, errlen);
+}
+
+int snnrt_st_read_mem(const void *data, size_t size, const char *name,
+                      SnnrtStFile *out, char *err, size_t errlen)
+{
+    FILE *fp = snnrt_mem_open(data, size);
+    if (!fp) {
+        memset(out, 0, sizeof *out);
+        return st_error(err, errlen, name, "cannot open the bytes in memory as a file");
+    }
+    return st_read_file(fp, name, out, err, errlen);
 }
 
 const SnnrtStEntry *snnrt_st_find(const SnnrtStFile *f, const char *name)

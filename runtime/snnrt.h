@@ -81,6 +81,11 @@ int snnrt_tensor_check_finite(const SnnrtTensor *t, const char *what,
 int snnrt_npy_read(const char *path, SnnrtTensor *out, char *err,
                    size_t errlen);
 
+/* The same for the bytes data[0..size) of such a file, which messages call
+   name (fuzz/ feeds the reader this way, without files). */
+int snnrt_npy_read_mem(const void *data, size_t size, const char *name,
+                       SnnrtTensor *out, char *err, size_t errlen);
+
 /* Writes t as a version 1.0 .npy file of <f4 whose data starts at a
    multiple of 64 bytes, atomically (see snnrt_write_atomic). */
 int snnrt_npy_write(const char *path, const SnnrtTensor *t, char *err,
@@ -115,6 +120,10 @@ typedef struct SnnrtStFile {
    rejected here: call snnrt_tensor_check_finite. */
 int snnrt_st_read(const char *path, SnnrtStFile *out, char *err,
                   size_t errlen);
+
+/* The same for the bytes data[0..size) of such a file, called name. */
+int snnrt_st_read_mem(const void *data, size_t size, const char *name,
+                      SnnrtStFile *out, char *err, size_t errlen);
 
 /* The entry called name, or NULL. */
 const SnnrtStEntry *snnrt_st_find(const SnnrtStFile *f, const char *name);
@@ -218,6 +227,10 @@ typedef struct SnnrtIdx {
    costs no more than an honest file. */
 int snnrt_idx_read(const char *path, SnnrtIdx *out, char *err,
                    size_t errlen);
+
+/* The same for the bytes data[0..size) of such a file, called name. */
+int snnrt_idx_read_mem(const void *data, size_t size, const char *name,
+                       SnnrtIdx *out, char *err, size_t errlen);
 
 /* Frees x->data and zeroes *x; x may be NULL. */
 void snnrt_idx_free(SnnrtIdx *x);

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what snnc needs to build and test on Debian 12: the toolchain,
+# Installs what snnc needs to build and test on Debian 12: the toolchain
+# (clang with its runtime, libclang-rt-dev, for the fuzz targets' libFuzzer),
 # flex and bison, zlib (the runtime reads gzip-compressed IDX datasets),
 # SIMDe (tests of the x86 SIMD targets on CPUs without their instructions),
 # Fashion-MNIST (the main job and the training test), protobuf-c and the
@@ -9,7 +10,7 @@
 # peers from PyPI (scripts/install-test-peers.sh). Idempotent: packages
 # already installed are not fetched again.
 set -euo pipefail
-packages=(build-essential cmake clang flex bison pkg-config zlib1g-dev libsimde-dev dataset-fashion-mnist
+packages=(build-essential cmake clang libclang-rt-dev flex bison pkg-config zlib1g-dev libsimde-dev dataset-fashion-mnist
           libprotobuf-c-dev protobuf-c-compiler libonnx-dev python3-onnx
           python3 python3-numpy python3-torch python3-pip libopenblas0-pthread)
 missing=()

@@ -329,6 +329,22 @@ void diag_set_use(Loc use, const char *why, const char *note) {
 
 void diag_clear_use(void) { use_why = use_note = NULL; }
 
+int src_mark(void) { return nsources; }
+
+void src_release(int mark) {
+    if (mark < 1)
+        mark = 1;
+    for (; nsources > mark; nsources--) {
+        free(sources[nsources - 1].name);
+        free(sources[nsources - 1].text);
+    }
+    if (nsources == 1) { /* nothing left: the table itself goes too */
+        free(sources);
+        sources = NULL;
+        cap_sources = 0;
+    }
+}
+
 const char *src_name(int file) {
     return file > 0 && file < nsources ? sources[file].name : "<unknown>";
 }
@@ -339,7 +355,10 @@ const char *src_text(int file) {
 
 void diag_set_stream(FILE *f) { diag_stream = f; }
 int diag_errors(void) { return nerrors; }
-void diag_reset(void) { nerrors = 0; }
+void diag_reset(void) {
+    nerrors = 0;
+    last_error = (Loc){0, 0, 0};
+}
 Loc diag_last_error(void) { return last_error; }
 
 static const char *kind_name(int kind) {

@@ -97,6 +97,11 @@ typedef struct Loc {
 int src_add(const char *name, const char *text, size_t len);
 /* Marks a source as shipped with snnc (the neuron library): see diag_set_use. */
 void src_mark_builtin(int file);
+/* The sources read so far, and forgetting those read after such a mark: a
+   process that compiles many inputs (the fuzz targets) keeps its table, and
+   its memory, from growing with each. */
+int src_mark(void);
+void src_release(int mark);
 const char *src_name(int file);
 const char *src_text(int file);
 
@@ -117,7 +122,7 @@ void diag_set_use(Loc use, const char *why, const char *note);
 void diag_clear_use(void);
 int diag_errors(void);
 Loc diag_last_error(void); /* where the latest error was reported */
-void diag_reset(void);
+void diag_reset(void); /* no errors counted, no last error */
 void diag_set_stream(FILE *f);
 
 /* Internal compiler errors say so and name the compiler's own source line. */

@@ -1271,15 +1271,7 @@ static int resolve_prev(Imp *I) {
 }
 
 int onnx_import(Arena *a, const char *path, const OnnxOptions *opt, OnnxImport *out) {
-    Imp I;
-    memset(&I, 0, sizeof I);
-    I.a = a;
-    I.path = path;
-    I.opt = opt;
-    I.out = out;
     memset(out, 0, sizeof *out);
-    const char *slash = strrchr(path, '/');
-    I.dir = slash ? arena_strndup(a, path, (size_t)(slash - path) + 1) : "";
     size_t len;
     char *bytes = read_file(path, &len, MAX_MODEL_BYTES);
     if (!bytes) {
@@ -1289,8 +1281,27 @@ int onnx_import(Arena *a, const char *path, const OnnxOptions *opt, OnnxImport *
             error_plain("%s: %s", path, strerror(errno));
         return -1;
     }
-    I.m = onnx__model_proto__unpack(NULL, len, (const uint8_t *)bytes);
+    int rc = onnx_import_mem(a, path, bytes, len, opt, out);
     free(bytes);
+    return rc;
+}
+
+int onnx_import_mem(Arena *a, const char *path, const void *bytes, size_t len, const OnnxOptions *opt,
+                    OnnxImport *out) {
+    Imp I;
+    memset(&I, 0, sizeof I);
+    I.a = a;
+    I.path = path;
+    I.opt = opt;
+    I.out = out;
+    memset(out, 0, sizeof *out);
+    const char *slash = strrchr(path, '/');
+    I.dir = slash ? arena_strndup(a, path, (size_t)(slash - path) + 1) : "";
+    if (len > MAX_MODEL_BYTES) {
+        error_plain("%s: larger than %zu bytes", path, MAX_MODEL_BYTES);
+        return -1;
+    }
+    I.m = onnx__model_proto__unpack(NULL, len, (const uint8_t *)bytes);
     if (!I.m) {
         error_plain("%s: not an ONNX model (the protobuf does not parse: truncated or not a ModelProto)", path);
         return -1;

@@ -42,6 +42,10 @@ typedef struct OnnxImport {
 /* Imports the model at path; 0, or -1 after reporting "PATH: node 'NAME'
    (OP): what is wrong". */
 int onnx_import(Arena *a, const char *path, const OnnxOptions *opt, OnnxImport *out);
+/* The same for the model's bytes[0..len), read from path (messages name
+   it; external data files are looked for beside it). */
+int onnx_import_mem(Arena *a, const char *path, const void *bytes, size_t len, const OnnxOptions *opt,
+                    OnnxImport *out);
 
 /* Writes g as an ONNX model in the same convention: params holds every
    parameter at its memplan offset; neuron layers keep the call of their

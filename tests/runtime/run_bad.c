@@ -13,6 +13,8 @@
  * safetensors file also goes through snnrt_st_load_tensors (the .inc loader)
  * asking for "w" of shape [2, 3] with missing tensors allowed: whatever it
  * decides, it must not crash and its message must start with the path.
+ * Each file is also read from memory (snnrt_npy_read_mem and the others,
+ * what the fuzz targets call), which must fail with the same message.
  * Every file in FOLDER must be listed, and there must be at least MIN_FILES.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -54,6 +56,54 @@ static int load_st(const char *path, char *err, size_t errlen)
     }
     snnrt_st_free(&f);
     return rc;
+}
+
+/* The reader's *_mem entry point (what the fuzz targets call) on the
+   file's bytes, named by its path: the same message, byte for byte. */
+static int probe_mem(const char *kind, const char *path, const char *msg)
+{
+    char err[1024] = "";
+    unsigned char *data = NULL;
+    size_t n = 0;
+    long size;
+    int rc = -2;
+    FILE *f = fopen(path, "rb");
+    if (f && fseek(f, 0, SEEK_END) == 0 && (size = ftell(f)) >= 0 &&
+        fseek(f, 0, SEEK_SET) == 0 &&
+        (data = (unsigned char *)malloc((size_t)size + 1)) != NULL)
+        n = fread(data, 1, (size_t)size, f);
+    if (f)
+        fclose(f);
+    if (data && !strcmp(kind, "npy")) {
+        SnnrtTensor t;
+        rc = snnrt_npy_read_mem(data, n, path, &t, err, sizeof err);
+        if (rc == 0)
+            rc = snnrt_tensor_check_finite(&t, path, err, sizeof err);
+        snnrt_tensor_free(&t);
+    } else if (data && !strcmp(kind, "idx")) {
+        SnnrtIdx x;
+        rc = snnrt_idx_read_mem(data, n, path, &x, err, sizeof err);
+        snnrt_idx_free(&x);
+    } else if (data) {
+        SnnrtStFile st;
+        char what[1200];
+        int i;
+        rc = snnrt_st_read_mem(data, n, path, &st, err, sizeof err);
+        for (i = 0; rc == 0 && i < st.n; i++) {
+            snprintf(what, sizeof what, "%s: tensor '%s'", path,
+                     st.entries[i].name);
+            rc = snnrt_tensor_check_finite(&st.entries[i].t, what, err,
+                                           sizeof err);
+        }
+        snnrt_st_free(&st);
+    }
+    free(data);
+    if (rc != -1 || strcmp(err, msg)) {
+        printf("FAIL %s: read from memory: \"%s\", from the file: \"%s\"\n",
+               path, rc == -2 ? "(cannot read the file)" : err, msg);
+        return 1;
+    }
+    return 0;
 }
 
 /* The .inc loader on the same file: no crash, a well-formed message. */
@@ -100,6 +150,8 @@ static int check_file(const char *kind, const char *path, const char *want)
         return 1;
     }
     printf("ok   %s\n", err);
+    if (probe_mem(kind, path, err))
+        return 1;
     return !strcmp(kind, "safetensors") ? probe_loader(path) : 0;
 }
 

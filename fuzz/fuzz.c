@@ -1,0 +1,90 @@
+/*
+ * fuzz.c: the compilation the compiler's fuzz targets share (fuzz.h).
+ *
+ * The built-in neuron library is parsed once, into an arena of its own:
+ * sema only reads its trees, so every input can use them. Everything an
+ * input makes lives in the caller's per-input arena and in the sources
+ * added after the library's, which fuzz_reset forgets, so that the process
+ * stays small and leak-free however long it runs. Diagnostics are built
+ * and formatted as usual (the caret lines too), into /dev/null.
+ */
+#include "fuzz.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "passes.h"
+#include "sema.h"
+#include "trainspec.h"
+
+extern const char snnc_stdlib_snn[];
+extern const unsigned long snnc_stdlib_snn_len;
+
+static Arena std_arena;
+static Node *std_items;
+static int std_mark; /* the sources up to here (the library's) are kept */
+
+static const char *const targets[] = {"c", "avx512", "avx2"};
+
+void fuzz_init(void) {
+    FILE *null = fopen("/dev/null", "w");
+    if (!null) {
+        perror("/dev/null");
+        abort();
+    }
+    diag_set_stream(null);
+    int f = src_add("<stdlib>/neurons.snn", snnc_stdlib_snn, snnc_stdlib_snn_len);
+    std_items = parse_source(&std_arena, f, src_text(f), snnc_stdlib_snn_len);
+    if (diag_errors())
+        ICE("the built-in neuron library does not parse");
+    std_mark = src_mark();
+}
+
+unsigned fuzz_variant(const uint8_t *data, size_t size) {
+    unsigned v = 2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < size; i++)
+        v = (v ^ data[i]) * 16777619u;
+    return v;
+}
+
+void fuzz_compile(Arena *a, Node *user, int train, unsigned variant, FuzzHook *after_sema, void *ctx) {
+    diag_reset();
+    SemaOptions so;
+    memset(&so, 0, sizeof so);
+    IrGraph *g = sema_build(a, std_items, user, &so);
+    TrainSpec ts;
+    memset(&ts, 0, sizeof ts);
+    if (!g || !trainspec_build(user, g->name, &ts) || diag_errors())
+        return;
+    if (after_sema && after_sema(a, g, ctx))
+        return;
+    g->batch = 1 + (int)(variant % 3);
+    g->train = train;
+    g->chunk = variant & 4 ? 1 : 0;
+    PassOptions po;
+    memset(&po, 0, sizeof po);
+    if (pass_run_all(g, &po) != 0 || diag_errors())
+        return;
+    Buf b = {0};
+    ir_print(g, &b);
+    ir_dot(g, &b);
+    buf_free(&b);
+    CgenOptions co;
+    memset(&co, 0, sizeof co);
+    co.static_ws = (variant & 8) != 0;
+    const char *name = targets[(variant >> 4) % 3];
+    const Target *t = target_lookup(name);
+    if (!t)
+        ICE("no target '%s'", name);
+    GenFile files[TARGET_MAX_FILES];
+    int n = target_generate(t, g, &co, files);
+    for (int i = 0; i < n; i++)
+        buf_free(&files[i].text);
+}
+
+void fuzz_reset(void) {
+    src_release(std_mark);
+    diag_reset();
+}
