@@ -219,6 +219,23 @@ TARGET = native_target()  # --target
 TARGET_FLAGS = {"avx512": ["-mavx512f"], "avx2": ["-mavx2", "-mfma"], "c": []}
 
 
+def thread_env(nthreads, wait_policy, peers_dir):
+    """The environment of a worker or harness on `nthreads` threads: OpenMP's,
+    OpenBLAS's and MKL's thread counts, OMP_WAIT_POLICY unless 'default',
+    and the peers' folder on PYTHONPATH."""
+    e = dict(os.environ)
+    for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        e[k] = str(nthreads)
+    if wait_policy != "default":
+        e["OMP_WAIT_POLICY"] = wait_policy.upper()
+    e["PYTHONPATH"] = peers_dir + (os.pathsep + e["PYTHONPATH"] if e.get("PYTHONPATH") else "")
+    return e
+
+
+def loadavg():
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
 def use_target(t):
     global TARGET
     TARGET = t
@@ -403,16 +420,7 @@ def main():
             raise SystemExit(f"bad batch {b}")
 
     def env_for(nthreads):
-        e = dict(os.environ)
-        for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-            e[k] = str(nthreads)
-        if a.omp_wait_policy != "default":
-            e["OMP_WAIT_POLICY"] = a.omp_wait_policy.upper()
-        e["PYTHONPATH"] = a.peers_dir + (os.pathsep + e["PYTHONPATH"] if e.get("PYTHONPATH") else "")
-        return e
-
-    def loadavg():
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+        return thread_env(nthreads, a.omp_wait_policy, a.peers_dir)
 
     print("== machine ==")
     machine = [ln for ln in machine_report(a.python, env_for(1)) if not ln.startswith("peak est.")]

@@ -71,8 +71,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from infer_throughput import (CC, PEAK_CFLAGS, SNNC_CFLAGS, measure_peak, pattern,  # noqa: E402
-                              timed_calls, torch_setup)
+from infer_throughput import (CC, PEAK_CFLAGS, SNNC_CFLAGS, TARGET_FLAGS, loadavg, measure_peak,  # noqa: E402
+                              native_target, pattern, thread_env, timed_calls, torch_setup)
 from train_throughput import REPO, find_snnc, machine_report  # noqa: E402
 
 T = 100
@@ -83,7 +83,6 @@ GOALS = {4096: 0.65, 1024: 0.55}  # fraction of the FMA peak x threads (issue 10
 LARGE = 2048          # from this n on, a call takes about a second: few repeats
 CHECK_N = 1024
 CHECK_TOL = 1e-3
-TARGET_FLAGS = {"avx512": ["-mavx512f"], "avx2": ["-mavx2", "-mfma"], "c": []}
 
 NET_SNN = """\
 network LinLIF {{
@@ -229,10 +228,9 @@ def check_worker(a):
 # ---- snnc ----------------------------------------------------------------
 
 def best_x86_target():
-    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    m = re.search(r"^flags\s*:\s*(.*)$", info, re.M)
-    flags = set(m.group(1).split()) if m else set()
-    return "avx512" if "avx512f" in flags else "avx2" if "avx2" in flags else None
+    """avx512 or avx2 where this CPU runs one (snnc run's choice), else None."""
+    t = native_target()
+    return None if t == "c" else t
 
 
 def build_snnc(snnc, n, batch, target, folder):
@@ -356,16 +354,7 @@ def main():
     targets = [t for t in (a.targets.split(",") if a.targets else ["c"] + ([best] if best else [])) if t]
 
     def env_for(nthreads):
-        e = dict(os.environ)
-        for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-            e[k] = str(nthreads)
-        if a.omp_wait_policy != "default":
-            e["OMP_WAIT_POLICY"] = a.omp_wait_policy.upper()
-        e["PYTHONPATH"] = a.peers_dir + (os.pathsep + e["PYTHONPATH"] if e.get("PYTHONPATH") else "")
-        return e
-
-    def loadavg():
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+        return thread_env(nthreads, a.omp_wait_policy, a.peers_dir)
 
     print("== machine ==")
     machine = [ln for ln in machine_report(a.python, env_for(1)) if not ln.startswith("peak est.")]

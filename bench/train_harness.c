@@ -57,48 +57,8 @@
 #error "train_harness.c wants a network with encode sequence and readout steps"
 #endif
 
-static double harness_wall(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static double harness_cpu(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-/* Value i of the input pattern before scaling: splitmix64, counter-based, in [0, 1). */
-static float harness_pattern(unsigned long long i)
-{
-    unsigned long long z = HARNESS_PATTERN_SEED + (i + 1) * 0x9E3779B97F4A7C15ULL;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    z ^= z >> 31;
-    return (float)(z >> 40) * (1.0f / 16777216.0f);
-}
-
-static int harness_cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static int harness_write(const char *dir, const char *name, const float *v, long n)
-{
-    char path[4096];
-    FILE *f;
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    f = fopen(path, "wb");
-    if (!f || fwrite(v, sizeof(float), (size_t)n, f) != (size_t)n || fclose(f) != 0) {
-        fprintf(stderr, "train_harness: cannot write %s\n", path);
-        return -1;
-    }
-    return 0;
-}
+#define HARNESS_NAME "train_harness"
+#include "harness.h"
 
 /* The gradient check's files: input, output, parameters and gradients. */
 static int harness_dump(const char *dir, void *ws, int batch, const float *in, const float *out)
