@@ -236,6 +236,24 @@ def loadavg():
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
+def report_peak(tmp, seconds, report):
+    """Measures the peak with bench/peak.c, prints it and records it in
+    report["peak"]. Returns (the rates by (isa, op, threads), the best
+    1-thread FMA rate or None, the cores this process may use)."""
+    peak, lines = measure_peak(tmp, seconds)
+    ncores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    fma1 = max((v for k, v in peak.items() if k[1] == "fma" and k[2] == 1), default=None)
+    print(f"peak       measured by bench/peak.c ({' '.join(PEAK_CFLAGS)}): fp32 GFLOP/s by the threads' CPU "
+          f"time (then by the wall clock); load avg {loadavg()}:")
+    for ln in lines:
+        print(ln)
+    if fma1:
+        print(f"           the FMA peak of n threads below: n x {fma1:.1f} (the best 1-thread FMA rate), "
+              f"n at most {ncores} cores")
+    report["peak"] = [dict(isa=k[0], op=k[1], threads=k[2], gflops=v) for k, v in peak.items()]
+    return peak, fma1, ncores
+
+
 def use_target(t):
     global TARGET
     TARGET = t
@@ -451,17 +469,7 @@ def main():
     report = dict(machine=machine, flags=dict(cc=CC, snnc=SNNC_CFLAGS, peak=PEAK_CFLAGS), nets={})
     with tempfile.TemporaryDirectory(prefix="snnc-infer-") as tmpname:
         tmp = Path(tmpname)
-        peak, lines = measure_peak(tmp, a.peak_seconds)
-        ncores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-        fma1 = max((v for k, v in peak.items() if k[1] == "fma" and k[2] == 1), default=None)
-        print(f"peak       measured by bench/peak.c ({' '.join(PEAK_CFLAGS)}): fp32 GFLOP/s by the threads' CPU "
-              f"time (then by the wall clock); load avg {loadavg()}:")
-        for ln in lines:
-            print(ln)
-        if fma1:
-            print(f"           the FMA peak of n threads below: n x {fma1:.1f} (the best 1-thread FMA rate), "
-                  f"n at most {ncores} cores")
-        report["peak"] = [dict(isa=k[0], op=k[1], threads=k[2], gflops=v) for k, v in peak.items()]
+        peak, fma1, ncores = report_peak(tmp, a.peak_seconds, report)
         sys.stdout.flush()
 
         summary = []

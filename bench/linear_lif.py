@@ -71,8 +71,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from infer_throughput import (CC, PEAK_CFLAGS, SNNC_CFLAGS, TARGET_FLAGS, loadavg, measure_peak,  # noqa: E402
-                              native_target, pattern, thread_env, timed_calls, torch_setup)
+from infer_throughput import (CC, PEAK_CFLAGS, SNNC_CFLAGS, TARGET_FLAGS, loadavg,  # noqa: E402
+                              native_target, pattern, report_peak, thread_env, timed_calls, torch_setup)
 from train_throughput import REPO, find_snnc, machine_report  # noqa: E402
 
 T = 100
@@ -396,17 +396,7 @@ def main():
                   targets=targets, sizes={})
     with tempfile.TemporaryDirectory(prefix="snnc-linlif-") as tmpname:
         tmp = Path(tmpname)
-        peak, lines = measure_peak(tmp, a.peak_seconds)
-        ncores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-        fma1 = max((v for k, v in peak.items() if k[1] == "fma" and k[2] == 1), default=None)
-        print(f"peak       measured by bench/peak.c ({' '.join(PEAK_CFLAGS)}): fp32 GFLOP/s by the threads' CPU "
-              f"time (then by the wall clock); load avg {loadavg()}:")
-        for ln in lines:
-            print(ln)
-        if fma1:
-            print(f"           the FMA peak of n threads below: n x {fma1:.1f} (the best 1-thread FMA rate), "
-                  f"n at most {ncores} cores")
-        report["peak"] = [dict(isa=k[0], op=k[1], threads=k[2], gflops=v) for k, v in peak.items()]
+        peak, fma1, ncores = report_peak(tmp, a.peak_seconds, report)
         sys.stdout.flush()
 
         if snnc and not a.no_check:
