@@ -16,7 +16,9 @@
    number of timed calls, the process's CPU time over wall time while
    timing, the OpenMP thread count it saw and the sum of the outputs.
 
-   Usage: infer_harness BATCH REPEATS MIN_SECONDS WARMUP [--weights FILE] [--dump DIR]
+   Usage: infer_harness BATCH REPEATS MIN_SECONDS WARMUP [--weights FILE] [--dump DIR] [--spikes P]
+   With --spikes, the inputs are spikes instead: 1 where the pattern is
+   below P, else 0 (independent, at the rate P).
    With --weights, the parameters in FILE (safetensors) replace the
    initialized ones (<net>_load_weights; all must be there). With --dump,
    it writes into DIR (before timing) what the agreement check
@@ -90,9 +92,11 @@ int main(int argc, char **argv)
     float *in, *out;
     double *times;
     const char *dump = NULL, *weights = NULL;
+    double spikes = -1.0;
 
     if (argc < 5) {
-        fprintf(stderr, "usage: infer_harness BATCH REPEATS MIN_SECONDS WARMUP [--weights FILE] [--dump DIR]\n");
+        fprintf(stderr, "usage: infer_harness BATCH REPEATS MIN_SECONDS WARMUP [--weights FILE] [--dump DIR] "
+                        "[--spikes P]\n");
         return 2;
     }
     for (int i = 5; i + 1 < argc; i += 2) {
@@ -100,6 +104,8 @@ int main(int argc, char **argv)
             dump = argv[i + 1];
         else if (strcmp(argv[i], "--weights") == 0)
             weights = argv[i + 1];
+        else if (strcmp(argv[i], "--spikes") == 0)
+            spikes = atof(argv[i + 1]);
         else {
             fprintf(stderr, "infer_harness: unknown option %s\n", argv[i]);
             return 2;
@@ -116,8 +122,9 @@ int main(int argc, char **argv)
 #ifdef _OPENMP
     threads = omp_get_max_threads();
 #endif
-    n_in = (long)batch * NET_UPPER(_INPUT_SIZE);
-    n_out = (long)batch * NET_UPPER(_OUTPUT_SIZE);
+    /* a sequence input and an output of every step hold T steps */
+    n_in = (long)batch * NET_UPPER(_INPUT_SIZE) * (NET_UPPER(_INPUT_SEQUENCE) ? NET_UPPER(_TIMESTEPS) : 1);
+    n_out = (long)batch * NET_UPPER(_OUTPUT_SIZE) * (NET_UPPER(_OUTPUT_STEPS) ? NET_UPPER(_TIMESTEPS) : 1);
     cap = repeats > 100000 ? repeats : 100000;
     if (posix_memalign(&ws, 64, NET_UPPER(_WORKSPACE_SIZE)) != 0)
         return 1;
@@ -136,7 +143,8 @@ int main(int argc, char **argv)
         }
     }
     for (long i = 0; i < n_in; i++)
-        in[i] = harness_pattern((unsigned long long)i);
+        in[i] = spikes < 0.0 ? harness_pattern((unsigned long long)i)
+                              : harness_pattern((unsigned long long)i) < spikes ? 1.0f : 0.0f;
 
     /* warm-up: the first call also touches the workspace's pages */
     t0 = harness_wall();

@@ -525,6 +525,31 @@ int drv_generate(const IrGraph *g, Options *o, const char *dir, const float *emb
 
 /* ---- info ---- */
 
+static long long round16(long long x) { return (x + 15) & ~15LL; }
+
+/* The training workspace, and what keeping spikes as bits saves. */
+static void info_train(const IrGraph *g) {
+    const IrPlan *P = &g->trainp;
+    long long kept = P->persist * 4, saved = 0;
+    printf("training memory (batch %d): parameters and gradients %lld bytes; values kept for the backward %lld "
+           "bytes; gradients of the values %lld bytes\n",
+           g->batch, (long long)(g->param_floats * 8), kept, (long long)((P->floats - P->persist) * 4));
+    for (int i = 0; i < g->nodes.len; i++) {
+        const IrNode *n = &g->nodes.items[i];
+        if (n->dead || n->alias >= 0 || !P->at[i].bits)
+            continue;
+        long long vals = (long long)P->at[i].vsteps * g->batch * shape_count(&n->shape);
+        long long bits = round16(vals / 32) * 4, floats = round16(vals) * 4;
+        printf("  spikes of %s kept as bits: %lld bytes (as floats %lld)\n", n->name, bits, floats);
+        saved += floats - bits;
+    }
+    if (saved)
+        printf("  bits save %lld bytes of the values kept (%.1f%% less: %lld bytes as floats), %.1f%% of the "
+               "training region\n",
+               saved, 100.0 * (double)saved / (double)(kept + saved), kept + saved,
+               100.0 * (double)saved / (double)(g->param_floats * 8 + P->floats * 4 + saved));
+}
+
 static void info(const IrGraph *g) {
     /* the parameters of each node, in one pass */
     int64_t *per_node = arena_alloc(g->arena, sizeof(int64_t) * (size_t)(g->nodes.len + 1));
@@ -564,10 +589,7 @@ static void info(const IrGraph *g) {
            g->batch, (long long)(g->param_floats * 4), (long long)(P->persist * 4), P->chunk, P->chunk == 1 ? "" : "s",
            (long long)((P->floats - P->persist) * 4), g->timesteps);
     if (g->train)
-        printf("training memory (batch %d): parameters and gradients %lld bytes; values kept for the backward %lld "
-               "bytes; gradients of the values %lld bytes\n",
-               g->batch, (long long)(g->param_floats * 8), (long long)(g->trainp.persist * 4),
-               (long long)((g->trainp.floats - g->trainp.persist) * 4));
+        info_train(g);
     printf("(the target adds its scratch: snnc compile writes the workspace's size in the header)\n");
 }
 

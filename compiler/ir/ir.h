@@ -165,6 +165,9 @@ typedef struct IrBufs {
     int64_t mask;   /* training, dropout: the mask of the sequence */
     int64_t stat;   /* training, batchnorm: mean and 1/std per channel of the batch */
     int needgrad;   /* training: dL/d(output) is needed: 0 no, 1 yes, 2 only for dL/dinput */
+    int bits;       /* training: the output is spikes kept 1 bit each, 32 to a 32-bit word (the
+                       bit k of word w is element 32 w + k of the buffer), read only by dense
+                       layers: val then holds vsteps x maxb x c / 32 words */
 } IrBufs;
 
 /* A group of the schedule: nodes that run together. A group of one
@@ -207,6 +210,7 @@ typedef struct IrNode {
     int dead;      /* removed by a pass; skipped by everyone */
     int invariant; /* same value at every step (hoisted out of the time loop) */
     int alias;     /* memplan: the node whose buffer this one reads (flatten), or -1 */
+    int bits;      /* spikebits: training keeps its spikes as bits */
     int group;     /* schedule: its group */
 } IrNode;
 

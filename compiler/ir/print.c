@@ -150,6 +150,8 @@ static void print_plan(const IrGraph *g, const IrPlan *P, const char *what, Buf 
             print_off(o, "val", b->val, b->vsteps);
             if (b->inv)
                 buf_puts(o, " once");
+            if (b->bits)
+                buf_puts(o, " bits");
             print_off(o, "state", b->state, b->ssteps);
             print_off(o, "carry", b->carry, 0);
             print_off(o, "mask", b->mask, 0);

@@ -20,6 +20,9 @@
  * that threads never share a sum and the result does not depend on how
  * many there are). `grad` of a node is needed when a learnable parameter
  * lies before it (1), or only for dL/dinput (2).
+ *
+ * A neuron layer that the spikebits pass marked keeps its spikes as bits,
+ * 32 to a word: its values take a 32nd of the floats.
  */
 #include "passes.h"
 
@@ -101,7 +104,8 @@ void pass_trainplan(IrGraph *g) {
             continue;
         int64_t c = shape_count(&x->shape);
         b->val = off;
-        off += align16(b->vsteps * mb * c);
+        b->bits = x->bits && !b->inv;
+        off += align16(b->vsteps * mb * c / (b->bits ? 32 : 1));
         if (x->op == IR_NEURON && x->neuron->states.len) {
             b->state = off;
             b->ssteps = (int)T + 1;
@@ -144,6 +148,8 @@ void pass_trainplan(IrGraph *g) {
             P->at[i] = P->at[x->alias];
             P->at[i].needgrad = nd;
             P->at[i].state = P->at[i].dstate = P->at[i].pacc = P->at[i].mask = P->at[i].stat = -1;
+            if (P->at[i].bits && shape_count(&x->shape) % 32)
+                ICE("a view of spikes kept as bits is not a multiple of 32 wide");
         }
     }
     P->floats = off;

@@ -23,6 +23,10 @@ and weights):
             avgpool with padding, scale and dense are computed once (the
             hoist pass) and feed a recurrent add(prev(h) |> dense)
   recurrent conv: add(prev(h) |> conv2d), a conv in a step-by-step loop
+  spikes as bits: LIF layers 128 and 32 wide read only by max-pool,
+            avgpool and dense layers, whose spikes the training code keeps
+            one bit each (the plan must say `bits` for both), on the
+            native target and on the portable one
 
 Everything else is leaky integrators (LI), which are smooth, so that the
 comparison does not hinge on spikes. Where spikes or maxima decide
@@ -46,6 +50,7 @@ as they are with --disable-pass=hoist (checked too): hoisting must not
 change results.
 """
 import os
+import subprocess
 import sys
 import tempfile
 
@@ -405,6 +410,80 @@ def recurrent_conv_ref(c, x, stats):
     return c.li(c.dense(pooled.reshape(pooled.shape[0], pooled.shape[1], -1), "o_fc"), 2.0)
 
 
+SPIKE_BITS = dict(
+    T=6, B=5, input=(2, 4, 4), encode="sequence",
+    text="""
+  s1 = x |> conv2d(8, 3, padding = 1) as s1_conv |> LIF(surrogate = atan(2.0)) as s1;
+  a = s1 |> avgpool(2) |> flatten |> dense(32, bias = false) as a_fc;
+  h = s1 |> maxpool(2) |> flatten |> dense(32) as h_fc |> add(a) |> LIF(surrogate = atan(2.0)) as h;
+  out = h |> dense(4) as o_fc |> LI(tau = 2.0) as out;
+""",
+    weights=lambda rng: {
+        "s1_conv.weight": n(rng, 8, 2, 3, 3, scale=0.5), "s1_conv.bias": u(rng, 0.2, 0.5, 8),
+        "a_fc.weight": n(rng, 32, 32, scale=0.4),
+        "h_fc.weight": n(rng, 32, 32, scale=0.4), "h_fc.bias": u(rng, 0.1, 0.4, 32),
+        "o_fc.weight": n(rng, 4, 32, scale=0.4), "o_fc.bias": n(rng, 4, scale=0.1)},
+    bits=("s1", "h"),
+)
+
+
+def spike_bits_ref(c, x, stats):
+    flat = lambda t: t.reshape(t.shape[0], t.shape[1], -1)  # noqa: E731
+    s1 = c.lif(c.conv(x, "s1_conv", padding=1))
+    a = c.dense(flat(c.rows(F.avg_pool2d, s1, 2)), "a_fc")
+    h = c.lif(c.dense(flat(c.maxpool(s1, 2, 2, 0, ties_ok=True)), "h_fc") + a)
+    return c.li(c.dense(h, "o_fc"), 2.0)
+
+
+def check_bits(chk, label, spec, work):
+    """The training plan keeps exactly the layers spec["bits"] as bits."""
+    src = os.path.join(work, "bits.snn")
+    with open(src, "w") as f:
+        f.write(net_text("L", spec))
+    p = subprocess.run([R.snnc_path(), "compile", src, "--train", "--emit-ir"], capture_output=True, text=True)
+    if p.returncode != 0:
+        chk.check(False, "%s: snnc compile --emit-ir failed: %s" % (label, p.stderr.strip()))
+        return
+    names = {}  # "%N" -> layer name, from the node lines "  %N NAME = op ..."
+    for line in p.stdout.splitlines():
+        parts = line.split()
+        if line.startswith("  %") and len(parts) > 2 and parts[2] == "=":
+            names[parts[0]] = parts[1]
+    plan = p.stdout[p.stdout.index("memory training"):].splitlines()[1:]
+    got = sorted(names.get(q[0], q[0]) for q in (line.split() for line in plan) if q and "bits" in q)
+    chk.check(got == sorted(spec["bits"]), "%s: the layers kept as bits: %s (expected %s)"
+              % (label, " ".join(got) or "none", " ".join(sorted(spec["bits"]))))
+
+
+def check_bits_same(chk, label, spec, ref, mean, seed, work):
+    """Neither keeping spikes as bits nor the event-driven products change a
+    result: snnc grad gives the same bits with --disable-pass=spikebits,
+    and with the products forced to their dense blocks (L_EVENT_COST huge)
+    or to row-by-row events wherever a block has any (L_EVENT_COST 0), on
+    the native and the portable target."""
+    x, w, g, _ = draw(spec, ref, mean, seed)
+    ccs = {"default": R.quick_cc(work),
+           "dense blocks": R.quick_cc(work, ["-DL_EVENT_COST=1e30"], "cc-dense"),
+           "row events": R.quick_cc(work, ["-DL_EVENT_COST=0"], "cc-events")}
+    variants = [("default", [])] + [(k, []) for k in ccs if k != "default"] + \
+        [("default", ["--disable-pass=spikebits"])]
+    for target in ([], ["--target", "c"]):
+        runs = []
+        for cc, extra in variants:
+            try:
+                runs.append(R.grad(net_text("L", spec), x, g, weights=w, extra=["--cc", ccs[cc]] + target + extra))
+            except R.RunError as e:
+                chk.check(False, "%s: snnc grad %s failed: %s" % (label, " ".join(target + extra), e))
+                return
+        g1, dx1, y1 = runs[0]
+        for (cc, extra), (g2, dx2, y2) in zip(variants[1:], runs[1:]):
+            same = np.array_equal(dx1, dx2) and np.array_equal(y1, y2) and sorted(g1) == sorted(g2) and \
+                all(np.array_equal(g1[k], g2[k]) for k in g1)
+            chk.check(same, "%s%s: the same outputs and gradients with %s" % (
+                label, " " + " ".join(target) if target else "",
+                "spikes as floats (--disable-pass=spikebits)" if extra else cc))
+
+
 CASES = [
     ("conv", CONV, conv_ref, 0.0),
     ("residual", RESIDUAL, residual_ref, 0.0),
@@ -415,6 +494,7 @@ CASES = [
     ("spiking maxpool", SPIKE_POOL, spike_pool_ref, 0.8),
     ("direct pools into a recurrent layer", DIRECT_RECURRENT, direct_recurrent_ref, 0.0),
     ("recurrent conv", RECURRENT_CONV, recurrent_conv_ref, 0.0),
+    ("spikes as bits", SPIKE_BITS, spike_bits_ref, 0.8),
 ]
 
 
@@ -471,10 +551,10 @@ def compare(chk, worst, got, want, what, terms=None):
         chk.check(True, what)
 
 
-def check_case(chk, worst, label, spec, ref, mean, seed, cc):
+def check_case(chk, worst, label, spec, ref, mean, seed, cc, extra=()):
     x, w, g, rate = draw(spec, ref, mean, seed)
     try:
-        grads, dx, ys = R.grad(net_text("L", spec), x, g, weights=w, extra=["--cc", cc])
+        grads, dx, ys = R.grad(net_text("L", spec), x, g, weights=w, extra=["--cc", cc] + list(extra))
     except R.RunError as e:
         chk.check(False, "%s: snnc grad failed: %s" % (label, e))
         return
@@ -553,6 +633,10 @@ def main():
         cc = R.quick_cc(work)
         for i, (label, spec, ref, mean) in enumerate(CASES):
             check_case(chk, worst, label, spec, ref, mean, 500 + i, cc)
+            if "bits" in spec:
+                check_bits(chk, label, spec, work)
+                check_bits_same(chk, label, spec, ref, mean, 500 + i, work)
+                check_case(chk, worst, label + " (--target c)", spec, ref, mean, 500 + i, cc, ["--target", "c"])
         for i, (label, spec, ref, mean) in enumerate(CASES):
             if "bn" in spec:
                 check_running_stats(chk, label, spec, ref, mean, 500 + i, work, cc)

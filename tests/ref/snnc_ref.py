@@ -230,15 +230,16 @@ def rel_err(got, want):
     return err / scale
 
 
-def quick_cc(folder):
-    """Writes FOLDER/cc-O0, a C compiler wrapper for `snnc --cc` that builds
-    the generated code without optimization (the last -O wins): the C
-    semantics, and with them every float result, are the same at every -O
-    level (snnc builds with -std=c99, so no contraction into FMA), and large
-    generated files build ten times faster. Returns its path."""
-    path = os.path.join(folder, "cc-O0")
+def quick_cc(folder, flags=(), name="cc-O0"):
+    """Writes FOLDER/NAME, a C compiler wrapper for `snnc --cc` that builds
+    the generated code without optimization (the last -O wins), with FLAGS
+    (e.g. -DNET_EVENT_COST=0) added: the C semantics, and with them every
+    float result, are the same at every -O level (snnc builds with
+    -std=c99, so no contraction into FMA), and large generated files build
+    ten times faster. Returns its path."""
+    path = os.path.join(folder, name)
     real = os.environ.get("CC") or "cc"
     with open(path, "w") as f:
-        f.write("#!/bin/sh\nexec %s \"$@\" -O0\n" % real)
+        f.write("#!/bin/sh\nexec %s \"$@\" %s -O0\n" % (real, " ".join(flags)))
     os.chmod(path, 0o755)
     return path

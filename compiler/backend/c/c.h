@@ -74,6 +74,11 @@ const char *cp_ws(Emit *e, const IrPlan *P, int64_t off);
 /* Pointer to node i's value ('v') or its gradient ('g') at step `t` (a C
    expression) for a batch of B: the slot of step t in its buffer. */
 const char *cp_at(Emit *e, const IrPlan *P, int i, char what, const char *t);
+/* The same for a value kept as bits (IrBufs.bits, training): a pointer to
+   the uint32_t words of step t (its element n is bit n % 32 of word n / 32). */
+const char *cp_bits_at(Emit *e, const IrPlan *P, int i, const char *t);
+/* Whether the training plan keeps any value as bits. */
+int cp_any_bits(Emit *e);
 /* Pointer to parameter k (embedded or in the workspace), and to its
    gradient (training). */
 const char *cp_param(Emit *e, int k);

@@ -26,6 +26,11 @@ static int64_t align16(int64_t x) { return (x + 15) & ~(int64_t)15; }
    parallel region costs a few microseconds. */
 #define PARALLEL_WORK 32768
 
+/* The event-driven products' cost of an event against a step of a row in
+   a block of the matrix product (ckernels.c row_events; measured by
+   bench/event_products.py, docs/targets.md). */
+#define EVENT_COST "3.0"
+
 static void train_header(Emit *e);
 
 static long long ws_floats(Emit *e) {
@@ -689,8 +694,16 @@ static void gen_train(Emit *e) {
         if (x->dead || x->op != IR_NEURON || x->neuron->code.items[x->neuron->emit].op != EQ_SPIKE)
             continue;
         long long cnt = shape_count(&x->shape);
-        cg_line(e, "for (j = 0; j < %d * B * %lld; j++) /* %s */", T, cnt, x->name);
-        cg_line(e, "    s += (%s)[j];", cp_ws(e, P, P->at[i].val));
+        if (P->at[i].bits) {
+            cg_line(e, "for (j = 0; j < %d * B * %lld; j++) { /* %s: the bits set */", T, cnt / 32, x->name);
+            cg_line(e, "    uint32_t m = ((const uint32_t *)(const void *)(%s))[j];", cp_ws(e, P, P->at[i].val));
+            cg_line(e, "    for (; m; m &= m - 1)");
+            cg_line(e, "        s += 1.0;");
+            cg_line(e, "}");
+        } else {
+            cg_line(e, "for (j = 0; j < %d * B * %lld; j++) /* %s */", T, cnt, x->name);
+            cg_line(e, "    s += (%s)[j];", cp_ws(e, P, P->at[i].val));
+        }
         total += (long long)T * cnt;
     }
     cg_line(e, "*spikes = s;");
@@ -831,7 +844,7 @@ TargetEmitter *capi_begin_isa(const IrGraph *g, const CgenOptions *opt, int isa)
     cg_line(e, "#include \"%s.h\"", lo);
     cg_blank(e);
     cg_line(e, "#include <math.h>");
-    if (e->fast)
+    if (e->fast || cp_any_bits(e))
         cg_line(e, "#include <stdint.h>");
     cg_line(e, "#include <string.h>");
     if (isa != ISA_C)
@@ -866,6 +879,11 @@ TargetEmitter *capi_begin_isa(const IrGraph *g, const CgenOptions *opt, int isa)
     cg_line(e, "#define %s_SIMD", up);
     cg_line(e, "#endif");
     cg_line(e, "#define %s_PACK %lld /* floats of the matrix product's packed block */", up, (long long)e->pack);
+    cg_line(e, "/* The matrix product's cost of an event row by row, in steps of a row of a");
+    cg_line(e, "   block (docs/targets.md); a large value turns the event-driven products off. */");
+    cg_line(e, "#ifndef %s_EVENT_COST", up);
+    cg_line(e, "#define %s_EVENT_COST %s", up, EVENT_COST);
+    cg_line(e, "#endif");
     cg_blank(e);
     if (opt->static_ws) {
         cg_line(e, "static float %s_static_ws[%s_WORKSPACE_FLOATS];", lo, up);

@@ -80,6 +80,8 @@ const char *cp_at(Emit *e, const IrPlan *P, int i, char what, const char *t) {
     int64_t off = what == 'g' ? b->grad : b->val;
     if (off < 0)
         ICE("node %d has no %s buffer", i, what == 'g' ? "gradient" : "value");
+    if (what == 'v' && b->bits)
+        ICE("node %d keeps its spikes as bits: read them with cp_bits_at", i);
     long long c = shape_count(&e->g->nodes.items[i].shape);
     const char *base = cp_ws(e, P, off);
     if (b->vsteps == 1 || !strcmp(t, "0"))
@@ -92,6 +94,26 @@ const char *cp_at(Emit *e, const IrPlan *P, int i, char what, const char *t) {
                             c);
     return arena_printf(e->g->arena, simple ? "%s + (long)(%s %% %d) * B * %lld" : "%s + (long)((%s) %% %d) * B * %lld",
                         base, t, b->vsteps, c);
+}
+
+int cp_any_bits(Emit *e) {
+    const IrGraph *g = e->g;
+    for (int i = 0; g->train && g->trainp.planned && i < g->nodes.len; i++)
+        if (!g->nodes.items[i].dead && g->trainp.at[i].bits)
+            return 1;
+    return 0;
+}
+
+const char *cp_bits_at(Emit *e, const IrPlan *P, int i, const char *t) {
+    const IrBufs *b = &P->at[i];
+    if (!b->bits)
+        ICE("node %d keeps no bits", i);
+    long long words = shape_count(&e->g->nodes.items[i].shape) / 32;
+    const char *base = arena_printf(e->g->arena, "(uint32_t *)(void *)(%s)", cp_ws(e, P, b->val));
+    if (!strcmp(t, "0"))
+        return base;
+    return arena_printf(e->g->arena, strchr(t, ' ') ? "%s + (long)(%s) * B * %lld" : "%s + (long)%s * B * %lld", base, t,
+                        words);
 }
 
 const char *cp_param(Emit *e, int k) {

@@ -166,10 +166,24 @@ static void portable_tile(Emit *e, int mr, int nr) {
 
 static const CgTile c_tile = {4, GEMM_NR, 0, portable_tile, "in a local array whose inner loop compilers vectorize"};
 
-void cg_gemm(Emit *e, const CgTile *tile) {
-    const char *p = e->p, *P = e->P;
-    const int NR = tile->nr, MR = tile->mr, fused = e->fast && e->isa != ISA_C;
-    cg_blank(e);
+/* Panels of B that a row adds at once in the event-driven products. */
+#define ROW_PANELS 4
+
+/* The variants of the matrix product: plain, or with A or B given as spikes
+   kept as bits (IrBufs.bits). */
+enum { GEMM_FLOAT, GEMM_SPIKES_A, GEMM_SPIKES_B };
+
+/* Element E (a C expression) of operand m ('a' or 'b') in variant v. */
+static const char *elem(Emit *e, int v, char m, const char *E) {
+    if ((v == GEMM_SPIKES_A && m == 'a') || (v == GEMM_SPIKES_B && m == 'b'))
+        return arena_printf(e->g->arena, "(float)(%c[(%s) >> 5] >> ((%s) & 31) & 1u)", m, E, E);
+    return arena_printf(e->g->arena, "%c[%s]", m, E);
+}
+
+/* The comment that opens the plain product. */
+static void gemm_comment(Emit *e, const CgTile *tile, int fused) {
+    const char *P = e->P;
+    const int NR = tile->nr, MR = tile->mr;
     cg_line(e, "/* C(i, j) = C(i, j), or bias(i, j) when bias is given, plus the sum over k of");
     cg_line(e, "   A(i, k) B(k, j), with A(i, k) = a[i * ai + k * ak], B(k, j) = b[k * bk + j * bj],");
     cg_line(e, "   C(i, j) = c[i * ci + j * cj] and bias(i, j) = bias[i * si + j * sj].");
@@ -191,7 +205,96 @@ void cg_gemm(Emit *e, const CgTile *tile) {
     cg_line(e, "   keeps the steps' indices: adding 0 * b changes nothing.");
     cg_line(e, "   Fewer than 4 rows (a batch of 1 to 3) take a plain loop, with the same");
     cg_line(e, "   sums: packing would cost more than it saves. */");
-    cg_line(e, "static void %s_gemm(long M, long N, long K, const float *a, long ai, long ak, const float *b,", p);
+}
+
+/* The products of one row of A over P panels of B at once (P independent
+   sums per column, so that the additions of consecutive events do not wait
+   on each other), from the row's event list: in scope i (the row), jp (the
+   first panel), kr, vr, src (where the sums start: C's row or the bias's),
+   cr (C's row), ps, kc; with P = 1 the last panel may be partial. */
+static void row_panels(Emit *e, int P, int NR, int fused) {
+    const char *full = P > 1 ? "" : " && jp * %d + j < N";
+    cg_line(e, "float acc[%d][%d];", P, NR);
+    cg_line(e, "const float *pb0 = ps + (jp - q0) * kc * %d;", NR);
+    cg_line(e, "for (p = 0; p < %d; p++)", P);
+    cg_line(e, arena_printf(e->g->arena, "    for (j = 0; j < %d%s; j++)", NR, full), NR);
+    cg_line(e, "        acc[p][j] = src[(jp + p) * %d + j];", NR);
+    cg_line(e, "for (k = 0; kr[k] >= 0; k++) {");
+    e->ind++;
+    cg_line(e, "const float av = vr[k];");
+    cg_line(e, "const float *bn = pb0 + kr[k] * %d;", NR);
+    cg_line(e, "for (j = 0; j < %d; j++) {", NR);
+    for (int q = 0; q < P; q++)
+        cg_line(e, fused ? "    acc[%d][j] = fmaf(av, bn[%d * kc * %d + j], acc[%d][j]);" : "    acc[%d][j] += av * bn[%d * kc * %d + j];",
+                q, q, NR, q);
+    cg_line(e, "}");
+    e->ind--;
+    cg_line(e, "}");
+    cg_line(e, "for (p = 0; p < %d; p++)", P);
+    cg_line(e, arena_printf(e->g->arena, "    for (j = 0; j < %d%s; j++)", NR, full), NR);
+    cg_line(e, "        cr[(jp + p) * %d + j] = acc[p][j];", NR);
+}
+
+/* Event-driven: when the block's rows have few values that are not zero
+   (spikes at a low rate), each row adds the panels' rows of B at its own
+   events only, instead of the block adding every row at every step that
+   any row keeps. The choice is made per block, at run time, by the number
+   of multiply-adds each way, an event weighing <NET>_EVENT_COST steps of a
+   row in the block (measured: docs/targets.md), where C's rows (and the
+   bias's) are contiguous. Every element of C adds the same terms in the
+   same order either way: the results are the same bits. */
+static void row_events(Emit *e, int NR, int MR, int fused) {
+    cg_line(e, "if (cj == 1 && (!bias || sj == 1) && (double)events * %s_EVENT_COST < (double)nk * %d) {", e->P, MR);
+    e->ind++;
+    cg_line(e, "/* few events: row by row */");
+    cg_line(e, "short kr[%d]; /* the row's steps of k where its value is not zero; then -1 */", GEMM_KC + 1);
+    cg_line(e, "float vr[%d]; /* and those values */", GEMM_KC);
+    cg_line(e, "long p, n;");
+    cg_line(e, "for (i = 0; i < mi; i++) {");
+    e->ind++;
+    cg_line(e, "const float *src = k0 == 0 && bias ? bias + (ib + i) * si : c + (ib + i) * ci;");
+    cg_line(e, "float *cr = c + (ib + i) * ci;");
+    cg_line(e, "for (k = n = 0; kx[k] >= 0; k++) {");
+    cg_line(e, "    kr[n] = kx[k];");
+    cg_line(e, "    vr[n] = pa[k * %d + i];", MR);
+    cg_line(e, "    n += vr[n] != 0.0f;");
+    cg_line(e, "}");
+    cg_line(e, "kr[n] = -1;");
+    cg_line(e, "if (n == 0 && src == cr) /* nothing to add */");
+    cg_line(e, "    continue;");
+    cg_line(e, "for (jp = q0; jp + %d <= q1 && (jp + %d) * %d <= N; jp += %d) { /* %d whole panels at a time */",
+            ROW_PANELS, ROW_PANELS, NR, ROW_PANELS, ROW_PANELS);
+    e->ind++;
+    row_panels(e, ROW_PANELS, NR, fused);
+    e->ind--;
+    cg_line(e, "}");
+    cg_line(e, "for (; jp < q1; jp++) {");
+    e->ind++;
+    row_panels(e, 1, NR, fused);
+    e->ind--;
+    cg_line(e, "}");
+    e->ind--;
+    cg_line(e, "}");
+    cg_line(e, "continue;");
+    e->ind--;
+    cg_line(e, "}");
+}
+
+static void gemm(Emit *e, const CgTile *tile, int v) {
+    const char *p = e->p, *P = e->P;
+    const char *suffix = v == GEMM_SPIKES_A ? "_sa" : v == GEMM_SPIKES_B ? "_sb" : "";
+    const int NR = tile->nr, MR = tile->mr, fused = e->fast && e->isa != ISA_C;
+    cg_blank(e);
+    if (v == GEMM_FLOAT)
+        gemm_comment(e, tile, fused);
+    else {
+        int sa = v == GEMM_SPIKES_A;
+        cg_line(e, "/* %s_gemm with %s given as spikes, one bit each: %s is bit E %% 32 of %s[E / 32]", p, sa ? "A" : "B",
+                sa ? "A(i, k)" : "B(k, j)", sa ? "a" : "b");
+        cg_line(e, "   for E = %s (a layer's spikes kept for the backward). */", sa ? "i * ai + k * ak" : "k * bk + j * bj");
+    }
+    cg_line(e, "static void %s_gemm%s(long M, long N, long K, const %s *a, long ai, long ak, const %s *b,", p, suffix,
+            v == GEMM_SPIKES_A ? "uint32_t" : "float", v == GEMM_SPIKES_B ? "uint32_t" : "float");
     cg_line(e, "                    long bk, long bj, float *c, long ci, long cj, const float *bias, long si,");
     cg_line(e, "                    long sj, float *pb)");
     cg_line(e, "{");
@@ -208,12 +311,12 @@ void cg_gemm(Emit *e, const CgTile *tile) {
     cg_line(e, "        for (j = 0; j < nj; j++)");
     cg_line(e, "            acc[j] = bias ? bias[i * si + (j0 + j) * sj] : c[i * ci + (j0 + j) * cj];");
     cg_line(e, "        for (k = 0; k < K; k++) {");
-    cg_line(e, "            const float aik = a[i * ai + k * ak];");
+    cg_line(e, "            const float aik = %s;", elem(e, v, 'a', "i * ai + k * ak"));
     cg_line(e, "            for (j = 0; j < nj; j++)");
     if (fused)
-        cg_line(e, "                acc[j] = fmaf(aik, b[k * bk + (j0 + j) * bj], acc[j]);");
+        cg_line(e, "                acc[j] = fmaf(aik, %s, acc[j]);", elem(e, v, 'b', "k * bk + (j0 + j) * bj"));
     else
-        cg_line(e, "                acc[j] += aik * b[k * bk + (j0 + j) * bj];");
+        cg_line(e, "                acc[j] += aik * %s;", elem(e, v, 'b', "k * bk + (j0 + j) * bj"));
     cg_line(e, "        }");
     cg_line(e, "        for (j = 0; j < nj; j++)");
     cg_line(e, "            c[i * ci + (j0 + j) * cj] = acc[j];");
@@ -250,14 +353,14 @@ void cg_gemm(Emit *e, const CgTile *tile) {
     cg_line(e, "    for (k = 0; k < kc; k++)");
     cg_line(e, "        for (jp = q0; jp < q1; jp++)");
     cg_line(e, "            for (j = 0; j < %d; j++)", NR);
-    cg_line(e, "                ps[((jp - q0) * kc + k) * %d + j] = jp * %d + j < N ? b[(k0 + k) * bk + jp * %d + j] : 0.0f;",
-            NR, NR, NR);
+    cg_line(e, "                ps[((jp - q0) * kc + k) * %d + j] = jp * %d + j < N ? %s : 0.0f;", NR, NR,
+            elem(e, v, 'b', arena_printf(e->g->arena, "(k0 + k) * bk + jp * %d + j", NR)));
     cg_line(e, "else /* columns are */");
     cg_line(e, "    for (jp = q0; jp < q1; jp++)");
     cg_line(e, "        for (j = 0; j < %d; j++)", NR);
     cg_line(e, "            for (k = 0; k < kc; k++)");
-    cg_line(e, "                ps[((jp - q0) * kc + k) * %d + j] = jp * %d + j < N ? b[(k0 + k) * bk + (jp * %d + j) * bj] : 0.0f;",
-            NR, NR, NR);
+    cg_line(e, "                ps[((jp - q0) * kc + k) * %d + j] = jp * %d + j < N ? %s : 0.0f;", NR, NR,
+            elem(e, v, 'b', arena_printf(e->g->arena, "(k0 + k) * bk + (jp * %d + j) * bj", NR)));
     cg_line(e, "for (ib = 0; ib < M; ib += %d) {", MR);
     e->ind++;
     if (tile->pad)
@@ -266,22 +369,26 @@ void cg_gemm(Emit *e, const CgTile *tile) {
         cg_line(e, "float pa[%d * %d];", GEMM_KC, MR);
     cg_line(e, "const long mi = M - ib < %d ? M - ib : %d;", MR, MR);
     cg_line(e, "short kx[%d]; /* the steps of k kept, where a value of A is not zero; then -1 */", GEMM_KC + 1);
-    cg_line(e, "long nk = 0;");
+    cg_line(e, "long nk = 0, events = 0;");
+    cg_line(e, "for (k = 0; k < kc; k++) /* copy, then keep the steps with a value */");
+    cg_line(e, "    for (i = 0; i < %d; i++)", MR);
+    cg_line(e, "        pa[k * %d + i] = i < mi ? %s : 0.0f;", MR, elem(e, v, 'a', "(ib + i) * ai + (k0 + k) * ak"));
     cg_line(e, "for (k = 0; k < kc; k++) {");
     cg_line(e, "    int nz = 0;");
     cg_line(e, "    for (i = 0; i < %d; i++) {", MR);
-    cg_line(e, "        const float v = i < mi ? a[(ib + i) * ai + (k0 + k) * ak] : 0.0f;");
-    cg_line(e, "        pa[nk * %d + i] = v;", MR);
-    cg_line(e, "        nz |= v != 0.0f;");
+    cg_line(e, "        nz += pa[k * %d + i] != 0.0f;", MR);
+    cg_line(e, "        pa[nk * %d + i] = pa[k * %d + i]; /* nk <= k */", MR, MR);
     cg_line(e, "    }");
     cg_line(e, "    kx[nk] = (short)k;");
-    cg_line(e, "    nk += nz;");
+    cg_line(e, "    nk += nz != 0;");
+    cg_line(e, "    events += nz;");
     cg_line(e, "}");
     cg_line(e, "kx[nk] = -1;");
     if (tile->pad) {
         cg_line(e, "for (i = 0; i < %d; i++) /* read past the last step's values */", tile->pad);
         cg_line(e, "    pa[nk * %d + i] = 0.0f;", MR);
     }
+    row_events(e, NR, MR, fused);
     cg_line(e, "for (jp = q0; jp < q1; jp++) {");
     e->ind++;
     cg_line(e, "const long nj = N - jp * %d < %d ? N - jp * %d : %d;", NR, NR, NR, NR);
@@ -297,25 +404,35 @@ void cg_gemm(Emit *e, const CgTile *tile) {
     cg_line(e, "}");
 }
 
+void cg_gemm(Emit *e, const CgTile *tile) {
+    gemm(e, tile, GEMM_FLOAT);
+    if (cp_any_bits(e)) {
+        gemm(e, tile, GEMM_SPIKES_A);
+        gemm(e, tile, GEMM_SPIKES_B);
+    }
+}
+
 void ck_gemm(TargetEmitter *em) { cg_gemm(&em->e, &c_tile); }
 
 /* A product y(rows x O) = bias + x(rows x I) w^T for a dense layer (bias
    "0" for none: y is zeroed first), in the orientation where packing
    wastes least: rows as the rows of C, or, for a layer narrower than a
-   panel over more rows, outputs as the rows of C^T. */
+   panel over more rows, outputs as the rows of C^T. With spikes (x kept as
+   bits) the products that read them as A or as B. */
 static void dense_product(Emit *e, const char *rows, long long I, long long O, const char *x, const char *w,
-                          const char *bias, const char *y, const char *pb) {
+                          const char *bias, const char *y, const char *pb, int spikes) {
+    const char *sa = spikes ? "_sa" : "", *sb = spikes ? "_sb" : "";
     if (O >= GEMM_NR) {
-        cg_line(e, "%s_gemm(%s, %lld, %lld, %s, %lld, 1, %s, 1, %lld, %s, %lld, 1, %s, 0, 1, %s); /* y = b + x w^T */",
-                e->p, rows, O, I, x, I, w, I, y, O, bias, pb);
+        cg_line(e, "%s_gemm%s(%s, %lld, %lld, %s, %lld, 1, %s, 1, %lld, %s, %lld, 1, %s, 0, 1, %s); /* y = b + x w^T */",
+                e->p, sa, rows, O, I, x, I, w, I, y, O, bias, pb);
         return;
     }
     cg_line(e, "if (%s <= %lld) /* y = b + x w^T */", rows, O);
-    cg_line(e, "    %s_gemm(%s, %lld, %lld, %s, %lld, 1, %s, 1, %lld, %s, %lld, 1, %s, 0, 1, %s);", e->p, rows, O, I, x, I,
-            w, I, y, O, bias, pb);
+    cg_line(e, "    %s_gemm%s(%s, %lld, %lld, %s, %lld, 1, %s, 1, %lld, %s, %lld, 1, %s, 0, 1, %s);", e->p, sa, rows, O, I, x,
+            I, w, I, y, O, bias, pb);
     cg_line(e, "else /* y^T = b + w x^T: a narrow layer over more rows */");
-    cg_line(e, "    %s_gemm(%lld, %s, %lld, %s, %lld, 1, %s, 1, %lld, %s, 1, %lld, %s, 1, 0, %s);", e->p, O, rows, I, w, I, x,
-            I, y, O, bias, pb);
+    cg_line(e, "    %s_gemm%s(%lld, %s, %lld, %s, %lld, 1, %s, 1, %lld, %s, 1, %lld, %s, 1, 0, %s);", e->p, sb, O, rows, I, w,
+            I, x, I, y, O, bias, pb);
 }
 
 /* ---- dense ---- */
@@ -340,7 +457,10 @@ void ck_dense_fwd(TargetEmitter *em, const IrPlan *P, int i) {
         cg_line(e, "const long rows = B;");
     } else {
         cg_line(e, "const long rows = (long)(to - from) * B;");
-        cg_line(e, "const float *xt = %s;", cp_at(e, P, in, 'v', "from"));
+        if (P->at[in].bits)
+            cg_line(e, "const uint32_t *xt = %s; /* spikes, 32 to a word */", cp_bits_at(e, P, in, "from"));
+        else
+            cg_line(e, "const float *xt = %s;", cp_at(e, P, in, 'v', "from"));
         cg_line(e, "float *yt = %s;", cp_at(e, P, i, 'v', "from"));
         cg_line(e, "{");
         e->ind++;
@@ -348,7 +468,7 @@ void ck_dense_fwd(TargetEmitter *em, const IrPlan *P, int i) {
     if (!x->bias)
         cg_line(e, "memset(yt, 0, (size_t)rows * %lld * sizeof(float));", O);
     cg_line(e, "/* each output sums its bias first, then its inputs in order */");
-    dense_product(e, "rows", I, O, "xt", "w", x->bias ? "bias" : "0", "yt", pb);
+    dense_product(e, "rows", I, O, "xt", "w", x->bias ? "bias" : "0", "yt", pb, P->at[in].bits);
     e->ind--;
     cg_line(e, "}");
     cp_close(e, "(void)training;");
@@ -366,7 +486,10 @@ void ck_dense_bwd(TargetEmitter *em, const IrPlan *P, int i) {
     cg_line(e, "const float *w = %s;", cp_param(e, x->param[0]));
     cg_line(e, "float *dw = %s;", cp_grad(e, x->param[0]));
     cg_line(e, "const long rows = (long)(to - from) * B;");
-    cg_line(e, "const float *xt = %s;", cp_at(e, P, in, 'v', "from"));
+    if (P->at[in].bits)
+        cg_line(e, "const uint32_t *xt = %s; /* spikes, 32 to a word */", cp_bits_at(e, P, in, "from"));
+    else
+        cg_line(e, "const float *xt = %s;", cp_at(e, P, in, 'v', "from"));
     cg_line(e, "const float *gy = %s;", cp_at(e, P, i, 'g', "from"));
     if (x->bias) {
         cg_line(e, "float *db = %s;", cp_grad(e, x->param[1]));
@@ -377,8 +500,8 @@ void ck_dense_bwd(TargetEmitter *em, const IrPlan *P, int i) {
         cg_line(e, "        db[o] += gy[r * %lld + o];", O);
         cg_line(e, "}");
     }
-    cg_line(e, "%s_gemm(%lld, %lld, rows, gy, 1, %lld, xt, %lld, 1, dw, %lld, 1, 0, 0, 0, %s); /* dw += gy^T x */", e->p,
-            O, I, O, I, I, pb);
+    cg_line(e, "%s_gemm%s(%lld, %lld, rows, gy, 1, %lld, xt, %lld, 1, dw, %lld, 1, 0, 0, 0, %s); /* dw += gy^T x */", e->p,
+            P->at[in].bits ? "_sb" : "", O, I, O, I, I, pb);
     if (P->at[in].needgrad) {
         cg_line(e, "if (dx) { /* gx += gy w */");
         cg_line(e, "    float *gx = %s;", cp_at(e, P, in, 'g', "from"));
@@ -596,6 +719,10 @@ static void pool(Emit *e, const IrPlan *P, int i, int fwd) {
     int in = x->in[0], mx = x->op == IR_MAXPOOL;
     const Shape *xs = &node(e, in)->shape;
     long long C = xs->d[0], H = xs->d[1], W = xs->d[2], OH = x->shape.d[1], OW = x->shape.d[2];
+    /* the input at (rc, iy, ix), a float or a bit */
+    const char *at = arena_printf(e->g->arena, "(rc * %lld + iy) * %lld + ix", H, W);
+    const char *xin = P->at[in].bits ? arena_printf(e->g->arena, "(float)(xt[(%s) >> 5] >> ((%s) & 31) & 1u)", at, at)
+                                     : arena_printf(e->g->arena, "xt[%s]", at);
     cp_open(e, P, i, fwd);
     /* threads take planes (sample, channel), each over the steps */
     cg_par_for(e, fmt(e, "(long)(to - from) * B * %lld", C * OH * OW * x->kernel[0] * x->kernel[1]));
@@ -604,7 +731,10 @@ static void pool(Emit *e, const IrPlan *P, int i, int fwd) {
     cg_line(e, "int t;");
     cg_line(e, "for (t = from; t < to; t++) {");
     e->ind++;
-    cg_line(e, "const float *xt = %s;", cp_at(e, P, in, 'v', "t"));
+    if (P->at[in].bits)
+        cg_line(e, "const uint32_t *xt = %s; /* spikes, 32 to a word */", cp_bits_at(e, P, in, "t"));
+    else
+        cg_line(e, "const float *xt = %s;", cp_at(e, P, in, 'v', "t"));
     if (fwd)
         cg_line(e, "float *yt = %s;", cp_at(e, P, i, 'v', "t"));
     else {
@@ -632,14 +762,14 @@ static void pool(Emit *e, const IrPlan *P, int i, int fwd) {
     cg_line(e, "            continue;");
     if (mx) {
         cg_line(e, "        {");
-        cg_line(e, "            const float v = xt[(rc * %lld + iy) * %lld + ix];", H, W);
+        cg_line(e, "            const float v = %s;", xin);
         cg_line(e, "            if (v > acc || v != v) {");
         cg_line(e, "                acc = v;");
         cg_line(e, "                arg = (rc * %lld + iy) * %lld + ix;", H, W);
         cg_line(e, "            }");
         cg_line(e, "        }");
     } else if (fwd)
-        cg_line(e, "        acc += xt[(rc * %lld + iy) * %lld + ix];", H, W);
+        cg_line(e, "        acc += %s;", xin);
     else
         cg_line(e, "        gx[(rc * %lld + iy) * %lld + ix] += d / %s;", H, W,
                 cg_flt(e, (float)(x->kernel[0] * x->kernel[1])));

@@ -101,7 +101,7 @@ static void body(Emit *e, const IrPlan *P, int i, int fwd, const EqCode *code, c
     if (fwd) {
         for (int k = 0; k < p->states.len; k++)
             cg_line(e, "n%d[i] = %s;", k, cg_eq_val(e, code, p->states.items[k].next));
-        cg_line(e, "y[i] = %s;", cg_eq_val(e, code, p->emit));
+        cg_line(e, P->at[i].bits ? "yb[i - i0] = %s;" : "y[i] = %s;", cg_eq_val(e, code, p->emit));
         for (int k = 0; !cp_train(e, P) && k < g->probes.len; k++) {
             int pi = probe_inst(g, i, k);
             if (pi >= 0)
@@ -142,7 +142,10 @@ static void step_head(Emit *e, const IrPlan *P, int i, int fwd) {
         for (int k = 0; k < p->states.len; k++)
             cg_line(e, "float *n%d = %s;%s", k, state_at(e, P, i, k, "t + 1"),
                     b->ssteps == 1 ? " /* in place */" : "");
-        cg_line(e, "float *y = %s;", cp_at(e, P, i, 'v', "t"));
+        if (b->bits)
+            cg_line(e, "uint32_t *y = %s; /* spikes, 32 to a word */", cp_bits_at(e, P, i, "t"));
+        else
+            cg_line(e, "float *y = %s;", cp_at(e, P, i, 'v', "t"));
         for (int k = 0; !cp_train(e, P) && k < g->probes.len; k++)
             if (probe_inst(g, i, k) >= 0) {
                 const char *base = arena_printf(g->arena, "ws + %lld", (long long)(cp_base(e, P) + g->probes.items[k].buf));
@@ -241,6 +244,8 @@ static void neuron(Emit *e, const IrPlan *P, int i, int fwd) {
     e->ind++;
     cg_line(e, "const long i1 = B * %lld - i0 < %d ? B * %lld : i0 + %d;", cnt, NEURON_BLOCK, cnt, NEURON_BLOCK);
     cg_line(e, "long i;");
+    if (fwd && b->bits)
+        cg_line(e, "float yb[%d]; /* the block's spikes of a step, then packed */", NEURON_BLOCK);
     if (blocked) {
         int nkept = 0;
         int *kept = arena_alloc(a, sizeof(int) * (size_t)(code->len + 1));
@@ -274,6 +279,15 @@ static void neuron(Emit *e, const IrPlan *P, int i, int fwd) {
     body(e, P, i, fwd, code, live, lev, &L);
     e->ind--;
     cg_line(e, "}");
+    if (fwd && b->bits) {
+        /* the block starts on a word and ends on one (its layer is a multiple of 32 wide) */
+        cg_line(e, "for (i = i0; i < i1; i += 32) { /* 32 spikes to a word */");
+        cg_line(e, "    uint32_t m = 0;");
+        cg_line(e, "    for (int j = 0; j < 32; j++)");
+        cg_line(e, "        m |= (uint32_t)(yb[i - i0 + j] != 0.0f) << j;");
+        cg_line(e, "    y[i >> 5] = m;");
+        cg_line(e, "}");
+    }
     e->ind--;
     cg_line(e, "}");
     e->ind--;
