@@ -149,17 +149,36 @@ int drv_input_batch(Arena *a, const IrGraph *g, const SnnrtTensor *x, const char
     return (int)x->shape[seq];
 }
 
+/* Tells which stale temporary file was removed from a result's folder. */
+static void stale_removed(const char *name, long pid, void *dir) {
+    fprintf(stderr, "snnc: note: removed %s/%s, left by process %ld, which no longer runs\n", (const char *)dir, name, pid);
+}
+
 /* Writes every result or none: each goes to a temporary file beside its
-   target, and only when all are written are they renamed over their
-   targets, so a failure changes no file. */
+   target, named as the runtime names them (".NAME.tmpPID.K"), and only
+   when all are written are they renamed over their targets, so a failure
+   changes no file. Temporary files that a killed run left in the results'
+   folders are removed first. */
 static int write_results(Arena *a, int n, const char *const *dst, const SnnrtTensor *const *val) {
     char err[1024];
     const char **tmp = arena_alloc(a, sizeof(char *) * (size_t)(n + 1));
-    int ok = 1, nw = 0;
+    const char **dirs = arena_alloc(a, sizeof(char *) * (size_t)(n + 1));
+    int ok = 1, nw = 0, nd = 0;
+    for (int k = 0; k < n; k++) {
+        const char *slash = strrchr(dst[k], '/');
+        const char *dir = slash ? arena_printf(a, "%.*s", (int)(slash - dst[k]) + (slash == dst[k]), dst[k]) : ".";
+        int seen = 0;
+        for (int j = 0; j < nd; j++)
+            seen |= !strcmp(dirs[j], dir);
+        if (!seen) {
+            dirs[nd++] = dir;
+            snnrt_remove_stale_temps(dir, stale_removed, (void *)dir);
+        }
+    }
     for (int k = 0; ok && k < n; k++) {
         const char *slash = strrchr(dst[k], '/');
         int dl = slash ? (int)(slash - dst[k]) + 1 : 0;
-        tmp[k] = arena_printf(a, "%.*s.%s.part%ld.%d", dl, dst[k], dst[k] + dl, (long)getpid(), k);
+        tmp[k] = arena_printf(a, "%.*s.%s.tmp%ld.%d", dl, dst[k], dst[k] + dl, (long)getpid(), k);
         if (snnrt_npy_write(tmp[k], val[k], err, sizeof err) != 0) {
             error_plain("%s: cannot write: %s", dst[k], err);
             ok = 0;

@@ -31,6 +31,9 @@ files), in seconds:
    Fashion-MNIST MLP with --lr 999999 (the issue's example; a small
    subset, skipped without Debian's dataset-fashion-mnist) is caught too.
    --lr accepts 1e6 and refuses more with a message that gives the rule.
+6. `snnc run` too writes its results through temporary files of the same
+   form, and removes those a killed run left in a result's folder (saying
+   so on standard error), keeping a live process's.
 """
 import os
 import subprocess
@@ -138,6 +141,31 @@ def stale_temps(w, c):
     finally:
         sleeper.kill()
         sleeper.wait()
+
+
+def run_stale_temps(w, c):
+    out = os.path.join(w.root, "runout")
+    os.makedirs(out)
+    dead = dead_pid()
+    gone = [".y.npy.tmp%d.0" % dead, ".other.npy.tmp%d.2" % dead]
+    kept = [".y.npy.tmp%d.1" % os.getpid(), ".y.npy.part%d.0" % dead]
+    for n in gone + kept:
+        with open(os.path.join(out, n), "wb") as f:
+            f.write(b"\x93NUMPY")  # a partial file, as a kill leaves it
+    x = os.path.join(w.root, "train_x.npy")
+    p = subprocess.run([R.snnc_path(), "run", w.model, "--init", "1", "--input", x, "--output",
+                        os.path.join(out, "y.npy"), "--threads", "1", "--cc", w.cc],
+                       capture_output=True, text=True, cwd=w.root)
+    c.check(p.returncode == 0, "snnc run writes its output: %s" % p.stderr.strip())
+    left = set(os.listdir(out))
+    c.check("y.npy" in left, "y.npy is written")
+    for n in gone:
+        c.check(n not in left, "run removes the stale file %s (process %d has exited)" % (n, dead))
+        c.check(n in p.stderr, "and says so on standard error (%r)" % p.stderr[:300])
+    for n in kept:
+        c.check(n in left, "run keeps %s (a live process's, or not a temporary name)" % n)
+    c.check(not [n for n in left if ".tmp%d." % os.getpid() not in n and n.startswith(".y.npy.tmp")
+                 and n not in gone + kept], "run leaves no temporary file of its own")
 
 
 def file_order(w, c):
@@ -279,6 +307,7 @@ def main():
         np.save(os.path.join(root, "test_y.npy"), y[128:])
         w = Work(root)
         stale_temps(w, c)
+        run_stale_temps(w, c)
         file_order(w, c)
         resume_first(w, c)
         unwritable(w, c)
