@@ -97,6 +97,47 @@ def has_avx2():
         return False
     return re.search(r"\bavx2\b", flags) is not None and re.search(r"\bfma\b", flags) is not None
 
+MISUSES = [
+    # (what the project calls, what the configure error says)
+    ("snnc_generate(TARGET app MODEL net.snn TARGET_ARCH neon)", "TARGET_ARCH is c, avx2 or avx512, not 'neon'"),
+    ("snnc_generate(TARGET app MODEL net.snn EMBED)", "EMBED needs WEIGHTS <file> for a .snn model"),
+    ("snnc_generate(TARGET app MODEL two.snn)", "defines 2 networks: choose one with NETWORK <name>"),
+    ("snnc_generate(TARGET app MODEL missing.snn)", "does not exist"),
+    ("snnc_generate(TARGET nosuch MODEL net.snn)", "'nosuch' is not a target"),
+    ("snnc_generate(TARGET app MODEL net.snn BATCH 0)", "BATCH needs a positive integer, not '0'"),
+    ("snnc_generate(TARGET app MODEL net.snn SPEED 2)", "unknown arguments: SPEED;2"),
+]
+
+
+def misuses(cmake, prefix, tmp):
+    """snnc_generate's errors at configure time, and NETWORK picking one of two."""
+    src = os.path.join(tmp, "misuse")
+    os.makedirs(src)
+    shutil.copy(os.path.join(HERE, "consumer", "net.snn"), src)
+    with open(os.path.join(HERE, "consumer", "net.snn")) as f:
+        net = f.read()
+    with open(os.path.join(src, "two.snn"), "w") as f:
+        f.write(net + net.replace("PkgNet", "Other").replace("dense(4)", "dense(2)"))
+    with open(os.path.join(src, "app.c"), "w") as f:
+        f.write('#include "other.h"\nint main(void) { return OTHER_OUTPUT_SIZE == 2 ? 0 : 1; }\n')
+    calls = MISUSES + [("snnc_generate(TARGET app MODEL two.snn NETWORK Other)", None)]
+    for k, (call, message) in enumerate(calls):
+        with open(os.path.join(src, "CMakeLists.txt"), "w") as f:
+            f.write("cmake_minimum_required(VERSION 3.20)\nproject(misuse LANGUAGES C)\n"
+                    "find_package(snnc REQUIRED)\nadd_executable(app app.c)\n%s\n" % call)
+        build = os.path.join(tmp, "misuse-build-%d" % k)
+        p = subprocess.run([cmake, "-S", src, "-B", build, "-DCMAKE_PREFIX_PATH=" + prefix],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        text = " ".join(p.stdout.split())
+        if message is None:
+            check(p.returncode == 0, "%s configures:\n%s" % (call, p.stdout))
+            if p.returncode == 0:
+                q = subprocess.run([cmake, "--build", build], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                check(q.returncode == 0 and subprocess.run([os.path.join(build, "app")]).returncode == 0,
+                      "%s builds a program with other.h:\n%s" % (call, q.stdout))
+        else:
+            check(p.returncode != 0 and message in text, "%s fails with '%s':\n%s" % (call, message, p.stdout))
+
 
 def main():
     cmake, snnc_build, cc = sys.argv[1:4]
@@ -189,6 +230,8 @@ def run(cmake, snnc_build, cc, tmp):
         f.write(text.replace("timesteps 8;", "timesteps 5;"))
     build_all()
     expect(W1, B2, 5, "5 timesteps")
+
+    misuses(cmake, prefix, tmp)
 
 
 if __name__ == "__main__":
