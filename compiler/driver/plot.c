@@ -23,9 +23,11 @@
  * code (plot_run_open) and runs it on a fixed batch of test samples.
  */
 #define _POSIX_C_SOURCE 200809L
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "data.h"
 #include "plot.h"
 
 int plot_is_spiking(const IrGraph *g, int node) {
@@ -238,4 +240,58 @@ void plot_run_close(PlotRun *pr) {
     free(pr->ws);
     free(pr->x);
     memset(pr, 0, sizeof *pr);
+}
+
+/* ---- train --plot ---- */
+
+int plot_train_open(Arena *a, PlotTrain *pt, const Options *o, const Dataset *test, int epochs) {
+    memset(pt, 0, sizeof *pt);
+    int nb = test->n < PLOT_TRAIN_SAMPLES ? (int)test->n : PLOT_TRAIN_SAMPLES;
+    if (nb < 1) {
+        error_plain("--plot: the test split has no sample to plot");
+        return -1;
+    }
+    if (plot_run_open(a, &pt->run, o, nb) != 0)
+        return -1;
+    long idx[PLOT_TRAIN_SAMPLES];
+    int labels[PLOT_TRAIN_SAMPLES];
+    for (int r = 0; r < nb; r++)
+        idx[r] = r;
+    data_batch(test, idx, nb, pt->run.x, labels);
+    pt->epochs = epochs;
+    int which[PLOT_MAX_LAYERS];
+    pt->nlayers = spiking_probes(pt->run.g, which);
+    for (int l = 0; l < pt->nlayers; l++) {
+        pt->names[l] = pt->run.g->nodes.items[pt->run.g->probes.items[which[l]].node].name;
+        pt->rates[l] = arena_alloc(a, sizeof(double) * (size_t)(epochs + 1));
+        for (int e = 0; e < epochs; e++)
+            pt->rates[l][e] = NAN;
+    }
+    return 0;
+}
+
+void plot_train_epoch(PlotTrain *pt, const IrGraph *tg, const float *tws, int e) {
+    const char *names[PLOT_MAX_LAYERS];
+    double rates[PLOT_MAX_LAYERS];
+    plot_run(&pt->run, tg, tws, pt->run.x);
+    int n = plot_layer_rates(pt->run.g, pt->run.batch, pt->run.vals, names, rates);
+    for (int l = 0; l < n && l < pt->nlayers && e >= 0 && e < pt->epochs; l++)
+        pt->rates[l][e] = rates[l];
+}
+
+int plot_train_curves(Arena *a, const PlotTrain *pt, int max, const char **names, const double **ys) {
+    int n = pt->nlayers < max ? pt->nlayers : max;
+    for (int l = 0; l < n; l++) {
+        names[l] = arena_printf(a, "spike rate %s", pt->names[l]);
+        ys[l] = pt->rates[l];
+    }
+    return n;
+}
+
+int plot_train_write(Arena *a, PlotTrain *pt, const char *dir) {
+    return plot_write(a, pt->run.g, dir, pt->run.batch, pt->run.vals);
+}
+
+void plot_train_close(PlotTrain *pt) {
+    plot_run_close(&pt->run);
 }

@@ -61,4 +61,32 @@ int plot_run_open(Arena *a, PlotRun *pr, const Options *train_opts, int batch);
 void plot_run(PlotRun *pr, const IrGraph *tg, const float *tws, const float *x);
 void plot_run_close(PlotRun *pr);
 
+/* train --plot DIR: the samples of the plots (the first PLOT_TRAIN_SAMPLES
+   of the test split) run after every epoch; their per-layer spike rates
+   join curves.svg, and after the last epoch the plots of run --plot go to
+   DIR. */
+#define PLOT_TRAIN_SAMPLES 64
+#define PLOT_CURVE_LAYERS 12 /* spike-rate curves in curves.svg, beside its 4 */
+
+struct Dataset;
+typedef struct PlotTrain {
+    PlotRun run;
+    int epochs;
+    int nlayers;
+    const char *names[PLOT_MAX_LAYERS];
+    double *rates[PLOT_MAX_LAYERS]; /* per layer, per epoch (from 0); NaN before a resumed run */
+} PlotTrain;
+
+/* -1 after reporting. */
+int plot_train_open(Arena *a, PlotTrain *pt, const Options *o, const struct Dataset *test, int epochs);
+/* After epoch e (from 0): the samples' spike rates with the training
+   graph tg's parameters, in its workspace tws. */
+void plot_train_epoch(PlotTrain *pt, const IrGraph *tg, const float *tws, int e);
+/* The curves for curves.svg: up to max series, named "spike rate LAYER",
+   each `epochs` long; returns how many. */
+int plot_train_curves(Arena *a, const PlotTrain *pt, int max, const char **names, const double **ys);
+/* The plots of the last run into dir; -1 after reporting. */
+int plot_train_write(Arena *a, PlotTrain *pt, const char *dir);
+void plot_train_close(PlotTrain *pt);
+
 #endif

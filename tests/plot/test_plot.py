@@ -168,5 +168,111 @@ def main():
     return 0
 
 
+# ---- train --plot ----
+
+DATA = "/usr/share/datasets/fashion-mnist"
+TRAIN_NET = """network TP {
+  timesteps 4;
+  input img : [1, 28, 28] encode direct;
+  h1 = img |> flatten |> dense(32) |> LIF(tau = 2.0);
+  h2 = h1 |> dense(16) |> IF(v_th = 0.25);
+  out = h2 |> dense(10) |> LI(tau = 2.0);
+  output out readout mean;
+}
+
+train TP {
+  data fashion_mnist(mean = 0.2860, std = 0.3530);
+  optimizer adam(lr = 1e-3);
+  epochs 2; batch 32; seed 1;
+}
+"""
+PLOT_SAMPLES = 64  # the test samples train --plot runs (plot.h)
+
+
+def test_images(n):
+    """The first n test images, normalized as the train block says, as snnc does it."""
+    import gzip
+    with gzip.open(os.path.join(DATA, "t10k-images-idx3-ubyte.gz"), "rb") as f:
+        raw = f.read()
+    px = np.frombuffer(raw, np.uint8, count=n * 784, offset=16).astype(np.float64)
+    return ((px / 255.0 - 0.2860) / 0.3530).astype(np.float32).reshape(n, 1, 28, 28)
+
+
+def legend_series(root):
+    """The legend's names, in the order of the polylines."""
+    return [t.text for t in root.iter(NS + "text") if t.text and (t.text.startswith("spike rate") or
+                                                                  t.text in ("train loss", "test loss",
+                                                                             "train accuracy", "test accuracy"))]
+
+
+def main_train():
+    if not SNNC:
+        print("skipped: SNNC is not set (ctest sets it)")
+        return 77
+    if not os.path.exists(os.path.join(DATA, "t10k-images-idx3-ubyte.gz")):
+        print("skipped: Fashion-MNIST is not installed (Debian package dataset-fashion-mnist)")
+        return 77
+    with tempfile.TemporaryDirectory(prefix="snnc-plot-train-") as tmp:
+        with open(os.path.join(tmp, "tp.snn"), "w") as f:
+            f.write(TRAIN_NET)
+        p = run(["train", "tp.snn", "--data", DATA, "--train-limit", "256", "--test-limit", "80", "-o", "out",
+                 "--plot", "plots", "--threads", "1"], tmp)
+        check(p.returncode == 0, "train --plot: exit %d: %s" % (p.returncode, p.stderr))
+        if p.returncode:
+            return 1
+        files = sorted(os.listdir(os.path.join(tmp, "plots")))
+        want = ["raster_h1.svg", "raster_h2.svg", "rates.svg", "trace_h1.v.svg", "trace_h2.v.svg"]
+        check(files == want, "train --plot files: %s, expected %s" % (files, want))
+
+        # the trained weights on the same samples, run independently with --record
+        np.save(os.path.join(tmp, "x.npy"), test_images(PLOT_SAMPLES))
+        p = run(["run", "tp.snn", "--weights", "out/weights.safetensors", "--input", "x.npy", "--output", "y.npy",
+                 "--record", "h1=h1.npy", "--record", "h2=h2.npy", "--threads", "1"], tmp)
+        check(p.returncode == 0, "run with the trained weights: exit %d: %s" % (p.returncode, p.stderr))
+        if p.returncode:
+            return 1
+        rec = {n: np.load(os.path.join(tmp, n + ".npy")) for n in ("h1", "h2")}
+        for n in ("h1", "h2"):
+            root = svg(os.path.join(tmp, "plots", "raster_%s.svg" % n))
+            marks = [r for g in root.iter(NS + "g") if g.get("id") == "spikes" for r in g]
+            want_marks = int(rec[n][:, 0, :].sum())
+            check(len(marks) == want_marks, "train: raster_%s.svg: %d marks, expected %d spikes of sample 0"
+                  % (n, len(marks), want_marks))
+        lines = polylines(svg(os.path.join(tmp, "plots", "rates.svg")))
+        check(len(lines) == 2, "train: rates.svg: 2 polylines, got %d" % len(lines))
+        if len(lines) == 2:
+            affine([pt[1] for ln in lines for pt in ln],
+                   np.concatenate([rec[n].mean(axis=(1, 2)) for n in ("h1", "h2")]), "train: rates.svg")
+
+        # curves.svg: the four curves and a spike rate per layer, whose last
+        # point is the rate of the independent run
+        root = svg(os.path.join(tmp, "out", "curves.svg"))
+        names = legend_series(root)
+        check(names == ["train loss", "test loss", "train accuracy", "test accuracy", "spike rate h1",
+                        "spike rate h2"], "curves.svg: the series %s" % names)
+        lines = polylines(root)
+        check(len(lines) == 6 and all(len(ln) == 2 for ln in lines),
+              "curves.svg: 6 curves of 2 epochs, got %s" % [len(ln) for ln in lines])
+        if len(lines) == 6:
+            with open(os.path.join(tmp, "out", "metrics.csv")) as f:
+                rows = [ln.strip().split(",") for ln in f.readlines()[1:]]
+            cols = {"train loss": 2, "train accuracy": 3, "test loss": 4, "test accuracy": 5}
+            known = [(float(r[cols[nm]]), ln[i][1]) for nm, ln in zip(names[:4], lines[:4])
+                     for i, r in enumerate(rows)]
+            v, y = np.array(known).T
+            b, a = np.polyfit(v, y, 1)
+            check(np.abs(a + b * v - y).max() < 0.02, "curves.svg: the loss and accuracy points map linearly")
+            for n, ln in zip(("h1", "h2"), lines[4:]):
+                got = (ln[-1][1] - a) / b
+                want_rate = rec[n].mean()
+                check(abs(got - want_rate) < 2e-3, "curves.svg: spike rate %s after the last epoch: %.4f, "
+                      "the independent run's %.4f" % (n, got, want_rate))
+    if failures:
+        print("%d check(s) failed" % len(failures))
+        return 1
+    print("plot train: all checks passed")
+    return 0
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main_train() if sys.argv[1:] == ["train"] else main())
