@@ -2,10 +2,11 @@
  * test_svg.c: tests of snnrt_svg_curves and snnrt_svg_raster: the file is
  * well-formed enough to read (one XML declaration, one <svg> element closed
  * at the end, as many polylines as series, each with its finite points
- * only; a raster's marks), names are escaped, the text is the same for the same arguments, and bad arguments
- * or a missing folder fail with the path first and leave no file behind.
- * Files go to the folder named by argv[1]; a chart of two training curves
- * is left there (curves.svg) for a person to look at.
+ * only; a raster's marks), names are escaped, the text is the same for the
+ * same arguments, and bad arguments or a missing folder fail with the path
+ * first and leave no file behind. Files go to the folder named by argv[1];
+ * a chart of two training curves is left there (curves.svg) for a person
+ * to look at.
  */
 #define _POSIX_C_SOURCE 200809L
 
