@@ -25,8 +25,9 @@
 #             runs: from the one `network NAME {` of a .snn file, else from
 #             the first line of `snnc info`. The model is then a configure
 #             dependency too, so renaming its network reconfigures.
-#   OPENMP    builds the generated .c with OpenMP (every core; the same
-#             results as one thread) when the compiler has it.
+#   OPENMP    links the target with OpenMP::OpenMP_C, so that it is built
+#             with OpenMP (every core; the same results as one thread),
+#             when the compiler has it.
 #
 # The function needs the imported executable snnc::snnc (snncConfig.cmake
 # defines it; a project that builds snnc itself gets it as an alias).
@@ -172,8 +173,7 @@ function(snnc_generate)
   if(arg_OPENMP)
     find_package(OpenMP COMPONENTS C)
     if(OpenMP_C_FOUND)
-      set_property(SOURCE ${out}/${stem}.c APPEND PROPERTY COMPILE_OPTIONS ${OpenMP_C_FLAGS})
-      list(APPEND libs OpenMP::OpenMP_C)
+      list(APPEND libs OpenMP::OpenMP_C) # its compile option comes with it
     else()
       message(STATUS "snnc_generate: no OpenMP for ${CMAKE_C_COMPILER}: ${stem}.c runs on one thread")
     endif()
