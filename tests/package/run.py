@@ -1,7 +1,11 @@
 """The CMake package, end to end: install snnc into a temporary prefix, build
 the consumer project (consumer/) against it, run its programs and check their
 spike counts against a NumPy simulation of the network; then check that the
-build reruns snnc when the model or the weights change, and only then.
+build reruns snnc when the model or the weights change, and only then;
+that snnc_generate's misuses fail at configure time with a clear message;
+and that an ONNX model (exported by the installed snnc) builds, its
+network's name read with `snnc info` and its weights written beside the
+code.
 
 usage: run.py CMAKE SNNC_BUILD_DIR CC
 
@@ -139,6 +143,61 @@ def misuses(cmake, prefix, tmp):
             check(p.returncode != 0 and message in text, "%s fails with '%s':\n%s" % (call, message, p.stdout))
 
 
+ONNX_APP = r"""/* app.c: runs the network of an ONNX model with the weights that
+   snnc_generate wrote beside the code (PKG_WEIGHTS_FILE). */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "pkgnet.h"
+
+int main(void)
+{
+    static const float x[3] = {1.0f, 0.5f, 2.0f};
+    float out[PKGNET_OUTPUT_SIZE];
+    char err[512];
+    int k;
+    void *ws = calloc(1, PKGNET_WORKSPACE_SIZE);
+    if (!ws || pkgnet_load_weights(ws, PKG_WEIGHTS_FILE, 0, err, sizeof err) != 0) {
+        fprintf(stderr, "%s\n", ws ? err : "out of memory");
+        return 1;
+    }
+    pkgnet_forward(ws, 1, x, out);
+    printf("counts");
+    for (k = 0; k < PKGNET_OUTPUT_SIZE; k++)
+        printf(" %.9g", out[k]);
+    printf("\n");
+    free(ws);
+    return 0;
+}
+"""
+
+
+def onnx_model(cmake, prefix, tmp, weights):
+    """An ONNX model (exported by the installed snnc with known weights): the
+    network's name comes from `snnc info` at configure time, and its weights
+    file is generated beside the code, where the program reads it."""
+    src = os.path.join(tmp, "onnx")
+    os.makedirs(src)
+    snnc = os.path.join(prefix, "bin", "snnc")
+    sh([snnc, "export", os.path.join(HERE, "consumer", "net.snn"), "--weights", weights,
+        "-o", os.path.join(src, "net.onnx")])
+    with open(os.path.join(src, "app.c"), "w") as f:
+        f.write(ONNX_APP)
+    with open(os.path.join(src, "CMakeLists.txt"), "w") as f:
+        f.write("cmake_minimum_required(VERSION 3.20)\nproject(onnx_app LANGUAGES C)\n"
+                "find_package(snnc REQUIRED)\nadd_executable(app app.c)\n"
+                "snnc_generate(TARGET app MODEL net.onnx OUT_DIR gen OUT_VAR files)\n"
+                "list(FILTER files INCLUDE REGEX \"[.]safetensors$\")\n"
+                "target_compile_definitions(app PRIVATE PKG_WEIGHTS_FILE=\"${files}\")\n")
+    build = os.path.join(tmp, "onnx-build")
+    sh([cmake, "-S", src, "-B", build, "-DCMAKE_PREFIX_PATH=" + prefix])
+    sh([cmake, "--build", build])
+    check(os.path.isfile(os.path.join(build, "gen", "pkgnet.safetensors")), "ONNX: gen/pkgnet.safetensors written")
+    rows = parse(sh([os.path.join(build, "app")]))
+    counts, _ = reference(W1, B2, 8)
+    check(rows.get("counts") == [counts], "ONNX: counts %s, expected %s" % (rows.get("counts"), counts))
+
+
 def main():
     cmake, snnc_build, cc = sys.argv[1:4]
     tmp = tempfile.mkdtemp(prefix="snnc-package-")
@@ -232,6 +291,7 @@ def run(cmake, snnc_build, cc, tmp):
     expect(W1, B2, 5, "5 timesteps")
 
     misuses(cmake, prefix, tmp)
+    onnx_model(cmake, prefix, tmp, weights)
 
 
 if __name__ == "__main__":
