@@ -77,7 +77,10 @@ static int spiking_probes(const IrGraph *g, int *which) {
     return n;
 }
 
-int plot_layer_rates(const IrGraph *g, int batch, const SnnrtTensor *vals, const char **names, double *rates) {
+/* The per-layer spike rates of one sequence: rates[l] = the spikes of the
+   l-th spiking probe over all steps, samples and neurons, divided by their
+   number; names[l] is the layer's name. Returns how many layers. */
+static int layer_rates(const IrGraph *g, const SnnrtTensor *vals, const char **names, double *rates) {
     int which[PLOT_MAX_LAYERS];
     int n = spiking_probes(g, which);
     for (int l = 0; l < n; l++) {
@@ -89,7 +92,6 @@ int plot_layer_rates(const IrGraph *g, int batch, const SnnrtTensor *vals, const
         names[l] = g->nodes.items[p->node].name;
         rates[l] = v->count ? s / (double)v->count : 0;
     }
-    (void)batch;
     return n;
 }
 
@@ -274,7 +276,7 @@ void plot_train_epoch(PlotTrain *pt, const IrGraph *tg, const float *tws, int e)
     const char *names[PLOT_MAX_LAYERS];
     double rates[PLOT_MAX_LAYERS];
     plot_run(&pt->run, tg, tws, pt->run.x);
-    int n = plot_layer_rates(pt->run.g, pt->run.batch, pt->run.vals, names, rates);
+    int n = layer_rates(pt->run.g, pt->run.vals, names, rates);
     for (int l = 0; l < n && l < pt->nlayers && e >= 0 && e < pt->epochs; l++)
         pt->rates[l][e] = rates[l];
 }

@@ -32,12 +32,6 @@ void plot_add_records(Arena *a, Options *o, const IrGraph *g);
    neurons in sample 0 (trace_LAYER.VAR.svg). -1 after reporting. */
 int plot_write(Arena *a, const IrGraph *g, const char *dir, int batch, const SnnrtTensor *vals);
 
-/* The per-layer spike rates of one sequence, from the same values: rates[l]
-   = the spikes of the l-th spiking probe over all steps, samples and
-   neurons, divided by their number. Returns how many layers (at most
-   PLOT_MAX_LAYERS); names[l] is the layer's name. */
-int plot_layer_rates(const IrGraph *g, int batch, const SnnrtTensor *vals, const char **names, double *rates);
-
 /* train --plot: the inference code of the trained network, built beside
    the training code, runs a fixed batch of test samples after every epoch
    for the per-layer spike rates of curves.svg, and after the last for the
