@@ -1,7 +1,8 @@
 /*
  * run.c: snnc run: compile the model, build and load its generated code
  * (the target's hook, load.c), run it on the input, and write the results
- * as .npy files: all of them, or none.
+ * as .npy files: all of them, or none; with --plot, then the plots of the
+ * sequence (plot.c), from records of their own.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>

@@ -21,6 +21,10 @@
  *
  * The output folder is checked before anything is compiled, and temporary
  * files that killed runs left in it are removed (runtime/file.c).
+ *
+ * With --plot, plot.c builds the inference code too and runs a few test
+ * samples through it after every epoch: their per-layer spike rates join
+ * curves.svg, and the plots of the trained network end the run.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
