@@ -3,7 +3,7 @@
  * tensors, the .npy, safetensors and IDX file formats, an atomic file
  * writer, and what `snnc train` needs around generated code: losses over the
  * outputs of every step, optimizers and learning-rate schedules (PyTorch's
- * semantics), and SVG training curves.
+ * semantics), and SVG charts: training curves and spike rasters.
  *
  * Every file this library reads may be hostile: readers bound every length
  * by the real file size and by fixed limits, check every product for
@@ -382,6 +382,18 @@ int snnrt_svg_curves(const char *path, const char *title, int nseries,
                      const char *const *names, const double *const *ys,
                      const int *lens, const char *xlabel, char *err,
                      size_t errlen);
+
+/* Writes a spike raster to path, atomically: steps x neurons cells, where
+   spikes[t * stride + i] != 0 means that neuron i spiked at step t (t from
+   0; drawn between t and t + 1 on the x axis, neuron 0 at the bottom).
+   Every spike is one
+   <rect> in the group with id "spikes", which holds nothing else; axes,
+   the title and the number of spikes besides. At most
+   SNNRT_SVG_MAX_CELLS cells (steps x neurons). */
+#define SNNRT_SVG_MAX_CELLS 4000000
+int snnrt_svg_raster(const char *path, const char *title, int steps,
+                     long neurons, const float *spikes, long stride,
+                     char *err, size_t errlen);
 
 #ifdef __cplusplus
 }

@@ -1,5 +1,6 @@
 /*
- * svg.c: training curves as a self-contained SVG line chart.
+ * svg.c: training curves as a self-contained SVG line chart, and spike
+ * rasters (one mark per spike) on the same axes.
  *
  * The chart is built as text in memory and written with snnrt_write_atomic.
  * Its text depends only on the arguments (coordinates are printed with a
@@ -329,6 +330,66 @@ int snnrt_svg_curves(const char *path, const char *title, int nseries,
     if (b.failed) {
         free(b.data);
         return svg_fail(path, err, errlen, "out of memory building the chart");
+    }
+    rc = snnrt_write_atomic(path, b.data, b.len, err, errlen);
+    free(b.data);
+    return rc;
+}
+
+/* ---- spike rasters ---- */
+
+int snnrt_svg_raster(const char *path, const char *title, int steps,
+                     long neurons, const float *spikes, long stride,
+                     char *err, size_t errlen)
+{
+    SvgBuf b = {0};
+    SvgAxis x, y;
+    char m[200];
+    long i, marks = 0;
+    int t, rc;
+    double w, h;
+    if (!path)
+        return svg_fail(path, err, errlen, "no file name");
+    if (steps < 1 || neurons < 1 || !spikes || stride < neurons ||
+        (double)steps * (double)neurons > SNNRT_SVG_MAX_CELLS) {
+        snprintf(m, sizeof m, "cannot plot a raster of %d steps by %ld neurons (each at least 1, "
+                 "%d cells at most, a step's row of at least that many values)",
+                 steps, neurons, SNNRT_SVG_MAX_CELLS);
+        return svg_fail(path, err, errlen, m);
+    }
+    /* step t (from 1) is the cell [t - 1, t]: time runs from 0 to steps;
+       neuron i is the band [i, i + 1) */
+    svg_axis(&x, 0.0, (double)steps, 1);
+    svg_axis(&y, 0.0, (double)neurons, 1);
+    w = svg_px(&x, 1.0) - svg_px(&x, 0.0);
+    h = svg_py(&y, 0.0) - svg_py(&y, 1.0);
+    svg_printf(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    svg_printf(&b, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" font-family=\"sans-serif\" font-size=\"12\">\n",
+               SVG_W, SVG_H, SVG_W, SVG_H);
+    svg_printf(&b, "<rect width=\"%d\" height=\"%d\" fill=\"white\"/>\n", SVG_W, SVG_H);
+    svg_printf(&b, "<text x=\"%.2f\" y=\"24\" text-anchor=\"middle\" font-size=\"16\">",
+               (SVG_LEFT + SVG_RIGHT) / 2);
+    svg_text(&b, title);
+    svg_printf(&b, "</text>\n");
+    svg_axes(&b, &x, &y, "step");
+    svg_printf(&b, "<text transform=\"translate(%.2f %.2f) rotate(-90)\" text-anchor=\"middle\" fill=\"#333333\">neuron</text>\n",
+               SVG_LEFT - 52, (SVG_TOP + SVG_BOTTOM) / 2);
+    /* one mark per spike, and nothing else in this group */
+    svg_printf(&b, "<g id=\"spikes\" fill=\"#111111\">\n");
+    for (t = 0; t < steps; t++)
+        for (i = 0; i < neurons; i++)
+            if (spikes[(size_t)t * (size_t)stride + (size_t)i] != 0.0f) {
+                svg_printf(&b, "<rect x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\"/>\n",
+                           svg_px(&x, t + 0.1), svg_py(&y, i + 1.0), w * 0.8, h);
+                marks++;
+            }
+    svg_printf(&b, "</g>\n");
+    svg_printf(&b, "<text x=\"%.2f\" y=\"%.2f\" fill=\"#333333\">%ld spike%s</text>\n",
+               SVG_RIGHT + 16, SVG_TOP + 14, marks, marks == 1 ? "" : "s");
+    svg_printf(&b, "</svg>\n");
+    if (b.failed) {
+        free(b.data);
+        return svg_fail(path, err, errlen, "out of memory building the raster");
     }
     rc = snnrt_write_atomic(path, b.data, b.len, err, errlen);
     free(b.data);

@@ -11,7 +11,8 @@
 #include "snnrt.h"
 #include "trainspec.h"
 
-#define MAX_RECORDS 32
+#define MAX_RECORDS 32      /* --record options */
+#define PLOT_MAX_RECORDS 32 /* --plot's own records, after them (plot.c) */
 
 typedef struct Record {
     const char *spec; /* LAYER or LAYER.VAR */
@@ -31,11 +32,12 @@ typedef struct Options {
     const char *dot;
     const char *cc;
     const char *keep;
+    const char *plot; /* run, train: --plot DIR, the spike plots' folder */
     int static_ws, embed, emit_ir, batch, init, list_passes, train;
     unsigned long long seed;
     SemaOptions sema;
     PassOptions passes;
-    Record records[MAX_RECORDS];
+    Record records[MAX_RECORDS + PLOT_MAX_RECORDS]; /* a record without a file is --plot's */
     int nrecords;
     /* training (train, run --eval) */
     TrainSpec spec; /* the train block, with the overrides below */

@@ -83,6 +83,8 @@ static void usage(FILE *f) {
           "                        over time as [T, B, ...]; repeatable\n"
           "  --cc CC               C compiler (default $CC, else cc; flags in docs/cli.md)\n"
           "  --keep-build DIR      keep the generated code and its build in DIR\n"
+          "  --plot DIR            write SVG plots into DIR: spike rasters, spike rates per\n"
+          "                        layer over the steps, membrane traces (run and train)\n"
           "  --threads N           threads of the generated code and the runtime (run, train,\n"
           "                        grad; default: every core); results do not depend on N\n"
           "\n"
@@ -281,6 +283,9 @@ static int parse_args(int argc, char **argv, Options *o) {
         } else if (!strcmp(a, "--cc")) {
             NEEDV();
             o->cc = v;
+        } else if (!strcmp(a, "--plot")) {
+            NEEDV();
+            o->plot = v;
         } else if (!strcmp(a, "--keep-build")) {
             NEEDV();
             o->keep = v;

@@ -1,7 +1,8 @@
 /*
  * run.c: snnc run: compile the model, build and load its generated code
  * (the target's hook, load.c), run it on the input, and write the results
- * as .npy files: all of them, or none.
+ * as .npy files: all of them, or none; with --plot, then the plots of the
+ * sequence (plot.c), from records of their own.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -13,6 +14,7 @@
 #include <unistd.h>
 
 #include "jit.h"
+#include "plot.h"
 #include "snnrt.h"
 
 char *drv_lower(Arena *a, const char *s) {
@@ -220,7 +222,8 @@ int cmd_run(Arena *a, Options *o) {
     char err[1024];
     SnnrtTensor x;
     memset(&x, 0, sizeof x);
-    if (drv_check_outputs(a, o) != 0 || drv_check_input_path(o->npy_in) != 0)
+    if (drv_check_outputs(a, o) != 0 || drv_check_input_path(o->npy_in) != 0 ||
+        (o->plot && drv_check_out_dir(a, o->plot) != 0))
         return 1;
     if (snnrt_npy_read(o->npy_in, &x, err, sizeof err) != 0 ||
         snnrt_tensor_check_finite(&x, o->npy_in, err, sizeof err) != 0) {
@@ -242,6 +245,8 @@ int cmd_run(Arena *a, Options *o) {
     if (batch < 0)
         goto out;
     o->batch = batch;
+    if (o->plot)
+        plot_add_records(a, o, g0);
     g = drv_middle_end(a, o, g0);
     /* the weights are checked here, before anything is built */
     if (!g || !(w = drv_param_block(g, o)))
@@ -294,10 +299,12 @@ int cmd_run(Arena *a, Options *o) {
             val[n++] = &outs[0];
         }
         for (int k = 0; k < g->probes.len; k++) {
+            if (!o->records[k].file) /* --plot's own */
+                continue;
             dst[n] = o->records[k].file;
             val[n++] = &outs[1 + k];
         }
-        if (write_results(a, n, dst, val) == 0)
+        if (write_results(a, n, dst, val) == 0 && (!o->plot || plot_write(a, g, o->plot, batch, outs + 1) == 0))
             rc = 0;
     }
 out:

@@ -21,6 +21,10 @@
  *
  * The output folder is checked before anything is compiled, and temporary
  * files that killed runs left in it are removed (runtime/file.c).
+ *
+ * With --plot, plot.c builds the inference code too and runs a few test
+ * samples through it after every epoch: their per-layer spike rates join
+ * curves.svg, and the plots of the trained network end the run.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -32,6 +36,7 @@
 
 #include "data.h"
 #include "jit.h"
+#include "plot.h"
 
 /* A batch's loss above this many times the reference (the first epoch's
    mean loss, or during the first epoch the mean of its batches so far; at
@@ -194,7 +199,7 @@ static void csv_parse(Trainer *tr, const char *s) {
     }
 }
 
-static int write_curves(Trainer *tr) {
+static int write_curves(Trainer *tr, const PlotTrain *pt) {
     char err[1024];
     int n = tr->hist.len;
     double *ys[4];
@@ -206,12 +211,16 @@ static int write_curves(Trainer *tr) {
         ys[2][i] = tr->hist.items[i].train_acc;
         ys[3][i] = tr->hist.items[i].test_acc;
     }
-    const char *names[4] = {"train loss", "test loss", "train accuracy", "test accuracy"};
-    const double *cy[4] = {ys[0], ys[1], ys[2], ys[3]};
-    int lens[4] = {n, n, n, n};
+    const char *names[4 + PLOT_CURVE_LAYERS] = {"train loss", "test loss", "train accuracy", "test accuracy"};
+    const double *cy[4 + PLOT_CURVE_LAYERS] = {ys[0], ys[1], ys[2], ys[3]};
+    int lens[4 + PLOT_CURVE_LAYERS] = {n, n, n, n};
+    /* --plot: the spike rate of each spiking layer too */
+    int ns = 4 + (pt ? plot_train_curves(tr->a, pt, PLOT_CURVE_LAYERS, names + 4, cy + 4) : 0);
+    for (int k = 4; k < ns; k++)
+        lens[k] = n;
     const char *path = arena_printf(tr->a, "%s/curves.svg", tr->dir);
     const char *title = arena_printf(tr->a, "%s: training", tr->g->name);
-    if (snnrt_svg_curves(path, title, 4, names, cy, lens, "epoch", err, sizeof err) != 0) {
+    if (snnrt_svg_curves(path, title, ns, names, cy, lens, "epoch", err, sizeof err) != 0) {
         error_plain("%s", err);
         return -1;
     }
@@ -513,7 +522,8 @@ int cmd_train(Arena *a, Options *o) {
         error_plain("%s: no checkpoint to resume from: %s", ckpt, strerror(errno));
         return 1;
     }
-    if (drv_check_out_dir(a, dir) != 0 || drv_check_outputs(a, o) != 0)
+    if (drv_check_out_dir(a, dir) != 0 || drv_check_outputs(a, o) != 0 ||
+        (o->plot && drv_check_out_dir(a, o->plot) != 0))
         return 1;
     TrainSpec *ts = &o->spec;
     o->batch = ts->batch;
@@ -524,13 +534,15 @@ int cmd_train(Arena *a, Options *o) {
     memset(&train, 0, sizeof train);
     memset(&test, 0, sizeof test);
     Trainer tr;
+    PlotTrain pt;
+    memset(&pt, 0, sizeof pt);
     Buf steplog = {0};
     int rc = 1;
     if (data_load(&train, ts, g, 1, o->train_limit) != 0 || data_load(&test, ts, g, 0, o->test_limit) != 0) {
         data_free(&train);
         return 1;
     }
-    if (setup(&tr, a, o, g, ts->batch) != 0)
+    if (setup(&tr, a, o, g, ts->batch) != 0 || (o->plot && plot_train_open(a, &pt, o, &test, ts->epochs) != 0))
         goto out;
     tr.dir = dir;
     if (drv_ensure_dir(tr.dir) != 0)
@@ -611,6 +623,8 @@ int cmd_train(Arena *a, Options *o) {
         mt.test_loss = ev.loss;
         mt.test_acc = ev.acc;
         mt.spikes = ev.spikes;
+        if (o->plot)
+            plot_train_epoch(&pt, g, tr.ws, e);
         vec_push(a, &tr.hist, mt);
         tr.epochs_done = e + 1;
         printf("epoch %d/%d: lr %.3g, train loss %.4f, accuracy %.2f%%; test loss %.4f, accuracy %.2f%%; "
@@ -621,13 +635,19 @@ int cmd_train(Arena *a, Options *o) {
         /* the checkpoint first: metrics.csv never runs ahead of it */
         const char *csv = csv_text(&tr);
         if (save_params(&tr, ckpt, 1) != 0 ||
-            drv_write(arena_printf(a, "%s/metrics.csv", tr.dir), csv, strlen(csv)) != 0 || write_curves(&tr) != 0)
+            drv_write(arena_printf(a, "%s/metrics.csv", tr.dir), csv, strlen(csv)) != 0 ||
+            write_curves(&tr, o->plot ? &pt : NULL) != 0)
             goto out;
     }
     if (save_params(&tr, arena_printf(a, "%s/weights.safetensors", tr.dir), 0) != 0)
         goto out;
     if (o->step_log && drv_write(o->step_log, steplog.data ? steplog.data : "", steplog.len) != 0)
         goto out;
+    if (o->plot) { /* the trained network on the plots' samples */
+        plot_train_epoch(&pt, g, tr.ws, -1);
+        if (plot_train_write(a, &pt, o->plot) != 0)
+            goto out;
+    }
     if (tr.hist.len)
         printf("test accuracy %.2f%%; weights in %s/weights.safetensors\n",
                100 * tr.hist.items[tr.hist.len - 1].test_acc, tr.dir);
@@ -641,6 +661,7 @@ diverged:
         note_at(diag_last_error(), "no checkpoint was written: the first epoch did not finish");
 out:
     teardown(&tr);
+    plot_train_close(&pt);
     buf_free(&steplog);
     data_free(&train);
     data_free(&test);

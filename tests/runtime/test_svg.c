@@ -1,11 +1,12 @@
 /*
- * test_svg.c: tests of snnrt_svg_curves: the file is well-formed enough to
- * read (one XML declaration, one <svg> element closed at the end, as many
- * polylines as series, each with its finite points only), names are
- * escaped, the text is the same for the same arguments, and bad arguments
- * or a missing folder fail with the path first and leave no file behind.
- * Files go to the folder named by argv[1]; a chart of two training curves
- * is left there (curves.svg) for a person to look at.
+ * test_svg.c: tests of snnrt_svg_curves and snnrt_svg_raster: the file is
+ * well-formed enough to read (one XML declaration, one <svg> element closed
+ * at the end, as many polylines as series, each with its finite points
+ * only; a raster's marks), names are escaped, the text is the same for the
+ * same arguments, and bad arguments or a missing folder fail with the path
+ * first and leave no file behind. Files go to the folder named by argv[1];
+ * a chart of two training curves is left there (curves.svg) for a person
+ * to look at.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -154,6 +155,41 @@ static void test_errors(void)
                    strlen(path_of("no/such/folder.svg"))));
 }
 
+/* snnrt_svg_raster: one <rect> per nonzero value of the steps x neurons
+   block (read with its stride), in the group of spikes and nowhere else;
+   a raster too large, or without cells, is refused and leaves no file. */
+static void test_raster(void)
+{
+    /* 3 steps of 4 neurons, in rows of 5 (a second sample's value last) */
+    static const float s[15] = {1, 0, 0, 1, 9,
+                                0, 0, 0, 0, 9,
+                                0, 1, 2.5f, 1, 9};
+    char err[512], *a, *g;
+    CHECK_OK(snnrt_svg_raster(path_of("raster.svg"), "h <1>", 3, 4, s, 5, err, sizeof err), err);
+    a = slurp(path_of("raster.svg"));
+    CHECK(a != NULL);
+    if (!a)
+        return;
+    CHECK(count_of(a, "<svg") == 1 && !strcmp(a + strlen(a) - 7, "</svg>\n"));
+    g = strstr(a, "<g id=\"spikes\"");
+    CHECK(g != NULL);
+    if (g) {
+        const char *end = strstr(g, "</g>");
+        int n = 0;
+        for (const char *r = strstr(g, "<rect"); r && end && r < end; r = strstr(r + 1, "<rect"))
+            n++;
+        CHECK(n == 5);
+    }
+    CHECK(strstr(a, ">5 spikes</text>") != NULL);
+    CHECK(strstr(a, ">h &lt;1&gt;</text>") != NULL);
+    free(a);
+    CHECK(snnrt_svg_raster(path_of("bad.svg"), "t", 0, 4, s, 5, err, sizeof err) == -1);
+    CHECK(contains(err, "cannot plot a raster of 0 steps by 4 neurons"));
+    CHECK(snnrt_svg_raster(path_of("bad.svg"), "t", 3, 6, s, 5, err, sizeof err) == -1);
+    CHECK(snnrt_svg_raster(path_of("bad.svg"), "t", 4000, 4000, s, 4000, err, sizeof err) == -1);
+    CHECK(slurp(path_of("bad.svg")) == NULL);
+}
+
 int main(int argc, char **argv)
 {
     int rc = scratch_dir(argc, argv);
@@ -162,5 +198,6 @@ int main(int argc, char **argv)
     test_curves();
     test_degenerate();
     test_errors();
+    test_raster();
     return test_main_end("SVG");
 }
