@@ -56,7 +56,8 @@ typedef struct FNode {
     const char *qname; /* "graph.node" for a node of a nested graph */
     const NirNode *n;
     int kind, stateful;
-    VEC(int) succ; /* nodes it feeds, in the file's edge order */
+    VEC(int) succ;    /* nodes it feeds, in the file's edge order */
+    VEC(int) succ_in; /* for each, the index of this edge in that node's in */
     VEC(Pred) in;
     Shape shape;       /* its output, per sample; ndim 0: not known yet */
     const char *layer; /* the language's name of its value */
@@ -476,6 +477,7 @@ static int add_graph(Imp *I, const NirGraph *G, const NirNode *self, const char 
             return -1;
         }
         vec_push(I->a, &I->nodes.items[s].succ, d);
+        vec_push(I->a, &I->nodes.items[s].succ_in, I->nodes.items[d].in.len);
         Pred p = {s, 0};
         vec_push(I->a, &I->nodes.items[d].in, p);
     }
@@ -531,38 +533,95 @@ static int check_instant_cycles(Imp *I) {
     return 1;
 }
 
-static Pred *pred_of(FNode *d, int src) {
-    for (int k = 0; k < d->in.len; k++)
-        if (d->in.items[k].src == src)
-            return &d->in.items[k];
-    return NULL;
+static Pred *edge(Imp *I, const FNode *u, int k) {
+    return &I->nodes.items[u->succ.items[k]].in.items[u->succ_in.items[k]];
 }
 
-/* From the input, depth-first in the file's edge order: an edge to a node
-   still being walked closes a cycle and reads the previous step. */
-static void mark_back_edges(Imp *I, int root) {
+/* Every node must be reachable from the Input; 0 after reporting one that is not. */
+static int check_reachable(Imp *I, int root) {
+    int n = I->nodes.len, sp = 0;
+    int *stack = arena_alloc(I->a, sizeof(int) * (size_t)(n + 1));
+    char *seen = arena_alloc(I->a, (size_t)n + 1);
+    stack[sp++] = root;
+    seen[root] = 1;
+    while (sp) {
+        const FNode *u = &I->nodes.items[stack[--sp]];
+        for (int k = 0; k < u->succ.len; k++)
+            if (!seen[u->succ.items[k]]) {
+                seen[u->succ.items[k]] = 1;
+                stack[sp++] = u->succ.items[k];
+            }
+    }
+    for (int i = 0; i < n; i++)
+        if (!seen[i]) {
+            bad(I, &I->nodes.items[i], "it cannot be reached from the graph's Input");
+            return 0;
+        }
+    return 1;
+}
+
+/* Which edges read the previous step. Depth-first from the Input, edges in
+   the file's order: an edge u -> v to a node still being walked closes a
+   cycle v ... u -> v, and the cycle's edge that leaves its stateful node
+   nearest to u reads the previous step (the stateful node's output of the
+   previous step, then this step's stateless nodes after it: a recurrent
+   Affine adds its bias from the first step on). Delaying such an edge can
+   leave another cycle closed, so the walk is repeated over the edges not
+   yet delayed until it finds no cycle; each walk delays at least one more
+   edge. Every cycle has a stateful node (check_instant_cycles). */
+static void mark_delays(Imp *I, int root) {
     int n = I->nodes.len;
     int *stack = arena_alloc(I->a, sizeof(int) * (size_t)(n + 1)), *next = arena_alloc(I->a, sizeof(int) * (size_t)(n + 1));
-    int sp = 0;
-    stack[sp++] = root;
-    I->nodes.items[root].color = 1;
-    while (sp) {
-        int u = stack[sp - 1];
-        FNode *fu = &I->nodes.items[u];
-        if (next[u] >= fu->succ.len) {
-            fu->color = 2;
-            sp--;
-            continue;
-        }
-        int v = fu->succ.items[next[u]++];
-        FNode *fv = &I->nodes.items[v];
-        if (fv->color == 1)
-            pred_of(fv, u)->delayed = 1;
-        else if (fv->color == 0) {
-            fv->color = 1;
-            stack[sp++] = v;
+    int *pos = arena_alloc(I->a, sizeof(int) * (size_t)(n + 1));
+    for (int marked = 1; marked;) {
+        marked = 0;
+        for (int i = 0; i < n; i++)
+            I->nodes.items[i].color = 0;
+        for (int r = -1; r < n; r++) {
+            int start = r < 0 ? root : r;
+            if (I->nodes.items[start].color)
+                continue;
+            int sp = 0;
+            pos[start] = sp;
+            stack[sp++] = start;
+            next[start] = 0;
+            I->nodes.items[start].color = 1;
+            while (sp) {
+                int u = stack[sp - 1];
+                FNode *fu = &I->nodes.items[u];
+                if (next[u] >= fu->succ.len) {
+                    fu->color = 2;
+                    sp--;
+                    continue;
+                }
+                int k = next[u]++;
+                if (edge(I, fu, k)->delayed)
+                    continue;
+                int v = fu->succ.items[k];
+                FNode *fv = &I->nodes.items[v];
+                if (fv->color == 1) {
+                    int j = sp - 1;
+                    while (j > pos[v] && !I->nodes.items[stack[j]].stateful)
+                        j--;
+                    if (!I->nodes.items[stack[j]].stateful)
+                        ICE("a cycle of stateless nodes passed the check");
+                    const FNode *w = &I->nodes.items[stack[j]];
+                    int to = j == sp - 1 ? v : stack[j + 1];
+                    for (int e = 0; e < w->succ.len; e++)
+                        if (w->succ.items[e] == to)
+                            edge(I, w, e)->delayed = 1;
+                    marked++;
+                } else if (fv->color == 0) {
+                    fv->color = 1;
+                    next[v] = 0;
+                    pos[v] = sp;
+                    stack[sp++] = v;
+                }
+            }
         }
     }
+    for (int i = 0; i < n; i++)
+        I->nodes.items[i].color = 1; /* reached (check_reachable said so) */
 }
 
 /* ---- nodes ---- */
@@ -981,31 +1040,41 @@ out:
     return ok;
 }
 
-/* The input shape of f: its undelayed inputs', which must agree. */
+/* The input shape of f: its inputs' whose shapes are known, which must
+   agree (a value of the previous step may come from a node not done yet). */
 static int input_shape(Imp *I, FNode *f, Shape *s) {
     s->ndim = 0;
+    const char *from = NULL;
     for (int k = 0; k < f->in.len; k++) {
         const FNode *p = &I->nodes.items[f->in.items[k].src];
-        if (f->in.items[k].delayed)
+        if (p->shape.ndim == 0)
             continue;
         if (s->ndim == 0) {
             *s = p->shape;
+            from = p->qname;
             continue;
         }
         int same = s->ndim == p->shape.ndim;
         for (int i = 0; same && i < s->ndim; i++)
             same = s->d[i] == p->shape.d[i];
         if (!same) {
-            bad(I, f, "its inputs differ in shape: %s and %s (from '%s')", shape_str_(I, s), shape_str_(I, &p->shape),
-                q(I, p->qname));
+            bad(I, f, "its inputs differ in shape: %s (from '%s') and %s (from '%s')", shape_str_(I, s), q(I, from),
+                shape_str_(I, &p->shape), q(I, p->qname));
             return 0;
         }
     }
-    if (s->ndim == 0) {
-        bad(I, f, "its shape cannot be inferred: every input reaches it from the previous step");
-        return 0;
-    }
+    if (s->ndim == 0)
+        ICE("NIR node taken before its inputs' shapes are known");
     return 1;
+}
+
+/* Whether f's input shape is known: one of its inputs is done (the others
+   are checked against it once every node is). */
+static int ready(const Imp *I, const FNode *f) {
+    for (int k = 0; k < f->in.len; k++)
+        if (I->nodes.items[f->in.items[k].src].shape.ndim > 0)
+            return 1;
+    return f->in.len == 0;
 }
 
 static int do_node(Imp *I, FNode *f) {
@@ -1024,6 +1093,16 @@ static int do_node(Imp *I, FNode *f) {
                 return 0;
             }
             f->shape.d[i] = (int64_t)sh->num[i];
+        }
+        /* nirtorch 1.0 keeps the batch of its sample data: [1, N] before a
+           dense layer, [1, C, H, W] (docs/nir.md) */
+        int dense_next = 0;
+        for (int k = 0; k < f->succ.len; k++)
+            dense_next |= I->nodes.items[f->succ.items[k]].kind == K_AFFINE ||
+                          I->nodes.items[f->succ.items[k]].kind == K_LINEAR;
+        if (f->shape.d[0] == 1 && (f->shape.ndim == 4 || (f->shape.ndim == 2 && dense_next))) {
+            f->shape.ndim--;
+            memmove(f->shape.d, f->shape.d + 1, sizeof(int64_t) * (size_t)f->shape.ndim);
         }
         if (!check_count(I, f, &f->shape))
             return 0;
@@ -1054,6 +1133,8 @@ static int do_node(Imp *I, FNode *f) {
     case K_FLATTEN:
         if (!op_flatten(I, f, &in))
             return 0;
+        if (!f->alias)
+            return 1;
         break;
     case K_SCALE:
     case K_THRESHOLD:
@@ -1145,12 +1226,9 @@ int nir_import_mem(Arena *a, const char *path, const void *bytes, size_t len, co
     if (!check_instant_cycles(&I))
         goto done;
     int root_node = top->inputs.items[0];
-    mark_back_edges(&I, root_node);
-    for (int i = 0; i < I.nodes.len; i++)
-        if (I.nodes.items[i].color == 0) {
-            bad(&I, &I.nodes.items[i], "it cannot be reached from the graph's Input");
-            goto done;
-        }
+    if (!check_reachable(&I, root_node))
+        goto done;
+    mark_delays(&I, root_node);
     /* the order: Kahn's, over the undelayed edges */
     int n = I.nodes.len;
     int *indeg = arena_alloc(a, sizeof(int) * (size_t)(n + 1)), *order = arena_alloc(a, sizeof(int) * (size_t)(n + 1));
@@ -1159,12 +1237,15 @@ int nir_import_mem(Arena *a, const char *path, const void *bytes, size_t len, co
             indeg[i] += !I.nodes.items[i].in.items[k].delayed;
     int head = 0, tail = 0;
     order[tail++] = root_node;
+    for (int i = 0; i < n; i++) /* nodes that read only the previous step */
+        if (i != root_node && indeg[i] == 0)
+            order[tail++] = i;
     while (head < tail) {
         int u = order[head++];
         const FNode *fu = &I.nodes.items[u];
         for (int k = 0; k < fu->succ.len; k++) {
             int v = fu->succ.items[k];
-            if (!pred_of(&I.nodes.items[v], u)->delayed && --indeg[v] == 0)
+            if (!edge(&I, fu, k)->delayed && --indeg[v] == 0)
                 order[tail++] = v;
         }
     }
@@ -1172,26 +1253,36 @@ int nir_import_mem(Arena *a, const char *path, const void *bytes, size_t len, co
         ICE("NIR nodes left unordered after the back edges were delayed");
     const char *net;
     net_name(&I, path, &net);
-    for (int k = 0; k < n; k++)
-        if (!do_node(&I, &I.nodes.items[order[k]]))
-            goto done;
+    /* the nodes in order, each once its input's shape is known: a node
+       that reads only the previous step waits for the node it reads */
+    char *done = arena_alloc(a, (size_t)n + 1);
+    for (int left = n, progress = 1; left;) {
+        if (!progress) {
+            for (int k = 0; k < n; k++)
+                if (!done[order[k]]) {
+                    bad(&I, &I.nodes.items[order[k]], "its shape cannot be inferred: it reads only values of the "
+                                                      "previous step of nodes whose shapes depend on it");
+                    goto done;
+                }
+        }
+        progress = 0;
+        for (int k = 0; k < n; k++) {
+            FNode *f = &I.nodes.items[order[k]];
+            if (done[order[k]] || (f->kind != K_INPUT && !ready(&I, f)))
+                continue;
+            if (!do_node(&I, f))
+                goto done;
+            done[order[k]] = 1;
+            left--;
+            progress = 1;
+        }
+    }
     /* a value read from the previous step must fit where it goes */
     for (int i = 0; i < n; i++) {
         FNode *f = &I.nodes.items[i];
         Shape in;
-        if (f->kind == K_INPUT || !input_shape(&I, f, &in))
-            continue;
-        for (int k = 0; k < f->in.len; k++) {
-            const FNode *p = &I.nodes.items[f->in.items[k].src];
-            int same = p->shape.ndim == in.ndim;
-            for (int j = 0; same && j < in.ndim; j++)
-                same = p->shape.d[j] == in.d[j];
-            if (!same) {
-                bad(&I, f, "its inputs differ in shape: %s and %s (from '%s', the previous step)",
-                    shape_str_(&I, &in), shape_str_(&I, &p->shape), q(&I, p->qname));
-                goto done;
-            }
-        }
+        if (f->kind != K_INPUT && !input_shape(&I, f, &in))
+            goto done;
     }
     const FNode *in = &I.nodes.items[root_node], *o = &I.nodes.items[top->outputs.items[0]];
     Buf text = {0};
