@@ -103,8 +103,8 @@ static hid_t open_member(Rd *R, hid_t g, const char *name, const char *node, con
         return H5I_INVALID_HID;
     }
     if (li.type != H5L_TYPE_HARD) {
-        fail(R, node, type, "member '%s' is a %s link; only plain members are read", qn(R->a, name),
-             li.type == H5L_TYPE_SOFT ? "soft" : li.type == H5L_TYPE_EXTERNAL ? "external" : "user-defined");
+        fail(R, node, type, "member '%s' is %s link; only plain members are read", qn(R->a, name),
+             li.type == H5L_TYPE_SOFT ? "a soft" : li.type == H5L_TYPE_EXTERNAL ? "an external" : "a user-defined");
         return H5I_INVALID_HID;
     }
     hid_t id = H5Oopen(g, name, H5P_DEFAULT);
@@ -282,24 +282,29 @@ static int read_node(Rd *R, hid_t g, const char *name, NirNode *n, int depth) {
     const char **names = members(R, g, name, "?", &count);
     if (!names)
         return -1;
-    int has_nodes = 0;
-    for (int i = 0; i < count; i++) {
-        H5I_type_t kind;
-        hid_t id = open_member(R, g, names[i], name, "?", &kind);
-        if (id < 0)
-            return -1;
-        if (kind == H5I_GROUP) {
-            has_nodes |= !strcmp(names[i], "nodes");
+    /* the type first, so that messages about the rest can name it */
+    const char *type = "?";
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < count; i++) {
+            if ((pass == 0) != !strcmp(names[i], "type"))
+                continue;
+            H5I_type_t kind;
+            hid_t id = open_member(R, g, names[i], name, type, &kind);
+            if (id < 0)
+                return -1;
+            if (kind == H5I_GROUP) {
+                H5Oclose(id);
+                continue;
+            }
+            NirArray arr;
+            int rc = read_dataset(R, id, names[i], &arr, name, type);
             H5Oclose(id);
-            continue;
+            if (rc != 0)
+                return -1;
+            vec_push(R->a, &n->fields, arr);
+            if (pass == 0 && arr.is_string && arr.count == 1)
+                type = arr.str[0];
         }
-        NirArray arr;
-        int rc = read_dataset(R, id, names[i], &arr, name, "?");
-        H5Oclose(id);
-        if (rc != 0)
-            return -1;
-        vec_push(R->a, &n->fields, arr);
-    }
     const NirArray *t = field(n, "type");
     if (!t || !t->is_string || t->count != 1) {
         fail(R, name, "?", t ? "its dataset 'type' is not one string" : "it has no dataset 'type'");
@@ -312,7 +317,7 @@ static int read_node(Rd *R, hid_t g, const char *name, NirNode *n, int depth) {
         fail(R, name, n->type, "graphs are nested more than %d deep", NIR_MAX_DEPTH);
         return -1;
     }
-    if (!has_nodes) {
+    if (H5Lexists(g, "nodes", H5P_DEFAULT) <= 0) {
         fail(R, name, n->type, "it has no group 'nodes'");
         return -1;
     }
