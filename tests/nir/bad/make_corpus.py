@@ -4,11 +4,16 @@
 changing a case; the files are committed so that the corpus runs where
 h5py is missing (the sanitizer build), by tests/nir/run_bad.py.
 
+With --seeds DIR it writes valid files instead, the fuzz target's seeds
+(fuzz/corpus/nir: every node type the importer reads, a nested graph,
+recurrences, gzip-compressed datasets).
+
 Each case varies valid.nir (Input [4] -> Affine [3, 4] -> LIF -> Output),
 written here by hand with h5py in the nir package's layout, so that a
 case can break what the nir package would refuse to write.
 """
 import os
+import sys
 
 import h5py
 import numpy as np
@@ -439,7 +444,57 @@ def _(p):
         g.create_dataset("nodes", data=np.zeros(2))
 
 
+def seeds(d):
+    os.makedirs(d, exist_ok=True)
+
+    def neurons(n):
+        return {"lif": lif(n), "if": ("IF", dict(r=np.ones(n), v_threshold=np.ones(n))),
+                "li": ("LI", dict(tau=np.full(n, 1e-3), r=np.ones(n), v_leak=np.zeros(n))),
+                "i": ("I", dict(r=np.ones(n))),
+                "cubalif": ("CubaLIF", dict(tau_syn=np.full(n, 1e-3), tau_mem=np.full(n, 2e-3), r=np.ones(n),
+                                            v_leak=np.zeros(n), v_threshold=np.ones(n), w_in=np.ones(n))),
+                "cubali": ("CubaLI", dict(tau_syn=np.full(n, 1e-3), tau_mem=np.full(n, 2e-3), r=np.ones(n),
+                                          v_leak=np.zeros(n), w_in=np.ones(n))),
+                "thr": ("Threshold", dict(threshold=np.full(n, 0.5))), "scale": ("Scale", dict(scale=np.arange(n) + 1.0))}
+    # a chain of every neuron and elementwise node, with a recurrence
+    ns = {"input": ("Input", dict(shape=np.array([4]))), "fc": affine(o=3, i=4),
+          "rec": ("Linear", dict(weight=np.eye(3, dtype=np.float32))), "output": ("Output", dict(shape=np.array([3])))}
+    ns.update(neurons(3))
+    chain = ["input", "fc", "scale", "lif", "if", "li", "i", "cubalif", "cubali", "thr", "output"]
+    with h5py.File(os.path.join(d, "chain.nir"), "w", libver="latest") as f:
+        graph(f, "node", ns, list(zip(chain, chain[1:])) + [("lif", "rec"), ("rec", "lif")])
+    # a nested graph (the shape of an RSynaptic export)
+    with h5py.File(os.path.join(d, "nested.nir"), "w", libver="latest") as f:
+        g = graph(f, "node", {"input": ("Input", dict(shape=np.array([4]))), "fc": affine(),
+                              "output": ("Output", dict(shape=np.array([3])))},
+                  [("input", "fc"), ("fc", "rs"), ("rs", "output")])
+        graph(g["nodes"], "rs", {"input": ("Input", dict(shape=np.array([3]))), "lif": neurons(3)["cubalif"],
+                                 "w_rec": affine(o=3, i=3), "output": ("Output", dict(shape=np.array([3])))},
+              [("input", "lif"), ("lif", "w_rec"), ("w_rec", "lif"), ("lif", "output")])
+    # a conv net, gzip-compressed
+    with h5py.File(os.path.join(d, "conv.nir"), "w", libver="latest") as f:
+        g = f.create_group("node")
+        g.create_dataset("type", data="NIRGraph", dtype=S)
+        nd = g.create_group("nodes")
+        node(nd, "input", "Input", shape=np.array([1, 1, 6, 6]))
+        c = node(nd, "conv", "Conv2d", stride=np.array([1, 1]), padding="same", dilation=np.array([2, 2]), groups=1)
+        c.create_dataset("weight", data=np.ones((2, 1, 3, 3), np.float32), compression="gzip")
+        c.create_dataset("bias", data=np.zeros(2, np.float32), compression="gzip")
+        node(nd, "lif", "LIF", **{k: np.full((2, 6, 6), v) for k, v in
+                                  dict(tau=1e-3, r=1.0, v_leak=0.0, v_threshold=1.0).items()})
+        node(nd, "sum", "SumPool2d", kernel_size=np.array([2, 2]), stride=np.array([2, 2]), padding=np.array([0, 0]))
+        node(nd, "avg", "AvgPool2d", kernel_size=np.array([3, 3]), stride=np.array([3, 3]), padding=np.array([1, 1]))
+        node(nd, "flat", "Flatten", start_dim=0, end_dim=-1)
+        node(nd, "fc", "Affine", weight=np.ones((3, 2), np.float32), bias=np.zeros(3, np.float32))
+        node(nd, "output", "Output", shape=np.array([3]))
+        order = ["input", "conv", "lif", "sum", "avg", "flat", "fc", "output"]
+        g.create_dataset("edges", data=np.array(list(zip(order, order[1:])), dtype=object), dtype=S)
+
+
 def main():
+    if len(sys.argv) == 3 and sys.argv[1] == "--seeds":
+        seeds(sys.argv[2])
+        return
     for f in os.listdir(HERE):
         if f.endswith(".nir") or f == "EXPECTED":
             os.remove(os.path.join(HERE, f))
