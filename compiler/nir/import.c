@@ -64,6 +64,8 @@ typedef struct FNode {
     const char *op;    /* the stage after its inputs ("dense(10)"); NULL: its inputs' sum */
     int alias;         /* its layer is its one input's */
     int color;         /* walks */
+    int delay;         /* Delay: in steps */
+    const char **chain; /* Delay: the layers of its steps, the last its own */
 } FNode;
 
 /* A graph being flattened: its nodes' entries (an FNode, or a nested graph). */
@@ -420,7 +422,7 @@ static int add_graph(Imp *I, const NirGraph *G, const NirNode *self, const char 
         if (kind < 0) {
             FNode tmp = {.qname = qname, .n = n};
             bad(I, &tmp, "unknown node type (snnc reads Input, Output, Affine, Linear, Scale, Flatten, Conv2d, "
-                         "SumPool2d, AvgPool2d, Threshold, LIF, CubaLIF, LI, CubaLI, IF, I and NIRGraph)");
+                         "SumPool2d, AvgPool2d, Threshold, Delay, LIF, CubaLIF, LI, CubaLI, IF, I and NIRGraph)");
             return -1;
         }
         if (kind == K_GRAPH) {
@@ -1143,8 +1145,17 @@ static int do_node(Imp *I, FNode *f) {
         bad(I, f, "not supported yet: snnc has no 1-D convolution");
         return 0;
     case K_DELAY:
-        bad(I, f, "not supported yet");
-        return 0;
+        if (!per_neuron(I, f, "delay", &in, 0, 0))
+            return 0;
+        f->shape = in;
+        if (f->delay == 0)
+            break; /* an identity */
+        f->layer = make_name(I, f->qname);
+        f->chain = arena_alloc(I->a, sizeof(char *) * (size_t)f->delay);
+        for (int k = 0; k + 1 < f->delay; k++)
+            f->chain[k] = make_name(I, arena_printf(I->a, "%s_d%d", f->qname, k + 1));
+        f->chain[f->delay - 1] = f->layer;
+        return 1;
     default:
         return op_neuron(I, f, &in);
     }
@@ -1174,7 +1185,8 @@ static const char *value_of(Imp *I, const Pred *p) {
 
 static void statement(Imp *I, const FNode *f) {
     Buf *b = &I->body;
-    buf_printf(b, "  %s = ", f->layer);
+    /* a Delay of n steps: its inputs read the previous step, then n - 1 more */
+    buf_printf(b, "  %s = ", f->chain ? f->chain[0] : f->layer);
     if (f->in.len == 1)
         buf_puts(b, value_of(I, &f->in.items[0]));
     else
@@ -1184,6 +1196,39 @@ static void statement(Imp *I, const FNode *f) {
     if (f->op)
         buf_printf(b, " |> %s", f->op);
     buf_printf(b, ";  # node '%s'\n", q(I, f->qname));
+    for (int k = 1; f->chain && k < f->delay; k++)
+        buf_printf(b, "  %s = prev(%s);\n", f->chain[k], f->chain[k - 1]);
+}
+
+/* A Delay's steps, before the graph is ordered: a delay of whole steps of
+   dt, the same for every neuron. Its inputs then read the previous step
+   (the first of its steps), so a cycle through it needs no other delay;
+   a Delay of 0 steps is an identity, and stateless. 0 after reporting. */
+static int delay_steps(Imp *I, FNode *f) {
+    const NirArray *d = numbers(I, f, "delay", 0);
+    if (!d)
+        return 0;
+    if (d->count < 1) {
+        bad(I, f, "dataset 'delay' is empty");
+        return 0;
+    }
+    for (int64_t i = 1; i < d->count; i++)
+        if (d->num[i] != d->num[0]) {
+            bad(I, f, "its delays differ between neurons (%g and %g s at flat index %lld); snnc delays a whole "
+                      "layer by one number of steps",
+                d->num[0], d->num[i], (long long)i);
+            return 0;
+        }
+    double steps = d->num[0] / I->dt, n = floor(steps + 0.5);
+    if (!(d->num[0] >= 0) || n > 1000 || fabs(steps - n) > 1e-6 * (n > 1 ? n : 1)) {
+        bad(I, f, "its delay of %g s is not a whole number of steps of dt = %g s from 0 to 1000", d->num[0], I->dt);
+        return 0;
+    }
+    f->delay = (int)n;
+    f->stateful = f->delay > 0;
+    for (int k = 0; f->delay && k < f->in.len; k++)
+        f->in.items[k].delayed = 1;
+    return 1;
 }
 
 static int net_name(Imp *I, const char *path, const char **out) {
@@ -1223,6 +1268,9 @@ int nir_import_mem(Arena *a, const char *path, const void *bytes, size_t len, co
             top->inputs.len, top->outputs.len);
         goto done;
     }
+    for (int i = 0; i < I.nodes.len; i++)
+        if (I.nodes.items[i].kind == K_DELAY && !delay_steps(&I, &I.nodes.items[i]))
+            goto done;
     if (!check_instant_cycles(&I))
         goto done;
     int root_node = top->inputs.items[0];

@@ -9,7 +9,7 @@ The graphs: Affine + LIF with per-neuron and with scalar parameters
 remaining neurons and stateless nodes (Scale, Threshold, I, IF, LI,
 CubaLI) in two branches summed at the Output; a recurrent CubaLIF in a
 nested NIRGraph, as snnTorch exports RSynaptic, and a recurrent LIF at the
-top level; a conv net (Conv2d with padding 'same' and dilation, SumPool2d,
+top level; Delay nodes, on the input and on a recurrence; a conv net (Conv2d with padding 'same' and dilation, SumPool2d,
 a strided grouped Conv2d, AvgPool2d, Flatten). Then the same files with
 their datasets gzip-compressed (as nir 1.0.8 writes them) give the same
 outputs bit for bit.
@@ -180,6 +180,30 @@ def recurrent_net(d):
     return path, x, [], np.stack(ys), {"rsyn_lif.v": np.stack(v1), "lif.v": np.stack(v2)}
 
 
+def delay_net(d):
+    """Delay: 3 steps on the input; 1 step on a recurrence (which then needs
+    no other delay)."""
+    dt = 1e-3
+    w, b = arr(4, 3, lo=-0.2, hi=1.0), arr(4, lo=0, hi=0.2)
+    wr = arr(4, 4, lo=-0.5, hi=0.8)
+    p = dict(tau=np.full(4, 4e-3), r=np.full(4, 3.0), v_leak=np.zeros(4), v_threshold=np.full(4, 0.6))
+    path = write(d, "delay_net", {
+        "input": inp(3), "d3": nir.Delay(np.full(3, 0.003)), "fc": nir.Affine(w, b), "lif": nir.LIF(**p),
+        "rec": nir.Linear(wr), "d1": nir.Delay(np.full(4, 0.001)), "output": outp(4)},
+        [("input", "d3"), ("d3", "fc"), ("fc", "lif"), ("lif", "rec"), ("rec", "d1"), ("d1", "lif"),
+         ("lif", "output")])
+    x = arr(T, B, 3, lo=0, hi=1)
+    n = U.LIF(p["tau"], p["r"], p["v_leak"], p["v_threshold"], 0.0, dt, (4,))
+    s = np.zeros((B, 4), np.float32)
+    ys, vs = [], []
+    for t in range(T):
+        xd = x[t - 3] if t >= 3 else np.zeros((B, 3), np.float32)
+        s = n.step(U.dense(xd, w, b) + U.dense(s, wr))
+        ys.append(s)
+        vs.append(n.v)
+    return path, x, ["--dt", "1e-3"], np.stack(ys), {"lif.v": np.stack(vs)}
+
+
 def conv_net(d):
     F = torch.nn.functional
     dt = 1e-3
@@ -226,7 +250,7 @@ def conv_net(d):
 def main():
     U.snnc_path()
     with tempfile.TemporaryDirectory(prefix="snnc-nir-") as d:
-        for make in (lif_net, cuba_net, misc_net, recurrent_net, conv_net):
+        for make in (lif_net, cuba_net, misc_net, recurrent_net, delay_net, conv_net):
             path, x, extra, want, recs = make(d)
             name = os.path.basename(path)
             try:

@@ -413,6 +413,20 @@ def _(p):
     write(p, n, [("input", "conv"), ("conv", "fc"), ("fc", "lif"), ("lif", "output")])
 
 
+@case("delay_per_neuron.nir", "node 'd' (Delay): its delays differ between neurons")
+def _(p):
+    n = valid_nodes()
+    n["d"] = ("Delay", dict(delay=np.array([1e-4, 2e-4, 1e-4])))
+    write(p, n, [("input", "fc"), ("fc", "d"), ("d", "lif"), ("lif", "output")])
+
+
+@case("delay_fraction.nir", "node 'd' (Delay): its delay of 0.00015 s is not a whole number of steps of dt = 0.0001 s")
+def _(p):
+    n = valid_nodes()
+    n["d"] = ("Delay", dict(delay=np.full(3, 1.5e-4)))
+    write(p, n, [("input", "fc"), ("fc", "d"), ("d", "lif"), ("lif", "output")])
+
+
 @case("nested_two_inputs.nir", "'sub' is a nested graph with other than one Input")
 def _(p):
     with h5py.File(p, "w", libver="latest") as f:
@@ -455,12 +469,13 @@ def seeds(d):
                                             v_leak=np.zeros(n), v_threshold=np.ones(n), w_in=np.ones(n))),
                 "cubali": ("CubaLI", dict(tau_syn=np.full(n, 1e-3), tau_mem=np.full(n, 2e-3), r=np.ones(n),
                                           v_leak=np.zeros(n), w_in=np.ones(n))),
-                "thr": ("Threshold", dict(threshold=np.full(n, 0.5))), "scale": ("Scale", dict(scale=np.arange(n) + 1.0))}
+                "thr": ("Threshold", dict(threshold=np.full(n, 0.5))), "scale": ("Scale", dict(scale=np.arange(n) + 1.0)),
+                "delay": ("Delay", dict(delay=np.full(n, 2e-4)))}
     # a chain of every neuron and elementwise node, with a recurrence
     ns = {"input": ("Input", dict(shape=np.array([4]))), "fc": affine(o=3, i=4),
           "rec": ("Linear", dict(weight=np.eye(3, dtype=np.float32))), "output": ("Output", dict(shape=np.array([3])))}
     ns.update(neurons(3))
-    chain = ["input", "fc", "scale", "lif", "if", "li", "i", "cubalif", "cubali", "thr", "output"]
+    chain = ["input", "fc", "scale", "lif", "if", "li", "i", "cubalif", "cubali", "delay", "thr", "output"]
     with h5py.File(os.path.join(d, "chain.nir"), "w", libver="latest") as f:
         graph(f, "node", ns, list(zip(chain, chain[1:])) + [("lif", "rec"), ("rec", "lif")])
     # a nested graph (the shape of an RSynaptic export)
