@@ -376,13 +376,56 @@ out:
     return rc;
 }
 
-/* HDF5's signature, at 0 or at a power of two from 512 (after a user block). */
-static int is_hdf5(const unsigned char *p, size_t len) {
+/* HDF5's signature, at 0 or at a power of two from 512 (after a user
+   block): its offset, or -1. */
+static long hdf5_base(const unsigned char *p, size_t len) {
     static const unsigned char sig[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
     for (size_t off = 0; off + 8 <= len; off = off ? off * 2 : 512)
         if (!memcmp(p + off, sig, 8))
-            return 1;
-    return 0;
+            return (long)off;
+    return -1;
+}
+
+static uint64_t le(const unsigned char *p, int n) {
+    uint64_t v = 0;
+    for (int i = n - 1; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* The global heap collections ("GCOL": where variable-length strings live)
+   must hold together before libhdf5 reads them: libhdf5 1.10 trusts the
+   sizes of a collection's objects and copies past the collection's end
+   when one lies. Every collection in the file is walked: objects of 16
+   bytes of header and their data, padded to 8 bytes, inside the
+   collection, the collection inside the file. 0 when one does not. */
+static int heaps_hold(const unsigned char *p, size_t len, size_t base) {
+    /* the superblock's size of lengths: version 0 and 1 at 14, 2 and 3 at 10 */
+    if (base + 16 > len)
+        return 1; /* libhdf5 refuses it */
+    int lsize = p[base + 8] <= 1 ? p[base + 14] : p[base + 10];
+    if (lsize != 2 && lsize != 4 && lsize != 8)
+        return 1;
+    size_t hdr = 8 + (size_t)lsize, ohdr = 8 + (size_t)lsize;
+    for (const unsigned char *g = p; (g = memchr(g, 'G', len - (size_t)(g - p))) && (size_t)(g - p) + hdr <= len; g++) {
+        if (memcmp(g, "GCOL\1\0\0\0", 8))
+            continue;
+        size_t off = (size_t)(g - p);
+        uint64_t size = le(g + 8, lsize);
+        if (size < hdr || size > len - off)
+            return 0;
+        size_t pos = hdr, end = (size_t)size;
+        while (pos + ohdr <= end) {
+            unsigned idx = (unsigned)le(g + pos, 2);
+            uint64_t osz = le(g + pos + 8, lsize);
+            if (idx == 0) /* the free space: the rest */
+                break;
+            if (osz > end - pos - ohdr || ((osz + 7) & ~(uint64_t)7) > end - pos - ohdr)
+                return 0;
+            pos += ohdr + (size_t)((osz + 7) & ~(uint64_t)7);
+        }
+    }
+    return 1;
 }
 
 int nir_read_mem(Arena *a, const char *path, const void *bytes, size_t len, NirGraph **root) {
@@ -392,8 +435,14 @@ int nir_read_mem(Arena *a, const char *path, const void *bytes, size_t len, NirG
         error_plain("%s: larger than %zu bytes", path, NIR_MAX_FILE_BYTES);
         return -1;
     }
-    if (!is_hdf5(bytes, len)) {
+    long base = hdf5_base(bytes, len);
+    if (base < 0) {
         error_plain("%s: not a NIR file: not HDF5 (no HDF5 signature)", path);
+        return -1;
+    }
+    if (!heaps_hold(bytes, len, (size_t)base)) {
+        error_plain("%s: not a NIR file: truncated or damaged (a global heap of its HDF5 structures runs past "
+                    "the end of the file, or its objects past its end)", path);
         return -1;
     }
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
