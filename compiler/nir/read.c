@@ -28,6 +28,9 @@
 typedef struct Rd {
     Arena *a;
     const char *path;
+    const unsigned char *img; /* the file */
+    size_t len;               /* its size */
+    int osize;                /* the superblock's size of offsets */
     int64_t elems; /* numbers read so far */
     int nodes, edges;
 } Rd;
@@ -121,6 +124,52 @@ static hid_t open_member(Rd *R, hid_t g, const char *name, const char *node, con
     return id;
 }
 
+static uint64_t le(const unsigned char *p, int n) {
+    uint64_t v = 0;
+    for (int i = n - 1; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* The lengths of a dataset of variable-length strings, checked in the
+   file's bytes before libhdf5 reads them: libhdf5 1.10 allocates what an
+   element's length says, however large. The dataset must be contiguous
+   (as h5py writes strings); each element is a length (4 bytes) and a
+   global heap id (an address and 4 bytes). 0 after reporting. */
+static int vlen_lengths_hold(Rd *R, hid_t d, int64_t n, const char *name, const char *node, const char *type) {
+    hid_t dcpl = H5Dget_create_plist(d);
+    H5D_layout_t layout = dcpl >= 0 ? H5Pget_layout(dcpl) : H5D_LAYOUT_ERROR;
+    if (dcpl >= 0)
+        H5Pclose(dcpl);
+    if (layout != H5D_CONTIGUOUS) {
+        fail(R, node, type, "dataset '%s' keeps its strings %s; snnc reads strings from contiguous datasets "
+             "(as h5py writes them)", qn(R->a, name), layout == H5D_CHUNKED ? "in chunks" : "in its header");
+        return 0;
+    }
+    haddr_t at = H5Dget_offset(d);
+    if (at == HADDR_UNDEF)
+        return 1; /* never written: libhdf5 gives empty strings */
+    size_t es = 8 + (size_t)R->osize;
+    /* (H5Dget_offset counts from the file's start, a user block included) */
+    if (R->osize < 2 || R->osize > 8 || at > R->len || (size_t)n > (R->len - (size_t)at) / es) {
+        fail(R, node, type, "dataset '%s' lies past the end of the file (truncated or damaged)", qn(R->a, name));
+        return 0;
+    }
+    const unsigned char *p = R->img + at;
+    uint64_t total = 0;
+    for (int64_t i = 0; i < n; i++) {
+        uint64_t l = le(p + (size_t)i * es, 4);
+        total += l;
+        if (l > NIR_MAX_NAME || total > ((uint64_t)64 << 20)) {
+            fail(R, node, type, l > NIR_MAX_NAME ? "dataset '%s' holds a string longer than 1024 bytes"
+                                                 : "dataset '%s' holds more than 64 MiB of strings",
+                 qn(R->a, name));
+            return 0;
+        }
+    }
+    return 1;
+}
+
 /* Strings of a string dataset into arr->str; 0, or -1 after reporting. */
 static int read_strings(Rd *R, hid_t d, hid_t ft, hid_t sp, NirArray *arr, const char *node, const char *type) {
     int rc = -1;
@@ -130,6 +179,8 @@ static int read_strings(Rd *R, hid_t d, hid_t ft, hid_t sp, NirArray *arr, const
     if (mt < 0)
         goto out;
     if (H5Tis_variable_str(ft) > 0) {
+        if (!vlen_lengths_hold(R, d, n, arr->name, node, type))
+            goto out;
         char **v = calloc((size_t)n + 1, sizeof(char *));
         if (!v || H5Tset_size(mt, H5T_VARIABLE) < 0 || H5Tset_cset(mt, H5Tget_cset(ft)) < 0 ||
             H5Dread(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) < 0) {
@@ -386,13 +437,6 @@ static long hdf5_base(const unsigned char *p, size_t len) {
     return -1;
 }
 
-static uint64_t le(const unsigned char *p, int n) {
-    uint64_t v = 0;
-    for (int i = n - 1; i >= 0; i--)
-        v = v << 8 | p[i];
-    return v;
-}
-
 /* The global heap collections ("GCOL": where variable-length strings live)
    must hold together before libhdf5 reads them: libhdf5 1.10 trusts the
    sizes of a collection's objects and copies past the collection's end
@@ -429,7 +473,7 @@ static int heaps_hold(const unsigned char *p, size_t len, size_t base) {
 }
 
 int nir_read_mem(Arena *a, const char *path, const void *bytes, size_t len, NirGraph **root) {
-    Rd R = {a, path, 0, 0, 0};
+    Rd R = {a, path, bytes, len, 0, 0, 0, 0};
     *root = NULL;
     if (len > NIR_MAX_FILE_BYTES) {
         error_plain("%s: larger than %zu bytes", path, NIR_MAX_FILE_BYTES);
@@ -440,6 +484,9 @@ int nir_read_mem(Arena *a, const char *path, const void *bytes, size_t len, NirG
         error_plain("%s: not a NIR file: not HDF5 (no HDF5 signature)", path);
         return -1;
     }
+    if ((size_t)base + 16 <= len)
+        R.osize = ((const unsigned char *)bytes)[base + 8] <= 1 ? ((const unsigned char *)bytes)[base + 13]
+                                                                : ((const unsigned char *)bytes)[base + 9];
     if (!heaps_hold(bytes, len, (size_t)base)) {
         error_plain("%s: not a NIR file: truncated or damaged (a global heap of its HDF5 structures runs past "
                     "the end of the file, or its objects past its end)", path);
