@@ -456,17 +456,21 @@ static int heaps_hold(const unsigned char *p, size_t len, size_t base) {
             continue;
         size_t off = (size_t)(g - p);
         uint64_t size = le(g + 8, lsize);
-        if (size < hdr || size > len - off)
+        /* a collection is at least 4096 bytes (libhdf5 reads that much) */
+        if (size < 4096 || size > len - off)
             return 0;
+        /* its objects as libhdf5 walks them: the free space (index 0)
+           counts its own header, so a size below it would never advance */
         size_t pos = hdr, end = (size_t)size;
-        while (pos + ohdr <= end) {
+        while (pos < end) {
+            if (end - pos < ohdr)
+                break; /* too small for a header: free space */
             unsigned idx = (unsigned)le(g + pos, 2);
             uint64_t osz = le(g + pos + 8, lsize);
-            if (idx == 0) /* the free space: the rest */
-                break;
-            if (osz > end - pos - ohdr || ((osz + 7) & ~(uint64_t)7) > end - pos - ohdr)
+            uint64_t need = idx ? ohdr + ((osz + 7) & ~(uint64_t)7) : osz;
+            if (osz > end - pos || need < ohdr || need > end - pos)
                 return 0;
-            pos += ohdr + (size_t)((osz + 7) & ~(uint64_t)7);
+            pos += (size_t)need;
         }
     }
     return 1;
