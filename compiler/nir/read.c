@@ -30,7 +30,10 @@ typedef struct Rd {
     const char *path;
     const unsigned char *img; /* the file */
     size_t len;               /* its size */
-    int osize;                /* the superblock's size of offsets */
+    size_t base;              /* where HDF5's addresses count from (after a user block) */
+    int osize, lsize;         /* the superblock's sizes of offsets and of lengths */
+    const unsigned char *heap; /* the global heap collection last looked into */
+    uint64_t *heap_obj;       /* its objects' sizes by index (65536), UINT64_MAX: none */
     int64_t elems; /* numbers read so far */
     int nodes, edges;
 } Rd;
@@ -131,11 +134,36 @@ static uint64_t le(const unsigned char *p, int n) {
     return v;
 }
 
+/* The sizes of the objects of the global heap collection at g (checked by
+   heaps_hold), by index, into R->heap_obj. */
+static void heap_objects(Rd *R, const unsigned char *g) {
+    if (R->heap == g)
+        return;
+    if (!R->heap_obj)
+        R->heap_obj = arena_alloc(R->a, sizeof(uint64_t) * 65536);
+    for (int i = 0; i < 65536; i++)
+        R->heap_obj[i] = UINT64_MAX;
+    size_t hdr = 8 + (size_t)R->lsize, pos = hdr, end = (size_t)le(g + 8, R->lsize);
+    while (end - pos >= hdr) {
+        unsigned idx = (unsigned)le(g + pos, 2);
+        uint64_t osz = le(g + pos + 8, R->lsize);
+        uint64_t need = idx ? hdr + ((osz + 7) & ~(uint64_t)7) : osz;
+        if (idx)
+            R->heap_obj[idx] = osz;
+        pos += (size_t)need;
+        if (pos >= end)
+            break;
+    }
+    R->heap = g;
+}
+
 /* The lengths of a dataset of variable-length strings, checked in the
    file's bytes before libhdf5 reads them: libhdf5 1.10 allocates what an
-   element's length says, however large. The dataset must be contiguous
-   (as h5py writes strings); each element is a length (4 bytes) and a
-   global heap id (an address and 4 bytes). 0 after reporting. */
+   element's length says, however large, and trusts the heap object it
+   names to exist and to fit. The dataset must be contiguous (as h5py
+   writes strings); each element is a length (4 bytes) and a global heap
+   id (a collection's address and an object's index, 4 bytes). 0 after
+   reporting. */
 static int vlen_lengths_hold(Rd *R, hid_t d, int64_t n, const char *name, const char *node, const char *type) {
     hid_t dcpl = H5Dget_create_plist(d);
     H5D_layout_t layout = dcpl >= 0 ? H5Pget_layout(dcpl) : H5D_LAYOUT_ERROR;
@@ -151,19 +179,36 @@ static int vlen_lengths_hold(Rd *R, hid_t d, int64_t n, const char *name, const 
         return 1; /* never written: libhdf5 gives empty strings */
     size_t es = 8 + (size_t)R->osize;
     /* (H5Dget_offset counts from the file's start, a user block included) */
-    if (R->osize < 2 || R->osize > 8 || at > R->len || (size_t)n > (R->len - (size_t)at) / es) {
+    if (R->osize < 2 || R->osize > 8 || (R->lsize != 2 && R->lsize != 4 && R->lsize != 8) || at > R->len ||
+        (size_t)n > (R->len - (size_t)at) / es) {
         fail(R, node, type, "dataset '%s' lies past the end of the file (truncated or damaged)", qn(R->a, name));
         return 0;
     }
     const unsigned char *p = R->img + at;
     uint64_t total = 0;
     for (int64_t i = 0; i < n; i++) {
-        uint64_t l = le(p + (size_t)i * es, 4);
+        const unsigned char *e = p + (size_t)i * es;
+        uint64_t l = le(e, 4);
         total += l;
         if (l > NIR_MAX_NAME || total > ((uint64_t)64 << 20)) {
             fail(R, node, type, l > NIR_MAX_NAME ? "dataset '%s' holds a string longer than 1024 bytes"
                                                  : "dataset '%s' holds more than 64 MiB of strings",
                  qn(R->a, name));
+            return 0;
+        }
+        if (l == 0)
+            continue; /* nothing is read from the heap */
+        uint64_t addr = le(e + 4, R->osize), idx = le(e + 4 + R->osize, 4);
+        const unsigned char *g = addr < R->len - R->base && R->len - R->base - addr >= 16 ? R->img + R->base + addr : NULL;
+        if (!g || memcmp(g, "GCOL\1\0\0\0", 8) || idx == 0 || idx > 65535) {
+            fail(R, node, type, "string %lld of dataset '%s' is not in a global heap (the file is damaged)",
+                 (long long)i + 1, qn(R->a, name));
+            return 0;
+        }
+        heap_objects(R, g);
+        if (R->heap_obj[idx] == UINT64_MAX || R->heap_obj[idx] > l) {
+            fail(R, node, type, "string %lld of dataset '%s' names a global heap object that %s (the file is damaged)",
+                 (long long)i + 1, qn(R->a, name), R->heap_obj[idx] == UINT64_MAX ? "does not exist" : "is too large");
             return 0;
         }
     }
@@ -477,7 +522,12 @@ static int heaps_hold(const unsigned char *p, size_t len, size_t base) {
 }
 
 int nir_read_mem(Arena *a, const char *path, const void *bytes, size_t len, NirGraph **root) {
-    Rd R = {a, path, bytes, len, 0, 0, 0, 0};
+    Rd R;
+    memset(&R, 0, sizeof R);
+    R.a = a;
+    R.path = path;
+    R.img = bytes;
+    R.len = len;
     *root = NULL;
     if (len > NIR_MAX_FILE_BYTES) {
         error_plain("%s: larger than %zu bytes", path, NIR_MAX_FILE_BYTES);
@@ -488,9 +538,12 @@ int nir_read_mem(Arena *a, const char *path, const void *bytes, size_t len, NirG
         error_plain("%s: not a NIR file: not HDF5 (no HDF5 signature)", path);
         return -1;
     }
-    if ((size_t)base + 16 <= len)
-        R.osize = ((const unsigned char *)bytes)[base + 8] <= 1 ? ((const unsigned char *)bytes)[base + 13]
-                                                                : ((const unsigned char *)bytes)[base + 9];
+    R.base = (size_t)base;
+    if ((size_t)base + 16 <= len) {
+        const unsigned char *sb = (const unsigned char *)bytes + base;
+        R.osize = sb[8] <= 1 ? sb[13] : sb[9];
+        R.lsize = sb[8] <= 1 ? sb[14] : sb[10];
+    }
     if (!heaps_hold(bytes, len, (size_t)base)) {
         error_plain("%s: not a NIR file: truncated or damaged (a global heap of its HDF5 structures runs past "
                     "the end of the file, or its objects past its end)", path);
