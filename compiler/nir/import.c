@@ -290,6 +290,29 @@ static double *per_neuron(Imp *I, const FNode *f, const char *name, const Shape 
     return v;
 }
 
+/* The shape over which a node's parameters are computed: [1] when every
+   one of them (the fields named, those present) has one value, so that a
+   layer of many neurons costs nothing; else the layer's, which may then
+   hold at most 2^22 neurons. NULL after reporting. */
+#define NIR_MAX_PER_NEURON ((int64_t)1 << 22)
+static const Shape *param_shape(Imp *I, const FNode *f, const Shape *in, const char *const *names, Shape *one) {
+    int uniform = 1;
+    for (int i = 0; names[i]; i++) {
+        const NirArray *x = field(f, names[i]);
+        uniform &= !x || x->count == 1;
+    }
+    one->ndim = 1;
+    one->d[0] = 1;
+    if (uniform)
+        return one;
+    if (shape_count(in) > NIR_MAX_PER_NEURON) {
+        bad(I, f, "it has parameters per neuron for %lld neurons; snnc takes them for at most %lld",
+            (long long)shape_count(in), (long long)NIR_MAX_PER_NEURON);
+        return NULL;
+    }
+    return in;
+}
+
 /* ---- tensors and coefficients ---- */
 
 static void add_tensor(Imp *I, const char *layer, const char *param, const FNode *f, const char *what, int ndim,
@@ -872,11 +895,14 @@ static const char *model_begin(Imp *I, FNode *f, Buf *m) {
 
 static int op_scale_threshold(Imp *I, FNode *f, const Shape *in) {
     const char *fname = f->kind == K_SCALE ? "scale" : "threshold";
-    double *v = per_neuron(I, f, fname, in, 0, 0);
+    const char *names[] = {fname, NULL};
+    Shape one;
+    const Shape *ps = param_shape(I, f, in, names, &one);
+    double *v = ps ? per_neuron(I, f, fname, ps, 0, 0) : NULL;
     if (!v)
         return 0;
     f->shape = *in;
-    int64_t n = shape_count(in);
+    int64_t n = shape_count(ps);
     int uniform = 1;
     for (int64_t i = 0; i < n; i++)
         uniform &= v[i] == v[0];
@@ -887,7 +913,7 @@ static int op_scale_threshold(Imp *I, FNode *f, const Shape *in) {
     }
     Buf m = {0};
     model_begin(I, f, &m);
-    const char *c = coef(I, f, &m, f->kind == K_SCALE ? "k" : "th", fname, v, in);
+    const char *c = coef(I, f, &m, f->kind == K_SCALE ? "k" : "th", fname, v, ps);
     if (c) {
         if (f->kind == K_SCALE)
             buf_printf(&m, "  emit x * %s;\n}\n", c);
@@ -900,14 +926,20 @@ static int op_scale_threshold(Imp *I, FNode *f, const Shape *in) {
 }
 
 /* NIR neurons: the discretized equations (docs/nir.md). */
-static int op_neuron(Imp *I, FNode *f, const Shape *in) {
+static int op_neuron(Imp *I, FNode *f, const Shape *layer) {
+    static const char *const names[] = {"tau", "tau_mem", "tau_syn", "r", "v_leak", "v_threshold", "v_reset",
+                                        "w_in", NULL};
+    Shape one;
+    const Shape *in = param_shape(I, f, layer, names, &one);
+    if (!in)
+        return 0;
+    f->shape = *layer;
     int64_t n = shape_count(in);
     double dt = I->dt;
     int snt = I->opt->conv == NIR_CONV_SNNTORCH;
     int spiking = f->kind == K_LIF || f->kind == K_CUBALIF || f->kind == K_IF;
     int cuba = f->kind == K_CUBALIF || f->kind == K_CUBALI;
     int leaky = f->kind != K_IF && f->kind != K_I;
-    f->shape = *in;
     double *tau = NULL, *tau_syn = NULL, *r, *vl = NULL, *vth = NULL, *vr = NULL, *w_in = NULL;
     if (leaky && !(tau = per_neuron(I, f, cuba ? "tau_mem" : "tau", in, 0, 0)))
         return 0;
@@ -1145,8 +1177,13 @@ static int do_node(Imp *I, FNode *f) {
         bad(I, f, "not supported yet: snnc has no 1-D convolution");
         return 0;
     case K_DELAY:
-        if (!per_neuron(I, f, "delay", &in, 0, 0))
-            return 0;
+        {
+            static const char *const names[] = {"delay", NULL};
+            Shape one;
+            const Shape *ps = param_shape(I, f, &in, names, &one);
+            if (!ps || !per_neuron(I, f, "delay", ps, 0, 0))
+                return 0;
+        }
         f->shape = in;
         if (f->delay == 0)
             break; /* an identity */
@@ -1299,8 +1336,6 @@ int nir_import_mem(Arena *a, const char *path, const void *bytes, size_t len, co
     }
     if (tail != n)
         ICE("NIR nodes left unordered after the back edges were delayed");
-    const char *net;
-    net_name(&I, path, &net);
     /* the nodes in order, each once its input's shape is known: a node
        that reads only the previous step waits for the node it reads */
     char *done = arena_alloc(a, (size_t)n + 1);
@@ -1333,6 +1368,8 @@ int nir_import_mem(Arena *a, const char *path, const void *bytes, size_t len, co
             goto done;
     }
     const FNode *in = &I.nodes.items[root_node], *o = &I.nodes.items[top->outputs.items[0]];
+    const char *net; /* named after the layers, which keep their nodes' names first */
+    net_name(&I, path, &net);
     Buf text = {0};
     buf_printf(&text, "# converted by snnc from %s\n", q(&I, path));
     if (I.models.len)

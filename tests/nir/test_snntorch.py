@@ -15,7 +15,8 @@ For each network, two references:
 A network with snnTorch's default neurons (subtract reset, delayed) is
 compared with snnTorch's reading of its file only, which is what the
 convention promises. Also a file written by the nir package whose input
-scale r dt / tau is not 1: snnTorch divides the threshold by it.
+scale r dt / tau is not 1: snnTorch divides the threshold by it; and an
+IF, which snnTorch's importer makes a Leaky of beta 0.9.
 """
 import os
 import tempfile
@@ -231,6 +232,18 @@ def louder(net, k=3.0):
     return net
 
 
+def nir_package_if(d):
+    """IF, which snnTorch imports as a Leaky of beta 0.9 with the subtract
+    reset (its importer's choice, reproduced by the convention)."""
+    w, b = np.random.default_rng(8).uniform(-0.2, 1, size=(5, 3)).astype(np.float32), np.zeros(5, np.float32)
+    g = nir.NIRGraph.from_list(nir.Affine(w, b), nir.IF(r=np.ones(5), v_threshold=np.full(5, 0.7)))
+    path = os.path.join(d, "if.nir")
+    nir.write(path, g)
+    x = np.random.default_rng(9).uniform(0, 1.5, size=(T, B, 3)).astype(np.float32)
+    imp_y, imp_mem = step_imported(path, x)
+    compare("IF (snnTorch's import of the file)", path, x, imp_y, imp_mem, {"if_.v": sorted(imp_mem)[0]})
+
+
 def main():
     U.snnc_path()
     with tempfile.TemporaryDirectory(prefix="snnc-nir-snntorch-") as d:
@@ -239,6 +252,7 @@ def main():
         default_leaky(d)
         rsynaptic(d)
         nir_package_lif(d)
+        nir_package_if(d)
     C.done()
 
 
