@@ -4,10 +4,10 @@
  * (compiler/onnx/, compiler/nir/), plus the neuron models of
  * --neurons FILE.snn.
  *
- * An ONNX model (or a NIR graph) brings its weights: once sema has made the graph's
- * parameters, each initializer is checked against the parameter it fills
- * (shape, finite values) and kept in memory, standing for --weights unless
- * the command line gives other weights. Parameters the model does not give
+ * An ONNX model (or a NIR graph) brings its weights: once sema has made
+ * the graph's parameters, each initializer is checked against the
+ * parameter it fills (shape, finite values) and kept in memory, standing
+ * for --weights unless the command line gives other weights. Parameters the model does not give
  * (a neuron's learnable parameters left out) take their model's initial
  * value.
  *
@@ -44,8 +44,9 @@ int drv_is_nir(const char *path) {
 /* A NIR graph does not say how many steps it runs: without --timesteps,
    the input's first dimension (run and grad with a [T, B, ...] input). */
 static int nir_timesteps(const Options *o) {
-    if (o->sema.timesteps > 0 || !o->npy_in)
-        return o->sema.timesteps;
+    struct stat st;
+    if (o->sema.timesteps > 0 || !o->npy_in || stat(o->npy_in, &st) != 0 || !S_ISREG(st.st_mode))
+        return o->sema.timesteps; /* a bad input path is reported where it is read */
     SnnrtTensor x;
     char err[512];
     if (snnrt_npy_read(o->npy_in, &x, err, sizeof err) != 0)
