@@ -88,6 +88,7 @@ typedef struct Imp {
     Buf models, body;
     OnnxImport *out;
     int errors;
+    int has_conv1d; /* [C, L] values are [C, 1, L] */
 } Imp;
 
 /* ---- diagnostics ---- */
@@ -712,20 +713,28 @@ static int64_t window(Imp *I, const FNode *f, const char *dim, int64_t size, lon
     return (size + 2 * p - k) / s + 1;
 }
 
+/* Conv2d, and Conv1d as a conv2d of height 1: a [C, L] value is [C, 1, L]
+   in snnc (docs/nir.md). */
 static int op_conv(Imp *I, FNode *f, const Shape *in) {
+    int one_d = f->kind == K_CONV1D;
     const NirArray *w = numbers(I, f, "weight", 0);
     if (!w)
         return 0;
-    if (w->ndim != 4) {
-        bad(I, f, "dataset 'weight' must be [out, in / groups, height, width], it is %s", dims_str(I, w));
+    if (w->ndim != (one_d ? 3 : 4)) {
+        bad(I, f, one_d ? "dataset 'weight' must be [out, in / groups, length], it is %s"
+                        : "dataset 'weight' must be [out, in / groups, height, width], it is %s",
+            dims_str(I, w));
         return 0;
     }
-    long groups, stride[2], dil[2], pad[2];
-    if (!ints(I, f, "groups", 1, 1, 1L << 30, 1, 1, &groups) || !ints(I, f, "stride", 2, 1, 65536, 1, 1, stride) ||
-        !ints(I, f, "dilation", 2, 1, 65536, 1, 1, dil))
+    long groups, stride[2] = {1, 1}, dil[2] = {1, 1}, pad[2] = {0, 0};
+    if (!ints(I, f, "groups", 1, 1, 1L << 30, 1, 1, &groups) ||
+        !ints(I, f, "stride", 2 - one_d, 1, 65536, 1, 1, stride + one_d) ||
+        !ints(I, f, "dilation", 2 - one_d, 1, 65536, 1, 1, dil + one_d))
         return 0;
-    if (in->ndim != 3) {
-        bad(I, f, "needs an input [channels, height, width], its input is %s", shape_str_(I, in));
+    if (in->ndim != 3 || (one_d && in->d[1] != 1)) {
+        bad(I, f, one_d ? "needs an input [channels, length], its input is %s"
+                        : "needs an input [channels, height, width], its input is %s",
+            shape_str_(I, in));
         return 0;
     }
     int64_t O = w->dims[0], C = w->dims[1] * groups;
@@ -735,7 +744,8 @@ static int op_conv(Imp *I, FNode *f, const Shape *in) {
         return 0;
     }
     /* a dilated kernel is the kernel with zeros between its taps */
-    int64_t kh = w->dims[2], kw = w->dims[3], KH = dil[0] * (kh - 1) + 1, KW = dil[1] * (kw - 1) + 1;
+    int64_t kh = one_d ? 1 : w->dims[2], kw = w->dims[one_d ? 2 : 3];
+    int64_t KH = dil[0] * (kh - 1) + 1, KW = dil[1] * (kw - 1) + 1;
     if (kh < 1 || kw < 1 || KH > 65536 || KW > 65536) {
         bad(I, f, "its kernel, %lld x %lld with dilation %ld x %ld, is empty or larger than 65536",
             (long long)kh, (long long)kw, dil[0], dil[1]);
@@ -759,15 +769,15 @@ static int op_conv(Imp *I, FNode *f, const Shape *in) {
             pad[0] = (long)(KH - 1) / 2;
             pad[1] = (long)(KW - 1) / 2;
         }
-    } else if (!ints(I, f, "padding", 2, 0, 65536, 1, 0, pad)) {
+    } else if (!ints(I, f, "padding", 2 - one_d, 0, 65536, 1, 0, pad + one_d)) {
         return 0;
     }
     const NirArray *is = numbers(I, f, "input_shape", 1);
     if (field(f, "input_shape") && !is)
         return 0;
-    if (is && is->count == 2 && (is->num[0] != (double)in->d[1] || is->num[1] != (double)in->d[2])) {
-        bad(I, f, "dataset 'input_shape' says [%g, %g], but its input is %s", is->num[0], is->num[1],
-            shape_str_(I, in));
+    if (is && ((!one_d && is->count == 2 && (is->num[0] != (double)in->d[1] || is->num[1] != (double)in->d[2])) ||
+               (one_d && is->count == 1 && is->num[0] != (double)in->d[2]))) {
+        bad(I, f, "dataset 'input_shape' does not match its input %s", shape_str_(I, in));
         return 0;
     }
     const NirArray *b = numbers(I, f, "bias", 1);
@@ -795,6 +805,7 @@ static int op_conv(Imp *I, FNode *f, const Shape *in) {
         for (int64_t y = 0; y < kh; y++)
             for (int64_t x = 0; x < kw; x++)
                 wd[o * KH * KW + y * dil[0] * KW + x * dil[1]] = (float)w->num[(o * kh + y) * kw + x];
+    /* (a Conv1d's weight [O, C, k] is [O, C, 1, k], the same values) */
     f->layer = make_name(I, f->qname);
     int64_t ws[4] = {O, w->dims[1], KH, KW};
     add_tensor(I, f->layer, "weight", f, "weight", 4, ws, wcount, wd);
@@ -1134,9 +1145,16 @@ static int do_node(Imp *I, FNode *f) {
         for (int k = 0; k < f->succ.len; k++)
             dense_next |= I->nodes.items[f->succ.items[k]].kind == K_AFFINE ||
                           I->nodes.items[f->succ.items[k]].kind == K_LINEAR;
-        if (f->shape.d[0] == 1 && (f->shape.ndim == 4 || (f->shape.ndim == 2 && dense_next))) {
+        if (f->shape.d[0] == 1 && (f->shape.ndim == 4 || (f->shape.ndim == 2 && dense_next) ||
+                                   (f->shape.ndim == 3 && I->has_conv1d))) {
             f->shape.ndim--;
             memmove(f->shape.d, f->shape.d + 1, sizeof(int64_t) * (size_t)f->shape.ndim);
+        }
+        /* a graph with a Conv1d: [C, L] is [C, 1, L], what conv2d takes */
+        if (I->has_conv1d && f->shape.ndim == 2) {
+            f->shape.ndim = 3;
+            f->shape.d[2] = f->shape.d[1];
+            f->shape.d[1] = 1;
         }
         if (!check_count(I, f, &f->shape))
             return 0;
@@ -1160,6 +1178,7 @@ static int do_node(Imp *I, FNode *f) {
     case K_LINEAR:
         return op_dense(I, f, &in);
     case K_CONV2D:
+    case K_CONV1D:
         return op_conv(I, f, &in);
     case K_SUMPOOL:
     case K_AVGPOOL:
@@ -1173,9 +1192,6 @@ static int do_node(Imp *I, FNode *f) {
     case K_SCALE:
     case K_THRESHOLD:
         return op_scale_threshold(I, f, &in);
-    case K_CONV1D:
-        bad(I, f, "not supported yet: snnc has no 1-D convolution");
-        return 0;
     case K_DELAY:
         {
             static const char *const names[] = {"delay", NULL};
@@ -1305,9 +1321,11 @@ int nir_import_mem(Arena *a, const char *path, const void *bytes, size_t len, co
             top->inputs.len, top->outputs.len);
         goto done;
     }
-    for (int i = 0; i < I.nodes.len; i++)
+    for (int i = 0; i < I.nodes.len; i++) {
         if (I.nodes.items[i].kind == K_DELAY && !delay_steps(&I, &I.nodes.items[i]))
             goto done;
+        I.has_conv1d |= I.nodes.items[i].kind == K_CONV1D;
+    }
     if (!check_instant_cycles(&I))
         goto done;
     int root_node = top->inputs.items[0];

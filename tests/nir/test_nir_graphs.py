@@ -9,7 +9,7 @@ The graphs: Affine + LIF with per-neuron and with scalar parameters
 remaining neurons and stateless nodes (Scale, Threshold, I, IF, LI,
 CubaLI) in two branches summed at the Output; a recurrent CubaLIF in a
 nested NIRGraph, as snnTorch exports RSynaptic, and a recurrent LIF at the
-top level; Delay nodes, on the input and on a recurrence; a conv net (Conv2d with padding 'same' and dilation, SumPool2d,
+top level; Delay nodes, on the input and on a recurrence; a Conv1d net; a conv net (Conv2d with padding 'same' and dilation, SumPool2d,
 a strided grouped Conv2d, AvgPool2d, Flatten). Then the same files with
 their datasets gzip-compressed (as nir 1.0.8 writes them) give the same
 outputs bit for bit.
@@ -247,10 +247,57 @@ def conv_net(d):
     return path, x, ["--dt", "1e-3"], np.stack(ys), {"lif1.v": np.stack(v1), "if2": np.stack(sp2)}
 
 
+def conv1d(**kw):
+    """nir 1.0.4's Conv1d cannot take an input_shape (its shape inference
+    fails on it), nor write None: set it after construction."""
+    c = nir.Conv1d(input_shape=None, **kw)
+    c.input_shape = np.array([12])
+    return c
+
+
+def conv1d_net(d):
+    """Conv1d ('same' padding with dilation, then strided and grouped): snnc
+    takes a [C, L] value as [C, 1, L], the input included (docs/nir.md)."""
+    F = torch.nn.functional
+    dt = 1e-3
+    w1, b1 = arr(4, 2, 3, lo=-0.3, hi=0.8), arr(4, lo=0, hi=0.1)
+    p1 = dict(tau=np.full((4, 12), 4e-3), r=np.full((4, 12), 4.0), v_leak=np.zeros((4, 12)),
+              v_threshold=np.full((4, 12), 1.0))
+    w2, b2 = arr(4, 2, 2, lo=-0.2, hi=0.8), arr(4, lo=-0.1, hi=0.1)
+    p2 = dict(r=np.full((4, 6), 300.0), v_threshold=np.full((4, 6), 1.0))
+    w3, b3 = arr(3, 24, lo=-0.5, hi=0.5), arr(3, lo=-0.1, hi=0.1)
+    p3 = dict(tau=np.full(3, 3e-3), r=np.full(3, 1.0), v_leak=np.zeros(3))
+    path = write(d, "conv1d_net", {
+        "input": inp(2, 12),
+        "conv1": conv1d(weight=w1, stride=1, padding="same", dilation=2, groups=1,
+                            bias=b1),
+        "lif1": nir.LIF(**p1),
+        "conv2": conv1d(weight=w2, stride=2, padding=0, dilation=1, groups=2, bias=b2),
+        "if2": nir.IF(**p2),
+        "flat": nir.Flatten(input_type={"input": np.array([4, 6])}, start_dim=0, end_dim=-1),
+        "fc": nir.Affine(w3, b3), "li": nir.LI(**p3), "output": outp(3)},
+        [("input", "conv1"), ("conv1", "lif1"), ("lif1", "conv2"), ("conv2", "if2"), ("if2", "flat"),
+         ("flat", "fc"), ("fc", "li"), ("li", "output")])
+    x = arr(T, B, 2, 12, lo=0, hi=1)
+    n1 = U.LIF(p1["tau"], p1["r"], p1["v_leak"], p1["v_threshold"], 0.0, dt, (4, 12))
+    n2 = U.IF(p2["r"], p2["v_threshold"], 0.0, dt, (4, 6))
+    n3 = U.LI(p3["tau"], p3["r"], p3["v_leak"], dt, (3,))
+    t32 = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))  # noqa: E731
+    ys, v1, sp2 = [], [], []
+    for t in range(T):
+        s1 = n1.step(F.conv1d(t32(x[t]), t32(w1), t32(b1), padding="same", dilation=2).numpy())
+        s2 = n2.step(F.conv1d(t32(s1), t32(w2), t32(b2), stride=2, groups=2).numpy())
+        sp2.append(s2.reshape(B, 4, 1, 6))
+        ys.append(n3.step(U.dense(s2.reshape(B, 24), w3, b3)))
+        v1.append(n1.v.reshape(B, 4, 1, 12))
+    return (path, x.reshape(T, B, 2, 1, 12), ["--dt", "1e-3"], np.stack(ys),
+            {"lif1.v": np.stack(v1), "if2": np.stack(sp2)})
+
+
 def main():
     U.snnc_path()
     with tempfile.TemporaryDirectory(prefix="snnc-nir-") as d:
-        for make in (lif_net, cuba_net, misc_net, recurrent_net, delay_net, conv_net):
+        for make in (lif_net, cuba_net, misc_net, recurrent_net, delay_net, conv_net, conv1d_net):
             path, x, extra, want, recs = make(d)
             name = os.path.basename(path)
             try:
@@ -258,7 +305,7 @@ def main():
             except U.RunError as e:
                 C.fail("%s: %s" % (name, e))
                 continue
-            spiking = name != "conv_net.nir" and name != "misc_net.nir"
+            spiking = name not in ("conv_net.nir", "conv1d_net.nir", "misc_net.nir")
             if spiking:
                 C.spikes(name + " output", y, want)
             else:

@@ -451,7 +451,7 @@ def _(p):
     write(p, with_node("input", ("Input", dict(shape=np.array([2, 2, 1])))))
 
 
-@case("conv1d.nir", "node 'conv' (Conv1d): not supported yet")
+@case("conv1d.nir", "node 'conv' (Conv1d): needs an input [channels, length], its input is [4]")
 def _(p):
     n = valid_nodes()
     n["conv"] = ("Conv1d", dict(weight=np.ones((2, 1, 3), np.float32), bias=np.zeros(2, np.float32), stride=1,
