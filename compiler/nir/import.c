@@ -445,8 +445,9 @@ static int add_graph(Imp *I, const NirGraph *G, const NirNode *self, const char 
         int stateful = 0, kind = kind_of(n->type, &stateful), ent;
         if (kind < 0) {
             FNode tmp = {.qname = qname, .n = n};
-            bad(I, &tmp, "unknown node type (snnc reads Input, Output, Affine, Linear, Scale, Flatten, Conv2d, "
-                         "SumPool2d, AvgPool2d, Threshold, Delay, LIF, CubaLIF, LI, CubaLI, IF, I and NIRGraph)");
+            bad(I, &tmp, "unknown node type (snnc reads Input, Output, Affine, Linear, Scale, Flatten, Conv1d, "
+                         "Conv2d, SumPool2d, AvgPool2d, Threshold, Delay, LIF, CubaLIF, LI, CubaLI, IF, I and "
+                         "NIRGraph)");
             return -1;
         }
         if (kind == K_GRAPH) {
