@@ -496,7 +496,8 @@ static int add_graph(Imp *I, const NirGraph *G, const NirNode *self, const char 
             continue;
         *strmap_put(I->a, &seen, key) = 1;
         if (I->nodes.items[d].kind == K_INPUT) {
-            bad(I, &I->nodes.items[d], "an edge leads into the graph's Input (from '%s')", q(I, I->nodes.items[s].qname));
+            bad(I, &I->nodes.items[d], "an edge leads into the graph's Input (from '%s')",
+                q(I, I->nodes.items[s].qname));
             return -1;
         }
         if (I->nodes.items[s].kind == K_OUTPUT) {
@@ -517,7 +518,8 @@ static int add_graph(Imp *I, const NirGraph *G, const NirNode *self, const char 
    depth-first walk (a chain of many nodes must not exhaust the stack). */
 static int check_instant_cycles(Imp *I) {
     int n = I->nodes.len;
-    int *stack = arena_alloc(I->a, sizeof(int) * (size_t)(n + 1)), *next = arena_alloc(I->a, sizeof(int) * (size_t)(n + 1));
+    int *stack = arena_alloc(I->a, sizeof(int) * (size_t)(n + 1));
+    int *next = arena_alloc(I->a, sizeof(int) * (size_t)(n + 1));
     for (int r = 0; r < n; r++) {
         if (I->nodes.items[r].stateful || I->nodes.items[r].color)
             continue;
@@ -598,7 +600,8 @@ static int check_reachable(Imp *I, int root) {
    edge. Every cycle has a stateful node (check_instant_cycles). */
 static void mark_delays(Imp *I, int root) {
     int n = I->nodes.len;
-    int *stack = arena_alloc(I->a, sizeof(int) * (size_t)(n + 1)), *next = arena_alloc(I->a, sizeof(int) * (size_t)(n + 1));
+    int *stack = arena_alloc(I->a, sizeof(int) * (size_t)(n + 1));
+    int *next = arena_alloc(I->a, sizeof(int) * (size_t)(n + 1));
     int *pos = arena_alloc(I->a, sizeof(int) * (size_t)(n + 1));
     for (int marked = 1; marked;) {
         marked = 0;
@@ -961,12 +964,14 @@ static int op_neuron(Imp *I, FNode *f, const Shape *layer) {
         return 0;
     if (leaky && !(vl = per_neuron(I, f, "v_leak", in, 0, 0)))
         return 0;
-    if (spiking && (!(vth = per_neuron(I, f, "v_threshold", in, 0, 0)) || !(vr = per_neuron(I, f, "v_reset", in, 1, 0))))
+    if (spiking &&
+        (!(vth = per_neuron(I, f, "v_threshold", in, 0, 0)) || !(vr = per_neuron(I, f, "v_reset", in, 1, 0))))
         return 0;
     for (int64_t i = 0; i < n; i++)
         if ((tau && !(tau[i] > 0)) || (tau_syn && !(tau_syn[i] > 0))) {
             bad(I, f, "dataset '%s' must be positive, it has %g at flat index %lld",
-                tau && !(tau[i] > 0) ? (cuba ? "tau_mem" : "tau") : "tau_syn", tau && !(tau[i] > 0) ? tau[i] : tau_syn[i],
+                tau && !(tau[i] > 0) ? (cuba ? "tau_mem" : "tau") : "tau_syn",
+                tau && !(tau[i] > 0) ? tau[i] : tau_syn[i],
                 (long long)i);
             return 0;
         }
@@ -1011,7 +1016,8 @@ static int op_neuron(Imp *I, FNode *f, const Shape *layer) {
             }
             double ws = f->kind == K_LIF ? r[i] * dt / tau[i] : f->kind == K_CUBALIF ? w_in[i] * dt / tau_syn[i] : 1;
             if (!(ws > 0)) {
-                bad(I, f, "the snntorch convention divides the threshold by the input's scale, which is %g at neuron %lld",
+                bad(I, f,
+                    "the snntorch convention divides the threshold by the input's scale, which is %g at neuron %lld",
                     ws, (long long)i);
                 return 0;
             }

@@ -199,7 +199,8 @@ static int vlen_lengths_hold(Rd *R, hid_t d, int64_t n, const char *name, const 
         if (l == 0)
             continue; /* nothing is read from the heap */
         uint64_t addr = le(e + 4, R->osize), idx = le(e + 4 + R->osize, 4);
-        const unsigned char *g = addr < R->len - R->base && R->len - R->base - addr >= 16 ? R->img + R->base + addr : NULL;
+        const unsigned char *g =
+            addr < R->len - R->base && R->len - R->base - addr >= 16 ? R->img + R->base + addr : NULL;
         if (!g || memcmp(g, "GCOL\1\0\0\0", 8) || idx == 0 || idx > 65535) {
             fail(R, node, type, "string %lld of dataset '%s' is not in a global heap (the file is damaged)",
                  (long long)i + 1, qn(R->a, name));
