@@ -149,7 +149,8 @@ def misc_net(d):
 
 def recurrent_net(d):
     """A CubaLIF with a recurrent Linear inside a nested NIRGraph (the shape of
-    snnTorch's RSynaptic export), then a recurrent LIF at the top level."""
+    snnTorch's RSynaptic export; one edge names the nested graph, the other
+    its node, "rsyn.input"), then a recurrent LIF at the top level."""
     dt = 1e-4
     w1, b1 = arr(6, 5, lo=-0.2, hi=1.0), arr(6, lo=0, hi=0.1)
     wr = arr(6, 6, lo=-0.6, hi=0.4)
@@ -163,7 +164,7 @@ def recurrent_net(d):
     path = write(d, "recurrent_net", {
         "input": inp(5), "fc1": nir.Affine(w1, b1), "rsyn": sub, "fc2": nir.Linear(w2), "lif": nir.LIF(**pl),
         "rec": nir.Linear(w2r), "output": outp(4)},
-        [("input", "fc1"), ("fc1", "rsyn"), ("rsyn", "fc2"), ("fc2", "lif"), ("lif", "rec"), ("rec", "lif"),
+        [("input", "fc1"), ("fc1", "rsyn.input"), ("rsyn", "fc2"), ("fc2", "lif"), ("lif", "rec"), ("rec", "lif"),
          ("lif", "output")])
     x = arr(T, B, 5, lo=0, hi=1)
     nc = U.CubaLIF(pc["tau_syn"], pc["tau_mem"], pc["r"], pc["v_leak"], pc["v_threshold"], 0.0, pc["w_in"], dt, (6,))
