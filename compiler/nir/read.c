@@ -63,41 +63,59 @@ static void fail(Rd *R, const char *node, const char *type, const char *fmt, ...
     buf_free(&b);
 }
 
-/* The names of a group's members, in name order; NULL after reporting. */
+typedef struct Members {
+    Rd *R;
+    VEC(const char *) names;
+    int too_many, too_long;
+} Members;
+
+static herr_t member_cb(hid_t g, const char *name, const H5L_info_t *info, void *data) {
+    (void)g, (void)info;
+    Members *m = data;
+    size_t len = strnlen(name, NIR_MAX_NAME + 1);
+    if (len > NIR_MAX_NAME) {
+        m->too_long = 1;
+        return -1;
+    }
+    if (m->names.len >= NIR_MAX_NODES) {
+        m->too_many = 1;
+        return -1;
+    }
+    vec_push(m->R->a, &m->names, arena_strndup(m->R->a, name, len));
+    return 0;
+}
+
+static int by_name(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
+
+/* The names of a group's members, in name order, by one walk of its links
+   in libhdf5's native order, sorted here: libhdf5 1.10 builds a table of a
+   group's links for a lookup by index or a walk in name order, and frees
+   pointers it never set in one built from damaged links. NULL after
+   reporting. */
 static const char **members(Rd *R, hid_t g, const char *node, const char *type, int *n) {
-    H5G_info_t gi;
-    if (H5Gget_info(g, &gi) < 0) {
-        fail(R, node, type, "cannot list the group's members (the file is damaged)");
+    Members m;
+    memset(&m, 0, sizeof m);
+    m.R = R;
+    hsize_t at = 0;
+    if (H5Literate(g, H5_INDEX_NAME, H5_ITER_NATIVE, &at, member_cb, &m) < 0) {
+        if (m.too_many)
+            fail(R, node, type, "the group has more than %d members", NIR_MAX_NODES);
+        else if (m.too_long)
+            fail(R, node, type, "the name of member %d is longer than 1024 bytes", m.names.len + 1);
+        else
+            fail(R, node, type, "cannot list the group's members (the file is damaged)");
         return NULL;
     }
-    if (gi.nlinks > NIR_MAX_NODES) {
-        fail(R, node, type, "the group has %llu members, more than %d", (unsigned long long)gi.nlinks,
-             NIR_MAX_NODES);
-        return NULL;
-    }
-    const char **names = arena_alloc(R->a, sizeof(char *) * ((size_t)gi.nlinks + 1));
-    for (hsize_t i = 0; i < gi.nlinks; i++) {
-        ssize_t len = H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, NULL, 0, H5P_DEFAULT);
-        if (len < 0 || len > NIR_MAX_NAME) {
-            fail(R, node, type, len < 0 ? "cannot read the name of member %llu (the file is damaged)"
-                                        : "the name of member %llu is longer than 1024 bytes",
-                 (unsigned long long)i + 1);
+    for (int i = 0; i < m.names.len; i++)
+        if (!*m.names.items[i]) {
+            fail(R, node, type, "member %d has an empty name", i + 1);
             return NULL;
         }
-        char *s = arena_alloc(R->a, (size_t)len + 1);
-        if (H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, s, (size_t)len + 1, H5P_DEFAULT) < 0) {
-            fail(R, node, type, "cannot read the name of member %llu (the file is damaged)",
-                 (unsigned long long)i + 1);
-            return NULL;
-        }
-        if (strlen(s) != (size_t)len || !*s) {
-            fail(R, node, type, "member %llu has an empty name or one with a NUL byte", (unsigned long long)i + 1);
-            return NULL;
-        }
-        names[i] = s;
-    }
-    *n = (int)gi.nlinks;
-    return names;
+    if (m.names.len > 1)
+        qsort(m.names.items, (size_t)m.names.len, sizeof(char *), by_name);
+    *n = m.names.len;
+    vec_push(R->a, &m.names, NULL);
+    return m.names.items;
 }
 
 /* Opens member `name` of g, a hard link to a group or a dataset (*kind:
