@@ -2,11 +2,13 @@
 # Installs the peer frameworks the reference tests compare against, from
 # PyPI, into .peers/ at the top of the tree (the tests put it on
 # PYTHONPATH): SpikingJelly 0.0.0.0.14 and snnTorch 0.9.4, the last
-# versions that run on Debian 12's PyTorch 1.13, and onnxruntime 1.16.3
+# versions that run on Debian 12's PyTorch 1.13, nir 1.0.4 and nirtorch 1.0
+# (the versions snnTorch 0.9.4 exports and imports NIR with; newer nir
+# breaks nirtorch 1.0's loader), and onnxruntime 1.16.3
 # (the ONNX tests run plain ANNs in it), whose wheel works with Debian 12's
 # Python 3.11 and NumPy 1.24. All are installed without their
 # dependencies: the ones they import come from Debian (python3-torch,
-# python3-numpy, python3-onnx), and onnxruntime's others (coloredlogs,
+# python3-numpy, python3-onnx, python3-h5py), and onnxruntime's others (coloredlogs,
 # flatbuffers, packaging, sympy) are not needed for running a model. If
 # PyPI cannot be reached, the tests that need a peer say so and are
 # skipped.
@@ -17,7 +19,7 @@ py=/usr/bin/python3
 [ -x "$py" ] || py=python3
 # package==version and the import that shows it is there
 peers=("spikingjelly==0.0.0.0.14:spikingjelly.activation_based" "snntorch==0.9.4:snntorch"
-       "onnxruntime==1.16.3:onnxruntime")
+       "onnxruntime==1.16.3:onnxruntime" "nir==1.0.4:nir" "nirtorch==1.0:nirtorch")
 want=()
 for p in "${peers[@]}"; do
   if ! PYTHONPATH=$dest "$py" -c "import ${p#*:}" 2>/dev/null; then

@@ -49,15 +49,18 @@ typedef struct Options {
     /* models */
     const char *neurons;          /* --neurons FILE.snn: more neuron models */
     const char *spiking;          /* --spiking OP=MODEL(args): ANN-to-SNN conversion of ONNX */
-    const struct OnnxImport *onnx; /* the imported ONNX model, when the model is one */
+    const struct OnnxImport *onnx; /* the imported ONNX model (or NIR graph), when the model is one */
     const float *const *onnx_data; /* its weights: per parameter of the graph, its values */
     int threads;                   /* --threads N; 0: every core */
     int chunk;                     /* --chunk K: inference steps computed at a time; 0: all */
     int math;                      /* --math exact|fast: MATH_*; MATH_DEFAULT: the target's */
     long train_limit, test_limit;
+    double dt;                     /* --dt SECONDS: NIR's step; 0: its default */
+    int nir_snntorch;              /* --nir-convention snntorch */
 } Options;
 
 int drv_is_onnx(const char *path);
+int drv_is_nir(const char *path);
 /* Parses the built-in models (std) and the model file with --neurons
    (user); an ONNX model is converted first. 0, or -1 after reporting. */
 int drv_parse_model(Arena *a, Options *o, struct Node **std, struct Node **user);

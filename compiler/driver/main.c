@@ -38,7 +38,7 @@ static void usage(FILE *f) {
           "            gradients of the parameters (and of the input) for a given dL/doutput\n"
           "  info      layers, shapes, parameters, neurons, synaptic operations, memory\n"
           "\n"
-          "MODEL is a .snn file or an ONNX model (.onnx, docs/onnx.md).\n"
+          "MODEL is a .snn file, an ONNX model (.onnx, docs/onnx.md) or a NIR graph (.nir, docs/nir.md).\n"
           "\n"
           "common options:\n"
           "  --network NAME        the network to use when the file defines several\n"
@@ -46,6 +46,8 @@ static void usage(FILE *f) {
           "  --spiking OP=MODEL    ONNX: replace every node OP by a neuron layer,\n"
           "                        e.g. --spiking 'Relu=LIF(tau = 2.0)' (ANN to SNN)\n"
           "  --timesteps N         override the network's timesteps\n"
+          "  --dt SECONDS          NIR: the step that discretizes its neurons (default 1e-4)\n"
+          "  --nir-convention nir|snntorch   NIR: how (default nir; docs/nir.md)\n"
           "  --batch N             largest batch the generated code accepts (default 1;\n"
           "                        run: the input's batch)\n"
           "  --emit-ir             print the IR after all passes and stop\n"
@@ -238,6 +240,18 @@ static int parse_args(int argc, char **argv, Options *o) {
             o->resume = 1;
         } else if (!strcmp(a, "--eval")) {
             o->eval = 1;
+        } else if (!strcmp(a, "--dt")) {
+            NEEDV();
+            char *end;
+            errno = 0;
+            o->dt = strtod(v, &end);
+            if (errno || end == v || *end || !(o->dt > 0 && o->dt <= 1e6))
+                return bad_usage("--dt needs a step in seconds above 0 and at most 1e6, got '%s'", v);
+        } else if (!strcmp(a, "--nir-convention")) {
+            NEEDV();
+            if (strcmp(v, "nir") && strcmp(v, "snntorch"))
+                return bad_usage("--nir-convention needs 'nir' or 'snntorch', got '%s'", v);
+            o->nir_snntorch = !strcmp(v, "snntorch");
         } else if (!strcmp(a, "--network")) {
             NEEDV();
             o->sema.network = v;
@@ -336,7 +350,8 @@ static int parse_args(int argc, char **argv, Options *o) {
     if (!strcmp(o->cmd, "compile") && o->embed && o->train)
         return bad_usage("%s: the training code keeps its parameters in its workspace; compile without "
                          "--embed-weights", "--train");
-    if (!strcmp(o->cmd, "compile") && o->embed && !o->weights && !drv_is_onnx(o->input_file))
+    if (!strcmp(o->cmd, "compile") && o->embed && !o->weights && !drv_is_onnx(o->input_file) &&
+        !drv_is_nir(o->input_file))
         return bad_usage("%s needs --weights FILE", "--embed-weights");
     return 0;
 }

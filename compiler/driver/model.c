@@ -1,12 +1,13 @@
 /*
  * model.c: the model file a command names, read into syntax trees: a .snn
- * file, or an ONNX model converted to the same (compiler/onnx/), plus the
- * neuron models of --neurons FILE.snn.
+ * file, or an ONNX model or a NIR graph converted to the same
+ * (compiler/onnx/, compiler/nir/), plus the neuron models of
+ * --neurons FILE.snn.
  *
- * An ONNX model brings its weights: once sema has made the graph's
- * parameters, each initializer is checked against the parameter it fills
- * (shape, finite values) and kept in memory, standing for --weights unless
- * the command line gives other weights. Parameters the model does not give
+ * An ONNX model (or a NIR graph) brings its weights: once sema has made
+ * the graph's parameters, each initializer is checked against the
+ * parameter it fills (shape, finite values) and kept in memory, standing
+ * for --weights unless the command line gives other weights. Parameters the model does not give
  * (a neuron's learnable parameters left out) take their model's initial
  * value.
  *
@@ -22,6 +23,7 @@
 #include <unistd.h>
 
 #include "driver.h"
+#include "nir.h"
 #include "onnx.h"
 
 extern const char snnc_stdlib_snn[];
@@ -32,6 +34,26 @@ extern const unsigned long snnc_stdlib_snn_len;
 int drv_is_onnx(const char *path) {
     size_t n = strlen(path);
     return n > 5 && (!strcmp(path + n - 5, ".onnx") || !strcmp(path + n - 5, ".ONNX"));
+}
+
+int drv_is_nir(const char *path) {
+    size_t n = strlen(path);
+    return n > 4 && (!strcmp(path + n - 4, ".nir") || !strcmp(path + n - 4, ".NIR"));
+}
+
+/* A NIR graph does not say how many steps it runs: without --timesteps,
+   the input's first dimension (run and grad with a [T, B, ...] input). */
+static int nir_timesteps(const Options *o) {
+    struct stat st;
+    if (o->sema.timesteps > 0 || !o->npy_in || stat(o->npy_in, &st) != 0 || !S_ISREG(st.st_mode))
+        return o->sema.timesteps; /* a bad input path is reported where it is read */
+    SnnrtTensor x;
+    char err[512];
+    if (snnrt_npy_read(o->npy_in, &x, err, sizeof err) != 0)
+        return 0;
+    int t = x.ndim >= 2 && x.shape[0] <= 1000000 ? (int)x.shape[0] : 0;
+    snnrt_tensor_free(&x);
+    return t;
 }
 
 /* Parses a text file of the language; the items, or NULL (check
@@ -97,17 +119,23 @@ int drv_parse_model(Arena *a, Options *o, Node **std, Node **user) {
                 return -1;
             }
     }
-    if (!drv_is_onnx(o->input_file)) {
+    if (!drv_is_onnx(o->input_file) && !drv_is_nir(o->input_file)) {
         Node *items = parse_file(a, o->input_file, &o->sema.file);
         if (diag_errors())
             return -1;
         *user = concat(*user, items);
         return 0;
     }
-    OnnxOptions oo = {o->sema.timesteps, o->spiking};
     OnnxImport *imp = arena_alloc(a, sizeof *imp);
-    if (onnx_import(a, o->input_file, &oo, imp) != 0)
-        return -1;
+    if (drv_is_nir(o->input_file)) {
+        NirOptions no = {nir_timesteps(o), o->dt, o->nir_snntorch ? NIR_CONV_SNNTORCH : NIR_CONV_NIR};
+        if (nir_import(a, o->input_file, &no, imp) != 0)
+            return -1;
+    } else {
+        OnnxOptions oo = {o->sema.timesteps, o->spiking};
+        if (onnx_import(a, o->input_file, &oo, imp) != 0)
+            return -1;
+    }
     /* the converted text is a source of its own: errors in it quote it */
     const char *name = arena_printf(a, "%s (converted)", o->input_file);
     int f = src_add(name, imp->text, imp->len);

@@ -1,0 +1,80 @@
+/*
+ * nir.h: the NIR front end (docs/nir.md): a graph of the Neuromorphic
+ * Intermediate Representation, an HDF5 file, turned into what a .snn file
+ * gives.
+ *
+ * Two stages. read.c reads the HDF5 file (from memory: a file is read
+ * whole first, so that the same code reads the fuzzers' inputs) into the
+ * plain structs below, checking sizes, kinds and links as it goes; it is
+ * the only file that includes the HDF5 headers. import.c turns that tree
+ * into the text of the description language (one generated neuron model
+ * per NIR neuron node, its continuous-time parameters discretized with a
+ * step dt) plus the weights, in the same OnnxImport that the ONNX front
+ * end fills, so that the driver binds them the same way.
+ */
+#ifndef SNNC_NIR_H
+#define SNNC_NIR_H
+
+#include "ir.h"
+#include "onnx.h"
+
+/* How NIR's continuous-time neurons become per-step equations. */
+typedef enum NirConvention {
+    NIR_CONV_NIR,     /* forward Euler of NIR's equations (docs/nir.md) */
+    NIR_CONV_SNNTORCH /* as snnTorch 0.9.4's import_from_nir builds its modules */
+} NirConvention;
+
+typedef struct NirOptions {
+    int timesteps;      /* > 0; NIR graphs do not say (the driver asks for it) */
+    double dt;          /* > 0: the step in seconds; 0: the default, 1e-4 */
+    NirConvention conv;
+} NirOptions;
+
+/* A dataset of a node: numbers (as doubles) or strings. */
+typedef struct NirArray {
+    const char *name;
+    int is_string;
+    int ndim; /* 0: a scalar */
+    int64_t dims[8];
+    int64_t count;
+    double *num;
+    const char **str;
+} NirArray;
+
+typedef struct NirGraph NirGraph;
+
+typedef struct NirNode {
+    const char *name; /* its key in the graph's nodes */
+    const char *type; /* "LIF", "Affine", ..., "NIRGraph" */
+    VEC(NirArray) fields;
+    NirGraph *graph; /* NIRGraph: its nodes and edges */
+} NirNode;
+
+typedef struct NirEdge {
+    const char *src, *dst;
+} NirEdge;
+
+struct NirGraph {
+    VEC(NirNode) nodes; /* in the order of their names (HDF5's name index) */
+    VEC(NirEdge) edges; /* in the file's order */
+};
+
+#define NIR_MAX_FILE_BYTES ((size_t)1 << 30)
+#define NIR_MAX_NODES 100000   /* in all graphs together */
+#define NIR_MAX_EDGES 1000000  /* in all graphs together */
+#define NIR_MAX_DEPTH 16       /* nested NIRGraph nodes */
+#define NIR_MAX_NAME 1024      /* bytes of a name or a string */
+#define NIR_MAX_ELEMS ((int64_t)1 << 27) /* numbers read from the file, in all */
+
+/* Reads the NIR file whose bytes are [0, len) (named path in messages)
+   into *root, the top graph; 0, or -1 after reporting. */
+int nir_read_mem(Arena *a, const char *path, const void *bytes, size_t len, NirGraph **root);
+
+/* Imports the NIR file at path; 0, or -1 after reporting "PATH: node
+   'NAME' (TYPE): what is wrong". */
+int nir_import(Arena *a, const char *path, const NirOptions *opt, OnnxImport *out);
+/* The same for the file's bytes [0, len). */
+int nir_import_mem(Arena *a, const char *path, const void *bytes, size_t len, const NirOptions *opt,
+                   OnnxImport *out);
+
+#endif
