@@ -57,6 +57,7 @@ typedef struct Options {
     long train_limit, test_limit;
     double dt;                     /* --dt SECONDS: NIR's step; 0: its default */
     int nir_snntorch;              /* --nir-convention snntorch */
+    const char *format;            /* export --format onnx|nir; NULL: from -o's suffix */
 } Options;
 
 int drv_is_onnx(const char *path);

@@ -33,7 +33,8 @@ static void usage(FILE *f) {
           "  compile   generate code: writes DIR/<net>.h and DIR/<net>.c\n"
           "  run       compile, build with the system C compiler, run on an input\n"
           "  train     train the network (its train block; options below), in generated C\n"
-          "  export    write the network and its weights as an ONNX model (-o OUT.onnx)\n"
+          "  export    write the network and its weights as an ONNX model or a NIR graph\n"
+          "            (-o OUT.onnx or OUT.nir, or --format onnx|nir)\n"
           "  grad      one forward and backward pass of the training code: write the\n"
           "            gradients of the parameters (and of the input) for a given dL/doutput\n"
           "  info      layers, shapes, parameters, neurons, synaptic operations, memory\n"
@@ -108,7 +109,13 @@ static void usage(FILE *f) {
           "  --output G.safetensors  the gradient of every learnable parameter\n"
           "  --input-grad DX.npy   also write dL/dinput, shaped as the input\n"
           "  --output-steps Y.npy  also write the output of every step, [T, B, ...]\n"
-          "  --record LAYER[.VAR]=FILE.npy   also write a value of every step, as run does\n",
+          "  --record LAYER[.VAR]=FILE.npy   also write a value of every step, as run does\n"
+          "\n"
+          "export options (and --weights, --init as for run):\n"
+          "  -o OUT                the file: OUT.nir a NIR graph (docs/nir.md), else an ONNX model\n"
+          "  --format onnx|nir     the format, whatever the suffix of -o\n"
+          "  --dt SECONDS          NIR: the step its neurons' time constants are chosen for\n"
+          "                        (default 1e-4; import with the same --dt)\n",
           f);
 }
 
@@ -247,6 +254,11 @@ static int parse_args(int argc, char **argv, Options *o) {
             o->dt = strtod(v, &end);
             if (errno || end == v || *end || !(o->dt > 0 && o->dt <= 1e6))
                 return bad_usage("--dt needs a step in seconds above 0 and at most 1e6, got '%s'", v);
+        } else if (!strcmp(a, "--format")) {
+            NEEDV();
+            if (strcmp(v, "onnx") && strcmp(v, "nir"))
+                return bad_usage("--format needs 'onnx' or 'nir', got '%s'", v);
+            o->format = v;
         } else if (!strcmp(a, "--nir-convention")) {
             NEEDV();
             if (strcmp(v, "nir") && strcmp(v, "snntorch"))
@@ -333,7 +345,9 @@ static int parse_args(int argc, char **argv, Options *o) {
         strcmp(o->cmd, "grad") && strcmp(o->cmd, "train") && strcmp(o->cmd, "export"))
         return bad_usage("unknown command '%s' (compile, run, train, grad, export or info)", o->cmd);
     if (!strcmp(o->cmd, "export") && !o->outdir_set)
-        return bad_usage("%s needs -o OUT.onnx", "export");
+        return bad_usage("%s needs -o OUT.onnx or -o OUT.nir", "export");
+    if (o->format && strcmp(o->cmd, "export"))
+        return bad_usage("--format is an option of export, not of %s", o->cmd);
     if (!o->input_file)
         return bad_usage("%s needs a model file", o->cmd);
     if (!strcmp(o->cmd, "run") && !o->eval && (!o->npy_in || (!o->npy_out && !o->nrecords)))

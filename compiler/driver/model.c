@@ -41,10 +41,18 @@ int drv_is_nir(const char *path) {
     return n > 4 && (!strcmp(path + n - 4, ".nir") || !strcmp(path + n - 4, ".NIR"));
 }
 
+/* Whether export writes a NIR graph: --format, else the suffix of -o. */
+static int export_writes_nir(const Options *o) {
+    return o->format ? !strcmp(o->format, "nir") : drv_is_nir(o->outdir);
+}
+
 /* A NIR graph does not say how many steps it runs: without --timesteps,
-   the input's first dimension (run and grad with a [T, B, ...] input). */
+   the input's first dimension (run and grad with a [T, B, ...] input);
+   exported to NIR again, it needs none (1 stands for it). */
 static int nir_timesteps(const Options *o) {
     struct stat st;
+    if (o->sema.timesteps <= 0 && !strcmp(o->cmd, "export") && export_writes_nir(o))
+        return 1;
     if (o->sema.timesteps > 0 || !o->npy_in || stat(o->npy_in, &st) != 0 || !S_ISREG(st.st_mode))
         return o->sema.timesteps; /* a bad input path is reported where it is read */
     SnnrtTensor x;
@@ -323,7 +331,7 @@ int cmd_export(Arena *a, Options *o) {
     float *w = drv_param_block(g, o);
     if (!w)
         return 1;
-    int rc = onnx_export(a, g, w, o->outdir) == 0 ? 0 : 1;
+    int rc = (export_writes_nir(o) ? nir_export(a, g, w, o->dt, o->outdir) : onnx_export(a, g, w, o->outdir)) == 0 ? 0 : 1;
     free(w);
     return rc;
 }

@@ -141,3 +141,16 @@ Loc ast_start(const Node *e) {
         e = e->a;
     return e->loc;
 }
+
+int ast_number(const Node *e, double *v, int *is_int) {
+    if (e->kind == N_NUM || e->kind == N_BOOL) {
+        *v = e->num;
+        *is_int = e->kind == N_BOOL || e->is_int;
+        return 1;
+    }
+    if (e->kind == N_UNOP && e->op == OP_NEG && ast_number(e->a, v, is_int)) {
+        *v = -*v;
+        return 1;
+    }
+    return 0;
+}

@@ -103,6 +103,9 @@ Node *ast_as(ParseCtx *c, Loc loc, Node *a, const char *name);
 Node *ast_kwarg(ParseCtx *c, Loc loc, const char *name, Node *a);
 Node *ast_append(Node *list, Node *item);
 int ast_count(const Node *list);
+/* The number an expression writes (a literal, a boolean, a negated one); 1,
+   or 0 when it is no such constant. *is_int: an integer or a boolean. */
+int ast_number(const Node *e, double *v, int *is_int);
 const char *ast_op_text(AstOp op);
 /* Where an expression's text begins (a binary operation's own location is
    its operator). */

@@ -626,9 +626,12 @@ static int bind_ctor(Inst *I, const Node *model, const Node *args, Loc call) {
             v.env_len = 0; /* call-site arguments see no model names */
             NeuronArg na = {p->name, given[k]};
             vec_push(I->arena, &I->p->args, na);
+            vec_push(I->arena, &I->p->ctor, na);
         } else if (p->kind == N_KWARG) {
             v.expr = p->a;
             v.env_len = I->env.len;
+            NeuronArg na = {p->name, p->a};
+            vec_push(I->arena, &I->p->ctor, na);
         } else {
             error_at(call, "neuron model '%s' needs argument '%s'", model->name, p->name);
             ok = 0;

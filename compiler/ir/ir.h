@@ -106,16 +106,17 @@ typedef struct NeuronGrad {
     int *dparam; /* per parameter: this element's and step's contribution to dL/dparam */
 } NeuronGrad;
 
-/* A constructor argument given where the model was used (for export). */
+/* A constructor argument of a neuron layer (for export). */
 typedef struct NeuronArg {
     const char *name;
-    const struct Node *value; /* the expression as written */
+    const struct Node *value; /* the expression as written: at the call, or the model's default */
 } NeuronArg;
 
 typedef struct NeuronProg {
     const char *model; /* the neuron model's name */
     Loc model_loc;
     VEC(NeuronArg) args; /* the arguments given, by name */
+    VEC(NeuronArg) ctor; /* every argument of the model, in its order: given, else the default */
     EqCode code;
     VEC(NeuronState) states;
     VEC(NeuronParam) params;

@@ -86,6 +86,7 @@ typedef struct Imp {
     VEC(GRec) graphs;
     StrMap names; /* language names in use */
     Buf models, body;
+    Buf ctor; /* the constructor arguments of the model being generated */
     OnnxImport *out;
     int errors;
     int has_conv1d; /* [C, L] values are [C, 1, L] */
@@ -338,40 +339,55 @@ static float *floats(Imp *I, const double *v, int64_t n) {
     return d;
 }
 
-/* A number as the language reads it back to the same double. */
+/* A number, rounded to float (as the step uses it), in a literal the
+   language reads back to the same float: the shortest one, so that a
+   graph exported and imported again gives the same text. */
 static const char *lit(Imp *I, double v) {
-    if (v == 0)
+    float f = (float)v;
+    if (f == 0)
         return "0.0";
-    const char *s = arena_printf(I->a, "%.17g", v);
-    return v < 0 ? arena_printf(I->a, "(%s)", s) : s;
+    char b[48];
+    format_float(b, sizeof b, f);
+    if ((float)strtod(b, NULL) != f) /* the language reads a double, then rounds it */
+        snprintf(b, sizeof b, "%.9g", (double)f);
+    return f < 0 ? arena_printf(I->a, "(%s)", b) : arena_strdup(I->a, b);
 }
 
-/* A coefficient of a generated model: its values over the layer's neurons.
-   Equal everywhere: a constant of the equations; else a parameter `name`
-   per neuron, bound to a tensor. NULL after reporting. */
+/* Whether all n values, rounded to float, are k. */
+static int all_eq(const double *v, int64_t n, double k) {
+    for (int64_t i = 0; i < n; i++)
+        if ((float)v[i] != (float)k)
+            return 0;
+    return 1;
+}
+
+/* A coefficient of a generated model, named `name`: its values over the
+   layer's neurons. Equal everywhere: a constructor argument of the model
+   (which snnc export reads back); else a parameter per neuron, bound to a
+   tensor. NULL after reporting. */
 static const char *coef(Imp *I, const FNode *f, Buf *model, const char *name, const char *what, const double *v,
                         const Shape *s) {
     int64_t n = shape_count(s);
-    int uniform = 1;
-    for (int64_t i = 0; i < n; i++) {
+    for (int64_t i = 0; i < n; i++)
         if (!isfinite(v[i]) || fabs(v[i]) > FLT_MAX) {
             bad(I, f, "%s comes to %g at neuron %lld, which float cannot hold", what, v[i], (long long)i);
             return NULL;
         }
-        uniform &= v[i] == v[0];
+    if (all_eq(v, n, v[0])) {
+        buf_printf(&I->ctor, "%s%s = %s", I->ctor.len ? ", " : "", name, lit(I, v[0]));
+        return name;
     }
-    if (uniform)
-        return lit(I, v[0]);
     buf_printf(model, "  param %s = 0.0 per neuron;\n", name);
     add_tensor(I, f->layer, name, f, what, s->ndim, s->d, n, floats(I, v, n));
     return name;
 }
 
-/* "c * var", or var when c is 1; NULL when c is 0. */
-static const char *term(Imp *I, const char *c, const char *var) {
-    if (!strcmp(c, "0.0"))
+/* "c * var" for coefficient c of values v[0, n); var when they are all 1,
+   NULL when they are all 0. */
+static const char *term(Imp *I, const char *c, const double *v, int64_t n, const char *var) {
+    if (all_eq(v, n, 0))
         return NULL;
-    if (!strcmp(c, "1"))
+    if (all_eq(v, n, 1))
         return var;
     return arena_printf(I->a, "%s * %s", c, var);
 }
@@ -899,13 +915,23 @@ static int op_flatten(Imp *I, FNode *f, const Shape *in) {
     return 1;
 }
 
-/* Starts a generated model for neuron node f: its name, into *m. */
-static const char *model_begin(Imp *I, FNode *f, Buf *m) {
+/* Starts a generated model for node f: its name, the layer's call of it.
+   Its body goes into a buffer of the caller's, its constructor arguments
+   into I->ctor, until model_end. */
+static const char *model_begin(Imp *I, FNode *f) {
     f->layer = make_name(I, f->qname);
     const char *name = make_name(I, arena_printf(I->a, "NIR_%s_%s", f->n->type, f->layer));
-    buf_printf(m, "# node '%s' (%s)\nneuron %s() {\n", q(I, f->qname), f->n->type, name);
     f->op = arena_printf(I->a, "%s()", name);
+    I->ctor.len = 0;
+    if (I->ctor.data)
+        I->ctor.data[0] = 0;
     return name;
+}
+
+/* Adds the model whose name model_begin gave, with the body in m. */
+static void model_end(Imp *I, const FNode *f, const char *name, const Buf *m) {
+    buf_printf(&I->models, "# node '%s' (%s)\nneuron %s(%s) {\n%s", q(I, f->qname), f->n->type, name,
+               I->ctor.len ? I->ctor.data : "", m->data);
 }
 
 static int op_scale_threshold(Imp *I, FNode *f, const Shape *in) {
@@ -927,14 +953,14 @@ static int op_scale_threshold(Imp *I, FNode *f, const Shape *in) {
         return 1;
     }
     Buf m = {0};
-    model_begin(I, f, &m);
+    const char *model = model_begin(I, f);
     const char *c = coef(I, f, &m, f->kind == K_SCALE ? "k" : "th", fname, v, ps);
     if (c) {
         if (f->kind == K_SCALE)
             buf_printf(&m, "  emit x * %s;\n}\n", c);
         else /* fires when x > threshold */
             buf_printf(&m, "  emit 1 - spike(%s - x);\n}\n", c);
-        buf_puts(&I->models, m.data);
+        model_end(I, f, model, &m);
     }
     buf_free(&m);
     return c != NULL;
@@ -1034,7 +1060,7 @@ static int op_neuron(Imp *I, FNode *f, const Shape *layer) {
         }
     }
     Buf m = {0};
-    model_begin(I, f, &m);
+    const char *model = model_begin(I, f);
     int ok = 0;
     const char *B = coef(I, f, &m, "beta", "the leak 1 - dt / tau", beta, in);
     const char *G = B ? coef(I, f, &m, "g", "the input's scale", g, in) : NULL;
@@ -1057,35 +1083,35 @@ static int op_neuron(Imp *I, FNode *f, const Shape *layer) {
            cleared), the charge, the spike, the reset of this step */
         buf_printf(&m, "  rp = 1 - spike(%s - v);\n", TH);
         if (f->kind == K_LIF)
-            buf_printf(&m, "  v0 = (1 - rp) * v;\n  h = %s;\n", sum3(I, term(I, B, "v0"), "x", NULL));
+            buf_printf(&m, "  v0 = (1 - rp) * v;\n  h = %s;\n", sum3(I, term(I, B, beta, n, "v0"), "x", NULL));
         else if (f->kind == K_CUBALIF)
-            buf_printf(&m, "  i = %s;\n  h = %s;\n  h = h - h * rp;\n", sum3(I, term(I, A, "i"), "x", NULL),
-                       sum3(I, term(I, B, "v"), "i", NULL));
+            buf_printf(&m, "  i = %s;\n  h = %s;\n  h = h - h * rp;\n",
+                       sum3(I, term(I, A, alpha, n, "i"), "x", NULL), sum3(I, term(I, B, beta, n, "v"), "i", NULL));
         else
-            buf_printf(&m, "  h = %s - rp * %s;\n", sum3(I, term(I, B, "v"), "x", NULL), TH);
+            buf_printf(&m, "  h = %s - rp * %s;\n", sum3(I, term(I, B, beta, n, "v"), "x", NULL), TH);
         buf_printf(&m, "  s = 1 - spike(%s - h);\n", TH);
         if (f->kind == K_IF)
             buf_printf(&m, "  v = h - (s - rp) * %s;\n  emit s;\n}\n", TH);
         else
             buf_puts(&m, "  v = h - (s - rp) * h;\n  emit s;\n}\n");
-        buf_puts(&I->models, m.data);
+        model_end(I, f, model, &m);
         ok = 1;
         goto out;
     }
     if (cuba)
-        buf_printf(&m, "  i = %s;\n", sum3(I, term(I, A, "i"), term(I, GS, "x"), NULL));
-    const char *h = sum3(I, term(I, B, "v"), term(I, G, cuba ? "i" : "x"), !strcmp(Cc, "0.0") ? NULL : Cc);
+        buf_printf(&m, "  i = %s;\n", sum3(I, term(I, A, alpha, n, "i"), term(I, GS, gs, n, "x"), NULL));
+    const char *h = sum3(I, term(I, B, beta, n, "v"), term(I, G, g, n, cuba ? "i" : "x"), all_eq(c, n, 0) ? NULL : Cc);
     if (!spiking) {
         buf_printf(&m, "  v = %s;\n  emit v;\n}\n", h);
     } else {
         buf_printf(&m, "  h = %s;\n  s = 1 - spike(%s - h);\n", h, TH);
-        if (!strcmp(VR, "0.0"))
+        if (all_eq(rst, n, 0))
             buf_puts(&m, "  v = (1 - s) * h;\n");
         else
             buf_printf(&m, "  v = (1 - s) * h + s * %s;\n", VR);
         buf_puts(&m, "  emit s;\n}\n");
     }
-    buf_puts(&I->models, m.data);
+    model_end(I, f, model, &m);
     ok = 1;
 out:
     buf_free(&m);
@@ -1314,7 +1340,7 @@ int nir_import_mem(Arena *a, const char *path, const void *bytes, size_t len, co
     I.path = path;
     I.opt = opt;
     I.out = out;
-    I.dt = opt->dt > 0 ? opt->dt : 1e-4;
+    I.dt = opt->dt > 0 ? opt->dt : NIR_DEFAULT_DT;
     int rc = -1;
     if (opt->timesteps <= 0) {
         bad(&I, NULL, "how many timesteps? a NIR graph does not say: give --timesteps N");
@@ -1417,6 +1443,7 @@ int nir_import_mem(Arena *a, const char *path, const void *bytes, size_t len, co
 done:
     buf_free(&I.models);
     buf_free(&I.body);
+    buf_free(&I.ctor);
     return I.errors ? -1 : rc;
 }
 

@@ -11,6 +11,11 @@
  * per NIR neuron node, its continuous-time parameters discretized with a
  * step dt) plus the weights, in the same OnnxImport that the ONNX front
  * end fills, so that the driver binds them the same way.
+ *
+ * Writing goes the other way, through the same structs: export.c turns a
+ * checked graph (IR) into a NirGraph tree, write.c writes that tree as an
+ * HDF5 file in the nir package's layout (the only other file that
+ * includes the HDF5 headers).
  */
 #ifndef SNNC_NIR_H
 #define SNNC_NIR_H
@@ -30,10 +35,14 @@ typedef struct NirOptions {
     NirConvention conv;
 } NirOptions;
 
+/* How write.c stores a dataset of numbers (read.c leaves it NIR_F64). */
+typedef enum NirStore { NIR_F64, NIR_F32, NIR_I64 } NirStore;
+
 /* A dataset of a node: numbers (as doubles) or strings. */
 typedef struct NirArray {
     const char *name;
     int is_string;
+    NirStore store;
     int ndim; /* 0: a scalar */
     int64_t dims[8];
     int64_t count;
@@ -76,5 +85,22 @@ int nir_import(Arena *a, const char *path, const NirOptions *opt, OnnxImport *ou
 /* The same for the file's bytes [0, len). */
 int nir_import_mem(Arena *a, const char *path, const void *bytes, size_t len, const NirOptions *opt,
                    OnnxImport *out);
+
+/* The step --dt gives when it is not set. */
+#define NIR_DEFAULT_DT 1e-4
+
+/* Writes the network g, with the parameter values params (g's parameter
+   block), as a NIR graph at path, its continuous-time parameters chosen
+   for a step of dt seconds (0: the default) so that importing the file
+   with the default convention steps the same equations (docs/nir.md). The
+   file is written whole under a temporary name, then renamed; nothing is
+   written after an error. 0, or -1 after reporting every layer NIR cannot
+   express. */
+int nir_export(Arena *a, const IrGraph *g, const float *params, double dt, const char *path);
+
+/* Writes the tree root (its top graph) as a NIR file at path, with
+   version (the nir package's version whose layout it follows) in its
+   "version" dataset. 0, or -1 after reporting. */
+int nir_write(const char *path, const NirGraph *root, const char *version);
 
 #endif

@@ -128,20 +128,6 @@ static void attr_str(Exp *E, Onnx__NodeProto *o, const char *name, const char *v
     a->s.data = (uint8_t *)arena_strdup(E->a, v);
 }
 
-/* A constant number of an argument's expression (literals and unary minus). */
-static int number(const Node *e, double *v, int *is_int) {
-    if (e->kind == N_NUM || e->kind == N_BOOL) {
-        *v = e->num;
-        *is_int = e->kind == N_BOOL || e->is_int;
-        return 1;
-    }
-    if (e->kind == N_UNOP && e->op == OP_NEG && number(e->a, v, is_int)) {
-        *v = -*v;
-        return 1;
-    }
-    return 0;
-}
-
 /* A constructor argument as an attribute: numbers, booleans, names, and
    surrogates with a numeric parameter. */
 static int ctor_attr(Exp *E, Onnx__NodeProto *o, const IrNode *n, const NeuronArg *arg) {
@@ -149,7 +135,7 @@ static int ctor_attr(Exp *E, Onnx__NodeProto *o, const IrNode *n, const NeuronAr
     double v;
     int is_int;
     char f[48];
-    if (number(e, &v, &is_int)) {
+    if (ast_number(e, &v, &is_int)) {
         if (is_int && v >= -1e9 && v <= 1e9)
             attr_int(E, o, arg->name, (int64_t)v);
         else
@@ -166,7 +152,7 @@ static int ctor_attr(Exp *E, Onnx__NodeProto *o, const IrNode *n, const NeuronAr
             return 1;
         }
         const Node *x = e->args->kind == N_KWARG ? e->args->a : e->args;
-        if (number(x, &v, &is_int)) {
+        if (ast_number(x, &v, &is_int)) {
             format_float(f, sizeof f, (float)v);
             attr_str(E, o, arg->name, arena_printf(E->a, "%s(%s)", e->name, f));
             return 1;
