@@ -33,6 +33,13 @@ unsigned fuzz_variant(const uint8_t *data, size_t size);
 typedef int FuzzHook(Arena *a, IrGraph *g, void *ctx);
 void fuzz_compile(Arena *a, Node *user, int train, unsigned variant, FuzzHook *after_sema, void *ctx);
 
+/* The importers' targets (fuzz_import.c): imp, what the model at path
+   converted to, parsed as the source named converted and compiled for
+   inference and for training with its tensors bound as the driver binds
+   them; variant picks the options of each compilation. */
+struct OnnxImport;
+void fuzz_imported(Arena *a, const char *path, const char *converted, struct OnnxImport *imp, unsigned variant);
+
 /* After an input: its sources forgotten, no errors counted. */
 void fuzz_reset(void);
 

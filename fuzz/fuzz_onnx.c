@@ -1,41 +1,16 @@
 /*
  * fuzz_onnx.c: the ONNX front end, in process: a model's bytes are
  * unpacked and imported (onnx_import_mem), the network text it converts to
- * is parsed, its initializers are bound to the graph's parameters as the
- * driver binds them (compiler/driver/model.c, linked in), and the network
- * is compiled (fuzz.c) for inference and for training. The model is named
+ * is parsed and compiled as fuzz_import.c does. The model is named
  * as if it were in a folder that does not exist, so that external data is
  * never read from this machine's files. Half the inputs get --timesteps 3
  * (the others need the metadata snn.timesteps), a quarter
  * --spiking 'Relu=LIF(tau = 2.0)'.
  */
-#include <string.h>
-
-#include "driver.h"
 #include "fuzz.h"
 #include "onnx.h"
 
 static const char model_path[] = "/nonexistent-snnc-fuzz/model.onnx";
-
-/* What model.c calls in the rest of the driver (main.c), for --weights
-   and snnc export, which no input here reaches. */
-#define UNREACHED ICE("not reached while fuzzing")
-int drv_read_weights_into(const IrGraph *g, const char *path, int allow_missing, float *w) {
-    (void)g, (void)path, (void)allow_missing, (void)w;
-    UNREACHED;
-}
-IrGraph *drv_front_end(Arena *a, Options *o) {
-    (void)a, (void)o;
-    UNREACHED;
-}
-IrGraph *drv_middle_end(Arena *a, Options *o, IrGraph *g) {
-    (void)a, (void)o, (void)g;
-    UNREACHED;
-}
-int drv_check_result_path(Arena *a, const char *path) {
-    (void)a, (void)path;
-    UNREACHED;
-}
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc;
@@ -44,28 +19,13 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     return 0;
 }
 
-/* After sema: the model's weights, checked against the parameters. */
-static int bind_weights(Arena *a, IrGraph *g, void *ctx) {
-    Options o;
-    memset(&o, 0, sizeof o);
-    o.input_file = model_path;
-    o.onnx = ctx;
-    return drv_bind_onnx_weights(a, &o, g);
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     unsigned variant = fuzz_variant(data, size);
     Arena a = {0};
     OnnxOptions oo = {variant & 1 ? 3 : 0, (variant & 6) == 6 ? "Relu=LIF(tau = 2.0)" : NULL};
     OnnxImport imp;
-    if (onnx_import_mem(&a, model_path, data, size, &oo, &imp) == 0) {
-        int f = src_add("model.onnx (converted)", imp.text, imp.len);
-        Node *user = parse_source(&a, f, src_text(f), imp.len);
-        if (!diag_errors()) {
-            fuzz_compile(&a, user, 0, variant >> 3, bind_weights, &imp);
-            fuzz_compile(&a, user, 1, variant >> 11, bind_weights, &imp);
-        }
-    }
+    if (onnx_import_mem(&a, model_path, data, size, &oo, &imp) == 0)
+        fuzz_imported(&a, model_path, "model.onnx (converted)", &imp, variant);
     arena_free(&a);
     fuzz_reset();
     return 0;
