@@ -231,6 +231,17 @@ char *read_file(const char *path, size_t *len, size_t limit) {
     return p;
 }
 
+char *read_file_reported(const char *path, size_t *len, size_t limit) {
+    char *bytes = read_file(path, len, limit);
+    if (!bytes) {
+        if (errno == EFBIG)
+            error_plain("%s: larger than %zu bytes", path, limit);
+        else
+            error_plain("%s: %s", path, strerror(errno));
+    }
+    return bytes;
+}
+
 /* The temporary file is named as the runtime names its own (runtime/file.c):
    ".BASE.tmpPID.K" beside the target, so that a run killed while writing
    leaves a file that a later run knows as stale once PID is gone. */

@@ -79,6 +79,10 @@ void buf_free(Buf *b);
 
 /* Whole file into malloc'd memory, NUL-terminated; NULL with errno set. */
 char *read_file(const char *path, size_t *len, size_t limit);
+/* The same, reporting a failure ("PATH: larger than LIMIT bytes", or
+   errno's message) before returning NULL: for a model file given on the
+   command line. */
+char *read_file_reported(const char *path, size_t *len, size_t limit);
 /* n floats, zeroed, at an address aligned to 64 bytes (a cache line, an
    AVX-512 register): generated code's workspaces, whose loops compilers
    would otherwise start with scalar steps up to the next aligned element.

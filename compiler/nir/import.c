@@ -20,7 +20,6 @@
  * docs/nir.md says, in one of two conventions (NirConvention).
  */
 #define _POSIX_C_SOURCE 200809L
-#include <errno.h>
 #include <float.h>
 #include <math.h>
 #include <stdlib.h>
@@ -530,56 +529,91 @@ static int add_graph(Imp *I, const NirGraph *G, const NirNode *self, const char 
 
 /* ---- cycles ---- */
 
-/* A cycle of stateless nodes only is an error: reports one. Iterative
-   depth-first walk (a chain of many nodes must not exhaust the stack). */
-static int check_instant_cycles(Imp *I) {
-    int n = I->nodes.len;
-    int *stack = arena_alloc(I->a, sizeof(int) * (size_t)(n + 1));
-    int *next = arena_alloc(I->a, sizeof(int) * (size_t)(n + 1));
-    for (int r = 0; r < n; r++) {
-        if (I->nodes.items[r].stateful || I->nodes.items[r].color)
+static Pred *edge(Imp *I, const FNode *u, int k) {
+    return &I->nodes.items[u->succ.items[k]].in.items[u->succ_in.items[k]];
+}
+
+/* A depth-first walk's path: its nodes, each one's next edge to take and
+   its place on the path. */
+typedef struct Dfs {
+    int *stack, *next, *pos;
+    int sp;
+    int count; /* for the callback */
+} Dfs;
+
+static void dfs_init(Imp *I, Dfs *D) {
+    size_t n = (size_t)I->nodes.len + 1;
+    D->stack = arena_alloc(I->a, sizeof(int) * n);
+    D->next = arena_alloc(I->a, sizeof(int) * n);
+    D->pos = arena_alloc(I->a, sizeof(int) * n);
+    D->count = 0;
+}
+
+/* Walks depth-first from start over the nodes not colored yet, taking
+   the edges `take` accepts in the file's order; a node is colored 1 while
+   it is on the path, 2 once done. Iterative: a chain of many nodes must
+   not exhaust the C stack. An edge u -> v to a node on the path closes a
+   cycle v ... u -> v: cycle(I, D, v) is called with the path in
+   D->stack[D->pos[v] .. D->sp); the walk stops, giving 0, when it gives
+   0. */
+static int dfs(Imp *I, Dfs *D, int start, int (*take)(Imp *I, const FNode *u, int k),
+               int (*cycle)(Imp *I, Dfs *D, int v)) {
+    D->sp = 0;
+    D->pos[start] = 0;
+    D->stack[D->sp++] = start;
+    D->next[start] = 0;
+    I->nodes.items[start].color = 1;
+    while (D->sp) {
+        int u = D->stack[D->sp - 1];
+        FNode *fu = &I->nodes.items[u];
+        if (D->next[u] >= fu->succ.len) {
+            fu->color = 2;
+            D->sp--;
             continue;
-        int sp = 0;
-        stack[sp++] = r;
-        next[r] = 0;
-        I->nodes.items[r].color = 1;
-        while (sp) {
-            int u = stack[sp - 1];
-            FNode *fu = &I->nodes.items[u];
-            if (next[u] >= fu->succ.len) {
-                fu->color = 2;
-                sp--;
-                continue;
-            }
-            int v = fu->succ.items[next[u]++];
-            FNode *fv = &I->nodes.items[v];
-            if (fv->stateful || fv->color == 2)
-                continue;
-            if (fv->color == 1) {
-                Buf b = {0};
-                int k = sp - 1;
-                while (k > 0 && stack[k] != v)
-                    k--;
-                for (int j = k, c = 0; j < sp && c < 8; j++, c++)
-                    buf_printf(&b, "'%s' -> ", q(I, I->nodes.items[stack[j]].qname));
-                buf_printf(&b, "%s'%s'", sp - k > 8 ? "... -> " : "", q(I, fv->qname));
-                bad(I, fv, "an instantaneous cycle, %s: no stateful node on it to carry a value to the next step",
-                    b.data);
-                buf_free(&b);
+        }
+        int k = D->next[u]++;
+        if (!take(I, fu, k))
+            continue;
+        int v = fu->succ.items[k];
+        FNode *fv = &I->nodes.items[v];
+        if (fv->color == 1) {
+            if (!cycle(I, D, v))
                 return 0;
-            }
+        } else if (fv->color == 0) {
             fv->color = 1;
-            next[v] = 0;
-            stack[sp++] = v;
+            D->next[v] = 0;
+            D->pos[v] = D->sp;
+            D->stack[D->sp++] = v;
         }
     }
-    for (int i = 0; i < n; i++)
-        I->nodes.items[i].color = 0;
     return 1;
 }
 
-static Pred *edge(Imp *I, const FNode *u, int k) {
-    return &I->nodes.items[u->succ.items[k]].in.items[u->succ_in.items[k]];
+static int to_stateless(Imp *I, const FNode *u, int k) { return !I->nodes.items[u->succ.items[k]].stateful; }
+
+/* Reports the cycle of stateless nodes the walk closed. */
+static int instant_cycle(Imp *I, Dfs *D, int v) {
+    Buf b = {0};
+    int k = D->pos[v];
+    for (int j = k, c = 0; j < D->sp && c < 8; j++, c++)
+        buf_printf(&b, "'%s' -> ", q(I, I->nodes.items[D->stack[j]].qname));
+    buf_printf(&b, "%s'%s'", D->sp - k > 8 ? "... -> " : "", q(I, I->nodes.items[v].qname));
+    bad(I, &I->nodes.items[v], "an instantaneous cycle, %s: no stateful node on it to carry a value to the next step",
+        b.data);
+    buf_free(&b);
+    return 0;
+}
+
+/* A cycle of stateless nodes only is an error: reports one. */
+static int check_instant_cycles(Imp *I) {
+    Dfs D;
+    dfs_init(I, &D);
+    for (int r = 0; r < I->nodes.len; r++)
+        if (!I->nodes.items[r].stateful && !I->nodes.items[r].color && !dfs(I, &D, r, to_stateless, instant_cycle))
+            return 0;
+    for (int i = 0; i < I->nodes.len; i++)
+        I->nodes.items[i].color = 0;
+    return 1;
 }
 
 /* Every node must be reachable from the Input; 0 after reporting one that is not. */
@@ -605,6 +639,25 @@ static int check_reachable(Imp *I, int root) {
     return 1;
 }
 
+static int undelayed(Imp *I, const FNode *u, int k) { return !edge(I, u, k)->delayed; }
+
+/* Delays the edge that leaves the stateful node of the cycle the walk
+   closed nearest to the closing edge. */
+static int delay_cycle(Imp *I, Dfs *D, int v) {
+    int j = D->sp - 1;
+    while (j > D->pos[v] && !I->nodes.items[D->stack[j]].stateful)
+        j--;
+    if (!I->nodes.items[D->stack[j]].stateful)
+        ICE("a cycle of stateless nodes passed the check");
+    const FNode *w = &I->nodes.items[D->stack[j]];
+    int to = j == D->sp - 1 ? v : D->stack[j + 1];
+    for (int e = 0; e < w->succ.len; e++)
+        if (w->succ.items[e] == to)
+            edge(I, w, e)->delayed = 1;
+    D->count++;
+    return 1;
+}
+
 /* Which edges read the previous step. Depth-first from the Input, edges in
    the file's order: an edge u -> v to a node still being walked closes a
    cycle v ... u -> v, and the cycle's edge that leaves its stateful node
@@ -616,54 +669,16 @@ static int check_reachable(Imp *I, int root) {
    edge. Every cycle has a stateful node (check_instant_cycles). */
 static void mark_delays(Imp *I, int root) {
     int n = I->nodes.len;
-    int *stack = arena_alloc(I->a, sizeof(int) * (size_t)(n + 1));
-    int *next = arena_alloc(I->a, sizeof(int) * (size_t)(n + 1));
-    int *pos = arena_alloc(I->a, sizeof(int) * (size_t)(n + 1));
-    for (int marked = 1; marked;) {
-        marked = 0;
+    Dfs D;
+    dfs_init(I, &D);
+    for (D.count = 1; D.count;) {
+        D.count = 0;
         for (int i = 0; i < n; i++)
             I->nodes.items[i].color = 0;
         for (int r = -1; r < n; r++) {
             int start = r < 0 ? root : r;
-            if (I->nodes.items[start].color)
-                continue;
-            int sp = 0;
-            pos[start] = sp;
-            stack[sp++] = start;
-            next[start] = 0;
-            I->nodes.items[start].color = 1;
-            while (sp) {
-                int u = stack[sp - 1];
-                FNode *fu = &I->nodes.items[u];
-                if (next[u] >= fu->succ.len) {
-                    fu->color = 2;
-                    sp--;
-                    continue;
-                }
-                int k = next[u]++;
-                if (edge(I, fu, k)->delayed)
-                    continue;
-                int v = fu->succ.items[k];
-                FNode *fv = &I->nodes.items[v];
-                if (fv->color == 1) {
-                    int j = sp - 1;
-                    while (j > pos[v] && !I->nodes.items[stack[j]].stateful)
-                        j--;
-                    if (!I->nodes.items[stack[j]].stateful)
-                        ICE("a cycle of stateless nodes passed the check");
-                    const FNode *w = &I->nodes.items[stack[j]];
-                    int to = j == sp - 1 ? v : stack[j + 1];
-                    for (int e = 0; e < w->succ.len; e++)
-                        if (w->succ.items[e] == to)
-                            edge(I, w, e)->delayed = 1;
-                    marked++;
-                } else if (fv->color == 0) {
-                    fv->color = 1;
-                    next[v] = 0;
-                    pos[v] = sp;
-                    stack[sp++] = v;
-                }
-            }
+            if (!I->nodes.items[start].color)
+                dfs(I, &D, start, undelayed, delay_cycle);
         }
     }
     for (int i = 0; i < n; i++)
@@ -1450,14 +1465,9 @@ done:
 int nir_import(Arena *a, const char *path, const NirOptions *opt, OnnxImport *out) {
     memset(out, 0, sizeof *out);
     size_t len;
-    char *bytes = read_file(path, &len, NIR_MAX_FILE_BYTES);
-    if (!bytes) {
-        if (errno == EFBIG)
-            error_plain("%s: larger than %zu bytes", path, NIR_MAX_FILE_BYTES);
-        else
-            error_plain("%s: %s", path, strerror(errno));
+    char *bytes = read_file_reported(path, &len, NIR_MAX_FILE_BYTES);
+    if (!bytes)
         return -1;
-    }
     int rc = nir_import_mem(a, path, bytes, len, opt, out);
     free(bytes);
     return rc;

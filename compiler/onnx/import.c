@@ -1273,14 +1273,9 @@ static int resolve_prev(Imp *I) {
 int onnx_import(Arena *a, const char *path, const OnnxOptions *opt, OnnxImport *out) {
     memset(out, 0, sizeof *out);
     size_t len;
-    char *bytes = read_file(path, &len, MAX_MODEL_BYTES);
-    if (!bytes) {
-        if (errno == EFBIG)
-            error_plain("%s: larger than %zu bytes", path, MAX_MODEL_BYTES);
-        else
-            error_plain("%s: %s", path, strerror(errno));
+    char *bytes = read_file_reported(path, &len, MAX_MODEL_BYTES);
+    if (!bytes)
         return -1;
-    }
     int rc = onnx_import_mem(a, path, bytes, len, opt, out);
     free(bytes);
     return rc;
