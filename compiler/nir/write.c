@@ -8,7 +8,8 @@
  * and a dataset "edges" of [n, 2] strings. Strings are variable-length
  * UTF-8, as h5py writes them (contiguous, so that read.c reads them back);
  * numbers are stored as each array asks (float64, float32 or int64),
- * little-endian, contiguous and uncompressed.
+ * little-endian, contiguous and uncompressed. No modification times are
+ * recorded, so the same graph gives the same bytes.
  *
  * The file is built in memory (HDF5's core driver, no backing store) and
  * then written by write_file_atomic: a temporary file renamed into place,
@@ -27,6 +28,7 @@
 typedef struct Wr {
     const char *path;
     int failed;
+    hid_t dcpl, gcpl; /* creation properties: no modification times, so the same graph gives the same bytes */
 } Wr;
 
 /* Records the first failure (later ones follow from it). */
@@ -86,7 +88,7 @@ static void dataset(Wr *W, hid_t g, const NirArray *x) {
         }
     }
     if (data && check(W, ft, "the type of dataset", x->name)) {
-        d = H5Dcreate2(g, x->name, ft, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        d = H5Dcreate2(g, x->name, ft, sp, H5P_DEFAULT, W->dcpl, H5P_DEFAULT);
         if (check(W, d, "dataset", x->name))
             check(W, H5Dwrite(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), "dataset", x->name);
     }
@@ -102,7 +104,7 @@ static void dataset(Wr *W, hid_t g, const NirArray *x) {
 static void node(Wr *W, hid_t parent, const char *name, const NirNode *n);
 
 static void graph(Wr *W, hid_t g, const NirGraph *G) {
-    hid_t nodes = H5Gcreate2(g, "nodes", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t nodes = H5Gcreate2(g, "nodes", H5P_DEFAULT, W->gcpl, H5P_DEFAULT);
     if (!check(W, nodes, "group", "nodes"))
         return;
     for (int i = 0; i < G->nodes.len && !W->failed; i++)
@@ -125,7 +127,7 @@ static void graph(Wr *W, hid_t g, const NirGraph *G) {
 }
 
 static void node(Wr *W, hid_t parent, const char *name, const NirNode *n) {
-    hid_t g = H5Gcreate2(parent, name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t g = H5Gcreate2(parent, name, H5P_DEFAULT, W->gcpl, H5P_DEFAULT);
     if (!check(W, g, "the group of node", name))
         return;
     const char *t = n->type;
@@ -139,17 +141,26 @@ static void node(Wr *W, hid_t parent, const char *name, const NirNode *n) {
 }
 
 int nir_write(const char *path, const NirGraph *root, const char *version) {
-    Wr W = {path, 0};
+    Wr W = {path, 0, H5I_INVALID_HID, H5I_INVALID_HID};
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-    if (!check(&W, fapl, "the file's", "properties"))
-        return -1;
-    hid_t f = H5I_INVALID_HID;
-    if (check(&W, H5Pset_fapl_core(fapl, (size_t)1 << 16, 0), "the file's", "memory driver"))
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS), f = H5I_INVALID_HID;
+    W.dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    W.gcpl = H5Pcreate(H5P_GROUP_CREATE);
+    if (check(&W, fapl, "the file's", "properties") && check(&W, W.dcpl, "the datasets'", "properties") &&
+        check(&W, W.gcpl, "the groups'", "properties") &&
+        check(&W, H5Pset_obj_track_times(W.dcpl, 0), "the datasets'", "properties") &&
+        check(&W, H5Pset_obj_track_times(W.gcpl, 0), "the groups'", "properties") &&
+        check(&W, H5Pset_fapl_core(fapl, (size_t)1 << 16, 0), "the file's", "memory driver"))
         f = H5Fcreate("snnc-nir-export", H5F_ACC_TRUNC, H5P_DEFAULT, fapl); /* in memory only */
-    H5Pclose(fapl);
-    if (!check(&W, f, "the file", path))
+    if (fapl >= 0)
+        H5Pclose(fapl);
+    if (W.failed || !check(&W, f, "the file", path)) {
+        if (W.dcpl >= 0)
+            H5Pclose(W.dcpl);
+        if (W.gcpl >= 0)
+            H5Pclose(W.gcpl);
         return -1;
+    }
     NirArray v = {.name = "version", .is_string = 1, .count = 1, .str = &version};
     dataset(&W, f, &v);
     NirNode top = {.name = "node", .type = "NIRGraph", .graph = (NirGraph *)root};
@@ -164,6 +175,8 @@ int nir_write(const char *path, const NirGraph *root, const char *version) {
             check(&W, -1, "the image of the file", path);
     }
     H5Fclose(f);
+    H5Pclose(W.dcpl);
+    H5Pclose(W.gcpl);
     if (!W.failed && write_file_atomic(path, img, (size_t)len) != 0) {
         error_plain("%s: cannot write: %s", path, strerror(errno));
         W.failed = 1;
