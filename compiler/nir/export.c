@@ -11,7 +11,10 @@
  * to their consumers, which NIR sums. prev(h) of a neuron layer h closing
  * a cycle through no other neuron is a plain edge (the importer delays
  * that edge again: docs/nir.md section 5); any other prev() is a Delay of
- * one step. The network's input is the Input node, its output the Output.
+ * one step, a chain of them one Delay of as many steps. A conv2d that sums
+ * each channel's windows (no bias, weights 1) is the SumPool2d the
+ * importer made it from. The network's input is the Input node, its
+ * output the Output.
  *
  * A neuron's continuous-time parameters are chosen for the step dt so
  * that forward Euler (the importer's default convention) gives back the
