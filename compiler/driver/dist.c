@@ -115,6 +115,8 @@ int dist_all(int ok) {
 #else /* a job of one */
 
 int dist_init(void) {
+    /* every process says it: mpirun ends the job when the first exits,
+       which may be before a chosen one has spoken */
     if (launched_size() > 1) {
         error_plain("mpirun started several snnc processes, but this snnc was built without MPI: each would "
                     "train alone; install Open MPI (Debian: libopenmpi-dev openmpi-bin) and rebuild with "
