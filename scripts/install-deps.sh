@@ -5,14 +5,15 @@
 # SIMDe (tests of the x86 SIMD targets on CPUs without their instructions),
 # Fashion-MNIST (the main job and the training test), protobuf-c and the
 # system's onnx.proto (the ONNX front end), ONNX's Python checker, HDF5
-# (libhdf5-dev for the NIR front end, python3-h5py for its tests), and
+# (libhdf5-dev for the NIR front end, python3-h5py for its tests), Open MPI
+# (libopenmpi-dev, openmpi-bin: data-parallel snnc train under mpirun), and
 # for the reference tests PyTorch and NumPy (Debian's),
 # OpenBLAS (so that PyTorch is not handicapped by the generic BLAS), and the
 # peers from PyPI (scripts/install-test-peers.sh). Idempotent: packages
 # already installed are not fetched again.
 set -euo pipefail
 packages=(build-essential cmake clang libclang-rt-dev flex bison pkg-config zlib1g-dev libsimde-dev dataset-fashion-mnist
-          libprotobuf-c-dev protobuf-c-compiler libonnx-dev python3-onnx libhdf5-dev python3-h5py
+          libprotobuf-c-dev protobuf-c-compiler libonnx-dev python3-onnx libhdf5-dev python3-h5py libopenmpi-dev openmpi-bin
           python3 python3-numpy python3-torch python3-pip libopenblas0-pthread)
 missing=()
 for p in "${packages[@]}"; do

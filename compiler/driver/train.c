@@ -22,6 +22,14 @@
  * The output folder is checked before anything is compiled, and temporary
  * files that killed runs left in it are removed (runtime/file.c).
  *
+ * Under mpirun the same loop runs on every rank (dist.h): each runs its
+ * contiguous shard of every global batch, the gradients, buffers and
+ * metrics are summed over the ranks in a fixed order (reduce_step), and
+ * every rank takes the same optimizer step, which is one process's on the
+ * whole batch up to round-off. Rank 0 alone checks the output folder,
+ * reads the checkpoint (and sends it), prints and writes the files
+ * (docs/training.md, "Data-parallel training").
+ *
  * With --plot, plot.c builds the inference code too and runs a few test
  * samples through it after every epoch: their per-layer spike rates join
  * curves.svg, and the plots of the trained network end the run.
@@ -35,6 +43,7 @@
 #include <unistd.h>
 
 #include "data.h"
+#include "dist.h"
 #include "jit.h"
 #include "plot.h"
 
@@ -57,7 +66,10 @@ typedef struct Trainer {
     IrGraph *g;
     LoadedModel m;
     float *ws;
-    int T, K, batch;
+    int T, K;
+    int batch;  /* the largest batch this rank runs: its shard of a global batch */
+    int gbatch; /* the global batch: the train spec's, split among the ranks */
+    int rank, nranks;
     long in_size; /* floats of one batch's input */
     float *x, *y, *dy;
     int *labels;
@@ -66,6 +78,9 @@ typedef struct Trainer {
     SnnrtLoss loss;
     size_t *roff, *rcnt; /* learnable ranges */
     int nranges;
+    size_t nparam;  /* floats of the parameter block */
+    double *red;    /* several ranks: what each step sums over them (reduce_step) */
+    size_t nred;
     VEC(Metrics) hist;
     long long step; /* optimizer steps so far */
     Buf *steplog;   /* --step-log: step, epoch, loss of every step */
@@ -84,6 +99,15 @@ static unsigned long long mix(unsigned long long z) {
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
     return z ^ (z >> 31);
+}
+
+/* What a shard that starts at position lo > 0 of its global batch mixes
+   into the step's dropout seed. The generated code draws the mask of its
+   k-th sample from (seed, k), so without it every rank's k-th sample
+   would have the same mask; with it the masks differ from one process's
+   (docs/training.md, "Data-parallel training"). */
+static unsigned long long dropout_shift(long lo) {
+    return lo ? mix(0xD1570000ULL ^ mix((unsigned long long)lo)) : 0;
 }
 
 /* The order of epoch e: a Fisher-Yates shuffle from (seed, e), or the
@@ -143,13 +167,21 @@ typedef struct Eval {
     double loss, acc, spikes;
 } Eval;
 
+/* The first of the n samples (or the n samples of a batch) that are rank r's
+   of nr: contiguous shards, in rank order, whose sizes differ by 1 at most. */
+static long shard_start(long n, int r, int nr) {
+    return (long)((long long)n * r / nr);
+}
+
+/* The metrics of the test split d: with several ranks, each evaluates a
+   contiguous shard of it and the sums are added over the ranks. */
 static void evaluate(Trainer *tr, const Dataset *d, Eval *ev) {
     double loss = 0, spk = 0, neurons = 0;
     int correct = 0;
-    long done = 0;
+    long done = shard_start(d->n, tr->rank, tr->nranks), end = shard_start(d->n, tr->rank + 1, tr->nranks);
     long *idx = tr->order;
-    while (done < d->n) {
-        int b = d->n - done < tr->batch ? (int)(d->n - done) : tr->batch;
+    while (done < end) {
+        int b = end - done < tr->batch ? (int)(end - done) : tr->batch;
         for (int r = 0; r < b; r++)
             idx[r] = done + r;
         data_batch(d, idx, b, tr->x, tr->labels);
@@ -166,6 +198,12 @@ static void evaluate(Trainer *tr, const Dataset *d, Eval *ev) {
         }
         done += b;
     }
+    double sums[4] = {loss, correct, spk, neurons};
+    dist_sum(sums, 4);
+    loss = sums[0];
+    correct = (int)sums[1];
+    spk = sums[2];
+    neurons = sums[3];
     ev->loss = d->n ? loss / (double)d->n : 0;
     ev->acc = d->n ? (double)correct / (double)d->n : 0;
     ev->spikes = neurons > 0 ? spk / neurons : 0;
@@ -384,22 +422,70 @@ static int first_nonfinite(const Trainer *tr, const float *v) {
     return -1;
 }
 
+/* Several ranks: makes the gradients G, the buffers (batchnorm's running
+   statistics), *loss and *correct of this step those of the global batch of
+   b samples, of which this rank ran nb. Each rank's loss is the mean over
+   its shard (runtime/loss.c), so its gradients and loss weigh nb / b in the
+   sum; its buffers too, which makes their running means those of the
+   global batch. The sum is in double, in rank order (dist.c), and every
+   rank gets the same bits, so the ranks' weights stay equal without ever
+   being sent. */
+static void reduce_step(Trainer *tr, float *G, int nb, int b, double *loss, int *correct) {
+    double w = (double)nb / (double)b, *v = tr->red;
+    for (int i = 0; i < tr->g->params.len; i++) {
+        const IrParam *q = &tr->g->params.items[i];
+        const float *src = q->learnable ? G + q->off : tr->ws + q->off;
+        for (int64_t k = 0; k < q->count; k++)
+            *v++ = nb ? w * (double)src[k] : 0.0; /* an idle rank's G is stale */
+    }
+    v[0] = nb ? w * *loss : 0.0;
+    v[1] = *correct;
+    dist_sum(tr->red, tr->nred);
+    v = tr->red;
+    for (int i = 0; i < tr->g->params.len; i++) {
+        const IrParam *q = &tr->g->params.items[i];
+        float *dst = q->learnable ? G + q->off : tr->ws + q->off;
+        for (int64_t k = 0; k < q->count; k++)
+            dst[k] = (float)*v++;
+    }
+    *loss = v[0];
+    *correct = (int)v[1];
+}
+
+/* One epoch: global batches of tr->gbatch samples in the epoch's order;
+   each rank runs its shard of every batch, and the sums of reduce_step make
+   every rank take the step that one process would take on the whole
+   batch. */
 static int train_epoch(Trainer *tr, const Dataset *d, int epoch, Metrics *mt) {
     double lr = lr_at(tr->ts, epoch);
     shuffle(tr->order, d->n, tr->ts->seed, epoch, tr->ts->shuffle);
     double t0 = now(), last = 0, loss_sum = 0;
-    int correct = 0, tty = isatty(2);
+    int correct = 0, tty = tr->rank == 0 && isatty(2);
     long done = 0;
     float *G = tr->m.train_grads(tr->ws);
     while (done < d->n) {
-        int b = d->n - done < tr->batch ? (int)(d->n - done) : tr->batch;
-        data_batch(d, tr->order + done, b, tr->x, tr->labels);
-        tr->m.train_forward(tr->ws, b, tr->x, tr->y, 1, mix(tr->ts->seed ^ mix((unsigned long long)tr->step + 1)));
-        int ignored = 0;
-        double l = snnrt_loss(&tr->loss, tr->T, b, tr->K, tr->y, tr->labels, tr->dy, &ignored);
-        for (int r = 0; r < b; r++) /* predicted as evaluation and deployment predict */
-            correct += predict(tr->y, tr->T, b, tr->K, r, tr->loss.readout) == tr->labels[r];
-        long batch_no = done / tr->batch + 1, batches = (d->n + tr->batch - 1) / tr->batch;
+        int b = d->n - done < tr->gbatch ? (int)(d->n - done) : tr->gbatch;
+        /* this rank's shard of the batch */
+        long lo = shard_start(b, tr->rank, tr->nranks);
+        int nb = (int)(shard_start(b, tr->rank + 1, tr->nranks) - lo);
+        double l = 0;
+        int ok = 0;
+        if (nb > 0) {
+            data_batch(d, tr->order + done + lo, nb, tr->x, tr->labels);
+            tr->m.train_forward(tr->ws, nb, tr->x, tr->y, 1,
+                                mix(tr->ts->seed ^ mix((unsigned long long)tr->step + 1)) ^ dropout_shift(lo));
+            int ignored = 0;
+            l = snnrt_loss(&tr->loss, tr->T, nb, tr->K, tr->y, tr->labels, tr->dy, &ignored);
+            for (int r = 0; r < nb; r++) /* predicted as evaluation and deployment predict */
+                ok += predict(tr->y, tr->T, nb, tr->K, r, tr->loss.readout) == tr->labels[r];
+            /* before the loss is checked: with several ranks, the check is
+               on the global batch's loss, which the gradients' sum brings */
+            tr->m.train_backward(tr->ws, nb, tr->dy, NULL);
+        }
+        if (tr->nranks > 1)
+            reduce_step(tr, G, nb, b, &l, &ok);
+        correct += ok;
+        long batch_no = done / tr->gbatch + 1, batches = (d->n + tr->gbatch - 1) / tr->gbatch;
         /* the reference loss: the first epoch's mean, or this epoch's mean so far */
         int have_ref = tr->hist.len || done;
         double ref = tr->hist.len ? tr->hist.items[0].train_loss : done ? loss_sum / (double)done : 0;
@@ -407,6 +493,8 @@ static int train_epoch(Trainer *tr, const Dataset *d, int epoch, Metrics *mt) {
         if (!isfinite(l) || (have_ref && l > DIVERGE_FACTOR * ref)) {
             if (tty)
                 fputc('\n', stderr);
+            if (tr->rank > 0) /* every rank stops here; rank 0 says why */
+                return -1;
             if (!isfinite(l))
                 error_plain("training diverged at epoch %d, batch %ld of %ld (optimizer step %lld): the loss is %g; "
                             "lower the learning rate (now %g) or clip the gradients (clip N;)",
@@ -420,11 +508,12 @@ static int train_epoch(Trainer *tr, const Dataset *d, int epoch, Metrics *mt) {
                             lr);
             return -1;
         }
-        tr->m.train_backward(tr->ws, b, tr->dy, NULL);
         int bad = first_nonfinite(tr, G);
         if (bad >= 0) {
             if (tty)
                 fputc('\n', stderr);
+            if (tr->rank > 0)
+                return -1;
             error_plain("training diverged at epoch %d, batch %ld of %ld (optimizer step %lld): the gradient of '%s' "
                         "is not finite (the loss is %g); lower the learning rate (now %g) or clip the gradients "
                         "(clip N;)",
@@ -437,7 +526,7 @@ static int train_epoch(Trainer *tr, const Dataset *d, int epoch, Metrics *mt) {
         for (int k = 0; k < tr->nranges; k++)
             snnrt_optim_update(&tr->opt, tr->roff[k], tr->ws + tr->roff[k], G + tr->roff[k], tr->rcnt[k], lr);
         tr->step++;
-        if (tr->steplog)
+        if (tr->steplog && tr->rank == 0)
             buf_printf(tr->steplog, "%lld,%d,%.9g\n", tr->step, epoch + 1, l);
         loss_sum += l * b;
         done += b;
@@ -457,6 +546,7 @@ static int train_epoch(Trainer *tr, const Dataset *d, int epoch, Metrics *mt) {
     return 0;
 }
 
+/* batch: the largest this process runs (its shard of o->spec.batch) */
 static int setup(Trainer *tr, Arena *a, Options *o, IrGraph *g, int batch) {
     memset(tr, 0, sizeof *tr);
     tr->a = a;
@@ -464,6 +554,9 @@ static int setup(Trainer *tr, Arena *a, Options *o, IrGraph *g, int batch) {
     tr->ts = &o->spec;
     tr->g = g;
     tr->batch = batch;
+    tr->gbatch = o->spec.batch;
+    tr->rank = dist_rank();
+    tr->nranks = dist_size();
     tr->T = g->timesteps;
     tr->K = (int)shape_count(&g->nodes.items[g->output].shape);
     if (tr->K < 2) {
@@ -491,11 +584,31 @@ static int setup(Trainer *tr, Arena *a, Options *o, IrGraph *g, int batch) {
     tr->loss.phi = tr->ts->phi;
     tr->loss.correct_rate = tr->ts->correct;
     tr->loss.incorrect_rate = tr->ts->incorrect;
+    /* the learnable ranges of the parameter block */
+    tr->roff = arena_alloc(a, sizeof(size_t) * (size_t)(g->params.len + 1));
+    tr->rcnt = arena_alloc(a, sizeof(size_t) * (size_t)(g->params.len + 1));
+    for (int i = 0; i < g->params.len; i++) {
+        const IrParam *q = &g->params.items[i];
+        if (q->off + q->count > (int64_t)tr->nparam)
+            tr->nparam = (size_t)(q->off + q->count);
+        tr->nred += (size_t)q->count;
+        if (!q->learnable)
+            continue;
+        tr->roff[tr->nranges] = (size_t)q->off;
+        tr->rcnt[tr->nranges++] = (size_t)q->count;
+    }
+    tr->nred += 2; /* the loss and the count of correct predictions */
+    if (tr->nranks > 1 && !(tr->red = malloc(sizeof(double) * tr->nred))) {
+        error_plain("out of memory");
+        return -1;
+    }
     return 0;
 }
 
+/* Frees what setup made; nothing on a Trainer that setup never saw. */
 static void teardown(Trainer *tr) {
-    drv_unload(tr->o, &tr->m);
+    if (tr->o)
+        drv_unload(tr->o, &tr->m);
     snnrt_optim_free(&tr->opt);
     free(tr->ws);
     free(tr->x);
@@ -503,6 +616,7 @@ static void teardown(Trainer *tr) {
     free(tr->dy);
     free(tr->labels);
     free(tr->order);
+    free(tr->red);
 }
 
 /* Tells which stale temporary file was removed from the output folder. */
@@ -510,97 +624,176 @@ static void stale_removed(const char *name, long pid, void *dir) {
     printf("removed %s/%s, left by process %ld, which no longer runs\n", (const char *)dir, name, pid);
 }
 
-int cmd_train(Arena *a, Options *o) {
+/* The part of snnc train before anything is compiled: the front and middle
+   ends, the output folder (checked, and with --resume holding a
+   checkpoint; rank 0's alone) and the data; NULL after reporting. */
+static IrGraph *prepare(Arena *a, Options *o, const char **dir, Dataset *train, Dataset *test) {
     IrGraph *g = drv_front_end(a, o);
     if (!g)
-        return 1;
-    /* the output folder, before anything is compiled: it must be writable,
-       and --resume needs a checkpoint in it */
-    const char *dir = o->outdir_set ? o->outdir : arena_printf(a, "%s.train", drv_lower(a, g->name));
-    const char *ckpt = arena_printf(a, "%s/checkpoint.safetensors", dir);
-    if (o->resume && access(ckpt, F_OK) != 0) {
-        error_plain("%s: no checkpoint to resume from: %s", ckpt, strerror(errno));
-        return 1;
+        return NULL;
+    *dir = o->outdir_set ? o->outdir : arena_printf(a, "%s.train", drv_lower(a, g->name));
+    if (dist_rank() == 0) {
+        const char *ckpt = arena_printf(a, "%s/checkpoint.safetensors", *dir);
+        if (o->resume && access(ckpt, F_OK) != 0) {
+            error_plain("%s: no checkpoint to resume from: %s", ckpt, strerror(errno));
+            return NULL;
+        }
+        if (drv_check_out_dir(a, *dir) != 0 || drv_check_outputs(a, o) != 0 ||
+            (o->plot && drv_check_out_dir(a, o->plot) != 0))
+            return NULL;
     }
-    if (drv_check_out_dir(a, dir) != 0 || drv_check_outputs(a, o) != 0 ||
-        (o->plot && drv_check_out_dir(a, o->plot) != 0))
-        return 1;
     TrainSpec *ts = &o->spec;
-    o->batch = ts->batch;
+    /* the generated code runs at most this rank's shard of a batch */
+    o->batch = (ts->batch + dist_size() - 1) / dist_size();
     o->train = 1;
     if (!drv_middle_end(a, o, g))
-        return 1;
+        return NULL;
+    if (data_load(train, ts, g, 1, o->train_limit) != 0)
+        return NULL;
+    if (data_load(test, ts, g, 0, o->test_limit) != 0) {
+        data_free(train);
+        memset(train, 0, sizeof *train);
+        return NULL;
+    }
+    return g;
+}
+
+/* The parameters and the optimizer's state: initialized as PyTorch does,
+   then --weights (fine-tuning), then with --resume the checkpoint's, read
+   by rank 0 and sent to the others (which so need no shared file system);
+   -1 after reporting on the ranks that failed. */
+static int start_state(Trainer *tr, const char *ckpt) {
+    Options *o = tr->o;
+    const TrainSpec *ts = tr->ts;
+    char err[512];
+    o->init = 1;
+    o->seed = ts->seed;
+    int ok = drv_params(tr->g, o, tr->ws) == 0;
+    tr->opt.kind = ts->opt == OPT_SGD ? SNNRT_SGD : ts->opt == OPT_ADAM ? SNNRT_ADAM : SNNRT_ADAMW;
+    tr->opt.lr = ts->lr;
+    tr->opt.momentum = ts->momentum;
+    tr->opt.weight_decay = ts->weight_decay;
+    tr->opt.beta1 = ts->beta1;
+    tr->opt.beta2 = ts->beta2;
+    tr->opt.eps = ts->eps;
+    tr->opt.nesterov = ts->nesterov;
+    if (ok && snnrt_optim_init(&tr->opt, tr->nparam, err, sizeof err) != 0) {
+        error_plain("%s", err);
+        ok = 0;
+    }
+    if (!dist_all(ok))
+        return -1;
+    if (o->resume && !dist_all(tr->rank > 0 || resume(tr, ckpt) == 0))
+        return -1;
+    if (tr->nranks > 1) {
+        long long progress[2] = {tr->epochs_done, tr->step};
+        dist_bcast(progress, sizeof progress);
+        tr->epochs_done = (int)progress[0];
+        tr->opt.step = tr->step = progress[1];
+        dist_bcast(tr->ws, tr->nparam * sizeof(float));
+        if (tr->opt.m)
+            dist_bcast(tr->opt.m, tr->nparam * sizeof(float));
+        if (tr->opt.v)
+            dist_bcast(tr->opt.v, tr->nparam * sizeof(float));
+    }
+    return 0;
+}
+
+/* The files of an epoch, rank 0's alone: the checkpoint first, so that
+   metrics.csv never runs ahead of it. */
+static int write_epoch(Trainer *tr, const char *ckpt, const PlotTrain *pt) {
+    const char *csv = csv_text(tr);
+    if (save_params(tr, ckpt, 1) != 0 ||
+        drv_write(arena_printf(tr->a, "%s/metrics.csv", tr->dir), csv, strlen(csv)) != 0 ||
+        write_curves(tr, pt) != 0)
+        return -1;
+    return 0;
+}
+
+/* The files at the end, rank 0's alone: the weights, --step-log, --plot. */
+static int write_end(Trainer *tr, const Buf *steplog, PlotTrain *pt) {
+    Options *o = tr->o;
+    if (save_params(tr, arena_printf(tr->a, "%s/weights.safetensors", tr->dir), 0) != 0)
+        return -1;
+    if (o->step_log && drv_write(o->step_log, steplog->data ? steplog->data : "", steplog->len) != 0)
+        return -1;
+    if (o->plot) { /* the trained network on the plots' samples */
+        plot_train_epoch(pt, tr->g, tr->ws, -1);
+        if (plot_train_write(tr->a, pt, o->plot) != 0)
+            return -1;
+    }
+    if (tr->hist.len)
+        printf("test accuracy %.2f%%; weights in %s/weights.safetensors\n",
+               100 * tr->hist.items[tr->hist.len - 1].test_acc, tr->dir);
+    return 0;
+}
+
+/* snnc train, on each rank of a data-parallel run (dist.h): every rank
+   trains the same weights on its shard of each batch; rank 0 alone checks
+   the output folder, writes the files and prints. Where one rank can fail
+   alone, the ranks agree (dist_all) before they go on, so that none waits
+   forever for one that has stopped. */
+static int train_ranks(Arena *a, Options *o) {
+    int rank = dist_rank();
     Dataset train, test;
     memset(&train, 0, sizeof train);
     memset(&test, 0, sizeof test);
+    const char *dir = NULL;
+    /* rank 0 first: an error in the model or the command line is then
+       reported once, not by every rank */
+    IrGraph *g = rank == 0 ? prepare(a, o, &dir, &train, &test) : NULL;
+    if (!dist_all(rank > 0 || g))
+        return 1;
+    if (rank > 0) {
+        g = prepare(a, o, &dir, &train, &test);
+        o->keep = NULL; /* --keep-build: rank 0's build; the others build in temporary folders */
+    }
+    TrainSpec *ts = &o->spec;
+    const char *ckpt = arena_printf(a, "%s/checkpoint.safetensors", dir);
     Trainer tr;
+    memset(&tr, 0, sizeof tr);
     PlotTrain pt;
     memset(&pt, 0, sizeof pt);
     Buf steplog = {0};
     int rc = 1;
-    if (data_load(&train, ts, g, 1, o->train_limit) != 0 || data_load(&test, ts, g, 0, o->test_limit) != 0) {
-        data_free(&train);
-        return 1;
-    }
-    if (setup(&tr, a, o, g, ts->batch) != 0 || (o->plot && plot_train_open(a, &pt, o, &test, ts->epochs) != 0))
-        goto out;
+    int ok = g && setup(&tr, a, o, g, o->batch) == 0 &&
+             !(rank == 0 && o->plot && plot_train_open(a, &pt, o, &test, ts->epochs) != 0);
     tr.dir = dir;
-    if (drv_ensure_dir(tr.dir) != 0)
-        goto out;
-    snnrt_remove_stale_temps(tr.dir, stale_removed, (void *)tr.dir);
-    tr.order = malloc(sizeof(long) * (size_t)(train.n > test.n ? train.n : test.n) + sizeof(long) * (size_t)ts->batch + 1);
-    if (!tr.order) {
-        error_plain("out of memory");
-        goto out;
+    if (ok && rank == 0) {
+        ok = drv_ensure_dir(tr.dir) == 0;
+        if (ok)
+            snnrt_remove_stale_temps(tr.dir, stale_removed, (void *)tr.dir);
     }
-    /* parameters: initialized as PyTorch does, then --weights (fine-tuning) */
-    o->init = 1;
-    o->seed = ts->seed;
-    if (drv_params(g, o, tr.ws) != 0)
-        goto out;
-    {
-        char err[512];
-        size_t total = 0;
-        tr.roff = arena_alloc(a, sizeof(size_t) * (size_t)(g->params.len + 1));
-        tr.rcnt = arena_alloc(a, sizeof(size_t) * (size_t)(g->params.len + 1));
-        for (int i = 0; i < g->params.len; i++) {
-            const IrParam *q = &g->params.items[i];
-            if (q->off + q->count > (int64_t)total)
-                total = (size_t)(q->off + q->count);
-            if (!q->learnable)
-                continue;
-            tr.roff[tr.nranges] = (size_t)q->off;
-            tr.rcnt[tr.nranges++] = (size_t)q->count;
-        }
-        tr.opt.kind = ts->opt == OPT_SGD ? SNNRT_SGD : ts->opt == OPT_ADAM ? SNNRT_ADAM : SNNRT_ADAMW;
-        tr.opt.lr = ts->lr;
-        tr.opt.momentum = ts->momentum;
-        tr.opt.weight_decay = ts->weight_decay;
-        tr.opt.beta1 = ts->beta1;
-        tr.opt.beta2 = ts->beta2;
-        tr.opt.eps = ts->eps;
-        tr.opt.nesterov = ts->nesterov;
-        if (snnrt_optim_init(&tr.opt, total, err, sizeof err) != 0) {
-            error_plain("%s", err);
-            goto out;
-        }
+    if (ok) {
+        tr.order = malloc(sizeof(long) * (size_t)(train.n > test.n ? train.n : test.n) +
+                          sizeof(long) * (size_t)ts->batch + 1);
+        if (!tr.order)
+            error_plain("out of memory");
+        ok = tr.order != NULL;
     }
-    if (o->step_log) {
+    if (!dist_all(ok) || start_state(&tr, ckpt) != 0)
+        goto out;
+    if (o->step_log && rank == 0) {
         buf_puts(&steplog, "step,epoch,loss\n");
         tr.steplog = &steplog;
-    }
-    if (o->resume) {
-        if (resume(&tr, ckpt) != 0)
-            goto out;
-        printf("resumed from %s after epoch %d\n", ckpt, tr.epochs_done);
     }
     size_t learned = 0;
     for (int k = 0; k < tr.nranges; k++)
         learned += tr.rcnt[k];
-    printf("training %s: %ld samples (test %ld), %d epochs, batch %d, T = %d, %zu learnable parameters in "
-           "%d tensors\n",
-           g->name, train.n, test.n, ts->epochs, ts->batch, tr.T, learned, tr.nranges);
-    fflush(stdout);
+    if (rank == 0) {
+        if (o->resume)
+            printf("resumed from %s after epoch %d\n", ckpt, tr.epochs_done);
+        printf("training %s: %ld samples (test %ld), %d epochs, batch %d, T = %d, %zu learnable parameters in "
+               "%d tensors\n",
+               g->name, train.n, test.n, ts->epochs, ts->batch, tr.T, learned, tr.nranges);
+        if (tr.nranks > 1 && ts->batch % tr.nranks)
+            printf("data-parallel on %d processes: each runs a shard of %d or %d samples of every batch\n",
+                   tr.nranks, ts->batch / tr.nranks, tr.batch);
+        else if (tr.nranks > 1)
+            printf("data-parallel on %d processes: each runs a shard of %d samples of every batch\n", tr.nranks,
+                   tr.batch);
+        fflush(stdout);
+    }
     for (int e = tr.epochs_done; e < ts->epochs; e++) {
         Metrics mt;
         Eval ev;
@@ -608,8 +801,11 @@ int cmd_train(Arena *a, Options *o) {
         if (train_epoch(&tr, &train, e, &mt) != 0)
             goto diverged;
         evaluate(&tr, &test, &ev);
+        /* the same on every rank: the weights are */
         int bad = first_nonfinite(&tr, tr.ws);
         if (bad >= 0 || !isfinite(ev.loss)) {
+            if (rank > 0)
+                goto diverged;
             if (bad >= 0)
                 error_plain("training diverged in epoch %d: parameter '%s' is no longer finite; lower the learning "
                             "rate (now %g) or clip the gradients (clip N;)",
@@ -623,38 +819,27 @@ int cmd_train(Arena *a, Options *o) {
         mt.test_loss = ev.loss;
         mt.test_acc = ev.acc;
         mt.spikes = ev.spikes;
-        if (o->plot)
+        if (o->plot && rank == 0)
             plot_train_epoch(&pt, g, tr.ws, e);
         vec_push(a, &tr.hist, mt);
         tr.epochs_done = e + 1;
-        printf("epoch %d/%d: lr %.3g, train loss %.4f, accuracy %.2f%%; test loss %.4f, accuracy %.2f%%; "
-               "spike rate %.3f; %.1f s, %.0f samples/s\n",
-               e + 1, ts->epochs, mt.lr, mt.train_loss, 100 * mt.train_acc, mt.test_loss, 100 * mt.test_acc,
-               mt.spikes, mt.seconds, mt.rate);
-        fflush(stdout);
-        /* the checkpoint first: metrics.csv never runs ahead of it */
-        const char *csv = csv_text(&tr);
-        if (save_params(&tr, ckpt, 1) != 0 ||
-            drv_write(arena_printf(a, "%s/metrics.csv", tr.dir), csv, strlen(csv)) != 0 ||
-            write_curves(&tr, o->plot ? &pt : NULL) != 0)
+        if (rank == 0) {
+            printf("epoch %d/%d: lr %.3g, train loss %.4f, accuracy %.2f%%; test loss %.4f, accuracy %.2f%%; "
+                   "spike rate %.3f; %.1f s, %.0f samples/s\n",
+                   e + 1, ts->epochs, mt.lr, mt.train_loss, 100 * mt.train_acc, mt.test_loss, 100 * mt.test_acc,
+                   mt.spikes, mt.seconds, mt.rate);
+            fflush(stdout);
+        }
+        if (!dist_all(rank > 0 || write_epoch(&tr, ckpt, o->plot ? &pt : NULL) == 0))
             goto out;
     }
-    if (save_params(&tr, arena_printf(a, "%s/weights.safetensors", tr.dir), 0) != 0)
-        goto out;
-    if (o->step_log && drv_write(o->step_log, steplog.data ? steplog.data : "", steplog.len) != 0)
-        goto out;
-    if (o->plot) { /* the trained network on the plots' samples */
-        plot_train_epoch(&pt, g, tr.ws, -1);
-        if (plot_train_write(a, &pt, o->plot) != 0)
-            goto out;
-    }
-    if (tr.hist.len)
-        printf("test accuracy %.2f%%; weights in %s/weights.safetensors\n",
-               100 * tr.hist.items[tr.hist.len - 1].test_acc, tr.dir);
-    rc = 0;
+    if (dist_all(rank > 0 || write_end(&tr, &steplog, &pt) == 0))
+        rc = 0;
     goto out;
 diverged:
     /* nothing of the diverged state is written */
+    if (rank > 0)
+        goto out;
     if (tr.epochs_done)
         note_at(diag_last_error(), "%s keeps the state after epoch %d, the last good one", ckpt, tr.epochs_done);
     else
@@ -665,6 +850,14 @@ out:
     buf_free(&steplog);
     data_free(&train);
     data_free(&test);
+    return rc;
+}
+
+int cmd_train(Arena *a, Options *o) {
+    if (dist_init() != 0)
+        return 1;
+    int rc = train_ranks(a, o);
+    dist_finish();
     return rc;
 }
 
