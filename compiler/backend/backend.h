@@ -29,6 +29,8 @@ typedef struct CgenOptions {
     int no_loader;           /* no weight loader or initialization: the caller fills the parameters
                                 (snnc itself, when it loads the code) */
     int math;                /* --math: MATH_EXACT, MATH_FAST, or MATH_DEFAULT (the target's) */
+    const char *triple;      /* the llvm target: also an object file for this machine (--triple) */
+    const char *cpu, *features; /* its CPU and LLVM feature list, or NULL */
     void *target_ctx;        /* a target's own context to build in (the llvm target: the JIT's
                                 LLVMContextRef); NULL: the target makes its own */
 } CgenOptions;

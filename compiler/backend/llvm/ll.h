@@ -28,6 +28,8 @@
 #define SNNC_LL_H
 
 #include <llvm-c/Core.h>
+#include <llvm-c/Error.h>
+#include <llvm-c/TargetMachine.h>
 
 #include "backend.h"
 
@@ -129,6 +131,15 @@ void ll_eltwise_fwd(TargetEmitter *em, const IrPlan *P, int i);
 void ll_delay_fwd(TargetEmitter *em, const IrPlan *P, int i);
 void ll_neuron_fwd(TargetEmitter *em, const IrPlan *P, int i);
 void ll_gemm(TargetEmitter *em);
+
+/* A target machine for triple, cpu and features (NULL: generic), or for
+   this computer (triple NULL: its CPU and features); NULL after reporting. */
+LLVMTargetMachineRef ll_machine(const char *triple, const char *cpu, const char *features);
+/* Sets the module's triple and data layout for tm and runs default<O2>;
+   0, or -1 after reporting. */
+int ll_optimize(LLVMModuleRef mod, LLVMTargetMachineRef tm);
+/* Reports an LLVM error (and frees it): "llvm target: what: message"; -1. */
+int ll_error(LLVMErrorRef err, const char *what);
 
 TargetEmitter *llapi_begin(const IrGraph *g, const CgenOptions *opt);
 void llapi_api(TargetEmitter *em);

@@ -17,6 +17,7 @@
  * same model gives the same bytes).
  */
 #include <llvm-c/Analysis.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ll.h"
@@ -393,6 +394,45 @@ void llapi_api(TargetEmitter *em) {
     LLVMDisposeMessage(msg);
 }
 
+/* --triple: the module optimized for that machine, as an object file. On
+   riscv64 the ABI is lp64d, with the F and D extensions unless --features
+   says otherwise: Debian's riscv64 C library is built for it. */
+static int object(Ll *L, GenFile *out) {
+    const CgenOptions *o = L->opt;
+    int rv64 = !strncmp(o->triple, "riscv64", 7);
+    const char *features = o->features ? o->features : rv64 ? "+m,+a,+f,+d,+c" : NULL;
+    LLVMTargetMachineRef tm = ll_machine(o->triple, o->cpu, features);
+    if (!tm)
+        return -1;
+    if (rv64) {
+        LLVMMetadataRef abi = LLVMMDStringInContext2(L->ctx, "lp64d", 5);
+        LLVMAddModuleFlag(L->mod, LLVMModuleFlagBehaviorError, "target-abi", 10, abi);
+    }
+    char *msg = NULL;
+    LLVMMemoryBufferRef mb = NULL;
+    int rc = ll_optimize(L->mod, tm);
+    if (rc == 0 && LLVMTargetMachineEmitToMemoryBuffer(tm, L->mod, LLVMObjectFile, &msg, &mb)) {
+        error_plain("llvm target: writing the object file for '%s': %s", o->triple, msg);
+        rc = -1;
+    }
+    LLVMDisposeMessage(msg);
+    LLVMDisposeTargetMachine(tm);
+    if (rc != 0)
+        return -1;
+    out->name = arena_printf(L->a, "%s.o", L->p);
+    out->text = (Buf){0};
+    const char *data = LLVMGetBufferStart(mb);
+    size_t len = LLVMGetBufferSize(mb);
+    out->text.data = malloc(len + 1);
+    if (!out->text.data)
+        ICE("out of memory");
+    memcpy(out->text.data, data, len);
+    out->text.len = len;
+    out->text.cap = len + 1;
+    LLVMDisposeMemoryBuffer(mb);
+    return 0;
+}
+
 int llapi_finish(TargetEmitter *em, GenFile *out) {
     Ll *L = em;
     char *text = LLVMPrintModuleToString(L->mod);
@@ -403,6 +443,15 @@ int llapi_finish(TargetEmitter *em, GenFile *out) {
     out[1].text = (Buf){0};
     buf_puts(&out[1].text, text);
     LLVMDisposeMessage(text);
+    int n = 2;
+    if (L->opt->triple && object(L, &out[2]) == 0)
+        n = 3;
+    else if (L->opt->triple)
+        n = -1;
     llapi_dispose(L, 0);
-    return 2;
+    if (n < 0) {
+        buf_free(&out[0].text);
+        buf_free(&out[1].text);
+    }
+    return n;
 }

@@ -51,35 +51,56 @@ static const TargetKernels ll_kernels[IR_NUM_OPS] = {
 /* No convolution yet: target_check stops before this is called. */
 static void ll_conv(TargetEmitter *em) { (void)em; }
 
-/* Reports an LLVM error (and frees it); -1. */
-static int llvm_error(LLVMErrorRef err, const char *what) {
+int ll_error(LLVMErrorRef err, const char *what) {
     char *msg = LLVMGetErrorMessage(err);
     error_plain("llvm target: %s: %s", what, msg);
     LLVMDisposeErrorMessage(msg);
     return -1;
 }
 
-/* A target machine for this computer: its triple, CPU and features. */
-static LLVMTargetMachineRef host_machine(void) {
-    char *triple = LLVMGetDefaultTargetTriple();
-    char *cpu = LLVMGetHostCPUName(), *features = LLVMGetHostCPUFeatures();
+LLVMTargetMachineRef ll_machine(const char *triple, const char *cpu, const char *features) {
+    static int ready;
+    if (!ready) {
+        /* the host's, and those of the machines compile --triple writes for */
+        LLVMInitializeAArch64TargetInfo();
+        LLVMInitializeAArch64Target();
+        LLVMInitializeAArch64TargetMC();
+        LLVMInitializeAArch64AsmPrinter();
+        LLVMInitializeRISCVTargetInfo();
+        LLVMInitializeRISCVTarget();
+        LLVMInitializeRISCVTargetMC();
+        LLVMInitializeRISCVAsmPrinter();
+        LLVMInitializeX86TargetInfo();
+        LLVMInitializeX86Target();
+        LLVMInitializeX86TargetMC();
+        LLVMInitializeX86AsmPrinter();
+        LLVMInitializeNativeTarget();
+        LLVMInitializeNativeAsmPrinter();
+        ready = 1;
+    }
+    int host = !triple;
+    char *ht = host ? LLVMGetDefaultTargetTriple() : NULL;
+    char *hc = host ? LLVMGetHostCPUName() : NULL, *hf = host ? LLVMGetHostCPUFeatures() : NULL;
     LLVMTargetRef target = NULL;
     char *msg = NULL;
     LLVMTargetMachineRef tm = NULL;
-    if (LLVMGetTargetFromTriple(triple, &target, &msg) != 0)
-        error_plain("llvm target: no code generator for this machine (%s): %s", triple, msg);
+    if (LLVMGetTargetFromTriple(host ? ht : triple, &target, &msg) != 0)
+        error_plain("llvm target: no code generator for '%s' (this snnc writes for aarch64, riscv64 and x86_64 "
+                    "triples): %s", host ? ht : triple, msg);
     else
-        tm = LLVMCreateTargetMachine(target, triple, cpu, features, LLVMCodeGenLevelDefault, LLVMRelocPIC,
-                                     LLVMCodeModelJITDefault);
+        tm = LLVMCreateTargetMachine(target, host ? ht : triple, host ? hc : cpu ? cpu : "",
+                                     host ? hf : features ? features : "", LLVMCodeGenLevelDefault, LLVMRelocPIC,
+                                     host ? LLVMCodeModelJITDefault : LLVMCodeModelDefault);
     LLVMDisposeMessage(msg);
-    LLVMDisposeMessage(triple);
-    LLVMDisposeMessage(cpu);
-    LLVMDisposeMessage(features);
+    if (host) {
+        LLVMDisposeMessage(ht);
+        LLVMDisposeMessage(hc);
+        LLVMDisposeMessage(hf);
+    }
     return tm;
 }
 
-/* Optimizes the module for tm (whose triple and data layout it takes). */
-static int optimize(LLVMModuleRef mod, LLVMTargetMachineRef tm) {
+int ll_optimize(LLVMModuleRef mod, LLVMTargetMachineRef tm) {
     char *triple = LLVMGetTargetMachineTriple(tm);
     LLVMSetTarget(mod, triple);
     LLVMDisposeMessage(triple);
@@ -91,7 +112,7 @@ static int optimize(LLVMModuleRef mod, LLVMTargetMachineRef tm) {
     LLVMPassBuilderOptionsRef po = LLVMCreatePassBuilderOptions();
     LLVMErrorRef err = LLVMRunPasses(mod, "default<O2>", tm, po);
     LLVMDisposePassBuilderOptions(po);
-    return err ? llvm_error(err, "optimizing") : 0;
+    return err ? ll_error(err, "optimizing") : 0;
 }
 
 /* --keep-build: the optimized module and the header. */
@@ -114,7 +135,7 @@ static void *lookup(LLVMOrcLLJITRef jit, const TargetEmitter *em, const IrGraph 
     const char *full = arena_printf(g->arena, "%s_%s", em->p, name);
     LLVMErrorRef err = LLVMOrcLLJITLookup(jit, &addr, full);
     if (err) {
-        llvm_error(err, full);
+        ll_error(err, full);
         return NULL;
     }
     return (void *)(uintptr_t)addr;
@@ -124,7 +145,7 @@ static void jit_unload(LoadedModel *m) {
     if (m->handle) {
         LLVMErrorRef err = LLVMOrcDisposeLLJIT(m->handle);
         if (err)
-            llvm_error(err, "unloading");
+            ll_error(err, "unloading");
     }
     memset(m, 0, sizeof *m);
 }
@@ -136,8 +157,6 @@ static int jit_load(const IrGraph *g, const LoadOptions *lo, LoadedModel *m) {
                     "or avx2)");
         return -1;
     }
-    LLVMInitializeNativeTarget();
-    LLVMInitializeNativeAsmPrinter();
     LLVMOrcThreadSafeContextRef tsc = LLVMOrcCreateNewThreadSafeContext();
     CgenOptions co;
     memset(&co, 0, sizeof co);
@@ -145,8 +164,8 @@ static int jit_load(const IrGraph *g, const LoadOptions *lo, LoadedModel *m) {
     co.math = lo->math;
     co.target_ctx = LLVMOrcThreadSafeContextGetContext(tsc);
     TargetEmitter *em = target_emit(&target_llvm, g, &co);
-    LLVMTargetMachineRef tm = em ? host_machine() : NULL, jtm = tm ? host_machine() : NULL;
-    if (!jtm || optimize(em->mod, tm) != 0 || (lo->keep && keep(g, lo->keep, em->mod, em) != 0)) {
+    LLVMTargetMachineRef tm = em ? ll_machine(NULL, NULL, NULL) : NULL, jtm = tm ? ll_machine(NULL, NULL, NULL) : NULL;
+    if (!jtm || ll_optimize(em->mod, tm) != 0 || (lo->keep && keep(g, lo->keep, em->mod, em) != 0)) {
         if (tm)
             LLVMDisposeTargetMachine(tm);
         if (jtm)
@@ -166,7 +185,7 @@ static int jit_load(const IrGraph *g, const LoadOptions *lo, LoadedModel *m) {
     if (err) {
         LLVMDisposeModule(mod);
         LLVMOrcDisposeThreadSafeContext(tsc);
-        return llvm_error(err, "creating the JIT");
+        return ll_error(err, "creating the JIT");
     }
     m->handle = jit;
     LLVMOrcDefinitionGeneratorRef gen = NULL;
@@ -175,7 +194,7 @@ static int jit_load(const IrGraph *g, const LoadOptions *lo, LoadedModel *m) {
         LLVMDisposeModule(mod);
         LLVMOrcDisposeThreadSafeContext(tsc);
         jit_unload(m);
-        return llvm_error(err, "the C library's symbols");
+        return ll_error(err, "the C library's symbols");
     }
     LLVMOrcJITDylibAddGenerator(LLVMOrcLLJITGetMainJITDylib(jit), gen);
     LLVMOrcThreadSafeModuleRef tsm = LLVMOrcCreateNewThreadSafeModule(mod, tsc);
@@ -184,7 +203,7 @@ static int jit_load(const IrGraph *g, const LoadOptions *lo, LoadedModel *m) {
     if (err) {
         LLVMOrcDisposeThreadSafeModule(tsm);
         jit_unload(m);
-        return llvm_error(err, "adding the module");
+        return ll_error(err, "adding the module");
     }
     /* the first lookup compiles the module */
     const long *ws = lookup(jit, em, g, "workspace_floats");
