@@ -15,14 +15,18 @@ each example network it covers (fashion_mlp, recurrent), it times the whole
   out (reading and writing the .npy files of the extra samples stays in).
 
 The targets are run in turn within each round, so that a burst of other
-load hits one round of every target. It prints the CPU (from
-/proc/cpuinfo), the medians, min and max, and the ratios to --target c.
+load hits one round of every target. Each run is measured twice: wall
+time, and CPU time (user + system of snnc and its children, cc included),
+which other load on a shared machine disturbs much less. It prints the CPU
+(from /proc/cpuinfo), the medians, min and max, and the ratios to
+--target c.
 
 Usage: bench/llvm_jit.py [--snnc PATH] [--rounds 5] [--samples 1024]
                          [--targets llvm,c,avx512]
 """
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -49,13 +53,19 @@ def cpu_name():
     return "unknown CPU"
 
 
+def cpu_children():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def timed(cmd):
-    t0 = time.perf_counter()
+    """Wall and CPU seconds of one run."""
+    c0, t0 = cpu_children(), time.perf_counter()
     p = subprocess.run(cmd, capture_output=True, text=True)
-    dt = time.perf_counter() - t0
+    dt, dc = time.perf_counter() - t0, cpu_children() - c0
     if p.returncode != 0:
         sys.exit("failed: %s\n%s" % (" ".join(cmd), p.stderr))
-    return dt
+    return dt, dc
 
 
 def main():
@@ -76,25 +86,28 @@ def main():
                 x = rng.random(([T, n] if seq else [n]) + shape).astype(np.float32) * 2.0
                 inputs[n] = os.path.join(d, "%s-%d.npy" % (name, n))
                 np.save(inputs[n], x)
-            times = {(t, n): [] for t in targets for n in inputs}
+            times = {(t, n): ([], []) for t in targets for n in inputs}
             for _ in range(a.rounds):
                 for t in targets:
                     for n, path in inputs.items():
-                        times[(t, n)].append(timed([a.snnc, "run", str(REPO / model), "--init", "1", "--input", path,
-                                                    "--output", os.path.join(d, "y.npy"), "--target", t,
-                                                    "--threads", "1"]))
+                        wall, cpu = timed([a.snnc, "run", str(REPO / model), "--init", "1", "--input", path,
+                                           "--output", os.path.join(d, "y.npy"), "--target", t, "--threads", "1"])
+                        times[(t, n)][0].append(wall)
+                        times[(t, n)][1].append(cpu)
             print("\n%s (T = %d)" % (name, T))
-            print("  %-8s %28s %34s" % ("target", "turnaround, batch 1 (s)", "forward speed (samples/s)"))
-            med = {k: statistics.median(v) for k, v in times.items()}
-            for t in targets:
-                one, many = times[(t, 1)], times[(t, a.samples)]
-                speed = (a.samples - 1) / max(1e-9, med[(t, a.samples)] - med[(t, 1)])
-                print("  %-8s %8.3f (min %.3f, max %.3f) %14.0f (x%.2f of c)%s" %
-                      (t, med[(t, 1)], min(one), max(one), speed,
-                       speed / ((a.samples - 1) / max(1e-9, med[("c", a.samples)] - med[("c", 1)]))
-                       if "c" in targets else float("nan"),
-                       "" if t == "c" or "c" not in targets else
-                       "; turnaround x%.2f of c" % (med[(t, 1)] / med[("c", 1)])))
+            for kind, col in (("wall", 0), ("CPU", 1)):
+                med = {k: statistics.median(v[col]) for k, v in times.items()}
+
+                def speed(t):
+                    return (a.samples - 1) / max(1e-9, med[(t, a.samples)] - med[(t, 1)])
+
+                print("  %s time: %-8s %-30s %s" % (kind, "target", "turnaround, batch 1 (s)", "forward speed (samples/s)"))
+                for t in targets:
+                    one = times[(t, 1)][col]
+                    ratio = "" if t == "c" or "c" not in targets else "  (turnaround x%.2f, speed x%.2f of c)" % (
+                        med[(t, 1)] / med[("c", 1)], speed(t) / speed("c"))
+                    print("  %s       %-8s %6.3f (min %.3f, max %.3f) %10.0f%s" %
+                          (" " * len(kind), t, med[(t, 1)], min(one), max(one), speed(t), ratio))
     return 0
 
 

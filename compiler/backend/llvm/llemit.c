@@ -198,36 +198,95 @@ LLVMValueRef ll_to(Ll *L) { return LLVMGetParam(L->fn, 3); }
 /* The dense kernels write their product inline: nothing to share. */
 void ll_gemm(TargetEmitter *em) { (void)em; }
 
+/* The dense product's blocks: DENSE_OB outputs by DENSE_KB inputs of the
+   weights, transposed onto the stack (32 KB), so that the loop over a
+   block's outputs reads them contiguously. */
+#define DENSE_OB 64
+#define DENSE_KB 128
+
+static LLVMValueRef min64(Ll *L, LLVMValueRef a, long long b) {
+    return LLVMBuildSelect(L->b, LLVMBuildICmp(L->b, LLVMIntSLT, a, ll_i64(L, b), ""), a, ll_i64(L, b), "");
+}
+
 /* y(rows x O) = bias + x(rows x I) w^T, each output summing its bias (or
    0) first, then x[r][k] w[o][k] in ascending k, multiply then add: the C
-   target's order. A row skips the k whose input is zero (a spike that did
-   not fire), as the C target's product does; the loop over the outputs
-   reads w with stride I and is left to LLVM's vectorizer. */
-static void dense_rows(Ll *L, const IrNode *x, LLVMValueRef rows, LLVMValueRef xt, LLVMValueRef yt) {
+   target's order. The loops run over blocks of outputs, then blocks of
+   inputs in ascending order (the block of w transposed into wt), then the
+   rows; a row skips the inputs that are zero (a spike that did not fire),
+   as the C target's product does, and adds the others to its block of
+   outputs: a whole block in DENSE_OB / LL_LANES vectors of sums held in
+   registers over the block's inputs, the last partial block one output at
+   a time (a loop LLVM vectorizes). */
+/* Vector j of the block's sums. */
+static LLVMValueRef acc_at(Ll *L, LLVMTypeRef accty, LLVMValueRef acc, int j) {
+    LLVMValueRef idx[2] = {ll_i32(L, 0), ll_i32(L, j)};
+    return LLVMBuildInBoundsGEP2(L->b, accty, acc, idx, 2, "");
+}
+
+static void dense_rows(Ll *L, const IrNode *x, LLVMValueRef wt, LLVMValueRef acc, LLVMValueRef rows, LLVMValueRef xt,
+                       LLVMValueRef yt) {
     long long I = shape_count(&L->g->nodes.items[x->in[0]].shape), O = x->out;
     LLVMValueRef w = ll_param(L, x->param[0]);
-    LLVMValueRef bias = x->bias ? ll_param(L, x->param[1]) : NULL;
-    LlLoop r, o, k;
+    LlLoop r, ob, kb, k, o;
+    ll_loop_open(L, &r, ll_i64(L, 0), rows, 1, "init");
+    LLVMValueRef yr = ll_off(L, yt, LLVMBuildNSWMul(L->b, r.iv, ll_i64(L, O), ""), NULL);
+    ll_copy(L, yr, x->bias ? ll_param(L, x->param[1]) : NULL, ll_i64(L, O));
+    ll_loop_close(L, &r);
+    ll_loop_open(L, &ob, ll_i64(L, 0), ll_i64(L, O), DENSE_OB, "oblock");
+    LLVMValueRef on = min64(L, LLVMBuildNSWSub(L->b, ll_i64(L, O), ob.iv, ""), DENSE_OB);
+    ll_loop_open(L, &kb, ll_i64(L, 0), ll_i64(L, I), DENSE_KB, "kblock");
+    LLVMValueRef kn = min64(L, LLVMBuildNSWSub(L->b, ll_i64(L, I), kb.iv, ""), DENSE_KB);
+    /* wt[k][o] = w[ob + o][kb + k] */
+    ll_loop_open(L, &o, ll_i64(L, 0), on, 1, "pack.o");
+    LLVMValueRef wrow = ll_off(L, w, LLVMBuildNSWAdd(L->b, LLVMBuildNSWMul(L->b, LLVMBuildNSWAdd(L->b, ob.iv, o.iv, ""),
+                                                                             ll_i64(L, I), ""), kb.iv, ""), NULL);
+    ll_loop_open(L, &k, ll_i64(L, 0), kn, 1, "pack.k");
+    ll_store(L, ll_load(L, ll_off(L, wrow, k.iv, NULL), 1, NULL),
+             ll_off(L, wt, LLVMBuildNSWAdd(L->b, LLVMBuildNSWMul(L->b, k.iv, ll_i64(L, DENSE_OB), ""), o.iv, ""), NULL));
+    ll_loop_close(L, &k);
+    ll_loop_close(L, &o);
     ll_loop_open(L, &r, ll_i64(L, 0), rows, 1, "row");
-    LLVMValueRef xr = ll_off(L, xt, LLVMBuildNSWMul(L->b, r.iv, ll_i64(L, I), ""), "xrow");
-    LLVMValueRef yr = ll_off(L, yt, LLVMBuildNSWMul(L->b, r.iv, ll_i64(L, O), ""), "yrow");
-    if (bias)
-        ll_copy(L, yr, bias, ll_i64(L, O));
-    else
-        ll_copy(L, yr, NULL, ll_i64(L, O));
-    ll_loop_open(L, &k, ll_i64(L, 0), ll_i64(L, I), 1, "k");
+    LLVMValueRef xr = ll_off(L, xt, LLVMBuildNSWAdd(L->b, LLVMBuildNSWMul(L->b, r.iv, ll_i64(L, I), ""), kb.iv, ""), "xrow");
+    yr = ll_off(L, yt, LLVMBuildNSWAdd(L->b, LLVMBuildNSWMul(L->b, r.iv, ll_i64(L, O), ""), ob.iv, ""), "yrow");
+    LlIf full;
+    ll_if(L, &full, LLVMBuildICmp(L->b, LLVMIntEQ, on, ll_i64(L, DENSE_OB), ""), "full", 1);
+    /* a whole block of outputs: DENSE_OB / LL_LANES vectors of sums, kept
+       in registers over the block's inputs (acc is promoted to values) */
+    LLVMTypeRef accty = LLVMArrayType(L->vf, DENSE_OB / LL_LANES);
+    for (int j = 0; j < DENSE_OB / LL_LANES; j++)
+        ll_store(L, ll_load(L, ll_off(L, yr, ll_i64(L, j * LL_LANES), NULL), LL_LANES, NULL), acc_at(L, accty, acc, j));
+    ll_loop_open(L, &k, ll_i64(L, 0), kn, 1, "k");
     LLVMValueRef xk = ll_load(L, ll_off(L, xr, k.iv, NULL), 1, "xk");
     LlIf nz;
     ll_if(L, &nz, LLVMBuildFCmp(L->b, LLVMRealUNE, xk, ll_flt(L, 0.0f, 1), ""), "event", 0);
-    ll_loop_open(L, &o, ll_i64(L, 0), ll_i64(L, O), 1, "o");
-    LLVMValueRef wp = ll_off(L, w, LLVMBuildNSWAdd(L->b, LLVMBuildNSWMul(L->b, o.iv, ll_i64(L, I), ""), k.iv, ""), NULL);
+    LLVMValueRef wk = ll_off(L, wt, LLVMBuildNSWMul(L->b, k.iv, ll_i64(L, DENSE_OB), ""), NULL);
+    LLVMValueRef xv = ll_splat(L, xk, LL_LANES);
+    for (int j = 0; j < DENSE_OB / LL_LANES; j++) {
+        LLVMValueRef at = acc_at(L, accty, acc, j);
+        LLVMValueRef prod = LLVMBuildFMul(L->b, xv, ll_load(L, ll_off(L, wk, ll_i64(L, j * LL_LANES), NULL), LL_LANES, NULL), "");
+        ll_store(L, LLVMBuildFAdd(L->b, ll_load(L, at, LL_LANES, NULL), prod, ""), at);
+    }
+    ll_endif(L, &nz);
+    ll_loop_close(L, &k);
+    for (int j = 0; j < DENSE_OB / LL_LANES; j++)
+        ll_store(L, ll_load(L, acc_at(L, accty, acc, j), LL_LANES, NULL), ll_off(L, yr, ll_i64(L, j * LL_LANES), NULL));
+    ll_else(L, &full);
+    /* the last, partial block: one output at a time */
+    ll_loop_open(L, &k, ll_i64(L, 0), kn, 1, "k1");
+    xk = ll_load(L, ll_off(L, xr, k.iv, NULL), 1, "xk1");
+    ll_if(L, &nz, LLVMBuildFCmp(L->b, LLVMRealUNE, xk, ll_flt(L, 0.0f, 1), ""), "event1", 0);
+    wk = ll_off(L, wt, LLVMBuildNSWMul(L->b, k.iv, ll_i64(L, DENSE_OB), ""), NULL);
+    ll_loop_open(L, &o, ll_i64(L, 0), on, 1, "o");
     LLVMValueRef yp = ll_off(L, yr, o.iv, NULL);
-    LLVMValueRef prod = LLVMBuildFMul(L->b, xk, ll_load(L, wp, 1, NULL), "");
+    LLVMValueRef prod = LLVMBuildFMul(L->b, xk, ll_load(L, ll_off(L, wk, o.iv, NULL), 1, NULL), "");
     ll_store(L, LLVMBuildFAdd(L->b, ll_load(L, yp, 1, NULL), prod, ""), yp);
     ll_loop_close(L, &o);
     ll_endif(L, &nz);
     ll_loop_close(L, &k);
+    ll_endif(L, &full);
     ll_loop_close(L, &r);
+    ll_loop_close(L, &kb);
+    ll_loop_close(L, &ob);
 }
 
 void ll_dense_fwd(TargetEmitter *em, const IrPlan *P, int i) {
@@ -235,16 +294,19 @@ void ll_dense_fwd(TargetEmitter *em, const IrPlan *P, int i) {
     const IrNode *x = &L->g->nodes.items[i];
     int in = x->in[0];
     ll_kernel_open(L, i);
+    LLVMValueRef wt = LLVMBuildArrayAlloca(L->b, L->f32, ll_i64(L, DENSE_OB * DENSE_KB), ll_name(L, "wt"));
+    LLVMSetAlignment(wt, 64);
+    LLVMValueRef acc = LLVMBuildAlloca(L->b, LLVMArrayType(L->vf, DENSE_OB / LL_LANES), ll_name(L, "acc"));
     if (P->at[in].inv && !P->at[i].inv) {
         /* an input stored once, an output at every step: one product per step */
         LlLoop t;
         ll_loop_open(L, &t, ll_from(L), ll_to(L), 1, "t");
-        dense_rows(L, x, L->B, ll_at(L, in, ll_i32(L, 0), "x"), ll_at(L, i, t.iv, "y"));
+        dense_rows(L, x, wt, acc, L->B, ll_at(L, in, ll_i32(L, 0), "x"), ll_at(L, i, t.iv, "y"));
         ll_loop_close(L, &t);
     } else {
         LLVMValueRef steps = LLVMBuildSExt(L->b, LLVMBuildNSWSub(L->b, ll_to(L), ll_from(L), ""), L->i64, "");
         LLVMValueRef rows = LLVMBuildNSWMul(L->b, steps, L->B, ll_name(L, "rows"));
-        dense_rows(L, x, rows, ll_at(L, in, ll_from(L), "x"), ll_at(L, i, ll_from(L), "y"));
+        dense_rows(L, x, wt, acc, rows, ll_at(L, in, ll_from(L), "x"), ll_at(L, i, ll_from(L), "y"));
     }
     ll_kernel_close(L);
 }
