@@ -6,15 +6,19 @@
 # Fashion-MNIST (the main job and the training test), protobuf-c and the
 # system's onnx.proto (the ONNX front end), ONNX's Python checker, HDF5
 # (libhdf5-dev for the NIR front end, python3-h5py for its tests), Open MPI
-# (libopenmpi-dev, openmpi-bin: data-parallel snnc train under mpirun), and
+# (libopenmpi-dev, openmpi-bin: data-parallel snnc train under mpirun),
 # for the reference tests PyTorch and NumPy (Debian's),
 # OpenBLAS (so that PyTorch is not handicapped by the generic BLAS), and the
-# peers from PyPI (scripts/install-test-peers.sh). Idempotent: packages
+# peers from PyPI (scripts/install-test-peers.sh), LLVM 16 (llvm-16-dev: the
+# llvm target, built through its C API and JIT-compiled with ORC) and, for
+# the tests of its object files for other machines, the aarch64 and riscv64
+# cross compilers with their C libraries and qemu-user. Idempotent: packages
 # already installed are not fetched again.
 set -euo pipefail
 packages=(build-essential cmake clang libclang-rt-dev flex bison pkg-config zlib1g-dev libsimde-dev dataset-fashion-mnist
           libprotobuf-c-dev protobuf-c-compiler libonnx-dev python3-onnx libhdf5-dev python3-h5py libopenmpi-dev openmpi-bin
-          python3 python3-numpy python3-torch python3-pip libopenblas0-pthread)
+          python3 python3-numpy python3-torch python3-pip libopenblas0-pthread llvm-16-dev
+          gcc-aarch64-linux-gnu libc6-dev-arm64-cross gcc-riscv64-linux-gnu libc6-dev-riscv64-cross qemu-user)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -9,19 +9,21 @@
 
 #include <string.h>
 
-/* In the order of preference for running on this machine, the portable
-   target last. */
+/* In the order of preference for running on this machine: the x86
+   targets, the portable one; the llvm target only when asked for (its
+   first increment runs inference only). */
 static const Target *const targets[] = {
     &target_avx512,
     &target_avx2,
     &target_c,
+    &target_llvm,
 };
 #define NTARGETS ((int)(sizeof targets / sizeof targets[0]))
 
-static int runs_here(const Target *t) { return !t->runs_here || t->runs_here(); }
+static int runs_here(const Target *t) { return !t->missing && (!t->runs_here || t->runs_here()); }
 
 const Target *target_native(void) {
-    for (int i = 0; i < NTARGETS; i++)
+    for (int i = 0; i < NTARGETS && targets[i] != &target_llvm; i++)
         if (runs_here(targets[i]))
             return targets[i];
     return &target_c;
@@ -37,10 +39,53 @@ const Target *target_lookup(const char *name) {
 void target_list(FILE *f) {
     const Target *native = target_native();
     for (int i = 0; i < NTARGETS; i++)
-        fprintf(f, "  %-8s %s%s\n", targets[i]->name, targets[i]->doc,
-                targets[i] == native  ? " (run, train and grad use it on this machine)"
-                : !runs_here(targets[i]) ? " (this CPU cannot run it)"
-                                        : "");
+        fprintf(f, "  %-8s %s%s%s%s\n", targets[i]->name, targets[i]->doc,
+                targets[i] == native       ? " (run, train and grad use it on this machine)"
+                : targets[i]->missing      ? " (unavailable: "
+                : !runs_here(targets[i])   ? " (this CPU cannot run it)"
+                                           : "",
+                targets[i]->missing ? targets[i]->missing : "", targets[i]->missing ? ")" : "");
+}
+
+const char *target_clean_name(Arena *a, const char *path) {
+    const char *base = strrchr(path, '/');
+    char *s = arena_strdup(a, base ? base + 1 : path);
+    for (char *c = s; *c; c++)
+        if ((*c == '*' && c[1] == '/') || (unsigned char)*c < 32)
+            *c = '_';
+    return s;
+}
+
+const char *target_node_text(const IrGraph *g, int i) {
+    const IrNode *n = &g->nodes.items[i];
+    Buf b = {0};
+    buf_printf(&b, "%s = %s", n->name, ir_op_names[n->op]);
+    if (n->neuron)
+        buf_printf(&b, " %s", n->neuron->model);
+    for (int k = 0; k < n->nin; k++)
+        buf_printf(&b, k ? ", %s" : " %s", g->nodes.items[n->in[k]].name);
+    buf_printf(&b, " -> %s: %s line %d", shape_str(g->arena, &n->shape),
+               target_clean_name(g->arena, src_name(n->loc.file)), n->loc.line);
+    const char *s = arena_strdup(g->arena, b.data);
+    buf_free(&b);
+    return s;
+}
+
+unsigned char *target_eq_live(Arena *a, const EqCode *code, const int *roots, int nroots) {
+    unsigned char *live = arena_alloc(a, (size_t)code->len + 1);
+    for (int k = 0; k < nroots; k++)
+        if (roots[k] >= 0)
+            live[roots[k]] = 1;
+    for (int i = code->len - 1; i >= 0; i--) {
+        if (!live[i])
+            continue;
+        const EqInst *in = &code->items[i];
+        int ar = eq_nops(in);
+        if (ar > 0) live[in->a] = 1;
+        if (ar > 1) live[in->b] = 1;
+        if (ar > 2) live[in->c] = 1;
+    }
+    return live;
 }
 
 int target_needs_backward(const IrGraph *g, int i) {
@@ -72,11 +117,15 @@ int target_check(const Target *t, const IrGraph *g) {
     return bad;
 }
 
-int target_generate(const Target *t, const IrGraph *g, const CgenOptions *opt, GenFile *out) {
+TargetEmitter *target_emit(const Target *t, const IrGraph *g, const CgenOptions *opt) {
     if (!g->infer.planned || (g->train && !g->trainp.planned))
-        ICE("target_generate needs the memory plans");
+        ICE("target_emit needs the memory plans");
+    if (t->missing) {
+        error_plain("target '%s' is not available: %s", t->name, t->missing);
+        return NULL;
+    }
     if (target_check(t, g))
-        return -1;
+        return NULL;
     int dense = 0, conv = 0;
     for (int i = 0; i < g->nodes.len; i++) {
         const IrNode *x = &g->nodes.items[i];
@@ -85,7 +134,7 @@ int target_generate(const Target *t, const IrGraph *g, const CgenOptions *opt, G
     }
     TargetEmitter *em = t->begin(g, opt);
     if (!em)
-        return -1;
+        return NULL;
     if (dense)
         t->gemm(em);
     if (conv)
@@ -105,5 +154,10 @@ int target_generate(const Target *t, const IrGraph *g, const CgenOptions *opt, G
                 t->kernels[g->nodes.items[i].op].bwd(em, &g->trainp, i);
         }
     t->api(em);
-    return t->finish(em, out);
+    return em;
+}
+
+int target_generate(const Target *t, const IrGraph *g, const CgenOptions *opt, GenFile *out) {
+    TargetEmitter *em = target_emit(t, g, opt);
+    return em ? t->finish(em, out) : -1;
 }

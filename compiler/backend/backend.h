@@ -29,6 +29,10 @@ typedef struct CgenOptions {
     int no_loader;           /* no weight loader or initialization: the caller fills the parameters
                                 (snnc itself, when it loads the code) */
     int math;                /* --math: MATH_EXACT, MATH_FAST, or MATH_DEFAULT (the target's) */
+    const char *triple;      /* the llvm target: also an object file for this machine (--triple) */
+    const char *cpu, *features; /* its CPU and LLVM feature list, or NULL */
+    void *target_ctx;        /* a target's own context to build in (the llvm target: the JIT's
+                                LLVMContextRef); NULL: the target makes its own */
 } CgenOptions;
 
 /* The arithmetic of generated code (docs/targets.md): exact, the portable
@@ -97,6 +101,9 @@ typedef struct Target {
     void (*unload)(LoadedModel *m);
     /* whether this machine runs the target's code (NULL: always) */
     int (*runs_here)(void);
+    /* why this snnc cannot use the target at all (built without what it
+       needs), or NULL */
+    const char *missing;
 } Target;
 
 const Target *target_lookup(const char *name);
@@ -109,12 +116,30 @@ const Target *target_native(void);
 int target_check(const Target *t, const IrGraph *g);
 /* Whether the training code needs node i's backward kernel. */
 int target_needs_backward(const IrGraph *g, int i);
+/* Writes g's code with t (check, begin, the micro-kernels, every node's
+   kernels, the API), short of its files: the emitter, or NULL after
+   reporting. Targets that load their code without files (llvm) call it. */
+TargetEmitter *target_emit(const Target *t, const IrGraph *g, const CgenOptions *opt);
 /* Generates g's files with t: the number of files, or -1 after reporting. */
 int target_generate(const Target *t, const IrGraph *g, const CgenOptions *opt, GenFile *out);
+/* What node i is and where it comes from, for the comment or note that
+   opens its code: "h1 = neuron LIF fc1 -> [128]: mlp.snn line 12". */
+const char *target_node_text(const IrGraph *g, int i);
+/* The last component of a path, safe inside a C comment. */
+const char *target_clean_name(Arena *a, const char *path);
+/* The instructions of a neuron program that reach one of its roots
+   (instruction indices; -1 entries are skipped): 1 each, else 0. */
+unsigned char *target_eq_live(Arena *a, const EqCode *code, const int *roots, int nroots);
+/* The header of the generated API (docs/generated-code.md), <net>.h, the
+   same for every target: written to h; *ws_floats gets the inference
+   workspace's size and *prefix the lower-case prefix of its names. 0, or
+   -1 after reporting. */
+int capi_header(const IrGraph *g, const CgenOptions *opt, Buf *h, long long *ws_floats, const char **prefix);
 
 extern const Target target_c;
 extern const Target target_avx512;
 extern const Target target_avx2;
+extern const Target target_llvm; /* compiler/backend/llvm/: without LLVM, a stub that says so */
 
 /* Texts of runtime/snnrt_stload.inc and snnrt_math.inc, embedded at build time. */
 extern const char snnrt_stload_inc[];

@@ -33,6 +33,7 @@ typedef struct Options {
     const char *cc;
     const char *keep;
     const char *plot; /* run, train: --plot DIR, the spike plots' folder */
+    const char *triple, *cpu, *features; /* compile --target llvm: an object file for that machine */
     int static_ws, embed, emit_ir, batch, init, list_passes, train;
     unsigned long long seed;
     SemaOptions sema;

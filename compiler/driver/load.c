@@ -25,6 +25,10 @@ int drv_load(const IrGraph *g, Options *o, LoadedModel *m) {
         error_plain("unknown target '%s' (see snnc --list-targets)", o->target);
         return -1;
     }
+    if (t->missing) {
+        error_plain("target '%s' is not available: %s", t->name, t->missing);
+        return -1;
+    }
     if (o->keep && drv_ensure_dir(o->keep) != 0)
         return -1;
     if (o->threads > 0) {
@@ -46,6 +50,6 @@ int drv_load(const IrGraph *g, Options *o, LoadedModel *m) {
 
 void drv_unload(const Options *o, LoadedModel *m) {
     const Target *t = run_target(o);
-    if (t && m->handle)
+    if (t && !t->missing && m->handle)
         t->unload(m);
 }

@@ -65,6 +65,10 @@ static void usage(FILE *f) {
           "  --math exact|fast     exact: the portable target's arithmetic, bit for bit; fast:\n"
           "                        fused multiply-adds, vectorized exp, log and tanh (default:\n"
           "                        fast for avx512 and avx2, exact for c; docs/targets.md)\n"
+          "  --triple T            llvm target: also an object file <net>.o for the machine T\n"
+          "                        (aarch64-linux-gnu, riscv64-linux-gnu, x86_64-linux-gnu, ...)\n"
+          "  --cpu NAME            with --triple: the CPU (LLVM's name; default generic)\n"
+          "  --features F          with --triple: LLVM's feature list, such as +sve or +v\n"
           "  -o DIR                output folder (default .)\n"
           "  --static              use a static workspace (functions accept NULL)\n"
           "  --embed-weights       embed the --weights file as const arrays\n"
@@ -168,6 +172,15 @@ static int parse_args(int argc, char **argv, Options *o) {
             NEEDV();
             o->outdir = v;
             o->outdir_set = 1;
+        } else if (!strcmp(a, "--triple")) {
+            NEEDV();
+            o->triple = v;
+        } else if (!strcmp(a, "--cpu")) {
+            NEEDV();
+            o->cpu = v;
+        } else if (!strcmp(a, "--features")) {
+            NEEDV();
+            o->features = v;
         } else if (!strcmp(a, "--static")) {
             o->static_ws = 1;
         } else if (!strcmp(a, "--train")) {
@@ -344,6 +357,11 @@ static int parse_args(int argc, char **argv, Options *o) {
     if (strcmp(o->cmd, "compile") && strcmp(o->cmd, "run") && strcmp(o->cmd, "info") &&
         strcmp(o->cmd, "grad") && strcmp(o->cmd, "train") && strcmp(o->cmd, "export"))
         return bad_usage("unknown command '%s' (compile, run, train, grad, export or info)", o->cmd);
+    if ((o->triple || o->cpu || o->features) &&
+        (strcmp(o->cmd, "compile") || !o->target || strcmp(o->target, "llvm")))
+        return bad_usage("%s are for compile --target llvm", "--triple, --cpu and --features");
+    if ((o->cpu || o->features) && !o->triple)
+        return bad_usage("%s need --triple", "--cpu and --features");
     if (!strcmp(o->cmd, "export") && !o->outdir_set)
         return bad_usage("%s needs -o OUT.onnx or -o OUT.nir", "export");
     if (o->format && strcmp(o->cmd, "export"))
@@ -541,6 +559,9 @@ int drv_generate(const IrGraph *g, Options *o, const char *dir, const float *emb
     CgenOptions co;
     memset(&co, 0, sizeof co);
     co.static_ws = o->static_ws;
+    co.triple = o->triple;
+    co.cpu = o->cpu;
+    co.features = o->features;
     co.math = o->math;
     co.embedded = embedded;
     GenFile files[TARGET_MAX_FILES];

@@ -35,27 +35,9 @@ const char *cg_flt(Emit *e, float f) {
     return arena_strdup(e->g->arena, s);
 }
 
-const char *cg_clean_name(Emit *e, const char *path) {
-    const char *base = strrchr(path, '/');
-    char *s = arena_strdup(e->g->arena, base ? base + 1 : path);
-    for (char *c = s; *c; c++)
-        if ((*c == '*' && c[1] == '/') || (unsigned char)*c < 32)
-            *c = '_';
-    return s;
-}
+const char *cg_clean_name(Emit *e, const char *path) { return target_clean_name(e->g->arena, path); }
 
-void cg_comment_node(Emit *e, int i) {
-    const IrNode *n = &e->g->nodes.items[i];
-    Buf b = {0};
-    buf_printf(&b, "%s = %s", n->name, ir_op_names[n->op]);
-    if (n->neuron)
-        buf_printf(&b, " %s", n->neuron->model);
-    for (int k = 0; k < n->nin; k++)
-        buf_printf(&b, k ? ", %s" : " %s", e->g->nodes.items[n->in[k]].name);
-    buf_printf(&b, " -> %s", shape_str(e->g->arena, &n->shape));
-    cg_line(e, "/* %s: %s line %d */", b.data, cg_clean_name(e, src_name(n->loc.file)), n->loc.line);
-    buf_free(&b);
-}
+void cg_comment_node(Emit *e, int i) { cg_line(e, "/* %s */", target_node_text(e->g, i)); }
 
 /* ---- plans ---- */
 
@@ -154,20 +136,7 @@ void cg_par_for(Emit *e, const char *work) {
 /* ---- neuron programs ---- */
 
 unsigned char *cg_eq_live(Arena *a, const EqCode *code, const int *roots, int nroots) {
-    unsigned char *live = arena_alloc(a, (size_t)code->len + 1);
-    for (int k = 0; k < nroots; k++)
-        if (roots[k] >= 0)
-            live[roots[k]] = 1;
-    for (int i = code->len - 1; i >= 0; i--) {
-        if (!live[i])
-            continue;
-        const EqInst *in = &code->items[i];
-        int ar = eq_nops(in);
-        if (ar > 0) live[in->a] = 1;
-        if (ar > 1) live[in->b] = 1;
-        if (ar > 2) live[in->c] = 1;
-    }
-    return live;
+    return target_eq_live(a, code, roots, nroots);
 }
 
 unsigned char *cg_eq_levels(Arena *a, const NeuronProg *p, const EqCode *code, int x_invariant) {

@@ -1,0 +1,151 @@
+/*
+ * ll.h: what the parts of the llvm target share (docs/targets.md).
+ *
+ * The target builds LLVM IR through LLVM's C API (LLVM-C, LLVM 16) over
+ * the same memory plans as the portable C target: the same workspace
+ * layout, the same offsets, the same public functions, so that the header
+ * of the C target (capi_header) describes its code and snnc loads it into
+ * the same LoadedModel. Its parts:
+ *   llemit.c   the builder's helpers (constants, loops, addresses in the
+ *              plan), the kernels of the synaptic and elementwise ops;
+ *   llneuron.c the loop of a neuron program on vectors of neurons;
+ *   llapi.c    the module, the public API over the schedule, the files;
+ *   lltarget.c the table of kernels, and the JIT (ORC LLJIT) that loads
+ *              the code into snnc.
+ * Only this folder includes LLVM's headers.
+ *
+ * The arithmetic is the C target's --math exact, operation for operation:
+ * products multiply then add in k order (no fused multiply-add: LLVM
+ * contracts nothing without the `contract` flag), neuron programs call the
+ * C library's expf, logf, tanhf, powf, fminf and fmaxf, so spikes and
+ * states are the same bits (a zero may differ in sign only).
+ *
+ * Every value and block is named after its layer ("h1.t", "h1.body"); every
+ * kernel is a function <net>_fwd<node> with the node's source line in its
+ * !snnc.node metadata, so that the module's text reads like the C target's.
+ */
+#ifndef SNNC_LL_H
+#define SNNC_LL_H
+
+#include <llvm-c/Core.h>
+#include <llvm-c/Error.h>
+#include <llvm-c/TargetMachine.h>
+
+#include "backend.h"
+
+/* Neurons (and elements) per vector in the loops of neuron programs:
+   8 floats, one AVX register, two of NEON or SSE (LLVM splits wider
+   vectors for narrower machines). */
+#define LL_LANES 8
+
+struct TargetEmitter {
+    const IrGraph *g;
+    const CgenOptions *opt;
+    Arena *a;
+    const char *p;          /* prefix, lower case */
+    long long ws_floats;    /* the inference workspace (the C target's, scratch included) */
+    Buf header;             /* <net>.h */
+    LLVMContextRef ctx;
+    int own_ctx;            /* the context is ours to dispose of */
+    LLVMModuleRef mod;
+    LLVMBuilderRef b;
+    LLVMTypeRef f32, i1, i32, i64, ptr, vf; /* vf: <LL_LANES x float> */
+    LLVMTypeRef kfn;        /* kernels: void (ptr ws, i64 B, i32 from, i32 to, i32 training) */
+    unsigned md_node;       /* the kind of !snnc.node */
+    LLVMValueRef *kern;     /* per node: its inference kernel, or NULL */
+    /* the function being written */
+    LLVMValueRef fn, ws, B;
+    const char *layer;      /* what names its values and blocks */
+};
+
+typedef TargetEmitter Ll;
+
+/* ---- values ---- */
+
+/* "<layer>.<what>", the name of a value or block. */
+const char *ll_name(Ll *L, const char *what);
+LLVMValueRef ll_i32(Ll *L, long long v);
+LLVMValueRef ll_i64(Ll *L, long long v);
+/* A float constant, or a vector of lanes of it (lanes 1: a scalar). */
+LLVMValueRef ll_flt(Ll *L, float f, int lanes);
+/* The value v (a scalar) in every lane of a vector (lanes 1: v). */
+LLVMValueRef ll_splat(Ll *L, LLVMValueRef v, int lanes);
+/* Declares (once) and calls a function of the C library or an intrinsic
+   of one float operand (or two: b not NULL); vectors call it lane by lane
+   (the C library's) or whole (intrinsics: name starts "llvm."). */
+LLVMValueRef ll_call_math(Ll *L, const char *name, LLVMValueRef a, LLVMValueRef b, int lanes);
+/* A call of a function of the module. */
+LLVMValueRef ll_call(Ll *L, LLVMValueRef fn, LLVMValueRef *args, unsigned n);
+
+/* ---- control ---- */
+
+/* A counted loop: for (iv = from; iv < to; iv += step), its blocks named
+   after the layer and `what`. */
+typedef struct LlLoop {
+    LLVMBasicBlockRef head, body, exit;
+    LLVMValueRef iv;
+    long long step;
+} LlLoop;
+void ll_loop_open(Ll *L, LlLoop *lp, LLVMValueRef from, LLVMValueRef to, long long step, const char *what);
+void ll_loop_close(Ll *L, LlLoop *lp);
+/* if (c) { ... } [else { ... }]: ll_if opens the then-block, ll_else the
+   else-block (when has_else), ll_endif joins them. */
+typedef struct LlIf {
+    LLVMBasicBlockRef then, other, join;
+} LlIf;
+void ll_if(Ll *L, LlIf *f, LLVMValueRef c, const char *what, int has_else);
+void ll_else(Ll *L, LlIf *f);
+void ll_endif(Ll *L, LlIf *f);
+
+/* ---- memory ---- */
+
+/* Pointer to float `off` (an i64 value) of the workspace. */
+LLVMValueRef ll_ws(Ll *L, LLVMValueRef off, const char *what);
+/* The same for an offset of the inference plan (after the parameters). */
+LLVMValueRef ll_plan(Ll *L, long long off, const char *what);
+/* Pointer to node i's value at step t (an i32 value) for the batch of the
+   function: the slot of step t in its buffer (cp_at of the C target). */
+LLVMValueRef ll_at(Ll *L, int i, LLVMValueRef t, const char *what);
+/* Pointer to parameter k. */
+LLVMValueRef ll_param(Ll *L, int k);
+/* p + n floats (n an i64 value). */
+LLVMValueRef ll_off(Ll *L, LLVMValueRef p, LLVMValueRef n, const char *what);
+/* n floats from src to dst, or zeros to dst (src NULL); n an i64 value. */
+void ll_copy(Ll *L, LLVMValueRef dst, LLVMValueRef src, LLVMValueRef n);
+/* A load or store of a float (lanes 1) or of a vector, aligned for a float. */
+LLVMValueRef ll_load(Ll *L, LLVMValueRef p, int lanes, const char *what);
+void ll_store(Ll *L, LLVMValueRef v, LLVMValueRef p);
+
+/* ---- kernels ---- */
+
+/* Opens node i's kernel (its function, entry block, !snnc.node) and
+   closes it (ret void). */
+void ll_kernel_open(Ll *L, int i);
+void ll_kernel_close(Ll *L);
+/* The kernel's arguments: from, to and the batch. */
+LLVMValueRef ll_from(Ll *L);
+LLVMValueRef ll_to(Ll *L);
+
+void ll_dense_fwd(TargetEmitter *em, const IrPlan *P, int i);
+void ll_eltwise_fwd(TargetEmitter *em, const IrPlan *P, int i);
+void ll_delay_fwd(TargetEmitter *em, const IrPlan *P, int i);
+void ll_neuron_fwd(TargetEmitter *em, const IrPlan *P, int i);
+void ll_gemm(TargetEmitter *em);
+
+/* A target machine for triple, cpu and features (NULL: generic), or for
+   this computer (triple NULL: its CPU and features); NULL after reporting. */
+LLVMTargetMachineRef ll_machine(const char *triple, const char *cpu, const char *features);
+/* Sets the module's triple and data layout for tm and runs default<O2>;
+   0, or -1 after reporting. */
+int ll_optimize(LLVMModuleRef mod, LLVMTargetMachineRef tm);
+/* Reports an LLVM error (and frees it): "llvm target: what: message"; -1. */
+int ll_error(LLVMErrorRef err, const char *what);
+
+TargetEmitter *llapi_begin(const IrGraph *g, const CgenOptions *opt);
+void llapi_api(TargetEmitter *em);
+int llapi_finish(TargetEmitter *em, GenFile *out);
+/* Disposes of the emitter's builder, and of its module and context unless
+   keep_module. */
+void llapi_dispose(TargetEmitter *em, int keep_module);
+
+#endif

@@ -1,0 +1,457 @@
+/*
+ * llapi.c: the llvm target's module and its public API, written from the
+ * schedule as the C target's (capi.c) is, with the same names and
+ * signatures (docs/generated-code.md):
+ *   - <net>_reset sets every state to its initial value;
+ *   - <net>_step runs every node's kernel for one step, the step counter
+ *     kept in the workspace saying which slot of each buffer it uses;
+ *   - <net>_forward runs a sequence chunk by chunk, each group of the
+ *     schedule computing the chunk's steps before the next starts
+ *     (recurrent groups step by step), then the readout;
+ *   - <net>_probe points at the recorded values of the last step;
+ *   - <net>_workspace_floats and <net>_params, as the header declares.
+ * The header is the C target's (capi_header), without the weight loader:
+ * the caller (snnc itself, or a program with the header) fills the
+ * parameters at the offsets of <net>_params.
+ * The files: <net>.h and <net>.ll, the module's text (deterministic: the
+ * same model gives the same bytes).
+ */
+#include <llvm-c/Analysis.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ll.h"
+
+TargetEmitter *llapi_begin(const IrGraph *g, const CgenOptions *opt) {
+    if (g->train) {
+        error_plain("not yet supported by the llvm target: training (snnc train and grad, and compile --train, "
+                    "need --target c, avx512 or avx2)");
+        return NULL;
+    }
+    if (opt->embedded || opt->static_ws) {
+        error_plain("not yet supported by the llvm target: %s", opt->embedded ? "--embed-weights" : "--static");
+        return NULL;
+    }
+    Ll *L = arena_alloc(g->arena, sizeof *L);
+    L->g = g;
+    L->opt = opt;
+    L->a = g->arena;
+    CgenOptions ho = *opt;
+    ho.no_loader = 1; /* the module has no weight loader */
+    if (capi_header(g, &ho, &L->header, &L->ws_floats, &L->p) != 0)
+        return NULL;
+    L->own_ctx = !opt->target_ctx;
+    L->ctx = opt->target_ctx ? opt->target_ctx : LLVMContextCreate();
+    L->mod = LLVMModuleCreateWithNameInContext(L->p, L->ctx);
+    const char *src = target_clean_name(L->a, g->source);
+    LLVMSetSourceFileName(L->mod, src, strlen(src));
+    L->b = LLVMCreateBuilderInContext(L->ctx);
+    L->f32 = LLVMFloatTypeInContext(L->ctx);
+    L->i1 = LLVMInt1TypeInContext(L->ctx);
+    L->i32 = LLVMInt32TypeInContext(L->ctx);
+    L->i64 = LLVMInt64TypeInContext(L->ctx);
+    L->ptr = LLVMPointerTypeInContext(L->ctx, 0);
+    L->vf = LLVMVectorType(L->f32, LL_LANES);
+    LLVMTypeRef kargs[5] = {L->ptr, L->i64, L->i32, L->i32, L->i32};
+    L->kfn = LLVMFunctionType(LLVMVoidTypeInContext(L->ctx), kargs, 5, 0);
+    L->md_node = LLVMGetMDKindIDInContext(L->ctx, "snnc.node", 9);
+    L->kern = arena_alloc(L->a, sizeof(LLVMValueRef) * (size_t)(g->nodes.len + 1));
+    return L;
+}
+
+void llapi_dispose(TargetEmitter *em, int keep_module) {
+    Ll *L = em;
+    if (L->b)
+        LLVMDisposeBuilder(L->b);
+    L->b = NULL;
+    if (!keep_module && L->mod)
+        LLVMDisposeModule(L->mod);
+    L->mod = NULL;
+    if (!keep_module && L->own_ctx && L->ctx)
+        LLVMContextDispose(L->ctx);
+    L->ctx = NULL;
+    buf_free(&L->header);
+}
+
+/* ---- helpers of the API functions ---- */
+
+/* Opens a public function <net>_<name>, its arguments named. */
+static LLVMValueRef api_open(Ll *L, const char *name, LLVMTypeRef ret, LLVMTypeRef *args, const char *const *names,
+                             unsigned n) {
+    L->layer = name;
+    L->fn = LLVMAddFunction(L->mod, arena_printf(L->a, "%s_%s", L->p, name), LLVMFunctionType(ret, args, n, 0));
+    for (unsigned k = 0; k < n; k++)
+        LLVMSetValueName2(LLVMGetParam(L->fn, k), names[k], strlen(names[k]));
+    L->ws = LLVMGetParam(L->fn, 0);
+    LLVMPositionBuilderAtEnd(L->b, LLVMAppendBasicBlockInContext(L->ctx, L->fn, ll_name(L, "entry")));
+    return L->fn;
+}
+
+/* The batch argument, within 1 .. the largest batch (i64). */
+static LLVMValueRef clamp_batch(Ll *L, LLVMValueRef batch) {
+    LLVMValueRef b = LLVMBuildSExt(L->b, batch, L->i64, "");
+    b = LLVMBuildSelect(L->b, LLVMBuildICmp(L->b, LLVMIntSLT, b, ll_i64(L, 1), ""), ll_i64(L, 1), b, "");
+    return LLVMBuildSelect(L->b, LLVMBuildICmp(L->b, LLVMIntSGT, b, ll_i64(L, L->g->batch), ""),
+                           ll_i64(L, L->g->batch), b, ll_name(L, "B"));
+}
+
+/* The step counter in the workspace: the steps since reset and the batch
+   of the last call, two longs. Past 2 K steps it wraps to K + (t % K), so
+   that the slot stays right and the first step stays the only 0. */
+static void counter_write(Ll *L, LLVMValueRef t, LLVMValueRef B) {
+    long long K = L->g->infer.chunk;
+    LLVMValueRef at = ll_plan(L, L->g->infer.counter, "counter");
+    LLVMValueRef wrap = LLVMBuildICmp(L->b, LLVMIntSGE, t, ll_i64(L, 2 * K), "");
+    LLVMValueRef v = LLVMBuildSelect(L->b, wrap, LLVMBuildNSWSub(L->b, t, ll_i64(L, K), ""), t, "");
+    LLVMSetAlignment(LLVMBuildStore(L->b, v, at), sizeof(float));
+    LLVMSetAlignment(LLVMBuildStore(L->b, B, ll_off(L, at, ll_i64(L, 2), NULL)), sizeof(float));
+}
+
+static void counter_read(Ll *L, LLVMValueRef *t, LLVMValueRef *B) {
+    LLVMValueRef at = ll_plan(L, L->g->infer.counter, "counter");
+    *t = LLVMBuildLoad2(L->b, L->i64, at, ll_name(L, "steps"));
+    LLVMSetAlignment(*t, sizeof(float));
+    *B = LLVMBuildLoad2(L->b, L->i64, ll_off(L, at, ll_i64(L, 2), NULL), ll_name(L, "B"));
+    LLVMSetAlignment(*B, sizeof(float));
+}
+
+static int runs(const IrGraph *g, int i) { return ir_op_kernel[g->nodes.items[i].op]; }
+
+/* A call of node i's kernel over the steps [from, to) (i32 values). */
+static void call(Ll *L, int i, LLVMValueRef from, LLVMValueRef to) {
+    LLVMValueRef args[5] = {L->ws, L->B, from, to, ll_i32(L, 0)};
+    ll_call(L, L->kern[i], args, 5);
+}
+
+static long long count(Ll *L, int i) { return shape_count(&L->g->nodes.items[i].shape); }
+
+/* The input of `steps` steps (i64) from src into the input's slots from step t. */
+static void copy_input(Ll *L, LLVMValueRef t, LLVMValueRef src, LLVMValueRef steps) {
+    LLVMValueRef n = LLVMBuildNSWMul(L->b, LLVMBuildNSWMul(L->b, steps, L->B, ""), ll_i64(L, count(L, L->g->input)), "");
+    ll_copy(L, ll_at(L, L->g->input, t, "input"), src, n);
+}
+
+/* ---- the functions ---- */
+
+static LLVMValueRef gen_reset(Ll *L) {
+    const IrGraph *g = L->g;
+    LLVMTypeRef args[2] = {L->ptr, L->i32};
+    static const char *const names[] = {"workspace", "batch"};
+    LLVMValueRef fn = api_open(L, "reset", LLVMVoidTypeInContext(L->ctx), args, names, 2);
+    L->B = clamp_batch(L, LLVMGetParam(fn, 1));
+    for (int i = 0; i < g->nodes.len; i++) {
+        const IrNode *n = &g->nodes.items[i];
+        if (n->dead || n->op != IR_NEURON)
+            continue;
+        long long cnt = shape_count(&n->shape);
+        for (int k = 0; k < n->neuron->states.len; k++) {
+            const NeuronState *s = &n->neuron->states.items[k];
+            L->layer = n->name;
+            LLVMValueRef at = ll_plan(L, g->infer.at[i].state + (int64_t)k * g->batch * cnt, s->name);
+            LlLoop j;
+            ll_loop_open(L, &j, ll_i64(L, 0), LLVMBuildNSWMul(L->b, L->B, ll_i64(L, cnt), ""), 1,
+                         arena_printf(L->a, "%s.init", s->name));
+            ll_store(L, ll_flt(L, s->init, 1), ll_off(L, at, j.iv, NULL));
+            ll_loop_close(L, &j);
+        }
+    }
+    L->layer = "reset";
+    counter_write(L, ll_i64(L, 0), L->B);
+    LLVMBuildRetVoid(L->b);
+    return fn;
+}
+
+static void gen_step(Ll *L) {
+    const IrGraph *g = L->g;
+    LLVMTypeRef args[4] = {L->ptr, L->i32, L->ptr, L->ptr};
+    static const char *const names[] = {"workspace", "batch", "input", "output"};
+    LLVMValueRef fn = api_open(L, "step", LLVMVoidTypeInContext(L->ctx), args, names, 4);
+    L->B = clamp_batch(L, LLVMGetParam(fn, 1));
+    LLVMValueRef tc, b0;
+    counter_read(L, &tc, &b0);
+    LLVMValueRef t = LLVMBuildTrunc(L->b, tc, L->i32, ll_name(L, "t"));
+    copy_input(L, t, LLVMGetParam(fn, 2), ll_i64(L, 1));
+    /* every node at this step, in the schedule's order */
+    LLVMValueRef t1 = LLVMBuildNSWAdd(L->b, t, ll_i32(L, 1), "");
+    for (int j = 0; j < g->norder; j++)
+        if (runs(g, g->order[j]))
+            call(L, g->order[j], t, t1);
+    LlIf out;
+    ll_if(L, &out, LLVMBuildIsNotNull(L->b, LLVMGetParam(fn, 3), ""), "output", 0);
+    ll_copy(L, LLVMGetParam(fn, 3), ll_at(L, g->output, t, "y"),
+            LLVMBuildNSWMul(L->b, L->B, ll_i64(L, count(L, g->output)), ""));
+    ll_endif(L, &out);
+    counter_write(L, LLVMBuildSExt(L->b, t1, L->i64, ""), L->B);
+    LLVMBuildRetVoid(L->b);
+}
+
+/* The forward of every group over the steps [c0, c1) of a chunk (i32
+   values); groups computed once run when `once` holds (an i1 value). */
+static void run_groups(Ll *L, LLVMValueRef c0, LLVMValueRef c1, LLVMValueRef once) {
+    const IrGraph *g = L->g;
+    for (int k = 0; k < g->groups.len; k++) {
+        const IrGroup *gr = &g->groups.items[k];
+        int first = g->order[gr->first];
+        if (!gr->recurrent) {
+            if (!runs(g, first))
+                continue;
+            if (!g->infer.at[first].inv) {
+                call(L, first, c0, c1);
+                continue;
+            }
+            LlIf f;
+            int always = LLVMIsConstant(once);
+            if (!always)
+                ll_if(L, &f, once, arena_printf(L->a, "once.%s", g->nodes.items[first].name), 0);
+            call(L, first, ll_i32(L, 0), ll_i32(L, 1));
+            if (!always)
+                ll_endif(L, &f);
+            continue;
+        }
+        LlLoop t;
+        ll_loop_open(L, &t, c0, c1, 1, arena_printf(L->a, "recurrent%d", k));
+        LLVMValueRef t1 = LLVMBuildNSWAdd(L->b, t.iv, ll_i32(L, 1), "");
+        for (int j = gr->first; j < gr->first + gr->count; j++)
+            if (runs(g, g->order[j]))
+                call(L, g->order[j], t.iv, t1);
+        ll_loop_close(L, &t);
+    }
+}
+
+/* Accumulates the readout of the steps [c0, c1) (i32 values). */
+static void readout_steps(Ll *L, LLVMValueRef output, LLVMValueRef c0, LLVMValueRef c1) {
+    const IrGraph *g = L->g;
+    LLVMValueRef n = LLVMBuildNSWMul(L->b, L->B, ll_i64(L, count(L, g->output)), ll_name(L, "nout"));
+    LlLoop t, i;
+    ll_loop_open(L, &t, c0, c1, 1, "readout");
+    LLVMValueRef y = ll_at(L, g->output, t.iv, "y");
+    LLVMValueRef acc = g->readout != RO_STEPS ? ll_plan(L, g->infer.readout, "acc") : NULL;
+    LLVMValueRef first = LLVMBuildICmp(L->b, LLVMIntEQ, t.iv, ll_i32(L, 0), "");
+    switch (g->readout) {
+    case RO_STEPS:
+        ll_copy(L, ll_off(L, output, LLVMBuildNSWMul(L->b, LLVMBuildSExt(L->b, t.iv, L->i64, ""), n, ""), NULL), y, n);
+        break;
+    case RO_COUNT:
+    case RO_RATE:
+    case RO_MEAN:
+    case RO_MAX: {
+        ll_loop_open(L, &i, ll_i64(L, 0), n, 1, "i");
+        LLVMValueRef yp = ll_off(L, y, i.iv, NULL), ap = ll_off(L, acc, i.iv, NULL);
+        LLVMValueRef yv = ll_load(L, yp, 1, NULL), av = ll_load(L, ap, 1, NULL), v;
+        if (g->readout == RO_MAX)
+            v = LLVMBuildSelect(L->b, LLVMBuildOr(L->b, first, LLVMBuildFCmp(L->b, LLVMRealOGT, yv, av, ""), ""), yv, av,
+                                "");
+        else
+            v = LLVMBuildSelect(L->b, first, yv, LLVMBuildFAdd(L->b, av, yv, ""), "");
+        ll_store(L, v, ap);
+        ll_loop_close(L, &i);
+        break;
+    }
+    case RO_LAST: {
+        LlIf last;
+        ll_if(L, &last, LLVMBuildICmp(L->b, LLVMIntEQ, t.iv, ll_i32(L, g->timesteps - 1), ""), "last", 0);
+        ll_copy(L, acc, y, n);
+        ll_endif(L, &last);
+        break;
+    }
+    }
+    ll_loop_close(L, &t);
+}
+
+static void gen_forward(Ll *L, LLVMValueRef reset) {
+    const IrGraph *g = L->g;
+    const IrPlan *P = &g->infer;
+    int T = g->timesteps, K = P->chunk, seq = g->encoding == ENC_SEQUENCE;
+    LLVMTypeRef args[4] = {L->ptr, L->i32, L->ptr, L->ptr};
+    static const char *const names[] = {"workspace", "batch", "input", "output"};
+    LLVMValueRef fn = api_open(L, "forward", LLVMVoidTypeInContext(L->ctx), args, names, 4);
+    LLVMValueRef input = LLVMGetParam(fn, 2), output = LLVMGetParam(fn, 3);
+    L->B = clamp_batch(L, LLVMGetParam(fn, 1));
+    LLVMValueRef rargs[2] = {L->ws, LLVMBuildTrunc(L->b, L->B, L->i32, "")};
+    ll_call(L, reset, rargs, 2);
+    if (K < T) {
+        LlLoop c;
+        ll_loop_open(L, &c, ll_i32(L, 0), ll_i32(L, T), K, "chunk");
+        LLVMValueRef c1 = LLVMBuildNSWAdd(L->b, c.iv, ll_i32(L, K), "");
+        c1 = LLVMBuildSelect(L->b, LLVMBuildICmp(L->b, LLVMIntSLT, c1, ll_i32(L, T), ""), c1, ll_i32(L, T),
+                             ll_name(L, "chunk.end"));
+        LLVMValueRef once = LLVMBuildICmp(L->b, LLVMIntEQ, c.iv, ll_i32(L, 0), ll_name(L, "chunk.first"));
+        if (seq) {
+            LLVMValueRef c0l = LLVMBuildSExt(L->b, c.iv, L->i64, "");
+            LLVMValueRef skip = LLVMBuildNSWMul(L->b, LLVMBuildNSWMul(L->b, c0l, L->B, ""),
+                                                ll_i64(L, count(L, g->input)), "");
+            copy_input(L, c.iv, ll_off(L, input, skip, NULL),
+                       LLVMBuildSExt(L->b, LLVMBuildNSWSub(L->b, c1, c.iv, ""), L->i64, ""));
+        } else {
+            LlIf f;
+            ll_if(L, &f, once, "input", 0);
+            copy_input(L, ll_i32(L, 0), input, ll_i64(L, 1));
+            ll_endif(L, &f);
+        }
+        run_groups(L, c.iv, c1, once);
+        readout_steps(L, output, c.iv, c1);
+        ll_loop_close(L, &c);
+    } else {
+        copy_input(L, ll_i32(L, 0), input, ll_i64(L, seq ? T : 1));
+        run_groups(L, ll_i32(L, 0), ll_i32(L, T), LLVMConstInt(L->i1, 1, 0));
+        readout_steps(L, output, ll_i32(L, 0), ll_i32(L, T));
+    }
+    LLVMValueRef n = LLVMBuildNSWMul(L->b, L->B, ll_i64(L, count(L, g->output)), "");
+    if (g->readout == RO_RATE || g->readout == RO_MEAN) {
+        LlLoop i;
+        ll_loop_open(L, &i, ll_i64(L, 0), n, 1, "mean");
+        LLVMValueRef a = ll_load(L, ll_off(L, ll_plan(L, P->readout, NULL), i.iv, NULL), 1, NULL);
+        ll_store(L, LLVMBuildFDiv(L->b, a, ll_flt(L, (float)T, 1), ""), ll_off(L, output, i.iv, NULL));
+        ll_loop_close(L, &i);
+    } else if (g->readout != RO_STEPS)
+        ll_copy(L, output, ll_plan(L, P->readout, "acc"), n);
+    counter_write(L, ll_i64(L, T), L->B);
+    LLVMBuildRetVoid(L->b);
+}
+
+static void gen_probe(Ll *L) {
+    const IrGraph *g = L->g;
+    const IrPlan *P = &g->infer;
+    if (!g->probes.len)
+        return;
+    LLVMTypeRef args[2] = {L->ptr, L->i32};
+    static const char *const names[] = {"workspace", "k"};
+    LLVMValueRef fn = api_open(L, "probe", L->ptr, args, names, 2);
+    LLVMValueRef tc;
+    counter_read(L, &tc, &L->B);
+    LLVMValueRef t = LLVMBuildTrunc(L->b, tc, L->i32, "");
+    t = LLVMBuildSelect(L->b, LLVMBuildICmp(L->b, LLVMIntSGT, t, ll_i32(L, 0), ""),
+                        LLVMBuildNSWSub(L->b, t, ll_i32(L, 1), ""), ll_i32(L, 0), ll_name(L, "last"));
+    LLVMBasicBlockRef none = LLVMAppendBasicBlockInContext(L->ctx, fn, ll_name(L, "none"));
+    LLVMValueRef sw = LLVMBuildSwitch(L->b, LLVMGetParam(fn, 1), none, (unsigned)g->probes.len);
+    for (int k = 0; k < g->probes.len; k++) {
+        const IrProbe *pr = &g->probes.items[k];
+        LLVMBasicBlockRef bb = LLVMAppendBasicBlockInContext(L->ctx, fn, ll_name(L, pr->spec));
+        LLVMAddCase(sw, ll_i32(L, k), bb);
+        LLVMPositionBuilderAtEnd(L->b, bb);
+        LLVMValueRef at;
+        if (pr->buf >= 0) {
+            at = ll_plan(L, pr->buf, NULL);
+            if (P->chunk != 1) {
+                LLVMValueRef slot = LLVMBuildSExt(L->b, LLVMBuildSRem(L->b, t, ll_i32(L, P->chunk), ""), L->i64, "");
+                at = ll_off(L, at, LLVMBuildNSWMul(L->b, LLVMBuildNSWMul(L->b, slot, L->B, ""), ll_i64(L, pr->count), ""),
+                            NULL);
+            }
+        } else
+            at = ll_at(L, pr->node, t, NULL);
+        LLVMBuildRet(L->b, at);
+    }
+    LLVMPositionBuilderAtEnd(L->b, none);
+    LLVMBuildRet(L->b, LLVMConstNull(L->ptr));
+}
+
+/* A constant global of the module, private unless `name` is public. */
+static LLVMValueRef global(Ll *L, const char *name, LLVMValueRef init, int public) {
+    LLVMValueRef v = LLVMAddGlobal(L->mod, LLVMTypeOf(init), name);
+    LLVMSetInitializer(v, init);
+    LLVMSetGlobalConstant(v, 1);
+    if (!public) {
+        LLVMSetLinkage(v, LLVMPrivateLinkage);
+        LLVMSetUnnamedAddress(v, LLVMGlobalUnnamedAddr);
+    }
+    return v;
+}
+
+/* <net>_params, as the header's <net>_param_info: name, ndim, shape[4],
+   offset, count, learnable (C's layout: LLVM's data layout pads as C). */
+static void gen_params(Ll *L) {
+    const IrGraph *g = L->g;
+    if (!g->params.len)
+        return;
+    LLVMTypeRef fields[6] = {L->ptr, L->i32, LLVMArrayType(L->i64, 4), L->i64, L->i64, L->i32};
+    LLVMTypeRef info = LLVMStructTypeInContext(L->ctx, fields, 6, 0);
+    LLVMValueRef *rows = arena_alloc(L->a, sizeof(LLVMValueRef) * (size_t)g->params.len);
+    for (int i = 0; i < g->params.len; i++) {
+        const IrParam *q = &g->params.items[i];
+        LLVMValueRef name = global(L, arena_printf(L->a, "%s_params.name%d", L->p, i),
+                                   LLVMConstStringInContext(L->ctx, q->name, (unsigned)strlen(q->name), 0), 0);
+        LLVMValueRef shape[4];
+        for (int k = 0; k < 4; k++)
+            shape[k] = ll_i64(L, k < q->shape.ndim ? (long long)q->shape.d[k] : 0);
+        LLVMValueRef f[6] = {name, ll_i32(L, q->shape.ndim), LLVMConstArray(L->i64, shape, 4), ll_i64(L, (long long)q->off),
+                             ll_i64(L, (long long)q->count), ll_i32(L, q->learnable)};
+        rows[i] = LLVMConstNamedStruct(info, f, 6);
+    }
+    global(L, arena_printf(L->a, "%s_params", L->p), LLVMConstArray(info, rows, (unsigned)g->params.len), 1);
+}
+
+void llapi_api(TargetEmitter *em) {
+    Ll *L = em;
+    global(L, arena_printf(L->a, "%s_workspace_floats", L->p), ll_i64(L, L->ws_floats), 1);
+    gen_params(L);
+    LLVMValueRef reset = gen_reset(L);
+    gen_step(L);
+    gen_forward(L, reset);
+    gen_probe(L);
+    char *msg = NULL;
+    if (LLVMVerifyModule(L->mod, LLVMReturnStatusAction, &msg))
+        ICE("the llvm target wrote an invalid module: %s", msg);
+    LLVMDisposeMessage(msg);
+}
+
+/* --triple: the module optimized for that machine, as an object file. On
+   riscv64 the ABI is lp64d, with the F and D extensions unless --features
+   says otherwise: Debian's riscv64 C library is built for it. */
+static int object(Ll *L, GenFile *out) {
+    const CgenOptions *o = L->opt;
+    int rv64 = !strncmp(o->triple, "riscv64", 7);
+    const char *features = o->features ? o->features : rv64 ? "+m,+a,+f,+d,+c" : NULL;
+    LLVMTargetMachineRef tm = ll_machine(o->triple, o->cpu, features);
+    if (!tm)
+        return -1;
+    if (rv64) {
+        LLVMMetadataRef abi = LLVMMDStringInContext2(L->ctx, "lp64d", 5);
+        LLVMAddModuleFlag(L->mod, LLVMModuleFlagBehaviorError, "target-abi", 10, abi);
+    }
+    char *msg = NULL;
+    LLVMMemoryBufferRef mb = NULL;
+    int rc = ll_optimize(L->mod, tm);
+    if (rc == 0 && LLVMTargetMachineEmitToMemoryBuffer(tm, L->mod, LLVMObjectFile, &msg, &mb)) {
+        error_plain("llvm target: writing the object file for '%s': %s", o->triple, msg);
+        rc = -1;
+    }
+    LLVMDisposeMessage(msg);
+    LLVMDisposeTargetMachine(tm);
+    if (rc != 0)
+        return -1;
+    out->name = arena_printf(L->a, "%s.o", L->p);
+    out->text = (Buf){0};
+    const char *data = LLVMGetBufferStart(mb);
+    size_t len = LLVMGetBufferSize(mb);
+    out->text.data = malloc(len + 1);
+    if (!out->text.data)
+        ICE("out of memory");
+    memcpy(out->text.data, data, len);
+    out->text.len = len;
+    out->text.cap = len + 1;
+    LLVMDisposeMemoryBuffer(mb);
+    return 0;
+}
+
+int llapi_finish(TargetEmitter *em, GenFile *out) {
+    Ll *L = em;
+    char *text = LLVMPrintModuleToString(L->mod);
+    out[0].name = arena_printf(L->a, "%s.h", L->p);
+    out[0].text = L->header;
+    L->header = (Buf){0};
+    out[1].name = arena_printf(L->a, "%s.ll", L->p);
+    out[1].text = (Buf){0};
+    buf_puts(&out[1].text, text);
+    LLVMDisposeMessage(text);
+    int n = 2;
+    if (L->opt->triple && object(L, &out[2]) == 0)
+        n = 3;
+    else if (L->opt->triple)
+        n = -1;
+    llapi_dispose(L, 0);
+    if (n < 0) {
+        buf_free(&out[0].text);
+        buf_free(&out[1].text);
+    }
+    return n;
+}

@@ -1,0 +1,370 @@
+/*
+ * llemit.c: the llvm target's helpers for building IR (constants, math
+ * calls, loops, addresses in the inference plan), and its kernels of the
+ * synaptic and elementwise ops: dense, add, scale, identity, dropout (the
+ * identity at inference) and prev().
+ *
+ * Each kernel computes the steps [from, to) of one node, as the C
+ * target's (ckernels.c) does, over the same buffers: a dense layer over a
+ * range is one product over (to - from) x B rows, since the plan keeps the
+ * rows of consecutive steps of a chunk contiguous.
+ */
+#include <string.h>
+
+#include "ll.h"
+
+const char *ll_name(Ll *L, const char *what) { return arena_printf(L->a, "%s.%s", L->layer, what); }
+
+LLVMValueRef ll_i32(Ll *L, long long v) { return LLVMConstInt(L->i32, (unsigned long long)v, 1); }
+LLVMValueRef ll_i64(Ll *L, long long v) { return LLVMConstInt(L->i64, (unsigned long long)v, 1); }
+
+LLVMValueRef ll_flt(Ll *L, float f, int lanes) {
+    LLVMValueRef k = LLVMConstReal(L->f32, (double)f);
+    if (lanes == 1)
+        return k;
+    LLVMValueRef v[LL_LANES];
+    for (int i = 0; i < lanes; i++)
+        v[i] = k;
+    return LLVMConstVector(v, (unsigned)lanes);
+}
+
+LLVMValueRef ll_splat(Ll *L, LLVMValueRef v, int lanes) {
+    if (lanes == 1)
+        return v;
+    if (LLVMIsConstant(v)) {
+        LLVMValueRef k[LL_LANES];
+        for (int i = 0; i < lanes; i++)
+            k[i] = v;
+        return LLVMConstVector(k, (unsigned)lanes);
+    }
+    LLVMValueRef one = LLVMBuildInsertElement(L->b, LLVMGetUndef(LLVMVectorType(L->f32, (unsigned)lanes)), v,
+                                              ll_i32(L, 0), "");
+    return LLVMBuildShuffleVector(L->b, one, LLVMGetUndef(LLVMTypeOf(one)),
+                                  LLVMConstNull(LLVMVectorType(L->i32, (unsigned)lanes)), ll_name(L, "splat"));
+}
+
+LLVMValueRef ll_call(Ll *L, LLVMValueRef fn, LLVMValueRef *args, unsigned n) {
+    return LLVMBuildCall2(L->b, LLVMGlobalGetValueType(fn), fn, args, n, "");
+}
+
+LLVMValueRef ll_call_math(Ll *L, const char *name, LLVMValueRef a, LLVMValueRef b, int lanes) {
+    unsigned n = b ? 2 : 1;
+    if (!strncmp(name, "llvm.", 5)) {
+        LLVMTypeRef ty = lanes == 1 ? L->f32 : LLVMVectorType(L->f32, (unsigned)lanes);
+        unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+        if (!id)
+            ICE("no intrinsic %s", name);
+        LLVMValueRef fn = LLVMGetIntrinsicDeclaration(L->mod, id, &ty, 1);
+        LLVMValueRef args[2] = {a, b};
+        return LLVMBuildCall2(L->b, LLVMIntrinsicGetType(L->ctx, id, &ty, 1), fn, args, n, "");
+    }
+    LLVMValueRef fn = LLVMGetNamedFunction(L->mod, name);
+    if (!fn) {
+        LLVMTypeRef params[2] = {L->f32, L->f32};
+        fn = LLVMAddFunction(L->mod, name, LLVMFunctionType(L->f32, params, n, 0));
+    }
+    if (lanes == 1) {
+        LLVMValueRef args[2] = {a, b};
+        return ll_call(L, fn, args, n);
+    }
+    /* the C library's functions, lane by lane: the exact values */
+    LLVMValueRef v = LLVMGetUndef(LLVMTypeOf(a));
+    for (int k = 0; k < lanes; k++) {
+        LLVMValueRef args[2] = {LLVMBuildExtractElement(L->b, a, ll_i32(L, k), ""),
+                                b ? LLVMBuildExtractElement(L->b, b, ll_i32(L, k), "") : NULL};
+        v = LLVMBuildInsertElement(L->b, v, ll_call(L, fn, args, n), ll_i32(L, k), "");
+    }
+    return v;
+}
+
+/* ---- control ---- */
+
+void ll_loop_open(Ll *L, LlLoop *lp, LLVMValueRef from, LLVMValueRef to, long long step, const char *what) {
+    LLVMBasicBlockRef pre = LLVMGetInsertBlock(L->b);
+    lp->head = LLVMAppendBasicBlockInContext(L->ctx, L->fn, ll_name(L, arena_printf(L->a, "%s.head", what)));
+    lp->body = LLVMAppendBasicBlockInContext(L->ctx, L->fn, ll_name(L, arena_printf(L->a, "%s.body", what)));
+    lp->exit = LLVMCreateBasicBlockInContext(L->ctx, ll_name(L, arena_printf(L->a, "%s.end", what)));
+    lp->step = step;
+    LLVMBuildBr(L->b, lp->head);
+    LLVMPositionBuilderAtEnd(L->b, lp->head);
+    lp->iv = LLVMBuildPhi(L->b, LLVMTypeOf(from), ll_name(L, what));
+    LLVMAddIncoming(lp->iv, &from, &pre, 1);
+    LLVMBuildCondBr(L->b, LLVMBuildICmp(L->b, LLVMIntSLT, lp->iv, to, ""), lp->body, lp->exit);
+    LLVMPositionBuilderAtEnd(L->b, lp->body);
+}
+
+void ll_loop_close(Ll *L, LlLoop *lp) {
+    LLVMBasicBlockRef last = LLVMGetInsertBlock(L->b);
+    LLVMValueRef next = LLVMBuildNSWAdd(L->b, lp->iv, LLVMConstInt(LLVMTypeOf(lp->iv), (unsigned long long)lp->step, 1),
+                                        "");
+    LLVMBuildBr(L->b, lp->head);
+    LLVMAddIncoming(lp->iv, &next, &last, 1);
+    LLVMAppendExistingBasicBlock(L->fn, lp->exit);
+    LLVMPositionBuilderAtEnd(L->b, lp->exit);
+}
+
+void ll_if(Ll *L, LlIf *f, LLVMValueRef c, const char *what, int has_else) {
+    f->then = LLVMAppendBasicBlockInContext(L->ctx, L->fn, ll_name(L, what));
+    f->other = has_else ? LLVMCreateBasicBlockInContext(L->ctx, ll_name(L, arena_printf(L->a, "%s.else", what))) : NULL;
+    f->join = LLVMCreateBasicBlockInContext(L->ctx, ll_name(L, arena_printf(L->a, "%s.end", what)));
+    LLVMBuildCondBr(L->b, c, f->then, has_else ? f->other : f->join);
+    LLVMPositionBuilderAtEnd(L->b, f->then);
+}
+
+void ll_else(Ll *L, LlIf *f) {
+    LLVMBuildBr(L->b, f->join);
+    LLVMAppendExistingBasicBlock(L->fn, f->other);
+    LLVMPositionBuilderAtEnd(L->b, f->other);
+}
+
+void ll_endif(Ll *L, LlIf *f) {
+    LLVMBuildBr(L->b, f->join);
+    LLVMAppendExistingBasicBlock(L->fn, f->join);
+    LLVMPositionBuilderAtEnd(L->b, f->join);
+}
+
+/* ---- memory ---- */
+
+LLVMValueRef ll_off(Ll *L, LLVMValueRef p, LLVMValueRef n, const char *what) {
+    return LLVMBuildInBoundsGEP2(L->b, L->f32, p, &n, 1, what ? ll_name(L, what) : "");
+}
+
+LLVMValueRef ll_ws(Ll *L, LLVMValueRef off, const char *what) { return ll_off(L, L->ws, off, what); }
+
+LLVMValueRef ll_plan(Ll *L, long long off, const char *what) {
+    return ll_ws(L, ll_i64(L, (long long)L->g->param_floats + off), what);
+}
+
+LLVMValueRef ll_at(Ll *L, int i, LLVMValueRef t, const char *what) {
+    const IrBufs *b = &L->g->infer.at[i];
+    if (b->val < 0)
+        ICE("node %d has no value buffer", i);
+    long long c = shape_count(&L->g->nodes.items[i].shape);
+    LLVMValueRef base = ll_i64(L, (long long)L->g->param_floats + b->val);
+    if (b->vsteps == 1 || (LLVMIsAConstantInt(t) && LLVMConstIntGetSExtValue(t) == 0))
+        return ll_ws(L, base, what);
+    /* inference wraps around the chunk's slots, also when step() goes on past T */
+    LLVMValueRef slot = LLVMBuildSExt(L->b, LLVMBuildSRem(L->b, t, ll_i32(L, b->vsteps), ""), L->i64, "");
+    LLVMValueRef off = LLVMBuildNSWMul(L->b, LLVMBuildNSWMul(L->b, slot, L->B, ""), ll_i64(L, c), "");
+    return ll_ws(L, LLVMBuildNSWAdd(L->b, base, off, ""), what);
+}
+
+LLVMValueRef ll_param(Ll *L, int k) {
+    return ll_ws(L, ll_i64(L, (long long)L->g->params.items[k].off),
+                 arena_printf(L->a, "%s", strchr(L->g->params.items[k].name, '.') + 1));
+}
+
+void ll_copy(Ll *L, LLVMValueRef dst, LLVMValueRef src, LLVMValueRef n) {
+    LLVMValueRef bytes = LLVMBuildNSWMul(L->b, n, ll_i64(L, (long long)sizeof(float)), "");
+    if (src)
+        LLVMBuildMemCpy(L->b, dst, sizeof(float), src, sizeof(float), bytes);
+    else
+        LLVMBuildMemSet(L->b, dst, LLVMConstInt(LLVMInt8TypeInContext(L->ctx), 0, 0), bytes, sizeof(float));
+}
+
+LLVMValueRef ll_load(Ll *L, LLVMValueRef p, int lanes, const char *what) {
+    LLVMValueRef v = LLVMBuildLoad2(L->b, lanes == 1 ? L->f32 : LLVMVectorType(L->f32, (unsigned)lanes), p,
+                                    what ? ll_name(L, what) : "");
+    LLVMSetAlignment(v, sizeof(float));
+    return v;
+}
+
+void ll_store(Ll *L, LLVMValueRef v, LLVMValueRef p) { LLVMSetAlignment(LLVMBuildStore(L->b, v, p), sizeof(float)); }
+
+/* ---- kernels ---- */
+
+void ll_kernel_open(Ll *L, int i) {
+    const IrNode *x = &L->g->nodes.items[i];
+    L->layer = x->name;
+    L->fn = LLVMAddFunction(L->mod, arena_printf(L->a, "%s_fwd%d", L->p, i), L->kfn);
+    LLVMSetLinkage(L->fn, LLVMInternalLinkage);
+    L->kern[i] = L->fn;
+    const char *text = target_node_text(L->g, i);
+    LLVMMetadataRef s = LLVMMDStringInContext2(L->ctx, text, strlen(text));
+    LLVMGlobalSetMetadata(L->fn, L->md_node, LLVMMDNodeInContext2(L->ctx, &s, 1));
+    static const char *const names[] = {"ws", "B", "from", "to", "training"};
+    for (unsigned k = 0; k < 5; k++)
+        LLVMSetValueName2(LLVMGetParam(L->fn, k), names[k], strlen(names[k]));
+    L->ws = LLVMGetParam(L->fn, 0);
+    L->B = LLVMGetParam(L->fn, 1);
+    LLVMPositionBuilderAtEnd(L->b, LLVMAppendBasicBlockInContext(L->ctx, L->fn, ll_name(L, "entry")));
+}
+
+void ll_kernel_close(Ll *L) { LLVMBuildRetVoid(L->b); }
+
+LLVMValueRef ll_from(Ll *L) { return LLVMGetParam(L->fn, 2); }
+LLVMValueRef ll_to(Ll *L) { return LLVMGetParam(L->fn, 3); }
+
+/* The dense kernels write their product inline: nothing to share. */
+void ll_gemm(TargetEmitter *em) { (void)em; }
+
+/* The dense product's blocks: DENSE_OB outputs by DENSE_KB inputs of the
+   weights, transposed onto the stack (32 KB), so that the loop over a
+   block's outputs reads them contiguously. */
+#define DENSE_OB 64
+#define DENSE_KB 128
+
+static LLVMValueRef min64(Ll *L, LLVMValueRef a, long long b) {
+    return LLVMBuildSelect(L->b, LLVMBuildICmp(L->b, LLVMIntSLT, a, ll_i64(L, b), ""), a, ll_i64(L, b), "");
+}
+
+/* y(rows x O) = bias + x(rows x I) w^T, each output summing its bias (or
+   0) first, then x[r][k] w[o][k] in ascending k, multiply then add: the C
+   target's order. The loops run over blocks of outputs, then blocks of
+   inputs in ascending order (the block of w transposed into wt), then the
+   rows; a row skips the inputs that are zero (a spike that did not fire),
+   as the C target's product does, and adds the others to its block of
+   outputs: a whole block in DENSE_OB / LL_LANES vectors of sums held in
+   registers over the block's inputs, the last partial block one output at
+   a time (a loop LLVM vectorizes). */
+/* Vector j of the block's sums. */
+static LLVMValueRef acc_at(Ll *L, LLVMTypeRef accty, LLVMValueRef acc, int j) {
+    LLVMValueRef idx[2] = {ll_i32(L, 0), ll_i32(L, j)};
+    return LLVMBuildInBoundsGEP2(L->b, accty, acc, idx, 2, "");
+}
+
+static void dense_rows(Ll *L, const IrNode *x, LLVMValueRef wt, LLVMValueRef acc, LLVMValueRef rows, LLVMValueRef xt,
+                       LLVMValueRef yt) {
+    long long I = shape_count(&L->g->nodes.items[x->in[0]].shape), O = x->out;
+    LLVMValueRef w = ll_param(L, x->param[0]);
+    LlLoop r, ob, kb, k, o;
+    ll_loop_open(L, &r, ll_i64(L, 0), rows, 1, "init");
+    LLVMValueRef yr = ll_off(L, yt, LLVMBuildNSWMul(L->b, r.iv, ll_i64(L, O), ""), NULL);
+    ll_copy(L, yr, x->bias ? ll_param(L, x->param[1]) : NULL, ll_i64(L, O));
+    ll_loop_close(L, &r);
+    ll_loop_open(L, &ob, ll_i64(L, 0), ll_i64(L, O), DENSE_OB, "oblock");
+    LLVMValueRef on = min64(L, LLVMBuildNSWSub(L->b, ll_i64(L, O), ob.iv, ""), DENSE_OB);
+    ll_loop_open(L, &kb, ll_i64(L, 0), ll_i64(L, I), DENSE_KB, "kblock");
+    LLVMValueRef kn = min64(L, LLVMBuildNSWSub(L->b, ll_i64(L, I), kb.iv, ""), DENSE_KB);
+    /* wt[k][o] = w[ob + o][kb + k] */
+    ll_loop_open(L, &o, ll_i64(L, 0), on, 1, "pack.o");
+    LLVMValueRef wrow = ll_off(L, w, LLVMBuildNSWAdd(L->b, LLVMBuildNSWMul(L->b, LLVMBuildNSWAdd(L->b, ob.iv, o.iv, ""),
+                                                                             ll_i64(L, I), ""), kb.iv, ""), NULL);
+    ll_loop_open(L, &k, ll_i64(L, 0), kn, 1, "pack.k");
+    ll_store(L, ll_load(L, ll_off(L, wrow, k.iv, NULL), 1, NULL),
+             ll_off(L, wt, LLVMBuildNSWAdd(L->b, LLVMBuildNSWMul(L->b, k.iv, ll_i64(L, DENSE_OB), ""), o.iv, ""), NULL));
+    ll_loop_close(L, &k);
+    ll_loop_close(L, &o);
+    ll_loop_open(L, &r, ll_i64(L, 0), rows, 1, "row");
+    LLVMValueRef xr = ll_off(L, xt, LLVMBuildNSWAdd(L->b, LLVMBuildNSWMul(L->b, r.iv, ll_i64(L, I), ""), kb.iv, ""), "xrow");
+    yr = ll_off(L, yt, LLVMBuildNSWAdd(L->b, LLVMBuildNSWMul(L->b, r.iv, ll_i64(L, O), ""), ob.iv, ""), "yrow");
+    LlIf full;
+    ll_if(L, &full, LLVMBuildICmp(L->b, LLVMIntEQ, on, ll_i64(L, DENSE_OB), ""), "full", 1);
+    /* a whole block of outputs: DENSE_OB / LL_LANES vectors of sums, kept
+       in registers over the block's inputs (acc is promoted to values) */
+    LLVMTypeRef accty = LLVMArrayType(L->vf, DENSE_OB / LL_LANES);
+    for (int j = 0; j < DENSE_OB / LL_LANES; j++)
+        ll_store(L, ll_load(L, ll_off(L, yr, ll_i64(L, j * LL_LANES), NULL), LL_LANES, NULL), acc_at(L, accty, acc, j));
+    ll_loop_open(L, &k, ll_i64(L, 0), kn, 1, "k");
+    LLVMValueRef xk = ll_load(L, ll_off(L, xr, k.iv, NULL), 1, "xk");
+    LlIf nz;
+    ll_if(L, &nz, LLVMBuildFCmp(L->b, LLVMRealUNE, xk, ll_flt(L, 0.0f, 1), ""), "event", 0);
+    LLVMValueRef wk = ll_off(L, wt, LLVMBuildNSWMul(L->b, k.iv, ll_i64(L, DENSE_OB), ""), NULL);
+    LLVMValueRef xv = ll_splat(L, xk, LL_LANES);
+    for (int j = 0; j < DENSE_OB / LL_LANES; j++) {
+        LLVMValueRef at = acc_at(L, accty, acc, j);
+        LLVMValueRef prod = LLVMBuildFMul(L->b, xv, ll_load(L, ll_off(L, wk, ll_i64(L, j * LL_LANES), NULL), LL_LANES, NULL), "");
+        ll_store(L, LLVMBuildFAdd(L->b, ll_load(L, at, LL_LANES, NULL), prod, ""), at);
+    }
+    ll_endif(L, &nz);
+    ll_loop_close(L, &k);
+    for (int j = 0; j < DENSE_OB / LL_LANES; j++)
+        ll_store(L, ll_load(L, acc_at(L, accty, acc, j), LL_LANES, NULL), ll_off(L, yr, ll_i64(L, j * LL_LANES), NULL));
+    ll_else(L, &full);
+    /* the last, partial block: one output at a time */
+    ll_loop_open(L, &k, ll_i64(L, 0), kn, 1, "k1");
+    xk = ll_load(L, ll_off(L, xr, k.iv, NULL), 1, "xk1");
+    ll_if(L, &nz, LLVMBuildFCmp(L->b, LLVMRealUNE, xk, ll_flt(L, 0.0f, 1), ""), "event1", 0);
+    wk = ll_off(L, wt, LLVMBuildNSWMul(L->b, k.iv, ll_i64(L, DENSE_OB), ""), NULL);
+    ll_loop_open(L, &o, ll_i64(L, 0), on, 1, "o");
+    LLVMValueRef yp = ll_off(L, yr, o.iv, NULL);
+    LLVMValueRef prod = LLVMBuildFMul(L->b, xk, ll_load(L, ll_off(L, wk, o.iv, NULL), 1, NULL), "");
+    ll_store(L, LLVMBuildFAdd(L->b, ll_load(L, yp, 1, NULL), prod, ""), yp);
+    ll_loop_close(L, &o);
+    ll_endif(L, &nz);
+    ll_loop_close(L, &k);
+    ll_endif(L, &full);
+    ll_loop_close(L, &r);
+    ll_loop_close(L, &kb);
+    ll_loop_close(L, &ob);
+}
+
+void ll_dense_fwd(TargetEmitter *em, const IrPlan *P, int i) {
+    Ll *L = em;
+    const IrNode *x = &L->g->nodes.items[i];
+    int in = x->in[0];
+    ll_kernel_open(L, i);
+    LLVMValueRef wt = LLVMBuildArrayAlloca(L->b, L->f32, ll_i64(L, DENSE_OB * DENSE_KB), ll_name(L, "wt"));
+    LLVMSetAlignment(wt, 64);
+    LLVMValueRef acc = LLVMBuildAlloca(L->b, LLVMArrayType(L->vf, DENSE_OB / LL_LANES), ll_name(L, "acc"));
+    if (P->at[in].inv && !P->at[i].inv) {
+        /* an input stored once, an output at every step: one product per step */
+        LlLoop t;
+        ll_loop_open(L, &t, ll_from(L), ll_to(L), 1, "t");
+        dense_rows(L, x, wt, acc, L->B, ll_at(L, in, ll_i32(L, 0), "x"), ll_at(L, i, t.iv, "y"));
+        ll_loop_close(L, &t);
+    } else {
+        LLVMValueRef steps = LLVMBuildSExt(L->b, LLVMBuildNSWSub(L->b, ll_to(L), ll_from(L), ""), L->i64, "");
+        LLVMValueRef rows = LLVMBuildNSWMul(L->b, steps, L->B, ll_name(L, "rows"));
+        dense_rows(L, x, wt, acc, rows, ll_at(L, in, ll_from(L), "x"), ll_at(L, i, ll_from(L), "y"));
+    }
+    ll_kernel_close(L);
+}
+
+void ll_eltwise_fwd(TargetEmitter *em, const IrPlan *P, int i) {
+    Ll *L = em;
+    const IrNode *x = &L->g->nodes.items[i];
+    long long n = shape_count(&x->shape);
+    (void)P;
+    ll_kernel_open(L, i);
+    LlLoop t, j;
+    ll_loop_open(L, &t, ll_from(L), ll_to(L), 1, "t");
+    LLVMValueRef a = ll_at(L, x->in[0], t.iv, "a");
+    LLVMValueRef b = x->op == IR_ADD ? ll_at(L, x->in[1], t.iv, "b") : NULL;
+    LLVMValueRef y = ll_at(L, i, t.iv, "y");
+    LLVMValueRef N = LLVMBuildNSWMul(L->b, L->B, ll_i64(L, n), "");
+    if (x->op == IR_ADD || x->op == IR_SCALE) {
+        ll_loop_open(L, &j, ll_i64(L, 0), N, 1, "j");
+        LLVMValueRef av = ll_load(L, ll_off(L, a, j.iv, NULL), 1, NULL);
+        LLVMValueRef v = x->op == IR_ADD ? LLVMBuildFAdd(L->b, av, ll_load(L, ll_off(L, b, j.iv, NULL), 1, NULL), "")
+                                         : LLVMBuildFMul(L->b, av, ll_flt(L, x->fval, 1), "");
+        ll_store(L, v, ll_off(L, y, j.iv, NULL));
+        ll_loop_close(L, &j);
+    } else /* identity, and dropout at inference */
+        ll_copy(L, y, a, N);
+    ll_loop_close(L, &t);
+    ll_kernel_close(L);
+}
+
+/* y[t] = 0 at the first step, else the source's value at t - 1; a source
+   of an earlier group has its value of the step before the call in the
+   carry (ckernels.c ck_delay_fwd). */
+void ll_delay_fwd(TargetEmitter *em, const IrPlan *P, int i) {
+    Ll *L = em;
+    const IrNode *x = &L->g->nodes.items[i];
+    int s = x->in[0];
+    int64_t carry = P->at[i].carry;
+    ll_kernel_open(L, i);
+    LLVMValueRef N = LLVMBuildNSWMul(L->b, L->B, ll_i64(L, shape_count(&x->shape)), ll_name(L, "n"));
+    LlLoop t;
+    ll_loop_open(L, &t, ll_from(L), ll_to(L), 1, "t");
+    LLVMValueRef y = ll_at(L, i, t.iv, "y");
+    LlIf first, resume;
+    ll_if(L, &first, LLVMBuildICmp(L->b, LLVMIntEQ, t.iv, ll_i32(L, 0), ""), "first", 1);
+    ll_copy(L, y, NULL, N);
+    ll_else(L, &first);
+    if (carry >= 0) {
+        ll_if(L, &resume, LLVMBuildICmp(L->b, LLVMIntEQ, t.iv, ll_from(L), ""), "carried", 1);
+        ll_copy(L, y, ll_plan(L, carry, "carry"), N);
+        ll_else(L, &resume);
+    }
+    ll_copy(L, y, ll_at(L, s, LLVMBuildNSWSub(L->b, t.iv, ll_i32(L, 1), ""), "prev"), N);
+    if (carry >= 0)
+        ll_endif(L, &resume);
+    ll_endif(L, &first);
+    ll_loop_close(L, &t);
+    if (carry >= 0)
+        ll_copy(L, ll_plan(L, carry, "carry"), ll_at(L, s, LLVMBuildNSWSub(L->b, ll_to(L), ll_i32(L, 1), ""), "last"),
+                N);
+    ll_kernel_close(L);
+}

@@ -1,0 +1,203 @@
+/*
+ * llneuron.c: the llvm target's kernel of a neuron layer at inference:
+ * the model's instructions (a NeuronProg) as LLVM IR on vectors of
+ * LL_LANES neurons, then on single neurons for the rest of the layer.
+ *
+ * For every step of the range, each neuron reads its input and its states
+ * at the start of the step, runs the instructions in program order, and
+ * writes its output, its states at the end of the step (in place: the
+ * inference plan keeps one copy) and the variables that --record asks for.
+ * Each instruction is the C target's expression (cemit.c cg_eq_emit) on
+ * every lane: comparisons give 1 or 0, exp, log, tanh, pow, min and max
+ * call the C library lane by lane, sqrt and abs are LLVM's exact
+ * intrinsics, so every lane computes the bits the C target's scalar code
+ * computes. Only the instructions that reach the output, a state or a
+ * record are written.
+ */
+#include <string.h>
+
+#include "ll.h"
+
+typedef struct Leaves {
+    LLVMValueRef x, *s, *n, *p, y, *r; /* pointers of the step (r: per probe, NULL if none) */
+    long long cnt, hw;                 /* neurons of a sample, and per channel */
+} Leaves;
+
+/* The instruction of node i that probe k records, or -1. */
+static int probe_inst(const IrGraph *g, int i, int k) {
+    const IrProbe *pr = &g->probes.items[k];
+    int st;
+    return pr->node == i && pr->var && pr->buf >= 0 ? ir_neuron_var(g, i, pr->var, &st) : -1;
+}
+
+/* A parameter for the lanes of neurons idx .. idx + lanes - 1. */
+static LLVMValueRef param(Ll *L, const NeuronParam *q, LLVMValueRef p, const Leaves *lv, LLVMValueRef idx, int lanes) {
+    if (q->gran == GRAN_LAYER)
+        return ll_splat(L, ll_load(L, p, 1, NULL), lanes);
+    LLVMValueRef v = lanes == 1 ? NULL : LLVMGetUndef(L->vf);
+    for (int k = 0; k < lanes; k++) {
+        LLVMValueRef e = LLVMBuildNSWAdd(L->b, idx, ll_i64(L, k), "");
+        e = LLVMBuildSRem(L->b, e, ll_i64(L, lv->cnt), "");
+        if (q->gran == GRAN_CHANNEL)
+            e = LLVMBuildSDiv(L->b, e, ll_i64(L, lv->hw), "");
+        LLVMValueRef f = ll_load(L, ll_off(L, p, e, NULL), 1, NULL);
+        if (lanes == 1)
+            return f;
+        v = LLVMBuildInsertElement(L->b, v, f, ll_i32(L, k), "");
+    }
+    return v;
+}
+
+/* 1.0 where c holds, else 0.0. */
+static LLVMValueRef flag(Ll *L, LLVMValueRef c, int lanes) {
+    return LLVMBuildSelect(L->b, c, ll_flt(L, 1.0f, lanes), ll_flt(L, 0.0f, lanes), "");
+}
+
+static LLVMValueRef cmp(Ll *L, LLVMRealPredicate op, LLVMValueRef a, LLVMValueRef b) {
+    return LLVMBuildFCmp(L->b, op, a, b, "");
+}
+
+/* The instructions of the step for neurons idx .. idx + lanes - 1, then
+   the stores. */
+static void body(Ll *L, const IrNode *x, const unsigned char *live, const int *probe, const Leaves *lv,
+                 LLVMValueRef idx, int lanes) {
+    const NeuronProg *p = x->neuron;
+    const EqCode *code = &p->code;
+    LLVMValueRef *v = arena_alloc(L->a, sizeof(LLVMValueRef) * (size_t)(code->len + 1));
+    LLVMValueRef zero = ll_flt(L, 0.0f, lanes), one = ll_flt(L, 1.0f, lanes);
+    for (int k = 0; k < code->len; k++) {
+        const EqInst *in = &code->items[k];
+        if (!live[k])
+            continue;
+        LLVMValueRef A = in->a >= 0 ? v[in->a] : NULL, B = in->b >= 0 ? v[in->b] : NULL;
+        LLVMValueRef C = in->c >= 0 ? v[in->c] : NULL;
+        LLVMValueRef r = NULL;
+        switch (in->op) {
+        case EQ_CONST: r = ll_flt(L, in->k, lanes); break;
+        case EQ_INPUT: r = ll_load(L, ll_off(L, lv->x, idx, NULL), lanes, "x"); break;
+        case EQ_STATE:
+            r = ll_load(L, ll_off(L, lv->s[in->idx], idx, NULL), lanes, p->states.items[in->idx].name);
+            break;
+        case EQ_PARAM: r = param(L, &p->params.items[in->idx], lv->p[in->idx], lv, idx, lanes); break;
+        case EQ_ADD: r = LLVMBuildFAdd(L->b, A, B, ""); break;
+        case EQ_SUB: r = LLVMBuildFSub(L->b, A, B, ""); break;
+        case EQ_MUL: r = LLVMBuildFMul(L->b, A, B, ""); break;
+        case EQ_DIV: r = LLVMBuildFDiv(L->b, A, B, ""); break;
+        case EQ_NEG: r = LLVMBuildFNeg(L->b, A, ""); break;
+        case EQ_LT: r = flag(L, cmp(L, LLVMRealOLT, A, B), lanes); break;
+        case EQ_LE: r = flag(L, cmp(L, LLVMRealOLE, A, B), lanes); break;
+        case EQ_GT: r = flag(L, cmp(L, LLVMRealOGT, A, B), lanes); break;
+        case EQ_GE: r = flag(L, cmp(L, LLVMRealOGE, A, B), lanes); break;
+        case EQ_EQ: r = flag(L, cmp(L, LLVMRealOEQ, A, B), lanes); break;
+        case EQ_NE: r = flag(L, cmp(L, LLVMRealUNE, A, B), lanes); break;
+        case EQ_AND:
+            r = flag(L, LLVMBuildAnd(L->b, cmp(L, LLVMRealUNE, A, zero), cmp(L, LLVMRealUNE, B, zero), ""), lanes);
+            break;
+        case EQ_OR:
+            r = flag(L, LLVMBuildOr(L->b, cmp(L, LLVMRealUNE, A, zero), cmp(L, LLVMRealUNE, B, zero), ""), lanes);
+            break;
+        case EQ_NOT: r = flag(L, cmp(L, LLVMRealOEQ, A, zero), lanes); break;
+        case EQ_SELECT: r = LLVMBuildSelect(L->b, cmp(L, LLVMRealUNE, A, zero), B, C, ""); break;
+        case EQ_EXP: r = ll_call_math(L, "expf", A, NULL, lanes); break;
+        case EQ_LOG: r = ll_call_math(L, "logf", A, NULL, lanes); break;
+        case EQ_SQRT: r = ll_call_math(L, "llvm.sqrt", A, NULL, lanes); break;
+        case EQ_TANH: r = ll_call_math(L, "tanhf", A, NULL, lanes); break;
+        case EQ_SIGMOID: /* 1 / (1 + exp(-a)) */
+            r = LLVMBuildFDiv(L->b, one,
+                              LLVMBuildFAdd(L->b, one, ll_call_math(L, "expf", LLVMBuildFNeg(L->b, A, ""), NULL, lanes),
+                                            ""),
+                              "");
+            break;
+        case EQ_ABS: r = ll_call_math(L, "llvm.fabs", A, NULL, lanes); break;
+        case EQ_MIN: r = ll_call_math(L, "fminf", A, B, lanes); break;
+        case EQ_MAX: r = ll_call_math(L, "fmaxf", A, B, lanes); break;
+        case EQ_POW: r = ll_call_math(L, "powf", A, B, lanes); break;
+        case EQ_SPIKE: r = flag(L, cmp(L, LLVMRealOGE, A, zero), lanes); break;
+        case EQ_DETACH: r = A; break;
+        default: ICE("neuron op %d", (int)in->op);
+        }
+        for (int q = 0; q < p->names.len; q++)
+            if (p->names.items[q].inst == k && !LLVMIsConstant(r))
+                LLVMSetValueName2(r, ll_name(L, p->names.items[q].name), strlen(ll_name(L, p->names.items[q].name)));
+        v[k] = r;
+    }
+    for (int k = 0; k < p->states.len; k++)
+        ll_store(L, v[p->states.items[k].next], ll_off(L, lv->n[k], idx, NULL));
+    ll_store(L, v[p->emit], ll_off(L, lv->y, idx, NULL));
+    for (int k = 0; k < L->g->probes.len; k++)
+        if (probe[k] >= 0)
+            ll_store(L, v[probe[k]], ll_off(L, lv->r[k], idx, NULL));
+}
+
+/* Pointer to state k at step t (an i32 value): the start of the step. */
+static LLVMValueRef state_at(Ll *L, int i, int k, LLVMValueRef t, const char *what) {
+    const IrBufs *b = &L->g->infer.at[i];
+    long long cnt = shape_count(&L->g->nodes.items[i].shape);
+    LLVMValueRef base = ll_plan(L, b->state + (int64_t)k * b->ssteps * L->g->batch * cnt, what);
+    if (b->ssteps == 1)
+        return base;
+    LLVMValueRef off = LLVMBuildNSWMul(L->b, LLVMBuildSExt(L->b, t, L->i64, ""), L->B, "");
+    return ll_off(L, base, LLVMBuildNSWMul(L->b, off, ll_i64(L, cnt), ""), what);
+}
+
+void ll_neuron_fwd(TargetEmitter *em, const IrPlan *P, int i) {
+    Ll *L = em;
+    const IrGraph *g = L->g;
+    const IrNode *x = &g->nodes.items[i];
+    const NeuronProg *p = x->neuron;
+    int in = x->in[0];
+    Leaves lv;
+    memset(&lv, 0, sizeof lv);
+    lv.cnt = shape_count(&x->shape);
+    lv.hw = lv.cnt / x->shape.d[0];
+    int nroots = 1 + p->states.len + g->probes.len;
+    int *roots = arena_alloc(L->a, sizeof(int) * (size_t)nroots);
+    int *probe = roots + 1 + p->states.len;
+    roots[0] = p->emit;
+    for (int k = 0; k < p->states.len; k++)
+        roots[1 + k] = p->states.items[k].next;
+    for (int k = 0; k < g->probes.len; k++)
+        probe[k] = probe_inst(g, i, k);
+    unsigned char *live = target_eq_live(L->a, &p->code, roots, nroots);
+
+    ll_kernel_open(L, i);
+    lv.p = arena_alloc(L->a, sizeof(LLVMValueRef) * (size_t)(p->params.len + 1));
+    for (int k = 0; k < p->params.len; k++)
+        lv.p[k] = ll_param(L, p->params.items[k].param);
+    if (P->at[in].inv) /* the same at every step */
+        lv.x = ll_at(L, in, ll_i32(L, 0), "x");
+    LLVMValueRef N = LLVMBuildNSWMul(L->b, L->B, ll_i64(L, lv.cnt), ll_name(L, "n"));
+    LLVMValueRef NV = LLVMBuildNSWSub(L->b, N, LLVMBuildSRem(L->b, N, ll_i64(L, LL_LANES), ""), ll_name(L, "nvec"));
+    LlLoop t, vec, one;
+    ll_loop_open(L, &t, ll_from(L), ll_to(L), 1, "t");
+    if (!P->at[in].inv)
+        lv.x = ll_at(L, in, t.iv, "x");
+    lv.s = arena_alloc(L->a, sizeof(LLVMValueRef) * (size_t)(2 * p->states.len + 1));
+    lv.n = lv.s + p->states.len;
+    LLVMValueRef t1 = LLVMBuildNSWAdd(L->b, t.iv, ll_i32(L, 1), "");
+    for (int k = 0; k < p->states.len; k++) {
+        const char *name = p->states.items[k].name;
+        lv.s[k] = state_at(L, i, k, t.iv, name);
+        lv.n[k] = P->at[i].ssteps == 1 ? lv.s[k] : state_at(L, i, k, t1, arena_printf(L->a, "%s.next", name));
+    }
+    lv.y = ll_at(L, i, t.iv, "y");
+    lv.r = arena_alloc(L->a, sizeof(LLVMValueRef) * (size_t)(g->probes.len + 1));
+    for (int k = 0; k < g->probes.len; k++) {
+        if (probe[k] < 0)
+            continue;
+        LLVMValueRef r = ll_plan(L, g->probes.items[k].buf, arena_printf(L->a, "record%d", k));
+        if (P->chunk != 1) {
+            LLVMValueRef slot = LLVMBuildSExt(L->b, LLVMBuildSRem(L->b, t.iv, ll_i32(L, P->chunk), ""), L->i64, "");
+            r = ll_off(L, r, LLVMBuildNSWMul(L->b, slot, N, ""), arena_printf(L->a, "record%d.t", k));
+        }
+        lv.r[k] = r;
+    }
+    ll_loop_open(L, &vec, ll_i64(L, 0), NV, LL_LANES, "vec");
+    body(L, x, live, probe, &lv, vec.iv, LL_LANES);
+    ll_loop_close(L, &vec);
+    ll_loop_open(L, &one, NV, N, 1, "rest");
+    body(L, x, live, probe, &lv, one.iv, 1);
+    ll_loop_close(L, &one);
+    ll_loop_close(L, &t);
+    ll_kernel_close(L);
+}

@@ -1,0 +1,183 @@
+#!/usr/bin/env python3
+"""Object files of the llvm target for other machines compute what the host computes.
+
+`snnc compile --target llvm --triple T -o DIR` writes DIR/<net>.o and the C
+target's header. For the golden MLP and a network of the test_llvm.py
+neuron model that uses every operation (exp, log, tanh, pow, min, max,
+comparisons...), each compiled with --batch 3 and --record of a spiking
+layer, a small C program (below) fills the parameters with fixed values,
+runs <net>_forward, then <net>_step T times, printing the outputs and the
+recorded spikes. It is linked with:
+- the x86_64-linux-gnu object and the host's cc, run natively;
+- the aarch64-linux-gnu object, plain and with +sve, by Debian's
+  aarch64-linux-gnu-gcc, run under qemu-aarch64 -cpu max;
+- the riscv64-linux-gnu object, plain and with +v, by riscv64-linux-gnu-gcc,
+  run under qemu-riscv64 -cpu rv64,v=true,vlen=256;
+and compared with the same program linked with the portable C target's
+code (cc -ffp-contract=off) on the host: the spikes identical, every value
+within 1e-5 relative to the largest magnitude (at least 1).
+
+Skipped, saying why, when snnc has no LLVM; each cross machine is skipped,
+saying so, when its gcc or qemu is missing (scripts/install-deps.sh
+installs them).
+
+Usage: test_llvm_cross.py SNNC ROOT
+"""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from test_llvm import MIX  # noqa: E402
+
+SKIP = 77
+TOL = 1e-5
+
+MAIN = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include "%(p)s.h"
+#define B 3
+int main(void)
+{
+    size_t nin = (size_t)(%(P)s_INPUT_SEQUENCE ? %(P)s_TIMESTEPS : 1) * B * %(P)s_INPUT_SIZE;
+    size_t nout = (size_t)(%(P)s_OUTPUT_STEPS ? %(P)s_TIMESTEPS : 1) * B * %(P)s_OUTPUT_SIZE;
+    float *in = malloc(nin * sizeof(float)), *out = malloc(nout * sizeof(float));
+    float *ws = calloc(%(P)s_WORKSPACE_FLOATS, sizeof(float));
+    size_t i;
+    long j;
+    int k, t;
+    for (k = 0; k < %(P)s_NUM_PARAMS; k++) /* fixed values in [-0.6, 0.6] */
+        for (j = 0; j < %(p)s_params[k].count; j++)
+            ws[%(p)s_params[k].offset + j] = (float)((j * 7919 + k * 31) %% 201 - 100) / 166.0f;
+    for (i = 0; i < nin; i++)
+        in[i] = (float)((i * 7919) %% 101) / 25.0f;
+    %(p)s_forward(ws, B, in, out);
+    for (i = 0; i < nout; i++)
+        printf("value %%.9g\n", out[i]);
+    %(p)s_reset(ws, B);
+    for (t = 0; t < %(P)s_TIMESTEPS; t++) {
+        const float *x = in + (%(P)s_INPUT_SEQUENCE ? (size_t)t * B * %(P)s_INPUT_SIZE : 0);
+        const float *s;
+        %(p)s_step(ws, B, x, out);
+        for (i = 0; i < (size_t)B * %(P)s_OUTPUT_SIZE; i++)
+            printf("value %%.9g\n", out[i]);
+        s = %(p)s_probe(ws, 0);
+        for (i = 0; i < (size_t)B * %(RECORD)s; i++)
+            printf("spike %%.9g\n", s[i]);
+    }
+    return 0;
+}
+"""
+
+MACHINES = [
+    # name, triple, features, gcc, run prefix
+    ("x86_64", "x86_64-linux-gnu", None, None, []),
+    ("aarch64", "aarch64-linux-gnu", None, "aarch64-linux-gnu-gcc",
+     ["qemu-aarch64", "-cpu", "max", "-L", "/usr/aarch64-linux-gnu"]),
+    ("aarch64+sve", "aarch64-linux-gnu", "+sve", "aarch64-linux-gnu-gcc",
+     ["qemu-aarch64", "-cpu", "max", "-L", "/usr/aarch64-linux-gnu"]),
+    ("riscv64", "riscv64-linux-gnu", None, "riscv64-linux-gnu-gcc",
+     ["qemu-riscv64", "-cpu", "rv64", "-L", "/usr/riscv64-linux-gnu"]),
+    ("riscv64+v", "riscv64-linux-gnu", "+m,+a,+f,+d,+c,+v", "riscv64-linux-gnu-gcc",
+     ["qemu-riscv64", "-cpu", "rv64,v=true,vlen=256", "-L", "/usr/riscv64-linux-gnu"]),
+]
+
+
+def sh(cmd, cwd=None):
+    p = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd)
+    if p.returncode != 0:
+        raise RuntimeError("%s: %s%s" % (" ".join(cmd), p.stdout[-2000:], p.stderr[-2000:]))
+    return p.stdout
+
+
+def parse(text):
+    vals, spikes = [], []
+    for line in text.splitlines():
+        kind, v = line.split()
+        (spikes if kind == "spike" else vals).append(float(v))
+    return vals, spikes
+
+
+def main():
+    snnc, root = sys.argv[1], sys.argv[2]
+    listing = sh([snnc, "--list-targets"])
+    line = [l for l in listing.splitlines() if l.split()[:1] == ["llvm"]]
+    if not line or "unavailable" in line[0]:
+        print("SKIPPED: this snnc was built without LLVM")
+        return SKIP
+    cc = os.environ.get("CC") or "cc"
+    passed = failed = 0
+
+    def check(ok, what):
+        nonlocal passed, failed
+        if ok:
+            passed += 1
+        else:
+            failed += 1
+            print("FAIL: " + what)
+
+    ran = set()
+    with tempfile.TemporaryDirectory() as d:
+        mix = os.path.join(d, "mix.snn")
+        with open(mix, "w") as f:
+            f.write(MIX % "steps")
+        # model, prefix, recorded layer, its neurons per sample
+        models = [(os.path.join(root, "tests", "golden", "mlp.snn"), "goldenmlp", "h1", 8),
+                  (mix, "mixnet", "k", 13)]
+        for model, p, layer, size in models:
+            common = ["--batch", "3", "--record", layer]
+            main_c = os.path.join(d, "main.c")
+            with open(main_c, "w") as f:
+                f.write(MAIN % {"p": p, "P": p.upper(), "RECORD": size})
+            ref_dir = os.path.join(d, "c-" + p)
+            sh([snnc, "compile", model, "--target", "c", "-o", ref_dir] + common)
+            exe = os.path.join(ref_dir, "prog")
+            sh([cc, "-std=c99", "-O2", "-ffp-contract=off", "-I", ref_dir, "-o", exe, main_c,
+                os.path.join(ref_dir, p + ".c"), "-lm"])
+            ref_vals, ref_spikes = parse(sh([exe]))
+            scale = max([1.0] + [abs(v) for v in ref_vals])
+            for name, triple, features, gcc, run in MACHINES:
+                if gcc and not shutil.which(gcc):
+                    print("SKIPPED %s: no %s (Debian: gcc-%s)" % (name, gcc, triple))
+                    continue
+                if run and not shutil.which(run[0]):
+                    print("SKIPPED %s: no %s (Debian: qemu-user)" % (name, run[0]))
+                    continue
+                out = os.path.join(d, "%s-%s" % (name, p))
+                cmd = [snnc, "compile", model, "--target", "llvm", "--triple", triple, "-o", out] + common
+                if features:
+                    cmd += ["--features", features]
+                try:
+                    sh(cmd)
+                    exe = os.path.join(out, "prog")
+                    sh([gcc or cc, "-O2", "-I", out, "-o", exe, main_c, os.path.join(out, p + ".o"), "-lm"])
+                    vals, spikes = parse(sh(run + [exe]))
+                except RuntimeError as e:
+                    check(False, "%s, %s: %s" % (os.path.basename(model), name, e))
+                    continue
+                ran.add(name)
+                check(len(vals) == len(ref_vals) and len(spikes) == len(ref_spikes),
+                      "%s, %s: %d values and %d spikes, the C target's %d and %d" %
+                      (os.path.basename(model), name, len(vals), len(spikes), len(ref_vals), len(ref_spikes)))
+                err = max([abs(a - b) for a, b in zip(vals, ref_vals)] + [0.0]) / scale
+                check(err <= TOL, "%s, %s: relative error %g against the C target" % (os.path.basename(model), name, err))
+                check(spikes == ref_spikes, "%s, %s: %d spikes differ from the C target's" %
+                      (os.path.basename(model), name, sum(a != b for a, b in zip(spikes, ref_spikes))))
+                check(0 < sum(ref_spikes) < len(ref_spikes), "%s: the recorded layer never or always fires" %
+                      os.path.basename(model))
+                print("%s, %s: %d values (error %.2g), %d spikes of %d agree with the C target" %
+                      (os.path.basename(model), name, len(vals), err, int(sum(spikes)), len(spikes)))
+    print("%d passed, %d failed" % (passed, failed))
+    if failed:
+        return 1
+    if ran == {"x86_64"}:
+        print("SKIPPED: no cross machine could run (only the host's object was checked)")
+        return SKIP
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
