@@ -121,6 +121,9 @@ netbody: %empty                 { $$ = NULL; }
 netstmt: TIMESTEPS expr ';'     { $$ = ast_new(ctx, S_TIMESTEPS, L(@1)); $$->a = $2; }
        | INPUT IDENT ':' expr ENCODE IDENT ';'
                                 { $$ = ast_new(ctx, S_INPUT, L(@2)); $$->name = $2; $$->a = $4; $$->name2 = $6; $$->loc2 = L(@6); }
+       | INPUT IDENT ':' expr ENCODE IDENT '(' args_opt ')' ';'
+                                { $$ = ast_new(ctx, S_INPUT, L(@2)); $$->name = $2; $$->a = $4; $$->name2 = $6; $$->loc2 = L(@6);
+                                  $$->args = $8; }
        | OUTPUT expr READOUT IDENT ';'
                                 { $$ = ast_new(ctx, S_OUTPUT, L(@1)); $$->a = $2; $$->name2 = $4; $$->loc2 = L(@4); }
        | IDENT '=' expr ';'     { $$ = ast_new(ctx, S_ASSIGN, L(@1)); $$->name = $1; $$->a = $3; }

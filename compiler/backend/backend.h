@@ -61,6 +61,7 @@ typedef struct LoadedModel {
     void (*step)(void *ws, int batch, const float *input, float *output);
     void (*forward)(void *ws, int batch, const float *input, float *output);
     const float *(*probe)(void *ws, int k);
+    void (*seed)(void *ws, unsigned long long seed); /* rate encoding only, else NULL */
     void (*train_forward)(void *ws, int batch, const float *input, float *output, int training,
                           unsigned long long seed);
     void (*train_backward)(void *ws, int batch, const float *doutput, float *dinput);

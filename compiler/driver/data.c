@@ -121,7 +121,7 @@ int data_load(Dataset *d, const TrainSpec *ts, const IrGraph *g, int train, long
     if (ts->data == DATA_IDX) {
         if (d->steps > 1) {
             error_at(g->loc, "network '%s' reads a sequence ([T, B, ...]); IDX images fit a network with "
-                             "'encode direct'",
+                             "'encode direct', 'rate' or 'latency'",
                      g->name);
             return -1;
         }

@@ -108,6 +108,10 @@ char *drv_lower(Arena *a, const char *s);
 /* The batch of an input tensor for graph g, or -1 after reporting that its
    shape does not fit ([B, ...] for direct encoding, [T, B, ...] for sequence). */
 int drv_input_batch(Arena *a, const IrGraph *g, const SnnrtTensor *x, const char *path);
+/* The seed of snnc run's and grad's random numbers (the spikes of `encode
+   rate`, grad's dropout masks): --seed; without it 0 for a rate-encoded
+   input (the same spikes whatever the weights), else --init's seed. */
+unsigned long long drv_run_seed(const Options *o, const IrGraph *g);
 
 /* Reads and checks a weights file against g (every tensor present unless
    allow_missing, shapes, finite values) into a block of all parameters in

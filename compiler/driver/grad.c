@@ -118,7 +118,7 @@ int cmd_grad(Arena *a, Options *o) {
     }
     if (drv_params(g, o, ws) != 0)
         goto out;
-    m.train_forward(ws, batch, x.data, y, 1, o->seed);
+    m.train_forward(ws, batch, x.data, y, 1, drv_run_seed(o, g));
     m.train_backward(ws, batch, gy.data, dx);
     if (g->probes.len) {
         /* the records, [T, B, ...] each, from the inference code step by step */
@@ -132,6 +132,8 @@ int cmd_grad(Arena *a, Options *o) {
                 error_plain("out of memory (the records take %zu floats)", per_step * (size_t)g->timesteps);
             goto out;
         }
+        if (m.seed)
+            m.seed(iws, drv_run_seed(o, g)); /* the rate spikes of the training forward */
         m.reset(iws, batch);
         for (int t = 0; t < g->timesteps; t++) {
             m.step(iws, batch, x.data + (g->encoding == ENC_SEQUENCE ? (size_t)t * nin : 0), NULL);

@@ -81,11 +81,12 @@ static void usage(FILE *f) {
           "\n",
           f);
     fputs("run options:\n"
-          "  --input X.npy         [B, ...] for direct encoding, [T, B, ...] for sequence\n"
+          "  --input X.npy         [B, ...] (direct, rate, latency encoding), [T, B, ...] (sequence)\n"
           "  --output Y.npy        the readout [B, ...], or [T, B, ...] for readout steps\n"
           "                        (needed unless --record gives a file)\n"
           "  --weights FILE        safetensors weights; a missing tensor is an error\n"
           "  --init SEED           initialize missing weights as PyTorch does (documented)\n"
+          "  --seed N              the seed of 'encode rate' spikes (default 0)\n"
           "  --record LAYER[.VAR]=FILE.npy   write a layer's output or a neuron variable\n"
           "                        over time as [T, B, ...]; repeatable\n"
           "  --cc CC               C compiler (default $CC, else cc; flags in docs/cli.md)\n"

@@ -151,6 +151,12 @@ int drv_input_batch(Arena *a, const IrGraph *g, const SnnrtTensor *x, const char
     return (int)x->shape[seq];
 }
 
+unsigned long long drv_run_seed(const Options *o, const IrGraph *g) {
+    if (o->set_seed_given)
+        return o->set_seed;
+    return g->encoding == ENC_RATE ? 0 : o->seed;
+}
+
 /* Tells which stale temporary file was removed from a result's folder. */
 static void stale_removed(const char *name, long pid, void *dir) {
     fprintf(stderr, "snnc: note: removed %s/%s, left by process %ld, which no longer runs\n", (const char *)dir, name, pid);
@@ -244,6 +250,11 @@ int cmd_run(Arena *a, Options *o) {
     int batch = drv_input_batch(a, g0, &x, o->npy_in);
     if (batch < 0)
         goto out;
+    if (o->set_seed_given && g0->encoding != ENC_RATE) {
+        error_plain("--seed: network '%s' draws no random numbers (its input is %s-encoded; --seed sets the "
+                    "seed of 'encode rate')", g0->name, encoding_names[g0->encoding]);
+        goto out;
+    }
     o->batch = batch;
     if (o->plot)
         plot_add_records(a, o, g0);
@@ -266,6 +277,8 @@ int cmd_run(Arena *a, Options *o) {
         goto out;
     }
     memcpy(ws, w, sizeof(float) * (size_t)g->param_floats);
+    if (m.seed)
+        m.seed(ws, drv_run_seed(o, g));
     {
         const IrNode *on = &g->nodes.items[g->output];
         long long T = g->timesteps, B = batch;

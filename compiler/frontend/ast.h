@@ -35,7 +35,7 @@ typedef enum NodeKind {
     S_IF,     /* if a { body } else { els } */
     /* statements in a network body */
     S_TIMESTEPS, /* timesteps a */
-    S_INPUT,     /* input name : a encode name2 (written at loc2) */
+    S_INPUT,     /* input name : a encode name2(args) (name2 written at loc2) */
     S_OUTPUT,    /* output a readout name2 (written at loc2) */
     /* statements in a train body */
     S_SETTING,   /* name a: one setting */

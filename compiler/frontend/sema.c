@@ -583,20 +583,40 @@ static void stmt_input(Sema *S, const Node *st) {
         }
         sh.d[sh.ndim++] = v;
     }
-    Encoding enc;
-    if (!strcmp(st->name2, "direct"))
-        enc = ENC_DIRECT;
-    else if (!strcmp(st->name2, "sequence"))
-        enc = ENC_SEQUENCE;
-    else {
-        error_at(st->loc2, "unknown encoding '%s' (expected direct or sequence)", st->name2);
+    /* the encoding and its arguments, bound like a layer's */
+    static const char *const enc_sigs[4] = {"", "", "", "threshold:float=0.01"};
+    int enc = 0;
+    while (enc < 4 && strcmp(st->name2, encoding_names[enc]))
+        enc++;
+    if (enc == 4) {
+        error_at(st->loc2, "unknown encoding '%s' (expected direct, sequence, rate or latency)", st->name2);
         define_failed(S, st->name, st->loc);
         return;
+    }
+    SigArg sig[MAX_SIG];
+    const Node *vals[MAX_SIG];
+    int nsig = parse_sig(enc_sigs[enc], sig);
+    if (!bind_args(arena_printf(S->arena, "encoding '%s'", st->name2), st->loc2, st->args, sig, nsig, vals)) {
+        define_failed(S, st->name, st->loc);
+        return;
+    }
+    if (enc == ENC_LATENCY && vals[0]) {
+        double v;
+        int ok = const_num(S, vals[0], &v);
+        if (ok && !(v > 0 && v <= 1)) {
+            error_at(ast_start(vals[0]), "the latency threshold must be above 0 and at most 1, got %g", v);
+            ok = 0;
+        }
+        if (!ok) {
+            define_failed(S, st->name, st->loc);
+            return;
+        }
+        g->enc_threshold = (float)v;
     }
     int id = new_node(S, IR_INPUT, st->name, st->loc, -1, -1);
     g->nodes.items[id].shape = sh;
     g->input = id;
-    g->encoding = enc;
+    g->encoding = (Encoding)enc;
     define_name(S, st->name, id, st->loc);
 }
 

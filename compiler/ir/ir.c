@@ -52,7 +52,7 @@ const double surr_default_alpha[SURR_NUM] = {
 #undef SURR
 };
 const char *const gran_names[3] = {"layer", "channel", "neuron"};
-const char *const encoding_names[2] = {"direct", "sequence"};
+const char *const encoding_names[4] = {"direct", "sequence", "rate", "latency"};
 const char *const readout_names[6] = {"steps", "count", "rate", "mean", "last", "max"};
 
 int64_t shape_count(const Shape *s) {
@@ -78,6 +78,7 @@ IrGraph *ir_new(Arena *a, const char *name) {
     g->name = name;
     g->input = g->output = -1;
     g->batch = 1;
+    g->enc_threshold = 0.01f; /* snnTorch's default for spikegen.latency */
     return g;
 }
 

@@ -215,7 +215,15 @@ typedef struct IrNode {
     int group;     /* schedule: its group */
 } IrNode;
 
-typedef enum Encoding { ENC_DIRECT, ENC_SEQUENCE } Encoding;
+/* How the input becomes each step's value (docs/language.md, "input"). */
+typedef enum Encoding {
+    ENC_DIRECT,   /* the given [B, ...] at every step */
+    ENC_SEQUENCE, /* the given [T, B, ...], one frame per step */
+    ENC_RATE,     /* spikes drawn from the given intensities [B, ...] (seeded) */
+    ENC_LATENCY,  /* one spike per element, earlier the brighter (no randomness) */
+} Encoding;
+/* The encoders that turn a [B, ...] input into spikes in the generated code. */
+#define ENC_SPIKES(e) ((e) == ENC_RATE || (e) == ENC_LATENCY)
 typedef enum Readout {
     RO_STEPS, /* every step's output: [T, B, ...] */
     RO_COUNT, /* sum over steps */
@@ -224,7 +232,7 @@ typedef enum Readout {
     RO_LAST,  /* the last step's output */
     RO_MAX,   /* maximum over steps */
 } Readout;
-extern const char *const encoding_names[2];
+extern const char *const encoding_names[4];
 extern const char *const readout_names[6];
 
 /* A value recorded at every step for the caller (--record). */
@@ -246,6 +254,7 @@ typedef struct IrGraph {
     int train; /* the graph will be trained: the passes derive gradients */
     int input;
     Encoding encoding;
+    float enc_threshold; /* ENC_LATENCY: intensities below it never fire */
     int output;
     Readout readout;
     VEC(IrNode) nodes;

@@ -175,8 +175,14 @@ static void print_plan(const IrGraph *g, const IrPlan *P, const char *what, Buf 
 }
 
 void ir_print(const IrGraph *g, Buf *o) {
-    buf_printf(o, "network %s timesteps=%d batch=%d encode=%s\n", g->name, g->timesteps,
-               g->batch, encoding_names[g->encoding]);
+    buf_printf(o, "network %s timesteps=%d batch=%d encode=%s", g->name, g->timesteps, g->batch,
+               encoding_names[g->encoding]);
+    if (g->encoding == ENC_LATENCY) {
+        char f[32];
+        format_float(f, sizeof f, g->enc_threshold);
+        buf_printf(o, " threshold=%s", f);
+    }
+    buf_puts(o, "\n");
     /* each node's parameters in order, as lists, so that the dump takes
        time linear in the graph's size */
     int *first = arena_alloc(g->arena, sizeof(int) * (size_t)(g->nodes.len + 1));

@@ -12,7 +12,8 @@
  * with attribute source. Constructor arguments become attributes (numbers,
  * booleans as ints, names and surrogates as strings) and parameters
  * initializers named as in weight files. Metadata: snn.timesteps,
- * snn.encoding, snn.readout.
+ * snn.encoding, snn.readout (and snn.latency_threshold for a latency
+ * encoding).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -363,10 +364,13 @@ int onnx_export(Arena *a, const IrGraph *g, const float *params, const char *pat
     m.n_opset_import = 2;
     m.opset_import = ops;
     m.graph = &gr;
-    Onnx__StringStringEntryProto *md[3] = {kv(&E, "snn.timesteps", arena_printf(a, "%d", g->timesteps)),
+    char thr[32];
+    format_float(thr, sizeof thr, g->enc_threshold);
+    Onnx__StringStringEntryProto *md[4] = {kv(&E, "snn.timesteps", arena_printf(a, "%d", g->timesteps)),
                                            kv(&E, "snn.encoding", encoding_names[g->encoding]),
-                                           kv(&E, "snn.readout", readout_names[g->readout])};
-    m.n_metadata_props = 3;
+                                           kv(&E, "snn.readout", readout_names[g->readout]),
+                                           kv(&E, "snn.latency_threshold", thr)};
+    m.n_metadata_props = g->encoding == ENC_LATENCY ? 4 : 3;
     m.metadata_props = md;
     size_t len = onnx__model_proto__get_packed_size(&m);
     uint8_t *buf = malloc(len + 1);

@@ -1347,9 +1347,26 @@ int onnx_import_mem(Arena *a, const char *path, const void *bytes, size_t len, c
         enc = "direct";
     if (!ro)
         ro = "steps";
-    if (strcmp(enc, "direct") && strcmp(enc, "sequence")) {
-        bad(&I, NULL, "metadata snn.encoding '%s' is neither direct nor sequence", q(&I, enc));
+    int enc_ok = 0;
+    for (int i = 0; i < 4; i++)
+        enc_ok |= !strcmp(enc, encoding_names[i]);
+    if (!enc_ok) {
+        bad(&I, NULL, "metadata snn.encoding '%s' is not an encoding (direct, sequence, rate, latency)", q(&I, enc));
         goto done;
+    }
+    const char *thr = meta(&I, "snn.latency_threshold");
+    char thr_text[32]; /* the number as the language writes it */
+    if (thr) {
+        char *end;
+        double v = strtod(thr, &end);
+        int decimal = thr[strspn(thr, "0123456789.eE+-")] == 0; /* no hex, inf, nan or spaces */
+        if (strcmp(enc, "latency") || !decimal || end == thr || *end || !(v > 0 && v <= 1)) {
+            bad(&I, NULL, "metadata snn.latency_threshold '%s': %s", q(&I, thr),
+                strcmp(enc, "latency") ? "only a latency encoding has a threshold"
+                                       : "not a number above 0 and at most 1");
+            goto done;
+        }
+        format_float(thr_text, sizeof thr_text, (float)v);
     }
     int ro_ok = 0;
     for (int i = 0; i < 6; i++)
@@ -1367,7 +1384,10 @@ int onnx_import_mem(Arena *a, const char *path, const void *bytes, size_t len, c
     buf_printf(&I.text, "# converted by snnc from %s\nnetwork %s {\n  timesteps %d;\n  input %s : ", q(&I, path), net,
                T, in_layer);
     shape_text(&I.text, &in_shape);
-    buf_printf(&I.text, " encode %s;\n", enc);
+    buf_printf(&I.text, " encode %s", enc);
+    if (thr)
+        buf_printf(&I.text, "(threshold = %s)", thr_text);
+    buf_puts(&I.text, ";\n");
     Value iv = {in_name, in_layer, in_shape, {0, 0}};
     add_value(&I, iv);
     for (size_t i = 0; i < g->n_node; i++) {

@@ -6,9 +6,10 @@
  * graph is trained the nodes stay, and the back end applies them only in
  * training mode.
  *
- * hoist: requires direct encoding to do anything. A value that depends only
- * on the input through stateless layers is the same at every step, so it is
- * marked invariant: the back ends compute it once per sequence instead of T
+ * hoist: requires direct encoding to do anything (a sequence, and the
+ * spikes of a rate or latency encoder, change at every step). A value
+ * that depends only on the input through stateless layers is the same at
+ * every step, so it is marked invariant: the back ends compute it once per sequence instead of T
  * times (for a first dense layer that is most of the arithmetic). Neuron
  * and delay nodes are never invariant: they carry state.
  */

@@ -73,7 +73,8 @@ void pass_trainplan(IrGraph *g) {
             b->inv = all;
         }
         b->vsteps = b->inv ? 1 : (int)T;
-        b->needgrad = x->op == IR_INPUT ? 2 : has_learnable(g, i);
+        /* dL/dinput: none through an encoder (its spikes are a step function of the input) */
+        b->needgrad = x->op == IR_INPUT ? (ENC_SPIKES(g->encoding) ? 0 : 2) : has_learnable(g, i);
     }
     /* which gradients are needed, in schedule order: a group's inputs come
        from earlier groups, and inside a recurrent group to a fixpoint */

@@ -3,7 +3,7 @@
 
 For every example (examples/*.snn), every golden model (tests/golden/*.snn)
 and a few networks written here (recurrent edges into a conv and a
-batchnorm, a recurrence through flatten and dense, the two encodings), with
+batchnorm, a recurrence through flatten and dense, the encodings), with
 the weights of --init 1 and with random weights from a safetensors file:
 1. `snnc export MODEL.snn -o A.onnx` writes a model onnx.checker accepts
    (full check, with shape inference);
@@ -58,6 +58,15 @@ network AllModels {
   e = d |> flatten |> dense(10) |> batchnorm(eps = 0.001) |> LIF(tau = 3.0, v_reset = 0.2, decay_input = false);
   f = e |> identity |> dense(4) |> LI(tau = 4.0);
   output f readout count;
+}
+""",
+    "latency.snn": """
+# a latency-encoded input with its threshold (metadata snn.latency_threshold)
+network Latency {
+  timesteps 6;
+  input x : [12] encode latency(threshold = 0.15);
+  h = x |> dense(8) |> LIF();
+  output h readout count;
 }
 """,
 }

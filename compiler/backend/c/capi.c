@@ -157,7 +157,10 @@ static void gen_header(Emit *e, Buf *h) {
     cg_blank(x);
     cg_line(x, "   Network %s: %d timesteps, input %s (%s), output %s (readout %s).", g->name,
          g->timesteps, shape_str(g->arena, &g->nodes.items[g->input].shape),
-         g->encoding == ENC_DIRECT ? "the same at every step" : "one per step",
+         g->encoding == ENC_DIRECT     ? "the same at every step"
+         : g->encoding == ENC_SEQUENCE ? "one per step"
+         : g->encoding == ENC_RATE     ? "intensities, rate-encoded into spikes"
+                                       : "intensities, latency-encoded into spikes",
          shape_str(g->arena, &g->nodes.items[g->output].shape), readout_names[g->readout]);
     cg_line(x, "   All functions take the workspace: WORKSPACE_SIZE bytes, aligned for float,");
     cg_line(x, "   %s. Nothing allocates. */",
@@ -209,6 +212,11 @@ static void gen_header(Emit *e, Buf *h) {
         cg_line(x, "int %s_load_weights(void *workspace, const char *path, int allow_missing, char *err, size_t errlen);", p);
         cg_line(x, "/* Initialize every parameter as PyTorch initializes its layer type, from a seed. */");
         cg_line(x, "void %s_init_weights(void *workspace, unsigned long long seed);", p);
+    }
+    if (g->encoding == ENC_RATE) {
+        cg_line(x, "/* The seed of the rate encoder's spikes for the following steps and forwards");
+        cg_line(x, "   (docs/language.md, 4.2.1); a workspace whose seed was never set uses 0. */");
+        cg_line(x, "void %s_seed(void *workspace, unsigned long long seed);", p);
     }
     cg_line(x, "/* Set every state to its initial value (the start of a sequence). */");
     cg_line(x, "void %s_reset(void *workspace, int batch);", p);
@@ -334,15 +342,132 @@ static void gen_reset(Emit *e) {
         }
     }
     cg_line(e, "%s_counter(ws, &t, &B, 1);", e->p);
+    if (ENC_SPIKES(g->encoding)) {
+        cg_line(e, "{ /* the encoder's steps */");
+        cg_line(e, "    unsigned long long n = 0;");
+        cg_line(e, "    %s_enc_steps(ws, &n, 1);", e->p);
+        cg_line(e, "}");
+    }
     e->ind--;
     cg_line(e, "}");
 }
 
-static void copy_input(Emit *e, const IrPlan *P, const char *t, const char *src, const char *steps) {
+/* ---- the input ---- */
+
+/* Where the encoder's values live in inference: in the step counter's
+   slot (16 floats), after the counter's two longs: the seed and its
+   complement, then the steps since reset (the counter itself wraps). */
+static const char *enc_at(Emit *e, const char *what) {
+    const IrPlan *P = &e->g->infer;
+    return arena_printf(e->g->arena, "(char *)(%s) + 2 * sizeof(long)%s", cp_ws(e, P, P->counter),
+                        !strcmp(what, "seed") ? "" : " + 2 * sizeof(unsigned long long)");
+}
+
+/* The encoder of a rate or latency input (docs/language.md, 4.2.1):
+   <net>_encode writes one step's spikes [B, INPUT_SIZE] from the caller's
+   intensities. Rate spikes come from a counter-based generator, a function
+   of (seed, step, sample, element) only, so they are the same bits on every
+   target, for any number of threads and however the steps are chunked. */
+static void gen_encoder(Emit *e) {
+    const IrGraph *g = e->g;
+    const char *p = e->p;
+    if (!ENC_SPIKES(g->encoding))
+        return;
+    long long nin = shape_count(&g->nodes.items[g->input].shape);
+    int T = g->timesteps;
+    cg_blank(e);
+    cg_line(e, "/* The steps since reset, for the encoder (read, or written with write). */");
+    cg_line(e, "static void %s_enc_steps(float *ws, unsigned long long *n, int write)", p);
+    cg_line(e, "{");
+    cg_line(e, "    if (write)");
+    cg_line(e, "        memcpy(%s, n, sizeof *n);", enc_at(e, "steps"));
+    cg_line(e, "    else");
+    cg_line(e, "        memcpy(n, %s, sizeof *n);", enc_at(e, "steps"));
+    cg_line(e, "}");
+    if (g->encoding == ENC_RATE) {
+        cg_blank(e);
+        cg_line(e, "void %s_seed(void *workspace, unsigned long long seed)", p);
+        cg_line(e, "{");
+        cg_line(e, "    float *ws = %s_ws(workspace);", p);
+        cg_line(e, "    unsigned long long v[2];");
+        cg_line(e, "    v[0] = seed;");
+        cg_line(e, "    v[1] = ~seed; /* tells a seed that was set from whatever the workspace held */");
+        cg_line(e, "    memcpy(%s, v, sizeof v);", enc_at(e, "seed"));
+        cg_line(e, "}");
+        cg_blank(e);
+        cg_line(e, "/* The seed of inference: the one %s_seed set, else 0. */", p);
+        cg_line(e, "static unsigned long long %s_seed_of(float *ws)", p);
+        cg_line(e, "{");
+        cg_line(e, "    unsigned long long v[2];");
+        cg_line(e, "    memcpy(v, %s, sizeof v);", enc_at(e, "seed"));
+        cg_line(e, "    return v[1] == ~v[0] ? v[0] : 0ULL;");
+        cg_line(e, "}");
+        cg_blank(e);
+        cg_line(e, "/* splitmix64's step and output function: a bijection of 64 bits that mixes well. */");
+        cg_line(e, "static unsigned long long %s_mix(unsigned long long z)", p);
+        cg_line(e, "{");
+        cg_line(e, "    z += 0x9E3779B97F4A7C15ULL;");
+        cg_line(e, "    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;");
+        cg_line(e, "    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;");
+        cg_line(e, "    return z ^ (z >> 31);");
+        cg_line(e, "}");
+    }
+    cg_blank(e);
+    if (g->encoding == ENC_RATE) {
+        cg_line(e, "/* Rate encoding of step t: element i of sample b spikes when u < x, with");
+        cg_line(e, "   u = mix(mix(mix(mix(seed) ^ t) ^ b) ^ i) >> 40, over 2^24: a uniform in [0, 1). */");
+    } else {
+        cg_line(e, "/* Latency encoding of step t: element i spikes once, at the step");
+        cg_line(e, "   rint((T - 1) (1 - min(x, 1))), when x >= %s; never below. */", cg_flt(e, g->enc_threshold));
+    }
+    cg_line(e, "static void %s_encode(float *y, const float *x, long B, unsigned long long t,", p);
+    cg_line(e, "                      unsigned long long seed)");
+    cg_line(e, "{");
+    e->ind++;
+    if (g->encoding == ENC_LATENCY)
+        cg_line(e, "(void)seed;");
+    cg_par_for(e, arena_printf(g->arena, "B * %lld", nin));
+    cg_line(e, "for (long b = 0; b < B; b++) {");
+    e->ind++;
+    cg_line(e, "const float *xb = x + b * %lld;", nin);
+    cg_line(e, "float *yb = y + b * %lld;", nin);
+    cg_line(e, "long i;");
+    if (g->encoding == ENC_RATE) {
+        cg_line(e, "const unsigned long long h = %s_mix(%s_mix(%s_mix(seed) ^ t) ^ (unsigned long long)b);", p, p, p);
+        cg_line(e, "for (i = 0; i < %lld; i++) {", nin);
+        cg_line(e, "    const float u = (float)(%s_mix(h ^ (unsigned long long)i) >> 40) * (1.0f / 16777216.0f);", p);
+        cg_line(e, "    yb[i] = u < xb[i] ? 1.0f : 0.0f;");
+        cg_line(e, "}");
+    } else {
+        cg_line(e, "for (i = 0; i < %lld; i++) {", nin);
+        cg_line(e, "    const float v = xb[i] < 1.0f ? xb[i] : 1.0f;");
+        cg_line(e, "    yb[i] = xb[i] >= %s && (unsigned long long)rintf(%s * (1.0f - v)) == t ? 1.0f : 0.0f;",
+                cg_flt(e, g->enc_threshold), cg_flt(e, (float)(T - 1)));
+        cg_line(e, "}");
+    }
+    e->ind--;
+    cg_line(e, "}");
+    e->ind--;
+    cg_line(e, "}");
+}
+
+/* The input of steps [t0, t0 + steps) (C expressions) of a sequence
+   (forward, train_forward) from src: copied, or encoded from `input` with
+   the seed `seed` (a C expression; NULL: the workspace's). */
+static void load_input(Emit *e, const IrPlan *P, const char *t0, const char *steps, const char *src, const char *seed) {
     const IrGraph *g = e->g;
     long long nin = shape_count(&g->nodes.items[g->input].shape);
-    cg_line(e, "memcpy(%s, %s, (size_t)%s * (size_t)B * %lld * sizeof(float)); /* the input */",
-            cp_at(e, P, g->input, 'v', t), src, steps, nin);
+    if (!ENC_SPIKES(g->encoding)) {
+        cg_line(e, "memcpy(%s, %s, (size_t)%s * (size_t)B * %lld * sizeof(float)); /* the input */",
+                cp_at(e, P, g->input, 'v', t0), src, steps, nin);
+        return;
+    }
+    if (!seed)
+        seed = g->encoding == ENC_RATE ? arena_printf(g->arena, "%s_seed_of(ws)", e->p) : "0";
+    cg_line(e, "for (long ts = %s; ts < %s + %s; ts++) /* the input, %s-encoded */", t0, t0, steps,
+            encoding_names[g->encoding]);
+    cg_line(e, "    %s_encode(%s, input, B, (unsigned long long)ts, %s);", e->p, cp_at(e, P, g->input, 'v', "ts"),
+            seed);
 }
 
 static void gen_step(Emit *e) {
@@ -360,7 +485,17 @@ static void gen_step(Emit *e) {
     cg_line(e, "%s_counter(ws, &tc, &b0, 0);", e->p);
     cg_line(e, "t = (int)tc;");
     cg_line(e, "(void)b0;");
-    copy_input(e, P, "t", "input", "1");
+    if (ENC_SPIKES(g->encoding)) {
+        cg_line(e, "{ /* the input, %s-encoded: step n since reset */", encoding_names[g->encoding]);
+        cg_line(e, "    unsigned long long n;");
+        cg_line(e, "    %s_enc_steps(ws, &n, 0);", e->p);
+        cg_line(e, "    %s_encode(%s, input, B, n, %s);", e->p, cp_at(e, P, g->input, 'v', "t"),
+                g->encoding == ENC_RATE ? arena_printf(g->arena, "%s_seed_of(ws)", e->p) : "0");
+        cg_line(e, "    n++;");
+        cg_line(e, "    %s_enc_steps(ws, &n, 1);", e->p);
+        cg_line(e, "}");
+    } else
+        load_input(e, P, "t", "1", "input", NULL);
     /* every node at this step, in the schedule's order */
     for (int j = 0; j < g->norder; j++)
         if (runs(g, g->order[j]))
@@ -430,19 +565,21 @@ static void gen_forward(Emit *e) {
         c0 = "c0";
         c1 = "c1";
         if (seq)
-            copy_input(e, P, "c0",
+            load_input(e, P, "c0", "(c1 - c0)",
                        arena_printf(g->arena, "input + (size_t)c0 * (size_t)B * %lld",
                                     (long long)shape_count(&g->nodes.items[g->input].shape)),
-                       "(c1 - c0)");
+                       NULL);
+        else if (ENC_SPIKES(g->encoding)) /* every chunk's steps, from the same intensities */
+            load_input(e, P, "c0", "(c1 - c0)", "input", NULL);
         else {
             cg_line(e, "if (c0 == 0)");
             e->ind++;
-            copy_input(e, P, "0", "input", "1");
+            load_input(e, P, "0", "1", "input", NULL);
             e->ind--;
         }
         run_groups(e, P, c0, c1, "c0 == 0", "0");
     } else {
-        copy_input(e, P, "0", "input", seq ? arena_printf(g->arena, "%d", T) : "1");
+        load_input(e, P, "0", P->at[g->input].inv ? "1" : arena_printf(g->arena, "%d", T), "input", NULL);
         run_groups(e, P, c0, c1, "1", "0");
     }
     readout_steps(e, P, c0, c1);
@@ -456,6 +593,12 @@ static void gen_forward(Emit *e) {
     } else if (g->readout != RO_STEPS)
         cg_line(e, "memcpy(output, %s, (size_t)B * %lld * sizeof(float));", cp_ws(e, P, P->readout), nout);
     cg_line(e, "%s_counter(ws, &tc, &B, 1);", e->p);
+    if (ENC_SPIKES(g->encoding)) {
+        cg_line(e, "{ /* a step after the forward continues its sequence */");
+        cg_line(e, "    unsigned long long n = %d;", T);
+        cg_line(e, "    %s_enc_steps(ws, &n, 1);", e->p);
+        cg_line(e, "}");
+    }
     cg_line(e, "(void)i;");
     e->ind--;
     cg_line(e, "}");
@@ -555,7 +698,7 @@ static void gen_train(Emit *e) {
     cg_line(e, "long B = batch < 1 ? 1 : batch > %s_MAX_BATCH ? %s_MAX_BATCH : batch;", e->P, e->P);
     cg_line(e, "int t;");
     cg_line(e, "(void)seed;");
-    copy_input(e, P, "0", "input", P->at[in].inv ? "1" : arena_printf(g->arena, "%d", T));
+    load_input(e, P, "0", P->at[in].inv ? "1" : arena_printf(g->arena, "%d", T), "input", "seed");
     for (int i = 0; i < g->nodes.len; i++) {
         const IrNode *x = &g->nodes.items[i];
         if (x->dead)
@@ -674,8 +817,11 @@ static void gen_train(Emit *e) {
         }
     }
     cg_line(e, "if (dinput)");
-    cg_line(e, "    memcpy(dinput, %s, (size_t)%d * (size_t)B * %lld * sizeof(float));", cp_at(e, P, in, 'g', "0"),
-            P->at[in].inv ? 1 : T, nin);
+    if (ENC_SPIKES(g->encoding)) /* spikes are a step function of the input */
+        cg_line(e, "    memset(dinput, 0, (size_t)B * %lld * sizeof(float)); /* the encoder: zero */", nin);
+    else
+        cg_line(e, "    memcpy(dinput, %s, (size_t)%d * (size_t)B * %lld * sizeof(float));", cp_at(e, P, in, 'g', "0"),
+                P->at[in].inv ? 1 : T, nin);
     cg_line(e, "(void)t;");
     cg_line(e, "(void)j;");
     e->ind--;
@@ -907,6 +1053,7 @@ void capi_api(TargetEmitter *em) {
     Emit *e = &em->e;
     cg_blank(e);
     cg_line(e, "const long %s_workspace_floats = %s_WORKSPACE_FLOATS;", e->p, e->P);
+    gen_encoder(e);
     gen_reset(e);
     gen_step(e);
     gen_forward(e);

@@ -257,6 +257,7 @@ int cbuild_load(const Target *t, const char *const *isa_flags, const IrGraph *g,
     *(void **)&m->step = sym(cm, prefix, "step", 1);
     *(void **)&m->forward = sym(cm, prefix, "forward", 1);
     *(void **)&m->probe = g->probes.len ? sym(cm, prefix, "probe", 1) : NULL;
+    *(void **)&m->seed = g->encoding == ENC_RATE ? sym(cm, prefix, "seed", 1) : NULL;
     if (g->train) {
         *(void **)&m->train_forward = sym(cm, prefix, "train_forward", 1);
         *(void **)&m->train_backward = sym(cm, prefix, "train_backward", 1);

@@ -435,8 +435,17 @@ def build():
          "metadata snn.timesteps 'eight' is not a number of steps from 1 to 1000000")
     case("timesteps_zero.onnx", std(meta=(("snn.timesteps", "0"),)),
          "metadata snn.timesteps '0' is not a number of steps from 1 to 1000000")
-    case("bad_encoding.onnx", std(meta=(("snn.timesteps", "2"), ("snn.encoding", "rate"))),
-         "metadata snn.encoding 'rate' is neither direct nor sequence")
+    case("bad_encoding.onnx", std(meta=(("snn.timesteps", "2"), ("snn.encoding", "poisson"))),
+         "metadata snn.encoding 'poisson' is not an encoding (direct, sequence, rate, latency)")
+    case("latency_threshold_text.onnx",
+         std(meta=(("snn.timesteps", "2"), ("snn.encoding", "latency"), ("snn.latency_threshold", "0x1p-3"))),
+         "metadata snn.latency_threshold '0x1p-3': not a number above 0 and at most 1")
+    case("latency_threshold_range.onnx",
+         std(meta=(("snn.timesteps", "2"), ("snn.encoding", "latency"), ("snn.latency_threshold", "1.5"))),
+         "metadata snn.latency_threshold '1.5': not a number above 0 and at most 1")
+    case("threshold_without_latency.onnx",
+         std(meta=(("snn.timesteps", "2"), ("snn.encoding", "rate"), ("snn.latency_threshold", "0.5"))),
+         "metadata snn.latency_threshold '0.5': only a latency encoding has a threshold")
     case("bad_readout.onnx", std(meta=(("snn.timesteps", "2"), ("snn.readout", "softmax"))),
          "metadata snn.readout 'softmax' is not a readout")
 
