@@ -10,11 +10,13 @@
 #include <string.h>
 
 /* In the order of preference for running on this machine, the portable
-   target last. */
+   target last of those snnc can run (cuda, which snnc writes but cannot
+   load yet, after it). */
 static const Target *const targets[] = {
     &target_avx512,
     &target_avx2,
     &target_c,
+    &target_cuda,
 };
 #define NTARGETS ((int)(sizeof targets / sizeof targets[0]))
 
@@ -39,7 +41,7 @@ void target_list(FILE *f) {
     for (int i = 0; i < NTARGETS; i++)
         fprintf(f, "  %-8s %s%s\n", targets[i]->name, targets[i]->doc,
                 targets[i] == native  ? " (run, train and grad use it on this machine)"
-                : !runs_here(targets[i]) ? " (this CPU cannot run it)"
+                : !runs_here(targets[i]) ? " (this machine cannot run it)"
                                         : "");
 }
 

@@ -115,6 +115,7 @@ int target_generate(const Target *t, const IrGraph *g, const CgenOptions *opt, G
 extern const Target target_c;
 extern const Target target_avx512;
 extern const Target target_avx2;
+extern const Target target_cuda;
 
 /* Texts of runtime/snnrt_stload.inc and snnrt_math.inc, embedded at build time. */
 extern const char snnrt_stload_inc[];
