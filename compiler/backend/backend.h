@@ -97,6 +97,11 @@ typedef struct Target {
     void (*unload)(LoadedModel *m);
     /* whether this machine runs the target's code (NULL: always) */
     int (*runs_here)(void);
+    /* a target whose code runs on an accelerator: the floats of device
+       memory (its workspace) that g needs for inference (train 0) or
+       training (1), -1 for code it cannot write; snnc info prints it
+       (NULL: a target of the host) */
+    int64_t (*device_floats)(const IrGraph *g, int train);
 } Target;
 
 const Target *target_lookup(const char *name);

@@ -26,8 +26,9 @@ magnitude of its group (at least 1): the products' sums are cuBLAS's (or,
 emulated, the bias added last), so they differ from the portable target's
 by rounding.
 
-Also checked: a trained graph gets the located error of a missing backward
-kernel, and snnc run says why it cannot run the target here.
+Also checked (emulate): a trained graph gets the located error of a missing
+backward kernel, snnc train says the target cannot train yet, and snnc info
+--target cuda states the workspace of the header.
 
 Usage: test_cuda.py emulate|nvcc SNNC DIR... (standard library only)
 Exit 77 (skipped) in nvcc mode without nvcc; the run on a GPU is reported
@@ -241,6 +242,18 @@ def check_errors(snnc, model, tmp):
     return bad
 
 
+def check_info(snnc, model, extra, hdr, what):
+    """snnc info --target cuda states the workspace the header states."""
+    rc, msg = sh([snnc, "info", model, "--target", "cuda", "--batch", "3"] + extra)
+    said = re.search(r"^device memory of target cuda \(batch 3\): inference (\d+) bytes", msg, re.M)
+    floats = re.search(r"_WORKSPACE_FLOATS (\d+)L", hdr)
+    if rc != 0 or not said or not floats or int(said.group(1)) != 4 * int(floats.group(1)):
+        print("FAIL: %s: snnc info --target cuda against the header's WORKSPACE_FLOATS (%s):\n%s" %
+              (what, floats.group(1) if floats else "none", msg))
+        return 1
+    return 0
+
+
 def main():
     mode, snnc, dirs = sys.argv[1], sys.argv[2], sys.argv[3:]
     cc = shutil.which("gcc") or shutil.which("cc")
@@ -257,8 +270,9 @@ def main():
                                 "skipped: no GPU, the programs are compiled but not run"))
     passed = failed = 0
     with tempfile.TemporaryDirectory() as tmp:
-        if mode == "emulate":
-            failed += check_errors(snnc, os.path.join(dirs[0], "fashion_mlp.snn"), tmp)
+        mlp = [m for m in models(dirs) if os.path.basename(m) == "fashion_mlp.snn"]
+        if mode == "emulate" and mlp:
+            failed += check_errors(snnc, mlp[0], tmp)
         for model in models(dirs):
             name = os.path.basename(model)
             rc, ir = sh([snnc, "compile", model, "--emit-ir"])
@@ -283,6 +297,8 @@ def main():
                         failed += 1
                         break
                     hdr = open(os.path.join(out, p + ".h")).read()
+                    if t == "cuda" and mode == "emulate":
+                        failed += check_info(snnc, model, extra + record, hdr, what)
                     probes = re.findall(r"^   (\d+): \S+ \((\d+) floats per sample\)", hdr, re.M)
                     tpl = C_PROBE if t == "c" else CU_PROBE
                     text = "".join(tpl % {"p": p, "k": int(k), "n": int(n)} for k, n in probes)

@@ -289,4 +289,5 @@ const Target target_c = {
     c_load,
     cbuild_unload,
     NULL,
+    NULL,
 };

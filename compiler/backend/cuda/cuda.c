@@ -582,6 +582,16 @@ static int cuda_load(const IrGraph *g, const LoadOptions *lo, LoadedModel *m) {
 
 static void cuda_unload(LoadedModel *m) { memset(m, 0, sizeof *m); }
 
+static int64_t cuda_device_floats(const IrGraph *g, int train) {
+    if (train)
+        return -1;
+    CgenOptions co;
+    memset(&co, 0, sizeof co);
+    Emit *e = &capi_emitter(g, &co)->e;
+    cu_scratch(e);
+    return ws_floats(e);
+}
+
 const Target target_cuda = {
     "cuda",
     "CUDA for NVIDIA GPUs: fused neuron kernels over all steps, cuBLAS products; inference only",
@@ -594,4 +604,5 @@ const Target target_cuda = {
     cuda_load,
     cuda_unload,
     cuda_runs_here,
+    cuda_device_floats,
 };

@@ -179,6 +179,7 @@ const Target target_avx512 = {
     load512,
     cbuild_unload,
     runs512,
+    NULL,
 };
 
 const Target target_avx2 = {
@@ -193,4 +194,5 @@ const Target target_avx2 = {
     load256,
     cbuild_unload,
     runs256,
+    NULL,
 };
