@@ -9,7 +9,10 @@
 # for the reference tests PyTorch and NumPy (Debian's),
 # OpenBLAS (so that PyTorch is not handicapped by the generic BLAS), and the
 # peers from PyPI (scripts/install-test-peers.sh). Idempotent: packages
-# already installed are not fetched again.
+# already installed are not fetched again. Not the CUDA toolkit (Debian's
+# nvidia-cuda-toolkit is in non-free, and most installs use NVIDIA's): the
+# CUDA target's tests use nvcc where it is found (CUDACXX, PATH, CUDA_HOME,
+# /usr/local/cuda) and say that they were skipped elsewhere.
 set -euo pipefail
 packages=(build-essential cmake clang libclang-rt-dev flex bison pkg-config zlib1g-dev libsimde-dev dataset-fashion-mnist
           libprotobuf-c-dev protobuf-c-compiler libonnx-dev python3-onnx libhdf5-dev python3-h5py

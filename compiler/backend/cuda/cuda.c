@@ -488,10 +488,10 @@ static void header(Emit *e, Buf *h) {
     cg_line(x, "/* One step: input [batch, INPUT_SIZE] -> output [batch, OUTPUT_SIZE] (may be NULL).");
     cg_line(x, "   Reads the step counter from the workspace: waits for the stream. */");
     cg_line(x, "int %s_step(void *workspace, int batch, const float *input, float *output, cudaStream_t stream,", p);
-    cg_line(x, "%*scublasHandle_t blas);", (int)strlen(p) + 9, "");
+    cg_line(x, "%*scublasHandle_t blas);", (int)strlen(p) + 10, "");
     cg_line(x, "/* A whole sequence from the initial state: T steps and the readout. */");
     cg_line(x, "int %s_forward(void *workspace, int batch, const float *input, float *output, cudaStream_t stream,", p);
-    cg_line(x, "%*scublasHandle_t blas);", (int)strlen(p) + 12, "");
+    cg_line(x, "%*scublasHandle_t blas);", (int)strlen(p) + 13, "");
     if (!blas)
         cg_line(x, "/* (no matrix products: blas is not used and may be NULL) */");
     if (g->probes.len) {
