@@ -3,8 +3,8 @@
 
 Every example network and golden model is compiled for inference with
 --target c and --target cuda (batch 3; once with all steps at a time and
-once with --chunk 3; with --record h1.v and --record h1 where the network
-has a layer h1). The C target's program initializes the weights
+once with --chunk 3; recording the output of every neuron layer, and its
+state v where every model has one). The C target's program initializes the weights
 (init_weights(ws, 3)), writes them to params.bin, and prints the output of
 forward on an input large enough to make the layers spike, then the outputs
 of T calls of step after a reset, then the records of the last step. The
@@ -280,7 +280,12 @@ def main():
                 continue
             net = re.search(r"^network (\w+)", ir, re.M).group(1)
             p, P = net.lower(), net.upper()
-            record = ["--record", "h1.v", "--record", "h1"] if re.search(r"\bh1 = ", ir) else []
+            # every neuron layer's output, and its v where the model has one
+            layers = re.findall(r"^\s*%\d+ (\w+) = neuron ", ir, re.M)[:16]
+            record = [a for n in layers for a in ("--record", n)]
+            with_v = record + [a for n in layers for a in ("--record", n + ".v")]
+            if sh([snnc, "compile", model, "--emit-ir"] + with_v)[0] == 0:
+                record = with_v
             # nvcc takes seconds a file: one variant there, both emulated
             variants = [[]] + ([["--chunk", "3"]] if mode == "emulate" else [])
             for extra in variants:
@@ -341,7 +346,8 @@ def main():
                     failed += 1
                 else:
                     passed += 1
-                    print("%s: %d values as the portable target's" % (what, len(outs["c"])))
+                    nz = sum(1 for label, v in outs["c"] if label.startswith("probe") and v != 0)
+                    print("%s: %d values as the portable target's (%d records not zero)" % (what, len(outs["c"]), nz))
     print("%d passed, %d failed" % (passed, failed))
     return 1 if failed else 0
 

@@ -49,10 +49,10 @@ void cu_open_kernel(Emit *e, int i, const char *n) {
 
 void cu_open_host(Emit *e, int i) {
     cg_blank(e);
-    if (ir_op_kernel[node(e, i)->op] && node(e, i)->op != IR_DENSE && node(e, i)->op != IR_CONV2D)
-        cg_line(e, "/* %s: launches %s_k */", node(e, i)->name, cu_kernel(e, i));
+    if (node(e, i)->op == IR_DENSE || node(e, i)->op == IR_CONV2D)
+        cg_comment_node(e, i); /* no kernel of its own, which would carry the comment */
     else
-        cg_comment_node(e, i);
+        cg_line(e, "/* %s: launches %s_k */", node(e, i)->name, cu_kernel(e, i));
     cg_line(e, "static int %s(float *ws, long B, int from, int to, cudaStream_t st, cublasHandle_t blas)",
             cu_kernel(e, i));
     cg_line(e, "{");
