@@ -13,7 +13,10 @@
 # llvm target, built through its C API and JIT-compiled with ORC) and, for
 # the tests of its object files for other machines, the aarch64 and riscv64
 # cross compilers with their C libraries and qemu-user. Idempotent: packages
-# already installed are not fetched again.
+# already installed are not fetched again. Not the CUDA toolkit (Debian's
+# nvidia-cuda-toolkit is in non-free, and most installs use NVIDIA's): the
+# CUDA target's tests use nvcc where it is found (CUDACXX, PATH, CUDA_HOME,
+# /usr/local/cuda) and say that they were skipped elsewhere.
 set -euo pipefail
 packages=(build-essential cmake clang libclang-rt-dev flex bison pkg-config zlib1g-dev libsimde-dev dataset-fashion-mnist
           libprotobuf-c-dev protobuf-c-compiler libonnx-dev python3-onnx libhdf5-dev python3-h5py libopenmpi-dev openmpi-bin

@@ -11,12 +11,14 @@
 
 /* In the order of preference for running on this machine: the x86
    targets, the portable one; the llvm target only when asked for (its
-   first increment runs inference only). */
+   first increment runs inference only); cuda, which snnc writes but
+   cannot load yet, last. */
 static const Target *const targets[] = {
     &target_avx512,
     &target_avx2,
     &target_c,
     &target_llvm,
+    &target_cuda,
 };
 #define NTARGETS ((int)(sizeof targets / sizeof targets[0]))
 
@@ -42,7 +44,7 @@ void target_list(FILE *f) {
         fprintf(f, "  %-8s %s%s%s%s\n", targets[i]->name, targets[i]->doc,
                 targets[i] == native       ? " (run, train and grad use it on this machine)"
                 : targets[i]->missing      ? " (unavailable: "
-                : !runs_here(targets[i])   ? " (this CPU cannot run it)"
+                : !runs_here(targets[i])   ? " (this machine cannot run it)"
                                            : "",
                 targets[i]->missing ? targets[i]->missing : "", targets[i]->missing ? ")" : "");
 }

@@ -105,6 +105,11 @@ typedef struct Target {
     /* why this snnc cannot use the target at all (built without what it
        needs), or NULL */
     const char *missing;
+    /* a target whose code runs on an accelerator: the floats of device
+       memory (its workspace) that g needs for inference (train 0) or
+       training (1), -1 for code it cannot write; snnc info prints it
+       (NULL: a target of the host) */
+    int64_t (*device_floats)(const IrGraph *g, int train);
 } Target;
 
 const Target *target_lookup(const char *name);
@@ -141,6 +146,7 @@ extern const Target target_c;
 extern const Target target_avx512;
 extern const Target target_avx2;
 extern const Target target_llvm; /* compiler/backend/llvm/: without LLVM, a stub that says so */
+extern const Target target_cuda;
 
 /* Texts of runtime/snnrt_stload.inc and snnrt_math.inc, embedded at build time. */
 extern const char snnrt_stload_inc[];

@@ -606,7 +606,7 @@ static void info_train(const IrGraph *g) {
                100.0 * (double)saved / (double)(g->param_floats * 8 + P->floats * 4 + saved));
 }
 
-static void info(const IrGraph *g) {
+static void info(const IrGraph *g, const Options *o) {
     /* the parameters of each node, in one pass */
     int64_t *per_node = arena_alloc(g->arena, sizeof(int64_t) * (size_t)(g->nodes.len + 1));
     for (int k = 0; k < g->params.len; k++)
@@ -646,7 +646,17 @@ static void info(const IrGraph *g) {
            (long long)((P->floats - P->persist) * 4), g->timesteps);
     if (g->train)
         info_train(g);
-    printf("(the target adds its scratch: snnc compile writes the workspace's size in the header)\n");
+    const Target *t = o->target ? target_lookup(o->target) : NULL;
+    if (t && t->device_floats) {
+        long long inf = (long long)t->device_floats(g, 0), tr = g->train ? (long long)t->device_floats(g, 1) : 0;
+        printf("device memory of target %s (batch %d): inference %lld bytes", t->name, g->batch, inf * 4);
+        if (g->train && tr < 0)
+            printf("; training: not supported by this target yet");
+        else if (g->train)
+            printf("; training %lld bytes", tr * 4);
+        printf(" (the workspace: the parameters, the plan's region and the target's scratch)\n");
+    } else
+        printf("(the target adds its scratch: snnc compile writes the workspace's size in the header)\n");
 }
 
 int main(int argc, char **argv) {
@@ -677,7 +687,7 @@ int main(int argc, char **argv) {
     if (!strcmp(o.cmd, "compile") && !o.emit_ir && o.embed && !(w = drv_param_block(g, &o)))
         goto fail;
     if (!strcmp(o.cmd, "info")) {
-        info(g);
+        info(g, &o);
     } else if (o.emit_ir) {
         Buf b = {0};
         ir_print(g, &b);

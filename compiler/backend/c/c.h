@@ -164,6 +164,9 @@ void ck_scratch(Emit *e);
 /* The portable target's kernels, indexed by IrOp (ctarget.c). */
 extern const TargetKernels ck_kernels[IR_NUM_OPS];
 
+/* An emitter for g (in g's arena) with the names' prefix in lower case
+   (p) and upper case (P), the options and the batch set, nothing written. */
+TargetEmitter *capi_emitter(const IrGraph *g, const CgenOptions *opt);
 TargetEmitter *capi_begin(const IrGraph *g, const CgenOptions *opt);
 /* The same for code written for an x86 instruction set: the file includes
    the intrinsics (or SIMDe's portable versions, with -D<NET>_SIMDE) and
@@ -175,6 +178,10 @@ int cbuild_load(const Target *t, const char *const *flags, const IrGraph *g, con
                 LoadedModel *m);
 void cbuild_unload(LoadedModel *m);
 void capi_api(TargetEmitter *em);
+/* The table of the parameters (<net>_params: names, shapes, workspace
+   offsets) and, in the header, its type and declaration. */
+void capi_param_table(Emit *e);
+void capi_param_header(Emit *e);
 int capi_finish(TargetEmitter *em, GenFile *out);
 
 #endif

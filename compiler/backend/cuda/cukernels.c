@@ -1,0 +1,472 @@
+/*
+ * cukernels.c: the CUDA target's kernels, forward, for the inference plan.
+ *
+ * Each node gets a host function `<net>_fwdN(ws, B, from, to, st, blas)`,
+ * which the API calls with the same ranges of steps as the portable
+ * target's kernels (docs/targets.md), and what it launches on the stream st:
+ *   - a neuron layer is one kernel, a thread per neuron, that loads the
+ *     neuron's states into registers, runs the steps of the range in order
+ *     (the model's instructions from cg_eq_emit, so every built-in and
+ *     user-written model works), writes the output of every step and
+ *     stores the states once at the end;
+ *   - dense layers are one cuBLAS product over the rows of the range;
+ *     convolutions an im2col kernel and a product per group at every step;
+ *   - the stateless ops (add, scale, identity, dropout, prev, pools,
+ *     batchnorm) a kernel of a thread per element over the steps.
+ * Only the inference plan is written: the backward kernels come later,
+ * and target_check reports a trained graph's ops as lacking them.
+ *
+ * Sums: a product's elements are cuBLAS's dot products, whose order of
+ * terms cuBLAS chooses, and the bias is added after them (beta = 1 on a
+ * matrix filled with the bias); the portable target adds the bias first.
+ * So outputs of products differ from the portable target's by rounding;
+ * every other kernel computes what the portable target's does, in the same
+ * order (docs/targets.md).
+ */
+#include <string.h>
+
+#include "cuda.h"
+
+static const IrNode *node(Emit *e, int i) { return &e->g->nodes.items[i]; }
+static long long count(Emit *e, int i) { return shape_count(&node(e, i)->shape); }
+static const char *fmt(Emit *e, const char *f, long long v) { return arena_printf(e->g->arena, f, v); }
+static int64_t align16(int64_t x) { return (x + 15) & ~(int64_t)15; }
+
+/* ---- kernels and their host functions ---- */
+
+const char *cu_kernel(Emit *e, int i) { return arena_printf(e->g->arena, "%s_fwd%d", e->p, i); }
+
+void cu_open_kernel(Emit *e, int i, const char *n) {
+    cg_blank(e);
+    cg_comment_node(e, i);
+    cg_line(e, "%s_GLOBAL void %s_k(float *ws, long B, int from, int to)", e->P, cu_kernel(e, i));
+    cg_line(e, "{");
+    e->ind++;
+    cg_line(e, "const long i = %s_TID;", e->P);
+    cg_line(e, "if (i >= %s)", n);
+    cg_line(e, "    return;");
+}
+
+void cu_open_host(Emit *e, int i) {
+    cg_blank(e);
+    if (node(e, i)->op == IR_DENSE || node(e, i)->op == IR_CONV2D)
+        cg_comment_node(e, i); /* no kernel of its own, which would carry the comment */
+    else
+        cg_line(e, "/* %s: launches %s_k */", node(e, i)->name, cu_kernel(e, i));
+    cg_line(e, "static int %s(float *ws, long B, int from, int to, cudaStream_t st, cublasHandle_t blas)",
+            cu_kernel(e, i));
+    cg_line(e, "{");
+    e->ind++;
+}
+
+void cu_close_host(Emit *e) {
+    e->ind--;
+    cg_line(e, "}");
+}
+
+void cu_launch(Emit *e, int i, const char *n) {
+    cg_line(e, "%s_LAUNCH(%s, st, %s_k, (ws, B, from, to));", e->P, n, cu_kernel(e, i));
+}
+
+/* The host function of a kernel of n threads (one per element of a step). */
+static void host_of_kernel(Emit *e, int i, const char *n) {
+    cu_open_host(e, i);
+    cu_launch(e, i, n);
+    cg_line(e, "(void)blas;");
+    cg_line(e, "return 0;");
+    cu_close_host(e);
+}
+
+/* ---- matrix products ---- */
+
+void cu_gemm(TargetEmitter *em) {
+    Emit *e = &em->e;
+    const char *p = e->p, *P = e->P;
+    cg_blank(e);
+    cg_line(e, "/* Row-major C[M x N] = A[M x K] op(B) + beta C, op(B) = B [K x N] or, with tb,");
+    cg_line(e, "   the transpose of B [N x K]; a, b and c's rows are lda, ldb and ldc apart.");
+    cg_line(e, "   cuBLAS is column-major: it computes C^T = op(B)^T A^T. 0, or -1 when it");
+    cg_line(e, "   fails. Emulated: each element sums its terms in k order, then adds beta C. */");
+    cg_line(e, "static int %s_gemm(cublasHandle_t blas, int tb, long M, long N, long K, const float *a, long lda,", p);
+    cg_line(e, "%*sconst float *b, long ldb, float *c, long ldc, float beta)", (int)strlen(p) + 16, "");
+    cg_line(e, "{");
+    cg_line(e, "#ifdef SNNC_CUDA_EMULATE");
+    cg_line(e, "    long i, j, k;");
+    cg_line(e, "    (void)blas;");
+    cg_line(e, "    for (i = 0; i < M; i++)");
+    cg_line(e, "        for (j = 0; j < N; j++) {");
+    cg_line(e, "            float s = 0.0f;");
+    cg_line(e, "            for (k = 0; k < K; k++)");
+    cg_line(e, "                s += a[i * lda + k] * (tb ? b[j * ldb + k] : b[k * ldb + j]);");
+    cg_line(e, "            c[i * ldc + j] = beta == 0.0f ? s : s + beta * c[i * ldc + j];");
+    cg_line(e, "        }");
+    cg_line(e, "    return 0;");
+    cg_line(e, "#else");
+    cg_line(e, "    const float one = 1.0f;");
+    cg_line(e, "    return cublasSgemm(blas, tb ? CUBLAS_OP_T : CUBLAS_OP_N, CUBLAS_OP_N, (int)N, (int)M, (int)K, &one, b,");
+    cg_line(e, "                       (int)ldb, a, (int)lda, &beta, c, (int)ldc) == CUBLAS_STATUS_SUCCESS ? 0 : -1;");
+    cg_line(e, "#endif");
+    cg_line(e, "}");
+    int bias = 0;
+    for (int i = 0; i < e->g->nodes.len; i++)
+        bias |= !node(e, i)->dead && (node(e, i)->op == IR_DENSE || node(e, i)->op == IR_CONV2D) && node(e, i)->bias;
+    if (!bias)
+        return;
+    cg_blank(e);
+    cg_line(e, "/* y[j] = bias[j / inner %% O] for j < n: the bias that a product adds to. */");
+    cg_line(e, "%s_GLOBAL void %s_bias_k(float *y, const float *bias, long n, long inner, long O)", P, p);
+    cg_line(e, "{");
+    cg_line(e, "    const long j = %s_TID;", P);
+    cg_line(e, "    if (j < n)");
+    cg_line(e, "        y[j] = bias[j / inner %% O];");
+    cg_line(e, "}");
+}
+
+/* y (rows x O) = x (rows x I) w^T + bias: the bias first, then the product. */
+static void dense_product(Emit *e, const IrNode *x, long long I, long long O) {
+    if (x->bias)
+        cg_line(e, "%s_LAUNCH(rows * %lld, st, %s_bias_k, (yt, bias, rows * %lld, 1, %lld));", e->P, O, e->p, O, O);
+    cg_line(e, "if (%s_gemm(blas, 1, rows, %lld, %lld, xt, %lld, w, %lld, yt, %lld, %s) != 0) /* y = x w^T%s */", e->p,
+            O, I, I, I, O, x->bias ? "1.0f" : "0.0f", x->bias ? " + b" : "");
+    cg_line(e, "    return -1;");
+}
+
+void cu_dense_fwd(TargetEmitter *em, const IrPlan *P, int i) {
+    Emit *e = &em->e;
+    const IrNode *x = node(e, i);
+    int in = x->in[0];
+    long long I = count(e, in), O = x->out;
+    cu_open_host(e, i);
+    cg_line(e, "const float *w = %s;", cp_param(e, x->param[0]));
+    if (x->bias)
+        cg_line(e, "const float *bias = %s;", cp_param(e, x->param[1]));
+    if (P->at[in].inv && !P->at[i].inv) {
+        /* an input stored once, an output at every step: a product per step */
+        cg_line(e, "const long rows = B;");
+        cg_line(e, "const float *xt = %s;", cp_at(e, P, in, 'v', "0"));
+        cg_line(e, "for (int t = from; t < to; t++) {");
+        e->ind++;
+        cg_line(e, "float *yt = %s;", cp_at(e, P, i, 'v', "t"));
+    } else {
+        cg_line(e, "const long rows = (long)(to - from) * B;");
+        cg_line(e, "const float *xt = %s;", cp_at(e, P, in, 'v', "from"));
+        cg_line(e, "float *yt = %s;", cp_at(e, P, i, 'v', "from"));
+        cg_line(e, "{");
+        e->ind++;
+    }
+    dense_product(e, x, I, O);
+    e->ind--;
+    cg_line(e, "}");
+    cg_line(e, "(void)st;");
+    cg_line(e, "return 0;");
+    cu_close_host(e);
+}
+
+/* ---- convolution ---- */
+
+typedef struct ConvDims {
+    long long C, H, W, O, OH, OW, P, G, cg, og, KK;
+} ConvDims;
+
+static ConvDims conv_dims(Emit *e, const IrNode *x) {
+    const Shape *xs = &node(e, x->in[0])->shape;
+    ConvDims d;
+    d.C = xs->d[0], d.H = xs->d[1], d.W = xs->d[2];
+    d.O = x->out, d.OH = x->shape.d[1], d.OW = x->shape.d[2], d.P = d.OH * d.OW;
+    d.G = x->groups, d.cg = d.C / d.G, d.og = d.O / d.G;
+    d.KK = (long long)x->kernel[0] * x->kernel[1];
+    return d;
+}
+
+void cu_scratch(Emit *e) {
+    const IrGraph *g = e->g;
+    int64_t col = 0, out = 0;
+    for (int i = 0; i < g->nodes.len; i++) {
+        const IrNode *x = &g->nodes.items[i];
+        if (x->dead || x->op != IR_CONV2D)
+            continue;
+        ConvDims d = conv_dims(e, x);
+        int64_t np = e->maxb * d.P;
+        if (d.C * d.KK * np > col)
+            col = d.C * d.KK * np;
+        if (d.O * np > out)
+            out = d.O * np;
+    }
+    e->col = 0;
+    e->obuf = align16(col);
+    e->iscratch = out ? e->obuf + align16(out) : 0;
+}
+
+void cu_conv(TargetEmitter *em) {
+    Emit *e = &em->e;
+    const char *p = e->p, *P = e->P;
+    cg_blank(e);
+    cg_line(e, "/* A step's input of B samples as the columns of a matrix [c][ky][kx][sample][oy][ox],");
+    cg_line(e, "   zero where the kernel reads padding: a thread per element. */");
+    cg_line(e, "%s_GLOBAL void %s_im2col_k(const float *x, float *col, long B, long C, long H, long W, int kh, int kw,", P, p);
+    cg_line(e, "                          int sh, int sw, int ph, int pw, long OH, long OW)");
+    cg_line(e, "{");
+    e->ind++;
+    cg_line(e, "const long j = %s_TID, np = B * OH * OW;", P);
+    cg_line(e, "if (j < C * kh * kw * np) {");
+    e->ind++;
+    cg_line(e, "const long r = j / np, q = j %% np, s = q / (OH * OW), oy = q / OW %% OH, ox = q %% OW;");
+    cg_line(e, "const long c = r / (kh * kw), ky = r / kw %% kh, kx = r %% kw;");
+    cg_line(e, "const long iy = oy * sh - ph + ky, ix = ox * sw - pw + kx;");
+    cg_line(e, "col[j] = iy >= 0 && iy < H && ix >= 0 && ix < W ? x[((s * C + c) * H + iy) * W + ix] : 0.0f;");
+    e->ind--;
+    cg_line(e, "}");
+    e->ind--;
+    cg_line(e, "}");
+    cg_blank(e);
+    cg_line(e, "/* The products' layout [o][sample][pixel] to the value's [sample][o][pixel]. */");
+    cg_line(e, "%s_GLOBAL void %s_chw_k(const float *yg, float *y, long B, long O, long npix)", P, p);
+    cg_line(e, "{");
+    cg_line(e, "    const long j = %s_TID;", P);
+    cg_line(e, "    if (j < B * O * npix)");
+    cg_line(e, "        y[j] = yg[(j / npix %% O) * B * npix + j / (O * npix) * npix + j %% npix];");
+    cg_line(e, "}");
+}
+
+/* At every step: im2col of the B samples (N = B x pixels), the bias, a
+   product per group with the weights, and the output in its layout. */
+void cu_conv_fwd(TargetEmitter *em, const IrPlan *P, int i) {
+    Emit *e = &em->e;
+    const IrNode *x = node(e, i);
+    ConvDims d = conv_dims(e, x);
+    int64_t s = cp_scratch(e, P);
+    cu_open_host(e, i);
+    cg_line(e, "const float *w = %s;", cp_param(e, x->param[0]));
+    if (x->bias)
+        cg_line(e, "const float *bias = %s;", cp_param(e, x->param[1]));
+    cg_line(e, "float *col = ws + %lld, *yg = ws + %lld;", (long long)(s + e->col), (long long)(s + e->obuf));
+    cg_line(e, "const long np = B * %lld;", d.P);
+    cg_line(e, "for (int t = from; t < to; t++) {");
+    e->ind++;
+    cg_line(e, "const float *xt = %s;", cp_at(e, P, x->in[0], 'v', "t"));
+    cg_line(e, "float *yt = %s;", cp_at(e, P, i, 'v', "t"));
+    cg_line(e, "long gi;");
+    cg_line(e, "%s_LAUNCH(np * %lld, st, %s_im2col_k, (xt, col, B, %lld, %lld, %lld, %d, %d, %d, %d, %d, %d, %lld, %lld));",
+            e->P, d.C * d.KK, e->p, d.C, d.H, d.W, x->kernel[0], x->kernel[1], x->stride[0], x->stride[1], x->pad[0],
+            x->pad[1], d.OH, d.OW);
+    if (x->bias)
+        cg_line(e, "%s_LAUNCH(np * %lld, st, %s_bias_k, (yg, bias, np * %lld, np, %lld));", e->P, d.O, e->p, d.O, d.O);
+    cg_line(e, "for (gi = 0; gi < %lld; gi++) /* y = w col%s, per group */", d.G, x->bias ? " + b" : "");
+    cg_line(e, "    if (%s_gemm(blas, 0, %lld, np, %lld, w + gi * %lld, %lld, col + gi * %lld * np, np, yg + gi * %lld * np, np, %s) != 0)",
+            e->p, d.og, d.cg * d.KK, d.og * d.cg * d.KK, d.cg * d.KK, d.cg * d.KK, d.og, x->bias ? "1.0f" : "0.0f");
+    cg_line(e, "        return -1;");
+    cg_line(e, "%s_LAUNCH(np * %lld, st, %s_chw_k, (yg, yt, B, %lld, %lld));", e->P, d.O, e->p, d.O, d.P);
+    e->ind--;
+    cg_line(e, "}");
+    cg_line(e, "return 0;");
+    cu_close_host(e);
+}
+
+/* ---- pooling: a thread per output element of a step, over the steps ---- */
+
+void cu_pool_fwd(TargetEmitter *em, const IrPlan *P, int i) {
+    Emit *e = &em->e;
+    const IrNode *x = node(e, i);
+    int in = x->in[0], mx = x->op == IR_MAXPOOL;
+    const Shape *xs = &node(e, in)->shape;
+    long long C = xs->d[0], H = xs->d[1], W = xs->d[2], OH = x->shape.d[1], OW = x->shape.d[2];
+    const char *n = fmt(e, "B * %lld", C * OH * OW);
+    cu_open_kernel(e, i, n);
+    cg_line(e, "const long rc = i / %lld, oy = i / %lld %% %lld, ox = i %% %lld;", OH * OW, OW, OH, OW);
+    cg_line(e, "for (int t = from; t < to; t++) {");
+    e->ind++;
+    cg_line(e, "const float *xt = %s;", cp_at(e, P, in, 'v', "t"));
+    cg_line(e, "float *yt = %s;", cp_at(e, P, i, 'v', "t"));
+    cg_line(e, "float acc = %s;", mx ? "-INFINITY" : "0.0f");
+    cg_line(e, "long ky, kx;");
+    cg_line(e, "for (ky = 0; ky < %d; ky++) {", x->kernel[0]);
+    cg_line(e, "    const long iy = oy * %d - %d + ky;", x->stride[0], x->pad[0]);
+    cg_line(e, "    if (iy < 0 || iy >= %lld)", H);
+    cg_line(e, "        continue;");
+    cg_line(e, "    for (kx = 0; kx < %d; kx++) {", x->kernel[1]);
+    cg_line(e, "        const long ix = ox * %d - %d + kx;", x->stride[1], x->pad[1]);
+    cg_line(e, "        if (ix < 0 || ix >= %lld)", W);
+    cg_line(e, "            continue;");
+    if (mx) {
+        cg_line(e, "        {");
+        cg_line(e, "            const float v = xt[(rc * %lld + iy) * %lld + ix];", H, W);
+        cg_line(e, "            if (v > acc || v != v)");
+        cg_line(e, "                acc = v;");
+        cg_line(e, "        }");
+    } else
+        cg_line(e, "        acc += xt[(rc * %lld + iy) * %lld + ix];", H, W);
+    cg_line(e, "    }");
+    cg_line(e, "}");
+    if (mx)
+        cg_line(e, "yt[i] = acc;");
+    else
+        cg_line(e, "yt[i] = acc / %s;", cg_flt(e, (float)(x->kernel[0] * x->kernel[1])));
+    e->ind--;
+    cg_line(e, "}");
+    cp_close(e, NULL);
+    host_of_kernel(e, i, n);
+}
+
+/* ---- elementwise: add, scale, identity, dropout (the identity here) ---- */
+
+void cu_eltwise_fwd(TargetEmitter *em, const IrPlan *P, int i) {
+    Emit *e = &em->e;
+    const IrNode *x = node(e, i);
+    const char *n = fmt(e, "B * %lld", count(e, i));
+    cu_open_kernel(e, i, n);
+    cg_line(e, "for (int t = from; t < to; t++) {");
+    e->ind++;
+    cg_line(e, "const float *a = %s;", cp_at(e, P, x->in[0], 'v', "t"));
+    if (x->op == IR_ADD)
+        cg_line(e, "const float *b = %s;", cp_at(e, P, x->in[1], 'v', "t"));
+    cg_line(e, "float *y = %s;", cp_at(e, P, i, 'v', "t"));
+    switch (x->op) {
+    case IR_ADD: cg_line(e, "y[i] = a[i] + b[i];"); break;
+    case IR_SCALE: cg_line(e, "y[i] = a[i] * %s;", cg_flt(e, x->fval)); break;
+    default: cg_line(e, "y[i] = a[i];"); break;
+    }
+    e->ind--;
+    cg_line(e, "}");
+    cp_close(e, NULL);
+    host_of_kernel(e, i, n);
+}
+
+/* ---- batch normalization: y = x a + (beta - mean a), a = gamma / sqrt(var + eps) ---- */
+
+void cu_batchnorm_fwd(TargetEmitter *em, const IrPlan *P, int i) {
+    Emit *e = &em->e;
+    const IrNode *x = node(e, i);
+    long long C = x->shape.d[0], hw = count(e, i) / C;
+    const char *n = fmt(e, "B * %lld", C * hw);
+    cu_open_kernel(e, i, n);
+    cg_line(e, "const float *gamma = %s, *beta = %s;", cp_param(e, x->param[0]), cp_param(e, x->param[1]));
+    cg_line(e, "const float *rmean = %s, *rvar = %s;", cp_param(e, x->param[2]), cp_param(e, x->param[3]));
+    cg_line(e, "const long c = i / %lld %% %lld;", hw, C);
+    cg_line(e, "const float a = gamma[c] / sqrtf(rvar[c] + %s);", cg_flt(e, x->fval));
+    cg_line(e, "const float sh = beta[c] - rmean[c] * a;");
+    cg_line(e, "for (int t = from; t < to; t++)");
+    cg_line(e, "    (%s)[i] = (%s)[i] * a + sh;", cp_at(e, P, i, 'v', "t"), cp_at(e, P, x->in[0], 'v', "t"));
+    cp_close(e, NULL);
+    host_of_kernel(e, i, n);
+}
+
+/* ---- prev(): the source's value at the previous step (ckernels.c) ---- */
+
+void cu_delay_fwd(TargetEmitter *em, const IrPlan *P, int i) {
+    Emit *e = &em->e;
+    const IrNode *x = node(e, i);
+    int s = x->in[0];
+    int64_t carry = P->at[i].carry;
+    const char *n = fmt(e, "B * %lld", count(e, i));
+    cu_open_kernel(e, i, n);
+    cg_line(e, "for (int t = from; t < to; t++) {");
+    e->ind++;
+    cg_line(e, "float *y = %s;", cp_at(e, P, i, 'v', "t"));
+    if (carry >= 0)
+        cg_line(e, "y[i] = t == 0 ? 0.0f : t == from ? (%s)[i] : (%s)[i];", cp_ws(e, P, carry), cp_at(e, P, s, 'v', "t - 1"));
+    else
+        cg_line(e, "y[i] = t == 0 ? 0.0f : (%s)[i];", cp_at(e, P, s, 'v', "t - 1"));
+    e->ind--;
+    cg_line(e, "}");
+    if (carry >= 0)
+        cg_line(e, "(%s)[i] = (%s)[i]; /* the carry of the next call */", cp_ws(e, P, carry),
+                cp_at(e, P, s, 'v', "to - 1"));
+    cp_close(e, NULL);
+    host_of_kernel(e, i, n);
+}
+
+/* ---- neuron layers: a thread per neuron over all the steps ---- */
+
+/* The instruction of neuron node i that probe k records, or -1. */
+static int probe_inst(const IrGraph *g, int i, int k) {
+    const IrProbe *pr = &g->probes.items[k];
+    int st;
+    return pr->node == i && pr->var && pr->buf >= 0 ? ir_neuron_var(g, i, pr->var, &st) : -1;
+}
+
+void cu_neuron_fwd(TargetEmitter *em, const IrPlan *P, int i) {
+    Emit *e = &em->e;
+    const IrGraph *g = e->g;
+    const IrNode *x = node(e, i);
+    const NeuronProg *p = x->neuron;
+    const IrBufs *b = &P->at[i];
+    int in = x->in[0];
+    long long cnt = count(e, i), hw = cnt / x->shape.d[0];
+    Arena *a = g->arena;
+    if (b->ssteps != 1)
+        ICE("the inference plan keeps one step of the states of node %d", i);
+    /* the leaves: the states in registers s0, s1, ...; x[i]; the parameters
+       indexed for neuron i as the portable target indexes them */
+    CgLeaves lv;
+    const char **state = arena_alloc(a, sizeof(char *) * (size_t)(p->states.len + 1));
+    const char **param = arena_alloc(a, sizeof(char *) * (size_t)(p->params.len + 1));
+    for (int k = 0; k < p->states.len; k++)
+        state[k] = arena_printf(a, "s%d", k);
+    for (int k = 0; k < p->params.len; k++) {
+        const NeuronParam *q = &p->params.items[k];
+        param[k] = q->gran == GRAN_LAYER    ? arena_printf(a, "p%d[0]", k)
+                   : q->gran == GRAN_NEURON ? arena_printf(a, "p%d[i %% %lld]", k, cnt)
+                                            : arena_printf(a, "p%d[i %% %lld / %lld]", k, cnt, hw);
+    }
+    lv.x = "x[i]";
+    lv.state = state;
+    lv.param = param;
+    lv.adj = NULL;
+    /* what reaches the output, the states and the records */
+    int nroots = 1 + p->states.len + g->probes.len;
+    int *roots = arena_alloc(a, sizeof(int) * (size_t)nroots);
+    roots[0] = p->emit;
+    for (int k = 0; k < p->states.len; k++)
+        roots[1 + k] = p->states.items[k].next;
+    for (int k = 0; k < g->probes.len; k++)
+        roots[1 + p->states.len + k] = probe_inst(g, i, k);
+    unsigned char *live = cg_eq_live(a, &p->code, roots, nroots);
+    unsigned char *lev = cg_eq_levels(a, p, &p->code, P->at[in].inv);
+    int reads_x = 0; /* a model may ignore its input (a neuron that only decays) */
+    for (int k = 0; k < p->code.len; k++)
+        reads_x |= live[k] && p->code.items[k].op == EQ_INPUT;
+
+    const char *n = fmt(e, "B * %lld", cnt);
+    cu_open_kernel(e, i, n);
+    for (int k = 0; k < p->params.len; k++)
+        cg_line(e, "const float *p%d = %s; /* %s */", k, cp_param(e, p->params.items[k].param),
+                g->params.items[p->params.items[k].param].name);
+    for (int k = 0; k < p->params.len; k++)
+        cg_line(e, "(void)p%d;", k);
+    for (int k = 0; k < p->states.len; k++)
+        cg_line(e, "float s%d = (%s)[i]; /* %s */", k, cp_ws(e, P, b->state + (int64_t)k * e->maxb * cnt),
+                p->states.items[k].name);
+    if (reads_x && P->at[in].inv)
+        cg_line(e, "const float *x = %s; /* the same at every step */", cp_at(e, P, in, 'v', "0"));
+    /* what reads no state is computed once, before the steps */
+    cg_eq_emit(e, p, &p->code, live, lev, CG_LEVEL_LAYER, &lv, 1);
+    cg_eq_emit(e, p, &p->code, live, lev, CG_LEVEL_NEURON, &lv, 1);
+    cg_line(e, "for (int t = from; t < to; t++) {");
+    e->ind++;
+    if (reads_x && !P->at[in].inv)
+        cg_line(e, "const float *x = %s;", cp_at(e, P, in, 'v', "t"));
+    cg_line(e, "float *y = %s;", cp_at(e, P, i, 'v', "t"));
+    for (int k = 0; k < g->probes.len; k++)
+        if (probe_inst(g, i, k) >= 0) {
+            const char *base = cp_ws(e, P, g->probes.items[k].buf);
+            if (P->chunk == 1)
+                cg_line(e, "float *r%d = %s;", k, base);
+            else
+                cg_line(e, "float *r%d = %s + (long)(t %% %d) * B * %lld;", k, base, P->chunk, cnt);
+        }
+    cg_eq_emit(e, p, &p->code, live, lev, CG_LEVEL_STEP, &lv, 1);
+    cg_line(e, "y[i] = %s;", cg_eq_val(e, &p->code, p->emit));
+    for (int k = 0; k < g->probes.len; k++) {
+        int pi = probe_inst(g, i, k);
+        if (pi >= 0)
+            cg_line(e, "r%d[i] = %s; /* record %s */", k, cg_eq_val(e, &p->code, pi), g->probes.items[k].spec);
+    }
+    for (int k = 0; k < p->states.len; k++)
+        cg_line(e, "s%d = %s;", k, cg_eq_val(e, &p->code, p->states.items[k].next));
+    e->ind--;
+    cg_line(e, "}");
+    for (int k = 0; k < p->states.len; k++)
+        cg_line(e, "(%s)[i] = s%d;", cp_ws(e, P, b->state + (int64_t)k * e->maxb * cnt), k);
+    cp_close(e, NULL);
+    host_of_kernel(e, i, n);
+}
