@@ -279,16 +279,14 @@ static int c_load(const IrGraph *g, const LoadOptions *lo, LoadedModel *m) {
 }
 
 const Target target_c = {
-    "c",
-    "portable C99: the reference target, and the one for microcontrollers; OpenMP threads with -fopenmp",
-    ck_kernels,
-    capi_begin,
-    ck_gemm,
-    ck_conv,
-    capi_api,
-    capi_finish,
-    c_load,
-    cbuild_unload,
-    NULL,
-    NULL,
+    .name = "c",
+    .doc = "portable C99: the reference target, and the one for microcontrollers; OpenMP threads with -fopenmp",
+    .kernels = ck_kernels,
+    .begin = capi_begin,
+    .gemm = ck_gemm,
+    .conv = ck_conv,
+    .api = capi_api,
+    .finish = capi_finish,
+    .load = c_load,
+    .unload = cbuild_unload,
 };

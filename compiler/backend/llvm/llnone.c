@@ -8,17 +8,9 @@
 static const TargetKernels none[IR_NUM_OPS];
 
 const Target target_llvm = {
-    "llvm",
-    "LLVM IR through LLVM 16's C API, JIT-compiled in process (snnc run) or written as .ll",
-    none,
-    NULL,
-    NULL,
-    NULL,
-    NULL,
-    NULL,
-    NULL,
-    NULL,
-    NULL,
-    "this snnc was built without LLVM; install llvm-16-dev (scripts/install-deps.sh) and configure "
-    "with -DSNNC_LLVM=ON",
+    .name = "llvm",
+    .doc = "LLVM IR through LLVM 16's C API, JIT-compiled in process (snnc run) or written as .ll",
+    .kernels = none,
+    .missing = "this snnc was built without LLVM; install llvm-16-dev (scripts/install-deps.sh) and configure "
+              "with -DSNNC_LLVM=ON",
 };

@@ -221,17 +221,15 @@ static int jit_load(const IrGraph *g, const LoadOptions *lo, LoadedModel *m) {
 }
 
 const Target target_llvm = {
-    "llvm",
-    "LLVM IR through LLVM 16's C API: run JIT-compiles it in process (ORC), compile writes .ll; "
-    "inference of dense and recurrent networks",
-    ll_kernels,
-    llapi_begin,
-    ll_gemm,
-    ll_conv,
-    llapi_api,
-    llapi_finish,
-    jit_load,
-    jit_unload,
-    NULL,
-    NULL,
+    .name = "llvm",
+    .doc = "LLVM IR through LLVM 16's C API: run JIT-compiles it in process (ORC), compile writes .ll; "
+           "inference of dense and recurrent networks",
+    .kernels = ll_kernels,
+    .begin = llapi_begin,
+    .gemm = ll_gemm,
+    .conv = ll_conv,
+    .api = llapi_api,
+    .finish = llapi_finish,
+    .load = jit_load,
+    .unload = jit_unload,
 };

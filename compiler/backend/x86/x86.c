@@ -168,31 +168,29 @@ static int runs256(void) {
 }
 
 const Target target_avx512 = {
-    "avx512",
-    "C with AVX-512 intrinsics: register-blocked matrix products (16 lanes); --math fast by default",
-    ck_kernels, /* the portable target's */
-    begin512,
-    gemm512,
-    ck_conv,
-    capi_api,
-    capi_finish,
-    load512,
-    cbuild_unload,
-    runs512,
-    NULL,
+    .name = "avx512",
+    .doc = "C with AVX-512 intrinsics: register-blocked matrix products (16 lanes); --math fast by default",
+    .kernels = ck_kernels, /* the portable target's */
+    .begin = begin512,
+    .gemm = gemm512,
+    .conv = ck_conv,
+    .api = capi_api,
+    .finish = capi_finish,
+    .load = load512,
+    .unload = cbuild_unload,
+    .runs_here = runs512,
 };
 
 const Target target_avx2 = {
-    "avx2",
-    "C with AVX2 and FMA intrinsics: register-blocked matrix products (8 lanes); --math fast by default",
-    ck_kernels,
-    begin256,
-    gemm256,
-    ck_conv,
-    capi_api,
-    capi_finish,
-    load256,
-    cbuild_unload,
-    runs256,
-    NULL,
+    .name = "avx2",
+    .doc = "C with AVX2 and FMA intrinsics: register-blocked matrix products (8 lanes); --math fast by default",
+    .kernels = ck_kernels,
+    .begin = begin256,
+    .gemm = gemm256,
+    .conv = ck_conv,
+    .api = capi_api,
+    .finish = capi_finish,
+    .load = load256,
+    .unload = cbuild_unload,
+    .runs_here = runs256,
 };
