@@ -538,6 +538,12 @@ int nir_export(Arena *a, const IrGraph *g, const float *params, double dt, const
                  g->name, readout_names[g->readout]);
         E.errors++;
     }
+    if (ENC_SPIKES(g->encoding)) {
+        error_at(g->loc, "network '%s': 'encode %s' cannot be expressed in NIR, whose Input takes the values "
+                         "of every step: encode the input outside the graph and use encode sequence",
+                 g->name, encoding_names[g->encoding]);
+        E.errors++;
+    }
     for (int i = 0; i < n; i++)
         for (int k = 0; !nd(&E, i)->dead && k < nd(&E, i)->nin; k++)
             vec_push(a, &E.succ[nd(&E, i)->in[k]], i);

@@ -440,6 +440,7 @@ BAD = [
     ("AR-LIF", "h = d |> ARLIF();", "h", "NIR has no node for this neuron model"),
     ("maxpool", None, "m", "NIR has no node for maxpool"),
     ("readout", "readout", None, "readout mean cannot be expressed"),
+    ("encode rate", "encode", None, "'encode rate' cannot be expressed in NIR"),
     ("a value added to itself", "h = d |> add(d) |> LIF();", "h", "adds the value of 'd' to itself"),
 ]
 
@@ -452,9 +453,10 @@ def errors(d):
                     "  output h readout steps;\n}\n")
             line = 4
         else:
-            text = ("network Bad {\n  timesteps 4;\n  input x : [6] encode sequence;\n  d = x |> dense(3);\n"
-                    "  %s\n  output h readout %s;\n}\n" % (layer if name else "h = d |> LIF();",
-                                                          "mean" if not name else "steps"))
+            text = ("network Bad {\n  timesteps 4;\n  input x : [6] encode %s;\n  d = x |> dense(3);\n"
+                    "  %s\n  output h readout %s;\n}\n" % ("rate" if layer == "encode" else "sequence",
+                                                          layer if name else "h = d |> LIF();",
+                                                          "mean" if layer == "readout" else "steps"))
             line = 5 if name else 1
         src = os.path.join(d, "bad.snn")
         with open(src, "w") as f:
