@@ -40,6 +40,9 @@ typedef struct Ex {
     Ints *succ;         /* per IR node: the live nodes reading it */
     int *recurrent;     /* per IR node: a prev() written as a plain edge */
     int *folded;        /* per IR node: a prev() of a chain written as one Delay of several steps */
+    int *fwd, *bwd;     /* per IR node: the last walk of plain_recurrence that reached it */
+    int *stack, *reached, walk;
+    int one_d;          /* the convolutions are 1-D: values [C, 1, L] are written [C, L] (conv1d) */
     const char *version; /* "1.0.4"; "1.0.8" once a v_reset or a CubaLI is written (1.0.4 lacks both) */
     int errors;
 } Ex;
@@ -66,21 +69,41 @@ static void ints(Ex *E, NirNode *nn, const char *name, int n, const int64_t *v) 
         x[i] = (double)v[i];
 }
 
-static void shape_field(Ex *E, NirNode *nn, const char *name, const Shape *s) {
-    ints(E, nn, name, s->ndim, s->d);
+/* The sizes of a value of shape s as NIR sees them: s's, or [C, L] for
+   [C, 1, L] in a graph of 1-D convolutions (the importer's reading of a
+   Conv1d, docs/nir.md section 1). Their number. */
+static int dims_of(const Ex *E, const Shape *s, int64_t *d) {
+    if (E->one_d && s->ndim == 3 && s->d[1] == 1) {
+        d[0] = s->d[0], d[1] = s->d[2];
+        return 2;
+    }
+    memcpy(d, s->d, sizeof(int64_t) * (size_t)s->ndim);
+    return s->ndim;
 }
 
-/* A parameter tensor as a float32 dataset of its own shape. */
-static void tensor(Ex *E, NirNode *nn, const char *name, int p) {
+static void shape_field(Ex *E, NirNode *nn, const char *name, const Shape *s) {
+    int64_t d[IR_MAX_DIMS];
+    ints(E, nn, name, dims_of(E, s, d), d);
+}
+
+/* A parameter tensor as a float32 dataset of its own shape ([O, I, k] for
+   the weight [O, I, 1, k] of a Conv1d: the same values). */
+static void tensor(Ex *E, NirNode *nn, const char *name, int p, int conv1d) {
     const IrParam *q = &E->g->params.items[p];
-    double *x = nums(E, nn, name, NIR_F32, q->shape.ndim, q->shape.d);
+    int64_t d[IR_MAX_DIMS];
+    int nd = q->shape.ndim;
+    memcpy(d, q->shape.d, sizeof(int64_t) * (size_t)nd);
+    if (conv1d && nd == 4)
+        d[2] = d[3], nd = 3;
+    double *x = nums(E, nn, name, NIR_F32, nd, d);
     for (int64_t i = 0; i < q->count; i++)
         x[i] = E->params[q->off + i];
 }
 
 /* A float64 dataset of the layer's shape (a neuron's parameter). */
 static double *per_neuron(Ex *E, NirNode *nn, const char *name, const IrNode *n) {
-    return nums(E, nn, name, NIR_F64, n->shape.ndim, n->shape.d);
+    int64_t d[IR_MAX_DIMS];
+    return nums(E, nn, name, NIR_F64, dims_of(E, &n->shape, d), d);
 }
 
 static void fill(double *x, int64_t n, double v) {
@@ -360,12 +383,12 @@ static void layer(Ex *E, int i) {
             return;
         }
         nn.type = n->bias ? "Affine" : "Linear";
-        tensor(E, &nn, "weight", n->param[0]);
+        tensor(E, &nn, "weight", n->param[0], 0);
         if (n->bias)
-            tensor(E, &nn, "bias", n->param[1]);
+            tensor(E, &nn, "bias", n->param[1], 0);
         break;
     case IR_CONV2D: {
-        if (sum_pool(E, n)) { /* as the importer reads a SumPool2d */
+        if (!E->one_d && sum_pool(E, n)) { /* as the importer reads a SumPool2d */
             nn.type = "SumPool2d";
             two[0] = n->kernel[0], two[1] = n->kernel[1];
             ints(E, &nn, "kernel_size", 2, two);
@@ -375,12 +398,19 @@ static void layer(Ex *E, int i) {
             ints(E, &nn, "padding", 2, two);
             break;
         }
-        nn.type = "Conv2d";
-        tensor(E, &nn, "weight", n->param[0]);
+        nn.type = E->one_d ? "Conv1d" : "Conv2d";
+        tensor(E, &nn, "weight", n->param[0], E->one_d);
         if (n->bias)
-            tensor(E, &nn, "bias", n->param[1]);
+            tensor(E, &nn, "bias", n->param[1], 0);
         else /* NIR's Conv2d always has one */
             fill(nums(E, &nn, "bias", NIR_F32, 1, &n->out), n->out, 0);
+        if (E->one_d) { /* numbers of the length axis only; nir writes them as scalars */
+            int64_t v[5] = {n->stride[1], n->pad[1], 1, n->groups, in->shape.d[2]};
+            static const char *const names[5] = {"stride", "padding", "dilation", "groups", "input_shape"};
+            for (int k = 0; k < 5; k++)
+                ints(E, &nn, names[k], 0, &v[k]);
+            break;
+        }
         two[0] = n->stride[0], two[1] = n->stride[1];
         ints(E, &nn, "stride", 2, two);
         two[0] = n->pad[0], two[1] = n->pad[1];
@@ -440,43 +470,56 @@ static void layer(Ex *E, int i) {
 /* Whether prev(h) at d can be a plain edge h -> ...: h is a neuron layer
    and d's readers lead back to h without a prev() and without another
    neuron layer in between. The importer then delays the edge that leaves
-   h on that cycle, which is what d did. */
+   h on that cycle, which is what d did.
+
+   The nodes on such a path are those reached forward from d (through no
+   other prev(), stopping at h) that also lead back to h. Same-step edges
+   go forward in the list of nodes (ir.h), so they all lie between d and
+   h: the forward walk skips the nodes after h (and there is no path when
+   h comes before d), and the backward walk from h stays among the nodes
+   the forward walk reached. The marks carry the number of the walk
+   (E->walk), so that they are never cleared: a check costs the nodes
+   between d and h that d reaches, not the whole graph, and a chain of
+   many layers each with its own prev() exports in linear time
+   (bench/export_scale.py). */
 static int plain_recurrence(Ex *E, int d) {
-    const IrGraph *g = E->g;
-    int h = nd(E, d)->in[0], n = g->nodes.len;
-    if (nd(E, h)->op != IR_NEURON)
+    int h = nd(E, d)->in[0];
+    if (nd(E, h)->op != IR_NEURON || h < d)
         return 0;
-    char *fwd = arena_alloc(E->a, (size_t)n + 1), *bwd = arena_alloc(E->a, (size_t)n + 1);
-    int *stack = arena_alloc(E->a, sizeof(int) * (size_t)(n + 1)), sp = 0;
+    int walk = ++E->walk, sp = 0, seen = 0;
+    int *stack = E->stack, *reached = E->reached;
     stack[sp++] = d; /* forward from d, stopping at h and at other prev() */
-    fwd[d] = 1;
+    E->fwd[d] = walk;
     while (sp) {
         int u = stack[--sp];
+        reached[seen++] = u;
         if (u == h || (u != d && nd(E, u)->op == IR_DELAY))
             continue;
         for (int k = 0; k < E->succ[u].len; k++) {
             int v = E->succ[u].items[k];
-            if (!fwd[v])
-                fwd[v] = 1, stack[sp++] = v;
+            if (v <= h && E->fwd[v] != walk)
+                E->fwd[v] = walk, stack[sp++] = v;
         }
     }
-    if (!fwd[h])
+    if (E->fwd[h] != walk)
         return 0;
-    stack[sp++] = h; /* backward from h, as far as d */
-    bwd[h] = 1;
+    stack[sp++] = h; /* backward from h, as far as d, among the nodes reached */
+    E->bwd[h] = walk;
     while (sp) {
         int u = stack[--sp];
         if (u == d || (u != h && nd(E, u)->op == IR_DELAY))
             continue;
         for (int k = 0; k < nd(E, u)->nin; k++) {
             int v = nd(E, u)->in[k];
-            if (!bwd[v])
-                bwd[v] = 1, stack[sp++] = v;
+            if (E->fwd[v] == walk && E->bwd[v] != walk)
+                E->bwd[v] = walk, stack[sp++] = v;
         }
     }
-    for (int u = 0; u < n; u++)
-        if (fwd[u] && bwd[u] && u != h && nd(E, u)->op == IR_NEURON)
+    for (int k = 0; k < seen; k++) {
+        int u = reached[k];
+        if (E->bwd[u] == walk && u != h && nd(E, u)->op == IR_NEURON)
             return 0;
+    }
     return 1;
 }
 
@@ -515,6 +558,32 @@ static void edges_into(Ex *E, const IrNode *reader, const char *name, int nin, c
     }
 }
 
+/* Whether the network's convolutions are 1-D, to be written as Conv1d:
+   an input [C, 1, L], and every convolution over values [C, 1, L] with a
+   kernel of height 1, stride 1 and no padding along the unit axis (as the
+   importer makes a Conv1d), and no pooling (NIR has no 1-D pooling). */
+static int one_dimensional(const Ex *E) {
+    const IrGraph *g = E->g;
+    const IrNode *x = nd(E, g->input);
+    int convs = 0;
+    if (x->shape.ndim != 3 || x->shape.d[1] != 1)
+        return 0;
+    for (int i = 0; i < g->nodes.len; i++) {
+        const IrNode *n = nd(E, i);
+        if (n->dead)
+            continue;
+        if (n->op == IR_AVGPOOL || n->op == IR_MAXPOOL)
+            return 0;
+        if (n->op == IR_CONV2D) {
+            const Shape *in = &nd(E, n->in[0])->shape;
+            if (in->d[1] != 1 || n->kernel[0] != 1 || n->stride[0] != 1 || n->pad[0] != 0)
+                return 0;
+            convs++;
+        }
+    }
+    return convs > 0;
+}
+
 static int is_node(const IrNode *n) {
     return !n->dead && n->op != IR_ADD && n->op != IR_IDENTITY && n->op != IR_DROPOUT;
 }
@@ -532,6 +601,10 @@ int nir_export(Arena *a, const IrGraph *g, const float *params, double dt, const
     E.succ = arena_alloc(a, sizeof *E.succ * (size_t)(n + 1));
     E.recurrent = arena_alloc(a, sizeof(int) * (size_t)(n + 1));
     E.folded = arena_alloc(a, sizeof(int) * (size_t)(n + 1));
+    E.fwd = arena_alloc(a, sizeof(int) * (size_t)(n + 1));
+    E.bwd = arena_alloc(a, sizeof(int) * (size_t)(n + 1));
+    E.stack = arena_alloc(a, sizeof(int) * (size_t)(n + 1));
+    E.reached = arena_alloc(a, sizeof(int) * (size_t)(n + 1));
     if (g->readout != RO_STEPS) {
         error_at(g->loc, "network '%s': readout %s cannot be expressed in NIR, whose Output gives the value of "
                          "every step: use readout steps",
@@ -547,6 +620,7 @@ int nir_export(Arena *a, const IrGraph *g, const float *params, double dt, const
     for (int i = 0; i < n; i++)
         for (int k = 0; !nd(&E, i)->dead && k < nd(&E, i)->nin; k++)
             vec_push(a, &E.succ[nd(&E, i)->in[k]], i);
+    E.one_d = one_dimensional(&E);
     for (int i = 0; i < n; i++)
         if (!nd(&E, i)->dead && nd(&E, i)->op == IR_DELAY)
             E.recurrent[i] = plain_recurrence(&E, i);

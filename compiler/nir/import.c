@@ -65,6 +65,13 @@ typedef struct FNode {
     int color;         /* walks */
     int delay;         /* Delay: in steps */
     const char **chain; /* Delay: the layers of its steps, the last its own */
+    /* A Delay whose delays differ between neurons: each neuron's number
+       of steps; the delays start at lo steps (0 or 1), and chain[k] is
+       the input delayed by lo + k steps, up to f->delay */
+    const double *steps;
+    int lo;
+    const char **mask;       /* per number of steps s: the layer of the neurons delayed by s, or NULL */
+    const char **mask_model; /* and its model, `emit x * k` with k 1 for those neurons, 0 for the others */
 } FNode;
 
 /* A graph being flattened: its nodes' entries (an FNode, or a nested graph). */
@@ -787,6 +794,7 @@ static int op_conv(Imp *I, FNode *f, const Shape *in) {
         return 0;
     }
     const NirArray *pf = field(f, "padding");
+    int front[2] = {0, 0}; /* a zero tap in front of the kernel (an even kernel padded 'same') */
     if (pf && pf->is_string) {
         if (pf->count != 1 || (strcmp(pf->str[0], "same") && strcmp(pf->str[0], "valid"))) {
             bad(I, f, "dataset 'padding' must be numbers, 'same' or 'valid'");
@@ -795,12 +803,17 @@ static int op_conv(Imp *I, FNode *f, const Shape *in) {
         if (!strcmp(pf->str[0], "valid")) {
             pad[0] = pad[1] = 0;
         } else {
-            if ((KH - 1) % 2 || (KW - 1) % 2) {
-                bad(I, f, "padding 'same' with a kernel of %lld x %lld pads one side more than the other, which "
-                          "snnc's conv2d cannot",
+            /* PyTorch's 'same' (what nirtorch's importers pass it): K - 1
+               zeros in all, (K - 1) / 2 before, the rest after. An even K
+               pads the end one more: the kernel with a zero tap in front,
+               padded (K + 1 - 1) / 2 on both sides, computes the same. */
+            front[0] = KH % 2 == 0, front[1] = KW % 2 == 0;
+            if ((front[0] && stride[0] != 1) || (front[1] && stride[1] != 1)) {
+                bad(I, f, "padding 'same' with an even kernel (%lld x %lld) needs a stride of 1 (PyTorch's rule)",
                     (long long)KH, (long long)KW);
                 return 0;
             }
+            KH += front[0], KW += front[1];
             pad[0] = (long)(KH - 1) / 2;
             pad[1] = (long)(KW - 1) / 2;
         }
@@ -839,7 +852,8 @@ static int op_conv(Imp *I, FNode *f, const Shape *in) {
     for (int64_t o = 0; o < O * w->dims[1]; o++)
         for (int64_t y = 0; y < kh; y++)
             for (int64_t x = 0; x < kw; x++)
-                wd[o * KH * KW + y * dil[0] * KW + x * dil[1]] = (float)w->num[(o * kh + y) * kw + x];
+                wd[o * KH * KW + (front[0] + y * dil[0]) * KW + front[1] + x * dil[1]] =
+                    (float)w->num[(o * kh + y) * kw + x];
     /* (a Conv1d's weight [O, C, k] is [O, C, 1, k], the same values) */
     f->layer = make_name(I, f->qname);
     int64_t ws[4] = {O, w->dims[1], KH, KW};
@@ -948,6 +962,8 @@ static void model_end(Imp *I, const FNode *f, const char *name, const Buf *m) {
     buf_printf(&I->models, "# node '%s' (%s)\nneuron %s(%s) {\n%s", q(I, f->qname), f->n->type, name,
                I->ctor.len ? I->ctor.data : "", m->data);
 }
+
+static int delay_per_neuron(Imp *I, FNode *f);
 
 static int op_scale_threshold(Imp *I, FNode *f, const Shape *in) {
     const char *fname = f->kind == K_SCALE ? "scale" : "threshold";
@@ -1249,6 +1265,8 @@ static int do_node(Imp *I, FNode *f) {
                 return 0;
         }
         f->shape = in;
+        if (f->steps)
+            return delay_per_neuron(I, f);
         if (f->delay == 0)
             break; /* an identity */
         f->layer = make_name(I, f->qname);
@@ -1270,6 +1288,39 @@ static int do_node(Imp *I, FNode *f) {
     return 1;
 }
 
+/* The layers of a Delay whose delays differ between neurons (docs/nir.md,
+   section 2): its chain of prev() and a mask per number of steps. */
+static int delay_per_neuron(Imp *I, FNode *f) {
+    int64_t n = shape_count(&f->shape);
+    int len = f->delay - f->lo + 1;
+    f->layer = make_name(I, f->qname);
+    f->chain = arena_alloc(I->a, sizeof(char *) * (size_t)len);
+    f->mask = arena_alloc(I->a, sizeof(char *) * (size_t)(f->delay + 1));
+    f->mask_model = arena_alloc(I->a, sizeof(char *) * (size_t)(f->delay + 1));
+    for (int k = 0; k < len; k++)
+        f->chain[k] = k == 0 && !f->lo && f->in.len == 1 && !f->in.items[0].delayed
+                          ? I->nodes.items[f->in.items[0].src].layer
+                          : make_name(I, arena_printf(I->a, "%s_d%d", f->qname, f->lo + k));
+    for (int s = f->lo; s <= f->delay; s++) {
+        int64_t used = 0;
+        for (int64_t i = 0; i < n; i++)
+            used += f->steps[i] == s;
+        if (!used)
+            continue;
+        f->mask[s] = make_name(I, arena_printf(I->a, "%s_m%d", f->qname, s));
+        f->mask_model[s] = make_name(I, arena_printf(I->a, "NIR_Scale_%s", f->mask[s]));
+        float *k = arena_alloc(I->a, sizeof(float) * (size_t)(n + 1));
+        for (int64_t i = 0; i < n; i++)
+            k[i] = f->steps[i] == s ? 1.0f : 0.0f;
+        add_tensor(I, f->mask[s], "k", f, "delay", f->shape.ndim, f->shape.d, n, k);
+        buf_printf(&I->models,
+                   "# node '%s' (Delay): its neurons delayed by %d steps\nneuron %s() {\n  param k = 0.0 per neuron;\n"
+                   "  emit x * k;\n}\n",
+                   q(I, f->qname), s, f->mask_model[s]);
+    }
+    return 1;
+}
+
 /* ---- the text ---- */
 
 static void shape_text(Buf *b, const Shape *s) {
@@ -1284,16 +1335,49 @@ static const char *value_of(Imp *I, const Pred *p) {
     return p->delayed ? arena_printf(I->a, "prev(%s)", s->layer) : s->layer;
 }
 
-static void statement(Imp *I, const FNode *f) {
+static void inputs(Imp *I, const FNode *f) {
     Buf *b = &I->body;
-    /* a Delay of n steps: its inputs read the previous step, then n - 1 more */
-    buf_printf(b, "  %s = ", f->chain ? f->chain[0] : f->layer);
     if (f->in.len == 1)
         buf_puts(b, value_of(I, &f->in.items[0]));
     else
         buf_printf(b, "add(%s, %s)", value_of(I, &f->in.items[0]), value_of(I, &f->in.items[1]));
     for (int k = 2; k < f->in.len; k++)
         buf_printf(b, " |> add(%s)", value_of(I, &f->in.items[k]));
+}
+
+/* A Delay whose delays differ between neurons: the chain of its steps,
+   each step's neurons picked by a mask of 0 and 1 (exact), summed. */
+static void delay_statements(Imp *I, const FNode *f) {
+    Buf *b = &I->body;
+    int plain = !f->lo && f->in.len == 1 && !f->in.items[0].delayed; /* chain[0] is its input's layer */
+    if (!plain) {
+        buf_printf(b, "  %s = ", f->chain[0]);
+        inputs(I, f);
+        buf_printf(b, ";  # node '%s', delays %d to %d steps\n", q(I, f->qname), f->lo, f->delay);
+    }
+    for (int k = 1; k <= f->delay - f->lo; k++)
+        buf_printf(b, "  %s = prev(%s);\n", f->chain[k], f->chain[k - 1]);
+    for (int s = f->lo; s <= f->delay; s++)
+        if (f->mask[s])
+            buf_printf(b, "  %s = %s |> %s();\n", f->mask[s], f->chain[s - f->lo], f->mask_model[s]);
+    buf_printf(b, "  %s = ", f->layer);
+    for (int s = f->lo, first = 1; s <= f->delay; s++)
+        if (f->mask[s]) {
+            buf_printf(b, first ? "%s" : " |> add(%s)", f->mask[s]);
+            first = 0;
+        }
+    buf_printf(b, ";  # node '%s'\n", q(I, f->qname));
+}
+
+static void statement(Imp *I, const FNode *f) {
+    Buf *b = &I->body;
+    if (f->steps) {
+        delay_statements(I, f);
+        return;
+    }
+    /* a Delay of n steps: its inputs read the previous step, then n - 1 more */
+    buf_printf(b, "  %s = ", f->chain ? f->chain[0] : f->layer);
+    inputs(I, f);
     if (f->op)
         buf_printf(b, " |> %s", f->op);
     buf_printf(b, ";  # node '%s'\n", q(I, f->qname));
@@ -1313,21 +1397,38 @@ static int delay_steps(Imp *I, FNode *f) {
         bad(I, f, "dataset 'delay' is empty");
         return 0;
     }
+    double *st = arena_alloc(I->a, sizeof(double) * (size_t)(d->count + 1));
+    int lo = 1000, hi = 0, same = 1;
     for (int64_t i = 1; i < d->count; i++)
-        if (d->num[i] != d->num[0]) {
-            bad(I, f, "its delays differ between neurons (%g and %g s at flat index %lld); snnc delays a whole "
-                      "layer by one number of steps",
-                d->num[0], d->num[i], (long long)i);
+        same &= d->num[i] == d->num[0];
+    for (int64_t i = 0; i < d->count; i++) {
+        double steps = d->num[i] / I->dt, n = floor(steps + 0.5);
+        if (!(d->num[i] >= 0) || n > 1000 || fabs(steps - n) > 1e-6 * (n > 1 ? n : 1)) {
+            bad(I, f, "its delay of %g s%s is not a whole number of steps of dt = %g s from 0 to 1000", d->num[i],
+                same ? "" : arena_printf(I->a, " at flat index %lld", (long long)i), I->dt);
             return 0;
         }
-    double steps = d->num[0] / I->dt, n = floor(steps + 0.5);
-    if (!(d->num[0] >= 0) || n > 1000 || fabs(steps - n) > 1e-6 * (n > 1 ? n : 1)) {
-        bad(I, f, "its delay of %g s is not a whole number of steps of dt = %g s from 0 to 1000", d->num[0], I->dt);
-        return 0;
+        st[i] = n;
+        lo = n < lo ? (int)n : lo;
+        hi = n > hi ? (int)n : hi;
     }
-    f->delay = (int)n;
-    f->stateful = f->delay > 0;
-    for (int k = 0; f->delay && k < f->in.len; k++)
+    if (lo != hi) { /* per neuron: a chain of prev() up to the longest, each neuron taking its step */
+        int distinct = 0;
+        char seen[1001] = {0};
+        for (int64_t i = 0; i < d->count; i++)
+            distinct += !seen[(int)st[i]]++;
+        if ((int64_t)distinct * d->count > ((int64_t)1 << 24)) {
+            bad(I, f, "its %d different delays over %lld neurons take a mask of %lld values; snnc takes at most "
+                      "%lld",
+                distinct, (long long)d->count, (long long)distinct * d->count, (long long)1 << 24);
+            return 0;
+        }
+        f->steps = st;
+    }
+    f->lo = lo > 0;
+    f->delay = hi;
+    f->stateful = lo > 0; /* a cycle through it needs no other delay when every neuron is delayed */
+    for (int k = 0; lo > 0 && k < f->in.len; k++)
         f->in.items[k].delayed = 1;
     return 1;
 }
