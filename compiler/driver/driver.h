@@ -57,7 +57,7 @@ typedef struct Options {
     int math;                      /* --math exact|fast: MATH_*; MATH_DEFAULT: the target's */
     long train_limit, test_limit;
     double dt;                     /* --dt SECONDS: NIR's step; 0: its default */
-    int nir_snntorch;              /* --nir-convention snntorch */
+    int nir_convention;            /* --nir-convention: a NirConvention (0: nir) */
     const char *format;            /* export --format onnx|nir; NULL: from -o's suffix */
 } Options;
 

@@ -136,7 +136,7 @@ int drv_parse_model(Arena *a, Options *o, Node **std, Node **user) {
     }
     OnnxImport *imp = arena_alloc(a, sizeof *imp);
     if (drv_is_nir(o->input_file)) {
-        NirOptions no = {nir_timesteps(o), o->dt, o->nir_snntorch ? NIR_CONV_SNNTORCH : NIR_CONV_NIR};
+        NirOptions no = {nir_timesteps(o), o->dt, (NirConvention)o->nir_convention};
         if (nir_import(a, o->input_file, &no, imp) != 0)
             return -1;
     } else {

@@ -947,9 +947,9 @@ static int op_flatten(Imp *I, FNode *f, const Shape *in) {
 /* Starts a generated model for node f: its name, the layer's call of it.
    Its body goes into a buffer of the caller's, its constructor arguments
    into I->ctor, until model_end. */
-static const char *model_begin(Imp *I, FNode *f) {
+static const char *model_begin(Imp *I, FNode *f, const char *conv) {
     f->layer = make_name(I, f->qname);
-    const char *name = make_name(I, arena_printf(I->a, "NIR_%s_%s", f->n->type, f->layer));
+    const char *name = make_name(I, arena_printf(I->a, "NIR_%s%s_%s", conv, f->n->type, f->layer));
     f->op = arena_printf(I->a, "%s()", name);
     I->ctor.len = 0;
     if (I->ctor.data)
@@ -984,7 +984,7 @@ static int op_scale_threshold(Imp *I, FNode *f, const Shape *in) {
         return 1;
     }
     Buf m = {0};
-    const char *model = model_begin(I, f);
+    const char *model = model_begin(I, f, "");
     const char *c = coef(I, f, &m, f->kind == K_SCALE ? "k" : "th", fname, v, ps);
     if (c) {
         if (f->kind == K_SCALE)
@@ -995,6 +995,97 @@ static int op_scale_threshold(Imp *I, FNode *f, const Shape *in) {
     }
     buf_free(&m);
     return c != NULL;
+}
+
+static float f32(double v) { return (float)v; }
+
+/* LIF, IF and CubaLIF as Norse's or Spyx's from_nir steps them (docs/nir.md,
+   section 4): in float32, operation by operation. Norse: the input plus
+   the leak voltage minus v, times dt / tau, added to v; r multiplies a
+   CubaLIF's current (its LIF ignores r, its IF r and dt), its synapse
+   leaks towards the membrane's v_leak, states start at v_leak, the spike
+   is v > v_th, the reset to 0. Spyx: beta = 1 - dt / tau clipped to
+   [0, 1], the spike of the previous step's membrane (v > v_th), a
+   subtractive reset; r, v_leak and v_reset are not read. */
+static int op_neuron_peer(Imp *I, FNode *f, const Shape *in, const double *tau, const double *tau_syn,
+                          const double *r, const double *vl, const double *vth, const double *w_in) {
+    int64_t n = shape_count(in);
+    int norse = I->opt->conv == NIR_CONV_NORSE, cuba = f->kind == K_CUBALIF, leaky = f->kind != K_IF;
+    double dt = I->dt;
+    double *km = arena_alloc(I->a, sizeof(double) * (size_t)(n + 1) * 6);
+    double *ks = km + n, *lv = ks + n, *th = lv + n, *rr = th + n, *wi = rr + n;
+    int any_leak = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (norse) { /* dt * (1 / tau): a float32 tensor times a Python float */
+            km[i] = leaky ? f32((double)f32(dt) * (double)f32(1.0 / (double)f32(tau[i]))) : 1;
+            ks[i] = cuba ? f32((double)f32(dt) * (double)f32(1.0 / (double)f32(tau_syn[i]))) : 0;
+            lv[i] = leaky ? f32(vl[i]) : 0;
+            rr[i] = cuba ? f32(r[i]) : 1;
+            wi[i] = cuba ? f32(w_in[i]) : 1;
+        } else { /* 1 - dt / tau in float64 (NumPy), then float32, clipped */
+            km[i] = leaky ? fmin(fmax(f32(1 - dt / tau[i]), 0), 1) : 1;
+            ks[i] = cuba ? fmin(fmax(f32(1 - dt / tau_syn[i]), 0), 1) : 0;
+            lv[i] = 0;
+        }
+        th[i] = f32(vth[i]);
+        any_leak |= lv[i] != 0;
+    }
+    Buf m = {0};
+    const char *model = model_begin(I, f, norse ? "norse_" : "spyx_");
+    int ok = 0;
+    const char *K = NULL, *KS = NULL, *VL = NULL, *TH = NULL, *R = NULL, *WI = NULL;
+    if (leaky && !(K = coef(I, f, &m, norse ? "k" : "beta", norse ? "dt / tau" : "1 - dt / tau", km, in)))
+        goto out;
+    if (cuba && !(KS = coef(I, f, &m, norse ? "ks" : "alpha", norse ? "dt / tau_syn" : "1 - dt / tau_syn", ks, in)))
+        goto out;
+    if (any_leak && !(VL = coef(I, f, &m, "vl", "v_leak", lv, in)))
+        goto out;
+    if (norse && cuba && (!(R = coef(I, f, &m, "r", "r", rr, in)) || !(WI = coef(I, f, &m, "w_in", "w_in", wi, in))))
+        goto out;
+    if (!(TH = coef(I, f, &m, "v_th", "the threshold", th, in)))
+        goto out;
+    if (cuba)
+        buf_puts(&m, "  state i = 0.0;\n");
+    buf_puts(&m, "  state v = 0.0;\n");
+    if (norse) {
+        const char *u = "v", *j = "i";
+        if (VL) { /* the states start at v_leak: f is 1 at the first step only (exact: 0 + 1 vl, then v + 0 vl) */
+            buf_printf(&m, "  state f = 1.0;\n  u = v + f * %s;\n", VL);
+            if (cuba)
+                buf_printf(&m, "  j = i + f * %s;\n", VL);
+            u = "u", j = "j";
+        }
+        const char *leak = VL ? arena_printf(I->a, " + %s", VL) : "";
+        const char *x = "x";
+        if (cuba) {
+            buf_printf(&m, "  x1 = %s * x;\n", WI);
+            buf_printf(&m, "  i = %s + %s * ((%s - %s) + x1);\n", j, KS, VL ? VL : "0.0", j);
+            buf_printf(&m, "  x2 = %s * i;\n", R);
+            x = "x2";
+        }
+        if (leaky)
+            buf_printf(&m, "  h = %s + %s * (%s%s - %s);\n", u, K, x, leak, u);
+        else
+            buf_printf(&m, "  h = %s + x;\n", u);
+        buf_printf(&m, "  s = 1 - spike(%s - h);\n  v = (1 - s) * h;\n", TH);
+        if (VL)
+            buf_puts(&m, "  f = 0.0 * f;\n");
+        buf_puts(&m, "  emit s;\n}\n");
+    } else {
+        buf_printf(&m, "  s = 1 - spike(%s - v);\n", TH);
+        if (f->kind == K_CUBALIF)
+            buf_printf(&m, "  v = v - s * %s;\n  i = %s * i + x;\n  v = %s * v + i;\n", TH, KS, K);
+        else if (f->kind == K_LIF)
+            buf_printf(&m, "  v = %s * v + x - s * %s;\n", K, TH);
+        else
+            buf_printf(&m, "  v = v + x - s * %s;\n", TH);
+        buf_puts(&m, "  emit s;\n}\n");
+    }
+    model_end(I, f, model, &m);
+    ok = 1;
+out:
+    buf_free(&m);
+    return ok;
 }
 
 /* NIR neurons: the discretized equations (docs/nir.md). */
@@ -1032,6 +1123,8 @@ static int op_neuron(Imp *I, FNode *f, const Shape *layer) {
                 (long long)i);
             return 0;
         }
+    if ((I->opt->conv == NIR_CONV_NORSE || I->opt->conv == NIR_CONV_SPYX) && spiking)
+        return op_neuron_peer(I, f, in, tau, tau_syn, r, vl, vth, w_in);
     double *beta = arena_alloc(I->a, sizeof(double) * (size_t)(n + 1) * 7);
     double *g = beta + n, *c = g + n, *alpha = c + n, *gs = alpha + n, *th = gs + n, *rst = th + n;
     for (int64_t i = 0; i < n; i++) {
@@ -1091,7 +1184,7 @@ static int op_neuron(Imp *I, FNode *f, const Shape *layer) {
         }
     }
     Buf m = {0};
-    const char *model = model_begin(I, f);
+    const char *model = model_begin(I, f, "");
     int ok = 0;
     const char *B = coef(I, f, &m, "beta", "the leak 1 - dt / tau", beta, in);
     const char *G = B ? coef(I, f, &m, "g", "the input's scale", g, in) : NULL;
@@ -1456,7 +1549,11 @@ int nir_import_mem(Arena *a, const char *path, const void *bytes, size_t len, co
     I.path = path;
     I.opt = opt;
     I.out = out;
-    I.dt = opt->dt > 0 ? opt->dt : NIR_DEFAULT_DT;
+    /* the step the peer's importer assumes by default: Norse 1e-3, Spyx 1 */
+    I.dt = opt->dt > 0                     ? opt->dt
+           : opt->conv == NIR_CONV_NORSE ? 1e-3
+           : opt->conv == NIR_CONV_SPYX  ? 1.0
+                                         : NIR_DEFAULT_DT;
     int rc = -1;
     if (opt->timesteps <= 0) {
         bad(&I, NULL, "how many timesteps? a NIR graph does not say: give --timesteps N");

@@ -26,7 +26,9 @@
 /* How NIR's continuous-time neurons become per-step equations. */
 typedef enum NirConvention {
     NIR_CONV_NIR,     /* forward Euler of NIR's equations (docs/nir.md) */
-    NIR_CONV_SNNTORCH /* as snnTorch 0.9.4's import_from_nir builds its modules */
+    NIR_CONV_SNNTORCH, /* as snnTorch 0.9.4's import_from_nir builds its modules */
+    NIR_CONV_NORSE,    /* as Norse's from_nir (LIFBox, IAF, LIBox cells) */
+    NIR_CONV_SPYX      /* as Spyx's from_nir (LIF, IF, CuBaLIF) */
 } NirConvention;
 
 typedef struct NirOptions {
