@@ -550,6 +550,21 @@ def seeds(d):
         node(nd, "output", "Output", shape=np.array([3]))
         order = ["input", "conv", "lif", "sum", "avg", "flat", "fc", "output"]
         g.create_dataset("edges", data=np.array(list(zip(order, order[1:])), dtype=object), dtype=S)
+    # a Conv1d padded 'same' with an even kernel, then a Delay per neuron (0 to 3 steps) on a recurrence
+    with h5py.File(os.path.join(d, "delays.nir"), "w", libver="latest") as f:
+        g = f.create_group("node")
+        g.create_dataset("type", data="NIRGraph", dtype=S)
+        nd = g.create_group("nodes")
+        node(nd, "input", "Input", shape=np.array([2, 5]))
+        node(nd, "conv", "Conv1d", weight=np.ones((2, 2, 4), np.float32), bias=np.zeros(2, np.float32), stride=1,
+             padding="same", dilation=1, groups=1, input_shape=5)
+        node(nd, "d", "Delay", delay=np.array([[0, 1e-4, 2e-4, 3e-4, 1e-4], [2e-4, 0, 0, 1e-4, 3e-4]]))
+        node(nd, "lif", "LIF", **{k: np.full((2, 5), v) for k, v in
+                                  dict(tau=1e-3, r=1.0, v_leak=0.0, v_threshold=1.0).items()})
+        node(nd, "dr", "Delay", delay=np.array([[1e-4, 2e-4, 1e-4, 1e-4, 2e-4], [1e-4, 1e-4, 2e-4, 2e-4, 1e-4]]))
+        node(nd, "output", "Output", shape=np.array([2, 5]))
+        edges = [("input", "conv"), ("conv", "d"), ("d", "lif"), ("lif", "dr"), ("dr", "lif"), ("lif", "output")]
+        g.create_dataset("edges", data=np.array(edges, dtype=object), dtype=S)
 
 
 def main():
