@@ -12,7 +12,9 @@
  *     uses. Both give the same results;
  *   - with --train, <net>_train_forward and <net>_train_backward run the
  *     schedule over all steps with the training plan, and the backward in
- *     reverse.
+ *     reverse; <net>_train_forward_at runs a part of a larger batch, whose
+ *     samples draw their dropout masks and rate spikes by their place in
+ *     the whole batch.
  */
 #include <ctype.h>
 #include <math.h>
