@@ -64,6 +64,10 @@ typedef struct LoadedModel {
     void (*seed)(void *ws, unsigned long long seed); /* rate encoding only, else NULL */
     void (*train_forward)(void *ws, int batch, const float *input, float *output, int training,
                           unsigned long long seed);
+    /* train_forward for the samples from first on of a larger batch; NULL
+       where a target has none (train_forward then draws as if first were 0) */
+    void (*train_forward_at)(void *ws, int batch, long first, const float *input, float *output, int training,
+                             unsigned long long seed);
     void (*train_backward)(void *ws, int batch, const float *doutput, float *dinput);
     void (*train_spikes)(void *ws, int batch, double *spikes, double *neurons);
     float *(*train_grads)(void *ws);

@@ -101,13 +101,16 @@ static unsigned long long mix(unsigned long long z) {
     return z ^ (z >> 31);
 }
 
-/* What a shard that starts at position lo > 0 of its global batch mixes
-   into the step's dropout seed. The generated code draws the mask of its
-   k-th sample from (seed, k), so without it every rank's k-th sample
-   would have the same mask; with it the masks differ from one process's
-   (docs/training.md, "Data-parallel training"). */
-static unsigned long long dropout_shift(long lo) {
-    return lo ? mix(0xD1570000ULL ^ mix((unsigned long long)lo)) : 0;
+/* The generated code's training forward for the samples first .. first +
+   b - 1 of a batch: they draw their dropout masks and rate spikes as those
+   samples of the whole batch, so that a rank's shard draws what one
+   process running the whole batch draws (docs/training.md, "Data-parallel
+   training"). */
+static void forward_at(Trainer *tr, int b, long first, int training, unsigned long long seed) {
+    if (tr->m.train_forward_at)
+        tr->m.train_forward_at(tr->ws, b, first, tr->x, tr->y, training, seed);
+    else
+        tr->m.train_forward(tr->ws, b, tr->x, tr->y, training, seed);
 }
 
 /* The order of epoch e: a Fisher-Yates shuffle from (seed, e), or the
@@ -174,18 +177,23 @@ static long shard_start(long n, int r, int nr) {
 }
 
 /* The metrics of the test split d: with several ranks, each evaluates a
-   contiguous shard of it and the sums are added over the ranks. */
+   contiguous shard of it and the sums are added over the ranks. One process
+   runs the split in batches of the global batch's size; a rank's pieces
+   never cross the bounds of those batches and say where they start in
+   theirs, so that a rate-encoded input draws the spikes of one process. */
 static void evaluate(Trainer *tr, const Dataset *d, Eval *ev) {
     double loss = 0, spk = 0, neurons = 0;
     int correct = 0;
     long done = shard_start(d->n, tr->rank, tr->nranks), end = shard_start(d->n, tr->rank + 1, tr->nranks);
     long *idx = tr->order;
     while (done < end) {
-        int b = end - done < tr->batch ? (int)(end - done) : tr->batch;
+        long next = (done / tr->gbatch + 1) * tr->gbatch; /* the start of one process's next batch */
+        long stop = end < next ? end : next;
+        int b = stop - done < tr->batch ? (int)(stop - done) : tr->batch;
         for (int r = 0; r < b; r++)
             idx[r] = done + r;
         data_batch(d, idx, b, tr->x, tr->labels);
-        tr->m.train_forward(tr->ws, b, tr->x, tr->y, 0, 0);
+        forward_at(tr, b, done % tr->gbatch, 0, 0);
         int ignored = 0;
         loss += snnrt_loss(&tr->loss, tr->T, b, tr->K, tr->y, tr->labels, NULL, &ignored) * b;
         for (int r = 0; r < b; r++)
@@ -472,8 +480,7 @@ static int train_epoch(Trainer *tr, const Dataset *d, int epoch, Metrics *mt) {
         int ok = 0;
         if (nb > 0) {
             data_batch(d, tr->order + done + lo, nb, tr->x, tr->labels);
-            tr->m.train_forward(tr->ws, nb, tr->x, tr->y, 1,
-                                mix(tr->ts->seed ^ mix((unsigned long long)tr->step + 1)) ^ dropout_shift(lo));
+            forward_at(tr, nb, lo, 1, mix(tr->ts->seed ^ mix((unsigned long long)tr->step + 1)));
             int ignored = 0;
             l = snnrt_loss(&tr->loss, tr->T, nb, tr->K, tr->y, tr->labels, tr->dy, &ignored);
             for (int r = 0; r < nb; r++) /* predicted as evaluation and deployment predict */

@@ -156,7 +156,8 @@ void ck_delay_fwd(TargetEmitter *em, const IrPlan *P, int i);
 void ck_delay_bwd(TargetEmitter *em, const IrPlan *P, int i);
 void cn_neuron_fwd(TargetEmitter *em, const IrPlan *P, int i);
 void cn_neuron_bwd(TargetEmitter *em, const IrPlan *P, int i);
-/* The training forward's dropout mask of node i, drawn from `seed`. */
+/* The training forward's dropout mask of node i, drawn from `seed` for the
+   samples from `first` on of the whole batch. */
 void ck_dropout_mask(Emit *e, int i);
 /* The scratch each plan needs after its region: sets e's offsets and sizes. */
 void ck_scratch(Emit *e);

@@ -12,7 +12,9 @@
  *     uses. Both give the same results;
  *   - with --train, <net>_train_forward and <net>_train_backward run the
  *     schedule over all steps with the training plan, and the backward in
- *     reverse.
+ *     reverse; <net>_train_forward_at runs a part of a larger batch, whose
+ *     samples draw their dropout masks and rate spikes by their place in
+ *     the whole batch.
  */
 #include <ctype.h>
 #include <math.h>
@@ -57,6 +59,50 @@ void capi_param_table(Emit *e) {
         buf_free(&s);
     }
     cg_line(e, "};");
+}
+
+/* 1 when the training code draws dropout masks. */
+static int draws_masks(const IrGraph *g) {
+    int any = 0;
+    for (int i = 0; g->train && i < g->nodes.len; i++)
+        any |= !g->nodes.items[i].dead && g->nodes.items[i].op == IR_DROPOUT;
+    return any;
+}
+
+/* 1 when init_weights draws a weight or a bias. */
+static int draws_weights(Emit *e) {
+    const IrGraph *g = e->g;
+    int any = 0;
+    for (int i = 0; !e->opt->embedded && !e->opt->no_loader && i < g->params.len; i++)
+        any |= g->params.items[i].kind == PK_WEIGHT || g->params.items[i].kind == PK_BIAS;
+    return any;
+}
+
+/* The one random number generator of the generated code, for the initial
+   weights, the rate encoder's spikes and the dropout masks: splitmix64
+   (Steele, Lea and Flood, "Fast splittable pseudorandom number generators",
+   OOPSLA 2014), used as a function of a counter, so that every draw is a
+   function of what it is for, the same bits on every target and for any
+   number of threads. Emitted only where something draws. */
+static void gen_mix(Emit *e) {
+    if (!draws_weights(e) && e->g->encoding != ENC_RATE && !draws_masks(e->g))
+        return;
+    const char *p = e->p;
+    cg_blank(e);
+    cg_line(e, "/* splitmix64's step and output function: a bijection of 64 bits that mixes well. */");
+    cg_line(e, "static unsigned long long %s_mix(unsigned long long z)", p);
+    cg_line(e, "{");
+    cg_line(e, "    z += 0x9E3779B97F4A7C15ULL;");
+    cg_line(e, "    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;");
+    cg_line(e, "    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;");
+    cg_line(e, "    return z ^ (z >> 31);");
+    cg_line(e, "}");
+    cg_blank(e);
+    cg_line(e, "/* The top 24 bits of h, over 2^24: a uniform in [0, 1). */");
+    cg_line(e, "static float %s_unit(unsigned long long h)", p);
+    cg_line(e, "{");
+    cg_line(e, "    return (float)(h >> 40) * (1.0f / 16777216.0f);");
+    cg_line(e, "}");
 }
 
 static void gen_params(Emit *e) {
@@ -106,19 +152,15 @@ static void gen_params(Emit *e) {
     e->ind--;
     cg_line(e, "}");
     /* the random draws, only where a weight or bias needs them */
-    int random = 0;
-    for (int i = 0; i < g->params.len; i++)
-        random |= g->params.items[i].kind == PK_WEIGHT || g->params.items[i].kind == PK_BIAS;
+    int random = draws_weights(e);
     cg_blank(e);
     if (random) {
-        cg_line(e, "/* splitmix64: a counter-based generator, the same on every target. */");
+        cg_line(e, "/* The next uniform of the sequence splitmix64 draws from *state. */");
         cg_line(e, "static float %s_uniform(unsigned long long *state)", e->p);
         cg_line(e, "{");
-        cg_line(e, "    unsigned long long z = (*state += 0x9E3779B97F4A7C15ULL);");
-        cg_line(e, "    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;");
-        cg_line(e, "    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;");
-        cg_line(e, "    z ^= z >> 31;");
-        cg_line(e, "    return (float)(z >> 40) * (1.0f / 16777216.0f);");
+        cg_line(e, "    const float u = %s_unit(%s_mix(*state));", e->p, e->p);
+        cg_line(e, "    *state += 0x9E3779B97F4A7C15ULL;");
+        cg_line(e, "    return u;");
         cg_line(e, "}");
         cg_blank(e);
     }
@@ -379,7 +421,9 @@ static const char *enc_at(Emit *e, const char *what) {
    <net>_encode writes one step's spikes [B, INPUT_SIZE] from the caller's
    intensities. Rate spikes come from a counter-based generator, a function
    of (seed, step, sample, element) only, so they are the same bits on every
-   target, for any number of threads and however the steps are chunked. */
+   target, for any number of threads and however the steps are chunked; the
+   sample is first + b, b's place in a larger batch whose samples from
+   first on these are (train_forward_at). */
 static void gen_encoder(Emit *e) {
     const IrGraph *g = e->g;
     const char *p = e->p;
@@ -414,30 +458,24 @@ static void gen_encoder(Emit *e) {
         cg_line(e, "    memcpy(v, %s, sizeof v);", enc_at(e, "seed"));
         cg_line(e, "    return v[1] == ~v[0] ? v[0] : 0ULL;");
         cg_line(e, "}");
-        cg_blank(e);
-        cg_line(e, "/* splitmix64's step and output function: a bijection of 64 bits that mixes well. */");
-        cg_line(e, "static unsigned long long %s_mix(unsigned long long z)", p);
-        cg_line(e, "{");
-        cg_line(e, "    z += 0x9E3779B97F4A7C15ULL;");
-        cg_line(e, "    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;");
-        cg_line(e, "    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;");
-        cg_line(e, "    return z ^ (z >> 31);");
-        cg_line(e, "}");
     }
     cg_blank(e);
     if (g->encoding == ENC_RATE) {
         cg_line(e, "/* Rate encoding of step t: element i of sample b spikes when u < x, with");
-        cg_line(e, "   u = mix(mix(mix(mix(seed) ^ t) ^ b) ^ i) >> 40, over 2^24: a uniform in [0, 1). */");
+        cg_line(e, "   u = unit(mix(mix(mix(mix(seed) ^ t) ^ (first + b)) ^ i)): first + b is the");
+        cg_line(e, "   sample's place in the whole batch when this is a part of one. */");
     } else {
         cg_line(e, "/* Latency encoding of step t: element i spikes once, at the step");
         cg_line(e, "   rint((T - 1) (1 - min(x, 1))), when x >= %s; never below. */", cg_flt(e, g->enc_threshold));
     }
-    cg_line(e, "static void %s_encode(float *y, const float *x, long B, unsigned long long t,", p);
+    cg_line(e, "static void %s_encode(float *y, const float *x, long B, long first, unsigned long long t,", p);
     cg_line(e, "                      unsigned long long seed)");
     cg_line(e, "{");
     e->ind++;
-    if (g->encoding == ENC_LATENCY)
+    if (g->encoding == ENC_LATENCY) {
+        cg_line(e, "(void)first;");
         cg_line(e, "(void)seed;");
+    }
     cg_par_for(e, arena_printf(g->arena, "B * %lld", nin));
     cg_line(e, "for (long b = 0; b < B; b++) {");
     e->ind++;
@@ -445,9 +483,10 @@ static void gen_encoder(Emit *e) {
     cg_line(e, "float *yb = y + b * %lld;", nin);
     cg_line(e, "long i;");
     if (g->encoding == ENC_RATE) {
-        cg_line(e, "const unsigned long long h = %s_mix(%s_mix(%s_mix(seed) ^ t) ^ (unsigned long long)b);", p, p, p);
+        cg_line(e, "const unsigned long long h = %s_mix(%s_mix(%s_mix(seed) ^ t) ^ (unsigned long long)(first + b));", p,
+                p, p);
         cg_line(e, "for (i = 0; i < %lld; i++) {", nin);
-        cg_line(e, "    const float u = (float)(%s_mix(h ^ (unsigned long long)i) >> 40) * (1.0f / 16777216.0f);", p);
+        cg_line(e, "    const float u = %s_unit(%s_mix(h ^ (unsigned long long)i));", p, p);
         cg_line(e, "    yb[i] = u < xb[i] ? 1.0f : 0.0f;");
         cg_line(e, "}");
     } else {
@@ -465,8 +504,10 @@ static void gen_encoder(Emit *e) {
 
 /* The input of steps [t0, t0 + steps) (C expressions) of a sequence
    (forward, train_forward) from src: copied, or encoded from `input` with
-   the seed `seed` (a C expression; NULL: the workspace's). */
-static void load_input(Emit *e, const IrPlan *P, const char *t0, const char *steps, const char *src, const char *seed) {
+   the seed `seed` (a C expression; NULL: the workspace's) as the samples
+   from `first` on of a batch (a C expression). */
+static void load_input(Emit *e, const IrPlan *P, const char *t0, const char *steps, const char *src, const char *seed,
+                       const char *first) {
     const IrGraph *g = e->g;
     long long nin = shape_count(&g->nodes.items[g->input].shape);
     if (!ENC_SPIKES(g->encoding)) {
@@ -478,8 +519,8 @@ static void load_input(Emit *e, const IrPlan *P, const char *t0, const char *ste
         seed = g->encoding == ENC_RATE ? arena_printf(g->arena, "%s_seed_of(ws)", e->p) : "0";
     cg_line(e, "for (long ts = %s; ts < %s + %s; ts++) /* the input, %s-encoded */", t0, t0, steps,
             encoding_names[g->encoding]);
-    cg_line(e, "    %s_encode(%s, input, B, (unsigned long long)ts, %s);", e->p, cp_at(e, P, g->input, 'v', "ts"),
-            seed);
+    cg_line(e, "    %s_encode(%s, input, B, %s, (unsigned long long)ts, %s);", e->p, cp_at(e, P, g->input, 'v', "ts"),
+            first, seed);
 }
 
 static void gen_step(Emit *e) {
@@ -501,13 +542,13 @@ static void gen_step(Emit *e) {
         cg_line(e, "{ /* the input, %s-encoded: step n since reset */", encoding_names[g->encoding]);
         cg_line(e, "    unsigned long long n;");
         cg_line(e, "    %s_enc_steps(ws, &n, 0);", e->p);
-        cg_line(e, "    %s_encode(%s, input, B, n, %s);", e->p, cp_at(e, P, g->input, 'v', "t"),
+        cg_line(e, "    %s_encode(%s, input, B, 0, n, %s);", e->p, cp_at(e, P, g->input, 'v', "t"),
                 g->encoding == ENC_RATE ? arena_printf(g->arena, "%s_seed_of(ws)", e->p) : "0");
         cg_line(e, "    n++;");
         cg_line(e, "    %s_enc_steps(ws, &n, 1);", e->p);
         cg_line(e, "}");
     } else
-        load_input(e, P, "t", "1", "input", NULL);
+        load_input(e, P, "t", "1", "input", NULL, "0");
     /* every node at this step, in the schedule's order */
     for (int j = 0; j < g->norder; j++)
         if (runs(g, g->order[j]))
@@ -580,18 +621,18 @@ static void gen_forward(Emit *e) {
             load_input(e, P, "c0", "(c1 - c0)",
                        arena_printf(g->arena, "input + (size_t)c0 * (size_t)B * %lld",
                                     (long long)shape_count(&g->nodes.items[g->input].shape)),
-                       NULL);
+                       NULL, "0");
         else if (ENC_SPIKES(g->encoding)) /* every chunk's steps, from the same intensities */
-            load_input(e, P, "c0", "(c1 - c0)", "input", NULL);
+            load_input(e, P, "c0", "(c1 - c0)", "input", NULL, "0");
         else {
             cg_line(e, "if (c0 == 0)");
             e->ind++;
-            load_input(e, P, "0", "1", "input", NULL);
+            load_input(e, P, "0", "1", "input", NULL, "0");
             e->ind--;
         }
         run_groups(e, P, c0, c1, "c0 == 0", "0");
     } else {
-        load_input(e, P, "0", P->at[g->input].inv ? "1" : arena_printf(g->arena, "%d", T), "input", NULL);
+        load_input(e, P, "0", P->at[g->input].inv ? "1" : arena_printf(g->arena, "%d", T), "input", NULL, "0");
         run_groups(e, P, c0, c1, "1", "0");
     }
     readout_steps(e, P, c0, c1);
@@ -652,25 +693,6 @@ static void gen_probe(Emit *e) {
 
 /* ---- training ---- */
 
-static void gen_rng(Emit *e) {
-    int any = 0;
-    for (int i = 0; i < e->g->nodes.len; i++)
-        any |= !e->g->nodes.items[i].dead && e->g->nodes.items[i].op == IR_DROPOUT;
-    if (!any)
-        return;
-    cg_blank(e);
-    cg_line(e, "/* A counter-based uniform in [0, 1): splitmix64 of (seed, layer, element). */");
-    cg_line(e, "static float %s_dropout_uniform(unsigned long long seed, int layer, unsigned long long j)", e->p);
-    cg_line(e, "{");
-    cg_line(e, "    unsigned long long z = seed ^ ((unsigned long long)layer << 48) ^ (j * 0x9E3779B97F4A7C15ULL);");
-    cg_line(e, "    z += 0x9E3779B97F4A7C15ULL;");
-    cg_line(e, "    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;");
-    cg_line(e, "    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;");
-    cg_line(e, "    z ^= z >> 31;");
-    cg_line(e, "    return (float)(z >> 40) * (1.0f / 16777216.0f);");
-    cg_line(e, "}");
-}
-
 /* The dx argument of node i's backward: which inputs need their gradient
    (those needed only for dL/dinput when dinput is given). */
 static const char *dx_arg(Emit *e, int i) {
@@ -698,19 +720,23 @@ static void gen_train(Emit *e) {
     int in = g->input, out = g->output;
     long long nin = shape_count(&g->nodes.items[in].shape), nout = shape_count(&g->nodes.items[out].shape);
     int64_t pf = align16(g->param_floats);
-    gen_rng(e);
-    /* forward */
+    /* forward: the batch as the samples from `first` on of a larger one,
+       whose sample k draws its masks and its spikes as sample k */
     cg_blank(e);
-    cg_line(e, "void %s_train_forward(void *workspace, int batch, const float *input, float *output,", e->p);
-    cg_line(e, "                      int training, unsigned long long seed)");
+    cg_line(e, "void %s_train_forward_at(void *workspace, int batch, long first, const float *input, float *output,",
+            e->p);
+    cg_line(e, "                         int training, unsigned long long seed)");
     cg_line(e, "{");
     e->ind++;
     entry(e);
     cg_line(e, "float *ws = (float *)workspace;");
     cg_line(e, "long B = batch < 1 ? 1 : batch > %s_MAX_BATCH ? %s_MAX_BATCH : batch;", e->P, e->P);
     cg_line(e, "int t;");
-    cg_line(e, "(void)seed;");
-    load_input(e, P, "0", P->at[in].inv ? "1" : arena_printf(g->arena, "%d", T), "input", "seed");
+    if (g->encoding != ENC_RATE && !draws_masks(g)) {
+        cg_line(e, "(void)first; /* nothing random: no dropout, no rate-encoded input */");
+        cg_line(e, "(void)seed;");
+    }
+    load_input(e, P, "0", P->at[in].inv ? "1" : arena_printf(g->arena, "%d", T), "input", "seed", "first");
     for (int i = 0; i < g->nodes.len; i++) {
         const IrNode *x = &g->nodes.items[i];
         if (x->dead)
@@ -739,6 +765,12 @@ static void gen_train(Emit *e) {
             cp_at(e, P, out, 'v', "t"), nout);
     cg_line(e, "(void)t;");
     e->ind--;
+    cg_line(e, "}");
+    cg_blank(e);
+    cg_line(e, "void %s_train_forward(void *workspace, int batch, const float *input, float *output,", e->p);
+    cg_line(e, "                      int training, unsigned long long seed)");
+    cg_line(e, "{");
+    cg_line(e, "    %s_train_forward_at(workspace, batch, 0, input, output, training, seed);", e->p);
     cg_line(e, "}");
     /* backward */
     cg_blank(e);
@@ -913,6 +945,12 @@ static void train_header(Emit *e) {
     cg_line(e, "   otherwise both behave as at inference. */");
     cg_line(e, "void %s_train_forward(void *workspace, int batch, const float *input, float *output,", p);
     cg_line(e, "                      int training, unsigned long long seed);");
+    cg_line(e, "/* The same for a batch that is the samples from first on of a larger one (the");
+    cg_line(e, "   shard of a batch split among processes): sample b draws its dropout masks");
+    cg_line(e, "   and rate spikes as sample first + b of the larger batch would; train_forward");
+    cg_line(e, "   is train_forward_at with first 0. */");
+    cg_line(e, "void %s_train_forward_at(void *workspace, int batch, long first, const float *input, float *output,", p);
+    cg_line(e, "                         int training, unsigned long long seed);");
     cg_line(e, "/* After a forward in training mode: the gradients of every parameter (overwritten)");
     cg_line(e, "   for dL/doutput [T, batch, OUTPUT_SIZE]; dL/dinput (shaped as the input) when");
     cg_line(e, "   dinput is not NULL. */");
@@ -1063,6 +1101,7 @@ TargetEmitter *capi_begin_isa(const IrGraph *g, const CgenOptions *opt, int isa)
         cg_line(e, "    return (float *)workspace;");
         cg_line(e, "}");
     }
+    gen_mix(e);
     gen_params(e);
     counter_funcs(e);
     return em;

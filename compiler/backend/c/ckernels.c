@@ -886,11 +886,15 @@ void ck_dropout_mask(Emit *e, int i) {
     const IrNode *x = node(e, i);
     float p = x->fval;
     cg_line(e, "{ /* %s: keep with probability %s, scaled by 1 / (1 - p) */", x->name, cg_flt(e, 1.0f - p));
+    cg_line(e, "    /* element j of the whole batch (of sample first + b) keeps when");
+    cg_line(e, "       unit(mix(seed ^ (node << 48) ^ (j * 0x9E3779B97F4A7C15))) >= p, node %d */", i);
+    cg_line(e, "    const unsigned long long j0 = (unsigned long long)first * %lldULL;", count(e, i));
     cg_line(e, "    float *m = %s;", cp_ws(e, P, P->at[i].mask));
     cg_line(e, "    long j;");
     cg_line(e, "    for (j = 0; j < B * %lld; j++)", count(e, i));
-    cg_line(e, "        m[j] = %s_dropout_uniform(seed, %d, (unsigned long long)j) >= %s ? %s : 0.0f;", e->p, i,
-            cg_flt(e, p), cg_flt(e, 1.0f / (1.0f - p)));
+    cg_line(e, "        m[j] = %s_unit(%s_mix(seed ^ (%dULL << 48) ^ ((j0 + (unsigned long long)j) * 0x9E3779B97F4A7C15ULL)))",
+            e->p, e->p, i);
+    cg_line(e, "                   >= %s ? %s : 0.0f;", cg_flt(e, p), cg_flt(e, 1.0f / (1.0f - p)));
     cg_line(e, "}");
 }
 

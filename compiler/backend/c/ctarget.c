@@ -260,12 +260,13 @@ int cbuild_load(const Target *t, const char *const *isa_flags, const IrGraph *g,
     *(void **)&m->seed = g->encoding == ENC_RATE ? sym(cm, prefix, "seed", 1) : NULL;
     if (g->train) {
         *(void **)&m->train_forward = sym(cm, prefix, "train_forward", 1);
+        *(void **)&m->train_forward_at = sym(cm, prefix, "train_forward_at", 1);
         *(void **)&m->train_backward = sym(cm, prefix, "train_backward", 1);
         *(void **)&m->train_spikes = sym(cm, prefix, "train_spikes", 1);
         *(void **)&m->train_grads = sym(cm, prefix, "train_grads", 1);
     }
     if (!iw || !m->reset || !m->step || !m->forward || (g->probes.len && !m->probe) ||
-        (g->train && (!tw || !m->train_forward || !m->train_backward || !m->train_spikes || !m->train_grads))) {
+        (g->train && (!tw || !m->train_forward || !m->train_forward_at || !m->train_backward || !m->train_spikes || !m->train_grads))) {
         cbuild_unload(m);
         return -1;
     }
