@@ -77,7 +77,7 @@ int main(void)
 """
 
 FLOOR = 1e-4  # of the largest gradient: below, a gradient is rounding noise
-FLAGS = ["-std=c99", "-O2", "-ffp-contract=off", "-Wall", "-Wextra", "-Werror"]
+FLAGS = ["-std=c99", "-O2", "-ffp-contract=off", "-Wall", "-Wextra", "-Wpedantic", "-Wshadow", "-Werror"]
 
 
 def sh(cmd, cwd=None):

@@ -1,6 +1,6 @@
 """Build check of generated code: every model here and in examples/ is
 compiled by snnc and the C it writes is built with gcc and clang under
--std=c99 -Wall -Wextra -Wpedantic -Werror, in four variants: workspace
+-std=c99 -Wall -Wextra -Wpedantic -Wshadow -Werror, in four variants: workspace
 from the caller, --static, --embed-weights, and --train (the training
 code too). Each variant is linked with a small main (libc and libm only)
 that runs a forward pass; the training variant also checks that the
@@ -20,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 
-FLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Wpedantic", "-Werror"]
+FLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Wpedantic", "-Wshadow", "-Werror"]
 
 MAIN = r"""
 #include <stdio.h>

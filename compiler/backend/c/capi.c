@@ -898,6 +898,7 @@ static void gen_train(Emit *e) {
     }
     cg_line(e, "*spikes = s;");
     cg_line(e, "*neurons = (double)B * %lld.0;", total);
+    cg_line(e, "(void)ws;");
     cg_line(e, "(void)j;");
     e->ind--;
     cg_line(e, "}");

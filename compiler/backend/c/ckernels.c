@@ -651,8 +651,7 @@ void ck_conv_bwd(TargetEmitter *em, const IrPlan *P, int i) {
         cg_line(e, "float *gx = %s;", cp_at(e, P, in, 'g', "t"));
     cg_line(e, "long r0, gi;");
     if (x->bias) {
-        cg_line(e, "long o;");
-        cg_line(e, "for (o = 0; o < %lld; o++) /* the bias: a sum over the step, then added */", d.O);
+        cg_line(e, "for (long o = 0; o < %lld; o++) /* the bias: a sum over the step, then added */", d.O);
         cg_line(e, "    sb[o] = 0.0f;");
     }
     cg_line(e, "for (r0 = 0; r0 < B; r0 += %lld) { /* chunks of samples */", S);

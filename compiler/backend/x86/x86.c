@@ -80,15 +80,15 @@ static void tile(Emit *e, int mr, int nr, int isa) {
         buf_printf(&b, "%sb%d = %s_loadu_ps(bn + %d)", h ? ", " : "", h, fn, h * w);
     cg_line(e, "const %s %s;", V, b.data);
     buf_free(&b);
-    cg_line(e, "%s a;", V);
+    cg_line(e, "%s av;", V);
     for (int r = 0; r < mr; r++) {
         Buf l = {0};
-        buf_printf(&l, "a = %s_set1_ps(am[%d]);", fn, r);
+        buf_printf(&l, "av = %s_set1_ps(am[%d]);", fn, r);
         for (int h = 0; h < nv; h++)
             if (e->fast)
-                buf_printf(&l, " c%d_%d = %s_fmadd_ps(a, b%d, c%d_%d);", r, h, fn, h, r, h);
+                buf_printf(&l, " c%d_%d = %s_fmadd_ps(av, b%d, c%d_%d);", r, h, fn, h, r, h);
             else
-                buf_printf(&l, " c%d_%d = %s_add_ps(c%d_%d, %s_mul_ps(a, b%d));", r, h, fn, r, h, fn, h);
+                buf_printf(&l, " c%d_%d = %s_add_ps(c%d_%d, %s_mul_ps(av, b%d));", r, h, fn, r, h, fn, h);
         cg_line(e, "%s", l.data);
         buf_free(&l);
     }
