@@ -32,14 +32,19 @@ neuron parameters per layer and per neuron, a user-written model, add,
 scale, identity, dropout, prev()) compiled with --target cuda and with
 --target c --math exact, each driven by a program (TRAIN_C_MAIN and
 TRAIN_CU_MAIN) that runs a training forward (dropout drawing its masks),
-the backward for a fixed dL/doutput, two Adam steps on the portable
-target's gradients and three SGD steps of training. Bounds: the spike
+the backward for a fixed dL/doutput, the three losses of snnc train on
+the portable target's outputs (runtime/loss.c's snnrt_loss against the
+device's train_loss), two Adam steps on the portable target's gradients
+and three SGD steps of training. Bounds: the spike
 count the same; the outputs as above; every gradient and dL/dinput within
 1e-4 relative to its parameter's largest gradient (or 1e-4 of the
 network's largest gradient, where larger); the Adam steps' parameters
 the same numbers (the kernels compute runtime/optim.c's float operations,
 which link here from the runtime library, --snnrt); the parameters after
-the SGD steps within 1e-4 of their largest magnitude. A network with
+the SGD steps within 1e-4 of their largest magnitude; each loss and its
+dL/doutput within 1e-6 (relative to the largest), the count of correct
+predictions the same; snnc info --train states the header's training
+workspace. A network with
 convolutions, pools or batch normalization gets the located refusal.
 In nvcc mode the training .cu and its program are compiled too.
 
@@ -273,6 +278,23 @@ int main(void)
     f = fopen("grads.bin", "wb");
     if (!f || fwrite(%(p)s_train_grads(tws), sizeof(float), (size_t)pf, f) != (size_t)pf || fclose(f))
         return 2;
+    f = fopen("out.bin", "wb");
+    if (!f || fwrite(out, sizeof(float), NOUT, f) != NOUT || fclose(f))
+        return 2;
+    for (s = 0; s < 3; s++) { /* the losses of snnc train on these outputs */
+        SnnrtLoss l;
+        int labels[B], nc = 0, b;
+        float *dl = malloc(NOUT * sizeof(float));
+        for (b = 0; b < B; b++)
+            labels[b] = (b * 7 + 1) %% %(P)s_OUTPUT_SIZE;
+        memset(&l, 0, sizeof l);
+        l.kind = (SnnrtLossKind)s, l.readout = %(ro)d, l.lambda = 0.05, l.phi = 1.0;
+        l.correct_rate = 0.8, l.incorrect_rate = 0.2;
+        printf("loss%%d %%.17g\n", s, snnrt_loss(&l, %(P)s_TIMESTEPS, B, %(P)s_OUTPUT_SIZE, out, labels, dl, &nc));
+        printf("ncorrect%%d %%d\n", s, nc);
+        dump("dloss", s == 0 ? "0" : s == 1 ? "1" : "2", dl, NOUT);
+        free(dl);
+    }
     memset(&o, 0, sizeof o);
     o.kind = SNNRT_ADAM, o.lr = 0.01, o.beta1 = 0.9, o.beta2 = 0.999, o.eps = 1e-8, o.weight_decay = 0.001;
     if (snnrt_optim_init(&o, (size_t)pf, NULL, 0))
@@ -375,6 +397,27 @@ int main(void)
         dump("dinput", "", h, NIN);
         free(h);
     }
+    { /* the losses on the portable target's outputs */
+        float *yo = readf("out.bin", NOUT), *dl = (float *)malloc(NOUT * sizeof(float));
+        float *dyo = dev(NOUT), *ddl = dev(NOUT), *dloss = dev(2), *dlab = dev(B + 1);
+        int labels[B + 1], b;
+        double loss;
+        for (b = 0; b < B; b++)
+            labels[b] = (b * 7 + 1) %% %(P)s_OUTPUT_SIZE;
+        put(dyo, yo, NOUT);
+        for (s = 0; s < 3; s++) {
+            labels[B] = 0; /* the count of correct predictions, after the labels */
+            put(dlab, (const float *)(const void *)labels, B + 1);
+            check(%(p)s_train_loss(tws, B, s, 0.05, 1.0, 0.8, 0.2, dyo, (const int *)(const void *)dlab, ddl,
+                                   (double *)(void *)dloss, (int *)(void *)dlab + B, STREAM), "train_loss");
+            get((float *)(void *)&loss, dloss, 2);
+            get((float *)(void *)labels, dlab, B + 1);
+            printf("loss%%d %%.17g\n", s, loss);
+            printf("ncorrect%%d %%d\n", s, labels[B]);
+            get(dl, ddl, NOUT);
+            dump("dloss", s == 0 ? "0" : s == 1 ? "1" : "2", dl, NOUT);
+        }
+    }
     put(tws, init, pf); /* Adam from the portable target's gradients */
     put(%(p)s_train_grads(tws), grads, pf);
     check(%(p)s_train_optimizer_reset(tws, STREAM), "optimizer_reset");
@@ -395,8 +438,10 @@ int main(void)
 """
 
 # Reference networks for training: every standard neuron model and every
-# surrogate, detach_reset, neuron parameters per layer, channel and neuron,
-# add, scale, identity, dropout, prev() and a user-written model.
+# surrogate, detach_reset, neuron parameters per layer and per neuron (per
+# channel: tests/golden/neuron_params.snn), add, scale, identity, dropout,
+# prev(), a user-written model, and the readouts the examples lack (max,
+# last; with mean, steps and count every readout the loss reads).
 TRAIN_NETS = {
     "surrogates.snn": """
 neuron Leak(granularity = neuron) {
@@ -430,6 +475,24 @@ network Recurrence {
   k = h |> dense(16) |> scale(4.0) |> PLIF(granularity = neuron);
   out = k |> dense(4) |> LI(tau = 2.0);
   output out readout steps;
+}
+""",
+    "readout_max.snn": """
+network ReadoutMax {
+  timesteps 4;
+  input x : [12] encode direct;
+  h = x |> dense(32) |> scale(2.0) |> LIF(surrogate = sigmoid(4.0));
+  out = h |> dense(5) |> LI();
+  output out readout max;
+}
+""",
+    "readout_last.snn": """
+network ReadoutLast {
+  timesteps 4;
+  input x : [12] encode direct;
+  h = x |> dense(32) |> scale(2.0) |> IF();
+  out = h |> dense(5) |> LI();
+  output out readout last;
 }
 """,
 }
@@ -514,6 +577,7 @@ def check_info(snnc, model, extra, hdr, what):
     return 0
 
 
+READOUTS = ["steps", "count", "rate", "mean", "last", "max"]  # runtime/snnrt.h's SnnrtReadout
 FLOOR = 1e-4  # of the network's largest gradient: below, a gradient is rounding noise
 
 
@@ -533,12 +597,14 @@ def train_diff(got, ref):
             if (g != g) != (r != r):
                 return "%s[%d]: %r against %r" % (label, j, g, r), worst
             kind = label.split(" ")[0]
-            if kind in ("spikes", "neurons", "adam"):  # the same numbers
+            if kind in ("spikes", "neurons", "adam") or kind.startswith("ncorrect"):  # the same numbers
                 bad = g != r
             elif kind in ("grad", "dinput"):
                 err = abs(g - r) / max(big, floor, 1e-30)
                 worst = max(worst, err)
                 bad = err > 1e-4
+            elif kind.startswith("loss") or kind.startswith("dloss"):  # double, rounded to float
+                bad = abs(g - r) > 1e-6 * max(big, 1e-30)
             else:  # out, sgd: within round-off
                 bad = abs(g - r) > 1e-5 * max(1.0, big) if kind == "out" else abs(g - r) > 1e-4 * max(big, 1e-30)
             if bad:
@@ -568,7 +634,15 @@ def check_training(snnc, model, tmp, mode, cc, nvcc, gpu, snnrt):
     if rc != 0:
         print("FAIL: %s --train [cuda]: snnc compile\n%s" % (name, msg))
         return 0, 1
+    hdr = open(os.path.join(cu, p + ".h")).read()
+    rc, msg = sh([snnc, "info", model, "--train", "--target", "cuda", "--batch", "3"])
+    said = re.search(r"^device memory of target cuda \(batch 3\): .*; training (\d+) bytes", msg, re.M)
+    floats = re.search(r"_TRAIN_WORKSPACE_FLOATS (\d+)L", hdr)
+    if mode == "emulate" and (rc != 0 or not said or not floats or int(said.group(1)) != 4 * int(floats.group(1))):
+        print("FAIL: %s: snnc info --train --target cuda against the header's TRAIN_WORKSPACE_FLOATS:\n%s" % (name, msg))
+        return 0, 1
     src = TRAIN_CU_MAIN % {"p": p, "P": P}
+    ro = re.search(r"\(readout (\w+)\)", hdr).group(1)
     exe = os.path.join(cu, "prog")
     if mode == "nvcc":
         with open(os.path.join(cu, "main.cu"), "w") as f:
@@ -594,7 +668,7 @@ def check_training(snnc, model, tmp, mode, cc, nvcc, gpu, snnrt):
         print("FAIL: %s --train [c]: snnc compile\n%s" % (name, msg))
         return 0, 1
     with open(os.path.join(c, "main.c"), "w") as f:
-        f.write(TRAIN_C_MAIN % {"p": p, "P": P})
+        f.write(TRAIN_C_MAIN % {"p": p, "P": P, "ro": READOUTS.index(ro)})
     rc, msg = sh([cc] + C_FLAGS + ["-I", os.path.dirname(os.path.abspath(__file__)) + "/../../runtime", "-o", "prog",
                                    p + ".c", "main.c", snnrt, "-fopenmp", "-lz", "-lm"], cwd=c)
     if rc == 0:
@@ -603,7 +677,7 @@ def check_training(snnc, model, tmp, mode, cc, nvcc, gpu, snnrt):
         print("FAIL: %s --train [c]: build or run (exit %d)\n%s" % (name, rc, msg[-3000:]))
         return 0, 1
     ref = values(msg)
-    for f in ("params.bin", "grads.bin"):
+    for f in ("params.bin", "grads.bin", "out.bin"):
         shutil.copy(os.path.join(c, f), cu)
     rc, msg = sh([exe], cwd=cu)
     if rc != 0:

@@ -72,9 +72,9 @@ void cu_neuron_bwd(TargetEmitter *em, const IrPlan *P, int i);
 
 /* The training workspace after the training plan's region, as offsets
    from the plan's base (cp_ws): where a dense layer unpacks a step of
-   spikes kept as bits, the spike counter, the optimizer's two moments,
-   and the end. */
-enum { CU_TS_UNBITS, CU_TS_SPIKES, CU_TS_OPT_M, CU_TS_OPT_V, CU_TS_END };
+   spikes kept as bits, the spike counter, the loss's terms (doubles),
+   the optimizer's two moments, and the end. */
+enum { CU_TS_UNBITS, CU_TS_SPIKES, CU_TS_LOSS, CU_TS_OPT_M, CU_TS_OPT_V, CU_TS_END };
 int64_t cu_train_at(Emit *e, int what);
 static inline int64_t cu_train_unbits(Emit *e) { return cu_train_at(e, CU_TS_UNBITS); }
 /* The training workspace, in floats. */

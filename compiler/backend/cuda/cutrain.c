@@ -1,26 +1,30 @@
 /*
  * cutrain.c: the CUDA target's training API (--target cuda --train): the
  * portable target's training functions (capi.c) on device pointers, and
- * the optimizers as device kernels.
+ * the losses and optimizers of snnc train as device kernels.
  *
  * The training workspace is device memory laid out as the portable
  * target's: the parameters, their gradients, the training plan's region
  * (every step of the values the backward reads, the states at the start of
  * every step, the gradients of the values, the adjoints carried between
  * steps, the neurons' per-parameter sums); then this target's own: a step
- * of spikes kept as bits unpacked for a matrix product, the spike
- * counter, and the optimizer's two moments (SGD's momentum buffer, Adam's
- * first and second moments). Weights, gradients and optimizer state stay
- * on the device: a training step is train_forward, the caller's loss on
- * the output (dL/doutput, on the device), train_backward and
- * train_optimizer_step, all queued on one stream with no copy to the host.
+ * of spikes kept as bits unpacked for a matrix product, the spike counter,
+ * the loss's terms, and the optimizer's two moments (SGD's momentum
+ * buffer, Adam's first and second moments). Weights, gradients and
+ * optimizer state stay on the device: a training step is train_forward,
+ * train_loss (or the caller's loss writing dL/doutput on the device),
+ * train_backward and train_optimizer_step, all queued on one stream with
+ * no copy to the host.
  *
  * train_backward runs the schedule in reverse as the portable target's
  * does (the same calls with the same ranges and dx flags), then adds each
  * neuron parameter's per-neuron double sums in the portable target's order.
- * The optimizer kernels compute runtime/optim.c's updates (PyTorch 1.13's
- * single-tensor SGD, Adam and AdamW) with the same float operations, their
- * scalars computed on the host in double as optim.c computes them.
+ * train_loss computes runtime/loss.c's losses (cross-entropy of the
+ * readout, TET, MSE of the counts) in double, a thread per term, the terms
+ * added in order by one thread. The optimizer kernels compute
+ * runtime/optim.c's updates (PyTorch 1.13's single-tensor SGD, Adam and
+ * AdamW) with the same float operations, their scalars computed on the
+ * host in double as optim.c computes them.
  */
 #include <string.h>
 
@@ -41,10 +45,12 @@ int64_t cu_train_at(Emit *e, int what) {
         if (!x->dead && x->op == IR_DENSE && P->at[x->in[0]].bits && e->maxb * count(e, x->in[0]) > unbits)
             unbits = e->maxb * count(e, x->in[0]);
     }
+    int64_t nout = count(e, g->output);
     int64_t at[CU_TS_END + 1];
     at[CU_TS_UNBITS] = align16(P->floats);
     at[CU_TS_SPIKES] = at[CU_TS_UNBITS] + align16(unbits);
-    at[CU_TS_OPT_M] = at[CU_TS_SPIKES] + 16;
+    at[CU_TS_LOSS] = at[CU_TS_SPIKES] + 16;
+    at[CU_TS_OPT_M] = at[CU_TS_LOSS] + align16(2 * e->maxb * (g->timesteps > nout ? g->timesteps : nout));
     at[CU_TS_OPT_V] = at[CU_TS_OPT_M] + align16(g->param_floats);
     at[CU_TS_END] = at[CU_TS_OPT_V] + align16(g->param_floats);
     return at[what];
@@ -68,6 +74,53 @@ int cu_train_check(const IrGraph *g) {
 }
 
 /* ---- the helpers in the opening ---- */
+
+/* The kernel that counts spikes (train_spikes). */
+static void count_kernel(Emit *e) {
+    const char *p = e->p, *P = e->P;
+    cg_blank(e);
+    cg_line(e, "/* *acc += the spikes of T steps of n elements (or words of 32 bits), steps");
+    cg_line(e, "   `stride` apart: a thread per element. Counts are whole numbers, exact in");
+    cg_line(e, "   double in any order. */");
+    cg_line(e, "%s_GLOBAL void %s_count_k(const float *y, const uint32_t *bits, long n, long stride, double *acc)", P, p);
+    cg_line(e, "{");
+    cg_line(e, "    const long j = %s_TID;", P);
+    cg_line(e, "    double s = 0.0;");
+    cg_line(e, "    int t;");
+    cg_line(e, "    if (j >= n)");
+    cg_line(e, "        return;");
+    cg_line(e, "    for (t = 0; t < %d; t++)", e->g->timesteps);
+    cg_line(e, "        if (bits) {");
+    cg_line(e, "            uint32_t m = bits[(long)t * stride + j];");
+    cg_line(e, "            for (; m; m &= m - 1u)");
+    cg_line(e, "                s += 1.0;");
+    cg_line(e, "        } else");
+    cg_line(e, "            s += y[(long)t * stride + j];");
+    cg_line(e, "    %s_ATOMIC_ADD(acc, s);", P);
+    cg_line(e, "}");
+}
+
+/* The kernel that adds up a neuron parameter's per-neuron sums. */
+static void psum_kernel(Emit *e) {
+    const char *p = e->p, *P = e->P;
+    cg_blank(e);
+    cg_line(e, "/* A parameter's gradient from its per-neuron double sums s [B][cnt]: value v");
+    cg_line(e, "   sums the `per` neurons that share it over the batch, in order. */");
+    cg_line(e, "%s_GLOBAL void %s_psum_k(const double *s, float *gp, long B, long nv, long per, long cnt)", P, p);
+    cg_line(e, "{");
+    cg_line(e, "    const long v = %s_TID;", P);
+    cg_line(e, "    double sum = 0.0;");
+    cg_line(e, "    long r, k;");
+    cg_line(e, "    if (v >= nv)");
+    cg_line(e, "        return;");
+    cg_line(e, "    for (r = 0; r < B; r++)");
+    cg_line(e, "        for (k = 0; k < per; k++)");
+    cg_line(e, "            sum += s[r * cnt + v * per + k];");
+    cg_line(e, "    gp[v] = (float)sum;");
+    cg_line(e, "}");
+}
+
+static void loss_kernels(Emit *e);
 
 void cu_train_opening(Emit *e) {
     const IrGraph *g = e->g;
@@ -153,45 +206,10 @@ void cu_train_opening(Emit *e) {
         cg_line(e, "        x[j] = (float)((w[j >> 5] >> (j & 31)) & 1u);");
         cg_line(e, "}");
     }
-    if (spiking) {
-    cg_blank(e);
-    cg_line(e, "/* *acc += the spikes of T steps of n elements (or words of 32 bits), steps");
-    cg_line(e, "   `stride` apart: a thread per element. Counts are whole numbers, exact in");
-    cg_line(e, "   double in any order. */");
-    cg_line(e, "%s_GLOBAL void %s_count_k(const float *y, const uint32_t *bits, long n, long stride, double *acc)", P, p);
-    cg_line(e, "{");
-    cg_line(e, "    const long j = %s_TID;", P);
-    cg_line(e, "    double s = 0.0;");
-    cg_line(e, "    int t;");
-    cg_line(e, "    if (j >= n)");
-    cg_line(e, "        return;");
-    cg_line(e, "    for (t = 0; t < %d; t++)", g->timesteps);
-    cg_line(e, "        if (bits) {");
-    cg_line(e, "            uint32_t m = bits[(long)t * stride + j];");
-    cg_line(e, "            for (; m; m &= m - 1u)");
-    cg_line(e, "                s += 1.0;");
-    cg_line(e, "        } else");
-    cg_line(e, "            s += y[(long)t * stride + j];");
-    cg_line(e, "    %s_ATOMIC_ADD(acc, s);", P);
-    cg_line(e, "}");
-    }
-    if (nparams) {
-    cg_blank(e);
-    cg_line(e, "/* A parameter's gradient from its per-neuron double sums s [B][cnt]: value v");
-    cg_line(e, "   sums the `per` neurons that share it over the batch, in order. */");
-    cg_line(e, "%s_GLOBAL void %s_psum_k(const double *s, float *gp, long B, long nv, long per, long cnt)", P, p);
-    cg_line(e, "{");
-    cg_line(e, "    const long v = %s_TID;", P);
-    cg_line(e, "    double sum = 0.0;");
-    cg_line(e, "    long r, k;");
-    cg_line(e, "    if (v >= nv)");
-    cg_line(e, "        return;");
-    cg_line(e, "    for (r = 0; r < B; r++)");
-    cg_line(e, "        for (k = 0; k < per; k++)");
-    cg_line(e, "            sum += s[r * cnt + v * per + k];");
-    cg_line(e, "    gp[v] = (float)sum;");
-    cg_line(e, "}");
-    }
+    if (spiking)
+        count_kernel(e);
+    if (nparams)
+        psum_kernel(e);
     if (dropout) {
         cg_blank(e);
         cg_line(e, "/* A counter-based uniform in [0, 1): splitmix64 of (seed, layer, element), the");
@@ -215,6 +233,7 @@ void cu_train_opening(Emit *e) {
         cg_line(e, "        m[j] = %s_dropout_uniform(seed, layer, (unsigned long long)j) >= p ? keep : 0.0f;", p);
         cg_line(e, "}");
     }
+    loss_kernels(e);
     /* the optimizers: runtime/optim.c's updates, operation by operation */
     cg_blank(e);
     cg_line(e, "/* torch.optim.SGD (dampening 0) over n parameters: runtime/optim.c's sgd_update. */");
@@ -264,6 +283,187 @@ void cu_train_opening(Emit *e) {
     cg_line(e, "    v[i] = fmaf(c2 * grad, grad, v[i]);");
     cg_line(e, "    denom = sqrtf(v[i]) / bc2_sqrt + eps; /* (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(eps) */");
     cg_line(e, "    p[i] = p[i] + neg_step * m[i] / denom; /* param.addcdiv_(exp_avg, denom, value=-step_size) */");
+    cg_line(e, "}");
+}
+
+/* The loss's kernels: runtime/loss.c's terms in double, a thread per term
+   (a sample, a sample at a step, or a sample's class), each writing only
+   its own part of dL/dy; then one thread adds the terms in order and
+   counts the correct predictions, as loss.c does. The readout is the
+   network's. */
+static void loss_kernels(Emit *e) {
+    const IrGraph *g = e->g;
+    const char *p = e->p, *P = e->P;
+    int ro = g->readout, T = g->timesteps;
+    cg_blank(e);
+    cg_line(e, "/* y[t][b][k] of the outputs [T, B, K] */");
+    cg_line(e, "#define %s_Y(y, t, b, k) ((y)[((long)(t) * B + (long)(b)) * K + (long)(k)])", P);
+    cg_blank(e);
+    cg_line(e, "/* The readout (%s) logit of class k of sample b; *tmax gets the first step that", readout_names[ro]);
+    cg_line(e, "   attains the maximum (readout max). */");
+    cg_line(e, "%s_DEVICE double %s_logit(const float *y, long B, int K, long b, int k, int *tmax)", P, p);
+    cg_line(e, "{");
+    e->ind++;
+    cg_line(e, "*tmax = 0;");
+    if (ro != RO_LAST) {
+        cg_line(e, "double s = 0.0;");
+        cg_line(e, "int t;");
+    }
+    switch (ro) {
+    case RO_LAST: cg_line(e, "return %s_Y(y, %d, b, k);", P, T - 1); break;
+    case RO_MAX:
+        cg_line(e, "s = %s_Y(y, 0, b, k);", P);
+        cg_line(e, "for (t = 1; t < %d; t++)", T);
+        cg_line(e, "    if (%s_Y(y, t, b, k) > s) {", P);
+        cg_line(e, "        s = %s_Y(y, t, b, k);", P);
+        cg_line(e, "        *tmax = t;");
+        cg_line(e, "    }");
+        cg_line(e, "return s;");
+        break;
+    default:
+        cg_line(e, "for (t = 0; t < %d; t++)", T);
+        cg_line(e, "    s += %s_Y(y, t, b, k);", P);
+        cg_line(e, ro == RO_COUNT ? "return s;" : "return s / %d;", T);
+    }
+    e->ind--;
+    cg_line(e, "}");
+    cg_blank(e);
+    cg_line(e, "/* Adds dz, the gradient of a readout logit, to dy through the readout. */");
+    cg_line(e, "%s_DEVICE void %s_logit_bwd(float *dy, long B, int K, long b, int k, int tmax, double dz)", P, p);
+    cg_line(e, "{");
+    e->ind++;
+    switch (ro) {
+    case RO_LAST: cg_line(e, "(void)tmax;"); cg_line(e, "%s_Y(dy, %d, b, k) += (float)dz;", P, T - 1); break;
+    case RO_MAX: cg_line(e, "%s_Y(dy, tmax, b, k) += (float)dz;", P); break;
+    default:
+        cg_line(e, "int t;");
+        cg_line(e, "(void)tmax;");
+        if (ro != RO_COUNT)
+            cg_line(e, "dz /= %d;", T);
+        cg_line(e, "for (t = 0; t < %d; t++)", T);
+        cg_line(e, "    %s_Y(dy, t, b, k) += (float)dz;", P);
+    }
+    e->ind--;
+    cg_line(e, "}");
+    cg_blank(e);
+    cg_line(e, "/* The cross-entropy of sample b for label c, of the readout logits, or of step");
+    cg_line(e, "   t's outputs when t >= 0; adds scale (softmax - onehot) to dy through them. */");
+    cg_line(e, "%s_DEVICE double %s_ce(const float *y, float *dy, long B, int K, long b, int c, int t, double scale)", P, p);
+    cg_line(e, "{");
+    e->ind++;
+    cg_line(e, "double m = -INFINITY, s = 0.0, zc = 0.0;");
+    cg_line(e, "int k, tmax = 0;");
+    cg_line(e, "for (k = 0; k < K; k++) {");
+    cg_line(e, "    const double z = t >= 0 ? %s_Y(y, t, b, k) : %s_logit(y, B, K, b, k, &tmax);", P, p);
+    cg_line(e, "    if (z > m || k == 0)");
+    cg_line(e, "        m = z;");
+    cg_line(e, "}");
+    cg_line(e, "for (k = 0; k < K; k++) {");
+    cg_line(e, "    const double z = t >= 0 ? %s_Y(y, t, b, k) : %s_logit(y, B, K, b, k, &tmax);", P, p);
+    cg_line(e, "    s += exp(z - m);");
+    cg_line(e, "    if (k == c)");
+    cg_line(e, "        zc = z;");
+    cg_line(e, "}");
+    cg_line(e, "for (k = 0; k < K; k++) {");
+    cg_line(e, "    const double z = t >= 0 ? %s_Y(y, t, b, k) : %s_logit(y, B, K, b, k, &tmax);", P, p);
+    cg_line(e, "    const double dz = scale * (exp(z - m) / s - (k == c ? 1.0 : 0.0));");
+    cg_line(e, "    if (t >= 0)");
+    cg_line(e, "        %s_Y(dy, t, b, k) += (float)dz;", P);
+    cg_line(e, "    else");
+    cg_line(e, "        %s_logit_bwd(dy, B, K, b, k, tmax, dz);", p);
+    cg_line(e, "}");
+    cg_line(e, "return m + log(s) - zc;");
+    e->ind--;
+    cg_line(e, "}");
+    cg_blank(e);
+    cg_line(e, "/* The terms of a loss: kind 0 (cross-entropy) a thread per sample, 1 (TET's");
+    cg_line(e, "   cross-entropy) a thread per step and sample, 2 (MSE of the counts) a thread per");
+    cg_line(e, "   sample and class, with the target counts on and off. */");
+    cg_line(e, "%s_GLOBAL void %s_loss_k(const float *y, const int *labels, float *dy, double *term, long B, int K,", P, p);
+    cg_line(e, "%*sint kind, double scale, double on, double off)", (int)(strlen(p) + strlen(P)) + 22, "");
+    cg_line(e, "{");
+    e->ind++;
+    cg_line(e, "const long j = %s_TID;", P);
+    cg_line(e, "if (kind == 0 && j < B)");
+    cg_line(e, "    term[j] = %s_ce(y, dy, B, K, j, labels[j], -1, scale);", p);
+    cg_line(e, "else if (kind == 1 && j < %d * B)", T);
+    cg_line(e, "    term[j] = %s_ce(y, dy, B, K, j %% B, labels[j %% B], (int)(j / B), scale);", p);
+    cg_line(e, "else if (kind == 2 && j < B * K) {");
+    e->ind++;
+    cg_line(e, "const long b = j / K;");
+    cg_line(e, "const int k = (int)(j %% K);");
+    cg_line(e, "double c = 0.0, d;");
+    cg_line(e, "int t;");
+    cg_line(e, "for (t = 0; t < %d; t++)", T);
+    cg_line(e, "    c += %s_Y(y, t, b, k);", P);
+    cg_line(e, "d = c - (k == labels[b] ? on : off);");
+    cg_line(e, "for (t = 0; t < %d; t++)", T);
+    cg_line(e, "    %s_Y(dy, t, b, k) += (float)(scale * d);", P);
+    cg_line(e, "term[j] = d * d;");
+    e->ind--;
+    cg_line(e, "}");
+    e->ind--;
+    cg_line(e, "}");
+    cg_blank(e);
+    cg_line(e, "/* TET's pull towards phi: dy[i] += lambda 2 (y[i] - phi) / n. */");
+    cg_line(e, "%s_GLOBAL void %s_tet_mse_k(const float *y, float *dy, long n, double lambda, double phi)", P, p);
+    cg_line(e, "{");
+    cg_line(e, "    const long i = %s_TID;", P);
+    cg_line(e, "    if (i < n)");
+    cg_line(e, "        dy[i] += (float)(lambda * 2.0 * ((double)y[i] - phi) / (double)n);");
+    cg_line(e, "}");
+    cg_blank(e);
+    cg_line(e, "/* One thread: the terms added in order into the loss, TET's squared errors, and");
+    cg_line(e, "   the samples whose prediction (the first largest logit) is their label. */");
+    cg_line(e, "%s_GLOBAL void %s_loss_total_k(const float *y, const int *labels, const double *term, long B, int K,", P, p);
+    cg_line(e, "%*sint kind, double lambda, double phi, double *loss, int *ncorrect)", (int)(strlen(p) + strlen(P)) + 28, "");
+    cg_line(e, "{");
+    e->ind++;
+    cg_line(e, "const long n = kind == 0 ? B : kind == 1 ? %d * B : B * K;", T);
+    cg_line(e, "double total = 0.0, mse = 0.0, v;");
+    cg_line(e, "long j, b;");
+    cg_line(e, "int nc = 0;");
+    cg_line(e, "if (%s_TID != 0)", P);
+    cg_line(e, "    return;");
+    cg_line(e, "for (j = 0; j < n; j++)");
+    cg_line(e, "    total += term[j];");
+    cg_line(e, "if (kind == 0)");
+    cg_line(e, "    v = total / B;");
+    cg_line(e, "else if (kind == 1) {");
+    cg_line(e, "    v = total / ((double)%d * B);", T);
+    cg_line(e, "    if (lambda != 0.0) {");
+    cg_line(e, "        for (j = 0; j < %d * B * K; j++) {", T);
+    cg_line(e, "            const double d = (double)y[j] - phi;");
+    cg_line(e, "            mse += d * d;");
+    cg_line(e, "        }");
+    cg_line(e, "        v = (1.0 - lambda) * v + lambda * mse / (double)(%d * B * K);", T);
+    cg_line(e, "    }");
+    cg_line(e, "} else");
+    cg_line(e, "    v = total / ((double)B * K) / %d;", T);
+    cg_line(e, "for (b = 0; b < B; b++) {");
+    e->ind++;
+    cg_line(e, "double best = 0.0;");
+    cg_line(e, "int k, arg = 0, tmax;");
+    cg_line(e, "for (k = 0; k < K; k++) {");
+    cg_line(e, "    double z = 0.0;");
+    cg_line(e, "    int t;");
+    cg_line(e, "    if (kind == 2) /* the counts */");
+    cg_line(e, "        for (t = 0; t < %d; t++)", T);
+    cg_line(e, "            z += %s_Y(y, t, b, k);", P);
+    cg_line(e, "    else");
+    cg_line(e, "        z = %s_logit(y, B, K, b, k, &tmax);", p);
+    cg_line(e, "    if (k == 0 || z > best) {");
+    cg_line(e, "        best = z;");
+    cg_line(e, "        arg = k;");
+    cg_line(e, "    }");
+    cg_line(e, "}");
+    cg_line(e, "nc += arg == labels[b];");
+    e->ind--;
+    cg_line(e, "}");
+    cg_line(e, "*loss = v;");
+    cg_line(e, "if (ncorrect)");
+    cg_line(e, "    *ncorrect += nc;");
+    e->ind--;
     cg_line(e, "}");
 }
 
@@ -438,6 +638,38 @@ static void gen_train_spikes(Emit *e) {
     cg_line(e, "}");
 }
 
+static void gen_loss(Emit *e) {
+    const IrGraph *g = e->g;
+    const IrPlan *P = &g->trainp;
+    int T = g->timesteps;
+    long long K = count(e, g->output);
+    cu_api_head(e, arena_printf(g->arena,
+                                "int %s_train_loss(void *workspace, int batch, int kind, double lambda, double phi,\n"
+                                "%*sdouble correct_rate, double incorrect_rate, const float *output,\n"
+                                "%*sconst int *labels, float *doutput, double *loss, int *ncorrect,\n"
+                                "%*scudaStream_t stream)",
+                                e->p, (int)strlen(e->p) + 15, "", (int)strlen(e->p) + 15, "", (int)strlen(e->p) + 15,
+                                ""));
+    cg_line(e, "double *term = (double *)(void *)(%s);", cp_ws(e, P, cu_train_at(e, CU_TS_LOSS)));
+    cg_line(e, "const long K = %lld, n = kind == 0 ? B : kind == 1 ? %d * B : B * K;", K, T);
+    cg_line(e, "/* runtime/loss.c's weights of the terms in dL/dy, and the target counts */");
+    cg_line(e, "const double scale = kind == 0 ? 1.0 / B : kind == 1 ? (1.0 - lambda) / ((double)%d * B)", T);
+    cg_line(e, "                                                     : 2.0 / ((double)B * K * %d);", T);
+    cg_line(e, "const double on = trunc(%d.0 * correct_rate), off = trunc(%d.0 * incorrect_rate);", T, T);
+    cg_line(e, "if (kind < 0 || kind > 2)");
+    cg_line(e, "    return -1;");
+    cg_line(e, "%s_zero(doutput, (size_t)%d * (size_t)B * (size_t)K * sizeof(float), st);", e->p, T);
+    cg_line(e, "%s_LAUNCH(n, st, %s_loss_k, (output, labels, doutput, term, B, (int)K, kind, scale, on, off));", e->P,
+            e->p);
+    cg_line(e, "if (kind == 1 && lambda != 0.0)");
+    cg_line(e, "    %s_LAUNCH(%d * B * K, st, %s_tet_mse_k, (output, doutput, %d * B * K, lambda, phi));", e->P, T, e->p, T);
+    cg_line(e, "%s_LAUNCH(1, st, %s_loss_total_k, (output, labels, term, B, (int)K, kind, lambda, phi, loss, ncorrect));",
+            e->P, e->p);
+    cg_line(e, "return %s_status(err);", e->p);
+    e->ind--;
+    cg_line(e, "}");
+}
+
 static void gen_optimizer(Emit *e) {
     const IrGraph *g = e->g;
     const IrPlan *P = &g->trainp;
@@ -500,6 +732,7 @@ void cu_train_api(Emit *e) {
     gen_train_forward(e);
     gen_train_backward(e);
     gen_train_spikes(e);
+    gen_loss(e);
     gen_optimizer(e);
     cg_blank(e);
     cg_line(e, "float *%s_train_params(void *workspace)", e->p);
@@ -544,6 +777,16 @@ void cu_train_header(Emit *x) {
     cg_line(x, "   number of neuron steps they came from (host memory; waits for the stream). */");
     cg_line(x, "int %s_train_spikes(void *workspace, int batch, double *spikes, double *neurons, cudaStream_t stream);",
             p);
+    cg_line(x, "/* The loss of snnc train (runtime/loss.c) of the outputs [T, batch, OUTPUT_SIZE] of");
+    cg_line(x, "   train_forward for labels[batch] in [0, OUTPUT_SIZE), on the device: *loss gets the");
+    cg_line(x, "   batch's mean loss, doutput dL/doutput (for train_backward), *ncorrect (may be");
+    cg_line(x, "   NULL) adds the samples whose prediction is their label; all device pointers.");
+    cg_line(x, "   kind 0: cross-entropy of the readout (%s) logits; 1: TET (lambda, phi); 2: MSE",
+            readout_names[x->g->readout]);
+    cg_line(x, "   of the spike counts against (int)(T * correct_rate) and (int)(T * incorrect_rate). */");
+    cg_line(x, "int %s_train_loss(void *workspace, int batch, int kind, double lambda, double phi,", p);
+    cg_line(x, "%*sdouble correct_rate, double incorrect_rate, const float *output, const int *labels,", n + 15, "");
+    cg_line(x, "%*sfloat *doutput, double *loss, int *ncorrect, cudaStream_t stream);", n + 15, "");
     cg_line(x, "/* The optimizer of the learnable parameters, on the device, as snnc train's");
     cg_line(x, "   (runtime/optim.c: PyTorch 1.13's torch.optim): kind 0 SGD (momentum, weight");
     cg_line(x, "   decay, nesterov; dampening 0), 1 Adam, 2 AdamW (beta1, beta2, eps, weight");
