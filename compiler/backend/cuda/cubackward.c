@@ -19,9 +19,12 @@
  *     gy w, and the bias gradient a kernel of a thread per output that
  *     adds its rows in order (the portable target's order);
  *   - add, scale, identity, dropout and prev a kernel of a thread per
- *     element over the steps, in the portable target's order.
- * Convolutions, pools and batch normalization have no backward here yet:
- * target_check reports them where a trained graph has them.
+ *     element over the steps, in the portable target's order;
+ *   - pools a kernel of a thread per (sample, channel) plane, and batch
+ *     normalization (its training forward too) a kernel of a thread per
+ *     channel, each running the portable target's loops in its order.
+ * The convolution's backward is with its forward (cukernels.c): im2col,
+ * two cuBLAS products per group and col2im at every step.
  */
 #include "cuda.h"
 
@@ -225,6 +228,172 @@ void cu_delay_bwd(TargetEmitter *em, const IrPlan *P, int i) {
         cg_line(e, "    if (t > 0 && flag)");
         cg_line(e, "        (%s)[i] += (%s)[i];", cp_at(e, P, s, 'g', "t - 1"), cp_at(e, P, i, 'g', "t"));
     }
+    cp_close(e, NULL);
+    cu_host_of_kernel(e, P, i, 0, n);
+}
+
+/* ---- pooling: a thread per (sample, channel) plane, the portable target's loops ---- */
+
+void cu_pool_bwd(TargetEmitter *em, const IrPlan *P, int i) {
+    Emit *e = &em->e;
+    const IrNode *x = node(e, i);
+    int in = x->in[0], mx = x->op == IR_MAXPOOL;
+    const Shape *xs = &node(e, in)->shape;
+    long long C = xs->d[0], H = xs->d[1], W = xs->d[2], OH = x->shape.d[1], OW = x->shape.d[2];
+    const char *at = arena_printf(e->g->arena, "(rc * %lld + iy) * %lld + ix", H, W);
+    const char *xin = P->at[in].bits ? arena_printf(e->g->arena, "(float)(xt[(%s) >> 5] >> ((%s) & 31) & 1u)", at, at)
+                                     : arena_printf(e->g->arena, "xt[%s]", at);
+    const char *n = fmt(e, "B * %lld", C);
+    cu_open_kernel(e, P, i, 0, n);
+    if (P->at[in].needgrad) {
+        cg_line(e, "const long rc = i;");
+        cg_line(e, "for (int t = from; t < to && flag; t++) {");
+        e->ind++;
+        if (mx && P->at[in].bits)
+            cg_line(e, "const uint32_t *xt = %s; /* spikes, 32 to a word */", cp_bits_at(e, P, in, "t"));
+        else if (mx)
+            cg_line(e, "const float *xt = %s;", cp_at(e, P, in, 'v', "t"));
+        cg_line(e, "const float *gyt = %s;", cp_at(e, P, i, 'g', "t"));
+        cg_line(e, "float *gx = %s;", cp_at(e, P, in, 'g', "t"));
+        cg_line(e, "long oy, ox, ky, kx;");
+        cg_line(e, "for (oy = 0; oy < %lld; oy++)", OH);
+        cg_line(e, "    for (ox = 0; ox < %lld; ox++) {", OW);
+        e->ind += 2;
+        if (mx) {
+            cg_line(e, "float acc = -INFINITY;");
+            cg_line(e, "long arg = -1;");
+        }
+        cg_line(e, "const float d = gyt[(rc * %lld + oy) * %lld + ox];", OH, OW);
+        cg_line(e, "for (ky = 0; ky < %d; ky++) {", x->kernel[0]);
+        cg_line(e, "    const long iy = oy * %d - %d + ky;", x->stride[0], x->pad[0]);
+        cg_line(e, "    if (iy < 0 || iy >= %lld)", H);
+        cg_line(e, "        continue;");
+        cg_line(e, "    for (kx = 0; kx < %d; kx++) {", x->kernel[1]);
+        cg_line(e, "        const long ix = ox * %d - %d + kx;", x->stride[1], x->pad[1]);
+        cg_line(e, "        if (ix < 0 || ix >= %lld)", W);
+        cg_line(e, "            continue;");
+        if (mx) {
+            cg_line(e, "        {");
+            cg_line(e, "            const float v = %s;", xin);
+            cg_line(e, "            if (v > acc || v != v) {");
+            cg_line(e, "                acc = v;");
+            cg_line(e, "                arg = %s;", at);
+            cg_line(e, "            }");
+            cg_line(e, "        }");
+        } else
+            cg_line(e, "        gx[%s] += d / %s;", at, cg_flt(e, (float)(x->kernel[0] * x->kernel[1])));
+        cg_line(e, "    }");
+        cg_line(e, "}");
+        if (mx) {
+            cg_line(e, "if (arg >= 0) /* the first largest */");
+            cg_line(e, "    gx[arg] += d;");
+        }
+        e->ind -= 2;
+        cg_line(e, "    }");
+        e->ind--;
+        cg_line(e, "}");
+    }
+    cp_close(e, NULL);
+    cu_host_of_kernel(e, P, i, 0, n);
+}
+
+/* ---- batch normalization: a thread per channel, the portable target's loops ---- */
+
+void cu_batchnorm_train_fwd(Emit *e, const IrPlan *P, int i) {
+    const IrNode *x = node(e, i);
+    int in = x->in[0];
+    long long C = x->shape.d[0], hw = count(e, i) / C;
+    const char *n = fmt(e, "%lld", C);
+    /* the input row of output row r: the same row of every step when the
+       input is stored once */
+    const char *xr = P->at[in].inv && !P->at[i].inv ? "(r % B)" : "r";
+    cu_open_kernel(e, P, i, 1, n);
+    cg_line(e, "const long c = i, rows = (long)(to - from) * B;");
+    cg_line(e, "const float *gamma = %s, *beta = %s;", cp_param(e, x->param[0]), cp_param(e, x->param[1]));
+    cg_line(e, "float *rmean = %s, *rvar = %s;", cp_param(e, x->param[2]), cp_param(e, x->param[3]));
+    cg_line(e, "const float *xw = %s;", cp_at(e, P, in, 'v', "from"));
+    cg_line(e, "float *yw = %s;", cp_at(e, P, i, 'v', "from"));
+    cg_line(e, "float *mean = %s, *istd = %s;", cp_ws(e, P, P->at[i].stat), cp_ws(e, P, P->at[i].stat + C));
+    cg_line(e, "long r, k;");
+    cg_line(e, "if (!flag) { /* as at inference */");
+    cg_line(e, "    const float a = gamma[c] / sqrtf(rvar[c] + %s);", cg_flt(e, x->fval));
+    cg_line(e, "    const float sh = beta[c] - rmean[c] * a;");
+    cg_line(e, "    for (r = 0; r < rows; r++)");
+    cg_line(e, "        for (k = 0; k < %lld; k++)", hw);
+    cg_line(e, "            yw[(r * %lld + c) * %lld + k] = xw[(%s * %lld + c) * %lld + k] * a + sh;", C, hw, xr, C, hw);
+    cg_line(e, "} else { /* the batch's statistics over all steps, in double */");
+    e->ind++;
+    cg_line(e, "const double cnt = (double)rows * %lld;", hw);
+    cg_line(e, "double s = 0.0, q = 0.0;");
+    cg_line(e, "float m, is;");
+    cg_line(e, "for (r = 0; r < rows; r++)");
+    cg_line(e, "    for (k = 0; k < %lld; k++)", hw);
+    cg_line(e, "        s += xw[(r * %lld + c) * %lld + k];", C, hw);
+    cg_line(e, "m = (float)(s / cnt);");
+    cg_line(e, "for (r = 0; r < rows; r++)");
+    cg_line(e, "    for (k = 0; k < %lld; k++) {", hw);
+    cg_line(e, "        const double d = (double)xw[(r * %lld + c) * %lld + k] - m;", C, hw);
+    cg_line(e, "        q += d * d;");
+    cg_line(e, "    }");
+    cg_line(e, "is = (float)(1.0 / sqrt(q / cnt + %s));", cg_flt(e, x->fval));
+    cg_line(e, "mean[c] = m;");
+    cg_line(e, "istd[c] = is;");
+    cg_line(e, "for (r = 0; r < rows; r++)");
+    cg_line(e, "    for (k = 0; k < %lld; k++)", hw);
+    cg_line(e, "        yw[(r * %lld + c) * %lld + k] = (xw[(r * %lld + c) * %lld + k] - m) * is * gamma[c] + beta[c];", C,
+            hw, C, hw);
+    cg_line(e, "rmean[c] = 0.9f * rmean[c] + 0.1f * m;");
+    if (P->at[in].inv)
+        cg_line(e, "rvar[c] = 0.9f * rvar[c] + 0.1f * (float)(%d.0 * q / (%d.0 * cnt - 1.0));", e->g->timesteps,
+                e->g->timesteps);
+    else
+        cg_line(e, "rvar[c] = 0.9f * rvar[c] + 0.1f * (float)(cnt > 1.0 ? q / (cnt - 1.0) : q);");
+    e->ind--;
+    cg_line(e, "}");
+    cp_close(e, NULL);
+    cu_host_of_kernel(e, P, i, 1, n);
+}
+
+void cu_batchnorm_bwd(TargetEmitter *em, const IrPlan *P, int i) {
+    Emit *e = &em->e;
+    const IrNode *x = node(e, i);
+    int in = x->in[0];
+    long long C = x->shape.d[0], hw = count(e, i) / C;
+    const char *n = fmt(e, "%lld", C);
+    cu_open_kernel(e, P, i, 0, n);
+    cg_line(e, "const long c = i, rows = (long)(to - from) * B;");
+    cg_line(e, "const float *gamma = %s;", cp_param(e, x->param[0]));
+    cg_line(e, "float *dgamma = %s, *dbeta = %s;", cp_grad(e, x->param[0]), cp_grad(e, x->param[1]));
+    cg_line(e, "const float *mean = %s, *istd = %s;", cp_ws(e, P, P->at[i].stat), cp_ws(e, P, P->at[i].stat + C));
+    cg_line(e, "const float *xw = %s;", cp_at(e, P, in, 'v', "from"));
+    cg_line(e, "const float *gy = %s;", cp_at(e, P, i, 'g', "from"));
+    cg_line(e, "const double cnt = (double)rows * %lld;", hw);
+    cg_line(e, "double sg = 0.0, sgx = 0.0;");
+    cg_line(e, "const float m = mean[c], is = istd[c];");
+    cg_line(e, "long r, k;");
+    cg_line(e, "for (r = 0; r < rows; r++)");
+    cg_line(e, "    for (k = 0; k < %lld; k++) {", hw);
+    cg_line(e, "        const float g = gy[(r * %lld + c) * %lld + k];", C, hw);
+    cg_line(e, "        sg += g;");
+    cg_line(e, "        sgx += (double)g * ((xw[(r * %lld + c) * %lld + k] - m) * is);", C, hw);
+    cg_line(e, "    }");
+    cg_line(e, "dgamma[c] += (float)sgx;");
+    cg_line(e, "dbeta[c] += (float)sg;");
+    if (P->at[in].needgrad) {
+        cg_line(e, "if (flag) { /* gx = gamma is (g - mean(g) - xhat mean(g xhat)) */");
+        e->ind++;
+        cg_line(e, "float *gx = %s;", cp_at(e, P, in, 'g', "from"));
+        cg_line(e, "const float k1 = gamma[c] * is, k2 = (float)(sg / cnt), k3 = (float)(sgx / cnt);");
+        cg_line(e, "for (r = 0; r < rows; r++)");
+        cg_line(e, "    for (k = 0; k < %lld; k++) {", hw);
+        cg_line(e, "        const long xi = (r * %lld + c) * %lld + k;", C, hw);
+        cg_line(e, "        const float xh = (xw[xi] - m) * is;");
+        cg_line(e, "        gx[xi] += k1 * (gy[xi] - k2 - xh * k3);");
+        cg_line(e, "    }");
+        e->ind--;
+        cg_line(e, "}");
+    } else
+        cg_line(e, "(void)gamma, (void)cnt;");
     cp_close(e, NULL);
     cu_host_of_kernel(e, P, i, 0, n);
 }

@@ -14,8 +14,7 @@
  *
  * With --train, the training API too (cutrain.c, the backward kernels in
  * cubackward.c): train_forward, train_backward and the optimizer on the
- * device. Convolutions, pools and batch normalization train only on the
- * CPU targets yet: a trained graph with them is refused at the layer.
+ * device, for every op.
  * snnc compile writes the files anywhere; snnc run, train and grad cannot
  * load them yet (load says why: no GPU, or not yet).
  */
@@ -560,21 +559,18 @@ static int cuda_finish(TargetEmitter *em, GenFile *out) {
 
 #define CU_BWD_INPUT NULL
 #define CU_BWD_DENSE cu_dense_bwd
-#define CU_BWD_CONV2D NULL
-#define CU_BWD_MAXPOOL NULL
-#define CU_BWD_AVGPOOL NULL
+#define CU_BWD_CONV2D cu_conv_bwd
+#define CU_BWD_MAXPOOL cu_pool_bwd
+#define CU_BWD_AVGPOOL cu_pool_bwd
 #define CU_BWD_FLATTEN NULL
 #define CU_BWD_ADD cu_eltwise_bwd
 #define CU_BWD_SCALE cu_eltwise_bwd
-#define CU_BWD_BATCHNORM NULL
+#define CU_BWD_BATCHNORM cu_batchnorm_bwd
 #define CU_BWD_DROPOUT cu_eltwise_bwd
 #define CU_BWD_IDENTITY cu_eltwise_bwd
 #define CU_BWD_NEURON cu_neuron_bwd
 #define CU_BWD_DELAY cu_delay_bwd
 
-/* Convolutions, pools and batch normalization have no backward yet:
-   target_check reports them in a trained graph (and cu_train_check those
-   whose backward the graph does not need). */
 static const TargetKernels cu_kernels[IR_NUM_OPS] = {
 #define OP(id, name, nin, kernel, sig, doc) [IR_##id] = {CU_FWD_##id, CU_BWD_##id},
 #include "ops.def"
@@ -622,11 +618,6 @@ static int64_t cuda_device_floats(const IrGraph *g, int train) {
     Emit *e = &capi_emitter(g, &co)->e;
     cu_scratch(e);
     if (train) {
-        for (int i = 0; i < g->nodes.len; i++) {
-            IrOp op = g->nodes.items[i].op;
-            if (!g->nodes.items[i].dead && (op == IR_CONV2D || op == IR_MAXPOOL || op == IR_AVGPOOL || op == IR_BATCHNORM))
-                return -1; /* not trained by this target yet */
-        }
         return g->train && g->trainp.planned ? cu_train_ws_floats(e) : -1;
     }
     return ws_floats(e);

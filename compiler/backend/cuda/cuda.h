@@ -59,13 +59,20 @@ void cu_eltwise_fwd(TargetEmitter *em, const IrPlan *P, int i);
 void cu_batchnorm_fwd(TargetEmitter *em, const IrPlan *P, int i);
 void cu_delay_fwd(TargetEmitter *em, const IrPlan *P, int i);
 void cu_neuron_fwd(TargetEmitter *em, const IrPlan *P, int i);
-/* The device scratch after the inference plan's region (im2col and the
-   convolutions' products): sets e->iscratch, e->col and e->obuf. */
+/* The device scratch after a plan's region (im2col and the convolutions'
+   products; in training im2col's gradient too): sets e->col, e->obuf,
+   e->iscratch (inference's size), e->dcol and e->tscratch (training's). */
 void cu_scratch(Emit *e);
 
 /* ---- training (cubackward.c, cutrain.c) ---- */
 
 void cu_dense_bwd(TargetEmitter *em, const IrPlan *P, int i);
+void cu_conv_bwd(TargetEmitter *em, const IrPlan *P, int i);
+void cu_pool_bwd(TargetEmitter *em, const IrPlan *P, int i);
+void cu_batchnorm_bwd(TargetEmitter *em, const IrPlan *P, int i);
+/* Batch normalization's forward in the training plan: the batch's
+   statistics in training, the running ones otherwise. */
+void cu_batchnorm_train_fwd(Emit *e, const IrPlan *P, int i);
 void cu_eltwise_bwd(TargetEmitter *em, const IrPlan *P, int i);
 void cu_delay_bwd(TargetEmitter *em, const IrPlan *P, int i);
 void cu_neuron_bwd(TargetEmitter *em, const IrPlan *P, int i);
@@ -79,9 +86,9 @@ int64_t cu_train_at(Emit *e, int what);
 static inline int64_t cu_train_unbits(Emit *e) { return cu_train_at(e, CU_TS_UNBITS); }
 /* The training workspace, in floats. */
 long long cu_train_ws_floats(Emit *e);
-/* Reports, at the layer's line, an op the target cannot train yet (one
-   whose forward the training plan would need and the target writes only
-   for inference); 0 when there is none. */
+/* Reports, at the layer's line, a batchnorm on a recurrent loop in a
+   trained graph (as the portable target does: no target trains it); the
+   number of them. */
 int cu_train_check(const IrGraph *g);
 /* The training's helpers in the opening of <net>.cu (after the others). */
 void cu_train_opening(Emit *e);

@@ -1,7 +1,8 @@
 /*
- * cukernels.c: the CUDA target's kernels, forward, for the inference plan.
+ * cukernels.c: the CUDA target's forward kernels, of both plans.
  *
- * Each node gets a host function `<net>_fwdN(ws, B, from, to, st, blas)`,
+ * Each node gets a host function `<net>_fwdN(ws, B, from, to, flag, st,
+ * blas)` (`<net>_train_fwdN` for the training plan, flag: training),
  * which the API calls with the same ranges of steps as the portable
  * target's kernels (docs/targets.md), and what it launches on the stream st:
  *   - a neuron layer is one kernel, a thread per neuron, that loads the
@@ -13,8 +14,9 @@
  *     convolutions an im2col kernel and a product per group at every step;
  *   - the stateless ops (add, scale, identity, dropout, prev, pools,
  *     batchnorm) a kernel of a thread per element over the steps.
- * Only the inference plan is written: the backward kernels come later,
- * and target_check reports a trained graph's ops as lacking them.
+ * The same kernels run the training plan's forward (cutrain.c), and the
+ * convolution's backward is here with its forward; the other backward
+ * kernels are in cubackward.c.
  *
  * Sums: a product's elements are cuBLAS's dot products, whose order of
  * terms cuBLAS chooses, and the bias is added after them (beta = 1 on a
@@ -212,7 +214,13 @@ void cu_scratch(Emit *e) {
     e->col = 0;
     e->obuf = align16(col);
     e->iscratch = out ? e->obuf + align16(out) : 0;
+    /* training: the gradient of im2col's matrix after them */
+    e->dcol = e->iscratch;
+    e->tscratch = out ? e->dcol + align16(col) : 0;
 }
+
+static void conv_rowsum(Emit *e);
+static void conv_col2im(Emit *e);
 
 void cu_conv(TargetEmitter *em) {
     Emit *e = &em->e;
@@ -242,6 +250,75 @@ void cu_conv(TargetEmitter *em) {
     cg_line(e, "    const long j = %s_TID;", P);
     cg_line(e, "    if (j < B * O * npix)");
     cg_line(e, "        y[j] = yg[(j / npix %% O) * B * npix + j / (O * npix) * npix + j %% npix];");
+    cg_line(e, "}");
+    if (!e->g->train)
+        return;
+    int bias = 0, dx = 0;
+    for (int i = 0; i < e->g->nodes.len; i++)
+        if (!node(e, i)->dead && node(e, i)->op == IR_CONV2D) {
+            bias |= node(e, i)->bias;
+            dx |= e->g->trainp.at[node(e, i)->in[0]].needgrad != 0;
+        }
+    cg_blank(e);
+    cg_line(e, "/* Training: a step's gradient in the value's layout [sample][o][pixel] to the");
+    cg_line(e, "   products' [o][sample][pixel]. */");
+    cg_line(e, "%s_GLOBAL void %s_ochw_k(const float *y, float *yg, long B, long O, long npix)", P, p);
+    cg_line(e, "{");
+    cg_line(e, "    const long j = %s_TID;", P);
+    cg_line(e, "    if (j < B * O * npix)");
+    cg_line(e, "        yg[(j / npix %% O) * B * npix + j / (O * npix) * npix + j %% npix] = y[j];");
+    cg_line(e, "}");
+    if (bias)
+        conv_rowsum(e);
+    if (dx)
+        conv_col2im(e);
+}
+
+/* The bias gradient of a convolution's step. */
+static void conv_rowsum(Emit *e) {
+    const char *p = e->p, *P = e->P;
+    cg_blank(e);
+    cg_line(e, "/* db[o] += the sum of row o of gg [O x np], in order: a thread per channel. */");
+    cg_line(e, "%s_GLOBAL void %s_rowsum_k(const float *gg, float *db, long O, long np)", P, p);
+    cg_line(e, "{");
+    cg_line(e, "    const long o = %s_TID;", P);
+    cg_line(e, "    float s = 0.0f;");
+    cg_line(e, "    long j;");
+    cg_line(e, "    if (o >= O)");
+    cg_line(e, "        return;");
+    cg_line(e, "    for (j = 0; j < np; j++)");
+    cg_line(e, "        s += gg[o * np + j];");
+    cg_line(e, "    db[o] += s;");
+    cg_line(e, "}");
+}
+
+/* The gradient of im2col. */
+static void conv_col2im(Emit *e) {
+    const char *p = e->p, *P = e->P;
+    cg_blank(e);
+    cg_line(e, "/* The gradient of im2col: x[s][c][iy][ix] += every column entry that read it,");
+    cg_line(e, "   ky and kx ascending: a thread per input element. */");
+    cg_line(e, "%s_GLOBAL void %s_col2im_k(const float *col, float *x, long B, long C, long H, long W, int kh, int kw,", P, p);
+    cg_line(e, "                          int sh, int sw, int ph, int pw, long OH, long OW)");
+    cg_line(e, "{");
+    e->ind++;
+    cg_line(e, "const long j = %s_TID, np = B * OH * OW;", P);
+    cg_line(e, "long ky, kx;");
+    cg_line(e, "float acc = 0.0f;");
+    cg_line(e, "if (j >= B * C * H * W)");
+    cg_line(e, "    return;");
+    cg_line(e, "{");
+    cg_line(e, "    const long s = j / (C * H * W), c = j / (H * W) %% C, iy = j / W %% H, ix = j %% W;");
+    cg_line(e, "    for (ky = 0; ky < kh; ky++)");
+    cg_line(e, "        for (kx = 0; kx < kw; kx++) {");
+    cg_line(e, "            const long ty = iy + ph - ky, tx = ix + pw - kx;");
+    cg_line(e, "            if (ty < 0 || tx < 0 || ty %% sh || tx %% sw || ty / sh >= OH || tx / sw >= OW)");
+    cg_line(e, "                continue;");
+    cg_line(e, "            acc += col[((c * kh + ky) * kw + kx) * np + (s * OH + ty / sh) * OW + tx / sw];");
+    cg_line(e, "        }");
+    cg_line(e, "    x[j] += acc;");
+    cg_line(e, "}");
+    e->ind--;
     cg_line(e, "}");
 }
 
@@ -279,6 +356,59 @@ void cu_conv_fwd(TargetEmitter *em, const IrPlan *P, int i) {
     cu_close_host(e);
 }
 
+/* The backward, at every step: im2col of the step's input, its output
+   gradient in the products' layout, the bias gradient (a sum per
+   channel), dw += gy col^T and, when the input needs it, dcol = w^T gy per
+   group, then col2im into the input's gradient. */
+void cu_conv_bwd(TargetEmitter *em, const IrPlan *P, int i) {
+    Emit *e = &em->e;
+    const IrNode *x = node(e, i);
+    ConvDims d = conv_dims(e, x);
+    int64_t s = cp_scratch(e, P);
+    int dx = P->at[x->in[0]].needgrad != 0;
+    cu_open_host(e, P, i, 0);
+    cg_line(e, "const float *w = %s;", cp_param(e, x->param[0]));
+    cg_line(e, "float *dw = %s;", cp_grad(e, x->param[0]));
+    cg_line(e, "float *col = ws + %lld, *gg = ws + %lld, *dcol = ws + %lld;", (long long)(s + e->col),
+            (long long)(s + e->obuf), (long long)(s + e->dcol));
+    cg_line(e, "const long np = B * %lld;", d.P);
+    cg_line(e, "for (int t = from; t < to; t++) {");
+    e->ind++;
+    cg_line(e, "long gi;");
+    cg_line(e, "%s_LAUNCH(np * %lld, st, %s_im2col_k, (%s, col, B, %lld, %lld, %lld, %d, %d, %d, %d, %d, %d, %lld, %lld));",
+            e->P, d.C * d.KK, e->p, cp_at(e, P, x->in[0], 'v', "t"), d.C, d.H, d.W, x->kernel[0], x->kernel[1],
+            x->stride[0], x->stride[1], x->pad[0], x->pad[1], d.OH, d.OW);
+    cg_line(e, "%s_LAUNCH(np * %lld, st, %s_ochw_k, (%s, gg, B, %lld, %lld));", e->P, d.O, e->p,
+            cp_at(e, P, i, 'g', "t"), d.O, d.P);
+    if (x->bias)
+        cg_line(e, "%s_LAUNCH(%lld, st, %s_rowsum_k, (gg, %s, %lld, np)); /* db */", e->P, d.O, e->p,
+                cp_grad(e, x->param[1]), d.O);
+    cg_line(e, "for (gi = 0; gi < %lld; gi++) {", d.G);
+    cg_line(e, "    if (%s_gemm(blas, 0, 1, %lld, %lld, np, gg + gi * %lld * np, np, col + gi * %lld * np, np, dw + gi * %lld, "
+               "%lld, 1.0f) != 0) /* dw += gy col^T */",
+            e->p, d.og, d.cg * d.KK, d.og, d.cg * d.KK, d.og * d.cg * d.KK, d.cg * d.KK);
+    cg_line(e, "        return -1;");
+    if (dx) {
+        cg_line(e, "    if (flag && %s_gemm(blas, 1, 0, %lld, np, %lld, w + gi * %lld, %lld, gg + gi * %lld * np, np, "
+                   "dcol + gi * %lld * np, np, 0.0f) != 0) /* dcol = w^T gy */",
+                e->p, d.cg * d.KK, d.og, d.og * d.cg * d.KK, d.cg * d.KK, d.og, d.cg * d.KK);
+        cg_line(e, "        return -1;");
+    }
+    cg_line(e, "}");
+    if (dx) {
+        cg_line(e, "if (flag)");
+        cg_line(e, "    %s_LAUNCH(B * %lld, st, %s_col2im_k, (dcol, %s, B, %lld, %lld, %lld, %d, %d, %d, %d, %d, %d, %lld, %lld));",
+                e->P, d.C * d.H * d.W, e->p, cp_at(e, P, x->in[0], 'g', "t"), d.C, d.H, d.W, x->kernel[0],
+                x->kernel[1], x->stride[0], x->stride[1], x->pad[0], x->pad[1], d.OH, d.OW);
+    }
+    e->ind--;
+    cg_line(e, "}");
+    cg_line(e, "(void)w;");
+    cg_line(e, "(void)dcol;");
+    cg_line(e, "return 0;");
+    cu_close_host(e);
+}
+
 /* ---- pooling: a thread per output element of a step, over the steps ---- */
 
 void cu_pool_fwd(TargetEmitter *em, const IrPlan *P, int i) {
@@ -288,11 +418,18 @@ void cu_pool_fwd(TargetEmitter *em, const IrPlan *P, int i) {
     const Shape *xs = &node(e, in)->shape;
     long long C = xs->d[0], H = xs->d[1], W = xs->d[2], OH = x->shape.d[1], OW = x->shape.d[2];
     const char *n = fmt(e, "B * %lld", C * OH * OW);
+    /* the input at (rc, iy, ix), a float or a bit (training) */
+    const char *at = arena_printf(e->g->arena, "(rc * %lld + iy) * %lld + ix", H, W);
+    const char *xin = P->at[in].bits ? arena_printf(e->g->arena, "(float)(xt[(%s) >> 5] >> ((%s) & 31) & 1u)", at, at)
+                                     : arena_printf(e->g->arena, "xt[%s]", at);
     cu_open_kernel(e, P, i, 1, n);
     cg_line(e, "const long rc = i / %lld, oy = i / %lld %% %lld, ox = i %% %lld;", OH * OW, OW, OH, OW);
     cg_line(e, "for (int t = from; t < to; t++) {");
     e->ind++;
-    cg_line(e, "const float *xt = %s;", cp_at(e, P, in, 'v', "t"));
+    if (P->at[in].bits)
+        cg_line(e, "const uint32_t *xt = %s; /* spikes, 32 to a word */", cp_bits_at(e, P, in, "t"));
+    else
+        cg_line(e, "const float *xt = %s;", cp_at(e, P, in, 'v', "t"));
     cg_line(e, "float *yt = %s;", cp_at(e, P, i, 'v', "t"));
     cg_line(e, "float acc = %s;", mx ? "-INFINITY" : "0.0f");
     cg_line(e, "long ky, kx;");
@@ -306,12 +443,12 @@ void cu_pool_fwd(TargetEmitter *em, const IrPlan *P, int i) {
     cg_line(e, "            continue;");
     if (mx) {
         cg_line(e, "        {");
-        cg_line(e, "            const float v = xt[(rc * %lld + iy) * %lld + ix];", H, W);
+        cg_line(e, "            const float v = %s;", xin);
         cg_line(e, "            if (v > acc || v != v)");
         cg_line(e, "                acc = v;");
         cg_line(e, "        }");
     } else
-        cg_line(e, "        acc += xt[(rc * %lld + iy) * %lld + ix];", H, W);
+        cg_line(e, "        acc += %s;", xin);
     cg_line(e, "    }");
     cg_line(e, "}");
     if (mx)
@@ -356,6 +493,10 @@ void cu_eltwise_fwd(TargetEmitter *em, const IrPlan *P, int i) {
 void cu_batchnorm_fwd(TargetEmitter *em, const IrPlan *P, int i) {
     Emit *e = &em->e;
     const IrNode *x = node(e, i);
+    if (cp_train(e, P)) {
+        cu_batchnorm_train_fwd(e, P, i);
+        return;
+    }
     long long C = x->shape.d[0], hw = count(e, i) / C;
     const char *n = fmt(e, "B * %lld", C * hw);
     cu_open_kernel(e, P, i, 1, n);

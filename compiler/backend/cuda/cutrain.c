@@ -47,7 +47,7 @@ int64_t cu_train_at(Emit *e, int what) {
     }
     int64_t nout = count(e, g->output);
     int64_t at[CU_TS_END + 1];
-    at[CU_TS_UNBITS] = align16(P->floats);
+    at[CU_TS_UNBITS] = align16(P->floats) + e->tscratch; /* after the convolutions' scratch */
     at[CU_TS_SPIKES] = at[CU_TS_UNBITS] + align16(unbits);
     at[CU_TS_LOSS] = at[CU_TS_SPIKES] + 16;
     at[CU_TS_OPT_M] = at[CU_TS_LOSS] + align16(2 * e->maxb * (g->timesteps > nout ? g->timesteps : nout));
@@ -62,12 +62,10 @@ int cu_train_check(const IrGraph *g) {
     int bad = 0;
     for (int i = 0; g->train && i < g->nodes.len; i++) {
         const IrNode *x = &g->nodes.items[i];
-        if (x->dead || !(x->op == IR_CONV2D || x->op == IR_MAXPOOL || x->op == IR_AVGPOOL || x->op == IR_BATCHNORM))
+        if (x->dead || x->op != IR_BATCHNORM || !g->groups.items[x->group].recurrent)
             continue;
-        if (target_needs_backward(g, i))
-            continue; /* target_check has reported its backward */
-        error_at(x->loc, "target 'cuda' cannot train a network with op '%s' yet (layer '%s'): train it with "
-                         "--target c, avx2 or avx512", ir_op_names[x->op], x->name);
+        error_at(x->loc, "batchnorm '%s' is on a recurrent loop: training needs its statistics over "
+                         "all steps, which a step-by-step loop cannot give", x->name);
         bad++;
     }
     return bad;
@@ -196,7 +194,7 @@ void cu_train_opening(Emit *e) {
         cg_line(e, "        db[o] += gy[r * O + o];");
         cg_line(e, "}");
     }
-    if (bits) {
+    if (cu_train_at(e, CU_TS_SPIKES) > cu_train_at(e, CU_TS_UNBITS)) { /* a dense layer reads bits */
         cg_blank(e);
         cg_line(e, "/* x[j] = bit j %% 32 of word j / 32 of w, as a float, for j < n. */");
         cg_line(e, "%s_GLOBAL void %s_unbits_k(const uint32_t *w, float *x, long n)", P, p);
