@@ -12,9 +12,11 @@
  * target does; step reads its step counter from the workspace, which
  * waits for the stream once.
  *
- * Inference only for now: target_check reports a trained graph's ops as
- * lacking their backward kernels. snnc compile writes the files anywhere;
- * snnc run cannot load them yet (load says why: no GPU, or not yet).
+ * With --train, the training API too (cutrain.c, the backward kernels in
+ * cubackward.c): train_forward, train_backward and the optimizer on the
+ * device, for every op.
+ * snnc compile writes the files anywhere; snnc run, train and grad cannot
+ * load them yet (load says why: no GPU, or not yet).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <dlfcn.h>
@@ -55,6 +57,8 @@ static void opening(Emit *e) {
     cg_line(e, "#include \"%s.h\"", p);
     cg_blank(e);
     cg_line(e, "#include <math.h>");
+    if (g->train)
+        cg_line(e, "#include <stdint.h>");
     cg_line(e, "#include <string.h>");
     cg_blank(e);
     cg_line(e, "#ifdef SNNC_CUDA_EMULATE");
@@ -131,6 +135,8 @@ static void opening(Emit *e) {
         cg_line(e, "        s[j] = v;");
         cg_line(e, "}");
     }
+    if (g->train)
+        cu_train_opening(e);
     capi_param_table(e);
     /* the step counter, as the portable target keeps it */
     const IrPlan *Pl = &g->infer;
@@ -162,6 +168,8 @@ static TargetEmitter *cuda_begin(const IrGraph *g, const CgenOptions *opt) {
         error_plain("target 'cuda' does not support %s", no);
         return NULL;
     }
+    if (cu_train_check(g))
+        return NULL;
     TargetEmitter *em = capi_emitter(g, opt);
     Emit *e = &em->e;
     e->isa = ISA_C;
@@ -174,16 +182,16 @@ static TargetEmitter *cuda_begin(const IrGraph *g, const CgenOptions *opt) {
 
 /* ---- the API ---- */
 
-/* A call of node i's host function over steps [from, to) (C expressions). */
-static void call(Emit *e, int i, const char *from, const char *to) {
-    cg_line(e, "err |= %s(ws, B, %s, %s, st, blas) != 0; /* %s */", cu_kernel(e, i), from, to,
+void cu_call(Emit *e, const IrPlan *P, int i, int fwd, const char *from, const char *to, const char *flag) {
+    cg_line(e, "err |= %s(ws, B, %s, %s, %s, st, blas) != 0; /* %s */", cu_kernel(e, P, i, fwd), from, to, flag,
             e->g->nodes.items[i].name);
 }
 
+static void call(Emit *e, int i, const char *from, const char *to) { cu_call(e, &e->g->infer, i, 1, from, to, "0"); }
+
 static int runs(const IrGraph *g, int i) { return ir_op_kernel[g->nodes.items[i].op]; }
 
-/* The opening of an API function: the workspace, the batch, the stream. */
-static void api_head(Emit *e, const char *sig) {
+void cu_api_head(Emit *e, const char *sig) {
     cg_blank(e);
     cg_line(e, "%s", sig);
     cg_line(e, "{");
@@ -194,18 +202,21 @@ static void api_head(Emit *e, const char *sig) {
     cg_line(e, "int err = 0;");
 }
 
-static void bind(Emit *e) {
+static void api_head(Emit *e, const char *sig) { cu_api_head(e, sig); }
+
+void cu_bind(Emit *e) {
     if (has_products(e->g))
         cg_line(e, "err |= %s_bind(blas, st) != 0;", e->p);
     else
         cg_line(e, "(void)blas; /* no matrix products */");
 }
 
-/* The forward of every group over the steps [c0, c1) of a chunk; groups
-   computed once run when `once` holds (capi.c's run_groups). */
-static void run_groups(Emit *e, const char *c0, const char *c1, const char *once) {
+static void bind(Emit *e) { cu_bind(e); }
+
+int cu_has_products(const IrGraph *g) { return has_products(g); }
+
+void cu_run_groups(Emit *e, const IrPlan *P, const char *c0, const char *c1, const char *once, const char *flag) {
     const IrGraph *g = e->g;
-    const IrPlan *P = &g->infer;
     for (int k = 0; k < g->groups.len; k++) {
         const IrGroup *gr = &g->groups.items[k];
         int first = g->order[gr->first];
@@ -216,20 +227,25 @@ static void run_groups(Emit *e, const char *c0, const char *c1, const char *once
                 if (strcmp(once, "1"))
                     cg_line(e, "if (%s)", once);
                 e->ind += strcmp(once, "1") != 0;
-                call(e, first, "0", "1");
+                cu_call(e, P, first, 1, "0", "1", flag);
                 e->ind -= strcmp(once, "1") != 0;
             } else
-                call(e, first, c0, c1);
+                cu_call(e, P, first, 1, c0, c1, flag);
             continue;
         }
         cg_line(e, "for (t = %s; t < %s; t++) { /* a recurrent loop: step by step */", c0, c1);
         e->ind++;
         for (int j = gr->first; j < gr->first + gr->count; j++)
             if (runs(g, g->order[j]))
-                call(e, g->order[j], "t", "t + 1");
+                cu_call(e, P, g->order[j], 1, "t", "t + 1", flag);
         e->ind--;
         cg_line(e, "}");
     }
+}
+
+/* The forward of every group over the steps [c0, c1) of a chunk (inference). */
+static void run_groups(Emit *e, const char *c0, const char *c1, const char *once) {
+    cu_run_groups(e, &e->g->infer, c0, c1, once, "0");
 }
 
 static void gen_reset(Emit *e) {
@@ -422,6 +438,8 @@ static void cuda_api(TargetEmitter *em) {
     gen_step(e);
     gen_forward(e);
     gen_probe(e);
+    if (e->g->train)
+        cu_train_api(e);
 }
 
 /* ---- the header ---- */
@@ -502,6 +520,8 @@ static void header(Emit *e, Buf *h) {
         cg_line(x, "*/");
         cg_line(x, "const float *%s_probe(void *workspace, int k, cudaStream_t stream);", p);
     }
+    if (g->train)
+        cu_train_header(x);
     cg_blank(x);
     cg_line(x, "#ifdef __cplusplus");
     cg_line(x, "}");
@@ -537,9 +557,22 @@ static int cuda_finish(TargetEmitter *em, GenFile *out) {
 #define CU_FWD_NEURON cu_neuron_fwd
 #define CU_FWD_DELAY cu_delay_fwd
 
-/* No backward kernels yet: target_check reports them for a trained graph. */
+#define CU_BWD_INPUT NULL
+#define CU_BWD_DENSE cu_dense_bwd
+#define CU_BWD_CONV2D cu_conv_bwd
+#define CU_BWD_MAXPOOL cu_pool_bwd
+#define CU_BWD_AVGPOOL cu_pool_bwd
+#define CU_BWD_FLATTEN NULL
+#define CU_BWD_ADD cu_eltwise_bwd
+#define CU_BWD_SCALE cu_eltwise_bwd
+#define CU_BWD_BATCHNORM cu_batchnorm_bwd
+#define CU_BWD_DROPOUT cu_eltwise_bwd
+#define CU_BWD_IDENTITY cu_eltwise_bwd
+#define CU_BWD_NEURON cu_neuron_bwd
+#define CU_BWD_DELAY cu_delay_bwd
+
 static const TargetKernels cu_kernels[IR_NUM_OPS] = {
-#define OP(id, name, nin, kernel, sig, doc) [IR_##id] = {CU_FWD_##id, NULL},
+#define OP(id, name, nin, kernel, sig, doc) [IR_##id] = {CU_FWD_##id, CU_BWD_##id},
 #include "ops.def"
 #undef OP
 };
@@ -568,10 +601,7 @@ static int cuda_runs_here(void) {
 static int cuda_load(const IrGraph *g, const LoadOptions *lo, LoadedModel *m) {
     (void)lo;
     memset(m, 0, sizeof *m);
-    if (g->train)
-        error_plain("target 'cuda' has no training code yet (no backward kernels): train and grad with "
-                    "--target c, avx2 or avx512");
-    else if (!cuda_runs_here())
+    if (!cuda_runs_here())
         error_plain("target 'cuda' needs an NVIDIA GPU and its driver (libcuda.so.1), and this machine has "
                     "none; snnc compile --target cuda writes the code for one");
     else
@@ -583,18 +613,19 @@ static int cuda_load(const IrGraph *g, const LoadOptions *lo, LoadedModel *m) {
 static void cuda_unload(LoadedModel *m) { memset(m, 0, sizeof *m); }
 
 static int64_t cuda_device_floats(const IrGraph *g, int train) {
-    if (train)
-        return -1;
     CgenOptions co;
     memset(&co, 0, sizeof co);
     Emit *e = &capi_emitter(g, &co)->e;
     cu_scratch(e);
+    if (train) {
+        return g->train && g->trainp.planned ? cu_train_ws_floats(e) : -1;
+    }
     return ws_floats(e);
 }
 
 const Target target_cuda = {
     .name = "cuda",
-    .doc = "CUDA for NVIDIA GPUs: fused neuron kernels over all steps, cuBLAS products; inference only",
+    .doc = "CUDA for NVIDIA GPUs: fused neuron kernels over all steps forward and backward, cuBLAS products",
     .kernels = cu_kernels,
     .begin = cuda_begin,
     .gemm = cu_gemm,

@@ -27,18 +27,28 @@
 /* Threads per block of every launch. */
 #define CUDA_THREADS 256
 
-/* The host function of node i: "<net>_fwd3" (what the API calls) and the
-   kernel it launches, "<net>_fwd3_k". */
-const char *cu_kernel(Emit *e, int i);
+/* The host function of node i for plan P, forward (fwd) or backward:
+   "<net>_fwd3", "<net>_train_fwd3", "<net>_train_bwd3" (what the API
+   calls), and the kernel it launches, with "_k" added. */
+const char *cu_kernel(Emit *e, const IrPlan *P, int i, int fwd);
 /* Opens a kernel of n threads (a C expression of B) for node i: comment,
-   signature (ws, B, from, to), the thread index i and the test i < n. */
-void cu_open_kernel(Emit *e, int i, const char *n);
+   signature (ws, B, from, to, flag: training in a forward, which inputs
+   need their gradient in a backward), the thread index i and the test
+   i < n. */
+void cu_open_kernel(Emit *e, const IrPlan *P, int i, int fwd, const char *n);
 /* Opens and closes node i's host function, which returns 0 or -1 when a
    cuBLAS call failed. */
-void cu_open_host(Emit *e, int i);
+void cu_open_host(Emit *e, const IrPlan *P, int i, int fwd);
 void cu_close_host(Emit *e);
 /* A launch of node i's kernel over n threads from its host function. */
-void cu_launch(Emit *e, int i, const char *n);
+void cu_launch(Emit *e, const IrPlan *P, int i, int fwd, const char *n);
+/* A host function that only launches node i's kernel over n threads. */
+void cu_host_of_kernel(Emit *e, const IrPlan *P, int i, int fwd, const char *n);
+/* Neuron node i's leaves: the states in registers s0, s1, ..., x[i], the
+   parameters indexed for neuron i as the portable target indexes them. */
+void cu_neuron_leaves(Emit *e, int i, CgLeaves *lv);
+/* Pointer to neuron node i's state k at the start of step t (C expression). */
+const char *cu_state_at(Emit *e, const IrPlan *P, int i, int k, const char *t);
 
 void cu_gemm(TargetEmitter *em);
 void cu_conv(TargetEmitter *em);
@@ -49,8 +59,51 @@ void cu_eltwise_fwd(TargetEmitter *em, const IrPlan *P, int i);
 void cu_batchnorm_fwd(TargetEmitter *em, const IrPlan *P, int i);
 void cu_delay_fwd(TargetEmitter *em, const IrPlan *P, int i);
 void cu_neuron_fwd(TargetEmitter *em, const IrPlan *P, int i);
-/* The device scratch after the inference plan's region (im2col and the
-   convolutions' products): sets e->iscratch, e->col and e->obuf. */
+/* The device scratch after a plan's region (im2col and the convolutions'
+   products; in training im2col's gradient too): sets e->col, e->obuf,
+   e->iscratch (inference's size), e->dcol and e->tscratch (training's). */
 void cu_scratch(Emit *e);
+
+/* ---- training (cubackward.c, cutrain.c) ---- */
+
+void cu_dense_bwd(TargetEmitter *em, const IrPlan *P, int i);
+void cu_conv_bwd(TargetEmitter *em, const IrPlan *P, int i);
+void cu_pool_bwd(TargetEmitter *em, const IrPlan *P, int i);
+void cu_batchnorm_bwd(TargetEmitter *em, const IrPlan *P, int i);
+/* Batch normalization's forward in the training plan: the batch's
+   statistics in training, the running ones otherwise. */
+void cu_batchnorm_train_fwd(Emit *e, const IrPlan *P, int i);
+void cu_eltwise_bwd(TargetEmitter *em, const IrPlan *P, int i);
+void cu_delay_bwd(TargetEmitter *em, const IrPlan *P, int i);
+void cu_neuron_bwd(TargetEmitter *em, const IrPlan *P, int i);
+
+/* The training workspace after the training plan's region, as offsets
+   from the plan's base (cp_ws): where a dense layer unpacks a step of
+   spikes kept as bits, the spike counter, the loss's terms (doubles),
+   the optimizer's two moments, and the end. */
+enum { CU_TS_UNBITS, CU_TS_SPIKES, CU_TS_LOSS, CU_TS_OPT_M, CU_TS_OPT_V, CU_TS_END };
+int64_t cu_train_at(Emit *e, int what);
+static inline int64_t cu_train_unbits(Emit *e) { return cu_train_at(e, CU_TS_UNBITS); }
+/* The training workspace, in floats. */
+long long cu_train_ws_floats(Emit *e);
+/* Reports, at the layer's line, a batchnorm on a recurrent loop in a
+   trained graph (as the portable target does: no target trains it); the
+   number of them. */
+int cu_train_check(const IrGraph *g);
+/* The training's helpers in the opening of <net>.cu (after the others). */
+void cu_train_opening(Emit *e);
+/* The training API (<net>_train_forward, ...) and its header. */
+void cu_train_api(Emit *e);
+void cu_train_header(Emit *e);
+
+/* Shared by the API's parts (cuda.c): a call of node i's host function for
+   plan P over steps [from, to) with flag; the forward of every group over
+   [c0, c1), groups computed once when `once` holds; the opening of an API
+   function (ws, st, B, err) and the binding of cuBLAS to its stream. */
+void cu_call(Emit *e, const IrPlan *P, int i, int fwd, const char *from, const char *to, const char *flag);
+void cu_run_groups(Emit *e, const IrPlan *P, const char *c0, const char *c1, const char *once, const char *flag);
+void cu_api_head(Emit *e, const char *sig);
+void cu_bind(Emit *e);
+int cu_has_products(const IrGraph *g);
 
 #endif

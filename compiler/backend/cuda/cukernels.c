@@ -1,7 +1,8 @@
 /*
- * cukernels.c: the CUDA target's kernels, forward, for the inference plan.
+ * cukernels.c: the CUDA target's forward kernels, of both plans.
  *
- * Each node gets a host function `<net>_fwdN(ws, B, from, to, st, blas)`,
+ * Each node gets a host function `<net>_fwdN(ws, B, from, to, flag, st,
+ * blas)` (`<net>_train_fwdN` for the training plan, flag: training),
  * which the API calls with the same ranges of steps as the portable
  * target's kernels (docs/targets.md), and what it launches on the stream st:
  *   - a neuron layer is one kernel, a thread per neuron, that loads the
@@ -13,8 +14,9 @@
  *     convolutions an im2col kernel and a product per group at every step;
  *   - the stateless ops (add, scale, identity, dropout, prev, pools,
  *     batchnorm) a kernel of a thread per element over the steps.
- * Only the inference plan is written: the backward kernels come later,
- * and target_check reports a trained graph's ops as lacking them.
+ * The same kernels run the training plan's forward (cutrain.c), and the
+ * convolution's backward is here with its forward; the other backward
+ * kernels are in cubackward.c.
  *
  * Sums: a product's elements are cuBLAS's dot products, whose order of
  * terms cuBLAS chooses, and the bias is added after them (beta = 1 on a
@@ -34,29 +36,32 @@ static int64_t align16(int64_t x) { return (x + 15) & ~(int64_t)15; }
 
 /* ---- kernels and their host functions ---- */
 
-const char *cu_kernel(Emit *e, int i) { return arena_printf(e->g->arena, "%s_fwd%d", e->p, i); }
+const char *cu_kernel(Emit *e, const IrPlan *P, int i, int fwd) { return cp_kernel(e, P, i, fwd); }
 
-void cu_open_kernel(Emit *e, int i, const char *n) {
+void cu_open_kernel(Emit *e, const IrPlan *P, int i, int fwd, const char *n) {
     cg_blank(e);
     cg_comment_node(e, i);
-    cg_line(e, "%s_GLOBAL void %s_k(float *ws, long B, int from, int to)", e->P, cu_kernel(e, i));
+    cg_line(e, "%s_GLOBAL void %s_k(float *ws, long B, int from, int to, int flag)", e->P, cu_kernel(e, P, i, fwd));
     cg_line(e, "{");
     e->ind++;
     cg_line(e, "const long i = %s_TID;", e->P);
+    cg_line(e, "(void)flag;");
     cg_line(e, "if (i >= %s)", n);
     cg_line(e, "    return;");
 }
 
-void cu_open_host(Emit *e, int i) {
+void cu_open_host(Emit *e, const IrPlan *P, int i, int fwd) {
     cg_blank(e);
     if (node(e, i)->op == IR_DENSE || node(e, i)->op == IR_CONV2D)
         cg_comment_node(e, i); /* no kernel of its own, which would carry the comment */
     else
-        cg_line(e, "/* %s: launches %s_k */", node(e, i)->name, cu_kernel(e, i));
-    cg_line(e, "static int %s(float *ws, long B, int from, int to, cudaStream_t st, cublasHandle_t blas)",
-            cu_kernel(e, i));
+        cg_line(e, "/* %s: launches %s_k */", node(e, i)->name, cu_kernel(e, P, i, fwd));
+    cg_line(e, "static int %s(float *ws, long B, int from, int to, int flag, cudaStream_t st, cublasHandle_t blas)",
+            cu_kernel(e, P, i, fwd));
     cg_line(e, "{");
     e->ind++;
+    if (node(e, i)->op == IR_CONV2D)
+        cg_line(e, "(void)flag;");
 }
 
 void cu_close_host(Emit *e) {
@@ -64,18 +69,19 @@ void cu_close_host(Emit *e) {
     cg_line(e, "}");
 }
 
-void cu_launch(Emit *e, int i, const char *n) {
-    cg_line(e, "%s_LAUNCH(%s, st, %s_k, (ws, B, from, to));", e->P, n, cu_kernel(e, i));
+void cu_launch(Emit *e, const IrPlan *P, int i, int fwd, const char *n) {
+    cg_line(e, "%s_LAUNCH(%s, st, %s_k, (ws, B, from, to, flag));", e->P, n, cu_kernel(e, P, i, fwd));
 }
 
-/* The host function of a kernel of n threads (one per element of a step). */
-static void host_of_kernel(Emit *e, int i, const char *n) {
-    cu_open_host(e, i);
-    cu_launch(e, i, n);
+void cu_host_of_kernel(Emit *e, const IrPlan *P, int i, int fwd, const char *n) {
+    cu_open_host(e, P, i, fwd);
+    cu_launch(e, P, i, fwd, n);
     cg_line(e, "(void)blas;");
     cg_line(e, "return 0;");
     cu_close_host(e);
 }
+
+static void host_of_kernel(Emit *e, const IrPlan *P, int i, const char *n) { cu_host_of_kernel(e, P, i, 1, n); }
 
 /* ---- matrix products ---- */
 
@@ -83,12 +89,13 @@ void cu_gemm(TargetEmitter *em) {
     Emit *e = &em->e;
     const char *p = e->p, *P = e->P;
     cg_blank(e);
-    cg_line(e, "/* Row-major C[M x N] = A[M x K] op(B) + beta C, op(B) = B [K x N] or, with tb,");
-    cg_line(e, "   the transpose of B [N x K]; a, b and c's rows are lda, ldb and ldc apart.");
-    cg_line(e, "   cuBLAS is column-major: it computes C^T = op(B)^T A^T. 0, or -1 when it");
-    cg_line(e, "   fails. Emulated: each element sums its terms in k order, then adds beta C. */");
-    cg_line(e, "static int %s_gemm(cublasHandle_t blas, int tb, long M, long N, long K, const float *a, long lda,", p);
-    cg_line(e, "%*sconst float *b, long ldb, float *c, long ldc, float beta)", (int)strlen(p) + 16, "");
+    cg_line(e, "/* Row-major C[M x N] = op(A) op(B) + beta C: op(A) = A [M x K] or, with ta, the");
+    cg_line(e, "   transpose of A [K x M]; op(B) = B [K x N] or, with tb, the transpose of B [N x K];");
+    cg_line(e, "   a, b and c's rows are lda, ldb and ldc apart. cuBLAS is column-major: it");
+    cg_line(e, "   computes C^T = op(B)^T op(A)^T. 0, or -1 when it fails. Emulated: each element");
+    cg_line(e, "   sums its terms in k order, then adds beta C. */");
+    cg_line(e, "static int %s_gemm(cublasHandle_t blas, int ta, int tb, long M, long N, long K, const float *a,", p);
+    cg_line(e, "%*slong lda, const float *b, long ldb, float *c, long ldc, float beta)", (int)strlen(p) + 16, "");
     cg_line(e, "{");
     cg_line(e, "#ifdef SNNC_CUDA_EMULATE");
     cg_line(e, "    long i, j, k;");
@@ -97,14 +104,16 @@ void cu_gemm(TargetEmitter *em) {
     cg_line(e, "        for (j = 0; j < N; j++) {");
     cg_line(e, "            float s = 0.0f;");
     cg_line(e, "            for (k = 0; k < K; k++)");
-    cg_line(e, "                s += a[i * lda + k] * (tb ? b[j * ldb + k] : b[k * ldb + j]);");
+    cg_line(e, "                s += (ta ? a[k * lda + i] : a[i * lda + k]) * (tb ? b[j * ldb + k] : b[k * ldb + j]);");
     cg_line(e, "            c[i * ldc + j] = beta == 0.0f ? s : s + beta * c[i * ldc + j];");
     cg_line(e, "        }");
     cg_line(e, "    return 0;");
     cg_line(e, "#else");
     cg_line(e, "    const float one = 1.0f;");
-    cg_line(e, "    return cublasSgemm(blas, tb ? CUBLAS_OP_T : CUBLAS_OP_N, CUBLAS_OP_N, (int)N, (int)M, (int)K, &one, b,");
-    cg_line(e, "                       (int)ldb, a, (int)lda, &beta, c, (int)ldc) == CUBLAS_STATUS_SUCCESS ? 0 : -1;");
+    cg_line(e, "    return cublasSgemm(blas, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, (int)N, (int)M,");
+    cg_line(e, "                       (int)K, &one, b, (int)ldb, a, (int)lda, &beta, c, (int)ldc) == CUBLAS_STATUS_SUCCESS");
+    cg_line(e, "               ? 0");
+    cg_line(e, "               : -1;");
     cg_line(e, "#endif");
     cg_line(e, "}");
     int bias = 0;
@@ -126,7 +135,7 @@ void cu_gemm(TargetEmitter *em) {
 static void dense_product(Emit *e, const IrNode *x, long long I, long long O) {
     if (x->bias)
         cg_line(e, "%s_LAUNCH(rows * %lld, st, %s_bias_k, (yt, bias, rows * %lld, 1, %lld));", e->P, O, e->p, O, O);
-    cg_line(e, "if (%s_gemm(blas, 1, rows, %lld, %lld, xt, %lld, w, %lld, yt, %lld, %s) != 0) /* y = x w^T%s */", e->p,
+    cg_line(e, "if (%s_gemm(blas, 0, 1, rows, %lld, %lld, xt, %lld, w, %lld, yt, %lld, %s) != 0) /* y = x w^T%s */", e->p,
             O, I, I, I, O, x->bias ? "1.0f" : "0.0f", x->bias ? " + b" : "");
     cg_line(e, "    return -1;");
 }
@@ -136,7 +145,7 @@ void cu_dense_fwd(TargetEmitter *em, const IrPlan *P, int i) {
     const IrNode *x = node(e, i);
     int in = x->in[0];
     long long I = count(e, in), O = x->out;
-    cu_open_host(e, i);
+    cu_open_host(e, P, i, 1);
     cg_line(e, "const float *w = %s;", cp_param(e, x->param[0]));
     if (x->bias)
         cg_line(e, "const float *bias = %s;", cp_param(e, x->param[1]));
@@ -147,6 +156,15 @@ void cu_dense_fwd(TargetEmitter *em, const IrPlan *P, int i) {
         cg_line(e, "for (int t = from; t < to; t++) {");
         e->ind++;
         cg_line(e, "float *yt = %s;", cp_at(e, P, i, 'v', "t"));
+    } else if (P->at[in].bits) {
+        /* spikes kept as bits (training): a step's as floats, then its product */
+        cg_line(e, "const long rows = B;");
+        cg_line(e, "float *xt = %s; /* scratch */", cp_ws(e, P, cu_train_unbits(e)));
+        cg_line(e, "for (int t = from; t < to; t++) {");
+        e->ind++;
+        cg_line(e, "float *yt = %s;", cp_at(e, P, i, 'v', "t"));
+        cg_line(e, "%s_LAUNCH(B * %lld, st, %s_unbits_k, (%s, xt, B * %lld));", e->P, I, e->p, cp_bits_at(e, P, in, "t"),
+                I);
     } else {
         cg_line(e, "const long rows = (long)(to - from) * B;");
         cg_line(e, "const float *xt = %s;", cp_at(e, P, in, 'v', "from"));
@@ -157,6 +175,7 @@ void cu_dense_fwd(TargetEmitter *em, const IrPlan *P, int i) {
     dense_product(e, x, I, O);
     e->ind--;
     cg_line(e, "}");
+    cg_line(e, "(void)flag;");
     cg_line(e, "(void)st;");
     cg_line(e, "return 0;");
     cu_close_host(e);
@@ -195,7 +214,13 @@ void cu_scratch(Emit *e) {
     e->col = 0;
     e->obuf = align16(col);
     e->iscratch = out ? e->obuf + align16(out) : 0;
+    /* training: the gradient of im2col's matrix after them */
+    e->dcol = e->iscratch;
+    e->tscratch = out ? e->dcol + align16(col) : 0;
 }
+
+static void conv_rowsum(Emit *e);
+static void conv_col2im(Emit *e);
 
 void cu_conv(TargetEmitter *em) {
     Emit *e = &em->e;
@@ -226,6 +251,75 @@ void cu_conv(TargetEmitter *em) {
     cg_line(e, "    if (j < B * O * npix)");
     cg_line(e, "        y[j] = yg[(j / npix %% O) * B * npix + j / (O * npix) * npix + j %% npix];");
     cg_line(e, "}");
+    if (!e->g->train)
+        return;
+    int bias = 0, dx = 0;
+    for (int i = 0; i < e->g->nodes.len; i++)
+        if (!node(e, i)->dead && node(e, i)->op == IR_CONV2D) {
+            bias |= node(e, i)->bias;
+            dx |= e->g->trainp.at[node(e, i)->in[0]].needgrad != 0;
+        }
+    cg_blank(e);
+    cg_line(e, "/* Training: a step's gradient in the value's layout [sample][o][pixel] to the");
+    cg_line(e, "   products' [o][sample][pixel]. */");
+    cg_line(e, "%s_GLOBAL void %s_ochw_k(const float *y, float *yg, long B, long O, long npix)", P, p);
+    cg_line(e, "{");
+    cg_line(e, "    const long j = %s_TID;", P);
+    cg_line(e, "    if (j < B * O * npix)");
+    cg_line(e, "        yg[(j / npix %% O) * B * npix + j / (O * npix) * npix + j %% npix] = y[j];");
+    cg_line(e, "}");
+    if (bias)
+        conv_rowsum(e);
+    if (dx)
+        conv_col2im(e);
+}
+
+/* The bias gradient of a convolution's step. */
+static void conv_rowsum(Emit *e) {
+    const char *p = e->p, *P = e->P;
+    cg_blank(e);
+    cg_line(e, "/* db[o] += the sum of row o of gg [O x np], in order: a thread per channel. */");
+    cg_line(e, "%s_GLOBAL void %s_rowsum_k(const float *gg, float *db, long O, long np)", P, p);
+    cg_line(e, "{");
+    cg_line(e, "    const long o = %s_TID;", P);
+    cg_line(e, "    float s = 0.0f;");
+    cg_line(e, "    long j;");
+    cg_line(e, "    if (o >= O)");
+    cg_line(e, "        return;");
+    cg_line(e, "    for (j = 0; j < np; j++)");
+    cg_line(e, "        s += gg[o * np + j];");
+    cg_line(e, "    db[o] += s;");
+    cg_line(e, "}");
+}
+
+/* The gradient of im2col. */
+static void conv_col2im(Emit *e) {
+    const char *p = e->p, *P = e->P;
+    cg_blank(e);
+    cg_line(e, "/* The gradient of im2col: x[s][c][iy][ix] += every column entry that read it,");
+    cg_line(e, "   ky and kx ascending: a thread per input element. */");
+    cg_line(e, "%s_GLOBAL void %s_col2im_k(const float *col, float *x, long B, long C, long H, long W, int kh, int kw,", P, p);
+    cg_line(e, "                          int sh, int sw, int ph, int pw, long OH, long OW)");
+    cg_line(e, "{");
+    e->ind++;
+    cg_line(e, "const long j = %s_TID, np = B * OH * OW;", P);
+    cg_line(e, "long ky, kx;");
+    cg_line(e, "float acc = 0.0f;");
+    cg_line(e, "if (j >= B * C * H * W)");
+    cg_line(e, "    return;");
+    cg_line(e, "{");
+    cg_line(e, "    const long s = j / (C * H * W), c = j / (H * W) %% C, iy = j / W %% H, ix = j %% W;");
+    cg_line(e, "    for (ky = 0; ky < kh; ky++)");
+    cg_line(e, "        for (kx = 0; kx < kw; kx++) {");
+    cg_line(e, "            const long ty = iy + ph - ky, tx = ix + pw - kx;");
+    cg_line(e, "            if (ty < 0 || tx < 0 || ty %% sh || tx %% sw || ty / sh >= OH || tx / sw >= OW)");
+    cg_line(e, "                continue;");
+    cg_line(e, "            acc += col[((c * kh + ky) * kw + kx) * np + (s * OH + ty / sh) * OW + tx / sw];");
+    cg_line(e, "        }");
+    cg_line(e, "    x[j] += acc;");
+    cg_line(e, "}");
+    e->ind--;
+    cg_line(e, "}");
 }
 
 /* At every step: im2col of the B samples (N = B x pixels), the bias, a
@@ -235,7 +329,7 @@ void cu_conv_fwd(TargetEmitter *em, const IrPlan *P, int i) {
     const IrNode *x = node(e, i);
     ConvDims d = conv_dims(e, x);
     int64_t s = cp_scratch(e, P);
-    cu_open_host(e, i);
+    cu_open_host(e, P, i, 1);
     cg_line(e, "const float *w = %s;", cp_param(e, x->param[0]));
     if (x->bias)
         cg_line(e, "const float *bias = %s;", cp_param(e, x->param[1]));
@@ -252,12 +346,65 @@ void cu_conv_fwd(TargetEmitter *em, const IrPlan *P, int i) {
     if (x->bias)
         cg_line(e, "%s_LAUNCH(np * %lld, st, %s_bias_k, (yg, bias, np * %lld, np, %lld));", e->P, d.O, e->p, d.O, d.O);
     cg_line(e, "for (gi = 0; gi < %lld; gi++) /* y = w col%s, per group */", d.G, x->bias ? " + b" : "");
-    cg_line(e, "    if (%s_gemm(blas, 0, %lld, np, %lld, w + gi * %lld, %lld, col + gi * %lld * np, np, yg + gi * %lld * np, np, %s) != 0)",
+    cg_line(e, "    if (%s_gemm(blas, 0, 0, %lld, np, %lld, w + gi * %lld, %lld, col + gi * %lld * np, np, yg + gi * %lld * np, np, %s) != 0)",
             e->p, d.og, d.cg * d.KK, d.og * d.cg * d.KK, d.cg * d.KK, d.cg * d.KK, d.og, x->bias ? "1.0f" : "0.0f");
     cg_line(e, "        return -1;");
     cg_line(e, "%s_LAUNCH(np * %lld, st, %s_chw_k, (yg, yt, B, %lld, %lld));", e->P, d.O, e->p, d.O, d.P);
     e->ind--;
     cg_line(e, "}");
+    cg_line(e, "return 0;");
+    cu_close_host(e);
+}
+
+/* The backward, at every step: im2col of the step's input, its output
+   gradient in the products' layout, the bias gradient (a sum per
+   channel), dw += gy col^T and, when the input needs it, dcol = w^T gy per
+   group, then col2im into the input's gradient. */
+void cu_conv_bwd(TargetEmitter *em, const IrPlan *P, int i) {
+    Emit *e = &em->e;
+    const IrNode *x = node(e, i);
+    ConvDims d = conv_dims(e, x);
+    int64_t s = cp_scratch(e, P);
+    int dx = P->at[x->in[0]].needgrad != 0;
+    cu_open_host(e, P, i, 0);
+    cg_line(e, "const float *w = %s;", cp_param(e, x->param[0]));
+    cg_line(e, "float *dw = %s;", cp_grad(e, x->param[0]));
+    cg_line(e, "float *col = ws + %lld, *gg = ws + %lld, *dcol = ws + %lld;", (long long)(s + e->col),
+            (long long)(s + e->obuf), (long long)(s + e->dcol));
+    cg_line(e, "const long np = B * %lld;", d.P);
+    cg_line(e, "for (int t = from; t < to; t++) {");
+    e->ind++;
+    cg_line(e, "long gi;");
+    cg_line(e, "%s_LAUNCH(np * %lld, st, %s_im2col_k, (%s, col, B, %lld, %lld, %lld, %d, %d, %d, %d, %d, %d, %lld, %lld));",
+            e->P, d.C * d.KK, e->p, cp_at(e, P, x->in[0], 'v', "t"), d.C, d.H, d.W, x->kernel[0], x->kernel[1],
+            x->stride[0], x->stride[1], x->pad[0], x->pad[1], d.OH, d.OW);
+    cg_line(e, "%s_LAUNCH(np * %lld, st, %s_ochw_k, (%s, gg, B, %lld, %lld));", e->P, d.O, e->p,
+            cp_at(e, P, i, 'g', "t"), d.O, d.P);
+    if (x->bias)
+        cg_line(e, "%s_LAUNCH(%lld, st, %s_rowsum_k, (gg, %s, %lld, np)); /* db */", e->P, d.O, e->p,
+                cp_grad(e, x->param[1]), d.O);
+    cg_line(e, "for (gi = 0; gi < %lld; gi++) {", d.G);
+    cg_line(e, "    if (%s_gemm(blas, 0, 1, %lld, %lld, np, gg + gi * %lld * np, np, col + gi * %lld * np, np, dw + gi * %lld, "
+               "%lld, 1.0f) != 0) /* dw += gy col^T */",
+            e->p, d.og, d.cg * d.KK, d.og, d.cg * d.KK, d.og * d.cg * d.KK, d.cg * d.KK);
+    cg_line(e, "        return -1;");
+    if (dx) {
+        cg_line(e, "    if (flag && %s_gemm(blas, 1, 0, %lld, np, %lld, w + gi * %lld, %lld, gg + gi * %lld * np, np, "
+                   "dcol + gi * %lld * np, np, 0.0f) != 0) /* dcol = w^T gy */",
+                e->p, d.cg * d.KK, d.og, d.og * d.cg * d.KK, d.cg * d.KK, d.og, d.cg * d.KK);
+        cg_line(e, "        return -1;");
+    }
+    cg_line(e, "}");
+    if (dx) {
+        cg_line(e, "if (flag)");
+        cg_line(e, "    %s_LAUNCH(B * %lld, st, %s_col2im_k, (dcol, %s, B, %lld, %lld, %lld, %d, %d, %d, %d, %d, %d, %lld, %lld));",
+                e->P, d.C * d.H * d.W, e->p, cp_at(e, P, x->in[0], 'g', "t"), d.C, d.H, d.W, x->kernel[0],
+                x->kernel[1], x->stride[0], x->stride[1], x->pad[0], x->pad[1], d.OH, d.OW);
+    }
+    e->ind--;
+    cg_line(e, "}");
+    cg_line(e, "(void)w;");
+    cg_line(e, "(void)dcol;");
     cg_line(e, "return 0;");
     cu_close_host(e);
 }
@@ -271,11 +418,18 @@ void cu_pool_fwd(TargetEmitter *em, const IrPlan *P, int i) {
     const Shape *xs = &node(e, in)->shape;
     long long C = xs->d[0], H = xs->d[1], W = xs->d[2], OH = x->shape.d[1], OW = x->shape.d[2];
     const char *n = fmt(e, "B * %lld", C * OH * OW);
-    cu_open_kernel(e, i, n);
+    /* the input at (rc, iy, ix), a float or a bit (training) */
+    const char *at = arena_printf(e->g->arena, "(rc * %lld + iy) * %lld + ix", H, W);
+    const char *xin = P->at[in].bits ? arena_printf(e->g->arena, "(float)(xt[(%s) >> 5] >> ((%s) & 31) & 1u)", at, at)
+                                     : arena_printf(e->g->arena, "xt[%s]", at);
+    cu_open_kernel(e, P, i, 1, n);
     cg_line(e, "const long rc = i / %lld, oy = i / %lld %% %lld, ox = i %% %lld;", OH * OW, OW, OH, OW);
     cg_line(e, "for (int t = from; t < to; t++) {");
     e->ind++;
-    cg_line(e, "const float *xt = %s;", cp_at(e, P, in, 'v', "t"));
+    if (P->at[in].bits)
+        cg_line(e, "const uint32_t *xt = %s; /* spikes, 32 to a word */", cp_bits_at(e, P, in, "t"));
+    else
+        cg_line(e, "const float *xt = %s;", cp_at(e, P, in, 'v', "t"));
     cg_line(e, "float *yt = %s;", cp_at(e, P, i, 'v', "t"));
     cg_line(e, "float acc = %s;", mx ? "-INFINITY" : "0.0f");
     cg_line(e, "long ky, kx;");
@@ -289,12 +443,12 @@ void cu_pool_fwd(TargetEmitter *em, const IrPlan *P, int i) {
     cg_line(e, "            continue;");
     if (mx) {
         cg_line(e, "        {");
-        cg_line(e, "            const float v = xt[(rc * %lld + iy) * %lld + ix];", H, W);
+        cg_line(e, "            const float v = %s;", xin);
         cg_line(e, "            if (v > acc || v != v)");
         cg_line(e, "                acc = v;");
         cg_line(e, "        }");
     } else
-        cg_line(e, "        acc += xt[(rc * %lld + iy) * %lld + ix];", H, W);
+        cg_line(e, "        acc += %s;", xin);
     cg_line(e, "    }");
     cg_line(e, "}");
     if (mx)
@@ -304,7 +458,7 @@ void cu_pool_fwd(TargetEmitter *em, const IrPlan *P, int i) {
     e->ind--;
     cg_line(e, "}");
     cp_close(e, NULL);
-    host_of_kernel(e, i, n);
+    host_of_kernel(e, P, i, n);
 }
 
 /* ---- elementwise: add, scale, identity, dropout (the identity here) ---- */
@@ -313,7 +467,10 @@ void cu_eltwise_fwd(TargetEmitter *em, const IrPlan *P, int i) {
     Emit *e = &em->e;
     const IrNode *x = node(e, i);
     const char *n = fmt(e, "B * %lld", count(e, i));
-    cu_open_kernel(e, i, n);
+    int mask = x->op == IR_DROPOUT && cp_train(e, P);
+    cu_open_kernel(e, P, i, 1, n);
+    if (mask)
+        cg_line(e, "const float *m = %s; /* the same at every step */", cp_ws(e, P, P->at[i].mask));
     cg_line(e, "for (int t = from; t < to; t++) {");
     e->ind++;
     cg_line(e, "const float *a = %s;", cp_at(e, P, x->in[0], 'v', "t"));
@@ -323,12 +480,12 @@ void cu_eltwise_fwd(TargetEmitter *em, const IrPlan *P, int i) {
     switch (x->op) {
     case IR_ADD: cg_line(e, "y[i] = a[i] + b[i];"); break;
     case IR_SCALE: cg_line(e, "y[i] = a[i] * %s;", cg_flt(e, x->fval)); break;
-    default: cg_line(e, "y[i] = a[i];"); break;
+    default: cg_line(e, mask ? "y[i] = flag ? a[i] * m[i] : a[i]; /* flag: training */" : "y[i] = a[i];"); break;
     }
     e->ind--;
     cg_line(e, "}");
     cp_close(e, NULL);
-    host_of_kernel(e, i, n);
+    host_of_kernel(e, P, i, n);
 }
 
 /* ---- batch normalization: y = x a + (beta - mean a), a = gamma / sqrt(var + eps) ---- */
@@ -336,9 +493,13 @@ void cu_eltwise_fwd(TargetEmitter *em, const IrPlan *P, int i) {
 void cu_batchnorm_fwd(TargetEmitter *em, const IrPlan *P, int i) {
     Emit *e = &em->e;
     const IrNode *x = node(e, i);
+    if (cp_train(e, P)) {
+        cu_batchnorm_train_fwd(e, P, i);
+        return;
+    }
     long long C = x->shape.d[0], hw = count(e, i) / C;
     const char *n = fmt(e, "B * %lld", C * hw);
-    cu_open_kernel(e, i, n);
+    cu_open_kernel(e, P, i, 1, n);
     cg_line(e, "const float *gamma = %s, *beta = %s;", cp_param(e, x->param[0]), cp_param(e, x->param[1]));
     cg_line(e, "const float *rmean = %s, *rvar = %s;", cp_param(e, x->param[2]), cp_param(e, x->param[3]));
     cg_line(e, "const long c = i / %lld %% %lld;", hw, C);
@@ -347,7 +508,7 @@ void cu_batchnorm_fwd(TargetEmitter *em, const IrPlan *P, int i) {
     cg_line(e, "for (int t = from; t < to; t++)");
     cg_line(e, "    (%s)[i] = (%s)[i] * a + sh;", cp_at(e, P, i, 'v', "t"), cp_at(e, P, x->in[0], 'v', "t"));
     cp_close(e, NULL);
-    host_of_kernel(e, i, n);
+    host_of_kernel(e, P, i, n);
 }
 
 /* ---- prev(): the source's value at the previous step (ckernels.c) ---- */
@@ -358,7 +519,7 @@ void cu_delay_fwd(TargetEmitter *em, const IrPlan *P, int i) {
     int s = x->in[0];
     int64_t carry = P->at[i].carry;
     const char *n = fmt(e, "B * %lld", count(e, i));
-    cu_open_kernel(e, i, n);
+    cu_open_kernel(e, P, i, 1, n);
     cg_line(e, "for (int t = from; t < to; t++) {");
     e->ind++;
     cg_line(e, "float *y = %s;", cp_at(e, P, i, 'v', "t"));
@@ -372,7 +533,7 @@ void cu_delay_fwd(TargetEmitter *em, const IrPlan *P, int i) {
         cg_line(e, "(%s)[i] = (%s)[i]; /* the carry of the next call */", cp_ws(e, P, carry),
                 cp_at(e, P, s, 'v', "to - 1"));
     cp_close(e, NULL);
-    host_of_kernel(e, i, n);
+    host_of_kernel(e, P, i, n);
 }
 
 /* ---- neuron layers: a thread per neuron over all the steps ---- */
@@ -384,20 +545,11 @@ static int probe_inst(const IrGraph *g, int i, int k) {
     return pr->node == i && pr->var && pr->buf >= 0 ? ir_neuron_var(g, i, pr->var, &st) : -1;
 }
 
-void cu_neuron_fwd(TargetEmitter *em, const IrPlan *P, int i) {
-    Emit *e = &em->e;
-    const IrGraph *g = e->g;
+void cu_neuron_leaves(Emit *e, int i, CgLeaves *lv) {
     const IrNode *x = node(e, i);
     const NeuronProg *p = x->neuron;
-    const IrBufs *b = &P->at[i];
-    int in = x->in[0];
     long long cnt = count(e, i), hw = cnt / x->shape.d[0];
-    Arena *a = g->arena;
-    if (b->ssteps != 1)
-        ICE("the inference plan keeps one step of the states of node %d", i);
-    /* the leaves: the states in registers s0, s1, ...; x[i]; the parameters
-       indexed for neuron i as the portable target indexes them */
-    CgLeaves lv;
+    Arena *a = e->g->arena;
     const char **state = arena_alloc(a, sizeof(char *) * (size_t)(p->states.len + 1));
     const char **param = arena_alloc(a, sizeof(char *) * (size_t)(p->params.len + 1));
     for (int k = 0; k < p->states.len; k++)
@@ -408,18 +560,44 @@ void cu_neuron_fwd(TargetEmitter *em, const IrPlan *P, int i) {
                    : q->gran == GRAN_NEURON ? arena_printf(a, "p%d[i %% %lld]", k, cnt)
                                             : arena_printf(a, "p%d[i %% %lld / %lld]", k, cnt, hw);
     }
-    lv.x = "x[i]";
-    lv.state = state;
-    lv.param = param;
-    lv.adj = NULL;
-    /* what reaches the output, the states and the records */
+    lv->x = "x[i]";
+    lv->state = state;
+    lv->param = param;
+    lv->adj = NULL;
+}
+
+const char *cu_state_at(Emit *e, const IrPlan *P, int i, int k, const char *t) {
+    const IrBufs *b = &P->at[i];
+    long long cnt = count(e, i);
+    const char *base = cp_ws(e, P, b->state + (int64_t)k * b->ssteps * e->maxb * cnt);
+    if (b->ssteps == 1)
+        return base;
+    return arena_printf(e->g->arena, "%s + (long)(%s) * B * %lld", base, t, cnt);
+}
+
+void cu_neuron_fwd(TargetEmitter *em, const IrPlan *P, int i) {
+    Emit *e = &em->e;
+    const IrGraph *g = e->g;
+    const IrNode *x = node(e, i);
+    const NeuronProg *p = x->neuron;
+    const IrBufs *b = &P->at[i];
+    int in = x->in[0], train = cp_train(e, P);
+    long long cnt = count(e, i);
+    Arena *a = g->arena;
+    if (!train && b->ssteps != 1)
+        ICE("the inference plan keeps one step of the states of node %d", i);
+    /* the leaves: the states in registers s0, s1, ...; x[i]; the parameters
+       indexed for neuron i as the portable target indexes them */
+    CgLeaves lv;
+    cu_neuron_leaves(e, i, &lv);
+    /* what reaches the output, the states and the records (inference) */
     int nroots = 1 + p->states.len + g->probes.len;
     int *roots = arena_alloc(a, sizeof(int) * (size_t)nroots);
     roots[0] = p->emit;
     for (int k = 0; k < p->states.len; k++)
         roots[1 + k] = p->states.items[k].next;
     for (int k = 0; k < g->probes.len; k++)
-        roots[1 + p->states.len + k] = probe_inst(g, i, k);
+        roots[1 + p->states.len + k] = train ? -1 : probe_inst(g, i, k);
     unsigned char *live = cg_eq_live(a, &p->code, roots, nroots);
     unsigned char *lev = cg_eq_levels(a, p, &p->code, P->at[in].inv);
     int reads_x = 0; /* a model may ignore its input (a neuron that only decays) */
@@ -427,15 +605,14 @@ void cu_neuron_fwd(TargetEmitter *em, const IrPlan *P, int i) {
         reads_x |= live[k] && p->code.items[k].op == EQ_INPUT;
 
     const char *n = fmt(e, "B * %lld", cnt);
-    cu_open_kernel(e, i, n);
+    cu_open_kernel(e, P, i, 1, n);
     for (int k = 0; k < p->params.len; k++)
         cg_line(e, "const float *p%d = %s; /* %s */", k, cp_param(e, p->params.items[k].param),
                 g->params.items[p->params.items[k].param].name);
     for (int k = 0; k < p->params.len; k++)
         cg_line(e, "(void)p%d;", k);
     for (int k = 0; k < p->states.len; k++)
-        cg_line(e, "float s%d = (%s)[i]; /* %s */", k, cp_ws(e, P, b->state + (int64_t)k * e->maxb * cnt),
-                p->states.items[k].name);
+        cg_line(e, "float s%d = (%s)[i]; /* %s */", k, cu_state_at(e, P, i, k, "from"), p->states.items[k].name);
     if (reads_x && P->at[in].inv)
         cg_line(e, "const float *x = %s; /* the same at every step */", cp_at(e, P, in, 'v', "0"));
     /* what reads no state is computed once, before the steps */
@@ -445,8 +622,11 @@ void cu_neuron_fwd(TargetEmitter *em, const IrPlan *P, int i) {
     e->ind++;
     if (reads_x && !P->at[in].inv)
         cg_line(e, "const float *x = %s;", cp_at(e, P, in, 'v', "t"));
-    cg_line(e, "float *y = %s;", cp_at(e, P, i, 'v', "t"));
-    for (int k = 0; k < g->probes.len; k++)
+    if (b->bits)
+        cg_line(e, "uint32_t *y = %s; /* spikes, 32 to a word */", cp_bits_at(e, P, i, "t"));
+    else
+        cg_line(e, "float *y = %s;", cp_at(e, P, i, 'v', "t"));
+    for (int k = 0; !train && k < g->probes.len; k++)
         if (probe_inst(g, i, k) >= 0) {
             const char *base = cp_ws(e, P, g->probes.items[k].buf);
             if (P->chunk == 1)
@@ -455,18 +635,24 @@ void cu_neuron_fwd(TargetEmitter *em, const IrPlan *P, int i) {
                 cg_line(e, "float *r%d = %s + (long)(t %% %d) * B * %lld;", k, base, P->chunk, cnt);
         }
     cg_eq_emit(e, p, &p->code, live, lev, CG_LEVEL_STEP, &lv, 1);
-    cg_line(e, "y[i] = %s;", cg_eq_val(e, &p->code, p->emit));
-    for (int k = 0; k < g->probes.len; k++) {
+    if (b->bits)
+        cg_line(e, "%s_SETBIT(y, i, %s);", e->P, cg_eq_val(e, &p->code, p->emit));
+    else
+        cg_line(e, "y[i] = %s;", cg_eq_val(e, &p->code, p->emit));
+    for (int k = 0; !train && k < g->probes.len; k++) {
         int pi = probe_inst(g, i, k);
         if (pi >= 0)
             cg_line(e, "r%d[i] = %s; /* record %s */", k, cg_eq_val(e, &p->code, pi), g->probes.items[k].spec);
     }
     for (int k = 0; k < p->states.len; k++)
         cg_line(e, "s%d = %s;", k, cg_eq_val(e, &p->code, p->states.items[k].next));
+    if (train) /* the state at the start of every step, for the backward */
+        for (int k = 0; k < p->states.len; k++)
+            cg_line(e, "(%s)[i] = s%d;", cu_state_at(e, P, i, k, "t + 1"), k);
     e->ind--;
     cg_line(e, "}");
-    for (int k = 0; k < p->states.len; k++)
-        cg_line(e, "(%s)[i] = s%d;", cp_ws(e, P, b->state + (int64_t)k * e->maxb * cnt), k);
+    for (int k = 0; !train && k < p->states.len; k++)
+        cg_line(e, "(%s)[i] = s%d;", cu_state_at(e, P, i, k, "0"), k);
     cp_close(e, NULL);
-    host_of_kernel(e, i, n);
+    host_of_kernel(e, P, i, n);
 }
