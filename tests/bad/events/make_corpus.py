@@ -2,7 +2,8 @@
 """make_corpus.py: writes the corpus of malformed event lists in this
 folder (the input of a network with `encode events`), with its EXPECTED
 manifest ("file<TAB>expected substring of the error"; a file named alone is
-data a case refers to: the NAME.offsets.npy beside NAME.npy).
+data a case refers to: the NAME.offsets.npy beside NAME.npy). An
+expected message that starts with "offsets.npy: " is about that file.
 
 The files are committed; run this again only to change the corpus
 (/usr/bin/python3 tests/bad/events/make_corpus.py). It needs only the
@@ -65,9 +66,9 @@ CASES = [
      "sample 0, event 1 (row 1): x = 5 is outside the input's width 5 (0 to 4)"),
     ("y_negative.npy", structured(TONIC, [(1, -1, 0, 3)]),
      "sample 0, event 0 (row 0): y = -1 is outside the input's height 3 (0 to 2)"),
-    ("polarity_two.npy", table([(1, 2, 2, 0)]), "polarity p = 2; it must be 0 (off) or 1 (on)"),
-    ("polarity_minus_one.npy", structured(TONIC, [(1, 2, -1, 0)]), "polarity p = -1"),
-    ("t_negative.npy", table([(0, 0, 0, -7)]), "t = -7 is negative; a sample's times start at 0"),
+    ("polarity_two.npy", table([(1, 2, 2, 0)]), "sample 0, event 0 (row 0): polarity p = 2; it must be 0 (off) or 1 (on)"),
+    ("polarity_minus_one.npy", structured(TONIC, [(1, 2, -1, 0)]), "sample 0, event 0 (row 0): polarity p = -1"),
+    ("t_negative.npy", table([(0, 0, 0, -7)]), "sample 0, event 0 (row 0): t = -7 is negative; a sample's times start at 0"),
     ("t_past_window.npy", table([(0, 0, 0, 5), (0, 0, 1, 100)]),
      "sample 0, event 1 (row 1): t = 100 is past the window: the network bins t from 0 to 99"),
     ("t_unsorted.npy", table([(0, 0, 0, 5), (0, 0, 0, 60), (1, 1, 1, 50), (2, 2, 0, 5)]),
@@ -76,7 +77,7 @@ CASES = [
     ("t_huge_u8.npy", structured([("x", "u2"), ("y", "u2"), ("p", "b1"), ("t", "u8")], [(0, 0, 1, 2 ** 64 - 1)]),
      "row 0: t value above 2^63 - 1"),
     ("float_table.npy", table([(1.0, 2.0, 0.0, 0.0)], "f4"), "the data are float32; they must be an integer type"),
-    ("three_columns.npy", table([(1, 2, 0)]), "this one has 3 columns"),
+    ("three_columns.npy", table([(1, 2, 0)]), "an event list is a structured array with fields x, y, p, t or an [E, 4] integer array (columns x, y, p, t); this one has 3 columns"),
     ("missing_p.npy", structured([("x", "i8"), ("y", "i8"), ("t", "i8")], [(1, 2, 0)]),
      "the structured array has no field 'p'"),
     ("float_t.npy", structured([("x", "i8"), ("y", "i8"), ("p", "i8"), ("t", "f8")], [(1, 2, 0, 0.5)]),
@@ -92,18 +93,18 @@ CASES = [
     ("big_endian_field.npy", npy("[('x', '>i8'), ('y', '<i8'), ('p', '<i8'), ('t', '<i8')]", (0,), b""),
      "big-endian data (descr '>i8') is not supported"),
     ("truncated_records.npy", structured(TONIC, GOOD)[:-8], "truncated: header says 3 record"),
-    ("three_dims.npy", npy("'<i8'", (1, 1, 4), b"\0" * 32), "got 3 dimensions"),
-    ("offsets_start.npy", table(GOOD), "offset 0 is 1; the first sample starts at event 0"),
+    ("three_dims.npy", npy("'<i8'", (1, 1, 4), b"\0" * 32), "expected a table of integers: [N], [N, C] with C from 1 to 16, or a structured array of integer fields; got 3 dimensions"),
+    ("offsets_start.npy", table(GOOD), "offsets.npy: offset 0 is 1; the first sample starts at event 0"),
     ("offsets_start.offsets.npy", offsets([1, 3]), None),
-    ("offsets_decrease.npy", table(GOOD), "offset 2 is 1, below offset 1 (2): offsets must not decrease"),
+    ("offsets_decrease.npy", table(GOOD), "offsets.npy: offset 2 is 1, below offset 1 (2): offsets must not decrease"),
     ("offsets_decrease.offsets.npy", offsets([0, 2, 1, 3]), None),
-    ("offsets_total.npy", table(GOOD), "the last offset is 2 but the event file has 3 events"),
+    ("offsets_total.npy", table(GOOD), "offsets.npy: the last offset is 2 but the event file has 3 events"),
     ("offsets_total.offsets.npy", offsets([0, 1, 2]), None),
-    ("offsets_empty.npy", table(GOOD), "this file has 0 rows of 1 column"),
+    ("offsets_empty.npy", table(GOOD), "offsets.npy: the offsets of N samples are N + 1 integers ([N + 1]: 0, the end of each sample); this file has 0 rows of 1 column"),
     ("offsets_empty.offsets.npy", offsets([]), None),
-    ("offsets_float.npy", table(GOOD), "the data are float64; they must be an integer type"),
+    ("offsets_float.npy", table(GOOD), "offsets.npy: the data are float64; they must be an integer type"),
     ("offsets_float.offsets.npy", offsets([0.0, 3.0], "f8"), None),
-    ("offsets_table.npy", table(GOOD), "this file has 2 rows of 2 columns"),
+    ("offsets_table.npy", table(GOOD), "offsets.npy: the offsets of N samples are N + 1 integers ([N + 1]: 0, the end of each sample); this file has 2 rows of 2 columns"),
     ("offsets_table.offsets.npy", table([(0, 1), (2, 3)]), None),
 ]
 
