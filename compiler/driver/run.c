@@ -282,8 +282,9 @@ int cmd_run(Arena *a, Options *o) {
             goto out;
     } else if (!(g0 = drv_front_end(a, o)))
         goto out;
-    else if (g0->events.on) {
-        /* an [E, 4] integer table reads as floats too: read it again exactly */
+    else if (g0->events.on && x.ndim != g0->nodes.items[g0->input].shape.ndim + 2) {
+        /* an [E, 4] integer table reads as floats too: read it again
+           exactly; [T, B, C, H, W] is frames binned already */
         snnrt_tensor_free(&x);
         if (read_events(g0, o->npy_in, &x) != 0)
             goto out;

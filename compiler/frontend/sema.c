@@ -547,17 +547,13 @@ static void define_failed(Sema *S, const char *name, Loc loc) {
 }
 
 /* `encode events(window = W, binary = B)`: the shape is [C, H, W] with C
-   polarity channels (1 or 2); 0 after reporting. */
+   polarity channels (1 or 2); the window is required (bind_args). 0 after
+   reporting. */
 static int stmt_input_events(Sema *S, const Node *st, const Shape *sh, const Node *const *vals) {
     int64_t window, binary = 0;
     if (sh->ndim != 3 || sh->d[0] > 2) {
         error_at(st->a->loc, "an event input's shape is [C, H, W]: C = 2 polarity channels (or 1, both "
                              "polarities in one), H rows, W columns");
-        return 0;
-    }
-    if (!vals[0]) {
-        error_at(st->loc2, "'encode events' needs its time window: events(window = W), with event times t "
-                           "from 0 to W - 1");
         return 0;
     }
     if (!const_int(S, vals[0], 1, IR_EVENTS_MAX_WINDOW, "the event window", &window))
