@@ -9,7 +9,8 @@ integers), and accumulates with np.add.at. For each case, snnc's binned
 frames (recorded from the input: --record ev=...) must equal the
 reference's exactly, and a network reading the events must give the same
 output bits as its twin with `encode sequence` given the reference frames
-(both with --init 1, so the same weights). The cases:
+(both with --init 1, so the same weights), as must the events network
+given NumPy's frames themselves ([T, B, C, H, W]). The cases:
   - hand-made lists, window 100 and T = 4: events on every bin's first and
     last instant, t = 0 and the last instant W - 1, an empty sample in the
     middle and one at the end, both polarities at one pixel, repeated
@@ -100,6 +101,11 @@ def case(c, d, name, ev, offsets, T, window, shape, binary=False, table=False, b
     a, b = np.load(y_ev), np.load(y_seq)
     c.check(a.shape == b.shape and np.array_equal(a.view(np.uint32), b.view(np.uint32)),
             "%s: snnc run on the events differs from snnc run on NumPy's frames" % name)
+    # the events network also takes the frames, binned already
+    y_fr = os.path.join(d, name + "_yfr.npy")
+    snnc(["run", ev_snn, "--init", "1", "--input", x, "--output", y_fr])
+    c.check(np.array_equal(np.load(y_fr).view(np.uint32), a.view(np.uint32)),
+            "%s: snnc run of the events network on NumPy's frames differs from it on the events" % name)
     print("ok   %s: %d samples, %d events, T = %d, window %d%s" % (
         name, len(offsets) - 1, len(ev), T, window, ", binary" if binary else ""))
 
