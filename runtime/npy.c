@@ -589,7 +589,7 @@ static int table_read_open(FILE *fp, const char *path, SnnrtTable *out,
     NpyHeader h;
     unsigned long long count, rows, cols, r;
     unsigned char buf[SNNRT_TABLE_MAX_COLS * 8];
-    char m[300];
+    char m[400];
     int c;
     if (npy_open_header(fp, path, 1, &h, &count, err, errlen))
         return -1;
@@ -607,8 +607,11 @@ static int table_read_open(FILE *fp, const char *path, SnnrtTable *out,
         else if (h.ndim == 2 && h.shape[1] >= 1 && h.shape[1] <= SNNRT_TABLE_MAX_COLS)
             cols = (unsigned long long)h.shape[1];
         else {
+            char sh[64];
+            shape_str(h.shape, h.ndim, sh, sizeof sh);
             snprintf(m, sizeof m, "expected a table of integers: [N], [N, C] with C from 1 to %d, or a "
-                     "structured array of integer fields; got %d dimensions", SNNRT_TABLE_MAX_COLS, h.ndim);
+                     "structured array of integer fields; got %d dimensions (%s)", SNNRT_TABLE_MAX_COLS,
+                     h.ndim, sh);
             return hdr_fail(&h, m);
         }
     }

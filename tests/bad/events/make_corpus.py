@@ -94,6 +94,9 @@ CASES = [
      "big-endian data (descr '>i8') is not supported"),
     ("truncated_records.npy", structured(TONIC, GOOD)[:-8], "truncated: header says 3 record"),
     ("three_dims.npy", npy("'<i8'", (1, 1, 4), b"\0" * 32), "expected a table of integers: [N], [N, C] with C from 1 to 16, or a structured array of integer fields; got 3 dimensions"),
+    ("seventeen_columns.npy", table([tuple(range(17))]),
+     "expected a table of integers: [N], [N, C] with C from 1 to 16, or a structured array of integer fields; "
+     "got 2 dimensions (1x17)"),
     ("offsets_start.npy", table(GOOD), "offsets.npy: offset 0 is 1; the first sample starts at event 0"),
     ("offsets_start.offsets.npy", offsets([1, 3]), None),
     ("offsets_decrease.npy", table(GOOD), "offsets.npy: offset 2 is 1, below offset 1 (2): offsets must not decrease"),
