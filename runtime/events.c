@@ -8,10 +8,11 @@
  * or an [E, 4] array whose columns are x, y, p, t. The samples of a
  * dataset are consecutive runs of events, given by the offsets file beside
  * it (NAME.offsets.npy for NAME.npy, [N + 1] integers from 0 to E); without
- * it the file is one sample. Every event is checked against the network's
- * spec before anything is binned, so binning itself cannot fail: each
- * message names the file, the sample, the event's index in the sample and
- * its row in the file. docs/language.md ("Event input") is the reference.
+ * it the file is one sample. The offsets are read first; the events are
+ * then read row by row (snnrt_npy_scan_table), each checked against the
+ * network's spec and kept compactly (17 bytes), so a file is never held
+ * whole and binning itself cannot fail: each message names the file, the
+ * sample, the event's index in the sample and its row in the file. docs/language.md ("Event input") is the reference.
  */
 #include "snnrt.h"
 
@@ -124,88 +125,120 @@ static int ev_offsets(SnnrtEvents *e, const SnnrtTable *ot, const char *opath,
     return 0;
 }
 
-/* Checks every event of every sample and keeps them compactly. */
-static int ev_events(SnnrtEvents *e, const SnnrtTable *tb, const int col[4],
-                     const char *path, const SnnrtEventSpec *spec,
-                     char *err, size_t errlen)
+/* The scan of an event file: the offsets first (read before), then each
+   row checked and kept compactly as it is read. */
+typedef struct EvScan {
+    SnnrtEvents *e;
+    const SnnrtTable *ot; /* the offsets, or NULL: one sample */
+    const char *path, *opath;
+    const SnnrtEventSpec *spec;
+    int col[4];
+    long long sample; /* the sample of the current row */
+} EvScan;
+
+static int ev_begin(void *ctx, const SnnrtTable *tb, char *err, size_t errlen)
 {
-    char m[400];
-    long long s, r;
-    size_t n = (size_t)e->count;
+    EvScan *sc = (EvScan *)ctx;
+    SnnrtEvents *e = sc->e;
+    char m[200];
+    size_t n;
+    if (ev_columns(tb, sc->path, sc->col, err, errlen))
+        return -1;
+    if (tb->rows > EV_MAX_EVENTS) {
+        snprintf(m, sizeof m, "%lld events; at most %lld are supported", tb->rows, EV_MAX_EVENTS);
+        return ev_fail(err, errlen, sc->path, m);
+    }
+    e->count = tb->rows;
+    if (ev_offsets(e, sc->ot, sc->opath, err, errlen))
+        return -1;
+    n = (size_t)e->count;
     e->t = (long long *)malloc((n + 1) * sizeof(long long));
     e->x = (int *)malloc((n + 1) * sizeof(int));
     e->y = (int *)malloc((n + 1) * sizeof(int));
     e->p = (unsigned char *)malloc(n + 1);
     if (!e->t || !e->x || !e->y || !e->p)
-        return ev_fail(err, errlen, path, "out of memory for the events");
-    for (s = 0; s < e->samples; s++)
-        for (r = e->offsets[s]; r < e->offsets[s + 1]; r++) {
-            const long long *row = tb->data + (size_t)r * (size_t)tb->cols;
-            long long x = row[col[0]], y = row[col[1]], p = row[col[2]], t = row[col[3]];
-            const char *why = NULL;
-            char what[200];
-            if (x < 0 || x >= spec->width) {
-                snprintf(what, sizeof what, "x = %lld is outside the input's width %lld (0 to %lld)", x,
-                         spec->width, spec->width - 1);
-                why = what;
-            } else if (y < 0 || y >= spec->height) {
-                snprintf(what, sizeof what, "y = %lld is outside the input's height %lld (0 to %lld)", y,
-                         spec->height, spec->height - 1);
-                why = what;
-            } else if (p != 0 && p != 1) {
-                snprintf(what, sizeof what, "polarity p = %lld; it must be 0 (off) or 1 (on)", p);
-                why = what;
-            } else if (t < 0) {
-                snprintf(what, sizeof what, "t = %lld is negative; a sample's times start at 0", t);
-                why = what;
-            } else if (t >= spec->window) {
-                snprintf(what, sizeof what, "t = %lld is past the window: the network bins t from 0 to %lld",
-                         t, spec->window - 1);
-                why = what;
-            } else if (r > e->offsets[s] && t < e->t[r - 1]) {
-                snprintf(what, sizeof what, "t = %lld is before the previous event's t = %lld; events must "
-                         "be sorted by t within a sample", t, e->t[r - 1]);
-                why = what;
-            }
-            if (why) {
-                snprintf(m, sizeof m, "sample %lld, event %lld (row %lld): %s", s, r - e->offsets[s], r, why);
-                return ev_fail(err, errlen, path, m);
-            }
-            e->x[r] = (int)x;
-            e->y[r] = (int)y;
-            e->p[r] = (unsigned char)p;
-            e->t[r] = t;
-        }
+        return ev_fail(err, errlen, sc->path, "out of memory for the events");
     return 0;
 }
 
-/* Both tables read: the columns, the offsets, the events. */
-static int ev_build(const SnnrtTable *tb, const SnnrtTable *ot, const char *path,
-                    const char *opath, const SnnrtEventSpec *spec,
-                    SnnrtEvents *out, char *err, size_t errlen)
+static int ev_row(void *ctx, long long r, const long long *row, char *err, size_t errlen)
 {
-    int col[4];
-    char m[200];
-    memset(out, 0, sizeof *out);
-    if (ev_columns(tb, path, col, err, errlen))
-        return -1;
-    if (tb->rows > EV_MAX_EVENTS) {
-        snprintf(m, sizeof m, "%lld events; at most %lld are supported", tb->rows, EV_MAX_EVENTS);
-        return ev_fail(err, errlen, path, m);
+    EvScan *sc = (EvScan *)ctx;
+    SnnrtEvents *e = sc->e;
+    const SnnrtEventSpec *spec = sc->spec;
+    long long x = row[sc->col[0]], y = row[sc->col[1]], p = row[sc->col[2]], t = row[sc->col[3]];
+    long long s;
+    char what[200], m[400];
+    const char *why = NULL;
+    /* offsets never decrease and the last is the count, so r < count
+       finds its sample */
+    while (r >= e->offsets[sc->sample + 1])
+        sc->sample++;
+    s = sc->sample;
+    if (x < 0 || x >= spec->width) {
+        snprintf(what, sizeof what, "x = %lld is outside the input's width %lld (0 to %lld)", x,
+                 spec->width, spec->width - 1);
+        why = what;
+    } else if (y < 0 || y >= spec->height) {
+        snprintf(what, sizeof what, "y = %lld is outside the input's height %lld (0 to %lld)", y,
+                 spec->height, spec->height - 1);
+        why = what;
+    } else if (p != 0 && p != 1) {
+        snprintf(what, sizeof what, "polarity p = %lld; it must be 0 (off) or 1 (on)", p);
+        why = what;
+    } else if (t < 0) {
+        snprintf(what, sizeof what, "t = %lld is negative; a sample's times start at 0", t);
+        why = what;
+    } else if (t >= spec->window) {
+        snprintf(what, sizeof what, "t = %lld is past the window: the network bins t from 0 to %lld",
+                 t, spec->window - 1);
+        why = what;
+    } else if (r > e->offsets[s] && t < e->t[r - 1]) {
+        snprintf(what, sizeof what, "t = %lld is before the previous event's t = %lld; events must "
+                 "be sorted by t within a sample", t, e->t[r - 1]);
+        why = what;
     }
-    out->count = tb->rows;
-    if (ev_offsets(out, ot, opath, err, errlen) ||
-        ev_events(out, tb, col, path, spec, err, errlen)) {
-        snnrt_events_free(out);
-        return -1;
+    if (why) {
+        snprintf(m, sizeof m, "sample %lld, event %lld (row %lld): %s", s, r - e->offsets[s], r, why);
+        return ev_fail(err, errlen, sc->path, m);
     }
+    e->x[r] = (int)x;
+    e->y[r] = (int)y;
+    e->p[r] = (unsigned char)p;
+    e->t[r] = t;
     return 0;
+}
+
+/* The events of path (the bytes data[0..size) when data is not NULL),
+   after the offsets ot. */
+static int ev_scan(const void *data, size_t size, const char *path, const SnnrtTable *ot,
+                   const char *opath, const SnnrtEventSpec *spec, SnnrtEvents *out,
+                   char *err, size_t errlen)
+{
+    EvScan sc;
+    SnnrtTableScan scan;
+    int rc;
+    memset(out, 0, sizeof *out);
+    memset(&sc, 0, sizeof sc);
+    sc.e = out;
+    sc.ot = ot;
+    sc.path = path;
+    sc.opath = opath;
+    sc.spec = spec;
+    scan.begin = ev_begin;
+    scan.row = ev_row;
+    scan.ctx = &sc;
+    rc = data ? snnrt_npy_scan_table_mem(data, size, path, &scan, err, errlen)
+              : snnrt_npy_scan_table(path, &scan, err, errlen);
+    if (rc)
+        snnrt_events_free(out);
+    return rc;
 }
 
 int snnrt_events_read(const char *path, const SnnrtEventSpec *spec,
                       SnnrtEvents *out, char *err, size_t errlen)
 {
-    SnnrtTable tb, ot;
+    SnnrtTable ot;
     size_t n = strlen(path);
     char *opath;
     FILE *fp;
@@ -221,17 +254,14 @@ int snnrt_events_read(const char *path, const SnnrtEventSpec *spec,
         n -= 4;
     memcpy(opath, path, n);
     strcpy(opath + n, ".offsets.npy");
-    if (snnrt_npy_read_table(path, &tb, err, errlen) == 0) {
-        fp = fopen(opath, "rb");
-        if (fp) {
-            fclose(fp);
-            has_offsets = 1;
-        }
-        if (!has_offsets || snnrt_npy_read_table(opath, &ot, err, errlen) == 0)
-            rc = ev_build(&tb, has_offsets ? &ot : NULL, path, opath, spec, out, err, errlen);
-        snnrt_table_free(&tb);
-        snnrt_table_free(&ot);
+    fp = fopen(opath, "rb");
+    if (fp) {
+        fclose(fp);
+        has_offsets = 1;
     }
+    if (!has_offsets || snnrt_npy_read_table(opath, &ot, err, errlen) == 0)
+        rc = ev_scan(NULL, 0, path, has_offsets ? &ot : NULL, opath, spec, out, err, errlen);
+    snnrt_table_free(&ot);
     free(opath);
     return rc;
 }
@@ -241,17 +271,14 @@ int snnrt_events_read_mem(const void *events, size_t size,
                           const char *name, const SnnrtEventSpec *spec,
                           SnnrtEvents *out, char *err, size_t errlen)
 {
-    SnnrtTable tb, ot;
+    SnnrtTable ot;
     int rc = -1;
     if (!err)
         errlen = 0;
     memset(out, 0, sizeof *out);
     memset(&ot, 0, sizeof ot);
-    if (snnrt_npy_read_table_mem(events, size, name, &tb, err, errlen) != 0)
-        return -1;
     if (!offsets || snnrt_npy_read_table_mem(offsets, osize, name, &ot, err, errlen) == 0)
-        rc = ev_build(&tb, offsets ? &ot : NULL, name, name, spec, out, err, errlen);
-    snnrt_table_free(&tb);
+        rc = ev_scan(events, size, name, offsets ? &ot : NULL, name, spec, out, err, errlen);
     snnrt_table_free(&ot);
     return rc;
 }

@@ -583,22 +583,27 @@ static int npy_integer(const unsigned char *s, const NpyType *t, long long *out)
     return 0;
 }
 
-static int table_read_open(FILE *fp, const char *path, SnnrtTable *out,
+/* The table's header, then its rows one at a time through scan, so that
+   a reader keeps only what it converts them to. */
+static int table_scan_open(FILE *fp, const char *path, const SnnrtTableScan *scan,
                            char *err, size_t errlen)
 {
     NpyHeader h;
+    SnnrtTable shape;
     unsigned long long count, rows, cols, r;
-    unsigned char buf[SNNRT_TABLE_MAX_COLS * 8];
+    unsigned char buf[8];
+    long long vals[SNNRT_TABLE_MAX_COLS];
     char m[400];
     int c;
     if (npy_open_header(fp, path, 1, &h, &count, err, errlen))
         return -1;
+    memset(&shape, 0, sizeof shape);
     if (h.nfields) {
         if (h.ndim != 1)
             return hdr_fail(&h, "a structured array must have one dimension");
         cols = (unsigned long long)h.nfields;
         for (c = 0; c < h.nfields; c++)
-            memcpy(out->names[c], h.fname[c], SNNRT_TABLE_NAME);
+            memcpy(shape.names[c], h.fname[c], SNNRT_TABLE_NAME);
     } else {
         h.nfields = 1;
         h.ftype[0] = h.type;
@@ -623,29 +628,69 @@ static int table_read_open(FILE *fp, const char *path, SnnrtTable *out,
                 snprintf(m, sizeof m, "the data are %s; they must be an integer type", h.ftype[c]->name);
             return hdr_fail(&h, m);
         }
-    rows = (unsigned long long)h.shape[0];
-    if (count && rows > (unsigned long long)((size_t)-1 / sizeof(long long)) / cols)
+    rows = count ? (unsigned long long)h.shape[0] : 0;
+    if (rows > (unsigned long long)((size_t)-1 / sizeof(long long)) / cols)
         return hdr_fail(&h, "the table is too large for this machine");
-    out->data = (long long *)malloc(count ? (size_t)(rows * cols) * sizeof(long long) : sizeof(long long));
-    if (!out->data)
-        return hdr_fail(&h, "out of memory for the data");
-    out->rows = count ? (long long)rows : 0;
-    out->cols = (int)cols;
-    for (r = 0; count && r < rows; r++) {
+    shape.rows = (long long)rows;
+    shape.cols = (int)cols;
+    if (scan->begin && scan->begin(scan->ctx, &shape, err, errlen))
+        return -1;
+    for (r = 0; r < rows; r++) {
         /* one row: the record, or the C integers of a plain row */
         unsigned k;
         for (k = 0; k < cols; k++) {
             const NpyType *t = h.type ? h.type : h.ftype[k];
             if (fread(buf, t->size, 1, fp) != 1)
                 return hdr_fail(&h, "unexpected end of file in the data (did the file change?)");
-            if (npy_integer(buf, t, &out->data[r * cols + k]) != 0) {
+            if (npy_integer(buf, t, &vals[k]) != 0) {
                 snprintf(m, sizeof m, "row %llu: %s value above 2^63 - 1", r,
                          h.fname[k][0] ? h.fname[k] : "a");
                 return hdr_fail(&h, m);
             }
         }
+        if (scan->row(scan->ctx, (long long)r, vals, err, errlen))
+            return -1;
     }
     return 0;
+}
+
+/* snnrt_npy_read_table's callbacks: the whole table in memory. */
+typedef struct TableRead {
+    SnnrtTable *t;
+    const char *path;
+} TableRead;
+
+static int table_begin(void *ctx, const SnnrtTable *shape, char *err, size_t errlen)
+{
+    TableRead *tr = (TableRead *)ctx;
+    size_t n = (size_t)shape->rows * (size_t)shape->cols; /* checked by the scan */
+    *tr->t = *shape;
+    tr->t->data = (long long *)malloc(n ? n * sizeof(long long) : sizeof(long long));
+    if (!tr->t->data)
+        return npy_fail(err, errlen, tr->path, "out of memory for the data");
+    return 0;
+}
+
+static int table_row(void *ctx, long long r, const long long *vals, char *err, size_t errlen)
+{
+    SnnrtTable *t = ((TableRead *)ctx)->t;
+    (void)err;
+    (void)errlen;
+    memcpy(t->data + (size_t)r * (size_t)t->cols, vals, (size_t)t->cols * sizeof(long long));
+    return 0;
+}
+
+static int table_read_open(FILE *fp, const char *path, SnnrtTable *out,
+                           char *err, size_t errlen)
+{
+    SnnrtTableScan scan;
+    TableRead tr;
+    tr.t = out;
+    tr.path = path;
+    scan.begin = table_begin;
+    scan.row = table_row;
+    scan.ctx = &tr;
+    return table_scan_open(fp, path, &scan, err, errlen);
 }
 
 int snnrt_npy_read(const char *path, SnnrtTensor *out, char *err,
@@ -717,6 +762,37 @@ int snnrt_npy_read_table_mem(const void *data, size_t size, const char *name,
     fclose(fp);
     if (rc)
         snnrt_table_free(out);
+    return rc;
+}
+
+int snnrt_npy_scan_table(const char *path, const SnnrtTableScan *scan,
+                         char *err, size_t errlen)
+{
+    FILE *fp;
+    int rc;
+    if (!err)
+        errlen = 0;
+    fp = fopen(path, "rb");
+    if (!fp)
+        return npy_fail(err, errlen, path, "cannot open for reading");
+    rc = table_scan_open(fp, path, scan, err, errlen);
+    fclose(fp);
+    return rc;
+}
+
+int snnrt_npy_scan_table_mem(const void *data, size_t size, const char *name,
+                             const SnnrtTableScan *scan, char *err,
+                             size_t errlen)
+{
+    FILE *fp;
+    int rc;
+    if (!err)
+        errlen = 0;
+    fp = snnrt_mem_open(data, size);
+    if (!fp)
+        return npy_fail(err, errlen, name, "cannot open the bytes in memory as a file");
+    rc = table_scan_open(fp, name, scan, err, errlen);
+    fclose(fp);
     return rc;
 }
 

@@ -119,6 +119,22 @@ int snnrt_npy_read_table_mem(const void *data, size_t size, const char *name,
                              SnnrtTable *out, char *err, size_t errlen);
 void snnrt_table_free(SnnrtTable *t);
 
+/* The same table row by row, without holding it: begin (may be NULL) gets
+   its rows, cols and names (data NULL) before any row, row each row's cols
+   integers; a nonzero return stops the scan, which then fails with the
+   message the callback wrote into err. */
+typedef struct SnnrtTableScan {
+    int (*begin)(void *ctx, const SnnrtTable *shape, char *err, size_t errlen);
+    int (*row)(void *ctx, long long r, const long long *vals, char *err,
+               size_t errlen);
+    void *ctx;
+} SnnrtTableScan;
+int snnrt_npy_scan_table(const char *path, const SnnrtTableScan *scan,
+                         char *err, size_t errlen);
+int snnrt_npy_scan_table_mem(const void *data, size_t size, const char *name,
+                             const SnnrtTableScan *scan, char *err,
+                             size_t errlen);
+
 /* ---- event lists (events.c) ---- */
 
 /* How a network's `encode events(...)` input bins events into frames
