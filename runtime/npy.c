@@ -12,7 +12,10 @@
  * the file exactly, so a lying header is caught before anything is
  * allocated from it. Element bytes are decoded as little-endian explicitly,
  * so the host's byte order does not matter; every supported element type is
- * converted to float32 (the list is in snnrt.h).
+ * converted to float32 (the list is in snnrt.h). The table reader (event
+ * lists, runtime/events.c) reads integer arrays and one-dimensional
+ * structured arrays of integer fields exactly, as 64-bit integers, whole
+ * or row by row; only it accepts a structured descr (a list of fields).
  */
 #include "snnrt.h"
 #include "rtbuf.h"
