@@ -22,7 +22,7 @@ fi
 # the largest input each target is given: well above its seeds, small
 # enough that every execution stays fast
 case $target in
-  snn|onnx|npy|idx|safetensors|stload) max_len=4096 ;;
+  snn|onnx|npy|idx|safetensors|stload|events) max_len=4096 ;;
   nir) max_len=65536 ;; # HDF5 files start at a few KiB
   *) echo "unknown fuzz target '$target'" >&2; exit 2 ;;
 esac

@@ -12,7 +12,10 @@
  * the file exactly, so a lying header is caught before anything is
  * allocated from it. Element bytes are decoded as little-endian explicitly,
  * so the host's byte order does not matter; every supported element type is
- * converted to float32 (the list is in snnrt.h).
+ * converted to float32 (the list is in snnrt.h). The table reader (event
+ * lists, runtime/events.c) reads integer arrays and one-dimensional
+ * structured arrays of integer fields exactly, as 64-bit integers, whole
+ * or row by row; only it accepts a structured descr (a list of fields).
  */
 #include "snnrt.h"
 #include "rtbuf.h"
@@ -63,6 +66,12 @@ typedef struct NpyHeader {
     int ndim;
     long long shape[SNNRT_MAX_DIMS];
     int seen; /* bit 0 descr, bit 1 fortran_order, bit 2 shape */
+    /* a structured dtype (allowed by the table reader only): its fields,
+       packed in order; type is then NULL and itemsize their total */
+    int allow_struct, nfields;
+    char fname[SNNRT_TABLE_MAX_COLS][SNNRT_TABLE_NAME];
+    const NpyType *ftype[SNNRT_TABLE_MAX_COLS];
+    unsigned itemsize;
 } NpyHeader;
 
 static int npy_fail(char *err, size_t errlen, const char *path,
@@ -144,12 +153,13 @@ static int hdr_word(NpyHeader *h, const char *w)
     return 0;
 }
 
-static int parse_descr(NpyHeader *h)
+static int parse_fields(NpyHeader *h);
+
+/* A type string such as '<f4' into *out. */
+static int parse_type(NpyHeader *h, const NpyType **out)
 {
     char d[64], m[300];
     size_t i;
-    if (hdr_peek(h) == '[')
-        return hdr_fail(h, "structured dtypes (descr is a list) are not supported");
     if (hdr_string(h, d, sizeof d))
         return -1;
     if (d[0] && strchr("<>|=", d[0]) && (d[1] == 'O' || d[1] == 'V')) {
@@ -169,11 +179,62 @@ static int parse_descr(NpyHeader *h)
             snprintf(m, sizeof m, "descr '%s' gives no byte order for a %u-byte type", d, t->size);
             return hdr_fail(h, m);
         }
-        h->type = t;
+        *out = t;
         return 0;
     }
     snprintf(m, sizeof m, "unsupported dtype '%s' (supported: <f4 <f8 |i1 <i2 <i4 <i8 |u1 <u2 <u4 <u8 |b1)", d);
     return hdr_fail(h, m);
+}
+
+static int parse_descr(NpyHeader *h)
+{
+    if (hdr_peek(h) == '[') {
+        if (!h->allow_struct)
+            return hdr_fail(h, "structured dtypes (descr is a list) are not supported");
+        return parse_fields(h);
+    }
+    if (parse_type(h, &h->type))
+        return -1;
+    h->itemsize = h->type->size;
+    return 0;
+}
+
+/* A structured dtype: [('x', '<i8'), ('y', '<i8'), ...], each field once,
+   none with a shape of its own (NumPy writes packed records this way). */
+static int parse_fields(NpyHeader *h)
+{
+    char m[200];
+    int i;
+    h->pos++; /* '[' */
+    while (hdr_peek(h) != ']') {
+        if (h->nfields == SNNRT_TABLE_MAX_COLS) {
+            snprintf(m, sizeof m, "more than %d fields in the structured dtype", SNNRT_TABLE_MAX_COLS);
+            return hdr_fail(h, m);
+        }
+        if (hdr_expect(h, '(', "'(' of a field") ||
+            hdr_string(h, h->fname[h->nfields], SNNRT_TABLE_NAME) ||
+            hdr_expect(h, ',', "',' after a field's name") ||
+            parse_type(h, &h->ftype[h->nfields]))
+            return -1;
+        if (hdr_peek(h) == ',')
+            h->pos++;
+        if (hdr_peek(h) != ')')
+            return hdr_fail(h, "fields with a shape of their own are not supported");
+        h->pos++;
+        for (i = 0; i < h->nfields; i++)
+            if (!strcmp(h->fname[i], h->fname[h->nfields])) {
+                snprintf(m, sizeof m, "field '%s' appears twice in the dtype", h->fname[i]);
+                return hdr_fail(h, m);
+            }
+        h->itemsize += h->ftype[h->nfields]->size;
+        h->nfields++;
+        if (hdr_peek(h) != ']' && hdr_expect(h, ',', "',' or ']' in the field list"))
+            return -1;
+    }
+    h->pos++;
+    if (!h->nfields)
+        return hdr_fail(h, "the structured dtype has no fields");
+    return 0;
 }
 
 static int parse_fortran(NpyHeader *h)
@@ -349,7 +410,7 @@ static int count_elements(NpyHeader *h, unsigned long long *count)
         zero |= h->shape[i] == 0;
     for (i = 0; i < h->ndim && !zero; i++) {
         unsigned long long d = (unsigned long long)h->shape[i];
-        if (*count > ULLONG_MAX / h->type->size / d ||
+        if (*count > ULLONG_MAX / h->itemsize / d ||
             *count * d > (unsigned long long)((size_t)-1 / sizeof(float))) {
             shape_str(h->shape, h->ndim, sh, sizeof sh);
             snprintf(m, sizeof m, "shape %s overflows the element count", sh);
@@ -366,17 +427,18 @@ static int count_elements(NpyHeader *h, unsigned long long *count)
 static int check_data_size(NpyHeader *h, unsigned long long count,
                            unsigned long long avail)
 {
-    unsigned long long need = count * h->type->size;
+    unsigned long long need = count * h->itemsize;
+    const char *tn = h->type ? h->type->name : "record";
     char m[400], sh[200];
     if (need == avail)
         return 0;
     shape_str(h->shape, h->ndim, sh, sizeof sh);
     if (avail < need)
         snprintf(m, sizeof m, "truncated: header says %s %s (%llu bytes) but only %llu bytes of data follow",
-                 sh, h->type->name, need, avail);
+                 sh, tn, need, avail);
     else
         snprintf(m, sizeof m, "%llu bytes of trailing data after the %s %s array (%llu bytes)",
-                 avail - need, sh, h->type->name, need);
+                 avail - need, sh, tn, need);
     return hdr_fail(h, m);
 }
 
@@ -437,16 +499,17 @@ static int read_data(FILE *fp, NpyHeader *h, float *dst,
     return 0;
 }
 
-/* Everything after opening: prefix, header, sizes, data. */
-static int npy_read_open(FILE *fp, const char *path, SnnrtTensor *out,
-                         char *err, size_t errlen)
+/* Everything after opening up to the data: prefix, header, sizes. The
+   header's text is freed before returning; h keeps what it said. */
+static int npy_open_header(FILE *fp, const char *path, int allow_struct,
+                           NpyHeader *h, unsigned long long *count,
+                           char *err, size_t errlen)
 {
-    NpyHeader h;
-    unsigned long long size, count;
+    unsigned long long size;
     size_t hoff, hlen;
     char *text;
     long end;
-    int rc, i;
+    int rc;
     if (fseek(fp, 0, SEEK_END) != 0 || (end = ftell(fp)) < 0 ||
         fseek(fp, 0, SEEK_SET) != 0)
         return npy_fail(err, errlen, path, "cannot determine the file size (not a regular file?)");
@@ -456,20 +519,33 @@ static int npy_read_open(FILE *fp, const char *path, SnnrtTensor *out,
     text = (char *)malloc(hlen + 1);
     if (!text)
         return npy_fail(err, errlen, path, "out of memory for the header");
-    memset(&h, 0, sizeof h);
-    h.path = path;
-    h.err = err;
-    h.errlen = errlen;
-    h.text = text;
-    h.len = hlen;
-    rc = fread(text, 1, hlen, fp) == hlen ? 0 : hdr_fail(&h, "read error in the header");
+    memset(h, 0, sizeof *h);
+    h->path = path;
+    h->err = err;
+    h->errlen = errlen;
+    h->text = text;
+    h->len = hlen;
+    h->allow_struct = allow_struct;
+    rc = fread(text, 1, hlen, fp) == hlen ? 0 : hdr_fail(h, "read error in the header");
     text[hlen] = '\0';
     if (rc == 0)
-        rc = parse_header(&h);
+        rc = parse_header(h);
     free(text);
-    h.text = NULL;
-    if (rc || count_elements(&h, &count) ||
-        check_data_size(&h, count, size - hoff - hlen))
+    h->text = NULL;
+    if (rc || count_elements(h, count) ||
+        check_data_size(h, *count, size - hoff - hlen))
+        return -1;
+    return 0;
+}
+
+/* Everything after opening: prefix, header, sizes, data. */
+static int npy_read_open(FILE *fp, const char *path, SnnrtTensor *out,
+                         char *err, size_t errlen)
+{
+    NpyHeader h;
+    unsigned long long count;
+    int i;
+    if (npy_open_header(fp, path, 0, &h, &count, err, errlen))
         return -1;
     out->data = (float *)malloc(count ? (size_t)count * sizeof(float) : sizeof(float));
     if (!out->data)
@@ -479,6 +555,145 @@ static int npy_read_open(FILE *fp, const char *path, SnnrtTensor *out,
         out->shape[i] = h.shape[i];
     out->count = (size_t)count;
     return read_data(fp, &h, out->data, count);
+}
+
+/* ---- integer tables ---- */
+
+/* One little-endian integer or bool of type t at s into *out; -1 when it
+   does not fit a signed 64-bit integer. */
+static int npy_integer(const unsigned char *s, const NpyType *t, long long *out)
+{
+    uint64_t v = 0;
+    int j;
+    for (j = (int)t->size - 1; j >= 0; j--)
+        v = v << 8 | s[j];
+    if (t->kind == NPY_BOOL) {
+        *out = v != 0;
+        return 0;
+    }
+    if (t->kind == NPY_INT) {
+        if (t->size < 8 && (v >> (8 * t->size - 1)))
+            *out = (long long)v - (1ll << (8 * t->size));
+        else if (t->size == 8 && (v >> 63))
+            *out = -(long long)(~v) - 1; /* two's complement, without overflow */
+        else
+            *out = (long long)v;
+        return 0;
+    }
+    if (v > (uint64_t)LLONG_MAX)
+        return -1;
+    *out = (long long)v;
+    return 0;
+}
+
+/* The table's header, then its rows one at a time through scan, so that
+   a reader keeps only what it converts them to. */
+static int table_scan_open(FILE *fp, const char *path, const SnnrtTableScan *scan,
+                           char *err, size_t errlen)
+{
+    NpyHeader h;
+    SnnrtTable shape;
+    unsigned long long count, rows, cols, r;
+    unsigned char buf[8];
+    long long vals[SNNRT_TABLE_MAX_COLS];
+    char m[400];
+    int c;
+    if (npy_open_header(fp, path, 1, &h, &count, err, errlen))
+        return -1;
+    memset(&shape, 0, sizeof shape);
+    if (h.nfields) {
+        if (h.ndim != 1)
+            return hdr_fail(&h, "a structured array must have one dimension");
+        cols = (unsigned long long)h.nfields;
+        for (c = 0; c < h.nfields; c++)
+            memcpy(shape.names[c], h.fname[c], SNNRT_TABLE_NAME);
+    } else {
+        h.nfields = 1;
+        h.ftype[0] = h.type;
+        if (h.ndim == 1)
+            cols = 1;
+        else if (h.ndim == 2 && h.shape[1] >= 1 && h.shape[1] <= SNNRT_TABLE_MAX_COLS)
+            cols = (unsigned long long)h.shape[1];
+        else {
+            char sh[64];
+            shape_str(h.shape, h.ndim, sh, sizeof sh);
+            snprintf(m, sizeof m, "expected a table of integers: [N], [N, C] with C from 1 to %d, or a "
+                     "structured array of integer fields; got %d dimensions (%s)", SNNRT_TABLE_MAX_COLS,
+                     h.ndim, sh);
+            return hdr_fail(&h, m);
+        }
+    }
+    for (c = 0; c < h.nfields; c++)
+        if (h.ftype[c]->kind == NPY_FLOAT) {
+            if (h.fname[c][0])
+                snprintf(m, sizeof m, "field '%s' is %s; it must be an integer type", h.fname[c], h.ftype[c]->name);
+            else
+                snprintf(m, sizeof m, "the data are %s; they must be an integer type", h.ftype[c]->name);
+            return hdr_fail(&h, m);
+        }
+    rows = count ? (unsigned long long)h.shape[0] : 0;
+    if (rows > (unsigned long long)((size_t)-1 / sizeof(long long)) / cols)
+        return hdr_fail(&h, "the table is too large for this machine");
+    shape.rows = (long long)rows;
+    shape.cols = (int)cols;
+    if (scan->begin && scan->begin(scan->ctx, &shape, err, errlen))
+        return -1;
+    for (r = 0; r < rows; r++) {
+        /* one row: the record, or the C integers of a plain row */
+        unsigned k;
+        for (k = 0; k < cols; k++) {
+            const NpyType *t = h.type ? h.type : h.ftype[k];
+            if (fread(buf, t->size, 1, fp) != 1)
+                return hdr_fail(&h, "unexpected end of file in the data (did the file change?)");
+            if (npy_integer(buf, t, &vals[k]) != 0) {
+                snprintf(m, sizeof m, "row %llu: %s value above 2^63 - 1", r,
+                         h.fname[k][0] ? h.fname[k] : "a");
+                return hdr_fail(&h, m);
+            }
+        }
+        if (scan->row(scan->ctx, (long long)r, vals, err, errlen))
+            return -1;
+    }
+    return 0;
+}
+
+/* snnrt_npy_read_table's callbacks: the whole table in memory. */
+typedef struct TableRead {
+    SnnrtTable *t;
+    const char *path;
+} TableRead;
+
+static int table_begin(void *ctx, const SnnrtTable *shape, char *err, size_t errlen)
+{
+    TableRead *tr = (TableRead *)ctx;
+    size_t n = (size_t)shape->rows * (size_t)shape->cols; /* checked by the scan */
+    *tr->t = *shape;
+    tr->t->data = (long long *)malloc(n ? n * sizeof(long long) : sizeof(long long));
+    if (!tr->t->data)
+        return npy_fail(err, errlen, tr->path, "out of memory for the data");
+    return 0;
+}
+
+static int table_row(void *ctx, long long r, const long long *vals, char *err, size_t errlen)
+{
+    SnnrtTable *t = ((TableRead *)ctx)->t;
+    (void)err;
+    (void)errlen;
+    memcpy(t->data + (size_t)r * (size_t)t->cols, vals, (size_t)t->cols * sizeof(long long));
+    return 0;
+}
+
+static int table_read_open(FILE *fp, const char *path, SnnrtTable *out,
+                           char *err, size_t errlen)
+{
+    SnnrtTableScan scan;
+    TableRead tr;
+    tr.t = out;
+    tr.path = path;
+    scan.begin = table_begin;
+    scan.row = table_row;
+    scan.ctx = &tr;
+    return table_scan_open(fp, path, &scan, err, errlen);
 }
 
 int snnrt_npy_read(const char *path, SnnrtTensor *out, char *err,
@@ -515,6 +730,81 @@ int snnrt_npy_read_mem(const void *data, size_t size, const char *name,
     if (rc)
         snnrt_tensor_free(out);
     return rc;
+}
+
+int snnrt_npy_read_table(const char *path, SnnrtTable *out, char *err,
+                         size_t errlen)
+{
+    FILE *fp;
+    int rc;
+    if (!err)
+        errlen = 0;
+    memset(out, 0, sizeof *out);
+    fp = fopen(path, "rb");
+    if (!fp)
+        return npy_fail(err, errlen, path, "cannot open for reading");
+    rc = table_read_open(fp, path, out, err, errlen);
+    fclose(fp);
+    if (rc)
+        snnrt_table_free(out);
+    return rc;
+}
+
+int snnrt_npy_read_table_mem(const void *data, size_t size, const char *name,
+                             SnnrtTable *out, char *err, size_t errlen)
+{
+    FILE *fp;
+    int rc;
+    if (!err)
+        errlen = 0;
+    memset(out, 0, sizeof *out);
+    fp = snnrt_mem_open(data, size);
+    if (!fp)
+        return npy_fail(err, errlen, name, "cannot open the bytes in memory as a file");
+    rc = table_read_open(fp, name, out, err, errlen);
+    fclose(fp);
+    if (rc)
+        snnrt_table_free(out);
+    return rc;
+}
+
+int snnrt_npy_scan_table(const char *path, const SnnrtTableScan *scan,
+                         char *err, size_t errlen)
+{
+    FILE *fp;
+    int rc;
+    if (!err)
+        errlen = 0;
+    fp = fopen(path, "rb");
+    if (!fp)
+        return npy_fail(err, errlen, path, "cannot open for reading");
+    rc = table_scan_open(fp, path, scan, err, errlen);
+    fclose(fp);
+    return rc;
+}
+
+int snnrt_npy_scan_table_mem(const void *data, size_t size, const char *name,
+                             const SnnrtTableScan *scan, char *err,
+                             size_t errlen)
+{
+    FILE *fp;
+    int rc;
+    if (!err)
+        errlen = 0;
+    fp = snnrt_mem_open(data, size);
+    if (!fp)
+        return npy_fail(err, errlen, name, "cannot open the bytes in memory as a file");
+    rc = table_scan_open(fp, name, scan, err, errlen);
+    fclose(fp);
+    return rc;
+}
+
+void snnrt_table_free(SnnrtTable *t)
+{
+    if (!t)
+        return;
+    free(t->data);
+    memset(t, 0, sizeof *t);
 }
 
 /* ---- writing ---- */

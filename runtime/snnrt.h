@@ -91,6 +91,89 @@ int snnrt_npy_read_mem(const void *data, size_t size, const char *name,
 int snnrt_npy_write(const char *path, const SnnrtTensor *t, char *err,
                     size_t errlen);
 
+/* ---- integer tables (.npy) ---- */
+
+#define SNNRT_TABLE_MAX_COLS 16
+#define SNNRT_TABLE_NAME 32
+
+/* A table of integers read exactly (not through float32): event lists. */
+typedef struct SnnrtTable {
+    long long rows;
+    int cols;
+    /* a structured array's field names, in order; "" for a plain array */
+    char names[SNNRT_TABLE_MAX_COLS][SNNRT_TABLE_NAME];
+    long long *data; /* rows x cols, row-major; malloc'd, never NULL after
+                        a successful read */
+} SnnrtTable;
+
+/* Reads a .npy file of integers (any of |i1 <i2 <i4 <i8 |u1 <u2 <u4 <u8,
+   and |b1 as 0 or 1) as a table: [N] is one column, [N, C] C columns (C
+   from 1 to SNNRT_TABLE_MAX_COLS), and a one-dimensional structured array
+   (descr a list of ('name', 'type') fields, packed, as NumPy writes them)
+   one column per field. Float types and uint64 values above 2^63 - 1 are
+   refused; everything else as snnrt_npy_read. *out is left zeroed on
+   failure. */
+int snnrt_npy_read_table(const char *path, SnnrtTable *out, char *err,
+                         size_t errlen);
+int snnrt_npy_read_table_mem(const void *data, size_t size, const char *name,
+                             SnnrtTable *out, char *err, size_t errlen);
+void snnrt_table_free(SnnrtTable *t);
+
+/* The same table row by row, without holding it: begin (may be NULL) gets
+   its rows, cols and names (data NULL) before any row, row each row's cols
+   integers; a nonzero return stops the scan, which then fails with the
+   message the callback wrote into err. */
+typedef struct SnnrtTableScan {
+    int (*begin)(void *ctx, const SnnrtTable *shape, char *err, size_t errlen);
+    int (*row)(void *ctx, long long r, const long long *vals, char *err,
+               size_t errlen);
+    void *ctx;
+} SnnrtTableScan;
+int snnrt_npy_scan_table(const char *path, const SnnrtTableScan *scan,
+                         char *err, size_t errlen);
+int snnrt_npy_scan_table_mem(const void *data, size_t size, const char *name,
+                             const SnnrtTableScan *scan, char *err,
+                             size_t errlen);
+
+/* ---- event lists (events.c) ---- */
+
+/* How a network's `encode events(...)` input bins events into frames
+   (docs/language.md, "Event input"). */
+typedef struct SnnrtEventSpec {
+    int channels;       /* 1 (polarities merged) or 2 (p = 0, p = 1) */
+    long long height, width;
+    int steps;          /* T bins */
+    long long window;   /* t in [0, window); bin = t * T / window */
+    int binary;         /* a bin holds 1 when any event fell in it, else the count */
+} SnnrtEventSpec;
+
+/* The samples of an event file, checked against a spec. */
+typedef struct SnnrtEvents {
+    long long samples;
+    long long *offsets;  /* samples + 1: sample i is events offsets[i] .. offsets[i+1] - 1 */
+    long long count;     /* events */
+    long long *t;        /* per event */
+    int *x, *y;
+    unsigned char *p;
+} SnnrtEvents;
+
+/* Reads the events of `path` and, when the file exists, the samples'
+   offsets from the file beside it whose name ends in ".offsets.npy"
+   instead of ".npy" (without it the file is one sample), checking every
+   event against spec; errors name the file, the sample and the event. */
+int snnrt_events_read(const char *path, const SnnrtEventSpec *spec,
+                      SnnrtEvents *out, char *err, size_t errlen);
+/* The same from bytes in memory; offsets may be NULL (one sample). */
+int snnrt_events_read_mem(const void *events, size_t size,
+                          const void *offsets, size_t osize,
+                          const char *name, const SnnrtEventSpec *spec,
+                          SnnrtEvents *out, char *err, size_t errlen);
+void snnrt_events_free(SnnrtEvents *e);
+/* Bins sample i into T frames of channels x height x width floats, frame
+   k at dst + k * stride (zeroed here first). */
+void snnrt_events_bin(const SnnrtEvents *e, const SnnrtEventSpec *spec,
+                      long long i, float *dst, size_t stride);
+
 /* ---- safetensors ---- */
 
 typedef struct SnnrtStEntry {

@@ -20,6 +20,7 @@ void data_free(Dataset *d) {
     snnrt_idx_free(&d->idx_x);
     snnrt_idx_free(&d->idx_y);
     snnrt_tensor_free(&d->npy_x);
+    snnrt_events_free(&d->ev);
     free(d->labels);
     memset(d, 0, sizeof *d);
 }
@@ -111,6 +112,48 @@ out:
     return rc;
 }
 
+void data_event_spec(const IrGraph *g, SnnrtEventSpec *spec) {
+    const Shape *s = &g->nodes.items[g->input].shape;
+    spec->channels = (int)s->d[0];
+    spec->height = s->d[1];
+    spec->width = s->d[2];
+    spec->steps = g->timesteps;
+    spec->window = g->events.window;
+    spec->binary = g->events.binary;
+}
+
+/* An event file and its labels. */
+static int load_events(Dataset *d, const char *xp, const char *yp, const IrGraph *g, long classes,
+                       const TrainSpec *ts) {
+    char err[1024];
+    SnnrtTensor y;
+    memset(&y, 0, sizeof y);
+    if (drv_check_input_path(xp) != 0 || drv_check_input_path(yp) != 0)
+        return -1;
+    data_event_spec(g, &d->evspec);
+    if (snnrt_events_read(xp, &d->evspec, &d->ev, err, sizeof err) != 0 ||
+        snnrt_npy_read(yp, &y, err, sizeof err) != 0) {
+        error_plain("%s", err);
+        snnrt_tensor_free(&y);
+        return -1;
+    }
+    int rc = -1;
+    if (y.ndim != 1 || y.shape[0] != d->ev.samples) {
+        error_plain("%s and %s: %lld samples of events (the offsets file gives them) but labels of %d "
+                    "dimension%s, %lld values; labels are [N]",
+                    xp, yp, d->ev.samples, y.ndim, y.ndim == 1 ? "" : "s", y.ndim ? y.shape[0] : 1);
+        goto out;
+    }
+    d->n = (long)d->ev.samples;
+    d->sample = (long)shape_count(&g->nodes.items[g->input].shape) * d->steps;
+    d->mean = ts->mean;
+    d->std = ts->std;
+    rc = labels_from(d, yp, y.data, NULL, (size_t)d->n, classes);
+out:
+    snnrt_tensor_free(&y);
+    return rc;
+}
+
 int data_load(Dataset *d, const TrainSpec *ts, const IrGraph *g, int train, long limit) {
     memset(d, 0, sizeof *d);
     const IrNode *in = &g->nodes.items[g->input], *out = &g->nodes.items[g->output];
@@ -119,6 +162,11 @@ int data_load(Dataset *d, const TrainSpec *ts, const IrGraph *g, int train, long
     d->steps = g->encoding == ENC_SEQUENCE ? g->timesteps : 1;
     int rc;
     if (ts->data == DATA_IDX) {
+        if (g->events.on) {
+            error_at(g->loc, "network '%s' reads event lists ('encode events'); give them as .npy files: "
+                             "data npy(train_x, train_y, test_x, test_y)", g->name);
+            return -1;
+        }
         if (d->steps > 1) {
             error_at(g->loc, "network '%s' reads a sequence ([T, B, ...]); IDX images fit a network with "
                              "'encode direct', 'rate' or 'latency'",
@@ -126,7 +174,9 @@ int data_load(Dataset *d, const TrainSpec *ts, const IrGraph *g, int train, long
             return -1;
         }
         rc = load_idx(d, ts, train, want, classes);
-    } else
+    } else if (g->events.on)
+        rc = load_events(d, ts->npy[train ? 0 : 2], ts->npy[train ? 1 : 3], g, classes, ts);
+    else
         rc = load_npy(d, ts->npy[train ? 0 : 2], ts->npy[train ? 1 : 3], want, d->steps, classes, ts);
     if (rc != 0) {
         data_free(d);
@@ -143,6 +193,15 @@ void data_batch(const Dataset *d, const long *idx, int b, float *x, int *labels)
     for (int r = 0; r < b; r++) {
         long i = idx[r];
         labels[r] = d->labels[i];
+        if (d->ev.offsets) {
+            float *dst = x + (size_t)r * (size_t)s;
+            snnrt_events_bin(&d->ev, &d->evspec, i, dst, (size_t)b * (size_t)s);
+            for (int t = 0; t < d->steps && !(d->mean == 0 && d->std == 1); t++)
+                for (long j = 0; j < s; j++)
+                    dst[(size_t)t * (size_t)b * (size_t)s + (size_t)j] =
+                        (float)((dst[(size_t)t * (size_t)b * (size_t)s + (size_t)j] - d->mean) / d->std);
+            continue;
+        }
         for (int t = 0; t < d->steps; t++) {
             float *dst = x + ((size_t)t * (size_t)b + (size_t)r) * (size_t)s;
             size_t src = ((size_t)i * (size_t)d->steps + (size_t)t) * (size_t)s;

@@ -15,8 +15,13 @@ typedef struct Dataset {
     double mean, std; /* x = (raw - mean) / std; IDX bytes are first divided by 255 */
     int *labels;
     SnnrtIdx idx_x, idx_y;   /* IDX data, or */
-    SnnrtTensor npy_x;       /* .npy data */
+    SnnrtTensor npy_x;       /* .npy data, or */
+    SnnrtEvents ev;          /* event lists (`encode events`), binned per batch */
+    SnnrtEventSpec evspec;
 } Dataset;
+
+/* How g's `encode events` input bins events (g->events.on). */
+void data_event_spec(const IrGraph *g, SnnrtEventSpec *spec);
 
 /* Loads the train (train = 1) or test split for g, at most `limit` samples
    when limit > 0; -1 after reporting. */

@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "data.h"
 #include "jit.h"
 #include "plot.h"
 #include "snnrt.h"
@@ -221,6 +222,36 @@ static int make_tensor(SnnrtTensor *t, const long long *lead, int nlead, const S
     return t->data ? 0 : -1;
 }
 
+/* The event lists of path (`encode events`), binned into x: [T, B, ...]
+   frames for the B samples; -1 after reporting. */
+static int read_events(const IrGraph *g, const char *path, SnnrtTensor *x) {
+    char err[1024];
+    SnnrtEventSpec spec;
+    SnnrtEvents ev;
+    data_event_spec(g, &spec);
+    if (snnrt_events_read(path, &spec, &ev, err, sizeof err) != 0) {
+        error_plain("%s", err);
+        return -1;
+    }
+    int rc = -1;
+    if (ev.samples < 1 || ev.samples > (1 << 20)) {
+        error_plain("%s: %lld samples; snnc run takes 1 to %d at a time", path, ev.samples, 1 << 20);
+        goto out;
+    }
+    long long lead[2] = {g->timesteps, ev.samples};
+    if (make_tensor(x, lead, 2, &g->nodes.items[g->input].shape) != 0) {
+        error_plain("%s: out of memory for %lld samples of %d frames", path, ev.samples, g->timesteps);
+        goto out;
+    }
+    size_t frame = (size_t)shape_count(&g->nodes.items[g->input].shape);
+    for (long long i = 0; i < ev.samples; i++)
+        snnrt_events_bin(&ev, &spec, i, x->data + (size_t)i * frame, (size_t)ev.samples * frame);
+    rc = 0;
+out:
+    snnrt_events_free(&ev);
+    return rc;
+}
+
 /* snnc run: the model's inference code, built and loaded by its target,
    runs the input's sequence with forward; records come from the same
    sequence run step by step (its records are the values of every step). */
@@ -231,12 +262,6 @@ int cmd_run(Arena *a, Options *o) {
     if (drv_check_outputs(a, o) != 0 || drv_check_input_path(o->npy_in) != 0 ||
         (o->plot && drv_check_out_dir(a, o->plot) != 0))
         return 1;
-    if (snnrt_npy_read(o->npy_in, &x, err, sizeof err) != 0 ||
-        snnrt_tensor_check_finite(&x, o->npy_in, err, sizeof err) != 0) {
-        error_plain("%s", err);
-        snnrt_tensor_free(&x);
-        return 1;
-    }
     /* the batch comes from the input; its layout is checked after sema */
     IrGraph *g = NULL;
     LoadedModel m;
@@ -244,9 +269,29 @@ int cmd_run(Arena *a, Options *o) {
     float *w = NULL, *ws = NULL;
     SnnrtTensor *outs = NULL;
     int rc = 1;
-    IrGraph *g0 = drv_front_end(a, o);
-    if (!g0)
+    IrGraph *g0 = NULL;
+    if (snnrt_npy_read(o->npy_in, &x, err, sizeof err) != 0) {
+        /* an event list is no float array: read as one after sema */
+        g0 = drv_front_end(a, o);
+        if (!g0 || !g0->events.on) {
+            if (g0)
+                error_plain("%s", err);
+            goto out;
+        }
+        if (read_events(g0, o->npy_in, &x) != 0)
+            goto out;
+    } else if (!(g0 = drv_front_end(a, o)))
         goto out;
+    else if (g0->events.on && x.ndim != g0->nodes.items[g0->input].shape.ndim + 2) {
+        /* an [E, 4] integer table reads as floats too: read it again
+           exactly; [T, B, C, H, W] is frames binned already */
+        snnrt_tensor_free(&x);
+        if (read_events(g0, o->npy_in, &x) != 0)
+            goto out;
+    } else if (snnrt_tensor_check_finite(&x, o->npy_in, err, sizeof err) != 0) {
+        error_plain("%s", err);
+        goto out;
+    }
     int batch = drv_input_batch(a, g0, &x, o->npy_in);
     if (batch < 0)
         goto out;

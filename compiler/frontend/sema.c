@@ -546,6 +546,34 @@ static void define_failed(Sema *S, const char *name, Loc loc) {
         define_name(S, name, -1, loc);
 }
 
+/* `encode events(window = W, binary = B)`: the shape is [C, H, W] with C
+   polarity channels (1 or 2); the window is required (bind_args). 0 after
+   reporting. */
+static int stmt_input_events(Sema *S, const Node *st, const Shape *sh, const Node *const *vals) {
+    int64_t window, binary = 0;
+    if (sh->ndim != 3 || sh->d[0] > 2) {
+        error_at(st->a->loc, "an event input's shape is [C, H, W]: C = 2 polarity channels (or 1, both "
+                             "polarities in one), H rows, W columns");
+        return 0;
+    }
+    if (!const_int(S, vals[0], 1, IR_EVENTS_MAX_WINDOW, "the event window", &window))
+        return 0;
+    if (vals[1]) {
+        double v;
+        if (!const_num(S, vals[1], &v))
+            return 0;
+        if (vals[1]->kind != N_BOOL) {
+            error_at(ast_start(vals[1]), "'binary' is true or false");
+            return 0;
+        }
+        binary = v != 0;
+    }
+    S->g->events.on = 1;
+    S->g->events.window = window;
+    S->g->events.binary = (int)binary;
+    return 1;
+}
+
 static void stmt_input(Sema *S, const Node *st) {
     IrGraph *g = S->g;
     if (g->input >= 0) {
@@ -583,13 +611,14 @@ static void stmt_input(Sema *S, const Node *st) {
         }
         sh.d[sh.ndim++] = v;
     }
-    /* the encoding and its arguments, bound like a layer's */
-    static const char *const enc_sigs[4] = {"", "", "", "threshold:float=0.01"};
+    /* the encoding and its arguments, bound like a layer's; `events` is a
+       sequence whose frames the driver bins from event lists */
+    static const char *const enc_sigs[5] = {"", "", "", "threshold:float=0.01", "window:int binary:bool=false"};
     int enc = 0;
     while (enc < 4 && strcmp(st->name2, encoding_names[enc]))
         enc++;
-    if (enc == 4) {
-        error_at(st->loc2, "unknown encoding '%s' (expected direct, sequence, rate or latency)", st->name2);
+    if (enc == 4 && strcmp(st->name2, "events")) {
+        error_at(st->loc2, "unknown encoding '%s' (expected direct, sequence, rate, latency or events)", st->name2);
         define_failed(S, st->name, st->loc);
         return;
     }
@@ -613,10 +642,14 @@ static void stmt_input(Sema *S, const Node *st) {
         }
         g->enc_threshold = (float)v;
     }
+    if (enc == 4 && !stmt_input_events(S, st, &sh, vals)) {
+        define_failed(S, st->name, st->loc);
+        return;
+    }
     int id = new_node(S, IR_INPUT, st->name, st->loc, -1, -1);
     g->nodes.items[id].shape = sh;
     g->input = id;
-    g->encoding = (Encoding)enc;
+    g->encoding = enc == 4 ? ENC_SEQUENCE : (Encoding)enc;
     define_name(S, st->name, id, st->loc);
 }
 

@@ -48,6 +48,8 @@ extern const double surr_default_alpha[SURR_NUM];
 #define IR_MAX_DIMS 4
 /* No tensor of one sample may hold more elements than this. */
 #define IR_MAX_ELEMS ((int64_t)1 << 31)
+/* the largest `encode events(window = W)`: t * T stays below 2^60 */
+#define IR_EVENTS_MAX_WINDOW ((int64_t)1 << 40)
 
 typedef struct Shape {
     int ndim;
@@ -255,6 +257,12 @@ typedef struct IrGraph {
     int input;
     Encoding encoding;
     float enc_threshold; /* ENC_LATENCY: intensities below it never fire */
+    /* `encode events(...)`: an ENC_SEQUENCE input whose frames the driver
+       bins from event lists (runtime/events.c); the targets see frames */
+    struct {
+        int on, binary;
+        int64_t window;
+    } events;
     int output;
     Readout readout;
     VEC(IrNode) nodes;

@@ -182,6 +182,8 @@ void ir_print(const IrGraph *g, Buf *o) {
         format_float(f, sizeof f, g->enc_threshold);
         buf_printf(o, " threshold=%s", f);
     }
+    if (g->events.on)
+        buf_printf(o, " events(window=%lld, %s)", (long long)g->events.window, g->events.binary ? "binary" : "count");
     buf_puts(o, "\n");
     /* each node's parameters in order, as lists, so that the dump takes
        time linear in the graph's size */

@@ -13,7 +13,7 @@
  * booleans as ints, names and surrogates as strings) and parameters
  * initializers named as in weight files. Metadata: snn.timesteps,
  * snn.encoding, snn.readout (and snn.latency_threshold for a latency
- * encoding).
+ * encoding; snn.event_window and snn.event_binary for event input).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -366,11 +366,16 @@ int onnx_export(Arena *a, const IrGraph *g, const float *params, const char *pat
     m.graph = &gr;
     char thr[32];
     format_float(thr, sizeof thr, g->enc_threshold);
-    Onnx__StringStringEntryProto *md[4] = {kv(&E, "snn.timesteps", arena_printf(a, "%d", g->timesteps)),
-                                           kv(&E, "snn.encoding", encoding_names[g->encoding]),
-                                           kv(&E, "snn.readout", readout_names[g->readout]),
-                                           kv(&E, "snn.latency_threshold", thr)};
+    Onnx__StringStringEntryProto *md[5] = {
+        kv(&E, "snn.timesteps", arena_printf(a, "%d", g->timesteps)),
+        kv(&E, "snn.encoding", g->events.on ? "events" : encoding_names[g->encoding]),
+        kv(&E, "snn.readout", readout_names[g->readout]), kv(&E, "snn.latency_threshold", thr),
+        kv(&E, "snn.event_binary", g->events.binary ? "true" : "false")};
     m.n_metadata_props = g->encoding == ENC_LATENCY ? 4 : 3;
+    if (g->events.on) { /* the window and binning in place of the threshold */
+        md[3] = kv(&E, "snn.event_window", arena_printf(a, "%lld", (long long)g->events.window));
+        m.n_metadata_props = 5;
+    }
     m.metadata_props = md;
     size_t len = onnx__model_proto__get_packed_size(&m);
     uint8_t *buf = malloc(len + 1);

@@ -1347,11 +1347,28 @@ int onnx_import_mem(Arena *a, const char *path, const void *bytes, size_t len, c
         enc = "direct";
     if (!ro)
         ro = "steps";
-    int enc_ok = 0;
+    int enc_ok = !strcmp(enc, "events");
     for (int i = 0; i < 4; i++)
         enc_ok |= !strcmp(enc, encoding_names[i]);
     if (!enc_ok) {
-        bad(&I, NULL, "metadata snn.encoding '%s' is not an encoding (direct, sequence, rate, latency)", q(&I, enc));
+        bad(&I, NULL, "metadata snn.encoding '%s' is not an encoding (direct, sequence, rate, latency, events)",
+            q(&I, enc));
+        goto done;
+    }
+    /* event input: its window (digits only, checked again by sema) and binning */
+    const char *ewin = meta(&I, "snn.event_window"), *ebin = meta(&I, "snn.event_binary");
+    if (!strcmp(enc, "events") && (!ewin || !*ewin || strlen(ewin) > 13 || ewin[strspn(ewin, "0123456789")])) {
+        bad(&I, NULL, "metadata snn.event_window '%s': an 'events' encoding needs its window, an integer from 1 "
+                      "to 2^40", ewin ? q(&I, ewin) : "");
+        goto done;
+    }
+    if ((ewin || ebin) && strcmp(enc, "events")) {
+        bad(&I, NULL, "metadata %s: only an 'events' encoding has a window and a binning",
+            ewin ? "snn.event_window" : "snn.event_binary");
+        goto done;
+    }
+    if (ebin && strcmp(ebin, "true") && strcmp(ebin, "false")) {
+        bad(&I, NULL, "metadata snn.event_binary '%s' is not true or false", q(&I, ebin));
         goto done;
     }
     const char *thr = meta(&I, "snn.latency_threshold");
@@ -1387,6 +1404,8 @@ int onnx_import_mem(Arena *a, const char *path, const void *bytes, size_t len, c
     buf_printf(&I.text, " encode %s", enc);
     if (thr)
         buf_printf(&I.text, "(threshold = %s)", thr_text);
+    if (ewin)
+        buf_printf(&I.text, "(window = %s, binary = %s)", ewin, ebin ? ebin : "false");
     buf_puts(&I.text, ";\n");
     Value iv = {in_name, in_layer, in_shape, {0, 0}};
     add_value(&I, iv);

@@ -436,13 +436,26 @@ def build():
     case("timesteps_zero.onnx", std(meta=(("snn.timesteps", "0"),)),
          "metadata snn.timesteps '0' is not a number of steps from 1 to 1000000")
     case("bad_encoding.onnx", std(meta=(("snn.timesteps", "2"), ("snn.encoding", "poisson"))),
-         "metadata snn.encoding 'poisson' is not an encoding (direct, sequence, rate, latency)")
+         "metadata snn.encoding 'poisson' is not an encoding (direct, sequence, rate, latency, events)")
     case("latency_threshold_text.onnx",
          std(meta=(("snn.timesteps", "2"), ("snn.encoding", "latency"), ("snn.latency_threshold", "0x1p-3"))),
          "metadata snn.latency_threshold '0x1p-3': not a number above 0 and at most 1")
     case("latency_threshold_range.onnx",
          std(meta=(("snn.timesteps", "2"), ("snn.encoding", "latency"), ("snn.latency_threshold", "1.5"))),
          "metadata snn.latency_threshold '1.5': not a number above 0 and at most 1")
+    case("events_without_window.onnx",
+         std(meta=(("snn.timesteps", "2"), ("snn.encoding", "events"))),
+         "metadata snn.event_window '': an 'events' encoding needs its window, an integer from 1 to 2^40")
+    case("event_window_text.onnx",
+         std(meta=(("snn.timesteps", "2"), ("snn.encoding", "events"), ("snn.event_window", "1e4"))),
+         "metadata snn.event_window '1e4': an 'events' encoding needs its window")
+    case("event_window_without_events.onnx",
+         std(meta=(("snn.timesteps", "2"), ("snn.encoding", "sequence"), ("snn.event_window", "100"))),
+         "metadata snn.event_window: only an 'events' encoding has a window and a binning")
+    case("event_binary_text.onnx",
+         std(meta=(("snn.timesteps", "2"), ("snn.encoding", "events"), ("snn.event_window", "100"),
+                   ("snn.event_binary", "yes"))),
+         "metadata snn.event_binary 'yes' is not true or false")
     case("threshold_without_latency.onnx",
          std(meta=(("snn.timesteps", "2"), ("snn.encoding", "rate"), ("snn.latency_threshold", "0.5"))),
          "metadata snn.latency_threshold '0.5': only a latency encoding has a threshold")
