@@ -8,6 +8,7 @@
  * the same LoadedModel. Its parts:
  *   llemit.c   the builder's helpers (constants, loops, addresses in the
  *              plan), the kernels of the synaptic and elementwise ops;
+ *   llconv.c   the kernels of conv2d, the pools and batchnorm;
  *   llneuron.c the loop of a neuron program on vectors of neurons;
  *   llapi.c    the module, the public API over the schedule, the files;
  *   lltarget.c the table of kernels, and the JIT (ORC LLJIT) that loads
@@ -130,6 +131,9 @@ void ll_dense_fwd(TargetEmitter *em, const IrPlan *P, int i);
 void ll_eltwise_fwd(TargetEmitter *em, const IrPlan *P, int i);
 void ll_delay_fwd(TargetEmitter *em, const IrPlan *P, int i);
 void ll_neuron_fwd(TargetEmitter *em, const IrPlan *P, int i);
+void ll_conv_fwd(TargetEmitter *em, const IrPlan *P, int i);
+void ll_pool_fwd(TargetEmitter *em, const IrPlan *P, int i);
+void ll_batchnorm_fwd(TargetEmitter *em, const IrPlan *P, int i);
 void ll_gemm(TargetEmitter *em);
 
 /* A target machine for triple, cpu and features (NULL: generic), or for
