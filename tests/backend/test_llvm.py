@@ -18,7 +18,9 @@ exact` (built with cc):
   spiking layers) must be identical, states and other values within 1e-5
   relative to the largest magnitude of the recording (at least 1);
 - forward, all steps at once and in chunks of 2 (`--chunk 2`): the output
-  within the same tolerance.
+  within the same tolerance;
+- the same with `--math fast` for both targets, for the neuron model that
+  uses every operation and the DA-LIF conv example.
 The expectation is the other target's output, never a stored copy.
 
 It also checks that training says it is not supported, and that `snnc compile --target llvm` writes the same .ll
@@ -91,6 +93,11 @@ network Convs {
   output out readout %s;
 }
 """
+
+# Models also compared under --math fast, both targets then using
+# runtime/snnrt_math.inc's exp, log and tanh (the llvm target's on vectors,
+# llmath.c): the same operations, so the same tolerance.
+FAST = ("mix-steps.snn", "dalif_conv.snn")
 
 
 def save_safetensors(path, tensors):
@@ -189,38 +196,40 @@ def main():
                 recs.append((layer, "spikes" if emitted else "value"))
                 for s in re.finditer(r"^    state (\w+) =", body, re.M):
                     recs.append(("%s.%s" % (layer, s.group(1)), "value"))
-            results = {}
-            for target in ("c", "llvm"):
-                args = [snnc, "run", model, "--init", "1", "--input", xin, "--target", target] + wfile
-                if target == "c":
-                    args += ["--math", "exact"]
-                files = [os.path.join(d, "%s-%d.npy" % (target, k)) for k in range(len(recs))]
-                y = os.path.join(d, "%s-y.npy" % target)
-                sh(args + ["--output", y] + sum([["--record", "%s=%s" % (r[0], f)] for r, f in zip(recs, files)], []))
-                results[target] = [np.load(f) for f in files]
-                fwd = os.path.join(d, "%s-fwd.npy" % target)
-                sh(args + ["--output", fwd])
-                chunked = os.path.join(d, "%s-chunk.npy" % target)
-                sh(args + ["--output", chunked, "--chunk", "2"])
-                results[target] += [np.load(y), np.load(fwd), np.load(chunked)]
-            nspikes = 0
-            for k, (spec, kind) in enumerate(recs + [("output (step)", "value"), ("output (forward)", "value"),
-                                                     ("output (--chunk 2)", "value")]):
-                got, ref = results["llvm"][k], results["c"][k]
-                if got.shape != ref.shape:
-                    check(False, "%s: %s: shape %s, the C target's %s" % (name, spec, got.shape, ref.shape))
-                    continue
-                if kind == "spikes":
-                    nspikes += int(ref.sum())
-                    check(np.array_equal(got, ref), "%s: %s: %d spikes differ from the C target's" %
-                          (name, spec, int(np.sum(got != ref))))
-                else:
-                    err = rel_err(got, ref)
-                    check(err <= TOL, "%s: %s: relative error %g against the C target (tolerance %g)" %
-                          (name, spec, err, TOL))
-            check(nspikes > 0, "%s: no layer spiked: the test would not see spikes" % name)
-            print("%s: %d records over %d steps (%d spikes), forward and --chunk 2 agree with --target c" %
-                  (name, len(recs), T, nspikes))
+            for math in ("exact", "fast") if name in FAST else ("exact",):
+                results = {}
+                for target in ("c", "llvm"):
+                    args = [snnc, "run", model, "--init", "1", "--input", xin, "--target", target] + wfile
+                    if target == "c" or math == "fast":
+                        args += ["--math", math]
+                    files = [os.path.join(d, "%s-%d.npy" % (target, k)) for k in range(len(recs))]
+                    y = os.path.join(d, "%s-y.npy" % target)
+                    sh(args + ["--output", y] +
+                       sum([["--record", "%s=%s" % (r[0], f)] for r, f in zip(recs, files)], []))
+                    results[target] = [np.load(f) for f in files]
+                    fwd = os.path.join(d, "%s-fwd.npy" % target)
+                    sh(args + ["--output", fwd])
+                    chunked = os.path.join(d, "%s-chunk.npy" % target)
+                    sh(args + ["--output", chunked, "--chunk", "2"])
+                    results[target] += [np.load(y), np.load(fwd), np.load(chunked)]
+                nspikes = 0
+                for k, (spec, kind) in enumerate(recs + [("output (step)", "value"), ("output (forward)", "value"),
+                                                         ("output (--chunk 2)", "value")]):
+                    got, ref = results["llvm"][k], results["c"][k]
+                    if got.shape != ref.shape:
+                        check(False, "%s: %s: shape %s, the C target's %s" % (name, spec, got.shape, ref.shape))
+                        continue
+                    if kind == "spikes":
+                        nspikes += int(ref.sum())
+                        check(np.array_equal(got, ref), "%s, --math %s: %s: %d spikes differ from the C target's" %
+                              (name, math, spec, int(np.sum(got != ref))))
+                    else:
+                        err = rel_err(got, ref)
+                        check(err <= TOL, "%s, --math %s: %s: relative error %g against the C target (tolerance %g)" %
+                              (name, math, spec, err, TOL))
+                check(nspikes > 0, "%s: no layer spiked: the test would not see spikes" % name)
+                print("%s, --math %s: %d records over %d steps (%d spikes), forward and --chunk 2 agree with "
+                      "--target c" % (name, math, len(recs), T, nspikes))
 
         mlp = os.path.join(root, "tests", "golden", "mlp.snn")
         dy = os.path.join(d, "dy.npy")

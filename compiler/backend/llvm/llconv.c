@@ -115,7 +115,8 @@ static void conv_block(Ll *L, const IrNode *x, const ConvDims *d, LLVMValueRef w
     LLVMValueRef xs = ll_splat(L, xv, LL_LANES);
     for (int v = 0; v < nv; v++) {
         LLVMValueRef at = vec_at(L, accty, acc, v);
-        LLVMValueRef prod = LLVMBuildFMul(L->b, xs, ll_load(L, ll_off(L, wk, ll_i64(L, v * LL_LANES), NULL), LL_LANES, NULL), "");
+        LLVMValueRef wv = ll_load(L, ll_off(L, wk, ll_i64(L, v * LL_LANES), NULL), LL_LANES, NULL);
+        LLVMValueRef prod = LLVMBuildFMul(L->b, xs, wv, "");
         ll_store(L, LLVMBuildFAdd(L->b, ll_load(L, at, LL_LANES, NULL), prod, ""), at);
     }
     ll_endif(L, &nz);
