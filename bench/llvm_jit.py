@@ -2,7 +2,9 @@
 """The llvm target's JIT against the targets built with cc, as `snnc run` sees them.
 
 A benchmark program (run by hand, not a test; see bench/README.md). For
-each example network it covers (fashion_mlp, recurrent, fashion_conv), it times the whole
+each example network of --models (fashion_mlp, recurrent, fashion_conv
+by default; arlif_mlp and dalif_conv call exp in their neuron programs,
+for --math fast), it times the whole
 `snnc run MODEL --init 1 --input X --output Y --threads 1` with each target:
 
 - turnaround: a batch of 1, so that the run is almost all building the code
@@ -42,6 +44,8 @@ MODELS = {
     "fashion_mlp": ("examples/fashion_mlp.snn", [1, 28, 28], False, 8),
     "recurrent": ("examples/recurrent.snn", [2, 16, 16], True, 20),
     "fashion_conv": ("examples/fashion_conv.snn", [1, 28, 28], False, 4),
+    "arlif_mlp": ("examples/arlif_mlp.snn", [1, 28, 28], False, 6),
+    "dalif_conv": ("examples/dalif_conv.snn", [1, 28, 28], False, 4),
 }
 
 
@@ -76,7 +80,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--samples", type=int, default=1024)
     ap.add_argument("--targets", default="llvm,c,avx512")
-    ap.add_argument("--models", default=",".join(MODELS))
+    ap.add_argument("--models", default="fashion_mlp,recurrent,fashion_conv")
     ap.add_argument("--math", default=None, help="passed to every target (default: each target's own)")
     a = ap.parse_args()
     targets = a.targets.split(",")

@@ -12,7 +12,7 @@
  * the input channels and the taps of the kernel that fall inside the input
  * (the padding's taps, zeros, are not visited); an input that is zero (a
  * spike that did not fire) is skipped, as the dense product skips it. The
- * weights of a block are transposed onto the stack once per call, so that
+ * weights of a block are transposed onto the stack once per step, so that
  * a tap reads its CONV_OB weights contiguously. Skipping zero terms can
  * change only the sign of a zero sum.
  *
