@@ -2,7 +2,9 @@
 """The llvm target's JIT against the targets built with cc, as `snnc run` sees them.
 
 A benchmark program (run by hand, not a test; see bench/README.md). For
-each example network it covers (fashion_mlp, recurrent), it times the whole
+each example network of --models (fashion_mlp, recurrent, fashion_conv
+by default; arlif_mlp and dalif_conv call exp in their neuron programs,
+for --math fast), it times the whole
 `snnc run MODEL --init 1 --input X --output Y --threads 1` with each target:
 
 - turnaround: a batch of 1, so that the run is almost all building the code
@@ -22,7 +24,8 @@ which other load on a shared machine disturbs much less. It prints the CPU
 --target c.
 
 Usage: bench/llvm_jit.py [--snnc PATH] [--rounds 5] [--samples 1024]
-                         [--targets llvm,c,avx512]
+                         [--targets llvm,c,avx512] [--models fashion_mlp,recurrent,fashion_conv]
+                         [--math exact|fast]
 """
 import argparse
 import os
@@ -40,6 +43,9 @@ REPO = Path(__file__).resolve().parent.parent
 MODELS = {
     "fashion_mlp": ("examples/fashion_mlp.snn", [1, 28, 28], False, 8),
     "recurrent": ("examples/recurrent.snn", [2, 16, 16], True, 20),
+    "fashion_conv": ("examples/fashion_conv.snn", [1, 28, 28], False, 4),
+    "arlif_mlp": ("examples/arlif_mlp.snn", [1, 28, 28], False, 6),
+    "dalif_conv": ("examples/dalif_conv.snn", [1, 28, 28], False, 4),
 }
 
 
@@ -74,13 +80,16 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--samples", type=int, default=1024)
     ap.add_argument("--targets", default="llvm,c,avx512")
+    ap.add_argument("--models", default="fashion_mlp,recurrent,fashion_conv")
+    ap.add_argument("--math", default=None, help="passed to every target (default: each target's own)")
     a = ap.parse_args()
     targets = a.targets.split(",")
     print("CPU: %s, %d cores; snnc %s; %d rounds, batch %d for the speed" %
           (cpu_name(), os.cpu_count() or 0, a.snnc, a.rounds, a.samples))
     rng = np.random.default_rng(1)
     with tempfile.TemporaryDirectory() as d:
-        for name, (model, shape, seq, T) in MODELS.items():
+        for name in a.models.split(","):
+            model, shape, seq, T = MODELS[name]
             inputs = {}
             for n in (1, a.samples):
                 x = rng.random(([T, n] if seq else [n]) + shape).astype(np.float32) * 2.0
@@ -91,7 +100,8 @@ def main():
                 for t in targets:
                     for n, path in inputs.items():
                         wall, cpu = timed([a.snnc, "run", str(REPO / model), "--init", "1", "--input", path,
-                                           "--output", os.path.join(d, "y.npy"), "--target", t, "--threads", "1"])
+                                           "--output", os.path.join(d, "y.npy"), "--target", t, "--threads", "1"] +
+                                          (["--math", a.math] if a.math else []))
                         times[(t, n)][0].append(wall)
                         times[(t, n)][1].append(cpu)
             print("\n%s (T = %d)" % (name, T))

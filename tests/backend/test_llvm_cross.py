@@ -2,10 +2,13 @@
 """Object files of the llvm target for other machines compute what the host computes.
 
 `snnc compile --target llvm --triple T -o DIR` writes DIR/<net>.o and the C
-target's header. For the golden MLP and a network of the test_llvm.py
+target's header. For the golden MLP, a network of the test_llvm.py
 neuron model that uses every operation (exp, log, tanh, pow, min, max,
-comparisons...), each compiled with --batch 3 and --record of a spiking
-layer, a small C program (below) fills the parameters with fixed values,
+comparisons...), the golden convolutional model (conv2d with groups,
+batchnorm, both pools, a recurrent edge) and test_llvm.py's network of
+strided, grouped and padded convolutions and pools, each compiled with
+--batch 3 and --record of a spiking layer, a small C program (below)
+fills the parameters with fixed values (a running variance positive),
 runs <net>_forward, then <net>_step T times, printing the outputs and the
 recorded spikes. It is linked with:
 - the x86_64-linux-gnu object and the host's cc, run natively;
@@ -30,7 +33,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_llvm import MIX  # noqa: E402
+from test_llvm import CONVS, MIX  # noqa: E402
 
 SKIP = 77
 TOL = 1e-5
@@ -38,6 +41,7 @@ TOL = 1e-5
 MAIN = r"""
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include "%(p)s.h"
 #define B 3
 int main(void)
@@ -49,9 +53,13 @@ int main(void)
     size_t i;
     long j;
     int k, t;
-    for (k = 0; k < %(P)s_NUM_PARAMS; k++) /* fixed values in [-0.6, 0.6] */
-        for (j = 0; j < %(p)s_params[k].count; j++)
-            ws[%(p)s_params[k].offset + j] = (float)((j * 7919 + k * 31) %% 201 - 100) / 166.0f;
+    for (k = 0; k < %(P)s_NUM_PARAMS; k++) /* fixed values in [-0.6, 0.6]; variances in [0.5, 1.1] */
+        for (j = 0; j < %(p)s_params[k].count; j++) {
+            float v = (float)((j * 7919 + k * 31) %% 201 - 100) / 166.0f;
+            if (strstr(%(p)s_params[k].name, "running_var"))
+                v = (v < 0.0f ? -v : v) + 0.5f;
+            ws[%(p)s_params[k].offset + j] = v;
+        }
     for (i = 0; i < nin; i++)
         in[i] = (float)((i * 7919) %% 101) / 25.0f;
     %(p)s_forward(ws, B, in, out);
@@ -121,12 +129,16 @@ def main():
 
     ran = set()
     with tempfile.TemporaryDirectory() as d:
-        mix = os.path.join(d, "mix.snn")
+        mix, convs = os.path.join(d, "mix.snn"), os.path.join(d, "convs.snn")
         with open(mix, "w") as f:
             f.write(MIX % "steps")
+        with open(convs, "w") as f:
+            f.write(CONVS % "steps")
         # model, prefix, recorded layer, its neurons per sample
         models = [(os.path.join(root, "tests", "golden", "mlp.snn"), "goldenmlp", "h1", 8),
-                  (mix, "mixnet", "k", 13)]
+                  (mix, "mixnet", "k", 13),
+                  (os.path.join(root, "tests", "golden", "convrec.snn"), "goldenconvrec", "c2", 4 * 6 * 6),
+                  (convs, "convs", "b", 40 * 3 * 6)]
         for model, p, layer, size in models:
             common = ["--batch", "3", "--record", layer]
             main_c = os.path.join(d, "main.c")

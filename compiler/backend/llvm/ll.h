@@ -8,7 +8,9 @@
  * the same LoadedModel. Its parts:
  *   llemit.c   the builder's helpers (constants, loops, addresses in the
  *              plan), the kernels of the synaptic and elementwise ops;
+ *   llconv.c   the kernels of conv2d, the pools and batchnorm;
  *   llneuron.c the loop of a neuron program on vectors of neurons;
+ *   llmath.c   --math fast's exp, log and tanh on vectors;
  *   llapi.c    the module, the public API over the schedule, the files;
  *   lltarget.c the table of kernels, and the JIT (ORC LLJIT) that loads
  *              the code into snnc.
@@ -18,7 +20,9 @@
  * products multiply then add in k order (no fused multiply-add: LLVM
  * contracts nothing without the `contract` flag), neuron programs call the
  * C library's expf, logf, tanhf, powf, fminf and fmaxf, so spikes and
- * states are the same bits (a zero may differ in sign only).
+ * states are the same bits (a zero may differ in sign only). --math fast
+ * changes only the neuron programs' exp, log, tanh, fmin and fmax: those of
+ * runtime/snnrt_math.inc, on whole vectors (llmath.c).
  *
  * Every value and block is named after its layer ("h1.t", "h1.body"); every
  * kernel is a function <net>_fwd<node> with the node's source line in its
@@ -74,6 +78,10 @@ LLVMValueRef ll_splat(Ll *L, LLVMValueRef v, int lanes);
    of one float operand (or two: b not NULL); vectors call it lane by lane
    (the C library's) or whole (intrinsics: name starts "llvm."). */
 LLVMValueRef ll_call_math(Ll *L, const char *name, LLVMValueRef a, LLVMValueRef b, int lanes);
+/* Under --math fast: a call of the module's branch-free vector version
+   (llmath.c) of the C library's expf, logf, tanhf, fminf or fmaxf; NULL
+   for any other name. */
+LLVMValueRef ll_fast_math(Ll *L, const char *name, LLVMValueRef a, LLVMValueRef b, int lanes);
 /* A call of a function of the module. */
 LLVMValueRef ll_call(Ll *L, LLVMValueRef fn, LLVMValueRef *args, unsigned n);
 
@@ -130,6 +138,9 @@ void ll_dense_fwd(TargetEmitter *em, const IrPlan *P, int i);
 void ll_eltwise_fwd(TargetEmitter *em, const IrPlan *P, int i);
 void ll_delay_fwd(TargetEmitter *em, const IrPlan *P, int i);
 void ll_neuron_fwd(TargetEmitter *em, const IrPlan *P, int i);
+void ll_conv_fwd(TargetEmitter *em, const IrPlan *P, int i);
+void ll_pool_fwd(TargetEmitter *em, const IrPlan *P, int i);
+void ll_batchnorm_fwd(TargetEmitter *em, const IrPlan *P, int i);
 void ll_gemm(TargetEmitter *em);
 
 /* A target machine for triple, cpu and features (NULL: generic), or for

@@ -9,7 +9,8 @@
  * inference plan keeps one copy) and the variables that --record asks for.
  * Each instruction is the C target's expression (cemit.c cg_eq_emit) on
  * every lane: comparisons give 1 or 0, exp, log, tanh, pow, min and max
- * call the C library lane by lane, sqrt and abs are LLVM's exact
+ * call the C library lane by lane (under --math fast, exp, log, tanh, min
+ * and max are llmath.c's on whole vectors instead), sqrt and abs are LLVM's exact
  * intrinsics, so every lane computes the bits the C target's scalar code
  * computes. Only the instructions that reach the output, a state or a
  * record are written.
@@ -57,6 +58,13 @@ static LLVMValueRef cmp(Ll *L, LLVMRealPredicate op, LLVMValueRef a, LLVMValueRe
     return LLVMBuildFCmp(L->b, op, a, b, "");
 }
 
+/* A function of the C library on lanes: under --math fast, the module's
+   vector version where it has one (llmath.c), else the C library's. */
+static LLVMValueRef math(Ll *L, const char *name, LLVMValueRef a, LLVMValueRef b, int lanes) {
+    LLVMValueRef r = L->opt->math == MATH_FAST ? ll_fast_math(L, name, a, b, lanes) : NULL;
+    return r ? r : ll_call_math(L, name, a, b, lanes);
+}
+
 /* The instructions of the step for neurons idx .. idx + lanes - 1, then
    the stores. */
 static void body(Ll *L, const IrNode *x, const unsigned char *live, const int *probe, const Leaves *lv,
@@ -98,19 +106,19 @@ static void body(Ll *L, const IrNode *x, const unsigned char *live, const int *p
             break;
         case EQ_NOT: r = flag(L, cmp(L, LLVMRealOEQ, A, zero), lanes); break;
         case EQ_SELECT: r = LLVMBuildSelect(L->b, cmp(L, LLVMRealUNE, A, zero), B, C, ""); break;
-        case EQ_EXP: r = ll_call_math(L, "expf", A, NULL, lanes); break;
-        case EQ_LOG: r = ll_call_math(L, "logf", A, NULL, lanes); break;
+        case EQ_EXP: r = math(L, "expf", A, NULL, lanes); break;
+        case EQ_LOG: r = math(L, "logf", A, NULL, lanes); break;
         case EQ_SQRT: r = ll_call_math(L, "llvm.sqrt", A, NULL, lanes); break;
-        case EQ_TANH: r = ll_call_math(L, "tanhf", A, NULL, lanes); break;
+        case EQ_TANH: r = math(L, "tanhf", A, NULL, lanes); break;
         case EQ_SIGMOID: /* 1 / (1 + exp(-a)) */
             r = LLVMBuildFDiv(L->b, one,
-                              LLVMBuildFAdd(L->b, one, ll_call_math(L, "expf", LLVMBuildFNeg(L->b, A, ""), NULL, lanes),
+                              LLVMBuildFAdd(L->b, one, math(L, "expf", LLVMBuildFNeg(L->b, A, ""), NULL, lanes),
                                             ""),
                               "");
             break;
         case EQ_ABS: r = ll_call_math(L, "llvm.fabs", A, NULL, lanes); break;
-        case EQ_MIN: r = ll_call_math(L, "fminf", A, B, lanes); break;
-        case EQ_MAX: r = ll_call_math(L, "fmaxf", A, B, lanes); break;
+        case EQ_MIN: r = math(L, "fminf", A, B, lanes); break;
+        case EQ_MAX: r = math(L, "fmaxf", A, B, lanes); break;
         case EQ_POW: r = ll_call_math(L, "powf", A, B, lanes); break;
         case EQ_SPIKE: r = flag(L, cmp(L, LLVMRealOGE, A, zero), lanes); break;
         case EQ_DETACH: r = A; break;

@@ -12,9 +12,9 @@
  * one thread. --keep-build DIR writes the optimized module there as
  * <net>.ll, with <net>.h.
  *
- * This first increment has the forward kernels of the ops of MLP-like and
- * recurrent networks; conv2d, the pools, batchnorm and every backward are
- * missing, which target_check reports at the layer's line.
+ * It has the forward kernel of every op (inference of dense, recurrent and
+ * convolutional networks); every backward is missing, so training is
+ * refused.
  */
 #include <errno.h>
 #include <llvm-c/LLJIT.h>
@@ -30,13 +30,13 @@
 
 #define LL_FWD_INPUT NULL
 #define LL_FWD_DENSE ll_dense_fwd
-#define LL_FWD_CONV2D NULL
-#define LL_FWD_MAXPOOL NULL
-#define LL_FWD_AVGPOOL NULL
+#define LL_FWD_CONV2D ll_conv_fwd
+#define LL_FWD_MAXPOOL ll_pool_fwd
+#define LL_FWD_AVGPOOL ll_pool_fwd
 #define LL_FWD_FLATTEN NULL
 #define LL_FWD_ADD ll_eltwise_fwd
 #define LL_FWD_SCALE ll_eltwise_fwd
-#define LL_FWD_BATCHNORM NULL
+#define LL_FWD_BATCHNORM ll_batchnorm_fwd
 #define LL_FWD_DROPOUT ll_eltwise_fwd
 #define LL_FWD_IDENTITY ll_eltwise_fwd
 #define LL_FWD_NEURON ll_neuron_fwd
@@ -48,7 +48,7 @@ static const TargetKernels ll_kernels[IR_NUM_OPS] = {
 #undef OP
 };
 
-/* No convolution yet: target_check stops before this is called. */
+/* The convolutions are written inline (llconv.c): nothing to share. */
 static void ll_conv(TargetEmitter *em) { (void)em; }
 
 int ll_error(LLVMErrorRef err, const char *what) {
@@ -223,7 +223,7 @@ static int jit_load(const IrGraph *g, const LoadOptions *lo, LoadedModel *m) {
 const Target target_llvm = {
     .name = "llvm",
     .doc = "LLVM IR through LLVM 16's C API: run JIT-compiles it in process (ORC), compile writes .ll; "
-           "inference of dense and recurrent networks",
+           "inference of dense, recurrent and convolutional networks",
     .kernels = ll_kernels,
     .begin = llapi_begin,
     .gemm = ll_gemm,
