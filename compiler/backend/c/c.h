@@ -79,6 +79,7 @@ const char *cp_at(Emit *e, const IrPlan *P, int i, char what, const char *t);
 const char *cp_bits_at(Emit *e, const IrPlan *P, int i, const char *t);
 /* Whether the training plan keeps any value as bits. */
 int cp_any_bits(Emit *e);
+int cp_dense_reads_bits(Emit *e);
 /* Pointer to parameter k (embedded or in the workspace), and to its
    gradient (training). */
 const char *cp_param(Emit *e, int k);

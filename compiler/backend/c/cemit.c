@@ -86,6 +86,18 @@ int cp_any_bits(Emit *e) {
     return 0;
 }
 
+/* Whether a dense layer reads spikes kept as bits: only then are the
+   products on bits (_sa forward, _sb for the weight gradient) called. */
+int cp_dense_reads_bits(Emit *e) {
+    const IrGraph *g = e->g;
+    for (int i = 0; g->train && g->trainp.planned && i < g->nodes.len; i++) {
+        const IrNode *x = &g->nodes.items[i];
+        if (!x->dead && x->op == IR_DENSE && g->trainp.at[x->in[0]].bits)
+            return 1;
+    }
+    return 0;
+}
+
 const char *cp_bits_at(Emit *e, const IrPlan *P, int i, const char *t) {
     const IrBufs *b = &P->at[i];
     if (!b->bits)

@@ -406,7 +406,7 @@ static void gemm(Emit *e, const CgTile *tile, int v) {
 
 void cg_gemm(Emit *e, const CgTile *tile) {
     gemm(e, tile, GEMM_FLOAT);
-    if (cp_any_bits(e)) {
+    if (cp_dense_reads_bits(e)) {
         gemm(e, tile, GEMM_SPIKES_A);
         gemm(e, tile, GEMM_SPIKES_B);
     }
@@ -703,7 +703,7 @@ void ck_conv_bwd(TargetEmitter *em, const IrPlan *P, int i) {
     e->ind--;
     cg_line(e, "}");
     if (x->bias) {
-        cg_line(e, "for (o = 0; o < %lld; o++)", d.O);
+        cg_line(e, "for (long o = 0; o < %lld; o++)", d.O);
         cg_line(e, "    db[o] += sb[o];");
     }
     e->ind--;
