@@ -79,7 +79,20 @@ const char *cp_at(Emit *e, const IrPlan *P, int i, char what, const char *t);
 const char *cp_bits_at(Emit *e, const IrPlan *P, int i, const char *t);
 /* Whether the training plan keeps any value as bits. */
 int cp_any_bits(Emit *e);
+/* The sizes of convolution x (an IR_CONV2D node). */
+typedef struct ConvDims {
+    long long C, H, W;   /* input */
+    long long O, OH, OW; /* output */
+    long long P;         /* output pixels, OH x OW */
+    long long G, cg, og; /* groups, input and output channels per group */
+    long long KK;        /* kernel taps */
+} ConvDims;
+ConvDims cp_conv_dims(Emit *e, const IrNode *x);
+/* Whether a dense layer reads spikes kept as bits (the products on bits). */
 int cp_dense_reads_bits(Emit *e);
+/* The dx argument of training node i's backward, a C expression: the bits
+   of the inputs whose gradient is needed (some only when dinput is given). */
+const char *cp_dx_arg(Emit *e, int i);
 /* Pointer to parameter k (embedded or in the workspace), and to its
    gradient (training). */
 const char *cp_param(Emit *e, int k);

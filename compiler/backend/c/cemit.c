@@ -86,6 +86,16 @@ int cp_any_bits(Emit *e) {
     return 0;
 }
 
+ConvDims cp_conv_dims(Emit *e, const IrNode *x) {
+    const Shape *xs = &e->g->nodes.items[x->in[0]].shape;
+    ConvDims d;
+    d.C = xs->d[0], d.H = xs->d[1], d.W = xs->d[2];
+    d.O = x->out, d.OH = x->shape.d[1], d.OW = x->shape.d[2], d.P = d.OH * d.OW;
+    d.G = x->groups, d.cg = d.C / d.G, d.og = d.O / d.G;
+    d.KK = (long long)x->kernel[0] * x->kernel[1];
+    return d;
+}
+
 /* Whether a dense layer reads spikes kept as bits: only then are the
    products on bits (_sa forward, _sb for the weight gradient) called. */
 int cp_dense_reads_bits(Emit *e) {
@@ -96,6 +106,26 @@ int cp_dense_reads_bits(Emit *e) {
             return 1;
     }
     return 0;
+}
+
+/* The dx argument of node i's backward: which inputs need their gradient
+   (those needed only for dL/dinput when dinput is given). */
+const char *cp_dx_arg(Emit *e, int i) {
+    const IrPlan *P = &e->g->trainp;
+    const IrNode *x = &e->g->nodes.items[i];
+    Buf b = {0};
+    int any = 0;
+    for (int k = 0; k < x->nin; k++) {
+        int r = P->at[x->in[k]].needgrad;
+        if (r == 0)
+            continue;
+        buf_printf(&b, "%s%s", any ? " | " : "",
+                   r == 1 ? arena_printf(e->g->arena, "%d", 1 << k) : arena_printf(e->g->arena, "(dinput ? %d : 0)", 1 << k));
+        any = 1;
+    }
+    const char *s = arena_strdup(e->g->arena, any ? b.data : "0");
+    buf_free(&b);
+    return s;
 }
 
 const char *cp_bits_at(Emit *e, const IrPlan *P, int i, const char *t) {

@@ -514,24 +514,6 @@ void ck_dense_bwd(TargetEmitter *em, const IrPlan *P, int i) {
 
 /* ---- convolution ---- */
 
-typedef struct ConvDims {
-    long long C, H, W;   /* input */
-    long long O, OH, OW; /* output */
-    long long P;         /* output pixels, OH x OW */
-    long long G, cg, og; /* groups, input and output channels per group */
-    long long KK;        /* kernel taps */
-} ConvDims;
-
-static ConvDims conv_dims(Emit *e, const IrNode *x) {
-    const Shape *xs = &node(e, x->in[0])->shape;
-    ConvDims d;
-    d.C = xs->d[0], d.H = xs->d[1], d.W = xs->d[2];
-    d.O = x->out, d.OH = x->shape.d[1], d.OW = x->shape.d[2], d.P = d.OH * d.OW;
-    d.G = x->groups, d.cg = d.C / d.G, d.og = d.O / d.G;
-    d.KK = (long long)x->kernel[0] * x->kernel[1];
-    return d;
-}
-
 /* im2col or col2im of one (sample, channel) plane. */
 static void conv_call(Emit *e, const IrNode *x, const ConvDims *d, const char *fn, const char *from,
                       const char *to) {
@@ -588,7 +570,7 @@ void ck_conv_fwd(TargetEmitter *em, const IrPlan *P, int i) {
     Emit *e = &em->e;
     const IrNode *x = node(e, i);
     int in = x->in[0];
-    ConvDims d = conv_dims(e, x);
+    ConvDims d = cp_conv_dims(e, x);
     long long S = conv_chunk(e->g, x);
     cp_open(e, P, i, 1);
     cg_line(e, "const float *w = %s;", cp_param(e, x->param[0]));
@@ -633,7 +615,7 @@ void ck_conv_bwd(TargetEmitter *em, const IrPlan *P, int i) {
     Emit *e = &em->e;
     const IrNode *x = node(e, i);
     int in = x->in[0];
-    ConvDims d = conv_dims(e, x);
+    ConvDims d = cp_conv_dims(e, x);
     long long S = conv_chunk(e->g, x);
     int dx = P->at[in].needgrad != 0;
     cp_open(e, P, i, 0);

@@ -183,20 +183,6 @@ void cu_dense_fwd(TargetEmitter *em, const IrPlan *P, int i) {
 
 /* ---- convolution ---- */
 
-typedef struct ConvDims {
-    long long C, H, W, O, OH, OW, P, G, cg, og, KK;
-} ConvDims;
-
-static ConvDims conv_dims(Emit *e, const IrNode *x) {
-    const Shape *xs = &node(e, x->in[0])->shape;
-    ConvDims d;
-    d.C = xs->d[0], d.H = xs->d[1], d.W = xs->d[2];
-    d.O = x->out, d.OH = x->shape.d[1], d.OW = x->shape.d[2], d.P = d.OH * d.OW;
-    d.G = x->groups, d.cg = d.C / d.G, d.og = d.O / d.G;
-    d.KK = (long long)x->kernel[0] * x->kernel[1];
-    return d;
-}
-
 void cu_scratch(Emit *e) {
     const IrGraph *g = e->g;
     int64_t col = 0, out = 0;
@@ -204,7 +190,7 @@ void cu_scratch(Emit *e) {
         const IrNode *x = &g->nodes.items[i];
         if (x->dead || x->op != IR_CONV2D)
             continue;
-        ConvDims d = conv_dims(e, x);
+        ConvDims d = cp_conv_dims(e, x);
         int64_t np = e->maxb * d.P;
         if (d.C * d.KK * np > col)
             col = d.C * d.KK * np;
@@ -327,7 +313,7 @@ static void conv_col2im(Emit *e) {
 void cu_conv_fwd(TargetEmitter *em, const IrPlan *P, int i) {
     Emit *e = &em->e;
     const IrNode *x = node(e, i);
-    ConvDims d = conv_dims(e, x);
+    ConvDims d = cp_conv_dims(e, x);
     int64_t s = cp_scratch(e, P);
     cu_open_host(e, P, i, 1);
     cg_line(e, "const float *w = %s;", cp_param(e, x->param[0]));
@@ -363,7 +349,7 @@ void cu_conv_fwd(TargetEmitter *em, const IrPlan *P, int i) {
 void cu_conv_bwd(TargetEmitter *em, const IrPlan *P, int i) {
     Emit *e = &em->e;
     const IrNode *x = node(e, i);
-    ConvDims d = conv_dims(e, x);
+    ConvDims d = cp_conv_dims(e, x);
     int64_t s = cp_scratch(e, P);
     int dx = P->at[x->in[0]].needgrad != 0;
     cu_open_host(e, P, i, 0);

@@ -467,26 +467,6 @@ static void loss_kernels(Emit *e) {
 
 /* ---- the API ---- */
 
-/* The dx argument of node i's backward: which inputs need their gradient
-   (those needed only for dL/dinput when dinput is given), as capi.c's. */
-static const char *dx_arg(Emit *e, int i) {
-    const IrPlan *P = &e->g->trainp;
-    const IrNode *x = &e->g->nodes.items[i];
-    Buf b = {0};
-    int any = 0;
-    for (int k = 0; k < x->nin; k++) {
-        int r = P->at[x->in[k]].needgrad;
-        if (r == 0)
-            continue;
-        buf_printf(&b, "%s%s", any ? " | " : "",
-                   r == 1 ? arena_printf(e->g->arena, "%d", 1 << k) : arena_printf(e->g->arena, "(dinput ? %d : 0)", 1 << k));
-        any = 1;
-    }
-    const char *s = arena_strdup(e->g->arena, any ? b.data : "0");
-    buf_free(&b);
-    return s;
-}
-
 static void gen_train_forward(Emit *e) {
     const IrGraph *g = e->g;
     const IrPlan *P = &g->trainp;
@@ -567,7 +547,7 @@ static void gen_train_backward(Emit *e) {
             if (!need)
                 cg_line(e, "if (dinput)");
             e->ind += !need;
-            cu_call(e, P, i, 0, "0", P->at[i].inv ? "1" : arena_printf(g->arena, "%d", T), dx_arg(e, i));
+            cu_call(e, P, i, 0, "0", P->at[i].inv ? "1" : arena_printf(g->arena, "%d", T), cp_dx_arg(e, i));
             e->ind -= !need;
             continue;
         }
@@ -576,7 +556,7 @@ static void gen_train_backward(Emit *e) {
         for (int j = gr->first + gr->count - 1; j >= gr->first; j--) {
             int i = g->order[j];
             if (runs(g, i) && target_needs_backward(g, i))
-                cu_call(e, P, i, 0, "t", "t + 1", dx_arg(e, i));
+                cu_call(e, P, i, 0, "t", "t + 1", cp_dx_arg(e, i));
         }
         e->ind--;
         cg_line(e, "}");
