@@ -79,6 +79,15 @@ const char *cp_at(Emit *e, const IrPlan *P, int i, char what, const char *t);
 const char *cp_bits_at(Emit *e, const IrPlan *P, int i, const char *t);
 /* Whether the training plan keeps any value as bits. */
 int cp_any_bits(Emit *e);
+/* A kernel call of node i of plan P over steps [from, to) (C expressions):
+   the forward (fwd 1) or the backward, with the kernel's flag argument. */
+typedef void CpCall(Emit *e, const IrPlan *P, int i, int fwd, const char *from, const char *to, const char *flag);
+/* The walks of the API functions, shared by the targets that emit C-like
+   text (capi.c): the forward of every group over the steps [c0, c1) of a
+   chunk, and the backward of every group of the training plan. */
+void cp_forward_groups(Emit *e, const IrPlan *P, CpCall *kernel, const char *c0, const char *c1, const char *once,
+                       const char *flag);
+void cp_backward_groups(Emit *e, CpCall *kernel);
 /* The sizes of convolution x (an IR_CONV2D node). */
 typedef struct ConvDims {
     long long C, H, W;   /* input */

@@ -316,9 +316,11 @@ static void call(Emit *e, const IrPlan *P, int i, int fwd, const char *from, con
 static int runs(const IrGraph *g, int i) { return ir_op_kernel[g->nodes.items[i].op]; }
 
 /* The forward of every group over the steps [c0, c1) of a chunk (C
-   expressions); groups computed once run when c0 is 0, or at every call
-   when `once` is NULL (step() recomputes them: its input may change). */
-static void run_groups(Emit *e, const IrPlan *P, const char *c0, const char *c1, const char *once, const char *flag) {
+   expressions), each kernel called through `kernel`; groups computed once
+   run when `once` holds ("1": always once), or at every call when `once`
+   is NULL (step() recomputes them: its input may change). */
+void cp_forward_groups(Emit *e, const IrPlan *P, CpCall *kernel, const char *c0, const char *c1, const char *once,
+                       const char *flag) {
     const IrGraph *g = e->g;
     for (int k = 0; k < g->groups.len; k++) {
         const IrGroup *gr = &g->groups.items[k];
@@ -327,22 +329,66 @@ static void run_groups(Emit *e, const IrPlan *P, const char *c0, const char *c1,
             if (!runs(g, first))
                 continue;
             if (P->at[first].inv && once) {
-                if (strcmp(once, "1"))
+                int cond = strcmp(once, "1") != 0;
+                if (cond)
                     cg_line(e, "if (%s)", once);
-                if (strcmp(once, "1"))
-                    e->ind++;
-                call(e, P, first, 1, "0", "1", flag);
-                if (strcmp(once, "1"))
-                    e->ind--;
+                e->ind += cond;
+                kernel(e, P, first, 1, "0", "1", flag);
+                e->ind -= cond;
             } else
-                call(e, P, first, 1, c0, c1, flag);
+                kernel(e, P, first, 1, c0, c1, flag);
             continue;
         }
         cg_line(e, "for (t = %s; t < %s; t++) { /* a recurrent loop: step by step */", c0, c1);
         e->ind++;
         for (int j = gr->first; j < gr->first + gr->count; j++)
             if (runs(g, g->order[j]))
-                call(e, P, g->order[j], 1, "t", "t + 1", flag);
+                kernel(e, P, g->order[j], 1, "t", "t + 1", flag);
+        e->ind--;
+        cg_line(e, "}");
+    }
+}
+
+static void run_groups(Emit *e, const IrPlan *P, const char *c0, const char *c1, const char *once, const char *flag) {
+    cp_forward_groups(e, P, call, c0, c1, once, flag);
+}
+
+/* The backward of every group of the training plan, last group first,
+   over all steps (recurrent groups step by step, backwards). */
+void cp_backward_groups(Emit *e, CpCall *kernel) {
+    const IrGraph *g = e->g;
+    const IrPlan *P = &g->trainp;
+    int T = g->timesteps;
+    for (int k = g->groups.len - 1; k >= 0; k--) {
+        const IrGroup *gr = &g->groups.items[k];
+        if (!gr->recurrent) {
+            int i = g->order[gr->first];
+            if (!runs(g, i) || !target_needs_backward(g, i))
+                continue;
+            /* a node whose parameters are not learnable and whose inputs need
+               their gradient only for dL/dinput runs only when it is asked */
+            const IrNode *x = &g->nodes.items[i];
+            int need = 0;
+            for (int q = 0; q < x->nparam; q++)
+                need |= g->params.items[x->param[q]].learnable;
+            if (x->neuron)
+                need |= x->neuron->params.len > 0;
+            for (int q = 0; q < x->nin; q++)
+                need |= P->at[x->in[q]].needgrad == 1;
+            if (!need)
+                cg_line(e, "if (dinput)");
+            e->ind += !need;
+            kernel(e, P, i, 0, "0", P->at[i].inv ? "1" : arena_printf(g->arena, "%d", T), cp_dx_arg(e, i));
+            e->ind -= !need;
+            continue;
+        }
+        cg_line(e, "for (t = %d; t >= 0; t--) { /* a recurrent loop: step by step */", T - 1);
+        e->ind++;
+        for (int j = gr->first + gr->count - 1; j >= gr->first; j--) {
+            int i = g->order[j];
+            if (runs(g, i) && target_needs_backward(g, i))
+                kernel(e, P, i, 0, "t", "t + 1", cp_dx_arg(e, i));
+        }
         e->ind--;
         cg_line(e, "}");
     }
@@ -777,41 +823,7 @@ static void gen_train(Emit *e) {
     cg_line(e, "    for (j = 0; j < B * %lld; j++)", nout);
     cg_line(e, "        gout[j] += doutput[(size_t)t * (size_t)B * %lld + j];", nout);
     cg_line(e, "}");
-    for (int k = g->groups.len - 1; k >= 0; k--) {
-        const IrGroup *gr = &g->groups.items[k];
-        if (!gr->recurrent) {
-            int i = g->order[gr->first];
-            if (!runs(g, i) || !target_needs_backward(g, i))
-                continue;
-            /* a node whose parameters are not learnable and whose inputs need
-               their gradient only for dL/dinput runs only when it is asked */
-            const IrNode *x = &g->nodes.items[i];
-            int need = 0;
-            for (int q = 0; q < x->nparam; q++)
-                need |= g->params.items[x->param[q]].learnable;
-            if (x->neuron)
-                need |= x->neuron->params.len > 0;
-            for (int q = 0; q < x->nin; q++)
-                need |= P->at[x->in[q]].needgrad == 1;
-            if (!need)
-                cg_line(e, "if (dinput)");
-            if (!need)
-                e->ind++;
-            call(e, P, i, 0, "0", P->at[i].inv ? "1" : arena_printf(g->arena, "%d", T), cp_dx_arg(e, i));
-            if (!need)
-                e->ind--;
-            continue;
-        }
-        cg_line(e, "for (t = %d; t >= 0; t--) { /* a recurrent loop: step by step */", T - 1);
-        e->ind++;
-        for (int j = gr->first + gr->count - 1; j >= gr->first; j--) {
-            int i = g->order[j];
-            if (runs(g, i) && target_needs_backward(g, i))
-                call(e, P, i, 0, "t", "t + 1", cp_dx_arg(e, i));
-        }
-        e->ind--;
-        cg_line(e, "}");
-    }
+    cp_backward_groups(e, call);
     /* neuron parameters: each element's double sum, added up in order */
     for (int i = 0; i < g->nodes.len; i++) {
         const IrNode *x = &g->nodes.items[i];

@@ -216,31 +216,7 @@ static void bind(Emit *e) { cu_bind(e); }
 int cu_has_products(const IrGraph *g) { return has_products(g); }
 
 void cu_run_groups(Emit *e, const IrPlan *P, const char *c0, const char *c1, const char *once, const char *flag) {
-    const IrGraph *g = e->g;
-    for (int k = 0; k < g->groups.len; k++) {
-        const IrGroup *gr = &g->groups.items[k];
-        int first = g->order[gr->first];
-        if (!gr->recurrent) {
-            if (!runs(g, first))
-                continue;
-            if (P->at[first].inv) {
-                if (strcmp(once, "1"))
-                    cg_line(e, "if (%s)", once);
-                e->ind += strcmp(once, "1") != 0;
-                cu_call(e, P, first, 1, "0", "1", flag);
-                e->ind -= strcmp(once, "1") != 0;
-            } else
-                cu_call(e, P, first, 1, c0, c1, flag);
-            continue;
-        }
-        cg_line(e, "for (t = %s; t < %s; t++) { /* a recurrent loop: step by step */", c0, c1);
-        e->ind++;
-        for (int j = gr->first; j < gr->first + gr->count; j++)
-            if (runs(g, g->order[j]))
-                cu_call(e, P, g->order[j], 1, "t", "t + 1", flag);
-        e->ind--;
-        cg_line(e, "}");
-    }
+    cp_forward_groups(e, P, cu_call, c0, c1, once, flag);
 }
 
 /* The forward of every group over the steps [c0, c1) of a chunk (inference). */

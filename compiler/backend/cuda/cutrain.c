@@ -32,7 +32,6 @@
 
 static int64_t align16(int64_t x) { return (x + 15) & ~(int64_t)15; }
 static long long count(Emit *e, int i) { return shape_count(&e->g->nodes.items[i].shape); }
-static int runs(const IrGraph *g, int i) { return ir_op_kernel[g->nodes.items[i].op]; }
 
 /* ---- the workspace ---- */
 
@@ -528,39 +527,7 @@ static void gen_train_backward(Emit *e) {
     cg_line(e, "for (t = 0; t < %d; t++)", T);
     cg_line(e, "    %s_LAUNCH(B * %lld, st, %s_addto_k, (%s, doutput + (size_t)t * (size_t)B * %lld, B * %lld));", e->P,
             nout, e->p, cp_at(e, P, out, 'g', "t"), nout, nout);
-    for (int k = g->groups.len - 1; k >= 0; k--) {
-        const IrGroup *gr = &g->groups.items[k];
-        if (!gr->recurrent) {
-            int i = g->order[gr->first];
-            if (!runs(g, i) || !target_needs_backward(g, i))
-                continue;
-            /* a node whose parameters are not learnable and whose inputs need
-               their gradient only for dL/dinput runs only when it is asked */
-            const IrNode *x = &g->nodes.items[i];
-            int need = 0;
-            for (int q = 0; q < x->nparam; q++)
-                need |= g->params.items[x->param[q]].learnable;
-            if (x->neuron)
-                need |= x->neuron->params.len > 0;
-            for (int q = 0; q < x->nin; q++)
-                need |= P->at[x->in[q]].needgrad == 1;
-            if (!need)
-                cg_line(e, "if (dinput)");
-            e->ind += !need;
-            cu_call(e, P, i, 0, "0", P->at[i].inv ? "1" : arena_printf(g->arena, "%d", T), cp_dx_arg(e, i));
-            e->ind -= !need;
-            continue;
-        }
-        cg_line(e, "for (t = %d; t >= 0; t--) { /* a recurrent loop: step by step */", T - 1);
-        e->ind++;
-        for (int j = gr->first + gr->count - 1; j >= gr->first; j--) {
-            int i = g->order[j];
-            if (runs(g, i) && target_needs_backward(g, i))
-                cu_call(e, P, i, 0, "t", "t + 1", cp_dx_arg(e, i));
-        }
-        e->ind--;
-        cg_line(e, "}");
-    }
+    cp_backward_groups(e, cu_call);
     /* neuron parameters: each neuron's double sum, added up in order */
     for (int i = 0; i < g->nodes.len; i++) {
         const IrNode *x = &g->nodes.items[i];
