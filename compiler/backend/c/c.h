@@ -88,6 +88,9 @@ typedef void CpCall(Emit *e, const IrPlan *P, int i, int fwd, const char *from, 
 void cp_forward_groups(Emit *e, const IrPlan *P, CpCall *kernel, const char *c0, const char *c1, const char *once,
                        const char *flag);
 void cp_backward_groups(Emit *e, CpCall *kernel);
+/* The batch normalization of channel c (ckernels.c): `training` names the
+   flag that selects the batch's statistics, NULL at inference. */
+void cp_batchnorm_channel(Emit *e, const IrPlan *P, int i, const char *training);
 /* The sizes of convolution x (an IR_CONV2D node). */
 typedef struct ConvDims {
     long long C, H, W;   /* input */

@@ -937,33 +937,20 @@ void ck_delay_bwd(TargetEmitter *em, const IrPlan *P, int i) {
 
 /* ---- batch normalization ---- */
 
-/* At inference (and in eval mode) y = x a + (beta - mean a), a = gamma /
-   sqrt(var + eps), per channel. Training normalizes with the statistics
-   of the batch over all steps and updates the running ones (momentum 0.1,
-   the unbiased variance, as PyTorch). Threads take channels. */
-void ck_batchnorm_fwd(TargetEmitter *em, const IrPlan *P, int i) {
-    Emit *e = &em->e;
+/* The batch normalization of channel c, inside a loop or a thread over c:
+   gamma, beta, rmean, rvar, rows, xw and yw in scope, and in training mean
+   and istd. `training` names the flag that selects the batch's statistics
+   (computed in double, the running ones updated); NULL at inference. */
+void cp_batchnorm_channel(Emit *e, const IrPlan *P, int i, const char *training) {
     const IrNode *x = node(e, i);
-    int in = x->in[0], train = cp_train(e, P);
+    int in = x->in[0];
     long long C = x->shape.d[0], hw = count(e, i) / C;
-    cp_open(e, P, i, 1);
-    cg_line(e, "const float *gamma = %s, *beta = %s;", cp_param(e, x->param[0]), cp_param(e, x->param[1]));
-    cg_line(e, "%sfloat *rmean = %s, *rvar = %s;", train ? "" : "const ", cp_param(e, x->param[2]),
-            cp_param(e, x->param[3]));
-    cg_line(e, "const long rows = (long)(to - from) * B;");
-    cg_line(e, "const float *xw = %s;", cp_at(e, P, in, 'v', "from"));
-    cg_line(e, "float *yw = %s;", cp_at(e, P, i, 'v', "from"));
-    if (train)
-        cg_line(e, "float *mean = %s, *istd = %s;", cp_ws(e, P, P->at[i].stat), cp_ws(e, P, P->at[i].stat + C));
-    cg_par_for(e, fmt(e, "rows * %lld", C * hw));
-    cg_line(e, "for (long c = 0; c < %lld; c++) {", C);
-    e->ind++;
     /* the input row of output row r: the same row of every step when the
        input is stored once */
     const char *xr = P->at[in].inv && !P->at[i].inv ? "(r % B)" : "r";
     cg_line(e, "long r, k;");
-    if (train)
-        cg_line(e, "if (!training) { /* as at inference */");
+    if (training)
+        cg_line(e, "if (!%s) { /* as at inference */", training);
     else
         cg_line(e, "{");
     cg_line(e, "    const float a = gamma[c] / sqrtf(rvar[c] + %s);", cg_flt(e, x->fval));
@@ -971,8 +958,8 @@ void ck_batchnorm_fwd(TargetEmitter *em, const IrPlan *P, int i) {
     cg_line(e, "    for (r = 0; r < rows; r++)");
     cg_line(e, "        for (k = 0; k < %lld; k++)", hw);
     cg_line(e, "            yw[(r * %lld + c) * %lld + k] = xw[(%s * %lld + c) * %lld + k] * a + sh;", C, hw, xr, C, hw);
-    if (train) {
-        cg_line(e, "} else {");
+    if (training) {
+        cg_line(e, "} else { /* the batch's statistics over all steps, in double */");
         e->ind++;
         cg_line(e, "const double cnt = (double)rows * %lld;", hw);
         cg_line(e, "double s = 0.0, q = 0.0;");
@@ -1005,6 +992,30 @@ void ck_batchnorm_fwd(TargetEmitter *em, const IrPlan *P, int i) {
         e->ind--;
     }
     cg_line(e, "}");
+}
+
+/* At inference (and in eval mode) y = x a + (beta - mean a), a = gamma /
+   sqrt(var + eps), per channel. Training normalizes with the statistics
+   of the batch over all steps and updates the running ones (momentum 0.1,
+   the unbiased variance, as PyTorch). Threads take channels. */
+void ck_batchnorm_fwd(TargetEmitter *em, const IrPlan *P, int i) {
+    Emit *e = &em->e;
+    const IrNode *x = node(e, i);
+    int in = x->in[0], train = cp_train(e, P);
+    long long C = x->shape.d[0], hw = count(e, i) / C;
+    cp_open(e, P, i, 1);
+    cg_line(e, "const float *gamma = %s, *beta = %s;", cp_param(e, x->param[0]), cp_param(e, x->param[1]));
+    cg_line(e, "%sfloat *rmean = %s, *rvar = %s;", train ? "" : "const ", cp_param(e, x->param[2]),
+            cp_param(e, x->param[3]));
+    cg_line(e, "const long rows = (long)(to - from) * B;");
+    cg_line(e, "const float *xw = %s;", cp_at(e, P, in, 'v', "from"));
+    cg_line(e, "float *yw = %s;", cp_at(e, P, i, 'v', "from"));
+    if (train)
+        cg_line(e, "float *mean = %s, *istd = %s;", cp_ws(e, P, P->at[i].stat), cp_ws(e, P, P->at[i].stat + C));
+    cg_par_for(e, fmt(e, "rows * %lld", C * hw));
+    cg_line(e, "for (long c = 0; c < %lld; c++) {", C);
+    e->ind++;
+    cp_batchnorm_channel(e, P, i, train ? "training" : NULL);
     e->ind--;
     cg_line(e, "}");
     cp_close(e, "(void)training;");

@@ -302,11 +302,8 @@ void cu_pool_bwd(TargetEmitter *em, const IrPlan *P, int i) {
 void cu_batchnorm_train_fwd(Emit *e, const IrPlan *P, int i) {
     const IrNode *x = node(e, i);
     int in = x->in[0];
-    long long C = x->shape.d[0], hw = count(e, i) / C;
+    long long C = x->shape.d[0];
     const char *n = fmt(e, "%lld", C);
-    /* the input row of output row r: the same row of every step when the
-       input is stored once */
-    const char *xr = P->at[in].inv && !P->at[i].inv ? "(r % B)" : "r";
     cu_open_kernel(e, P, i, 1, n);
     cg_line(e, "const long c = i, rows = (long)(to - from) * B;");
     cg_line(e, "const float *gamma = %s, *beta = %s;", cp_param(e, x->param[0]), cp_param(e, x->param[1]));
@@ -314,42 +311,7 @@ void cu_batchnorm_train_fwd(Emit *e, const IrPlan *P, int i) {
     cg_line(e, "const float *xw = %s;", cp_at(e, P, in, 'v', "from"));
     cg_line(e, "float *yw = %s;", cp_at(e, P, i, 'v', "from"));
     cg_line(e, "float *mean = %s, *istd = %s;", cp_ws(e, P, P->at[i].stat), cp_ws(e, P, P->at[i].stat + C));
-    cg_line(e, "long r, k;");
-    cg_line(e, "if (!flag) { /* as at inference */");
-    cg_line(e, "    const float a = gamma[c] / sqrtf(rvar[c] + %s);", cg_flt(e, x->fval));
-    cg_line(e, "    const float sh = beta[c] - rmean[c] * a;");
-    cg_line(e, "    for (r = 0; r < rows; r++)");
-    cg_line(e, "        for (k = 0; k < %lld; k++)", hw);
-    cg_line(e, "            yw[(r * %lld + c) * %lld + k] = xw[(%s * %lld + c) * %lld + k] * a + sh;", C, hw, xr, C, hw);
-    cg_line(e, "} else { /* the batch's statistics over all steps, in double */");
-    e->ind++;
-    cg_line(e, "const double cnt = (double)rows * %lld;", hw);
-    cg_line(e, "double s = 0.0, q = 0.0;");
-    cg_line(e, "float m, is;");
-    cg_line(e, "for (r = 0; r < rows; r++)");
-    cg_line(e, "    for (k = 0; k < %lld; k++)", hw);
-    cg_line(e, "        s += xw[(r * %lld + c) * %lld + k];", C, hw);
-    cg_line(e, "m = (float)(s / cnt);");
-    cg_line(e, "for (r = 0; r < rows; r++)");
-    cg_line(e, "    for (k = 0; k < %lld; k++) {", hw);
-    cg_line(e, "        const double d = (double)xw[(r * %lld + c) * %lld + k] - m;", C, hw);
-    cg_line(e, "        q += d * d;");
-    cg_line(e, "    }");
-    cg_line(e, "is = (float)(1.0 / sqrt(q / cnt + %s));", cg_flt(e, x->fval));
-    cg_line(e, "mean[c] = m;");
-    cg_line(e, "istd[c] = is;");
-    cg_line(e, "for (r = 0; r < rows; r++)");
-    cg_line(e, "    for (k = 0; k < %lld; k++)", hw);
-    cg_line(e, "        yw[(r * %lld + c) * %lld + k] = (xw[(r * %lld + c) * %lld + k] - m) * is * gamma[c] + beta[c];", C,
-            hw, C, hw);
-    cg_line(e, "rmean[c] = 0.9f * rmean[c] + 0.1f * m;");
-    if (P->at[in].inv)
-        cg_line(e, "rvar[c] = 0.9f * rvar[c] + 0.1f * (float)(%d.0 * q / (%d.0 * cnt - 1.0));", e->g->timesteps,
-                e->g->timesteps);
-    else
-        cg_line(e, "rvar[c] = 0.9f * rvar[c] + 0.1f * (float)(cnt > 1.0 ? q / (cnt - 1.0) : q);");
-    e->ind--;
-    cg_line(e, "}");
+    cp_batchnorm_channel(e, P, i, "flag");
     cp_close(e, NULL);
     cu_host_of_kernel(e, P, i, 1, n);
 }
