@@ -88,6 +88,9 @@ typedef void CpCall(Emit *e, const IrPlan *P, int i, int fwd, const char *from, 
 void cp_forward_groups(Emit *e, const IrPlan *P, CpCall *kernel, const char *c0, const char *c1, const char *once,
                        const char *flag);
 void cp_backward_groups(Emit *e, CpCall *kernel);
+/* Reports, at the layer's line, what training cannot do yet (a batchnorm
+   on a recurrent loop); 0 after reporting, 1 when training can go on. */
+int cp_train_supported(const IrGraph *g);
 /* The batch normalization of channel c (ckernels.c): `training` names the
    flag that selects the batch's statistics, NULL at inference. */
 void cp_batchnorm_channel(Emit *e, const IrPlan *P, int i, const char *training);

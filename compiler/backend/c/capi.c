@@ -909,7 +909,7 @@ static void gen_train(Emit *e) {
 }
 
 /* Checks what training cannot do yet; 0 after reporting. */
-static int train_supported(const IrGraph *g) {
+int cp_train_supported(const IrGraph *g) {
     int ok = 1;
     for (int i = 0; i < g->nodes.len; i++) {
         const IrNode *x = &g->nodes.items[i];
@@ -1020,7 +1020,7 @@ TargetEmitter *capi_emitter(const IrGraph *g, const CgenOptions *opt) {
 }
 
 TargetEmitter *capi_begin_isa(const IrGraph *g, const CgenOptions *opt, int isa) {
-    if (g->train && !train_supported(g))
+    if (g->train && !cp_train_supported(g))
         return NULL;
     TargetEmitter *em = capi_emitter(g, opt);
     Emit *e = &em->e;

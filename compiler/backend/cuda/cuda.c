@@ -168,7 +168,7 @@ static TargetEmitter *cuda_begin(const IrGraph *g, const CgenOptions *opt) {
         error_plain("target 'cuda' does not support %s", no);
         return NULL;
     }
-    if (cu_train_check(g))
+    if (g->train && !cp_train_supported(g))
         return NULL;
     TargetEmitter *em = capi_emitter(g, opt);
     Emit *e = &em->e;

@@ -86,10 +86,6 @@ int64_t cu_train_at(Emit *e, int what);
 static inline int64_t cu_train_unbits(Emit *e) { return cu_train_at(e, CU_TS_UNBITS); }
 /* The training workspace, in floats. */
 long long cu_train_ws_floats(Emit *e);
-/* Reports, at the layer's line, a batchnorm on a recurrent loop in a
-   trained graph (as the portable target does: no target trains it); the
-   number of them. */
-int cu_train_check(const IrGraph *g);
 /* The training's helpers in the opening of <net>.cu (after the others). */
 void cu_train_opening(Emit *e);
 /* The training API (<net>_train_forward, ...) and its header. */

@@ -57,19 +57,6 @@ int64_t cu_train_at(Emit *e, int what) {
 
 long long cu_train_ws_floats(Emit *e) { return (long long)(cp_base(e, &e->g->trainp) + cu_train_at(e, CU_TS_END)); }
 
-int cu_train_check(const IrGraph *g) {
-    int bad = 0;
-    for (int i = 0; g->train && i < g->nodes.len; i++) {
-        const IrNode *x = &g->nodes.items[i];
-        if (x->dead || x->op != IR_BATCHNORM || !g->groups.items[x->group].recurrent)
-            continue;
-        error_at(x->loc, "batchnorm '%s' is on a recurrent loop: training needs its statistics over "
-                         "all steps, which a step-by-step loop cannot give", x->name);
-        bad++;
-    }
-    return bad;
-}
-
 /* ---- the helpers in the opening ---- */
 
 /* The kernel that counts spikes (train_spikes). */
