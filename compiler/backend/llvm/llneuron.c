@@ -9,11 +9,12 @@
  * inference plan keeps one copy) and the variables that --record asks for.
  * Each instruction is the C target's expression (cemit.c cg_eq_emit) on
  * every lane: comparisons give 1 or 0, exp, log, tanh, pow, min and max
- * call the C library lane by lane (under --math fast, exp, log, tanh, min
- * and max are llmath.c's on whole vectors instead), sqrt and abs are LLVM's exact
+ * call the C library lane by lane, sqrt and abs are LLVM's exact
  * intrinsics, so every lane computes the bits the C target's scalar code
- * computes. Only the instructions that reach the output, a state or a
- * record are written.
+ * computes. Under --math fast, exp, log, tanh, min and max are llmath.c's
+ * on whole vectors instead (snnrt_math.inc's, as the C target's --math
+ * fast). Only the instructions that reach the output, a state or a record
+ * are written.
  */
 #include <string.h>
 
