@@ -616,8 +616,11 @@ static void info(const IrGraph *g, const Options *o) {
     for (int k = 0; k < g->params.len; k++)
         per_node[g->params.items[k].node] += g->params.items[k].count;
     const IrNode *in = &g->nodes.items[g->input];
+    const char *enc = g->events.on ? arena_printf(g->arena, "events, window %lld%s", (long long)g->events.window,
+                                                  g->events.binary ? ", binary" : "")
+                                   : encoding_names[g->encoding];
     printf("network %s: %d timesteps, input %s %s (%s), output %s readout %s\n", g->name,
-           g->timesteps, in->name, shape_str(g->arena, &in->shape), encoding_names[g->encoding],
+           g->timesteps, in->name, shape_str(g->arena, &in->shape), enc,
            g->nodes.items[g->output].name, readout_names[g->readout]);
     printf("\n%-20s %-10s %-14s %12s %10s %14s\n", "layer", "op", "shape", "parameters", "neurons",
            "synops/step");

@@ -157,6 +157,13 @@ def main():
         print("synthetic events of %s" % src)
         case(c, d, "synthetic", ev, offsets, 6, mfe.WINDOW, (2, 28, 28))
         case(c, d, "synthetic_binary", ev, offsets, 5, mfe.WINDOW, (2, 28, 28), binary=True)
+        # snnc info names the binning the model declares
+        m = os.path.join(d, "info.snn")
+        with open(m, "w") as f:
+            f.write(model("events(window = 250, binary = true)", 4, (2, 3, 5)))
+        p = subprocess.run([snnc_path(), "info", m], capture_output=True, text=True)
+        c.check(p.returncode == 0 and "input ev [2,3,5] (events, window 250, binary)" in p.stdout,
+                "snnc info names the event input's window and binning: %r" % p.stdout.split("\n")[0])
     c.finish()
 
 
