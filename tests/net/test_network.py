@@ -423,7 +423,7 @@ def network_tests(C, rng):
 
 # ---- the examples ----
 
-HEAD = re.compile(r"network (\S+): (\d+) timesteps, input (\S+) \[([\d,]+)\] \((\w+)\), "
+HEAD = re.compile(r"network (\S+): (\d+) timesteps, input (\S+) \[([\d,]+)\] \((\w+)[^)]*\), "
                   r"output (\S+) readout (\w+)")
 
 
@@ -442,7 +442,7 @@ def example_tests(C, rng):
         ishape = tuple(int(d) for d in m.group(4).split(","))
         row = re.search(r"^%s\s+\S+\s+\[([\d,]+)\]" % re.escape(out), p.stdout, re.M)
         oshape = tuple(int(d) for d in row.group(1).split(","))
-        lead = (steps, 2) if enc == "sequence" else (2,)
+        lead = (steps, 2) if enc in ("sequence", "events") else (2,)  # events: frames binned already
         x = rng.uniform(0, 1, size=lead + ishape).astype(np.float32)
         with open(path) as f:
             text = f.read()
