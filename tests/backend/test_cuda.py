@@ -691,10 +691,17 @@ def check_training(snnc, model, tmp, mode, cc, nvcc, gpu, snnrt):
         return 0, 1
     with open(os.path.join(c, "main.c"), "w") as f:
         f.write(TRAIN_C_MAIN % {"p": p, "P": P, "ro": READOUTS.index(ro)})
-    rc, msg = sh([cc] + C_FLAGS + ["-I", os.path.dirname(os.path.abspath(__file__)) + "/../../runtime", "-o", "prog",
-                                   p + ".c", "main.c", snnrt, "-fopenmp", "-lz", "-lm"], cwd=c)
+    # a runtime library built with the sanitizers links only with them
+    san = ["-fsanitize=address,undefined"] if b"__asan" in open(snnrt, "rb").read() else []
+    rc, msg = sh([cc] + C_FLAGS + san + ["-I", os.path.dirname(os.path.abspath(__file__)) + "/../../runtime", "-o",
+                                         "prog", p + ".c", "main.c", snnrt, "-fopenmp", "-lz", "-lm"], cwd=c)
     if rc == 0:
+        keep = os.environ.get("ASAN_OPTIONS")
+        if san:  # the small main here frees nothing at exit: leaks are not the question
+            os.environ["ASAN_OPTIONS"] = (keep + ":" if keep else "") + "detect_leaks=0"
         rc, msg = sh([os.path.join(c, "prog")], cwd=c)
+        if san:
+            os.environ.pop("ASAN_OPTIONS") if keep is None else os.environ.update(ASAN_OPTIONS=keep)
     if rc != 0:
         print("FAIL: %s --train [c]: build or run (exit %d)\n%s" % (name, rc, msg[-3000:]))
         return 0, 1
