@@ -1,6 +1,7 @@
 """Train examples/fashion_mlp.snn on Fashion-MNIST with its own train block
-(6 epochs) and check:
-  - the test accuracy after training is at least 88%;
+(10 epochs) and check:
+  - the test accuracy after training is at least 89% (the x86 issue's goal;
+    89.34% measured with --math exact and seed 1);
   - metrics.csv has one row per epoch, curves.svg and both safetensors
     files exist;
   - the trained network, compiled to standalone C with --embed-weights
@@ -49,9 +50,9 @@ def main():
             c.finish()
         with open(os.path.join(run, "metrics.csv")) as f:
             rows = list(csv.DictReader(f))
-        c.check(len(rows) == 6, "metrics.csv has %d rows, expected 6" % len(rows))
+        c.check(len(rows) == 10, "metrics.csv has %d rows, expected 10" % len(rows))
         acc = float(rows[-1]["test_acc"])
-        c.check(acc >= 0.88, "test accuracy %.4f, expected at least 0.88" % acc)
+        c.check(acc >= 0.89, "test accuracy %.4f, expected at least 0.89" % acc)
         for name in ("checkpoint.safetensors", "weights.safetensors", "curves.svg"):
             c.check(os.path.getsize(os.path.join(run, name)) > 0, "%s is missing or empty" % name)
         # deploy
