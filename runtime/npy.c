@@ -696,107 +696,110 @@ static int table_read_open(FILE *fp, const char *path, SnnrtTable *out,
     return table_scan_open(fp, path, &scan, err, errlen);
 }
 
-int snnrt_npy_read(const char *path, SnnrtTensor *out, char *err,
-                   size_t errlen)
+/* The public readers take a file's path, or bytes in memory (mem != NULL)
+   and the name their messages give them; each opens a stream and hands it
+   to its reader above. */
+typedef struct {
+    const char *name;       /* the path, or the name of the bytes */
+    const void *mem;
+    size_t size;
+} Source;
+
+static FILE *source_open(const Source *src, char *err, size_t errlen)
+{
+    FILE *fp = src->mem ? snnrt_mem_open(src->mem, src->size) : fopen(src->name, "rb");
+    if (!fp)
+        npy_fail(err, errlen, src->name, src->mem ? "cannot open the bytes in memory as a file"
+                                                  : "cannot open for reading");
+    return fp;
+}
+
+static int read_tensor(const Source *src, SnnrtTensor *out, char *err, size_t errlen)
 {
     FILE *fp;
     int rc;
     if (!err)
         errlen = 0;
     memset(out, 0, sizeof *out);
-    fp = fopen(path, "rb");
-    if (!fp)
-        return npy_fail(err, errlen, path, "cannot open for reading");
-    rc = npy_read_open(fp, path, out, err, errlen);
+    if (!(fp = source_open(src, err, errlen)))
+        return -1;
+    rc = npy_read_open(fp, src->name, out, err, errlen);
     fclose(fp);
     if (rc)
         snnrt_tensor_free(out);
     return rc;
+}
+
+static int read_table(const Source *src, SnnrtTable *out, char *err, size_t errlen)
+{
+    FILE *fp;
+    int rc;
+    if (!err)
+        errlen = 0;
+    memset(out, 0, sizeof *out);
+    if (!(fp = source_open(src, err, errlen)))
+        return -1;
+    rc = table_read_open(fp, src->name, out, err, errlen);
+    fclose(fp);
+    if (rc)
+        snnrt_table_free(out);
+    return rc;
+}
+
+static int scan_table(const Source *src, const SnnrtTableScan *scan, char *err, size_t errlen)
+{
+    FILE *fp;
+    int rc;
+    if (!err)
+        errlen = 0;
+    if (!(fp = source_open(src, err, errlen)))
+        return -1;
+    rc = table_scan_open(fp, src->name, scan, err, errlen);
+    fclose(fp);
+    return rc;
+}
+
+int snnrt_npy_read(const char *path, SnnrtTensor *out, char *err,
+                   size_t errlen)
+{
+    Source src = {path, NULL, 0};
+    return read_tensor(&src, out, err, errlen);
 }
 
 int snnrt_npy_read_mem(const void *data, size_t size, const char *name,
                        SnnrtTensor *out, char *err, size_t errlen)
 {
-    FILE *fp;
-    int rc;
-    if (!err)
-        errlen = 0;
-    memset(out, 0, sizeof *out);
-    fp = snnrt_mem_open(data, size);
-    if (!fp)
-        return npy_fail(err, errlen, name, "cannot open the bytes in memory as a file");
-    rc = npy_read_open(fp, name, out, err, errlen);
-    fclose(fp);
-    if (rc)
-        snnrt_tensor_free(out);
-    return rc;
+    Source src = {name, data ? data : "", size};
+    return read_tensor(&src, out, err, errlen);
 }
 
 int snnrt_npy_read_table(const char *path, SnnrtTable *out, char *err,
                          size_t errlen)
 {
-    FILE *fp;
-    int rc;
-    if (!err)
-        errlen = 0;
-    memset(out, 0, sizeof *out);
-    fp = fopen(path, "rb");
-    if (!fp)
-        return npy_fail(err, errlen, path, "cannot open for reading");
-    rc = table_read_open(fp, path, out, err, errlen);
-    fclose(fp);
-    if (rc)
-        snnrt_table_free(out);
-    return rc;
+    Source src = {path, NULL, 0};
+    return read_table(&src, out, err, errlen);
 }
 
 int snnrt_npy_read_table_mem(const void *data, size_t size, const char *name,
                              SnnrtTable *out, char *err, size_t errlen)
 {
-    FILE *fp;
-    int rc;
-    if (!err)
-        errlen = 0;
-    memset(out, 0, sizeof *out);
-    fp = snnrt_mem_open(data, size);
-    if (!fp)
-        return npy_fail(err, errlen, name, "cannot open the bytes in memory as a file");
-    rc = table_read_open(fp, name, out, err, errlen);
-    fclose(fp);
-    if (rc)
-        snnrt_table_free(out);
-    return rc;
+    Source src = {name, data ? data : "", size};
+    return read_table(&src, out, err, errlen);
 }
 
 int snnrt_npy_scan_table(const char *path, const SnnrtTableScan *scan,
                          char *err, size_t errlen)
 {
-    FILE *fp;
-    int rc;
-    if (!err)
-        errlen = 0;
-    fp = fopen(path, "rb");
-    if (!fp)
-        return npy_fail(err, errlen, path, "cannot open for reading");
-    rc = table_scan_open(fp, path, scan, err, errlen);
-    fclose(fp);
-    return rc;
+    Source src = {path, NULL, 0};
+    return scan_table(&src, scan, err, errlen);
 }
 
 int snnrt_npy_scan_table_mem(const void *data, size_t size, const char *name,
                              const SnnrtTableScan *scan, char *err,
                              size_t errlen)
 {
-    FILE *fp;
-    int rc;
-    if (!err)
-        errlen = 0;
-    fp = snnrt_mem_open(data, size);
-    if (!fp)
-        return npy_fail(err, errlen, name, "cannot open the bytes in memory as a file");
-    rc = table_scan_open(fp, name, scan, err, errlen);
-    fclose(fp);
-    return rc;
+    Source src = {name, data ? data : "", size};
+    return scan_table(&src, scan, err, errlen);
 }
 
 void snnrt_table_free(SnnrtTable *t)
