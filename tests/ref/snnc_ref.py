@@ -6,8 +6,10 @@ expected value comes from PyTorch, NumPy or a peer framework. A test that
 cannot run (no torch, no peer) prints why and exits with 77, which CTest
 reports as skipped.
 """
+import csv
 import json
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -216,6 +218,39 @@ def train(model, outdir, args=(), cwd=None):
         f.write(model)
     cmd = [snnc_path(), "train", src, "-o", outdir] + list(args)
     return subprocess.run(cmd, capture_output=True, text=True, cwd=cwd)
+
+
+def train_example(checker, model, outdir, epochs, min_acc, args=(), cwd=None):
+    """Trains the model file `model` with `snnc train -o outdir` (and args),
+    checks that metrics.csv has `epochs` rows and that the last test
+    accuracy is at least min_acc; returns that accuracy. A failed training
+    ends the test (checker.finish)."""
+    p = subprocess.run([snnc_path(), "train", model, "-o", outdir] + list(args),
+                       cwd=cwd, capture_output=True, text=True)
+    print(p.stdout)
+    if p.returncode != 0:
+        print(p.stderr)
+        checker.check(False, "snnc train failed (exit %d)" % p.returncode)
+        checker.finish()
+    with open(os.path.join(outdir, "metrics.csv")) as f:
+        rows = list(csv.DictReader(f))
+    checker.check(len(rows) == epochs, "metrics.csv has %d rows, expected %d" % (len(rows), epochs))
+    acc = float(rows[-1]["test_acc"])
+    checker.check(acc >= min_acc, "test accuracy %.4f, expected at least %.2f" % (acc, min_acc))
+    return acc
+
+
+def check_eval(checker, model, weights, acc, cwd=None):
+    """`snnc run --eval` of the weights must report the accuracy training
+    reported (acc), to the sample."""
+    p = subprocess.run([snnc_path(), "run", model, "--eval", "--weights", weights],
+                       cwd=cwd, capture_output=True, text=True)
+    print(p.stdout)
+    m = re.search(r"accuracy ([0-9.]+)%", p.stdout)
+    checker.check(p.returncode == 0 and m is not None, "snnc run --eval failed: " + p.stderr)
+    if m:
+        checker.check(abs(float(m.group(1)) / 100 - acc) < 0.5e-4,
+                      "snnc run --eval: accuracy %s%%, training reported %.2f%%" % (m.group(1), 100 * acc))
 
 
 def rel_err(got, want):

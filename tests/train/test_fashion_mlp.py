@@ -14,7 +14,6 @@ or no C compiler is found.
 
 Usage: test_fashion_mlp.py SOURCE_DIR (SNNC in the environment)
 """
-import csv
 import gzip
 import os
 import re
@@ -23,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 
-from snnc_ref import SKIP, Checker, skip, snnc_path
+from snnc_ref import Checker, skip, snnc_path, train_example
 
 DATA = "/usr/share/datasets/fashion-mnist"
 
@@ -42,17 +41,7 @@ def main():
         run = os.path.join(d, "train")
         # --math exact: the portable target's arithmetic on whichever target
         # trains, so that the deployed portable C gives the same bits
-        p = subprocess.run([snnc, "train", model, "--math", "exact", "-o", run], capture_output=True, text=True)
-        print(p.stdout)
-        if p.returncode != 0:
-            print(p.stderr)
-            c.check(False, "snnc train failed (exit %d)" % p.returncode)
-            c.finish()
-        with open(os.path.join(run, "metrics.csv")) as f:
-            rows = list(csv.DictReader(f))
-        c.check(len(rows) == 10, "metrics.csv has %d rows, expected 10" % len(rows))
-        acc = float(rows[-1]["test_acc"])
-        c.check(acc >= 0.89, "test accuracy %.4f, expected at least 0.89" % acc)
+        acc = train_example(c, model, run, 10, 0.89, args=["--math", "exact"])
         for name in ("checkpoint.safetensors", "weights.safetensors", "curves.svg"):
             c.check(os.path.getsize(os.path.join(run, name)) > 0, "%s is missing or empty" % name)
         # deploy

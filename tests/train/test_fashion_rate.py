@@ -8,14 +8,11 @@ Skipped, saying why, when Debian's dataset-fashion-mnist is not installed.
 
 Usage: test_fashion_rate.py SOURCE_DIR (SNNC in the environment)
 """
-import csv
 import os
-import re
-import subprocess
 import sys
 import tempfile
 
-from snnc_ref import Checker, skip, snnc_path
+from snnc_ref import Checker, check_eval, skip, train_example
 
 DATA = "/usr/share/datasets/fashion-mnist"
 MIN_ACC = 0.80
@@ -23,32 +20,14 @@ MIN_ACC = 0.80
 
 def main():
     src = sys.argv[1]
-    snnc = snnc_path()
     if not os.path.exists(os.path.join(DATA, "t10k-images-idx3-ubyte.gz")):
         skip("Fashion-MNIST is not installed (Debian package dataset-fashion-mnist)")
     model = os.path.join(src, "examples", "fashion_rate.snn")
     c = Checker()
     with tempfile.TemporaryDirectory() as d:
         run = os.path.join(d, "train")
-        p = subprocess.run([snnc, "train", model, "--epochs", "1", "-o", run], capture_output=True, text=True)
-        print(p.stdout)
-        if p.returncode != 0:
-            print(p.stderr)
-            c.check(False, "snnc train failed (exit %d)" % p.returncode)
-            c.finish()
-        with open(os.path.join(run, "metrics.csv")) as f:
-            rows = list(csv.DictReader(f))
-        c.check(len(rows) == 1, "metrics.csv has %d rows, expected 1" % len(rows))
-        acc = float(rows[-1]["test_acc"])
-        c.check(acc >= MIN_ACC, "test accuracy %.4f, expected at least %.2f" % (acc, MIN_ACC))
-        p = subprocess.run([snnc, "run", model, "--eval", "--weights", os.path.join(run, "weights.safetensors")],
-                           capture_output=True, text=True)
-        print(p.stdout)
-        m = re.search(r"accuracy ([0-9.]+)%", p.stdout)
-        c.check(p.returncode == 0 and m is not None, "snnc run --eval failed: " + p.stderr)
-        if m:
-            c.check(abs(float(m.group(1)) / 100 - acc) < 0.5e-4,
-                    "snnc run --eval: accuracy %s%%, training reported %.2f%%" % (m.group(1), 100 * acc))
+        acc = train_example(c, model, run, 1, MIN_ACC, args=["--epochs", "1"])
+        check_eval(c, model, os.path.join(run, "weights.safetensors"), acc)
     c.finish()
 
 
