@@ -43,7 +43,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from infer_throughput import CC, SNNC_CFLAGS, TARGET, TARGET_FLAGS, loadavg, report_peak, thread_env  # noqa: E402
-from train_throughput import REPO, find_snnc  # noqa: E402
+from benchutil import REPO, find_snnc  # noqa: E402
 
 MR = {"avx512": 12, "avx2": 6, "c": 4}  # rows of a block (the tile's MR)
 T = 8

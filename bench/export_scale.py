@@ -28,31 +28,12 @@ Usage: /usr/bin/python3 bench/export_scale.py [--sizes 1000,10000,100000]
 """
 import argparse
 import os
-import pathlib
-import resource
-import shutil
-import subprocess
 import sys
 import tempfile
-import time
 
-REPO = pathlib.Path(__file__).resolve().parent.parent
+from benchutil import find_snnc, timed
+
 NODES_PER_LAYER = 8
-
-
-def find_snnc(given):
-    if given:
-        return given
-    if os.environ.get("SNNC"):
-        return os.environ["SNNC"]
-    for d in sorted(REPO.glob("build*")):
-        p = d / "compiler" / "snnc"
-        if p.is_file() and os.access(p, os.X_OK):
-            return str(p)
-    p = shutil.which("snnc")
-    if p:
-        return p
-    raise SystemExit("no snnc: build it (see bench/README.md) or give --snnc PATH")
 
 
 def chain(layers):
@@ -64,24 +45,6 @@ def chain(layers):
                    " |> add(prev(h%d) |> dense(4, bias = false)) |> LIF();" % (i, i - 1, i, i - 1))
     out += ["  output h%d readout steps;" % layers, "}", ""]
     return "\n".join(out)
-
-
-def cpu():
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
-
-
-def timed(cmd, timeout):
-    """(wall, CPU) seconds of one run of cmd, or None past the timeout."""
-    t0, c0 = time.perf_counter(), cpu()
-    try:
-        p = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return None
-    t, c = time.perf_counter() - t0, cpu() - c0
-    if p.returncode != 0:
-        raise SystemExit("%s failed (exit %d):\n%s" % (" ".join(cmd), p.returncode, p.stderr[-2000:]))
-    return t, c
 
 
 def main():

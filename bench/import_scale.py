@@ -44,31 +44,13 @@ Usage: /usr/bin/python3 bench/import_scale.py [--kinds identity,mixed]
 """
 import argparse
 import os
-import pathlib
-import shutil
-import subprocess
 import sys
 import tempfile
-import time
 
-REPO = pathlib.Path(__file__).resolve().parent.parent
+from benchutil import find_snnc, timed
+
 KINDS = ("identity", "relu", "spiking", "mixed", "samename", "dense")
 SPIKING = "Relu=LIF(tau = 2.0)"
-
-
-def find_snnc(given):
-    if given:
-        return given
-    if os.environ.get("SNNC"):
-        return os.environ["SNNC"]
-    for d in sorted(REPO.glob("build*")):
-        p = d / "compiler" / "snnc"
-        if p.is_file() and os.access(p, os.X_OK):
-            return str(p)
-    p = shutil.which("snnc")
-    if p:
-        return p
-    raise SystemExit("no snnc: build it (see bench/README.md) or give --snnc PATH")
 
 
 def chain_model(n, kind):
@@ -119,19 +101,6 @@ def chain_model(n, kind):
 def write_chain(path, n, kind):
     import onnx
     onnx.save(chain_model(n, kind), path)
-
-
-def timed(cmd, timeout):
-    """Seconds of one run of cmd, or None past the timeout."""
-    t0 = time.perf_counter()
-    try:
-        p = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return None
-    t = time.perf_counter() - t0
-    if p.returncode != 0:
-        raise SystemExit("%s failed (exit %d):\n%s" % (" ".join(cmd), p.returncode, p.stderr[-2000:]))
-    return t
 
 
 def main():
@@ -188,6 +157,7 @@ def main():
                         t = timed(cmd, a.timeout)
                         if t is None:
                             break
+                        t = t[0]
                         best = t if best is None else min(best, t)
                     if best is None:
                         print("%-9s %-8s %9d %9s" % (kind, what, n, "> %g" % a.timeout), flush=True)

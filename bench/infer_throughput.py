@@ -54,7 +54,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 # The networks' layer lists, the peer models, finding snnc and the machine
 # report are those of the training benchmark, so that both compare the same
 # models.
-from train_throughput import NETS, REPO, build_peer, find_snnc, machine_report  # noqa: E402
+from benchutil import REPO, find_snnc  # noqa: E402
+from train_throughput import NETS, build_peer, machine_report  # noqa: E402
 
 # The C compiler and flags: the harness with the generated code (the flags
 # `snnc run` uses), and the peak micro-benchmark.

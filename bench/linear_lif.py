@@ -73,7 +73,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from infer_throughput import (CC, PEAK_CFLAGS, SNNC_CFLAGS, TARGET_FLAGS, loadavg,  # noqa: E402
                               native_target, pattern, report_peak, thread_env, timed_calls, torch_setup)
-from train_throughput import REPO, find_snnc, machine_report  # noqa: E402
+from benchutil import REPO, find_snnc  # noqa: E402
+from train_throughput import machine_report  # noqa: E402
 
 T = 100
 BATCH = 16

@@ -29,17 +29,14 @@ Usage: bench/llvm_jit.py [--snnc PATH] [--rounds 5] [--samples 1024]
 """
 import argparse
 import os
-import resource
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
-from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parent.parent
+from benchutil import REPO, timed
+
 MODELS = {
     "fashion_mlp": ("examples/fashion_mlp.snn", [1, 28, 28], False, 8),
     "recurrent": ("examples/recurrent.snn", [2, 16, 16], True, 20),
@@ -57,21 +54,6 @@ def cpu_name():
     except OSError:
         pass
     return "unknown CPU"
-
-
-def cpu_children():
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
-
-
-def timed(cmd):
-    """Wall and CPU seconds of one run."""
-    c0, t0 = cpu_children(), time.perf_counter()
-    p = subprocess.run(cmd, capture_output=True, text=True)
-    dt, dc = time.perf_counter() - t0, cpu_children() - c0
-    if p.returncode != 0:
-        sys.exit("failed: %s\n%s" % (" ".join(cmd), p.stderr))
-    return dt, dc
 
 
 def main():

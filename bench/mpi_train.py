@@ -50,9 +50,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from benchutil import REPO, find_snnc
+
 # Debian's dataset-fashion-mnist installs the four gzipped IDX files here.
 DEBIAN_FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
 BATCH = 128  # examples/fashion_mlp.snn's train block
@@ -64,18 +64,6 @@ CONFIGS = [  # (name, ranks, threads per rank, mpirun's options)
     # a rank that waits for the others yields its core instead of polling
     ("2x1y", 2, 1, ["--mca", "mpi_yield_when_idle", "1"]),
 ]
-
-
-def find_snnc(arg):
-    if arg:
-        return arg
-    if os.environ.get("SNNC"):
-        return os.environ["SNNC"]
-    for d in sorted(REPO.glob("build*")):
-        p = d / "compiler" / "snnc"
-        if p.is_file() and os.access(p, os.X_OK):
-            return str(p)
-    return shutil.which("snnc") or sys.exit("snnc not found: give --snnc PATH or set SNNC")
 
 
 def mpi_env(wait_policy):

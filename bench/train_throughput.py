@@ -54,7 +54,6 @@ import json
 import os
 import platform
 import re
-import shutil
 import statistics
 import subprocess
 import sys
@@ -62,11 +61,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchutil import REPO, find_snnc
+
 # Debian's dataset-fashion-mnist installs the four gzipped IDX files here.
 DEBIAN_FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
 MEAN, STD = 0.2860, 0.3530  # the normalization of the examples' train blocks
 LR = 1e-3
-REPO = Path(__file__).resolve().parent.parent
 
 # ---- the two networks ----------------------------------------------------
 
@@ -359,21 +359,6 @@ def worker(a):
 
 
 # ---- snnc ----------------------------------------------------------------
-
-def find_snnc(given):
-    if given:
-        return given
-    if os.environ.get("SNNC"):
-        return os.environ["SNNC"]
-    for d in sorted(REPO.glob("build*")):
-        p = d / "compiler" / "snnc"
-        if p.is_file() and os.access(p, os.X_OK):
-            return str(p)
-    p = shutil.which("snnc")
-    if p:
-        return p
-    raise SystemExit("no snnc: build it (see bench/README.md) or give --snnc PATH")
-
 
 def run_snnc(snnc, netkey, a, env, threads):
     """snnc's default pipeline. (There is no per-step variant: the training

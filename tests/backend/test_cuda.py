@@ -108,16 +108,11 @@ C_PROBE = r"""    for (i = 0; i < (size_t)B * %(n)d; i++)
         printf("probe%(k)d %%.9g\n", %(p)s_probe(ws, %(k)d)[i]);
 """
 
-# The device program: the same with cudaMalloc and copies, or, emulated,
-# host memory (the kernels then run on the CPU).
-CU_MAIN = r"""
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include "%(p)s.h"
-#define B 3
-#ifdef SNNC_CUDA_EMULATE
-static float *dev(size_t n) { return (float *)calloc(n + 1, sizeof(float)); }
+# Device memory for the device programs: cudaMalloc and copies, or,
+# emulated, host memory (the kernels then run on the CPU). Two spare floats
+# keep every allocation non-empty.
+DEVICE_MEMORY = r"""#ifdef SNNC_CUDA_EMULATE
+static float *dev(size_t n) { return (float *)calloc(n + 2, sizeof(float)); }
 static void put(float *d, const float *h, size_t n) { memcpy(d, h, n * sizeof(float)); }
 static void get(float *h, const float *d, size_t n) { memcpy(h, d, n * sizeof(float)); }
 #define STREAM NULL
@@ -127,7 +122,7 @@ static void get(float *h, const float *d, size_t n) { memcpy(h, d, n * sizeof(fl
 static float *dev(size_t n)
 {
     void *d = NULL;
-    if (cudaMalloc(&d, (n + 1) * sizeof(float)) != cudaSuccess || cudaMemset(d, 0, (n + 1) * sizeof(float)))
+    if (cudaMalloc(&d, (n + 2) * sizeof(float)) != cudaSuccess || cudaMemset(d, 0, (n + 2) * sizeof(float)))
         exit(3);
     return (float *)d;
 }
@@ -143,7 +138,16 @@ static void check(int rc, const char *what)
         exit(4);
     }
 }
-int main(void)
+"""
+
+# The device program: the inference program above on the device.
+CU_MAIN = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "%(p)s.h"
+#define B 3
+""" + DEVICE_MEMORY + r"""int main(void)
 {
     size_t nin = (size_t)(%(P)s_INPUT_SEQUENCE ? %(P)s_TIMESTEPS : 1) * B * %(P)s_INPUT_SIZE;
     size_t nout = (size_t)(%(P)s_OUTPUT_STEPS ? %(P)s_TIMESTEPS : 1) * B * %(P)s_OUTPUT_SIZE;
@@ -337,34 +341,7 @@ int main(void)
 """
 
 TRAIN_CU_MAIN = TRAIN_COMMON + r"""
-#ifdef SNNC_CUDA_EMULATE
-static float *dev(size_t n) { return (float *)calloc(n + 2, sizeof(float)); }
-static void put(float *d, const float *h, size_t n) { memcpy(d, h, n * sizeof(float)); }
-static void get(float *h, const float *d, size_t n) { memcpy(h, d, n * sizeof(float)); }
-#define STREAM NULL
-#define BLAS NULL
-#else
-#include <cuda_runtime.h>
-static float *dev(size_t n)
-{
-    void *d = NULL;
-    if (cudaMalloc(&d, (n + 2) * sizeof(float)) != cudaSuccess || cudaMemset(d, 0, (n + 2) * sizeof(float)))
-        exit(3);
-    return (float *)d;
-}
-static void put(float *d, const float *h, size_t n) { cudaMemcpy(d, h, n * sizeof(float), cudaMemcpyHostToDevice); }
-static void get(float *h, const float *d, size_t n) { cudaMemcpy(h, d, n * sizeof(float), cudaMemcpyDeviceToHost); }
-static cublasHandle_t BLAS;
-#define STREAM (cudaStream_t)0
-#endif
-static void check(int rc, const char *what)
-{
-    if (rc) {
-        fprintf(stderr, "%%s failed: %%d\n", what, rc);
-        exit(4);
-    }
-}
-static void dump_params(const char *label, const float *dw)
+""" + DEVICE_MEMORY + r"""static void dump_params(const char *label, const float *dw)
 {
     int k;
     for (k = 0; k < %(P)s_NUM_PARAMS; k++)
