@@ -38,6 +38,8 @@ import tempfile
 
 import numpy as np
 
+from snnc_ref import Checker
+
 SKIP = 77
 TOL = 1e-5
 
@@ -151,15 +153,8 @@ def main():
         print("SKIPPED: this snnc was built without LLVM (%s)" % line[0].strip())
         return SKIP
     rng = np.random.default_rng(11)
-    passed = failed = 0
-
-    def check(ok, what):
-        nonlocal passed, failed
-        if ok:
-            passed += 1
-        else:
-            failed += 1
-            print("FAIL: " + what)
+    checker = Checker()
+    check = checker.check
 
     with tempfile.TemporaryDirectory() as d:
         models = [os.path.join(root, "examples", m) for m in ("fashion_mlp.snn", "arlif_mlp.snn", "recurrent.snn",
@@ -189,8 +184,8 @@ def main():
                 save_safetensors(wfile[1], bn)
             # every neuron layer's output and states
             recs = []
-            for m in re.finditer(r"^  %\d+ (\w+) = neuron %\d+ model=(\w+)[^\n]*\n((?:    [^\n]*\n)*)", ir, re.M):
-                layer, model_name, body = m.group(1), m.group(2), m.group(3)
+            for m in re.finditer(r"^  %\d+ (\w+) = neuron %\d+ model=\w+[^\n]*\n((?:    [^\n]*\n)*)", ir, re.M):
+                layer, body = m.group(1), m.group(2)
                 spiking = re.search(r"^    emit %(\d+)", body, re.M)
                 emitted = spiking and re.search(r"^    %%%s = spike " % spiking.group(1), body, re.M)
                 recs.append((layer, "spikes" if emitted else "value"))
@@ -258,8 +253,7 @@ def main():
         strip = lambda h: re.sub(r"/\* Load the parameters.*?init_weights\(void \*workspace, unsigned long long seed\);\n",
                                  "", h, flags=re.S)
         check(strip(hc) == hl, "compile --target llvm: the header differs from the C target's (beyond the loader)")
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+    return checker.status()
 
 
 if __name__ == "__main__":

@@ -31,6 +31,8 @@ import tempfile
 
 import numpy as np
 
+from snnc_ref import Checker
+
 SKIP = 77
 
 MODEL = """
@@ -118,15 +120,8 @@ def main():
         return SKIP
     rng = np.random.default_rng(5)
     x = inputs(rng)
-    passed = failed = 0
-
-    def check(ok, what):
-        nonlocal passed, failed
-        if ok:
-            passed += 1
-        else:
-            failed += 1
-            print("FAIL: " + what)
+    checker = Checker()
+    check = checker.check
 
     with tempfile.TemporaryDirectory() as d:
         model = os.path.join(d, "fm.snn")
@@ -158,8 +153,7 @@ def main():
             for fn in ("expf", "logf", "tanhf"):
                 check(("call float @%s(" % fn in text) == calls, "--math %s: the module %s @%s" %
                       (math, "does not call" if calls else "calls", fn))
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+    return checker.status()
 
 
 if __name__ == "__main__":

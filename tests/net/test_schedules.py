@@ -32,7 +32,7 @@ import tempfile
 
 import numpy as np
 
-from snnc_ref import snnc_path
+from snnc_ref import Checker, snnc_path
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -101,15 +101,8 @@ def main():
     rng = np.random.default_rng(5)
     models = sorted(glob.glob(os.path.join(ROOT, "examples", "*.snn")))
     models += [os.path.join(ROOT, "tests", "golden", m) for m in ("mlp.snn", "convrec.snn", "neuron_params.snn")]
-    passed = failed = 0
-
-    def check(ok, what):
-        nonlocal passed, failed
-        if ok:
-            passed += 1
-        else:
-            failed += 1
-            print("FAIL: " + what)
+    checker = Checker()
+    check = checker.check
 
     with tempfile.TemporaryDirectory() as d:
         texts = []
@@ -169,8 +162,7 @@ def main():
             check(grads[0] == grads[1], "%s: gradients differ between 1 and 2 threads" % name)
             print("%s: %d steps, readout %s: forward, step, chunks, threads%s agree" %
                   (name, T, how, "" if training_mode else ", training forward"))
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+    return checker.status()
 
 
 if __name__ == "__main__":

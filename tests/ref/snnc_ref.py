@@ -134,9 +134,14 @@ class Checker:
                    % (what, bad.sum(), bad.size,
                       np.argwhere(bad)[0] if bad.any() else None))
 
-    def finish(self):
+    def status(self):
+        """Prints the summary line; the exit status of the test (1 if a
+        check failed)."""
         print("%d passed, %d failed" % (self.passed, self.failed))
-        sys.exit(1 if self.failed else 0)
+        return 1 if self.failed else 0
+
+    def finish(self):
+        sys.exit(self.status())
 
 
 def network(name, T, shape, layers, output, readout="steps", encode="sequence",
