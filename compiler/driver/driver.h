@@ -105,6 +105,10 @@ int drv_check_outputs(Arena *a, const Options *o);
 int drv_check_input_path(const char *path);
 char *drv_lower(Arena *a, const char *s);
 
+/* Reads --input for run and grad (a float array, or event lists binned into
+   frames for `encode events`) and runs the front end; its graph, or NULL
+   after reporting. */
+IrGraph *drv_read_input(Arena *a, Options *o, SnnrtTensor *x);
 /* The batch of an input tensor for graph g, or -1 after reporting that its
    shape does not fit ([B, ...] for direct encoding, [T, B, ...] for sequence). */
 int drv_input_batch(Arena *a, const IrGraph *g, const SnnrtTensor *x, const char *path);

@@ -51,16 +51,14 @@ int cmd_grad(Arena *a, Options *o) {
     if (drv_check_outputs(a, o) != 0 || drv_check_input_path(o->npy_in) != 0 ||
         drv_check_input_path(o->grad_in) != 0)
         return 1;
-    if (snnrt_npy_read(o->npy_in, &x, err, sizeof err) != 0 ||
-        snnrt_tensor_check_finite(&x, o->npy_in, err, sizeof err) != 0 ||
-        snnrt_npy_read(o->grad_in, &gy, err, sizeof err) != 0 ||
+    IrGraph *g = drv_read_input(a, o, &x);
+    if (!g)
+        goto out;
+    if (snnrt_npy_read(o->grad_in, &gy, err, sizeof err) != 0 ||
         snnrt_tensor_check_finite(&gy, o->grad_in, err, sizeof err) != 0) {
         error_plain("%s", err);
         goto out;
     }
-    IrGraph *g = drv_front_end(a, o);
-    if (!g)
-        goto out;
     int batch = drv_input_batch(a, g, &x, o->npy_in);
     if (batch < 0)
         goto out;

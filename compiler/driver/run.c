@@ -252,11 +252,40 @@ out:
     return rc;
 }
 
+/* snnc run's and grad's --input: a float array, or for `encode events` an
+   event list binned into frames (an [E, 4] integer table reads as floats
+   too, so it is read again exactly; [T, B, ...] floats are frames binned
+   already). Returns the front end's graph, NULL after reporting. */
+IrGraph *drv_read_input(Arena *a, Options *o, SnnrtTensor *x) {
+    char err[1024];
+    IrGraph *g;
+    if (snnrt_npy_read(o->npy_in, x, err, sizeof err) != 0) {
+        /* an event list is no float array: read as one after sema */
+        g = drv_front_end(a, o);
+        if (!g || !g->events.on) {
+            if (g)
+                error_plain("%s", err);
+            return NULL;
+        }
+        return read_events(g, o->npy_in, x) == 0 ? g : NULL;
+    }
+    if (!(g = drv_front_end(a, o)))
+        return NULL;
+    if (g->events.on && x->ndim != g->nodes.items[g->input].shape.ndim + 2) {
+        snnrt_tensor_free(x);
+        return read_events(g, o->npy_in, x) == 0 ? g : NULL;
+    }
+    if (snnrt_tensor_check_finite(x, o->npy_in, err, sizeof err) != 0) {
+        error_plain("%s", err);
+        return NULL;
+    }
+    return g;
+}
+
 /* snnc run: the model's inference code, built and loaded by its target,
    runs the input's sequence with forward; records come from the same
    sequence run step by step (its records are the values of every step). */
 int cmd_run(Arena *a, Options *o) {
-    char err[1024];
     SnnrtTensor x;
     memset(&x, 0, sizeof x);
     if (drv_check_outputs(a, o) != 0 || drv_check_input_path(o->npy_in) != 0 ||
@@ -269,29 +298,9 @@ int cmd_run(Arena *a, Options *o) {
     float *w = NULL, *ws = NULL;
     SnnrtTensor *outs = NULL;
     int rc = 1;
-    IrGraph *g0 = NULL;
-    if (snnrt_npy_read(o->npy_in, &x, err, sizeof err) != 0) {
-        /* an event list is no float array: read as one after sema */
-        g0 = drv_front_end(a, o);
-        if (!g0 || !g0->events.on) {
-            if (g0)
-                error_plain("%s", err);
-            goto out;
-        }
-        if (read_events(g0, o->npy_in, &x) != 0)
-            goto out;
-    } else if (!(g0 = drv_front_end(a, o)))
+    IrGraph *g0 = drv_read_input(a, o, &x);
+    if (!g0)
         goto out;
-    else if (g0->events.on && x.ndim != g0->nodes.items[g0->input].shape.ndim + 2) {
-        /* an [E, 4] integer table reads as floats too: read it again
-           exactly; [T, B, C, H, W] is frames binned already */
-        snnrt_tensor_free(&x);
-        if (read_events(g0, o->npy_in, &x) != 0)
-            goto out;
-    } else if (snnrt_tensor_check_finite(&x, o->npy_in, err, sizeof err) != 0) {
-        error_plain("%s", err);
-        goto out;
-    }
     int batch = drv_input_batch(a, g0, &x, o->npy_in);
     if (batch < 0)
         goto out;

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The binning of `encode events` (docs/language.md, "Event input") against
 an independent NumPy implementation, and snnc run on event lists against
-snnc run on the frames NumPy binned.
+snnc run (and snnc grad) on the frames NumPy binned.
 
 The reference finds an event's bin from the bins' first instants,
 edge_k = ceil(k * W / T), with np.searchsorted (snnc computes t * T / W in
@@ -10,7 +10,9 @@ frames (recorded from the input: --record ev=...) must equal the
 reference's exactly, and a network reading the events must give the same
 output bits as its twin with `encode sequence` given the reference frames
 (both with --init 1, so the same weights), as must the events network
-given NumPy's frames themselves ([T, B, C, H, W]). The cases:
+given NumPy's frames themselves ([T, B, C, H, W]); snnc grad on the events
+must give the gradients (of the parameters and of the binned input) of the
+twin given the reference frames, bit for bit. The cases:
   - hand-made lists, window 100 and T = 4: events on every bin's first and
     last instant, t = 0 and the last instant W - 1, an empty sample in the
     middle and one at the end, both polarities at one pixel, repeated
@@ -106,6 +108,21 @@ def case(c, d, name, ev, offsets, T, window, shape, binary=False, table=False, b
     snnc(["run", ev_snn, "--init", "1", "--input", x, "--output", y_fr])
     c.check(np.array_equal(np.load(y_fr).view(np.uint32), a.view(np.uint32)),
             "%s: snnc run of the events network on NumPy's frames differs from it on the events" % name)
+    # snnc grad on the events: the gradients of the sequence twin given
+    # NumPy's frames, bit for bit (dL/dinput is the frames' gradient)
+    gy = os.path.join(d, name + "_gy.npy")
+    np.save(gy, np.random.default_rng(len(ev)).standard_normal(a.shape).astype(np.float32))
+    outs = {}
+    for what, m, inp in (("events", ev_snn, path), ("frames", seq_snn, x)):
+        g, dx = os.path.join(d, "%s_g_%s.safetensors" % (name, what)), os.path.join(d, "%s_dx_%s.npy" % (name, what))
+        snnc(["grad", m, "--init", "1", "--input", inp, "--grad-output", gy, "--output", g, "--input-grad", dx])
+        with open(g, "rb") as f:
+            outs[what] = (f.read(), np.load(dx))
+    c.check(outs["events"][0] == outs["frames"][0],
+            "%s: snnc grad on the events: the parameters' gradients differ from those on NumPy's frames" % name)
+    c.check(outs["events"][1].shape == want.shape and
+            np.array_equal(outs["events"][1].view(np.uint32), outs["frames"][1].view(np.uint32)),
+            "%s: snnc grad on the events: dL/dinput differs from that on NumPy's frames" % name)
     print("ok   %s: %d samples, %d events, T = %d, window %d%s" % (
         name, len(offsets) - 1, len(ev), T, window, ", binary" if binary else ""))
 
