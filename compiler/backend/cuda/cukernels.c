@@ -401,15 +401,10 @@ void cu_pool_fwd(TargetEmitter *em, const IrPlan *P, int i) {
     Emit *e = &em->e;
     const IrNode *x = node(e, i);
     int in = x->in[0], mx = x->op == IR_MAXPOOL;
-    const Shape *xs = &node(e, in)->shape;
-    long long C = xs->d[0], H = xs->d[1], W = xs->d[2], OH = x->shape.d[1], OW = x->shape.d[2];
-    const char *n = fmt(e, "B * %lld", C * OH * OW);
-    /* the input at (rc, iy, ix), a float or a bit (training) */
-    const char *at = arena_printf(e->g->arena, "(rc * %lld + iy) * %lld + ix", H, W);
-    const char *xin = P->at[in].bits ? arena_printf(e->g->arena, "(float)(xt[(%s) >> 5] >> ((%s) & 31) & 1u)", at, at)
-                                     : arena_printf(e->g->arena, "xt[%s]", at);
+    PoolDims d = cp_pool_dims(e, P, x); /* the input a float or a bit (training) */
+    const char *n = fmt(e, "B * %lld", d.C * d.OH * d.OW);
     cu_open_kernel(e, P, i, 1, n);
-    cg_line(e, "const long rc = i / %lld, oy = i / %lld %% %lld, ox = i %% %lld;", OH * OW, OW, OH, OW);
+    cg_line(e, "const long rc = i / %lld, oy = i / %lld %% %lld, ox = i %% %lld;", d.OH * d.OW, d.OW, d.OH, d.OW);
     cg_line(e, "for (int t = from; t < to; t++) {");
     e->ind++;
     if (P->at[in].bits)
@@ -419,28 +414,11 @@ void cu_pool_fwd(TargetEmitter *em, const IrPlan *P, int i) {
     cg_line(e, "float *yt = %s;", cp_at(e, P, i, 'v', "t"));
     cg_line(e, "float acc = %s;", mx ? "-INFINITY" : "0.0f");
     cg_line(e, "long ky, kx;");
-    cg_line(e, "for (ky = 0; ky < %d; ky++) {", x->kernel[0]);
-    cg_line(e, "    const long iy = oy * %d - %d + ky;", x->stride[0], x->pad[0]);
-    cg_line(e, "    if (iy < 0 || iy >= %lld)", H);
-    cg_line(e, "        continue;");
-    cg_line(e, "    for (kx = 0; kx < %d; kx++) {", x->kernel[1]);
-    cg_line(e, "        const long ix = ox * %d - %d + kx;", x->stride[1], x->pad[1]);
-    cg_line(e, "        if (ix < 0 || ix >= %lld)", W);
-    cg_line(e, "            continue;");
-    if (mx) {
-        cg_line(e, "        {");
-        cg_line(e, "            const float v = %s;", xin);
-        cg_line(e, "            if (v > acc || v != v)");
-        cg_line(e, "                acc = v;");
-        cg_line(e, "        }");
-    } else
-        cg_line(e, "        acc += %s;", xin);
-    cg_line(e, "    }");
-    cg_line(e, "}");
+    cp_pool_window(e, x, &d, 0, arena_printf(e->g->arena, "acc += %s;", d.xin));
     if (mx)
         cg_line(e, "yt[i] = acc;");
     else
-        cg_line(e, "yt[i] = acc / %s;", cg_flt(e, (float)(x->kernel[0] * x->kernel[1])));
+        cg_line(e, "yt[i] = acc / %s;", d.area);
     e->ind--;
     cg_line(e, "}");
     cp_close(e, NULL);
