@@ -125,16 +125,9 @@ static void opening(Emit *e) {
         cg_line(e, "#endif");
         cg_line(e, "}");
     }
-    if (has_neurons(g)) {
-        cg_blank(e);
-        cg_line(e, "/* s[j] = v for j < n: a state at the start of a sequence. */");
-        cg_line(e, "%s_GLOBAL void %s_fill_k(float *s, long n, float v)", P, p);
-        cg_line(e, "{");
-        cg_line(e, "    const long j = %s_TID;", P);
-        cg_line(e, "    if (j < n)");
-        cg_line(e, "        s[j] = v;");
-        cg_line(e, "}");
-    }
+    if (has_neurons(g))
+        cu_map_kernel(e, "s[j] = v for j < n: a state at the start of a sequence.", "fill_k", "float *s, long n, float v",
+                      "n", "s[j] = v;");
     if (g->train)
         cu_train_opening(e);
     capi_param_table(e);

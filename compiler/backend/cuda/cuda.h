@@ -44,6 +44,10 @@ void cu_close_host(Emit *e);
 void cu_launch(Emit *e, const IrPlan *P, int i, int fwd, const char *n);
 /* A host function that only launches node i's kernel over n threads. */
 void cu_host_of_kernel(Emit *e, const IrPlan *P, int i, int fwd, const char *n);
+/* A kernel of a thread per element, `<net>_NAME(PARAMS)` under the comment
+   doc (its lines after the first start with three spaces): thread j < n
+   runs the statement stmt. */
+void cu_map_kernel(Emit *e, const char *doc, const char *name, const char *params, const char *n, const char *stmt);
 /* Neuron node i's leaves: the states in registers s0, s1, ..., x[i], the
    parameters indexed for neuron i as the portable target indexes them. */
 void cu_neuron_leaves(Emit *e, int i, CgLeaves *lv);

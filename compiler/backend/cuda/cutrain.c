@@ -158,14 +158,7 @@ void cu_train_opening(Emit *e) {
     cg_line(e, "    cudaMemsetAsync(dst, 0, bytes, st);");
     cg_line(e, "#endif");
     cg_line(e, "}");
-    cg_blank(e);
-    cg_line(e, "/* y[j] += x[j] for j < n. */");
-    cg_line(e, "%s_GLOBAL void %s_addto_k(float *y, const float *x, long n)", P, p);
-    cg_line(e, "{");
-    cg_line(e, "    const long j = %s_TID;", P);
-    cg_line(e, "    if (j < n)");
-    cg_line(e, "        y[j] += x[j];");
-    cg_line(e, "}");
+    cu_map_kernel(e, "y[j] += x[j] for j < n.", "addto_k", "float *y, const float *x, long n", "n", "y[j] += x[j];");
     if (cu_has_products(g)) {
         cg_blank(e);
         cg_line(e, "/* db[o] += the sum of column o of gy [rows x O], the rows in order: a thread");
@@ -180,16 +173,9 @@ void cu_train_opening(Emit *e) {
         cg_line(e, "        db[o] += gy[r * O + o];");
         cg_line(e, "}");
     }
-    if (cu_train_at(e, CU_TS_SPIKES) > cu_train_at(e, CU_TS_UNBITS)) { /* a dense layer reads bits */
-        cg_blank(e);
-        cg_line(e, "/* x[j] = bit j %% 32 of word j / 32 of w, as a float, for j < n. */");
-        cg_line(e, "%s_GLOBAL void %s_unbits_k(const uint32_t *w, float *x, long n)", P, p);
-        cg_line(e, "{");
-        cg_line(e, "    const long j = %s_TID;", P);
-        cg_line(e, "    if (j < n)");
-        cg_line(e, "        x[j] = (float)((w[j >> 5] >> (j & 31)) & 1u);");
-        cg_line(e, "}");
-    }
+    if (cu_train_at(e, CU_TS_SPIKES) > cu_train_at(e, CU_TS_UNBITS)) /* a dense layer reads bits */
+        cu_map_kernel(e, "x[j] = bit j % 32 of word j / 32 of w, as a float, for j < n.", "unbits_k",
+                      "const uint32_t *w, float *x, long n", "n", "x[j] = (float)((w[j >> 5] >> (j & 31)) & 1u);");
     if (spiking)
         count_kernel(e);
     if (nparams)
@@ -207,15 +193,10 @@ void cu_train_opening(Emit *e) {
         cg_line(e, "    z ^= z >> 31;");
         cg_line(e, "    return (float)(z >> 40) * (1.0f / 16777216.0f);");
         cg_line(e, "}");
-        cg_blank(e);
-        cg_line(e, "/* m[j] = 1 / (1 - p) with probability 1 - p, else 0, for j < n: a dropout mask. */");
-        cg_line(e, "%s_GLOBAL void %s_mask_k(float *m, long n, int layer, unsigned long long seed, float p, float keep)", P,
-                p);
-        cg_line(e, "{");
-        cg_line(e, "    const long j = %s_TID;", P);
-        cg_line(e, "    if (j < n)");
-        cg_line(e, "        m[j] = %s_dropout_uniform(seed, layer, (unsigned long long)j) >= p ? keep : 0.0f;", p);
-        cg_line(e, "}");
+        cu_map_kernel(e, "m[j] = 1 / (1 - p) with probability 1 - p, else 0, for j < n: a dropout mask.", "mask_k",
+                      "float *m, long n, int layer, unsigned long long seed, float p, float keep", "n",
+                      arena_printf(g->arena,
+                                   "m[j] = %s_dropout_uniform(seed, layer, (unsigned long long)j) >= p ? keep : 0.0f;", p));
     }
     loss_kernels(e);
     /* the optimizers: runtime/optim.c's updates, operation by operation */
