@@ -298,14 +298,9 @@ static void readout_kernels(Emit *e) {
     cg_line(e, "}");
     if (g->readout != RO_RATE && g->readout != RO_MEAN)
         return;
-    cg_blank(e);
-    cg_line(e, "/* The output: the accumulated sum over the %d steps. */", g->timesteps);
-    cg_line(e, "%s_GLOBAL void %s_mean_k(const float *acc, float *output, long n)", e->P, e->p);
-    cg_line(e, "{");
-    cg_line(e, "    const long i = %s_TID;", e->P);
-    cg_line(e, "    if (i < n)");
-    cg_line(e, "        output[i] = acc[i] / %s;", cg_flt(e, (float)g->timesteps));
-    cg_line(e, "}");
+    cu_map_kernel(e, arena_printf(g->arena, "The output: the accumulated sum over the %d steps.", g->timesteps), "mean_k",
+                  "const float *acc, float *output, long n", "n",
+                  arena_printf(g->arena, "output[j] = acc[j] / %s;", cg_flt(e, (float)g->timesteps)));
 }
 
 static void gen_forward(Emit *e) {

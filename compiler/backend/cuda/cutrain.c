@@ -369,14 +369,9 @@ static void loss_kernels(Emit *e) {
     cg_line(e, "}");
     e->ind--;
     cg_line(e, "}");
-    cg_blank(e);
-    cg_line(e, "/* TET's pull towards phi: dy[i] += lambda 2 (y[i] - phi) / n. */");
-    cg_line(e, "%s_GLOBAL void %s_tet_mse_k(const float *y, float *dy, long n, double lambda, double phi)", P, p);
-    cg_line(e, "{");
-    cg_line(e, "    const long i = %s_TID;", P);
-    cg_line(e, "    if (i < n)");
-    cg_line(e, "        dy[i] += (float)(lambda * 2.0 * ((double)y[i] - phi) / (double)n);");
-    cg_line(e, "}");
+    cu_map_kernel(e, "TET's pull towards phi: dy[j] += lambda 2 (y[j] - phi) / n.", "tet_mse_k",
+                  "const float *y, float *dy, long n, double lambda, double phi", "n",
+                  "dy[j] += (float)(lambda * 2.0 * ((double)y[j] - phi) / (double)n);");
     cg_blank(e);
     cg_line(e, "/* One thread: the terms added in order into the loss, TET's squared errors, and");
     cg_line(e, "   the samples whose prediction (the first largest logit) is their label. */");
