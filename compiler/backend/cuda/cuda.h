@@ -99,10 +99,12 @@ void cu_train_header(Emit *e);
 /* Shared by the API's parts (cuda.c): a call of node i's host function for
    plan P over steps [from, to) with flag; the forward of every group over
    [c0, c1), groups computed once when `once` holds; the opening of an API
-   function (ws, st, B, err) and the binding of cuBLAS to its stream. */
+   function (ws, st, B, err), its closing (it returns its status) and the
+   binding of cuBLAS to its stream. */
 void cu_call(Emit *e, const IrPlan *P, int i, int fwd, const char *from, const char *to, const char *flag);
 void cu_run_groups(Emit *e, const IrPlan *P, const char *c0, const char *c1, const char *once, const char *flag);
 void cu_api_head(Emit *e, const char *sig);
+void cu_api_tail(Emit *e);
 void cu_bind(Emit *e);
 int cu_has_products(const IrGraph *g);
 

@@ -466,9 +466,7 @@ static void gen_train_forward(Emit *e) {
     cg_line(e, "        %s_copy(output + (size_t)t * (size_t)B * %lld, %s, (size_t)B * %lld * sizeof(float), st);", e->p,
             nout, cp_at(e, P, out, 'v', "t"), nout);
     cg_line(e, "(void)t;");
-    cg_line(e, "return %s_status(err);", e->p);
-    e->ind--;
-    cg_line(e, "}");
+    cu_api_tail(e);
 }
 
 static void gen_train_backward(Emit *e) {
@@ -509,9 +507,7 @@ static void gen_train_backward(Emit *e) {
     cg_line(e, "    %s_copy(dinput, %s, (size_t)%d * (size_t)B * %lld * sizeof(float), st);", e->p,
             cp_at(e, P, in, 'g', "0"), P->at[in].inv ? 1 : T, nin);
     cg_line(e, "(void)t;");
-    cg_line(e, "return %s_status(err);", e->p);
-    e->ind--;
-    cg_line(e, "}");
+    cu_api_tail(e);
 }
 
 static void gen_train_spikes(Emit *e) {
@@ -541,9 +537,7 @@ static void gen_train_spikes(Emit *e) {
     cg_line(e, "%s_copy(spikes, acc, sizeof(double), st);", e->p);
     cg_line(e, "%s_sync(st);", e->p);
     cg_line(e, "*neurons = (double)B * %lld.0;", total);
-    cg_line(e, "return %s_status(err);", e->p);
-    e->ind--;
-    cg_line(e, "}");
+    cu_api_tail(e);
 }
 
 static void gen_loss(Emit *e) {
@@ -573,9 +567,7 @@ static void gen_loss(Emit *e) {
     cg_line(e, "    %s_LAUNCH(%d * B * K, st, %s_tet_mse_k, (output, doutput, %d * B * K, lambda, phi));", e->P, T, e->p, T);
     cg_line(e, "%s_LAUNCH(1, st, %s_loss_total_k, (output, labels, term, B, (int)K, kind, lambda, phi, loss, ncorrect));",
             e->P, e->p);
-    cg_line(e, "return %s_status(err);", e->p);
-    e->ind--;
-    cg_line(e, "}");
+    cu_api_tail(e);
 }
 
 static void gen_optimizer(Emit *e) {
