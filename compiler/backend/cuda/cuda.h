@@ -9,6 +9,10 @@
  * write the same expressions. Its parts:
  *   cukernels.c the kernels of every op, each a `__global__` function and
  *               the host function that launches it (or calls cuBLAS);
+ *   cubackward.c the backward kernels of the training plan (the
+ *               convolution's are in cukernels.c, with its forward);
+ *   cutrain.c   the training API over the schedule, the losses and the
+ *               optimizers;
  *   cuda.c      the files' opening, the API over the schedule, the
  *               target's table and what snnc run can do with it.
  *
