@@ -94,6 +94,9 @@ int cp_train_supported(const IrGraph *g);
 /* The batch normalization of channel c (ckernels.c): `training` names the
    flag that selects the batch's statistics, NULL at inference. */
 void cp_batchnorm_channel(Emit *e, const IrPlan *P, int i, const char *training);
+/* Its backward for channel c: `flag` names the flag that selects dL/dx;
+   gx_at, when not NULL, the pointer to declare as gx. */
+void cp_batchnorm_channel_bwd(Emit *e, const IrPlan *P, int i, const char *flag, const char *gx_at);
 /* The sizes of convolution x (an IR_CONV2D node). */
 typedef struct ConvDims {
     long long C, H, W;   /* input */

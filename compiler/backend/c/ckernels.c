@@ -1035,6 +1035,44 @@ void ck_batchnorm_fwd(TargetEmitter *em, const IrPlan *P, int i) {
     cp_close(e, "(void)training;");
 }
 
+/* The backward of channel c, inside a loop or a thread over c: gamma,
+   dgamma, dbeta, mean, istd, rows, xw and gy in scope. dgamma and dbeta get
+   the channel's sums (in double, rows in order); when the input needs its
+   gradient and `flag` holds, gx gets dL/dx, declared as the pointer gx_at
+   first when given (else gx is in scope). */
+void cp_batchnorm_channel_bwd(Emit *e, const IrPlan *P, int i, const char *flag, const char *gx_at) {
+    const IrNode *x = node(e, i);
+    int in = x->in[0];
+    long long C = x->shape.d[0], hw = count(e, i) / C;
+    cg_line(e, "const double cnt = (double)rows * %lld;", hw);
+    cg_line(e, "double sg = 0.0, sgx = 0.0;");
+    cg_line(e, "const float m = mean[c], is = istd[c];");
+    cg_line(e, "long r, k;");
+    cg_line(e, "for (r = 0; r < rows; r++)");
+    cg_line(e, "    for (k = 0; k < %lld; k++) {", hw);
+    cg_line(e, "        const float g = gy[(r * %lld + c) * %lld + k];", C, hw);
+    cg_line(e, "        sg += g;");
+    cg_line(e, "        sgx += (double)g * ((xw[(r * %lld + c) * %lld + k] - m) * is);", C, hw);
+    cg_line(e, "    }");
+    cg_line(e, "dgamma[c] += (float)sgx;");
+    cg_line(e, "dbeta[c] += (float)sg;");
+    if (!P->at[in].needgrad)
+        return;
+    cg_line(e, "if (%s) { /* gx = gamma is (g - mean(g) - xhat mean(g xhat)) */", flag);
+    e->ind++;
+    if (gx_at)
+        cg_line(e, "float *gx = %s;", gx_at);
+    cg_line(e, "const float k1 = gamma[c] * is, k2 = (float)(sg / cnt), k3 = (float)(sgx / cnt);");
+    cg_line(e, "for (r = 0; r < rows; r++)");
+    cg_line(e, "    for (k = 0; k < %lld; k++) {", hw);
+    cg_line(e, "        const long xi = (r * %lld + c) * %lld + k;", C, hw);
+    cg_line(e, "        const float xh = (xw[xi] - m) * is;");
+    cg_line(e, "        gx[xi] += k1 * (gy[xi] - k2 - xh * k3);");
+    cg_line(e, "    }");
+    e->ind--;
+    cg_line(e, "}");
+}
+
 void ck_batchnorm_bwd(TargetEmitter *em, const IrPlan *P, int i) {
     Emit *e = &em->e;
     const IrNode *x = node(e, i);
@@ -1052,31 +1090,7 @@ void ck_batchnorm_bwd(TargetEmitter *em, const IrPlan *P, int i) {
     cg_par_for(e, fmt(e, "rows * %lld", C * hw));
     cg_line(e, "for (long c = 0; c < %lld; c++) {", C);
     e->ind++;
-    cg_line(e, "const double cnt = (double)rows * %lld;", hw);
-    cg_line(e, "double sg = 0.0, sgx = 0.0;");
-    cg_line(e, "const float m = mean[c], is = istd[c];");
-    cg_line(e, "long r, k;");
-    cg_line(e, "for (r = 0; r < rows; r++)");
-    cg_line(e, "    for (k = 0; k < %lld; k++) {", hw);
-    cg_line(e, "        const float g = gy[(r * %lld + c) * %lld + k];", C, hw);
-    cg_line(e, "        sg += g;");
-    cg_line(e, "        sgx += (double)g * ((xw[(r * %lld + c) * %lld + k] - m) * is);", C, hw);
-    cg_line(e, "    }");
-    cg_line(e, "dgamma[c] += (float)sgx;");
-    cg_line(e, "dbeta[c] += (float)sg;");
-    if (P->at[in].needgrad) {
-        cg_line(e, "if (dx) { /* gx = gamma is (g - mean(g) - xhat mean(g xhat)) */");
-        e->ind++;
-        cg_line(e, "const float k1 = gamma[c] * is, k2 = (float)(sg / cnt), k3 = (float)(sgx / cnt);");
-        cg_line(e, "for (r = 0; r < rows; r++)");
-        cg_line(e, "    for (k = 0; k < %lld; k++) {", hw);
-        cg_line(e, "        const long xi = (r * %lld + c) * %lld + k;", C, hw);
-        cg_line(e, "        const float xh = (xw[xi] - m) * is;");
-        cg_line(e, "        gx[xi] += k1 * (gy[xi] - k2 - xh * k3);");
-        cg_line(e, "    }");
-        e->ind--;
-        cg_line(e, "}");
-    }
+    cp_batchnorm_channel_bwd(e, P, i, "dx", NULL);
     e->ind--;
     cg_line(e, "}");
     cp_close(e, "(void)gamma;\n    (void)dx;");

@@ -297,7 +297,7 @@ void cu_batchnorm_bwd(TargetEmitter *em, const IrPlan *P, int i) {
     Emit *e = &em->e;
     const IrNode *x = node(e, i);
     int in = x->in[0];
-    long long C = x->shape.d[0], hw = count(e, i) / C;
+    long long C = x->shape.d[0];
     const char *n = fmt(e, "%lld", C);
     cu_open_kernel(e, P, i, 0, n);
     cg_line(e, "const long c = i, rows = (long)(to - from) * B;");
@@ -306,32 +306,8 @@ void cu_batchnorm_bwd(TargetEmitter *em, const IrPlan *P, int i) {
     cg_line(e, "const float *mean = %s, *istd = %s;", cp_ws(e, P, P->at[i].stat), cp_ws(e, P, P->at[i].stat + C));
     cg_line(e, "const float *xw = %s;", cp_at(e, P, in, 'v', "from"));
     cg_line(e, "const float *gy = %s;", cp_at(e, P, i, 'g', "from"));
-    cg_line(e, "const double cnt = (double)rows * %lld;", hw);
-    cg_line(e, "double sg = 0.0, sgx = 0.0;");
-    cg_line(e, "const float m = mean[c], is = istd[c];");
-    cg_line(e, "long r, k;");
-    cg_line(e, "for (r = 0; r < rows; r++)");
-    cg_line(e, "    for (k = 0; k < %lld; k++) {", hw);
-    cg_line(e, "        const float g = gy[(r * %lld + c) * %lld + k];", C, hw);
-    cg_line(e, "        sg += g;");
-    cg_line(e, "        sgx += (double)g * ((xw[(r * %lld + c) * %lld + k] - m) * is);", C, hw);
-    cg_line(e, "    }");
-    cg_line(e, "dgamma[c] += (float)sgx;");
-    cg_line(e, "dbeta[c] += (float)sg;");
-    if (P->at[in].needgrad) {
-        cg_line(e, "if (flag) { /* gx = gamma is (g - mean(g) - xhat mean(g xhat)) */");
-        e->ind++;
-        cg_line(e, "float *gx = %s;", cp_at(e, P, in, 'g', "from"));
-        cg_line(e, "const float k1 = gamma[c] * is, k2 = (float)(sg / cnt), k3 = (float)(sgx / cnt);");
-        cg_line(e, "for (r = 0; r < rows; r++)");
-        cg_line(e, "    for (k = 0; k < %lld; k++) {", hw);
-        cg_line(e, "        const long xi = (r * %lld + c) * %lld + k;", C, hw);
-        cg_line(e, "        const float xh = (xw[xi] - m) * is;");
-        cg_line(e, "        gx[xi] += k1 * (gy[xi] - k2 - xh * k3);");
-        cg_line(e, "    }");
-        e->ind--;
-        cg_line(e, "}");
-    } else
+    cp_batchnorm_channel_bwd(e, P, i, "flag", cp_at(e, P, in, 'g', "from"));
+    if (!P->at[in].needgrad)
         cg_line(e, "(void)gamma, (void)cnt;");
     cp_close(e, NULL);
     cu_host_of_kernel(e, P, i, 0, n);
