@@ -94,6 +94,9 @@ int cp_train_supported(const IrGraph *g);
 /* The batch normalization of channel c (ckernels.c): `training` names the
    flag that selects the batch's statistics, NULL at inference. */
 void cp_batchnorm_channel(Emit *e, const IrPlan *P, int i, const char *training);
+/* Its backward for channel c: `flag` names the flag that selects dL/dx;
+   gx_at, when not NULL, the pointer to declare as gx. */
+void cp_batchnorm_channel_bwd(Emit *e, const IrPlan *P, int i, const char *flag, const char *gx_at);
 /* The sizes of convolution x (an IR_CONV2D node). */
 typedef struct ConvDims {
     long long C, H, W;   /* input */
@@ -103,6 +106,23 @@ typedef struct ConvDims {
     long long KK;        /* kernel taps */
 } ConvDims;
 ConvDims cp_conv_dims(Emit *e, const IrNode *x);
+/* The sizes of pool x (an IR_MAXPOOL or IR_AVGPOOL node) of plan P, and
+   how its kernels read the input (ckernels.c). */
+typedef struct PoolDims {
+    long long C, H, W; /* input */
+    long long OH, OW;  /* output */
+    const char *at;    /* the index of input pixel (iy, ix) of plane rc */
+    const char *xin;   /* its value as a float, from xt (a bit of its words when
+                          the input is kept as bits) */
+    const char *area;  /* the window's size, the average's divisor (a literal) */
+} PoolDims;
+PoolDims cp_pool_dims(Emit *e, const IrPlan *P, const IrNode *x);
+/* The walk over the window of output pixel (oy, ox) of pool x: loops over
+   ky and kx (declared by the caller) that skip the padding, with the input
+   pixel (iy, ix) in scope. At each pixel a max pool keeps in acc the
+   largest value (the first, or a NaN) and, with argmax, its index in arg;
+   an average pool runs the statement avg. */
+void cp_pool_window(Emit *e, const IrNode *x, const PoolDims *d, int argmax, const char *avg);
 /* Whether a dense layer reads spikes kept as bits (the products on bits). */
 int cp_dense_reads_bits(Emit *e);
 /* The dx argument of training node i's backward, a C expression: the bits

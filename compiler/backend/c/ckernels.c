@@ -695,19 +695,54 @@ void ck_conv_bwd(TargetEmitter *em, const IrPlan *P, int i) {
 
 /* ---- pooling ---- */
 
+PoolDims cp_pool_dims(Emit *e, const IrPlan *P, const IrNode *x) {
+    const Shape *xs = &node(e, x->in[0])->shape;
+    PoolDims d;
+    d.C = xs->d[0], d.H = xs->d[1], d.W = xs->d[2];
+    d.OH = x->shape.d[1], d.OW = x->shape.d[2];
+    d.at = arena_printf(e->g->arena, "(rc * %lld + iy) * %lld + ix", d.H, d.W);
+    d.xin = P->at[x->in[0]].bits ? arena_printf(e->g->arena, "(float)(xt[(%s) >> 5] >> ((%s) & 31) & 1u)", d.at, d.at)
+                                 : arena_printf(e->g->arena, "xt[%s]", d.at);
+    d.area = cg_flt(e, (float)(x->kernel[0] * x->kernel[1]));
+    return d;
+}
+
+void cp_pool_window(Emit *e, const IrNode *x, const PoolDims *d, int argmax, const char *avg) {
+    cg_line(e, "for (ky = 0; ky < %d; ky++) {", x->kernel[0]);
+    cg_line(e, "    const long iy = oy * %d - %d + ky;", x->stride[0], x->pad[0]);
+    cg_line(e, "    if (iy < 0 || iy >= %lld)", d->H);
+    cg_line(e, "        continue;");
+    cg_line(e, "    for (kx = 0; kx < %d; kx++) {", x->kernel[1]);
+    cg_line(e, "        const long ix = ox * %d - %d + kx;", x->stride[1], x->pad[1]);
+    cg_line(e, "        if (ix < 0 || ix >= %lld)", d->W);
+    cg_line(e, "            continue;");
+    e->ind += 2;
+    if (x->op != IR_MAXPOOL)
+        cg_line(e, "%s", avg);
+    else {
+        cg_line(e, "{");
+        cg_line(e, "    const float v = %s;", d->xin);
+        cg_line(e, argmax ? "    if (v > acc || v != v) {" : "    if (v > acc || v != v)");
+        cg_line(e, "        acc = v;");
+        if (argmax) {
+            cg_line(e, "        arg = %s;", d->at);
+            cg_line(e, "    }");
+        }
+        cg_line(e, "}");
+    }
+    e->ind -= 2;
+    cg_line(e, "    }");
+    cg_line(e, "}");
+}
+
 static void pool(Emit *e, const IrPlan *P, int i, int fwd) {
     const IrNode *x = node(e, i);
     int in = x->in[0], mx = x->op == IR_MAXPOOL;
-    const Shape *xs = &node(e, in)->shape;
-    long long C = xs->d[0], H = xs->d[1], W = xs->d[2], OH = x->shape.d[1], OW = x->shape.d[2];
-    /* the input at (rc, iy, ix), a float or a bit */
-    const char *at = arena_printf(e->g->arena, "(rc * %lld + iy) * %lld + ix", H, W);
-    const char *xin = P->at[in].bits ? arena_printf(e->g->arena, "(float)(xt[(%s) >> 5] >> ((%s) & 31) & 1u)", at, at)
-                                     : arena_printf(e->g->arena, "xt[%s]", at);
+    PoolDims d = cp_pool_dims(e, P, x);
     cp_open(e, P, i, fwd);
     /* threads take planes (sample, channel), each over the steps */
-    cg_par_for(e, fmt(e, "(long)(to - from) * B * %lld", C * OH * OW * x->kernel[0] * x->kernel[1]));
-    cg_line(e, "for (long rc = 0; rc < B * %lld; rc++) {", C);
+    cg_par_for(e, fmt(e, "(long)(to - from) * B * %lld", d.C * d.OH * d.OW * x->kernel[0] * x->kernel[1]));
+    cg_line(e, "for (long rc = 0; rc < B * %lld; rc++) {", d.C);
     e->ind++;
     cg_line(e, "int t;");
     cg_line(e, "for (t = from; t < to; t++) {");
@@ -724,43 +759,22 @@ static void pool(Emit *e, const IrPlan *P, int i, int fwd) {
         cg_line(e, "(void)xt;");
     }
     cg_line(e, "long oy, ox, ky, kx;");
-    cg_line(e, "for (oy = 0; oy < %lld; oy++)", OH);
-    cg_line(e, "    for (ox = 0; ox < %lld; ox++) {", OW);
+    cg_line(e, "for (oy = 0; oy < %lld; oy++)", d.OH);
+    cg_line(e, "    for (ox = 0; ox < %lld; ox++) {", d.OW);
     e->ind += 2;
     if (mx || fwd)
         cg_line(e, "float acc = %s;", mx ? "-INFINITY" : "0.0f");
     if (mx)
         cg_line(e, "long arg = -1;");
     if (!fwd)
-        cg_line(e, "const float d = gyt[(rc * %lld + oy) * %lld + ox];", OH, OW);
-    cg_line(e, "for (ky = 0; ky < %d; ky++) {", x->kernel[0]);
-    cg_line(e, "    const long iy = oy * %d - %d + ky;", x->stride[0], x->pad[0]);
-    cg_line(e, "    if (iy < 0 || iy >= %lld)", H);
-    cg_line(e, "        continue;");
-    cg_line(e, "    for (kx = 0; kx < %d; kx++) {", x->kernel[1]);
-    cg_line(e, "        const long ix = ox * %d - %d + kx;", x->stride[1], x->pad[1]);
-    cg_line(e, "        if (ix < 0 || ix >= %lld)", W);
-    cg_line(e, "            continue;");
-    if (mx) {
-        cg_line(e, "        {");
-        cg_line(e, "            const float v = %s;", xin);
-        cg_line(e, "            if (v > acc || v != v) {");
-        cg_line(e, "                acc = v;");
-        cg_line(e, "                arg = (rc * %lld + iy) * %lld + ix;", H, W);
-        cg_line(e, "            }");
-        cg_line(e, "        }");
-    } else if (fwd)
-        cg_line(e, "        acc += %s;", xin);
-    else
-        cg_line(e, "        gx[(rc * %lld + iy) * %lld + ix] += d / %s;", H, W,
-                cg_flt(e, (float)(x->kernel[0] * x->kernel[1])));
-    cg_line(e, "    }");
-    cg_line(e, "}");
+        cg_line(e, "const float d = gyt[(rc * %lld + oy) * %lld + ox];", d.OH, d.OW);
+    cp_pool_window(e, x, &d, 1,
+                   fwd ? arena_printf(e->g->arena, "acc += %s;", d.xin)
+                       : arena_printf(e->g->arena, "gx[%s] += d / %s;", d.at, d.area));
     if (fwd && mx)
-        cg_line(e, "yt[(rc * %lld + oy) * %lld + ox] = acc;", OH, OW);
+        cg_line(e, "yt[(rc * %lld + oy) * %lld + ox] = acc;", d.OH, d.OW);
     else if (fwd)
-        cg_line(e, "yt[(rc * %lld + oy) * %lld + ox] = acc / %s;", OH, OW,
-                cg_flt(e, (float)(x->kernel[0] * x->kernel[1])));
+        cg_line(e, "yt[(rc * %lld + oy) * %lld + ox] = acc / %s;", d.OH, d.OW, d.area);
     else if (mx) {
         cg_line(e, "if (arg >= 0)");
         cg_line(e, "    gx[arg] += d;");
@@ -1021,6 +1035,44 @@ void ck_batchnorm_fwd(TargetEmitter *em, const IrPlan *P, int i) {
     cp_close(e, "(void)training;");
 }
 
+/* The backward of channel c, inside a loop or a thread over c: gamma,
+   dgamma, dbeta, mean, istd, rows, xw and gy in scope. dgamma and dbeta get
+   the channel's sums (in double, rows in order); when the input needs its
+   gradient and `flag` holds, gx gets dL/dx, declared as the pointer gx_at
+   first when given (else gx is in scope). */
+void cp_batchnorm_channel_bwd(Emit *e, const IrPlan *P, int i, const char *flag, const char *gx_at) {
+    const IrNode *x = node(e, i);
+    int in = x->in[0];
+    long long C = x->shape.d[0], hw = count(e, i) / C;
+    cg_line(e, "const double cnt = (double)rows * %lld;", hw);
+    cg_line(e, "double sg = 0.0, sgx = 0.0;");
+    cg_line(e, "const float m = mean[c], is = istd[c];");
+    cg_line(e, "long r, k;");
+    cg_line(e, "for (r = 0; r < rows; r++)");
+    cg_line(e, "    for (k = 0; k < %lld; k++) {", hw);
+    cg_line(e, "        const float g = gy[(r * %lld + c) * %lld + k];", C, hw);
+    cg_line(e, "        sg += g;");
+    cg_line(e, "        sgx += (double)g * ((xw[(r * %lld + c) * %lld + k] - m) * is);", C, hw);
+    cg_line(e, "    }");
+    cg_line(e, "dgamma[c] += (float)sgx;");
+    cg_line(e, "dbeta[c] += (float)sg;");
+    if (!P->at[in].needgrad)
+        return;
+    cg_line(e, "if (%s) { /* gx = gamma is (g - mean(g) - xhat mean(g xhat)) */", flag);
+    e->ind++;
+    if (gx_at)
+        cg_line(e, "float *gx = %s;", gx_at);
+    cg_line(e, "const float k1 = gamma[c] * is, k2 = (float)(sg / cnt), k3 = (float)(sgx / cnt);");
+    cg_line(e, "for (r = 0; r < rows; r++)");
+    cg_line(e, "    for (k = 0; k < %lld; k++) {", hw);
+    cg_line(e, "        const long xi = (r * %lld + c) * %lld + k;", C, hw);
+    cg_line(e, "        const float xh = (xw[xi] - m) * is;");
+    cg_line(e, "        gx[xi] += k1 * (gy[xi] - k2 - xh * k3);");
+    cg_line(e, "    }");
+    e->ind--;
+    cg_line(e, "}");
+}
+
 void ck_batchnorm_bwd(TargetEmitter *em, const IrPlan *P, int i) {
     Emit *e = &em->e;
     const IrNode *x = node(e, i);
@@ -1038,31 +1090,7 @@ void ck_batchnorm_bwd(TargetEmitter *em, const IrPlan *P, int i) {
     cg_par_for(e, fmt(e, "rows * %lld", C * hw));
     cg_line(e, "for (long c = 0; c < %lld; c++) {", C);
     e->ind++;
-    cg_line(e, "const double cnt = (double)rows * %lld;", hw);
-    cg_line(e, "double sg = 0.0, sgx = 0.0;");
-    cg_line(e, "const float m = mean[c], is = istd[c];");
-    cg_line(e, "long r, k;");
-    cg_line(e, "for (r = 0; r < rows; r++)");
-    cg_line(e, "    for (k = 0; k < %lld; k++) {", hw);
-    cg_line(e, "        const float g = gy[(r * %lld + c) * %lld + k];", C, hw);
-    cg_line(e, "        sg += g;");
-    cg_line(e, "        sgx += (double)g * ((xw[(r * %lld + c) * %lld + k] - m) * is);", C, hw);
-    cg_line(e, "    }");
-    cg_line(e, "dgamma[c] += (float)sgx;");
-    cg_line(e, "dbeta[c] += (float)sg;");
-    if (P->at[in].needgrad) {
-        cg_line(e, "if (dx) { /* gx = gamma is (g - mean(g) - xhat mean(g xhat)) */");
-        e->ind++;
-        cg_line(e, "const float k1 = gamma[c] * is, k2 = (float)(sg / cnt), k3 = (float)(sgx / cnt);");
-        cg_line(e, "for (r = 0; r < rows; r++)");
-        cg_line(e, "    for (k = 0; k < %lld; k++) {", hw);
-        cg_line(e, "        const long xi = (r * %lld + c) * %lld + k;", C, hw);
-        cg_line(e, "        const float xh = (xw[xi] - m) * is;");
-        cg_line(e, "        gx[xi] += k1 * (gy[xi] - k2 - xh * k3);");
-        cg_line(e, "    }");
-        e->ind--;
-        cg_line(e, "}");
-    }
+    cp_batchnorm_channel_bwd(e, P, i, "dx", NULL);
     e->ind--;
     cg_line(e, "}");
     cp_close(e, "(void)gamma;\n    (void)dx;");

@@ -238,12 +238,8 @@ void cu_pool_bwd(TargetEmitter *em, const IrPlan *P, int i) {
     Emit *e = &em->e;
     const IrNode *x = node(e, i);
     int in = x->in[0], mx = x->op == IR_MAXPOOL;
-    const Shape *xs = &node(e, in)->shape;
-    long long C = xs->d[0], H = xs->d[1], W = xs->d[2], OH = x->shape.d[1], OW = x->shape.d[2];
-    const char *at = arena_printf(e->g->arena, "(rc * %lld + iy) * %lld + ix", H, W);
-    const char *xin = P->at[in].bits ? arena_printf(e->g->arena, "(float)(xt[(%s) >> 5] >> ((%s) & 31) & 1u)", at, at)
-                                     : arena_printf(e->g->arena, "xt[%s]", at);
-    const char *n = fmt(e, "B * %lld", C);
+    PoolDims d = cp_pool_dims(e, P, x);
+    const char *n = fmt(e, "B * %lld", d.C);
     cu_open_kernel(e, P, i, 0, n);
     if (P->at[in].needgrad) {
         cg_line(e, "const long rc = i;");
@@ -256,34 +252,15 @@ void cu_pool_bwd(TargetEmitter *em, const IrPlan *P, int i) {
         cg_line(e, "const float *gyt = %s;", cp_at(e, P, i, 'g', "t"));
         cg_line(e, "float *gx = %s;", cp_at(e, P, in, 'g', "t"));
         cg_line(e, "long oy, ox, ky, kx;");
-        cg_line(e, "for (oy = 0; oy < %lld; oy++)", OH);
-        cg_line(e, "    for (ox = 0; ox < %lld; ox++) {", OW);
+        cg_line(e, "for (oy = 0; oy < %lld; oy++)", d.OH);
+        cg_line(e, "    for (ox = 0; ox < %lld; ox++) {", d.OW);
         e->ind += 2;
         if (mx) {
             cg_line(e, "float acc = -INFINITY;");
             cg_line(e, "long arg = -1;");
         }
-        cg_line(e, "const float d = gyt[(rc * %lld + oy) * %lld + ox];", OH, OW);
-        cg_line(e, "for (ky = 0; ky < %d; ky++) {", x->kernel[0]);
-        cg_line(e, "    const long iy = oy * %d - %d + ky;", x->stride[0], x->pad[0]);
-        cg_line(e, "    if (iy < 0 || iy >= %lld)", H);
-        cg_line(e, "        continue;");
-        cg_line(e, "    for (kx = 0; kx < %d; kx++) {", x->kernel[1]);
-        cg_line(e, "        const long ix = ox * %d - %d + kx;", x->stride[1], x->pad[1]);
-        cg_line(e, "        if (ix < 0 || ix >= %lld)", W);
-        cg_line(e, "            continue;");
-        if (mx) {
-            cg_line(e, "        {");
-            cg_line(e, "            const float v = %s;", xin);
-            cg_line(e, "            if (v > acc || v != v) {");
-            cg_line(e, "                acc = v;");
-            cg_line(e, "                arg = %s;", at);
-            cg_line(e, "            }");
-            cg_line(e, "        }");
-        } else
-            cg_line(e, "        gx[%s] += d / %s;", at, cg_flt(e, (float)(x->kernel[0] * x->kernel[1])));
-        cg_line(e, "    }");
-        cg_line(e, "}");
+        cg_line(e, "const float d = gyt[(rc * %lld + oy) * %lld + ox];", d.OH, d.OW);
+        cp_pool_window(e, x, &d, 1, arena_printf(e->g->arena, "gx[%s] += d / %s;", d.at, d.area));
         if (mx) {
             cg_line(e, "if (arg >= 0) /* the first largest */");
             cg_line(e, "    gx[arg] += d;");
@@ -320,7 +297,7 @@ void cu_batchnorm_bwd(TargetEmitter *em, const IrPlan *P, int i) {
     Emit *e = &em->e;
     const IrNode *x = node(e, i);
     int in = x->in[0];
-    long long C = x->shape.d[0], hw = count(e, i) / C;
+    long long C = x->shape.d[0];
     const char *n = fmt(e, "%lld", C);
     cu_open_kernel(e, P, i, 0, n);
     cg_line(e, "const long c = i, rows = (long)(to - from) * B;");
@@ -329,32 +306,8 @@ void cu_batchnorm_bwd(TargetEmitter *em, const IrPlan *P, int i) {
     cg_line(e, "const float *mean = %s, *istd = %s;", cp_ws(e, P, P->at[i].stat), cp_ws(e, P, P->at[i].stat + C));
     cg_line(e, "const float *xw = %s;", cp_at(e, P, in, 'v', "from"));
     cg_line(e, "const float *gy = %s;", cp_at(e, P, i, 'g', "from"));
-    cg_line(e, "const double cnt = (double)rows * %lld;", hw);
-    cg_line(e, "double sg = 0.0, sgx = 0.0;");
-    cg_line(e, "const float m = mean[c], is = istd[c];");
-    cg_line(e, "long r, k;");
-    cg_line(e, "for (r = 0; r < rows; r++)");
-    cg_line(e, "    for (k = 0; k < %lld; k++) {", hw);
-    cg_line(e, "        const float g = gy[(r * %lld + c) * %lld + k];", C, hw);
-    cg_line(e, "        sg += g;");
-    cg_line(e, "        sgx += (double)g * ((xw[(r * %lld + c) * %lld + k] - m) * is);", C, hw);
-    cg_line(e, "    }");
-    cg_line(e, "dgamma[c] += (float)sgx;");
-    cg_line(e, "dbeta[c] += (float)sg;");
-    if (P->at[in].needgrad) {
-        cg_line(e, "if (flag) { /* gx = gamma is (g - mean(g) - xhat mean(g xhat)) */");
-        e->ind++;
-        cg_line(e, "float *gx = %s;", cp_at(e, P, in, 'g', "from"));
-        cg_line(e, "const float k1 = gamma[c] * is, k2 = (float)(sg / cnt), k3 = (float)(sgx / cnt);");
-        cg_line(e, "for (r = 0; r < rows; r++)");
-        cg_line(e, "    for (k = 0; k < %lld; k++) {", hw);
-        cg_line(e, "        const long xi = (r * %lld + c) * %lld + k;", C, hw);
-        cg_line(e, "        const float xh = (xw[xi] - m) * is;");
-        cg_line(e, "        gx[xi] += k1 * (gy[xi] - k2 - xh * k3);");
-        cg_line(e, "    }");
-        e->ind--;
-        cg_line(e, "}");
-    } else
+    cp_batchnorm_channel_bwd(e, P, i, "flag", cp_at(e, P, in, 'g', "from"));
+    if (!P->at[in].needgrad)
         cg_line(e, "(void)gamma, (void)cnt;");
     cp_close(e, NULL);
     cu_host_of_kernel(e, P, i, 0, n);

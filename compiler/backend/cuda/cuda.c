@@ -125,16 +125,9 @@ static void opening(Emit *e) {
         cg_line(e, "#endif");
         cg_line(e, "}");
     }
-    if (has_neurons(g)) {
-        cg_blank(e);
-        cg_line(e, "/* s[j] = v for j < n: a state at the start of a sequence. */");
-        cg_line(e, "%s_GLOBAL void %s_fill_k(float *s, long n, float v)", P, p);
-        cg_line(e, "{");
-        cg_line(e, "    const long j = %s_TID;", P);
-        cg_line(e, "    if (j < n)");
-        cg_line(e, "        s[j] = v;");
-        cg_line(e, "}");
-    }
+    if (has_neurons(g))
+        cu_map_kernel(e, "s[j] = v for j < n: a state at the start of a sequence.", "fill_k", "float *s, long n, float v",
+                      "n", "s[j] = v;");
     if (g->train)
         cu_train_opening(e);
     capi_param_table(e);
@@ -202,7 +195,11 @@ void cu_api_head(Emit *e, const char *sig) {
     cg_line(e, "int err = 0;");
 }
 
-static void api_head(Emit *e, const char *sig) { cu_api_head(e, sig); }
+void cu_api_tail(Emit *e) {
+    cg_line(e, "return %s_status(err);", e->p);
+    e->ind--;
+    cg_line(e, "}");
+}
 
 void cu_bind(Emit *e) {
     if (has_products(e->g))
@@ -210,8 +207,6 @@ void cu_bind(Emit *e) {
     else
         cg_line(e, "(void)blas; /* no matrix products */");
 }
-
-static void bind(Emit *e) { cu_bind(e); }
 
 int cu_has_products(const IrGraph *g) { return has_products(g); }
 
@@ -227,7 +222,7 @@ static void run_groups(Emit *e, const char *c0, const char *c1, const char *once
 static void gen_reset(Emit *e) {
     const IrGraph *g = e->g;
     const IrPlan *P = &g->infer;
-    api_head(e, arena_printf(g->arena, "int %s_reset(void *workspace, int batch, cudaStream_t stream)", e->p));
+    cu_api_head(e, arena_printf(g->arena, "int %s_reset(void *workspace, int batch, cudaStream_t stream)", e->p));
     cg_line(e, "long t = 0;");
     for (int i = 0; i < g->nodes.len; i++) {
         const IrNode *n = &g->nodes.items[i];
@@ -239,9 +234,7 @@ static void gen_reset(Emit *e) {
                     cg_flt(e, n->neuron->states.items[k].init), n->name, n->neuron->states.items[k].name);
     }
     cg_line(e, "%s_counter(ws, &t, &B, 1, st);", e->p);
-    cg_line(e, "return %s_status(err);", e->p);
-    e->ind--;
-    cg_line(e, "}");
+    cu_api_tail(e);
 }
 
 static void copy_input(Emit *e, const char *t, const char *src, const char *steps) {
@@ -252,12 +245,13 @@ static void copy_input(Emit *e, const char *t, const char *src, const char *step
 
 static void gen_step(Emit *e) {
     const IrGraph *g = e->g;
-    api_head(e, arena_printf(g->arena, "int %s_step(void *workspace, int batch, const float *input, float *output,\n"
-                                       "%*scudaStream_t stream, cublasHandle_t blas)",
-                             e->p, (int)strlen(e->p) + 10, ""));
+    cu_api_head(e, arena_printf(g->arena,
+                                "int %s_step(void *workspace, int batch, const float *input, float *output,\n"
+                                "%*scudaStream_t stream, cublasHandle_t blas)",
+                                e->p, (int)strlen(e->p) + 10, ""));
     cg_line(e, "long tc, b0;");
     cg_line(e, "int t;");
-    bind(e);
+    cu_bind(e);
     cg_line(e, "%s_counter(ws, &tc, &b0, 0, st);", e->p);
     cg_line(e, "t = (int)tc;");
     copy_input(e, "t", "input", "1");
@@ -269,9 +263,7 @@ static void gen_step(Emit *e) {
             cp_at(e, &g->infer, g->output, 'v', "t"), count(e, g->output));
     cg_line(e, "tc = t + 1;");
     cg_line(e, "%s_counter(ws, &tc, &B, 1, st);", e->p);
-    cg_line(e, "return %s_status(err);", e->p);
-    e->ind--;
-    cg_line(e, "}");
+    cu_api_tail(e);
 }
 
 /* The readout's kernels: the accumulator over steps [from, to), and the
@@ -305,14 +297,9 @@ static void readout_kernels(Emit *e) {
     cg_line(e, "}");
     if (g->readout != RO_RATE && g->readout != RO_MEAN)
         return;
-    cg_blank(e);
-    cg_line(e, "/* The output: the accumulated sum over the %d steps. */", g->timesteps);
-    cg_line(e, "%s_GLOBAL void %s_mean_k(const float *acc, float *output, long n)", e->P, e->p);
-    cg_line(e, "{");
-    cg_line(e, "    const long i = %s_TID;", e->P);
-    cg_line(e, "    if (i < n)");
-    cg_line(e, "        output[i] = acc[i] / %s;", cg_flt(e, (float)g->timesteps));
-    cg_line(e, "}");
+    cu_map_kernel(e, arena_printf(g->arena, "The output: the accumulated sum over the %d steps.", g->timesteps), "mean_k",
+                  "const float *acc, float *output, long n", "n",
+                  arena_printf(g->arena, "output[j] = acc[j] / %s;", cg_flt(e, (float)g->timesteps)));
 }
 
 static void gen_forward(Emit *e) {
@@ -321,12 +308,13 @@ static void gen_forward(Emit *e) {
     int T = g->timesteps, K = P->chunk;
     long long nout = count(e, g->output), nin = count(e, g->input);
     readout_kernels(e);
-    api_head(e, arena_printf(g->arena, "int %s_forward(void *workspace, int batch, const float *input, float *output,\n"
-                                       "%*scudaStream_t stream, cublasHandle_t blas)",
-                             e->p, (int)strlen(e->p) + 13, ""));
+    cu_api_head(e, arena_printf(g->arena,
+                                "int %s_forward(void *workspace, int batch, const float *input, float *output,\n"
+                                "%*scudaStream_t stream, cublasHandle_t blas)",
+                                e->p, (int)strlen(e->p) + 13, ""));
     cg_line(e, "long tc = %d;", T);
     cg_line(e, "int t;");
-    bind(e);
+    cu_bind(e);
     cg_line(e, "err |= %s_reset(workspace, (int)B, st) != 0;", e->p);
     int seq = g->encoding == ENC_SEQUENCE;
     const char *c0 = "0", *c1 = arena_printf(g->arena, "%d", T);
@@ -367,9 +355,7 @@ static void gen_forward(Emit *e) {
         cg_line(e, "%s_copy(output, %s, (size_t)B * %lld * sizeof(float), st);", e->p, cp_ws(e, P, P->readout), nout);
     cg_line(e, "%s_counter(ws, &tc, &B, 1, st);", e->p);
     cg_line(e, "(void)t;");
-    cg_line(e, "return %s_status(err);", e->p);
-    e->ind--;
-    cg_line(e, "}");
+    cu_api_tail(e);
 }
 
 static void gen_probe(Emit *e) {

@@ -9,6 +9,10 @@
  * write the same expressions. Its parts:
  *   cukernels.c the kernels of every op, each a `__global__` function and
  *               the host function that launches it (or calls cuBLAS);
+ *   cubackward.c the backward kernels of the training plan (the
+ *               convolution's are in cukernels.c, with its forward);
+ *   cutrain.c   the training API over the schedule, the losses and the
+ *               optimizers;
  *   cuda.c      the files' opening, the API over the schedule, the
  *               target's table and what snnc run can do with it.
  *
@@ -44,6 +48,10 @@ void cu_close_host(Emit *e);
 void cu_launch(Emit *e, const IrPlan *P, int i, int fwd, const char *n);
 /* A host function that only launches node i's kernel over n threads. */
 void cu_host_of_kernel(Emit *e, const IrPlan *P, int i, int fwd, const char *n);
+/* A kernel of a thread per element, `<net>_NAME(PARAMS)` under the comment
+   doc (its lines after the first start with three spaces): thread j < n
+   runs the statement stmt. */
+void cu_map_kernel(Emit *e, const char *doc, const char *name, const char *params, const char *n, const char *stmt);
 /* Neuron node i's leaves: the states in registers s0, s1, ..., x[i], the
    parameters indexed for neuron i as the portable target indexes them. */
 void cu_neuron_leaves(Emit *e, int i, CgLeaves *lv);
@@ -95,10 +103,12 @@ void cu_train_header(Emit *e);
 /* Shared by the API's parts (cuda.c): a call of node i's host function for
    plan P over steps [from, to) with flag; the forward of every group over
    [c0, c1), groups computed once when `once` holds; the opening of an API
-   function (ws, st, B, err) and the binding of cuBLAS to its stream. */
+   function (ws, st, B, err), its closing (it returns its status) and the
+   binding of cuBLAS to its stream. */
 void cu_call(Emit *e, const IrPlan *P, int i, int fwd, const char *from, const char *to, const char *flag);
 void cu_run_groups(Emit *e, const IrPlan *P, const char *c0, const char *c1, const char *once, const char *flag);
 void cu_api_head(Emit *e, const char *sig);
+void cu_api_tail(Emit *e);
 void cu_bind(Emit *e);
 int cu_has_products(const IrGraph *g);
 

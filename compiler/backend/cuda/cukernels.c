@@ -83,11 +83,22 @@ void cu_host_of_kernel(Emit *e, const IrPlan *P, int i, int fwd, const char *n) 
 
 static void host_of_kernel(Emit *e, const IrPlan *P, int i, const char *n) { cu_host_of_kernel(e, P, i, 1, n); }
 
+void cu_map_kernel(Emit *e, const char *doc, const char *name, const char *params, const char *n, const char *stmt) {
+    cg_blank(e);
+    cg_line(e, "/* %s */", doc);
+    cg_line(e, "%s_GLOBAL void %s_%s(%s)", e->P, e->p, name, params);
+    cg_line(e, "{");
+    cg_line(e, "    const long j = %s_TID;", e->P);
+    cg_line(e, "    if (j < %s)", n);
+    cg_line(e, "        %s", stmt);
+    cg_line(e, "}");
+}
+
 /* ---- matrix products ---- */
 
 void cu_gemm(TargetEmitter *em) {
     Emit *e = &em->e;
-    const char *p = e->p, *P = e->P;
+    const char *p = e->p;
     cg_blank(e);
     cg_line(e, "/* Row-major C[M x N] = op(A) op(B) + beta C: op(A) = A [M x K] or, with ta, the");
     cg_line(e, "   transpose of A [K x M]; op(B) = B [K x N] or, with tb, the transpose of B [N x K];");
@@ -121,14 +132,8 @@ void cu_gemm(TargetEmitter *em) {
         bias |= !node(e, i)->dead && (node(e, i)->op == IR_DENSE || node(e, i)->op == IR_CONV2D) && node(e, i)->bias;
     if (!bias)
         return;
-    cg_blank(e);
-    cg_line(e, "/* y[j] = bias[j / inner %% O] for j < n: the bias that a product adds to. */");
-    cg_line(e, "%s_GLOBAL void %s_bias_k(float *y, const float *bias, long n, long inner, long O)", P, p);
-    cg_line(e, "{");
-    cg_line(e, "    const long j = %s_TID;", P);
-    cg_line(e, "    if (j < n)");
-    cg_line(e, "        y[j] = bias[j / inner %% O];");
-    cg_line(e, "}");
+    cu_map_kernel(e, "y[j] = bias[j / inner % O] for j < n: the bias that a product adds to.", "bias_k",
+                  "float *y, const float *bias, long n, long inner, long O", "n", "y[j] = bias[j / inner % O];");
 }
 
 /* y (rows x O) = x (rows x I) w^T + bias: the bias first, then the product. */
@@ -229,14 +234,9 @@ void cu_conv(TargetEmitter *em) {
     cg_line(e, "}");
     e->ind--;
     cg_line(e, "}");
-    cg_blank(e);
-    cg_line(e, "/* The products' layout [o][sample][pixel] to the value's [sample][o][pixel]. */");
-    cg_line(e, "%s_GLOBAL void %s_chw_k(const float *yg, float *y, long B, long O, long npix)", P, p);
-    cg_line(e, "{");
-    cg_line(e, "    const long j = %s_TID;", P);
-    cg_line(e, "    if (j < B * O * npix)");
-    cg_line(e, "        y[j] = yg[(j / npix %% O) * B * npix + j / (O * npix) * npix + j %% npix];");
-    cg_line(e, "}");
+    cu_map_kernel(e, "The products' layout [o][sample][pixel] to the value's [sample][o][pixel].", "chw_k",
+                  "const float *yg, float *y, long B, long O, long npix", "B * O * npix",
+                  "y[j] = yg[(j / npix % O) * B * npix + j / (O * npix) * npix + j % npix];");
     if (!e->g->train)
         return;
     int bias = 0, dx = 0;
@@ -245,15 +245,11 @@ void cu_conv(TargetEmitter *em) {
             bias |= node(e, i)->bias;
             dx |= e->g->trainp.at[node(e, i)->in[0]].needgrad != 0;
         }
-    cg_blank(e);
-    cg_line(e, "/* Training: a step's gradient in the value's layout [sample][o][pixel] to the");
-    cg_line(e, "   products' [o][sample][pixel]. */");
-    cg_line(e, "%s_GLOBAL void %s_ochw_k(const float *y, float *yg, long B, long O, long npix)", P, p);
-    cg_line(e, "{");
-    cg_line(e, "    const long j = %s_TID;", P);
-    cg_line(e, "    if (j < B * O * npix)");
-    cg_line(e, "        yg[(j / npix %% O) * B * npix + j / (O * npix) * npix + j %% npix] = y[j];");
-    cg_line(e, "}");
+    cu_map_kernel(e,
+                  "Training: a step's gradient in the value's layout [sample][o][pixel] to the\n"
+                  "   products' [o][sample][pixel].",
+                  "ochw_k", "const float *y, float *yg, long B, long O, long npix", "B * O * npix",
+                  "yg[(j / npix % O) * B * npix + j / (O * npix) * npix + j % npix] = y[j];");
     if (bias)
         conv_rowsum(e);
     if (dx)
@@ -401,15 +397,10 @@ void cu_pool_fwd(TargetEmitter *em, const IrPlan *P, int i) {
     Emit *e = &em->e;
     const IrNode *x = node(e, i);
     int in = x->in[0], mx = x->op == IR_MAXPOOL;
-    const Shape *xs = &node(e, in)->shape;
-    long long C = xs->d[0], H = xs->d[1], W = xs->d[2], OH = x->shape.d[1], OW = x->shape.d[2];
-    const char *n = fmt(e, "B * %lld", C * OH * OW);
-    /* the input at (rc, iy, ix), a float or a bit (training) */
-    const char *at = arena_printf(e->g->arena, "(rc * %lld + iy) * %lld + ix", H, W);
-    const char *xin = P->at[in].bits ? arena_printf(e->g->arena, "(float)(xt[(%s) >> 5] >> ((%s) & 31) & 1u)", at, at)
-                                     : arena_printf(e->g->arena, "xt[%s]", at);
+    PoolDims d = cp_pool_dims(e, P, x); /* the input a float or a bit (training) */
+    const char *n = fmt(e, "B * %lld", d.C * d.OH * d.OW);
     cu_open_kernel(e, P, i, 1, n);
-    cg_line(e, "const long rc = i / %lld, oy = i / %lld %% %lld, ox = i %% %lld;", OH * OW, OW, OH, OW);
+    cg_line(e, "const long rc = i / %lld, oy = i / %lld %% %lld, ox = i %% %lld;", d.OH * d.OW, d.OW, d.OH, d.OW);
     cg_line(e, "for (int t = from; t < to; t++) {");
     e->ind++;
     if (P->at[in].bits)
@@ -419,28 +410,11 @@ void cu_pool_fwd(TargetEmitter *em, const IrPlan *P, int i) {
     cg_line(e, "float *yt = %s;", cp_at(e, P, i, 'v', "t"));
     cg_line(e, "float acc = %s;", mx ? "-INFINITY" : "0.0f");
     cg_line(e, "long ky, kx;");
-    cg_line(e, "for (ky = 0; ky < %d; ky++) {", x->kernel[0]);
-    cg_line(e, "    const long iy = oy * %d - %d + ky;", x->stride[0], x->pad[0]);
-    cg_line(e, "    if (iy < 0 || iy >= %lld)", H);
-    cg_line(e, "        continue;");
-    cg_line(e, "    for (kx = 0; kx < %d; kx++) {", x->kernel[1]);
-    cg_line(e, "        const long ix = ox * %d - %d + kx;", x->stride[1], x->pad[1]);
-    cg_line(e, "        if (ix < 0 || ix >= %lld)", W);
-    cg_line(e, "            continue;");
-    if (mx) {
-        cg_line(e, "        {");
-        cg_line(e, "            const float v = %s;", xin);
-        cg_line(e, "            if (v > acc || v != v)");
-        cg_line(e, "                acc = v;");
-        cg_line(e, "        }");
-    } else
-        cg_line(e, "        acc += %s;", xin);
-    cg_line(e, "    }");
-    cg_line(e, "}");
+    cp_pool_window(e, x, &d, 0, arena_printf(e->g->arena, "acc += %s;", d.xin));
     if (mx)
         cg_line(e, "yt[i] = acc;");
     else
-        cg_line(e, "yt[i] = acc / %s;", cg_flt(e, (float)(x->kernel[0] * x->kernel[1])));
+        cg_line(e, "yt[i] = acc / %s;", d.area);
     e->ind--;
     cg_line(e, "}");
     cp_close(e, NULL);

@@ -158,14 +158,7 @@ void cu_train_opening(Emit *e) {
     cg_line(e, "    cudaMemsetAsync(dst, 0, bytes, st);");
     cg_line(e, "#endif");
     cg_line(e, "}");
-    cg_blank(e);
-    cg_line(e, "/* y[j] += x[j] for j < n. */");
-    cg_line(e, "%s_GLOBAL void %s_addto_k(float *y, const float *x, long n)", P, p);
-    cg_line(e, "{");
-    cg_line(e, "    const long j = %s_TID;", P);
-    cg_line(e, "    if (j < n)");
-    cg_line(e, "        y[j] += x[j];");
-    cg_line(e, "}");
+    cu_map_kernel(e, "y[j] += x[j] for j < n.", "addto_k", "float *y, const float *x, long n", "n", "y[j] += x[j];");
     if (cu_has_products(g)) {
         cg_blank(e);
         cg_line(e, "/* db[o] += the sum of column o of gy [rows x O], the rows in order: a thread");
@@ -180,16 +173,9 @@ void cu_train_opening(Emit *e) {
         cg_line(e, "        db[o] += gy[r * O + o];");
         cg_line(e, "}");
     }
-    if (cu_train_at(e, CU_TS_SPIKES) > cu_train_at(e, CU_TS_UNBITS)) { /* a dense layer reads bits */
-        cg_blank(e);
-        cg_line(e, "/* x[j] = bit j %% 32 of word j / 32 of w, as a float, for j < n. */");
-        cg_line(e, "%s_GLOBAL void %s_unbits_k(const uint32_t *w, float *x, long n)", P, p);
-        cg_line(e, "{");
-        cg_line(e, "    const long j = %s_TID;", P);
-        cg_line(e, "    if (j < n)");
-        cg_line(e, "        x[j] = (float)((w[j >> 5] >> (j & 31)) & 1u);");
-        cg_line(e, "}");
-    }
+    if (cu_train_at(e, CU_TS_SPIKES) > cu_train_at(e, CU_TS_UNBITS)) /* a dense layer reads bits */
+        cu_map_kernel(e, "x[j] = bit j % 32 of word j / 32 of w, as a float, for j < n.", "unbits_k",
+                      "const uint32_t *w, float *x, long n", "n", "x[j] = (float)((w[j >> 5] >> (j & 31)) & 1u);");
     if (spiking)
         count_kernel(e);
     if (nparams)
@@ -207,15 +193,10 @@ void cu_train_opening(Emit *e) {
         cg_line(e, "    z ^= z >> 31;");
         cg_line(e, "    return (float)(z >> 40) * (1.0f / 16777216.0f);");
         cg_line(e, "}");
-        cg_blank(e);
-        cg_line(e, "/* m[j] = 1 / (1 - p) with probability 1 - p, else 0, for j < n: a dropout mask. */");
-        cg_line(e, "%s_GLOBAL void %s_mask_k(float *m, long n, int layer, unsigned long long seed, float p, float keep)", P,
-                p);
-        cg_line(e, "{");
-        cg_line(e, "    const long j = %s_TID;", P);
-        cg_line(e, "    if (j < n)");
-        cg_line(e, "        m[j] = %s_dropout_uniform(seed, layer, (unsigned long long)j) >= p ? keep : 0.0f;", p);
-        cg_line(e, "}");
+        cu_map_kernel(e, "m[j] = 1 / (1 - p) with probability 1 - p, else 0, for j < n: a dropout mask.", "mask_k",
+                      "float *m, long n, int layer, unsigned long long seed, float p, float keep", "n",
+                      arena_printf(g->arena,
+                                   "m[j] = %s_dropout_uniform(seed, layer, (unsigned long long)j) >= p ? keep : 0.0f;", p));
     }
     loss_kernels(e);
     /* the optimizers: runtime/optim.c's updates, operation by operation */
@@ -388,14 +369,9 @@ static void loss_kernels(Emit *e) {
     cg_line(e, "}");
     e->ind--;
     cg_line(e, "}");
-    cg_blank(e);
-    cg_line(e, "/* TET's pull towards phi: dy[i] += lambda 2 (y[i] - phi) / n. */");
-    cg_line(e, "%s_GLOBAL void %s_tet_mse_k(const float *y, float *dy, long n, double lambda, double phi)", P, p);
-    cg_line(e, "{");
-    cg_line(e, "    const long i = %s_TID;", P);
-    cg_line(e, "    if (i < n)");
-    cg_line(e, "        dy[i] += (float)(lambda * 2.0 * ((double)y[i] - phi) / (double)n);");
-    cg_line(e, "}");
+    cu_map_kernel(e, "TET's pull towards phi: dy[j] += lambda 2 (y[j] - phi) / n.", "tet_mse_k",
+                  "const float *y, float *dy, long n, double lambda, double phi", "n",
+                  "dy[j] += (float)(lambda * 2.0 * ((double)y[j] - phi) / (double)n);");
     cg_blank(e);
     cg_line(e, "/* One thread: the terms added in order into the loss, TET's squared errors, and");
     cg_line(e, "   the samples whose prediction (the first largest logit) is their label. */");
@@ -490,9 +466,7 @@ static void gen_train_forward(Emit *e) {
     cg_line(e, "        %s_copy(output + (size_t)t * (size_t)B * %lld, %s, (size_t)B * %lld * sizeof(float), st);", e->p,
             nout, cp_at(e, P, out, 'v', "t"), nout);
     cg_line(e, "(void)t;");
-    cg_line(e, "return %s_status(err);", e->p);
-    e->ind--;
-    cg_line(e, "}");
+    cu_api_tail(e);
 }
 
 static void gen_train_backward(Emit *e) {
@@ -533,9 +507,7 @@ static void gen_train_backward(Emit *e) {
     cg_line(e, "    %s_copy(dinput, %s, (size_t)%d * (size_t)B * %lld * sizeof(float), st);", e->p,
             cp_at(e, P, in, 'g', "0"), P->at[in].inv ? 1 : T, nin);
     cg_line(e, "(void)t;");
-    cg_line(e, "return %s_status(err);", e->p);
-    e->ind--;
-    cg_line(e, "}");
+    cu_api_tail(e);
 }
 
 static void gen_train_spikes(Emit *e) {
@@ -565,9 +537,7 @@ static void gen_train_spikes(Emit *e) {
     cg_line(e, "%s_copy(spikes, acc, sizeof(double), st);", e->p);
     cg_line(e, "%s_sync(st);", e->p);
     cg_line(e, "*neurons = (double)B * %lld.0;", total);
-    cg_line(e, "return %s_status(err);", e->p);
-    e->ind--;
-    cg_line(e, "}");
+    cu_api_tail(e);
 }
 
 static void gen_loss(Emit *e) {
@@ -597,9 +567,7 @@ static void gen_loss(Emit *e) {
     cg_line(e, "    %s_LAUNCH(%d * B * K, st, %s_tet_mse_k, (output, doutput, %d * B * K, lambda, phi));", e->P, T, e->p, T);
     cg_line(e, "%s_LAUNCH(1, st, %s_loss_total_k, (output, labels, term, B, (int)K, kind, lambda, phi, loss, ncorrect));",
             e->P, e->p);
-    cg_line(e, "return %s_status(err);", e->p);
-    e->ind--;
-    cg_line(e, "}");
+    cu_api_tail(e);
 }
 
 static void gen_optimizer(Emit *e) {
