@@ -37,7 +37,8 @@ drawing its masks, batchnorm the batch's statistics), the backward for a
 fixed dL/doutput, the three losses of snnc train on the portable target's
 outputs (runtime/loss.c's snnrt_loss against the device's train_loss),
 two Adam steps on the portable target's gradients and three SGD steps of
-training. Bounds: the spike count the same; the outputs as above; every
+training (their forwards through train_forward_at, as shards that start at
+sample 0, 5 and 10 of a larger batch: the dropout masks of those samples). Bounds: the spike count the same; the outputs as above; every
 gradient and dL/dinput within 1e-4 relative to its parameter's largest
 gradient (or 1e-4 of the network's largest gradient, where larger); the
 Adam steps' parameters the same numbers (the kernels compute
@@ -331,7 +332,7 @@ int main(void)
     if (snnrt_optim_init(&o, (size_t)pf, NULL, 0))
         return 2;
     for (s = 0; s < 3; s++) {
-        %(p)s_train_forward(tws, B, in, out, 1, 11 + (unsigned long long)s);
+        %(p)s_train_forward_at(tws, B, 5L * s, in, out, 1, 11 + (unsigned long long)s);
         %(p)s_train_backward(tws, B, dy, NULL);
         update(&o, tws);
     }
@@ -421,7 +422,8 @@ int main(void)
     put(tws, init, pf); /* SGD, training */
     check(%(p)s_train_optimizer_reset(tws, STREAM), "optimizer_reset");
     for (s = 0; s < 3; s++) {
-        check(%(p)s_train_forward(tws, B, din, dout, 1, 11 + (unsigned long long)s, STREAM, BLAS), "train_forward");
+        check(%(p)s_train_forward_at(tws, B, 5L * s, din, dout, 1, 11 + (unsigned long long)s, STREAM, BLAS),
+              "train_forward_at");
         check(%(p)s_train_backward(tws, B, ddy, NULL, STREAM, BLAS), "train_backward");
         check(%(p)s_train_optimizer_step(tws, 0, s + 1, 0.05, 0.9, 0.0001, 1, 0.9, 0.999, 1e-8, STREAM),
               "optimizer_step");

@@ -182,8 +182,8 @@ void cu_train_opening(Emit *e) {
         psum_kernel(e);
     if (dropout) {
         cg_blank(e);
-        cg_line(e, "/* A counter-based uniform in [0, 1): splitmix64 of (seed, layer, element), the");
-        cg_line(e, "   portable target's, so that both draw the same masks. */");
+        cg_line(e, "/* A counter-based uniform in [0, 1): splitmix64 of (seed, layer, element j of the");
+        cg_line(e, "   whole batch), the portable target's, so that both draw the same masks. */");
         cg_line(e, "%s_DEVICE float %s_dropout_uniform(unsigned long long seed, int layer, unsigned long long j)", P, p);
         cg_line(e, "{");
         cg_line(e, "    unsigned long long z = seed ^ ((unsigned long long)layer << 48) ^ (j * 0x9E3779B97F4A7C15ULL);");
@@ -193,10 +193,14 @@ void cu_train_opening(Emit *e) {
         cg_line(e, "    z ^= z >> 31;");
         cg_line(e, "    return (float)(z >> 40) * (1.0f / 16777216.0f);");
         cg_line(e, "}");
-        cu_map_kernel(e, "m[j] = 1 / (1 - p) with probability 1 - p, else 0, for j < n: a dropout mask.", "mask_k",
-                      "float *m, long n, int layer, unsigned long long seed, float p, float keep", "n",
+        cu_map_kernel(e,
+                      "m[j] = 1 / (1 - p) with probability 1 - p, else 0, for j < n: a dropout mask;\n"
+                      "   element j0 + j of the whole batch.",
+                      "mask_k", "float *m, long n, int layer, unsigned long long seed, unsigned long long j0, float p, "
+                      "float keep", "n",
                       arena_printf(g->arena,
-                                   "m[j] = %s_dropout_uniform(seed, layer, (unsigned long long)j) >= p ? keep : 0.0f;", p));
+                                   "m[j] = %s_dropout_uniform(seed, layer, j0 + (unsigned long long)j) >= p ? keep : 0.0f;",
+                                   p));
     }
     loss_kernels(e);
     /* the optimizers: runtime/optim.c's updates, operation by operation */
@@ -435,12 +439,13 @@ static void gen_train_forward(Emit *e) {
     int T = g->timesteps, in = g->input, out = g->output;
     long long nin = count(e, in), nout = count(e, out);
     cu_api_head(e, arena_printf(g->arena,
-                                "int %s_train_forward(void *workspace, int batch, const float *input, float *output,\n"
-                                "%*sint training, unsigned long long seed, cudaStream_t stream, cublasHandle_t blas)",
-                                e->p, (int)strlen(e->p) + 19, ""));
+                                "int %s_train_forward_at(void *workspace, int batch, long first, const float *input,\n"
+                                "%*sfloat *output, int training, unsigned long long seed, cudaStream_t stream,\n"
+                                "%*scublasHandle_t blas)",
+                                e->p, (int)strlen(e->p) + 22, "", (int)strlen(e->p) + 22, ""));
     cg_line(e, "int t;");
     cu_bind(e);
-    cg_line(e, "(void)seed;");
+    cg_line(e, "(void)seed, (void)first;");
     cg_line(e, "%s_copy(%s, input, (size_t)%d * (size_t)B * %lld * sizeof(float), st); /* the input */", e->p,
             cp_at(e, P, in, 'v', "0"), P->at[in].inv ? 1 : T, nin);
     for (int i = 0; i < g->nodes.len; i++) {
@@ -455,9 +460,9 @@ static void gen_train_forward(Emit *e) {
         if (x->op == IR_DROPOUT) {
             cg_line(e, "if (training) /* %s: keep with probability %s, scaled by 1 / (1 - p) */", x->name,
                     cg_flt(e, 1.0f - x->fval));
-            cg_line(e, "    %s_LAUNCH(B * %lld, st, %s_mask_k, (%s, B * %lld, %d, seed, %s, %s));", e->P, count(e, i),
-                    e->p, cp_ws(e, P, P->at[i].mask), count(e, i), i, cg_flt(e, x->fval),
-                    cg_flt(e, 1.0f / (1.0f - x->fval)));
+            cg_line(e, "    %s_LAUNCH(B * %lld, st, %s_mask_k, (%s, B * %lld, %d, seed, (unsigned long long)first * %lldULL, %s, "
+                    "%s));", e->P, count(e, i), e->p, cp_ws(e, P, P->at[i].mask), count(e, i), i, count(e, i),
+                    cg_flt(e, x->fval), cg_flt(e, 1.0f / (1.0f - x->fval)));
         }
     }
     cu_run_groups(e, P, "0", arena_printf(g->arena, "%d", T), "1", "training");
@@ -467,6 +472,17 @@ static void gen_train_forward(Emit *e) {
             nout, cp_at(e, P, out, 'v', "t"), nout);
     cg_line(e, "(void)t;");
     cu_api_tail(e);
+}
+
+/* train_forward: train_forward_at with first 0. */
+static void gen_train_forward_first(Emit *e) {
+    int n = (int)strlen(e->p);
+    cg_blank(e);
+    cg_line(e, "int %s_train_forward(void *workspace, int batch, const float *input, float *output, int training,", e->p);
+    cg_line(e, "%*sunsigned long long seed, cudaStream_t stream, cublasHandle_t blas)", n + 19, "");
+    cg_line(e, "{");
+    cg_line(e, "    return %s_train_forward_at(workspace, batch, 0, input, output, training, seed, stream, blas);", e->p);
+    cg_line(e, "}");
 }
 
 static void gen_train_backward(Emit *e) {
@@ -630,6 +646,7 @@ void cu_train_api(Emit *e) {
     cg_blank(e);
     cg_line(e, "const long %s_train_workspace_floats = %s_TRAIN_WORKSPACE_FLOATS;", e->p, e->P);
     gen_train_forward(e);
+    gen_train_forward_first(e);
     gen_train_backward(e);
     gen_train_spikes(e);
     gen_loss(e);
@@ -665,6 +682,11 @@ void cu_train_header(Emit *x) {
     cg_line(x, "   otherwise it behaves as at inference. */");
     cg_line(x, "int %s_train_forward(void *workspace, int batch, const float *input, float *output, int training,", p);
     cg_line(x, "%*sunsigned long long seed, cudaStream_t stream, cublasHandle_t blas);", n + 19, "");
+    cg_line(x, "/* The same for a batch that is the samples from first on of a larger one (the");
+    cg_line(x, "   shard of a data-parallel step): dropout masks as sample first + b of the larger");
+    cg_line(x, "   batch would draw them; train_forward is train_forward_at with first 0. */");
+    cg_line(x, "int %s_train_forward_at(void *workspace, int batch, long first, const float *input, float *output,", p);
+    cg_line(x, "%*sint training, unsigned long long seed, cudaStream_t stream, cublasHandle_t blas);", n + 22, "");
     cg_line(x, "/* After a forward in training mode: the gradients of every parameter (overwritten)");
     cg_line(x, "   for dL/doutput [T, batch, OUTPUT_SIZE]; dL/dinput (shaped as the input) when");
     cg_line(x, "   dinput is not NULL. */");
