@@ -10,7 +10,7 @@ rate as a fraction of the machine's fp32 FMA peak, measured by bench/peak.c:
 
   mlp   examples/fashion_mlp.snn: 784-512 LIF, 512-10 LI (mean membrane), T = 8
   conv  examples/fashion_conv.snn: conv32-BN-LIF-maxpool x 2, (dropout),
-        1568-256 LIF, 256-10 LIF (spike count), T = 4
+        1568-256 LIF, 256-10 LI (mean membrane), T = 4
 
 - snnc: `snnc compile EXAMPLE --batch B --target T` (T: --target, by default
   the target snnc run uses on this CPU), built with bench/infer_harness.c

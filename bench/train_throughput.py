@@ -10,7 +10,7 @@ the FLOP rate each framework reaches:
   mlp   examples/fashion_mlp.snn: 784-512-10, LIF hidden layer, LI readout
         (mean membrane), T = 8, batch 128, cross-entropy, Adam lr 1e-3
   conv  examples/fashion_conv.snn: conv32-BN-LIF-maxpool x 2, dropout 0.2,
-        dense 256 LIF, dense 10 LIF (spike count), T = 4, batch 64, Adam 1e-3
+        dense 256 LIF, LI readout (mean membrane), T = 4, batch 64, Adam 1e-3
 
 What one training step is, in every framework: gather a batch from the
 normalized training set held in memory, the forward over all T steps, the
@@ -87,8 +87,8 @@ network FashionConv {{
   c1  = img |> conv2d(32, 3, padding = 1, bias = false) |> batchnorm() |> LIF() |> maxpool(2);
   c2  = c1  |> conv2d(32, 3, padding = 1, bias = false) |> batchnorm() |> LIF() |> maxpool(2);
   fc  = c2  |> flatten |> dropout(0.2) |> dense(256) |> LIF();
-  out = fc  |> dense(10) |> LIF();
-  output out readout count;
+  out = fc  |> dense(10) |> LI();
+  output out readout mean;
 }}
 """
 
@@ -108,7 +108,7 @@ NETS = {
                 desc="784-512-10 LIF, LI readout (mean membrane)",
                 layers=[("h1_dense", 784 * 512, True), ("out_dense", 512 * 10, False)]),
     "conv": dict(name="FashionConv", T=4, batch=64, steps=20, snn=CONV_SNN,
-                 desc="conv32-BN-LIF-pool x2, dropout, 1568-256 LIF, 256-10 LIF (count)",
+                 desc="conv32-BN-LIF-pool x2, dropout, 1568-256 LIF, LI readout (mean membrane)",
                  layers=[("c1_conv2d", 28 * 28 * 32 * 1 * 9, True),
                          ("c2_conv2d", 14 * 14 * 32 * 32 * 9, False),
                          ("fc_dense", 1568 * 256, False),
@@ -213,7 +213,7 @@ def build_peer(framework, netkey, hoist):
                                  lif(), layer.MaxPool2d(2, 2),
                                  layer.Flatten(), layer.Dropout(0.2),  # one mask per sequence in 'm' mode
                                  layer.Linear(1568, 256), lif(),
-                                 layer.Linear(256, 10), lif())
+                                 layer.Linear(256, 10), LIReadout(2.0))
         functional.set_step_mode(pre, "s" if hoist else "m")
         functional.set_step_mode(body, "m")
         model = nn.Sequential(pre, body)
@@ -271,10 +271,10 @@ def build_peer(framework, netkey, hoist):
                     self.conv2 = nn.Conv2d(32, 32, 3, padding=1, bias=False)
                     self.bn2, self.lif2 = nn.BatchNorm2d(32), leaky()
                     self.fc, self.lif3 = nn.Linear(1568, 256), leaky()
-                    self.out, self.lif4 = nn.Linear(256, 10), leaky()
+                    self.out, self.li = nn.Linear(256, 10), leaky("none")  # LI readout
 
                 def forward(self, x):
-                    m1, m2, m3, m4 = (n.init_leaky() for n in (self.lif1, self.lif2, self.lif3, self.lif4))
+                    m1, m2, m3, m4 = (n.init_leaky() for n in (self.lif1, self.lif2, self.lif3, self.li))
                     # dropout: one mask per sequence, as snnc and SpikingJelly draw it
                     mask = F.dropout(torch.ones(x.shape[0], 1568), 0.2, self.training)
                     a1 = self.bn1(self.conv1(x)) * (1 - beta) if hoist else None
@@ -287,8 +287,8 @@ def build_peer(framework, netkey, hoist):
                         s2, m2 = self.lif2(self.bn2(self.conv2(F.max_pool2d(s1, 2))) * (1 - beta), m2)
                         h = F.max_pool2d(s2, 2).flatten(1) * mask
                         s3, m3 = self.lif3(self.fc(h) * (1 - beta), m3)
-                        s4, m4 = self.lif4(self.out(s3) * (1 - beta), m4)
-                        out.append(s4)
+                        _, m4 = self.li(self.out(s3) * (1 - beta), m4)
+                        out.append(m4)
                     return torch.stack(out)
         model = Net()
         forward = model
@@ -298,11 +298,8 @@ def build_peer(framework, netkey, hoist):
     else:
         raise SystemExit(f"unknown framework {framework}")
 
-    readout_mean = netkey == "mlp"  # mlp: mean membrane; conv: spike count
-
     def logits(x):
-        y = forward(x)
-        return y.mean(0) if readout_mean else y.sum(0)
+        return forward(x).mean(0)  # the LI readout's mean membrane
 
     return model, logits, after_step
 
