@@ -157,6 +157,7 @@ static double fold(EqOp op, double a, double b, double c) {
     case EQ_TANH: return tanh(a);
     case EQ_SIGMOID: return 1.0 / (1.0 + exp(-a));
     case EQ_ABS: return fabs(a);
+    case EQ_FLOOR: return floor(a);
     case EQ_MIN: return a < b ? a : b;
     case EQ_MAX: return a > b ? a : b;
     case EQ_POW: return pow(a, b);

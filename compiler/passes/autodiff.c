@@ -192,6 +192,7 @@ static void back_inst(Ad *d, int i, int g) {
     case EQ_STATE:
     case EQ_PARAM:
     case EQ_DETACH: /* no gradient flows through */
+    case EQ_FLOOR:  /* a step function: 0 almost everywhere */
     case EQ_LT: case EQ_LE: case EQ_GT: case EQ_GE: case EQ_EQ: case EQ_NE:
     case EQ_AND: case EQ_OR: case EQ_NOT:
         break;

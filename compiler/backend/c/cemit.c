@@ -251,6 +251,7 @@ void cg_eq_emit(Emit *e, const NeuronProg *p, const EqCode *code, const unsigned
         case EQ_TANH: rhs = arena_printf(a, "%stanhf(%s)", fn, A1); break;
         case EQ_SIGMOID: rhs = arena_printf(a, "1.0f / (1.0f + %sexpf(-%s))", fn, A1); break;
         case EQ_ABS: rhs = arena_printf(a, "fabsf(%s)", A1); break;
+        case EQ_FLOOR: rhs = arena_printf(a, "floorf(%s)", A1); break;
         case EQ_MIN: rhs = arena_printf(a, "%sfminf(%s, %s)", fn, A1, B1); break;
         case EQ_MAX: rhs = arena_printf(a, "%sfmaxf(%s, %s)", fn, A1, B1); break;
         case EQ_POW: rhs = arena_printf(a, "powf(%s, %s)", A1, B1); break;

@@ -118,6 +118,7 @@ static void body(Ll *L, const IrNode *x, const unsigned char *live, const int *p
                               "");
             break;
         case EQ_ABS: r = ll_call_math(L, "llvm.fabs", A, NULL, lanes); break;
+        case EQ_FLOOR: r = ll_call_math(L, "llvm.floor", A, NULL, lanes); break;
         case EQ_MIN: r = math(L, "fminf", A, B, lanes); break;
         case EQ_MAX: r = math(L, "fmaxf", A, B, lanes); break;
         case EQ_POW: r = ll_call_math(L, "powf", A, B, lanes); break;
