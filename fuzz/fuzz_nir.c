@@ -2,7 +2,7 @@
  * fuzz_nir.c: the NIR front end, in process: a file's bytes are read as
  * HDF5 from memory and imported (nir_import_mem), the network text it
  * converts to is parsed and compiled as fuzz_import.c does. The input
- * picks the convention (nir, snntorch, norse or spyx) and the step dt. Nothing is read
+ * picks the convention (nir, snntorch, norse, spyx or sinabs) and the step dt. Nothing is read
  * from this machine's files: HDF5 opens the bytes through its core driver,
  * and links and external storage out of the file are refused.
  */
@@ -32,8 +32,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     unsigned variant = fuzz_variant(data, size);
     Arena a = {0};
-    /* the convention: bits 0 and 9 (nir, snntorch, norse, spyx) */
-    NirOptions no = {3, variant & 2 ? 1e-3 : 0, (NirConvention)((variant & 1) | ((variant >> 8) & 2))};
+    /* the convention: bits 0 and 9 (nir, snntorch, norse, spyx), bit 10
+       turning them into sinabs */
+    NirConvention conv = variant & (1u << 10) ? NIR_CONV_SINABS : (NirConvention)((variant & 1) | ((variant >> 8) & 2));
+    NirOptions no = {3, variant & 2 ? 1e-3 : 0, conv};
     OnnxImport imp;
     if (nir_import_mem(&a, model_path, data, size, &no, &imp) == 0)
         fuzz_imported(&a, model_path, "model.nir (converted)", &imp, variant);

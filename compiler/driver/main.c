@@ -48,7 +48,7 @@ static void usage(FILE *f) {
           "                        e.g. --spiking 'Relu=LIF(tau = 2.0)' (ANN to SNN)\n"
           "  --timesteps N         override the network's timesteps\n"
           "  --dt SECONDS          NIR: the step that discretizes its neurons (default 1e-4)\n"
-          "  --nir-convention nir|snntorch|norse|spyx   NIR: how (default nir; docs/nir.md)\n"
+          "  --nir-convention nir|snntorch|norse|spyx|sinabs   NIR: how (default nir; docs/nir.md)\n"
           "  --batch N             largest batch the generated code accepts (default 1;\n"
           "                        run: the input's batch)\n"
           "  --emit-ir             print the IR after all passes and stop\n"
@@ -275,13 +275,13 @@ static int parse_args(int argc, char **argv, Options *o) {
             o->format = v;
         } else if (!strcmp(a, "--nir-convention")) {
             NEEDV();
-            static const char *const convs[] = {"nir", "snntorch", "norse", "spyx"}; /* NirConvention's order */
+            static const char *const convs[] = {"nir", "snntorch", "norse", "spyx", "sinabs"}; /* NirConvention's order */
             o->nir_convention = -1;
-            for (int k = 0; k < 4; k++)
+            for (int k = 0; k < (int)(sizeof convs / sizeof *convs); k++)
                 if (!strcmp(v, convs[k]))
                     o->nir_convention = k;
             if (o->nir_convention < 0)
-                return bad_usage("--nir-convention needs 'nir', 'snntorch', 'norse' or 'spyx', got '%s'", v);
+                return bad_usage("--nir-convention needs 'nir', 'snntorch', 'norse', 'spyx' or 'sinabs', got '%s'", v);
         } else if (!strcmp(a, "--network")) {
             NEEDV();
             o->sema.network = v;

@@ -338,13 +338,17 @@ static void neuron(Ex *E, const IrNode *n, NirNode *nn) {
         library_neuron(E, n, nn);
         return;
     }
-    if (!strncmp(m, "NIR_norse_", 10) || !strncmp(m, "NIR_spyx_", 9)) {
-        cannot(E, n, m[4] == 'n' ? "a model imported with --nir-convention norse steps Norse's equations, which NIR "
-                                   "does not express; import the graph with the default convention to export it"
-                                 : "a model imported with --nir-convention spyx steps Spyx's equations, which NIR "
-                                   "does not express; import the graph with the default convention to export it");
-        return;
-    }
+    static const char *const peers[][3] = {
+        {"NIR_norse_", "norse", "Norse's"}, {"NIR_spyx_", "spyx", "Spyx's"}, {"NIR_sinabs_", "sinabs", "Sinabs's"}};
+    for (size_t k = 0; k < sizeof peers / sizeof *peers; k++)
+        if (!strncmp(m, peers[k][0], strlen(peers[k][0]))) {
+            cannot(E, n,
+                   arena_printf(E->a, "a model imported with --nir-convention %s steps %s equations, "
+                                      "which NIR does not express; import the graph with the default convention "
+                                      "to export it",
+                                peers[k][1], peers[k][2]));
+            return;
+        }
     if (!strncmp(m, "NIR_", 4)) {
         static const char *const types[] = {"CubaLIF", "CubaLI", "LIF", "LI", "IF", "I", "Threshold", "Scale"};
         for (size_t k = 0; k < sizeof types / sizeof *types; k++) {

@@ -181,12 +181,12 @@ static const char *make_name(Imp *I, const char *want) {
         clash |= !strcmp(buf, reserved[i]);
     for (int op = 0; op < IR_NUM_OPS; op++)
         clash |= !strcmp(buf, ir_op_names[op]);
-    /* the built-in neuron models and functions of the language */
-    static const char *const builtin[] = {"IF", "LIF", "PLIF", "LI", "ARLIF", "DALIF", "ReLU", "exp", "log",
-                                          "sqrt", "tanh", "sigmoid", "abs", "min", "max", "pow", "detach",
-                                          "select"};
+    /* the built-in neuron models and the functions of the language */
+    static const char *const builtin[] = {"IF", "LIF", "PLIF", "LI", "ARLIF", "DALIF", "ReLU"};
     for (size_t i = 0; i < sizeof builtin / sizeof *builtin; i++)
         clash |= !strcmp(buf, builtin[i]);
+    for (int op = 0; op < EQ_NUM_OPS; op++)
+        clash |= eq_op_callable[op] && !strcmp(buf, eq_op_names[op]);
     if (clash) {
         buf[k++] = '_';
         buf[k] = 0;
@@ -1088,6 +1088,67 @@ out:
     return ok;
 }
 
+/* LIF, IF and LI as Sinabs's from_nir builds them (docs/nir.md, section
+   4): LIFSqueeze, IAFSqueeze and ExpLeakSqueeze without input scaling.
+   alpha = exp(-dt / tau) in float32 (Sinabs: exp(-1 / tau), tau in
+   steps, dt 1); v = alpha v + x (IF: v + x); several spikes a step,
+   (v > 0) trunc(v / v_th), which is floor(max(v, 0) / v_th) for a positive
+   threshold, subtracted from v; an IF's membrane is then kept at -v_th or
+   above as Sinabs clips it, relu(v + v_th) - v_th. r is not read (LI: it
+   must be 1), v_leak must be 0. The count's gradient is the surrogate of
+   spike(v - v_th): the forward is the count, exactly (n - u + u, small
+   integers). */
+static int op_neuron_sinabs(Imp *I, FNode *f, const Shape *in, const double *tau, const double *r,
+                            const double *vl, const double *vth) {
+    int64_t n = shape_count(in);
+    for (int64_t i = 0; i < n; i++) {
+        const char *why = vl && vl[i] != 0                        ? "v_leak must be 0"
+                          : f->kind == K_LI && r[i] != 1          ? "r must be 1"
+                          : f->kind != K_LI && !(f32(vth[i]) > 0) ? "v_threshold must be positive"
+                                                                  : NULL;
+        if (why) {
+            bad(I, f, "the sinabs convention: %s (as Sinabs's importer needs), it has %g at flat index %lld", why,
+                vl && vl[i] != 0 ? vl[i] : f->kind == K_LI && r[i] != 1 ? r[i] : vth[i], (long long)i);
+            return 0;
+        }
+    }
+    double *al = arena_alloc(I->a, sizeof(double) * (size_t)(n + 1) * 2), *th = al + n;
+    for (int64_t i = 0; i < n; i++) {
+        /* Sinabs: torch.exp(-1.0 / tau) of a float32 tensor: the quotient
+           rounded to float32, then its exponential */
+        al[i] = f->kind == K_IF ? 1 : f32(exp((double)f32(-I->dt / (double)f32(tau[i]))));
+        th[i] = f->kind == K_LI ? 0 : f32(vth[i]);
+    }
+    Buf m = {0};
+    const char *model = model_begin(I, f, "sinabs_");
+    int ok = 0;
+    const char *A = NULL, *TH = NULL;
+    if (f->kind != K_IF && !(A = coef(I, f, &m, "alpha", "exp(-dt / tau)", al, in)))
+        goto out;
+    if (f->kind != K_LI && !(TH = coef(I, f, &m, "v_th", "the threshold", th, in)))
+        goto out;
+    buf_puts(&m, "  state v = 0.0;\n");
+    if (f->kind == K_LI) {
+        buf_printf(&m, "  v = %s * v + x;\n  emit v;\n}\n", A);
+    } else {
+        if (A)
+            buf_printf(&m, "  h = %s * v + x;\n", A);
+        else
+            buf_puts(&m, "  h = v + x;\n");
+        buf_printf(&m, "  u = spike(h - %s);\n  s = detach(floor(max(h, 0.0) / %s) - u) + u;\n", TH, TH);
+        if (f->kind == K_IF)
+            buf_printf(&m, "  w = h - s * %s;\n  v = max(w + %s, 0.0) - %s;\n", TH, TH, TH);
+        else
+            buf_printf(&m, "  v = h - s * %s;\n", TH);
+        buf_puts(&m, "  emit s;\n}\n");
+    }
+    model_end(I, f, model, &m);
+    ok = 1;
+out:
+    buf_free(&m);
+    return ok;
+}
+
 /* NIR neurons: the discretized equations (docs/nir.md). */
 static int op_neuron(Imp *I, FNode *f, const Shape *layer) {
     static const char *const names[] = {"tau", "tau_mem", "tau_syn", "r", "v_leak", "v_threshold", "v_reset",
@@ -1125,6 +1186,8 @@ static int op_neuron(Imp *I, FNode *f, const Shape *layer) {
         }
     if ((I->opt->conv == NIR_CONV_NORSE || I->opt->conv == NIR_CONV_SPYX) && spiking)
         return op_neuron_peer(I, f, in, tau, tau_syn, r, vl, vth, w_in);
+    if (I->opt->conv == NIR_CONV_SINABS && (f->kind == K_LIF || f->kind == K_IF || f->kind == K_LI))
+        return op_neuron_sinabs(I, f, in, tau, r, vl, vth);
     double *beta = arena_alloc(I->a, sizeof(double) * (size_t)(n + 1) * 7);
     double *g = beta + n, *c = g + n, *alpha = c + n, *gs = alpha + n, *th = gs + n, *rst = th + n;
     for (int64_t i = 0; i < n; i++) {
@@ -1549,10 +1612,12 @@ int nir_import_mem(Arena *a, const char *path, const void *bytes, size_t len, co
     I.path = path;
     I.opt = opt;
     I.out = out;
-    /* the step the peer's importer assumes by default: Norse 1e-3, Spyx 1 */
+    /* the step the peer's importer assumes by default: Norse 1e-3, Spyx 1,
+       Sinabs 1 (it reads tau in steps) */
     I.dt = opt->dt > 0                     ? opt->dt
            : opt->conv == NIR_CONV_NORSE ? 1e-3
            : opt->conv == NIR_CONV_SPYX  ? 1.0
+           : opt->conv == NIR_CONV_SINABS ? 1.0
                                          : NIR_DEFAULT_DT;
     int rc = -1;
     if (opt->timesteps <= 0) {

@@ -28,7 +28,8 @@ typedef enum NirConvention {
     NIR_CONV_NIR,     /* forward Euler of NIR's equations (docs/nir.md) */
     NIR_CONV_SNNTORCH, /* as snnTorch 0.9.4's import_from_nir builds its modules */
     NIR_CONV_NORSE,    /* as Norse's from_nir (LIFBox, IAF, LIBox cells) */
-    NIR_CONV_SPYX      /* as Spyx's from_nir (LIF, IF, CuBaLIF) */
+    NIR_CONV_SPYX,     /* as Spyx's from_nir (LIF, IF, CuBaLIF) */
+    NIR_CONV_SINABS    /* as Sinabs's from_nir (LIFSqueeze, IAFSqueeze, ExpLeakSqueeze) */
 } NirConvention;
 
 typedef struct NirOptions {
@@ -80,6 +81,10 @@ struct NirGraph {
 /* Reads the NIR file whose bytes are [0, len) (named path in messages)
    into *root, the top graph; 0, or -1 after reporting. */
 int nir_read_mem(Arena *a, const char *path, const void *bytes, size_t len, NirGraph **root);
+/* Prepares libhdf5 for opening or creating a file in memory: its error
+   printing off, its clean-up at exit off (read.c says why), and name (n
+   bytes) set to a name no other file of this process has, "PREFIX-N". */
+void nir_h5_begin(char *name, size_t n, const char *prefix);
 
 /* Imports the NIR file at path; 0, or -1 after reporting "PATH: node
    'NAME' (TYPE): what is wrong". */

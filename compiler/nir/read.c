@@ -18,6 +18,7 @@
  * node. Every HDF5 object opened is closed on every path.
  */
 #define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -540,6 +541,21 @@ static int heaps_hold(const unsigned char *p, size_t len, size_t base) {
     return 1;
 }
 
+/* libhdf5 shares one open file among the opens of the same name (the core
+   driver compares names), and a file whose close failed stays open: a
+   damaged image whose close fails must not be found by the next open, so
+   each file gets a name of its own. Nor may the library's clean-up at
+   exit close such a file again: with some damaged files that crashes in
+   the library (H5F__close_cb) after snnc has reported the damage. snnc
+   closes everything it opens and checks it; what a failed close leaves,
+   the process's exit frees. */
+void nir_h5_begin(char *name, size_t n, const char *prefix) {
+    static unsigned long files;
+    (void)H5dont_atexit(); /* fails, harmlessly, once the library is up */
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    snprintf(name, n, "%s-%lu", prefix, ++files);
+}
+
 int nir_read_mem(Arena *a, const char *path, const void *bytes, size_t len, NirGraph **root) {
     Rd R;
     memset(&R, 0, sizeof R);
@@ -568,7 +584,8 @@ int nir_read_mem(Arena *a, const char *path, const void *bytes, size_t len, NirG
                     "the end of the file, or its objects past its end)", path);
         return -1;
     }
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    char name[64];
+    nir_h5_begin(name, sizeof name, "snnc-nir-image");
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     if (fapl < 0 || H5Pset_fapl_core(fapl, 1 << 16, 0) < 0 || H5Pset_file_image(fapl, (void *)bytes, len) < 0 ||
         H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG) < 0) {
@@ -578,7 +595,7 @@ int nir_read_mem(Arena *a, const char *path, const void *bytes, size_t len, NirG
         return -1;
     }
     /* the name only tells the core driver's files apart; nothing is read from it */
-    hid_t f = H5Fopen("snnc-nir-image", H5F_ACC_RDONLY, fapl);
+    hid_t f = H5Fopen(name, H5F_ACC_RDONLY, fapl);
     H5Pclose(fapl);
     if (f < 0) {
         error_plain("%s: not a NIR file: HDF5 cannot open it (truncated or damaged)", path);
@@ -610,6 +627,13 @@ int nir_read_mem(Arena *a, const char *path, const void *bytes, size_t len, NirG
 out:
     if (g >= 0)
         H5Oclose(g);
-    H5Fclose(f);
+    /* every path above closes what it opens */
+    ssize_t left = H5Fget_obj_count(f, H5F_OBJ_DATASET | H5F_OBJ_GROUP | H5F_OBJ_DATATYPE | H5F_OBJ_ATTR);
+    if (left > 0)
+        ICE("%s: %ld HDF5 objects left open", path, (long)left);
+    if (H5Fclose(f) < 0 && rc == 0) {
+        error_plain("%s: not a NIR file: HDF5 cannot close it (damaged)", path);
+        rc = -1;
+    }
     return rc;
 }

@@ -143,7 +143,8 @@ static void node(Wr *W, hid_t parent, const char *name, const NirNode *n) {
 
 int nir_write(const char *path, const NirGraph *root, const char *version) {
     Wr W = {path, 0, H5I_INVALID_HID, H5I_INVALID_HID, H5I_INVALID_HID};
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    char name[64];
+    nir_h5_begin(name, sizeof name, "snnc-nir-export");
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS), f = H5I_INVALID_HID;
     W.dcpl = H5Pcreate(H5P_DATASET_CREATE);
     W.gcpl = H5Pcreate(H5P_GROUP_CREATE);
@@ -160,7 +161,7 @@ int nir_write(const char *path, const NirGraph *root, const char *version) {
         check(&W, H5Pset_obj_track_times(W.dcpl, 0), "the datasets'", "properties") &&
         check(&W, H5Pset_obj_track_times(W.gcpl, 0), "the groups'", "properties") &&
         check(&W, H5Pset_fapl_core(fapl, (size_t)1 << 16, 0), "the file's", "memory driver"))
-        f = H5Fcreate("snnc-nir-export", H5F_ACC_TRUNC, H5P_DEFAULT, fapl); /* in memory only */
+        f = H5Fcreate(name, H5F_ACC_TRUNC, H5P_DEFAULT, fapl); /* in memory only */
     if (fapl >= 0)
         H5Pclose(fapl);
     if (W.failed || !check(&W, f, "the file", path)) {
@@ -185,7 +186,8 @@ int nir_write(const char *path, const NirGraph *root, const char *version) {
         if (!img || H5Fget_file_image(f, img, (size_t)len) != len)
             check(&W, -1, "the image of the file", path);
     }
-    H5Fclose(f);
+    if (H5Fclose(f) < 0)
+        check(&W, -1, "the file", path);
     H5Pclose(W.dcpl);
     H5Pclose(W.gcpl);
     H5Pclose(W.dxpl);

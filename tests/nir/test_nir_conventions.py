@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
-"""--nir-convention norse and spyx (docs/nir.md, section 4): a graph written
-by the nir package (1.0.4) runs in snnc as Norse's and Spyx's from_nir step
-it, against NumPy ports of their documented steps (written here from their
-sources as docs/nir.md cites them; neither library installs beside
-Debian's torch 1.13, JAX being absent), in float32: spikes identical,
-membranes within 1e-5 relative.
+"""--nir-convention norse, spyx and sinabs (docs/nir.md, section 4): a graph
+written by the nir package (1.0.4) runs in snnc as Norse's, Spyx's and
+Sinabs's from_nir step it, against NumPy ports of their documented steps
+(written here from their sources as docs/nir.md cites them; Norse and Spyx
+do not install beside Debian's torch 1.13, JAX being absent, and Sinabs's
+importer needs a newer nirtorch than snnTorch's), in float32: spikes
+identical, membranes within 1e-5 relative.
 
 The graph: Affine -> LIF (tau, r, v_leak, v_threshold per neuron, v_leak
 and r not 0 and 1, so that what each importer ignores shows) -> Affine ->
@@ -13,6 +14,12 @@ CubaLIF's input. Then: the two conventions and the default give different
 spikes on this graph (the options matter), the default dt of each
 convention is its library's (Norse 1e-3 s, Spyx 1 s), and an import with
 either convention does not export (NIR cannot say the peer's equations).
+
+Sinabs reads tau in steps and v_leak must be 0, so it gets a graph of its
+own: Affine -> LIF (tau 1.5-6 steps, thresholds per neuron) and Affine ->
+IF, summed through two Affines into an LI -> Output. Its neurons emit
+several spikes a step (some do, checked); the IF's membrane is clipped at
+-v_th. Sinabs's refusals (v_leak not 0) are errors naming the node.
 """
 import os
 import tempfile
@@ -56,6 +63,26 @@ def graph(d):
         "output": nir.Output(output_type=np.array([3]))},
         edges=[("input", "fc1"), ("fc1", "lif"), ("lif", "fc2"), ("fc1", "if1"), ("if1", "fc3"), ("fc2", "cuba"),
                ("fc3", "cuba"), ("cuba", "output")]))
+    return path, p
+
+
+def sinabs_graph(d):
+    p = {}
+    p["w1"], p["b1"] = arr(6, 4, lo=-0.8, hi=1.0), arr(6, lo=0.0, hi=0.4)
+    p["lif"] = dict(tau=arr(6, lo=1.5, hi=6.0).astype(np.float64), r=arr(6, lo=0.5, hi=2.0),
+                    v_leak=np.zeros(6, F32), v_threshold=arr(6, lo=0.4, hi=0.9))
+    p["if"] = dict(r=arr(6, lo=0.5, hi=1.5), v_threshold=arr(6, lo=0.5, hi=1.0))
+    p["w2"], p["b2"] = arr(3, 6, lo=-0.5, hi=0.6), arr(3, lo=0.0, hi=0.1)
+    p["w3"], p["b3"] = arr(3, 6, lo=-0.5, hi=0.5), arr(3, lo=0.0, hi=0.1)
+    p["li"] = dict(tau=arr(3, lo=2.0, hi=8.0).astype(np.float64), r=np.ones(3, F32), v_leak=np.zeros(3, F32))
+    path = os.path.join(d, "sinabs.nir")
+    nir.write(path, nir.NIRGraph(nodes={
+        "input": nir.Input(input_type=np.array([4])), "fc1": nir.Affine(p["w1"], p["b1"]),
+        "lif": nir.LIF(**p["lif"]), "fc2": nir.Affine(p["w2"], p["b2"]), "if1": nir.IF(**p["if"]),
+        "fc3": nir.Affine(p["w3"], p["b3"]), "li": nir.LI(**p["li"]),
+        "output": nir.Output(output_type=np.array([3]))},
+        edges=[("input", "fc1"), ("fc1", "lif"), ("lif", "fc2"), ("fc1", "if1"), ("if1", "fc3"), ("fc2", "li"),
+               ("fc3", "li"), ("li", "output")]))
     return path, p
 
 
@@ -129,6 +156,70 @@ def run_spyx(p, x, dt):
     return np.stack(ys), np.stack(vs)
 
 
+def sinabs_alpha(tau):
+    """torch.exp(-1.0 / tau) of a float32 tensor: the quotient in float32,
+    its exponential rounded to float32."""
+    q = (F32(-1.0) / f32(tau)).astype(F32)
+    return np.exp(q.astype(np.float64)).astype(F32)
+
+
+def multispike(v, th):
+    """Sinabs's MultiSpike: (v > 0) * torch.div(v, th, rounding_mode="trunc")."""
+    return ((v > 0) * np.trunc((v / th).astype(F32))).astype(F32)
+
+
+def run_sinabs(p, x):
+    """Sinabs's from_nir: LIF -> LIFSqueeze(tau_mem = tau, norm_input =
+    False): v = alpha v + x, MultiSpike, MembraneSubtract; IF ->
+    IAFSqueeze(min_v_mem = -v_th): v = v + x (alpha 1), MultiSpike,
+    MembraneSubtract, then relu(v - min_v_mem) + min_v_mem; LI ->
+    ExpLeakSqueeze(norm_input = False): v = alpha v + x, emitted. r is
+    ignored (LI: must be 1)."""
+    L, I, Li = p["lif"], p["if"], p["li"]
+    al, th = sinabs_alpha(L["tau"]), f32(L["v_threshold"])
+    thi, ali = f32(I["v_threshold"]), sinabs_alpha(Li["tau"])
+    v, vi, vo = np.zeros((B, 6), F32), np.zeros((B, 6), F32), np.zeros((B, 3), F32)
+    ys, vs, vis, counts = [], [], [], []
+    for t in range(T):
+        a = affine(x[t], p["w1"], p["b1"])
+        v = al * v + a
+        s = multispike(v, th)
+        v = v - s * th
+        vi = F32(1.0) * vi + a
+        si = multispike(vi, thi)
+        vi = vi - si * thi
+        vi = np.maximum(vi - (-thi), F32(0)) + (-thi)
+        xin = affine(s, p["w2"], p["b2"]) + affine(si, p["w3"], p["b3"])
+        vo = ali * vo + xin
+        ys.append(vo)
+        vs.append(v)
+        vis.append(vi)
+        counts.append(np.concatenate([s, si], axis=1))
+    return np.stack(ys), np.stack(vs), np.stack(vis), np.stack(counts)
+
+
+def check_sinabs(d, x):
+    path, p = sinabs_graph(d)
+    want, wv, wvi, counts = run_sinabs(p, x)
+    try:
+        y, got = U.run_nir(path, x, records=["lif", "lif.v", "if1", "if1.v"], extra=["--nir-convention", "sinabs"])
+    except U.RunError as e:
+        C.fail("sinabs: %s" % e)
+        return
+    if counts.max() >= 2 and (wvi <= -f32(p["if"]["v_threshold"]) + 1e-6).any():
+        C.ok("sinabs: some neurons spike %d times in a step, some IF membranes are clipped at -v_th"
+             % int(counts.max()))
+    else:
+        C.fail("sinabs: the graph shows neither several spikes a step nor the clip")
+    C.spikes("sinabs: lif (spike counts)", got["lif"], counts[:, :, :6])
+    C.spikes("sinabs: if1 (spike counts)", got["if1"], counts[:, :, 6:])
+    C.close("sinabs: lif.v", got["lif.v"], wv)
+    # the IF sums every step's input without a leak, so the Affine's
+    # round-off (its sum order) accumulates: within 1e-5 of the threshold
+    C.close("sinabs: if1.v", got["if1.v"], wvi, atol=1e-5)
+    C.close("sinabs: output (LI membrane)", y, want)
+
+
 def main():
     U.snnc_path()
     with tempfile.TemporaryDirectory(prefix="snnc-nir-conv-") as d:
@@ -171,11 +262,26 @@ def main():
                 C.ok("%s: export refused (%s)" % (conv, want))
             else:
                 C.fail("%s: export: exit %d, %s" % (conv, r.returncode, r.stderr.strip()[-300:]))
-        r = U.snnc(["info", path, "--nir-convention", "sinabs", "--timesteps", "2"], check=False)
-        if r.returncode == 2 and "'nir', 'snntorch', 'norse' or 'spyx'" in r.stderr:
-            C.ok("--nir-convention sinabs: refused, the choices named")
+        check_sinabs(d, arr(T, B, 4, lo=0, hi=1))
+        r = U.snnc(["export", os.path.join(d, "sinabs.nir"), "--nir-convention", "sinabs", "--timesteps", "2",
+                    "-o", os.path.join(d, "x.nir")], check=False)
+        want = "a model imported with --nir-convention sinabs steps Sinabs's equations"
+        if r.returncode == 1 and want in r.stderr and not os.path.exists(os.path.join(d, "x.nir")):
+            C.ok("sinabs: export refused (%s)" % want)
         else:
-            C.fail("--nir-convention sinabs: exit %d, %s" % (r.returncode, r.stderr.strip()))
+            C.fail("sinabs: export: exit %d, %s" % (r.returncode, r.stderr.strip()[-300:]))
+        # the first graph's LIF leaks towards v_leak != 0, which Sinabs refuses
+        r = U.snnc(["info", path, "--nir-convention", "sinabs", "--timesteps", "2"], check=False)
+        want = "node 'lif' (LIF): the sinabs convention: v_leak must be 0"
+        if r.returncode == 1 and want in r.stderr:
+            C.ok("sinabs: a LIF with v_leak != 0 refused (%s)" % want)
+        else:
+            C.fail("sinabs: v_leak != 0: exit %d, %s" % (r.returncode, r.stderr.strip()))
+        r = U.snnc(["info", path, "--nir-convention", "lava", "--timesteps", "2"], check=False)
+        if r.returncode == 2 and "'nir', 'snntorch', 'norse', 'spyx' or 'sinabs'" in r.stderr:
+            C.ok("--nir-convention lava: refused, the choices named")
+        else:
+            C.fail("--nir-convention lava: exit %d, %s" % (r.returncode, r.stderr.strip()))
     C.done()
 
 
