@@ -18,8 +18,14 @@ machine runs, against NumPy and PyTorch.
    than PyTorch's (and with fused multiply-adds on the x86 targets), and
    h - floor(h) passes its round-off on without shrinking it with h, so
    the tolerance is 1e-4 relative, 1e-5 absolute.
+3. A layer whose emitted value passes no gradient at all (a spike count
+   by floor alone): its training code builds with -Wall -Wextra -Werror
+   (its dL/doutput is then unread).
 """
+import os
+import shutil
 import subprocess
+import tempfile
 
 import numpy as np
 
@@ -173,6 +179,45 @@ def part_backward(chk):
     chk.check(np.abs(xt.grad.numpy()).max() > 0.1, "the gradient is not zero (floor passes nothing, h does)")
 
 
+NO_GRADIENT = MODELS + """
+neuron Count(v_th = 0.75) {
+  state v = 0.0;
+  h = v + x;
+  s = floor(max(h, 0.0) / v_th);
+  v = h - s * v_th;
+  emit s;
+}
+
+network NoGradient {
+  timesteps 3;
+  input x : [8] encode direct;
+  a = x |> dense(6) |> Count();
+  out = a |> dense(3) |> LI();
+  output out readout mean;
+}
+"""
+
+
+def part_build(chk):
+    cc = shutil.which(os.environ.get("CC") or "cc")
+    if not cc:
+        print("skipped: the build of the training code: no C compiler")
+        return
+    with tempfile.TemporaryDirectory() as d:
+        src = os.path.join(d, "m.snn")
+        with open(src, "w") as f:
+            f.write(NO_GRADIENT)
+        p = subprocess.run([snnc_path(), "compile", src, "--train", "-o", d], capture_output=True, text=True)
+        if p.returncode != 0:
+            chk.check(False, "snnc compile --train: %s" % p.stderr.strip())
+            return
+        p = subprocess.run([cc, "-std=c99", "-Wall", "-Wextra", "-Wpedantic", "-Wshadow", "-Werror", "-c",
+                            os.path.join(d, "nogradient.c"), "-o", os.path.join(d, "m.o")],
+                           capture_output=True, text=True)
+        chk.check(p.returncode == 0, "the training code of a layer that passes no gradient builds warning-free%s"
+                  % ("" if p.returncode == 0 else ": " + p.stderr.strip()[-600:]))
+
+
 def main():
     chk = Checker()
     tgts = targets()
@@ -181,6 +226,7 @@ def main():
     print("targets: %s" % ", ".join(tgts))
     part_forward(chk, tgts)
     part_backward(chk)
+    part_build(chk)
     chk.finish()
 
 

@@ -156,6 +156,7 @@ static void step_head(Emit *e, const IrPlan *P, int i, int fwd) {
             }
     } else {
         cg_line(e, "const float *gy = %s;", cp_at(e, P, i, 'g', "t"));
+        cg_line(e, "(void)gy; /* unread where no gradient flows through the emitted value */");
         if (P->at[in].needgrad && p->grad->dx >= 0)
             cg_line(e, "float *gx = %s;", cp_at(e, P, in, 'g', "t"));
         for (int k = 0; k < p->states.len; k++)
