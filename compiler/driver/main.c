@@ -275,7 +275,8 @@ static int parse_args(int argc, char **argv, Options *o) {
             o->format = v;
         } else if (!strcmp(a, "--nir-convention")) {
             NEEDV();
-            static const char *const convs[] = {"nir", "snntorch", "norse", "spyx", "sinabs"}; /* NirConvention's order */
+            /* NirConvention's order */
+            static const char *const convs[] = {"nir", "snntorch", "norse", "spyx", "sinabs"};
             o->nir_convention = -1;
             for (int k = 0; k < (int)(sizeof convs / sizeof *convs); k++)
                 if (!strcmp(v, convs[k]))

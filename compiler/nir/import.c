@@ -1102,13 +1102,17 @@ static int op_neuron_sinabs(Imp *I, FNode *f, const Shape *in, const double *tau
                             const double *vl, const double *vth) {
     int64_t n = shape_count(in);
     for (int64_t i = 0; i < n; i++) {
-        const char *why = vl && vl[i] != 0                        ? "v_leak must be 0"
-                          : f->kind == K_LI && r[i] != 1          ? "r must be 1"
-                          : f->kind != K_LI && !(f32(vth[i]) > 0) ? "v_threshold must be positive"
-                                                                  : NULL;
+        const char *why = NULL;
+        double got = 0;
+        if (vl && vl[i] != 0)
+            why = "v_leak must be 0", got = vl[i];
+        else if (f->kind == K_LI && r[i] != 1)
+            why = "r must be 1", got = r[i];
+        else if (f->kind != K_LI && !(f32(vth[i]) > 0))
+            why = "v_threshold must be positive", got = vth[i];
         if (why) {
             bad(I, f, "the sinabs convention: %s (as Sinabs's importer needs), it has %g at flat index %lld", why,
-                vl && vl[i] != 0 ? vl[i] : f->kind == K_LI && r[i] != 1 ? r[i] : vth[i], (long long)i);
+                got, (long long)i);
             return 0;
         }
     }
