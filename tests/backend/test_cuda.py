@@ -624,7 +624,7 @@ def check_training(snnc, model, tmp, mode, cc, nvcc, gpu, snnrt):
     (passed, failed)."""
     name = os.path.basename(model)
     rc, ir = sh([snnc, "compile", model, "--train", "--emit-ir"])
-    if rc != 0 or "weight" not in ir or re.search(r"^network .* encode=(rate|latency)$", ir, re.M):
+    if rc != 0 or "weight" not in ir or re.search(r"^network .* encode=(rate|latency)\b", ir, re.M):
         return 0, 0
     net = re.search(r"^network (\w+)", ir, re.M).group(1)
     p, P = net.lower(), net.upper()
@@ -741,7 +741,7 @@ def main():
             if rc != 0:
                 continue
             net = re.search(r"^network (\w+)", ir, re.M).group(1)
-            enc = re.search(r"^network .* encode=(rate|latency)$", ir, re.M)
+            enc = re.search(r"^network .* encode=(rate|latency)\b", ir, re.M)
             if enc:  # the target does not encode inputs yet: the located refusal
                 rc, msg = sh([snnc, "compile", model, "--target", "cuda", "-o", os.path.join(tmp, "enc")])
                 want = r"^\S+\.snn:\d+:\d+: error: target 'cuda' does not encode inputs into spikes yet"
