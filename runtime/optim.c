@@ -155,32 +155,37 @@ static OptScalars opt_scalars(const SnnrtOptim *o, double lr)
     return k;
 }
 
-/* _single_tensor_sgd with dampening 0 */
+/* _single_tensor_sgd with dampening 0. The options are read into locals
+   first, so that the loop tests no field of o and can be vectorized. */
 OPT_CLONES static void sgd_update(const SnnrtOptim *o, const OptScalars *k,
                                   float *buf, float *p, const float *g,
                                   size_t count)
 {
     float wd = k->wd, mom = k->mom, alpha = k->alpha;
-    int first = k->first;
+    int first = k->first, decay = o->weight_decay != 0.0,
+        momentum = o->momentum != 0.0, nesterov = o->nesterov;
     size_t i;
     for (i = 0; i < count; i++) {
         float d = g[i];
-        if (o->weight_decay != 0.0)
+        if (decay)
             d = fmaf(wd, p[i], d); /* d_p.add(param, alpha=weight_decay) */
-        if (o->momentum != 0.0) {
+        if (momentum) {
             if (first) {
                 buf[i] = d; /* torch.clone(d_p) */
             } else {
                 buf[i] = buf[i] * mom; /* buf.mul_(momentum) */
                 buf[i] = buf[i] + d;   /* .add_(d_p, alpha=1 - dampening) */
             }
-            d = o->nesterov ? fmaf(mom, buf[i], d) : buf[i];
+            d = nesterov ? fmaf(mom, buf[i], d) : buf[i];
         }
         p[i] = fmaf(alpha, d, p[i]); /* param.add_(d_p, alpha=-lr) */
     }
 }
 
-/* _single_tensor_adam and _single_tensor_adamw (amsgrad off) */
+/* _single_tensor_adam and _single_tensor_adamw (amsgrad off). v is never
+   negative, so sqrtf never sets errno here; optim.c is compiled with
+   -fno-math-errno (runtime/CMakeLists.txt), which lets the compiler use
+   the vector square root: correctly rounded, the same bits as sqrtf. */
 OPT_CLONES static void adam_update(const SnnrtOptim *o, const OptScalars *k,
                                    float *m, float *v, float *p,
                                    const float *g, size_t count)
@@ -188,13 +193,13 @@ OPT_CLONES static void adam_update(const SnnrtOptim *o, const OptScalars *k,
     float b1 = k->b1, b2 = k->b2, c1 = k->c1, c2 = k->c2, wd = k->wd,
           bc2_sqrt = k->bc2_sqrt, eps = k->eps, neg_step = k->neg_step,
           decay = k->decay;
-    int adamw = o->kind == SNNRT_ADAMW;
+    int adamw = o->kind == SNNRT_ADAMW, l2 = !adamw && o->weight_decay != 0.0;
     size_t i;
     for (i = 0; i < count; i++) {
         float grad = g[i], denom;
         if (adamw)
             p[i] = p[i] * decay; /* param.mul_(1 - lr * weight_decay) */
-        else if (o->weight_decay != 0.0)
+        else if (l2)
             grad = fmaf(wd, p[i], grad); /* grad.add(param, alpha=wd) */
         /* exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1) */
         m[i] = m[i] * b1;

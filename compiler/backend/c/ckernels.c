@@ -370,19 +370,37 @@ static void gemm(Emit *e, const CgTile *tile, int v) {
     cg_line(e, "const long mi = M - ib < %d ? M - ib : %d;", MR, MR);
     cg_line(e, "short kx[%d]; /* the steps of k kept, where a value of A is not zero; then -1 */", GEMM_KC + 1);
     cg_line(e, "long nk = 0, events = 0;");
-    cg_line(e, "for (k = 0; k < kc; k++) /* copy, then keep the steps with a value */");
-    cg_line(e, "    for (i = 0; i < %d; i++)", MR);
-    cg_line(e, "        pa[k * %d + i] = i < mi ? %s : 0.0f;", MR, elem(e, v, 'a', "(ib + i) * ai + (k0 + k) * ak"));
-    cg_line(e, "for (k = 0; k < kc; k++) {");
-    cg_line(e, "    int nz = 0;");
-    cg_line(e, "    for (i = 0; i < %d; i++) {", MR);
-    cg_line(e, "        nz += pa[k * %d + i] != 0.0f;", MR);
-    cg_line(e, "        pa[nk * %d + i] = pa[k * %d + i]; /* nk <= k */", MR, MR);
+    /* The block is copied, then its zeros are counted in one pass over it
+       (which the compiler vectorizes); a block without zeros, which is
+       what a product of dense values sees, keeps every step as it is. */
+    const char *aik = elem(e, v, 'a', "(ib + i) * ai + (k0 + k) * ak");
+    cg_line(e, "long zeros = 0;");
+    cg_line(e, "if (mi == %d) /* copy */", MR);
+    cg_line(e, "    for (k = 0; k < kc; k++)");
+    cg_line(e, "        for (i = 0; i < %d; i++)", MR);
+    cg_line(e, "            pa[k * %d + i] = %s;", MR, aik);
+    cg_line(e, "else");
+    cg_line(e, "    for (k = 0; k < kc; k++)");
+    cg_line(e, "        for (i = 0; i < %d; i++)", MR);
+    cg_line(e, "            pa[k * %d + i] = i < mi ? %s : 0.0f;", MR, aik);
+    cg_line(e, "for (k = 0; k < kc * %d; k++)", MR);
+    cg_line(e, "    zeros += pa[k] == 0.0f;");
+    cg_line(e, "if (zeros == 0) { /* every step has values */");
+    cg_line(e, "    for (k = 0; k < kc; k++)");
+    cg_line(e, "        kx[k] = (short)k;");
+    cg_line(e, "    nk = kc;");
+    cg_line(e, "    events = kc * %d;", MR);
+    cg_line(e, "} else /* keep the steps with a value */");
+    cg_line(e, "    for (k = 0; k < kc; k++) {");
+    cg_line(e, "        int nz = 0;");
+    cg_line(e, "        for (i = 0; i < %d; i++) {", MR);
+    cg_line(e, "            nz += pa[k * %d + i] != 0.0f;", MR);
+    cg_line(e, "            pa[nk * %d + i] = pa[k * %d + i]; /* nk <= k */", MR, MR);
+    cg_line(e, "        }");
+    cg_line(e, "        kx[nk] = (short)k;");
+    cg_line(e, "        nk += nz != 0;");
+    cg_line(e, "        events += nz;");
     cg_line(e, "    }");
-    cg_line(e, "    kx[nk] = (short)k;");
-    cg_line(e, "    nk += nz != 0;");
-    cg_line(e, "    events += nz;");
-    cg_line(e, "}");
     cg_line(e, "kx[nk] = -1;");
     if (tile->pad) {
         cg_line(e, "for (i = 0; i < %d; i++) /* read past the last step's values */", tile->pad);
