@@ -370,19 +370,20 @@ static void gemm(Emit *e, const CgTile *tile, int v) {
     cg_line(e, "const long mi = M - ib < %d ? M - ib : %d;", MR, MR);
     cg_line(e, "short kx[%d]; /* the steps of k kept, where a value of A is not zero; then -1 */", GEMM_KC + 1);
     cg_line(e, "long nk = 0, events = 0;");
-    /* The block is copied, then its zeros are counted in one pass over it
-       (which the compiler vectorizes); a block without zeros, which is
-       what a product of dense values sees, keeps every step as it is. */
-    const char *aik = elem(e, v, 'a', "(ib + i) * ai + (k0 + k) * ak");
-    cg_line(e, "long zeros = 0;");
-    cg_line(e, "if (mi == %d) /* copy */", MR);
-    cg_line(e, "    for (k = 0; k < kc; k++)");
-    cg_line(e, "        for (i = 0; i < %d; i++)", MR);
-    cg_line(e, "            pa[k * %d + i] = %s;", MR, aik);
-    cg_line(e, "else");
-    cg_line(e, "    for (k = 0; k < kc; k++)");
-    cg_line(e, "        for (i = 0; i < %d; i++)", MR);
-    cg_line(e, "            pa[k * %d + i] = i < mi ? %s : 0.0f;", MR, aik);
+    /* The block is copied (the rows past M as copies of its first row,
+       then zeroed, so that the copy tests no row), then its zeros are
+       counted in one pass over it, which the compiler vectorizes; a block
+       without zeros, which is what a product of dense values sees, keeps
+       every step as it is. */
+    cg_line(e, "long zeros = 0, ra[%d]; /* where the rows start */", MR);
+    cg_line(e, "for (i = 0; i < %d; i++)", MR);
+    cg_line(e, "    ra[i] = (ib + (i < mi ? i : 0)) * ai;");
+    cg_line(e, "for (k = 0; k < kc; k++) /* copy */");
+    cg_line(e, "    for (i = 0; i < %d; i++)", MR);
+    cg_line(e, "        pa[k * %d + i] = %s;", MR, elem(e, v, 'a', "ra[i] + (k0 + k) * ak"));
+    cg_line(e, "for (k = 0; mi < %d && k < kc; k++)", MR);
+    cg_line(e, "    for (i = mi; i < %d; i++)", MR);
+    cg_line(e, "        pa[k * %d + i] = 0.0f;", MR);
     cg_line(e, "for (k = 0; k < kc * %d; k++)", MR);
     cg_line(e, "    zeros += pa[k] == 0.0f;");
     cg_line(e, "if (zeros == 0) { /* every step has values */");
