@@ -225,6 +225,34 @@ static int const_pair(Sema *S, const Node *e, int64_t lo, const char *what, int 
     return 1;
 }
 
+/* A `dims` argument: a size or a list of 1 to IR_MAX_DIMS sizes, one of
+   which may be -1 (inferred from the input's size). */
+static int const_dims(Sema *S, const Node *e, const char *what, Shape *out) {
+    const Node *items = e->kind == N_LIST ? e->args : e;
+    int count = e->kind == N_LIST ? ast_count(e->args) : 1;
+    if (count < 1 || count > IR_MAX_DIMS) {
+        error_at(e->loc, "%s takes a size or a list of 1 to %d sizes", what, IR_MAX_DIMS);
+        return 0;
+    }
+    out->ndim = 0;
+    int inferred = 0;
+    for (const Node *it = items; it && out->ndim < count; it = it->next) {
+        int64_t v;
+        if (!const_int(S, it, -1, IR_MAX_ELEMS - 1, what, &v))
+            return 0;
+        if (v == 0) {
+            error_at(ast_start(it), "%s: a size must be positive, or -1 for the size that fits", what);
+            return 0;
+        }
+        if (v < 0 && inferred++) {
+            error_at(ast_start(it), "%s: only one size may be -1", what);
+            return 0;
+        }
+        out->d[out->ndim++] = v;
+    }
+    return 1;
+}
+
 /* Binds call arguments to a signature "name:kind[=default] ...". Fills
    vals[i] with the argument node or NULL when defaulted. */
 #define MAX_SIG 8
@@ -358,6 +386,8 @@ static int apply_builtin(Sema *S, IrOp op, const Node *f, const char *name, int 
             ok = const_int(S, v, 1, IR_MAX_ELEMS - 1, arg, &iv);
         else if (!strcmp(s->kind, "ints") && v)
             ok = const_pair(S, v, !strcmp(s->name, "padding") ? 0 : 1, arg, pair);
+        else if (!strcmp(s->kind, "dims"))
+            ok = const_dims(S, v, arg, &n->to);
         else if (!strcmp(s->kind, "bool") && v) {
             ok = const_num(S, v, &d);
             if (ok && v->kind != N_BOOL && d != 0 && d != 1) {
@@ -387,6 +417,8 @@ static int apply_builtin(Sema *S, IrOp op, const Node *f, const char *name, int 
             n->fval = (float)d;
     }
     n = &S->g->nodes.items[id];
+    if (op == IR_RESHAPE && n->to.ndim == 1) /* to one dimension: the same view as a flatten */
+        n->op = IR_FLATTEN;
     if ((op == IR_MAXPOOL || op == IR_AVGPOOL) && n->stride[0] == 0) {
         n->stride[0] = n->kernel[0];
         n->stride[1] = n->kernel[1];
@@ -787,10 +819,26 @@ static int infer_node(Sema *S, int i) {
         }
         break;
     }
-    case IR_FLATTEN: {
-        int64_t c = shape_count(x);
-        o.ndim = 1;
-        o.d[0] = c;
+    case IR_FLATTEN:
+    case IR_RESHAPE: { /* a flatten is a reshape to [-1] (n->to is empty) */
+        int64_t want = 1, have = shape_count(x);
+        int open = -1;
+        o = n->to;
+        if (!o.ndim)
+            o.ndim = 1, o.d[0] = -1;
+        for (int k = 0; k < o.ndim; k++) {
+            if (o.d[k] < 0)
+                open = k;
+            else if (!mul_checked(want, o.d[k], IR_MAX_ELEMS - 1, &want))
+                want = IR_MAX_ELEMS; /* reported below as a mismatch */
+        }
+        if (open >= 0 && have % want == 0)
+            o.d[open] = have / want, want = have;
+        if (want != have) {
+            error_at(n->loc, "'reshape' to %s does not fit its input %s (%lld values)", shape_str(S->arena, &n->to),
+                     xs, (long long)have);
+            return -1;
+        }
         break;
     }
     case IR_BATCHNORM:
@@ -942,7 +990,7 @@ static void infer_shapes(Sema *S) {
 static void copy_delayed_output(Sema *S) {
     IrGraph *g = S->g;
     int r = g->output;
-    while (g->nodes.items[r].op == IR_FLATTEN || g->nodes.items[r].op == IR_DROPOUT)
+    while (g->nodes.items[r].op == IR_FLATTEN || g->nodes.items[r].op == IR_RESHAPE || g->nodes.items[r].op == IR_DROPOUT)
         r = g->nodes.items[r].in[0];
     if (g->nodes.items[r].op != IR_DELAY)
         return;

@@ -206,13 +206,14 @@ typedef struct IrNode {
     int groups;
     int bias;
     float fval;             /* SCALE: factor; BATCHNORM: eps; DROPOUT: p */
+    Shape to;               /* RESHAPE: the shape asked for (one size may be -1) */
     NeuronProg *neuron;     /* NEURON */
     int param[4];           /* indices into IrGraph.params, -1 if none */
     int nparam;
     /* annotations made by passes */
     int dead;      /* removed by a pass; skipped by everyone */
     int invariant; /* same value at every step (hoisted out of the time loop) */
-    int alias;     /* memplan: the node whose buffer this one reads (flatten), or -1 */
+    int alias;     /* memplan: the node whose buffer this one reads (flatten, reshape), or -1 */
     int bits;      /* spikebits: training keeps its spikes as bits */
     int group;     /* schedule: its group */
 } IrNode;

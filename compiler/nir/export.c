@@ -42,7 +42,7 @@ typedef struct Ex {
     int *folded;        /* per IR node: a prev() of a chain written as one Delay of several steps */
     int *fwd, *bwd;     /* per IR node: the last walk of plain_recurrence that reached it */
     int *stack, *reached, walk;
-    int one_d;          /* the convolutions are 1-D: values [C, 1, L] are written [C, L] (conv1d) */
+    unsigned char *unit; /* per IR node: its value [C, 1, L] is written [C, L] (1-D convolutions) */
     const char *version; /* "1.0.4"; "1.0.8" once a v_reset or a CubaLI is written (1.0.4 lacks both) */
     int errors;
 } Ex;
@@ -69,11 +69,14 @@ static void ints(Ex *E, NirNode *nn, const char *name, int n, const int64_t *v) 
         x[i] = (double)v[i];
 }
 
-/* The sizes of a value of shape s as NIR sees them: s's, or [C, L] for
-   [C, 1, L] in a graph of 1-D convolutions (the importer's reading of a
-   Conv1d, docs/nir.md section 1). Their number. */
-static int dims_of(const Ex *E, const Shape *s, int64_t *d) {
-    if (E->one_d && s->ndim == 3 && s->d[1] == 1) {
+static int unit(const Ex *E, const IrNode *n) { return E->unit[n - E->g->nodes.items]; }
+
+/* The sizes of node n's value as NIR sees them: its shape, or [C, L] for
+   [C, 1, L] among 1-D convolutions (the importer's reading of a Conv1d,
+   docs/nir.md section 1). Their number. */
+static int dims_of(const Ex *E, const IrNode *n, int64_t *d) {
+    const Shape *s = &n->shape;
+    if (unit(E, n)) {
         d[0] = s->d[0], d[1] = s->d[2];
         return 2;
     }
@@ -81,9 +84,9 @@ static int dims_of(const Ex *E, const Shape *s, int64_t *d) {
     return s->ndim;
 }
 
-static void shape_field(Ex *E, NirNode *nn, const char *name, const Shape *s) {
+static void shape_field(Ex *E, NirNode *nn, const char *name, const IrNode *n) {
     int64_t d[IR_MAX_DIMS];
-    ints(E, nn, name, dims_of(E, s, d), d);
+    ints(E, nn, name, dims_of(E, n, d), d);
 }
 
 /* A parameter tensor as a float32 dataset of its own shape ([O, I, k] for
@@ -103,7 +106,7 @@ static void tensor(Ex *E, NirNode *nn, const char *name, int p, int conv1d) {
 /* A float64 dataset of the layer's shape (a neuron's parameter). */
 static double *per_neuron(Ex *E, NirNode *nn, const char *name, const IrNode *n) {
     int64_t d[IR_MAX_DIMS];
-    return nums(E, nn, name, NIR_F64, dims_of(E, &n->shape, d), d);
+    return nums(E, nn, name, NIR_F64, dims_of(E, n, d), d);
 }
 
 static void fill(double *x, int64_t n, double v) {
@@ -377,6 +380,37 @@ static int sum_pool(Ex *E, const IrNode *n) {
     return 1;
 }
 
+/* A reshape as NIR's Flatten of dimensions start .. end: the sizes NIR sees
+   of its output are those of its input with neighbouring ones multiplied
+   (a no-op when they are the same). */
+static int flatten_of(Ex *E, const IrNode *n, const IrNode *in, NirNode *nn) {
+    int64_t a[IR_MAX_DIMS], b[IR_MAX_DIMS];
+    int na = dims_of(E, in, a), nb = dims_of(E, n, b);
+    for (int64_t start = 0; start < nb && nb <= na; start++) {
+        int64_t end = start + na - nb, prod = 1;
+        int ok = 1;
+        for (int k = 0; k < na; k++) {
+            if (k < start)
+                ok &= a[k] == b[k];
+            else if (k <= end)
+                prod *= a[k];
+            else
+                ok &= a[k] == b[k - (na - nb)];
+        }
+        if (ok && prod == b[start]) {
+            nn->type = "Flatten";
+            ints(E, nn, "start_dim", 0, &start);
+            ints(E, nn, "end_dim", 0, &end);
+            shape_field(E, nn, "input_type", in);
+            return 1;
+        }
+    }
+    error_at(n->loc, "layer '%s': NIR's Flatten cannot make %s of %s: it multiplies neighbouring sizes only",
+             n->name, shape_str(E->a, &n->shape), shape_str(E->a, &in->shape));
+    E->errors++;
+    return 0;
+}
+
 static void layer(Ex *E, int i) {
     const IrNode *n = nd(E, i);
     NirNode nn = {.name = n->name};
@@ -385,7 +419,7 @@ static void layer(Ex *E, int i) {
     switch (n->op) {
     case IR_INPUT:
         nn.type = "Input";
-        shape_field(E, &nn, "shape", &n->shape);
+        shape_field(E, &nn, "shape", n);
         break;
     case IR_DENSE:
         if (in->shape.ndim != 1) {
@@ -399,7 +433,8 @@ static void layer(Ex *E, int i) {
             tensor(E, &nn, "bias", n->param[1], 0);
         break;
     case IR_CONV2D: {
-        if (!E->one_d && sum_pool(E, n)) { /* as the importer reads a SumPool2d */
+        int one_d = unit(E, in);
+        if (!one_d && sum_pool(E, n)) { /* as the importer reads a SumPool2d */
             nn.type = "SumPool2d";
             two[0] = n->kernel[0], two[1] = n->kernel[1];
             ints(E, &nn, "kernel_size", 2, two);
@@ -409,13 +444,13 @@ static void layer(Ex *E, int i) {
             ints(E, &nn, "padding", 2, two);
             break;
         }
-        nn.type = E->one_d ? "Conv1d" : "Conv2d";
-        tensor(E, &nn, "weight", n->param[0], E->one_d);
+        nn.type = one_d ? "Conv1d" : "Conv2d";
+        tensor(E, &nn, "weight", n->param[0], one_d);
         if (n->bias)
             tensor(E, &nn, "bias", n->param[1], 0);
         else /* NIR's Conv2d always has one */
             fill(nums(E, &nn, "bias", NIR_F32, 1, &n->out), n->out, 0);
-        if (E->one_d) { /* numbers of the length axis only; nir writes them as scalars */
+        if (one_d) { /* numbers of the length axis only; nir writes them as scalars */
             int64_t v[5] = {n->stride[1], n->pad[1], 1, n->groups, in->shape.d[2]};
             static const char *const names[5] = {"stride", "padding", "dilation", "groups", "input_shape"};
             for (int k = 0; k < 5; k++)
@@ -448,9 +483,13 @@ static void layer(Ex *E, int i) {
         int64_t z = 0, last = -1;
         ints(E, &nn, "start_dim", 0, &z);
         ints(E, &nn, "end_dim", 0, &last);
-        shape_field(E, &nn, "input_type", &in->shape);
+        shape_field(E, &nn, "input_type", in);
         break;
     }
+    case IR_RESHAPE:
+        if (!flatten_of(E, n, in, &nn))
+            return;
+        break;
     case IR_SCALE:
         nn.type = "Scale";
         fill(per_neuron(E, &nn, "scale", n), shape_count(&n->shape), n->fval);
@@ -569,30 +608,53 @@ static void edges_into(Ex *E, const IrNode *reader, const char *name, int nin, c
     }
 }
 
-/* Whether the network's convolutions are 1-D, to be written as Conv1d:
-   an input [C, 1, L], and every convolution over values [C, 1, L] with a
-   kernel of height 1, stride 1 and no padding along the unit axis (as the
-   importer makes a Conv1d), and no pooling (NIR has no 1-D pooling). */
-static int one_dimensional(const Ex *E) {
+/* Which values are written as NIR's [C, L] rather than [C, 1, L]: those
+   of a part of the network joined by elementwise layers and convolutions
+   that holds a convolution, where every convolution has a kernel of height
+   1, stride 1 and no padding along the unit axis (as the importer makes a
+   Conv1d) and no value is pooled (NIR has no 1-D pooling). Flatten,
+   reshape and dense layers bound the parts. */
+static int find(int *up, int i) {
+    while (up[i] != i)
+        i = up[i] = up[up[i]];
+    return i;
+}
+
+static unsigned char *one_dimensional(const Ex *E) {
     const IrGraph *g = E->g;
-    const IrNode *x = nd(E, g->input);
-    int convs = 0;
-    if (x->shape.ndim != 3 || x->shape.d[1] != 1)
-        return 0;
-    for (int i = 0; i < g->nodes.len; i++) {
-        const IrNode *n = nd(E, i);
-        if (n->dead)
+    int n = g->nodes.len;
+    int *up = arena_alloc(E->a, sizeof(int) * (size_t)(n + 1));
+    unsigned char *convs = arena_alloc(E->a, (size_t)n + 1), *bad = arena_alloc(E->a, (size_t)n + 1);
+    unsigned char *u = arena_alloc(E->a, (size_t)n + 1);
+    for (int i = 0; i < n; i++)
+        up[i] = i, convs[i] = bad[i] = u[i] = 0;
+    for (int i = 0; i < n; i++) {
+        const IrNode *x = nd(E, i);
+        if (x->dead || x->op == IR_INPUT || x->op == IR_DENSE || x->op == IR_FLATTEN || x->op == IR_RESHAPE)
             continue;
-        if (n->op == IR_AVGPOOL || n->op == IR_MAXPOOL)
-            return 0;
-        if (n->op == IR_CONV2D) {
-            const Shape *in = &nd(E, n->in[0])->shape;
-            if (in->d[1] != 1 || n->kernel[0] != 1 || n->stride[0] != 1 || n->pad[0] != 0)
-                return 0;
-            convs++;
+        const Shape *in = &nd(E, x->in[0])->shape;
+        if (x->op == IR_AVGPOOL || x->op == IR_MAXPOOL) {
+            bad[find(up, x->in[0])] = 1;
+            continue;
+        }
+        for (int k = 0; k < x->nin; k++) {
+            int a = find(up, i), b = find(up, x->in[k]);
+            if (a != b)
+                up[a] = b, convs[b] |= convs[a], bad[b] |= bad[a];
+        }
+        int r = find(up, i);
+        if (x->op == IR_CONV2D) {
+            convs[r] = 1;
+            if (in->ndim != 3 || in->d[1] != 1 || x->kernel[0] != 1 || x->stride[0] != 1 || x->pad[0] != 0)
+                bad[r] = 1;
         }
     }
-    return convs > 0;
+    for (int i = 0; i < n; i++) {
+        const Shape *s = &nd(E, i)->shape;
+        int r = find(up, i);
+        u[i] = !nd(E, i)->dead && convs[r] && !bad[r] && s->ndim == 3 && s->d[1] == 1;
+    }
+    return u;
 }
 
 static int is_node(const IrNode *n) {
@@ -631,7 +693,7 @@ int nir_export(Arena *a, const IrGraph *g, const float *params, double dt, const
     for (int i = 0; i < n; i++)
         for (int k = 0; !nd(&E, i)->dead && k < nd(&E, i)->nin; k++)
             vec_push(a, &E.succ[nd(&E, i)->in[k]], i);
-    E.one_d = one_dimensional(&E);
+    E.unit = one_dimensional(&E);
     for (int i = 0; i < n; i++)
         if (!nd(&E, i)->dead && nd(&E, i)->op == IR_DELAY)
             E.recurrent[i] = plain_recurrence(&E, i);
@@ -657,7 +719,7 @@ int nir_export(Arena *a, const IrGraph *g, const float *params, double dt, const
     }
     const IrNode *out = nd(&E, g->output);
     NirNode o = {.name = "output", .type = "Output"};
-    shape_field(&E, &o, "shape", &out->shape);
+    shape_field(&E, &o, "shape", out);
     vec_push(a, &E.G->nodes, o);
     edges_into(&E, out, "output", 1, &g->output);
     if (E.errors)

@@ -917,30 +917,48 @@ static int op_pool(Imp *I, FNode *f, const Shape *in) {
     return 1;
 }
 
+/* Flatten: dimensions start_dim .. end_dim of the value as NIR sees it (in
+   a graph with a Conv1d, snnc's [C, 1, L] is NIR's [C, L]) become one. All
+   of them: `flatten`; some: `reshape` (a view either way); none: nothing. */
 static int op_flatten(Imp *I, FNode *f, const Shape *in) {
     long sd, ed;
     if (!ints(I, f, "start_dim", 1, -8, 8, 1, 0, &sd) || !ints(I, f, "end_dim", 1, -8, 8, 1, -1, &ed))
         return 0;
-    int nd = in->ndim;
+    Shape v = *in;
+    int unit = I->has_conv1d && v.ndim == 3 && v.d[1] == 1;
+    if (unit)
+        v.ndim = 2, v.d[1] = v.d[2];
+    int nd = v.ndim;
     long s = sd < 0 ? sd + nd : sd, e = ed < 0 ? ed + nd : ed;
     if (s < 0 || e >= nd || s > e + 1) {
-        bad(I, f, "start_dim %ld and end_dim %ld do not fit its input %s", sd, ed, shape_str_(I, in));
+        bad(I, f, "start_dim %ld and end_dim %ld do not fit its input %s", sd, ed, shape_str_(I, &v));
         return 0;
     }
-    if (e <= s || nd == 1) { /* nothing to flatten */
+    if (e <= s) { /* nothing to flatten */
         f->shape = *in;
         f->alias = 1;
         return 1;
     }
-    if (s != 0 || e != nd - 1) {
-        bad(I, f, "flattens dimensions %ld to %ld of %s; snnc flattens all of a value's dimensions only", s, e,
-            shape_str_(I, in));
-        return 0;
+    Shape o = {0, {0}};
+    for (int k = 0; k < nd; k++) {
+        if (k <= s || k > e)
+            o.d[o.ndim++] = v.d[k];
+        else
+            o.d[o.ndim - 1] *= v.d[k];
     }
-    Shape o = {1, {shape_count(in)}};
-    f->shape = o;
     f->layer = make_name(I, f->qname);
-    f->op = "flatten";
+    if (o.ndim == 1) {
+        f->op = "flatten";
+    } else {
+        if (I->has_conv1d && o.ndim == 2)
+            o.ndim = 3, o.d[2] = o.d[1], o.d[1] = 1;
+        Buf b = {0};
+        for (int k = 0; k < o.ndim; k++)
+            buf_printf(&b, k ? ", %lld" : "%lld", (long long)o.d[k]);
+        f->op = arena_printf(I->a, "reshape([%s])", b.data);
+        buf_free(&b);
+    }
+    f->shape = o;
     return 1;
 }
 

@@ -4,7 +4,8 @@
  *
  * The graph describes one step: each layer is one node whose output value
  * is named after the layer; dense -> Gemm (transB = 1), conv2d -> Conv,
- * pools -> MaxPool / AveragePool, flatten -> Flatten, add -> Add, scale ->
+ * pools -> MaxPool / AveragePool, flatten -> Flatten, reshape -> Reshape
+ * (by an int64 initializer [-1, d1, ...]), add -> Add, scale ->
  * Mul by a scalar initializer, batchnorm -> BatchNormalization, dropout ->
  * Dropout with its ratio as an input, identity -> Identity, the built-in
  * neuron models -> snn::LIF, IF, LI, PLIF, ARLIF, DALIF (ReLU -> Relu),
@@ -56,6 +57,22 @@ static Onnx__TensorProto *tensor(Exp *E, const char *name, int ndim, const int64
     }
     vec_push(E->a, &E->inits, t);
     return t;
+}
+
+/* A reshape's shape operand, [-1, d1, ...] (the batch, then the sizes per
+   sample), as an int64 initializer named "<layer>.shape". */
+static const char *shape_init(Exp *E, const IrNode *n) {
+    int64_t k = n->shape.ndim + 1;
+    Onnx__TensorProto *t = tensor(E, arena_printf(E->a, "%s.shape", n->name), 1, &k, NULL, 0);
+    t->data_type = ONNX__TENSOR_PROTO__DATA_TYPE__INT64;
+    t->raw_data.len = (size_t)k * 8;
+    t->raw_data.data = get(E, t->raw_data.len);
+    for (int64_t i = 0; i < k; i++) { /* little-endian, whatever the host */
+        uint64_t u = (uint64_t)(i ? n->shape.d[i - 1] : -1);
+        for (int b = 0; b < 8; b++)
+            t->raw_data.data[i * 8 + b] = (uint8_t)(u >> (8 * b));
+    }
+    return t->name;
 }
 
 static const char *param_init(Exp *E, int p) {
@@ -211,6 +228,11 @@ static void layer(Exp *E, int i) {
     case IR_FLATTEN:
         o = node(E, n, "Flatten", "");
         input(o, x);
+        break;
+    case IR_RESHAPE:
+        o = node(E, n, "Reshape", "");
+        input(o, x);
+        input(o, shape_init(E, n));
         break;
     case IR_ADD:
         o = node(E, n, "Add", "");

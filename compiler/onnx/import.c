@@ -15,6 +15,7 @@
  *   MaxPool, AveragePool, GlobalAveragePool -> maxpool / avgpool
  *   Pad (zeros around H and W) before a Conv or an AveragePool -> its padding
  *   Flatten, Reshape to [N, -1]     -> flatten     BatchNormalization -> batchnorm
+ *   Reshape to [N, d1, ...]         -> reshape
  *   Add of two values -> add        Mul by a scalar constant -> scale
  *   Identity -> identity            Dropout -> dropout      Relu -> ReLU
  *   snn::LIF, IF, LI, PLIF, ARLIF, DALIF -> that neuron model
@@ -797,31 +798,78 @@ static int op_pool(Imp *I, const Onnx__NodeProto *n, const char *name, int max, 
     return 1;
 }
 
-static int op_flatten(Imp *I, const Onnx__NodeProto *n, const char *name, int reshape) {
-    static const char *const ok[] = {"axis", "allowzero"};
-    if (!only_attrs(I, n, ok, reshape ? 2 : 1))
+static int op_flatten(Imp *I, const Onnx__NodeProto *n, const char *name) {
+    static const char *const ok[] = {"axis"};
+    if (!only_attrs(I, n, ok, 1))
         return 0;
     Value *x = input_value(I, n, 0);
     if (!x)
         return 0;
-    int64_t cnt = shape_count(&x->shape);
-    if (reshape) {
-        Const *sh = input_const(I, n, 1, "the shape");
-        if (!sh)
-            return 0;
-        int okshape = sh->count == 2 && (sh->data[0] == 0 || sh->data[0] == -1 || sh->data[0] == 1) &&
-                      (sh->data[1] == -1 || (x->shape.ndim && sh->data[1] == (float)cnt)) &&
-                      !(sh->data[0] == -1 && sh->data[1] == -1);
-        if (!okshape) {
-            bad(I, n, "only a reshape to [N, -1] (a flatten) is supported");
-            return 0;
-        }
-    } else if (attr_int(n, "axis", 1) != 1) {
+    if (attr_int(n, "axis", 1) != 1) {
         bad(I, n, "only axis = 1 is supported");
         return 0;
     }
-    Shape o = {x->shape.ndim ? 1 : 0, {cnt}};
+    Shape o = {x->shape.ndim ? 1 : 0, {shape_count(&x->shape)}};
     buf_printf(&I->text, "  %s = %s |> flatten;", name, x->layer);
+    define(I, n, name, &o);
+    return 1;
+}
+
+/* Reshape by a constant shape [N, d1, ..., dk]: N is 0, -1 or 1 (the
+   batch), each d a size, 0 (the input's size there) or one -1. A flat
+   result is a flatten, another a reshape (both views of the input). */
+static int op_reshape(Imp *I, const Onnx__NodeProto *n, const char *name) {
+    static const char *const ok[] = {"allowzero"};
+    if (!only_attrs(I, n, ok, 1))
+        return 0;
+    Value *x = input_value(I, n, 0);
+    Const *sh = x ? input_const(I, n, 1, "the shape") : NULL;
+    if (!sh)
+        return 0;
+    const Shape *in = &x->shape;
+    int64_t k = sh->count - 1, have = shape_count(in), want = 1;
+    int open = -1, okshape = sh->ndim == 1 && k >= 1 && k <= IR_MAX_DIMS &&
+                            (sh->data[0] == 0 || sh->data[0] == -1 || sh->data[0] == 1);
+    Shape o = {(int)k, {0}};
+    for (int64_t i = 0; okshape && i < k; i++) {
+        float d = sh->data[i + 1];
+        if (d == 0 && attr_int(n, "allowzero", 0) == 0 && in->ndim > i)
+            d = (float)in->d[i];
+        okshape = d == floorf(d) && (d >= 1 || (d == -1 && open < 0 && sh->data[0] != -1)) && d < 0x1p30f;
+        o.d[i] = okshape ? (int64_t)d : 0;
+        if (d == -1)
+            open = (int)i;
+        else if (okshape && !mul_checked(want, o.d[i], IR_MAX_ELEMS - 1, &want))
+            okshape = 0;
+    }
+    if (!okshape) {
+        bad(I, n, "only a constant shape [N, d1, ...] with N 0, -1 or 1 and 1 to %d sizes (one may be -1, a 0 "
+                  "keeps the input's size) is supported",
+            IR_MAX_DIMS);
+        return 0;
+    }
+    if (!in->ndim && (open >= 0 || k > 1)) {
+        bad(I, n, "the shape of its input (a Prev value) is not known here: only a reshape to [N, -1] is "
+                  "supported");
+        return 0;
+    }
+    if (in->ndim && open >= 0 && have % want == 0)
+        o.d[open] = have / want, want = have;
+    if (in->ndim && want != have) {
+        bad(I, n, "a shape of %lld values per sample does not fit its input's %lld", (long long)want,
+            (long long)have);
+        return 0;
+    }
+    if (k == 1) {
+        o.ndim = in->ndim ? 1 : 0;
+        o.d[0] = have;
+        buf_printf(&I->text, "  %s = %s |> flatten;", name, x->layer);
+    } else {
+        buf_printf(&I->text, "  %s = %s |> reshape([", name, x->layer);
+        for (int i = 0; i < o.ndim; i++)
+            buf_printf(&I->text, i ? ", %lld" : "%lld", (long long)o.d[i]);
+        buf_printf(&I->text, "]);");
+    }
     define(I, n, name, &o);
     return 1;
 }
@@ -1133,9 +1181,9 @@ static int node(Imp *I, size_t idx, int *skip_next) {
     else if (!strcmp(op, "GlobalAveragePool"))
         ok = op_pool(I, n, name, 0, 1);
     else if (!strcmp(op, "Flatten"))
-        ok = op_flatten(I, n, name, 0);
+        ok = op_flatten(I, n, name);
     else if (!strcmp(op, "Reshape"))
-        ok = op_flatten(I, n, name, 1);
+        ok = op_reshape(I, n, name);
     else if (!strcmp(op, "BatchNormalization"))
         ok = op_batchnorm(I, n, name);
     else if (!strcmp(op, "Add"))

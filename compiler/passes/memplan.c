@@ -47,11 +47,11 @@ void pass_memplan(IrGraph *g) {
     }
     g->param_floats = off;
 
-    /* aliases: a flatten reads its input's buffer */
+    /* aliases: a flatten or a reshape reads its input's buffer */
     for (int i = 0; i < n; i++) {
         IrNode *x = &g->nodes.items[i];
         x->alias = -1;
-        if (!x->dead && x->op == IR_FLATTEN) {
+        if (!x->dead && (x->op == IR_FLATTEN || x->op == IR_RESHAPE)) {
             int r = x->in[0];
             while (g->nodes.items[r].alias >= 0)
                 r = g->nodes.items[r].alias;

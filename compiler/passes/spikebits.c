@@ -6,7 +6,7 @@
  *
  * Training keeps every step of every value for the backward. A neuron
  * layer whose output is a spike (0 or 1) and whose every reader is a dense
- * layer or a pool (directly or through flatten) can keep its T steps as
+ * layer or a pool (directly or through a view) can keep its T steps as
  * bits, 32 to a word, a 32nd of the floats: the dense layers read the bits
  * in their products (forward and weight gradient), the pools in their
  * windows (forward, and max-pool's backward to find the maximum), and the
@@ -38,7 +38,7 @@ void pass_spikebits(IrGraph *g) {
         const IrNode *r = &g->nodes.items[j];
         if (r->dead)
             continue;
-        /* a flatten passes on what its readers allow */
+        /* a view (flatten, reshape) passes on what its readers allow */
         int reads_bits = r->alias >= 0 ? !bad[j] : r->op == IR_DENSE || r->op == IR_MAXPOOL || r->op == IR_AVGPOOL;
         for (int k = 0; k < r->nin; k++)
             if (!reads_bits || r->in[k] >= j)

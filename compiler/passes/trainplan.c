@@ -142,7 +142,7 @@ void pass_trainplan(IrGraph *g) {
             }
         }
     }
-    for (int i = 0; i < n; i++) { /* flatten shares its input's buffers */
+    for (int i = 0; i < n; i++) { /* a view (flatten, reshape) shares its input's buffers */
         const IrNode *x = &g->nodes.items[i];
         if (!x->dead && x->alias >= 0) {
             int nd = P->at[i].needgrad;

@@ -23,10 +23,12 @@ and weights):
             avgpool with padding, scale and dense are computed once (the
             hoist pass) and feed a recurrent add(prev(h) |> dense)
   recurrent conv: add(prev(h) |> conv2d), a conv in a step-by-step loop
+  reshape   reshape into a height-1 conv2d, and reshape(-1) (views of
+            their input) before dense
   spikes as bits: LIF layers 128 and 32 wide read only by max-pool,
-            avgpool and dense layers, whose spikes the training code keeps
-            one bit each (the plan must say `bits` for both), on the
-            native target and on the portable one
+            avgpool (through a reshape) and dense layers, whose spikes the
+            training code keeps one bit each (the plan must say `bits` for
+            both), on the native target and on the portable one
 
 Everything else is leaky integrators (LI), which are smooth, so that the
 comparison does not hinge on spikes. Where spikes or maxima decide
@@ -410,11 +412,31 @@ def recurrent_conv_ref(c, x, stats):
     return c.li(c.dense(pooled.reshape(pooled.shape[0], pooled.shape[1], -1), "o_fc"), 2.0)
 
 
+RESHAPE = dict(
+    T=4, B=3, input=(2, 4, 6), encode="sequence",
+    text="""
+  a1 = x |> conv2d(3, 3, padding = 1) as a1_conv |> LI(tau = 2.0) as a1;
+  a2 = a1 |> reshape([3, 1, 24]) |> conv2d(4, [1, 3], stride = [1, 2]) as a2_conv |> LI(tau = 3.0) as a2;
+  out = a2 |> reshape([4, -1]) |> reshape(-1) |> dense(5) as fc |> LI(tau = 2.0) as out;
+""",
+    weights=lambda rng: {
+        "a1_conv.weight": n(rng, 3, 2, 3, 3, scale=0.5), "a1_conv.bias": n(rng, 3, scale=0.2),
+        "a2_conv.weight": n(rng, 4, 3, 1, 3, scale=0.5), "a2_conv.bias": n(rng, 4, scale=0.2),
+        "fc.weight": n(rng, 5, 44, scale=0.2), "fc.bias": n(rng, 5, scale=0.1)},
+)
+
+
+def reshape_ref(c, x, stats):
+    a1 = c.li(c.conv(x, "a1_conv", padding=1), 2.0)
+    a2 = c.li(c.conv(a1.reshape(a1.shape[0], a1.shape[1], 3, 1, 24), "a2_conv", stride=(1, 2)), 3.0)
+    return c.li(c.dense(a2.reshape(a2.shape[0], a2.shape[1], -1), "fc"), 2.0)
+
+
 SPIKE_BITS = dict(
     T=6, B=5, input=(2, 4, 4), encode="sequence",
     text="""
   s1 = x |> conv2d(8, 3, padding = 1) as s1_conv |> LIF(surrogate = atan(2.0)) as s1;
-  a = s1 |> avgpool(2) |> flatten |> dense(32, bias = false) as a_fc;
+  a = s1 |> avgpool(2) |> reshape([8, 1, 4]) |> flatten |> dense(32, bias = false) as a_fc;
   h = s1 |> maxpool(2) |> flatten |> dense(32) as h_fc |> add(a) |> LIF(surrogate = atan(2.0)) as h;
   out = h |> dense(4) as o_fc |> LI(tau = 2.0) as out;
 """,
@@ -494,6 +516,7 @@ CASES = [
     ("spiking maxpool", SPIKE_POOL, spike_pool_ref, 0.8),
     ("direct pools into a recurrent layer", DIRECT_RECURRENT, direct_recurrent_ref, 0.0),
     ("recurrent conv", RECURRENT_CONV, recurrent_conv_ref, 0.0),
+    ("reshape", RESHAPE, reshape_ref, 0.0),
     ("spikes as bits", SPIKE_BITS, spike_bits_ref, 0.8),
 ]
 

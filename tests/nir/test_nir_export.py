@@ -291,7 +291,8 @@ def compiled(model, extra):
 
 
 def fixed_point(d):
-    for make in (G.lif_net, G.cuba_net, G.misc_net, G.recurrent_net, G.delay_net, G.conv_net, G.conv1d_net):
+    for make in (G.lif_net, G.cuba_net, G.misc_net, G.recurrent_net, G.delay_net, G.conv_net, G.conv1d_net,
+                 G.flatten_net, G.flatten2d_net):
         path, x, extra, want, recs = make(d)
         name = os.path.basename(path)
         os.makedirs(os.path.join(d, "a", make.__name__))
@@ -318,9 +319,18 @@ def fixed_point(d):
                 C.ok("%s: exported as Conv1d with weights [out, in, k], values [C, L]: %s" % (name, got))
             else:
                 C.fail("%s: exported %s (expected %s), shapes %s" % (name, got, want, shapes))
+        if make is G.flatten_net and g is not None:
+            # the partial Flatten comes back as one, between a Conv2d and a Conv1d
+            f = g.nodes.get("flat1")
+            got = f and (type(f).__name__, int(f.start_dim), int(f.end_dim), list(f.input_type["input"]),
+                         type(g.nodes["conv1"]).__name__, type(g.nodes["conv2"]).__name__)
+            want = ("Flatten", 1, 2, [3, 4, 6], "Conv2d", "Conv1d")
+            (C.ok if got == want else C.fail)("%s: exported flat1, conv1, conv2 as %s (expected %s)" % (
+                name, got, want))
         ya, ra = run(a, x, list(recs), extra)
         yb, rb = run(b, x, list(recs), extra)
-        spiking = name not in ("conv_net.nir", "conv1d_net.nir", "misc_net.nir")
+        spiking = name not in ("conv_net.nir", "conv1d_net.nir", "misc_net.nir", "flatten_net.nir",
+                               "flatten2d_net.nir")
         (C.spikes if spiking else C.close)(name + ": exported, the same output", yb, ya)
         for r in recs:
             (C.close if "." in r else C.spikes)("%s: exported, the same %s" % (name, r), rb[r], ra[r])
@@ -455,6 +465,8 @@ BAD = [
     ("readout", "readout", None, "readout mean cannot be expressed"),
     ("encode rate", "encode", None, "'encode rate' cannot be expressed in NIR"),
     ("a value added to itself", "h = d |> add(d) |> LIF();", "h", "adds the value of 'd' to itself"),
+    ("a reshape that is no flatten", "h = d |> reshape([3, 1]) |> LIF();", "h_reshape",
+     "NIR's Flatten cannot make [3,1] of [3]"),
 ]
 
 

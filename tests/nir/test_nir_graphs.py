@@ -9,8 +9,10 @@ The graphs: Affine + LIF with per-neuron and with scalar parameters
 remaining neurons and stateless nodes (Scale, Threshold, I, IF, LI,
 CubaLI) in two branches summed at the Output; a recurrent CubaLIF in a
 nested NIRGraph, as snnTorch exports RSynaptic, and a recurrent LIF at the
-top level; Delay nodes, on the input and on a recurrence; a Conv1d net; a conv net (Conv2d with padding 'same' and dilation, SumPool2d,
-a strided grouped Conv2d, AvgPool2d, Flatten). Then the same files with
+top level; Delay nodes, on the input and on a recurrence; a Conv1d net; a
+conv net (Conv2d with padding 'same' and dilation, SumPool2d, a strided
+grouped Conv2d, AvgPool2d, Flatten); Flattens of some dimensions only (a
+Conv2d's output into a Conv1d; [2, 3, 4] as [6, 4]). Then the same files with
 their datasets gzip-compressed (as nir 1.0.8 writes them) give the same
 outputs bit for bit.
 """
@@ -248,11 +250,11 @@ def conv_net(d):
     return path, x, ["--dt", "1e-3"], np.stack(ys), {"lif1.v": np.stack(v1), "if2": np.stack(sp2)}
 
 
-def conv1d(**kw):
+def conv1d(length=12, **kw):
     """nir 1.0.4's Conv1d cannot take an input_shape (its shape inference
     fails on it), nor write None: set it after construction."""
     c = nir.Conv1d(input_shape=None, **kw)
-    c.input_shape = np.array([12])
+    c.input_shape = np.array([length])
     return c
 
 
@@ -295,10 +297,80 @@ def conv1d_net(d):
             {"lif1.v": np.stack(v1), "if2": np.stack(sp2)})
 
 
+def flatten_net(d):
+    """Flattens of some dimensions: a Conv2d's [3, 4, 6] flattened from
+    dimension 1 feeds a Conv1d as [3, 24] ([3, 1, 24] in snnc), then all is
+    flattened for the Affine."""
+    F = torch.nn.functional
+    dt = 1e-3
+    w1, b1 = arr(3, 2, 3, 3, lo=-0.3, hi=0.7), arr(3, lo=0, hi=0.1)
+    p1 = dict(tau=np.full((3, 4, 6), 4e-3), r=np.full((3, 4, 6), 4.0), v_leak=np.zeros((3, 4, 6)),
+              v_threshold=np.full((3, 4, 6), 1.0))
+    w2, b2 = arr(4, 3, 3, lo=-0.2, hi=0.8), arr(4, lo=-0.1, hi=0.1)
+    p2 = dict(r=np.full((4, 11), 300.0), v_threshold=np.full((4, 11), 1.0))
+    w3, b3 = arr(3, 44, lo=-0.5, hi=0.5), arr(3, lo=-0.1, hi=0.1)
+    p3 = dict(tau=np.full(3, 3e-3), r=np.full(3, 1.0), v_leak=np.zeros(3))
+    path = write(d, "flatten_net", {
+        "input": inp(2, 4, 6),
+        "conv1": nir.Conv2d(input_shape=np.array([4, 6]), weight=w1, stride=1, padding=1, dilation=1, groups=1,
+                            bias=b1),
+        "lif1": nir.LIF(**p1),
+        "flat1": nir.Flatten(input_type={"input": np.array([3, 4, 6])}, start_dim=1, end_dim=2),
+        "conv2": conv1d(24, weight=w2, stride=2, padding=0, dilation=1, groups=1, bias=b2),
+        "if2": nir.IF(**p2),
+        "flat2": nir.Flatten(input_type={"input": np.array([4, 11])}, start_dim=0, end_dim=-1),
+        "fc": nir.Affine(w3, b3), "li": nir.LI(**p3), "output": outp(3)},
+        [("input", "conv1"), ("conv1", "lif1"), ("lif1", "flat1"), ("flat1", "conv2"), ("conv2", "if2"),
+         ("if2", "flat2"), ("flat2", "fc"), ("fc", "li"), ("li", "output")])
+    x = arr(T, B, 2, 4, 6, lo=0, hi=1)
+    n1 = U.LIF(p1["tau"], p1["r"], p1["v_leak"], p1["v_threshold"], 0.0, dt, (3, 4, 6))
+    n2 = U.IF(p2["r"], p2["v_threshold"], 0.0, dt, (4, 11))
+    n3 = U.LI(p3["tau"], p3["r"], p3["v_leak"], dt, (3,))
+    t32 = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))  # noqa: E731
+    ys, sp1, sp2 = [], [], []
+    for t in range(T):
+        s1 = n1.step(F.conv2d(t32(x[t]), t32(w1), t32(b1), padding=1).numpy())
+        sp1.append(s1.reshape(B, 3, 1, 24))
+        s2 = n2.step(F.conv1d(t32(s1.reshape(B, 3, 24)), t32(w2), t32(b2), stride=2).numpy())
+        sp2.append(s2.reshape(B, 4, 1, 11))
+        ys.append(n3.step(U.dense(s2.reshape(B, 44), w3, b3)))
+    return path, x, ["--dt", "1e-3"], np.stack(ys), {"flat1": np.stack(sp1), "if2": np.stack(sp2)}
+
+
+def flatten2d_net(d):
+    """A Flatten of the first two of three dimensions, with no Conv1d in the
+    graph: [2, 3, 4] becomes [6, 4], a LIF layer of one time constant per
+    neuron steps it; a Flatten of [6, 4] from dimension 1 leaves it as it
+    is, one from dimension -2 to 1 flattens it."""
+    dt = 1e-3
+    p = dict(tau=arr(6, 4, lo=2e-3, hi=2e-2).astype(np.float64), r=np.full((6, 4), 3.0),
+             v_leak=np.zeros((6, 4)), v_threshold=arr(6, 4, lo=0.3, hi=0.6))
+    w, b = arr(5, 24, lo=-0.5, hi=1.0), arr(5, lo=0, hi=0.1)
+    path = write(d, "flatten2d_net", {
+        "input": inp(2, 3, 4),
+        "flat1": nir.Flatten(input_type={"input": np.array([2, 3, 4])}, start_dim=0, end_dim=1),
+        "lif": nir.LIF(**p),
+        "flat2": nir.Flatten(input_type={"input": np.array([6, 4])}, start_dim=1, end_dim=-1),
+        "flat3": nir.Flatten(input_type={"input": np.array([6, 4])}, start_dim=-2, end_dim=1),
+        "fc": nir.Affine(w, b), "output": outp(5)},
+        [("input", "flat1"), ("flat1", "lif"), ("lif", "flat2"), ("flat2", "flat3"), ("flat3", "fc"),
+         ("fc", "output")])
+    x = arr(T, B, 2, 3, 4, lo=0, hi=1.5)
+    n = U.LIF(p["tau"], p["r"], p["v_leak"], p["v_threshold"], 0.0, dt, (6, 4))
+    ys, vs, sp = [], [], []
+    for t in range(T):
+        s = n.step(x[t].reshape(B, 6, 4))
+        ys.append(U.dense(s.reshape(B, 24), w, b))
+        vs.append(n.v)
+        sp.append(s.reshape(B, 24))
+    return path, x, ["--dt", "1e-3"], np.stack(ys), {"lif.v": np.stack(vs), "flat3": np.stack(sp)}
+
+
 def main():
     U.snnc_path()
     with tempfile.TemporaryDirectory(prefix="snnc-nir-") as d:
-        for make in (lif_net, cuba_net, misc_net, recurrent_net, delay_net, conv_net, conv1d_net):
+        for make in (lif_net, cuba_net, misc_net, recurrent_net, delay_net, conv_net, conv1d_net, flatten_net,
+                     flatten2d_net):
             path, x, extra, want, recs = make(d)
             name = os.path.basename(path)
             try:
@@ -306,7 +378,8 @@ def main():
             except U.RunError as e:
                 C.fail("%s: %s" % (name, e))
                 continue
-            spiking = name not in ("conv_net.nir", "conv1d_net.nir", "misc_net.nir")
+            spiking = name not in ("conv_net.nir", "conv1d_net.nir", "misc_net.nir", "flatten_net.nir",
+                                   "flatten2d_net.nir")
             if spiking:
                 C.spikes(name + " output", y, want)
             else:

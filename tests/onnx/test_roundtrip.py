@@ -3,7 +3,8 @@
 
 For every example (examples/*.snn), every golden model (tests/golden/*.snn)
 and a few networks written here (recurrent edges into a conv and a
-batchnorm, a recurrence through flatten and dense, the encodings), with
+batchnorm, a recurrence through flatten and dense, reshapes, the
+encodings), with
 the weights of --init 1 and with random weights from a safetensors file:
 1. `snnc export MODEL.snn -o A.onnx` writes a model onnx.checker accepts
    (full check, with shape inference);
@@ -58,6 +59,17 @@ network AllModels {
   e = d |> flatten |> dense(10) |> batchnorm(eps = 0.001) |> LIF(tau = 3.0, v_reset = 0.2, decay_input = false);
   f = e |> identity |> dense(4) |> LI(tau = 4.0);
   output f readout count;
+}
+""",
+    "reshape.snn": """
+# reshape into a conv of height 1, to 2 and to 1 dimensions (-> Reshape)
+network Reshape {
+  timesteps 3;
+  input x : [2, 4, 6] encode sequence;
+  a = x |> conv2d(3, 3, padding = 1) |> LIF() |> reshape([3, 1, 24]);
+  b = a |> conv2d(4, [1, 3], stride = [1, 2]) |> reshape([4, -1]) |> LIF(tau = 3.0);
+  c = b |> reshape(44) |> dense(5) |> LI();
+  output c readout steps;
 }
 """,
     "latency.snn": """

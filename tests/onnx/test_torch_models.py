@@ -21,7 +21,7 @@ Models: an MLP (LIF, PLIF, LI; direct input); a conv net with batchnorm
 average and max pooling, dropout and IF/LIF variants (sequence input); one
 per seed neuron: AR-LIF and DA-LIF with per-channel parameters (and
 per-layer and per-neuron ones); a recurrent network (snnc_onnx.Prev ->
-snn::Prev); a neuron model of the test's own (snn::Neuron with --neurons).
+snn::Prev); Reshapes by constant shapes (-> reshape, and flatten); a neuron model of the test's own (snn::Neuron with --neurons).
 
 Then, on the MLP: `snnc train` of the imported model starts from its
 weights (a run with a negligible learning rate ends where it started; a
@@ -191,6 +191,26 @@ class DANet(nn.Module):
         return self.out(self.head(self.da3(self.fc2(self.da2(self.fc(h))))))
 
 
+class ReshapeNet(nn.Module):
+    """A conv's [4, 8, 8] reshaped to [4, 1, 64] for a conv of height 1 (a
+    Reshape by a constant shape -> reshape), then [6, 1, 31] to [6, 31]
+    for LIF neurons, flattened by a Reshape to [-1, 186] (-> flatten)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 4, 3, padding=1)
+        self.lif1 = so.LIF(tau=2.0)
+        self.conv1d = nn.Conv2d(4, 6, (1, 3), stride=(1, 2))
+        self.lif2 = so.LIF(tau=3.0, v_th=0.8)
+        self.fc = nn.Linear(186, 5)
+        self.out = so.LI(tau=2.0)
+
+    def forward(self, x):
+        h = self.lif1(self.conv(x)).reshape(-1, 4, 1, 64)
+        h = self.lif2(self.conv1d(h).reshape(-1, 6, 31))
+        return self.out(self.fc(h.reshape(-1, 186)))
+
+
 class Recurrent(nn.Module):
     """h = LIF(fc(x) + rec(h of the previous step)); prev through Prev."""
 
@@ -352,6 +372,7 @@ def main():
     check_model("arlif", randomize(ARNet(), rng), inputs(rng, (2, 8, 8), True, 1.5), True)
     check_model("dalif", randomize(DANet(), rng, 1.5), inputs(rng, (2, 8, 8), False, 1.5), False)
     check_model("recurrent", randomize(Recurrent(), rng), inputs(rng, (2, 4, 4), True, 1.5), True)
+    check_model("reshape", randomize(ReshapeNet(), rng), inputs(rng, (2, 8, 8), True, 1.5), True)
     with tmpdir() as d:
         nf = os.path.join(d, "adaptive.snn")
         with open(nf, "w") as f:

@@ -5,7 +5,7 @@
  * The table is generated from ops.def: every op names its forward and
  * backward emitter below (C_FWD_<OP>, C_BWD_<OP>), so an op added to the
  * list without kernels here does not compile. Ops that run no code (the
- * input, flatten) have none.
+ * input, flatten, reshape) have none.
  *
  * Building: the generated files go to a private temporary folder (or
  * --keep-build DIR) and are compiled into a shared object with
@@ -44,7 +44,9 @@
 #define C_FWD_AVGPOOL ck_pool_fwd
 #define C_BWD_AVGPOOL ck_pool_bwd
 #define C_FWD_FLATTEN NULL
+#define C_FWD_RESHAPE NULL
 #define C_BWD_FLATTEN NULL
+#define C_BWD_RESHAPE NULL
 #define C_FWD_ADD ck_eltwise_fwd
 #define C_BWD_ADD ck_eltwise_bwd
 #define C_FWD_SCALE ck_eltwise_fwd

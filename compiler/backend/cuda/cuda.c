@@ -511,6 +511,7 @@ static int cuda_finish(TargetEmitter *em, GenFile *out) {
 #define CU_FWD_MAXPOOL cu_pool_fwd
 #define CU_FWD_AVGPOOL cu_pool_fwd
 #define CU_FWD_FLATTEN NULL
+#define CU_FWD_RESHAPE NULL
 #define CU_FWD_ADD cu_eltwise_fwd
 #define CU_FWD_SCALE cu_eltwise_fwd
 #define CU_FWD_BATCHNORM cu_batchnorm_fwd
@@ -525,6 +526,7 @@ static int cuda_finish(TargetEmitter *em, GenFile *out) {
 #define CU_BWD_MAXPOOL cu_pool_bwd
 #define CU_BWD_AVGPOOL cu_pool_bwd
 #define CU_BWD_FLATTEN NULL
+#define CU_BWD_RESHAPE NULL
 #define CU_BWD_ADD cu_eltwise_bwd
 #define CU_BWD_SCALE cu_eltwise_bwd
 #define CU_BWD_BATCHNORM cu_batchnorm_bwd

@@ -34,6 +34,7 @@
 #define LL_FWD_MAXPOOL ll_pool_fwd
 #define LL_FWD_AVGPOOL ll_pool_fwd
 #define LL_FWD_FLATTEN NULL
+#define LL_FWD_RESHAPE NULL
 #define LL_FWD_ADD ll_eltwise_fwd
 #define LL_FWD_SCALE ll_eltwise_fwd
 #define LL_FWD_BATCHNORM ll_batchnorm_fwd

@@ -368,10 +368,14 @@ def build():
                      [tensor("pads", [8], [0, 1, 1, 1, 0, 1, 1, 1], dtype=INT64)],
                      [value_info("x", [None, 1, 6, 6])], [value_info("y", [None, 3, 4, 4])])),
          "node 'pad' (Pad): only the same padding on both sides of H and of W is supported")
-    case("reshape_not_flatten.onnx",
+    case("reshape_count.onnx",
          model(graph([node("Reshape", ["x", "shape"], ["r"], "reshape"), lif(x="r")],
-                     [tensor("shape", [3], [-1, 2, 2], dtype=INT64)])),
-         "node 'reshape' (Reshape): only a reshape to [N, -1] (a flatten) is supported")
+                     [tensor("shape", [3], [-1, 3, 2], dtype=INT64)])),
+         "node 'reshape' (Reshape): a shape of 6 values per sample does not fit its input's 4")
+    case("reshape_batch.onnx",
+         model(graph([node("Reshape", ["x", "shape"], ["r"], "reshape"), lif(x="r")],
+                     [tensor("shape", [2], [2, -1], dtype=INT64)])),
+         "node 'reshape' (Reshape): only a constant shape [N, d1, ...] with N 0, -1 or 1")
     case("flatten_axis.onnx", std(nodes=[node("Flatten", ["x"], ["f"], "flat", attrs=[attr("axis", 0)]),
                                          gemm(x="f"), lif()]),
          "node 'flat' (Flatten): only axis = 1 is supported")

@@ -403,11 +403,11 @@ def _(p):
     write(p, n, [("input", "conv"), ("conv", "flat"), ("flat", "fc"), ("fc", "lif"), ("lif", "output")])
 
 
-@case("conv_same_even.nir", "node 'conv' (Conv2d): padding 'same' with a kernel of 2 x 2 pads one side more")
+@case("conv_same_even.nir", "node 'conv' (Conv2d): padding 'same' with an even kernel (2 x 2) needs a stride of 1")
 def _(p):
     n = valid_nodes()
     n["input"] = ("Input", dict(shape=np.array([1, 4, 4])))
-    n["conv"] = ("Conv2d", dict(weight=np.ones((2, 1, 2, 2), np.float32), bias=np.zeros(2, np.float32), stride=1,
+    n["conv"] = ("Conv2d", dict(weight=np.ones((2, 1, 2, 2), np.float32), bias=np.zeros(2, np.float32), stride=2,
                                 padding="same", dilation=1, groups=1))
     write(p, n, [("input", "conv"), ("conv", "fc"), ("fc", "lif"), ("lif", "output")])
 
@@ -438,11 +438,19 @@ def _(p):
     write(p, n, [("input", "pool"), ("pool", "fc"), ("fc", "lif"), ("lif", "output")])
 
 
-@case("flatten_partial.nir", "node 'flat' (Flatten): flattens dimensions 1 to 2 of [2, 3, 4]")
+@case("flatten_partial.nir", "node 'fc' (Affine): needs a flat input of 4 values, its input is [2, 12]")
 def _(p):
     n = valid_nodes()
     n["input"] = ("Input", dict(shape=np.array([2, 3, 4])))
     n["flat"] = ("Flatten", dict(start_dim=1, end_dim=-1))
+    write(p, n, [("input", "flat"), ("flat", "fc"), ("fc", "lif"), ("lif", "output")])
+
+
+@case("flatten_range.nir", "node 'flat' (Flatten): start_dim 1 and end_dim 3 do not fit its input [2, 3, 4]")
+def _(p):
+    n = valid_nodes()
+    n["input"] = ("Input", dict(shape=np.array([2, 3, 4])))
+    n["flat"] = ("Flatten", dict(start_dim=1, end_dim=3))
     write(p, n, [("input", "flat"), ("flat", "fc"), ("fc", "lif"), ("lif", "output")])
 
 
@@ -459,11 +467,39 @@ def _(p):
     write(p, n, [("input", "conv"), ("conv", "fc"), ("fc", "lif"), ("lif", "output")])
 
 
-@case("delay_per_neuron.nir", "node 'd' (Delay): its delays differ between neurons")
+@case("delay_per_neuron.nir",
+      "node 'd' (Delay): its delay of 0.00025 s at flat index 1 is not a whole number of steps")
 def _(p):
     n = valid_nodes()
-    n["d"] = ("Delay", dict(delay=np.array([1e-4, 2e-4, 1e-4])))
+    n["d"] = ("Delay", dict(delay=np.array([1e-4, 2.5e-4, 1e-4])))
     write(p, n, [("input", "fc"), ("fc", "d"), ("d", "lif"), ("lif", "output")])
+
+
+@case("delay_per_neuron_shape.nir", "node 'd' (Delay): dataset 'delay' has shape [2], but the layer's input is [3]")
+def _(p):
+    n = valid_nodes()
+    n["d"] = ("Delay", dict(delay=np.array([1e-4, 2e-4])))
+    write(p, n, [("input", "fc"), ("fc", "d"), ("d", "lif"), ("lif", "output")])
+
+
+@case("delay_per_neuron_negative.nir",
+      "node 'd' (Delay): its delay of -0.0001 s at flat index 2 is not a whole number")
+def _(p):
+    n = valid_nodes()
+    n["d"] = ("Delay", dict(delay=np.array([1e-4, 2e-4, -1e-4])))
+    write(p, n, [("input", "fc"), ("fc", "d"), ("d", "lif"), ("lif", "output")])
+
+
+@case("delay_per_neuron_cycle.nir", "an instantaneous cycle")
+def _(p):
+    """a Delay of 0 steps for one neuron: the cycle through it has no delay"""
+    n = valid_nodes()
+    eye = np.eye(3, dtype=np.float32)
+    n["sum"] = ("Linear", dict(weight=eye))
+    n["d"] = ("Delay", dict(delay=np.array([0, 1e-4, 1e-4])))
+    n["rec"] = ("Linear", dict(weight=eye))
+    write(p, n, [("input", "fc"), ("fc", "sum"), ("sum", "d"), ("d", "rec"), ("rec", "sum"), ("d", "lif"),
+                 ("lif", "output")])
 
 
 @case("delay_fraction.nir", "node 'd' (Delay): its delay of 0.00015 s is not a whole number of steps of dt = 0.0001 s")
