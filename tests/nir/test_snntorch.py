@@ -16,7 +16,9 @@ A network with snnTorch's default neurons (subtract reset, delayed) is
 compared with snnTorch's reading of its file only, which is what the
 convention promises. Also a file written by the nir package whose input
 scale r dt / tau is not 1: snnTorch divides the threshold by it; and an
-IF, which snnTorch's importer makes a Leaky of beta 0.9.
+IF, which snnTorch's importer makes a Leaky of beta 0.9. And a network
+with torch.nn.Flatten(start_dim=2) between neuron layers (a NIR Flatten of
+some dimensions), against the exported network.
 """
 import os
 import tempfile
@@ -47,12 +49,13 @@ def leaky(**kw):
 
 def fix_for_writing(g, input_hw=None, flat_in=None):
     """nirtorch 1.0 leaves Conv2d.input_shape and Flatten.input_type unset,
-    which nir 1.0.4 cannot write: fill them in."""
-    for n in g.nodes.values():
+    which nir 1.0.4 cannot write: fill them in (flat_in: the input of every
+    Flatten, or {node name: its input})."""
+    for k, n in g.nodes.items():
         if isinstance(n, nir.Conv2d) and n.input_shape is None:
             n.input_shape = np.array(input_hw)
         if isinstance(n, nir.Flatten) and n.input_type["input"] is None:
-            n.input_type = {"input": np.array(flat_in)}
+            n.input_type = {"input": np.array(flat_in[k] if isinstance(flat_in, dict) else flat_in)}
     return g
 
 
@@ -153,6 +156,29 @@ def conv_net(d):
             {"n1.v": keys[0], "n5.v": keys[1]})
 
 
+def partial_flatten_net(d):
+    """torch.nn.Flatten(start_dim=2) between a conv's neurons and more
+    neurons: snnTorch writes a Flatten of dimensions 1 to -1 (without the
+    batch), which snnc runs as a reshape of [4, 6, 6] to [4, 36]."""
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), leaky(beta=0.8, threshold=0.4, **ZERO),
+                              torch.nn.Flatten(start_dim=2), leaky(beta=0.7, threshold=0.3, **ZERO),
+                              torch.nn.Flatten(), torch.nn.Linear(144, 5),
+                              leaky(beta=0.9, output=True, **ZERO))
+    louder(net)
+    path = os.path.join(d, "partial_flatten.nir")
+    with torch.no_grad():
+        g = export_to_nir(net, torch.zeros(1, 1, 6, 6))
+    nir.write(path, fix_for_writing(g, (6, 6), {"2": (4, 6, 6), "4": (4, 36)}))
+    fl = nir.read(path).nodes["2"]
+    ok = isinstance(fl, nir.Flatten) and (int(fl.start_dim), int(fl.end_dim)) == (1, -1)
+    (C.ok if ok else C.fail)("partial flatten: snnTorch wrote %s start_dim %s end_dim %s" % (
+        type(fl).__name__, getattr(fl, "start_dim", None), getattr(fl, "end_dim", None)))
+    x = np.random.default_rng(3).uniform(0, 1, size=(T, B, 1, 6, 6)).astype(np.float32)
+    want_y, want_mem = step_sequential(net, x, {1, 3, 6})
+    compare("partial flatten (the exported network)", path, x, want_y, want_mem,
+            {"n1.v": 1, "n3.v": 3, "n6.v": 6})
+
+
 def default_leaky(d):
     """snnTorch's default Leaky (subtract reset, delayed): the file does not
     say so, and snnTorch's reading of it is what snnc reproduces."""
@@ -249,6 +275,7 @@ def main():
     with tempfile.TemporaryDirectory(prefix="snnc-nir-snntorch-") as d:
         ff_nets(d)
         conv_net(d)
+        partial_flatten_net(d)
         default_leaky(d)
         rsynaptic(d)
         nir_package_lif(d)
