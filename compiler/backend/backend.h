@@ -145,9 +145,11 @@ const char *target_clean_name(Arena *a, const char *path);
 unsigned char *target_eq_live(Arena *a, const EqCode *code, const int *roots, int nroots);
 /* The header of the generated API (docs/generated-code.md), <net>.h, the
    same for every target: written to h; *ws_floats gets the inference
-   workspace's size and *prefix the lower-case prefix of its names. 0, or
+   workspace's size, *train_ws_floats the training workspace's (0 when g
+   is not trained) and *prefix the lower-case prefix of its names. 0, or
    -1 after reporting. */
-int capi_header(const IrGraph *g, const CgenOptions *opt, Buf *h, long long *ws_floats, const char **prefix);
+int capi_header(const IrGraph *g, const CgenOptions *opt, Buf *h, long long *ws_floats, long long *train_ws_floats,
+                const char **prefix);
 
 extern const Target target_c;
 extern const Target target_avx512;

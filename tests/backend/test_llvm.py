@@ -23,8 +23,9 @@ exact` (built with cc):
   uses every operation and the DA-LIF conv example.
 The expectation is the other target's output, never a stored copy.
 
-It also checks that training says it is not supported, and that `snnc compile --target llvm` writes the same .ll
-twice (deterministic) with the C target's header.
+It also checks that `snnc compile --target llvm` writes the same .ll twice
+(deterministic) with the C target's header. Training through the llvm
+target is test_llvm_train.py's.
 
 Skipped, saying why, when this snnc was built without LLVM.
 
@@ -227,14 +228,6 @@ def main():
                       "--target c" % (name, math, len(recs), T, nspikes))
 
         mlp = os.path.join(root, "tests", "golden", "mlp.snn")
-        dy = os.path.join(d, "dy.npy")
-        np.save(os.path.join(d, "xg.npy"), rng.random([2, 2, 3, 3]).astype(np.float32))
-        np.save(dy, np.ones([4, 2, 3], dtype=np.float32))
-        p = sh([snnc, "grad", mlp, "--init", "1", "--input", os.path.join(d, "xg.npy"), "--grad-output", dy,
-                "--output", os.path.join(d, "g.safetensors"), "--target", "llvm"], ok=False)
-        check(p.returncode != 0 and "not yet supported by the llvm target: training" in p.stderr,
-              "grad --target llvm: %r" % p.stderr)
-
         # compile: deterministic text, the C target's header
         outs = []
         for k in range(2):

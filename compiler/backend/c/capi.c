@@ -1113,12 +1113,14 @@ void capi_api(TargetEmitter *em) {
         gen_train(e);
 }
 
-int capi_header(const IrGraph *g, const CgenOptions *opt, Buf *h, long long *ws, const char **prefix) {
+int capi_header(const IrGraph *g, const CgenOptions *opt, Buf *h, long long *ws, long long *train_ws,
+                const char **prefix) {
     TargetEmitter *em = capi_begin(g, opt);
     if (!em)
         return -1;
     gen_header(&em->e, h);
     *ws = ws_floats(&em->e);
+    *train_ws = g->train ? train_ws_floats(&em->e) : 0;
     *prefix = em->e.p;
     buf_free(&em->e.c); /* the C file's start, which only the C target wants */
     return 0;

@@ -12,6 +12,7 @@
  *   llneuron.c the loop of a neuron program on vectors of neurons;
  *   llmath.c   --math fast's exp, log and tanh on vectors;
  *   llapi.c    the module, the public API over the schedule, the files;
+ *   lltrain.c  the training API over the training plan's schedule;
  *   lltarget.c the table of kernels, and the JIT (ORC LLJIT) that loads
  *              the code into snnc.
  * Only this folder includes LLVM's headers.
@@ -48,16 +49,21 @@ struct TargetEmitter {
     Arena *a;
     const char *p;          /* prefix, lower case */
     long long ws_floats;    /* the inference workspace (the C target's, scratch included) */
+    long long train_ws_floats; /* the training workspace (the C target's), 0 without training */
     Buf header;             /* <net>.h */
     LLVMContextRef ctx;
     int own_ctx;            /* the context is ours to dispose of */
     LLVMModuleRef mod;
     LLVMBuilderRef b;
-    LLVMTypeRef f32, i1, i32, i64, ptr, vf; /* vf: <LL_LANES x float> */
-    LLVMTypeRef kfn;        /* kernels: void (ptr ws, i64 B, i32 from, i32 to, i32 training) */
+    LLVMTypeRef f32, f64, i1, i32, i64, ptr, vf; /* vf: <LL_LANES x float> */
+    LLVMTypeRef kfn;        /* kernels: void (ptr ws, i64 B, i32 from, i32 to, i32 flag); the flag is
+                               `training` forward, `dx` backward (which inputs want their gradient) */
     unsigned md_node;       /* the kind of !snnc.node */
     LLVMValueRef *kern;     /* per node: its inference kernel, or NULL */
+    LLVMValueRef *tkern;    /* per node: its training forward, or NULL */
+    LLVMValueRef *bkern;    /* per node: its backward, or NULL */
     /* the function being written */
+    const IrPlan *P;        /* the plan its addresses are in (&g->infer or &g->trainp) */
     LLVMValueRef fn, ws, B;
     const char *layer;      /* what names its values and blocks */
 };
@@ -109,13 +115,25 @@ void ll_endif(Ll *L, LlIf *f);
 
 /* Pointer to float `off` (an i64 value) of the workspace. */
 LLVMValueRef ll_ws(Ll *L, LLVMValueRef off, const char *what);
-/* The same for an offset of the inference plan (after the parameters). */
+/* Whether the function being written is in the training plan. */
+int ll_train(Ll *L);
+/* The same for an offset of the plan L->P: after the parameters, or in
+   training after the parameters and their gradients (the C target's
+   cp_base). */
 LLVMValueRef ll_plan(Ll *L, long long off, const char *what);
 /* Pointer to node i's value at step t (an i32 value) for the batch of the
    function: the slot of step t in its buffer (cp_at of the C target). */
 LLVMValueRef ll_at(Ll *L, int i, LLVMValueRef t, const char *what);
-/* Pointer to parameter k. */
+/* The same for dL/d(node i's value) (training). */
+LLVMValueRef ll_grad_at(Ll *L, int i, LLVMValueRef t, const char *what);
+/* Pointer to the 32-bit words of node i's spikes at step t when training
+   keeps them as bits (P->at[i].bits): bit k of word w is element 32 w + k. */
+LLVMValueRef ll_bits_at(Ll *L, int i, LLVMValueRef t, const char *what);
+/* Element e (an i64 value) of spikes kept as bits, as 1.0 or 0.0. */
+LLVMValueRef ll_bit(Ll *L, LLVMValueRef words, LLVMValueRef e);
+/* Pointer to parameter k, and to its gradient (training). */
 LLVMValueRef ll_param(Ll *L, int k);
+LLVMValueRef ll_param_grad(Ll *L, int k);
 /* p + n floats (n an i64 value). */
 LLVMValueRef ll_off(Ll *L, LLVMValueRef p, LLVMValueRef n, const char *what);
 /* n floats from src to dst, or zeros to dst (src NULL); n an i64 value. */
@@ -126,13 +144,17 @@ void ll_store(Ll *L, LLVMValueRef v, LLVMValueRef p);
 
 /* ---- kernels ---- */
 
-/* Opens node i's kernel (its function, entry block, !snnc.node) and
-   closes it (ret void). */
-void ll_kernel_open(Ll *L, int i);
+/* Opens node i's kernel of plan P (its function, entry block,
+   !snnc.node), forward or backward, and closes it (ret void). */
+void ll_kernel_open(Ll *L, const IrPlan *P, int i, int fwd);
 void ll_kernel_close(Ll *L);
-/* The kernel's arguments: from, to and the batch. */
+/* The kernel's arguments: from, to, and the flag (training, or dx). */
 LLVMValueRef ll_from(Ll *L);
 LLVMValueRef ll_to(Ll *L);
+LLVMValueRef ll_flag(Ll *L);
+/* y[0 .. n) += a x[0 .. n) (n an i64 value, a a float): multiply then
+   add, on vectors, then the rest one at a time. */
+void ll_axpy(Ll *L, LLVMValueRef y, LLVMValueRef a, LLVMValueRef x, LLVMValueRef n);
 
 void ll_dense_fwd(TargetEmitter *em, const IrPlan *P, int i);
 void ll_eltwise_fwd(TargetEmitter *em, const IrPlan *P, int i);
@@ -142,6 +164,23 @@ void ll_conv_fwd(TargetEmitter *em, const IrPlan *P, int i);
 void ll_pool_fwd(TargetEmitter *em, const IrPlan *P, int i);
 void ll_batchnorm_fwd(TargetEmitter *em, const IrPlan *P, int i);
 void ll_gemm(TargetEmitter *em);
+void ll_dense_bwd(TargetEmitter *em, const IrPlan *P, int i);
+void ll_eltwise_bwd(TargetEmitter *em, const IrPlan *P, int i);
+void ll_delay_bwd(TargetEmitter *em, const IrPlan *P, int i);
+void ll_neuron_bwd(TargetEmitter *em, const IrPlan *P, int i);
+/* ---- the API (llapi.c) ---- */
+
+/* Opens a public function <net>_<name>, its arguments named, in the
+   inference plan (L->P). */
+LLVMValueRef ll_api_open(Ll *L, const char *name, LLVMTypeRef ret, LLVMTypeRef *args, const char *const *names,
+                         unsigned n);
+/* The batch argument, within 1 .. the largest batch (i64). */
+LLVMValueRef ll_clamp_batch(Ll *L, LLVMValueRef batch);
+/* A constant global of the module, private unless `public`. */
+LLVMValueRef ll_global(Ll *L, const char *name, LLVMValueRef init, int public);
+/* The training API (lltrain.c): train_forward(_at), train_backward,
+   train_spikes, train_params, train_grads, train_workspace_floats. */
+void ll_train_api(Ll *L);
 
 /* A target machine for triple, cpu and features (NULL: generic), or for
    this computer (triple NULL: its CPU and features); NULL after reporting. */

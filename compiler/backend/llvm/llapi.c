@@ -23,11 +23,6 @@
 #include "ll.h"
 
 TargetEmitter *llapi_begin(const IrGraph *g, const CgenOptions *opt) {
-    if (g->train) {
-        error_plain("not yet supported by the llvm target: training (snnc train and grad, and compile --train, "
-                    "need --target c, avx512 or avx2)");
-        return NULL;
-    }
     if (opt->embedded || opt->static_ws) {
         error_plain("not yet supported by the llvm target: %s", opt->embedded ? "--embed-weights" : "--static");
         return NULL;
@@ -38,7 +33,7 @@ TargetEmitter *llapi_begin(const IrGraph *g, const CgenOptions *opt) {
     L->a = g->arena;
     CgenOptions ho = *opt;
     ho.no_loader = 1; /* the module has no weight loader */
-    if (capi_header(g, &ho, &L->header, &L->ws_floats, &L->p) != 0)
+    if (capi_header(g, &ho, &L->header, &L->ws_floats, &L->train_ws_floats, &L->p) != 0)
         return NULL;
     L->own_ctx = !opt->target_ctx;
     L->ctx = opt->target_ctx ? opt->target_ctx : LLVMContextCreate();
@@ -47,6 +42,7 @@ TargetEmitter *llapi_begin(const IrGraph *g, const CgenOptions *opt) {
     LLVMSetSourceFileName(L->mod, src, strlen(src));
     L->b = LLVMCreateBuilderInContext(L->ctx);
     L->f32 = LLVMFloatTypeInContext(L->ctx);
+    L->f64 = LLVMDoubleTypeInContext(L->ctx);
     L->i1 = LLVMInt1TypeInContext(L->ctx);
     L->i32 = LLVMInt32TypeInContext(L->ctx);
     L->i64 = LLVMInt64TypeInContext(L->ctx);
@@ -55,7 +51,10 @@ TargetEmitter *llapi_begin(const IrGraph *g, const CgenOptions *opt) {
     LLVMTypeRef kargs[5] = {L->ptr, L->i64, L->i32, L->i32, L->i32};
     L->kfn = LLVMFunctionType(LLVMVoidTypeInContext(L->ctx), kargs, 5, 0);
     L->md_node = LLVMGetMDKindIDInContext(L->ctx, "snnc.node", 9);
-    L->kern = arena_alloc(L->a, sizeof(LLVMValueRef) * (size_t)(g->nodes.len + 1));
+    L->kern = arena_alloc(L->a, sizeof(LLVMValueRef) * (size_t)(3 * g->nodes.len + 1));
+    L->tkern = L->kern + g->nodes.len;
+    L->bkern = L->tkern + g->nodes.len;
+    L->P = &g->infer;
     return L;
 }
 
@@ -76,9 +75,10 @@ void llapi_dispose(TargetEmitter *em, int keep_module) {
 /* ---- helpers of the API functions ---- */
 
 /* Opens a public function <net>_<name>, its arguments named. */
-static LLVMValueRef api_open(Ll *L, const char *name, LLVMTypeRef ret, LLVMTypeRef *args, const char *const *names,
+LLVMValueRef ll_api_open(Ll *L, const char *name, LLVMTypeRef ret, LLVMTypeRef *args, const char *const *names,
                              unsigned n) {
     L->layer = name;
+    L->P = &L->g->infer;
     L->fn = LLVMAddFunction(L->mod, arena_printf(L->a, "%s_%s", L->p, name), LLVMFunctionType(ret, args, n, 0));
     for (unsigned k = 0; k < n; k++)
         LLVMSetValueName2(LLVMGetParam(L->fn, k), names[k], strlen(names[k]));
@@ -88,7 +88,7 @@ static LLVMValueRef api_open(Ll *L, const char *name, LLVMTypeRef ret, LLVMTypeR
 }
 
 /* The batch argument, within 1 .. the largest batch (i64). */
-static LLVMValueRef clamp_batch(Ll *L, LLVMValueRef batch) {
+LLVMValueRef ll_clamp_batch(Ll *L, LLVMValueRef batch) {
     LLVMValueRef b = LLVMBuildSExt(L->b, batch, L->i64, "");
     b = LLVMBuildSelect(L->b, LLVMBuildICmp(L->b, LLVMIntSLT, b, ll_i64(L, 1), ""), ll_i64(L, 1), b, "");
     return LLVMBuildSelect(L->b, LLVMBuildICmp(L->b, LLVMIntSGT, b, ll_i64(L, L->g->batch), ""),
@@ -137,8 +137,8 @@ static LLVMValueRef gen_reset(Ll *L) {
     const IrGraph *g = L->g;
     LLVMTypeRef args[2] = {L->ptr, L->i32};
     static const char *const names[] = {"workspace", "batch"};
-    LLVMValueRef fn = api_open(L, "reset", LLVMVoidTypeInContext(L->ctx), args, names, 2);
-    L->B = clamp_batch(L, LLVMGetParam(fn, 1));
+    LLVMValueRef fn = ll_api_open(L, "reset", LLVMVoidTypeInContext(L->ctx), args, names, 2);
+    L->B = ll_clamp_batch(L, LLVMGetParam(fn, 1));
     for (int i = 0; i < g->nodes.len; i++) {
         const IrNode *n = &g->nodes.items[i];
         if (n->dead || n->op != IR_NEURON)
@@ -165,8 +165,8 @@ static void gen_step(Ll *L) {
     const IrGraph *g = L->g;
     LLVMTypeRef args[4] = {L->ptr, L->i32, L->ptr, L->ptr};
     static const char *const names[] = {"workspace", "batch", "input", "output"};
-    LLVMValueRef fn = api_open(L, "step", LLVMVoidTypeInContext(L->ctx), args, names, 4);
-    L->B = clamp_batch(L, LLVMGetParam(fn, 1));
+    LLVMValueRef fn = ll_api_open(L, "step", LLVMVoidTypeInContext(L->ctx), args, names, 4);
+    L->B = ll_clamp_batch(L, LLVMGetParam(fn, 1));
     LLVMValueRef tc, b0;
     counter_read(L, &tc, &b0);
     LLVMValueRef t = LLVMBuildTrunc(L->b, tc, L->i32, ll_name(L, "t"));
@@ -264,9 +264,9 @@ static void gen_forward(Ll *L, LLVMValueRef reset) {
     int T = g->timesteps, K = P->chunk, seq = g->encoding == ENC_SEQUENCE;
     LLVMTypeRef args[4] = {L->ptr, L->i32, L->ptr, L->ptr};
     static const char *const names[] = {"workspace", "batch", "input", "output"};
-    LLVMValueRef fn = api_open(L, "forward", LLVMVoidTypeInContext(L->ctx), args, names, 4);
+    LLVMValueRef fn = ll_api_open(L, "forward", LLVMVoidTypeInContext(L->ctx), args, names, 4);
     LLVMValueRef input = LLVMGetParam(fn, 2), output = LLVMGetParam(fn, 3);
-    L->B = clamp_batch(L, LLVMGetParam(fn, 1));
+    L->B = ll_clamp_batch(L, LLVMGetParam(fn, 1));
     LLVMValueRef rargs[2] = {L->ws, LLVMBuildTrunc(L->b, L->B, L->i32, "")};
     ll_call(L, reset, rargs, 2);
     if (K < T) {
@@ -316,7 +316,7 @@ static void gen_probe(Ll *L) {
         return;
     LLVMTypeRef args[2] = {L->ptr, L->i32};
     static const char *const names[] = {"workspace", "k"};
-    LLVMValueRef fn = api_open(L, "probe", L->ptr, args, names, 2);
+    LLVMValueRef fn = ll_api_open(L, "probe", L->ptr, args, names, 2);
     LLVMValueRef tc;
     counter_read(L, &tc, &L->B);
     LLVMValueRef t = LLVMBuildTrunc(L->b, tc, L->i32, "");
@@ -346,7 +346,7 @@ static void gen_probe(Ll *L) {
 }
 
 /* A constant global of the module, private unless `name` is public. */
-static LLVMValueRef global(Ll *L, const char *name, LLVMValueRef init, int public) {
+LLVMValueRef ll_global(Ll *L, const char *name, LLVMValueRef init, int public) {
     LLVMValueRef v = LLVMAddGlobal(L->mod, LLVMTypeOf(init), name);
     LLVMSetInitializer(v, init);
     LLVMSetGlobalConstant(v, 1);
@@ -368,7 +368,7 @@ static void gen_params(Ll *L) {
     LLVMValueRef *rows = arena_alloc(L->a, sizeof(LLVMValueRef) * (size_t)g->params.len);
     for (int i = 0; i < g->params.len; i++) {
         const IrParam *q = &g->params.items[i];
-        LLVMValueRef name = global(L, arena_printf(L->a, "%s_params.name%d", L->p, i),
+        LLVMValueRef name = ll_global(L, arena_printf(L->a, "%s_params.name%d", L->p, i),
                                    LLVMConstStringInContext(L->ctx, q->name, (unsigned)strlen(q->name), 0), 0);
         LLVMValueRef shape[4];
         for (int k = 0; k < 4; k++)
@@ -377,17 +377,19 @@ static void gen_params(Ll *L) {
                              ll_i64(L, (long long)q->count), ll_i32(L, q->learnable)};
         rows[i] = LLVMConstNamedStruct(info, f, 6);
     }
-    global(L, arena_printf(L->a, "%s_params", L->p), LLVMConstArray(info, rows, (unsigned)g->params.len), 1);
+    ll_global(L, arena_printf(L->a, "%s_params", L->p), LLVMConstArray(info, rows, (unsigned)g->params.len), 1);
 }
 
 void llapi_api(TargetEmitter *em) {
     Ll *L = em;
-    global(L, arena_printf(L->a, "%s_workspace_floats", L->p), ll_i64(L, L->ws_floats), 1);
+    ll_global(L, arena_printf(L->a, "%s_workspace_floats", L->p), ll_i64(L, L->ws_floats), 1);
     gen_params(L);
     LLVMValueRef reset = gen_reset(L);
     gen_step(L);
     gen_forward(L, reset);
     gen_probe(L);
+    if (L->g->train)
+        ll_train_api(L);
     char *msg = NULL;
     if (LLVMVerifyModule(L->mod, LLVMReturnStatusAction, &msg))
         ICE("the llvm target wrote an invalid module: %s", msg);

@@ -148,8 +148,7 @@ void ll_conv_fwd(TargetEmitter *em, const IrPlan *P, int i) {
     d.sh = x->stride[0], d.sw = x->stride[1], d.ph = x->pad[0], d.pw = x->pad[1];
     /* the blocks' width: CONV_OB, or the group's channels rounded up to a vector */
     long long ON = d.og < CONV_OB ? (d.og + LL_LANES - 1) / LL_LANES * LL_LANES : CONV_OB;
-    (void)P;
-    ll_kernel_open(L, i);
+    ll_kernel_open(L, P, i, 1);
     LLVMValueRef wt = LLVMBuildArrayAlloca(L->b, L->f32, ll_i64(L, d.cg * d.KK * ON), ll_name(L, "wt"));
     LLVMSetAlignment(wt, 64);
     LLVMValueRef bp = LLVMBuildArrayAlloca(L->b, L->f32, ll_i64(L, ON), ll_name(L, "bias"));
@@ -177,8 +176,7 @@ void ll_pool_fwd(TargetEmitter *em, const IrPlan *P, int i) {
     const Shape *xs = &node(L, x->in[0])->shape;
     int mx = x->op == IR_MAXPOOL;
     long long C = xs->d[0], H = xs->d[1], W = xs->d[2], OH = x->shape.d[1], OW = x->shape.d[2];
-    (void)P;
-    ll_kernel_open(L, i);
+    ll_kernel_open(L, P, i, 1);
     LLVMValueRef acc = LLVMBuildAlloca(L->b, L->f32, ll_name(L, "acc"));
     LlLoop t, rc, oy, ox, ky, kx;
     ll_loop_open(L, &t, ll_from(L), ll_to(L), 1, "t");
@@ -225,7 +223,7 @@ void ll_batchnorm_fwd(TargetEmitter *em, const IrPlan *P, int i) {
     const IrNode *x = node(L, i);
     int in = x->in[0];
     long long C = x->shape.d[0], hw = shape_count(&x->shape) / C;
-    ll_kernel_open(L, i);
+    ll_kernel_open(L, P, i, 1);
     LLVMValueRef gamma = ll_param(L, x->param[0]), beta = ll_param(L, x->param[1]);
     LLVMValueRef rmean = ll_param(L, x->param[2]), rvar = ll_param(L, x->param[3]);
     LLVMValueRef steps = LLVMBuildSExt(L->b, LLVMBuildNSWSub(L->b, ll_to(L), ll_from(L), ""), L->i64, "");

@@ -131,27 +131,68 @@ LLVMValueRef ll_off(Ll *L, LLVMValueRef p, LLVMValueRef n, const char *what) {
 
 LLVMValueRef ll_ws(Ll *L, LLVMValueRef off, const char *what) { return ll_off(L, L->ws, off, what); }
 
-LLVMValueRef ll_plan(Ll *L, long long off, const char *what) {
-    return ll_ws(L, ll_i64(L, (long long)L->g->param_floats + off), what);
+static long long align16(long long x) { return (x + 15) & ~15LL; }
+
+int ll_train(Ll *L) { return L->P == &L->g->trainp; }
+
+static long long base(Ll *L) { return ll_train(L) ? 2 * align16(L->g->param_floats) : L->g->param_floats; }
+
+LLVMValueRef ll_plan(Ll *L, long long off, const char *what) { return ll_ws(L, ll_i64(L, base(L) + off), what); }
+
+/* The float or word `off` of a buffer of node i whose step holds `per`
+   elements, at step t. */
+static LLVMValueRef step_at(Ll *L, LLVMTypeRef elem, int64_t off, int vsteps, long long per, LLVMValueRef t,
+                            const char *what) {
+    LLVMValueRef start = ll_plan(L, off, NULL);
+    if (vsteps == 1 || (LLVMIsAConstantInt(t) && LLVMConstIntGetSExtValue(t) == 0))
+        return LLVMBuildInBoundsGEP2(L->b, elem, start, (LLVMValueRef[]){ll_i64(L, 0)}, 1, ll_name(L, what));
+    /* inference wraps around the chunk's slots, also when step() goes on
+       past T; training keeps every step (t < T) */
+    LLVMValueRef slot = ll_train(L) ? t : LLVMBuildSRem(L->b, t, ll_i32(L, vsteps), "");
+    slot = LLVMBuildSExt(L->b, slot, L->i64, "");
+    LLVMValueRef n = LLVMBuildNSWMul(L->b, LLVMBuildNSWMul(L->b, slot, L->B, ""), ll_i64(L, per), "");
+    return LLVMBuildInBoundsGEP2(L->b, elem, start, &n, 1, ll_name(L, what));
 }
 
 LLVMValueRef ll_at(Ll *L, int i, LLVMValueRef t, const char *what) {
-    const IrBufs *b = &L->g->infer.at[i];
-    if (b->val < 0)
-        ICE("node %d has no value buffer", i);
-    long long c = shape_count(&L->g->nodes.items[i].shape);
-    LLVMValueRef base = ll_i64(L, (long long)L->g->param_floats + b->val);
-    if (b->vsteps == 1 || (LLVMIsAConstantInt(t) && LLVMConstIntGetSExtValue(t) == 0))
-        return ll_ws(L, base, what);
-    /* inference wraps around the chunk's slots, also when step() goes on past T */
-    LLVMValueRef slot = LLVMBuildSExt(L->b, LLVMBuildSRem(L->b, t, ll_i32(L, b->vsteps), ""), L->i64, "");
-    LLVMValueRef off = LLVMBuildNSWMul(L->b, LLVMBuildNSWMul(L->b, slot, L->B, ""), ll_i64(L, c), "");
-    return ll_ws(L, LLVMBuildNSWAdd(L->b, base, off, ""), what);
+    const IrBufs *b = &L->P->at[i];
+    if (b->val < 0 || b->bits)
+        ICE("node %d has no value buffer of floats", i);
+    return step_at(L, L->f32, b->val, b->vsteps, shape_count(&L->g->nodes.items[i].shape), t, what);
+}
+
+LLVMValueRef ll_grad_at(Ll *L, int i, LLVMValueRef t, const char *what) {
+    const IrBufs *b = &L->P->at[i];
+    if (b->grad < 0)
+        ICE("node %d has no gradient buffer", i);
+    return step_at(L, L->f32, b->grad, b->vsteps, shape_count(&L->g->nodes.items[i].shape), t, what);
+}
+
+LLVMValueRef ll_bits_at(Ll *L, int i, LLVMValueRef t, const char *what) {
+    const IrBufs *b = &L->P->at[i];
+    if (!b->bits)
+        ICE("node %d keeps no bits", i);
+    return step_at(L, L->i32, b->val, b->vsteps, shape_count(&L->g->nodes.items[i].shape) / 32, t, what);
+}
+
+LLVMValueRef ll_bit(Ll *L, LLVMValueRef words, LLVMValueRef e) {
+    LLVMValueRef w = LLVMBuildInBoundsGEP2(L->b, L->i32, words, (LLVMValueRef[]){LLVMBuildLShr(L->b, e, ll_i64(L, 5), "")},
+                                           1, "");
+    LLVMValueRef word = LLVMBuildLoad2(L->b, L->i32, w, "");
+    LLVMSetAlignment(word, 4);
+    LLVMValueRef sh = LLVMBuildTrunc(L->b, LLVMBuildAnd(L->b, e, ll_i64(L, 31), ""), L->i32, "");
+    LLVMValueRef bit = LLVMBuildAnd(L->b, LLVMBuildLShr(L->b, word, sh, ""), ll_i32(L, 1), "");
+    return LLVMBuildUIToFP(L->b, bit, L->f32, ll_name(L, "spike"));
 }
 
 LLVMValueRef ll_param(Ll *L, int k) {
     return ll_ws(L, ll_i64(L, (long long)L->g->params.items[k].off),
                  arena_printf(L->a, "%s", strchr(L->g->params.items[k].name, '.') + 1));
+}
+
+LLVMValueRef ll_param_grad(Ll *L, int k) {
+    return ll_ws(L, ll_i64(L, align16(L->g->param_floats) + (long long)L->g->params.items[k].off),
+                 arena_printf(L->a, "d%s", strchr(L->g->params.items[k].name, '.') + 1));
 }
 
 void ll_copy(Ll *L, LLVMValueRef dst, LLVMValueRef src, LLVMValueRef n) {
@@ -173,16 +214,19 @@ void ll_store(Ll *L, LLVMValueRef v, LLVMValueRef p) { LLVMSetAlignment(LLVMBuil
 
 /* ---- kernels ---- */
 
-void ll_kernel_open(Ll *L, int i) {
+void ll_kernel_open(Ll *L, const IrPlan *P, int i, int fwd) {
     const IrNode *x = &L->g->nodes.items[i];
     L->layer = x->name;
-    L->fn = LLVMAddFunction(L->mod, arena_printf(L->a, "%s_fwd%d", L->p, i), L->kfn);
+    L->P = P;
+    int train = P == &L->g->trainp;
+    L->fn = LLVMAddFunction(L->mod, arena_printf(L->a, "%s_%s%s%d", L->p, train ? "train_" : "", fwd ? "fwd" : "bwd", i),
+                            L->kfn);
     LLVMSetLinkage(L->fn, LLVMInternalLinkage);
-    L->kern[i] = L->fn;
+    (fwd ? train ? L->tkern : L->kern : L->bkern)[i] = L->fn;
     const char *text = target_node_text(L->g, i);
     LLVMMetadataRef s = LLVMMDStringInContext2(L->ctx, text, strlen(text));
     LLVMGlobalSetMetadata(L->fn, L->md_node, LLVMMDNodeInContext2(L->ctx, &s, 1));
-    static const char *const names[] = {"ws", "B", "from", "to", "training"};
+    const char *names[] = {"ws", "B", "from", "to", fwd ? "training" : "dx"};
     for (unsigned k = 0; k < 5; k++)
         LLVMSetValueName2(LLVMGetParam(L->fn, k), names[k], strlen(names[k]));
     L->ws = LLVMGetParam(L->fn, 0);
@@ -194,6 +238,23 @@ void ll_kernel_close(Ll *L) { LLVMBuildRetVoid(L->b); }
 
 LLVMValueRef ll_from(Ll *L) { return LLVMGetParam(L->fn, 2); }
 LLVMValueRef ll_to(Ll *L) { return LLVMGetParam(L->fn, 3); }
+LLVMValueRef ll_flag(Ll *L) { return LLVMGetParam(L->fn, 4); }
+
+void ll_axpy(Ll *L, LLVMValueRef y, LLVMValueRef a, LLVMValueRef x, LLVMValueRef n) {
+    LLVMValueRef nv = LLVMBuildNSWSub(L->b, n, LLVMBuildSRem(L->b, n, ll_i64(L, LL_LANES), ""), "");
+    LLVMValueRef av = ll_splat(L, a, LL_LANES);
+    LlLoop v, r;
+    ll_loop_open(L, &v, ll_i64(L, 0), nv, LL_LANES, "axpy");
+    LLVMValueRef yp = ll_off(L, y, v.iv, NULL);
+    LLVMValueRef prod = LLVMBuildFMul(L->b, av, ll_load(L, ll_off(L, x, v.iv, NULL), LL_LANES, NULL), "");
+    ll_store(L, LLVMBuildFAdd(L->b, ll_load(L, yp, LL_LANES, NULL), prod, ""), yp);
+    ll_loop_close(L, &v);
+    ll_loop_open(L, &r, nv, n, 1, "axpy1");
+    yp = ll_off(L, y, r.iv, NULL);
+    prod = LLVMBuildFMul(L->b, a, ll_load(L, ll_off(L, x, r.iv, NULL), 1, NULL), "");
+    ll_store(L, LLVMBuildFAdd(L->b, ll_load(L, yp, 1, NULL), prod, ""), yp);
+    ll_loop_close(L, &r);
+}
 
 /* The dense kernels write their product inline: nothing to share. */
 void ll_gemm(TargetEmitter *em) { (void)em; }
@@ -223,8 +284,15 @@ static LLVMValueRef acc_at(Ll *L, LLVMTypeRef accty, LLVMValueRef acc, int j) {
     return LLVMBuildInBoundsGEP2(L->b, accty, acc, idx, 2, "");
 }
 
+/* Input k of the row at xr (element e0 + k of spikes kept as bits). */
+static LLVMValueRef row_input(Ll *L, LLVMValueRef xr, int bits, LLVMValueRef e0, LLVMValueRef k, const char *what) {
+    if (bits)
+        return ll_bit(L, xr, LLVMBuildNSWAdd(L->b, e0, k, ""));
+    return ll_load(L, ll_off(L, xr, k, NULL), 1, what);
+}
+
 static void dense_rows(Ll *L, const IrNode *x, LLVMValueRef wt, LLVMValueRef acc, LLVMValueRef rows, LLVMValueRef xt,
-                       LLVMValueRef yt) {
+                       int bits, LLVMValueRef yt) {
     long long I = shape_count(&L->g->nodes.items[x->in[0]].shape), O = x->out;
     LLVMValueRef w = ll_param(L, x->param[0]);
     LlLoop r, ob, kb, k, o;
@@ -246,7 +314,8 @@ static void dense_rows(Ll *L, const IrNode *x, LLVMValueRef wt, LLVMValueRef acc
     ll_loop_close(L, &k);
     ll_loop_close(L, &o);
     ll_loop_open(L, &r, ll_i64(L, 0), rows, 1, "row");
-    LLVMValueRef xr = ll_off(L, xt, LLVMBuildNSWAdd(L->b, LLVMBuildNSWMul(L->b, r.iv, ll_i64(L, I), ""), kb.iv, ""), "xrow");
+    LLVMValueRef e0 = LLVMBuildNSWAdd(L->b, LLVMBuildNSWMul(L->b, r.iv, ll_i64(L, I), ""), kb.iv, "");
+    LLVMValueRef xr = bits ? xt : ll_off(L, xt, e0, "xrow");
     yr = ll_off(L, yt, LLVMBuildNSWAdd(L->b, LLVMBuildNSWMul(L->b, r.iv, ll_i64(L, O), ""), ob.iv, ""), "yrow");
     LlIf full;
     ll_if(L, &full, LLVMBuildICmp(L->b, LLVMIntEQ, on, ll_i64(L, DENSE_OB), ""), "full", 1);
@@ -256,7 +325,7 @@ static void dense_rows(Ll *L, const IrNode *x, LLVMValueRef wt, LLVMValueRef acc
     for (int j = 0; j < DENSE_OB / LL_LANES; j++)
         ll_store(L, ll_load(L, ll_off(L, yr, ll_i64(L, j * LL_LANES), NULL), LL_LANES, NULL), acc_at(L, accty, acc, j));
     ll_loop_open(L, &k, ll_i64(L, 0), kn, 1, "k");
-    LLVMValueRef xk = ll_load(L, ll_off(L, xr, k.iv, NULL), 1, "xk");
+    LLVMValueRef xk = row_input(L, xr, bits, e0, k.iv, "xk");
     LlIf nz;
     ll_if(L, &nz, LLVMBuildFCmp(L->b, LLVMRealUNE, xk, ll_flt(L, 0.0f, 1), ""), "event", 0);
     LLVMValueRef wk = ll_off(L, wt, LLVMBuildNSWMul(L->b, k.iv, ll_i64(L, DENSE_OB), ""), NULL);
@@ -273,7 +342,7 @@ static void dense_rows(Ll *L, const IrNode *x, LLVMValueRef wt, LLVMValueRef acc
     ll_else(L, &full);
     /* the last, partial block: one output at a time */
     ll_loop_open(L, &k, ll_i64(L, 0), kn, 1, "k1");
-    xk = ll_load(L, ll_off(L, xr, k.iv, NULL), 1, "xk1");
+    xk = row_input(L, xr, bits, e0, k.iv, "xk1");
     ll_if(L, &nz, LLVMBuildFCmp(L->b, LLVMRealUNE, xk, ll_flt(L, 0.0f, 1), ""), "event1", 0);
     wk = ll_off(L, wt, LLVMBuildNSWMul(L->b, k.iv, ll_i64(L, DENSE_OB), ""), NULL);
     ll_loop_open(L, &o, ll_i64(L, 0), on, 1, "o");
@@ -293,7 +362,7 @@ void ll_dense_fwd(TargetEmitter *em, const IrPlan *P, int i) {
     Ll *L = em;
     const IrNode *x = &L->g->nodes.items[i];
     int in = x->in[0];
-    ll_kernel_open(L, i);
+    ll_kernel_open(L, P, i, 1);
     LLVMValueRef wt = LLVMBuildArrayAlloca(L->b, L->f32, ll_i64(L, DENSE_OB * DENSE_KB), ll_name(L, "wt"));
     LLVMSetAlignment(wt, 64);
     LLVMValueRef acc = LLVMBuildAlloca(L->b, LLVMArrayType(L->vf, DENSE_OB / LL_LANES), ll_name(L, "acc"));
@@ -301,13 +370,87 @@ void ll_dense_fwd(TargetEmitter *em, const IrPlan *P, int i) {
         /* an input stored once, an output at every step: one product per step */
         LlLoop t;
         ll_loop_open(L, &t, ll_from(L), ll_to(L), 1, "t");
-        dense_rows(L, x, wt, acc, L->B, ll_at(L, in, ll_i32(L, 0), "x"), ll_at(L, i, t.iv, "y"));
+        dense_rows(L, x, wt, acc, L->B, ll_at(L, in, ll_i32(L, 0), "x"), 0, ll_at(L, i, t.iv, "y"));
         ll_loop_close(L, &t);
     } else {
         LLVMValueRef steps = LLVMBuildSExt(L->b, LLVMBuildNSWSub(L->b, ll_to(L), ll_from(L), ""), L->i64, "");
         LLVMValueRef rows = LLVMBuildNSWMul(L->b, steps, L->B, ll_name(L, "rows"));
-        dense_rows(L, x, wt, acc, rows, ll_at(L, in, ll_from(L), "x"), ll_at(L, i, ll_from(L), "y"));
+        int bits = P->at[in].bits;
+        LLVMValueRef xt = bits ? ll_bits_at(L, in, ll_from(L), "spikes") : ll_at(L, in, ll_from(L), "x");
+        dense_rows(L, x, wt, acc, rows, xt, bits, ll_at(L, i, ll_from(L), "y"));
     }
+    ll_kernel_close(L);
+}
+
+/* dw += gy^T x, db += the sum of gy's rows, gx += gy w (when dx asks):
+   over blocks of DENSE_KB inputs, and for dw of DENSE_OB outputs, so that
+   the block of dw or w stays in cache over the rows; each row adds, in
+   ascending order, gy[r][o] x[r][kb..] to dw[o][kb..] (rows whose
+   gradient is zero add nothing) and gy[r][o] w[o][kb..] to gx[r][kb..].
+   Spikes kept as bits are unpacked a block of a row at a time onto the
+   stack. */
+void ll_dense_bwd(TargetEmitter *em, const IrPlan *P, int i) {
+    Ll *L = em;
+    const IrNode *x = &L->g->nodes.items[i];
+    int in = x->in[0], bits = P->at[in].bits;
+    long long I = shape_count(&L->g->nodes.items[in].shape), O = x->out;
+    if (P->at[in].inv && !P->at[i].inv)
+        ICE("a dense layer of a value stored once is stored at every step");
+    ll_kernel_open(L, P, i, 0);
+    LLVMValueRef xs = LLVMBuildArrayAlloca(L->b, L->f32, ll_i64(L, DENSE_KB), ll_name(L, "xs"));
+    LLVMSetAlignment(xs, 64);
+    LLVMValueRef steps = LLVMBuildSExt(L->b, LLVMBuildNSWSub(L->b, ll_to(L), ll_from(L), ""), L->i64, "");
+    LLVMValueRef rows = LLVMBuildNSWMul(L->b, steps, L->B, ll_name(L, "rows"));
+    LLVMValueRef xt = bits ? ll_bits_at(L, in, ll_from(L), "spikes") : ll_at(L, in, ll_from(L), "x");
+    LLVMValueRef gy = ll_grad_at(L, i, ll_from(L), "gy");
+    LLVMValueRef w = ll_param(L, x->param[0]), dw = ll_param_grad(L, x->param[0]);
+    LlLoop r, o, kb, ob, k;
+    if (x->bias) {
+        LLVMValueRef db = ll_param_grad(L, x->param[1]);
+        ll_loop_open(L, &r, ll_i64(L, 0), rows, 1, "db.r");
+        ll_axpy(L, db, ll_flt(L, 1.0f, 1), ll_off(L, gy, LLVMBuildNSWMul(L->b, r.iv, ll_i64(L, O), ""), NULL), ll_i64(L, O));
+        ll_loop_close(L, &r);
+    }
+    ll_loop_open(L, &kb, ll_i64(L, 0), ll_i64(L, I), DENSE_KB, "kblock");
+    LLVMValueRef kn = min64(L, LLVMBuildNSWSub(L->b, ll_i64(L, I), kb.iv, ""), DENSE_KB);
+    ll_loop_open(L, &ob, ll_i64(L, 0), ll_i64(L, O), DENSE_OB, "oblock");
+    LLVMValueRef oe = LLVMBuildNSWAdd(L->b, ob.iv, min64(L, LLVMBuildNSWSub(L->b, ll_i64(L, O), ob.iv, ""), DENSE_OB), "");
+    ll_loop_open(L, &r, ll_i64(L, 0), rows, 1, "row");
+    LLVMValueRef e0 = LLVMBuildNSWAdd(L->b, LLVMBuildNSWMul(L->b, r.iv, ll_i64(L, I), ""), kb.iv, "");
+    LLVMValueRef xr = xs;
+    if (bits) {
+        ll_loop_open(L, &k, ll_i64(L, 0), kn, 1, "unpack");
+        ll_store(L, ll_bit(L, xt, LLVMBuildNSWAdd(L->b, e0, k.iv, "")), ll_off(L, xs, k.iv, NULL));
+        ll_loop_close(L, &k);
+    } else
+        xr = ll_off(L, xt, e0, "xrow");
+    ll_loop_open(L, &o, ob.iv, oe, 1, "o");
+    LLVMValueRef g = ll_load(L, ll_off(L, gy, LLVMBuildNSWAdd(L->b, LLVMBuildNSWMul(L->b, r.iv, ll_i64(L, O), ""), o.iv, ""),
+                                       NULL), 1, "g");
+    LlIf nz;
+    ll_if(L, &nz, LLVMBuildFCmp(L->b, LLVMRealUNE, g, ll_flt(L, 0.0f, 1), ""), "nonzero", 0);
+    ll_axpy(L, ll_off(L, dw, LLVMBuildNSWAdd(L->b, LLVMBuildNSWMul(L->b, o.iv, ll_i64(L, I), ""), kb.iv, ""), NULL), g, xr,
+            kn);
+    ll_endif(L, &nz);
+    ll_loop_close(L, &o);
+    ll_loop_close(L, &r);
+    ll_loop_close(L, &ob);
+    if (P->at[in].needgrad) {
+        LlIf want;
+        ll_if(L, &want, LLVMBuildICmp(L->b, LLVMIntNE, ll_flag(L), ll_i32(L, 0), ""), "dx", 0);
+        LLVMValueRef gx = ll_grad_at(L, in, ll_from(L), "gx");
+        ll_loop_open(L, &r, ll_i64(L, 0), rows, 1, "gx.row");
+        LLVMValueRef gxr = ll_off(L, gx, LLVMBuildNSWAdd(L->b, LLVMBuildNSWMul(L->b, r.iv, ll_i64(L, I), ""), kb.iv, ""), NULL);
+        ll_loop_open(L, &o, ll_i64(L, 0), ll_i64(L, O), 1, "gx.o");
+        LLVMValueRef g1 = ll_load(L, ll_off(L, gy, LLVMBuildNSWAdd(L->b, LLVMBuildNSWMul(L->b, r.iv, ll_i64(L, O), ""), o.iv,
+                                                                     ""), NULL), 1, "g");
+        ll_axpy(L, gxr, g1, ll_off(L, w, LLVMBuildNSWAdd(L->b, LLVMBuildNSWMul(L->b, o.iv, ll_i64(L, I), ""), kb.iv, ""), NULL),
+                kn);
+        ll_loop_close(L, &o);
+        ll_loop_close(L, &r);
+        ll_endif(L, &want);
+    }
+    ll_loop_close(L, &kb);
     ll_kernel_close(L);
 }
 
@@ -315,8 +458,7 @@ void ll_eltwise_fwd(TargetEmitter *em, const IrPlan *P, int i) {
     Ll *L = em;
     const IrNode *x = &L->g->nodes.items[i];
     long long n = shape_count(&x->shape);
-    (void)P;
-    ll_kernel_open(L, i);
+    ll_kernel_open(L, P, i, 1);
     LlLoop t, j;
     ll_loop_open(L, &t, ll_from(L), ll_to(L), 1, "t");
     LLVMValueRef a = ll_at(L, x->in[0], t.iv, "a");
@@ -344,7 +486,7 @@ void ll_delay_fwd(TargetEmitter *em, const IrPlan *P, int i) {
     const IrNode *x = &L->g->nodes.items[i];
     int s = x->in[0];
     int64_t carry = P->at[i].carry;
-    ll_kernel_open(L, i);
+    ll_kernel_open(L, P, i, 1);
     LLVMValueRef N = LLVMBuildNSWMul(L->b, L->B, ll_i64(L, shape_count(&x->shape)), ll_name(L, "n"));
     LlLoop t;
     ll_loop_open(L, &t, ll_from(L), ll_to(L), 1, "t");
@@ -366,5 +508,53 @@ void ll_delay_fwd(TargetEmitter *em, const IrPlan *P, int i) {
     if (carry >= 0)
         ll_copy(L, ll_plan(L, carry, "carry"), ll_at(L, s, LLVMBuildNSWSub(L->b, ll_to(L), ll_i32(L, 1), ""), "last"),
                 N);
+    ll_kernel_close(L);
+}
+
+/* The gradient of add, scale and identity: gy (times the scale) added to
+   each input's that the dx flag asks for (bit k: input k), the steps in
+   ascending order (a gradient stored once sums its steps in order). */
+void ll_eltwise_bwd(TargetEmitter *em, const IrPlan *P, int i) {
+    Ll *L = em;
+    const IrNode *x = &L->g->nodes.items[i];
+    if (x->op == IR_DROPOUT)
+        ICE("the llvm target has no dropout in training");
+    ll_kernel_open(L, P, i, 0);
+    LLVMValueRef N = LLVMBuildNSWMul(L->b, L->B, ll_i64(L, shape_count(&x->shape)), ll_name(L, "n"));
+    LlLoop t;
+    ll_loop_open(L, &t, ll_from(L), ll_to(L), 1, "t");
+    LLVMValueRef gy = ll_grad_at(L, i, t.iv, "gy");
+    for (int k = 0; k < x->nin; k++) {
+        if (!P->at[x->in[k]].needgrad)
+            continue;
+        LlIf want;
+        LLVMValueRef bit = LLVMBuildAnd(L->b, ll_flag(L), ll_i32(L, 1 << k), "");
+        ll_if(L, &want, LLVMBuildICmp(L->b, LLVMIntNE, bit, ll_i32(L, 0), ""), arena_printf(L->a, "dx%d", k), 0);
+        ll_axpy(L, ll_grad_at(L, x->in[k], t.iv, "gx"), ll_flt(L, x->op == IR_SCALE ? x->fval : 1.0f, 1), gy, N);
+        ll_endif(L, &want);
+    }
+    ll_loop_close(L, &t);
+    ll_kernel_close(L);
+}
+
+/* prev(): the gradient of step t goes to the source's at t - 1. */
+void ll_delay_bwd(TargetEmitter *em, const IrPlan *P, int i) {
+    Ll *L = em;
+    const IrNode *x = &L->g->nodes.items[i];
+    int s = x->in[0];
+    ll_kernel_open(L, P, i, 0);
+    if (P->at[s].needgrad) {
+        LLVMValueRef N = LLVMBuildNSWMul(L->b, L->B, ll_i64(L, shape_count(&x->shape)), ll_name(L, "n"));
+        LlIf want;
+        ll_if(L, &want, LLVMBuildICmp(L->b, LLVMIntNE, ll_flag(L), ll_i32(L, 0), ""), "dx", 0);
+        LLVMValueRef from = ll_from(L);
+        from = LLVMBuildSelect(L->b, LLVMBuildICmp(L->b, LLVMIntSLT, from, ll_i32(L, 1), ""), ll_i32(L, 1), from, "");
+        LlLoop t;
+        ll_loop_open(L, &t, from, ll_to(L), 1, "t");
+        ll_axpy(L, ll_grad_at(L, s, LLVMBuildNSWSub(L->b, t.iv, ll_i32(L, 1), ""), "gs"), ll_flt(L, 1.0f, 1),
+                ll_grad_at(L, i, t.iv, "gy"), N);
+        ll_loop_close(L, &t);
+        ll_endif(L, &want);
+    }
     ll_kernel_close(L);
 }

@@ -13,8 +13,9 @@
  * <net>.ll, with <net>.h.
  *
  * It has the forward kernel of every op (inference of dense, recurrent and
- * convolutional networks); every backward is missing, so training is
- * refused.
+ * convolutional networks) and the backward kernels of dense, add, scale,
+ * identity, prev() and neuron layers: it trains dense and recurrent
+ * networks; the rest is refused at the layer (llapi.c).
  */
 #include <errno.h>
 #include <llvm-c/LLJIT.h>
@@ -29,22 +30,36 @@
 #include "ll.h"
 
 #define LL_FWD_INPUT NULL
+#define LL_BWD_INPUT NULL
 #define LL_FWD_DENSE ll_dense_fwd
+#define LL_BWD_DENSE ll_dense_bwd
 #define LL_FWD_CONV2D ll_conv_fwd
+#define LL_BWD_CONV2D NULL
 #define LL_FWD_MAXPOOL ll_pool_fwd
+#define LL_BWD_MAXPOOL NULL
 #define LL_FWD_AVGPOOL ll_pool_fwd
+#define LL_BWD_AVGPOOL NULL
 #define LL_FWD_FLATTEN NULL
+#define LL_BWD_FLATTEN NULL
 #define LL_FWD_RESHAPE NULL
+#define LL_BWD_RESHAPE NULL
 #define LL_FWD_ADD ll_eltwise_fwd
+#define LL_BWD_ADD ll_eltwise_bwd
 #define LL_FWD_SCALE ll_eltwise_fwd
+#define LL_BWD_SCALE ll_eltwise_bwd
 #define LL_FWD_BATCHNORM ll_batchnorm_fwd
+#define LL_BWD_BATCHNORM NULL
 #define LL_FWD_DROPOUT ll_eltwise_fwd
+#define LL_BWD_DROPOUT NULL
 #define LL_FWD_IDENTITY ll_eltwise_fwd
+#define LL_BWD_IDENTITY ll_eltwise_bwd
 #define LL_FWD_NEURON ll_neuron_fwd
+#define LL_BWD_NEURON ll_neuron_bwd
 #define LL_FWD_DELAY ll_delay_fwd
+#define LL_BWD_DELAY ll_delay_bwd
 
 static const TargetKernels ll_kernels[IR_NUM_OPS] = {
-#define OP(id, name, nin, kernel, sig, doc) [IR_##id] = {LL_FWD_##id, NULL},
+#define OP(id, name, nin, kernel, sig, doc) [IR_##id] = {LL_FWD_##id, LL_BWD_##id},
 #include "ops.def"
 #undef OP
 };
@@ -153,11 +168,6 @@ static void jit_unload(LoadedModel *m) {
 
 static int jit_load(const IrGraph *g, const LoadOptions *lo, LoadedModel *m) {
     memset(m, 0, sizeof *m);
-    if (g->train) {
-        error_plain("not yet supported by the llvm target: training (snnc train and grad need --target c, avx512 "
-                    "or avx2)");
-        return -1;
-    }
     LLVMOrcThreadSafeContextRef tsc = LLVMOrcCreateNewThreadSafeContext();
     CgenOptions co;
     memset(&co, 0, sizeof co);
@@ -213,18 +223,28 @@ static int jit_load(const IrGraph *g, const LoadOptions *lo, LoadedModel *m) {
     *(void **)&m->forward = m->step ? lookup(jit, em, g, "forward") : NULL;
     if (m->forward && g->probes.len)
         *(void **)&m->probe = lookup(jit, em, g, "probe");
-    if (!m->forward || (g->probes.len && !m->probe)) {
+    const long *tws = NULL;
+    if (m->forward && g->train) {
+        tws = lookup(jit, em, g, "train_workspace_floats");
+        *(void **)&m->train_forward = tws ? lookup(jit, em, g, "train_forward") : NULL;
+        *(void **)&m->train_forward_at = m->train_forward ? lookup(jit, em, g, "train_forward_at") : NULL;
+        *(void **)&m->train_backward = m->train_forward_at ? lookup(jit, em, g, "train_backward") : NULL;
+        *(void **)&m->train_spikes = m->train_backward ? lookup(jit, em, g, "train_spikes") : NULL;
+        *(void **)&m->train_grads = m->train_spikes ? lookup(jit, em, g, "train_grads") : NULL;
+    }
+    if (!m->forward || (g->probes.len && !m->probe) || (g->train && !m->train_grads)) {
         jit_unload(m);
         return -1;
     }
     m->ws_floats = *ws;
+    m->train_ws_floats = tws ? *tws : 0;
     return 0;
 }
 
 const Target target_llvm = {
     .name = "llvm",
     .doc = "LLVM IR through LLVM 16's C API: run JIT-compiles it in process (ORC), compile writes .ll; "
-           "inference of dense, recurrent and convolutional networks",
+           "inference of dense, recurrent and convolutional networks, training of dense and recurrent ones",
     .kernels = ll_kernels,
     .begin = llapi_begin,
     .gemm = ll_gemm,
