@@ -167,6 +167,9 @@ void ll_gemm(TargetEmitter *em);
 void ll_dense_bwd(TargetEmitter *em, const IrPlan *P, int i);
 void ll_eltwise_bwd(TargetEmitter *em, const IrPlan *P, int i);
 void ll_delay_bwd(TargetEmitter *em, const IrPlan *P, int i);
+void ll_conv_bwd(TargetEmitter *em, const IrPlan *P, int i);
+void ll_pool_bwd(TargetEmitter *em, const IrPlan *P, int i);
+void ll_batchnorm_bwd(TargetEmitter *em, const IrPlan *P, int i);
 void ll_neuron_bwd(TargetEmitter *em, const IrPlan *P, int i);
 /* ---- the API (llapi.c) ---- */
 

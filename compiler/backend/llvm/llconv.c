@@ -1,6 +1,6 @@
 /*
  * llconv.c: the llvm target's kernels of the ops of convolutional
- * networks at inference: conv2d (stride, padding, groups), maxpool,
+ * networks: conv2d (stride, padding, groups), maxpool,
  * avgpool and batchnorm, with the semantics of the C target's kernels
  * (ckernels.c) and their order of sums.
  *
@@ -16,7 +16,8 @@
  * a tap reads its CONV_OB weights contiguously. Skipping zero terms can
  * change only the sign of a zero sum.
  *
- * Pools and batchnorm are the C target's loops, one value at a time.
+ * Pools and batchnorm are the C target's loops, one value at a time, and
+ * so are their backward kernels and batchnorm's training forward.
  */
 #include <math.h>
 
@@ -165,24 +166,101 @@ void ll_conv_fwd(TargetEmitter *em, const IrPlan *P, int i) {
     ll_kernel_close(L);
 }
 
-/* ---- pooling ---- */
-
-/* Each output the maximum (the first NaN wins, as `v > acc || v != v`)
-   or the sum divided by the kernel's taps (padding counted as zeros) of
-   the taps inside the input, in ky, kx order. */
-void ll_pool_fwd(TargetEmitter *em, const IrPlan *P, int i) {
+/* The gradients of a convolution, directly: for every output position
+   whose gradient is not zero, db[o] += g, and over the input channels of
+   its group and the taps inside the input, dw += g x and (when dx asks)
+   gx += g w, one value at a time. The C target's im2col products sum the
+   same terms in another order. */
+void ll_conv_bwd(TargetEmitter *em, const IrPlan *P, int i) {
     Ll *L = em;
     const IrNode *x = node(L, i);
-    const Shape *xs = &node(L, x->in[0])->shape;
-    int mx = x->op == IR_MAXPOOL;
+    int in = x->in[0];
+    const Shape *xs = &node(L, in)->shape;
+    long long C = xs->d[0], H = xs->d[1], W = xs->d[2], O = x->out, OH = x->shape.d[1], OW = x->shape.d[2];
+    long long cg = C / x->groups, og = O / x->groups, kh = x->kernel[0], kw = x->kernel[1];
+    ll_kernel_open(L, P, i, 0);
+    LLVMValueRef w = ll_param(L, x->param[0]), dw = ll_param_grad(L, x->param[0]);
+    LLVMValueRef db = x->bias ? ll_param_grad(L, x->param[1]) : NULL;
+    LLVMValueRef want = P->at[in].needgrad ? LLVMBuildICmp(L->b, LLVMIntNE, ll_flag(L), ll_i32(L, 0), ll_name(L, "want.dx"))
+                                           : NULL;
+    LlLoop t, b, o, oy, ox, c, ky, kx;
+    ll_loop_open(L, &t, ll_from(L), ll_to(L), 1, "t");
+    LLVMValueRef xt = ll_at(L, in, t.iv, "x"), gyt = ll_grad_at(L, i, t.iv, "gy");
+    LLVMValueRef gxt = want ? ll_grad_at(L, in, t.iv, "gx") : NULL;
+    ll_loop_open(L, &b, ll_i64(L, 0), L->B, 1, "b");
+    ll_loop_open(L, &o, ll_i64(L, 0), ll_i64(L, O), 1, "o");
+    /* the first input channel of o's group, in sample b */
+    LLVMValueRef c0 = add(L, mul(L, b.iv, C), mul(L, LLVMBuildSDiv(L->b, o.iv, ll_i64(L, og), ""), cg));
+    LLVMValueRef gyo = ll_off(L, gyt, mul(L, add(L, mul(L, b.iv, O), o.iv), OH * OW), "gyo");
+    ll_loop_open(L, &oy, ll_i64(L, 0), ll_i64(L, OH), 1, "oy");
+    LLVMValueRef iy0 = LLVMBuildNSWSub(L->b, mul(L, oy.iv, x->stride[0]), ll_i64(L, x->pad[0]), ll_name(L, "iy0"));
+    LLVMValueRef kylo, kyhi, kxlo, kxhi;
+    taps(L, iy0, kh, H, &kylo, &kyhi);
+    ll_loop_open(L, &ox, ll_i64(L, 0), ll_i64(L, OW), 1, "ox");
+    LLVMValueRef ix0 = LLVMBuildNSWSub(L->b, mul(L, ox.iv, x->stride[1]), ll_i64(L, x->pad[1]), ll_name(L, "ix0"));
+    taps(L, ix0, kw, W, &kxlo, &kxhi);
+    LLVMValueRef g = ll_load(L, ll_off(L, gyo, add(L, mul(L, oy.iv, OW), ox.iv), NULL), 1, "g");
+    LlIf nz;
+    ll_if(L, &nz, LLVMBuildFCmp(L->b, LLVMRealUNE, g, ll_flt(L, 0.0f, 1), ""), "nonzero", 0);
+    if (db) {
+        LLVMValueRef at = ll_off(L, db, o.iv, NULL);
+        ll_store(L, LLVMBuildFAdd(L->b, ll_load(L, at, 1, NULL), g, ""), at);
+    }
+    ll_loop_open(L, &c, ll_i64(L, 0), ll_i64(L, cg), 1, "c");
+    LLVMValueRef wc = mul(L, add(L, mul(L, o.iv, cg), c.iv), kh * kw);
+    LLVMValueRef xc = mul(L, add(L, c0, c.iv), H * W);
+    ll_loop_open(L, &ky, kylo, kyhi, 1, "ky");
+    LLVMValueRef xrow = add(L, xc, add(L, mul(L, add(L, iy0, ky.iv), W), ix0));
+    LLVMValueRef wrow = add(L, wc, mul(L, ky.iv, kw));
+    ll_loop_open(L, &kx, kxlo, kxhi, 1, "kx");
+    LLVMValueRef xi = add(L, xrow, kx.iv), wi = add(L, wrow, kx.iv);
+    LLVMValueRef dwp = ll_off(L, dw, wi, NULL);
+    LLVMValueRef prod = LLVMBuildFMul(L->b, g, ll_load(L, ll_off(L, xt, xi, NULL), 1, NULL), "");
+    ll_store(L, LLVMBuildFAdd(L->b, ll_load(L, dwp, 1, NULL), prod, ""), dwp);
+    if (want) {
+        LlIf f;
+        ll_if(L, &f, want, "dx", 0);
+        LLVMValueRef gxp = ll_off(L, gxt, xi, NULL);
+        prod = LLVMBuildFMul(L->b, g, ll_load(L, ll_off(L, w, wi, NULL), 1, NULL), "");
+        ll_store(L, LLVMBuildFAdd(L->b, ll_load(L, gxp, 1, NULL), prod, ""), gxp);
+        ll_endif(L, &f);
+    }
+    ll_loop_close(L, &kx);
+    ll_loop_close(L, &ky);
+    ll_loop_close(L, &c);
+    ll_endif(L, &nz);
+    ll_loop_close(L, &ox);
+    ll_loop_close(L, &oy);
+    ll_loop_close(L, &o);
+    ll_loop_close(L, &b);
+    ll_loop_close(L, &t);
+    ll_kernel_close(L);
+}
+
+/* ---- pooling ---- */
+
+/* Forward, each output the maximum (the first NaN wins, as `v > acc || v
+   != v`) or the sum divided by the kernel's taps (padding counted as
+   zeros) of the taps inside the input, in ky, kx order; its input may be
+   spikes kept as bits (training). Backward, the output's gradient goes to
+   the first maximum of the window, or a share of it (over the kernel's
+   taps) to every tap inside the input: the C target's pool(). */
+static void pool(Ll *L, const IrPlan *P, int i, int fwd) {
+    const IrNode *x = node(L, i);
+    int in = x->in[0], bits = P->at[in].bits, mx = x->op == IR_MAXPOOL;
+    const Shape *xs = &node(L, in)->shape;
     long long C = xs->d[0], H = xs->d[1], W = xs->d[2], OH = x->shape.d[1], OW = x->shape.d[2];
-    ll_kernel_open(L, P, i, 1);
+    LLVMValueRef area = ll_flt(L, (float)(x->kernel[0] * x->kernel[1]), 1);
+    ll_kernel_open(L, P, i, fwd);
     LLVMValueRef acc = LLVMBuildAlloca(L->b, L->f32, ll_name(L, "acc"));
+    LLVMValueRef arg = LLVMBuildAlloca(L->b, L->i64, ll_name(L, "arg"));
     LlLoop t, rc, oy, ox, ky, kx;
     ll_loop_open(L, &t, ll_from(L), ll_to(L), 1, "t");
-    LLVMValueRef xt = ll_at(L, x->in[0], t.iv, "x"), yt = ll_at(L, i, t.iv, "y");
+    LLVMValueRef xt = bits ? ll_bits_at(L, in, t.iv, "spikes") : ll_at(L, in, t.iv, "x");
+    LLVMValueRef yt = fwd ? ll_at(L, i, t.iv, "y") : ll_grad_at(L, i, t.iv, "gy");
+    LLVMValueRef gx = fwd ? NULL : ll_grad_at(L, in, t.iv, "gx");
     ll_loop_open(L, &rc, ll_i64(L, 0), mul(L, L->B, C), 1, "plane");
-    LLVMValueRef xp = ll_off(L, xt, mul(L, rc.iv, H * W), "xp"), yp = ll_off(L, yt, mul(L, rc.iv, OH * OW), "yp");
+    LLVMValueRef xp = mul(L, rc.iv, H * W), yp = ll_off(L, yt, mul(L, rc.iv, OH * OW), "yp");
     ll_loop_open(L, &oy, ll_i64(L, 0), ll_i64(L, OH), 1, "oy");
     LLVMValueRef iy0 = LLVMBuildNSWSub(L->b, mul(L, oy.iv, x->stride[0]), ll_i64(L, x->pad[0]), ll_name(L, "iy0"));
     LLVMValueRef kylo, kyhi, kxlo, kxhi;
@@ -190,23 +268,41 @@ void ll_pool_fwd(TargetEmitter *em, const IrPlan *P, int i) {
     ll_loop_open(L, &ox, ll_i64(L, 0), ll_i64(L, OW), 1, "ox");
     LLVMValueRef ix0 = LLVMBuildNSWSub(L->b, mul(L, ox.iv, x->stride[1]), ll_i64(L, x->pad[1]), ll_name(L, "ix0"));
     taps(L, ix0, x->kernel[1], W, &kxlo, &kxhi);
+    LLVMValueRef yat = ll_off(L, yp, add(L, mul(L, oy.iv, OW), ox.iv), NULL);
+    LLVMValueRef d = fwd ? NULL : ll_load(L, yat, 1, "d");
     ll_store(L, ll_flt(L, mx ? -INFINITY : 0.0f, 1), acc);
+    LLVMBuildStore(L->b, ll_i64(L, -1), arg);
     ll_loop_open(L, &ky, kylo, kyhi, 1, "ky");
-    LLVMValueRef xrow = ll_off(L, xp, add(L, mul(L, add(L, iy0, ky.iv), W), ix0), "xrow");
+    LLVMValueRef row = add(L, xp, add(L, mul(L, add(L, iy0, ky.iv), W), ix0));
     ll_loop_open(L, &kx, kxlo, kxhi, 1, "kx");
-    LLVMValueRef v = ll_load(L, ll_off(L, xrow, kx.iv, NULL), 1, "v"), a = ll_load(L, acc, 1, NULL);
-    if (mx) {
-        LLVMValueRef take = LLVMBuildOr(L->b, LLVMBuildFCmp(L->b, LLVMRealOGT, v, a, ""),
-                                        LLVMBuildFCmp(L->b, LLVMRealUNO, v, v, ""), "");
-        ll_store(L, LLVMBuildSelect(L->b, take, v, a, ""), acc);
-    } else
-        ll_store(L, LLVMBuildFAdd(L->b, a, v, ""), acc);
+    LLVMValueRef e = add(L, row, kx.iv);
+    if (mx || fwd) {
+        LLVMValueRef v = bits ? ll_bit(L, xt, e) : ll_load(L, ll_off(L, xt, e, NULL), 1, "v");
+        LLVMValueRef a = ll_load(L, acc, 1, NULL);
+        if (mx) {
+            LLVMValueRef take = LLVMBuildOr(L->b, LLVMBuildFCmp(L->b, LLVMRealOGT, v, a, ""),
+                                            LLVMBuildFCmp(L->b, LLVMRealUNO, v, v, ""), "");
+            ll_store(L, LLVMBuildSelect(L->b, take, v, a, ""), acc);
+            LLVMBuildStore(L->b, LLVMBuildSelect(L->b, take, e, LLVMBuildLoad2(L->b, L->i64, arg, ""), ""), arg);
+        } else
+            ll_store(L, LLVMBuildFAdd(L->b, a, v, ""), acc);
+    } else { /* average's backward: a share to every tap */
+        LLVMValueRef at = ll_off(L, gx, e, NULL);
+        ll_store(L, LLVMBuildFAdd(L->b, ll_load(L, at, 1, NULL), LLVMBuildFDiv(L->b, d, area, ""), ""), at);
+    }
     ll_loop_close(L, &kx);
     ll_loop_close(L, &ky);
-    LLVMValueRef y = ll_load(L, acc, 1, NULL);
-    if (!mx)
-        y = LLVMBuildFDiv(L->b, y, ll_flt(L, (float)(x->kernel[0] * x->kernel[1]), 1), "");
-    ll_store(L, y, ll_off(L, yp, add(L, mul(L, oy.iv, OW), ox.iv), NULL));
+    if (fwd) {
+        LLVMValueRef y = ll_load(L, acc, 1, NULL);
+        ll_store(L, mx ? y : LLVMBuildFDiv(L->b, y, area, ""), yat);
+    } else if (mx) {
+        LLVMValueRef a = LLVMBuildLoad2(L->b, L->i64, arg, ll_name(L, "argmax"));
+        LlIf f;
+        ll_if(L, &f, LLVMBuildICmp(L->b, LLVMIntSGE, a, ll_i64(L, 0), ""), "found", 0);
+        LLVMValueRef at = ll_off(L, gx, a, NULL);
+        ll_store(L, LLVMBuildFAdd(L->b, ll_load(L, at, 1, NULL), d, ""), at);
+        ll_endif(L, &f);
+    }
     ll_loop_close(L, &ox);
     ll_loop_close(L, &oy);
     ll_loop_close(L, &rc);
@@ -214,14 +310,61 @@ void ll_pool_fwd(TargetEmitter *em, const IrPlan *P, int i) {
     ll_kernel_close(L);
 }
 
+void ll_pool_fwd(TargetEmitter *em, const IrPlan *P, int i) { pool(em, P, i, 1); }
+void ll_pool_bwd(TargetEmitter *em, const IrPlan *P, int i) { pool(em, P, i, 0); }
+
 /* ---- batchnorm ---- */
 
-/* y = x a + (beta - mean a), a = gamma / sqrt(var + eps), per channel;
-   an input stored once (the same at every step) is read for every step. */
+static LLVMValueRef dbl(Ll *L, double v) { return LLVMConstReal(L->f64, v); }
+
+static LLVMValueRef load_f64(Ll *L, LLVMValueRef p) { return LLVMBuildLoad2(L->b, L->f64, p, ""); }
+
+/* sqrt of a double (C's sqrt: LLVM's exact intrinsic). */
+static LLVMValueRef sqrt_f64(Ll *L, LLVMValueRef v) {
+    LLVMTypeRef ty = L->f64;
+    unsigned id = LLVMLookupIntrinsicID("llvm.sqrt", 9);
+    return LLVMBuildCall2(L->b, LLVMIntrinsicGetType(L->ctx, id, &ty, 1), LLVMGetIntrinsicDeclaration(L->mod, id, &ty, 1),
+                          &v, 1, "");
+}
+
+/* *p += v, in double. */
+static void add_to(Ll *L, LLVMValueRef p, LLVMValueRef v) {
+    LLVMBuildStore(L->b, LLVMBuildFAdd(L->b, load_f64(L, p), v, ""), p);
+}
+
+/* The loops over the rows and the channel's hw values of a batchnorm: xp
+   and yp (or gp) point at the row's values of channel c. */
+typedef struct BnLoop {
+    LlLoop r, k;
+    LLVMValueRef at; /* (r C + c) hw + k */
+    LLVMValueRef xat; /* the same in the input (row r % B when it is stored once) */
+} BnLoop;
+
+static void bn_open(Ll *L, BnLoop *q, LLVMValueRef rows, LLVMValueRef c, long long C, long long hw, int once,
+                    const char *what) {
+    ll_loop_open(L, &q->r, ll_i64(L, 0), rows, 1, arena_printf(L->a, "%s.r", what));
+    ll_loop_open(L, &q->k, ll_i64(L, 0), ll_i64(L, hw), 1, arena_printf(L->a, "%s.k", what));
+    q->at = add(L, mul(L, add(L, mul(L, q->r.iv, C), c), hw), q->k.iv);
+    LLVMValueRef xr = once ? LLVMBuildSRem(L->b, q->r.iv, L->B, "") : q->r.iv;
+    q->xat = add(L, mul(L, add(L, mul(L, xr, C), c), hw), q->k.iv);
+}
+
+static void bn_close(Ll *L, BnLoop *q) {
+    ll_loop_close(L, &q->k);
+    ll_loop_close(L, &q->r);
+}
+
+/* At inference (and in eval mode) y = x a + (beta - mean a), a = gamma /
+   sqrt(var + eps), per channel; an input stored once (the same at every
+   step) is read for every step. Training normalizes with the statistics of
+   the batch over all steps, in double, keeps the mean and 1/std for the
+   backward and updates the running statistics (momentum 0.1, the unbiased
+   variance): the C target's cp_batchnorm_channel, operation for
+   operation. */
 void ll_batchnorm_fwd(TargetEmitter *em, const IrPlan *P, int i) {
     Ll *L = em;
     const IrNode *x = node(L, i);
-    int in = x->in[0];
+    int in = x->in[0], train = P == &L->g->trainp;
     long long C = x->shape.d[0], hw = shape_count(&x->shape) / C;
     ll_kernel_open(L, P, i, 1);
     LLVMValueRef gamma = ll_param(L, x->param[0]), beta = ll_param(L, x->param[1]);
@@ -229,24 +372,119 @@ void ll_batchnorm_fwd(TargetEmitter *em, const IrPlan *P, int i) {
     LLVMValueRef steps = LLVMBuildSExt(L->b, LLVMBuildNSWSub(L->b, ll_to(L), ll_from(L), ""), L->i64, "");
     LLVMValueRef rows = LLVMBuildNSWMul(L->b, steps, L->B, ll_name(L, "rows"));
     LLVMValueRef xw = ll_at(L, in, ll_from(L), "x"), yw = ll_at(L, i, ll_from(L), "y");
+    LLVMValueRef s = LLVMBuildAlloca(L->b, L->f64, ll_name(L, "sum")), qs = LLVMBuildAlloca(L->b, L->f64, ll_name(L, "sq"));
     int once = P->at[in].inv && !P->at[i].inv;
-    LlLoop c, r, k;
+    LlLoop c;
+    BnLoop q;
     ll_loop_open(L, &c, ll_i64(L, 0), ll_i64(L, C), 1, "c");
+    LLVMValueRef g = ll_load(L, ll_off(L, gamma, c.iv, NULL), 1, "gamma");
+    LLVMValueRef bt = ll_load(L, ll_off(L, beta, c.iv, NULL), 1, "beta");
+    LlIf f;
+    if (train)
+        ll_if(L, &f, LLVMBuildICmp(L->b, LLVMIntEQ, ll_flag(L), ll_i32(L, 0), ""), "eval", 1);
     LLVMValueRef var = ll_load(L, ll_off(L, rvar, c.iv, NULL), 1, NULL);
     LLVMValueRef sd = ll_call_math(L, "llvm.sqrt", LLVMBuildFAdd(L->b, var, ll_flt(L, x->fval, 1), ""), NULL, 1);
-    LLVMValueRef a = LLVMBuildFDiv(L->b, ll_load(L, ll_off(L, gamma, c.iv, NULL), 1, NULL), sd, ll_name(L, "a"));
-    LLVMValueRef shift = LLVMBuildFSub(L->b, ll_load(L, ll_off(L, beta, c.iv, NULL), 1, NULL),
-                                       LLVMBuildFMul(L->b, ll_load(L, ll_off(L, rmean, c.iv, NULL), 1, NULL), a, ""),
+    LLVMValueRef a = LLVMBuildFDiv(L->b, g, sd, ll_name(L, "a"));
+    LLVMValueRef shift = LLVMBuildFSub(L->b, bt, LLVMBuildFMul(L->b, ll_load(L, ll_off(L, rmean, c.iv, NULL), 1, NULL), a, ""),
                                        ll_name(L, "shift"));
-    ll_loop_open(L, &r, ll_i64(L, 0), rows, 1, "r");
-    LLVMValueRef xr = once ? LLVMBuildSRem(L->b, r.iv, L->B, "") : r.iv;
-    LLVMValueRef xp = ll_off(L, xw, mul(L, add(L, mul(L, xr, C), c.iv), hw), "xp");
-    LLVMValueRef yp = ll_off(L, yw, mul(L, add(L, mul(L, r.iv, C), c.iv), hw), "yp");
-    ll_loop_open(L, &k, ll_i64(L, 0), ll_i64(L, hw), 1, "k");
-    LLVMValueRef v = LLVMBuildFMul(L->b, ll_load(L, ll_off(L, xp, k.iv, NULL), 1, NULL), a, "");
-    ll_store(L, LLVMBuildFAdd(L->b, v, shift, ""), ll_off(L, yp, k.iv, NULL));
-    ll_loop_close(L, &k);
-    ll_loop_close(L, &r);
+    bn_open(L, &q, rows, c.iv, C, hw, once, "y");
+    LLVMValueRef v = LLVMBuildFMul(L->b, ll_load(L, ll_off(L, xw, q.xat, NULL), 1, NULL), a, "");
+    ll_store(L, LLVMBuildFAdd(L->b, v, shift, ""), ll_off(L, yw, q.at, NULL));
+    bn_close(L, &q);
+    if (train) {
+        ll_else(L, &f);
+        LLVMValueRef cnt = LLVMBuildFMul(L->b, LLVMBuildSIToFP(L->b, rows, L->f64, ""), dbl(L, (double)hw), ll_name(L, "cnt"));
+        LLVMBuildStore(L->b, dbl(L, 0.0), s);
+        LLVMBuildStore(L->b, dbl(L, 0.0), qs);
+        bn_open(L, &q, rows, c.iv, C, hw, once, "mean");
+        add_to(L, s, LLVMBuildFPExt(L->b, ll_load(L, ll_off(L, xw, q.xat, NULL), 1, NULL), L->f64, ""));
+        bn_close(L, &q);
+        LLVMValueRef m = LLVMBuildFPTrunc(L->b, LLVMBuildFDiv(L->b, load_f64(L, s), cnt, ""), L->f32, ll_name(L, "m"));
+        LLVMValueRef md = LLVMBuildFPExt(L->b, m, L->f64, "");
+        bn_open(L, &q, rows, c.iv, C, hw, once, "var");
+        LLVMValueRef dv = LLVMBuildFSub(L->b, LLVMBuildFPExt(L->b, ll_load(L, ll_off(L, xw, q.xat, NULL), 1, NULL), L->f64, ""),
+                                        md, "");
+        add_to(L, qs, LLVMBuildFMul(L->b, dv, dv, ""));
+        bn_close(L, &q);
+        LLVMValueRef qv = load_f64(L, qs);
+        LLVMValueRef eps = LLVMBuildFPExt(L->b, ll_flt(L, x->fval, 1), L->f64, "");
+        LLVMValueRef sq = sqrt_f64(L, LLVMBuildFAdd(L->b, LLVMBuildFDiv(L->b, qv, cnt, ""), eps, ""));
+        LLVMValueRef is = LLVMBuildFPTrunc(L->b, LLVMBuildFDiv(L->b, dbl(L, 1.0), sq, ""), L->f32, ll_name(L, "istd"));
+        ll_store(L, m, ll_off(L, ll_plan(L, P->at[i].stat, "mean"), c.iv, NULL));
+        ll_store(L, is, ll_off(L, ll_plan(L, P->at[i].stat + C, "istd"), c.iv, NULL));
+        bn_open(L, &q, rows, c.iv, C, hw, once, "norm");
+        LLVMValueRef xh = LLVMBuildFMul(L->b, LLVMBuildFSub(L->b, ll_load(L, ll_off(L, xw, q.xat, NULL), 1, NULL), m, ""), is, "");
+        ll_store(L, LLVMBuildFAdd(L->b, LLVMBuildFMul(L->b, xh, g, ""), bt, ""), ll_off(L, yw, q.at, NULL));
+        bn_close(L, &q);
+        LLVMValueRef rm = ll_off(L, rmean, c.iv, NULL), rv = ll_off(L, rvar, c.iv, NULL);
+        ll_store(L, LLVMBuildFAdd(L->b, LLVMBuildFMul(L->b, ll_flt(L, 0.9f, 1), ll_load(L, rm, 1, NULL), ""),
+                                  LLVMBuildFMul(L->b, ll_flt(L, 0.1f, 1), m, ""), ""), rm);
+        LLVMValueRef unbiased;
+        if (P->at[in].inv) { /* T equal steps stored once: the variance counts all T copies */
+            double T = L->g->timesteps;
+            unbiased = LLVMBuildFDiv(L->b, LLVMBuildFMul(L->b, dbl(L, T), qv, ""),
+                                     LLVMBuildFSub(L->b, LLVMBuildFMul(L->b, dbl(L, T), cnt, ""), dbl(L, 1.0), ""), "");
+        } else
+            unbiased = LLVMBuildSelect(L->b, LLVMBuildFCmp(L->b, LLVMRealOGT, cnt, dbl(L, 1.0), ""),
+                                       LLVMBuildFDiv(L->b, qv, LLVMBuildFSub(L->b, cnt, dbl(L, 1.0), ""), ""), qv, "");
+        unbiased = LLVMBuildFPTrunc(L->b, unbiased, L->f32, "");
+        ll_store(L, LLVMBuildFAdd(L->b, LLVMBuildFMul(L->b, ll_flt(L, 0.9f, 1), ll_load(L, rv, 1, NULL), ""),
+                                  LLVMBuildFMul(L->b, ll_flt(L, 0.1f, 1), unbiased, ""), ""), rv);
+        ll_endif(L, &f);
+    }
+    ll_loop_close(L, &c);
+    ll_kernel_close(L);
+}
+
+/* dgamma and dbeta get the channel's sums (in double, rows in order); when
+   the input needs its gradient and dx asks for it, gx += gamma is (g -
+   mean(g) - xhat mean(g xhat)): cp_batchnorm_channel_bwd's operations. */
+void ll_batchnorm_bwd(TargetEmitter *em, const IrPlan *P, int i) {
+    Ll *L = em;
+    const IrNode *x = node(L, i);
+    int in = x->in[0];
+    long long C = x->shape.d[0], hw = shape_count(&x->shape) / C;
+    ll_kernel_open(L, P, i, 0);
+    LLVMValueRef gamma = ll_param(L, x->param[0]);
+    LLVMValueRef dgamma = ll_param_grad(L, x->param[0]), dbeta = ll_param_grad(L, x->param[1]);
+    LLVMValueRef mean = ll_plan(L, P->at[i].stat, "mean"), istd = ll_plan(L, P->at[i].stat + C, "istd");
+    LLVMValueRef steps = LLVMBuildSExt(L->b, LLVMBuildNSWSub(L->b, ll_to(L), ll_from(L), ""), L->i64, "");
+    LLVMValueRef rows = LLVMBuildNSWMul(L->b, steps, L->B, ll_name(L, "rows"));
+    LLVMValueRef xw = ll_at(L, in, ll_from(L), "x"), gy = ll_grad_at(L, i, ll_from(L), "gy");
+    LLVMValueRef sg = LLVMBuildAlloca(L->b, L->f64, ll_name(L, "sg")), sgx = LLVMBuildAlloca(L->b, L->f64, ll_name(L, "sgx"));
+    LLVMValueRef cnt = LLVMBuildFMul(L->b, LLVMBuildSIToFP(L->b, rows, L->f64, ""), dbl(L, (double)hw), ll_name(L, "cnt"));
+    LlLoop c;
+    BnLoop q;
+    ll_loop_open(L, &c, ll_i64(L, 0), ll_i64(L, C), 1, "c");
+    LLVMValueRef m = ll_load(L, ll_off(L, mean, c.iv, NULL), 1, "m"), is = ll_load(L, ll_off(L, istd, c.iv, NULL), 1, "is");
+    LLVMBuildStore(L->b, dbl(L, 0.0), sg);
+    LLVMBuildStore(L->b, dbl(L, 0.0), sgx);
+    bn_open(L, &q, rows, c.iv, C, hw, 0, "sums");
+    LLVMValueRef g = ll_load(L, ll_off(L, gy, q.at, NULL), 1, "g");
+    LLVMValueRef xh = LLVMBuildFMul(L->b, LLVMBuildFSub(L->b, ll_load(L, ll_off(L, xw, q.at, NULL), 1, NULL), m, ""), is, "");
+    LLVMValueRef gd = LLVMBuildFPExt(L->b, g, L->f64, "");
+    add_to(L, sg, gd);
+    add_to(L, sgx, LLVMBuildFMul(L->b, gd, LLVMBuildFPExt(L->b, xh, L->f64, ""), ""));
+    bn_close(L, &q);
+    LLVMValueRef dg = ll_off(L, dgamma, c.iv, NULL), db = ll_off(L, dbeta, c.iv, NULL);
+    ll_store(L, LLVMBuildFAdd(L->b, ll_load(L, dg, 1, NULL), LLVMBuildFPTrunc(L->b, load_f64(L, sgx), L->f32, ""), ""), dg);
+    ll_store(L, LLVMBuildFAdd(L->b, ll_load(L, db, 1, NULL), LLVMBuildFPTrunc(L->b, load_f64(L, sg), L->f32, ""), ""), db);
+    if (P->at[in].needgrad) {
+        LlIf f;
+        ll_if(L, &f, LLVMBuildICmp(L->b, LLVMIntNE, ll_flag(L), ll_i32(L, 0), ""), "dx", 0);
+        LLVMValueRef gx = ll_grad_at(L, in, ll_from(L), "gx");
+        LLVMValueRef k1 = LLVMBuildFMul(L->b, ll_load(L, ll_off(L, gamma, c.iv, NULL), 1, NULL), is, ll_name(L, "k1"));
+        LLVMValueRef k2 = LLVMBuildFPTrunc(L->b, LLVMBuildFDiv(L->b, load_f64(L, sg), cnt, ""), L->f32, ll_name(L, "k2"));
+        LLVMValueRef k3 = LLVMBuildFPTrunc(L->b, LLVMBuildFDiv(L->b, load_f64(L, sgx), cnt, ""), L->f32, ll_name(L, "k3"));
+        bn_open(L, &q, rows, c.iv, C, hw, 0, "gx");
+        LLVMValueRef xh1 = LLVMBuildFMul(L->b, LLVMBuildFSub(L->b, ll_load(L, ll_off(L, xw, q.at, NULL), 1, NULL), m, ""), is, "");
+        LLVMValueRef t = LLVMBuildFSub(L->b, LLVMBuildFSub(L->b, ll_load(L, ll_off(L, gy, q.at, NULL), 1, NULL), k2, ""),
+                                       LLVMBuildFMul(L->b, xh1, k3, ""), "");
+        LLVMValueRef at = ll_off(L, gx, q.at, NULL);
+        ll_store(L, LLVMBuildFAdd(L->b, ll_load(L, at, 1, NULL), LLVMBuildFMul(L->b, k1, t, ""), ""), at);
+        bn_close(L, &q);
+        ll_endif(L, &f);
+    }
     ll_loop_close(L, &c);
     ll_kernel_close(L);
 }

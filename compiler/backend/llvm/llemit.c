@@ -472,6 +472,18 @@ void ll_eltwise_fwd(TargetEmitter *em, const IrPlan *P, int i) {
                                          : LLVMBuildFMul(L->b, av, ll_flt(L, x->fval, 1), "");
         ll_store(L, v, ll_off(L, y, j.iv, NULL));
         ll_loop_close(L, &j);
+    } else if (x->op == IR_DROPOUT && ll_train(L)) { /* training: the mask, the same at every step */
+        LlIf f;
+        ll_if(L, &f, LLVMBuildICmp(L->b, LLVMIntNE, ll_flag(L), ll_i32(L, 0), ""), "training", 1);
+        LLVMValueRef m = ll_plan(L, P->at[i].mask, "mask");
+        ll_loop_open(L, &j, ll_i64(L, 0), N, 1, "j");
+        ll_store(L, LLVMBuildFMul(L->b, ll_load(L, ll_off(L, a, j.iv, NULL), 1, NULL),
+                                  ll_load(L, ll_off(L, m, j.iv, NULL), 1, NULL), ""),
+                 ll_off(L, y, j.iv, NULL));
+        ll_loop_close(L, &j);
+        ll_else(L, &f);
+        ll_copy(L, y, a, N);
+        ll_endif(L, &f);
     } else /* identity, and dropout at inference */
         ll_copy(L, y, a, N);
     ll_loop_close(L, &t);
@@ -511,15 +523,15 @@ void ll_delay_fwd(TargetEmitter *em, const IrPlan *P, int i) {
     ll_kernel_close(L);
 }
 
-/* The gradient of add, scale and identity: gy (times the scale) added to
-   each input's that the dx flag asks for (bit k: input k), the steps in
-   ascending order (a gradient stored once sums its steps in order). */
+/* The gradient of add, scale, identity and dropout: gy (times the scale,
+   or dropout's mask) added to each input's that the dx flag asks for (bit
+   k: input k), the steps in ascending order (a gradient stored once sums
+   its steps in order). */
 void ll_eltwise_bwd(TargetEmitter *em, const IrPlan *P, int i) {
     Ll *L = em;
     const IrNode *x = &L->g->nodes.items[i];
-    if (x->op == IR_DROPOUT)
-        ICE("the llvm target has no dropout in training");
     ll_kernel_open(L, P, i, 0);
+    LLVMValueRef m = x->op == IR_DROPOUT ? ll_plan(L, P->at[i].mask, "mask") : NULL;
     LLVMValueRef N = LLVMBuildNSWMul(L->b, L->B, ll_i64(L, shape_count(&x->shape)), ll_name(L, "n"));
     LlLoop t;
     ll_loop_open(L, &t, ll_from(L), ll_to(L), 1, "t");
@@ -530,7 +542,17 @@ void ll_eltwise_bwd(TargetEmitter *em, const IrPlan *P, int i) {
         LlIf want;
         LLVMValueRef bit = LLVMBuildAnd(L->b, ll_flag(L), ll_i32(L, 1 << k), "");
         ll_if(L, &want, LLVMBuildICmp(L->b, LLVMIntNE, bit, ll_i32(L, 0), ""), arena_printf(L->a, "dx%d", k), 0);
-        ll_axpy(L, ll_grad_at(L, x->in[k], t.iv, "gx"), ll_flt(L, x->op == IR_SCALE ? x->fval : 1.0f, 1), gy, N);
+        LLVMValueRef gx = ll_grad_at(L, x->in[k], t.iv, "gx");
+        if (m) {
+            LlLoop j;
+            ll_loop_open(L, &j, ll_i64(L, 0), N, 1, "j");
+            LLVMValueRef prod = LLVMBuildFMul(L->b, ll_load(L, ll_off(L, gy, j.iv, NULL), 1, NULL),
+                                              ll_load(L, ll_off(L, m, j.iv, NULL), 1, NULL), "");
+            LLVMValueRef at = ll_off(L, gx, j.iv, NULL);
+            ll_store(L, LLVMBuildFAdd(L->b, ll_load(L, at, 1, NULL), prod, ""), at);
+            ll_loop_close(L, &j);
+        } else
+            ll_axpy(L, gx, ll_flt(L, x->op == IR_SCALE ? x->fval : 1.0f, 1), gy, N);
         ll_endif(L, &want);
     }
     ll_loop_close(L, &t);

@@ -34,11 +34,11 @@
 #define LL_FWD_DENSE ll_dense_fwd
 #define LL_BWD_DENSE ll_dense_bwd
 #define LL_FWD_CONV2D ll_conv_fwd
-#define LL_BWD_CONV2D NULL
+#define LL_BWD_CONV2D ll_conv_bwd
 #define LL_FWD_MAXPOOL ll_pool_fwd
-#define LL_BWD_MAXPOOL NULL
+#define LL_BWD_MAXPOOL ll_pool_bwd
 #define LL_FWD_AVGPOOL ll_pool_fwd
-#define LL_BWD_AVGPOOL NULL
+#define LL_BWD_AVGPOOL ll_pool_bwd
 #define LL_FWD_FLATTEN NULL
 #define LL_BWD_FLATTEN NULL
 #define LL_FWD_RESHAPE NULL
@@ -48,9 +48,9 @@
 #define LL_FWD_SCALE ll_eltwise_fwd
 #define LL_BWD_SCALE ll_eltwise_bwd
 #define LL_FWD_BATCHNORM ll_batchnorm_fwd
-#define LL_BWD_BATCHNORM NULL
+#define LL_BWD_BATCHNORM ll_batchnorm_bwd
 #define LL_FWD_DROPOUT ll_eltwise_fwd
-#define LL_BWD_DROPOUT NULL
+#define LL_BWD_DROPOUT ll_eltwise_bwd
 #define LL_FWD_IDENTITY ll_eltwise_fwd
 #define LL_BWD_IDENTITY ll_eltwise_bwd
 #define LL_FWD_NEURON ll_neuron_fwd

@@ -14,8 +14,12 @@
  * The workspace is [parameters][their gradients][the plan], each part
  * 16-float aligned; its size is the C target's (the header's
  * TRAIN_WORKSPACE_FLOATS), which is at least what this code uses.
- * Nothing is random: networks with dropout or a spike encoder are refused
- * (llapi.c, target_check), so `first` and `seed` are unused.
+ * Dropout draws its masks as the C target's: element j of the whole batch
+ * (sample first + b) keeps when unit(mix(seed ^ (node << 48) ^ (j
+ * 0x9E3779B97F4A7C15))) >= p, splitmix64's mix and the top 24 bits as the
+ * uniform (capi.c gen_mix), so that both targets draw the same masks.
+ * Spike encoders are not written by this target (target_check refuses
+ * them).
  */
 #include <string.h>
 
@@ -43,6 +47,37 @@ static LLVMValueRef open_train(Ll *L, const char *name, LLVMTypeRef ret, LLVMTyp
     return fn;
 }
 
+static LLVMValueRef u64(Ll *L, unsigned long long v) { return LLVMConstInt(L->i64, v, 0); }
+
+/* splitmix64's step and output function (capi.c gen_mix). */
+static LLVMValueRef mix(Ll *L, LLVMValueRef z) {
+    z = LLVMBuildAdd(L->b, z, u64(L, 0x9E3779B97F4A7C15ULL), "");
+    z = LLVMBuildMul(L->b, LLVMBuildXor(L->b, z, LLVMBuildLShr(L->b, z, u64(L, 30), ""), ""), u64(L, 0xBF58476D1CE4E5B9ULL), "");
+    z = LLVMBuildMul(L->b, LLVMBuildXor(L->b, z, LLVMBuildLShr(L->b, z, u64(L, 27), ""), ""), u64(L, 0x94D049BB133111EBULL), "");
+    return LLVMBuildXor(L->b, z, LLVMBuildLShr(L->b, z, u64(L, 31), ""), "");
+}
+
+/* Dropout node i's mask for the batch, as the samples from `first` on. */
+static void dropout_mask(Ll *L, int i, LLVMValueRef first, LLVMValueRef seed) {
+    const IrNode *x = &L->g->nodes.items[i];
+    float p = x->fval;
+    long long n = count(L, i);
+    L->layer = x->name;
+    LLVMValueRef m = ll_plan(L, L->g->trainp.at[i].mask, "mask");
+    LLVMValueRef j0 = LLVMBuildMul(L->b, first, u64(L, (unsigned long long)n), ll_name(L, "j0"));
+    LLVMValueRef key = LLVMBuildXor(L->b, seed, u64(L, (unsigned long long)i << 48), ll_name(L, "key"));
+    LlLoop j;
+    ll_loop_open(L, &j, ll_i64(L, 0), LLVMBuildNSWMul(L->b, L->B, ll_i64(L, n), ""), 1, "draw");
+    LLVMValueRef h = mix(L, LLVMBuildXor(L->b, key, LLVMBuildMul(L->b, LLVMBuildAdd(L->b, j0, j.iv, ""),
+                                                                u64(L, 0x9E3779B97F4A7C15ULL), ""), ""));
+    LLVMValueRef u = LLVMBuildFMul(L->b, LLVMBuildUIToFP(L->b, LLVMBuildLShr(L->b, h, u64(L, 40), ""), L->f32, ""),
+                                   ll_flt(L, 1.0f / 16777216.0f, 1), ll_name(L, "unit"));
+    LLVMValueRef keep = LLVMBuildFCmp(L->b, LLVMRealOGE, u, ll_flt(L, p, 1), "");
+    ll_store(L, LLVMBuildSelect(L->b, keep, ll_flt(L, 1.0f / (1.0f - p), 1), ll_flt(L, 0.0f, 1), ""),
+             ll_off(L, m, j.iv, NULL));
+    ll_loop_close(L, &j);
+}
+
 static LLVMValueRef gen_forward_at(Ll *L) {
     const IrGraph *g = L->g;
     const IrPlan *P = &g->trainp;
@@ -54,8 +89,15 @@ static LLVMValueRef gen_forward_at(Ll *L) {
     long long steps = P->at[in].inv ? 1 : T;
     ll_copy(L, ll_at(L, in, ll_i32(L, 0), "input"), LLVMGetParam(fn, 3),
             LLVMBuildNSWMul(L->b, L->B, ll_i64(L, steps * count(L, in)), ""));
+    LLVMValueRef is_training = LLVMBuildICmp(L->b, LLVMIntNE, training, ll_i32(L, 0), "");
     for (int i = 0; i < g->nodes.len; i++) {
         const IrNode *x = &g->nodes.items[i];
+        if (!x->dead && x->op == IR_DROPOUT) {
+            LlIf f;
+            ll_if(L, &f, is_training, arena_printf(L->a, "%s.draw", x->name), 0);
+            dropout_mask(L, i, LLVMGetParam(fn, 2), LLVMGetParam(fn, 6));
+            ll_endif(L, &f);
+        }
         if (x->dead || x->op != IR_NEURON)
             continue;
         L->layer = x->name;
