@@ -137,9 +137,7 @@ static void conv_block(Ll *L, const IrNode *x, const ConvDims *d, LLVMValueRef w
     ll_loop_close(L, &b);
 }
 
-void ll_conv_fwd(TargetEmitter *em, const IrPlan *P, int i) {
-    Ll *L = em;
-    const IrNode *x = node(L, i);
+static ConvDims conv_dims(Ll *L, const IrNode *x) {
     const Shape *xs = &node(L, x->in[0])->shape;
     ConvDims d;
     d.C = xs->d[0], d.H = xs->d[1], d.W = xs->d[2];
@@ -147,6 +145,13 @@ void ll_conv_fwd(TargetEmitter *em, const IrPlan *P, int i) {
     d.G = x->groups, d.cg = d.C / d.G, d.og = d.O / d.G;
     d.kh = x->kernel[0], d.kw = x->kernel[1], d.KK = (long long)d.kh * d.kw;
     d.sh = x->stride[0], d.sw = x->stride[1], d.ph = x->pad[0], d.pw = x->pad[1];
+    return d;
+}
+
+void ll_conv_fwd(TargetEmitter *em, const IrPlan *P, int i) {
+    Ll *L = em;
+    const IrNode *x = node(L, i);
+    ConvDims d = conv_dims(L, x);
     /* the blocks' width: CONV_OB, or the group's channels rounded up to a vector */
     long long ON = d.og < CONV_OB ? (d.og + LL_LANES - 1) / LL_LANES * LL_LANES : CONV_OB;
     ll_kernel_open(L, P, i, 1);
@@ -166,74 +171,136 @@ void ll_conv_fwd(TargetEmitter *em, const IrPlan *P, int i) {
     ll_kernel_close(L);
 }
 
-/* The gradients of a convolution, directly: for every output position
-   whose gradient is not zero, db[o] += g, and over the input channels of
-   its group and the taps inside the input, dw += g x and (when dx asks)
-   gx += g w, one value at a time. The C target's im2col products sum the
-   same terms in another order. */
-void ll_conv_bwd(TargetEmitter *em, const IrPlan *P, int i) {
-    Ll *L = em;
-    const IrNode *x = node(L, i);
-    int in = x->in[0];
-    const Shape *xs = &node(L, in)->shape;
-    long long C = xs->d[0], H = xs->d[1], W = xs->d[2], O = x->out, OH = x->shape.d[1], OW = x->shape.d[2];
-    long long cg = C / x->groups, og = O / x->groups, kh = x->kernel[0], kw = x->kernel[1];
-    ll_kernel_open(L, P, i, 0);
+/* The gradients of a convolution, directly, over blocks of up to CONV_OB
+   output channels of a group (as the forward): the block's weights
+   transposed onto the stack, wt[q][j] = w[o0 + j][q] for the taps q = (c,
+   ky, kx), and its weight gradients summed there, dwt[q][j], over all the
+   call's positions, then added to dw. At each output position the block's
+   output gradients g[j] are loaded into vectors; for every tap inside the
+   input, dwt[q] += x g (skipped where the input is zero: a spike that did
+   not fire) and, when dx asks, gx += the sum over j of wt[q][j] g[j]. The
+   C target's im2col products sum the same terms in another order. */
+static void conv_bwd_block(Ll *L, const IrNode *x, const ConvDims *d, long long ON, LLVMValueRef g, long long ob,
+                           long long on, LLVMValueRef wt, LLVMValueRef dwt, LLVMValueRef gvs, LLVMValueRef want) {
+    const int nv = (int)(ON / LL_LANES);
+    const long long ck = d->cg * d->KK;
+    LLVMTypeRef vty = LLVMArrayType(L->vf, (unsigned)nv);
+    LLVMValueRef o0 = add(L, mul(L, g, d->og), ll_i64(L, ob));
     LLVMValueRef w = ll_param(L, x->param[0]), dw = ll_param_grad(L, x->param[0]);
     LLVMValueRef db = x->bias ? ll_param_grad(L, x->param[1]) : NULL;
-    LLVMValueRef want = P->at[in].needgrad ? LLVMBuildICmp(L->b, LLVMIntNE, ll_flag(L), ll_i32(L, 0), ll_name(L, "want.dx"))
-                                           : NULL;
-    LlLoop t, b, o, oy, ox, c, ky, kx;
+    int in = x->in[0], i = (int)(x - L->g->nodes.items);
+    LlLoop j, q, t, b, oy, ox, c, ky, kx;
+    if (on < ON)
+        ll_copy(L, wt, NULL, ll_i64(L, ck * ON));
+    ll_copy(L, dwt, NULL, ll_i64(L, ck * ON));
+    ll_loop_open(L, &j, ll_i64(L, 0), ll_i64(L, on), 1, "pack.o");
+    LLVMValueRef wrow = ll_off(L, w, mul(L, add(L, o0, j.iv), ck), NULL);
+    ll_loop_open(L, &q, ll_i64(L, 0), ll_i64(L, ck), 1, "pack.k");
+    ll_store(L, ll_load(L, ll_off(L, wrow, q.iv, NULL), 1, NULL), ll_off(L, wt, add(L, mul(L, q.iv, ON), j.iv), NULL));
+    ll_loop_close(L, &q);
+    ll_loop_close(L, &j);
     ll_loop_open(L, &t, ll_from(L), ll_to(L), 1, "t");
     LLVMValueRef xt = ll_at(L, in, t.iv, "x"), gyt = ll_grad_at(L, i, t.iv, "gy");
     LLVMValueRef gxt = want ? ll_grad_at(L, in, t.iv, "gx") : NULL;
     ll_loop_open(L, &b, ll_i64(L, 0), L->B, 1, "b");
-    ll_loop_open(L, &o, ll_i64(L, 0), ll_i64(L, O), 1, "o");
-    /* the first input channel of o's group, in sample b */
-    LLVMValueRef c0 = add(L, mul(L, b.iv, C), mul(L, LLVMBuildSDiv(L->b, o.iv, ll_i64(L, og), ""), cg));
-    LLVMValueRef gyo = ll_off(L, gyt, mul(L, add(L, mul(L, b.iv, O), o.iv), OH * OW), "gyo");
-    ll_loop_open(L, &oy, ll_i64(L, 0), ll_i64(L, OH), 1, "oy");
-    LLVMValueRef iy0 = LLVMBuildNSWSub(L->b, mul(L, oy.iv, x->stride[0]), ll_i64(L, x->pad[0]), ll_name(L, "iy0"));
+    LLVMValueRef xb = mul(L, add(L, mul(L, b.iv, d->C), mul(L, g, d->cg)), d->H * d->W);
+    LLVMValueRef gyb = ll_off(L, gyt, mul(L, add(L, mul(L, b.iv, d->O), o0), d->OH * d->OW), "gyb");
+    ll_loop_open(L, &oy, ll_i64(L, 0), ll_i64(L, d->OH), 1, "oy");
+    LLVMValueRef iy0 = LLVMBuildNSWSub(L->b, mul(L, oy.iv, d->sh), ll_i64(L, d->ph), ll_name(L, "iy0"));
     LLVMValueRef kylo, kyhi, kxlo, kxhi;
-    taps(L, iy0, kh, H, &kylo, &kyhi);
-    ll_loop_open(L, &ox, ll_i64(L, 0), ll_i64(L, OW), 1, "ox");
-    LLVMValueRef ix0 = LLVMBuildNSWSub(L->b, mul(L, ox.iv, x->stride[1]), ll_i64(L, x->pad[1]), ll_name(L, "ix0"));
-    taps(L, ix0, kw, W, &kxlo, &kxhi);
-    LLVMValueRef g = ll_load(L, ll_off(L, gyo, add(L, mul(L, oy.iv, OW), ox.iv), NULL), 1, "g");
-    LlIf nz;
-    ll_if(L, &nz, LLVMBuildFCmp(L->b, LLVMRealUNE, g, ll_flt(L, 0.0f, 1), ""), "nonzero", 0);
-    if (db) {
-        LLVMValueRef at = ll_off(L, db, o.iv, NULL);
-        ll_store(L, LLVMBuildFAdd(L->b, ll_load(L, at, 1, NULL), g, ""), at);
+    taps(L, iy0, d->kh, d->H, &kylo, &kyhi);
+    ll_loop_open(L, &ox, ll_i64(L, 0), ll_i64(L, d->OW), 1, "ox");
+    LLVMValueRef ix0 = LLVMBuildNSWSub(L->b, mul(L, ox.iv, d->sw), ll_i64(L, d->pw), ll_name(L, "ix0"));
+    taps(L, ix0, d->kw, d->W, &kxlo, &kxhi);
+    /* the block's output gradients at this position, channel o at gyb + o OH OW */
+    LLVMValueRef gp = ll_off(L, gyb, add(L, mul(L, oy.iv, d->OW), ox.iv), "gp");
+    LLVMValueRef gv[CONV_OB / LL_LANES];
+    for (int v = 0; v < nv; v++) {
+        LLVMValueRef e = ll_flt(L, 0.0f, LL_LANES);
+        for (int k = 0; k < LL_LANES && v * LL_LANES + k < on; k++)
+            e = LLVMBuildInsertElement(L->b, e, ll_load(L, ll_off(L, gp, ll_i64(L, (v * LL_LANES + k) * d->OH * d->OW), NULL),
+                                                        1, NULL), ll_i32(L, k), "");
+        gv[v] = e;
+        ll_store(L, e, vec_at(L, vty, gvs, v));
     }
-    ll_loop_open(L, &c, ll_i64(L, 0), ll_i64(L, cg), 1, "c");
-    LLVMValueRef wc = mul(L, add(L, mul(L, o.iv, cg), c.iv), kh * kw);
-    LLVMValueRef xc = mul(L, add(L, c0, c.iv), H * W);
+    ll_loop_open(L, &c, ll_i64(L, 0), ll_i64(L, d->cg), 1, "c");
+    LLVMValueRef xc = add(L, xb, mul(L, c.iv, d->H * d->W));
     ll_loop_open(L, &ky, kylo, kyhi, 1, "ky");
-    LLVMValueRef xrow = add(L, xc, add(L, mul(L, add(L, iy0, ky.iv), W), ix0));
-    LLVMValueRef wrow = add(L, wc, mul(L, ky.iv, kw));
+    LLVMValueRef xrow = add(L, xc, add(L, mul(L, add(L, iy0, ky.iv), d->W), ix0));
+    LLVMValueRef qrow = add(L, mul(L, c.iv, d->KK), mul(L, ky.iv, d->kw));
     ll_loop_open(L, &kx, kxlo, kxhi, 1, "kx");
-    LLVMValueRef xi = add(L, xrow, kx.iv), wi = add(L, wrow, kx.iv);
-    LLVMValueRef dwp = ll_off(L, dw, wi, NULL);
-    LLVMValueRef prod = LLVMBuildFMul(L->b, g, ll_load(L, ll_off(L, xt, xi, NULL), 1, NULL), "");
-    ll_store(L, LLVMBuildFAdd(L->b, ll_load(L, dwp, 1, NULL), prod, ""), dwp);
+    LLVMValueRef xi = add(L, xrow, kx.iv);
+    LLVMValueRef qo = mul(L, add(L, qrow, kx.iv), ON);
+    LLVMValueRef xv = ll_load(L, ll_off(L, xt, xi, NULL), 1, "xv");
+    LlIf nz;
+    ll_if(L, &nz, LLVMBuildFCmp(L->b, LLVMRealUNE, xv, ll_flt(L, 0.0f, 1), ""), "event", 0);
+    LLVMValueRef xs = ll_splat(L, xv, LL_LANES);
+    for (int v = 0; v < nv; v++) {
+        LLVMValueRef at = ll_off(L, dwt, add(L, qo, ll_i64(L, v * LL_LANES)), NULL);
+        LLVMValueRef prod = LLVMBuildFMul(L->b, xs, ll_load(L, vec_at(L, vty, gvs, v), LL_LANES, NULL), "");
+        ll_store(L, LLVMBuildFAdd(L->b, ll_load(L, at, LL_LANES, NULL), prod, ""), at);
+    }
+    ll_endif(L, &nz);
     if (want) {
         LlIf f;
         ll_if(L, &f, want, "dx", 0);
-        LLVMValueRef gxp = ll_off(L, gxt, xi, NULL);
-        prod = LLVMBuildFMul(L->b, g, ll_load(L, ll_off(L, w, wi, NULL), 1, NULL), "");
-        ll_store(L, LLVMBuildFAdd(L->b, ll_load(L, gxp, 1, NULL), prod, ""), gxp);
+        LLVMValueRef sum = NULL;
+        for (int v = 0; v < nv; v++) {
+            LLVMValueRef wv = ll_load(L, ll_off(L, wt, add(L, qo, ll_i64(L, v * LL_LANES)), NULL), LL_LANES, NULL);
+            LLVMValueRef prod = LLVMBuildFMul(L->b, wv, ll_load(L, vec_at(L, vty, gvs, v), LL_LANES, NULL), "");
+            sum = sum ? LLVMBuildFAdd(L->b, sum, prod, "") : prod;
+        }
+        LLVMValueRef r = LLVMBuildExtractElement(L->b, sum, ll_i32(L, 0), "");
+        for (int k = 1; k < LL_LANES; k++)
+            r = LLVMBuildFAdd(L->b, r, LLVMBuildExtractElement(L->b, sum, ll_i32(L, k), ""), "");
+        LLVMValueRef at = ll_off(L, gxt, xi, NULL);
+        ll_store(L, LLVMBuildFAdd(L->b, ll_load(L, at, 1, NULL), r, ""), at);
         ll_endif(L, &f);
     }
     ll_loop_close(L, &kx);
     ll_loop_close(L, &ky);
     ll_loop_close(L, &c);
-    ll_endif(L, &nz);
+    if (db)
+        for (int k = 0; k < on && k < ON; k++) {
+            LLVMValueRef at = ll_off(L, db, add(L, o0, ll_i64(L, k)), NULL);
+            ll_store(L, LLVMBuildFAdd(L->b, ll_load(L, at, 1, NULL),
+                                      LLVMBuildExtractElement(L->b, gv[k / LL_LANES], ll_i32(L, k % LL_LANES), ""), ""),
+                     at);
+        }
     ll_loop_close(L, &ox);
     ll_loop_close(L, &oy);
-    ll_loop_close(L, &o);
     ll_loop_close(L, &b);
     ll_loop_close(L, &t);
+    /* dw[o0 + j][q] += dwt[q][j] */
+    ll_loop_open(L, &j, ll_i64(L, 0), ll_i64(L, on), 1, "dw.o");
+    LLVMValueRef drow = ll_off(L, dw, mul(L, add(L, o0, j.iv), ck), NULL);
+    ll_loop_open(L, &q, ll_i64(L, 0), ll_i64(L, ck), 1, "dw.k");
+    LLVMValueRef at = ll_off(L, drow, q.iv, NULL);
+    ll_store(L, LLVMBuildFAdd(L->b, ll_load(L, at, 1, NULL),
+                              ll_load(L, ll_off(L, dwt, add(L, mul(L, q.iv, ON), j.iv), NULL), 1, NULL), ""), at);
+    ll_loop_close(L, &q);
+    ll_loop_close(L, &j);
+}
+
+void ll_conv_bwd(TargetEmitter *em, const IrPlan *P, int i) {
+    Ll *L = em;
+    const IrNode *x = node(L, i);
+    ConvDims d = conv_dims(L, x);
+    long long ON = d.og < CONV_OB ? (d.og + LL_LANES - 1) / LL_LANES * LL_LANES : CONV_OB;
+    ll_kernel_open(L, P, i, 0);
+    LLVMValueRef wt = LLVMBuildArrayAlloca(L->b, L->f32, ll_i64(L, d.cg * d.KK * ON), ll_name(L, "wt"));
+    LLVMSetAlignment(wt, 64);
+    LLVMValueRef dwt = LLVMBuildArrayAlloca(L->b, L->f32, ll_i64(L, d.cg * d.KK * ON), ll_name(L, "dwt"));
+    LLVMSetAlignment(dwt, 64);
+    LLVMValueRef gvs = LLVMBuildAlloca(L->b, LLVMArrayType(L->vf, (unsigned)(ON / LL_LANES)), ll_name(L, "g"));
+    LLVMValueRef want = P->at[x->in[0]].needgrad
+                            ? LLVMBuildICmp(L->b, LLVMIntNE, ll_flag(L), ll_i32(L, 0), ll_name(L, "want.dx"))
+                            : NULL;
+    LlLoop g;
+    ll_loop_open(L, &g, ll_i64(L, 0), ll_i64(L, d.G), 1, "g");
+    for (long long ob = 0; ob < d.og; ob += ON)
+        conv_bwd_block(L, x, &d, ON, g.iv, ob, d.og - ob < ON ? d.og - ob : ON, wt, dwt, gvs, want);
+    ll_loop_close(L, &g);
     ll_kernel_close(L);
 }
 
