@@ -26,7 +26,10 @@ any timing starts; no evaluation is timed.
   reads. Epoch 1 is the warm-up, epoch 2 is timed; the generated code is
   compiled before epoch 1. snnc runs at each thread count of --threads
   (its --threads option), and its row at a thread count is compared with
-  the peers' rows at the same count.
+  the peers' rows at the same count. --snnc-targets llvm,c,avx512 runs
+  snnc once per target (a row "snnc/TARGET" each; the first is the one the
+  peers are compared with); the llvm target's code runs on one thread, so
+  it runs at 1 only.
 - peers: a child Python process per (framework, threads, variant), with
   OMP/OpenBLAS/MKL thread variables and torch.set_num_threads set to the
   thread count; --warmup steps (5) of warm-up, then one timed repeat of
@@ -357,10 +360,10 @@ def worker(a):
 
 # ---- snnc ----------------------------------------------------------------
 
-def run_snnc(snnc, netkey, a, env, threads):
-    """snnc's default pipeline. (There is no per-step variant: the training
-    code stores values computed from the direct-encoded input once, whether
-    or not the hoist pass ran.)"""
+def run_snnc(snnc, netkey, a, env, threads, target=None):
+    """snnc's default pipeline, with --target `target` when given. (There is
+    no per-step variant: the training code stores values computed from the
+    direct-encoded input once, whether or not the hoist pass ran.)"""
     net = NETS[netkey]
     B, S = net["batch"], a.steps[netkey]
     with tempfile.TemporaryDirectory(prefix="snnc-bench-") as tmp:
@@ -372,6 +375,8 @@ def run_snnc(snnc, netkey, a, env, threads):
         steplog = Path(tmp) / "steps.csv"
         cmd = [snnc, "train", str(src), "--data", a.data, "--train-limit", str(S * B),
                "--test-limit", str(B), "-o", str(out), "--step-log", str(steplog), "--threads", str(threads)]
+        if target:
+            cmd += ["--target", target]
         p = subprocess.run(cmd, env=env, capture_output=True, text=True)
         if p.returncode != 0:
             return dict(error=f"snnc train failed ({p.returncode}): {p.stderr.strip()[-2000:]}"
@@ -454,6 +459,9 @@ def main():
                     help="folder with snntorch and spikingjelly (scripts/install-test-peers.sh)")
     ap.add_argument("--nets", default="mlp,conv")
     ap.add_argument("--frameworks", default="snnc,snntorch,spikingjelly")
+    ap.add_argument("--snnc-targets", default="",
+                    help="snnc's targets, each a row 'snnc/TARGET' (default: the one snnc train picks); "
+                         "snnc/peer compares the first; llvm runs one thread, so only at 1")
     ap.add_argument("--variants", default="per-step,hoisted", help="peer model variants")
     ap.add_argument("--threads", default="1,2", help="thread counts for the peers")
     ap.add_argument("--steps-mlp", type=int, default=NETS["mlp"]["steps"], help="optimizer steps per repeat")
@@ -535,7 +543,9 @@ def main():
         # configurations: (framework, threads, variant); snnc's default pipeline first
         configs = []
         if snnc:
-            configs += [("snnc", nt, "hoisted") for nt in threads]
+            targets = [t for t in a.snnc_targets.split(",") if t] or [None]
+            configs += [("snnc/" + t if t else "snnc", nt, "hoisted") for t in targets for nt in threads
+                        if t != "llvm" or nt == 1]
         configs += [(fw, nt, v) for fw in fws if fw != "snnc" for nt in threads for v in variants]
         got = {c: None for c in configs}
         for rnd in range(a.rounds):
@@ -546,8 +556,8 @@ def main():
                 fw, nt, v = c
                 if got[c] == "failed":
                     continue
-                if fw == "snnc":
-                    r = run_snnc(snnc, n, a, env_for(nt), nt)
+                if fw.startswith("snnc"):
+                    r = run_snnc(snnc, n, a, env_for(nt), nt, fw[5:] or None)
                 else:
                     cmd = [a.python, str(Path(__file__).resolve()), "--worker", "--framework", fw, "--net", n,
                            "--variant", v, "--steps", str(S), "--repeats", "1", "--warmup", str(a.warmup),
@@ -579,7 +589,8 @@ def main():
         rows = [(fw, nt, v, got[(fw, nt, v)])
                 for fw, nt, v in configs if isinstance(got[(fw, nt, v)], dict)]
         results[n] = rows
-        snnc_at = {nt: statistics.median(r["rates"]) for fw, nt, _, r in rows if fw == "snnc"}
+        first = next((fw for fw, _, _, _ in rows if fw.startswith("snnc")), None)
+        snnc_at = {nt: statistics.median(r["rates"]) for fw, nt, _, r in rows if fw == first}
         print()
         print(f"{'framework':<13}{'threads':>7}  {'variant':<9}{'samples/s':>10}{'min':>8}{'max':>8}"
               f"{'GFLOP/s':>9}{'GFLOP/s':>9}{'snnc/peer':>10}{'cpu/wall':>9}  loss at step")
@@ -589,7 +600,7 @@ def main():
             med = statistics.median(r["rates"])
             steps_s = med / B
             done = hoisted if v == "hoisted" else nominal
-            ratio = "" if fw == "snnc" or nt not in snnc_at else f"{snnc_at[nt] / med:9.2f}x"
+            ratio = "" if fw == first or nt not in snnc_at else f"{snnc_at[nt] / med:9.2f}x"
             thr = str(nt)
             cpu = f"{statistics.median(r['cpu_all']):9.2f}" if r.get("cpu_all") else ""
             print(f"{fw:<13}{thr:>7}  {v:<9}{fmt_rate(med):>10}{fmt_rate(min(r['rates'])):>8}"

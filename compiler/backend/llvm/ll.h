@@ -2,10 +2,10 @@
  * ll.h: what the parts of the llvm target share (docs/targets.md).
  *
  * The target builds LLVM IR through LLVM's C API (LLVM-C, LLVM 16) over
- * the same memory plans as the portable C target: the same workspace
- * layout, the same offsets, the same public functions, so that the header
- * of the C target (capi_header) describes its code and snnc loads it into
- * the same LoadedModel. Its parts:
+ * the same memory plans as the portable C target, inference and training:
+ * the same workspace layouts, the same offsets, the same public functions,
+ * so that the header of the C target (capi_header) describes its code and
+ * snnc loads it into the same LoadedModel. Its parts:
  *   llemit.c   the builder's helpers (constants, loops, addresses in the
  *              plan), the kernels of the synaptic and elementwise ops;
  *   llconv.c   the kernels of conv2d, the pools and batchnorm;
@@ -17,7 +17,9 @@
  *              the code into snnc.
  * Only this folder includes LLVM's headers.
  *
- * The arithmetic is the C target's --math exact, operation for operation:
+ * The arithmetic is the C target's --math exact, operation for operation
+ * (the backward kernels of dense layers and convolutions sum their
+ * gradients in another order than the C target's products):
  * products multiply then add in k order (no fused multiply-add: LLVM
  * contracts nothing without the `contract` flag), neuron programs call the
  * C library's expf, logf, tanhf, powf, fminf and fmaxf, so spikes and
@@ -26,7 +28,8 @@
  * runtime/snnrt_math.inc, on whole vectors (llmath.c).
  *
  * Every value and block is named after its layer ("h1.t", "h1.body"); every
- * kernel is a function <net>_fwd<node> with the node's source line in its
+ * kernel is a function <net>_fwd<node> (training: <net>_train_fwd<node>
+ * and <net>_train_bwd<node>) with the node's source line in its
  * !snnc.node metadata, so that the module's text reads like the C target's.
  */
 #ifndef SNNC_LL_H

@@ -9,7 +9,8 @@
  *     schedule computing the chunk's steps before the next starts
  *     (recurrent groups step by step), then the readout;
  *   - <net>_probe points at the recorded values of the last step;
- *   - <net>_workspace_floats and <net>_params, as the header declares.
+ *   - <net>_workspace_floats and <net>_params, as the header declares;
+ *   - with g->train, the training API (lltrain.c).
  * The header is the C target's (capi_header), without the weight loader:
  * the caller (snnc itself, or a program with the header) fills the
  * parameters at the offsets of <net>_params.

@@ -218,8 +218,9 @@ static void conv_bwd_block(Ll *L, const IrNode *x, const ConvDims *d, long long 
     for (int v = 0; v < nv; v++) {
         LLVMValueRef e = ll_flt(L, 0.0f, LL_LANES);
         for (int k = 0; k < LL_LANES && v * LL_LANES + k < on; k++)
-            e = LLVMBuildInsertElement(L->b, e, ll_load(L, ll_off(L, gp, ll_i64(L, (v * LL_LANES + k) * d->OH * d->OW), NULL),
-                                                        1, NULL), ll_i32(L, k), "");
+            e = LLVMBuildInsertElement(
+                L->b, e, ll_load(L, ll_off(L, gp, ll_i64(L, (v * LL_LANES + k) * d->OH * d->OW), NULL), 1, NULL),
+                ll_i32(L, k), "");
         gv[v] = e;
         ll_store(L, e, vec_at(L, vty, gvs, v));
     }
@@ -399,8 +400,9 @@ static void add_to(Ll *L, LLVMValueRef p, LLVMValueRef v) {
     LLVMBuildStore(L->b, LLVMBuildFAdd(L->b, load_f64(L, p), v, ""), p);
 }
 
-/* The loops over the rows and the channel's hw values of a batchnorm: xp
-   and yp (or gp) point at the row's values of channel c. */
+/* The loops over the rows and the hw values of channel c of a batchnorm,
+   and the index of value (r, c, k) in the output (or its gradient) and in
+   the input. */
 typedef struct BnLoop {
     LlLoop r, k;
     LLVMValueRef at; /* (r C + c) hw + k */
@@ -452,15 +454,16 @@ void ll_batchnorm_fwd(TargetEmitter *em, const IrPlan *P, int i) {
     LLVMValueRef var = ll_load(L, ll_off(L, rvar, c.iv, NULL), 1, NULL);
     LLVMValueRef sd = ll_call_math(L, "llvm.sqrt", LLVMBuildFAdd(L->b, var, ll_flt(L, x->fval, 1), ""), NULL, 1);
     LLVMValueRef a = LLVMBuildFDiv(L->b, g, sd, ll_name(L, "a"));
-    LLVMValueRef shift = LLVMBuildFSub(L->b, bt, LLVMBuildFMul(L->b, ll_load(L, ll_off(L, rmean, c.iv, NULL), 1, NULL), a, ""),
-                                       ll_name(L, "shift"));
+    LLVMValueRef shift = LLVMBuildFSub(
+        L->b, bt, LLVMBuildFMul(L->b, ll_load(L, ll_off(L, rmean, c.iv, NULL), 1, NULL), a, ""), ll_name(L, "shift"));
     bn_open(L, &q, rows, c.iv, C, hw, once, "y");
     LLVMValueRef v = LLVMBuildFMul(L->b, ll_load(L, ll_off(L, xw, q.xat, NULL), 1, NULL), a, "");
     ll_store(L, LLVMBuildFAdd(L->b, v, shift, ""), ll_off(L, yw, q.at, NULL));
     bn_close(L, &q);
     if (train) {
         ll_else(L, &f);
-        LLVMValueRef cnt = LLVMBuildFMul(L->b, LLVMBuildSIToFP(L->b, rows, L->f64, ""), dbl(L, (double)hw), ll_name(L, "cnt"));
+        LLVMValueRef cnt =
+            LLVMBuildFMul(L->b, LLVMBuildSIToFP(L->b, rows, L->f64, ""), dbl(L, (double)hw), ll_name(L, "cnt"));
         LLVMBuildStore(L->b, dbl(L, 0.0), s);
         LLVMBuildStore(L->b, dbl(L, 0.0), qs);
         bn_open(L, &q, rows, c.iv, C, hw, once, "mean");
@@ -469,8 +472,8 @@ void ll_batchnorm_fwd(TargetEmitter *em, const IrPlan *P, int i) {
         LLVMValueRef m = LLVMBuildFPTrunc(L->b, LLVMBuildFDiv(L->b, load_f64(L, s), cnt, ""), L->f32, ll_name(L, "m"));
         LLVMValueRef md = LLVMBuildFPExt(L->b, m, L->f64, "");
         bn_open(L, &q, rows, c.iv, C, hw, once, "var");
-        LLVMValueRef dv = LLVMBuildFSub(L->b, LLVMBuildFPExt(L->b, ll_load(L, ll_off(L, xw, q.xat, NULL), 1, NULL), L->f64, ""),
-                                        md, "");
+        LLVMValueRef dv = LLVMBuildFSub(
+            L->b, LLVMBuildFPExt(L->b, ll_load(L, ll_off(L, xw, q.xat, NULL), 1, NULL), L->f64, ""), md, "");
         add_to(L, qs, LLVMBuildFMul(L->b, dv, dv, ""));
         bn_close(L, &q);
         LLVMValueRef qv = load_f64(L, qs);
@@ -480,7 +483,8 @@ void ll_batchnorm_fwd(TargetEmitter *em, const IrPlan *P, int i) {
         ll_store(L, m, ll_off(L, ll_plan(L, P->at[i].stat, "mean"), c.iv, NULL));
         ll_store(L, is, ll_off(L, ll_plan(L, P->at[i].stat + C, "istd"), c.iv, NULL));
         bn_open(L, &q, rows, c.iv, C, hw, once, "norm");
-        LLVMValueRef xh = LLVMBuildFMul(L->b, LLVMBuildFSub(L->b, ll_load(L, ll_off(L, xw, q.xat, NULL), 1, NULL), m, ""), is, "");
+        LLVMValueRef xh =
+            LLVMBuildFMul(L->b, LLVMBuildFSub(L->b, ll_load(L, ll_off(L, xw, q.xat, NULL), 1, NULL), m, ""), is, "");
         ll_store(L, LLVMBuildFAdd(L->b, LLVMBuildFMul(L->b, xh, g, ""), bt, ""), ll_off(L, yw, q.at, NULL));
         bn_close(L, &q);
         LLVMValueRef rm = ll_off(L, rmean, c.iv, NULL), rv = ll_off(L, rvar, c.iv, NULL);
@@ -518,7 +522,8 @@ void ll_batchnorm_bwd(TargetEmitter *em, const IrPlan *P, int i) {
     LLVMValueRef steps = LLVMBuildSExt(L->b, LLVMBuildNSWSub(L->b, ll_to(L), ll_from(L), ""), L->i64, "");
     LLVMValueRef rows = LLVMBuildNSWMul(L->b, steps, L->B, ll_name(L, "rows"));
     LLVMValueRef xw = ll_at(L, in, ll_from(L), "x"), gy = ll_grad_at(L, i, ll_from(L), "gy");
-    LLVMValueRef sg = LLVMBuildAlloca(L->b, L->f64, ll_name(L, "sg")), sgx = LLVMBuildAlloca(L->b, L->f64, ll_name(L, "sgx"));
+    LLVMValueRef sg = LLVMBuildAlloca(L->b, L->f64, ll_name(L, "sg")),
+                 sgx = LLVMBuildAlloca(L->b, L->f64, ll_name(L, "sgx"));
     LLVMValueRef cnt = LLVMBuildFMul(L->b, LLVMBuildSIToFP(L->b, rows, L->f64, ""), dbl(L, (double)hw), ll_name(L, "cnt"));
     LlLoop c;
     BnLoop q;
@@ -528,7 +533,8 @@ void ll_batchnorm_bwd(TargetEmitter *em, const IrPlan *P, int i) {
     LLVMBuildStore(L->b, dbl(L, 0.0), sgx);
     bn_open(L, &q, rows, c.iv, C, hw, 0, "sums");
     LLVMValueRef g = ll_load(L, ll_off(L, gy, q.at, NULL), 1, "g");
-    LLVMValueRef xh = LLVMBuildFMul(L->b, LLVMBuildFSub(L->b, ll_load(L, ll_off(L, xw, q.at, NULL), 1, NULL), m, ""), is, "");
+    LLVMValueRef xh =
+        LLVMBuildFMul(L->b, LLVMBuildFSub(L->b, ll_load(L, ll_off(L, xw, q.at, NULL), 1, NULL), m, ""), is, "");
     LLVMValueRef gd = LLVMBuildFPExt(L->b, g, L->f64, "");
     add_to(L, sg, gd);
     add_to(L, sgx, LLVMBuildFMul(L->b, gd, LLVMBuildFPExt(L->b, xh, L->f64, ""), ""));
@@ -544,7 +550,8 @@ void ll_batchnorm_bwd(TargetEmitter *em, const IrPlan *P, int i) {
         LLVMValueRef k2 = LLVMBuildFPTrunc(L->b, LLVMBuildFDiv(L->b, load_f64(L, sg), cnt, ""), L->f32, ll_name(L, "k2"));
         LLVMValueRef k3 = LLVMBuildFPTrunc(L->b, LLVMBuildFDiv(L->b, load_f64(L, sgx), cnt, ""), L->f32, ll_name(L, "k3"));
         bn_open(L, &q, rows, c.iv, C, hw, 0, "gx");
-        LLVMValueRef xh1 = LLVMBuildFMul(L->b, LLVMBuildFSub(L->b, ll_load(L, ll_off(L, xw, q.at, NULL), 1, NULL), m, ""), is, "");
+        LLVMValueRef xh1 =
+            LLVMBuildFMul(L->b, LLVMBuildFSub(L->b, ll_load(L, ll_off(L, xw, q.at, NULL), 1, NULL), m, ""), is, "");
         LLVMValueRef t = LLVMBuildFSub(L->b, LLVMBuildFSub(L->b, ll_load(L, ll_off(L, gy, q.at, NULL), 1, NULL), k2, ""),
                                        LLVMBuildFMul(L->b, xh1, k3, ""), "");
         LLVMValueRef at = ll_off(L, gx, q.at, NULL);

@@ -332,7 +332,8 @@ static void dense_rows(Ll *L, const IrNode *x, LLVMValueRef wt, LLVMValueRef acc
     LLVMValueRef xv = ll_splat(L, xk, LL_LANES);
     for (int j = 0; j < DENSE_OB / LL_LANES; j++) {
         LLVMValueRef at = acc_at(L, accty, acc, j);
-        LLVMValueRef prod = LLVMBuildFMul(L->b, xv, ll_load(L, ll_off(L, wk, ll_i64(L, j * LL_LANES), NULL), LL_LANES, NULL), "");
+        LLVMValueRef prod =
+            LLVMBuildFMul(L->b, xv, ll_load(L, ll_off(L, wk, ll_i64(L, j * LL_LANES), NULL), LL_LANES, NULL), "");
         ll_store(L, LLVMBuildFAdd(L->b, ll_load(L, at, LL_LANES, NULL), prod, ""), at);
     }
     ll_endif(L, &nz);
@@ -408,7 +409,8 @@ void ll_dense_bwd(TargetEmitter *em, const IrPlan *P, int i) {
     if (x->bias) {
         LLVMValueRef db = ll_param_grad(L, x->param[1]);
         ll_loop_open(L, &r, ll_i64(L, 0), rows, 1, "db.r");
-        ll_axpy(L, db, ll_flt(L, 1.0f, 1), ll_off(L, gy, LLVMBuildNSWMul(L->b, r.iv, ll_i64(L, O), ""), NULL), ll_i64(L, O));
+        ll_axpy(L, db, ll_flt(L, 1.0f, 1), ll_off(L, gy, LLVMBuildNSWMul(L->b, r.iv, ll_i64(L, O), ""), NULL),
+                ll_i64(L, O));
         ll_loop_close(L, &r);
     }
     ll_loop_open(L, &kb, ll_i64(L, 0), ll_i64(L, I), DENSE_KB, "kblock");
@@ -425,8 +427,8 @@ void ll_dense_bwd(TargetEmitter *em, const IrPlan *P, int i) {
     } else
         xr = ll_off(L, xt, e0, "xrow");
     ll_loop_open(L, &o, ob.iv, oe, 1, "o");
-    LLVMValueRef g = ll_load(L, ll_off(L, gy, LLVMBuildNSWAdd(L->b, LLVMBuildNSWMul(L->b, r.iv, ll_i64(L, O), ""), o.iv, ""),
-                                       NULL), 1, "g");
+    LLVMValueRef g = ll_load(
+        L, ll_off(L, gy, LLVMBuildNSWAdd(L->b, LLVMBuildNSWMul(L->b, r.iv, ll_i64(L, O), ""), o.iv, ""), NULL), 1, "g");
     LlIf nz;
     ll_if(L, &nz, LLVMBuildFCmp(L->b, LLVMRealUNE, g, ll_flt(L, 0.0f, 1), ""), "nonzero", 0);
     ll_axpy(L, ll_off(L, dw, LLVMBuildNSWAdd(L->b, LLVMBuildNSWMul(L->b, o.iv, ll_i64(L, I), ""), kb.iv, ""), NULL), g, xr,
@@ -440,11 +442,14 @@ void ll_dense_bwd(TargetEmitter *em, const IrPlan *P, int i) {
         ll_if(L, &want, LLVMBuildICmp(L->b, LLVMIntNE, ll_flag(L), ll_i32(L, 0), ""), "dx", 0);
         LLVMValueRef gx = ll_grad_at(L, in, ll_from(L), "gx");
         ll_loop_open(L, &r, ll_i64(L, 0), rows, 1, "gx.row");
-        LLVMValueRef gxr = ll_off(L, gx, LLVMBuildNSWAdd(L->b, LLVMBuildNSWMul(L->b, r.iv, ll_i64(L, I), ""), kb.iv, ""), NULL);
+        LLVMValueRef gxr =
+            ll_off(L, gx, LLVMBuildNSWAdd(L->b, LLVMBuildNSWMul(L->b, r.iv, ll_i64(L, I), ""), kb.iv, ""), NULL);
         ll_loop_open(L, &o, ll_i64(L, 0), ll_i64(L, O), 1, "gx.o");
-        LLVMValueRef g1 = ll_load(L, ll_off(L, gy, LLVMBuildNSWAdd(L->b, LLVMBuildNSWMul(L->b, r.iv, ll_i64(L, O), ""), o.iv,
-                                                                     ""), NULL), 1, "g");
-        ll_axpy(L, gxr, g1, ll_off(L, w, LLVMBuildNSWAdd(L->b, LLVMBuildNSWMul(L->b, o.iv, ll_i64(L, I), ""), kb.iv, ""), NULL),
+        LLVMValueRef g1 = ll_load(
+            L, ll_off(L, gy, LLVMBuildNSWAdd(L->b, LLVMBuildNSWMul(L->b, r.iv, ll_i64(L, O), ""), o.iv, ""), NULL), 1,
+            "g");
+        ll_axpy(L, gxr, g1,
+                ll_off(L, w, LLVMBuildNSWAdd(L->b, LLVMBuildNSWMul(L->b, o.iv, ll_i64(L, I), ""), kb.iv, ""), NULL),
                 kn);
         ll_loop_close(L, &o);
         ll_loop_close(L, &r);

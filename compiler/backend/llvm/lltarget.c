@@ -12,10 +12,9 @@
  * one thread. --keep-build DIR writes the optimized module there as
  * <net>.ll, with <net>.h.
  *
- * It has the forward kernel of every op (inference of dense, recurrent and
- * convolutional networks) and the backward kernels of dense, add, scale,
- * identity, prev() and neuron layers: it trains dense and recurrent
- * networks; the rest is refused at the layer (llapi.c).
+ * It has the forward and backward kernels of every op: snnc run, train
+ * and grad load it alike (with g->train, the training API's functions
+ * too). What it lacks (a spike encoder) target_check refuses.
  */
 #include <errno.h>
 #include <llvm-c/LLJIT.h>
@@ -244,7 +243,7 @@ static int jit_load(const IrGraph *g, const LoadOptions *lo, LoadedModel *m) {
 const Target target_llvm = {
     .name = "llvm",
     .doc = "LLVM IR through LLVM 16's C API: run JIT-compiles it in process (ORC), compile writes .ll; "
-           "inference of dense, recurrent and convolutional networks, training of dense and recurrent ones",
+           "inference and training, on one thread",
     .kernels = ll_kernels,
     .begin = llapi_begin,
     .gemm = ll_gemm,

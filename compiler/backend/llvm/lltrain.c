@@ -52,8 +52,10 @@ static LLVMValueRef u64(Ll *L, unsigned long long v) { return LLVMConstInt(L->i6
 /* splitmix64's step and output function (capi.c gen_mix). */
 static LLVMValueRef mix(Ll *L, LLVMValueRef z) {
     z = LLVMBuildAdd(L->b, z, u64(L, 0x9E3779B97F4A7C15ULL), "");
-    z = LLVMBuildMul(L->b, LLVMBuildXor(L->b, z, LLVMBuildLShr(L->b, z, u64(L, 30), ""), ""), u64(L, 0xBF58476D1CE4E5B9ULL), "");
-    z = LLVMBuildMul(L->b, LLVMBuildXor(L->b, z, LLVMBuildLShr(L->b, z, u64(L, 27), ""), ""), u64(L, 0x94D049BB133111EBULL), "");
+    z = LLVMBuildMul(L->b, LLVMBuildXor(L->b, z, LLVMBuildLShr(L->b, z, u64(L, 30), ""), ""),
+                     u64(L, 0xBF58476D1CE4E5B9ULL), "");
+    z = LLVMBuildMul(L->b, LLVMBuildXor(L->b, z, LLVMBuildLShr(L->b, z, u64(L, 27), ""), ""),
+                     u64(L, 0x94D049BB133111EBULL), "");
     return LLVMBuildXor(L->b, z, LLVMBuildLShr(L->b, z, u64(L, 31), ""), "");
 }
 
@@ -300,7 +302,8 @@ static void gen_spikes(Ll *L) {
         if (bits) {
             LLVMValueRef w = LLVMBuildLoad2(L->b, L->i32, LLVMBuildInBoundsGEP2(L->b, L->i32, base, &j.iv, 1, ""), "");
             LLVMSetAlignment(w, 4);
-            v = LLVMBuildUIToFP(L->b, LLVMBuildCall2(L->b, LLVMIntrinsicGetType(L->ctx, ctpop, &i32, 1), popcount, &w, 1, ""),
+            v = LLVMBuildUIToFP(L->b,
+                                LLVMBuildCall2(L->b, LLVMIntrinsicGetType(L->ctx, ctpop, &i32, 1), popcount, &w, 1, ""),
                                 L->f64, "");
         } else
             v = LLVMBuildFPExt(L->b, ll_load(L, ll_off(L, base, j.iv, NULL), 1, NULL), L->f64, "");
@@ -310,8 +313,9 @@ static void gen_spikes(Ll *L) {
     }
     L->layer = "train_spikes";
     LLVMBuildStore(L->b, LLVMBuildLoad2(L->b, L->f64, sum, ""), LLVMGetParam(fn, 2));
-    LLVMBuildStore(L->b, LLVMBuildFMul(L->b, LLVMBuildSIToFP(L->b, L->B, L->f64, ""), LLVMConstReal(L->f64, (double)total), ""),
-                   LLVMGetParam(fn, 3));
+    LLVMBuildStore(
+        L->b, LLVMBuildFMul(L->b, LLVMBuildSIToFP(L->b, L->B, L->f64, ""), LLVMConstReal(L->f64, (double)total), ""),
+        LLVMGetParam(fn, 3));
     LLVMBuildRetVoid(L->b);
 }
 
