@@ -102,6 +102,43 @@ int target_needs_backward(const IrGraph *g, int i) {
     return 0;
 }
 
+int target_backward_always(const IrGraph *g, int i) {
+    const IrNode *x = &g->nodes.items[i];
+    int need = x->neuron && x->neuron->params.len > 0;
+    for (int q = 0; q < x->nparam; q++)
+        need |= g->params.items[x->param[q]].learnable;
+    for (int q = 0; q < x->nin; q++)
+        need |= g->trainp.at[x->in[q]].needgrad == 1;
+    return need;
+}
+
+int target_probe_inst(const IrGraph *g, int i, int k) {
+    const IrProbe *pr = &g->probes.items[k];
+    int st;
+    return pr->node == i && pr->var && pr->buf >= 0 ? ir_neuron_var(g, i, pr->var, &st) : -1;
+}
+
+int *target_neuron_roots(const IrGraph *g, const IrPlan *P, int i, int fwd, int *n) {
+    const NeuronProg *p = g->nodes.items[i].neuron;
+    int in = g->nodes.items[i].in[0];
+    *n = fwd ? 1 + p->states.len + g->probes.len : 1 + p->states.len + p->params.len;
+    int *roots = arena_alloc(g->arena, sizeof(int) * (size_t)(*n + 1));
+    if (fwd) {
+        roots[0] = p->emit;
+        for (int k = 0; k < p->states.len; k++)
+            roots[1 + k] = p->states.items[k].next;
+        for (int k = 0; k < g->probes.len; k++)
+            roots[1 + p->states.len + k] = P == &g->trainp ? -1 : target_probe_inst(g, i, k);
+    } else {
+        roots[0] = P->at[in].needgrad ? p->grad->dx : -1;
+        for (int k = 0; k < p->states.len; k++)
+            roots[1 + k] = p->grad->dstate[k];
+        for (int k = 0; k < p->params.len; k++)
+            roots[1 + p->states.len + k] = p->grad->dparam[k];
+    }
+    return roots;
+}
+
 int target_check(const Target *t, const IrGraph *g) {
     int bad = 0;
     for (int i = 0; i < g->nodes.len; i++) {

@@ -129,6 +129,18 @@ const Target *target_native(void);
 int target_check(const Target *t, const IrGraph *g);
 /* Whether the training code needs node i's backward kernel. */
 int target_needs_backward(const IrGraph *g, int i);
+/* Whether node i's backward must run even when dL/dinput is not asked for:
+   it has learnable parameters (neuron parameters included), or an input
+   whose gradient leads to some. Otherwise it runs only for dL/dinput. */
+int target_backward_always(const IrGraph *g, int i);
+/* The instruction of neuron node i's program that probe k records, or -1. */
+int target_probe_inst(const IrGraph *g, int i, int k);
+/* The roots of neuron node i's code in plan P, the values a kernel writes
+   (target_eq_live keeps what reaches them), *n of them, -1 where none:
+   forward, the output, each state's next value, then per probe the
+   recorded instruction (inference only); backward, dL/dx (when the input
+   needs its gradient), each state's adjoint, each parameter's share. */
+int *target_neuron_roots(const IrGraph *g, const IrPlan *P, int i, int fwd, int *n);
 /* Writes g's code with t (check, begin, the micro-kernels, every node's
    kernels, the API), short of its files: the emitter, or NULL after
    reporting. Targets that load their code without files (llvm) call it. */

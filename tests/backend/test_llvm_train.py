@@ -41,28 +41,19 @@ Usage: test_llvm_train.py SNNC ROOT
 import csv
 import os
 import re
-import subprocess
 import sys
 import tempfile
 
 import numpy as np
 
 from snnc_ref import Checker, RunError, grad, read_safetensors, train_example
-from test_llvm import CONVS, DELAYS, MIX, batchnorm_weights
+from test_llvm import CONVS, DELAYS, MIX, batchnorm_weights, sh
 
 SKIP = 77
 OUT_TOL = 1e-5
 GRAD_TOL = 1e-4
 FLOOR = 1e-4  # of the network's largest gradient
 DATA = "/usr/share/datasets/fashion-mnist"
-
-
-def sh(cmd, ok=True):
-    p = subprocess.run(cmd, capture_output=True, text=True)
-    if ok and p.returncode != 0:
-        print("FAIL: %s: %s" % (" ".join(cmd), p.stderr.strip()))
-        sys.exit(1)
-    return p
 
 
 # Spiking layers read by pools, kept as bits in training (32 and 64 wide

@@ -367,14 +367,7 @@ void cp_backward_groups(Emit *e, CpCall *kernel) {
                 continue;
             /* a node whose parameters are not learnable and whose inputs need
                their gradient only for dL/dinput runs only when it is asked */
-            const IrNode *x = &g->nodes.items[i];
-            int need = 0;
-            for (int q = 0; q < x->nparam; q++)
-                need |= g->params.items[x->param[q]].learnable;
-            if (x->neuron)
-                need |= x->neuron->params.len > 0;
-            for (int q = 0; q < x->nin; q++)
-                need |= P->at[x->in[q]].needgrad == 1;
+            int need = target_backward_always(g, i);
             if (!need)
                 cg_line(e, "if (dinput)");
             e->ind += !need;

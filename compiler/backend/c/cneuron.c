@@ -60,13 +60,6 @@ static void leaves(Emit *e, const IrNode *x, NLeaves *L) {
     L->lv.adj = L->adj;
 }
 
-/* The instruction of neuron node i that a probe records, or -1. */
-static int probe_inst(const IrGraph *g, int i, int k) {
-    const IrProbe *pr = &g->probes.items[k];
-    int st;
-    return pr->node == i && pr->var && pr->buf >= 0 ? ir_neuron_var(g, i, pr->var, &st) : -1;
-}
-
 /* Whether an instruction is worth computing once for all steps: a call to
    the math library. */
 static int costly(const EqInst *in) {
@@ -103,7 +96,7 @@ static void body(Emit *e, const IrPlan *P, int i, int fwd, const EqCode *code, c
             cg_line(e, "n%d[i] = %s;", k, cg_eq_val(e, code, p->states.items[k].next));
         cg_line(e, P->at[i].bits ? "yb[i - i0] = %s;" : "y[i] = %s;", cg_eq_val(e, code, p->emit));
         for (int k = 0; !cp_train(e, P) && k < g->probes.len; k++) {
-            int pi = probe_inst(g, i, k);
+            int pi = target_probe_inst(g, i, k);
             if (pi >= 0)
                 cg_line(e, "r%d[i] = %s; /* record %s */", k, cg_eq_val(e, code, pi), g->probes.items[k].spec);
         }
@@ -147,7 +140,7 @@ static void step_head(Emit *e, const IrPlan *P, int i, int fwd) {
         else
             cg_line(e, "float *y = %s;", cp_at(e, P, i, 'v', "t"));
         for (int k = 0; !cp_train(e, P) && k < g->probes.len; k++)
-            if (probe_inst(g, i, k) >= 0) {
+            if (target_probe_inst(g, i, k) >= 0) {
                 const char *base = arena_printf(g->arena, "ws + %lld", (long long)(cp_base(e, P) + g->probes.items[k].buf));
                 if (P->chunk == 1)
                     cg_line(e, "float *r%d = %s;", k, base);
@@ -188,21 +181,8 @@ static void neuron(Emit *e, const IrPlan *P, int i, int fwd) {
     const EqCode *code = fwd ? &p->code : &p->grad->code;
     /* only what reaches a root is emitted: the output, the states, records;
        or the adjoints */
-    int nroots = fwd ? 1 + p->states.len + g->probes.len : 1 + p->states.len + p->params.len;
-    int *roots = arena_alloc(a, sizeof(int) * (size_t)(nroots + 1));
-    if (fwd) {
-        roots[0] = p->emit;
-        for (int k = 0; k < p->states.len; k++)
-            roots[1 + k] = p->states.items[k].next;
-        for (int k = 0; k < g->probes.len; k++)
-            roots[1 + p->states.len + k] = cp_train(e, P) ? -1 : probe_inst(g, i, k);
-    } else {
-        roots[0] = P->at[in].needgrad ? p->grad->dx : -1;
-        for (int k = 0; k < p->states.len; k++)
-            roots[1 + k] = p->grad->dstate[k];
-        for (int k = 0; k < p->params.len; k++)
-            roots[1 + p->states.len + k] = p->grad->dparam[k];
-    }
+    int nroots;
+    int *roots = target_neuron_roots(g, P, i, fwd, &nroots);
     unsigned char *live = cg_eq_live(a, code, roots, nroots);
     unsigned char *lev = cg_eq_levels(a, p, code, P->at[in].inv);
     int blocked = 0;

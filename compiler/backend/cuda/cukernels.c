@@ -498,13 +498,6 @@ void cu_delay_fwd(TargetEmitter *em, const IrPlan *P, int i) {
 
 /* ---- neuron layers: a thread per neuron over all the steps ---- */
 
-/* The instruction of neuron node i that probe k records, or -1. */
-static int probe_inst(const IrGraph *g, int i, int k) {
-    const IrProbe *pr = &g->probes.items[k];
-    int st;
-    return pr->node == i && pr->var && pr->buf >= 0 ? ir_neuron_var(g, i, pr->var, &st) : -1;
-}
-
 void cu_neuron_leaves(Emit *e, int i, CgLeaves *lv) {
     const IrNode *x = node(e, i);
     const NeuronProg *p = x->neuron;
@@ -551,13 +544,8 @@ void cu_neuron_fwd(TargetEmitter *em, const IrPlan *P, int i) {
     CgLeaves lv;
     cu_neuron_leaves(e, i, &lv);
     /* what reaches the output, the states and the records (inference) */
-    int nroots = 1 + p->states.len + g->probes.len;
-    int *roots = arena_alloc(a, sizeof(int) * (size_t)nroots);
-    roots[0] = p->emit;
-    for (int k = 0; k < p->states.len; k++)
-        roots[1 + k] = p->states.items[k].next;
-    for (int k = 0; k < g->probes.len; k++)
-        roots[1 + p->states.len + k] = train ? -1 : probe_inst(g, i, k);
+    int nroots;
+    int *roots = target_neuron_roots(g, P, i, 1, &nroots);
     unsigned char *live = cg_eq_live(a, &p->code, roots, nroots);
     unsigned char *lev = cg_eq_levels(a, p, &p->code, P->at[in].inv);
     int reads_x = 0; /* a model may ignore its input (a neuron that only decays) */
@@ -587,7 +575,7 @@ void cu_neuron_fwd(TargetEmitter *em, const IrPlan *P, int i) {
     else
         cg_line(e, "float *y = %s;", cp_at(e, P, i, 'v', "t"));
     for (int k = 0; !train && k < g->probes.len; k++)
-        if (probe_inst(g, i, k) >= 0) {
+        if (target_probe_inst(g, i, k) >= 0) {
             const char *base = cp_ws(e, P, g->probes.items[k].buf);
             if (P->chunk == 1)
                 cg_line(e, "float *r%d = %s;", k, base);
@@ -600,7 +588,7 @@ void cu_neuron_fwd(TargetEmitter *em, const IrPlan *P, int i) {
     else
         cg_line(e, "y[i] = %s;", cg_eq_val(e, &p->code, p->emit));
     for (int k = 0; !train && k < g->probes.len; k++) {
-        int pi = probe_inst(g, i, k);
+        int pi = target_probe_inst(g, i, k);
         if (pi >= 0)
             cg_line(e, "r%d[i] = %s; /* record %s */", k, cg_eq_val(e, &p->code, pi), g->probes.items[k].spec);
     }

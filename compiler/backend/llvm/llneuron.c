@@ -36,13 +36,6 @@ typedef struct Leaves {
     long long cnt, hw;                 /* neurons of a sample, and per channel */
 } Leaves;
 
-/* The instruction of node i that probe k records, or -1. */
-static int probe_inst(const IrGraph *g, int i, int k) {
-    const IrProbe *pr = &g->probes.items[k];
-    int st;
-    return pr->node == i && pr->var && pr->buf >= 0 ? ir_neuron_var(g, i, pr->var, &st) : -1;
-}
-
 /* A parameter for the lanes of neurons idx .. idx + lanes - 1. */
 static LLVMValueRef param(Ll *L, const NeuronParam *q, LLVMValueRef p, const Leaves *lv, LLVMValueRef idx, int lanes) {
     if (q->gran == GRAN_LAYER)
@@ -248,7 +241,7 @@ static void neuron(Ll *L, const IrPlan *P, int i, int fwd) {
     const IrGraph *g = L->g;
     const IrNode *x = &g->nodes.items[i];
     const NeuronProg *p = x->neuron;
-    int in = x->in[0], train = P == &g->trainp;
+    int in = x->in[0];
     Leaves lv;
     memset(&lv, 0, sizeof lv);
     lv.cnt = shape_count(&x->shape);
@@ -256,22 +249,9 @@ static void neuron(Ll *L, const IrPlan *P, int i, int fwd) {
     /* only what reaches a root is written: the output, the states and
        records; or the adjoints */
     const EqCode *code = fwd ? &p->code : &p->grad->code;
-    int nroots = fwd ? 1 + p->states.len + g->probes.len : 1 + p->states.len + p->params.len;
-    int *roots = arena_alloc(L->a, sizeof(int) * (size_t)(nroots + 1));
-    int *probe = fwd ? roots + 1 + p->states.len : NULL;
-    if (fwd) {
-        roots[0] = p->emit;
-        for (int k = 0; k < p->states.len; k++)
-            roots[1 + k] = p->states.items[k].next;
-        for (int k = 0; k < g->probes.len; k++)
-            probe[k] = train ? -1 : probe_inst(g, i, k);
-    } else {
-        roots[0] = P->at[in].needgrad ? p->grad->dx : -1;
-        for (int k = 0; k < p->states.len; k++)
-            roots[1 + k] = p->grad->dstate[k];
-        for (int k = 0; k < p->params.len; k++)
-            roots[1 + p->states.len + k] = p->grad->dparam[k];
-    }
+    int nroots;
+    int *roots = target_neuron_roots(g, P, i, fwd, &nroots);
+    int *probe = fwd ? roots + 1 + p->states.len : NULL; /* per probe its instruction, or -1 */
     unsigned char *live = target_eq_live(L->a, code, roots, nroots);
 
     ll_kernel_open(L, P, i, fwd);

@@ -168,18 +168,6 @@ static LLVMValueRef dx_flag(Ll *L, int i, LLVMValueRef dinput) {
     return f;
 }
 
-/* Whether node i's backward must run even without dinput: it has
-   learnable parameters, or an input whose gradient leads to some. */
-static int needed(const IrGraph *g, int i) {
-    const IrNode *x = &g->nodes.items[i];
-    int need = x->neuron && x->neuron->params.len > 0;
-    for (int q = 0; q < x->nparam; q++)
-        need |= g->params.items[x->param[q]].learnable;
-    for (int q = 0; q < x->nin; q++)
-        need |= g->trainp.at[x->in[q]].needgrad == 1;
-    return need;
-}
-
 /* The neuron parameters' gradients: each value the sum, in double and in
    order, of its elements' sums over the batch (cneuron.c's order). */
 static void param_sums(Ll *L) {
@@ -244,7 +232,7 @@ static void gen_backward(Ll *L) {
                 continue;
             /* a node needed only for dL/dinput runs only when it is asked */
             LlIf f;
-            int need = needed(g, i);
+            int need = target_backward_always(g, i);
             if (!need)
                 ll_if(L, &f, want, arena_printf(L->a, "dinput.%s", g->nodes.items[i].name), 0);
             kcall(L, L->bkern[i], ll_i32(L, 0), ll_i32(L, P->at[i].inv ? 1 : T), dx_flag(L, i, want));
