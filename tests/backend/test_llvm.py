@@ -9,13 +9,14 @@ with strides, asymmetric padding, groups, channels that fill no whole
 vector, padded pools and batchnorm), with weights from --init 1 (batchnorm's
 four tensors drawn at random instead, through --weights, so that it does
 more than the identity) and a random input large enough to make the
-layers spike, `snnc run --target llvm`
+layers spike (intensities in [0, 2) for the rate and latency encoders, whose
+spikes at every step must be the C target's), `snnc run --target llvm`
 (JIT-compiled in process) is compared with `snnc run --target c --math
 exact` (built with cc):
 
 - step by step (`--record`: <net>_step and <net>_probe): every neuron
-  layer's output and every state at every step; spikes (the outputs of
-  spiking layers) must be identical, states and other values within 1e-5
+  layer's output and every state at every step, and an encoder's spikes;
+  spikes (the outputs of spiking layers and encoders) must be identical, states and other values within 1e-5
   relative to the largest magnitude of the recording (at least 1);
 - forward, all steps at once and in chunks of 2 (`--chunk 2`): the output
   within the same tolerance;
@@ -159,7 +160,8 @@ def main():
 
     with tempfile.TemporaryDirectory() as d:
         models = [os.path.join(root, "examples", m) for m in ("fashion_mlp.snn", "arlif_mlp.snn", "recurrent.snn",
-                                                                "fashion_conv.snn", "dalif_conv.snn")]
+                                                                "fashion_conv.snn", "dalif_conv.snn",
+                                                                "fashion_rate.snn", "fashion_latency.snn")]
         models += [os.path.join(root, "tests", "golden", m) for m in ("mlp.snn", "neuron_params.snn", "convrec.snn")]
         for name, text, how in [("delays-%s" % h, DELAYS, h) for h in ("mean", "max", "last")] + \
                                [("mix-%s" % h, MIX, h) for h in ("steps", "count", "rate")] + \
@@ -175,7 +177,10 @@ def main():
             seq = "encode=sequence" in ir
             shape = [int(v) for v in re.search(r"^  %0 \w+ = input -> \[([0-9,]+)\]", ir, re.M).group(1).split(",")]
             B = 3
-            x = (4.0 * rng.random([T, B] + shape if seq else [B] + shape)).astype(np.float32)
+            # a spike encoder: half the intensities in [0, 1), drawn or timed
+            # spikes, half at 1 and above, which spike at once (rate: always)
+            scale = 2.0 if re.search(r"encode=(rate|latency)", ir) else 4.0
+            x = (scale * rng.random([T, B] + shape if seq else [B] + shape)).astype(np.float32)
             xin = os.path.join(d, "x.npy")
             np.save(xin, x)
             bn = batchnorm_weights(ir, rng)
@@ -192,6 +197,8 @@ def main():
                 recs.append((layer, "spikes" if emitted else "value"))
                 for s in re.finditer(r"^    state (\w+) =", body, re.M):
                     recs.append(("%s.%s" % (layer, s.group(1)), "value"))
+            if re.search(r"encode=(rate|latency)", ir):  # the encoder's spikes too
+                recs.insert(0, (re.search(r"^  %0 (\w+) = input", ir, re.M).group(1), "spikes"))
             for math in ("exact", "fast") if name in FAST else ("exact",):
                 results = {}
                 for target in ("c", "llvm"):

@@ -65,6 +65,7 @@ struct TargetEmitter {
     LLVMValueRef *kern;     /* per node: its inference kernel, or NULL */
     LLVMValueRef *tkern;    /* per node: its training forward, or NULL */
     LLVMValueRef *bkern;    /* per node: its backward, or NULL */
+    LLVMValueRef encode;    /* encode rate or latency: the encoder of one step (llapi.c), else NULL */
     /* the function being written */
     const IrPlan *P;        /* the plan its addresses are in (&g->infer or &g->trainp) */
     LLVMValueRef fn, ws, B;
@@ -93,6 +94,11 @@ LLVMValueRef ll_call_math(Ll *L, const char *name, LLVMValueRef a, LLVMValueRef 
 LLVMValueRef ll_fast_math(Ll *L, const char *name, LLVMValueRef a, LLVMValueRef b, int lanes);
 /* A call of a function of the module. */
 LLVMValueRef ll_call(Ll *L, LLVMValueRef fn, LLVMValueRef *args, unsigned n);
+/* The generated code's one random number generator (capi.c gen_mix):
+   splitmix64's mix of a 64-bit value, and the uniform in [0, 1) of a hash
+   (its top 24 bits over 2^24). */
+LLVMValueRef ll_mix(Ll *L, LLVMValueRef z);
+LLVMValueRef ll_unit(Ll *L, LLVMValueRef h);
 
 /* ---- control ---- */
 
@@ -184,6 +190,11 @@ LLVMValueRef ll_api_open(Ll *L, const char *name, LLVMTypeRef ret, LLVMTypeRef *
 LLVMValueRef ll_clamp_batch(Ll *L, LLVMValueRef batch);
 /* A constant global of the module, private unless `public`. */
 LLVMValueRef ll_global(Ll *L, const char *name, LLVMValueRef init, int public);
+/* The input's steps [t0, t1) (i32 values) in plan L->P encoded from the
+   intensities at `input` for the samples from `first` on (i64) with `seed`
+   (i64): the C target's encoder, bit for bit. */
+void ll_encode_steps(Ll *L, LLVMValueRef t0, LLVMValueRef t1, LLVMValueRef input, LLVMValueRef first,
+                     LLVMValueRef seed);
 /* The training API (lltrain.c): train_forward(_at), train_backward,
    train_spikes, train_params, train_grads, train_workspace_floats. */
 void ll_train_api(Ll *L);

@@ -9,6 +9,9 @@
  *     schedule computing the chunk's steps before the next starts
  *     (recurrent groups step by step), then the readout;
  *   - <net>_probe points at the recorded values of the last step;
+ *   - with `encode rate` or `encode latency`, an internal encoder of one
+ *     step (the C target's arithmetic and random numbers) and, for rate,
+ *     <net>_seed;
  *   - <net>_workspace_floats and <net>_params, as the header declares;
  *   - with g->train, the training API (lltrain.c).
  * The header is the C target's (capi_header), without the weight loader:
@@ -132,6 +135,100 @@ static void copy_input(Ll *L, LLVMValueRef t, LLVMValueRef src, LLVMValueRef ste
     ll_copy(L, ll_at(L, L->g->input, t, "input"), src, n);
 }
 
+/* ---- the encoder of `encode rate` and `encode latency` ---- */
+
+/* The encoder's values in inference, after the step counter's two longs
+   in its slot (capi.c enc_at): at byte 16 the seed and its complement, at
+   byte 32 the steps since reset. */
+static LLVMValueRef enc_at(Ll *L, int byte) {
+    LLVMValueRef at = ll_plan(L, L->g->infer.counter, "counter");
+    LLVMValueRef off = ll_i64(L, byte);
+    return LLVMBuildInBoundsGEP2(L->b, LLVMInt8TypeInContext(L->ctx), at, &off, 1, "");
+}
+
+static LLVMValueRef load_i64(Ll *L, LLVMValueRef p, const char *what) {
+    LLVMValueRef v = LLVMBuildLoad2(L->b, L->i64, p, ll_name(L, what));
+    LLVMSetAlignment(v, sizeof(float));
+    return v;
+}
+
+static void store_i64(Ll *L, LLVMValueRef v, LLVMValueRef p) { LLVMSetAlignment(LLVMBuildStore(L->b, v, p), sizeof(float)); }
+
+/* The seed of inference: the one <net>_seed set (its complement beside
+   it), else 0. */
+static LLVMValueRef seed_of(Ll *L) {
+    LLVMValueRef s = load_i64(L, enc_at(L, 16), "seed"), c = load_i64(L, enc_at(L, 24), "check");
+    LLVMValueRef set = LLVMBuildICmp(L->b, LLVMIntEQ, c, LLVMBuildNot(L->b, s, ""), "");
+    return LLVMBuildSelect(L->b, set, s, ll_i64(L, 0), ll_name(L, "seed"));
+}
+
+/* <net>_encode (internal): one step's spikes y [B, INPUT_SIZE] from the
+   intensities x. Rate: element i of sample b spikes when u < x, u =
+   unit(mix(mix(mix(mix(seed) ^ t) ^ (first + b)) ^ i)). Latency: once, at
+   the step rint((T - 1) (1 - min(x, 1))) when x >= the threshold. */
+static void gen_encoder(Ll *L) {
+    const IrGraph *g = L->g;
+    long long nin = count(L, g->input);
+    LLVMTypeRef args[6] = {L->ptr, L->ptr, L->i64, L->i64, L->i64, L->i64};
+    static const char *const names[] = {"y", "x", "B", "first", "t", "seed"};
+    L->layer = "encode";
+    L->P = &g->infer;
+    L->fn = LLVMAddFunction(L->mod, arena_printf(L->a, "%s_encode", L->p),
+                            LLVMFunctionType(LLVMVoidTypeInContext(L->ctx), args, 6, 0));
+    LLVMSetLinkage(L->fn, LLVMInternalLinkage);
+    for (unsigned k = 0; k < 6; k++)
+        LLVMSetValueName2(LLVMGetParam(L->fn, k), names[k], strlen(names[k]));
+    L->encode = L->fn;
+    LLVMPositionBuilderAtEnd(L->b, LLVMAppendBasicBlockInContext(L->ctx, L->fn, "entry"));
+    LLVMValueRef y = LLVMGetParam(L->fn, 0), x = LLVMGetParam(L->fn, 1), t = LLVMGetParam(L->fn, 4);
+    LlLoop b, i;
+    ll_loop_open(L, &b, ll_i64(L, 0), LLVMGetParam(L->fn, 2), 1, "b");
+    LLVMValueRef base = LLVMBuildNSWMul(L->b, b.iv, ll_i64(L, nin), "");
+    LLVMValueRef h = NULL;
+    if (g->encoding == ENC_RATE) {
+        h = ll_mix(L, LLVMBuildXor(L->b, ll_mix(L, LLVMGetParam(L->fn, 5)), t, ""));
+        h = ll_mix(L, LLVMBuildXor(L->b, h, LLVMBuildAdd(L->b, LLVMGetParam(L->fn, 3), b.iv, ""), ""));
+    }
+    ll_loop_open(L, &i, ll_i64(L, 0), ll_i64(L, nin), 1, "i");
+    LLVMValueRef at = LLVMBuildNSWAdd(L->b, base, i.iv, "");
+    LLVMValueRef xv = ll_load(L, ll_off(L, x, at, NULL), 1, "x"), on;
+    if (g->encoding == ENC_RATE)
+        on = LLVMBuildFCmp(L->b, LLVMRealOLT, ll_unit(L, ll_mix(L, LLVMBuildXor(L->b, h, i.iv, ""))), xv, "");
+    else {
+        LLVMValueRef v = LLVMBuildSelect(L->b, LLVMBuildFCmp(L->b, LLVMRealOLT, xv, ll_flt(L, 1.0f, 1), ""), xv,
+                                         ll_flt(L, 1.0f, 1), "");
+        LLVMValueRef at_step = ll_call_math(
+            L, "llvm.rint", LLVMBuildFMul(L->b, ll_flt(L, (float)(g->timesteps - 1), 1),
+                                          LLVMBuildFSub(L->b, ll_flt(L, 1.0f, 1), v, ""), ""), NULL, 1);
+        LLVMValueRef now = LLVMBuildICmp(L->b, LLVMIntEQ, LLVMBuildFPToUI(L->b, at_step, L->i64, ""), t, "");
+        on = LLVMBuildAnd(L->b, LLVMBuildFCmp(L->b, LLVMRealOGE, xv, ll_flt(L, g->enc_threshold, 1), ""), now, "");
+    }
+    ll_store(L, LLVMBuildSelect(L->b, on, ll_flt(L, 1.0f, 1), ll_flt(L, 0.0f, 1), ""), ll_off(L, y, at, NULL));
+    ll_loop_close(L, &i);
+    ll_loop_close(L, &b);
+    LLVMBuildRetVoid(L->b);
+}
+
+void ll_encode_steps(Ll *L, LLVMValueRef t0, LLVMValueRef t1, LLVMValueRef input, LLVMValueRef first,
+                     LLVMValueRef seed) {
+    LlLoop ts;
+    ll_loop_open(L, &ts, t0, t1, 1, "encode");
+    LLVMValueRef args[6] = {ll_at(L, L->g->input, ts.iv, "input"), input, L->B, first,
+                            LLVMBuildSExt(L->b, ts.iv, L->i64, ""), seed};
+    ll_call(L, L->encode, args, 6);
+    ll_loop_close(L, &ts);
+}
+
+/* <net>_seed: the seed of inference's rate spikes, and its complement. */
+static void gen_seed(Ll *L) {
+    LLVMTypeRef args[2] = {L->ptr, L->i64};
+    static const char *const names[] = {"workspace", "seed"};
+    LLVMValueRef fn = ll_api_open(L, "seed", LLVMVoidTypeInContext(L->ctx), args, names, 2);
+    store_i64(L, LLVMGetParam(fn, 1), enc_at(L, 16));
+    store_i64(L, LLVMBuildNot(L->b, LLVMGetParam(fn, 1), ""), enc_at(L, 24));
+    LLVMBuildRetVoid(L->b);
+}
+
 /* ---- the functions ---- */
 
 static LLVMValueRef gen_reset(Ll *L) {
@@ -158,6 +255,8 @@ static LLVMValueRef gen_reset(Ll *L) {
     }
     L->layer = "reset";
     counter_write(L, ll_i64(L, 0), L->B);
+    if (L->encode)
+        store_i64(L, ll_i64(L, 0), enc_at(L, 32)); /* the encoder's steps */
     LLVMBuildRetVoid(L->b);
     return fn;
 }
@@ -171,7 +270,14 @@ static void gen_step(Ll *L) {
     LLVMValueRef tc, b0;
     counter_read(L, &tc, &b0);
     LLVMValueRef t = LLVMBuildTrunc(L->b, tc, L->i32, ll_name(L, "t"));
-    copy_input(L, t, LLVMGetParam(fn, 2), ll_i64(L, 1));
+    if (L->encode) { /* step n since reset, into the slot of t */
+        LLVMValueRef n = load_i64(L, enc_at(L, 32), "n");
+        LLVMValueRef seed = g->encoding == ENC_RATE ? seed_of(L) : ll_i64(L, 0);
+        LLVMValueRef ea[6] = {ll_at(L, g->input, t, "input"), LLVMGetParam(fn, 2), L->B, ll_i64(L, 0), n, seed};
+        ll_call(L, L->encode, ea, 6);
+        store_i64(L, LLVMBuildAdd(L->b, n, ll_i64(L, 1), ""), enc_at(L, 32));
+    } else
+        copy_input(L, t, LLVMGetParam(fn, 2), ll_i64(L, 1));
     /* every node at this step, in the schedule's order */
     LLVMValueRef t1 = LLVMBuildNSWAdd(L->b, t, ll_i32(L, 1), "");
     for (int j = 0; j < g->norder; j++)
@@ -270,6 +376,7 @@ static void gen_forward(Ll *L, LLVMValueRef reset) {
     L->B = ll_clamp_batch(L, LLVMGetParam(fn, 1));
     LLVMValueRef rargs[2] = {L->ws, LLVMBuildTrunc(L->b, L->B, L->i32, "")};
     ll_call(L, reset, rargs, 2);
+    LLVMValueRef seed = g->encoding == ENC_RATE ? seed_of(L) : ll_i64(L, 0);
     if (K < T) {
         LlLoop c;
         ll_loop_open(L, &c, ll_i32(L, 0), ll_i32(L, T), K, "chunk");
@@ -283,7 +390,9 @@ static void gen_forward(Ll *L, LLVMValueRef reset) {
                                                 ll_i64(L, count(L, g->input)), "");
             copy_input(L, c.iv, ll_off(L, input, skip, NULL),
                        LLVMBuildSExt(L->b, LLVMBuildNSWSub(L->b, c1, c.iv, ""), L->i64, ""));
-        } else {
+        } else if (L->encode) /* every chunk's steps, from the same intensities */
+            ll_encode_steps(L, c.iv, c1, input, ll_i64(L, 0), seed);
+        else {
             LlIf f;
             ll_if(L, &f, once, "input", 0);
             copy_input(L, ll_i32(L, 0), input, ll_i64(L, 1));
@@ -293,7 +402,10 @@ static void gen_forward(Ll *L, LLVMValueRef reset) {
         readout_steps(L, output, c.iv, c1);
         ll_loop_close(L, &c);
     } else {
-        copy_input(L, ll_i32(L, 0), input, ll_i64(L, seq ? T : 1));
+        if (L->encode)
+            ll_encode_steps(L, ll_i32(L, 0), ll_i32(L, T), input, ll_i64(L, 0), seed);
+        else
+            copy_input(L, ll_i32(L, 0), input, ll_i64(L, seq ? T : 1));
         run_groups(L, ll_i32(L, 0), ll_i32(L, T), LLVMConstInt(L->i1, 1, 0));
         readout_steps(L, output, ll_i32(L, 0), ll_i32(L, T));
     }
@@ -307,6 +419,8 @@ static void gen_forward(Ll *L, LLVMValueRef reset) {
     } else if (g->readout != RO_STEPS)
         ll_copy(L, output, ll_plan(L, P->readout, "acc"), n);
     counter_write(L, ll_i64(L, T), L->B);
+    if (L->encode) /* a step after the forward continues its sequence */
+        store_i64(L, ll_i64(L, T), enc_at(L, 32));
     LLVMBuildRetVoid(L->b);
 }
 
@@ -385,6 +499,10 @@ void llapi_api(TargetEmitter *em) {
     Ll *L = em;
     ll_global(L, arena_printf(L->a, "%s_workspace_floats", L->p), ll_i64(L, L->ws_floats), 1);
     gen_params(L);
+    if (ENC_SPIKES(L->g->encoding))
+        gen_encoder(L);
+    if (L->g->encoding == ENC_RATE)
+        gen_seed(L);
     LLVMValueRef reset = gen_reset(L);
     gen_step(L);
     gen_forward(L, reset);

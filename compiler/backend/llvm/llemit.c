@@ -43,6 +43,22 @@ LLVMValueRef ll_splat(Ll *L, LLVMValueRef v, int lanes) {
                                   LLVMConstNull(LLVMVectorType(L->i32, (unsigned)lanes)), ll_name(L, "splat"));
 }
 
+/* splitmix64's step and output function (capi.c gen_mix). */
+LLVMValueRef ll_mix(Ll *L, LLVMValueRef z) {
+    static const unsigned long long k[3] = {0x9E3779B97F4A7C15ULL, 0xBF58476D1CE4E5B9ULL, 0x94D049BB133111EBULL};
+    z = LLVMBuildAdd(L->b, z, LLVMConstInt(L->i64, k[0], 0), "");
+    z = LLVMBuildXor(L->b, z, LLVMBuildLShr(L->b, z, ll_i64(L, 30), ""), "");
+    z = LLVMBuildMul(L->b, z, LLVMConstInt(L->i64, k[1], 0), "");
+    z = LLVMBuildXor(L->b, z, LLVMBuildLShr(L->b, z, ll_i64(L, 27), ""), "");
+    z = LLVMBuildMul(L->b, z, LLVMConstInt(L->i64, k[2], 0), "");
+    return LLVMBuildXor(L->b, z, LLVMBuildLShr(L->b, z, ll_i64(L, 31), ""), "");
+}
+
+LLVMValueRef ll_unit(Ll *L, LLVMValueRef h) {
+    LLVMValueRef top = LLVMBuildUIToFP(L->b, LLVMBuildLShr(L->b, h, ll_i64(L, 40), ""), L->f32, "");
+    return LLVMBuildFMul(L->b, top, ll_flt(L, 1.0f / 16777216.0f, 1), ll_name(L, "unit"));
+}
+
 LLVMValueRef ll_call(Ll *L, LLVMValueRef fn, LLVMValueRef *args, unsigned n) {
     return LLVMBuildCall2(L->b, LLVMGlobalGetValueType(fn), fn, args, n, "");
 }

@@ -14,7 +14,7 @@
  *
  * It has the forward and backward kernels of every op: snnc run, train
  * and grad load it alike (with g->train, the training API's functions
- * too). What it lacks (a spike encoder) target_check refuses.
+ * too).
  */
 #include <errno.h>
 #include <llvm-c/LLJIT.h>
@@ -222,6 +222,8 @@ static int jit_load(const IrGraph *g, const LoadOptions *lo, LoadedModel *m) {
     *(void **)&m->forward = m->step ? lookup(jit, em, g, "forward") : NULL;
     if (m->forward && g->probes.len)
         *(void **)&m->probe = lookup(jit, em, g, "probe");
+    if (m->forward && g->encoding == ENC_RATE && !(*(void **)&m->seed = lookup(jit, em, g, "seed")))
+        m->forward = NULL;
     const long *tws = NULL;
     if (m->forward && g->train) {
         tws = lookup(jit, em, g, "train_workspace_floats");
@@ -252,4 +254,5 @@ const Target target_llvm = {
     .finish = llapi_finish,
     .load = jit_load,
     .unload = jit_unload,
+    .encodes = 1,
 };

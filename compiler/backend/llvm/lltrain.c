@@ -18,8 +18,9 @@
  * (sample first + b) keeps when unit(mix(seed ^ (node << 48) ^ (j
  * 0x9E3779B97F4A7C15))) >= p, splitmix64's mix and the top 24 bits as the
  * uniform (capi.c gen_mix), so that both targets draw the same masks.
- * Spike encoders are not written by this target (target_check refuses
- * them).
+ * A spike encoder encodes every step from the intensities as the samples
+ * from `first` on with the call's seed (llapi.c ll_encode_steps); its
+ * dL/dinput is zero (spikes are a step function of the input).
  */
 #include <string.h>
 
@@ -49,16 +50,6 @@ static LLVMValueRef open_train(Ll *L, const char *name, LLVMTypeRef ret, LLVMTyp
 
 static LLVMValueRef u64(Ll *L, unsigned long long v) { return LLVMConstInt(L->i64, v, 0); }
 
-/* splitmix64's step and output function (capi.c gen_mix). */
-static LLVMValueRef mix(Ll *L, LLVMValueRef z) {
-    z = LLVMBuildAdd(L->b, z, u64(L, 0x9E3779B97F4A7C15ULL), "");
-    z = LLVMBuildMul(L->b, LLVMBuildXor(L->b, z, LLVMBuildLShr(L->b, z, u64(L, 30), ""), ""),
-                     u64(L, 0xBF58476D1CE4E5B9ULL), "");
-    z = LLVMBuildMul(L->b, LLVMBuildXor(L->b, z, LLVMBuildLShr(L->b, z, u64(L, 27), ""), ""),
-                     u64(L, 0x94D049BB133111EBULL), "");
-    return LLVMBuildXor(L->b, z, LLVMBuildLShr(L->b, z, u64(L, 31), ""), "");
-}
-
 /* Dropout node i's mask for the batch, as the samples from `first` on. */
 static void dropout_mask(Ll *L, int i, LLVMValueRef first, LLVMValueRef seed) {
     const IrNode *x = &L->g->nodes.items[i];
@@ -70,10 +61,9 @@ static void dropout_mask(Ll *L, int i, LLVMValueRef first, LLVMValueRef seed) {
     LLVMValueRef key = LLVMBuildXor(L->b, seed, u64(L, (unsigned long long)i << 48), ll_name(L, "key"));
     LlLoop j;
     ll_loop_open(L, &j, ll_i64(L, 0), LLVMBuildNSWMul(L->b, L->B, ll_i64(L, n), ""), 1, "draw");
-    LLVMValueRef h = mix(L, LLVMBuildXor(L->b, key, LLVMBuildMul(L->b, LLVMBuildAdd(L->b, j0, j.iv, ""),
-                                                                u64(L, 0x9E3779B97F4A7C15ULL), ""), ""));
-    LLVMValueRef u = LLVMBuildFMul(L->b, LLVMBuildUIToFP(L->b, LLVMBuildLShr(L->b, h, u64(L, 40), ""), L->f32, ""),
-                                   ll_flt(L, 1.0f / 16777216.0f, 1), ll_name(L, "unit"));
+    LLVMValueRef h = ll_mix(L, LLVMBuildXor(L->b, key, LLVMBuildMul(L->b, LLVMBuildAdd(L->b, j0, j.iv, ""),
+                                                                   u64(L, 0x9E3779B97F4A7C15ULL), ""), ""));
+    LLVMValueRef u = ll_unit(L, h);
     LLVMValueRef keep = LLVMBuildFCmp(L->b, LLVMRealOGE, u, ll_flt(L, p, 1), "");
     ll_store(L, LLVMBuildSelect(L->b, keep, ll_flt(L, 1.0f / (1.0f - p), 1), ll_flt(L, 0.0f, 1), ""),
              ll_off(L, m, j.iv, NULL));
@@ -89,8 +79,11 @@ static LLVMValueRef gen_forward_at(Ll *L) {
     LLVMValueRef fn = open_train(L, "train_forward_at", LLVMVoidTypeInContext(L->ctx), args, names, 7);
     LLVMValueRef training = LLVMGetParam(fn, 5), output = LLVMGetParam(fn, 4);
     long long steps = P->at[in].inv ? 1 : T;
-    ll_copy(L, ll_at(L, in, ll_i32(L, 0), "input"), LLVMGetParam(fn, 3),
-            LLVMBuildNSWMul(L->b, L->B, ll_i64(L, steps * count(L, in)), ""));
+    if (L->encode) /* as the samples from first on, with the call's seed */
+        ll_encode_steps(L, ll_i32(L, 0), ll_i32(L, T), LLVMGetParam(fn, 3), LLVMGetParam(fn, 2), LLVMGetParam(fn, 6));
+    else
+        ll_copy(L, ll_at(L, in, ll_i32(L, 0), "input"), LLVMGetParam(fn, 3),
+                LLVMBuildNSWMul(L->b, L->B, ll_i64(L, steps * count(L, in)), ""));
     LLVMValueRef is_training = LLVMBuildICmp(L->b, LLVMIntNE, training, ll_i32(L, 0), "");
     for (int i = 0; i < g->nodes.len; i++) {
         const IrNode *x = &g->nodes.items[i];
@@ -255,8 +248,11 @@ static void gen_backward(Ll *L) {
     L->layer = "train_backward";
     LlIf f;
     ll_if(L, &f, want, "dinput", 0);
-    ll_copy(L, dinput, ll_grad_at(L, in, ll_i32(L, 0), "gin"),
-            LLVMBuildNSWMul(L->b, L->B, ll_i64(L, (P->at[in].inv ? 1 : T) * count(L, in)), ""));
+    if (L->encode) /* spikes are a step function of the input: zero */
+        ll_copy(L, dinput, NULL, LLVMBuildNSWMul(L->b, L->B, ll_i64(L, count(L, in)), ""));
+    else
+        ll_copy(L, dinput, ll_grad_at(L, in, ll_i32(L, 0), "gin"),
+                LLVMBuildNSWMul(L->b, L->B, ll_i64(L, (P->at[in].inv ? 1 : T) * count(L, in)), ""));
     ll_endif(L, &f);
     LLVMBuildRetVoid(L->b);
 }
