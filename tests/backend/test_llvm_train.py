@@ -33,6 +33,8 @@ the portable C target computes.
 - What it cannot do yet is refused, with no file written: `--static`.
 - `snnc compile --train --target llvm` writes the same .ll twice, with the
   training API, the C target's header and its training workspace size.
+- With no C compiler on PATH, `snnc grad --target llvm` works, and
+  `--target c` fails saying that llvm needs none.
 The expectations are the other target's results, never stored copies.
 
 Skipped, saying why, when this snnc was built without LLVM.
@@ -42,6 +44,7 @@ Usage: test_llvm_train.py SNNC ROOT
 import csv
 import os
 import re
+import subprocess
 import sys
 import tempfile
 
@@ -256,6 +259,28 @@ def refusals(snnc, root, d, check):
     check(not os.path.exists(out), "a refused compile left %s" % out)
 
 
+def no_compiler(snnc, root, d, check):
+    """Without a C compiler on PATH, grad through llvm works; through c it
+    fails, saying that llvm needs none."""
+    mlp = os.path.join(root, "examples", "fashion_mlp.snn")
+    x = os.path.join(d, "x1.npy")
+    np.save(x, np.full([1, 1, 28, 28], 0.5, dtype=np.float32))
+    gy = os.path.join(d, "g1.npy")
+    np.save(gy, np.ones([8, 1, 10], dtype=np.float32))
+    env = {"PATH": "/nonexistent", "HOME": d}
+    res = {}
+    for target in ("llvm", "c"):
+        out = os.path.join(d, "nocc-%s.safetensors" % target)
+        p = subprocess.run([snnc, "grad", mlp, "--init", "1", "--input", x, "--grad-output", gy, "--output", out,
+                            "--target", target], capture_output=True, text=True, env=env)
+        res[target] = (p.returncode, p.stderr, os.path.exists(out))
+    code, err, wrote = res["llvm"]
+    check(code == 0 and wrote, "grad --target llvm without a C compiler: %r" % err)
+    code, err, wrote = res["c"]
+    check(code != 0 and not wrote and "--target llvm builds the code in process, with no C compiler" in err,
+          "grad --target c without a C compiler: %r" % err)
+
+
 def compile_train(snnc, root, d, check):
     mlp = os.path.join(root, "examples", "fashion_mlp.snn")
     outs = []
@@ -296,6 +321,7 @@ def main():
         compare_grads(snnc, root, d, check)
         refusals(snnc, root, d, check)
         compile_train(snnc, root, d, check)
+        no_compiler(snnc, root, d, check)
         compare_training(snnc, root, d, checker)
     return checker.status()
 

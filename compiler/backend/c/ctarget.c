@@ -108,8 +108,11 @@ static int run_cmd(char *const argv[], int quiet, const char *what) {
         return -1;
     if (WIFSIGNALED(status))
         error_plain("%s was killed by signal %d", what, WTERMSIG(status));
-    else
-        error_plain("%s failed (exit status %d)", what, WEXITSTATUS(status));
+    else /* 127: not started (not installed, or not on PATH) */
+        error_plain("%s failed (exit status %d)%s", what, WEXITSTATUS(status),
+                    WEXITSTATUS(status) == 127 && !target_llvm.missing
+                        ? "; --target llvm builds the code in process, with no C compiler"
+                        : "");
     return -1;
 }
 
