@@ -10,6 +10,7 @@
  * values.
  */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,6 +23,7 @@ void data_free(Dataset *d) {
     snnrt_tensor_free(&d->npy_x);
     snnrt_events_free(&d->ev);
     free(d->labels);
+    free(d->aug_tmp);
     memset(d, 0, sizeof *d);
 }
 
@@ -74,6 +76,9 @@ static int load_idx(Dataset *d, const TrainSpec *ts, int train, long want, long 
     }
     d->mean = ts->mean;
     d->std = ts->std;
+    /* in double, one rounding to float: (byte / 255 - mean) / std */
+    for (int v = 0; v < 256; v++)
+        d->byte_value[v] = (float)((v / 255.0 - d->mean) / d->std);
     return labels_from(d, yi, NULL, d->idx_y.data, (size_t)d->n, classes);
 }
 
@@ -154,12 +159,56 @@ out:
     return rc;
 }
 
+/* Whether g can take the train block's augmentation: images [C, H, W] or
+   [H, W], not sequences or events; checked before any data is read. */
+static int augment_check(const TrainSpec *ts, const IrGraph *g) {
+    const Shape *s = &g->nodes.items[g->input].shape;
+    if (!ts->shift && !ts->flip)
+        return 0;
+    if (g->events.on || g->encoding == ENC_SEQUENCE || (s->ndim != 2 && s->ndim != 3)) {
+        const char *why = g->events.on ? "reads event lists"
+                          : g->encoding == ENC_SEQUENCE ? "reads sequences"
+                                                        : "does not take images";
+        char dims[160] = "[";
+        for (int i = 0; i < s->ndim; i++)
+            snprintf(dims + strlen(dims), sizeof dims - strlen(dims), "%s%lld", i ? ", " : "", (long long)s->d[i]);
+        snprintf(dims + strlen(dims), sizeof dims - strlen(dims), "]");
+        error_at(ts->augment_loc, "augment images(...) moves and mirrors images [C, H, W] or [H, W]; network '%s' %s "
+                                  "(its input is %s)",
+                 g->name, why, dims);
+        return -1;
+    }
+    return 0;
+}
+
+/* The train split's augmentation, after augment_check. */
+static int augment_setup(Dataset *d, const TrainSpec *ts, const IrGraph *g) {
+    const Shape *s = &g->nodes.items[g->input].shape;
+    if (!ts->shift && !ts->flip)
+        return 0;
+    d->aug_h = s->d[s->ndim - 2];
+    d->aug_w = s->d[s->ndim - 1];
+    d->aug_c = s->ndim == 3 ? s->d[0] : 1;
+    d->aug_shift = ts->shift;
+    d->aug_flip = ts->flip;
+    /* a pixel of value 0 normalized as data_batch normalizes */
+    d->aug_fill = (float)((0.0 - ts->mean) / ts->std);
+    d->aug_tmp = malloc((size_t)d->sample * sizeof(float) + 1);
+    if (!d->aug_tmp) {
+        error_plain("out of memory");
+        return -1;
+    }
+    return 0;
+}
+
 int data_load(Dataset *d, const TrainSpec *ts, const IrGraph *g, int train, long limit) {
     memset(d, 0, sizeof *d);
     const IrNode *in = &g->nodes.items[g->input], *out = &g->nodes.items[g->output];
     long want = (long)shape_count(&in->shape);
     long classes = (long)shape_count(&out->shape);
     d->steps = g->encoding == ENC_SEQUENCE ? g->timesteps : 1;
+    if (train && augment_check(ts, g) != 0)
+        return -1;
     int rc;
     if (ts->data == DATA_IDX) {
         if (g->events.on) {
@@ -185,6 +234,10 @@ int data_load(Dataset *d, const TrainSpec *ts, const IrGraph *g, int train, long
     d->sample /= d->steps;
     if (limit > 0 && limit < d->n)
         d->n = limit;
+    if (train && augment_setup(d, ts, g) != 0) {
+        data_free(d);
+        return -1;
+    }
     return 0;
 }
 
@@ -205,15 +258,52 @@ void data_batch(const Dataset *d, const long *idx, int b, float *x, int *labels)
         for (int t = 0; t < d->steps; t++) {
             float *dst = x + ((size_t)t * (size_t)b + (size_t)r) * (size_t)s;
             size_t src = ((size_t)i * (size_t)d->steps + (size_t)t) * (size_t)s;
-            /* in double, one rounding to float: (byte / 255 - mean) / std */
             if (d->idx_x.data)
                 for (long j = 0; j < s; j++)
-                    dst[j] = (float)((d->idx_x.data[src + (size_t)j] / 255.0 - d->mean) / d->std);
+                    dst[j] = d->byte_value[d->idx_x.data[src + (size_t)j]];
             else if (d->mean == 0 && d->std == 1)
                 memcpy(dst, d->npy_x.data + src, (size_t)s * sizeof(float));
             else
                 for (long j = 0; j < s; j++)
                     dst[j] = (float)((d->npy_x.data[src + (size_t)j] - d->mean) / d->std);
         }
+    }
+}
+
+/* splitmix64's finalizer */
+static unsigned long long mix64(unsigned long long z) {
+    z += 0x9E3779B97F4A7C15ULL;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+/* Sample i of epoch e draws one 64-bit z from (seed, e, i) alone, so that
+   neither the batch, the thread count nor the ranks change what it gets:
+   it moves dx = z mod (2s+1) - s pixels right, dy = (z >> 24) mod (2s+1)
+   - s down, and is mirrored first when the top bit of z is set
+   (docs/training.md, "Augmentation"). */
+void data_augment(const Dataset *d, unsigned long long seed, int epoch, const long *idx, int b, float *x) {
+    if (!d->aug_shift && !d->aug_flip)
+        return;
+    long H = d->aug_h, W = d->aug_w, plane = H * W;
+    unsigned long long span = 2 * (unsigned long long)d->aug_shift + 1;
+    for (int r = 0; r < b; r++) {
+        unsigned long long z = mix64(mix64(mix64(seed ^ 0x6175676D656E74ULL) + (unsigned long long)epoch) +
+                                     (unsigned long long)idx[r]);
+        long dx = (long)(z % span) - d->aug_shift, dy = (long)((z >> 24) % span) - d->aug_shift;
+        int flip = d->aug_flip && (z >> 63);
+        float *img = x + (size_t)r * (size_t)d->sample, *src = d->aug_tmp;
+        memcpy(src, img, (size_t)d->sample * sizeof(float));
+        for (long c = 0; c < d->aug_c; c++)
+            for (long y = 0; y < H; y++) {
+                float *out = img + c * plane + y * W;
+                long sy = y - dy;
+                for (long xo = 0; xo < W; xo++) {
+                    long sx = xo - dx; /* in the mirrored image */
+                    int in = sy >= 0 && sy < H && sx >= 0 && sx < W;
+                    out[xo] = in ? src[c * plane + sy * W + (flip ? W - 1 - sx : sx)] : d->aug_fill;
+                }
+            }
     }
 }

@@ -490,6 +490,7 @@ static int train_epoch(Trainer *tr, const Dataset *d, int epoch, Metrics *mt) {
         int ok = 0;
         if (nb > 0) {
             data_batch(d, tr->order + done + lo, nb, tr->x, tr->labels);
+            data_augment(d, tr->ts->seed, epoch, tr->order + done + lo, nb, tr->x);
             forward_at(tr, nb, lo, 1, mix(tr->ts->seed ^ mix((unsigned long long)tr->step + 1)));
             int ignored = 0;
             l = snnrt_loss(&tr->loss, tr->T, nb, tr->K, tr->y, tr->labels, tr->dy, &ignored);
@@ -803,6 +804,9 @@ static int train_ranks(Arena *a, Options *o) {
         printf("training %s: %ld samples (test %ld), %d epochs, batch %d, T = %d, %zu learnable parameters in "
                "%d tensors\n",
                g->name, train.n, test.n, ts->epochs, ts->batch, tr.T, learned, tr.nranges);
+        if (ts->shift || ts->flip)
+            printf("augmenting the training images: moved by up to %d pixel%s across and down%s\n", ts->shift,
+                   ts->shift == 1 ? "" : "s", ts->flip ? ", mirrored left to right half of the time" : "");
         if (tr.nranks > 1 && ts->batch % tr.nranks)
             printf("data-parallel on %d processes: each runs a shard of %d or %d samples of every batch\n",
                    tr.nranks, ts->batch / tr.nranks, tr.batch);

@@ -289,6 +289,25 @@ static int set_schedule(TrainSpec *ts, const Node *v) {
     return 0;
 }
 
+/* augment none | images(shift = PIXELS, flip = BOOL) */
+static int set_augment(TrainSpec *ts, const Node *v) {
+    const char *h = head(v);
+    const Node *a[2];
+    ts->augment_loc = v->loc;
+    ts->shift = ts->flip = 0;
+    if (h && !strcmp(h, "none"))
+        return bind(v, NULL, 0, a);
+    if (h && !strcmp(h, "images")) {
+        static const char *const names[] = {"shift", "flip"};
+        if (!bind(v, names, 2, a))
+            return 0;
+        return (!a[0] || int_in(a[0], 0, 64, "shift (pixels)", &ts->shift)) &&
+               (!a[1] || boolean(a[1], "flip", &ts->flip));
+    }
+    error_at(v->loc, "unknown augmentation: expected none or images(shift = PIXELS, flip = true)");
+    return 0;
+}
+
 static int setting(TrainSpec *ts, const Node *st) {
     const char *k = st->name;
     const Node *v = st->a;
@@ -300,6 +319,8 @@ static int setting(TrainSpec *ts, const Node *st) {
         return set_optimizer(ts, v);
     if (!strcmp(k, "schedule"))
         return set_schedule(ts, v);
+    if (!strcmp(k, "augment"))
+        return set_augment(ts, v);
     if (!strcmp(k, "epochs"))
         return int_in(v, 1, 1e6, "epochs", &ts->epochs);
     if (!strcmp(k, "batch"))
@@ -319,7 +340,7 @@ static int setting(TrainSpec *ts, const Node *st) {
         ts->seed = (unsigned long long)s;
         return 1;
     }
-    error_at(st->loc, "unknown setting '%s' (expected data, loss, optimizer, schedule, clip, "
+    error_at(st->loc, "unknown setting '%s' (expected data, augment, loss, optimizer, schedule, clip, "
                       "shuffle, epochs, batch or seed)", k);
     return 0;
 }
@@ -376,9 +397,9 @@ int trainspec_build(Node *items, const char *network, TrainSpec *ts) {
     ts->loc = block->loc;
     const Node *seen[16] = {0};
     static const char *const keys[] = {"data",  "loss", "optimizer", "schedule", "epochs",
-                                       "batch", "clip", "seed",      "shuffle"};
+                                       "batch", "clip", "seed",      "shuffle",  "augment"};
     for (const Node *st = block->body; st; st = st->next) {
-        for (int k = 0; k < 9; k++)
+        for (int k = 0; k < 10; k++)
             if (!strcmp(st->name, keys[k])) {
                 if (seen[k]) {
                     error_at(st->loc, "setting '%s' is given twice", st->name);

@@ -26,6 +26,10 @@ typedef struct TrainSpec {
     const char *dir;     /* DATA_IDX: the folder of the four IDX files */
     const char *npy[4];  /* DATA_NPY: train x, train y, test x, test y */
     double mean, std;    /* x = (x - mean) / std (IDX bytes first scaled to [0, 1]) */
+    /* augmentation of the training images (never of the test split) */
+    int shift;           /* each image moved by up to this many pixels across and down */
+    int flip;            /* and mirrored left to right with probability 1/2 */
+    Loc augment_loc;     /* the augment setting, where one is given */
     /* loss */
     LossKind loss;
     double lambda, phi;           /* TET */

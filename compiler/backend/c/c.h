@@ -184,6 +184,10 @@ typedef struct CgTile {
     int pad; /* zeros after pa's kc * mr values that the block may read */
     void (*emit)(Emit *e, int mr, int nr);
     const char *doc; /* how the block is computed, for the comment */
+    /* NULL, or emits <p>_pack_cols(s, ld, kc, d), which packs a whole panel
+       of B whose columns are contiguous: d[k * nr + j] = s[j * ld + k] for
+       k < kc and j < nr (the plain product's B of a dense layer's forward) */
+    void (*pack_cols)(Emit *e, int nr);
 } CgTile;
 
 /* The matrix product <net>_gemm with the given innermost block. */

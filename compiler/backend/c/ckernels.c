@@ -164,7 +164,7 @@ static void portable_tile(Emit *e, int mr, int nr) {
     cg_line(e, "        c0[i * ci + j * cj] = acc[i][j];");
 }
 
-static const CgTile c_tile = {4, GEMM_NR, 0, portable_tile, "in a local array whose inner loop compilers vectorize"};
+static const CgTile c_tile = {4, GEMM_NR, 0, portable_tile, "in a local array whose inner loop compilers vectorize", NULL};
 
 /* Panels of B that a row adds at once in the event-driven products. */
 #define ROW_PANELS 4
@@ -280,6 +280,62 @@ static void row_events(Emit *e, int NR, int MR, int fused) {
     cg_line(e, "}");
 }
 
+/* Unpacking spikes a word at a time, where the words line up with the
+   packed block: the panel of 32 columns of B, or a run of up to 32 steps
+   of k of a row of A or a column of B, is one word shifted. The values are
+   those of elem(); the loops over a panel's columns (or the block's rows)
+   vectorize, where a bit at a time costs a multiply, two shifts and a load
+   per value, which for a narrow layer (10 outputs over spikes) cost more
+   than the product. */
+/* The steps k .. kc - 1 of R rows of A (or columns of B, x their index)
+   in runs of up to 32 that lie in one word each: word(x) is the word of
+   row x that holds step e0 = k0 + k, and dst, an element left open
+   ("pa[k * 12 + i"), is where step k of row x goes, step k + s at s *
+   stride further. */
+static void word_runs(Emit *e, int R, char x, const char *word, const char *dst, int stride) {
+    cg_line(e, "for (k = 0; k < kc;) {");
+    e->ind++;
+    cg_line(e, "const long e0 = k0 + k, n = 32 - (e0 & 31) < kc - k ? 32 - (e0 & 31) : kc - k;");
+    cg_line(e, "uint32_t wd[%d];", R);
+    cg_line(e, "long s;");
+    cg_line(e, "for (%c = 0; %c < %d; %c++)", x, x, R, x);
+    cg_line(e, "    wd[%c] = %s;", x, word);
+    cg_line(e, "for (s = 0; s < n; s++)");
+    cg_line(e, "    for (%c = 0; %c < %d; %c++)", x, x, R, x);
+    cg_line(e, "        %s + s * %d] = (float)(wd[%c] >> s & 1u);", dst, stride, x);
+    cg_line(e, "k += n;");
+    e->ind--;
+    cg_line(e, "}");
+}
+
+/* NR divides 32: a panel's row is part of one word */
+static void pack_b_words(Emit *e, int NR) {
+    cg_line(e, "if (bj == 1 && bk %% 32 == 0) { /* rows of B are contiguous: a panel's row is (part of) a word */");
+    cg_line(e, "    for (k = 0; k < kc; k++)");
+    cg_line(e, "        for (jp = q0; jp < q1; jp++) {");
+    cg_line(e, "            const uint32_t wd = b[((k0 + k) * bk >> 5) + (jp * %d >> 5)] >> (jp * %d & 31);", NR, NR);
+    cg_line(e, "            float *d = ps + ((jp - q0) * kc + k) * %d;", NR);
+    cg_line(e, "            for (j = 0; j < %d; j++)", NR);
+    cg_line(e, "                d[j] = jp * %d + j < N ? (float)(wd >> j & 1u) : 0.0f;", NR);
+    cg_line(e, "        }");
+    cg_line(e, "} else if (bk == 1 && bj %% 32 == 0) { /* columns are: a word is up to 32 steps of a column */");
+    e->ind++;
+    cg_line(e, "for (jp = q0; jp < q1; jp++)");
+    e->ind++;
+    word_runs(e, NR, 'j',
+              arena_printf(e->g->arena, "jp * %d + j < N ? b[(jp * %d + j) * (bj >> 5) + (e0 >> 5)] >> (e0 & 31) : 0u", NR, NR),
+              arena_printf(e->g->arena, "ps[((jp - q0) * kc + k) * %d + j", NR), NR);
+    e->ind -= 2;
+    cg_line(e, "} else { /* a bit at a time */");
+}
+
+static void copy_a_words(Emit *e, int MR) {
+    cg_line(e, "if (ak == 1 && ai %% 32 == 0) /* rows of A are contiguous: a word is up to 32 steps of a row */");
+    e->ind++;
+    word_runs(e, MR, 'i', "a[(ra[i] + e0) >> 5] >> (e0 & 31)", arena_printf(e->g->arena, "pa[k * %d + i", MR), MR);
+    e->ind--;
+}
+
 static void gemm(Emit *e, const CgTile *tile, int v) {
     const char *p = e->p, *P = e->P;
     const char *suffix = v == GEMM_SPIKES_A ? "_sa" : v == GEMM_SPIKES_B ? "_sb" : "";
@@ -293,6 +349,9 @@ static void gemm(Emit *e, const CgTile *tile, int v) {
                 sa ? "A(i, k)" : "B(k, j)", sa ? "a" : "b");
         cg_line(e, "   for E = %s (a layer's spikes kept for the backward). */", sa ? "i * ai + k * ak" : "k * bk + j * bj");
     }
+    int cols = v == GEMM_FLOAT && tile->pack_cols;
+    if (cols)
+        tile->pack_cols(e, NR);
     cg_line(e, "static void %s_gemm%s(long M, long N, long K, const %s *a, long ai, long ak, const %s *b,", p, suffix,
             v == GEMM_SPIKES_A ? "uint32_t" : "float", v == GEMM_SPIKES_B ? "uint32_t" : "float");
     cg_line(e, "                    long bk, long bj, float *c, long ci, long cj, const float *bias, long si,");
@@ -349,18 +408,38 @@ static void gemm(Emit *e, const CgTile *tile, int v) {
     e->ind++;
     cg_line(e, "const long q1 = q0 + nq < p1 ? q0 + nq : p1;");
     cg_line(e, "long k, i, j, jp, ib;");
+    int words = v == GEMM_SPIKES_B && 32 % NR == 0;
+    if (words) {
+        pack_b_words(e, NR);
+        e->ind++;
+    }
     cg_line(e, "if (bj == 1) /* rows of B are contiguous */");
     cg_line(e, "    for (k = 0; k < kc; k++)");
     cg_line(e, "        for (jp = q0; jp < q1; jp++)");
     cg_line(e, "            for (j = 0; j < %d; j++)", NR);
     cg_line(e, "                ps[((jp - q0) * kc + k) * %d + j] = jp * %d + j < N ? %s : 0.0f;", NR, NR,
             elem(e, v, 'b', arena_printf(e->g->arena, "(k0 + k) * bk + jp * %d + j", NR)));
+    if (cols) {
+        cg_line(e, "else if (bk == 1) /* columns are: whole panels transposed in registers */");
+        cg_line(e, "    for (jp = q0; jp < q1; jp++)");
+        cg_line(e, "        if ((jp + 1) * %d <= N)", NR);
+        cg_line(e, "            %s_pack_cols(b + k0 + jp * %d * bj, bj, kc, ps + (jp - q0) * kc * %d);", p, NR, NR);
+        cg_line(e, "        else");
+        cg_line(e, "            for (j = 0; j < %d; j++)", NR);
+        cg_line(e, "                for (k = 0; k < kc; k++)");
+        cg_line(e, "                    ps[((jp - q0) * kc + k) * %d + j] = jp * %d + j < N ? b[k0 + k + (jp * %d + j) * bj] : 0.0f;",
+                NR, NR, NR);
+    }
     cg_line(e, "else /* columns are */");
     cg_line(e, "    for (jp = q0; jp < q1; jp++)");
     cg_line(e, "        for (j = 0; j < %d; j++)", NR);
     cg_line(e, "            for (k = 0; k < kc; k++)");
     cg_line(e, "                ps[((jp - q0) * kc + k) * %d + j] = jp * %d + j < N ? %s : 0.0f;", NR, NR,
             elem(e, v, 'b', arena_printf(e->g->arena, "(k0 + k) * bk + (jp * %d + j) * bj", NR)));
+    if (words) {
+        e->ind--;
+        cg_line(e, "}");
+    }
     cg_line(e, "for (ib = 0; ib < M; ib += %d) {", MR);
     e->ind++;
     if (tile->pad)
@@ -378,9 +457,16 @@ static void gemm(Emit *e, const CgTile *tile, int v) {
     cg_line(e, "long zeros = 0, ra[%d]; /* where the rows start */", MR);
     cg_line(e, "for (i = 0; i < %d; i++)", MR);
     cg_line(e, "    ra[i] = (ib + (i < mi ? i : 0)) * ai;");
+    if (v == GEMM_SPIKES_A) {
+        copy_a_words(e, MR);
+        cg_line(e, "else");
+        e->ind++;
+    }
     cg_line(e, "for (k = 0; k < kc; k++) /* copy */");
     cg_line(e, "    for (i = 0; i < %d; i++)", MR);
     cg_line(e, "        pa[k * %d + i] = %s;", MR, elem(e, v, 'a', "ra[i] + (k0 + k) * ak"));
+    if (v == GEMM_SPIKES_A)
+        e->ind--;
     cg_line(e, "for (k = 0; mi < %d && k < kc; k++)", MR);
     cg_line(e, "    for (i = mi; i < %d; i++)", MR);
     cg_line(e, "        pa[k * %d + i] = 0.0f;", MR);
@@ -512,11 +598,20 @@ void ck_dense_bwd(TargetEmitter *em, const IrPlan *P, int i) {
     cg_line(e, "const float *gy = %s;", cp_at(e, P, i, 'g', "from"));
     if (x->bias) {
         cg_line(e, "float *db = %s;", cp_grad(e, x->param[1]));
+        /* each output adds its rows in order; blocks of 64 outputs read
+           the rows of gy along their length */
         cg_par_for(e, fmt(e, "rows * %lld", O));
-        cg_line(e, "for (long o = 0; o < %lld; o++) {", O);
-        cg_line(e, "    long r;");
+        cg_line(e, "for (long o0 = 0; o0 < %lld; o0 += 64) {", O);
+        cg_line(e, "    const long no = %lld - o0 < 64 ? %lld - o0 : 64;", O, O);
+        cg_line(e, "    float acc[64];");
+        cg_line(e, "    long r, o;");
+        cg_line(e, "    for (o = 0; o < no; o++)");
+        cg_line(e, "        acc[o] = db[o0 + o];");
         cg_line(e, "    for (r = 0; r < rows; r++)");
-        cg_line(e, "        db[o] += gy[r * %lld + o];", O);
+        cg_line(e, "        for (o = 0; o < no; o++)");
+        cg_line(e, "            acc[o] += gy[r * %lld + o0 + o];", O);
+        cg_line(e, "    for (o = 0; o < no; o++)");
+        cg_line(e, "        db[o0 + o] = acc[o];");
         cg_line(e, "}");
     }
     cg_line(e, "%s_gemm%s(%lld, %lld, rows, gy, 1, %lld, xt, %lld, 1, dw, %lld, 1, 0, 0, 0, %s); /* dw += gy^T x */", e->p,

@@ -110,11 +110,96 @@ static void tile(Emit *e, int mr, int nr, int isa) {
     cg_line(e, "}");
 }
 
+/* <p>_pack_cols: a panel of nr columns of B, each contiguous along k (a
+   row of a dense layer's weight), packed as the micro-kernel reads it,
+   d[k * nr + j] = s[j * ld + k]: blocks of w columns by w steps of k are
+   transposed in registers (three rounds of shuffles: 32-bit, 64-bit and
+   128-bit pieces, then for AVX-512 the 128-bit lanes again), and the last
+   kc % w steps are copied one value at a time. Packing a value at a time
+   instead cost a fifth of the MLP's inference (bench/RESULTS.md). */
+static void pack_cols(Emit *e, int nr, int isa) {
+    const int w = isa == ISA_AVX512 ? 16 : 8;
+    const char *V = isa == ISA_AVX512 ? "__m512" : "__m256", *fn = isa == ISA_AVX512 ? "_mm512" : "_mm256";
+    cg_blank(e);
+    cg_line(e, "/* d[k * %d + j] = s[j * ld + k] for k < kc and j < %d: a panel of B whose", nr, nr);
+    cg_line(e, "   columns are contiguous, transposed %d x %d at a time in registers */", w, w);
+    cg_line(e, "static void %s_pack_cols(const float *s, long ld, long kc, float *d)", e->p);
+    cg_line(e, "{");
+    e->ind++;
+    cg_line(e, "long j0, k, j;");
+    cg_line(e, "for (j0 = 0; j0 < %d; j0 += %d) {", nr, w);
+    e->ind++;
+    cg_line(e, "const float *s0 = s + j0 * ld;");
+    cg_line(e, "for (k = 0; k + %d <= kc; k += %d) {", w, w);
+    e->ind++;
+    cg_line(e, "%s r[%d], t[%d];", V, w, w);
+    cg_line(e, "int x;");
+    cg_line(e, "for (x = 0; x < %d; x++)", w);
+    cg_line(e, "    r[x] = %s_loadu_ps(s0 + x * ld + k);", fn);
+    cg_line(e, "for (x = 0; x < %d; x += 2) {", w);
+    cg_line(e, "    t[x] = %s_unpacklo_ps(r[x], r[x + 1]);", fn);
+    cg_line(e, "    t[x + 1] = %s_unpackhi_ps(r[x], r[x + 1]);", fn);
+    cg_line(e, "}");
+    cg_line(e, "for (x = 0; x < %d; x += 4) {", w);
+    if (isa == ISA_AVX512) {
+        const char *lo = "_mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[%s]), _mm512_castps_pd(t[%s])))";
+        const char *hi = "_mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[%s]), _mm512_castps_pd(t[%s])))";
+        cg_line(e, "    r[x] = %s;", arena_printf(e->g->arena, lo, "x", "x + 2"));
+        cg_line(e, "    r[x + 1] = %s;", arena_printf(e->g->arena, hi, "x", "x + 2"));
+        cg_line(e, "    r[x + 2] = %s;", arena_printf(e->g->arena, lo, "x + 1", "x + 3"));
+        cg_line(e, "    r[x + 3] = %s;", arena_printf(e->g->arena, hi, "x + 1", "x + 3"));
+        cg_line(e, "}");
+        /* the 128-bit lanes, through the integer shuffle (SIMDe has no
+           _mm512_shuffle_f32x4): L(a, b, 0x88) = lanes 0 and 2 of a, then of b */
+        const char *L = "_mm512_castsi512_ps(_mm512_shuffle_i32x4(_mm512_castps_si512(%s), _mm512_castps_si512(%s), %s))";
+#define LANES(dst, a, b, imm) cg_line(e, "    %s = %s;", dst, arena_printf(e->g->arena, L, a, b, imm))
+        cg_line(e, "for (x = 0; x < 4; x++) {");
+        LANES("t[x]", "r[x]", "r[x + 4]", "0x88");
+        LANES("t[x + 4]", "r[x]", "r[x + 4]", "0xdd");
+        LANES("t[x + 8]", "r[x + 8]", "r[x + 12]", "0x88");
+        LANES("t[x + 12]", "r[x + 8]", "r[x + 12]", "0xdd");
+        cg_line(e, "}");
+        cg_line(e, "for (x = 0; x < 4; x++) {");
+        LANES("r[x]", "t[x]", "t[x + 8]", "0x88");
+        LANES("r[x + 8]", "t[x]", "t[x + 8]", "0xdd");
+        LANES("r[x + 4]", "t[x + 4]", "t[x + 12]", "0x88");
+        LANES("r[x + 12]", "t[x + 4]", "t[x + 12]", "0xdd");
+#undef LANES
+        cg_line(e, "}");
+        cg_line(e, "for (x = 0; x < 16; x++) /* r[x]: step k + x of the 16 columns */");
+        cg_line(e, "    _mm512_storeu_ps(d + (k + x) * %d + j0, r[x]);", nr);
+    } else {
+        cg_line(e, "    r[x] = _mm256_shuffle_ps(t[x], t[x + 2], 0x44);");
+        cg_line(e, "    r[x + 1] = _mm256_shuffle_ps(t[x], t[x + 2], 0xee);");
+        cg_line(e, "    r[x + 2] = _mm256_shuffle_ps(t[x + 1], t[x + 3], 0x44);");
+        cg_line(e, "    r[x + 3] = _mm256_shuffle_ps(t[x + 1], t[x + 3], 0xee);");
+        cg_line(e, "}");
+        cg_line(e, "for (x = 0; x < 4; x++) {");
+        cg_line(e, "    t[x] = _mm256_permute2f128_ps(r[x], r[x + 4], 0x20);");
+        cg_line(e, "    t[x + 4] = _mm256_permute2f128_ps(r[x], r[x + 4], 0x31);");
+        cg_line(e, "}");
+        cg_line(e, "for (x = 0; x < 8; x++) /* t[x]: step k + x of the 8 columns */");
+        cg_line(e, "    _mm256_storeu_ps(d + (k + x) * %d + j0, t[x]);", nr);
+    }
+    e->ind--;
+    cg_line(e, "}");
+    cg_line(e, "for (; k < kc; k++)");
+    cg_line(e, "    for (j = 0; j < %d; j++)", w);
+    cg_line(e, "        d[k * %d + j0 + j] = s0[j * ld + k];", nr);
+    e->ind--;
+    cg_line(e, "}");
+    e->ind--;
+    cg_line(e, "}");
+}
+
+static void pack_cols512(Emit *e, int nr) { pack_cols(e, nr, ISA_AVX512); }
+static void pack_cols256(Emit *e, int nr) { pack_cols(e, nr, ISA_AVX2); }
+
 static void tile512(Emit *e, int mr, int nr) { tile(e, mr, nr, ISA_AVX512); }
 static void tile256(Emit *e, int mr, int nr) { tile(e, mr, nr, ISA_AVX2); }
 
-static const CgTile tile_avx512 = {12, 32, 0, tile512, "in 24 AVX-512 registers, a load of B per column of registers and a\n   broadcast of A per row at each step of k"};
-static const CgTile tile_avx2 = {6, 16, 0, tile256, "in 12 AVX2 registers, a load of B per column of registers and a\n   broadcast of A per row at each step of k"};
+static const CgTile tile_avx512 = {12, 32, 0, tile512, "in 24 AVX-512 registers, a load of B per column of registers and a\n   broadcast of A per row at each step of k", pack_cols512};
+static const CgTile tile_avx2 = {6, 16, 0, tile256, "in 12 AVX2 registers, a load of B per column of registers and a\n   broadcast of A per row at each step of k", pack_cols256};
 
 static void gemm512(TargetEmitter *em) { cg_gemm(&em->e, &tile_avx512); }
 static void gemm256(TargetEmitter *em) { cg_gemm(&em->e, &tile_avx2); }
