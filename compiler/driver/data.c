@@ -10,7 +10,6 @@
  * values.
  */
 #include <math.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -169,13 +168,9 @@ static int augment_check(const TrainSpec *ts, const IrGraph *g) {
         const char *why = g->events.on ? "reads event lists"
                           : g->encoding == ENC_SEQUENCE ? "reads sequences"
                                                         : "does not take images";
-        char dims[160] = "[";
-        for (int i = 0; i < s->ndim; i++)
-            snprintf(dims + strlen(dims), sizeof dims - strlen(dims), "%s%lld", i ? ", " : "", (long long)s->d[i]);
-        snprintf(dims + strlen(dims), sizeof dims - strlen(dims), "]");
         error_at(ts->augment_loc, "augment images(...) moves and mirrors images [C, H, W] or [H, W]; network '%s' %s "
                                   "(its input is %s)",
-                 g->name, why, dims);
+                 g->name, why, shape_str(g->arena, s));
         return -1;
     }
     return 0;

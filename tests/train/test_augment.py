@@ -24,7 +24,6 @@ pixels that no pixel moved to holding a normalized 0, and checks:
    not an image and when the shift is out of range.
 """
 import os
-import subprocess
 import sys
 import tempfile
 

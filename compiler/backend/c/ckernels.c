@@ -281,17 +281,18 @@ static void row_events(Emit *e, int NR, int MR, int fused) {
 }
 
 /* Unpacking spikes a word at a time, where the words line up with the
-   packed block: the panel of 32 columns of B, or a run of up to 32 steps
-   of k of a row of A or a column of B, is one word shifted. The values are
-   those of elem(); the loops over a panel's columns (or the block's rows)
+   packed block: a panel's row of B, or a run of up to 32 steps of k of a
+   row of A or a column of B, is one word shifted. The values are those of
+   elem(); the loops over a panel's columns (or the block's rows)
    vectorize, where a bit at a time costs a multiply, two shifts and a load
    per value, which for a narrow layer (10 outputs over spikes) cost more
-   than the product. */
-/* The steps k .. kc - 1 of R rows of A (or columns of B, x their index)
-   in runs of up to 32 that lie in one word each: word(x) is the word of
-   row x that holds step e0 = k0 + k, and dst, an element left open
-   ("pa[k * 12 + i"), is where step k of row x goes, step k + s at s *
-   stride further. */
+   than the product.
+
+   word_runs: the steps k .. kc - 1 of R rows of A (or columns of B, x
+   their index) in runs that lie in one word each: word(x) is the word of
+   row x that holds step e0 = k0 + k, shifted to it, and dst, an element
+   left open ("pa[k * 12 + i"), is where step k of row x goes, step k + s
+   at s * stride further. */
 static void word_runs(Emit *e, int R, char x, const char *word, const char *dst, int stride) {
     cg_line(e, "for (k = 0; k < kc;) {");
     e->ind++;
