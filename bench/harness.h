@@ -1,8 +1,9 @@
 /* harness.h: what the timing programs of this folder share (infer_harness.c,
-   train_harness.c): clocks, the input pattern, sorting times, writing raw
-   floats. Include it after defining HARNESS_PATTERN_SEED (the pattern's
-   seed) and HARNESS_NAME (the program's name, for messages), and after
-   <stdio.h>, <stdlib.h> and <time.h> with _POSIX_C_SOURCE 200112L. */
+   train_harness.c, gpu_harness.cu): clocks, the input pattern, sorting
+   times, options, writing raw floats. Include it after defining
+   HARNESS_PATTERN_SEED (the pattern's seed) and HARNESS_NAME (the program's
+   name, for messages), and after <stdio.h>, <stdlib.h>, <string.h> and
+   <time.h> with _POSIX_C_SOURCE 200112L. */
 #ifndef HARNESS_H
 #define HARNESS_H
 
@@ -35,6 +36,24 @@ static int harness_cmp(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : x > y;
+}
+
+/* The options of train_harness.c and gpu_harness.cu after their first
+   arguments, from argv[first] on: --scale S and --dump DIR. 0, or -1 after
+   naming one it does not know. */
+static inline int harness_options(int argc, char **argv, int first, float *scale, const char **dump)
+{
+    for (int i = first; i + 1 < argc; i += 2) {
+        if (strcmp(argv[i], "--dump") == 0)
+            *dump = argv[i + 1];
+        else if (strcmp(argv[i], "--scale") == 0)
+            *scale = (float)atof(argv[i + 1]);
+        else {
+            fprintf(stderr, "%s: unknown option %s\n", HARNESS_NAME, argv[i]);
+            return -1;
+        }
+    }
+    return 0;
 }
 
 /* n floats, native order, into DIR/NAME. */

@@ -108,16 +108,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: train_harness BATCH REPEATS MIN_SECONDS WARMUP [--scale S] [--dump DIR]\n");
         return 2;
     }
-    for (int i = 5; i + 1 < argc; i += 2) {
-        if (strcmp(argv[i], "--dump") == 0)
-            dump = argv[i + 1];
-        else if (strcmp(argv[i], "--scale") == 0)
-            scale = (float)atof(argv[i + 1]);
-        else {
-            fprintf(stderr, "train_harness: unknown option %s\n", argv[i]);
-            return 2;
-        }
-    }
+    if (harness_options(argc, argv, 5, &scale, &dump))
+        return 2;
     batch = atoi(argv[1]);
     repeats = atoi(argv[2]);
     min_seconds = atof(argv[3]);

@@ -171,9 +171,11 @@ def load_train(folder, n):
 
 # ---- peer models ---------------------------------------------------------
 
-def build_peer(framework, netkey, hoist):
+def build_peer(framework, netkey, hoist, backend="torch"):
     """Returns (model, forward(x) -> logits, after_step()). The LIF of every
-    framework is set as close to snnc's LIF(tau = 2) as it allows."""
+    framework is set as close to snnc's LIF(tau = 2) as it allows. backend:
+    SpikingJelly's neuron backend ("cupy" on a GPU, bench/gpu_bench.py).
+    Tensors are made on torch's default device."""
     import torch
     import torch.nn as nn
     import torch.nn.functional as F
@@ -188,7 +190,7 @@ def build_peer(framework, netkey, hoist):
         def lif():
             return neuron.LIFNode(tau=2.0, decay_input=True, v_threshold=1.0, v_reset=0.0,
                                   surrogate_function=surrogate.Sigmoid(alpha=4.0),
-                                  detach_reset=False, step_mode="m", backend="torch")
+                                  detach_reset=False, step_mode="m", backend=backend)
 
         class LIReadout(nn.Module):
             """SpikingJelly has no non-spiking leaky integrator; this is
@@ -279,7 +281,7 @@ def build_peer(framework, netkey, hoist):
                 def forward(self, x):
                     m1, m2, m3, m4 = (n.init_leaky() for n in (self.lif1, self.lif2, self.lif3, self.li))
                     # dropout: one mask per sequence, as snnc and SpikingJelly draw it
-                    mask = F.dropout(torch.ones(x.shape[0], 1568), 0.2, self.training)
+                    mask = F.dropout(torch.ones(x.shape[0], 1568, device=x.device), 0.2, self.training)
                     a1 = self.bn1(self.conv1(x)) * (1 - beta) if hoist else None
                     out = []
                     for _ in range(T):

@@ -161,6 +161,16 @@ int target_check(const Target *t, const IrGraph *g) {
     return bad;
 }
 
+const char *const precision_names[PREC_COUNT] = {"fp32", "tf32", "bf16", "fp16"};
+
+int target_check_precision(const Target *t, int precision) {
+    if (precision == PREC_FP32 || t->precisions)
+        return 0;
+    error_plain("target '%s' computes in fp32 only: --precision %s is for target 'cuda'", t->name,
+                precision_names[precision]);
+    return -1;
+}
+
 TargetEmitter *target_emit(const Target *t, const IrGraph *g, const CgenOptions *opt) {
     if (!g->infer.planned || (g->train && !g->trainp.planned))
         ICE("target_emit needs the memory plans");
@@ -168,6 +178,8 @@ TargetEmitter *target_emit(const Target *t, const IrGraph *g, const CgenOptions 
         error_plain("target '%s' is not available: %s", t->name, t->missing);
         return NULL;
     }
+    if (target_check_precision(t, opt->precision))
+        return NULL;
     if (target_check(t, g))
         return NULL;
     int dense = 0, conv = 0;

@@ -29,6 +29,7 @@ typedef struct CgenOptions {
     int no_loader;           /* no weight loader or initialization: the caller fills the parameters
                                 (snnc itself, when it loads the code) */
     int math;                /* --math: MATH_EXACT, MATH_FAST, or MATH_DEFAULT (the target's) */
+    int precision;           /* --precision: PREC_FP32 (0), or the operands of the products narrower */
     const char *triple;      /* the llvm target: also an object file for this machine (--triple) */
     const char *cpu, *features; /* its CPU and LLVM feature list, or NULL */
     void *target_ctx;        /* a target's own context to build in (the llvm target: the JIT's
@@ -41,6 +42,12 @@ typedef struct CgenOptions {
    targets and runtime/snnrt_math.inc's vectorizable functions in neuron
    programs. By default the x86 targets are fast and the portable one exact. */
 enum { MATH_DEFAULT, MATH_EXACT, MATH_FAST };
+
+/* The precision of the matrix products' operands (--precision; docs/targets.md):
+   fp32, or rounded to tf32, bf16 or fp16 for the GPU's matrix units, the
+   sums in fp32 either way. Values, states and parameters stay fp32. */
+enum { PREC_FP32, PREC_TF32, PREC_BF16, PREC_FP16, PREC_COUNT };
+extern const char *const precision_names[PREC_COUNT]; /* "fp32", "tf32", ... */
 
 /* Generated files, in memory, so that the driver writes them atomically. */
 typedef struct GenFile {
@@ -117,6 +124,8 @@ typedef struct Target {
        training (1), -1 for code it cannot write; snnc info prints it
        (NULL: a target of the host) */
     int64_t (*device_floats)(const IrGraph *g, int train);
+    /* whether it computes products in the precisions below fp32 (--precision) */
+    int precisions;
 } Target;
 
 const Target *target_lookup(const char *name);
@@ -124,6 +133,8 @@ void target_list(FILE *f);
 /* The fastest target this machine runs: snnc run, train and grad use it
    unless --target says otherwise. */
 const Target *target_native(void);
+/* Whether t computes in the given precision: 0, or -1 after reporting. */
+int target_check_precision(const Target *t, int precision);
 /* Reports, at the layer's source line, every op of g that t cannot
    generate (forward, and backward when g is trained); the number of them. */
 int target_check(const Target *t, const IrGraph *g);

@@ -55,6 +55,7 @@ typedef struct Options {
     int threads;                   /* --threads N; 0: every core */
     int chunk;                     /* --chunk K: inference steps computed at a time; 0: all */
     int math;                      /* --math exact|fast: MATH_*; MATH_DEFAULT: the target's */
+    int precision;                 /* --precision: PREC_* (PREC_FP32 by default) */
     long train_limit, test_limit;
     double dt;                     /* --dt SECONDS: NIR's step; 0: its default */
     int nir_convention;            /* --nir-convention: a NirConvention (0: nir) */

@@ -29,6 +29,8 @@ int drv_load(const IrGraph *g, Options *o, LoadedModel *m) {
         error_plain("target '%s' is not available: %s", t->name, t->missing);
         return -1;
     }
+    if (target_check_precision(t, o->precision))
+        return -1;
     if (o->keep && drv_ensure_dir(o->keep) != 0)
         return -1;
     if (o->threads > 0) {

@@ -65,6 +65,8 @@ static void usage(FILE *f) {
           "  --math exact|fast     exact: the portable target's arithmetic, bit for bit; fast:\n"
           "                        fused multiply-adds, vectorized exp, log and tanh (default:\n"
           "                        fast for avx512 and avx2, exact for c; docs/targets.md)\n"
+          "  --precision P         cuda: the matrix products' operands in fp32 (default), tf32,\n"
+          "                        bf16 or fp16 (the GPU's matrix units), fp32 sums\n"
           "  --triple T            llvm target: also an object file <net>.o for the machine T\n"
           "                        (aarch64-linux-gnu, riscv64-linux-gnu, x86_64-linux-gnu, ...)\n"
           "  --cpu NAME            with --triple: the CPU (LLVM's name; default generic)\n"
@@ -312,6 +314,13 @@ static int parse_args(int argc, char **argv, Options *o) {
             if (strcmp(v, "exact") && strcmp(v, "fast"))
                 return bad_usage("--math needs 'exact' or 'fast', got '%s'", v);
             o->math = !strcmp(v, "exact") ? MATH_EXACT : MATH_FAST;
+        } else if (!strcmp(a, "--precision")) {
+            NEEDV();
+            for (n = 0; n < PREC_COUNT && strcmp(v, precision_names[n]); n++)
+                ;
+            if (n == PREC_COUNT)
+                return bad_usage("--precision needs fp32, tf32, bf16 or fp16, got '%s'", v);
+            o->precision = (int)n;
         } else if (!strcmp(a, "--emit-ir")) {
             o->emit_ir = 1;
         } else if (!strncmp(a, "--dump-ir=after:", 16)) {
@@ -569,6 +578,7 @@ int drv_generate(const IrGraph *g, Options *o, const char *dir, const float *emb
     co.cpu = o->cpu;
     co.features = o->features;
     co.math = o->math;
+    co.precision = o->precision;
     co.embedded = embedded;
     GenFile files[TARGET_MAX_FILES];
     int n = target_generate(t, g, &co, files);

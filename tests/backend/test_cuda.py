@@ -17,7 +17,26 @@ Modes:
            on this CPU: the kernels' logic, on any machine;
   nvcc     the .cu and its program compiled by nvcc with every warning an
            error (-Werror all-warnings, -Xcompiler -Wall,-Wextra), on any
-           machine with the CUDA toolkit; then run where a GPU is present.
+           machine with the CUDA toolkit; then run where a GPU is present;
+  prepare  what nvcc mode does where a GPU is present, but for building and
+           running the CUDA programs: for each case of nvcc mode, a folder
+           of PACK (--out) with the .cu, its header, the program (main.cu)
+           and the values of the C target's output (ref.gz: the labels and
+           the values as float32, gzipped; exact, a few bytes a value);
+           the files the program reads (params.bin; for training also
+           grads.bin and out.bin) gzipped in PACK/inputs, once each (the
+           inference and the training of a network read the same
+           params.bin); PACK/manifest.json lists the cases (dir, kind
+           train or infer, what: the case's label, prog: the .cu's base
+           name, inputs: where each file is). No nvcc needed; the refusals
+           and the checks of snnc info and train are not in the pack;
+  device   the pack's programs compiled by nvcc (as many at a time as the
+           machine has CPUs), then, where a GPU is present, run one at a
+           time (their inputs unzipped into their folders; at most 120 s
+           each) and compared with the C target's values as nvcc mode
+           compares; the standard library only, no snnc. The pack is how
+           the tests run on a machine where snnc does not: prepare here,
+           carry the folder, run device there.
 
 The bounds (docs/targets.md): the same number of values; every output of a
 spiking layer the same (a spike that differs is a difference of 1); every
@@ -54,17 +73,26 @@ Also checked (emulate): snnc train --target cuda says why it cannot run
 the code here, and snnc info --target cuda states the workspace of the
 header.
 
-Usage: test_cuda.py emulate|nvcc SNNC [--snnrt LIBSNNRT.a] DIR... (standard library only)
-Exit 77 (skipped) in nvcc mode without nvcc; the run on a GPU is reported
-as skipped when there is none.
+Usage: test_cuda.py emulate|nvcc SNNC [--snnrt LIBSNNRT.a] DIR...
+       test_cuda.py prepare SNNC [--snnrt LIBSNNRT.a] --out PACK DIR...
+       test_cuda.py device PACK
+(standard library only). Exit 77 (skipped) in nvcc and device modes
+without nvcc; the run on a GPU is reported as skipped when there is none.
+prepare wants PACK absent or empty, and prints its size.
 """
+import array
+import concurrent.futures
 import ctypes
+import gzip
+import hashlib
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 
 C_MAIN = r"""
 #include <stdio.h>
@@ -440,6 +468,16 @@ int main(void)
 # without bias, pools reading spikes kept as bits, and the readouts the
 # examples lack (rate, max, last).
 TRAIN_NETS = {
+    # the Open Neuromorphic benchmark's layer (bench/gpu_bench.py): no dense
+    # layer with a bias, the output every step's spikes
+    "nobias.snn": """
+network NoBias {
+  timesteps 7;
+  input x : [24] encode sequence;
+  y = x |> dense(40, bias = false) |> LIF(tau = 2.0);
+  output y readout steps;
+}
+""",
     "surrogates.snn": """
 neuron Leak(granularity = neuron) {
   param w = 0.5 per granularity;
@@ -506,11 +544,22 @@ network ReadoutLast {
 
 C_FLAGS = ["-std=c99", "-O2", "-ffp-contract=off", "-Wall", "-Wextra", "-Werror"]
 NVCC_FLAGS = ["-arch=sm_90", "-O2", "-fmad=false", "-Xcompiler", "-Wall,-Wextra", "-Werror", "all-warnings"]
+# The files the C program writes and the CUDA program reads, by kind of case
+INPUTS = {"train": ["params.bin", "grads.bin", "out.bin"], "infer": ["params.bin"]}
+RUN_TIMEOUT = 120  # seconds, a program of the pack on the GPU (device mode)
 
 
-def sh(cmd, cwd=None):
-    p = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+def sh(cmd, cwd=None, timeout=None):
+    try:
+        p = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return 124, "timed out after %d s" % timeout
     return p.returncode, p.stdout + p.stderr
+
+
+def write(path, text):
+    with open(path, "w") as f:
+        f.write(text)
 
 
 def find_nvcc():
@@ -619,57 +668,155 @@ def train_diff(got, ref):
     return "", worst
 
 
-def check_training(snnc, model, tmp, mode, cc, nvcc, gpu, snnrt):
-    """--train --target cuda against --target c --math exact (module docstring):
-    (passed, failed)."""
-    name = os.path.basename(model)
-    rc, ir = sh([snnc, "compile", model, "--train", "--emit-ir"])
-    if rc != 0 or "weight" not in ir or re.search(r"^network .* encode=(rate|latency)\b", ir, re.M):
-        return 0, 0
-    net = re.search(r"^network (\w+)", ir, re.M).group(1)
-    p, P = net.lower(), net.upper()
-    d = os.path.join(tmp, "train-" + p)
-    os.makedirs(d)
-    cu = os.path.join(d, "cuda")
-    rc, msg = sh([snnc, "compile", model, "--train", "--batch", "3", "--target", "cuda", "-o", cu])
+def program(main, probe, p, P, hdr):
+    """The inference program main (C_MAIN or CU_MAIN), printing every record the header hdr states (probe)."""
+    probes = re.findall(r"^   (\d+): \S+ \((\d+) floats per sample\)", hdr, re.M)
+    text = "".join(probe % {"p": p, "k": int(k), "n": int(n)} for k, n in probes)
+    return main % {"p": p, "P": P, "probes": text}
+
+
+def nvcc_build(nvcc, folder, p):
+    """prog built in folder by nvcc from p.cu and main.cu: (exit status, output)."""
+    return sh([nvcc] + NVCC_FLAGS + ["-o", "prog", p + ".cu", "main.cu", "-lcublas"], cwd=folder)
+
+
+def build_cuda(mode, folder, p, src, cc, nvcc):
+    """The CUDA target's program src written into folder (main.c emulated, else main.cu) and prog built there
+    as the mode builds it (prepare: not at all): (exit status, output)."""
+    if mode == "emulate":
+        write(os.path.join(folder, "main.c"), src)
+        return sh([cc] + C_FLAGS + ["-Wpedantic", "-DSNNC_CUDA_EMULATE", "-o", "prog", "-x", "c", p + ".cu", "-x",
+                                    "none", "main.c", "-lm"], cwd=folder)
+    write(os.path.join(folder, "main.cu"), src)
+    return nvcc_build(nvcc, folder, p) if mode == "nvcc" else (0, "")
+
+
+def build_failed(kind, what, mode, msg):
+    """Says that the CUDA program of a case (kind train or infer) did not build: 1 (failed)."""
+    print("FAIL: %s [cuda]: %s\n%s" % (what, "nvcc" if kind == "train" and mode != "emulate" else "build",
+                                       msg[-3000:]))
+    return 1
+
+
+def compare(kind, what, out, ref):
+    """The CUDA program's output out against ref, the values of the C program's (diff for inference,
+    train_diff for training), the case's line printed: (passed, failed)."""
+    try:
+        got = values(out)
+    except ValueError:
+        print("FAIL: %s [cuda]: output that is not lines of a label and a value\n%s" % (what, out[-3000:]))
+        return 0, 1
+    if kind == "train":
+        why, worst = train_diff(got, ref)
+        if why:
+            print("FAIL: %s: --target cuda against --target c --math exact: %s" % (what, why))
+            return 0, 1
+        spikes = [v for label, v in ref if label == "spikes"]
+        print("%s: %d values as the portable target's (%d spikes; largest gradient error %.2g relative)" %
+              (what, len(ref), int(spikes[0]) if spikes else 0, worst))
+        return 1, 0
+    why = diff(got, ref)
+    if why:
+        print("FAIL: %s: --target cuda against --target c: %s" % (what, why))
+        return 0, 1
+    nz = sum(1 for label, v in ref if label.startswith("probe") and v != 0)
+    print("%s: %d values as the portable target's (%d records not zero)" % (what, len(ref), nz))
+    return 1, 0
+
+
+def run_case(kind, what, folder, ref, timeout=None):
+    """The CUDA program built in folder run there and its output compared with ref: (passed, failed)."""
+    rc, msg = sh([os.path.join(os.path.abspath(folder), "prog")], cwd=folder, timeout=timeout)
     if rc != 0:
-        print("FAIL: %s --train [cuda]: snnc compile\n%s" % (name, msg))
+        print("FAIL: %s [cuda]: run (exit %d)\n%s" % (what, rc, msg[-3000:]))
         return 0, 1
-    hdr = open(os.path.join(cu, p + ".h")).read()
-    rc, msg = sh([snnc, "info", model, "--train", "--target", "cuda", "--batch", "3"])
-    said = re.search(r"^device memory of target cuda \(batch 3\): .*; training (\d+) bytes", msg, re.M)
-    floats = re.search(r"_TRAIN_WORKSPACE_FLOATS (\d+)L", hdr)
-    if mode == "emulate" and (rc != 0 or not said or not floats or int(said.group(1)) != 4 * int(floats.group(1))):
-        print("FAIL: %s: snnc info --train --target cuda against the header's TRAIN_WORKSPACE_FLOATS:\n%s" % (name, msg))
-        return 0, 1
-    src = TRAIN_CU_MAIN % {"p": p, "P": P}
-    ro = re.search(r"\(readout (\w+)\)", hdr).group(1)
-    exe = os.path.join(cu, "prog")
-    if mode == "nvcc":
-        with open(os.path.join(cu, "main.cu"), "w") as f:
-            f.write(src)
-        rc, msg = sh([nvcc] + NVCC_FLAGS + ["-o", exe, p + ".cu", "main.cu", "-lcublas"], cwd=cu)
-        if rc != 0:
-            print("FAIL: %s --train [cuda]: nvcc\n%s" % (name, msg[-3000:]))
-            return 0, 1
-        if not gpu:
-            print("%s --train: compiled by nvcc" % name)
-            return 1, 0
-    else:
-        with open(os.path.join(cu, "main.c"), "w") as f:
-            f.write(src)
-        rc, msg = sh([cc] + C_FLAGS + ["-Wpedantic", "-DSNNC_CUDA_EMULATE", "-o", exe, "-x", "c", p + ".cu", "-x", "none",
-                                       "main.c", "-lm"], cwd=cu)
-        if rc != 0:
-            print("FAIL: %s --train [cuda]: build\n%s" % (name, msg[-3000:]))
-            return 0, 1
+    return compare(kind, what, msg, ref)
+
+
+def pack_ref(ref):
+    """The values ref as ref.gz holds them (gzip's input): a line of JSON, the labels as runs [label, count]
+    and the values that a float32 printed with %.9g does not give back as [index, value] (doubles); then every
+    value as a float32, little-endian."""
+    runs = []
+    for label, _ in ref:
+        if runs and runs[-1][0] == label:
+            runs[-1][1] += 1
+        else:
+            runs.append([label, 1])
+    vs = [v for _, v in ref]
+    floats = array.array("f", vs)
+    doubles = [[i, v] for i, (f, v) in enumerate(zip(floats, vs)) if float("%.9g" % f) != v]
+    if sys.byteorder == "big":
+        floats.byteswap()
+    return json.dumps({"labels": runs, "doubles": doubles}).encode() + b"\n" + floats.tobytes()
+
+
+def unpack_ref(data):
+    """The values that pack_ref packed into data."""
+    head, _, raw = data.partition(b"\n")
+    head = json.loads(head)
+    floats = array.array("f")
+    floats.frombytes(raw)
+    if sys.byteorder == "big":
+        floats.byteswap()
+    vs = [float("%.9g" % f) for f in floats]
+    for i, v in head["doubles"]:
+        vs[i] = v
+    return list(zip([label for label, n in head["labels"] for _ in range(n)], vs))
+
+
+def pack_case(pack, kind, what, folder, p, ref):
+    """The case whose CUDA program is in folder put into the pack: its .cu and .h and main.cu in a folder of
+    the pack named as folder's parent, with ref.gz (ref, the values of the C program's output: pack_ref); the
+    files it reads (INPUTS) gzipped in inputs/, once each (named by their SHA-1); an entry of the manifest:
+    (1, 0)."""
+    name = os.path.basename(os.path.dirname(folder))
+    d = os.path.join(pack["dir"], name)
+    os.makedirs(d)
+    for f in (p + ".cu", p + ".h", "main.cu"):
+        shutil.copy(os.path.join(folder, f), d)
+    with gzip.open(os.path.join(d, "ref.gz"), "wb") as f:
+        f.write(pack_ref(ref))
+    inputs = {}
+    for f in INPUTS[kind]:
+        with open(os.path.join(folder, f), "rb") as g:
+            data = g.read()
+        inputs[f] = "inputs/%s.gz" % hashlib.sha1(data).hexdigest()
+        if not os.path.exists(os.path.join(pack["dir"], inputs[f])):
+            with gzip.open(os.path.join(pack["dir"], inputs[f]), "wb") as g:
+                g.write(data)
+    pack["cases"].append({"dir": name, "kind": kind, "what": what, "prog": p, "inputs": inputs})
+    print("%s: prepared (%d values to compare)" % (what, len(ref)))
+    return 1, 0
+
+
+def unpack_case(pack, case):
+    """The files that the case's program reads (pack_case), unzipped into its folder; and the values of its
+    reference."""
+    for name, src in sorted(case["inputs"].items()):
+        with gzip.open(os.path.join(pack, src), "rb") as f, open(os.path.join(pack, case["dir"], name), "wb") as g:
+            shutil.copyfileobj(f, g)
+    with gzip.open(os.path.join(pack, case["dir"], "ref.gz"), "rb") as f:
+        return unpack_ref(f.read())
+
+
+def finish(mode, pack, kind, what, folder, p, ref):
+    """The case whose CUDA program is built in folder and whose inputs are there: put into the pack
+    (prepare mode), else run and compared with ref: (passed, failed)."""
+    if mode == "prepare":
+        return pack_case(pack, kind, what, folder, p, ref)
+    return run_case(kind, what, folder, ref)
+
+
+def train_reference(snnc, model, d, p, P, ro, cc, snnrt, what):
+    """The C target's training program (--math exact, TRAIN_C_MAIN) built and run in d/c, where it writes
+    INPUTS["train"]: the values of its output, or None (the failure printed)."""
     c = os.path.join(d, "c")
     rc, msg = sh([snnc, "compile", model, "--train", "--batch", "3", "--target", "c", "--math", "exact", "-o", c])
     if rc != 0:
-        print("FAIL: %s --train [c]: snnc compile\n%s" % (name, msg))
-        return 0, 1
-    with open(os.path.join(c, "main.c"), "w") as f:
-        f.write(TRAIN_C_MAIN % {"p": p, "P": P, "ro": READOUTS.index(ro)})
+        print("FAIL: %s [c]: snnc compile\n%s" % (what, msg))
+        return None
+    write(os.path.join(c, "main.c"), TRAIN_C_MAIN % {"p": p, "P": P, "ro": READOUTS.index(ro)})
     # a runtime library built with the sanitizers links only with them
     san = ["-fsanitize=address,undefined"] if b"__asan" in open(snnrt, "rb").read() else []
     rc, msg = sh([cc] + C_FLAGS + san + ["-I", os.path.dirname(os.path.abspath(__file__)) + "/../../runtime", "-o",
@@ -682,30 +829,203 @@ def check_training(snnc, model, tmp, mode, cc, nvcc, gpu, snnrt):
         if san:
             os.environ.pop("ASAN_OPTIONS") if keep is None else os.environ.update(ASAN_OPTIONS=keep)
     if rc != 0:
-        print("FAIL: %s --train [c]: build or run (exit %d)\n%s" % (name, rc, msg[-3000:]))
-        return 0, 1
-    ref = values(msg)
-    for f in ("params.bin", "grads.bin", "out.bin"):
-        shutil.copy(os.path.join(c, f), cu)
-    rc, msg = sh([exe], cwd=cu)
+        print("FAIL: %s [c]: build or run (exit %d)\n%s" % (what, rc, msg[-3000:]))
+        return None
+    return values(msg)
+
+
+def infer_reference(snnc, model, d, p, P, args, cc, what):
+    """The C target's inference program (C_MAIN; snnc compile's arguments args) built and run in d/c, where it
+    writes params.bin: the values of its output, or None (the failure printed)."""
+    c = os.path.join(d, "c")
+    rc, msg = sh([snnc, "compile", model, "--batch", "3", "--target", "c", "-o", c] + args)
     if rc != 0:
-        print("FAIL: %s --train [cuda]: run (exit %d)\n%s" % (name, rc, msg[-3000:]))
+        print("FAIL: %s [c]: snnc compile\n%s" % (what, msg))
+        return None
+    write(os.path.join(c, "main.c"), program(C_MAIN, C_PROBE, p, P, open(os.path.join(c, p + ".h")).read()))
+    rc, msg = sh([cc] + C_FLAGS + ["-o", "prog", p + ".c", "main.c", "-lm"], cwd=c)
+    if rc != 0:
+        print("FAIL: %s [c]: build\n%s" % (what, msg[-3000:]))
+        return None
+    rc, msg = sh([os.path.join(c, "prog")], cwd=c)
+    if rc != 0:
+        print("FAIL: %s [c]: run (exit %d)\n%s" % (what, rc, msg[-3000:]))
+        return None
+    return values(msg)
+
+
+def check_training(snnc, model, tmp, mode, cc, nvcc, gpu, snnrt, pack=None):
+    """--train --target cuda against --target c --math exact (module docstring):
+    (passed, failed)."""
+    name = os.path.basename(model)
+    what = name + " --train"
+    rc, ir = sh([snnc, "compile", model, "--train", "--emit-ir"])
+    if rc != 0 or "weight" not in ir or re.search(r"^network .* encode=(rate|latency)\b", ir, re.M):
+        return 0, 0
+    net = re.search(r"^network (\w+)", ir, re.M).group(1)
+    p, P = net.lower(), net.upper()
+    d = os.path.join(tmp, "train-" + p)
+    os.makedirs(d)
+    cu = os.path.join(d, "cuda")
+    rc, msg = sh([snnc, "compile", model, "--train", "--batch", "3", "--target", "cuda", "-o", cu])
+    if rc != 0:
+        print("FAIL: %s [cuda]: snnc compile\n%s" % (what, msg))
         return 0, 1
-    why, worst = train_diff(values(msg), ref)
-    if why:
-        print("FAIL: %s --train: --target cuda against --target c --math exact: %s" % (name, why))
+    hdr = open(os.path.join(cu, p + ".h")).read()
+    rc, msg = sh([snnc, "info", model, "--train", "--target", "cuda", "--batch", "3"])
+    said = re.search(r"^device memory of target cuda \(batch 3\): .*; training (\d+) bytes", msg, re.M)
+    floats = re.search(r"_TRAIN_WORKSPACE_FLOATS (\d+)L", hdr)
+    if mode == "emulate" and (rc != 0 or not said or not floats or int(said.group(1)) != 4 * int(floats.group(1))):
+        print("FAIL: %s: snnc info --train --target cuda against the header's TRAIN_WORKSPACE_FLOATS:\n%s" % (name, msg))
         return 0, 1
-    spikes = [v for label, v in ref if label == "spikes"]
-    print("%s --train: %d values as the portable target's (%d spikes; largest gradient error %.2g relative)" %
-          (name, len(ref), int(spikes[0]) if spikes else 0, worst))
+    ro = re.search(r"\(readout (\w+)\)", hdr).group(1)
+    rc, msg = build_cuda(mode, cu, p, TRAIN_CU_MAIN % {"p": p, "P": P}, cc, nvcc)
+    if rc != 0:
+        return 0, build_failed("train", what, mode, msg)
+    if mode == "nvcc" and not gpu:
+        print("%s: compiled by nvcc" % what)
+        return 1, 0
+    ref = train_reference(snnc, model, d, p, P, ro, cc, snnrt, what)
+    if ref is None:
+        return 0, 1
+    for f in INPUTS["train"]:
+        shutil.copy(os.path.join(d, "c", f), cu)
+    return finish(mode, pack, "train", what, cu, p, ref)
+
+
+def check_refusal(snnc, model, enc, tmp):
+    """The located refusal of an input encoded into spikes (enc: the match of its encoding in the IR):
+    (passed, failed)."""
+    rc, msg = sh([snnc, "compile", model, "--target", "cuda", "-o", os.path.join(tmp, "enc")])
+    want = r"^\S+\.snn:\d+:\d+: error: target 'cuda' does not encode inputs into spikes yet"
+    if rc != 1 or not re.search(want, msg, re.M):
+        print("FAIL: %s: expected the located refusal of 'encode %s', got (exit %d)\n%s" %
+              (os.path.basename(model), enc.group(1), rc, msg))
+        return 0, 1
     return 1, 0
 
 
+def infer_case(snnc, model, args, what, d, p, P, mode, cc, nvcc, gpu, pack):
+    """One variant of inference (snnc compile's arguments args) in d: the C target's program, then the CUDA
+    target's, built, run and compared as the mode does: (passed, failed)."""
+    ref = None
+    if mode != "nvcc" or gpu:  # without a GPU, nvcc's build is all there is to check
+        ref = infer_reference(snnc, model, d, p, P, args, cc, what)
+        if ref is None:
+            return 0, 1
+    cu = os.path.join(d, "cuda")
+    rc, msg = sh([snnc, "compile", model, "--batch", "3", "--target", "cuda", "-o", cu] + args)
+    if rc != 0:
+        print("FAIL: %s [cuda]: snnc compile\n%s" % (what, msg))
+        return 0, 1
+    hdr = open(os.path.join(cu, p + ".h")).read()
+    failed = check_info(snnc, model, args, hdr, what) if mode == "emulate" else 0
+    rc, msg = build_cuda(mode, cu, p, program(CU_MAIN, CU_PROBE, p, P, hdr), cc, nvcc)
+    if rc != 0:
+        return 0, failed + build_failed("infer", what, mode, msg)
+    if mode == "nvcc" and not gpu:
+        print("%s: compiled by nvcc" % what)
+        return 1, failed
+    for f in INPUTS["infer"]:
+        shutil.copy(os.path.join(d, "c", f), cu)
+    ok, bad = finish(mode, pack, "infer", what, cu, p, ref)
+    return ok, failed + bad
+
+
+def check_inference(snnc, model, ir, tmp, mode, cc, nvcc, gpu, pack=None):
+    """The CUDA target's inference against the C target's (module docstring), every variant of the mode:
+    (passed, failed)."""
+    name = os.path.basename(model)
+    net = re.search(r"^network (\w+)", ir, re.M).group(1)
+    p, P = net.lower(), net.upper()
+    # every neuron layer's output, and its v where the model has one
+    layers = re.findall(r"^\s*%\d+ (\w+) = neuron ", ir, re.M)[:16]
+    record = [a for n in layers for a in ("--record", n)]
+    with_v = record + [a for n in layers for a in ("--record", n + ".v")]
+    if sh([snnc, "compile", model, "--emit-ir"] + with_v)[0] == 0:
+        record = with_v
+    passed = failed = 0
+    # nvcc takes seconds a file: one variant there, both emulated
+    for extra in [[]] + ([["--chunk", "3"]] if mode == "emulate" else []):
+        what = "%s %s" % (name, " ".join(extra + record) or "")
+        d = os.path.join(tmp, "%s%d" % (p, len(extra)))
+        os.makedirs(d)
+        ok, bad = infer_case(snnc, model, extra + record, what, d, p, P, mode, cc, nvcc, gpu, pack)
+        passed += ok
+        failed += bad
+    return passed, failed
+
+
+def new_pack(out):
+    """prepare mode's pack in the folder out, which is absent or empty (else the usage, exit 2)."""
+    if not out or (os.path.exists(out) and os.listdir(out)):
+        print("prepare: --out PACK, a folder absent or empty, is needed%s" % (": %s is not empty" % out if out else ""))
+        sys.exit(2)
+    os.makedirs(os.path.join(out, "inputs"), exist_ok=True)
+    return {"dir": out, "cases": []}
+
+
+def close_pack(pack, failed):
+    """The pack's manifest.json written and what it holds said: the exit status of prepare mode."""
+    write(os.path.join(pack["dir"], "manifest.json"), json.dumps(pack["cases"], indent=1) + "\n")
+    size = sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(pack["dir"]) for f in fs)
+    train = sum(1 for c in pack["cases"] if c["kind"] == "train")
+    print("%d cases prepared (%d training, %d inference), %d failed" %
+          (len(pack["cases"]), train, len(pack["cases"]) - train, failed))
+    print("%s: %d bytes; run it where a GPU is: test_cuda.py device PACK" % (pack["dir"], size))
+    return 1 if failed else 0
+
+
+def device(pack):
+    """device mode (module docstring): the exit status."""
+    nvcc = find_nvcc()
+    if not nvcc:
+        print("SKIPPED: no nvcc (CUDACXX, PATH, CUDA_HOME/bin, /usr/local/cuda/bin): the CUDA toolkit is not installed")
+        return 77
+    with open(os.path.join(pack, "manifest.json")) as f:
+        cases = json.load(f)
+    gpu = have_gpu()
+    print("nvcc: %s; %s" % (nvcc, "a GPU is present: the programs run" if gpu else
+                            "skipped: no GPU, the programs are compiled but not run"))
+    jobs = os.cpu_count() or 1
+    print("compiling %d programs, %d at a time" % (len(cases), jobs))
+    sys.stdout.flush()
+    start = time.time()
+    with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
+        builds = list(pool.map(lambda c: nvcc_build(nvcc, os.path.join(pack, c["dir"]), c["prog"]), cases))
+    built = time.time()
+    passed = failed = 0
+    for c, (rc, msg) in zip(cases, builds):
+        folder = os.path.join(pack, c["dir"])
+        if rc != 0:
+            failed += build_failed(c["kind"], c["what"], "device", msg)
+        elif not gpu:
+            passed += 1
+            print("%s: compiled by nvcc" % c["what"])
+        else:
+            ok, bad = run_case(c["kind"], c["what"], folder, unpack_case(pack, c), RUN_TIMEOUT)
+            passed += ok
+            failed += bad
+        sys.stdout.flush()
+    print("time: %.1f s compiling, %.1f s running%s" % (built - start, time.time() - built, "" if gpu else
+                                                          " (skipped: no GPU)"))
+    if gpu:
+        print("%d passed, %d failed" % (passed, failed))
+    else:
+        print("%d compiled, %d failed; the runs skipped: no GPU" % (passed, failed))
+    return 1 if failed else 0
+
+
 def main():
-    mode, snnc, dirs = sys.argv[1], sys.argv[2], sys.argv[3:]
-    snnrt = None
-    if dirs[:1] == ["--snnrt"]:
-        snnrt, dirs = dirs[1], dirs[2:]
+    mode = sys.argv[1]
+    if mode == "device":
+        return device(sys.argv[2])
+    snnc, dirs = sys.argv[2], sys.argv[3:]
+    opts = {}
+    while dirs[:1] in (["--snnrt"], ["--out"]):
+        opts[dirs[0]], dirs = dirs[1], dirs[2:]
+    snnrt = os.path.abspath(opts["--snnrt"]) if "--snnrt" in opts else None  # linked in the build's folder
+    pack = new_pack(opts.get("--out")) if mode == "prepare" else None
     cc = shutil.which("gcc") or shutil.which("cc")
     nvcc = find_nvcc() if mode == "nvcc" else None
     if mode == "nvcc" and not nvcc:
@@ -726,101 +1046,27 @@ def main():
         nets = os.path.join(tmp, "nets")
         os.makedirs(nets)
         for f, text in sorted(TRAIN_NETS.items()):
-            with open(os.path.join(nets, f), "w") as out:
-                out.write(text)
+            write(os.path.join(nets, f), text)
         if snnrt and os.path.exists(snnrt):
             for model in models(dirs) + models([nets]):
-                ok, bad = check_training(snnc, model, tmp, mode, cc, nvcc, gpu, snnrt)
+                ok, bad = check_training(snnc, model, tmp, mode, cc, nvcc, gpu, snnrt, pack)
                 passed += ok
                 failed += bad
         else:
             print("training: skipped: no runtime library (--snnrt) for the portable target's optimizer")
         for model in models(dirs):
-            name = os.path.basename(model)
             rc, ir = sh([snnc, "compile", model, "--emit-ir"])
             if rc != 0:
                 continue
-            net = re.search(r"^network (\w+)", ir, re.M).group(1)
             enc = re.search(r"^network .* encode=(rate|latency)\b", ir, re.M)
-            if enc:  # the target does not encode inputs yet: the located refusal
-                rc, msg = sh([snnc, "compile", model, "--target", "cuda", "-o", os.path.join(tmp, "enc")])
-                want = r"^\S+\.snn:\d+:\d+: error: target 'cuda' does not encode inputs into spikes yet"
-                if rc != 1 or not re.search(want, msg, re.M):
-                    print("FAIL: %s: expected the located refusal of 'encode %s', got (exit %d)\n%s" %
-                          (name, enc.group(1), rc, msg))
-                    failed += 1
-                else:
-                    passed += 1
-                continue
-            p, P = net.lower(), net.upper()
-            # every neuron layer's output, and its v where the model has one
-            layers = re.findall(r"^\s*%\d+ (\w+) = neuron ", ir, re.M)[:16]
-            record = [a for n in layers for a in ("--record", n)]
-            with_v = record + [a for n in layers for a in ("--record", n + ".v")]
-            if sh([snnc, "compile", model, "--emit-ir"] + with_v)[0] == 0:
-                record = with_v
-            # nvcc takes seconds a file: one variant there, both emulated
-            variants = [[]] + ([["--chunk", "3"]] if mode == "emulate" else [])
-            for extra in variants:
-                what = "%s %s" % (name, " ".join(extra + record) or "")
-                d = os.path.join(tmp, "%s%d" % (p, len(extra)))
-                os.makedirs(d)
-                outs = {}
-                # without a GPU, nvcc's build is all there is to check
-                for t in ("cuda",) if mode == "nvcc" and not gpu else ("c", "cuda"):
-                    out = os.path.join(d, t)
-                    rc, msg = sh([snnc, "compile", model, "--batch", "3", "--target", t, "-o", out] + extra + record)
-                    if rc != 0:
-                        print("FAIL: %s [%s]: snnc compile\n%s" % (what, t, msg))
-                        failed += 1
-                        break
-                    hdr = open(os.path.join(out, p + ".h")).read()
-                    if t == "cuda" and mode == "emulate":
-                        failed += check_info(snnc, model, extra + record, hdr, what)
-                    probes = re.findall(r"^   (\d+): \S+ \((\d+) floats per sample\)", hdr, re.M)
-                    tpl = C_PROBE if t == "c" else CU_PROBE
-                    text = "".join(tpl % {"p": p, "k": int(k), "n": int(n)} for k, n in probes)
-                    main_src = (C_MAIN if t == "c" else CU_MAIN) % {"p": p, "P": P, "probes": text}
-                    exe = os.path.join(out, "prog")
-                    if t == "c":
-                        with open(os.path.join(out, "main.c"), "w") as f:
-                            f.write(main_src)
-                        rc, msg = sh([cc] + C_FLAGS + ["-o", exe, p + ".c", "main.c", "-lm"], cwd=out)
-                    elif mode == "emulate":
-                        with open(os.path.join(out, "main.c"), "w") as f:
-                            f.write(main_src)
-                        rc, msg = sh([cc] + C_FLAGS + ["-Wpedantic", "-DSNNC_CUDA_EMULATE", "-o", exe, "-x", "c",
-                                                       p + ".cu", "-x", "none", "main.c", "-lm"], cwd=out)
-                    else:
-                        with open(os.path.join(out, "main.cu"), "w") as f:
-                            f.write(main_src)
-                        rc, msg = sh([nvcc] + NVCC_FLAGS + ["-o", exe, p + ".cu", "main.cu", "-lcublas"], cwd=out)
-                    if rc != 0:
-                        print("FAIL: %s [%s]: build\n%s" % (what, t, msg[-3000:]))
-                        failed += 1
-                        break
-                    if t == "cuda" and mode == "nvcc" and not gpu:
-                        passed += 1  # compiled without a warning; nothing to run
-                        print("%s: compiled by nvcc" % what)
-                        break
-                    if t == "cuda":
-                        shutil.copy(os.path.join(d, "c", "params.bin"), out)
-                    rc, msg = sh([exe], cwd=out)
-                    if rc != 0:
-                        print("FAIL: %s [%s]: run (exit %d)\n%s" % (what, t, rc, msg[-3000:]))
-                        failed += 1
-                        break
-                    outs[t] = values(msg)
-                if len(outs) < 2:
-                    continue
-                why = diff(outs["cuda"], outs["c"])
-                if why:
-                    print("FAIL: %s: --target cuda against --target c: %s" % (what, why))
-                    failed += 1
-                else:
-                    passed += 1
-                    nz = sum(1 for label, v in outs["c"] if label.startswith("probe") and v != 0)
-                    print("%s: %d values as the portable target's (%d records not zero)" % (what, len(outs["c"]), nz))
+            if enc:  # the target does not encode inputs yet: the located refusal (it needs snnc: not in the pack)
+                ok, bad = check_refusal(snnc, model, enc, tmp) if mode != "prepare" else (0, 0)
+            else:
+                ok, bad = check_inference(snnc, model, ir, tmp, mode, cc, nvcc, gpu, pack)
+            passed += ok
+            failed += bad
+    if pack:
+        return close_pack(pack, failed)
     print("%d passed, %d failed" % (passed, failed))
     return 1 if failed else 0
 

@@ -53,11 +53,17 @@ static void opening(Emit *e) {
     cg_line(e, "   -fmad=false: products and sums rounded one by one, as the portable target rounds");
     cg_line(e, "   them (docs/targets.md). With -DSNNC_CUDA_EMULATE the same file is C99 for a CPU:");
     cg_line(e, "   cc -std=c99 -x c -DSNNC_CUDA_EMULATE -ffp-contract=off -c %s.cu, every launch a", p);
-    cg_line(e, "   loop over the thread indices, for testing the kernels without a GPU. */");
+    if (e->opt->precision == PREC_FP32)
+        cg_line(e, "   loop over the thread indices, for testing the kernels without a GPU. */");
+    else {
+        cg_line(e, "   loop over the thread indices, for testing the kernels without a GPU.");
+        cg_line(e, "   --precision %s: the matrix products read their operands as %s, sum in fp32. */",
+                precision_names[e->opt->precision], precision_names[e->opt->precision]);
+    }
     cg_line(e, "#include \"%s.h\"", p);
     cg_blank(e);
     cg_line(e, "#include <math.h>");
-    if (g->train)
+    if (g->train || e->opt->precision != PREC_FP32)
         cg_line(e, "#include <stdint.h>");
     cg_line(e, "#include <string.h>");
     cg_blank(e);
@@ -600,4 +606,5 @@ const Target target_cuda = {
     .unload = cuda_unload,
     .runs_here = cuda_runs_here,
     .device_floats = cuda_device_floats,
+    .precisions = 1,
 };

@@ -96,15 +96,48 @@ void cu_map_kernel(Emit *e, const char *doc, const char *name, const char *param
 
 /* ---- matrix products ---- */
 
+/* cuBLAS's compute type of each precision (PREC_*): fp32 sums of operands
+   rounded to the precision, on the matrix units below fp32. */
+static const char *const compute_types[PREC_COUNT] = {
+    "CUBLAS_COMPUTE_32F", "CUBLAS_COMPUTE_32F_FAST_TF32", "CUBLAS_COMPUTE_32F_FAST_16BF", "CUBLAS_COMPUTE_32F_FAST_16F"};
+/* The low bits of a float's 23-bit mantissa that each precision drops. */
+static const int dropped_bits[PREC_COUNT] = {0, 13, 16, 13};
+
 void cu_gemm(TargetEmitter *em) {
     Emit *e = &em->e;
     const char *p = e->p;
+    const int prec = e->opt->precision;
+    const char *op = prec == PREC_FP32 ? "" : arena_printf(e->g->arena, "%s_operand", p);
+    if (prec != PREC_FP32) {
+        cg_blank(e);
+        cg_line(e, "#ifdef SNNC_CUDA_EMULATE");
+        cg_line(e, "/* x rounded to %s as the matrix units read it (--precision %s): the low %d bits",
+                precision_names[prec], precision_names[prec], dropped_bits[prec]);
+        cg_line(e, "   of the mantissa dropped, to nearest, ties to even%s. */",
+                prec == PREC_FP16 ? " (fp16's narrower range is not modelled)" : "");
+        cg_line(e, "static float %s(float x)", op);
+        cg_line(e, "{");
+        cg_line(e, "    uint32_t u;");
+        cg_line(e, "    memcpy(&u, &x, sizeof u);");
+        cg_line(e, "    if ((u & 0x7f800000u) != 0x7f800000u) /* not an infinity or a NaN */");
+        cg_line(e, "        u = (u + 0x%xu + ((u >> %d) & 1u)) & 0x%xu;", (1u << (dropped_bits[prec] - 1)) - 1,
+                dropped_bits[prec], ~((1u << dropped_bits[prec]) - 1));
+        cg_line(e, "    memcpy(&x, &u, sizeof x);");
+        cg_line(e, "    return x;");
+        cg_line(e, "}");
+        cg_line(e, "#endif");
+    }
     cg_blank(e);
     cg_line(e, "/* Row-major C[M x N] = op(A) op(B) + beta C: op(A) = A [M x K] or, with ta, the");
     cg_line(e, "   transpose of A [K x M]; op(B) = B [K x N] or, with tb, the transpose of B [N x K];");
     cg_line(e, "   a, b and c's rows are lda, ldb and ldc apart. cuBLAS is column-major: it");
     cg_line(e, "   computes C^T = op(B)^T op(A)^T. 0, or -1 when it fails. Emulated: each element");
-    cg_line(e, "   sums its terms in k order, then adds beta C. */");
+    if (prec == PREC_FP32)
+        cg_line(e, "   sums its terms in k order, then adds beta C. */");
+    else {
+        cg_line(e, "   sums its terms in k order, then adds beta C. --precision %s: the operands", precision_names[prec]);
+        cg_line(e, "   rounded to %s (the matrix units), the sums in fp32. */", precision_names[prec]);
+    }
     cg_line(e, "static int %s_gemm(cublasHandle_t blas, int ta, int tb, long M, long N, long K, const float *a,", p);
     cg_line(e, "%*slong lda, const float *b, long ldb, float *c, long ldc, float beta)", (int)strlen(p) + 16, "");
     cg_line(e, "{");
@@ -115,14 +148,21 @@ void cu_gemm(TargetEmitter *em) {
     cg_line(e, "        for (j = 0; j < N; j++) {");
     cg_line(e, "            float s = 0.0f;");
     cg_line(e, "            for (k = 0; k < K; k++)");
-    cg_line(e, "                s += (ta ? a[k * lda + i] : a[i * lda + k]) * (tb ? b[j * ldb + k] : b[k * ldb + j]);");
+    cg_line(e, "                s += %s(ta ? a[k * lda + i] : a[i * lda + k]) * %s(tb ? b[j * ldb + k] : b[k * ldb + j]);",
+            op, op);
     cg_line(e, "            c[i * ldc + j] = beta == 0.0f ? s : s + beta * c[i * ldc + j];");
     cg_line(e, "        }");
     cg_line(e, "    return 0;");
     cg_line(e, "#else");
     cg_line(e, "    const float one = 1.0f;");
-    cg_line(e, "    return cublasSgemm(blas, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, (int)N, (int)M,");
-    cg_line(e, "                       (int)K, &one, b, (int)ldb, a, (int)lda, &beta, c, (int)ldc) == CUBLAS_STATUS_SUCCESS");
+    if (prec == PREC_FP32) {
+        cg_line(e, "    return cublasSgemm(blas, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, (int)N, (int)M,");
+        cg_line(e, "                       (int)K, &one, b, (int)ldb, a, (int)lda, &beta, c, (int)ldc) == CUBLAS_STATUS_SUCCESS");
+    } else {
+        cg_line(e, "    return cublasGemmEx(blas, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, (int)N, (int)M,");
+        cg_line(e, "                        (int)K, &one, b, CUDA_R_32F, (int)ldb, a, CUDA_R_32F, (int)lda, &beta, c, CUDA_R_32F,");
+        cg_line(e, "                        (int)ldc, %s, CUBLAS_GEMM_DEFAULT) == CUBLAS_STATUS_SUCCESS", compute_types[prec]);
+    }
     cg_line(e, "               ? 0");
     cg_line(e, "               : -1;");
     cg_line(e, "#endif");

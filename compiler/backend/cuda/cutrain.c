@@ -59,6 +59,14 @@ long long cu_train_ws_floats(Emit *e) { return (long long)(cp_base(e, &e->g->tra
 
 /* ---- the helpers in the opening ---- */
 
+/* Whether a dense layer has a bias (its gradient is colsum_k's). */
+static int has_dense_bias(const IrGraph *g) {
+    for (int i = 0; i < g->nodes.len; i++)
+        if (!g->nodes.items[i].dead && g->nodes.items[i].op == IR_DENSE && g->nodes.items[i].bias)
+            return 1;
+    return 0;
+}
+
 /* The kernel that counts spikes (train_spikes). */
 static void count_kernel(Emit *e) {
     const char *p = e->p, *P = e->P;
@@ -159,7 +167,7 @@ void cu_train_opening(Emit *e) {
     cg_line(e, "#endif");
     cg_line(e, "}");
     cu_map_kernel(e, "y[j] += x[j] for j < n.", "addto_k", "float *y, const float *x, long n", "n", "y[j] += x[j];");
-    if (cu_has_products(g)) {
+    if (has_dense_bias(g)) {
         cg_blank(e);
         cg_line(e, "/* db[o] += the sum of column o of gy [rows x O], the rows in order: a thread");
         cg_line(e, "   per column. */");
@@ -467,9 +475,14 @@ static void gen_train_forward(Emit *e) {
     }
     cu_run_groups(e, P, "0", arena_printf(g->arena, "%d", T), "1", "training");
     cg_line(e, "if (output)");
-    cg_line(e, "    for (t = 0; t < %d; t++)", T);
-    cg_line(e, "        %s_copy(output + (size_t)t * (size_t)B * %lld, %s, (size_t)B * %lld * sizeof(float), st);", e->p,
-            nout, cp_at(e, P, out, 'v', "t"), nout);
+    if (P->at[out].vsteps > 1) /* every step stored, in order: one copy */
+        cg_line(e, "    %s_copy(output, %s, (size_t)%d * (size_t)B * %lld * sizeof(float), st);", e->p,
+                cp_at(e, P, out, 'v', "0"), T, nout);
+    else {
+        cg_line(e, "    for (t = 0; t < %d; t++)", T);
+        cg_line(e, "        %s_copy(output + (size_t)t * (size_t)B * %lld, %s, (size_t)B * %lld * sizeof(float), st);",
+                e->p, nout, cp_at(e, P, out, 'v', "t"), nout);
+    }
     cg_line(e, "(void)t;");
     cu_api_tail(e);
 }
@@ -501,9 +514,14 @@ static void gen_train_backward(Emit *e) {
             (long long)pf);
     cg_line(e, "%s_zero(%s, (size_t)%lld * sizeof(float), st); /* value gradients, carried adjoints, sums */", e->p,
             cp_ws(e, P, P->persist), (long long)(P->floats - P->persist));
-    cg_line(e, "for (t = 0; t < %d; t++)", T);
-    cg_line(e, "    %s_LAUNCH(B * %lld, st, %s_addto_k, (%s, doutput + (size_t)t * (size_t)B * %lld, B * %lld));", e->P,
-            nout, e->p, cp_at(e, P, out, 'g', "t"), nout, nout);
+    if (P->at[out].vsteps > 1) /* a gradient per step, in order: one launch */
+        cg_line(e, "%s_LAUNCH(%d * B * %lld, st, %s_addto_k, (%s, doutput, %d * B * %lld));", e->P, T, nout, e->p,
+                cp_at(e, P, out, 'g', "0"), T, nout);
+    else {
+        cg_line(e, "for (t = 0; t < %d; t++)", T);
+        cg_line(e, "    %s_LAUNCH(B * %lld, st, %s_addto_k, (%s, doutput + (size_t)t * (size_t)B * %lld, B * %lld));", e->P,
+                nout, e->p, cp_at(e, P, out, 'g', "t"), nout, nout);
+    }
     cp_backward_groups(e, cu_call);
     /* neuron parameters: each neuron's double sum, added up in order */
     for (int i = 0; i < g->nodes.len; i++) {
@@ -677,6 +695,11 @@ void cu_train_header(Emit *x) {
     cg_line(x, "#define %s_TRAIN_WORKSPACE_SIZE (%s_TRAIN_WORKSPACE_FLOATS * sizeof(float)) /* bytes of device memory */",
             P, P);
     cg_line(x, "extern const long %s_train_workspace_floats; /* the same, for dynamic loaders */", p);
+    cg_line(x, "/* The optimizer's state is last: a caller that never calls train_optimizer_reset");
+    cg_line(x, "   or train_optimizer_step (gradients only, or an optimizer of its own) may");
+    cg_line(x, "   allocate only the floats before it. */");
+    cg_line(x, "#define %s_GRAD_WORKSPACE_FLOATS %lldL", P,
+            (long long)(cp_base(x, &x->g->trainp) + cu_train_at(x, CU_TS_OPT_M)));
     cg_line(x, "/* All T steps from the initial state: output [T, batch, OUTPUT_SIZE] of every step");
     cg_line(x, "   (may be NULL); input as for forward. training: dropout draws masks from seed;");
     cg_line(x, "   otherwise it behaves as at inference. */");
