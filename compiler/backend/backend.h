@@ -86,6 +86,8 @@ typedef struct LoadOptions {
     const char *keep;     /* --keep-build DIR: build there and leave the files; NULL: a temporary folder */
     int threads;          /* --threads; 0: every core */
     int math;             /* as CgenOptions.math */
+    int precision;        /* as CgenOptions.precision */
+    int train_loop;       /* for snnc train's loop (a target may refuse it) */
 } LoadOptions;
 
 typedef struct TargetEmitter TargetEmitter; /* a target's state while it writes code */

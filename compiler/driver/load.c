@@ -47,6 +47,8 @@ int drv_load(const IrGraph *g, Options *o, LoadedModel *m) {
     lo.keep = o->keep;
     lo.threads = o->threads;
     lo.math = o->math;
+    lo.precision = o->precision;
+    lo.train_loop = !strcmp(o->cmd, "train");
     return t->load(g, &lo, m);
 }
 

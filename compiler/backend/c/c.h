@@ -231,6 +231,19 @@ TargetEmitter *capi_begin_isa(const IrGraph *g, const CgenOptions *opt, int isa)
 int cbuild_load(const Target *t, const char *const *flags, const IrGraph *g, const LoadOptions *lo,
                 LoadedModel *m);
 void cbuild_unload(LoadedModel *m);
+/* cbuild_load in parts, for targets built by another compiler (cuda):
+   write t's files for loading into a temporary folder (or --keep-build),
+   m->handle then owns them, *prefix the names' prefix; the source file and
+   the shared object to build from it; run a command (output to /dev/null
+   when quiet; `what` names it in messages); dlopen the object and fill m
+   with the functions <prefix>_<name>, or <prefix>_<api>_<name> where api
+   is not "" (the cuda target's host API: "host").
+   Each returns 0, or -1 after reporting (and unloading m). */
+int cbuild_write(const Target *t, const IrGraph *g, const LoadOptions *lo, LoadedModel *m, const char **prefix);
+const char *cbuild_source(const LoadedModel *m);
+const char *cbuild_object(const LoadedModel *m);
+int cbuild_run(char *const argv[], int quiet, const char *what);
+int cbuild_open(const IrGraph *g, LoadedModel *m, const char *prefix, const char *api);
 void capi_api(TargetEmitter *em);
 /* The table of the parameters (<net>_params: names, shapes, workspace
    offsets) and, in the header, its type and declaration. */

@@ -76,8 +76,7 @@ typedef struct CModel {
     int keep;
 } CModel;
 
-/* Runs argv and waits; output to /dev/null when quiet. 0 on exit status 0. */
-static int run_cmd(char *const argv[], int quiet, const char *what) {
+int cbuild_run(char *const argv[], int quiet, const char *what) {
     pid_t pid = fork();
     if (pid < 0) {
         error_plain("cannot start %s: %s", what, strerror(errno));
@@ -132,7 +131,7 @@ static int cc_has_openmp(Arena *a, const char *cc, const char *dir) {
           f);
     fclose(f);
     char *argv[] = {(char *)cc, "-fopenmp", "-fPIC", "-shared", "-o", (char *)so, (char *)src, NULL};
-    answer = run_cmd(argv, 1, "the C compiler") == 0;
+    answer = cbuild_run(argv, 1, "the C compiler") == 0;
     unlink(src);
     unlink(so);
     asked = cc;
@@ -173,8 +172,7 @@ static int write_all(const char *path, const Buf *b) {
     return 0;
 }
 
-int cbuild_load(const Target *t, const char *const *isa_flags, const IrGraph *g, const LoadOptions *lo,
-                LoadedModel *m) {
+int cbuild_write(const Target *t, const IrGraph *g, const LoadOptions *lo, LoadedModel *m, const char **prefix) {
     Arena *a = g->arena;
     memset(m, 0, sizeof *m);
     CModel *cm = calloc(1, sizeof *cm);
@@ -200,6 +198,7 @@ int cbuild_load(const Target *t, const char *const *isa_flags, const IrGraph *g,
     memset(&co, 0, sizeof co);
     co.no_loader = 1; /* the driver fills the parameters */
     co.math = lo->math;
+    co.precision = lo->precision;
     GenFile files[TARGET_MAX_FILES];
     int n = target_generate(t, g, &co, files);
     if (n < 0) {
@@ -216,15 +215,63 @@ int cbuild_load(const Target *t, const char *const *isa_flags, const IrGraph *g,
             cm->c_file = path;
         buf_free(&files[i].text);
     }
-    const char *prefix = arena_strdup(a, files[0].name);
-    *strrchr((char *)prefix, '.') = 0;
-    cm->so_file = arena_printf(a, "%s/%s.so", cm->dir, prefix);
+    char *p = arena_strdup(a, files[0].name);
+    *strrchr(p, '.') = 0;
+    cm->so_file = arena_printf(a, "%s/%s.so", cm->dir, p);
+    *prefix = p;
     if (bad) {
         cbuild_unload(m);
         return -1;
     }
+    return 0;
+}
+
+const char *cbuild_source(const LoadedModel *m) { return ((const CModel *)m->handle)->c_file; }
+const char *cbuild_object(const LoadedModel *m) { return ((const CModel *)m->handle)->so_file; }
+
+int cbuild_open(const IrGraph *g, LoadedModel *m, const char *prefix, const char *api) {
+    CModel *cm = m->handle;
+    /* never unloaded: an OpenMP runtime that the code brought in keeps
+       threads that would crash if their code went away */
+    cm->so = dlopen(cm->so_file, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
+    if (!cm->so) {
+        error_plain("cannot load the generated code: %s", dlerror());
+        cbuild_unload(m);
+        return -1;
+    }
+    const char *p = *api ? arena_printf(g->arena, "%s_%s", prefix, api) : prefix;
+    const long *iw = sym(cm, prefix, "workspace_floats", 1);
+    const long *tw = g->train ? sym(cm, prefix, "train_workspace_floats", 1) : NULL;
+    *(void **)&m->reset = sym(cm, p, "reset", 1);
+    *(void **)&m->step = sym(cm, p, "step", 1);
+    *(void **)&m->forward = sym(cm, p, "forward", 1);
+    *(void **)&m->probe = g->probes.len ? sym(cm, p, "probe", 1) : NULL;
+    *(void **)&m->seed = g->encoding == ENC_RATE ? sym(cm, p, "seed", 1) : NULL;
+    if (g->train) {
+        *(void **)&m->train_forward = sym(cm, p, "train_forward", 1);
+        *(void **)&m->train_forward_at = sym(cm, p, "train_forward_at", 1);
+        *(void **)&m->train_backward = sym(cm, p, "train_backward", 1);
+        *(void **)&m->train_spikes = sym(cm, p, "train_spikes", 1);
+        *(void **)&m->train_grads = sym(cm, p, "train_grads", 1);
+    }
+    if (!iw || !m->reset || !m->step || !m->forward || (g->probes.len && !m->probe) ||
+        (g->train && (!tw || !m->train_forward || !m->train_forward_at || !m->train_backward || !m->train_spikes || !m->train_grads))) {
+        cbuild_unload(m);
+        return -1;
+    }
+    m->ws_floats = *iw;
+    m->train_ws_floats = tw ? *tw : 0;
+    return 0;
+}
+
+int cbuild_load(const Target *t, const char *const *isa_flags, const IrGraph *g, const LoadOptions *lo,
+                LoadedModel *m) {
+    const char *prefix;
+    if (cbuild_write(t, g, lo, m, &prefix) != 0)
+        return -1;
+    CModel *cm = m->handle;
     const char *cc = lo->cc ? lo->cc : getenv("CC") && *getenv("CC") ? getenv("CC") : "cc";
-    int omp = lo->threads != 1 && cc_has_openmp(a, cc, cm->dir);
+    int omp = lo->threads != 1 && cc_has_openmp(g->arena, cc, cm->dir);
     if (lo->threads != 1 && !omp)
         fprintf(stderr, "snnc: note: %s cannot build OpenMP code (-fopenmp); the generated code runs on one "
                         "thread\n", cc);
@@ -244,40 +291,11 @@ int cbuild_load(const Target *t, const char *const *isa_flags, const IrGraph *g,
     argv[na++] = (char *)cm->c_file;
     argv[na++] = "-lm";
     argv[na] = NULL;
-    if (run_cmd(argv, 0, "the C compiler") != 0) {
+    if (cbuild_run(argv, 0, "the C compiler") != 0) {
         cbuild_unload(m);
         return -1;
     }
-    /* never unloaded: an OpenMP runtime that the code brought in keeps
-       threads that would crash if their code went away */
-    cm->so = dlopen(cm->so_file, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
-    if (!cm->so) {
-        error_plain("cannot load the generated code: %s", dlerror());
-        cbuild_unload(m);
-        return -1;
-    }
-    const long *iw = sym(cm, prefix, "workspace_floats", 1);
-    const long *tw = g->train ? sym(cm, prefix, "train_workspace_floats", 1) : NULL;
-    *(void **)&m->reset = sym(cm, prefix, "reset", 1);
-    *(void **)&m->step = sym(cm, prefix, "step", 1);
-    *(void **)&m->forward = sym(cm, prefix, "forward", 1);
-    *(void **)&m->probe = g->probes.len ? sym(cm, prefix, "probe", 1) : NULL;
-    *(void **)&m->seed = g->encoding == ENC_RATE ? sym(cm, prefix, "seed", 1) : NULL;
-    if (g->train) {
-        *(void **)&m->train_forward = sym(cm, prefix, "train_forward", 1);
-        *(void **)&m->train_forward_at = sym(cm, prefix, "train_forward_at", 1);
-        *(void **)&m->train_backward = sym(cm, prefix, "train_backward", 1);
-        *(void **)&m->train_spikes = sym(cm, prefix, "train_spikes", 1);
-        *(void **)&m->train_grads = sym(cm, prefix, "train_grads", 1);
-    }
-    if (!iw || !m->reset || !m->step || !m->forward || (g->probes.len && !m->probe) ||
-        (g->train && (!tw || !m->train_forward || !m->train_forward_at || !m->train_backward || !m->train_spikes || !m->train_grads))) {
-        cbuild_unload(m);
-        return -1;
-    }
-    m->ws_floats = *iw;
-    m->train_ws_floats = tw ? *tw : 0;
-    return 0;
+    return cbuild_open(g, m, prefix, "");
 }
 
 static int c_load(const IrGraph *g, const LoadOptions *lo, LoadedModel *m) {

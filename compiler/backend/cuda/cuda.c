@@ -15,8 +15,8 @@
  * With --train, the training API too (cutrain.c, the backward kernels in
  * cubackward.c): train_forward, train_backward and the optimizer on the
  * device, for every op.
- * snnc compile writes the files anywhere; snnc run, train and grad cannot
- * load them yet (load says why: no GPU, or not yet).
+ * snnc compile writes the files anywhere; snnc run and grad build and
+ * load them where a GPU is (cuhost.c); snnc train refuses the target.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <dlfcn.h>
@@ -65,6 +65,10 @@ static void opening(Emit *e) {
     cg_line(e, "#include <math.h>");
     if (g->train || e->opt->precision != PREC_FP32)
         cg_line(e, "#include <stdint.h>");
+    if (e->opt->no_loader) { /* the host API reports failures */
+        cg_line(e, "#include <stdio.h>");
+        cg_line(e, "#include <stdlib.h>");
+    }
     cg_line(e, "#include <string.h>");
     cg_blank(e);
     cg_line(e, "#ifdef SNNC_CUDA_EMULATE");
@@ -408,6 +412,8 @@ static void cuda_api(TargetEmitter *em) {
     gen_probe(e);
     if (e->g->train)
         cu_train_api(e);
+    if (e->opt->no_loader) /* snnc loads it */
+        cu_host_api(e);
 }
 
 /* ---- the header ---- */
@@ -569,18 +575,20 @@ static int cuda_runs_here(void) {
 }
 
 static int cuda_load(const IrGraph *g, const LoadOptions *lo, LoadedModel *m) {
-    (void)lo;
     memset(m, 0, sizeof *m);
-    if (!cuda_runs_here())
+    if (!cu_emulated() && !cuda_runs_here()) {
         error_plain("target 'cuda' needs an NVIDIA GPU and its driver (libcuda.so.1), and this machine has "
                     "none; snnc compile --target cuda writes the code for one");
-    else
-        error_plain("snnc run cannot load the cuda target's code yet: write it with snnc compile --target cuda "
-                    "and call it from a program (docs/generated-code.md)");
-    return -1;
+        return -1;
+    }
+    if (lo->train_loop) {
+        error_plain("snnc train cannot load the cuda target's code yet: its loop would copy the training "
+                    "workspace to and from the GPU at every step; write the code with snnc compile --train "
+                    "--target cuda and train on the device (docs/generated-code.md)");
+        return -1;
+    }
+    return cu_build_and_load(&target_cuda, g, lo, m);
 }
-
-static void cuda_unload(LoadedModel *m) { memset(m, 0, sizeof *m); }
 
 static int64_t cuda_device_floats(const IrGraph *g, int train) {
     CgenOptions co;
@@ -603,7 +611,7 @@ const Target target_cuda = {
     .api = cuda_api,
     .finish = cuda_finish,
     .load = cuda_load,
-    .unload = cuda_unload,
+    .unload = cbuild_unload,
     .runs_here = cuda_runs_here,
     .device_floats = cuda_device_floats,
     .precisions = 1,

@@ -14,7 +14,9 @@
  *   cutrain.c   the training API over the schedule, the losses and the
  *               optimizers;
  *   cuda.c      the files' opening, the API over the schedule, the
- *               target's table and what snnc run can do with it.
+ *               target's table;
+ *   cuhost.c    the host API that snnc run and grad load the code
+ *               through, and the build with nvcc.
  *
  * Every kernel is written in the common subset of C99 and CUDA C++, through
  * a few macros (<NET>_GLOBAL, <NET>_TID, <NET>_LAUNCH), so that the same
@@ -111,5 +113,16 @@ void cu_api_head(Emit *e, const char *sig);
 void cu_api_tail(Emit *e);
 void cu_bind(Emit *e);
 int cu_has_products(const IrGraph *g);
+
+/* ---- snnc run and grad (cuhost.c) ---- */
+
+/* The host API (<net>_host_forward, ...: host memory in and out, for
+   LoadedModel), written into <net>.cu when snnc loads the code. */
+void cu_host_api(Emit *e);
+/* Whether SNNC_CUDA_EMULATE asks for the code built for the CPU. */
+int cu_emulated(void);
+/* Builds t's code for g with nvcc (or emulated, with the C compiler) and
+   loads it through the host API: 0, or -1 after reporting. */
+int cu_build_and_load(const Target *t, const IrGraph *g, const LoadOptions *lo, LoadedModel *m);
 
 #endif
