@@ -17,8 +17,10 @@
  * snnc train refuses the target (docs/targets.md).
  *
  * Building: nvcc -O3 -arch=native -fmad=false -Xcompiler -fPIC -shared
- * -o <net>.so <net>.cu -lcublas, with nvcc from $CUDACXX, else PATH, else
- * $CUDA_HOME/bin, else /usr/local/cuda/bin. With SNNC_CUDA_EMULATE set in
+ * -Xlinker -rpath=<nvcc's folder>/../lib64 -o <net>.so <net>.cu -lcublas,
+ * with nvcc from $CUDACXX, else PATH, else $CUDA_HOME/bin, else
+ * /usr/local/cuda/bin (the rpath: the toolkit's cuBLAS is found when the
+ * code is loaded, whether the loader's path has it or not). With SNNC_CUDA_EMULATE set in
  * the environment (not empty, not 0), snnc builds the same file with the
  * C compiler and -DSNNC_CUDA_EMULATE instead and runs it on the CPU, GPU
  * or not: how the host API and the loader are tested without a GPU.
@@ -277,8 +279,12 @@ int cu_build_and_load(const Target *t, const IrGraph *g, const LoadOptions *lo, 
     const char *so = cbuild_object(m), *src = cbuild_source(m);
     char *emulated[] = {(char *)cc, "-std=c99", "-O2", "-ffp-contract=off", "-fPIC", "-shared", "-DSNNC_CUDA_EMULATE",
                         "-o", (char *)so, "-x", "c", (char *)src, "-x", "none", "-lm", NULL};
+    /* the toolkit's libraries (cuBLAS) found at load time, in the loader's path or not */
+    const char *slash = nvcc ? strrchr(nvcc, '/') : NULL;
+    const char *rpath = arena_printf(g->arena, "-rpath=%.*s/../lib64", slash ? (int)(slash - nvcc) : 1,
+                                     slash ? nvcc : ".");
     char *gpu[] = {(char *)nvcc, "-O3", "-arch=native", "-fmad=false", "-Xcompiler", "-fPIC", "-shared",
-                   "-o", (char *)so, (char *)src, "-lcublas", NULL};
+                   "-Xlinker", (char *)rpath, "-o", (char *)so, (char *)src, "-lcublas", NULL};
     if (cbuild_run(emu ? emulated : gpu, 0, emu ? "the C compiler" : "nvcc") != 0) {
         cbuild_unload(m);
         return -1;
