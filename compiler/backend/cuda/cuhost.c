@@ -217,9 +217,7 @@ void cu_host_api(Emit *e) {
             arena_printf(g->arena,
                          "const float *dg = %s_h_put(&%s_h.in, &%s_h.in_cap, doutput, %s);\n"
                          "    float *dx = %s_h_room(dinput, %s);",
-                         p, p, p, nsteps, p,
-                         arena_printf(g->arena, "(size_t)(%s_INPUT_SEQUENCE ? %s_TIMESTEPS : 1) * (size_t)batch * "
-                                                "%s_INPUT_SIZE", P, P, P)),
+                         p, p, p, nsteps, p, nin),
             arena_printf(g->arena, "%s_train_backward(dws, batch, dg, dx, %s_h.st, %s_h.blas)", p, p, p),
             arena_printf(g->arena, "%s_h_get(dinput, %s);", p, nin));
     host_fn(e, "void", "train_spikes", "void *ws, int batch, double *spikes, double *neurons", 1, "",
