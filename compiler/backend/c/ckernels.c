@@ -32,10 +32,17 @@ static const char *fmt(Emit *e, const char *f, long long v) { return arena_print
    Measured on AMD Zen 4 (bench/RESULTS.md): 128 x 32 gives 67 GFLOP/s on
    one core with AVX-512 and 61 with AVX2 only (GCC 12, -O3 -march=native),
    where 256 x 64 gave 52 and 38: the panel of B stays in L1 and 4 x 32
-   accumulators fit the 16 registers of AVX2. */
+   accumulators fit the 16 registers of AVX2. A block of A is packed once
+   for every GEMM_NC columns: 512 (a packed block of 256 KB, in a core's
+   L2) packs a dense layer of 512 outputs' input once per block of k; with
+   256 the MLP's inference took 2 % longer (bench/RESULTS.md). */
 #define GEMM_KC 128
-#define GEMM_NC 256
+#define GEMM_NC 512
 #define GEMM_NR 32
+
+/* Layers of at most NARROW outputs have their own products (see "the
+   products of narrow layers"), which pack w^T as I rows of NARROW. */
+#define NARROW 16
 
 /* Samples of a convolution's im2col matrix at a time: as many as keep it
    within CONV_COLS floats (it then stays in a core's L2 cache while the
@@ -78,7 +85,10 @@ static int64_t plan_pack(const IrGraph *g, const IrPlan *P, int train) {
             int64_t rows = (int64_t)(P->at[i].inv ? 1 : P->chunk) * g->batch;
             int64_t I = shape_count(&g->nodes.items[x->in[0]].shape), O = x->out;
             most = max64(most, pack_floats(rows, O, I));
-            if (O < GEMM_NR && rows > O) /* a narrow layer over more rows runs transposed (dense_product) */
+            if (O <= NARROW) { /* w^T, for a narrow layer over more rows (dense_product) or on bits (narrow_dw) */
+                if (rows > O || (train && P->at[x->in[0]].bits))
+                    most = max64(most, I * NARROW);
+            } else if (O < GEMM_NR && rows > O) /* a narrow layer over more rows runs transposed (dense_product) */
                 most = max64(most, pack_floats(O, rows, I));
             if (train)
                 most = max64(most, max64(pack_floats(O, I, rows), pack_floats(rows, I, O)));
@@ -217,8 +227,11 @@ static void row_panels(Emit *e, int P, int NR, int fused) {
     cg_line(e, "float acc[%d][%d];", P, NR);
     cg_line(e, "const float *pb0 = ps + (jp - q0) * kc * %d;", NR);
     cg_line(e, "for (p = 0; p < %d; p++)", P);
-    cg_line(e, arena_printf(e->g->arena, "    for (j = 0; j < %d%s; j++)", NR, full), NR);
-    cg_line(e, "        acc[p][j] = src[(jp + p) * %d + j];", NR);
+    cg_line(e, "    for (j = 0; j < %d; j++)", NR);
+    if (P > 1)
+        cg_line(e, "        acc[p][j] = src[(jp + p) * %d + j];", NR);
+    else /* every sum set, past N too: GCC otherwise warns that they may be used unset */
+        cg_line(e, "        acc[p][j] = jp * %d + j < N ? src[(jp + p) * %d + j] : 0.0f;", NR, NR);
     cg_line(e, "for (k = 0; kr[k] >= 0; k++) {");
     e->ind++;
     cg_line(e, "const float av = vr[k];");
@@ -510,12 +523,177 @@ static void gemm(Emit *e, const CgTile *tile, int v) {
     cg_line(e, "}");
 }
 
+/* ---- the products of narrow layers ---- */
+
+/* A dense layer of at most NARROW outputs over more rows than outputs (a
+   readout of 10 classes over T x B rows) fills a third of the general
+   product's panels, and for the forward it would pack the whole input,
+   transposed. Its own products instead keep a row's outputs in one vector
+   of NARROW sums (NARROW, above), its input read in place: each row's
+   outputs sum their bias (or C), then the inputs in order, as the general
+   product does, so the results are the same bits. */
+
+/* Which narrow products the layers call: bit 0 the forward (on floats;
+   on spikes kept as bits the transposed _sb product is as fast at the
+   examples' spike rates), bit 1 the weight gradient on bits. */
+static int narrow_uses(Emit *e) {
+    const IrGraph *g = e->g;
+    int use = 0;
+    for (int i = 0; i < g->nodes.len; i++) {
+        const IrNode *x = &g->nodes.items[i];
+        if (x->dead || x->op != IR_DENSE || x->out > NARROW)
+            continue;
+        use |= 1; /* inference reads floats */
+        if (g->train && g->trainp.planned && g->trainp.at[x->in[0]].bits)
+            use |= 2;
+    }
+    return use;
+}
+
+/* The rows a block of the narrow forward sums at once: independent sums
+   that hide the latency of the additions, in the registers there are. */
+static int narrow_rows(Emit *e) { return e->isa == ISA_AVX512 ? 8 : 4; }
+
+/* <p>_gemm_n: the forward of a narrow layer. */
+static void narrow_fwd(Emit *e) {
+    const char *p = e->p;
+    const int R = narrow_rows(e), fused = e->fast && e->isa != ISA_C;
+    cg_blank(e);
+    cg_line(e, "/* y(r, o) = bias(o), or y(r, o) where bias is 0, plus the sum over k of x(r, k) w(o, k), for a");
+    cg_line(e, "   layer of O <= %d outputs: x(r, k) = x[r * I + k], w(o, k) = w[o * I + k], y(r, o) =", NARROW);
+    cg_line(e, "   y[r * O + o]. w^T is packed into pb, I rows of %d (zeros past O); a block of %d rows keeps", NARROW, R);
+    cg_line(e, "   %d x %d sums, each adding its inputs in order (%s). */", R, NARROW,
+            fused ? "fused multiply-adds" : "multiply then add");
+    cg_line(e, "static void %s_gemm_n(long rows, long O, long I, const float *x, const float *w, const float *bias, float *y,", p);
+    cg_line(e, "                    float *pb)");
+    cg_line(e, "{");
+    e->ind++;
+    cg_line(e, "long j, q;");
+    cg_line(e, "for (j = 0; j < I; j++)");
+    cg_line(e, "    for (q = 0; q < %d; q++)", NARROW);
+    cg_line(e, "        pb[j * %d + q] = q < O ? w[q * I + j] : 0.0f;", NARROW);
+    cg_par_for(e, fmt(e, "rows * I * %lld", NARROW));
+    cg_line(e, "for (long r0 = 0; r0 < rows; r0 += %d) {", R);
+    e->ind++;
+    cg_line(e, "const long nr = rows - r0 < %d ? rows - r0 : %d;", R, R);
+    cg_line(e, "float acc[%d][%d];", R, NARROW);
+    cg_line(e, "long ra[%d], r, k, o; /* where the rows start (past the last: the first again) */", R);
+    cg_line(e, "for (r = 0; r < %d; r++) {", R);
+    cg_line(e, "    ra[r] = (r0 + (r < nr ? r : 0)) * I;");
+    cg_line(e, "    for (o = 0; o < %d; o++)", NARROW);
+    cg_line(e, "        acc[r][o] = r >= nr || o >= O ? 0.0f : bias ? bias[o] : y[(r0 + r) * O + o];");
+    cg_line(e, "}");
+    cg_line(e, "for (k = 0; k < I; k++) {");
+    e->ind++;
+    cg_line(e, "const float *wk = pb + k * %d;", NARROW);
+    for (int r0 = 0; r0 < R; r0 += 4) { /* four values a line */
+        Buf v = {0};
+        for (int r = r0; r < r0 + 4 && r < R; r++)
+            buf_printf(&v, "%sa%d = x[ra[%d] + k]", r > r0 ? ", " : "", r, r);
+        cg_line(e, "const float %s;", v.data ? v.data : "");
+        buf_free(&v);
+    }
+    cg_line(e, "for (o = 0; o < %d; o++) {", NARROW);
+    for (int r = 0; r < R; r++)
+        cg_line(e, fused ? "    acc[%d][o] = fmaf(a%d, wk[o], acc[%d][o]);" : "    acc[%d][o] += a%d * wk[o];", r, r, r);
+    cg_line(e, "}");
+    e->ind--;
+    cg_line(e, "}");
+    cg_line(e, "for (r = 0; r < nr; r++)");
+    cg_line(e, "    for (o = 0; o < O; o++)");
+    cg_line(e, "        y[(r0 + r) * O + o] = acc[r][o];");
+    e->ind--;
+    cg_line(e, "}");
+    e->ind--;
+    cg_line(e, "}");
+}
+
+/* dw(o, k) += the sum over rows r of gy(r, o) x(r, k) for spikes x kept as
+   bits, I a multiple of 32: event-driven, since a spike adds gy's row and
+   no spike adds nothing. */
+static void narrow_dw(Emit *e) {
+    const char *p = e->p;
+    cg_blank(e);
+    cg_line(e, "/* The index of the lowest bit set in m (not 0). */");
+    cg_line(e, "static int %s_ctz(uint32_t m)", e->p);
+    cg_line(e, "{");
+    cg_line(e, "#if defined(__GNUC__) || defined(__clang__)");
+    cg_line(e, "    return __builtin_ctz(m);");
+    cg_line(e, "#else");
+    cg_line(e, "    int n = 0;");
+    cg_line(e, "    for (; !(m & 1u); m >>= 1)");
+    cg_line(e, "        n++;");
+    cg_line(e, "    return n;");
+    cg_line(e, "#endif");
+    cg_line(e, "}");
+    cg_blank(e);
+    cg_line(e, "/* d[j] += g[j] for j < 16: in vectors where the compiler has them (GCC and clang");
+    cg_line(e, "   do not vectorize the loop here, whose sums live in registers). */");
+    cg_line(e, "static void %s_add16(float *d, const float *g)", e->p);
+    cg_line(e, "{");
+    cg_line(e, "#if defined(__GNUC__) || defined(__clang__)");
+    cg_line(e, "    typedef float v16 __attribute__((vector_size(64)));");
+    cg_line(e, "    v16 a, b;");
+    cg_line(e, "    memcpy(&a, d, sizeof a);");
+    cg_line(e, "    memcpy(&b, g, sizeof b);");
+    cg_line(e, "    a += b;");
+    cg_line(e, "    memcpy(d, &a, sizeof a);");
+    cg_line(e, "#else");
+    cg_line(e, "    int j;");
+    cg_line(e, "    for (j = 0; j < 16; j++)");
+    cg_line(e, "        d[j] += g[j];");
+    cg_line(e, "#endif");
+    cg_line(e, "}");
+    cg_blank(e);
+    cg_line(e, "/* dw(o, k) += the sum over rows r of gy(r, o) x(r, k), for a layer of O <= %d outputs whose", NARROW);
+    cg_line(e, "   input is spikes: gy(r, o) = gy[r * O + o], x(r, k) bit k %% 32 of x[r * I / 32 + k / 32],");
+    cg_line(e, "   dw(o, k) = dw[o * I + k], I a multiple of 32. dw^T is kept in pb, I rows of %d; each", NARROW);
+    cg_line(e, "   row adds its gy to the rows of its spikes only, rows in order, so that every element");
+    cg_line(e, "   adds its terms in order (a spike's term is gy, exactly, however it is computed). Each");
+    cg_line(e, "   thread takes a range of words of the rows. */");
+    cg_line(e, "static void %s_gemm_nw_s(long rows, long O, long I, const float *gy, const uint32_t *x, float *dw, float *pb)", p);
+    cg_line(e, "{");
+    e->ind++;
+    cg_line(e, "const long nw = I / 32; /* words a row */");
+    cg_line(e, "long k, o;");
+    cg_line(e, "for (k = 0; k < I; k++)");
+    cg_line(e, "    for (o = 0; o < %d; o++)", NARROW);
+    cg_line(e, "        pb[k * %d + o] = o < O ? dw[o * I + k] : 0.0f;", NARROW);
+    cg_par_for(e, fmt(e, "rows * I * %lld", 4));
+    cg_line(e, "for (long w0 = 0; w0 < nw; w0 += 4) {");
+    e->ind++;
+    cg_line(e, "const long w1 = nw - w0 < 4 ? nw : w0 + 4;");
+    cg_line(e, "long r, w, j;");
+    cg_line(e, "for (r = 0; r < rows; r++) {");
+    e->ind++;
+    cg_line(e, "float g[%d];", NARROW);
+    cg_line(e, "for (j = 0; j < %d; j++)", NARROW);
+    cg_line(e, "    g[j] = j < O ? gy[r * O + j] : 0.0f;");
+    cg_line(e, "for (w = w0; w < w1; w++)");
+    cg_line(e, "    for (uint32_t m = x[r * nw + w]; m; m &= m - 1)");
+    cg_line(e, "        %s_add16(pb + (w * 32 + %s_ctz(m)) * %d, g);", p, p, NARROW);
+    e->ind--;
+    cg_line(e, "}");
+    e->ind--;
+    cg_line(e, "}");
+    cg_line(e, "for (k = 0; k < I; k++)");
+    cg_line(e, "    for (o = 0; o < O; o++)");
+    cg_line(e, "        dw[o * I + k] = pb[k * %d + o];", NARROW);
+    e->ind--;
+    cg_line(e, "}");
+}
+
 void cg_gemm(Emit *e, const CgTile *tile) {
+    int use = narrow_uses(e);
     gemm(e, tile, GEMM_FLOAT);
     if (cp_dense_reads_bits(e)) {
         gemm(e, tile, GEMM_SPIKES_A);
         gemm(e, tile, GEMM_SPIKES_B);
     }
+    if (use & 1)
+        narrow_fwd(e);
+    if (use & 2)
+        narrow_dw(e);
 }
 
 void ck_gemm(TargetEmitter *em) { cg_gemm(&em->e, &c_tile); }
@@ -536,6 +714,11 @@ static void dense_product(Emit *e, const char *rows, long long I, long long O, c
     cg_line(e, "if (%s <= %lld) /* y = b + x w^T */", rows, O);
     cg_line(e, "    %s_gemm%s(%s, %lld, %lld, %s, %lld, 1, %s, 1, %lld, %s, %lld, 1, %s, 0, 1, %s);", e->p, sa, rows, O, I, x,
             I, w, I, y, O, bias, pb);
+    if (O <= NARROW && !spikes) {
+        cg_line(e, "else /* a narrow layer over more rows: a vector of sums a row */");
+        cg_line(e, "    %s_gemm_n(%s, %lld, %lld, %s, %s, %s, %s, %s);", e->p, rows, O, I, x, w, bias, y, pb);
+        return;
+    }
     cg_line(e, "else /* y^T = b + w x^T: a narrow layer over more rows */");
     cg_line(e, "    %s_gemm%s(%lld, %s, %lld, %s, %lld, 1, %s, 1, %lld, %s, 1, %lld, %s, 1, 0, %s);", e->p, sb, O, rows, I, w,
             I, x, I, y, O, bias, pb);
@@ -615,8 +798,11 @@ void ck_dense_bwd(TargetEmitter *em, const IrPlan *P, int i) {
         cg_line(e, "        db[o0 + o] = acc[o];");
         cg_line(e, "}");
     }
-    cg_line(e, "%s_gemm%s(%lld, %lld, rows, gy, 1, %lld, xt, %lld, 1, dw, %lld, 1, 0, 0, 0, %s); /* dw += gy^T x */", e->p,
-            P->at[in].bits ? "_sb" : "", O, I, O, I, I, pb);
+    if (P->at[in].bits && O <= NARROW)
+        cg_line(e, "%s_gemm_nw_s(rows, %lld, %lld, gy, xt, dw, %s); /* dw += gy^T x, a spike at a time */", e->p, O, I, pb);
+    else
+        cg_line(e, "%s_gemm%s(%lld, %lld, rows, gy, 1, %lld, xt, %lld, 1, dw, %lld, 1, 0, 0, 0, %s); /* dw += gy^T x */", e->p,
+                P->at[in].bits ? "_sb" : "", O, I, O, I, I, pb);
     if (P->at[in].needgrad) {
         cg_line(e, "if (dx) { /* gx += gy w */");
         cg_line(e, "    float *gx = %s;", cp_at(e, P, in, 'g', "from"));
