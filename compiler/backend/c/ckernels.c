@@ -534,8 +534,9 @@ static void gemm(Emit *e, const CgTile *tile, int v) {
    product does, so the results are the same bits. */
 
 /* Which narrow products the layers call: bit 0 the forward (on floats;
-   on spikes kept as bits the transposed _sb product is as fast at the
-   examples' spike rates), bit 1 the weight gradient on bits. */
+   on spikes kept as bits the transposed _sb product stays, 5 % faster
+   than a vector of sums a row that unpacks its own bits), bit 1 the
+   weight gradient on bits. */
 static int narrow_uses(Emit *e) {
     const IrGraph *g = e->g;
     int use = 0;
