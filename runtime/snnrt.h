@@ -421,6 +421,11 @@ void snnrt_optim_begin_step(SnnrtOptim *o);
 void snnrt_optim_update(SnnrtOptim *o, size_t off, float *p, const float *g,
                         size_t count, double lr);
 
+/* Whether one of v[0..n) is NaN or infinite (its exponent bits all set):
+   every value is read, without branching, in the widest vectors the CPU
+   has. */
+int snnrt_any_nonfinite(const float *v, size_t n);
+
 /* torch.nn.utils.clip_grad_norm_ with norm type 2 over the ranges
    g[off[i] .. off[i] + count[i]), i < nranges: the total 2-norm of all of
    them; when max_norm / (norm + 1e-6) is below 1, every range is scaled by

@@ -238,6 +238,18 @@ int data_load(Dataset *d, const TrainSpec *ts, const IrGraph *g, int train, long
 
 void data_batch(const Dataset *d, const long *idx, int b, float *x, int *labels) {
     long s = d->sample;
+#if defined(__GNUC__) || defined(__clang__)
+    /* the samples of a shuffled batch lie anywhere in the data set: ask for
+       them all first, so that their fetches from memory overlap instead of
+       each waiting in turn in the loop below */
+    if (d->idx_x.data)
+        for (int r = 0; r < b; r++) {
+            const unsigned char *p = d->idx_x.data + (size_t)idx[r] * (size_t)d->steps * (size_t)s;
+            for (long j = 0; j < d->steps * s; j += 64)
+                __builtin_prefetch(p + j, 0, 1);
+            __builtin_prefetch(&d->labels[idx[r]], 0, 1);
+        }
+#endif
     for (int r = 0; r < b; r++) {
         long i = idx[r];
         labels[r] = d->labels[i];

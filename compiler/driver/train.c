@@ -415,26 +415,13 @@ static void progress(const Trainer *tr, int epoch, long done, long n, double los
     fflush(stderr);
 }
 
-/* Whether one of v[0..n) is NaN or infinite: its exponent bits all set.
-   The test reads every value without branching, which the compiler
-   vectorizes (a test with an early exit ran once per value, every step). */
-static int any_nonfinite(const float *v, int64_t n) {
-    uint32_t any = 0;
-    for (int64_t k = 0; k < n; k++) {
-        uint32_t u;
-        memcpy(&u, &v[k], sizeof u);
-        any |= (u & 0x7f800000u) == 0x7f800000u;
-    }
-    return any != 0;
-}
-
 /* The first learnable parameter (its index in g->params) with a value in v
    (a block at memplan offsets: the weights, or their gradients) that is NaN
    or infinite, or -1. */
 static int first_nonfinite(const Trainer *tr, const float *v) {
     for (int i = 0; i < tr->g->params.len; i++) {
         const IrParam *q = &tr->g->params.items[i];
-        if (q->learnable && any_nonfinite(v + q->off, q->count))
+        if (q->learnable && snnrt_any_nonfinite(v + q->off, (size_t)q->count))
             return i;
     }
     return -1;

@@ -171,6 +171,11 @@ typedef struct IrBufs {
     int bits;       /* training: the output is spikes kept 1 bit each, 32 to a 32-bit word (the
                        bit k of word w is element 32 w + k of the buffer), read only by dense
                        layers: val then holds vsteps x maxb x c / 32 words */
+    int gset;       /* training: grad has one writer, a dense or neuron layer outside recurrent
+                       groups, which may set it rather than add to it: it lies before
+                       IrPlan.zeroed (targets that add zero it too) */
+    int wset;       /* training, dense outside recurrent groups: no other layer uses its
+                       parameters, whose gradients it may set rather than add to */
 } IrBufs;
 
 /* A group of the schedule: nodes that run together. A group of one
@@ -188,6 +193,8 @@ typedef struct IrPlan {
     int chunk;       /* steps computed layer-major at a time (1 .. T) */
     int64_t floats;  /* the region's size, in floats (after the parameters) */
     int64_t persist; /* of which the first `persist` floats outlive a chunk */
+    int64_t zeroed;  /* training: [persist, zeroed) are the gradients of IrBufs.gset,
+                        [zeroed, floats) what the backward must zero before it adds */
     int64_t readout; /* inference: the readout accumulator, -1 if none */
     int64_t counter; /* inference: the step counter of step() (room for a long) */
     IrBufs *at;      /* per node */

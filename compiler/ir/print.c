@@ -134,7 +134,7 @@ static void print_off(Buf *o, const char *what, int64_t off, int steps) {
 static void print_plan(const IrGraph *g, const IrPlan *P, const char *what, Buf *o) {
     if (P == &g->trainp)
         buf_printf(o, "  memory %s: %lld floats for batch %d; the backward zeroes those from %lld\n", what,
-                   (long long)P->floats, g->batch, (long long)P->persist);
+                   (long long)P->floats, g->batch, (long long)P->zeroed);
     else
         buf_printf(o, "  memory %s: chunk %d, %lld floats for batch %d, %lld of them kept across chunks\n", what,
                    P->chunk, (long long)P->floats, g->batch, (long long)P->persist);
@@ -157,11 +157,15 @@ static void print_plan(const IrGraph *g, const IrPlan *P, const char *what, Buf 
             print_off(o, "mask", b->mask, 0);
             print_off(o, "stat", b->stat, 0);
             print_off(o, "grad", b->grad, 0);
+            if (b->gset)
+                buf_puts(o, " set");
             print_off(o, "dstate", b->dstate, 0);
             print_off(o, "pacc", b->pacc, 0);
         }
         if (b->needgrad)
             buf_puts(o, b->needgrad == 1 ? " needgrad" : " needgrad(input)");
+        if (b->wset)
+            buf_puts(o, " dparams set");
         buf_puts(o, "\n");
     }
     if (P->readout >= 0)

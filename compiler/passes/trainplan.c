@@ -23,6 +23,12 @@
  *
  * A neuron layer that the spikebits pass marked keeps its spikes as bits,
  * 32 to a word: its values take a 32nd of the floats.
+ *
+ * A gradient with one writer that runs once over all the steps (a dense or
+ * neuron layer outside recurrent groups) can be set by it instead of added
+ * to (IrBufs.gset): such gradients lie first, before IrPlan.zeroed, so that
+ * a target that sets them zeroes only what follows. A target that adds to
+ * every gradient zeroes from persist on, as before.
  */
 #include "passes.h"
 
@@ -47,6 +53,58 @@ static int join(int a, int b) {
     if (a == 1 || b == 1)
         return 1;
     return a == 2 || b == 2 ? 2 : 0;
+}
+
+static int root(const IrGraph *g, int i) { return g->nodes.items[i].alias >= 0 ? g->nodes.items[i].alias : i; }
+
+/* Marks IrBufs.gset and wset. A gradient is set by its writer c when c is
+   its only reader in the forward (so the only writer in the backward; the
+   output's gradient also gets dL/doutput), c runs once over all the steps,
+   and the gradient is read under the condition it is written: always
+   (needgrad 1), or only for dL/dinput (2) by a node whose backward runs
+   only then (not a neuron layer with parameters, whose backward always
+   runs). A neuron layer writes dL/dx only where its program has one. */
+static void mark_set(IrGraph *g, IrPlan *P) {
+    int n = g->nodes.len;
+    int *readers = arena_alloc(g->arena, sizeof(int) * (size_t)(n + 1));
+    int *writer = arena_alloc(g->arena, sizeof(int) * (size_t)(n + 1));
+    int *uses = arena_alloc(g->arena, sizeof(int) * (size_t)(g->params.len + 1)); /* zeroed */
+    for (int c = 0; c < n; c++) {
+        const IrNode *x = &g->nodes.items[c];
+        if (x->dead)
+            continue;
+        for (int k = 0; k < x->nin && x->alias < 0; k++) { /* a view reads nothing: it is its input */
+            int r = root(g, x->in[k]);
+            readers[r]++;
+            writer[r] = c;
+        }
+        for (int k = 0; k < x->nparam; k++)
+            if (x->param[k] >= 0)
+                uses[x->param[k]]++;
+        if (x->neuron)
+            for (int k = 0; k < x->neuron->params.len; k++)
+                uses[x->neuron->params.items[k].param]++;
+    }
+    for (int i = 0; i < n; i++) {
+        const IrNode *x = &g->nodes.items[i];
+        if (x->dead || x->alias >= 0 || readers[i] != 1 || i == root(g, g->output))
+            continue;
+        const IrNode *c = &g->nodes.items[writer[i]];
+        int once = !g->groups.items[c->group].recurrent;
+        int writes = c->op == IR_DENSE || (c->op == IR_NEURON && c->neuron->grad && c->neuron->grad->dx >= 0);
+        int nd = P->at[i].needgrad;
+        int same_cond = nd == 1 || (nd == 2 && !(x->op == IR_NEURON && x->neuron->params.len));
+        P->at[i].gset = once && writes && same_cond;
+    }
+    for (int c = 0; c < n; c++) {
+        const IrNode *x = &g->nodes.items[c];
+        if (x->dead || x->op != IR_DENSE || g->groups.items[x->group].recurrent)
+            continue;
+        int alone = 1;
+        for (int k = 0; k < x->nparam; k++)
+            alone &= x->param[k] < 0 || uses[x->param[k]] == 1;
+        P->at[c].wset = alone;
+    }
 }
 
 void pass_trainplan(IrGraph *g) {
@@ -121,15 +179,27 @@ void pass_trainplan(IrGraph *g) {
             off += align16(2 * x->shape.d[0]);
         }
     }
-    P->persist = off; /* here: what the forward writes; the rest is zeroed by the backward */
+    P->persist = off; /* here: what the forward writes; the rest is the backward's */
+    mark_set(g, P);
+    for (int i = 0; i < n; i++) { /* the gradients set by their writer */
+        const IrNode *x = &g->nodes.items[i];
+        IrBufs *b = &P->at[i];
+        if (!x->dead && x->alias < 0 && b->gset) {
+            b->grad = off;
+            off += align16(b->vsteps * mb * shape_count(&x->shape));
+        }
+    }
+    P->zeroed = off; /* here: what the backward zeroes */
     for (int i = 0; i < n; i++) {
         const IrNode *x = &g->nodes.items[i];
         IrBufs *b = &P->at[i];
         if (x->dead || x->alias >= 0)
             continue;
         int64_t c = shape_count(&x->shape);
-        b->grad = off;
-        off += align16(b->vsteps * mb * c);
+        if (!b->gset) {
+            b->grad = off;
+            off += align16(b->vsteps * mb * c);
+        }
         if (x->op == IR_NEURON) {
             const NeuronProg *p = x->neuron;
             if (p->states.len) {
@@ -148,6 +218,7 @@ void pass_trainplan(IrGraph *g) {
             int nd = P->at[i].needgrad;
             P->at[i] = P->at[x->alias];
             P->at[i].needgrad = nd;
+            P->at[i].wset = 0;
             P->at[i].state = P->at[i].dstate = P->at[i].pacc = P->at[i].mask = P->at[i].stat = -1;
             if (P->at[i].bits && shape_count(&x->shape) % 32)
                 ICE("a view of spikes kept as bits is not a multiple of 32 wide");

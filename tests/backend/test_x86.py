@@ -7,7 +7,10 @@ initializes the weights (init_weights(ws, 3)), runs the forward of a batch
 of 3 on an input large enough to make the layers spike, then the training
 forward and backward with dL/doutput = 1, and prints the forward's output,
 the number of spikes of the training forward and every parameter's
-gradient.
+gradient. It also checks that a backward reads nothing an earlier one left
+(the gradients that their writer sets rather than adds to are not zeroed):
+after another backward with another dL/doutput and no dL/dinput, the
+gradients and dL/dinput equal a fresh workspace's, bit for bit.
 
 With --math exact the x86 targets add the matrix products' terms in the
 same order as the portable target, multiply then add, and call the C
@@ -37,6 +40,7 @@ import tempfile
 MAIN = r"""
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include "%(p)s.h"
 #define B 3
 int main(void)
@@ -71,6 +75,31 @@ int main(void)
         long j;
         for (j = 0; j < %(p)s_params[k].count; j++)
             printf("grad %%s %%.9g\n", %(p)s_params[k].name, g[j]);
+    }
+    {
+        /* a backward reads nothing an earlier one left: after one with another
+           dL/doutput, and without dL/dinput, the gradients (and dL/dinput) are
+           those of a fresh workspace, bit for bit */
+        void *fresh = calloc(%(P)s_TRAIN_WORKSPACE_FLOATS + 2, sizeof(float));
+        float *dz = malloc(nsteps * sizeof(float)), *gx = malloc(nin * sizeof(float));
+        float *gx0 = malloc(nin * sizeof(float));
+        long stale = 0;
+        for (i = 0; i < nsteps; i++)
+            dz[i] = (float)(i %% 5) - 2.0f;
+        %(p)s_init_weights(fresh, 3);
+        %(p)s_train_forward(fresh, B, in, steps, 1, 7);
+        %(p)s_train_backward(fresh, B, dy, gx0);
+        %(p)s_train_forward(tws, B, in, steps, 1, 7);
+        %(p)s_train_backward(tws, B, dz, NULL);
+        %(p)s_train_forward(tws, B, in, steps, 1, 7);
+        %(p)s_train_backward(tws, B, dy, gx);
+        for (k = 0; k < %(P)s_NUM_PARAMS; k++) {
+            const float *g = %(p)s_train_grads(tws) + %(p)s_params[k].offset;
+            const float *g0 = %(p)s_train_grads(fresh) + %(p)s_params[k].offset;
+            stale += memcmp(g, g0, (size_t)%(p)s_params[k].count * sizeof(float)) != 0;
+        }
+        stale += memcmp(gx, gx0, nin * sizeof(float)) != 0;
+        printf("stale %%ld\n", stale);
     }
     return 0;
 }
@@ -214,7 +243,14 @@ def main():
                     print("FAIL: %s [%s]: build or run\n%s" % (name, t, msg[-3000:]))
                     failed += 1
                     continue
-                results[t if math == "exact" else t + "-fast"] = values(msg)
+                vals = values(msg)
+                stale = [v for label, v in vals if label == "stale"]
+                if stale != [0.0]:
+                    print("FAIL: %s [%s --math %s]: a second backward differs from a fresh one in %s tensors "
+                          "(gradients it sets, or zeroes, were left from the first)" % (name, t, math, stale))
+                    failed += 1
+                    continue
+                results[t if math == "exact" else t + "-fast"] = [(l, v) for l, v in vals if l != "stale"]
         if "c" not in results:
             continue
         ref = results["c"]

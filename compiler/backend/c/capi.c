@@ -18,6 +18,7 @@
  */
 #include <ctype.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "c.h"
@@ -732,6 +733,46 @@ static void gen_probe(Emit *e) {
 
 /* ---- training ---- */
 
+typedef struct ParamSpan {
+    int64_t off, count;
+    int set;
+} ParamSpan;
+
+static int span_cmp(const void *a, const void *b) {
+    const ParamSpan *x = a, *y = b;
+    return x->off < y->off ? -1 : x->off > y->off;
+}
+
+/* Zeroes the parameters' gradients (pf floats from ws + pf) that the
+   backward adds to, in runs between those that a dense layer sets
+   (IrBufs.wset, ck_dense_bwd). */
+static void zero_param_grads(Emit *e, int64_t pf) {
+    const IrGraph *g = e->g;
+    int n = g->params.len;
+    ParamSpan *sp = arena_alloc(g->arena, sizeof *sp * (size_t)(n + 1));
+    for (int k = 0; k < n; k++) {
+        const IrParam *q = &g->params.items[k];
+        const IrNode *x = &g->nodes.items[q->node];
+        sp[k] = (ParamSpan){q->off, q->count, x->op == IR_DENSE && !x->dead && g->trainp.at[q->node].wset};
+    }
+    qsort(sp, (size_t)n, sizeof *sp, span_cmp);
+    int64_t from = 0; /* the start of a run of gradients added to, padding included */
+    int added = 0;    /* in the run */
+    for (int k = 0; k <= n; k++) {
+        if (k < n && !sp[k].set) {
+            added = 1;
+            continue;
+        }
+        int64_t to = k < n ? sp[k].off : pf;
+        if (added)
+            cg_line(e, "memset(ws + %lld, 0, (size_t)%lld * sizeof(float)); /* parameter gradients */",
+                    (long long)(pf + from), (long long)(to - from));
+        if (k < n)
+            from = sp[k].off + sp[k].count;
+        added = 0;
+    }
+}
+
 static void gen_train(Emit *e) {
     const IrGraph *g = e->g;
     const IrPlan *P = &g->trainp;
@@ -800,15 +841,14 @@ static void gen_train(Emit *e) {
     cg_line(e, "float *ws = (float *)workspace;");
     cg_line(e, "long B = batch < 1 ? 1 : batch > %s_MAX_BATCH ? %s_MAX_BATCH : batch, j;", e->P, e->P);
     cg_line(e, "int t;");
-    cg_line(e, "memset(ws + %lld, 0, (size_t)%lld * sizeof(float)); /* parameter gradients */", (long long)pf,
-            (long long)pf);
+    zero_param_grads(e, pf);
+    long long nz = (long long)(P->floats - P->zeroed); /* the value gradients set by their writer come before */
     cg_line(e, "{ /* value gradients, carried adjoints, sums: zeroed by the threads */");
     e->ind++;
-    cg_line(e, "float *z = %s;", cp_ws(e, P, P->persist));
-    cg_par_for(e, arena_printf(g->arena, "%lldL", (long long)(P->floats - P->persist)));
-    cg_line(e, "for (long j0 = 0; j0 < %lld; j0 += 65536)", (long long)(P->floats - P->persist));
-    cg_line(e, "    memset(z + j0, 0, (size_t)(%lld - j0 < 65536 ? %lld - j0 : 65536) * sizeof(float));",
-            (long long)(P->floats - P->persist), (long long)(P->floats - P->persist));
+    cg_line(e, "float *z = %s;", cp_ws(e, P, P->zeroed));
+    cg_par_for(e, arena_printf(g->arena, "%lldL", nz));
+    cg_line(e, "for (long j0 = 0; j0 < %lld; j0 += 65536)", nz);
+    cg_line(e, "    memset(z + j0, 0, (size_t)(%lld - j0 < 65536 ? %lld - j0 : 65536) * sizeof(float));", nz, nz);
     e->ind--;
     cg_line(e, "}");
     cg_line(e, "for (t = 0; t < %d; t++) {", T);

@@ -249,7 +249,9 @@ void cg_eq_emit(Emit *e, const NeuronProg *p, const EqCode *code, const unsigned
         case EQ_LOG: rhs = arena_printf(a, "%slogf(%s)", fn, A1); break;
         case EQ_SQRT: rhs = arena_printf(a, "sqrtf(%s)", A1); break;
         case EQ_TANH: rhs = arena_printf(a, "%stanhf(%s)", fn, A1); break;
-        case EQ_SIGMOID: rhs = arena_printf(a, "1.0f / (1.0f + %sexpf(-%s))", fn, A1); break;
+        case EQ_SIGMOID: /* the C library has none */
+            rhs = e->fast ? arena_printf(a, "snnrt_sigmoidf(%s)", A1) : arena_printf(a, "1.0f / (1.0f + expf(-%s))", A1);
+            break;
         case EQ_ABS: rhs = arena_printf(a, "fabsf(%s)", A1); break;
         case EQ_FLOOR: rhs = arena_printf(a, "floorf(%s)", A1); break;
         case EQ_MIN: rhs = arena_printf(a, "%sfminf(%s, %s)", fn, A1, B1); break;

@@ -531,24 +531,149 @@ static void gemm(Emit *e, const CgTile *tile, int v) {
    transposed. Its own products instead keep a row's outputs in one vector
    of NARROW sums (NARROW, above), its input read in place: each row's
    outputs sum their bias (or C), then the inputs in order, as the general
-   product does, so the results are the same bits. */
+   product does, so the results are the same bits. On spikes kept as bits
+   they are event-driven (a spike adds its weights, exactly): the forward
+   and the weight gradient. */
 
-/* Which narrow products the layers call: bit 0 the forward (on floats;
-   on spikes kept as bits the transposed _sb product stays, 5 % faster
-   than a vector of sums a row that unpacks its own bits), bit 1 the
-   weight gradient on bits. */
+/* Which of their own products the narrow layers call: bit 0 the forward
+   on floats, bit 1 the weight gradient on bits, bit 2 the forward on bits;
+   bit 3: a wider layer on bits calls the general product's _sb variant. */
 static int narrow_uses(Emit *e) {
     const IrGraph *g = e->g;
     int use = 0;
     for (int i = 0; i < g->nodes.len; i++) {
         const IrNode *x = &g->nodes.items[i];
-        if (x->dead || x->op != IR_DENSE || x->out > NARROW)
+        if (x->dead || x->op != IR_DENSE)
             continue;
-        use |= 1; /* inference reads floats */
-        if (g->train && g->trainp.planned && g->trainp.at[x->in[0]].bits)
-            use |= 2;
+        int bits = g->train && g->trainp.planned && g->trainp.at[x->in[0]].bits;
+        if (x->out > NARROW)
+            use |= bits ? 8 : 0;
+        else
+            use |= 1 | (bits ? 2 | 4 : 0); /* inference reads floats */
     }
     return use;
+}
+
+/* <p>_pack_n: w^T (or dw^T) into pb, I rows of NARROW, zeros past O. */
+static void narrow_pack(Emit *e) {
+    cg_blank(e);
+    cg_line(e, "/* pb(k, o) = w[o * I + k] for o < O, 0 up to %d: w^T in rows of %d. */", NARROW, NARROW);
+    cg_line(e, "static void %s_pack_n(long O, long I, const float *w, float *pb)", e->p);
+    cg_line(e, "{");
+    cg_line(e, "    long k, o;");
+    cg_line(e, "    for (k = 0; k < I; k++)");
+    cg_line(e, "        for (o = 0; o < %d; o++)", NARROW);
+    cg_line(e, "            pb[k * %d + o] = o < O ? w[o * I + k] : 0.0f;", NARROW);
+    cg_line(e, "}");
+}
+
+/* The rows a block of the narrow forward on bits sums at once. */
+#define NARROW_SPIKE_ROWS 4
+
+/* The helpers of the products on bits: the lowest bit set, and a vector
+   of NARROW sums added to. */
+static void narrow_helpers(Emit *e) {
+    cg_blank(e);
+    cg_line(e, "/* The index of the lowest bit set in m (not 0). */");
+    cg_line(e, "static int %s_ctz(uint64_t m)", e->p);
+    cg_line(e, "{");
+    cg_line(e, "#if defined(__GNUC__) || defined(__clang__)");
+    cg_line(e, "    return __builtin_ctzll(m);");
+    cg_line(e, "#else");
+    cg_line(e, "    int n = 0;");
+    cg_line(e, "    for (; !(m & 1u); m >>= 1)");
+    cg_line(e, "        n++;");
+    cg_line(e, "    return n;");
+    cg_line(e, "#endif");
+    cg_line(e, "}");
+    cg_blank(e);
+    cg_line(e, "/* Words w and w + 1 of spikes x, 64 of them, w + 1 where it is below n. */");
+    cg_line(e, "static uint64_t %s_word64(const uint32_t *x, long w, long n)", e->p);
+    cg_line(e, "{");
+    cg_line(e, "    return x[w] | (w + 1 < n ? (uint64_t)x[w + 1] << 32 : 0);");
+    cg_line(e, "}");
+    cg_blank(e);
+    cg_line(e, "/* d[j] += g[j] for j < %d: in vectors where the compiler has them (GCC and clang", NARROW);
+    cg_line(e, "   do not vectorize the loop here, whose sums live in registers). */");
+    cg_line(e, "static void %s_add16(float *d, const float *g)", e->p);
+    cg_line(e, "{");
+    cg_line(e, "#if defined(__GNUC__) || defined(__clang__)");
+    cg_line(e, "    typedef float v16 __attribute__((vector_size(%d)));", NARROW * 4);
+    cg_line(e, "    v16 a, b;");
+    cg_line(e, "    memcpy(&a, d, sizeof a);");
+    cg_line(e, "    memcpy(&b, g, sizeof b);");
+    cg_line(e, "    a += b;");
+    cg_line(e, "    memcpy(d, &a, sizeof a);");
+    cg_line(e, "#else");
+    cg_line(e, "    int j;");
+    cg_line(e, "    for (j = 0; j < %d; j++)", NARROW);
+    cg_line(e, "        d[j] += g[j];");
+    cg_line(e, "#endif");
+    cg_line(e, "}");
+}
+
+/* <p>_gemm_ns: the forward of a narrow layer on spikes kept as bits. A
+   spike adds its weights and no spike adds nothing, so each row adds the
+   packed rows of w^T at its spikes only, in order: the same sums, term by
+   term, as the product that multiplies by every 0 and 1 (a term w x 1 is
+   w exactly; x 0 it adds a zero). The rows of a block each keep their
+   vector of sums in registers (one array each, which GCC keeps in
+   registers where an array of arrays it keeps in memory). */
+static void narrow_fwd_spikes(Emit *e) {
+    const char *p = e->p;
+    const int R = NARROW_SPIKE_ROWS;
+    cg_blank(e);
+    cg_line(e, "/* y(r, o) = bias(o), or y(r, o) where bias is 0, plus the sum over k of x(r, k) w(o, k), for a");
+    cg_line(e, "   layer of O <= %d outputs whose input is spikes: x(r, k) bit k %% 32 of x[r * I / 32 + k / 32],",
+            NARROW);
+    cg_line(e, "   w(o, k) = w[o * I + k], y(r, o) = y[r * O + o], I a multiple of 32. w^T is packed into pb,");
+    cg_line(e, "   I rows of %d (zeros past O); each of a block's %d rows adds the rows of its spikes, in order. */",
+            NARROW, R);
+    cg_line(e, "static void %s_gemm_ns(long rows, long O, long I, const uint32_t *x, const float *w, const float *bias,",
+            p);
+    cg_line(e, "                     float *y, float *pb)");
+    cg_line(e, "{");
+    e->ind++;
+    cg_line(e, "const long nw = I / 32; /* words a row */");
+    cg_line(e, "%s_pack_n(O, I, w, pb);", p);
+    cg_par_for(e, fmt(e, "rows * I * %lld", 2));
+    cg_line(e, "for (long r0 = 0; r0 < rows; r0 += %d) {", R);
+    e->ind++;
+    cg_line(e, "const long nr = rows - r0 < %d ? rows - r0 : %d;", R, R);
+    Buf d = {0};
+    for (int r = 0; r < R; r++)
+        buf_printf(&d, "%sa%d[%d]", r ? ", " : "", r, NARROW);
+    cg_line(e, "float %s;", d.data);
+    buf_free(&d);
+    cg_line(e, "const uint32_t *xr[%d]; /* the rows' spikes (past the last: the first row's) */", R);
+    cg_line(e, "long r, o, n;");
+    cg_line(e, "for (r = 0; r < %d; r++)", R);
+    cg_line(e, "    xr[r] = x + (r0 + (r < nr ? r : 0)) * nw;");
+    cg_line(e, "for (o = 0; o < %d; o++) {", NARROW);
+    for (int r = 0; r < R; r++)
+        cg_line(e, "    a%d[o] = o >= O || nr <= %d ? 0.0f : bias ? bias[o] : y[(r0 + %d) * O + o];", r, r, r);
+    cg_line(e, "}");
+    cg_line(e, "for (n = 0; n < nw; n += 2) { /* 64 spikes at a time */");
+    e->ind++;
+    cg_line(e, "const float *wb = pb + n * 32 * %d;", NARROW);
+    cg_line(e, "uint64_t m;");
+    for (int r = 0; r < R; r++) {
+        cg_line(e, "for (m = %s_word64(xr[%d], n, nw); m; m &= m - 1)", p, r);
+        cg_line(e, "    %s_add16(a%d, wb + %s_ctz(m) * %d);", p, r, p, NARROW);
+    }
+    e->ind--;
+    cg_line(e, "}");
+    cg_line(e, "for (o = 0; o < O; o++) {");
+    cg_line(e, "    y[r0 * O + o] = a0[o];");
+    for (int r = 1; r < R; r++) {
+        cg_line(e, "    if (nr > %d)", r);
+        cg_line(e, "        y[(r0 + %d) * O + o] = a%d[o];", r, r);
+    }
+    cg_line(e, "}");
+    e->ind--;
+    cg_line(e, "}");
+    e->ind--;
+    cg_line(e, "}");
 }
 
 /* The rows a block of the narrow forward sums at once: independent sums
@@ -569,10 +694,7 @@ static void narrow_fwd(Emit *e) {
     cg_line(e, "                    float *pb)");
     cg_line(e, "{");
     e->ind++;
-    cg_line(e, "long j, q;");
-    cg_line(e, "for (j = 0; j < I; j++)");
-    cg_line(e, "    for (q = 0; q < %d; q++)", NARROW);
-    cg_line(e, "        pb[j * %d + q] = q < O ? w[q * I + j] : 0.0f;", NARROW);
+    cg_line(e, "%s_pack_n(O, I, w, pb);", p);
     cg_par_for(e, fmt(e, "rows * I * %lld", NARROW));
     cg_line(e, "for (long r0 = 0; r0 < rows; r0 += %d) {", R);
     e->ind++;
@@ -615,37 +737,6 @@ static void narrow_fwd(Emit *e) {
 static void narrow_dw(Emit *e) {
     const char *p = e->p;
     cg_blank(e);
-    cg_line(e, "/* The index of the lowest bit set in m (not 0). */");
-    cg_line(e, "static int %s_ctz(uint32_t m)", e->p);
-    cg_line(e, "{");
-    cg_line(e, "#if defined(__GNUC__) || defined(__clang__)");
-    cg_line(e, "    return __builtin_ctz(m);");
-    cg_line(e, "#else");
-    cg_line(e, "    int n = 0;");
-    cg_line(e, "    for (; !(m & 1u); m >>= 1)");
-    cg_line(e, "        n++;");
-    cg_line(e, "    return n;");
-    cg_line(e, "#endif");
-    cg_line(e, "}");
-    cg_blank(e);
-    cg_line(e, "/* d[j] += g[j] for j < 16: in vectors where the compiler has them (GCC and clang");
-    cg_line(e, "   do not vectorize the loop here, whose sums live in registers). */");
-    cg_line(e, "static void %s_add16(float *d, const float *g)", e->p);
-    cg_line(e, "{");
-    cg_line(e, "#if defined(__GNUC__) || defined(__clang__)");
-    cg_line(e, "    typedef float v16 __attribute__((vector_size(64)));");
-    cg_line(e, "    v16 a, b;");
-    cg_line(e, "    memcpy(&a, d, sizeof a);");
-    cg_line(e, "    memcpy(&b, g, sizeof b);");
-    cg_line(e, "    a += b;");
-    cg_line(e, "    memcpy(d, &a, sizeof a);");
-    cg_line(e, "#else");
-    cg_line(e, "    int j;");
-    cg_line(e, "    for (j = 0; j < 16; j++)");
-    cg_line(e, "        d[j] += g[j];");
-    cg_line(e, "#endif");
-    cg_line(e, "}");
-    cg_blank(e);
     cg_line(e, "/* dw(o, k) += the sum over rows r of gy(r, o) x(r, k), for a layer of O <= %d outputs whose", NARROW);
     cg_line(e, "   input is spikes: gy(r, o) = gy[r * O + o], x(r, k) bit k %% 32 of x[r * I / 32 + k / 32],");
     cg_line(e, "   dw(o, k) = dw[o * I + k], I a multiple of 32. dw^T is kept in pb, I rows of %d; each", NARROW);
@@ -657,9 +748,7 @@ static void narrow_dw(Emit *e) {
     e->ind++;
     cg_line(e, "const long nw = I / 32; /* words a row */");
     cg_line(e, "long k, o;");
-    cg_line(e, "for (k = 0; k < I; k++)");
-    cg_line(e, "    for (o = 0; o < %d; o++)", NARROW);
-    cg_line(e, "        pb[k * %d + o] = o < O ? dw[o * I + k] : 0.0f;", NARROW);
+    cg_line(e, "%s_pack_n(O, I, dw, pb);", p);
     cg_par_for(e, fmt(e, "rows * I * %lld", 4));
     cg_line(e, "for (long w0 = 0; w0 < nw; w0 += 4) {");
     e->ind++;
@@ -670,8 +759,8 @@ static void narrow_dw(Emit *e) {
     cg_line(e, "float g[%d];", NARROW);
     cg_line(e, "for (j = 0; j < %d; j++)", NARROW);
     cg_line(e, "    g[j] = j < O ? gy[r * O + j] : 0.0f;");
-    cg_line(e, "for (w = w0; w < w1; w++)");
-    cg_line(e, "    for (uint32_t m = x[r * nw + w]; m; m &= m - 1)");
+    cg_line(e, "for (w = w0; w < w1; w += 2) /* 64 spikes at a time */");
+    cg_line(e, "    for (uint64_t m = %s_word64(x + r * nw, w, w1); m; m &= m - 1)", p);
     cg_line(e, "        %s_add16(pb + (w * 32 + %s_ctz(m)) * %d, g);", p, p, NARROW);
     e->ind--;
     cg_line(e, "}");
@@ -689,12 +778,19 @@ void cg_gemm(Emit *e, const CgTile *tile) {
     gemm(e, tile, GEMM_FLOAT);
     if (cp_dense_reads_bits(e)) {
         gemm(e, tile, GEMM_SPIKES_A);
-        gemm(e, tile, GEMM_SPIKES_B);
+        if (use & 8)
+            gemm(e, tile, GEMM_SPIKES_B);
     }
+    if (use & 7)
+        narrow_pack(e);
     if (use & 1)
         narrow_fwd(e);
+    if (use & 6)
+        narrow_helpers(e);
     if (use & 2)
         narrow_dw(e);
+    if (use & 4)
+        narrow_fwd_spikes(e);
 }
 
 void ck_gemm(TargetEmitter *em) { cg_gemm(&em->e, &c_tile); }
@@ -715,9 +811,10 @@ static void dense_product(Emit *e, const char *rows, long long I, long long O, c
     cg_line(e, "if (%s <= %lld) /* y = b + x w^T */", rows, O);
     cg_line(e, "    %s_gemm%s(%s, %lld, %lld, %s, %lld, 1, %s, 1, %lld, %s, %lld, 1, %s, 0, 1, %s);", e->p, sa, rows, O, I, x,
             I, w, I, y, O, bias, pb);
-    if (O <= NARROW && !spikes) {
-        cg_line(e, "else /* a narrow layer over more rows: a vector of sums a row */");
-        cg_line(e, "    %s_gemm_n(%s, %lld, %lld, %s, %s, %s, %s, %s);", e->p, rows, O, I, x, w, bias, y, pb);
+    if (O <= NARROW) {
+        cg_line(e, "else /* a narrow layer over more rows: a vector of sums a row%s */", spikes ? ", at its spikes" : "");
+        cg_line(e, "    %s_gemm_n%s(%s, %lld, %lld, %s, %s, %s, %s, %s);", e->p, spikes ? "s" : "", rows, O, I, x, w, bias,
+                y, pb);
         return;
     }
     cg_line(e, "else /* y^T = b + w x^T: a narrow layer over more rows */");
@@ -772,7 +869,13 @@ void ck_dense_bwd(TargetEmitter *em, const IrPlan *P, int i) {
     const char *pb = scratch(e, P, e->packb);
     if (P->at[in].inv && !P->at[i].inv)
         ICE("a dense layer of a value stored once is stored at every step");
+    /* gradients set (the backward did not zero them: IrBufs.wset and gset)
+       start from a zero of their own, the same sums */
+    int wset = P->at[i].wset, gset = P->at[in].gset && P->at[in].needgrad;
+    int narrow_dw = P->at[in].bits && O <= NARROW; /* <p>_gemm_nw_s */
     cp_open(e, P, i, 0);
+    if ((wset && !narrow_dw) || gset)
+        cg_line(e, "static const float zero = 0.0f; /* where sums start: gradients set, not added to */");
     cg_line(e, "const float *w = %s;", cp_param(e, x->param[0]));
     cg_line(e, "float *dw = %s;", cp_grad(e, x->param[0]));
     cg_line(e, "const long rows = (long)(to - from) * B;");
@@ -791,7 +894,7 @@ void ck_dense_bwd(TargetEmitter *em, const IrPlan *P, int i) {
         cg_line(e, "    float acc[64];");
         cg_line(e, "    long r, o;");
         cg_line(e, "    for (o = 0; o < no; o++)");
-        cg_line(e, "        acc[o] = db[o0 + o];");
+        cg_line(e, wset ? "        acc[o] = 0.0f;" : "        acc[o] = db[o0 + o];");
         cg_line(e, "    for (r = 0; r < rows; r++)");
         cg_line(e, "        for (o = 0; o < no; o++)");
         cg_line(e, "            acc[o] += gy[r * %lld + o0 + o];", O);
@@ -799,16 +902,20 @@ void ck_dense_bwd(TargetEmitter *em, const IrPlan *P, int i) {
         cg_line(e, "        db[o0 + o] = acc[o];");
         cg_line(e, "}");
     }
-    if (P->at[in].bits && O <= NARROW)
-        cg_line(e, "%s_gemm_nw_s(rows, %lld, %lld, gy, xt, dw, %s); /* dw += gy^T x, a spike at a time */", e->p, O, I, pb);
-    else
-        cg_line(e, "%s_gemm%s(%lld, %lld, rows, gy, 1, %lld, xt, %lld, 1, dw, %lld, 1, 0, 0, 0, %s); /* dw += gy^T x */", e->p,
-                P->at[in].bits ? "_sb" : "", O, I, O, I, I, pb);
+    const char *dw_op = wset ? "=" : "+=";
+    if (narrow_dw) {
+        if (wset)
+            cg_line(e, "memset(dw, 0, (size_t)%lld * sizeof(float));", O * I);
+        cg_line(e, "%s_gemm_nw_s(rows, %lld, %lld, gy, xt, dw, %s); /* dw %s gy^T x, a spike at a time */", e->p, O, I, pb,
+                dw_op);
+    } else
+        cg_line(e, "%s_gemm%s(%lld, %lld, rows, gy, 1, %lld, xt, %lld, 1, dw, %lld, 1, %s, %s); /* dw %s gy^T x */", e->p,
+                P->at[in].bits ? "_sb" : "", O, I, O, I, I, wset ? "&zero, 0, 0" : "0, 0, 0", pb, dw_op);
     if (P->at[in].needgrad) {
-        cg_line(e, "if (dx) { /* gx += gy w */");
+        cg_line(e, "if (dx) { /* gx %s gy w */", gset ? "=" : "+=");
         cg_line(e, "    float *gx = %s;", cp_at(e, P, in, 'g', "from"));
-        cg_line(e, "    %s_gemm(rows, %lld, %lld, gy, %lld, 1, w, %lld, 1, gx, %lld, 1, 0, 0, 0, %s);", e->p, I, O, O, I, I,
-                pb);
+        cg_line(e, "    %s_gemm(rows, %lld, %lld, gy, %lld, 1, w, %lld, 1, gx, %lld, 1, %s, %s);", e->p, I, O, O, I, I,
+                gset ? "&zero, 0, 0" : "0, 0, 0", pb);
         cg_line(e, "}");
     }
     cp_close(e, "(void)w;\n    (void)dx;");

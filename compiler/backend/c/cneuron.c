@@ -150,8 +150,13 @@ static void step_head(Emit *e, const IrPlan *P, int i, int fwd) {
     } else {
         cg_line(e, "const float *gy = %s;", cp_at(e, P, i, 'g', "t"));
         cg_line(e, "(void)gy; /* unread where no gradient flows through the emitted value */");
-        if (P->at[in].needgrad && p->grad->dx >= 0)
+        if (P->at[in].needgrad && p->grad->dx >= 0) {
             cg_line(e, "float *gx = %s;", cp_at(e, P, in, 'g', "t"));
+            if (P->at[in].gset) { /* not zeroed by the backward: the block's, at its first step */
+                cg_line(e, "if (dx%s)", P->at[in].inv ? " && t == to - 1" : "");
+                cg_line(e, "    memset(gx + i0, 0, (size_t)(i1 - i0) * sizeof(float));");
+            }
+        }
         for (int k = 0; k < p->states.len; k++)
             cg_line(e, "float *ds%d = %s;", k, cp_ws(e, P, b->dstate + (int64_t)k * e->maxb * cnt));
         for (int k = 0; k < p->states.len; k++)

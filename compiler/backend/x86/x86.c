@@ -44,8 +44,10 @@ static void load_store(Emit *e, int mr, int nv, int w, const char *fn, const cha
 
 /* The block: accumulators c<row>_<col> in registers, loaded from and
    stored to C directly where the block is whole and C's rows contiguous,
+   set from vectors where they start from a bias the same in every row (a
+   dense layer's bias, or a zero where a gradient is set, not added to),
    else through a local tile (which takes care of the block's edges, of
-   C's strides and of the bias). */
+   C's strides and of a bias by row). */
 static void tile(Emit *e, int mr, int nr, int isa) {
     int w = isa == ISA_AVX512 ? 16 : 8, nv = nr / w;
     const char *V = isa == ISA_AVX512 ? "__m512" : "__m256", *fn = isa == ISA_AVX512 ? "_mm512" : "_mm256";
@@ -61,7 +63,19 @@ static void tile(Emit *e, int mr, int nr, int isa) {
     e->ind++;
     load_store(e, mr, nv, w, fn, "c0[%d * ci + %d]", 0);
     e->ind--;
-    cg_line(e, "} else { /* an edge of C, strided columns or the bias: through t */");
+    cg_line(e, "} else if (whole && si == 0 && (sj == 0 || sj == 1)) { /* a bias the same in every row */");
+    e->ind++;
+    for (int h = 0; h < nv; h++)
+        cg_line(e, "const %s s%d = sj ? %s_loadu_ps(bias + jp * %d + %d) : %s_set1_ps(bias[0]);", V, h, fn, nr, h * w, fn);
+    for (int r = 0; r < mr; r++) {
+        Buf l = {0};
+        for (int h = 0; h < nv; h++)
+            buf_printf(&l, "%sc%d_%d = s%d;", h ? " " : "", r, h, h);
+        cg_line(e, "%s", l.data);
+        buf_free(&l);
+    }
+    e->ind--;
+    cg_line(e, "} else { /* an edge of C, strided columns or a bias by row: through t */");
     e->ind++;
     cg_line(e, "for (i = 0; i < %d; i++)", mr);
     cg_line(e, "    for (j = 0; j < %d; j++)", nr);
