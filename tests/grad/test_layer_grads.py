@@ -481,7 +481,9 @@ def check_bits_same(chk, label, spec, ref, mean, seed, work):
     """Neither keeping spikes as bits nor the event-driven products change a
     result: snnc grad gives the same bits with --disable-pass=spikebits,
     and with the products forced to their dense blocks (L_EVENT_COST huge)
-    or to row-by-row events wherever a block has any (L_EVENT_COST 0), on
+    or to row-by-row events wherever a block has any (L_EVENT_COST 0; the
+    blocks that the x86 tiles read in place, which have no zero, run dense
+    either way), on
     the native and the portable target."""
     x, w, g, _ = draw(spec, ref, mean, seed)
     ccs = {"default": R.quick_cc(work),

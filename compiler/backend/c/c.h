@@ -182,6 +182,9 @@ const char *cg_eq_val(Emit *e, const EqCode *code, int i);
 typedef struct CgTile {
     int mr, nr;
     int pad; /* zeros after pa's kc * mr values that the block may read */
+    /* 1: the block also reads A in place: where ap is not 0, A(ib + i, k0 + k)
+       = ap[i * ai + k] for every k < kc (kc steps, none left out) */
+    int inplace;
     void (*emit)(Emit *e, int mr, int nr);
     const char *doc; /* how the block is computed, for the comment */
     /* NULL, or emits <p>_pack_cols(s, ld, kc, d), which packs a whole panel

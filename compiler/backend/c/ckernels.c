@@ -174,7 +174,7 @@ static void portable_tile(Emit *e, int mr, int nr) {
     cg_line(e, "        c0[i * ci + j * cj] = acc[i][j];");
 }
 
-static const CgTile c_tile = {4, GEMM_NR, 0, portable_tile, "in a local array whose inner loop compilers vectorize", NULL};
+static const CgTile c_tile = {4, GEMM_NR, 0, 0, portable_tile, "in a local array whose inner loop compilers vectorize", NULL};
 
 /* Panels of B that a row adds at once in the event-driven products. */
 #define ROW_PANELS 4
@@ -199,7 +199,10 @@ static void gemm_comment(Emit *e, const CgTile *tile, int fused) {
     cg_line(e, "   C(i, j) = c[i * ci + j * cj] and bias(i, j) = bias[i * si + j * sj].");
     cg_line(e, "   Each thread takes a range of panels of %d columns of C and works alone: it", NR);
     cg_line(e, "   packs blocks of up to %d values of k of its panels into its slice of pb", GEMM_KC);
-    cg_line(e, "   (%s_PACK floats), then for each block of %d rows of A (packed on its stack)", P, MR);
+    cg_line(e, "   (%s_PACK floats), then for each block of %d rows of A (packed on its stack%s", P, MR,
+            tile->inplace ? ", or" : ")");
+    if (tile->inplace)
+        cg_line(e, "   read in place where its rows are contiguous and hold no zero)");
     cg_line(e, "   accumulates %d x %d blocks of C:", MR, NR);
     cg_line(e, "   %s.", tile->doc);
     if (fused) {
@@ -256,8 +259,9 @@ static void row_panels(Emit *e, int P, int NR, int fused) {
    row in the block (measured: docs/targets.md), where C's rows (and the
    bias's) are contiguous. Every element of C adds the same terms in the
    same order either way: the results are the same bits. */
-static void row_events(Emit *e, int NR, int MR, int fused) {
-    cg_line(e, "if (cj == 1 && (!bias || sj == 1) && (double)events * %s_EVENT_COST < (double)nk * %d) {", e->P, MR);
+static void row_events(Emit *e, int NR, int MR, int fused, int inplace) {
+    cg_line(e, "if (%scj == 1 && (!bias || sj == 1) && (double)events * %s_EVENT_COST < (double)nk * %d) {",
+            inplace ? "!ap && " : "", e->P, MR);
     e->ind++;
     cg_line(e, "/* few events: row by row */");
     cg_line(e, "short kr[%d]; /* the row's steps of k where its value is not zero; then -1 */", GEMM_KC + 1);
@@ -350,29 +354,21 @@ static void copy_a_words(Emit *e, int MR) {
     e->ind--;
 }
 
-static void gemm(Emit *e, const CgTile *tile, int v) {
+/* <p>_gemm<suffix>: fewer than 4 rows take the plain loop; else the part
+   of each thread, where
+   more than one can run the product, else the whole product in a call
+   that the compiler can specialize for the call's constants (in the body
+   of a parallel region, which compilers outline into a function of their
+   own, it cannot: the MLP's 784-to-512 product took 5 % longer). */
+static void gemm_entry(Emit *e, int NR, int v, int fused, const char *suffix, const char *ta, const char *tb) {
     const char *p = e->p, *P = e->P;
-    const char *suffix = v == GEMM_SPIKES_A ? "_sa" : v == GEMM_SPIKES_B ? "_sb" : "";
-    const int NR = tile->nr, MR = tile->mr, fused = e->fast && e->isa != ISA_C;
-    cg_blank(e);
-    if (v == GEMM_FLOAT)
-        gemm_comment(e, tile, fused);
-    else {
-        int sa = v == GEMM_SPIKES_A;
-        cg_line(e, "/* %s_gemm with %s given as spikes, one bit each: %s is bit E %% 32 of %s[E / 32]", p, sa ? "A" : "B",
-                sa ? "A(i, k)" : "B(k, j)", sa ? "a" : "b");
-        cg_line(e, "   for E = %s (a layer's spikes kept for the backward). */", sa ? "i * ai + k * ak" : "k * bk + j * bj");
-    }
-    int cols = v == GEMM_FLOAT && tile->pack_cols;
-    if (cols)
-        tile->pack_cols(e, NR);
-    cg_line(e, "static void %s_gemm%s(long M, long N, long K, const %s *a, long ai, long ak, const %s *b,", p, suffix,
-            v == GEMM_SPIKES_A ? "uint32_t" : "float", v == GEMM_SPIKES_B ? "uint32_t" : "float");
+    const char *args = "M, N, K, a, ai, ak, b, bk, bj, c, ci, cj, bias, si, sj, pb";
+    cg_line(e, "static void %s_gemm%s(long M, long N, long K, const %s *a, long ai, long ak, const %s *b,", p, suffix, ta,
+            tb);
     cg_line(e, "                    long bk, long bj, float *c, long ci, long cj, const float *bias, long si,");
     cg_line(e, "                    long sj, float *pb)");
     cg_line(e, "{");
     e->ind++;
-    cg_line(e, "const long np = (N + %d) / %d; /* panels of %d columns */", NR - 1, NR, NR);
     cg_line(e, "if (M < 4 || %s_PACK < %d) { /* (no packed block: no product of 4 rows or more) */", P, NR);
     e->ind++;
     cg_par_for(e, "M * N * K");
@@ -398,19 +394,51 @@ static void gemm(Emit *e, const CgTile *tile, int v) {
     cg_line(e, "return;");
     e->ind--;
     cg_line(e, "}");
-    cg_line(e, "%s_OMP(omp parallel if (M * N * K >= %s_PARALLEL_WORK))", P, P);
+    cg_line(e, "#ifdef _OPENMP");
+    cg_line(e, "if (M * N * K >= %s_PARALLEL_WORK && omp_get_max_threads() > 1) {", P);
+    e->ind++;
+    cg_line(e, "%s_OMP(omp parallel)", P);
+    cg_line(e, "{");
+    cg_line(e, "    /* at most one thread per %d floats of pb (the others have nothing to do) */", NR);
+    cg_line(e, "    long nt = omp_get_num_threads(), id = omp_get_thread_num();");
+    cg_line(e, "    nt = nt < %s_PACK / %d ? nt : %s_PACK / %d;", P, NR, P, NR);
+    cg_line(e, "    if (id < nt)");
+    cg_line(e, "        %s_gemm%s_part(%s, id, nt);", p, suffix, args);
+    cg_line(e, "}");
+    cg_line(e, "return;");
+    e->ind--;
+    cg_line(e, "}");
+    cg_line(e, "#endif");
+    cg_line(e, "%s_gemm%s_part(%s, 0, 1);", p, suffix, args);
+    e->ind--;
+    cg_line(e, "}");
+}
+
+static void gemm(Emit *e, const CgTile *tile, int v) {
+    const char *p = e->p, *P = e->P;
+    const char *suffix = v == GEMM_SPIKES_A ? "_sa" : v == GEMM_SPIKES_B ? "_sb" : "";
+    const int NR = tile->nr, MR = tile->mr, fused = e->fast && e->isa != ISA_C;
+    cg_blank(e);
+    if (v == GEMM_FLOAT)
+        gemm_comment(e, tile, fused);
+    else {
+        int sa = v == GEMM_SPIKES_A;
+        cg_line(e, "/* %s_gemm with %s given as spikes, one bit each: %s is bit E %% 32 of %s[E / 32]", p, sa ? "A" : "B",
+                sa ? "A(i, k)" : "B(k, j)", sa ? "a" : "b");
+        cg_line(e, "   for E = %s (a layer's spikes kept for the backward). */", sa ? "i * ai + k * ak" : "k * bk + j * bj");
+    }
+    int cols = v == GEMM_FLOAT && tile->pack_cols;
+    if (cols)
+        tile->pack_cols(e, NR);
+    const char *ta = v == GEMM_SPIKES_A ? "uint32_t" : "float", *tb = v == GEMM_SPIKES_B ? "uint32_t" : "float";
+    cg_line(e, "static void %s_gemm%s_part(long M, long N, long K, const %s *a, long ai, long ak, const %s *b,", p, suffix,
+            ta, tb);
+    cg_line(e, "                    long bk, long bj, float *c, long ci, long cj, const float *bias, long si,");
+    cg_line(e, "                    long sj, float *pb, long id, long nt)");
     cg_line(e, "{");
     e->ind++;
-    cg_line(e, "/* this thread's panels [p0, p1) and slice of pb; at most one thread per %d", NR);
-    cg_line(e, "   floats of pb (the others have nothing to do) */");
-    cg_line(e, "long nt = 1, id = 0;");
-    cg_line(e, "#ifdef _OPENMP");
-    cg_line(e, "nt = omp_get_num_threads();");
-    cg_line(e, "id = omp_get_thread_num();");
-    cg_line(e, "nt = nt < %s_PACK / %d ? nt : %s_PACK / %d;", P, NR, P, NR);
-    cg_line(e, "#endif");
-    cg_line(e, "if (id < nt) {");
-    e->ind++;
+    cg_line(e, "const long np = (N + %d) / %d; /* panels of %d columns */", NR - 1, NR, NR);
+    cg_line(e, "/* this thread's panels [p0, p1) and slice of pb */");
     cg_line(e, "const long p0 = np * id / nt, p1 = np * (id + 1) / nt, slice = %s_PACK / nt;", P);
     cg_line(e, "const long kb = slice / %d < %d ? slice / %d : %d; /* values of k per block */", NR, GEMM_KC, NR, GEMM_KC);
     cg_line(e, "float *ps = pb + id * slice;");
@@ -464,63 +492,100 @@ static void gemm(Emit *e, const CgTile *tile, int v) {
     cg_line(e, "short kx[%d]; /* the steps of k kept, where a value of A is not zero; then -1 */", GEMM_KC + 1);
     cg_line(e, "long nk = 0, events = 0;");
     /* The block is copied (the rows past M as copies of its first row,
-       then zeroed, so that the copy tests no row), then its zeros are
-       counted in one pass over it, which the compiler vectorizes; a block
-       without zeros, which is what a product of dense values sees, keeps
-       every step as it is. */
-    cg_line(e, "long zeros = 0, ra[%d]; /* where the rows start */", MR);
+       then zeroed, so that the copy tests no row), or, where A's rows are
+       contiguous and the tile can, read in place when it has no zero (the
+       count that decides costs a pass over the rows, which the compiler
+       vectorizes, where the copy gathers 12 rows a value at a time). Then
+       its zeros are counted in one pass over it; a block without zeros, or
+       without a step of zeros only, keeps every step as it is: a product
+       of dense values, or of gradients with some zeros, compacts nothing. */
+    int inplace = v == GEMM_FLOAT && tile->inplace;
+    cg_line(e, "long zeros = 0, empty = 0, ra[%d]; /* where the rows start */", MR);
+    if (tile->inplace)
+        cg_line(e, "const float *ap = 0; /* A's block read in place, or 0: packed%s */", inplace ? "" : " (spikes always are)");
     cg_line(e, "for (i = 0; i < %d; i++)", MR);
     cg_line(e, "    ra[i] = (ib + (i < mi ? i : 0)) * ai;");
+    if (inplace) {
+        cg_line(e, "if (ak == 1 && mi == %d) { /* rows of A are contiguous */", MR);
+        cg_line(e, "    for (i = 0; i < %d; i++)", MR);
+        cg_line(e, "        for (k = 0; k < kc; k++)");
+        cg_line(e, "            zeros += a[ra[i] + k0 + k] == 0.0f;");
+        cg_line(e, "    if (zeros == 0)");
+        cg_line(e, "        ap = a + ra[0] + k0;");
+        cg_line(e, "}");
+        cg_line(e, "if (!ap) {");
+        e->ind++;
+        cg_line(e, "zeros = 0;");
+    }
     if (v == GEMM_SPIKES_A) {
         copy_a_words(e, MR);
+        cg_line(e, "else");
+        e->ind++;
+    }
+    if (v == GEMM_FLOAT) {
+        cg_line(e, "if (ai == 1 && mi == %d) /* columns of A are contiguous: a step's values are */", MR);
+        cg_line(e, "    for (k = 0; k < kc; k++)");
+        cg_line(e, "        for (i = 0; i < %d; i++)", MR);
+        cg_line(e, "            pa[k * %d + i] = a[ra[0] + (k0 + k) * ak + i];", MR);
         cg_line(e, "else");
         e->ind++;
     }
     cg_line(e, "for (k = 0; k < kc; k++) /* copy */");
     cg_line(e, "    for (i = 0; i < %d; i++)", MR);
     cg_line(e, "        pa[k * %d + i] = %s;", MR, elem(e, v, 'a', "ra[i] + (k0 + k) * ak"));
-    if (v == GEMM_SPIKES_A)
+    if (v != GEMM_FLOAT)
+        e->ind--;
+    if (v == GEMM_FLOAT)
         e->ind--;
     cg_line(e, "for (k = 0; mi < %d && k < kc; k++)", MR);
     cg_line(e, "    for (i = mi; i < %d; i++)", MR);
     cg_line(e, "        pa[k * %d + i] = 0.0f;", MR);
     cg_line(e, "for (k = 0; k < kc * %d; k++)", MR);
     cg_line(e, "    zeros += pa[k] == 0.0f;");
-    cg_line(e, "if (zeros == 0) { /* every step has values */");
+    cg_line(e, "for (k = 0; zeros >= %d && k < kc; k++) { /* the steps whose values are all zero */", MR);
+    cg_line(e, "    for (i = 0; i < %d && pa[k * %d + i] == 0.0f; i++)", MR, MR);
+    cg_line(e, "        ;");
+    cg_line(e, "    empty += i == %d;", MR);
+    cg_line(e, "}");
+    if (inplace) {
+        e->ind--;
+        cg_line(e, "}");
+    }
+    cg_line(e, "events = kc * %d - zeros;", MR);
+    cg_line(e, "if (empty == 0) { /* every step has values */");
     cg_line(e, "    for (k = 0; k < kc; k++)");
     cg_line(e, "        kx[k] = (short)k;");
     cg_line(e, "    nk = kc;");
-    cg_line(e, "    events = kc * %d;", MR);
     cg_line(e, "} else /* keep the steps with a value */");
     cg_line(e, "    for (k = 0; k < kc; k++) {");
     cg_line(e, "        int nz = 0;");
     cg_line(e, "        for (i = 0; i < %d; i++) {", MR);
-    cg_line(e, "            nz += pa[k * %d + i] != 0.0f;", MR);
+    cg_line(e, "            nz |= pa[k * %d + i] != 0.0f;", MR);
     cg_line(e, "            pa[nk * %d + i] = pa[k * %d + i]; /* nk <= k */", MR, MR);
     cg_line(e, "        }");
     cg_line(e, "        kx[nk] = (short)k;");
-    cg_line(e, "        nk += nz != 0;");
-    cg_line(e, "        events += nz;");
+    cg_line(e, "        nk += nz;");
     cg_line(e, "    }");
     cg_line(e, "kx[nk] = -1;");
     if (tile->pad) {
         cg_line(e, "for (i = 0; i < %d; i++) /* read past the last step's values */", tile->pad);
         cg_line(e, "    pa[nk * %d + i] = 0.0f;", MR);
     }
-    row_events(e, NR, MR, fused);
+    row_events(e, NR, MR, fused, tile->inplace);
     cg_line(e, "for (jp = q0; jp < q1; jp++) {");
     e->ind++;
     cg_line(e, "const long nj = N - jp * %d < %d ? N - jp * %d : %d;", NR, NR, NR, NR);
     cg_line(e, "const float *pbj = ps + (jp - q0) * kc * %d;", NR);
     cg_line(e, "float *c0 = c + ib * ci + jp * %d * cj;", NR);
     tile->emit(e, MR, NR);
-    for (int k = 0; k < 6; k++) {
+    for (int k = 0; k < 4; k++) { /* jp, ib, q0, k0 */
         e->ind--;
         cg_line(e, "}");
     }
     cg_line(e, "(void)bias;");
     e->ind--;
     cg_line(e, "}");
+    gemm_entry(e, NR, v, fused, suffix, ta, tb);
 }
 
 /* ---- the products of narrow layers ---- */
@@ -618,7 +683,11 @@ static void narrow_helpers(Emit *e) {
    term, as the product that multiplies by every 0 and 1 (a term w x 1 is
    w exactly; x 0 it adds a zero). The rows of a block each keep their
    vector of sums in registers (one array each, which GCC keeps in
-   registers where an array of arrays it keeps in memory). */
+   registers where an array of arrays it keeps in memory), and add their
+   spikes in one loop while each has some left: a row's additions depend
+   on each other, the rows' do not (one row at a time waited on each
+   addition: 127 against 108 us for the MLP's readout at a rate of 0.39,
+   bench/RESULTS.md). */
 static void narrow_fwd_spikes(Emit *e) {
     const char *p = e->p;
     const int R = NARROW_SPIKE_ROWS;
@@ -656,10 +725,23 @@ static void narrow_fwd_spikes(Emit *e) {
     cg_line(e, "for (n = 0; n < nw; n += 2) { /* 64 spikes at a time */");
     e->ind++;
     cg_line(e, "const float *wb = pb + n * 32 * %d;", NARROW);
-    cg_line(e, "uint64_t m;");
+    Buf m = {0}, all = {0}, next = {0};
     for (int r = 0; r < R; r++) {
-        cg_line(e, "for (m = %s_word64(xr[%d], n, nw); m; m &= m - 1)", p, r);
-        cg_line(e, "    %s_add16(a%d, wb + %s_ctz(m) * %d);", p, r, p, NARROW);
+        buf_printf(&m, "%sm%d = %s_word64(xr[%d], n, nw)", r ? ", " : "", r, p, r);
+        buf_printf(&all, "%sm%d", r ? " && " : "", r);
+        buf_printf(&next, "%sm%d &= m%d - 1", r ? ", " : "", r, r);
+    }
+    cg_line(e, "uint64_t %s;", m.data);
+    cg_line(e, "for (; %s; %s) { /* while every row has spikes left: %d chains of sums */", all.data, next.data, R);
+    for (int r = 0; r < R; r++)
+        cg_line(e, "    %s_add16(a%d, wb + %s_ctz(m%d) * %d);", p, r, p, r, NARROW);
+    cg_line(e, "}");
+    buf_free(&m);
+    buf_free(&all);
+    buf_free(&next);
+    for (int r = 0; r < R; r++) {
+        cg_line(e, "for (; m%d; m%d &= m%d - 1)", r, r, r);
+        cg_line(e, "    %s_add16(a%d, wb + %s_ctz(m%d) * %d);", p, r, p, r, NARROW);
     }
     e->ind--;
     cg_line(e, "}");

@@ -42,6 +42,38 @@ static void load_store(Emit *e, int mr, int nv, int w, const char *fn, const cha
     }
 }
 
+/* The loop over the steps of k of the block: am, where A's values of the
+   step are (a format of mr: row r at am[row], row a format of r), bn the
+   panel's row of B (row kb of the panel). */
+static void step(Emit *e, int mr, int nr, int isa, const char *a, const char *kb, const char *row) {
+    int w = isa == ISA_AVX512 ? 16 : 8, nv = nr / w;
+    const char *V = isa == ISA_AVX512 ? "__m512" : "__m256", *fn = isa == ISA_AVX512 ? "_mm512" : "_mm256";
+    cg_line(e, "for (k = 0; k < nk; k++) {");
+    e->ind++;
+    cg_line(e, "const float *am = %s, *bn = pbj + %s * %d;", arena_printf(e->g->arena, a, mr), kb, nr);
+    Buf d = {0};
+    for (int h = 0; h < nv; h++)
+        buf_printf(&d, "%sb%d = %s_loadu_ps(bn + %d)", h ? ", " : "", h, fn, h * w);
+    cg_line(e, "const %s %s;", V, d.data);
+    buf_free(&d);
+    cg_line(e, "%s av;", V);
+    for (int r = 0; r < mr; r++) {
+        Buf l = {0};
+        buf_printf(&l, "av = %s_set1_ps(am[", fn);
+        buf_printf(&l, row, r);
+        buf_printf(&l, "]);");
+        for (int h = 0; h < nv; h++)
+            if (e->fast)
+                buf_printf(&l, " c%d_%d = %s_fmadd_ps(av, b%d, c%d_%d);", r, h, fn, h, r, h);
+            else
+                buf_printf(&l, " c%d_%d = %s_add_ps(c%d_%d, %s_mul_ps(av, b%d));", r, h, fn, r, h, fn, h);
+        cg_line(e, "%s", l.data);
+        buf_free(&l);
+    }
+    e->ind--;
+    cg_line(e, "}");
+}
+
 /* The block: accumulators c<row>_<col> in registers, loaded from and
    stored to C directly where the block is whole and C's rows contiguous,
    set from vectors where they start from a bias the same in every row (a
@@ -84,32 +116,14 @@ static void tile(Emit *e, int mr, int nr, int isa) {
     load_store(e, mr, nv, w, fn, "t[%d][%d]", 0);
     e->ind--;
     cg_line(e, "}");
-    cg_line(e, "for (k = 0; k < nk; k++) { /* the steps of k that the packing kept */");
+    cg_line(e, "if (ap) /* every step, A read in place */");
     e->ind++;
-    cg_line(e, "const float *am = pa + k * %d, *bn = pbj + kx[k] * %d;", mr, nr);
-    cg_line(e, "{");
+    step(e, mr, nr, isa, "ap + k", "k", "%d * ai");
+    e->ind--;
+    cg_line(e, "else /* the steps of k that the packing kept */");
     e->ind++;
-    Buf b = {0};
-    for (int h = 0; h < nv; h++)
-        buf_printf(&b, "%sb%d = %s_loadu_ps(bn + %d)", h ? ", " : "", h, fn, h * w);
-    cg_line(e, "const %s %s;", V, b.data);
-    buf_free(&b);
-    cg_line(e, "%s av;", V);
-    for (int r = 0; r < mr; r++) {
-        Buf l = {0};
-        buf_printf(&l, "av = %s_set1_ps(am[%d]);", fn, r);
-        for (int h = 0; h < nv; h++)
-            if (e->fast)
-                buf_printf(&l, " c%d_%d = %s_fmadd_ps(av, b%d, c%d_%d);", r, h, fn, h, r, h);
-            else
-                buf_printf(&l, " c%d_%d = %s_add_ps(c%d_%d, %s_mul_ps(av, b%d));", r, h, fn, r, h, fn, h);
-        cg_line(e, "%s", l.data);
-        buf_free(&l);
-    }
+    step(e, mr, nr, isa, "pa + k * %d", "kx[k]", "%d");
     e->ind--;
-    cg_line(e, "}");
-    e->ind--;
-    cg_line(e, "}");
     cg_line(e, "if (whole) {");
     e->ind++;
     load_store(e, mr, nv, w, fn, "c0[%d * ci + %d]", 1);
@@ -212,8 +226,8 @@ static void pack_cols256(Emit *e, int nr) { pack_cols(e, nr, ISA_AVX2); }
 static void tile512(Emit *e, int mr, int nr) { tile(e, mr, nr, ISA_AVX512); }
 static void tile256(Emit *e, int mr, int nr) { tile(e, mr, nr, ISA_AVX2); }
 
-static const CgTile tile_avx512 = {12, 32, 0, tile512, "in 24 AVX-512 registers, a load of B per column of registers and a\n   broadcast of A per row at each step of k", pack_cols512};
-static const CgTile tile_avx2 = {6, 16, 0, tile256, "in 12 AVX2 registers, a load of B per column of registers and a\n   broadcast of A per row at each step of k", pack_cols256};
+static const CgTile tile_avx512 = {12, 32, 0, 1, tile512, "in 24 AVX-512 registers, a load of B per column of registers and a\n   broadcast of A per row at each step of k", pack_cols512};
+static const CgTile tile_avx2 = {6, 16, 0, 1, tile256, "in 12 AVX2 registers, a load of B per column of registers and a\n   broadcast of A per row at each step of k", pack_cols256};
 
 static void gemm512(TargetEmitter *em) { cg_gemm(&em->e, &tile_avx512); }
 static void gemm256(TargetEmitter *em) { cg_gemm(&em->e, &tile_avx2); }
