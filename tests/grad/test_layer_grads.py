@@ -480,17 +480,18 @@ def check_bits(chk, label, spec, work):
 def check_bits_same(chk, label, spec, ref, mean, seed, work):
     """Neither keeping spikes as bits nor the event-driven products change a
     result: snnc grad gives the same bits with --disable-pass=spikebits,
-    and with the products forced to their dense blocks (L_EVENT_COST huge)
-    or to row-by-row events wherever a block has any (L_EVENT_COST 0; the
-    blocks that the x86 tiles read in place, which have no zero, run dense
-    either way), on
-    the native and the portable target."""
+    and with the products forced to their dense blocks (L_EVENT_COST and
+    L_NARROW_EVENT_COST huge) or to row-by-row events wherever a block has
+    any (both 0; the blocks that the x86 tiles read in place, which have no
+    zero, run dense either way), spikes as bits or as floats, on the native
+    and the portable target."""
     x, w, g, _ = draw(spec, ref, mean, seed)
     ccs = {"default": R.quick_cc(work),
-           "dense blocks": R.quick_cc(work, ["-DL_EVENT_COST=1e30"], "cc-dense"),
-           "row events": R.quick_cc(work, ["-DL_EVENT_COST=0"], "cc-events")}
+           "dense blocks": R.quick_cc(work, ["-DL_EVENT_COST=1e30", "-DL_NARROW_EVENT_COST=1e30"], "cc-dense"),
+           "row events": R.quick_cc(work, ["-DL_EVENT_COST=0", "-DL_NARROW_EVENT_COST=0"], "cc-events")}
+    # spikes as floats: the narrow readout's forward on floats (<net>_gemm_n), each way too
     variants = [("default", [])] + [(k, []) for k in ccs if k != "default"] + \
-        [("default", ["--disable-pass=spikebits"])]
+        [(k, ["--disable-pass=spikebits"]) for k in ccs]
     for target in ([], ["--target", "c"]):
         runs = []
         for cc, extra in variants:
@@ -505,7 +506,7 @@ def check_bits_same(chk, label, spec, ref, mean, seed, work):
                 all(np.array_equal(g1[k], g2[k]) for k in g1)
             chk.check(same, "%s%s: the same outputs and gradients with %s" % (
                 label, " " + " ".join(target) if target else "",
-                "spikes as floats (--disable-pass=spikebits)" if extra else cc))
+                cc + (" and spikes as floats (--disable-pass=spikebits)" if extra else "")))
 
 
 CASES = [

@@ -1073,8 +1073,7 @@ TargetEmitter *capi_begin_isa(const IrGraph *g, const CgenOptions *opt, int isa)
     cg_line(e, "#include \"%s.h\"", lo);
     cg_blank(e);
     cg_line(e, "#include <math.h>");
-    if (e->fast || cp_any_bits(e))
-        cg_line(e, "#include <stdint.h>");
+    cg_line(e, "#include <stdint.h>");
     cg_line(e, "#include <string.h>");
     if (isa != ISA_C)
         isa_head(e);

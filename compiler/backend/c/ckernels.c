@@ -619,25 +619,31 @@ static int narrow_uses(Emit *e) {
     return use;
 }
 
-/* <p>_pack_n: w^T (or dw^T) into pb, I rows of NARROW, zeros past O. */
+/* <p>_pack_n: w^T (or dw^T) into pb, K rows of NARROW, zeros past O. (The
+   narrow products call their inputs K: SIMDe's AVX-512 headers include
+   <complex.h>, whose I is a macro.) */
 static void narrow_pack(Emit *e) {
     cg_blank(e);
-    cg_line(e, "/* pb(k, o) = w[o * I + k] for o < O, 0 up to %d: w^T in rows of %d. */", NARROW, NARROW);
-    cg_line(e, "static void %s_pack_n(long O, long I, const float *w, float *pb)", e->p);
+    cg_line(e, "/* pb(k, o) = w[o * K + k] for o < O, 0 up to %d: w^T in rows of %d. */", NARROW, NARROW);
+    cg_line(e, "static void %s_pack_n(long O, long K, const float *w, float *pb)", e->p);
     cg_line(e, "{");
     cg_line(e, "    long k, o;");
-    cg_line(e, "    for (k = 0; k < I; k++)");
+    cg_line(e, "    for (k = 0; k < K; k++)");
     cg_line(e, "        for (o = 0; o < %d; o++)", NARROW);
-    cg_line(e, "            pb[k * %d + o] = o < O ? w[o * I + k] : 0.0f;", NARROW);
+    cg_line(e, "            pb[k * %d + o] = o < O ? w[o * K + k] : 0.0f;", NARROW);
     cg_line(e, "}");
 }
+
+/* The narrow forward's cost of a value that is not zero, row by row,
+   against a step of a row of its dense block (docs/targets.md). */
+#define NARROW_EVENT_COST "4.0"
 
 /* The rows a block of the narrow forward on bits sums at once. */
 #define NARROW_SPIKE_ROWS 4
 
-/* The helpers of the products on bits: the lowest bit set, and a vector
-   of NARROW sums added to. */
-static void narrow_helpers(Emit *e) {
+/* The helpers of the narrow products: the lowest bit set, and for those
+   on bits (`bits`), 64 of them and a vector of NARROW sums added to. */
+static void narrow_helpers(Emit *e, int bits) {
     cg_blank(e);
     cg_line(e, "/* The index of the lowest bit set in m (not 0). */");
     cg_line(e, "static int %s_ctz(uint64_t m)", e->p);
@@ -651,6 +657,8 @@ static void narrow_helpers(Emit *e) {
     cg_line(e, "    return n;");
     cg_line(e, "#endif");
     cg_line(e, "}");
+    if (!bits)
+        return;
     cg_blank(e);
     cg_line(e, "/* Words w and w + 1 of spikes x, 64 of them, w + 1 where it is below n. */");
     cg_line(e, "static uint64_t %s_word64(const uint32_t *x, long w, long n)", e->p);
@@ -693,19 +701,19 @@ static void narrow_fwd_spikes(Emit *e) {
     const int R = NARROW_SPIKE_ROWS;
     cg_blank(e);
     cg_line(e, "/* y(r, o) = bias(o), or y(r, o) where bias is 0, plus the sum over k of x(r, k) w(o, k), for a");
-    cg_line(e, "   layer of O <= %d outputs whose input is spikes: x(r, k) bit k %% 32 of x[r * I / 32 + k / 32],",
+    cg_line(e, "   layer of O <= %d outputs whose input is spikes: x(r, k) bit k %% 32 of x[r * K / 32 + k / 32],",
             NARROW);
-    cg_line(e, "   w(o, k) = w[o * I + k], y(r, o) = y[r * O + o], I a multiple of 32. w^T is packed into pb,");
-    cg_line(e, "   I rows of %d (zeros past O); each of a block's %d rows adds the rows of its spikes, in order. */",
+    cg_line(e, "   w(o, k) = w[o * K + k], y(r, o) = y[r * O + o], K a multiple of 32. w^T is packed into pb,");
+    cg_line(e, "   K rows of %d (zeros past O); each of a block's %d rows adds the rows of its spikes, in order. */",
             NARROW, R);
-    cg_line(e, "static void %s_gemm_ns(long rows, long O, long I, const uint32_t *x, const float *w, const float *bias,",
+    cg_line(e, "static void %s_gemm_ns(long rows, long O, long K, const uint32_t *x, const float *w, const float *bias,",
             p);
     cg_line(e, "                     float *y, float *pb)");
     cg_line(e, "{");
     e->ind++;
-    cg_line(e, "const long nw = I / 32; /* words a row */");
-    cg_line(e, "%s_pack_n(O, I, w, pb);", p);
-    cg_par_for(e, fmt(e, "rows * I * %lld", 2));
+    cg_line(e, "const long nw = K / 32; /* words a row */");
+    cg_line(e, "%s_pack_n(O, K, w, pb);", p);
+    cg_par_for(e, fmt(e, "rows * K * %lld", 2));
     cg_line(e, "for (long r0 = 0; r0 < rows; r0 += %d) {", R);
     e->ind++;
     cg_line(e, "const long nr = rows - r0 < %d ? rows - r0 : %d;", R, R);
@@ -762,33 +770,139 @@ static void narrow_fwd_spikes(Emit *e) {
    that hide the latency of the additions, in the registers there are. */
 static int narrow_rows(Emit *e) { return e->isa == ISA_AVX512 ? 8 : 4; }
 
-/* <p>_gemm_n: the forward of a narrow layer. */
-static void narrow_fwd(Emit *e) {
+/* The helpers of the narrow forward's events: the bits of the values of
+   x[0 .. n) that are not zero (n at most 64; a NaN is not zero, as it is
+   not for the product that multiplies by it), and d += s g over NARROW
+   values, rounded as the product's multiply-adds are. */
+static void narrow_event_helpers(Emit *e, int fused) {
     const char *p = e->p;
-    const int R = narrow_rows(e), fused = e->fast && e->isa != ISA_C;
     cg_blank(e);
-    cg_line(e, "/* y(r, o) = bias(o), or y(r, o) where bias is 0, plus the sum over k of x(r, k) w(o, k), for a");
-    cg_line(e, "   layer of O <= %d outputs: x(r, k) = x[r * I + k], w(o, k) = w[o * I + k], y(r, o) =", NARROW);
-    cg_line(e, "   y[r * O + o]. w^T is packed into pb, I rows of %d (zeros past O); a block of %d rows keeps", NARROW, R);
-    cg_line(e, "   %d x %d sums, each adding its inputs in order (%s). */", R, NARROW,
-            fused ? "fused multiply-adds" : "multiply then add");
-    cg_line(e, "static void %s_gemm_n(long rows, long O, long I, const float *x, const float *w, const float *bias, float *y,", p);
-    cg_line(e, "                    float *pb)");
+    cg_line(e, "/* Bit j set where x[j] is not zero (a NaN is not), j < n <= 64. */");
+    cg_line(e, "static uint64_t %s_nonzero64(const float *x, long n)", p);
     cg_line(e, "{");
     e->ind++;
-    cg_line(e, "%s_pack_n(O, I, w, pb);", p);
-    cg_par_for(e, fmt(e, "rows * I * %lld", NARROW));
-    cg_line(e, "for (long r0 = 0; r0 < rows; r0 += %d) {", R);
+    cg_line(e, "uint64_t m = 0;");
+    cg_line(e, "long j;");
+    if (e->isa == ISA_AVX512) {
+        cg_line(e, "if (n == 64) {");
+        cg_line(e, "    for (j = 0; j < 64; j += 16)");
+        cg_line(e, "        m |= (uint64_t)_mm512_cmp_ps_mask(_mm512_loadu_ps(x + j), _mm512_setzero_ps(), _CMP_NEQ_UQ) << j;");
+        cg_line(e, "    return m;");
+        cg_line(e, "}");
+    } else if (e->isa == ISA_AVX2) {
+        cg_line(e, "if (n == 64) {");
+        cg_line(e, "    for (j = 0; j < 64; j += 8)");
+        cg_line(e, "        m |= (uint64_t)(unsigned)_mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(x + j), "
+                   "_mm256_setzero_ps(), _CMP_NEQ_UQ)) << j;");
+        cg_line(e, "    return m;");
+        cg_line(e, "}");
+    }
+    cg_line(e, "for (j = 0; j < n; j++)");
+    cg_line(e, "    m |= (uint64_t)(x[j] != 0.0f) << j;");
+    cg_line(e, "return m;");
+    e->ind--;
+    cg_line(e, "}");
+    cg_blank(e);
+    cg_line(e, "/* d[j] %s for j < %d. */", fused ? "= fmaf(s, g[j], d[j])" : "+= s * g[j]", NARROW);
+    cg_line(e, "static void %s_madd16(float *d, float s, const float *g)", p);
+    cg_line(e, "{");
+    e->ind++;
+    if (fused && e->isa == ISA_AVX512) {
+        cg_line(e, "__m512 a;");
+        cg_line(e, "memcpy(&a, d, sizeof a);");
+        cg_line(e, "a = _mm512_fmadd_ps(_mm512_set1_ps(s), _mm512_loadu_ps(g), a);");
+        cg_line(e, "memcpy(d, &a, sizeof a);");
+    } else if (fused) {
+        cg_line(e, "__m256 a, b;");
+        cg_line(e, "memcpy(&a, d, sizeof a);");
+        cg_line(e, "memcpy(&b, d + 8, sizeof b);");
+        cg_line(e, "a = _mm256_fmadd_ps(_mm256_set1_ps(s), _mm256_loadu_ps(g), a);");
+        cg_line(e, "b = _mm256_fmadd_ps(_mm256_set1_ps(s), _mm256_loadu_ps(g + 8), b);");
+        cg_line(e, "memcpy(d, &a, sizeof a);");
+        cg_line(e, "memcpy(d + 8, &b, sizeof b);");
+    } else {
+        cg_line(e, "#if defined(__GNUC__) || defined(__clang__)");
+        cg_line(e, "typedef float v16 __attribute__((vector_size(%d)));", NARROW * 4);
+        cg_line(e, "v16 a, b;");
+        cg_line(e, "memcpy(&a, d, sizeof a);");
+        cg_line(e, "memcpy(&b, g, sizeof b);");
+        cg_line(e, "a += s * b;");
+        cg_line(e, "memcpy(d, &a, sizeof a);");
+        cg_line(e, "#else");
+        cg_line(e, "int j;");
+        cg_line(e, "for (j = 0; j < %d; j++)", NARROW);
+        cg_line(e, "    d[j] += s * g[j];");
+        cg_line(e, "#endif");
+    }
+    e->ind--;
+    cg_line(e, "}");
+}
+
+/* <p>_gemm_n: the forward of a narrow layer. A block whose rows are mostly
+   zero (spikes at a low rate) goes row by row at each row's values that
+   are not zero only, in order: the same terms in the same order as the
+   dense block, which adds a zero for each of the others. Where the rows'
+   values are all zero, as the MLP's hidden spikes are on the benchmark's
+   input with its initial weights, the readout took 153 us of a forward of
+   1.27 ms. The block's first row's count of values that are not zero
+   decides: below K / <NET>_NARROW_EVENT_COST. */
+static void narrow_fwd(Emit *e) {
+    const char *p = e->p, *P = e->P;
+    const int R = narrow_rows(e), fused = e->fast && e->isa != ISA_C;
+    narrow_event_helpers(e, fused);
+    cg_blank(e);
+    cg_line(e, "/* A value that is not zero, against a step of the narrow product's dense block");
+    cg_line(e, "   (docs/targets.md); a large value turns its events off, 0 takes them always. */");
+    cg_line(e, "#ifndef %s_NARROW_EVENT_COST", P);
+    cg_line(e, "#define %s_NARROW_EVENT_COST %s", P, NARROW_EVENT_COST);
+    cg_line(e, "#endif");
+    cg_blank(e);
+    cg_line(e, "/* Rows r0 .. r0 + nr - 1 of <p>_gemm_n, each adding its inputs that are not zero only. */");
+    cg_line(e, "static void %s_gemm_n_rows(long r0, long nr, long O, long K, const float *x, const float *bias, float *y,", p);
+    cg_line(e, "                         const float *pb)");
+    cg_line(e, "{");
+    e->ind++;
+    cg_line(e, "long r, k, o;");
+    cg_line(e, "for (r = 0; r < nr; r++) {");
+    e->ind++;
+    cg_line(e, "const float *xr = x + (r0 + r) * K;");
+    cg_line(e, "float a[%d];", NARROW);
+    cg_line(e, "long k0;");
+    cg_line(e, "for (o = 0; o < %d; o++)", NARROW);
+    cg_line(e, "    a[o] = o >= O ? 0.0f : bias ? bias[o] : y[(r0 + r) * O + o];");
+    cg_line(e, "for (k0 = 0; k0 < K; k0 += 64)");
+    cg_line(e, "    for (uint64_t m = %s_nonzero64(xr + k0, K - k0 < 64 ? K - k0 : 64); m; m &= m - 1) {", p);
+    cg_line(e, "        k = k0 + %s_ctz(m);", p);
+    cg_line(e, "        %s_madd16(a, xr[k], pb + k * %d);", p, NARROW);
+    cg_line(e, "    }");
+    cg_line(e, "for (o = 0; o < O; o++)");
+    cg_line(e, "    y[(r0 + r) * O + o] = a[o];");
+    e->ind--;
+    cg_line(e, "}");
+    e->ind--;
+    cg_line(e, "}");
+    cg_blank(e);
+    cg_line(e, "/* The block of rows from r0 of <p>_gemm_n: a function of its own, so that compilers");
+    cg_line(e, "   keep its sums in registers in the body of a parallel loop too. */");
+    cg_line(e, "static void %s_gemm_n_block(long r0, long rows, long O, long K, const float *x, const float *bias, float *y,", p);
+    cg_line(e, "                          const float *pb)");
+    cg_line(e, "{");
     e->ind++;
     cg_line(e, "const long nr = rows - r0 < %d ? rows - r0 : %d;", R, R);
     cg_line(e, "float acc[%d][%d];", R, NARROW);
-    cg_line(e, "long ra[%d], r, k, o; /* where the rows start (past the last: the first again) */", R);
+    cg_line(e, "long ra[%d], r, k, o, events = 0; /* where the rows start (past the last: the first again) */", R);
+    cg_line(e, "for (k = 0; k < K; k++) /* the first row's values that are not zero */");
+    cg_line(e, "    events += x[r0 * K + k] != 0.0f;");
+    cg_line(e, "if ((double)events * %s_NARROW_EVENT_COST < (double)K) { /* row by row, at the values */", P);
+    cg_line(e, "    %s_gemm_n_rows(r0, nr, O, K, x, bias, y, pb);", p);
+    cg_line(e, "    return;");
+    cg_line(e, "}");
     cg_line(e, "for (r = 0; r < %d; r++) {", R);
-    cg_line(e, "    ra[r] = (r0 + (r < nr ? r : 0)) * I;");
+    cg_line(e, "    ra[r] = (r0 + (r < nr ? r : 0)) * K;");
     cg_line(e, "    for (o = 0; o < %d; o++)", NARROW);
     cg_line(e, "        acc[r][o] = r >= nr || o >= O ? 0.0f : bias ? bias[o] : y[(r0 + r) * O + o];");
     cg_line(e, "}");
-    cg_line(e, "for (k = 0; k < I; k++) {");
+    cg_line(e, "for (k = 0; k < K; k++) {");
     e->ind++;
     cg_line(e, "const float *wk = pb + k * %d;", NARROW);
     for (int r0 = 0; r0 < R; r0 += 4) { /* four values a line */
@@ -809,29 +923,44 @@ static void narrow_fwd(Emit *e) {
     cg_line(e, "        y[(r0 + r) * O + o] = acc[r][o];");
     e->ind--;
     cg_line(e, "}");
+    cg_blank(e);
+    cg_line(e, "/* y(r, o) = bias(o), or y(r, o) where bias is 0, plus the sum over k of x(r, k) w(o, k), for a");
+    cg_line(e, "   layer of O <= %d outputs: x(r, k) = x[r * K + k], w(o, k) = w[o * K + k], y(r, o) =", NARROW);
+    cg_line(e, "   y[r * O + o]. w^T is packed into pb, K rows of %d (zeros past O); a block of %d rows keeps", NARROW, R);
+    cg_line(e, "   %d x %d sums, each adding its inputs in order (%s), or where its first", R, NARROW,
+            fused ? "fused multiply-adds" : "multiply then add");
+    cg_line(e, "   row is mostly zero, each row adds its inputs that are not zero only. */");
+    cg_line(e, "static void %s_gemm_n(long rows, long O, long K, const float *x, const float *w, const float *bias, float *y,", p);
+    cg_line(e, "                    float *pb)");
+    cg_line(e, "{");
+    e->ind++;
+    cg_line(e, "%s_pack_n(O, K, w, pb);", p);
+    cg_par_for(e, fmt(e, "rows * K * %lld", NARROW));
+    cg_line(e, "for (long r0 = 0; r0 < rows; r0 += %d)", R);
+    cg_line(e, "    %s_gemm_n_block(r0, rows, O, K, x, bias, y, pb);", p);
     e->ind--;
     cg_line(e, "}");
 }
 
 /* dw(o, k) += the sum over rows r of gy(r, o) x(r, k) for spikes x kept as
-   bits, I a multiple of 32: event-driven, since a spike adds gy's row and
+   bits, K a multiple of 32: event-driven, since a spike adds gy's row and
    no spike adds nothing. */
 static void narrow_dw(Emit *e) {
     const char *p = e->p;
     cg_blank(e);
     cg_line(e, "/* dw(o, k) += the sum over rows r of gy(r, o) x(r, k), for a layer of O <= %d outputs whose", NARROW);
-    cg_line(e, "   input is spikes: gy(r, o) = gy[r * O + o], x(r, k) bit k %% 32 of x[r * I / 32 + k / 32],");
-    cg_line(e, "   dw(o, k) = dw[o * I + k], I a multiple of 32. dw^T is kept in pb, I rows of %d; each", NARROW);
+    cg_line(e, "   input is spikes: gy(r, o) = gy[r * O + o], x(r, k) bit k %% 32 of x[r * K / 32 + k / 32],");
+    cg_line(e, "   dw(o, k) = dw[o * K + k], K a multiple of 32. dw^T is kept in pb, K rows of %d; each", NARROW);
     cg_line(e, "   row adds its gy to the rows of its spikes only, rows in order, so that every element");
     cg_line(e, "   adds its terms in order (a spike's term is gy, exactly, however it is computed). Each");
     cg_line(e, "   thread takes a range of words of the rows. */");
-    cg_line(e, "static void %s_gemm_nw_s(long rows, long O, long I, const float *gy, const uint32_t *x, float *dw, float *pb)", p);
+    cg_line(e, "static void %s_gemm_nw_s(long rows, long O, long K, const float *gy, const uint32_t *x, float *dw, float *pb)", p);
     cg_line(e, "{");
     e->ind++;
-    cg_line(e, "const long nw = I / 32; /* words a row */");
+    cg_line(e, "const long nw = K / 32; /* words a row */");
     cg_line(e, "long k, o;");
-    cg_line(e, "%s_pack_n(O, I, dw, pb);", p);
-    cg_par_for(e, fmt(e, "rows * I * %lld", 4));
+    cg_line(e, "%s_pack_n(O, K, dw, pb);", p);
+    cg_par_for(e, fmt(e, "rows * K * %lld", 4));
     cg_line(e, "for (long w0 = 0; w0 < nw; w0 += 4) {");
     e->ind++;
     cg_line(e, "const long w1 = nw - w0 < 4 ? nw : w0 + 4;");
@@ -848,9 +977,9 @@ static void narrow_dw(Emit *e) {
     cg_line(e, "}");
     e->ind--;
     cg_line(e, "}");
-    cg_line(e, "for (k = 0; k < I; k++)");
+    cg_line(e, "for (k = 0; k < K; k++)");
     cg_line(e, "    for (o = 0; o < O; o++)");
-    cg_line(e, "        dw[o * I + k] = pb[k * %d + o];", NARROW);
+    cg_line(e, "        dw[o * K + k] = pb[k * %d + o];", NARROW);
     e->ind--;
     cg_line(e, "}");
 }
@@ -863,12 +992,12 @@ void cg_gemm(Emit *e, const CgTile *tile) {
         if (use & 8)
             gemm(e, tile, GEMM_SPIKES_B);
     }
-    if (use & 7)
+    if (use & 7) {
         narrow_pack(e);
+        narrow_helpers(e, use & 6);
+    }
     if (use & 1)
         narrow_fwd(e);
-    if (use & 6)
-        narrow_helpers(e);
     if (use & 2)
         narrow_dw(e);
     if (use & 4)
