@@ -115,31 +115,49 @@ static int predict(const float *y, int T, int B, int K, int b, int ro)
     return arg;
 }
 
+/* Classes whose logits, steps of the maximum and exponentials a sample of
+   cross-entropy keeps on the stack; those of classes beyond are computed
+   again in each pass, to the same values. */
+#define CE_KEEP 64
+
 /* Cross-entropy of sample b with logits z_k = f(k) for label c, where f is
    the readout ro, or step t's outputs when ro < 0; with dy set, adds
    scale * (softmax - onehot) to it through the readout. */
 static double ce_sample(const float *y, int T, int B, int K, int b, int c,
                         int ro, int t, double scale, float *dy)
 {
-    double m = -INFINITY, s = 0.0, zc = 0.0;
-    int k, tmax = 0;
+    double m = -INFINITY, s = 0.0, zc = 0.0, zk[CE_KEEP], ek[CE_KEEP];
+    int k, tmax = 0, tk[CE_KEEP];
     for (k = 0; k < K; k++) {
         double z = ro < 0 ? Y_AT(y, t, b, k)
                           : readout_logit(y, T, B, K, b, k, ro, &tmax);
+        if (k < CE_KEEP) {
+            zk[k] = z;
+            tk[k] = tmax;
+        }
         if (z > m || k == 0)
             m = z;
     }
     for (k = 0; k < K; k++) {
-        double z = ro < 0 ? Y_AT(y, t, b, k)
-                          : readout_logit(y, T, B, K, b, k, ro, &tmax);
-        s += exp(z - m);
+        double z = k < CE_KEEP ? zk[k]
+                   : ro < 0    ? Y_AT(y, t, b, k)
+                               : readout_logit(y, T, B, K, b, k, ro, &tmax);
+        double e = exp(z - m);
+        if (k < CE_KEEP)
+            ek[k] = e;
+        s += e;
         if (k == c)
             zc = z;
     }
     for (k = 0; dy && k < K; k++) {
-        double z = ro < 0 ? Y_AT(y, t, b, k)
-                          : readout_logit(y, T, B, K, b, k, ro, &tmax);
-        double dz = scale * (exp(z - m) / s - (k == c ? 1.0 : 0.0));
+        double e;
+        if (k < CE_KEEP) {
+            e = ek[k];
+            tmax = tk[k];
+        } else {
+            e = exp((ro < 0 ? Y_AT(y, t, b, k) : readout_logit(y, T, B, K, b, k, ro, &tmax)) - m);
+        }
+        double dz = scale * (e / s - (k == c ? 1.0 : 0.0));
         if (ro < 0)
             Y_AT(dy, t, b, k) += (float)dz;
         else

@@ -194,8 +194,7 @@ static void evaluate(Trainer *tr, const Dataset *d, Eval *ev) {
             idx[r] = done + r;
         data_batch(d, idx, b, tr->x, tr->labels);
         forward_at(tr, b, done % tr->gbatch, 0, 0);
-        int ignored = 0;
-        loss += snnrt_loss(&tr->loss, tr->T, b, tr->K, tr->y, tr->labels, NULL, &ignored) * b;
+        loss += snnrt_loss(&tr->loss, tr->T, b, tr->K, tr->y, tr->labels, NULL, NULL) * b;
         for (int r = 0; r < b; r++)
             correct += predict(tr->y, tr->T, b, tr->K, r, tr->loss.readout) == tr->labels[r];
         if (tr->m.train_spikes) {
@@ -479,8 +478,7 @@ static int train_epoch(Trainer *tr, const Dataset *d, int epoch, Metrics *mt) {
             data_batch(d, tr->order + done + lo, nb, tr->x, tr->labels);
             data_augment(d, tr->ts->seed, epoch, tr->order + done + lo, nb, tr->x);
             forward_at(tr, nb, lo, 1, mix(tr->ts->seed ^ mix((unsigned long long)tr->step + 1)));
-            int ignored = 0;
-            l = snnrt_loss(&tr->loss, tr->T, nb, tr->K, tr->y, tr->labels, tr->dy, &ignored);
+            l = snnrt_loss(&tr->loss, tr->T, nb, tr->K, tr->y, tr->labels, tr->dy, NULL);
             for (int r = 0; r < nb; r++) /* predicted as evaluation and deployment predict */
                 ok += predict(tr->y, tr->T, nb, tr->K, r, tr->loss.readout) == tr->labels[r];
             /* before the loss is checked: with several ranks, the check is

@@ -481,14 +481,18 @@ def check_bits_same(chk, label, spec, ref, mean, seed, work):
     """Neither keeping spikes as bits nor the event-driven products change a
     result: snnc grad gives the same bits with --disable-pass=spikebits,
     and with the products forced to their dense blocks (L_EVENT_COST and
-    L_NARROW_EVENT_COST huge) or to row-by-row events wherever a block has
-    any (both 0; the blocks that the x86 tiles read in place, which have no
-    zero, run dense either way), spikes as bits or as floats, on the native
-    and the portable target."""
+    L_NARROW_EVENT_COST huge, L_NARROW_DENSE_COST 0: the x86 targets'
+    narrow weight gradient on bits by masks) or to row-by-row events
+    wherever a block has any (the first two 0, the third huge; the blocks
+    that the x86 tiles read in place, which have no zero, run dense either
+    way), spikes as bits or as floats, on the native and the portable
+    target."""
     x, w, g, _ = draw(spec, ref, mean, seed)
     ccs = {"default": R.quick_cc(work),
-           "dense blocks": R.quick_cc(work, ["-DL_EVENT_COST=1e30", "-DL_NARROW_EVENT_COST=1e30"], "cc-dense"),
-           "row events": R.quick_cc(work, ["-DL_EVENT_COST=0", "-DL_NARROW_EVENT_COST=0"], "cc-events")}
+           "dense blocks": R.quick_cc(work, ["-DL_EVENT_COST=1e30", "-DL_NARROW_EVENT_COST=1e30",
+                                             "-DL_NARROW_DENSE_COST=0"], "cc-dense"),
+           "row events": R.quick_cc(work, ["-DL_EVENT_COST=0", "-DL_NARROW_EVENT_COST=0",
+                                           "-DL_NARROW_DENSE_COST=1e30"], "cc-events")}
     # spikes as floats: the narrow readout's forward on floats (<net>_gemm_n), each way too
     variants = [("default", [])] + [(k, []) for k in ccs if k != "default"] + \
         [(k, ["--disable-pass=spikebits"]) for k in ccs]

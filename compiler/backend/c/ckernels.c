@@ -202,7 +202,7 @@ static void gemm_comment(Emit *e, const CgTile *tile, int fused) {
     cg_line(e, "   (%s_PACK floats), then for each block of %d rows of A (packed on its stack%s", P, MR,
             tile->inplace ? ", or" : ")");
     if (tile->inplace)
-        cg_line(e, "   read in place where its rows are contiguous and hold no zero)");
+        cg_line(e, "   read in place where its rows or columns are contiguous and it is dense)");
     cg_line(e, "   accumulates %d x %d blocks of C:", MR, NR);
     cg_line(e, "   %s.", tile->doc);
     if (fused) {
@@ -492,13 +492,18 @@ static void gemm(Emit *e, const CgTile *tile, int v) {
     cg_line(e, "short kx[%d]; /* the steps of k kept, where a value of A is not zero; then -1 */", GEMM_KC + 1);
     cg_line(e, "long nk = 0, events = 0;");
     /* The block is copied (the rows past M as copies of its first row,
-       then zeroed, so that the copy tests no row), or, where A's rows are
-       contiguous and the tile can, read in place when it has no zero (the
-       count that decides costs a pass over the rows, which the compiler
-       vectorizes, where the copy gathers 12 rows a value at a time). Then
-       its zeros are counted in one pass over it; a block without zeros, or
-       without a step of zeros only, keeps every step as it is: a product
-       of dense values, or of gradients with some zeros, compacts nothing. */
+       then zeroed, so that the copy tests no row), or, where the tile can,
+       read in place: where A's rows are contiguous, when it has no zero
+       (the count that decides costs a pass over the rows, which the
+       compiler vectorizes, where the copy gathers 12 rows a value at a
+       time); where its columns are (a step's values are: the transpose of
+       a gradient, as in a dense layer's weight gradient), when no step is
+       all zero and the block is not left to its rows' events (read in
+       place, every step is kept, as the copy keeps them then). Then the
+       copy's zeros are counted in one pass over it; a block without zeros,
+       or without a step of zeros only, keeps every step as it is: a
+       product of dense values, or of gradients with some zeros, compacts
+       nothing. */
     int inplace = v == GEMM_FLOAT && tile->inplace;
     cg_line(e, "long zeros = 0, empty = 0, ra[%d]; /* where the rows start */", MR);
     if (tile->inplace)
@@ -512,10 +517,21 @@ static void gemm(Emit *e, const CgTile *tile, int v) {
         cg_line(e, "            zeros += a[ra[i] + k0 + k] == 0.0f;");
         cg_line(e, "    if (zeros == 0)");
         cg_line(e, "        ap = a + ra[0] + k0;");
+        cg_line(e, "} else if (ai == 1 && mi == %d) { /* columns of A are contiguous */", MR);
+        cg_line(e, "    for (k = 0; k < kc; k++)");
+        cg_line(e, "        for (i = 0; i < %d; i++)", MR);
+        cg_line(e, "            zeros += a[ra[0] + (k0 + k) * ak + i] == 0.0f;");
+        cg_line(e, "    for (k = 0; zeros >= %d && k < kc; k++) { /* the steps whose values are all zero */", MR);
+        cg_line(e, "        for (i = 0; i < %d && a[ra[0] + (k0 + k) * ak + i] == 0.0f; i++)", MR);
+        cg_line(e, "            ;");
+        cg_line(e, "        empty += i == %d;", MR);
+        cg_line(e, "    }");
+        cg_line(e, "    if (empty == 0 && (double)(kc * %d - zeros) * %s_EVENT_COST >= (double)kc * %d)", MR, e->P, MR);
+        cg_line(e, "        ap = a + ra[0] + k0 * ak;");
         cg_line(e, "}");
         cg_line(e, "if (!ap) {");
         e->ind++;
-        cg_line(e, "zeros = 0;");
+        cg_line(e, "zeros = empty = 0;");
     }
     if (v == GEMM_SPIKES_A) {
         copy_a_words(e, MR);
@@ -984,6 +1000,108 @@ static void narrow_dw(Emit *e) {
     cg_line(e, "}");
 }
 
+/* The narrow weight gradient's cost of 8 columns of a row and an output of
+   its dense variant, against a spike of its events (measured by
+   bench/narrow_products.py: docs/targets.md). */
+#define NARROW_DENSE_COST "0.25"
+
+/* The x86 targets' dense variant of <p>_gemm_nw_s for a layer of O outputs
+   whose gradient is set: where the spikes are many, adding each row's gy
+   under a mask of its spikes costs less than a spike at a time (a load, an
+   add and a store, and a branch that the end of a word mispredicts). A
+   function for each O, whose sums the compiler keeps in registers. */
+static void narrow_dw_dense(Emit *e, long long O) {
+    const char *p = e->p;
+    cg_blank(e);
+    cg_line(e, "/* dw(o, k) = the sum over rows r of gy(r, o) x(r, k), for the layer of %lld outputs whose", O);
+    cg_line(e, "   input is spikes, as %s_gemm_nw_s computes it from dw = 0: 8 columns a vector, each", p);
+    cg_line(e, "   output's 8 sums in a register; a row adds gy(r, o) to the lanes of its spikes and +0.0");
+    cg_line(e, "   to the others (its bits made a mask), rows in order. Sums that start from +0.0 are");
+    cg_line(e, "   never -0.0, so adding +0.0 changes none: the same bits as the spikes' events. */");
+    cg_line(e, "static void %s_gemm_nw_d%lld(long rows, long K, const float *gy, const uint32_t *x, float *dw)", p, O);
+    cg_line(e, "{");
+    e->ind++;
+    cg_line(e, "const long nw = K / 32; /* words a row */");
+    cg_par_for(e, fmt(e, "rows * K * %lld", O));
+    cg_line(e, "for (long c = 0; c < K; c += 8) {");
+    e->ind++;
+    cg_line(e, "const int s = (int)(c %% 32);");
+    cg_line(e, "/* bit s + j of a word to the sign of lane j */");
+    cg_line(e, "const __m256i sh = _mm256_setr_epi32(31 - s, 30 - s, 29 - s, 28 - s, 27 - s, 26 - s, 25 - s, 24 - s);");
+    cg_line(e, "__m256 a[%lld];", O);
+    cg_line(e, "long r, o;");
+    cg_line(e, "for (o = 0; o < %lld; o++)", O);
+    cg_line(e, "    a[o] = _mm256_setzero_ps();");
+    cg_line(e, "for (r = 0; r < rows; r++) {");
+    e->ind++;
+    cg_line(e, "const __m256 m = _mm256_castsi256_ps(");
+    cg_line(e, "    _mm256_srai_epi32(_mm256_sllv_epi32(_mm256_set1_epi32((int)x[r * nw + c / 32]), sh), 31));");
+    cg_line(e, "for (o = 0; o < %lld; o++)", O);
+    cg_line(e, "    a[o] = _mm256_add_ps(a[o], _mm256_and_ps(_mm256_set1_ps(gy[r * %lld + o]), m));", O);
+    e->ind--;
+    cg_line(e, "}");
+    cg_line(e, "for (o = 0; o < %lld; o++)", O);
+    cg_line(e, "    _mm256_storeu_ps(dw + o * K + c, a[o]);");
+    e->ind--;
+    cg_line(e, "}");
+    e->ind--;
+    cg_line(e, "}");
+}
+
+/* <p>_nw_dense: whether the dense variant pays, by the spikes of every 8th
+   row. */
+static void narrow_dw_choice(Emit *e) {
+    const char *p = e->p, *P = e->P;
+    cg_blank(e);
+    cg_line(e, "/* 8 columns of a row and an output of %s_gemm_nw_d<O>, against a spike of", p);
+    cg_line(e, "   %s_gemm_nw_s (docs/targets.md); 0 takes the dense variant always, a large", p);
+    cg_line(e, "   value never. */");
+    cg_line(e, "#ifndef %s_NARROW_DENSE_COST", P);
+    cg_line(e, "#define %s_NARROW_DENSE_COST %s", P, NARROW_DENSE_COST);
+    cg_line(e, "#endif");
+    cg_blank(e);
+    cg_line(e, "/* Whether %s_gemm_nw_d<O> costs less than the spikes' events of %s_gemm_nw_s, with", p, p);
+    cg_line(e, "   the spikes counted in every 8th row: 8 columns of a row cost O + 3.2 outputs' worth");
+    cg_line(e, "   in the one (its mask and loop: 3.2), 0.9 spikes' worth and their spikes in the other");
+    cg_line(e, "   (the end of each word's loop). */");
+    cg_line(e, "static int %s_nw_dense(long rows, long O, long K, const uint32_t *x)", p);
+    cg_line(e, "{");
+    e->ind++;
+    cg_line(e, "const long nw = K / 32;");
+    cg_line(e, "long r, w, n = 0;");
+    cg_line(e, "for (r = 0; r < rows; r += 8)");
+    cg_line(e, "    for (w = 0; w < nw; w++)");
+    e->ind--; /* directives at the line's start */
+    cg_line(e, "#if defined(__GNUC__) || defined(__clang__)");
+    cg_line(e, "            n += __builtin_popcount(x[r * nw + w]);");
+    cg_line(e, "#else");
+    cg_line(e, "            for (uint32_t m = x[r * nw + w]; m; m &= m - 1)");
+    cg_line(e, "                n++;");
+    cg_line(e, "#endif");
+    e->ind++;
+    cg_line(e, "return (double)n * (double)rows / (double)((rows + 7) / 8) + 0.9 * (double)rows * (double)(K / 8) >");
+    cg_line(e, "       (double)rows * (double)(K / 8) * ((double)O + 3.2) * %s_NARROW_DENSE_COST;", P);
+    e->ind--;
+    cg_line(e, "}");
+}
+
+/* The outputs of the narrow layers whose weight gradient is set and whose
+   input is spikes kept as bits: the dense variants the x86 targets emit
+   (outs[O] set). */
+static int narrow_dense_outs(Emit *e, char outs[NARROW + 1]) {
+    const IrGraph *g = e->g;
+    int any = 0;
+    memset(outs, 0, NARROW + 1);
+    if (e->isa == ISA_C || !g->train || !g->trainp.planned)
+        return 0;
+    for (int i = 0; i < g->nodes.len; i++) {
+        const IrNode *x = &g->nodes.items[i];
+        if (!x->dead && x->op == IR_DENSE && x->out <= NARROW && g->trainp.at[x->in[0]].bits && g->trainp.at[i].wset)
+            any = outs[x->out] = 1;
+    }
+    return any;
+}
+
 void cg_gemm(Emit *e, const CgTile *tile) {
     int use = narrow_uses(e);
     gemm(e, tile, GEMM_FLOAT);
@@ -998,8 +1116,16 @@ void cg_gemm(Emit *e, const CgTile *tile) {
     }
     if (use & 1)
         narrow_fwd(e);
-    if (use & 2)
+    if (use & 2) {
+        char outs[NARROW + 1];
         narrow_dw(e);
+        if (narrow_dense_outs(e, outs)) {
+            narrow_dw_choice(e);
+            for (int O = 1; O <= NARROW; O++)
+                if (outs[O])
+                    narrow_dw_dense(e, O);
+        }
+    }
     if (use & 4)
         narrow_fwd_spikes(e);
 }
@@ -1114,7 +1240,14 @@ void ck_dense_bwd(TargetEmitter *em, const IrPlan *P, int i) {
         cg_line(e, "}");
     }
     const char *dw_op = wset ? "=" : "+=";
-    if (narrow_dw) {
+    if (narrow_dw && wset && e->isa != ISA_C) {
+        cg_line(e, "if (%s_nw_dense(rows, %lld, %lld, xt)) /* dw = gy^T x, a row's spikes at a time */", e->p, O, I);
+        cg_line(e, "    %s_gemm_nw_d%lld(rows, %lld, gy, xt, dw);", e->p, O, I);
+        cg_line(e, "else {");
+        cg_line(e, "    memset(dw, 0, (size_t)%lld * sizeof(float));", O * I);
+        cg_line(e, "    %s_gemm_nw_s(rows, %lld, %lld, gy, xt, dw, %s); /* dw = gy^T x, a spike at a time */", e->p, O, I, pb);
+        cg_line(e, "}");
+    } else if (narrow_dw) {
         if (wset)
             cg_line(e, "memset(dw, 0, (size_t)%lld * sizeof(float));", O * I);
         cg_line(e, "%s_gemm_nw_s(rows, %lld, %lld, gy, xt, dw, %s); /* dw %s gy^T x, a spike at a time */", e->p, O, I, pb,

@@ -116,9 +116,13 @@ static void tile(Emit *e, int mr, int nr, int isa) {
     load_store(e, mr, nv, w, fn, "t[%d][%d]", 0);
     e->ind--;
     cg_line(e, "}");
-    cg_line(e, "if (ap) /* every step, A read in place */");
+    cg_line(e, "if (ap && ak == 1) /* every step, A read in place: its rows */");
     e->ind++;
     step(e, mr, nr, isa, "ap + k", "k", "%d * ai");
+    e->ind--;
+    cg_line(e, "else if (ap) /* its columns */");
+    e->ind++;
+    step(e, mr, nr, isa, "ap + k * ak", "k", "%d");
     e->ind--;
     cg_line(e, "else /* the steps of k that the packing kept */");
     e->ind++;
