@@ -267,12 +267,25 @@ static void neuron(Emit *e, const IrPlan *P, int i, int fwd) {
     cg_line(e, "}");
     if (fwd && b->bits) {
         /* the block starts on a word and ends on one (its layer is a multiple of 32 wide) */
-        cg_line(e, "for (i = i0; i < i1; i += 32) { /* 32 spikes to a word */");
-        cg_line(e, "    uint32_t m = 0;");
-        cg_line(e, "    for (int j = 0; j < 32; j++)");
-        cg_line(e, "        m |= (uint32_t)(yb[i - i0 + j] != 0.0f) << j;");
-        cg_line(e, "    y[i >> 5] = m;");
-        cg_line(e, "}");
+        if (e->isa == ISA_AVX512) { /* a comparison's mask is 16 of the bits */
+            cg_line(e, "for (i = i0; i < i1; i += 32) /* 32 spikes to a word: the lanes not zero */");
+            cg_line(e, "    y[i >> 5] = (uint32_t)_mm512_cmp_ps_mask(_mm512_loadu_ps(yb + i - i0), _mm512_setzero_ps(), _CMP_NEQ_UQ) |");
+            cg_line(e, "                (uint32_t)_mm512_cmp_ps_mask(_mm512_loadu_ps(yb + i - i0 + 16), _mm512_setzero_ps(), _CMP_NEQ_UQ) << 16;");
+        } else if (e->isa == ISA_AVX2) { /* a comparison's signs are 8 */
+            cg_line(e, "for (i = i0; i < i1; i += 32) { /* 32 spikes to a word: the lanes not zero */");
+            cg_line(e, "    uint32_t m = 0;");
+            cg_line(e, "    for (int j = 0; j < 32; j += 8)");
+            cg_line(e, "        m |= (uint32_t)_mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(yb + i - i0 + j), _mm256_setzero_ps(), _CMP_NEQ_UQ)) << j;");
+            cg_line(e, "    y[i >> 5] = m;");
+            cg_line(e, "}");
+        } else {
+            cg_line(e, "for (i = i0; i < i1; i += 32) { /* 32 spikes to a word */");
+            cg_line(e, "    uint32_t m = 0;");
+            cg_line(e, "    for (int j = 0; j < 32; j++)");
+            cg_line(e, "        m |= (uint32_t)(yb[i - i0 + j] != 0.0f) << j;");
+            cg_line(e, "    y[i >> 5] = m;");
+            cg_line(e, "}");
+        }
     }
     e->ind--;
     cg_line(e, "}");
