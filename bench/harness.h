@@ -7,14 +7,14 @@
 #ifndef HARNESS_H
 #define HARNESS_H
 
-static double harness_wall(void)
+static inline double harness_wall(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static double harness_cpu(void)
+static inline double harness_cpu(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
@@ -23,7 +23,7 @@ static double harness_cpu(void)
 
 /* Value i of the input pattern: splitmix64, counter-based, in [0, 1). The
    Python programs make the same values. */
-static float harness_pattern(unsigned long long i)
+static inline float harness_pattern(unsigned long long i)
 {
     unsigned long long z = HARNESS_PATTERN_SEED + (i + 1) * 0x9E3779B97F4A7C15ULL;
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
@@ -32,10 +32,27 @@ static float harness_pattern(unsigned long long i)
     return (float)(z >> 40) * (1.0f / 16777216.0f);
 }
 
-static int harness_cmp(const void *a, const void *b)
+static inline int harness_cmp(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : x > y;
+}
+
+/* The first four arguments of the CPU harnesses: BATCH (1 .. max_batch),
+   REPEATS (at least 1), MIN_SECONDS and WARMUP. 0, or -1 after saying which
+   is out of range. */
+static inline int harness_args(char **argv, int max_batch, int *batch, int *repeats, double *min_seconds,
+                               double *warmup)
+{
+    *batch = atoi(argv[1]);
+    *repeats = atoi(argv[2]);
+    *min_seconds = atof(argv[3]);
+    *warmup = atof(argv[4]);
+    if (*batch < 1 || *batch > max_batch || *repeats < 1) {
+        fprintf(stderr, "%s: batch must be 1..%d, repeats at least 1\n", HARNESS_NAME, max_batch);
+        return -1;
+    }
+    return 0;
 }
 
 /* The options of train_harness.c and gpu_harness.cu after their first
@@ -57,7 +74,7 @@ static inline int harness_options(int argc, char **argv, int first, float *scale
 }
 
 /* n floats, native order, into DIR/NAME. */
-static int harness_write(const char *dir, const char *name, const float *v, long n)
+static inline int harness_write(const char *dir, const char *name, const float *v, long n)
 {
     char path[4096];
     FILE *f;

@@ -111,14 +111,8 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    batch = atoi(argv[1]);
-    repeats = atoi(argv[2]);
-    min_seconds = atof(argv[3]);
-    warmup = atof(argv[4]);
-    if (batch < 1 || batch > NET_UPPER(_MAX_BATCH) || repeats < 1) {
-        fprintf(stderr, "infer_harness: batch must be 1..%d, repeats at least 1\n", NET_UPPER(_MAX_BATCH));
+    if (harness_args(argv, NET_UPPER(_MAX_BATCH), &batch, &repeats, &min_seconds, &warmup))
         return 2;
-    }
 #ifdef _OPENMP
     threads = omp_get_max_threads();
 #endif

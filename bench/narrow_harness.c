@@ -91,14 +91,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: narrow_harness BATCH REPEATS MIN_SECONDS WARMUP P [P ...]\n");
         return 2;
     }
-    batch = atoi(argv[1]);
-    repeats = atoi(argv[2]);
-    min_seconds = atof(argv[3]);
-    warmup = atof(argv[4]);
-    if (batch < 1 || batch > NET_UPPER(_MAX_BATCH) || repeats < 1) {
-        fprintf(stderr, "narrow_harness: batch must be 1..%d, repeats at least 1\n", NET_UPPER(_MAX_BATCH));
+    if (harness_args(argv, NET_UPPER(_MAX_BATCH), &batch, &repeats, &min_seconds, &warmup))
         return 2;
-    }
     n_in = steps * batch * NET_UPPER(_INPUT_SIZE);
     n_out = steps * batch * NET_UPPER(_OUTPUT_SIZE);
     cap = repeats > 100000 ? repeats : 100000;
