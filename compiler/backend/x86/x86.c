@@ -79,8 +79,10 @@ static void step(Emit *e, int mr, int nr, int isa, const char *a, const char *kb
    set from vectors where they start from a bias the same in every row (a
    dense layer's bias, or a zero where a gradient is set, not added to),
    else through a local tile (which takes care of the block's edges, of
-   C's strides and of a bias by row). */
-static void tile(Emit *e, int mr, int nr, int isa) {
+   C's strides and of a bias by row). stride: the packed block's values a
+   step of k (the product's MR); inplace: also the loops that read A in
+   place. */
+static void tile_rows(Emit *e, int mr, int nr, int isa, int stride, int inplace) {
     int w = isa == ISA_AVX512 ? 16 : 8, nv = nr / w;
     const char *V = isa == ISA_AVX512 ? "__m512" : "__m256", *fn = isa == ISA_AVX512 ? "_mm512" : "_mm256";
     cg_line(e, "float t[%d][%d];", mr, nr);
@@ -116,18 +118,22 @@ static void tile(Emit *e, int mr, int nr, int isa) {
     load_store(e, mr, nv, w, fn, "t[%d][%d]", 0);
     e->ind--;
     cg_line(e, "}");
-    cg_line(e, "if (ap && ak == 1) /* every step, A read in place: its rows */");
-    e->ind++;
-    step(e, mr, nr, isa, "ap + k", "k", "%d * ai");
-    e->ind--;
-    cg_line(e, "else if (ap) /* its columns */");
-    e->ind++;
-    step(e, mr, nr, isa, "ap + k * ak", "k", "%d");
-    e->ind--;
-    cg_line(e, "else /* the steps of k that the packing kept */");
-    e->ind++;
-    step(e, mr, nr, isa, "pa + k * %d", "kx[k]", "%d");
-    e->ind--;
+    if (inplace) {
+        cg_line(e, "if (ap && ak == 1) /* every step, A read in place: its rows */");
+        e->ind++;
+        step(e, mr, nr, isa, "ap + k", "k", "%d * ai");
+        e->ind--;
+        cg_line(e, "else if (ap) /* its columns */");
+        e->ind++;
+        step(e, mr, nr, isa, "ap + k * ak", "k", "%d");
+        e->ind--;
+        cg_line(e, "else /* the steps of k that the packing kept */");
+        e->ind++;
+    } else
+        cg_line(e, "/* the steps of k that the packing kept */");
+    step(e, mr, nr, isa, arena_printf(e->g->arena, "pa + k * %d", stride), "kx[k]", "%d");
+    if (inplace)
+        e->ind--;
     cg_line(e, "if (whole) {");
     e->ind++;
     load_store(e, mr, nv, w, fn, "c0[%d * ci + %d]", 1);
@@ -138,6 +144,30 @@ static void tile(Emit *e, int mr, int nr, int isa) {
     cg_line(e, "for (i = 0; i < mi; i++)");
     cg_line(e, "    for (j = 0; j < nj; j++)");
     cg_line(e, "        c0[i * ci + j * cj] = t[i][j];");
+    e->ind--;
+    cg_line(e, "}");
+}
+
+/* The block of C of the product: mr rows, or, for a block of at most
+   EDGE_ROWS rows (the last of a product whose rows are not a multiple of
+   mr: the MLP's 128 rows are 10 blocks of 12 and one of 8), a tile of
+   EDGE_ROWS rows over the same packed block of A, which otherwise spends a
+   third of its multiply-adds on rows of zeros. Such a block is always
+   packed (A is read in place only in blocks of mr rows). */
+#define EDGE_ROWS 8
+
+static void tile(Emit *e, int mr, int nr, int isa) {
+    if (mr <= EDGE_ROWS) {
+        tile_rows(e, mr, nr, isa, mr, 1);
+        return;
+    }
+    cg_line(e, "if (mi <= %d) { /* a block of at most %d rows */", EDGE_ROWS, EDGE_ROWS);
+    e->ind++;
+    tile_rows(e, EDGE_ROWS, nr, isa, mr, 0);
+    e->ind--;
+    cg_line(e, "} else {");
+    e->ind++;
+    tile_rows(e, mr, nr, isa, mr, 1);
     e->ind--;
     cg_line(e, "}");
 }
