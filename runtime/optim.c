@@ -87,7 +87,7 @@
 /* Clipping adds squares in blocks of CLIP_BLOCK gradients (this fixes the
    order of the additions, hence the bits of the norm); the sums of
    CLIP_GROUP blocks at a time are kept on the stack. */
-#define CLIP_BLOCK 4096
+#define CLIP_BLOCK SNNRT_CLIP_BLOCK
 #define CLIP_GROUP 256
 
 int snnrt_optim_init(SnnrtOptim *o, size_t n, char *err, size_t errlen)
@@ -354,9 +354,7 @@ double snnrt_clip_grad_norm(float *g, const size_t *off, const size_t *count,
             sum += part[j];
     } while (r < nranges);
     norm = sqrt(sum);
-    /* clip_coef = max_norm / (total_norm + 1e-6), clamped to at most 1;
-       a NaN coefficient passes the clamp, as in PyTorch */
-    coef = max_norm / (norm + 1e-6);
+    coef = snnrt_clip_coef(sum, max_norm);
     if (coef < 1.0 || isnan(coef)) {
         float c = (float)coef;
         for (r = 0; r < nranges; r++) {
@@ -373,6 +371,13 @@ double snnrt_clip_grad_norm(float *g, const size_t *off, const size_t *count,
         }
     }
     return norm;
+}
+
+/* clip_coef = max_norm / (total_norm + 1e-6), clamped to at most 1 by
+   the caller; a NaN coefficient passes the clamp, as in PyTorch */
+double snnrt_clip_coef(double sumsq, double max_norm)
+{
+    return max_norm / (sqrt(sumsq) + 1e-6);
 }
 
 double snnrt_lr_cosine(double lr0, int epoch, int epochs, double eta_min)

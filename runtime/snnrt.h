@@ -434,6 +434,15 @@ int snnrt_any_nonfinite(const float *v, size_t n);
 double snnrt_clip_grad_norm(float *g, const size_t *off, const size_t *count,
                             int nranges, double max_norm);
 
+/* How clip_grad_norm adds the squares: in double, each block of
+   SNNRT_CLIP_BLOCK consecutive gradients (counted through the ranges as one
+   array) from 0.0 in order, then the blocks' sums in order. A caller that
+   sums the blocks elsewhere (a GPU) and adds their sums so gets the same
+   norm; snnrt_clip_coef(sum, max_norm) is then the factor, applied (as a
+   float) where it is below 1 or NaN. */
+#define SNNRT_CLIP_BLOCK 4096
+double snnrt_clip_coef(double sumsq, double max_norm);
+
 /* CosineAnnealingLR's closed form with T_max = epochs: the learning rate
    of epoch (0 based) is eta_min + (lr0 - eta_min) * (1 + cos(pi * epoch /
    epochs)) / 2; lr0 when epochs <= 0. */

@@ -78,6 +78,25 @@ typedef struct LoadedModel {
     void (*train_backward)(void *ws, int batch, const float *doutput, float *dinput);
     void (*train_spikes)(void *ws, int batch, double *spikes, double *neurons);
     float *(*train_grads)(void *ws);
+    /* snnc train's loop on a target that keeps the training workspace in
+       device memory (cuda; docs/targets.md): open copies the host workspace
+       and the optimizer's moments m and v there; a step is begin (the batch
+       in, the training forward, the loss of kind SNNRT_LOSS_*, the backward,
+       the sums of squares of the gradients in blocks of `block` counted
+       through the learnable parameters in order), wait (its loss, count of
+       correct predictions and blocks' sums), update (the gradients scaled by
+       c where scale, then optimizer SNNRT_SGD/ADAM/ADAMW); get copies it all
+       back. train_forward_at and train_spikes then work on the device's
+       workspace. All NULL where the loop runs on the host's workspace. */
+    struct {
+        void (*open)(const void *ws, const float *m, const float *v, size_t nparam, long block);
+        void (*get)(void *ws, float *m, float *v, size_t nparam);
+        void (*begin)(int batch, long first, const float *input, const int *labels, unsigned long long seed,
+                      int kind, double lambda, double phi, double correct_rate, double incorrect_rate);
+        void (*wait)(double *loss, int *ncorrect, double *sumsq);
+        void (*update)(int scale, float c, int kind, long long step, double lr, double momentum,
+                       double weight_decay, int nesterov, double beta1, double beta2, double eps);
+    } dev;
 } LoadedModel;
 
 /* How snnc builds and loads generated code (snnc run, train, grad). */
@@ -87,7 +106,7 @@ typedef struct LoadOptions {
     int threads;          /* --threads; 0: every core */
     int math;             /* as CgenOptions.math */
     int precision;        /* as CgenOptions.precision */
-    int train_loop;       /* for snnc train's loop (a target may refuse it) */
+    int train_loop;       /* for snnc train's loop (the cuda target fills LoadedModel.dev) */
 } LoadOptions;
 
 typedef struct TargetEmitter TargetEmitter; /* a target's state while it writes code */

@@ -33,6 +33,14 @@
  * With --plot, plot.c builds the inference code too and runs a few test
  * samples through it after every epoch: their per-layer spike rates join
  * curves.svg, and the plots of the trained network end the run.
+ *
+ * A target whose code runs on a GPU (cuda) keeps the training workspace
+ * and the optimizer's state in device memory for the whole run
+ * (LoadedModel.dev): a step sends its batch and gets back its loss, its
+ * count of correct predictions and its gradients' sums of squares (the
+ * finite check and clipping, added in the host's order), and the next
+ * batch is read while the device runs the step; the state comes back
+ * after each epoch, for the checks and the files.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -83,6 +91,9 @@ typedef struct Trainer {
     size_t nred;
     VEC(Metrics) hist;
     long long step; /* optimizer steps so far */
+    double *blocks; /* a device's loop (LoadedModel.dev): the gradients' sums of squares in clipping's blocks */
+    long nblocks;
+    long staged; /* a device's loop: the start of the batch read into x and labels, or -1 */
     Buf *steplog;   /* --step-log: step, epoch, loss of every step */
     int epochs_done;
     const char *dir;
@@ -456,6 +467,47 @@ static void reduce_step(Trainer *tr, float *G, int nb, int b, double *loss, int 
     *correct = (int)v[1];
 }
 
+/* ---- the loop on a device (LoadedModel.dev) ---- */
+
+/* The b samples of the epoch's order from `at` on, read (and augmented)
+   into tr->x and tr->labels. */
+static void stage(Trainer *tr, const Dataset *d, int epoch, long at, int b) {
+    data_batch(d, tr->order + at, b, tr->x, tr->labels);
+    data_augment(d, tr->ts->seed, epoch, tr->order + at, b, tr->x);
+    tr->staged = at;
+}
+
+/* The step of the b samples at `done` on the device: queued, the next
+   batch read while the device runs it, then its loss, its count of correct
+   predictions (*ok) and the sum of its gradients' squares (*sumsq, added
+   as snnrt_clip_grad_norm adds them). */
+static double device_step(Trainer *tr, const Dataset *d, int epoch, long done, int b, int *ok, double *sumsq) {
+    const SnnrtLoss *L = &tr->loss;
+    if (tr->staged != done)
+        stage(tr, d, epoch, done, b);
+    tr->m.dev.begin(b, 0, tr->x, tr->labels, mix(tr->ts->seed ^ mix((unsigned long long)tr->step + 1)), (int)L->kind,
+                    L->lambda, L->phi, L->correct_rate, L->incorrect_rate);
+    long next = done + b;
+    if (next < d->n)
+        stage(tr, d, epoch, next, d->n - next < tr->gbatch ? (int)(d->n - next) : tr->gbatch);
+    double l = 0, s = 0;
+    tr->m.dev.wait(&l, ok, tr->blocks);
+    for (long j = 0; j < tr->nblocks; j++)
+        s += tr->blocks[j];
+    *sumsq = s;
+    return l;
+}
+
+/* The optimizer's step on the device, after clipping by the sum of the
+   gradients' squares. */
+static void device_update(Trainer *tr, double sumsq, double lr) {
+    const SnnrtOptim *o = &tr->opt;
+    double c = tr->ts->clip > 0 ? snnrt_clip_coef(sumsq, tr->ts->clip) : 1.0;
+    snnrt_optim_begin_step(&tr->opt);
+    tr->m.dev.update(c < 1.0 || isnan(c), (float)c, (int)o->kind, o->step, lr, o->momentum, o->weight_decay,
+                     o->nesterov, o->beta1, o->beta2, o->eps);
+}
+
 /* One epoch: global batches of tr->gbatch samples in the epoch's order;
    each rank runs its shard of every batch, and the sums of reduce_step make
    every rank take the step that one process would take on the whole
@@ -467,14 +519,17 @@ static int train_epoch(Trainer *tr, const Dataset *d, int epoch, Metrics *mt) {
     int correct = 0, tty = tr->rank == 0 && isatty(2);
     long done = 0;
     float *G = tr->m.train_grads(tr->ws);
+    tr->staged = -1;
     while (done < d->n) {
         int b = d->n - done < tr->gbatch ? (int)(d->n - done) : tr->gbatch;
         /* this rank's shard of the batch */
         long lo = shard_start(b, tr->rank, tr->nranks);
         int nb = (int)(shard_start(b, tr->rank + 1, tr->nranks) - lo);
-        double l = 0;
+        double l = 0, sumsq = 0;
         int ok = 0;
-        if (nb > 0) {
+        if (tr->m.dev.open) /* one process */
+            l = device_step(tr, d, epoch, done, b, &ok, &sumsq);
+        else if (nb > 0) {
             data_batch(d, tr->order + done + lo, nb, tr->x, tr->labels);
             data_augment(d, tr->ts->seed, epoch, tr->order + done + lo, nb, tr->x);
             forward_at(tr, nb, lo, 1, mix(tr->ts->seed ^ mix((unsigned long long)tr->step + 1)));
@@ -511,7 +566,13 @@ static int train_epoch(Trainer *tr, const Dataset *d, int epoch, Metrics *mt) {
                             lr);
             return -1;
         }
-        int bad = first_nonfinite(tr, G);
+        int bad = -1;
+        if (!tr->m.dev.open)
+            bad = first_nonfinite(tr, G);
+        else if (!isfinite(sumsq)) { /* which gradient: the device's, back */
+            tr->m.dev.get(tr->ws, NULL, NULL, 0);
+            bad = first_nonfinite(tr, G);
+        }
         if (bad >= 0) {
             if (tty)
                 fputc('\n', stderr);
@@ -523,11 +584,15 @@ static int train_epoch(Trainer *tr, const Dataset *d, int epoch, Metrics *mt) {
                         epoch + 1, batch_no, batches, tr->step + 1, tr->g->params.items[bad].name, l, lr);
             return -1;
         }
-        if (tr->ts->clip > 0)
-            snnrt_clip_grad_norm(G, tr->roff, tr->rcnt, tr->nranges, tr->ts->clip);
-        snnrt_optim_begin_step(&tr->opt);
-        for (int k = 0; k < tr->nranges; k++)
-            snnrt_optim_update(&tr->opt, tr->roff[k], tr->ws + tr->roff[k], G + tr->roff[k], tr->rcnt[k], lr);
+        if (tr->m.dev.open)
+            device_update(tr, sumsq, lr);
+        else {
+            if (tr->ts->clip > 0)
+                snnrt_clip_grad_norm(G, tr->roff, tr->rcnt, tr->nranges, tr->ts->clip);
+            snnrt_optim_begin_step(&tr->opt);
+            for (int k = 0; k < tr->nranges; k++)
+                snnrt_optim_update(&tr->opt, tr->roff[k], tr->ws + tr->roff[k], G + tr->roff[k], tr->rcnt[k], lr);
+        }
         tr->step++;
         if (tr->steplog && tr->rank == 0)
             buf_printf(tr->steplog, "%lld,%d,%.9g\n", tr->step, epoch + 1, l);
@@ -540,6 +605,8 @@ static int train_epoch(Trainer *tr, const Dataset *d, int epoch, Metrics *mt) {
     }
     if (tty)
         fputc('\n', stderr);
+    if (tr->m.dev.get) /* the epoch's checks and files read the host's */
+        tr->m.dev.get(tr->ws, tr->opt.m, tr->opt.v, tr->nparam);
     mt->epoch = epoch + 1;
     mt->lr = lr;
     mt->train_loss = d->n ? loss_sum / (double)d->n : 0;
@@ -601,6 +668,21 @@ static int setup(Trainer *tr, Arena *a, Options *o, IrGraph *g, int batch) {
         tr->rcnt[tr->nranges++] = (size_t)q->count;
     }
     tr->nred += 2; /* the loss and the count of correct predictions */
+    if (tr->m.dev.open) {
+        size_t learned = 0;
+        for (int k = 0; k < tr->nranges; k++)
+            learned += tr->rcnt[k];
+        if (tr->nranks > 1) {
+            error_plain("data-parallel training (mpirun) runs on the CPU targets; the cuda target trains in one "
+                        "process");
+            return -1;
+        }
+        tr->nblocks = (long)((learned + SNNRT_CLIP_BLOCK - 1) / SNNRT_CLIP_BLOCK);
+        if (!(tr->blocks = malloc(sizeof(double) * (size_t)tr->nblocks + 1))) {
+            error_plain("out of memory");
+            return -1;
+        }
+    }
     if (tr->nranks > 1 && !(tr->red = malloc(sizeof(double) * tr->nred))) {
         error_plain("out of memory");
         return -1;
@@ -620,6 +702,7 @@ static void teardown(Trainer *tr) {
     free(tr->labels);
     free(tr->order);
     free(tr->red);
+    free(tr->blocks);
 }
 
 /* Tells which stale temporary file was removed from the output folder. */
@@ -776,6 +859,8 @@ static int train_ranks(Arena *a, Options *o) {
     }
     if (!dist_all(ok) || start_state(&tr, ckpt) != 0)
         goto out;
+    if (tr.m.dev.open) /* the state to the device, for the whole run */
+        tr.m.dev.open(tr.ws, tr.opt.m, tr.opt.v, tr.nparam, SNNRT_CLIP_BLOCK);
     if (o->step_log && rank == 0) {
         buf_puts(&steplog, "step,epoch,loss\n");
         tr.steplog = &steplog;

@@ -247,6 +247,8 @@ const char *cbuild_source(const LoadedModel *m);
 const char *cbuild_object(const LoadedModel *m);
 int cbuild_run(char *const argv[], int quiet, const char *what);
 int cbuild_open(const IrGraph *g, LoadedModel *m, const char *prefix, const char *api);
+/* The symbol `name` of m's loaded object, or NULL after reporting. */
+void *cbuild_sym(LoadedModel *m, const char *name);
 void capi_api(TargetEmitter *em);
 /* The table of the parameters (<net>_params: names, shapes, workspace
    offsets) and, in the header, its type and declaration. */

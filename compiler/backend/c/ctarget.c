@@ -264,6 +264,14 @@ int cbuild_open(const IrGraph *g, LoadedModel *m, const char *prefix, const char
     return 0;
 }
 
+void *cbuild_sym(LoadedModel *m, const char *name) {
+    CModel *cm = m->handle;
+    void *f = cm && cm->so ? dlsym(cm->so, name) : NULL;
+    if (!f)
+        error_plain("the generated code has no symbol '%s'", name);
+    return f;
+}
+
 int cbuild_load(const Target *t, const char *const *isa_flags, const IrGraph *g, const LoadOptions *lo,
                 LoadedModel *m) {
     const char *prefix;

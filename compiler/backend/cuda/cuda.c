@@ -15,8 +15,9 @@
  * With --train, the training API too (cutrain.c, the backward kernels in
  * cubackward.c): train_forward, train_backward and the optimizer on the
  * device, for every op.
- * snnc compile writes the files anywhere; snnc run and grad build and
- * load them where a GPU is (cuhost.c); snnc train refuses the target.
+ * snnc compile writes the files anywhere; snnc run, grad and train build
+ * and load them where a GPU is (cuhost.c; snnc train's loop keeps the
+ * training workspace on the device).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <dlfcn.h>
@@ -579,12 +580,6 @@ static int cuda_load(const IrGraph *g, const LoadOptions *lo, LoadedModel *m) {
     if (!cu_emulated() && !cuda_runs_here()) {
         error_plain("target 'cuda' needs an NVIDIA GPU and its driver (libcuda.so.1), and this machine has "
                     "none; snnc compile --target cuda writes the code for one");
-        return -1;
-    }
-    if (lo->train_loop) {
-        error_plain("snnc train cannot load the cuda target's code yet: its loop would copy the training "
-                    "workspace to and from the GPU at every step; write the code with snnc compile --train "
-                    "--target cuda and train on the device (docs/generated-code.md)");
         return -1;
     }
     return cu_build_and_load(&target_cuda, g, lo, m);

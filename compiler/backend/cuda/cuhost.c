@@ -13,8 +13,10 @@
  * device's does (the driver reads records and gradients from it, and
  * writes the parameters into it). That is two copies of the workspace a
  * call: right for a tool that runs a few calls (snnc run, snnc grad), not
- * for a training loop, which should keep everything on the device;
- * snnc train refuses the target (docs/targets.md).
+ * for a training loop. For snnc train the file has the <net>_host_dev_*
+ * functions too (LoadedModel.dev): the workspace goes to the device once
+ * and stays there; a step copies in its batch and out its loss, and the
+ * host gets the workspace back after each epoch (docs/targets.md).
  *
  * Building: nvcc -O3 -arch=native -fmad=false -Xcompiler -fPIC -shared
  * -Xlinker -rpath=<nvcc's folder>/../lib64 -o <net>.so <net>.cu -lcublas,
@@ -51,6 +53,227 @@ static void host_fn(Emit *e, const char *ret, const char *name, const char *sig,
         cg_line(e, "%s", post);
     cg_line(e, "%s_h_out(%d, ws);", e->p, kind);
     e->ind--;
+    cg_line(e, "}");
+}
+
+/* snnc train's loop on the device: the host functions <net>_host_dev_* (the
+   driver's LoadedModel.dev), which keep the training workspace in device
+   memory for the whole run. nin and nsteps: the floats of a batch's input
+   and of its outputs of every step (C expressions of `batch`). */
+static void host_train_loop(Emit *e, const char *nin, const char *nsteps) {
+    const IrGraph *g = e->g;
+    const IrPlan *TP = &g->trainp;
+    const char *p = e->p, *P = e->P;
+    /* the optimizer's moments in the device's workspace dws */
+    const char *m_at = arena_printf(g->arena, "dws + %lld", (long long)(cp_base(e, TP) + cu_train_at(e, CU_TS_OPT_M)));
+    const char *v_at = arena_printf(g->arena, "dws + %lld", (long long)(cp_base(e, TP) + cu_train_at(e, CU_TS_OPT_V)));
+    int nr = 0;
+    cg_blank(e);
+    cg_line(e, "/* ---- snnc train's loop on the device (compiler/driver/train.c) ----");
+    cg_line(e, "   The training workspace stays in device memory from dev_open on: a step copies in");
+    cg_line(e, "   the batch and its labels through pinned host memory, and out its loss, its count");
+    cg_line(e, "   of correct predictions and the sums of squares of the gradients in blocks (the");
+    cg_line(e, "   driver's finite check and clipping); dev_get copies the workspace and the");
+    cg_line(e, "   optimizer's state back. */");
+    cg_line(e, "static const long %s_ranges[] = { /* the learnable parameters: offset, count */", p);
+    for (int k = 0; k < g->params.len; k++) {
+        const IrParam *q = &g->params.items[k];
+        if (!q->learnable)
+            continue;
+        cg_line(e, "    %lld, %lld, /* %s */", (long long)q->off, (long long)q->count, q->name);
+        nr++;
+    }
+    cg_line(e, "    0, 0};");
+    cg_line(e, "#define %s_NRANGES %d", P, nr);
+    cg_blank(e);
+    cg_line(e, "static struct {");
+    cg_line(e, "    float *x, *y, *dy; /* device: a batch's input, its outputs of every step, dL/doutput */");
+    cg_line(e, "    int *lab;          /* device: its labels */");
+    cg_line(e, "    double *rep;       /* device: the loss, the count (an int), the blocks' sums of squares */");
+    cg_line(e, "    long *rng;         /* device: %s_ranges */", p);
+    cg_line(e, "    float *hx;         /* pinned host memory on the way in and out */");
+    cg_line(e, "    int *hlab;");
+    cg_line(e, "    double *hrep;");
+    cg_line(e, "    long block, nblocks;");
+    cg_line(e, "} %s_d;", p);
+    cg_blank(e);
+    cg_line(e, "/* bytes of device memory, or of pinned host memory */");
+    cg_line(e, "static void *%s_d_alloc(size_t bytes, int pinned)", p);
+    cg_line(e, "{");
+    cg_line(e, "    void *q = NULL;");
+    cg_line(e, "#ifdef SNNC_CUDA_EMULATE");
+    cg_line(e, "    (void)pinned;");
+    cg_line(e, "    if (!(q = malloc(bytes ? bytes : 1)))");
+    cg_line(e, "        %s_h_fail(\"malloc\", \"out of memory\");", p);
+    cg_line(e, "#else");
+    cg_line(e, "    cudaError_t err = pinned ? cudaMallocHost(&q, bytes ? bytes : 1) : cudaMalloc(&q, bytes ? bytes : 1);");
+    cg_line(e, "    if (err != cudaSuccess)");
+    cg_line(e, "        %s_h_fail(pinned ? \"cudaMallocHost\" : \"cudaMalloc\", cudaGetErrorString(err));", p);
+    cg_line(e, "#endif");
+    cg_line(e, "    return q;");
+    cg_line(e, "}");
+    cg_blank(e);
+    cg_line(e, "/* A device API function's status, without waiting: 0, else the end. */");
+    cg_line(e, "static void %s_d_ok(int rc, const char *what)", p);
+    cg_line(e, "{");
+    cg_line(e, "    if (rc != 0)");
+    cg_line(e, "#ifdef SNNC_CUDA_EMULATE");
+    cg_line(e, "        %s_h_fail(what, \"failed\");", p);
+    cg_line(e, "#else");
+    cg_line(e, "        %s_h_fail(what, rc < 0 ? \"a cuBLAS call failed\" : cudaGetErrorString((cudaError_t)rc));", p);
+    cg_line(e, "#endif");
+    cg_line(e, "}");
+    cg_blank(e);
+    cg_line(e, "/* out[j] = the sum in double, from 0.0 in order, of the squares of the gradients");
+    cg_line(e, "   j * block .. (j + 1) * block - 1 counted through the learnable ranges rng (offset,");
+    cg_line(e, "   count) as one array: runtime/optim.c's blocks for clipping. A thread per block. */");
+    cg_line(e, "%s_GLOBAL void %s_sumsq_k(const float *g, const long *rng, long nr, long block, long nblocks, double *out)", P,
+            p);
+    cg_line(e, "{");
+    cg_line(e, "    const long j = %s_TID;", P);
+    cg_line(e, "    if (j < nblocks) {");
+    cg_line(e, "        long skip = j * block, left = block, r = 0, k;");
+    cg_line(e, "        double s = 0.0;");
+    cg_line(e, "        while (r < nr && skip >= rng[2 * r + 1]) {");
+    cg_line(e, "            skip -= rng[2 * r + 1];");
+    cg_line(e, "            r++;");
+    cg_line(e, "        }");
+    cg_line(e, "        for (; r < nr && left > 0; r++, skip = 0) {");
+    cg_line(e, "            const float *x = g + rng[2 * r] + skip;");
+    cg_line(e, "            const long n = rng[2 * r + 1] - skip < left ? rng[2 * r + 1] - skip : left;");
+    cg_line(e, "            for (k = 0; k < n; k++)");
+    cg_line(e, "                s += (double)x[k] * x[k];");
+    cg_line(e, "            left -= n;");
+    cg_line(e, "        }");
+    cg_line(e, "        out[j] = s;");
+    cg_line(e, "    }");
+    cg_line(e, "}");
+    cu_map_kernel(e, "g[j] *= c: clipping's scale.", "scale_k", "float *g, long n, float c", "n", "g[j] *= c;");
+    cg_blank(e);
+    cg_line(e, "/* The host workspace ws (the parameters, and all) and the optimizer's moments m and v");
+    cg_line(e, "   (nparam floats each at the parameters' offsets; NULL: zero) to the device, to stay");
+    cg_line(e, "   there; the gradients' sums of squares in blocks of `block`. */");
+    cg_line(e, "%s_HOST void %s_host_dev_open(const void *ws, const float *m, const float *v, size_t nparam, long block)", P,
+            p);
+    cg_line(e, "{");
+    e->ind++;
+    cg_line(e, "const int batch = %s_MAX_BATCH;", P);
+    cg_line(e, "float *dws = %s_h_in(1, ws);", p);
+    cg_line(e, "long total = 0, k;");
+    cg_line(e, "for (k = 0; k < %s_NRANGES; k++)", P);
+    cg_line(e, "    total += %s_ranges[2 * k + 1];", p);
+    cg_line(e, "if (nparam > (size_t)%s_PARAM_FLOATS || block < 1)", P);
+    cg_line(e, "    %s_h_fail(\"dev_open\", \"more parameters than the network's, or no block\");", p);
+    cg_line(e, "%s_d.block = block;", p);
+    cg_line(e, "%s_d.nblocks = (total + block - 1) / block;", p);
+    cg_line(e, "if (!%s_d.x) {", p);
+    cg_line(e, "    %s_d.x = (float *)%s_d_alloc(%s * sizeof(float), 0);", p, p, nin);
+    cg_line(e, "    %s_d.hx = (float *)%s_d_alloc(%s * sizeof(float), 1);", p, p, nin);
+    cg_line(e, "    %s_d.y = (float *)%s_d_alloc(%s * sizeof(float), 0);", p, p, nsteps);
+    cg_line(e, "    %s_d.dy = (float *)%s_d_alloc(%s * sizeof(float), 0);", p, p, nsteps);
+    cg_line(e, "    %s_d.lab = (int *)%s_d_alloc((size_t)batch * sizeof(int), 0);", p, p);
+    cg_line(e, "    %s_d.hlab = (int *)%s_d_alloc((size_t)batch * sizeof(int), 1);", p, p);
+    cg_line(e, "    %s_d.rng = (long *)%s_d_alloc(sizeof %s_ranges, 0);", p, p, p);
+    cg_line(e, "    %s_d.rep = (double *)%s_d_alloc((size_t)(2 + %s_d.nblocks) * sizeof(double), 0);", p, p, p);
+    cg_line(e, "    %s_d.hrep = (double *)%s_d_alloc((size_t)(2 + %s_d.nblocks) * sizeof(double), 1);", p, p, p);
+    cg_line(e, "}");
+    cg_line(e, "%s_copy(%s_d.rng, %s_ranges, sizeof %s_ranges, %s_h.st);", p, p, p, p, p);
+    cg_line(e, "%s_h_check(%s_train_optimizer_reset(dws, %s_h.st), \"train_optimizer_reset\");", p, p, p);
+    cg_line(e, "if (m)");
+    cg_line(e, "    %s_copy(%s, m, nparam * sizeof(float), %s_h.st);", p, m_at, p);
+    cg_line(e, "if (v)");
+    cg_line(e, "    %s_copy(%s, v, nparam * sizeof(float), %s_h.st);", p, v_at, p);
+    cg_line(e, "%s_h_check(0, \"dev_open\");", p);
+    e->ind--;
+    cg_line(e, "}");
+    cg_blank(e);
+    cg_line(e, "/* The device's workspace and the optimizer's moments back to the host. */");
+    cg_line(e, "%s_HOST void %s_host_dev_get(void *ws, float *m, float *v, size_t nparam)", P, p);
+    cg_line(e, "{");
+    cg_line(e, "    float *dws = %s_h.ws[1];", p);
+    cg_line(e, "    if (m)");
+    cg_line(e, "        %s_copy(m, %s, nparam * sizeof(float), %s_h.st);", p, m_at, p);
+    cg_line(e, "    if (v)");
+    cg_line(e, "        %s_copy(v, %s, nparam * sizeof(float), %s_h.st);", p, v_at, p);
+    cg_line(e, "    %s_h_out(1, ws);", p);
+    cg_line(e, "}");
+    cg_blank(e);
+    cg_line(e, "/* A training step's first part, queued without waiting: the batch (host memory,");
+    cg_line(e, "   copied before the return) to the device, the training forward, the loss (kind,");
+    cg_line(e, "   lambda, ... as train_loss's), the backward and the gradients' sums of squares. */");
+    cg_line(e, "%s_HOST void %s_host_dev_begin(int batch, long first, const float *input, const int *labels,", P, p);
+    cg_line(e, "        unsigned long long seed, int kind, double lambda, double phi, double correct_rate,");
+    cg_line(e, "        double incorrect_rate)");
+    cg_line(e, "{");
+    e->ind++;
+    cg_line(e, "float *dws = %s_h.ws[1];", p);
+    cg_line(e, "const cudaStream_t st = %s_h.st;", p);
+    cg_line(e, "memcpy(%s_d.hx, input, %s * sizeof(float));", p, nin);
+    cg_line(e, "memcpy(%s_d.hlab, labels, (size_t)batch * sizeof(int));", p);
+    cg_line(e, "%s_copy(%s_d.x, %s_d.hx, %s * sizeof(float), st);", p, p, p, nin);
+    cg_line(e, "%s_copy(%s_d.lab, %s_d.hlab, (size_t)batch * sizeof(int), st);", p, p, p);
+    cg_line(e, "%s_zero(%s_d.rep, 2 * sizeof(double), st);", p, p);
+    cg_line(e, "%s_d_ok(%s_train_forward_at(dws, batch, first, %s_d.x, %s_d.y, 1, seed, st, %s_h.blas), \"train_forward_at\");",
+            p, p, p, p, p);
+    cg_line(e, "%s_d_ok(%s_train_loss(dws, batch, kind, lambda, phi, correct_rate, incorrect_rate, %s_d.y, %s_d.lab, %s_d.dy,",
+            p, p, p, p, p);
+    cg_line(e, "                         %s_d.rep, (int *)(void *)(%s_d.rep + 1), st), \"train_loss\");", p, p);
+    cg_line(e, "%s_d_ok(%s_train_backward(dws, batch, %s_d.dy, NULL, st, %s_h.blas), \"train_backward\");", p, p, p, p);
+    cg_line(e, "%s_LAUNCH(%s_d.nblocks, st, %s_sumsq_k, (%s_train_grads(dws), %s_d.rng, %s_NRANGES, %s_d.block, %s_d.nblocks,",
+            P, p, p, p, p, P, p, p);
+    cg_line(e, "                                   %s_d.rep + 2));", p);
+    cg_line(e, "%s_copy(%s_d.hrep, %s_d.rep, (size_t)(2 + %s_d.nblocks) * sizeof(double), st);", p, p, p, p);
+    e->ind--;
+    cg_line(e, "}");
+    cg_blank(e);
+    cg_line(e, "/* Waits for the step: its loss, its count of correct predictions, and the sums of");
+    cg_line(e, "   squares of the gradients' blocks (sumsq: as many as the blocks). */");
+    cg_line(e, "%s_HOST void %s_host_dev_wait(double *loss, int *ncorrect, double *sumsq)", P, p);
+    cg_line(e, "{");
+    cg_line(e, "    %s_h_check(0, \"a training step\");", p);
+    cg_line(e, "    *loss = %s_d.hrep[0];", p);
+    cg_line(e, "    memcpy(ncorrect, %s_d.hrep + 1, sizeof *ncorrect);", p);
+    cg_line(e, "    memcpy(sumsq, %s_d.hrep + 2, (size_t)%s_d.nblocks * sizeof(double));", p, p);
+    cg_line(e, "}");
+    cg_blank(e);
+    cg_line(e, "/* A step's second part, queued: the gradients scaled by c where `scale` (clipping),");
+    cg_line(e, "   then the optimizer (as train_optimizer_step). */");
+    cg_line(e, "%s_HOST void %s_host_dev_update(int scale, float c, int kind, long long step, double lr, double momentum,",
+            P, p);
+    cg_line(e, "        double weight_decay, int nesterov, double beta1, double beta2, double eps)");
+    cg_line(e, "{");
+    e->ind++;
+    cg_line(e, "float *dws = %s_h.ws[1], *g = %s_train_grads(dws);", p, p);
+    cg_line(e, "long k;");
+    cg_line(e, "for (k = 0; scale && k < %s_NRANGES; k++)", P);
+    cg_line(e, "    %s_LAUNCH(%s_ranges[2 * k + 1], %s_h.st, %s_scale_k, (g + %s_ranges[2 * k], %s_ranges[2 * k + 1], c));",
+            P, p, p, p, p, p);
+    cg_line(e, "%s_d_ok(%s_train_optimizer_step(dws, kind, step, lr, momentum, weight_decay, nesterov, beta1, beta2, eps,",
+            p, p);
+    cg_line(e, "                                  %s_h.st), \"train_optimizer_step\");", p);
+    e->ind--;
+    cg_line(e, "}");
+    cg_blank(e);
+    cg_line(e, "/* train_forward_at and train_spikes on the device's workspace (ws unused): the");
+    cg_line(e, "   driver's evaluation between dev_open and dev_get. */");
+    cg_line(e, "%s_HOST void %s_host_dev_forward_at(void *ws, int batch, long first, const float *input, float *output,", P,
+            p);
+    cg_line(e, "        int training, unsigned long long seed)");
+    cg_line(e, "{");
+    cg_line(e, "    const float *din = %s_h_put(&%s_h.in, &%s_h.in_cap, input, %s);", p, p, p, nin);
+    cg_line(e, "    float *dout = %s_h_room(output, %s);", p, nsteps);
+    cg_line(e, "    (void)ws;");
+    cg_line(e, "    %s_h_check(%s_train_forward_at(%s_h.ws[1], batch, first, din, dout, training, seed, %s_h.st, %s_h.blas),",
+            p, p, p, p, p);
+    cg_line(e, "              \"train_forward_at\");");
+    cg_line(e, "    %s_h_get(output, %s);", p, nsteps);
+    cg_line(e, "    %s_sync(%s_h.st);", p, p);
+    cg_line(e, "}");
+    cg_blank(e);
+    cg_line(e, "%s_HOST void %s_host_dev_spikes(void *ws, int batch, double *spikes, double *neurons)", P, p);
+    cg_line(e, "{");
+    cg_line(e, "    (void)ws;");
+    cg_line(e, "    %s_h_check(%s_train_spikes(%s_h.ws[1], batch, spikes, neurons, %s_h.st), \"train_spikes\");", p, p, p, p);
     cg_line(e, "}");
 }
 
@@ -227,6 +450,7 @@ void cu_host_api(Emit *e) {
     cg_line(e, "{");
     cg_line(e, "    return (float *)ws + (%s_train_grads(%s_h.ws[1]) - %s_h.ws[1]);", p, p, p);
     cg_line(e, "}");
+    host_train_loop(e, nin, nsteps);
 }
 
 /* ---- building and loading ---- */
@@ -287,5 +511,20 @@ int cu_build_and_load(const Target *t, const IrGraph *g, const LoadOptions *lo, 
         cbuild_unload(m);
         return -1;
     }
-    return cbuild_open(g, m, prefix, "host");
+    if (cbuild_open(g, m, prefix, "host") != 0)
+        return -1;
+    if (!lo->train_loop || !g->train)
+        return 0;
+    /* snnc train: its loop keeps the workspace on the device (host_train_loop) */
+    void **f[] = {(void **)&m->dev.open, (void **)&m->dev.get,    (void **)&m->dev.begin,
+                  (void **)&m->dev.wait, (void **)&m->dev.update, (void **)&m->train_forward_at,
+                  (void **)&m->train_spikes};
+    const char *names[] = {"open", "get", "begin", "wait", "update", "forward_at", "spikes"};
+    for (size_t k = 0; k < sizeof f / sizeof f[0]; k++)
+        if (!(*f[k] = cbuild_sym(m, arena_printf(g->arena, "%s_host_dev_%s", prefix, names[k])))) {
+            cbuild_unload(m);
+            return -1;
+        }
+    m->train_forward = NULL; /* the driver calls train_forward_at */
+    return 0;
 }
