@@ -82,9 +82,10 @@ typedef struct LoadedModel {
        device memory (cuda; docs/targets.md): open copies the host workspace
        and the optimizer's moments m and v there; a step is begin (the batch
        in, the training forward, the loss of kind SNNRT_LOSS_*, the backward,
-       the sums of squares of the gradients in blocks of `block` counted
-       through the learnable parameters in order), wait (its loss, count of
-       correct predictions and blocks' sums), update (the gradients scaled by
+       with `sums` the sums of squares of the gradients in blocks of `block`
+       counted through the learnable parameters in order, else sums whose
+       total is NaN where a gradient is not finite and 0 otherwise), wait
+       (its loss, count of correct predictions and blocks' sums), update (the gradients scaled by
        c where scale, then optimizer SNNRT_SGD/ADAM/ADAMW); get copies it all
        back. train_forward_at and train_spikes then work on the device's
        workspace. All NULL where the loop runs on the host's workspace. */
@@ -92,7 +93,7 @@ typedef struct LoadedModel {
         void (*open)(const void *ws, const float *m, const float *v, size_t nparam, long block);
         void (*get)(void *ws, float *m, float *v, size_t nparam);
         void (*begin)(int batch, long first, const float *input, const int *labels, unsigned long long seed,
-                      int kind, double lambda, double phi, double correct_rate, double incorrect_rate);
+                      int kind, double lambda, double phi, double correct_rate, double incorrect_rate, int sums);
         void (*wait)(double *loss, int *ncorrect, double *sumsq);
         void (*update)(int scale, float c, int kind, long long step, double lr, double momentum,
                        double weight_decay, int nesterov, double beta1, double beta2, double eps);

@@ -479,14 +479,15 @@ static void stage(Trainer *tr, const Dataset *d, int epoch, long at, int b) {
 
 /* The step of the b samples at `done` on the device: queued, the next
    batch read while the device runs it, then its loss, its count of correct
-   predictions (*ok) and the sum of its gradients' squares (*sumsq, added
-   as snnrt_clip_grad_norm adds them). */
+   predictions (*ok) and, where clipping needs it, the sum of its
+   gradients' squares (*sumsq, added as snnrt_clip_grad_norm adds them);
+   otherwise *sumsq is only NaN where a gradient is not finite. */
 static double device_step(Trainer *tr, const Dataset *d, int epoch, long done, int b, int *ok, double *sumsq) {
     const SnnrtLoss *L = &tr->loss;
     if (tr->staged != done)
         stage(tr, d, epoch, done, b);
     tr->m.dev.begin(b, 0, tr->x, tr->labels, mix(tr->ts->seed ^ mix((unsigned long long)tr->step + 1)), (int)L->kind,
-                    L->lambda, L->phi, L->correct_rate, L->incorrect_rate);
+                    L->lambda, L->phi, L->correct_rate, L->incorrect_rate, tr->ts->clip > 0);
     long next = done + b;
     if (next < d->n)
         stage(tr, d, epoch, next, d->n - next < tr->gbatch ? (int)(d->n - next) : tr->gbatch);

@@ -149,6 +149,9 @@ static void host_train_loop(Emit *e, const char *nin, const char *nsteps) {
     cg_line(e, "    }");
     cg_line(e, "}");
     cu_map_kernel(e, "g[j] *= c: clipping's scale.", "scale_k", "float *g, long n, float c", "n", "g[j] *= c;");
+    cu_map_kernel(e, "*bad = NaN where one of g[0..n) is NaN or infinite (threads that find one write the same).",
+                  "finite_k", "const float *g, long n, double *bad", "n",
+                  "if (!(g[j] - g[j] == 0.0f))\n            *bad = (double)NAN;");
     cg_blank(e);
     cg_line(e, "/* The host workspace ws (the parameters, and all) and the optimizer's moments m and v");
     cg_line(e, "   (nparam floats each at the parameters' offsets; NULL: zero) to the device, to stay");
@@ -200,10 +203,12 @@ static void host_train_loop(Emit *e, const char *nin, const char *nsteps) {
     cg_blank(e);
     cg_line(e, "/* A training step's first part, queued without waiting: the batch (host memory,");
     cg_line(e, "   copied before the return) to the device, the training forward, the loss (kind,");
-    cg_line(e, "   lambda, ... as train_loss's), the backward and the gradients' sums of squares. */");
+    cg_line(e, "   lambda, ... as train_loss's), the backward, and with `sums` the gradients' sums of");
+    cg_line(e, "   squares in blocks (a thread a block: slow, but in the CPU's order), else a first");
+    cg_line(e, "   sum that is NaN where a gradient is not finite and 0 otherwise. */");
     cg_line(e, "%s_HOST void %s_host_dev_begin(int batch, long first, const float *input, const int *labels,", P, p);
     cg_line(e, "        unsigned long long seed, int kind, double lambda, double phi, double correct_rate,");
-    cg_line(e, "        double incorrect_rate)");
+    cg_line(e, "        double incorrect_rate, int sums)");
     cg_line(e, "{");
     e->ind++;
     cg_line(e, "float *dws = %s_h.ws[1];", p);
@@ -219,9 +224,18 @@ static void host_train_loop(Emit *e, const char *nin, const char *nsteps) {
             p, p, p, p, p);
     cg_line(e, "                         %s_d.rep, (int *)(void *)(%s_d.rep + 1), st), \"train_loss\");", p, p);
     cg_line(e, "%s_d_ok(%s_train_backward(dws, batch, %s_d.dy, NULL, st, %s_h.blas), \"train_backward\");", p, p, p, p);
-    cg_line(e, "%s_LAUNCH(%s_d.nblocks, st, %s_sumsq_k, (%s_train_grads(dws), %s_d.rng, %s_NRANGES, %s_d.block, %s_d.nblocks,",
-            P, p, p, p, p, P, p, p);
-    cg_line(e, "                                   %s_d.rep + 2));", p);
+    cg_line(e, "if (sums)");
+    cg_line(e, "    %s_LAUNCH(%s_d.nblocks, st, %s_sumsq_k, (%s_train_grads(dws), %s_d.rng, %s_NRANGES, %s_d.block,", P, p, p,
+            p, p, P, p);
+    cg_line(e, "                                       %s_d.nblocks, %s_d.rep + 2));", p, p);
+    cg_line(e, "else {");
+    cg_line(e, "    long k;");
+    cg_line(e, "    %s_zero(%s_d.rep + 2, (size_t)%s_d.nblocks * sizeof(double), st);", p, p, p);
+    cg_line(e, "    for (k = 0; k < %s_NRANGES; k++)", P);
+    cg_line(e, "        %s_LAUNCH(%s_ranges[2 * k + 1], st, %s_finite_k, (%s_train_grads(dws) + %s_ranges[2 * k],", P, p, p,
+            p, p);
+    cg_line(e, "                                                      %s_ranges[2 * k + 1], %s_d.rep + 2));", p, p);
+    cg_line(e, "}");
     cg_line(e, "%s_copy(%s_d.hrep, %s_d.rep, (size_t)(2 + %s_d.nblocks) * sizeof(double), st);", p, p, p, p);
     e->ind--;
     cg_line(e, "}");
