@@ -69,9 +69,20 @@ its largest summed output, so that some are right); snnc info --train
 states the header's training workspace. In nvcc mode the training .cu
 and its program are compiled too.
 
-Also checked (emulate): snnc train --target cuda says why it cannot run
-the code here, and snnc info --target cuda states the workspace of the
-header.
+snnc train's loop on the device (LOOP_NET, LOOP_MAIN): the .cu that snnc
+writes for its own use (the host API with <net>_host_dev_*, from snnc grad
+--keep-build, emulated) driven through four training steps (two losses,
+Adam then AdamW, clipping's scale, the gradients' sums of squares), an
+evaluation forward and the state brought back; emulate mode builds and
+runs it on the CPU, nvcc mode compiles it, and on a GPU (nvcc, device) it
+runs and is compared with its emulated build: the counts of correct
+predictions the same, the losses within 1e-5 relative, every other value
+within 1e-4 of its kind's largest. That checks what emulation cannot: the
+order of the copies on the stream, pinned memory, the waits.
+
+Also checked (emulate): without a GPU, snnc train --target cuda says why it
+cannot run the code here (test_cuda_train.py trains with it, emulated), and
+snnc info --target cuda states the workspace of the header.
 
 Usage: test_cuda.py emulate|nvcc SNNC [--snnrt LIBSNNRT.a] DIR...
        test_cuda.py prepare SNNC [--snnrt LIBSNNRT.a] --out PACK DIR...
@@ -89,6 +100,7 @@ import json
 import os
 import re
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -542,10 +554,96 @@ network ReadoutLast {
 """,
 }
 
+# snnc train's loop on the device (compiler/backend/cuda/cuhost.c's
+# <net>_host_dev_*, which the .cu has where snnc loads it): four steps of
+# drawn batches, two losses, Adam then AdamW, clipping's scale once, the
+# blocks' sums of squares every other step, an evaluation forward, and the
+# state brought back. Its reference is the same program built with
+# -DSNNC_CUDA_EMULATE, whose training test_cuda_train.py compares with
+# --target c; on a GPU this checks what emulation cannot: the stream's
+# order of the copies, the pinned memory, the waits.
+LOOP_NET = """
+network Loop {
+  timesteps 5;
+  input x : [12] encode direct;
+  h = x |> dense(32) |> PLIF();
+  out = h |> dense(4) |> LI();
+  output out readout steps;
+}
+"""
+LOOP_MAIN = r"""#include <stdio.h>
+#include <stdlib.h>
+#include "%(p)s.h"
+
+#ifdef __cplusplus
+#define LOOP_API extern "C"
+#else
+#define LOOP_API
+#endif
+LOOP_API void %(p)s_host_dev_open(const void *ws, const float *m, const float *v, size_t nparam, long block);
+LOOP_API void %(p)s_host_dev_get(void *ws, float *m, float *v, size_t nparam);
+LOOP_API void %(p)s_host_dev_begin(int batch, long first, const float *input, const int *labels,
+                                   unsigned long long seed, int kind, double lambda, double phi, double correct_rate,
+                                   double incorrect_rate, int sums);
+LOOP_API void %(p)s_host_dev_wait(double *loss, int *ncorrect, double *sumsq);
+LOOP_API void %(p)s_host_dev_update(int scale, float c, int kind, long long step, double lr, double momentum,
+                                    double weight_decay, int nesterov, double beta1, double beta2, double eps);
+LOOP_API void %(p)s_host_dev_forward_at(void *ws, int batch, long first, const float *input, float *output,
+                                        int training, unsigned long long seed);
+
+static unsigned long long state = 88172645463325252ULL;
+
+static double uniform(void)
+{
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    return (double)(state >> 11) / 9007199254740992.0;
+}
+
+int main(void)
+{
+    const int B = %(P)s_MAX_BATCH, T = %(P)s_TIMESTEPS, K = %(P)s_OUTPUT_SIZE, block = 64;
+    const long nin = (%(P)s_INPUT_SEQUENCE ? T : 1) * (long)B * %(P)s_INPUT_SIZE, np = %(P)s_PARAM_FLOATS;
+    float *ws = (float *)calloc(%(P)s_TRAIN_WORKSPACE_FLOATS, sizeof(float));
+    float *m = (float *)calloc(np, sizeof(float)), *v = (float *)calloc(np, sizeof(float));
+    float *x = (float *)calloc(nin, sizeof(float)), *y = (float *)calloc((size_t)T * B * K, sizeof(float));
+    int *labels = (int *)calloc(B, sizeof(int)), nc = 0, step, k;
+    double *sums = (double *)calloc(np / block + 2, sizeof(double)), loss = 0.0;
+    long i, total = 0;
+    if (!ws || !m || !v || !x || !y || !labels || !sums)
+        return 1;
+    for (k = 0; k < %(P)s_NUM_PARAMS; k++)
+        total += %(p)s_params[k].learnable ? %(p)s_params[k].count : 0;
+    for (i = 0; i < np; i++)
+        ws[i] = (float)(0.6 * uniform() - 0.3);
+    %(p)s_host_dev_open(ws, m, v, (size_t)np, block);
+    for (step = 1; step <= 4; step++) {
+        for (i = 0; i < nin; i++)
+            x[i] = (float)(3.0 * uniform());
+        for (i = 0; i < B; i++)
+            labels[i] = (int)(uniform() * K);
+        %(p)s_host_dev_begin(B, 0, x, labels, 1000 + step, step == 3, 0.05, 1.0, 0.8, 0.2, step %% 2);
+        %(p)s_host_dev_wait(&loss, &nc, sums);
+        printf("loss %%.9g\nncorrect %%d\n", loss, nc);
+        for (i = 0; step %% 2 && i < (total + block - 1) / block; i++)
+            printf("sumsq %%.17g\n", sums[i]);
+        %(p)s_host_dev_update(step == 3, 0.5f, step <= 2 ? 1 : 2, step, 1e-2, 0.0, 1e-3, 0, 0.9, 0.999, 1e-8);
+    }
+    %(p)s_host_dev_forward_at(ws, B, 0, x, y, 0, 0);
+    for (i = 0; i < (long)T * B * K; i++)
+        printf("out %%.9g\n", y[i]);
+    %(p)s_host_dev_get(ws, m, v, (size_t)np);
+    for (i = 0; i < np; i++)
+        printf("param %%.9g\nm %%.9g\nv %%.9g\n", ws[i], m[i], v[i]);
+    return 0;
+}
+"""
+
 C_FLAGS = ["-std=c99", "-O2", "-ffp-contract=off", "-Wall", "-Wextra", "-Werror"]
 NVCC_FLAGS = ["-arch=sm_90", "-O2", "-fmad=false", "-Xcompiler", "-Wall,-Wextra", "-Werror", "all-warnings"]
 # The files the C program writes and the CUDA program reads, by kind of case
-INPUTS = {"train": ["params.bin", "grads.bin", "out.bin"], "infer": ["params.bin"]}
+INPUTS = {"train": ["params.bin", "grads.bin", "out.bin"], "infer": ["params.bin"], "loop": []}
 RUN_TIMEOUT = 120  # seconds, a program of the pack on the GPU (device mode)
 
 
@@ -613,9 +711,13 @@ def models(dirs):
 
 
 def check_errors(snnc, model, tmp):
-    """snnc train's reason for not running the target's code here."""
-    rc, msg = sh([snnc, "train", model, "--target", "cuda", "--init", "1", "--epochs", "1"])
-    if rc == 0 or not re.search(r"target 'cuda' needs an NVIDIA GPU|cannot load the cuda target's code", msg):
+    """Without a GPU (and without SNNC_CUDA_EMULATE): snnc train's reason for
+    not running the target's code here (test_cuda_train.py trains with it)."""
+    env = {k: v for k, v in os.environ.items() if k != "SNNC_CUDA_EMULATE"}
+    p = subprocess.run([snnc, "train", model, "--target", "cuda", "--init", "1", "--epochs", "1"],
+                       capture_output=True, text=True, env=env)
+    rc, msg = p.returncode, p.stdout + p.stderr
+    if rc == 0 or not re.search(r"target 'cuda' needs an NVIDIA GPU", msg):
         print("FAIL: train --target cuda: expected why it cannot run the code here, got (exit %d)\n%s" % (rc, msg))
         return 1
     return 0
@@ -668,6 +770,75 @@ def train_diff(got, ref):
     return "", worst
 
 
+def loop_diff(got, ref):
+    """'' when the device loop's values got (LOOP_MAIN) are ref's within rounding, else why not: the
+    counts of correct predictions the same, losses within 1e-5 relative, everything else within 1e-4 of
+    its label's largest magnitude (a few steps of training from products summed in another order)."""
+    if [l for l, _ in got] != [l for l, _ in ref]:
+        return "%d values printed against %d" % (len(got), len(ref))
+    big = {}
+    for label, r in ref:
+        big[label] = max(big.get(label, 0.0), abs(r))
+    for j, ((label, g), (_, r)) in enumerate(zip(got, ref)):
+        tol = 0.0 if label == "ncorrect" else 1e-5 * abs(r) if label == "loss" else 1e-4 * big[label]
+        if (g != g) != (r != r) or abs(g - r) > tol:
+            return "%s (value %d): %r against %r" % (label, j, g, r)
+    return ""
+
+
+def npy_write(path, shape, values):
+    """A float32 .npy file (the standard library alone)."""
+    head = "{'descr': '<f4', 'fortran_order': False, 'shape': (%s), }" % "".join("%d, " % n for n in shape)
+    head += " " * (63 - (10 + len(head)) % 64) + "\n"
+    data = array.array("f", values)
+    if sys.byteorder == "big":
+        data.byteswap()
+    with open(path, "wb") as f:
+        f.write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(head)) + head.encode() + data.tobytes())
+
+
+def check_loop(snnc, tmp, mode, cc, nvcc, gpu, pack):
+    """snnc train's loop on the device (LOOP_MAIN) against its emulated build: (passed, failed)."""
+    what = "snnc train's device loop (Loop)"
+    d = os.path.join(tmp, "loop")
+    keep = os.path.join(d, "cuda")
+    os.makedirs(d)
+    write(os.path.join(d, "loop.snn"), LOOP_NET)
+    npy_write(os.path.join(d, "x.npy"), [8, 12], [0.25 * (k % 7) for k in range(8 * 12)])
+    npy_write(os.path.join(d, "g.npy"), [5, 8, 4], [1.0] * (5 * 8 * 4))
+    # the .cu as snnc writes it for its own loop: with the host API (snnc grad builds the training code too)
+    env = dict(os.environ, SNNC_CUDA_EMULATE="1")
+    p = subprocess.run([snnc, "grad", os.path.join(d, "loop.snn"), "--target", "cuda", "--init", "1", "--input",
+                        os.path.join(d, "x.npy"), "--grad-output", os.path.join(d, "g.npy"), "--output",
+                        os.path.join(d, "g.safetensors"), "--keep-build", keep], capture_output=True, text=True,
+                       env=env)
+    if p.returncode != 0 or not os.path.exists(os.path.join(keep, "loop.cu")):
+        print("FAIL: %s: snnc grad --keep-build (emulated; exit %d)\n%s" % (what, p.returncode, p.stdout + p.stderr))
+        return 0, 1
+    src = LOOP_MAIN % {"p": "loop", "P": "LOOP"}
+    ref_dir = os.path.join(d, "emulated")
+    os.makedirs(ref_dir)
+    for f in ("loop.cu", "loop.h"):
+        shutil.copy(os.path.join(keep, f), ref_dir)
+    rc, msg = build_cuda("emulate", ref_dir, "loop", src, cc, nvcc)
+    if rc == 0:
+        rc, msg = sh([os.path.join(ref_dir, "prog")], cwd=ref_dir)
+    if rc != 0:
+        print("FAIL: %s: the emulated build (exit %d)\n%s" % (what, rc, msg[-3000:]))
+        return 0, 1
+    ref = values(msg)
+    if mode == "emulate":
+        print("%s: built and run emulated (%d values)" % (what, len(ref)))
+        return 1, 0
+    rc, msg = build_cuda(mode, keep, "loop", src, cc, nvcc)
+    if rc != 0:
+        return 0, build_failed("loop", what, mode, msg)
+    if mode == "nvcc" and not gpu:
+        print("%s: compiled by nvcc" % what)
+        return 1, 0
+    return finish(mode, pack, "loop", what, keep, "loop", ref)
+
+
 def program(main, probe, p, P, hdr):
     """The inference program main (C_MAIN or CU_MAIN), printing every record the header hdr states (probe)."""
     probes = re.findall(r"^   (\d+): \S+ \((\d+) floats per sample\)", hdr, re.M)
@@ -706,6 +877,13 @@ def compare(kind, what, out, ref):
     except ValueError:
         print("FAIL: %s [cuda]: output that is not lines of a label and a value\n%s" % (what, out[-3000:]))
         return 0, 1
+    if kind == "loop":
+        why = loop_diff(got, ref)
+        if why:
+            print("FAIL: %s: on the GPU against its emulated build: %s" % (what, why))
+            return 0, 1
+        print("%s: %d values as its emulated build's" % (what, len(ref)))
+        return 1, 0
     if kind == "train":
         why, worst = train_diff(got, ref)
         if why:
@@ -1041,12 +1219,15 @@ def main():
     passed = failed = 0
     with tempfile.TemporaryDirectory() as tmp:
         mlp = [m for m in models(dirs) if os.path.basename(m) == "fashion_mlp.snn"]
-        if mode == "emulate" and mlp:
+        if mode == "emulate" and mlp and not have_gpu():
             failed += check_errors(snnc, mlp[0], tmp)
         nets = os.path.join(tmp, "nets")
         os.makedirs(nets)
         for f, text in sorted(TRAIN_NETS.items()):
             write(os.path.join(nets, f), text)
+        ok, bad = check_loop(snnc, tmp, mode, cc, nvcc, gpu, pack)
+        passed += ok
+        failed += bad
         if snnrt and os.path.exists(snnrt):
             for model in models(dirs) + models([nets]):
                 ok, bad = check_training(snnc, model, tmp, mode, cc, nvcc, gpu, snnrt, pack)
