@@ -1147,9 +1147,9 @@ def close_pack(pack, failed):
     """The pack's manifest.json written and what it holds said: the exit status of prepare mode."""
     write(os.path.join(pack["dir"], "manifest.json"), json.dumps(pack["cases"], indent=1) + "\n")
     size = sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(pack["dir"]) for f in fs)
-    train = sum(1 for c in pack["cases"] if c["kind"] == "train")
-    print("%d cases prepared (%d training, %d inference), %d failed" %
-          (len(pack["cases"]), train, len(pack["cases"]) - train, failed))
+    n = {k: sum(1 for c in pack["cases"] if c["kind"] == k) for k in ("train", "infer", "loop")}
+    print("%d cases prepared (%d training, %d inference, %d of snnc train's device loop), %d failed" %
+          (len(pack["cases"]), n["train"], n["infer"], n["loop"], failed))
     print("%s: %d bytes; run it where a GPU is: test_cuda.py device PACK" % (pack["dir"], size))
     return 1 if failed else 0
 
