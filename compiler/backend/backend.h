@@ -107,7 +107,7 @@ typedef struct LoadOptions {
     int threads;          /* --threads; 0: every core */
     int math;             /* as CgenOptions.math */
     int precision;        /* as CgenOptions.precision */
-    int train_loop;       /* for snnc train's loop (the cuda target fills LoadedModel.dev) */
+    int train_loop;       /* for snnc train's loop and run --eval (the cuda target fills LoadedModel.dev) */
 } LoadOptions;
 
 typedef struct TargetEmitter TargetEmitter; /* a target's state while it writes code */

@@ -48,7 +48,7 @@ int drv_load(const IrGraph *g, Options *o, LoadedModel *m) {
     lo.threads = o->threads;
     lo.math = o->math;
     lo.precision = o->precision;
-    lo.train_loop = !strcmp(o->cmd, "train");
+    lo.train_loop = !strcmp(o->cmd, "train") || o->eval; /* run --eval: the same loop's evaluation */
     return t->load(g, &lo, m);
 }
 

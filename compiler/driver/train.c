@@ -973,6 +973,8 @@ int cmd_eval(Arena *a, Options *o) {
     tr.order = malloc(sizeof(long) * (size_t)(test.n + batch) + 1);
     if (!tr.order || drv_params(g, o, tr.ws) != 0)
         goto out;
+    if (tr.m.dev.open) /* the parameters to the device, once */
+        tr.m.dev.open(tr.ws, NULL, NULL, tr.nparam, SNNRT_CLIP_BLOCK);
     Eval ev;
     evaluate(&tr, &test, &ev);
     printf("%s on %ld test samples: accuracy %.2f%%, loss %.4f, spike rate %.3f\n", g->name, test.n,

@@ -26,6 +26,8 @@ And on the cuda target alone:
   - a run stopped after its first epoch and resumed (--resume) ends with
     the weights and optimizer state of one that was not, bit for bit (the
     state goes to the device and back exactly);
+  - snnc run --eval with the first network's weights: the accuracy of
+    --target c and the loss within 1e-4 (printed to 4 decimals);
   - learning rates that make the second network (without clipping)
     diverge in its loss, and the third in a gradient, stop the run with
     the messages of --target c: the same epoch, batch and gradient.
@@ -227,6 +229,24 @@ def main():
                 failed += 1
             else:
                 print("%s: an epoch then --resume: the weights and optimizer state of two epochs, bit for bit" % kind)
+                passed += 1
+        # snnc run --eval: the test split through the same loop's evaluation, the first network's weights
+        model = os.path.join(d, "adam.snn")
+        weights = os.path.join(d, "adam-c", "weights.safetensors")
+        ev = {}
+        for kind, env in [("c", plain)] + list(kinds.items()):
+            rc, msg = sh([snnc, "run", model, "--eval", "--weights", weights, "--target", "cuda" if kind != "c" else "c"]
+                         + (["--math", "exact"] if kind == "c" else []), env)
+            got = re.search(r"accuracy ([0-9.]+)%, loss ([0-9.]+)", msg)
+            ev[kind] = (float(got.group(1)), float(got.group(2))) if rc == 0 and got else msg
+        for kind in kinds:
+            if not isinstance(ev[kind], tuple) or not isinstance(ev["c"], tuple) or ev[kind][0] != ev["c"][0] or \
+                    not close(ev[kind][1], ev["c"][1], 1e-4):
+                print("FAIL: %s: snnc run --eval --target cuda: %r against --target c's %r" % (kind, ev[kind], ev["c"]))
+                failed += 1
+            else:
+                print("%s: snnc run --eval --target cuda: accuracy %.2f%%, loss %.4f, as --target c" %
+                      ((kind,) + ev[kind]))
                 passed += 1
         # diverged: the loss (the second network without clipping), and a gradient (the third)
         for name in ("sgd_clip_tet", "adamw_mse"):
