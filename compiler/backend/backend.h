@@ -80,8 +80,10 @@ typedef struct LoadedModel {
     float *(*train_grads)(void *ws);
     /* snnc train's loop on a target that keeps the training workspace in
        device memory (cuda; docs/targets.md): open copies the host workspace
-       and the optimizer's moments m and v there; a step is begin (the batch
-       in, the training forward, the loss of kind SNNRT_LOSS_*, the backward,
+       and the optimizer's moments m and v there; stage sends a batch and its
+       labels, on a stream of copies, while the step before runs; a step is
+       begin (on the batch staged last: the training forward, the loss of
+       kind SNNRT_LOSS_*, the backward,
        with `sums` the sums of squares of the gradients in blocks of `block`
        counted through the learnable parameters in order, else sums whose
        total is NaN where a gradient is not finite and 0 otherwise), wait
@@ -92,8 +94,9 @@ typedef struct LoadedModel {
     struct {
         void (*open)(const void *ws, const float *m, const float *v, size_t nparam, long block);
         void (*get)(void *ws, float *m, float *v, size_t nparam);
-        void (*begin)(int batch, long first, const float *input, const int *labels, unsigned long long seed,
-                      int kind, double lambda, double phi, double correct_rate, double incorrect_rate, int sums);
+        void (*stage)(int batch, const float *input, const int *labels);
+        void (*begin)(int batch, long first, unsigned long long seed, int kind, double lambda, double phi,
+                      double correct_rate, double incorrect_rate, int sums);
         void (*wait)(double *loss, int *ncorrect, double *sumsq);
         void (*update)(int scale, float c, int kind, long long step, double lr, double momentum,
                        double weight_decay, int nesterov, double beta1, double beta2, double eps);

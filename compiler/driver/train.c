@@ -39,7 +39,7 @@
  * (LoadedModel.dev): a step sends its batch and gets back its loss, its
  * count of correct predictions and its gradients' sums of squares (the
  * finite check and clipping, added in the host's order), and the next
- * batch is read while the device runs the step; the state comes back
+ * batch is read and sent while the device runs the step; the state comes back
  * after each epoch, for the checks and the files.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -470,15 +470,16 @@ static void reduce_step(Trainer *tr, float *G, int nb, int b, double *loss, int 
 /* ---- the loop on a device (LoadedModel.dev) ---- */
 
 /* The b samples of the epoch's order from `at` on, read (and augmented)
-   into tr->x and tr->labels. */
+   into tr->x and tr->labels, and sent to the device for its next step. */
 static void stage(Trainer *tr, const Dataset *d, int epoch, long at, int b) {
     data_batch(d, tr->order + at, b, tr->x, tr->labels);
     data_augment(d, tr->ts->seed, epoch, tr->order + at, b, tr->x);
+    tr->m.dev.stage(b, tr->x, tr->labels);
     tr->staged = at;
 }
 
 /* The step of the b samples at `done` on the device: queued, the next
-   batch read while the device runs it, then its loss, its count of correct
+   batch read and sent while the device runs it, then its loss, its count of correct
    predictions (*ok) and, where clipping needs it, the sum of its
    gradients' squares (*sumsq, added as snnrt_clip_grad_norm adds them);
    otherwise *sumsq is only NaN where a gradient is not finite. */
@@ -486,8 +487,8 @@ static double device_step(Trainer *tr, const Dataset *d, int epoch, long done, i
     const SnnrtLoss *L = &tr->loss;
     if (tr->staged != done)
         stage(tr, d, epoch, done, b);
-    tr->m.dev.begin(b, 0, tr->x, tr->labels, mix(tr->ts->seed ^ mix((unsigned long long)tr->step + 1)), (int)L->kind,
-                    L->lambda, L->phi, L->correct_rate, L->incorrect_rate, tr->ts->clip > 0);
+    tr->m.dev.begin(b, 0, mix(tr->ts->seed ^ mix((unsigned long long)tr->step + 1)), (int)L->kind, L->lambda, L->phi,
+                    L->correct_rate, L->incorrect_rate, tr->ts->clip > 0);
     long next = done + b;
     if (next < d->n)
         stage(tr, d, epoch, next, d->n - next < tr->gbatch ? (int)(d->n - next) : tr->gbatch);

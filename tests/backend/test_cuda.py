@@ -582,9 +582,9 @@ LOOP_MAIN = r"""#include <stdio.h>
 #endif
 LOOP_API void %(p)s_host_dev_open(const void *ws, const float *m, const float *v, size_t nparam, long block);
 LOOP_API void %(p)s_host_dev_get(void *ws, float *m, float *v, size_t nparam);
-LOOP_API void %(p)s_host_dev_begin(int batch, long first, const float *input, const int *labels,
-                                   unsigned long long seed, int kind, double lambda, double phi, double correct_rate,
-                                   double incorrect_rate, int sums);
+LOOP_API void %(p)s_host_dev_stage(int batch, const float *input, const int *labels);
+LOOP_API void %(p)s_host_dev_begin(int batch, long first, unsigned long long seed, int kind, double lambda,
+                                   double phi, double correct_rate, double incorrect_rate, int sums);
 LOOP_API void %(p)s_host_dev_wait(double *loss, int *ncorrect, double *sumsq);
 LOOP_API void %(p)s_host_dev_update(int scale, float c, int kind, long long step, double lr, double momentum,
                                     double weight_decay, int nesterov, double beta1, double beta2, double eps);
@@ -618,17 +618,22 @@ int main(void)
     for (i = 0; i < np; i++)
         ws[i] = (float)(0.6 * uniform() - 0.3);
     %(p)s_host_dev_open(ws, m, v, (size_t)np, block);
-    for (step = 1; step <= 4; step++) {
+    for (step = 1; step <= 5; step++) { /* snnc train's order: the next batch staged before the wait */
         for (i = 0; i < nin; i++)
             x[i] = (float)(3.0 * uniform());
         for (i = 0; i < B; i++)
             labels[i] = (int)(uniform() * K);
-        %(p)s_host_dev_begin(B, 0, x, labels, 1000 + step, step == 3, 0.05, 1.0, 0.8, 0.2, step %% 2);
-        %(p)s_host_dev_wait(&loss, &nc, sums);
-        printf("loss %%.9g\nncorrect %%d\n", loss, nc);
-        for (i = 0; step %% 2 && i < (total + block - 1) / block; i++)
-            printf("sumsq %%.17g\n", sums[i]);
-        %(p)s_host_dev_update(step == 3, 0.5f, step <= 2 ? 1 : 2, step, 1e-2, 0.0, 1e-3, 0, 0.9, 0.999, 1e-8);
+        %(p)s_host_dev_stage(B, x, labels);
+        if (step > 1)
+            %(p)s_host_dev_wait(&loss, &nc, sums);
+        if (step > 1) {
+            printf("loss %%.9g\nncorrect %%d\n", loss, nc);
+            for (i = 0; (step - 1) %% 2 && i < (total + block - 1) / block; i++)
+                printf("sumsq %%.17g\n", sums[i]);
+            %(p)s_host_dev_update(step == 4, 0.5f, step <= 3 ? 1 : 2, step - 1, 1e-2, 0.0, 1e-3, 0, 0.9, 0.999, 1e-8);
+        }
+        if (step <= 4)
+            %(p)s_host_dev_begin(B, 0, 1000 + step, step == 3, 0.05, 1.0, 0.8, 0.2, step %% 2);
     }
     %(p)s_host_dev_forward_at(ws, B, 0, x, y, 0, 0);
     for (i = 0; i < (long)T * B * K; i++)

@@ -87,14 +87,20 @@ static void host_train_loop(Emit *e, const char *nin, const char *nsteps) {
     cg_line(e, "#define %s_NRANGES %d", P, nr);
     cg_blank(e);
     cg_line(e, "static struct {");
-    cg_line(e, "    float *x, *y, *dy; /* device: a batch's input, its outputs of every step, dL/doutput */");
-    cg_line(e, "    int *lab;          /* device: its labels */");
-    cg_line(e, "    double *rep;       /* device: the loss, the count (an int), the blocks' sums of squares */");
-    cg_line(e, "    long *rng;         /* device: %s_ranges */", p);
-    cg_line(e, "    float *hx;         /* pinned host memory on the way in and out */");
-    cg_line(e, "    int *hlab;");
+    cg_line(e, "    float *x[2];         /* device: two batches' inputs (the step's, the next one's) */");
+    cg_line(e, "    int *lab[2];         /* device: their labels */");
+    cg_line(e, "    float *y, *dy;       /* device: the step's outputs of every step, dL/doutput */");
+    cg_line(e, "    double *rep;         /* device: the loss, the count (an int), the blocks' sums of squares */");
+    cg_line(e, "    long *rng;           /* device: %s_ranges */", p);
+    cg_line(e, "    float *hx[2];        /* pinned host memory on the way in and out */");
+    cg_line(e, "    int *hlab[2];");
     cg_line(e, "    double *hrep;");
     cg_line(e, "    long block, nblocks;");
+    cg_line(e, "    int fill;            /* the pair that dev_stage fills next (dev_begin reads the other) */");
+    cg_line(e, "    cudaStream_t copies; /* the batches' copies, beside the steps' stream */");
+    cg_line(e, "#ifndef SNNC_CUDA_EMULATE");
+    cg_line(e, "    cudaEvent_t copied[2]; /* each pair's copy done */");
+    cg_line(e, "#endif");
     cg_line(e, "} %s_d;", p);
     cg_blank(e);
     cg_line(e, "/* bytes of device memory, or of pinned host memory */");
@@ -169,13 +175,23 @@ static void host_train_loop(Emit *e, const char *nin, const char *nsteps) {
     cg_line(e, "    %s_h_fail(\"dev_open\", \"more parameters than the network's, or no block\");", p);
     cg_line(e, "%s_d.block = block;", p);
     cg_line(e, "%s_d.nblocks = (total + block - 1) / block;", p);
-    cg_line(e, "if (!%s_d.x) {", p);
-    cg_line(e, "    %s_d.x = (float *)%s_d_alloc(%s * sizeof(float), 0);", p, p, nin);
-    cg_line(e, "    %s_d.hx = (float *)%s_d_alloc(%s * sizeof(float), 1);", p, p, nin);
+    cg_line(e, "if (!%s_d.y) {", p);
+    cg_line(e, "    for (k = 0; k < 2; k++) {");
+    cg_line(e, "        %s_d.x[k] = (float *)%s_d_alloc(%s * sizeof(float), 0);", p, p, nin);
+    cg_line(e, "        %s_d.hx[k] = (float *)%s_d_alloc(%s * sizeof(float), 1);", p, p, nin);
+    cg_line(e, "        %s_d.lab[k] = (int *)%s_d_alloc((size_t)batch * sizeof(int), 0);", p, p);
+    cg_line(e, "        %s_d.hlab[k] = (int *)%s_d_alloc((size_t)batch * sizeof(int), 1);", p, p);
+    cg_line(e, "#ifndef SNNC_CUDA_EMULATE");
+    cg_line(e, "        if (cudaEventCreateWithFlags(&%s_d.copied[k], cudaEventDisableTiming) != cudaSuccess)", p);
+    cg_line(e, "            %s_h_fail(\"cudaEventCreate\", \"failed\");", p);
+    cg_line(e, "#endif");
+    cg_line(e, "    }");
+    cg_line(e, "#ifndef SNNC_CUDA_EMULATE");
+    cg_line(e, "    if (cudaStreamCreateWithFlags(&%s_d.copies, cudaStreamNonBlocking) != cudaSuccess)", p);
+    cg_line(e, "        %s_h_fail(\"cudaStreamCreate\", \"failed\");", p);
+    cg_line(e, "#endif");
     cg_line(e, "    %s_d.y = (float *)%s_d_alloc(%s * sizeof(float), 0);", p, p, nsteps);
     cg_line(e, "    %s_d.dy = (float *)%s_d_alloc(%s * sizeof(float), 0);", p, p, nsteps);
-    cg_line(e, "    %s_d.lab = (int *)%s_d_alloc((size_t)batch * sizeof(int), 0);", p, p);
-    cg_line(e, "    %s_d.hlab = (int *)%s_d_alloc((size_t)batch * sizeof(int), 1);", p, p);
     cg_line(e, "    %s_d.rng = (long *)%s_d_alloc(sizeof %s_ranges, 0);", p, p, p);
     cg_line(e, "    %s_d.rep = (double *)%s_d_alloc((size_t)(2 + %s_d.nblocks) * sizeof(double), 0);", p, p, p);
     cg_line(e, "    %s_d.hrep = (double *)%s_d_alloc((size_t)(2 + %s_d.nblocks) * sizeof(double), 1);", p, p, p);
@@ -201,28 +217,48 @@ static void host_train_loop(Emit *e, const char *nin, const char *nsteps) {
     cg_line(e, "    %s_h_out(1, ws);", p);
     cg_line(e, "}");
     cg_blank(e);
-    cg_line(e, "/* A training step's first part, queued without waiting: the batch (host memory,");
-    cg_line(e, "   copied before the return) to the device, the training forward, the loss (kind,");
-    cg_line(e, "   lambda, ... as train_loss's), the backward, and with `sums` the gradients' sums of");
-    cg_line(e, "   squares in blocks (a thread a block: slow, but in the CPU's order), else a first");
-    cg_line(e, "   sum that is NaN where a gradient is not finite and 0 otherwise. */");
-    cg_line(e, "%s_HOST void %s_host_dev_begin(int batch, long first, const float *input, const int *labels,", P, p);
-    cg_line(e, "        unsigned long long seed, int kind, double lambda, double phi, double correct_rate,");
-    cg_line(e, "        double incorrect_rate, int sums)");
+    cg_line(e, "/* A batch and its labels (host memory, copied before the return) on their way to the");
+    cg_line(e, "   device on the stream of copies, for the next dev_begin; while the device runs the");
+    cg_line(e, "   step before (the order: stage, begin, stage, wait, update, begin, ...). */");
+    cg_line(e, "%s_HOST void %s_host_dev_stage(int batch, const float *input, const int *labels)", P, p);
+    cg_line(e, "{");
+    e->ind++;
+    cg_line(e, "const int b = %s_d.fill;", p);
+    cg_line(e, "memcpy(%s_d.hx[b], input, %s * sizeof(float));", p, nin);
+    cg_line(e, "memcpy(%s_d.hlab[b], labels, (size_t)batch * sizeof(int));", p);
+    cg_line(e, "%s_copy(%s_d.x[b], %s_d.hx[b], %s * sizeof(float), %s_d.copies);", p, p, p, nin, p);
+    cg_line(e, "%s_copy(%s_d.lab[b], %s_d.hlab[b], (size_t)batch * sizeof(int), %s_d.copies);", p, p, p, p);
+    cg_line(e, "#ifndef SNNC_CUDA_EMULATE");
+    cg_line(e, "%s_d_ok((int)cudaEventRecord(%s_d.copied[b], %s_d.copies), \"cudaEventRecord\");", p, p, p);
+    cg_line(e, "#endif");
+    cg_line(e, "%s_d.fill = 1 - b;", p);
+    e->ind--;
+    cg_line(e, "}");
+    cg_blank(e);
+    cg_line(e, "/* A training step's first part, queued without waiting, on the batch staged last:");
+    cg_line(e, "   the training forward, the loss (kind, lambda, ... as train_loss's), the backward,");
+    cg_line(e, "   and with `sums` the gradients' sums of squares in blocks (a thread a block: slow,");
+    cg_line(e, "   but in the CPU's order), else a first sum that is NaN where a gradient is not");
+    cg_line(e, "   finite and 0 otherwise. */");
+    cg_line(e, "%s_HOST void %s_host_dev_begin(int batch, long first, unsigned long long seed, int kind, double lambda,", P,
+            p);
+    cg_line(e, "        double phi, double correct_rate, double incorrect_rate, int sums)");
     cg_line(e, "{");
     e->ind++;
     cg_line(e, "float *dws = %s_h.ws[1];", p);
     cg_line(e, "const cudaStream_t st = %s_h.st;", p);
-    cg_line(e, "memcpy(%s_d.hx, input, %s * sizeof(float));", p, nin);
-    cg_line(e, "memcpy(%s_d.hlab, labels, (size_t)batch * sizeof(int));", p);
-    cg_line(e, "%s_copy(%s_d.x, %s_d.hx, %s * sizeof(float), st);", p, p, p, nin);
-    cg_line(e, "%s_copy(%s_d.lab, %s_d.hlab, (size_t)batch * sizeof(int), st);", p, p, p);
+    cg_line(e, "const int b = 1 - %s_d.fill;", p);
+    cg_line(e, "#ifndef SNNC_CUDA_EMULATE");
+    cg_line(e, "%s_d_ok((int)cudaStreamWaitEvent(st, %s_d.copied[b], 0), \"cudaStreamWaitEvent\");", p, p);
+    cg_line(e, "#endif");
     cg_line(e, "%s_zero(%s_d.rep, 2 * sizeof(double), st);", p, p);
-    cg_line(e, "%s_d_ok(%s_train_forward_at(dws, batch, first, %s_d.x, %s_d.y, 1, seed, st, %s_h.blas), \"train_forward_at\");",
-            p, p, p, p, p);
-    cg_line(e, "%s_d_ok(%s_train_loss(dws, batch, kind, lambda, phi, correct_rate, incorrect_rate, %s_d.y, %s_d.lab, %s_d.dy,",
-            p, p, p, p, p);
-    cg_line(e, "                         %s_d.rep, (int *)(void *)(%s_d.rep + 1), st), \"train_loss\");", p, p);
+    cg_line(e, "%s_d_ok(%s_train_forward_at(dws, batch, first, %s_d.x[b], %s_d.y, 1, seed, st, %s_h.blas),", p, p, p, p, p);
+    cg_line(e, "                         \"train_forward_at\");");
+    cg_line(e, "%s_d_ok(%s_train_loss(dws, batch, kind, lambda, phi, correct_rate, incorrect_rate, %s_d.y, %s_d.lab[b],", p,
+            p, p, p);
+    cg_line(e, "                         %s_d.dy,", p);
+    cg_line(e, "                         %s_d.rep, (int *)(void *)(%s_d.rep + 1), st),", p, p);
+    cg_line(e, "       \"train_loss\");");
     cg_line(e, "%s_d_ok(%s_train_backward(dws, batch, %s_d.dy, NULL, st, %s_h.blas), \"train_backward\");", p, p, p, p);
     cg_line(e, "if (sums)");
     cg_line(e, "    %s_LAUNCH(%s_d.nblocks, st, %s_sumsq_k, (%s_train_grads(dws), %s_d.rng, %s_NRANGES, %s_d.block,", P, p, p,
@@ -530,10 +566,10 @@ int cu_build_and_load(const Target *t, const IrGraph *g, const LoadOptions *lo, 
     if (!lo->train_loop || !g->train)
         return 0;
     /* snnc train: its loop keeps the workspace on the device (host_train_loop) */
-    void **f[] = {(void **)&m->dev.open, (void **)&m->dev.get,    (void **)&m->dev.begin,
-                  (void **)&m->dev.wait, (void **)&m->dev.update, (void **)&m->train_forward_at,
-                  (void **)&m->train_spikes};
-    const char *names[] = {"open", "get", "begin", "wait", "update", "forward_at", "spikes"};
+    void **f[] = {(void **)&m->dev.open,   (void **)&m->dev.get,          (void **)&m->dev.stage,
+                  (void **)&m->dev.begin,  (void **)&m->dev.wait,         (void **)&m->dev.update,
+                  (void **)&m->train_forward_at, (void **)&m->train_spikes};
+    const char *names[] = {"open", "get", "stage", "begin", "wait", "update", "forward_at", "spikes"};
     for (size_t k = 0; k < sizeof f / sizeof f[0]; k++)
         if (!(*f[k] = cbuild_sym(m, arena_printf(g->arena, "%s_host_dev_%s", prefix, names[k])))) {
             cbuild_unload(m);
