@@ -36,11 +36,11 @@
  *
  * A target whose code runs on a GPU (cuda) keeps the training workspace
  * and the optimizer's state in device memory for the whole run
- * (LoadedModel.dev): a step sends its batch and gets back its loss, its
- * count of correct predictions and its gradients' sums of squares (the
- * finite check and clipping, added in the host's order), and the next
- * batch is read and sent while the device runs the step; the state comes back
- * after each epoch, for the checks and the files.
+ * (LoadedModel.dev): a step gets back its loss, its count of correct
+ * predictions and its gradients' sums of squares (the finite check and
+ * clipping, added in the host's order), and the next batch is read and
+ * sent while the device runs the step; the state comes back after each
+ * epoch, for the checks and the files.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
