@@ -20,7 +20,8 @@
  * --threads 1, when the compiler can link OpenMP programs (checked once),
  * else the code runs on one thread and snnc says so. The shared object is
  * loaded with dlopen and stays loaded; its folder is removed when the
- * model is unloaded.
+ * model is unloaded. A run that builds what an earlier one built takes the
+ * object from the build cache (cache.c) instead of compiling.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <dlfcn.h>
@@ -121,6 +122,12 @@ static int cc_has_openmp(Arena *a, const char *cc, const char *dir) {
     static int answer;
     if (asked && !strcmp(asked, cc))
         return answer;
+    char *question[] = {(char *)cc, "-fopenmp", "-shared (whether it links)", NULL};
+    const char *key = bcache_key(a, question, dir, NULL);
+    if ((answer = bcache_answer(a, key)) >= 0) { /* asked by an earlier run */
+        asked = cc;
+        return answer;
+    }
     const char *src = arena_printf(a, "%s/omp_probe.c", dir), *so = arena_printf(a, "%s/omp_probe.so", dir);
     FILE *f = fopen(src, "w");
     if (!f)
@@ -135,7 +142,27 @@ static int cc_has_openmp(Arena *a, const char *cc, const char *dir) {
     unlink(src);
     unlink(so);
     asked = cc;
+    bcache_keep_answer(a, key, answer);
     return answer;
+}
+
+int cbuild_compile(Arena *a, LoadedModel *m, char *const argv[], const char *what) {
+    CModel *cm = m->handle;
+    const char *files[] = {cm->c_file, cm->h_file, NULL};
+    const char *key = bcache_key(a, argv, cm->dir, files);
+    if (key && bcache_get(a, key, cm->so_file) == 0) {
+        void *so = dlopen(cm->so_file, RTLD_NOW | RTLD_LOCAL); /* an entry that does not load is built anew */
+        if (so) {
+            dlclose(so);
+            return 0;
+        }
+        bcache_drop(a, key);
+        unlink(cm->so_file);
+    }
+    if (cbuild_run(argv, 0, what) != 0)
+        return -1;
+    bcache_put(a, key, cm->so_file);
+    return 0;
 }
 
 void cbuild_unload(LoadedModel *m) {
@@ -299,7 +326,7 @@ int cbuild_load(const Target *t, const char *const *isa_flags, const IrGraph *g,
     argv[na++] = (char *)cm->c_file;
     argv[na++] = "-lm";
     argv[na] = NULL;
-    if (cbuild_run(argv, 0, "the C compiler") != 0) {
+    if (cbuild_compile(g->arena, m, argv, "the C compiler") != 0) {
         cbuild_unload(m);
         return -1;
     }

@@ -1,0 +1,162 @@
+#!/usr/bin/env python3
+"""test_build_cache.py: snnc run, train and grad build each piece of code
+once (compiler/backend/c/cache.c, docs/cli.md "The build cache").
+
+The C compiler is a wrapper script that logs its command lines, so the test
+sees whether a run compiled; SNNC_CACHE_DIR is a folder of the test's own.
+1. The first run of a network compiles (and asks once whether the
+   compiler links OpenMP code); the second compiles nothing and writes the
+   same output, byte for byte; --keep-build then still holds the object.
+2. Another network, another batch size or --threads 1 each compile
+   once more; the cache holds an entry for each.
+3. An entry that does not load (cut to a few bytes) is built anew, with
+   the same output, and replaced.
+4. SNNC_CACHE_MAX=2 keeps the two most recently used entries.
+5. SNNC_CACHE_DIR set empty turns the cache off: every run compiles.
+6. snnc train and snnc grad use it too: a second run compiles nothing and
+   writes the same weights and gradients.
+"""
+import os
+import stat
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+from snnc_ref import Checker, skip, snnc_path
+
+NET = """
+network Cache%d {
+  timesteps 3;
+  input x : [6] encode direct;
+  h = x |> dense(%d) |> LIF();
+  out = h |> dense(3) |> LI();
+  output out readout mean;
+}
+"""
+
+
+def main():
+    snnc = snnc_path()
+    cc = next((c for c in ("gcc", "cc", "clang") if any(os.access(os.path.join(d, c), os.X_OK)
+                                                        for d in os.environ.get("PATH", "").split(":"))), None)
+    if not cc:
+        skip("no C compiler")
+    ck = Checker()
+    with tempfile.TemporaryDirectory() as d:
+        log = os.path.join(d, "cc.log")
+        wrapper = os.path.join(d, "cc")
+        with open(wrapper, "w") as f:
+            f.write('#!/bin/sh\necho "$*" >> "%s"\nexec %s "$@"\n' % (log, cc))
+        os.chmod(wrapper, os.stat(wrapper).st_mode | stat.S_IEXEC)
+        cache = os.path.join(d, "cache")
+        env = dict(os.environ, SNNC_CACHE_DIR=cache)
+        env.pop("SNNC_CACHE_MAX", None)
+        models = []
+        for k, n in enumerate((8, 16, 32)):
+            models.append(os.path.join(d, "m%d.snn" % k))
+            with open(models[-1], "w") as f:
+                f.write(NET % (k, n))
+        x = os.path.join(d, "x.npy")
+        np.save(x, np.linspace(0, 3, 2 * 6, dtype=np.float32).reshape(2, 6))
+        x3 = os.path.join(d, "x3.npy")  # another batch: the code's largest batch is the input's
+        np.save(x3, np.linspace(0, 3, 3 * 6, dtype=np.float32).reshape(3, 6))
+
+        def lines():
+            return open(log).read().splitlines() if os.path.exists(log) else []
+
+        def run(model, out, extra=(), e=None, inp=x):
+            """snnc run: (exit status, output, the compiler's command lines of the run)."""
+            before = len(lines())
+            p = subprocess.run([snnc, "run", model, "--init", "1", "--input", inp, "--output", out, "--cc", wrapper,
+                                "--target", "c"] + list(extra), capture_output=True, text=True, env=e or env)
+            if p.returncode != 0:
+                print(p.stdout + p.stderr)
+            return p.returncode, lines()[before:]
+
+        def entries():
+            return sorted(f for f in os.listdir(cache) if f.endswith(".so")) if os.path.isdir(cache) else []
+
+        # 1. once, then from the cache
+        y1, y2 = os.path.join(d, "y1.npy"), os.path.join(d, "y2.npy")
+        rc, first = run(models[0], y1, ["--threads", "2"])
+        builds = [c for c in first if "Cache0" in c or "cache0" in c]
+        ck.check(rc == 0 and len(builds) == 1 and any("omp_probe" in c for c in first),
+                 "the first run compiles once and asks about OpenMP: %r" % first)
+        keep = os.path.join(d, "keep")
+        rc, second = run(models[0], y2, ["--threads", "2", "--keep-build", keep])
+        ck.check(rc == 0 and second == [], "the second run compiles nothing: %r" % second)
+        ck.check(open(y1, "rb").read() == open(y2, "rb").read(), "the second run's output is the first's, bit for bit")
+        ck.check(any(f.endswith(".so") for f in os.listdir(keep)) if os.path.isdir(keep) else False,
+                 "--keep-build holds the object taken from the cache")
+        ck.check(len(entries()) == 1, "one entry in the cache: %r" % entries())
+        # 2. what changes the code or the command compiles anew
+        for what, model, extra, inp in (("another network", models[1], [], x), ("another batch", models[0], [], x3),
+                                        ("--threads 1", models[0], ["--threads", "1"], x)):
+            rc, got = run(model, os.path.join(d, "y3.npy"), extra, None, inp)
+            ck.check(rc == 0 and len([c for c in got if "omp_probe" not in c]) == 1,
+                     "%s compiles once: %r" % (what, got))
+        ck.check(len(entries()) == 4, "an entry for each: %r" % entries())
+        # 3. an entry that does not load is built anew
+        for f in entries():
+            with open(os.path.join(cache, f), "r+b") as g:
+                g.truncate(16)
+        y4 = os.path.join(d, "y4.npy")
+        rc, got = run(models[0], y4, ["--threads", "2"])
+        ck.check(rc == 0 and len(got) == 1, "an entry that does not load is built anew: %r" % got)
+        ck.check(rc == 0 and open(y1, "rb").read() == open(y4, "rb").read(), "with the same output")
+        ck.check(any(os.path.getsize(os.path.join(cache, f)) > 16 for f in entries()), "and replaced")
+        # 4. at most SNNC_CACHE_MAX entries, the most recently used kept
+        small = dict(env, SNNC_CACHE_MAX="2")
+        rc, _ = run(models[2], os.path.join(d, "y5.npy"), [], small)
+        ck.check(rc == 0 and len(entries()) == 2, "SNNC_CACHE_MAX=2: %r" % entries())
+        rc, got = run(models[2], os.path.join(d, "y5.npy"), [], small)
+        ck.check(rc == 0 and got == [], "the newest entry is one of them: %r" % got)
+        # 5. off
+        off = dict(env, SNNC_CACHE_DIR="")
+        n = len(entries())
+        got = [run(models[0], os.path.join(d, "y6.npy"), ["--threads", "1"], off)[1] for _ in range(2)]
+        ck.check(all(len(g) == 1 for g in got) and len(entries()) == n, "SNNC_CACHE_DIR= : every run compiles: %r" % got)
+        # 6. train and grad
+        g = os.path.join(d, "g.npy")
+        np.save(g, np.ones((3, 2, 3), np.float32))
+        outs = []
+        for k in range(2):
+            before = len(lines())
+            out = os.path.join(d, "grad%d.safetensors" % k)
+            p = subprocess.run([snnc, "grad", models[1], "--init", "1", "--input", x, "--grad-output", g, "--output",
+                                out, "--cc", wrapper, "--target", "c", "--threads", "1"],
+                               capture_output=True, text=True, env=env)
+            outs.append((p.returncode, len(lines()) - before, open(out, "rb").read() if p.returncode == 0 else b""))
+        ck.check(outs[0][0] == 0 and outs[1][0] == 0 and outs[0][1] == 1 and outs[1][1] == 0 and
+                 outs[0][2] == outs[1][2], "snnc grad: built once, the same gradients: %r" % [o[:2] for o in outs])
+        data = os.path.join(d, "data")
+        os.makedirs(data)
+        rng = np.random.default_rng(2)
+        for split, n in (("train", 32), ("test", 16)):
+            np.save(os.path.join(data, split + "_x.npy"), rng.random((n, 6)).astype(np.float32))
+            np.save(os.path.join(data, split + "_y.npy"), rng.integers(0, 3, n))
+        tm = os.path.join(d, "t.snn")
+        with open(tm, "w") as f:
+            f.write(NET % (9, 8) + """
+train Cache9 {
+  data npy(train_x = "%s/train_x.npy", train_y = "%s/train_y.npy", test_x = "%s/test_x.npy", test_y = "%s/test_y.npy");
+  epochs 1; batch 8; seed 1;
+}
+""" % (data, data, data, data))
+        outs = []
+        for k in range(2):
+            before = len(lines())
+            out = os.path.join(d, "train%d" % k)
+            p = subprocess.run([snnc, "train", tm, "-o", out, "--cc", wrapper, "--target", "c", "--threads", "1"],
+                               capture_output=True, text=True, env=env)
+            w = os.path.join(out, "weights.safetensors")
+            outs.append((p.returncode, len(lines()) - before, open(w, "rb").read() if p.returncode == 0 else b""))
+        ck.check(outs[0][0] == 0 and outs[1][0] == 0 and outs[0][1] == 1 and outs[1][1] == 0 and
+                 outs[0][2] == outs[1][2], "snnc train: built once, the same weights: %r" % [o[:2] for o in outs])
+    sys.exit(ck.status())
+
+
+if __name__ == "__main__":
+    main()
