@@ -146,8 +146,9 @@ typedef struct Target {
     int encodes;
     /* a target whose code runs on an accelerator: the floats of device
        memory (its workspace) that g needs for inference (train 0) or
-       training (1), -1 for code it cannot write; snnc info prints it
-       (NULL: a target of the host) */
+       training (1), or that snnc train's loop adds to the training
+       workspace (2: its buffers of batches), -1 for code it cannot write;
+       snnc info prints them (NULL: a target of the host) */
     int64_t (*device_floats)(const IrGraph *g, int train);
     /* whether it computes products in the precisions below fp32 (--precision) */
     int precisions;

@@ -673,6 +673,9 @@ static void info(const IrGraph *g, const Options *o) {
         else if (g->train)
             printf("; training %lld bytes", tr * 4);
         printf(" (the workspace: the parameters, the plan's region and the target's scratch)\n");
+        if (g->train && tr >= 0)
+            printf("snnc train --target %s adds %lld bytes of device memory (batches on their way, the outputs and "
+                   "dL/doutput)\n", t->name, (long long)t->device_floats(g, 2) * 4);
     } else
         printf("(the target adds its scratch: snnc compile writes the workspace's size in the header)\n");
 }

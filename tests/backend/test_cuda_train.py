@@ -26,6 +26,8 @@ And on the cuda target alone:
   - a run stopped after its first epoch and resumed (--resume) ends with
     the weights and optimizer state of one that was not, bit for bit (the
     state goes to the device and back exactly);
+  - snnc info --target cuda --train states what the loop adds to the
+    device's training workspace, as counted here for the first network;
   - snnc run --eval with the first network's weights: the accuracy of
     --target c and the loss within 1e-4 (printed to 4 decimals);
   - learning rates that make the second network (without clipping)
@@ -230,6 +232,19 @@ def main():
             else:
                 print("%s: an epoch then --resume: the weights and optimizer state of two epochs, bit for bit" % kind)
                 passed += 1
+        # snnc info: what the loop adds to the training workspace on the device, counted here for the first
+        # network (input 24, 4 classes, T = 4, batch 16; 932 learnable parameters in 4 tensors, one block of
+        # 4096): two batches (2 x 16 x 24) and their labels (2 x 16), the outputs and dL/doutput (2 x 4 x 16 x 4),
+        # the report (2 + 1 doubles), the ranges (4 + 1 pairs of longs), an evaluation's input and outputs
+        floats = 2 * 16 * 24 + 2 * 16 + 2 * 4 * 16 * 4 + 2 * (2 + 1) + 4 * (4 + 1) + 16 * 24 + 4 * 16 * 4
+        rc, msg = sh([snnc, "info", os.path.join(d, "adam.snn"), "--target", "cuda", "--train", "--batch", "16"])
+        said = re.search(r"^snnc train --target cuda adds (\d+) bytes of device memory", msg, re.M)
+        if rc != 0 or not said or int(said.group(1)) != 4 * floats:
+            print("FAIL: snnc info --target cuda --train: expected the loop's %d bytes\n%s" % (4 * floats, msg))
+            failed += 1
+        else:
+            print("snnc info: snnc train --target cuda adds %d bytes, as counted here" % (4 * floats))
+            passed += 1
         # snnc run --eval: the test split through the same loop's evaluation, the first network's weights
         model = os.path.join(d, "adam.snn")
         weights = os.path.join(d, "adam-c", "weights.safetensors")

@@ -590,6 +590,8 @@ static int64_t cuda_device_floats(const IrGraph *g, int train) {
     memset(&co, 0, sizeof co);
     Emit *e = &capi_emitter(g, &co)->e;
     cu_scratch(e);
+    if (train == 2)
+        return g->train && g->trainp.planned ? cu_loop_floats(e) : -1;
     if (train) {
         return g->train && g->trainp.planned ? cu_train_ws_floats(e) : -1;
     }

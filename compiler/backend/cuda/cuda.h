@@ -119,6 +119,9 @@ int cu_has_products(const IrGraph *g);
 /* The host API (<net>_host_forward, ...: host memory in and out, for
    LoadedModel), written into <net>.cu when snnc loads the code. */
 void cu_host_api(Emit *e);
+/* The device memory, in floats, that snnc train's loop (the host API's
+   host_dev_* functions) adds to the training workspace. */
+long long cu_loop_floats(Emit *e);
 /* Whether SNNC_CUDA_EMULATE asks for the code built for the CPU. */
 int cu_emulated(void);
 /* Builds t's code for g with nvcc (or emulated, with the C compiler) and

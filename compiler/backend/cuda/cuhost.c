@@ -56,6 +56,22 @@ static void host_fn(Emit *e, const char *ret, const char *name, const char *sig,
     cg_line(e, "}");
 }
 
+long long cu_loop_floats(Emit *e) {
+    const IrGraph *g = e->g;
+    long long in = shape_count(&g->nodes.items[g->input].shape), out = shape_count(&g->nodes.items[g->output].shape);
+    long long T = g->timesteps, B = e->maxb, learned = 0, nr = 0;
+    for (int k = 0; k < g->params.len; k++)
+        if (g->params.items[k].learnable) {
+            learned += g->params.items[k].count;
+            nr++;
+        }
+    long long nin = (g->encoding == ENC_SEQUENCE ? T : 1) * B * in, nsteps = T * B * out;
+    long long blocks = (learned + 4095) / 4096; /* SNNRT_CLIP_BLOCK */
+    /* two batches and their labels; the outputs and dL/doutput; the report (doubles); the ranges (longs);
+       an evaluation's input and outputs (the host API's) */
+    return 2 * nin + 2 * B + 2 * nsteps + 2 * (2 + blocks) + 4 * (nr + 1) + nin + nsteps;
+}
+
 /* snnc train's loop on the device: the host functions <net>_host_dev_* (the
    driver's LoadedModel.dev), which keep the training workspace in device
    memory for the whole run. nin and nsteps: the floats of a batch's input
