@@ -262,6 +262,9 @@ void bcache_put(Arena *a, const char *key, const char *src);
 void bcache_drop(Arena *a, const char *key);
 int bcache_answer(Arena *a, const char *key);
 void bcache_keep_answer(Arena *a, const char *key, int answer);
+/* The path of program prog as execvp finds it (on PATH where it has no
+   slash), or NULL. */
+const char *cbuild_which(Arena *a, const char *prog);
 /* The symbol `name` of m's loaded object, or NULL after reporting. */
 void *cbuild_sym(LoadedModel *m, const char *name);
 void capi_api(TargetEmitter *em);

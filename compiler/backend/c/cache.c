@@ -63,8 +63,7 @@ static int mix_file(Hash *h, const char *path) {
     return bad ? -1 : 0;
 }
 
-/* The program's path as execvp would find it, or NULL. */
-static const char *which(Arena *a, const char *prog) {
+const char *cbuild_which(Arena *a, const char *prog) {
     if (strchr(prog, '/'))
         return access(prog, X_OK) == 0 ? prog : NULL;
     const char *path = getenv("PATH");
@@ -81,7 +80,7 @@ static const char *which(Arena *a, const char *prog) {
 
 /* The compiler's identity: its resolved path, size and modification time. */
 static int mix_program(Arena *a, Hash *h, const char *prog) {
-    const char *p = which(a, prog);
+    const char *p = cbuild_which(a, prog);
     char real[PATH_MAX];
     struct stat st;
     if (!p || !realpath(p, real) || stat(real, &st) != 0)

@@ -527,17 +527,9 @@ static const char *find_nvcc(Arena *a) {
     const char *env = getenv("CUDACXX");
     if (env && *env)
         return access(env, X_OK) == 0 ? env : NULL;
-    const char *path = getenv("PATH");
-    for (const char *s = path ? path : ""; *s;) {
-        const char *end = strchr(s, ':');
-        size_t n = end ? (size_t)(end - s) : strlen(s);
-        if (n) {
-            const char *c = arena_printf(a, "%.*s/nvcc", (int)n, s);
-            if (access(c, X_OK) == 0)
-                return c;
-        }
-        s += n + (end != NULL);
-    }
+    const char *found = cbuild_which(a, "nvcc");
+    if (found)
+        return found;
     const char *home = getenv("CUDA_HOME");
     if (home && *home) {
         const char *c = arena_printf(a, "%s/bin/nvcc", home);
