@@ -7,6 +7,7 @@ sees whether a run compiled; SNNC_CACHE_DIR is a folder of the test's own.
 1. The first run of a network compiles (and asks once whether the
    compiler links OpenMP code); the second compiles nothing and writes the
    same output, byte for byte; --keep-build then still holds the object.
+   The compiler changed (its modification time) builds and asks anew.
 2. Another network, another batch size or --threads 1 each compile
    once more; the cache holds an entry for each.
 3. An entry that does not load (cut to a few bytes) is built anew, with
@@ -91,13 +92,19 @@ def main():
         ck.check(any(f.endswith(".so") for f in os.listdir(keep)) if os.path.isdir(keep) else False,
                  "--keep-build holds the object taken from the cache")
         ck.check(len(entries()) == 1, "one entry in the cache: %r" % entries())
+        # the compiler changed (its modification time, as an upgrade changes it): built anew, asked anew
+        t = os.stat(wrapper).st_mtime + 10
+        os.utime(wrapper, (t, t))
+        rc, got = run(models[0], y2, ["--threads", "2"])
+        ck.check(rc == 0 and len([c for c in got if "omp_probe" not in c]) == 1 and
+                 any("omp_probe" in c for c in got), "a changed compiler builds anew and is asked anew: %r" % got)
         # 2. what changes the code or the command compiles anew
         for what, model, extra, inp in (("another network", models[1], [], x), ("another batch", models[0], [], x3),
                                         ("--threads 1", models[0], ["--threads", "1"], x)):
             rc, got = run(model, os.path.join(d, "y3.npy"), extra, None, inp)
             ck.check(rc == 0 and len([c for c in got if "omp_probe" not in c]) == 1,
                      "%s compiles once: %r" % (what, got))
-        ck.check(len(entries()) == 4, "an entry for each: %r" % entries())
+        ck.check(len(entries()) == 5, "an entry for each: %r" % entries())
         # 3. an entry that does not load is built anew
         for f in entries():
             with open(os.path.join(cache, f), "r+b") as g:
