@@ -8,8 +8,8 @@ sees whether a run compiled; SNNC_CACHE_DIR is a folder of the test's own.
    compiler links OpenMP code); the second compiles nothing and writes the
    same output, byte for byte; --keep-build then still holds the object.
    The compiler changed (its modification time) builds and asks anew.
-2. Another network, another batch size or --threads 1 each compile
-   once more; the cache holds an entry for each.
+2. Another network, another batch size, --threads 1 or CPATH set each
+   compile once more; the cache holds an entry for each.
 3. An entry that does not load (cut to a few bytes) is built anew, with
    the same output, and replaced.
 4. SNNC_CACHE_MAX=2 keeps the two most recently used entries.
@@ -104,7 +104,10 @@ def main():
             rc, got = run(model, os.path.join(d, "y3.npy"), extra, None, inp)
             ck.check(rc == 0 and len([c for c in got if "omp_probe" not in c]) == 1,
                      "%s compiles once: %r" % (what, got))
-        ck.check(len(entries()) == 5, "an entry for each: %r" % entries())
+        rc, got = run(models[0], os.path.join(d, "y3.npy"), ["--threads", "2"], dict(env, CPATH=d))
+        ck.check(rc == 0 and len([c for c in got if "omp_probe" not in c]) == 1,
+                 "CPATH set (what the compiler reads) compiles once: %r" % got)
+        ck.check(len(entries()) == 6, "an entry for each: %r" % entries())
         # 3. an entry that does not load is built anew
         for f in entries():
             with open(os.path.join(cache, f), "r+b") as g:

@@ -7,8 +7,9 @@
  * 128-bit hash of the command (paths inside the build's folder by their
  * names alone, since the folder is new at every run), the files' bytes,
  * the compiler's identity (its resolved path, size and modification time:
- * an upgrade is another compiler) and the CPU's (its model name and flags,
- * for -march=native). The folder is $SNNC_CACHE_DIR, else
+ * an upgrade is another compiler), the CPU's (its model name and flags,
+ * for -march=native) and the environment variables that change what the
+ * compilers read (CPATH, NVCC_APPEND_FLAGS, ...). The folder is $SNNC_CACHE_DIR, else
  * $XDG_CACHE_HOME/snnc, else $HOME/.cache/snnc; SNNC_CACHE_DIR set empty or
  * to 0 turns the cache off. An entry is <key>.so, written under a
  * temporary name and renamed, so that a reader never sees half of one and
@@ -150,6 +151,13 @@ const char *bcache_key(Arena *a, char *const argv[], const char *dir, const char
     if (mix_program(a, &h, argv[0]) != 0)
         return NULL;
     mix_cpu(&h);
+    /* what else the compilers read: headers and libraries found elsewhere, flags added to nvcc's */
+    static const char *const env[] = {"CPATH", "C_INCLUDE_PATH", "LIBRARY_PATH", "GCC_EXEC_PREFIX", "COMPILER_PATH",
+                                      "NVCC_PREPEND_FLAGS", "NVCC_APPEND_FLAGS", "NVCC_CCBIN"};
+    for (size_t i = 0; i < sizeof env / sizeof env[0]; i++) {
+        const char *v = getenv(env[i]);
+        mix_str(&h, v ? v : "");
+    }
     return arena_printf(a, "%016llx%016llx", (unsigned long long)h.a, (unsigned long long)h.b);
 }
 
