@@ -333,12 +333,20 @@ static int gz_check_end(IdxReader *r, const SnnrtIdx *x)
     return idx_fail(r, m);
 }
 
-static int idx_read_data(IdxReader *r, SnnrtIdx *x)
+/* The data, or its first `rows` rows (rows < 0: all) where the file holds
+   more: the size checks are the whole file's. */
+static int idx_read_data(IdxReader *r, SnnrtIdx *x, long long rows)
 {
     char m[400], sh[120];
     size_t got;
+    int part = rows >= 0 && rows < x->shape[0];
+    x->file_rows = x->shape[0];
     if (r->gz ? gz_check_size(r, x) : plain_check_size(r, x))
         return -1;
+    if (part) { /* a row is count / shape[0] bytes: no overflow, at most count */
+        x->count = x->count / (size_t)x->shape[0] * (size_t)rows;
+        x->shape[0] = rows;
+    }
     x->data = (unsigned char *)malloc(x->count ? x->count : 1);
     if (!x->data) {
         snprintf(m, sizeof m, "out of memory for %zu bytes of data", x->count);
@@ -356,11 +364,11 @@ static int idx_read_data(IdxReader *r, SnnrtIdx *x)
                      got, x->count);
         return idx_fail(r, m);
     }
-    return r->gz ? gz_check_end(r, x) : 0;
+    return r->gz && !part ? gz_check_end(r, x) : 0;
 }
 
-/* snnrt_idx_read of fp (NULL: open path), which is closed here. */
-static int idx_read_file(FILE *fp, const char *path, SnnrtIdx *out,
+/* snnrt_idx_read_first of fp (NULL: open path), which is closed here. */
+static int idx_read_file(FILE *fp, const char *path, long long rows, SnnrtIdx *out,
                          char *err, size_t errlen)
 {
     IdxReader r;
@@ -379,7 +387,7 @@ static int idx_read_file(FILE *fp, const char *path, SnnrtIdx *out,
     if (rc == 0)
         rc = idx_header(&r, out);
     if (rc == 0)
-        rc = idx_read_data(&r, out);
+        rc = idx_read_data(&r, out, rows);
     idx_close(&r);
     if (rc)
         snnrt_idx_free(out);
@@ -389,7 +397,12 @@ static int idx_read_file(FILE *fp, const char *path, SnnrtIdx *out,
 int snnrt_idx_read(const char *path, SnnrtIdx *out, char *err,
                    size_t errlen)
 {
-    return idx_read_file(NULL, path, out, err, errlen);
+    return idx_read_file(NULL, path, -1, out, err, errlen);
+}
+
+int snnrt_idx_read_first(const char *path, long long rows, SnnrtIdx *out, char *err, size_t errlen)
+{
+    return idx_read_file(NULL, path, rows, out, err, errlen);
 }
 
 int snnrt_idx_read_mem(const void *data, size_t size, const char *name,
@@ -402,7 +415,7 @@ int snnrt_idx_read_mem(const void *data, size_t size, const char *name,
             snprintf(err, errlen, "%s: cannot open the bytes in memory as a file", name);
         return -1;
     }
-    return idx_read_file(fp, name, out, err, errlen);
+    return idx_read_file(fp, name, -1, out, err, errlen);
 }
 
 void snnrt_idx_free(SnnrtIdx *x)

@@ -295,6 +295,8 @@ typedef struct SnnrtIdx {
     size_t count;        /* product of shape */
     unsigned char *data; /* malloc'd, count bytes; never NULL after a
                             successful read, even when count is 0 */
+    long long file_rows; /* shape[0] as the file's header gives it: more
+                            than shape[0] after snnrt_idx_read_first */
 } SnnrtIdx;
 
 /* Reads an IDX file into *out (overwritten, not freed; zeroed on failure).
@@ -310,6 +312,14 @@ typedef struct SnnrtIdx {
    costs no more than an honest file. */
 int snnrt_idx_read(const char *path, SnnrtIdx *out, char *err,
                    size_t errlen);
+
+/* The same, reading only the first `rows` entries of the first dimension
+   where the file holds more (rows < 0: all): every check of the header
+   and of the file's size is made, but the data after those rows is not
+   read, nor (compressed) decompressed, nor checked; shape[0] is then rows
+   and file_rows the header's count. What --train-limit and --test-limit
+   read. */
+int snnrt_idx_read_first(const char *path, long long rows, SnnrtIdx *out, char *err, size_t errlen);
 
 /* The same for the bytes data[0..size) of such a file, called name. */
 int snnrt_idx_read_mem(const void *data, size_t size, const char *name,

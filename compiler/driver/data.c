@@ -46,7 +46,9 @@ static int labels_from(Dataset *d, const char *path, const float *v, const unsig
     return 0;
 }
 
-static int load_idx(Dataset *d, const TrainSpec *ts, int train, long want, long classes) {
+/* limit > 0: only the first `limit` samples are read (--train-limit,
+   --test-limit), though both files are checked whole for their sizes. */
+static int load_idx(Dataset *d, const TrainSpec *ts, int train, long want, long classes, long limit) {
     char err[1024], xi[4096], yi[4096];
     const char *dir = ts->dir ? ts->dir : SNNRT_FASHION_MNIST_DIR;
     if (snnrt_idx_dataset_files(dir, train, xi, yi, sizeof xi) != 0) {
@@ -57,14 +59,16 @@ static int load_idx(Dataset *d, const TrainSpec *ts, int train, long want, long 
     }
     if (drv_check_input_path(xi) != 0 || drv_check_input_path(yi) != 0)
         return -1;
-    if (snnrt_idx_read(xi, &d->idx_x, err, sizeof err) != 0 || snnrt_idx_read(yi, &d->idx_y, err, sizeof err) != 0) {
+    long long rows = limit > 0 ? limit : -1;
+    if (snnrt_idx_read_first(xi, rows, &d->idx_x, err, sizeof err) != 0 ||
+        snnrt_idx_read_first(yi, rows, &d->idx_y, err, sizeof err) != 0) {
         error_plain("%s", err);
         return -1;
     }
-    if (d->idx_x.ndim < 2 || d->idx_y.ndim != 1 || d->idx_x.shape[0] != d->idx_y.shape[0]) {
+    if (d->idx_x.ndim < 2 || d->idx_y.ndim != 1 || d->idx_x.file_rows != d->idx_y.file_rows) {
         error_plain("%s and %s: expected images [N, ...] and labels [N], got %d and %d dimensions for %lld and "
                     "%lld samples",
-                    xi, yi, d->idx_x.ndim, d->idx_y.ndim, d->idx_x.shape[0], d->idx_y.shape[0]);
+                    xi, yi, d->idx_x.ndim, d->idx_y.ndim, d->idx_x.file_rows, d->idx_y.file_rows);
         return -1;
     }
     d->n = (long)d->idx_x.shape[0];
@@ -217,7 +221,7 @@ int data_load(Dataset *d, const TrainSpec *ts, const IrGraph *g, int train, long
                      g->name);
             return -1;
         }
-        rc = load_idx(d, ts, train, want, classes);
+        rc = load_idx(d, ts, train, want, classes, limit);
     } else if (g->events.on)
         rc = load_events(d, ts->npy[train ? 0 : 2], ts->npy[train ? 1 : 3], g, classes, ts);
     else

@@ -7,7 +7,8 @@
  * that spans many of the reader's 64 KiB input chunks), into the folder
  * named by argv[1], and read back; the malformed files are the corpus in
  * tests/bad/idx (run by run_bad). Here: round trips of 1 to 4 dimensions,
- * empty arrays, a missing file, a folder, and the dataset file finder with
+ * empty arrays, the first rows of a file (snnrt_idx_read_first), a missing
+ * file, a folder, and the dataset file finder with
  * each spelling, a missing split and a path too long for its buffer.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -169,6 +170,45 @@ static void test_empty_and_large(void)
     free(data);
 }
 
+/* snnrt_idx_read_first: the first rows of big.idx (plain) and big2.idx.gz
+   (two gzip members, cut in the middle of the data) are the full array's
+   first rows; asking for more rows than the file has reads them all; a
+   file shorter than its header says fails even where the rows asked for
+   are there (the sizes are checked whole). */
+static void test_first_rows(void)
+{
+    static const unsigned longer[3] = {1001, 28, 28};
+    const char *names[2] = {"big.idx", "big2.idx.gz"};
+    SnnrtIdx all, x;
+    char err[512];
+    size_t len;
+    int f;
+    for (f = 0; f < 2; f++) {
+        CHECK_OK(snnrt_idx_read(path_of(names[f]), &all, err, sizeof err), err);
+        CHECK_OK(snnrt_idx_read_first(path_of(names[f]), 10, &x, err, sizeof err), err);
+        CHECK(x.ndim == 3 && x.shape[0] == 10 && x.shape[1] == 28 && x.file_rows == 1000 && x.count == 10 * 784);
+        CHECK(x.count == 10 * 784 && !memcmp(x.data, all.data, x.count));
+        snnrt_idx_free(&x);
+        CHECK_OK(snnrt_idx_read_first(path_of(names[f]), 0, &x, err, sizeof err), err);
+        CHECK(x.shape[0] == 0 && x.count == 0 && x.data != NULL && x.file_rows == 1000);
+        snnrt_idx_free(&x);
+        CHECK_OK(snnrt_idx_read_first(path_of(names[f]), 5000, &x, err, sizeof err), err);
+        CHECK(x.shape[0] == 1000 && x.file_rows == 1000 && x.count == all.count &&
+              !memcmp(x.data, all.data, all.count));
+        snnrt_idx_free(&x);
+        snnrt_idx_free(&all);
+    }
+    /* a header of 1001 rows over the data of 1000: refused, 10 rows asked or not */
+    {
+        size_t count = 1000 * 784;
+        unsigned char *data = (unsigned char *)calloc(count, 1), *b = make_idx(3, longer, data, count, &len);
+        write_bytes(path_of("short.idx"), b, len);
+        CHECK(snnrt_idx_read_first(path_of("short.idx"), 10, &x, err, sizeof err) == -1 && strstr(err, "truncated"));
+        free(b);
+        free(data);
+    }
+}
+
 static void test_errors(void)
 {
     SnnrtIdx x;
@@ -250,6 +290,7 @@ int main(int argc, char **argv)
         return rc;
     test_roundtrips();
     test_empty_and_large();
+    test_first_rows();
     test_errors();
     test_dataset_files();
     return test_main_end("IDX");
