@@ -37,16 +37,14 @@ And on the cuda target alone:
 Usage: test_cuda_train.py SNNC  (NumPy; exit 77 without it or a C compiler)
 """
 import csv
-import json
 import os
 import re
 import shutil
-import struct
-import subprocess
 import sys
 import tempfile
 
 from test_cuda import find_nvcc, have_gpu  # beside this file
+from test_cuda_load import safetensors, sh
 
 NETS = {
     "adam": """
@@ -98,22 +96,6 @@ train Count {
 }
 """,
 }
-
-
-def sh(cmd, env=None):
-    p = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    return p.returncode, p.stdout + p.stderr
-
-
-def safetensors(path):
-    """{name: float32 array} of a safetensors file."""
-    import numpy as np
-    with open(path, "rb") as f:
-        b = f.read()
-    n = struct.unpack("<Q", b[:8])[0]
-    head = json.loads(b[8:8 + n])
-    return {k: np.frombuffer(b[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]], dtype=np.float32)
-            for k, v in head.items() if k != "__metadata__"}
 
 
 def rows(path):
