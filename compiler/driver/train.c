@@ -479,10 +479,10 @@ static void stage(Trainer *tr, const Dataset *d, int epoch, long at, int b) {
 }
 
 /* The step of the b samples at `done` on the device: queued, the next
-   batch read and sent while the device runs it, then its loss, its count of correct
-   predictions (*ok) and, where clipping needs it, the sum of its
-   gradients' squares (*sumsq, added as snnrt_clip_grad_norm adds them);
-   otherwise *sumsq is only NaN where a gradient is not finite. */
+   batch read and sent while the device runs it, then its loss, its count
+   of correct predictions (*ok) and, where clipping needs it, the sum of
+   its gradients' squares (*sumsq, added as snnrt_clip_grad_norm adds
+   them); otherwise *sumsq is only NaN where a gradient is not finite. */
 static double device_step(Trainer *tr, const Dataset *d, int epoch, long done, int b, int *ok, double *sumsq) {
     const SnnrtLoss *L = &tr->loss;
     if (tr->staged != done)
