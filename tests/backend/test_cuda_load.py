@@ -180,7 +180,7 @@ def main():
         models += sorted(os.path.join(d, f) for f in os.listdir(d) if f.endswith(".snn"))
     mlp = [m for m in models if os.path.basename(m) == "fashion_mlp.snn"]
     with tempfile.TemporaryDirectory() as tmp:
-        if mlp:  # the refusal (snnc train --target cuda: test_cuda_train.py)
+        if mlp:  # without a GPU, the refusal (snnc train --target cuda: test_cuda_train.py)
             checks = []
             if not gpu:
                 np.save(os.path.join(tmp, "x.npy"), np.ones((1, 1, 28, 28), np.float32))
