@@ -538,15 +538,24 @@ static int npy_open_header(FILE *fp, const char *path, int allow_struct,
     return 0;
 }
 
-/* Everything after opening: prefix, header, sizes, data. */
-static int npy_read_open(FILE *fp, const char *path, SnnrtTensor *out,
-                         char *err, size_t errlen)
+/* Everything after opening: prefix, header, sizes, data; of the data only
+   the first `rows` entries of the first dimension when rows >= 0 and the
+   file holds more (*file_rows, when not NULL, gets the header's count). */
+static int npy_read_open(FILE *fp, const char *path, long long rows, SnnrtTensor *out,
+                         long long *file_rows, char *err, size_t errlen)
 {
     NpyHeader h;
     unsigned long long count;
     int i;
     if (npy_open_header(fp, path, 0, &h, &count, err, errlen))
         return -1;
+    if (file_rows)
+        *file_rows = h.ndim ? h.shape[0] : 1;
+    if (rows >= 0 && h.ndim >= 1 && rows < h.shape[0]) {
+        /* count / shape[0] is exact; a file of no elements keeps count 0 */
+        count = count / (unsigned long long)h.shape[0] * (unsigned long long)rows;
+        h.shape[0] = rows;
+    }
     out->data = (float *)malloc(count ? (size_t)count * sizeof(float) : sizeof(float));
     if (!out->data)
         return hdr_fail(&h, "out of memory for the data");
@@ -714,7 +723,8 @@ static FILE *source_open(const Source *src, char *err, size_t errlen)
     return fp;
 }
 
-static int read_tensor(const Source *src, SnnrtTensor *out, char *err, size_t errlen)
+static int read_tensor(const Source *src, long long rows, SnnrtTensor *out, long long *file_rows,
+                       char *err, size_t errlen)
 {
     FILE *fp;
     int rc;
@@ -723,7 +733,7 @@ static int read_tensor(const Source *src, SnnrtTensor *out, char *err, size_t er
     memset(out, 0, sizeof *out);
     if (!(fp = source_open(src, err, errlen)))
         return -1;
-    rc = npy_read_open(fp, src->name, out, err, errlen);
+    rc = npy_read_open(fp, src->name, rows, out, file_rows, err, errlen);
     fclose(fp);
     if (rc)
         snnrt_tensor_free(out);
@@ -763,14 +773,21 @@ int snnrt_npy_read(const char *path, SnnrtTensor *out, char *err,
                    size_t errlen)
 {
     Source src = {path, NULL, 0};
-    return read_tensor(&src, out, err, errlen);
+    return read_tensor(&src, -1, out, NULL, err, errlen);
+}
+
+int snnrt_npy_read_first(const char *path, long long rows, SnnrtTensor *out, long long *file_rows, char *err,
+                         size_t errlen)
+{
+    Source src = {path, NULL, 0};
+    return read_tensor(&src, rows, out, file_rows, err, errlen);
 }
 
 int snnrt_npy_read_mem(const void *data, size_t size, const char *name,
                        SnnrtTensor *out, char *err, size_t errlen)
 {
     Source src = {name, data ? data : "", size};
-    return read_tensor(&src, out, err, errlen);
+    return read_tensor(&src, -1, out, NULL, err, errlen);
 }
 
 int snnrt_npy_read_table(const char *path, SnnrtTable *out, char *err,

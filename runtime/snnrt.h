@@ -81,6 +81,14 @@ int snnrt_tensor_check_finite(const SnnrtTensor *t, const char *what,
 int snnrt_npy_read(const char *path, SnnrtTensor *out, char *err,
                    size_t errlen);
 
+/* The same, reading only the first `rows` entries of the first dimension
+   where the file holds more (rows < 0: all): the header and the file's size
+   are checked whole, the data after those rows is not read; shape[0] is
+   then rows, and *file_rows (when file_rows is not NULL) the header's
+   count. What --train-limit and --test-limit read. */
+int snnrt_npy_read_first(const char *path, long long rows, SnnrtTensor *out,
+                         long long *file_rows, char *err, size_t errlen);
+
 /* The same for the bytes data[0..size) of such a file, which messages call
    name (fuzz/ feeds the reader this way, without files). */
 int snnrt_npy_read_mem(const void *data, size_t size, const char *name,

@@ -85,23 +85,27 @@ static int load_idx(Dataset *d, const TrainSpec *ts, int train, long want, long 
     return labels_from(d, yi, NULL, d->idx_y.data, (size_t)d->n, classes);
 }
 
+/* limit > 0: as load_idx. */
 static int load_npy(Dataset *d, const char *xp, const char *yp, long want, int steps, long classes,
-                    const TrainSpec *ts) {
+                    const TrainSpec *ts, long limit) {
     char err[1024];
     SnnrtTensor y;
     memset(&y, 0, sizeof y);
     if (drv_check_input_path(xp) != 0 || drv_check_input_path(yp) != 0)
         return -1;
-    if (snnrt_npy_read(xp, &d->npy_x, err, sizeof err) != 0 || snnrt_npy_read(yp, &y, err, sizeof err) != 0 ||
+    long long rows = limit > 0 ? limit : -1, xrows = 0, yrows = 0;
+    if (snnrt_npy_read_first(xp, rows, &d->npy_x, &xrows, err, sizeof err) != 0 ||
+        snnrt_npy_read_first(yp, rows, &y, &yrows, err, sizeof err) != 0 ||
         snnrt_tensor_check_finite(&d->npy_x, xp, err, sizeof err) != 0) {
         error_plain("%s", err);
         snnrt_tensor_free(&y);
         return -1;
     }
     int rc = -1;
-    if (d->npy_x.ndim < 1 || y.ndim != 1 || d->npy_x.shape[0] != y.shape[0]) {
-        error_plain("%s and %s: expected inputs [N, ...] and labels [N], got %d and %d dimensions", xp, yp,
-                    d->npy_x.ndim, y.ndim);
+    if (d->npy_x.ndim < 1 || y.ndim != 1 || xrows != yrows) {
+        error_plain("%s and %s: expected inputs [N, ...] and labels [N], got %d and %d dimensions for %lld and "
+                    "%lld samples",
+                    xp, yp, d->npy_x.ndim, y.ndim, xrows, yrows);
         goto out;
     }
     d->n = (long)y.shape[0];
@@ -225,7 +229,7 @@ int data_load(Dataset *d, const TrainSpec *ts, const IrGraph *g, int train, long
     } else if (g->events.on)
         rc = load_events(d, ts->npy[train ? 0 : 2], ts->npy[train ? 1 : 3], g, classes, ts);
     else
-        rc = load_npy(d, ts->npy[train ? 0 : 2], ts->npy[train ? 1 : 3], want, d->steps, classes, ts);
+        rc = load_npy(d, ts->npy[train ? 0 : 2], ts->npy[train ? 1 : 3], want, d->steps, classes, ts, limit);
     if (rc != 0) {
         data_free(d);
         return -1;

@@ -247,6 +247,39 @@ static void test_npy_errors(void)
     CHECK(!strncmp(err, dir, strlen(dir)));
 }
 
+/* snnrt_npy_read_first: the first rows of a [4, 3] int16 array, values
+   that say their row and column, against the file's whole read; no rows;
+   more rows than the file has; and a truncated file, refused even where
+   the rows asked for are all there. */
+static void test_npy_first_rows(void)
+{
+    SnnrtTensor t;
+    char err[512];
+    unsigned char b[24];
+    long long rows = -1;
+    int i;
+    for (i = 0; i < 12; i++) {
+        int v = -(10 * (i / 3) + i % 3); /* -(10 row + column) */
+        b[2 * i] = (unsigned char)(v & 0xff);
+        b[2 * i + 1] = (unsigned char)((v >> 8) & 0xff);
+    }
+    make_npy("rows.npy", 1, "{'descr': '<i2', 'fortran_order': False, 'shape': (4, 3), }", b, 24);
+    CHECK_OK(snnrt_npy_read_first(path_of("rows.npy"), 2, &t, &rows, err, sizeof err), err);
+    CHECK(t.ndim == 2 && t.shape[0] == 2 && t.shape[1] == 3 && t.count == 6 && rows == 4);
+    for (i = 0; i < 6 && i < (int)t.count; i++)
+        CHECK(t.data[i] == (float)-(10 * (i / 3) + i % 3));
+    snnrt_tensor_free(&t);
+    CHECK_OK(snnrt_npy_read_first(path_of("rows.npy"), 0, &t, &rows, err, sizeof err), err);
+    CHECK(t.ndim == 2 && t.shape[0] == 0 && t.count == 0 && t.data != NULL && rows == 4);
+    snnrt_tensor_free(&t);
+    CHECK_OK(snnrt_npy_read_first(path_of("rows.npy"), 9, &t, NULL, err, sizeof err), err);
+    CHECK(t.shape[0] == 4 && t.count == 12 && t.data[11] == -32.0f);
+    snnrt_tensor_free(&t);
+    make_npy("rows_short.npy", 1, "{'descr': '<i2', 'fortran_order': False, 'shape': (4, 3), }", b, 20);
+    CHECK(snnrt_npy_read_first(path_of("rows_short.npy"), 1, &t, &rows, err, sizeof err) == -1);
+    CHECK(contains(err, "truncated") && t.data == NULL);
+}
+
 /* ---- safetensors ---- */
 
 static void test_st_roundtrip(void)
@@ -596,6 +629,7 @@ int main(int argc, char **argv)
     test_npy_roundtrip();
     test_npy_types();
     test_npy_errors();
+    test_npy_first_rows();
     test_st_roundtrip();
     test_st_write_errors();
     test_st_meta();

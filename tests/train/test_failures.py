@@ -34,6 +34,10 @@ files), in seconds:
 6. `snnc run` too writes its results through temporary files of the same
    form, and removes those a killed run left in a result's folder (saying
    so on standard error), keeping a live process's.
+7. `--train-limit` and `--test-limit` with .npy files read only the
+   first rows: the weights are byte for byte those of a run on files cut
+   to those rows, and inputs and labels of different lengths are refused
+   even when both hold the rows asked for.
 """
 import os
 import subprocess
@@ -293,6 +297,45 @@ def fashion_divergence(c):
         c.check(not os.path.exists(os.path.join(out, "weights.safetensors")), "and writes no weights")
 
 
+def limits(w, c):
+    cut = os.path.join(w.root, "cut")
+    os.makedirs(cut)
+    for name, rows in (("train", 64), ("test", 16)):
+        for part in ("x", "y"):
+            a = np.load(os.path.join(w.root, "%s_%s.npy" % (name, part)))
+            np.save(os.path.join(cut, "%s_%s.npy" % (name, part)), a[:rows])
+    cut_model = os.path.join(cut, "blobs.snn")
+    with open(cut_model, "w") as f:
+        f.write(MODEL % {"d": cut})
+    limited, whole = os.path.join(w.root, "limited"), os.path.join(w.root, "cut-run")
+    p = w.train(limited, "--train-limit", "64", "--test-limit", "16")
+    q = subprocess.run([R.snnc_path(), "train", cut_model, "-o", whole, "--threads", "1", "--cc", w.cc],
+                       capture_output=True, text=True)
+    c.check(p.returncode == 0 and q.returncode == 0, "both runs train: %r %r" % (p.stderr[-300:], q.stderr[-300:]))
+    if p.returncode == 0 and q.returncode == 0:
+        same = read(os.path.join(limited, "weights.safetensors")) == read(os.path.join(whole, "weights.safetensors"))
+        c.check(same, "--train-limit 64 --test-limit 16 trains the weights of files of those rows")
+        def metrics(out):  # without the timing columns
+            with open(os.path.join(out, "metrics.csv")) as f:
+                return [line.split(",")[:-2] for line in f]
+        c.check(metrics(limited) == metrics(whole), "and the same losses and accuracies: %r %r"
+                % (metrics(limited), metrics(whole)))
+    # labels shorter than the inputs, though both hold the 50 rows asked for
+    y = np.load(os.path.join(w.root, "train_y.npy"))
+    short = os.path.join(w.root, "short")
+    os.makedirs(short)
+    for n in ("train_x", "test_x", "test_y"):
+        os.link(os.path.join(w.root, n + ".npy"), os.path.join(short, n + ".npy"))
+    np.save(os.path.join(short, "train_y.npy"), y[:100])
+    short_model = os.path.join(short, "blobs.snn")
+    with open(short_model, "w") as f:
+        f.write(MODEL % {"d": short})
+    p = subprocess.run([R.snnc_path(), "train", short_model, "-o", os.path.join(short, "out"), "--threads", "1",
+                        "--cc", w.cc, "--train-limit", "50"], capture_output=True, text=True)
+    c.check(p.returncode == 1 and "for 128 and 100 samples" in p.stderr,
+            "inputs of 128 samples and labels of 100 are refused under --train-limit 50: %r" % p.stderr.strip())
+
+
 def main():
     R.snnc_path()
     c = R.Checker()
@@ -312,6 +355,7 @@ def main():
         resume_first(w, c)
         unwritable(w, c)
         divergence(w, c)
+        limits(w, c)
     fashion_divergence(c)
     c.finish()
 
