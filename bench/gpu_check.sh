@@ -16,7 +16,7 @@
 #   bash bench/gpu_check.sh train OUTDIR the same machine, after run (a command
 #                                        of its own: each stays within a
 #                                        device call's 10 minutes): the pack's
-#                                        snnc and a C compiler; about 2 minutes
+#                                        snnc and a C compiler; about 3 minutes
 #
 # run: tests/backend/test_cuda.py device (every example, golden model and
 # reference network: the .cu built by nvcc and run on the GPU against the
@@ -25,10 +25,12 @@
 # and fp16 products against rounded operands), bench/gpu_bench.py run
 # (bench/README.md). train: with the pack's snnc,
 # tests/backend/test_cuda_train.py (snnc train --target cuda against --target
-# c) and the MLP example's training on the first 20000 training images for 2
-# epochs, whose first loss and test accuracy are compared with the portable
-# target's (computed by prepare): the loss within 1e-5, the accuracy within
-# 0.5 points. Each part has a time limit, and a failing part does not stop
+# c), tests/backend/test_cuda_half.py (16-bit stored states, the GPU's build
+# against the rounded-state reference) and the MLP example's training on the
+# first 20000 training images for 2 epochs, whose first loss and test
+# accuracy are compared with the portable target's (computed by prepare):
+# the loss within 1e-5, the accuracy within 0.5 points; then the same with
+# --precision bf16, whose accuracy is printed. Each part has a time limit, and a failing part does not stop
 # the next. The summary is printed last.
 set -u
 cd "$(dirname "$0")/.."
@@ -92,16 +94,25 @@ train)
   export PYTHONUNBUFFERED=1
   rm -rf .gpu/snnc && tar xzf .gpu/snnc.tar.gz -C .gpu || exit 1
   (timeout 240 python3 tests/backend/test_cuda_train.py .gpu/snnc/bin/snnc; echo "exit $?") > "$out/train.log" 2>&1
+  (timeout 60 python3 tests/backend/test_cuda_half.py .gpu/snnc/bin/snnc; echo "exit $?") > "$out/half.log" 2>&1
   if [ -d .gpu/fashion ]; then
-    (timeout 120 .gpu/snnc/bin/snnc train examples/fashion_mlp.snn --target cuda --data .gpu/fashion --epochs 2 \
-      -o "$out/mlp" --step-log "$out/mlp-steps.csv"; echo "exit $?") > "$out/mlp.log" 2>&1
+    for prec in fp32 bf16; do
+      sfx=$([ $prec = fp32 ] || echo -$prec)
+      (timeout 120 .gpu/snnc/bin/snnc train examples/fashion_mlp.snn --target cuda --precision $prec \
+        --data .gpu/fashion --epochs 2 -o "$out/mlp$sfx" --step-log "$out/mlp$sfx-steps.csv"; echo "exit $?") \
+        > "$out/mlp$sfx.log" 2>&1
+    done
   fi
   echo "== tests/backend/test_cuda_train.py (snnc train --target cuda)"
   tail -15 "$out/train.log"
+  echo "== tests/backend/test_cuda_half.py (--precision bf16 and fp16: states in 16 bits)"
+  tail -10 "$out/half.log"
   if [ -d .gpu/fashion ]; then
     echo "== the MLP example, 20000 training images, 2 epochs: --target cuda against --target c"
     tail -4 "$out/mlp.log"
     python3 bench/gpu_check_data.py compare "$out" .gpu/fashion
+    echo "== the same with --precision bf16 (products' operands and stored states in bf16)"
+    tail -4 "$out/mlp-bf16.log"
   fi
   ;;
 *)

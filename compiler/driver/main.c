@@ -66,7 +66,8 @@ static void usage(FILE *f) {
           "                        fused multiply-adds, vectorized exp, log and tanh (default:\n"
           "                        fast for avx512 and avx2, exact for c; docs/targets.md)\n"
           "  --precision P         cuda: the matrix products' operands in fp32 (default), tf32,\n"
-          "                        bf16 or fp16 (the GPU's matrix units), fp32 sums\n"
+          "                        bf16 or fp16 (the GPU's matrix units), fp32 sums; bf16 and\n"
+          "                        fp16 also store the states training keeps in 16 bits\n"
           "  --triple T            llvm target: also an object file <net>.o for the machine T\n"
           "                        (aarch64-linux-gnu, riscv64-linux-gnu, x86_64-linux-gnu, ...)\n"
           "  --cpu NAME            with --triple: the CPU (LLVM's name; default generic)\n"
@@ -451,6 +452,10 @@ IrGraph *drv_middle_end(Arena *a, Options *o, IrGraph *g) {
     g->batch = o->batch > 0 ? o->batch : 1;
     g->train = o->train;
     g->chunk = o->chunk;
+    /* --precision bf16 and fp16 (the cuda target's) store the states that the backward reads in 16 bits */
+    const Target *t = o->target ? target_lookup(o->target) : NULL;
+    if (o->train && t && t->precisions && (o->precision == PREC_BF16 || o->precision == PREC_FP16))
+        g->store = o->precision == PREC_BF16 ? STORE_BF16 : STORE_FP16;
     /* records become probes before the passes, so that memplan sees them */
     for (int k = 0; k < o->nrecords; k++) {
         const char *spec = o->records[k].spec;
@@ -598,7 +603,7 @@ int drv_generate(const IrGraph *g, Options *o, const char *dir, const float *emb
 
 static long long round16(long long x) { return (x + 15) & ~15LL; }
 
-/* The training workspace, and what keeping spikes as bits saves. */
+/* The training workspace, and what keeping spikes as bits and states in 16 bits saves. */
 static void info_train(const IrGraph *g) {
     const IrPlan *P = &g->trainp;
     long long kept = P->persist * 4, saved = 0;
@@ -614,11 +619,23 @@ static void info_train(const IrGraph *g) {
         printf("  spikes of %s kept as bits: %lld bytes (as floats %lld)\n", n->name, bits, floats);
         saved += floats - bits;
     }
-    if (saved)
-        printf("  bits save %lld bytes of the values kept (%.1f%% less: %lld bytes as floats), %.1f%% of the "
+    long long halved = 0;
+    for (int i = 0; i < g->nodes.len; i++) {
+        const IrNode *n = &g->nodes.items[i];
+        if (n->dead || n->alias >= 0 || !P->at[i].shalf)
+            continue;
+        long long vals = (long long)P->at[i].ssteps * n->neuron->states.len * g->batch * shape_count(&n->shape);
+        long long half = round16((vals + 1) / 2) * 4, floats = round16(vals) * 4;
+        printf("  states of %s stored in %s: %lld bytes (as floats %lld)\n", n->name,
+               g->store == STORE_BF16 ? "bf16" : "fp16", half, floats);
+        halved += floats - half;
+    }
+    if (saved || halved)
+        printf("  %s save %lld bytes of the values kept (%.1f%% less: %lld bytes as floats), %.1f%% of the "
                "training region\n",
-               saved, 100.0 * (double)saved / (double)(kept + saved), kept + saved,
-               100.0 * (double)saved / (double)(g->param_floats * 8 + P->floats * 4 + saved));
+               !halved ? "bits" : !saved ? "16-bit states" : "bits and 16-bit states", saved + halved,
+               100.0 * (double)(saved + halved) / (double)(kept + saved + halved), kept + saved + halved,
+               100.0 * (double)(saved + halved) / (double)(g->param_floats * 8 + P->floats * 4 + saved + halved));
 }
 
 static void info(const IrGraph *g, const Options *o) {

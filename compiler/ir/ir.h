@@ -176,6 +176,9 @@ typedef struct IrBufs {
                        IrPlan.zeroed (targets that add zero it too) */
     int wset;       /* training, dense outside recurrent groups: no other layer uses its
                        parameters, whose gradients it may set rather than add to */
+    int shalf;      /* training, neuron outside recurrent groups, IrGraph.store 16 bits: its
+                       states are stored in 16 bits each, so that ssteps x maxb x c of them
+                       take half as many floats */
 } IrBufs;
 
 /* A group of the schedule: nodes that run together. A group of one
@@ -262,6 +265,9 @@ typedef struct IrGraph {
     int timesteps;
     int batch; /* the largest batch the generated code accepts */
     int train; /* the graph will be trained: the passes derive gradients */
+    /* training: how the neuron states that the backward reads are stored
+       (the cuda target's --precision bf16 and fp16 store them in 16 bits) */
+    enum { STORE_FP32, STORE_BF16, STORE_FP16 } store;
     int input;
     Encoding encoding;
     float enc_threshold; /* ENC_LATENCY: intensities below it never fire */

@@ -153,6 +153,8 @@ static void print_plan(const IrGraph *g, const IrPlan *P, const char *what, Buf 
             if (b->bits)
                 buf_puts(o, " bits");
             print_off(o, "state", b->state, b->ssteps);
+            if (b->shalf)
+                buf_puts(o, g->store == STORE_BF16 ? " bf16" : " fp16");
             print_off(o, "carry", b->carry, 0);
             print_off(o, "mask", b->mask, 0);
             print_off(o, "stat", b->stat, 0);
@@ -350,7 +352,9 @@ int ir_check(const IrGraph *g) {
                       b->val + (int64_t)b->vsteps * g->batch * c <= P->floats,
                   "%%%d: its %s buffer", i, pl ? "training" : "inference");
             if (n->op == IR_NEURON && n->neuron->states.len)
-                CHECK(b->state >= 0 && b->state + (int64_t)b->ssteps * n->neuron->states.len * g->batch * c <= P->floats,
+                CHECK(b->state >= 0 &&
+                          b->state + ((int64_t)b->ssteps * n->neuron->states.len * g->batch * c + b->shalf) /
+                                         (b->shalf ? 2 : 1) <= P->floats,
                       "%%%d: its %s states", i, pl ? "training" : "inference");
         }
     }

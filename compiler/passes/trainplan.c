@@ -22,7 +22,12 @@
  * lies before it (1), or only for dL/dinput (2).
  *
  * A neuron layer that the spikebits pass marked keeps its spikes as bits,
- * 32 to a word: its values take a 32nd of the floats.
+ * 32 to a word: its values take a 32nd of the floats. Where g->store says
+ * 16 bits, a neuron layer outside recurrent groups stores its states in
+ * 16 bits (IrBufs.shalf), half the floats: it runs all T steps at once, so
+ * the forward carries them in fp32 from the initial value and only the
+ * backward reads the stored ones. A recurrent group runs a step at a time
+ * and restarts from the stored states, which stay fp32.
  *
  * A gradient with one writer that runs once over all the steps (a dense or
  * neuron layer outside recurrent groups) can be set by it instead of added
@@ -155,6 +160,10 @@ void pass_trainplan(IrGraph *g) {
             }
         }
     }
+    unsigned char *recurrent = arena_alloc(g->arena, (size_t)n + 1); /* zeroed */
+    for (int gi = 0; gi < g->groups.len; gi++)
+        for (int j = 0; g->groups.items[gi].recurrent && j < g->groups.items[gi].count; j++)
+            recurrent[g->order[g->groups.items[gi].first + j]] = 1;
     int64_t off = 0;
     for (int i = 0; i < n; i++) {
         const IrNode *x = &g->nodes.items[i];
@@ -166,9 +175,11 @@ void pass_trainplan(IrGraph *g) {
         b->bits = x->bits && !b->inv;
         off += align16(b->vsteps * mb * c / (b->bits ? 32 : 1));
         if (x->op == IR_NEURON && x->neuron->states.len) {
+            int64_t n16 = (int64_t)x->neuron->states.len * (T + 1) * mb * c;
             b->state = off;
             b->ssteps = (int)T + 1;
-            off += align16((int64_t)x->neuron->states.len * (T + 1) * mb * c);
+            b->shalf = g->store != STORE_FP32 && !recurrent[i];
+            off += align16(b->shalf ? (n16 + 1) / 2 : n16);
         }
         if (x->op == IR_DROPOUT) {
             b->mask = off;

@@ -54,7 +54,7 @@ void cu_neuron_bwd(TargetEmitter *em, const IrPlan *P, int i) {
     const char **adj = arena_alloc(a, sizeof(char *) * (size_t)(p->states.len + 2));
     adj[0] = "gy[i]";
     for (int k = 0; k < p->states.len; k++) {
-        state[k] = arena_printf(a, "s%d[i]", k);
+        state[k] = b->shalf ? arena_printf(a, "%s_from16(s%d[i])", e->p, k) : arena_printf(a, "s%d[i]", k);
         adj[1 + k] = arena_printf(a, "ds%d", k);
     }
     lv.state = state;
@@ -108,8 +108,8 @@ void cu_neuron_bwd(TargetEmitter *em, const IrPlan *P, int i) {
         cg_line(e, "const float *x = %s;", cp_at(e, P, in, 'v', "t"));
     for (int k = 0; k < p->states.len; k++)
         if (reads_s[k])
-            cg_line(e, "const float *s%d = %s; /* %s at the start of the step */", k, cu_state_at(e, P, i, k, "t"),
-                    p->states.items[k].name);
+            cg_line(e, "const %s *s%d = %s; /* %s at the start of the step */", b->shalf ? "uint16_t" : "float", k,
+                    cu_state_at(e, P, i, k, "t"), p->states.items[k].name);
     if (reads_gy)
         cg_line(e, "const float *gy = %s;", cp_at(e, P, i, 'g', "t"));
     cg_eq_emit(e, p, &gr->code, live, lev, CG_LEVEL_STEP, &lv, 0);

@@ -562,7 +562,10 @@ void cu_neuron_leaves(Emit *e, int i, CgLeaves *lv) {
 const char *cu_state_at(Emit *e, const IrPlan *P, int i, int k, const char *t) {
     const IrBufs *b = &P->at[i];
     long long cnt = count(e, i);
-    const char *base = cp_ws(e, P, b->state + (int64_t)k * b->ssteps * e->maxb * cnt);
+    int64_t first = (int64_t)k * b->ssteps * e->maxb * cnt; /* the k-th state's first element */
+    const char *base = b->shalf ? arena_printf(e->g->arena, "(uint16_t *)(void *)(%s) + %lld", cp_ws(e, P, b->state),
+                                               (long long)first)
+                                : cp_ws(e, P, b->state + first);
     if (b->ssteps == 1)
         return base;
     return arena_printf(e->g->arena, "%s + (long)(%s) * B * %lld", base, t, cnt);
@@ -600,7 +603,11 @@ void cu_neuron_fwd(TargetEmitter *em, const IrPlan *P, int i) {
     for (int k = 0; k < p->params.len; k++)
         cg_line(e, "(void)p%d;", k);
     for (int k = 0; k < p->states.len; k++)
-        cg_line(e, "float s%d = (%s)[i]; /* %s */", k, cu_state_at(e, P, i, k, "from"), p->states.items[k].name);
+        if (b->shalf) /* the steps run from 0, the state carried in fp32 */
+            cg_line(e, "float s%d = %s; /* %s at the first step (stored in 16 bits for the backward) */", k,
+                    cg_flt(e, p->states.items[k].init), p->states.items[k].name);
+        else
+            cg_line(e, "float s%d = (%s)[i]; /* %s */", k, cu_state_at(e, P, i, k, "from"), p->states.items[k].name);
     if (reads_x && P->at[in].inv)
         cg_line(e, "const float *x = %s; /* the same at every step */", cp_at(e, P, in, 'v', "0"));
     /* what reads no state is computed once, before the steps */
@@ -636,7 +643,8 @@ void cu_neuron_fwd(TargetEmitter *em, const IrPlan *P, int i) {
         cg_line(e, "s%d = %s;", k, cg_eq_val(e, &p->code, p->states.items[k].next));
     if (train) /* the state at the start of every step, for the backward */
         for (int k = 0; k < p->states.len; k++)
-            cg_line(e, "(%s)[i] = s%d;", cu_state_at(e, P, i, k, "t + 1"), k);
+            cg_line(e, b->shalf ? "(%s)[i] = %s_to16(s%d);" : "(%s)[i] = %ss%d;", cu_state_at(e, P, i, k, "t + 1"),
+                    b->shalf ? e->p : "", k);
     e->ind--;
     cg_line(e, "}");
     for (int k = 0; !train && k < p->states.len; k++)

@@ -113,11 +113,88 @@ static void psum_kernel(Emit *e) {
 }
 
 static void loss_kernels(Emit *e);
+static void optimizer_kernels(Emit *e);
+
+static int any_half(const IrGraph *g) {
+    for (int i = 0; i < g->nodes.len; i++)
+        if (!g->nodes.items[i].dead && g->trainp.at[i].shalf)
+            return 1;
+    return 0;
+}
+
+/* The 16-bit stores of the neuron states that the backward reads (--precision
+   bf16 or fp16): to16 rounds to nearest, ties to even, as the GPU's conversion
+   instructions and PyTorch's do; from16 is exact. Written with integers, so the
+   GPU and the emulation give the same bits. */
+static void half_conversions(Emit *e) {
+    const char *p = e->p, *P = e->P;
+    int bf = e->g->store == STORE_BF16;
+    cg_blank(e);
+    if (bf) {
+        cg_line(e, "/* bf16: a float's upper 16 bits, rounded to nearest, ties to even; a NaN stays");
+        cg_line(e, "   a NaN (quiet). */");
+    } else {
+        cg_line(e, "/* fp16 (IEEE binary16), rounded to nearest, ties to even: magnitudes from 65520");
+        cg_line(e, "   up become infinities, those below 2^-14 subnormals; a NaN stays a NaN (quiet). */");
+    }
+    cg_line(e, "%s_DEVICE uint16_t %s_to16(float x)", P, p);
+    cg_line(e, "{");
+    e->ind++;
+    cg_line(e, "uint32_t u;");
+    cg_line(e, "memcpy(&u, &x, sizeof u);");
+    if (bf) {
+        cg_line(e, "if ((u & 0x7fffffffu) > 0x7f800000u)");
+        cg_line(e, "    return (uint16_t)((u >> 16) | 0x40u);");
+        cg_line(e, "return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);");
+    } else {
+        cg_line(e, "const uint32_t sign = (u >> 16) & 0x8000u, a = u & 0x7fffffffu;");
+        cg_line(e, "if (a > 0x7f800000u) /* NaN */");
+        cg_line(e, "    return (uint16_t)(sign | 0x7e00u | ((a >> 13) & 0x3ffu));");
+        cg_line(e, "if (a >= 0x477ff000u) /* 65520 and up: an infinity */");
+        cg_line(e, "    return (uint16_t)(sign | 0x7c00u);");
+        cg_line(e, "if (a >= 0x38800000u) /* 2^-14 and up: normal; rebias the exponent by 127 - 15 */");
+        cg_line(e, "    return (uint16_t)(sign | ((a + 0xfffu + ((a >> 13) & 1u) - 0x38000000u) >> 13));");
+        cg_line(e, "if (a <= 0x33000000u) /* 2^-25 and below: zero */");
+        cg_line(e, "    return (uint16_t)sign;");
+        cg_line(e, "/* a subnormal: the significand in units of 2^-24 */");
+        cg_line(e, "const uint32_t m = (a & 0x7fffffu) | 0x800000u, shift = 126u - (a >> 23);");
+        cg_line(e, "const uint32_t q = m >> shift, rest = m & ((1u << shift) - 1u), half = 1u << (shift - 1u);");
+        cg_line(e, "return (uint16_t)(sign | (q + (rest > half || (rest == half && (q & 1u)))));");
+    }
+    e->ind--;
+    cg_line(e, "}");
+    cg_blank(e);
+    cg_line(e, "%s_DEVICE float %s_from16(uint16_t h)", P, p);
+    cg_line(e, "{");
+    e->ind++;
+    if (bf)
+        cg_line(e, "uint32_t u = (uint32_t)h << 16;");
+    else {
+        cg_line(e, "const uint32_t sign = (uint32_t)(h & 0x8000u) << 16, ex = (h >> 10) & 0x1fu, m = h & 0x3ffu;");
+        cg_line(e, "uint32_t u;");
+        cg_line(e, "if (ex == 0x1fu) /* an infinity or a NaN */");
+        cg_line(e, "    u = sign | 0x7f800000u | (m << 13);");
+        cg_line(e, "else if (ex != 0u)");
+        cg_line(e, "    u = sign | ((ex + 112u) << 23) | (m << 13);");
+        cg_line(e, "else if (m != 0u) { /* a subnormal, m x 2^-24: exact in a float */");
+        cg_line(e, "    const float f = (float)m * 5.9604644775390625e-8f;");
+        cg_line(e, "    return sign ? -f : f;");
+        cg_line(e, "} else");
+        cg_line(e, "    u = sign;");
+    }
+    cg_line(e, "float x;");
+    cg_line(e, "memcpy(&x, &u, sizeof x);");
+    cg_line(e, "return x;");
+    e->ind--;
+    cg_line(e, "}");
+    cu_map_kernel(e, "s[j] = v in 16 bits for j < n: a stored state at the start of a sequence.", "fill16_k",
+                  "uint16_t *s, long n, float v", "n", arena_printf(e->g->arena, "s[j] = %s_to16(v);", p));
+}
 
 void cu_train_opening(Emit *e) {
     const IrGraph *g = e->g;
     const char *p = e->p, *P = e->P;
-    int dropout = 0, bits = cp_any_bits(e), nparams = 0, spiking = 0;
+    int dropout = 0, bits = cp_any_bits(e), nparams = 0, spiking = 0, learnable = 0;
     for (int i = 0; i < g->nodes.len; i++) {
         const IrNode *x = &g->nodes.items[i];
         if (x->dead)
@@ -126,6 +203,8 @@ void cu_train_opening(Emit *e) {
         nparams |= x->op == IR_NEURON && x->neuron->params.len > 0;
         spiking |= x->op == IR_NEURON && x->neuron->code.items[x->neuron->emit].op == EQ_SPIKE;
     }
+    for (int k = 0; k < g->params.len; k++)
+        learnable |= g->params.items[k].learnable;
     cg_blank(e);
     cg_line(e, "/* ---- training ---- */");
     cg_blank(e);
@@ -155,6 +234,8 @@ void cu_train_opening(Emit *e) {
     cg_line(e, "#endif");
     if (!bits)
         cg_line(e, "/* (no spikes kept as bits: %s_SETBIT is not used) */", P);
+    if (any_half(g))
+        half_conversions(e);
     cg_blank(e);
     cg_line(e, "/* Zeroes bytes at dst on the stream. */");
     cg_line(e, "static void %s_zero(void *dst, size_t bytes, cudaStream_t st)", p);
@@ -211,7 +292,13 @@ void cu_train_opening(Emit *e) {
                                    p));
     }
     loss_kernels(e);
-    /* the optimizers: runtime/optim.c's updates, operation by operation */
+    if (learnable)
+        optimizer_kernels(e);
+}
+
+/* The optimizers: runtime/optim.c's updates, operation by operation. */
+static void optimizer_kernels(Emit *e) {
+    const char *p = e->p, *P = e->P;
     cg_blank(e);
     cg_line(e, "/* torch.optim.SGD (dampening 0) over n parameters: runtime/optim.c's sgd_update. */");
     cg_line(e, "%s_GLOBAL void %s_sgd_k(float *p, const float *g, float *buf, long n, float wd, float mom, float alpha,",
@@ -462,8 +549,8 @@ static void gen_train_forward(Emit *e) {
             continue;
         if (x->op == IR_NEURON)
             for (int k = 0; k < x->neuron->states.len; k++)
-                cg_line(e, "%s_LAUNCH(B * %lld, st, %s_fill_k, (%s, B * %lld, %s)); /* %s.%s at the first step */", e->P,
-                        count(e, i), e->p, cu_state_at(e, P, i, k, "0"), count(e, i),
+                cg_line(e, "%s_LAUNCH(B * %lld, st, %s_fill%s_k, (%s, B * %lld, %s)); /* %s.%s at the first step */",
+                        e->P, count(e, i), e->p, P->at[i].shalf ? "16" : "", cu_state_at(e, P, i, k, "0"), count(e, i),
                         cg_flt(e, x->neuron->states.items[k].init), x->name, x->neuron->states.items[k].name);
         if (x->op == IR_DROPOUT) {
             cg_line(e, "if (training) /* %s: keep with probability %s, scaled by 1 / (1 - p) */", x->name,
@@ -624,6 +711,17 @@ static void gen_optimizer(Emit *e) {
     cg_line(e, "%*scudaStream_t stream)", (int)strlen(p) + 27, "");
     cg_line(e, "{");
     e->ind++;
+    int learnable = 0;
+    for (int k = 0; k < g->params.len; k++)
+        learnable |= g->params.items[k].learnable;
+    if (!learnable) { /* nothing to update */
+        cg_line(e, "(void)workspace, (void)step, (void)lr, (void)momentum, (void)weight_decay, (void)nesterov;");
+        cg_line(e, "(void)beta1, (void)beta2, (void)eps, (void)stream;");
+        cg_line(e, "return kind < 0 || kind > 2 ? -1 : %s_status(0);", p);
+        e->ind--;
+        cg_line(e, "}");
+        return;
+    }
     cg_line(e, "float *ws = (float *)workspace;");
     cg_line(e, "const cudaStream_t st = stream;");
     cg_line(e, "float *m = %s, *v = %s;", cp_ws(e, P, cu_train_at(e, CU_TS_OPT_M)), cp_ws(e, P, cu_train_at(e, CU_TS_OPT_V)));
@@ -653,7 +751,7 @@ static void gen_optimizer(Emit *e) {
         cg_line(e, "%*sb2, c1, c2, bc2_sqrt, fe, neg_step, keep));", (int)strlen(Pu) + 32, "");
     }
     cg_line(e, "(void)m, (void)v, (void)wd, (void)mom, (void)alpha, (void)b1, (void)b2, (void)c1, (void)c2;");
-    cg_line(e, "(void)bc2_sqrt, (void)fe, (void)neg_step, (void)keep, (void)first, (void)decay, (void)st;");
+    cg_line(e, "(void)bc2_sqrt, (void)fe, (void)neg_step, (void)keep, (void)first, (void)decay, (void)nesterov, (void)st;");
     cg_line(e, "return %s_status(0);", p);
     e->ind--;
     cg_line(e, "}");

@@ -1,0 +1,322 @@
+#!/usr/bin/env python3
+"""--precision bf16 and fp16 on the CUDA target: the neuron states that the
+backward reads are stored in 16 bits.
+
+1. The conversions. The generated .cu of a trained network, built with
+   -DSNNC_CUDA_EMULATE, is included by a program that calls its to16 and
+   from16 on every one of the 65536 16-bit patterns and on 2^21 floats (the
+   formats' edges and ties, spread bit patterns, and uniform values), and
+   prints the bits. The reference is PyTorch's conversions (bfloat16 and
+   float16, round to nearest even), bit for bit; a NaN must stay a NaN.
+
+2. The backward from rounded states. `snnc grad --target cuda` (emulated)
+   of a network of one LIF layer (hard reset through the spike, T = 16,
+   batch 4, 64 neurons, a sequence input) gives dL/dinput for a drawn
+   dL/doutput. The reference runs the forward in float32 in the order of
+   the generated code (so its states are snnc's, bit for bit), rounds the
+   state at the start of every step with PyTorch's conversion, and runs the
+   backward in float64 with autograd, a step at a time from the rounded
+   state and the input, as the generated backward recomputes it: spikes,
+   surrogate derivative and reset all from the rounded state. Bound: within
+   1e-5 of the largest value (the fp32 round-off of 16 reverse steps), and
+   farther than 1e-4 from the same backward from the unrounded states, so
+   that the rounding is seen to happen (measured: 1.9e-7 from the rounded
+   reference; 1.7e-3 (bf16) and 1.7e-4 (fp16) from the unrounded one). The drawn input keeps every membrane at least 1e-3 from the
+   threshold, in the forward and in the recomputation from rounded states,
+   so that float32 and float64 take the same spike decisions.
+
+   Where nvcc and a GPU are, the same `snnc grad` also runs the nvcc build
+   on the GPU, against the same reference and bounds (the conversions are
+   device code there, checked through it).
+
+3. Memory: `snnc info --target cuda --train` prints the stored states at
+   half their fp32 size, by the count made here.
+
+Usage: test_cuda_half.py SNNC
+Exit 77 (skipped) without a C compiler, NumPy or PyTorch.
+"""
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+from test_cuda import find_nvcc, have_gpu  # beside this file
+
+T, B, N = 16, 4, 64
+
+NET = """\
+network Half {
+  timesteps %d;
+  input x : [%d] encode sequence;
+  h = x |> LIF() as h;
+  output h readout steps;
+}
+""" % (T, N)
+
+# includes the emulated .cu: its static to16 and from16 are visible here
+MAIN = r"""
+#include "half.cu"
+#include <stdio.h>
+
+int main(int argc, char **argv)
+{
+    FILE *in = fopen(argv[1], "rb"), *out = fopen(argv[2], "wb");
+    float x;
+    uint16_t h;
+    long n;
+    (void)argc;
+    if (!in || !out)
+        return 1;
+    for (n = 0; n < 65536; n++) { /* every pattern, as a float */
+        float f = half_from16((uint16_t)n);
+        fwrite(&f, sizeof f, 1, out);
+    }
+    while (fread(&x, sizeof x, 1, in) == 1) {
+        h = half_to16(x);
+        fwrite(&h, sizeof h, 1, out);
+    }
+    return fclose(out) != 0 || fclose(in) != 0;
+}
+"""
+
+
+def floats():
+    """The floats whose conversion is checked (float32): every bf16 value,
+    its neighbours and the ties between (16 bits dropped); the same for
+    fp16's normals (13 bits dropped) and its subnormals' ties (halves of
+    2^-24); the edges of both ranges; random bit patterns, random fp16
+    subnormals and uniform values."""
+    import numpy as np
+    rng = np.random.default_rng(11)
+    bf = np.arange(1 << 16, dtype=np.uint32) << 16
+    fp = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(np.float16).astype(np.float32)
+    fp = fp[np.isfinite(fp)].view(np.uint32)
+    q = np.arange(1024, dtype=np.float64)
+    subties = np.concatenate([(q + 0.5) * 2.0 ** -24, -(q + 0.5) * 2.0 ** -24]).astype(np.float32).view(np.uint32)
+    specials = np.array([0.0, -0.0, 65504.0, 65519.99, 65520.0, 65536.0, 2.0 ** -14, 2.0 ** -24, 2.0 ** -25,
+                         1.5 * 2.0 ** -25, 2.0 ** -26, 3.0 * 2.0 ** -25, 1e-30, 3.4e38, np.inf, -np.inf, np.nan],
+                        dtype=np.float32).view(np.uint32)
+    sub = rng.integers(0x33000000, 0x38800000, 1 << 17, dtype=np.uint64).astype(np.uint32)
+    bits = rng.integers(0, 1 << 32, 1 << 19, dtype=np.uint64).astype(np.uint32)
+    uni = rng.uniform(-4.0, 4.0, 1 << 18).astype(np.float32).view(np.uint32)
+    u = np.concatenate([bf, bf + 0x7fff, bf + 0x8000, bf + 0x8001, fp, fp + 0xfff, fp + 0x1000, fp + 0x1001,
+                        fp - 1, subties, subties + 1, subties - 1, specials, sub, sub | 0x80000000, bits, uni])
+    return u.astype(np.uint32).view(np.float32)
+
+
+def torch_bits(a, fmt):
+    """The 16-bit patterns of PyTorch's conversion of float32 a, as uint16."""
+    import numpy as np
+    import torch
+    t = torch.from_numpy(np.ascontiguousarray(a)).to(torch.bfloat16 if fmt == "bf16" else torch.float16)
+    return t.view(torch.int16).numpy().view(np.uint16)
+
+
+def torch_from(bits16, fmt):
+    import numpy as np
+    import torch
+    t = torch.from_numpy(bits16.view(np.int16).copy()).view(torch.bfloat16 if fmt == "bf16" else torch.float16)
+    return t.to(torch.float32).numpy()
+
+
+def conversions(snnc, cc, tmp, fmt):
+    """Part 1 for one format: (failed, line)."""
+    import numpy as np
+    d = os.path.join(tmp, "conv_" + fmt)
+    r = subprocess.run([snnc, "compile", os.path.join(tmp, "half.snn"), "--train", "--batch", str(B), "--target",
+                        "cuda", "--precision", fmt, "-o", d], capture_output=True, text=True)
+    if r.returncode != 0:
+        return 1, "FAIL: %s: snnc compile\n%s" % (fmt, r.stderr)
+    with open(os.path.join(d, "main.c"), "w") as f:
+        f.write(MAIN)
+    x = floats()
+    x.tofile(os.path.join(d, "x.bin"))
+    r = subprocess.run([cc, "-std=c99", "-O1", "-ffp-contract=off", "-Wall", "-Wextra", "-Wpedantic", "-Werror",
+                        "-DSNNC_CUDA_EMULATE", "-I", d, "-o", "prog", "main.c", "-lm"],
+                       cwd=d, capture_output=True, text=True)
+    if r.returncode == 0:
+        r = subprocess.run([os.path.join(d, "prog"), "x.bin", "y.bin"], cwd=d, capture_output=True, text=True)
+    if r.returncode != 0:
+        return 1, "FAIL: %s: build or run (exit %d)\n%s" % (fmt, r.returncode, (r.stdout + r.stderr)[-2000:])
+    out = np.fromfile(os.path.join(d, "y.bin"), dtype=np.uint8)
+    got_from = out[:65536 * 4].view(np.float32)
+    got_to = out[65536 * 4:].view(np.uint16)
+    want_from = torch_from(np.arange(65536, dtype=np.uint32).astype(np.uint16), fmt)
+    want_to = torch_bits(x, fmt)
+    bad = []
+    nan = np.isnan(want_from)
+    if not np.array_equal(np.isnan(got_from), nan) or \
+            not np.array_equal(got_from[~nan].view(np.uint32), want_from[~nan].view(np.uint32)):
+        k = int(np.flatnonzero((got_from.view(np.uint32) != want_from.view(np.uint32)) & ~nan)[0]) \
+            if (got_from.view(np.uint32) != want_from.view(np.uint32))[~nan].any() else -1
+        bad.append("from16: pattern %#06x gives %r, PyTorch %r" % (k, got_from[k], want_from[k]))
+    if len(got_to) != len(x):
+        bad.append("to16: %d results for %d floats" % (len(got_to), len(x)))
+    else:
+        wnan = np.isnan(torch_from(want_to, fmt))
+        gnan = np.isnan(torch_from(got_to, fmt))
+        diff = (got_to != want_to) & ~wnan
+        if not np.array_equal(wnan, gnan) or diff.any():
+            k = int(np.flatnonzero(diff | (wnan != gnan))[0])
+            bad.append("to16(%r = %#010x) gives %#06x, PyTorch %#06x" % (float(x[k]), int(x.view(np.uint32)[k]),
+                                                                    int(got_to[k]), int(want_to[k])))
+    line = "%s conversions: 65536 patterns to float, %d floats to %s" % (fmt, len(x), fmt)
+    return (1, "FAIL: " + line + ": " + "; ".join(bad)) if bad else (0, line + ", each as PyTorch's")
+
+
+def draw(rng):
+    """x [T, B, N] whose membranes stay 1e-3 from the threshold in the
+    float32 forward and in the float64 recomputation from every rounding."""
+    import numpy as np
+    for _ in range(1000):
+        x = (rng.standard_normal((T, B, N)) * 1.2 + 0.9).astype(np.float32)
+        f = forward32(x)
+        ok = all(np.abs(h - 1).min() > 1e-3 for h in f["h"])
+        for fmt in ("bf16", "fp16"):
+            vr = rounded(f["v"], fmt)
+            h = vr[:T] + (x.astype(np.float64) - vr[:T]) / 2.0
+            ok = ok and np.abs(h - 1).min() > 1e-3
+        if ok:
+            return x
+    raise RuntimeError("no input keeps away from the threshold")
+
+
+def forward32(x):
+    """The float32 forward of the generated code: v, the state at the start
+    of every step [T + 1, B, N], and h of every step."""
+    import numpy as np
+    v = np.zeros((B, N), dtype=np.float32)
+    vs, hs = [v], []
+    half = np.float32(0.5)
+    for t in range(T):
+        h = v + (x[t] - v) * half  # (x - v) / 2: exact either way
+        s = (h - np.float32(1.0) >= 0).astype(np.float32)
+        v = (np.float32(1.0) - s) * h + s * np.float32(0.0)
+        vs.append(v)
+        hs.append(h)
+    return {"v": np.stack(vs), "h": hs}
+
+
+def rounded(v, fmt):
+    """float32 v rounded to fmt by PyTorch, as float64."""
+    import torch
+    t = torch.from_numpy(v.copy()).to(torch.bfloat16 if fmt == "bf16" else torch.float16)
+    return t.to(torch.float64).numpy()
+
+
+def reference_dx(x, gy, fmt):
+    """dL/dx from the states stored in fmt (None: unrounded), float64."""
+    import numpy as np
+    import torch
+
+    class Spike(torch.autograd.Function):  # sigmoid(4) surrogate
+        @staticmethod
+        def forward(ctx, u):
+            ctx.save_for_backward(u)
+            return (u >= 0).to(u.dtype)
+
+        @staticmethod
+        def backward(ctx, g):
+            (u,) = ctx.saved_tensors
+            sg = torch.sigmoid(4.0 * u)
+            return g * 4.0 * sg * (1 - sg)
+
+    v = forward32(x)["v"]
+    vst = rounded(v, fmt) if fmt else v.astype(np.float64)
+    dx = np.zeros((T, B, N))
+    dv = torch.zeros((B, N), dtype=torch.float64)
+    for t in reversed(range(T)):
+        vt = torch.tensor(vst[t], requires_grad=True)
+        xt = torch.tensor(x[t].astype(np.float64), requires_grad=True)
+        h = vt + (xt - vt) / 2.0
+        s = Spike.apply(h - 1.0)
+        vn = (1 - s) * h + s * 0.0
+        gv, gx = torch.autograd.grad([s, vn], [vt, xt], [torch.tensor(gy[t].astype(np.float64)), dv])
+        dx[t] = gx.numpy()
+        dv = gv
+    return dx
+
+
+def backward(snnc, tmp, fmt, x, gy, kind):
+    """Part 2 for one format, emulated or on the GPU: (failed, line)."""
+    import numpy as np
+    d = os.path.join(tmp, "grad_%s_%s" % (fmt, kind))
+    os.makedirs(d)
+    np.save(os.path.join(d, "x.npy"), x)
+    np.save(os.path.join(d, "g.npy"), gy)
+    env = {k: v for k, v in os.environ.items() if k != "SNNC_CUDA_EMULATE"}
+    env["SNNC_CACHE_DIR"] = ""
+    if kind == "emulated":
+        env["SNNC_CUDA_EMULATE"] = "1"
+    r = subprocess.run([snnc, "grad", os.path.join(tmp, "half.snn"), "--target", "cuda", "--precision", fmt,
+                        "--batch", str(B), "--input", "x.npy", "--grad-output", "g.npy", "--output", "g.safetensors",
+                        "--input-grad", "dx.npy"], cwd=d, env=env, capture_output=True, text=True)
+    if r.returncode != 0:
+        return 1, "FAIL: %s: snnc grad (exit %d)\n%s" % (fmt, r.returncode, r.stderr[-2000:])
+    got = np.load(os.path.join(d, "dx.npy")).astype(np.float64)
+    want, plain = reference_dx(x, gy, fmt), reference_dx(x, gy, None)
+    scale = max(abs(want).max(), 1e-30)
+    near, far = abs(got - want).max() / scale, abs(got - plain).max() / scale
+    line = "%s, %s: dL/dx %.2g from the rounded-state reference, %.2g from the unrounded one" % (
+        fmt, kind, near, far)
+    if near > 1e-5 or far <= 1e-4:
+        return 1, "FAIL: " + line
+    return 0, line
+
+
+def memory(snnc, tmp, fmt):
+    """Part 3 for one format: (failed, line)."""
+    def info(prec):
+        r = subprocess.run([snnc, "info", os.path.join(tmp, "half.snn"), "--target", "cuda", "--train", "--batch",
+                            str(B), "--precision", prec], capture_output=True, text=True)
+        m = re.search(r"training (\d+) bytes", r.stdout + r.stderr)
+        return (int(m.group(1)) if m else None), r.stdout + r.stderr
+    full, out32 = info("fp32")
+    half, out16 = info(fmt)
+    states = (T + 1) * B * N * 4  # one state, T + 1 steps, in fp32 bytes
+    if full is None or half is None or full - half != states // 2:
+        return 1, "FAIL: %s: snnc info's training memory %r against %r for fp32; expected %d bytes less\n%s" % (
+            fmt, half, full, states // 2, out16)
+    if ("states of h stored in %s" % fmt) not in out16:
+        return 1, "FAIL: %s: snnc info does not say the states are stored in %s\n%s" % (fmt, fmt, out16)
+    return 0, "%s: training memory %d bytes, fp32's %d less the states' half (%d)" % (fmt, half, full, states // 2)
+
+
+def main():
+    snnc = sys.argv[1]
+    for mod in ("numpy", "torch"):
+        if not importlib.util.find_spec(mod):
+            print("SKIPPED: no %s (the reference)" % mod)
+            return 77
+    cc = shutil.which("gcc") or shutil.which("cc")
+    if not cc:
+        print("SKIPPED: no C compiler")
+        return 77
+    import numpy as np
+    rng = np.random.default_rng(3)
+    failed = checks = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        with open(os.path.join(tmp, "half.snn"), "w") as f:
+            f.write(NET)
+        x = draw(rng)
+        gy = rng.standard_normal((T, B, N)).astype(np.float32)
+        gpu = find_nvcc() and have_gpu()
+        if not gpu:
+            print("no GPU: the backward runs emulated only")
+        for fmt in ("bf16", "fp16"):
+            runs = [conversions(snnc, cc, tmp, fmt), backward(snnc, tmp, fmt, x, gy, "emulated")]
+            if gpu:
+                runs.append(backward(snnc, tmp, fmt, x, gy, "gpu"))
+            for bad, line in runs + [memory(snnc, tmp, fmt)]:
+                failed += bad
+                checks += 1
+                print(line)
+    print("%d checks, %d failed" % (checks, failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
