@@ -16,6 +16,11 @@ sees whether a run compiled; SNNC_CACHE_DIR is a folder of the test's own.
 5. SNNC_CACHE_DIR set empty turns the cache off: every run compiles.
 6. snnc train and snnc grad use it too: a second run compiles nothing and
    writes the same weights and gradients.
+7. A header the compiler reads changed (a compiler wrapper that includes a
+   header of the test's, -include, as a library's header is included),
+   with the compiler and the command as they were: built anew, and then
+   taken from the cache again; an entry whose list of headers is missing
+   is built anew.
 """
 import os
 import stat
@@ -165,6 +170,31 @@ train Cache9 {
             outs.append((p.returncode, len(lines()) - before, open(w, "rb").read() if p.returncode == 0 else b""))
         ck.check(outs[0][0] == 0 and outs[1][0] == 0 and outs[0][1] == 1 and outs[1][1] == 0 and
                  outs[0][2] == outs[1][2], "snnc train: built once, the same weights: %r" % [o[:2] for o in outs])
+        # 7. the headers the compiler read
+        hdr = os.path.join(d, "extra header.h")  # a blank, as the compiler escapes it
+        with open(hdr, "w") as f:
+            f.write("/* version 1 */\n")
+        hwrap = os.path.join(d, "cc-with-header")
+        with open(hwrap, "w") as f:
+            f.write('#!/bin/sh\necho "$*" >> "%s"\nexec %s -include "%s" "$@"\n' % (log, cc, hdr))
+        os.chmod(hwrap, os.stat(hwrap).st_mode | stat.S_IEXEC)
+
+        def hrun():
+            before = len(lines())
+            p = subprocess.run([snnc, "run", models[1], "--init", "1", "--input", x, "--output",
+                                os.path.join(d, "y7.npy"), "--cc", hwrap, "--target", "c", "--threads", "1"],
+                               capture_output=True, text=True, env=env)
+            return p.returncode, len(lines()) - before
+        got = [hrun(), hrun()]
+        with open(hdr, "w") as f:
+            f.write("/* version 2, a little longer */\n")
+        got += [hrun(), hrun()]
+        ck.check(got == [(0, 1), (0, 0), (0, 1), (0, 0)],
+                 "a changed header builds anew, then the cache serves it: (status, compilations) %r" % got)
+        for f in os.listdir(cache):
+            if f.endswith(".dep"):
+                os.unlink(os.path.join(cache, f))
+        ck.check(hrun() == (0, 1), "an entry without its list of headers is built anew")
     sys.exit(ck.status())
 
 

@@ -248,17 +248,21 @@ const char *cbuild_object(const LoadedModel *m);
 int cbuild_run(char *const argv[], int quiet, const char *what);
 int cbuild_open(const IrGraph *g, LoadedModel *m, const char *prefix, const char *api);
 /* Builds m's shared object with the compiler command argv (cbuild_run's
-   `what`), or takes it from the build cache: 0, or -1 after reporting. */
-int cbuild_compile(Arena *a, LoadedModel *m, char *const argv[], const char *what);
+   `what`), or takes it from the build cache: 0, or -1 after reporting.
+   lists: the compiler takes -MD -MF FILE (gcc, clang), so the cache also
+   checks the headers it read. */
+int cbuild_compile(Arena *a, LoadedModel *m, char *const argv[], const char *what, int lists);
 /* The build cache (cache.c, docs/cli.md): the key of a build (the command
    argv, with paths inside the build's folder dir by their names, the bytes
    of files, NULL-terminated, the compiler's and the CPU's identity), or
    NULL when the cache is off; an entry copied to dest (0) or not there
-   (-1); one stored, or dropped; a small answer (0 or 1) kept under a key,
+   or with a file of its list changed (-1); one stored with the list of
+   the files that the compiler's dependency rule depfile names outside
+   build_dir (depfile NULL: none), or dropped; a small answer (0 or 1) kept under a key,
    -1 when not known. None of them fails a build. */
 const char *bcache_key(Arena *a, char *const argv[], const char *dir, const char *const files[]);
 int bcache_get(Arena *a, const char *key, const char *dest);
-void bcache_put(Arena *a, const char *key, const char *src);
+void bcache_put(Arena *a, const char *key, const char *src, const char *depfile, const char *build_dir);
 void bcache_drop(Arena *a, const char *key);
 int bcache_answer(Arena *a, const char *key);
 void bcache_keep_answer(Arena *a, const char *key, int answer);

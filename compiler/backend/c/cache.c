@@ -17,6 +17,14 @@
  * into the build's folder (--keep-build keeps it) and renews its time.
  * Beyond SNNC_CACHE_MAX entries (64) the least recently used go. A
  * failure of the cache is never an error: the build runs as without it.
+ *
+ * What the compiler read besides the generated files, the headers of the
+ * system and of the libraries (a header-only library such as SIMDe can
+ * change without the compiler), is listed by the compiler itself (-MD) on
+ * a build; the entry keeps each file's size and modification time in
+ * <key>.dep, written before the object, and a run takes the object only
+ * when every file is as it was. A compiler that does not list them (nvcc)
+ * leaves an empty list.
  * Small answers (whether a compiler builds OpenMP code) are kept as
  * <key>.txt.
  */
@@ -185,12 +193,118 @@ static int copy_file(const char *src, const char *dst) {
     return rc;
 }
 
+/* ---- the files a build read ---- */
+
+#define DEPS_MAX (1 << 20) /* bytes of a dependency list, the compiler's or the entry's */
+
+/* Reads the whole small file at path: its text (NUL-terminated), or NULL. */
+static char *slurp(Arena *a, const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    char *text = arena_alloc(a, DEPS_MAX + 1);
+    size_t n = fread(text, 1, DEPS_MAX + 1, f);
+    int bad = ferror(f) || n > DEPS_MAX;
+    fclose(f);
+    if (bad)
+        return NULL;
+    text[n] = 0;
+    return text;
+}
+
+/* The next file name of a make rule's prerequisites (what -MD writes) from
+   *s, unescaped ("\ " a space, "$$" a dollar, "\" NL a continuation), or
+   NULL at the end. */
+static char *next_dep(Arena *a, const char **s) {
+    const char *p = *s;
+    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || (*p == '\\' && (p[1] == '\n' || p[1] == '\r')))
+        p++;
+    if (!*p)
+        return NULL;
+    /* twice: to measure the name, then to copy it */
+    char *out = NULL, *o = NULL;
+    for (int pass = 0; pass < 2; pass++) {
+        const char *q = p;
+        size_t n = 0;
+        while (*q && *q != ' ' && *q != '\t' && *q != '\n' && *q != '\r') {
+            if ((*q == '\\' && (q[1] == ' ' || q[1] == '#' || q[1] == '\\')) || (*q == '$' && q[1] == '$'))
+                q++;
+            else if (*q == '\\' && (q[1] == '\n' || q[1] == '\r'))
+                break;
+            if (o)
+                *o++ = *q;
+            q++;
+            n++;
+        }
+        if (!pass)
+            out = o = arena_alloc(a, n + 1);
+        else {
+            *o = 0;
+            *s = q;
+        }
+    }
+    return out;
+}
+
+/* The entry's list: a line "size seconds nanoseconds path" for each file
+   that the compiler's rule in depfile names outside the build's folder dir
+   (depfile NULL: none). 0, or -1 when the rule cannot be read or a file
+   cannot be listed. */
+static int write_deps(Arena *a, const char *path, const char *depfile, const char *dir) {
+    const char *rule = depfile ? slurp(a, depfile) : "";
+    if (!rule)
+        return -1;
+    const char *colon = depfile ? strstr(rule, ": ") : rule;
+    if (!colon)
+        return -1;
+    const char *s = depfile ? colon + 2 : rule;
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return -1;
+    size_t nd = strlen(dir);
+    int rc = 0;
+    for (char *dep; rc == 0 && (dep = next_dep(a, &s));) {
+        struct stat st;
+        if (!strncmp(dep, dir, nd) && dep[nd] == '/') /* a generated file: hashed in the key */
+            continue;
+        if (strchr(dep, '\n') || stat(dep, &st) != 0)
+            rc = -1;
+        else
+            fprintf(f, "%lld %lld %ld %s\n", (long long)st.st_size, (long long)st.st_mtim.tv_sec,
+                    (long)st.st_mtim.tv_nsec, dep);
+    }
+    if (fclose(f) != 0)
+        rc = -1;
+    return rc;
+}
+
+/* Whether every file of the entry's list at path is as it was. */
+static int deps_unchanged(Arena *a, const char *path) {
+    char *text = slurp(a, path);
+    if (!text)
+        return 0;
+    for (char *line = text, *end; *line; line = end + 1) {
+        if (!(end = strchr(line, '\n')))
+            return 0;
+        *end = 0;
+        long long size, sec;
+        long nsec;
+        int at = 0;
+        struct stat st;
+        if (sscanf(line, "%lld %lld %ld %n", &size, &sec, &nsec, &at) != 3 || !at || stat(line + at, &st) != 0 ||
+            (long long)st.st_size != size || (long long)st.st_mtim.tv_sec != sec || (long)st.st_mtim.tv_nsec != nsec)
+            return 0;
+    }
+    return 1;
+}
+
 int bcache_get(Arena *a, const char *key, const char *dest) {
     const char *dir = cache_dir(a);
     if (!dir || !key)
         return -1;
     const char *path = arena_printf(a, "%s/%s.so", dir, key);
-    if (access(path, R_OK) != 0 || copy_file(path, dest) != 0)
+    if (access(path, R_OK) != 0 || !deps_unchanged(a, arena_printf(a, "%s/%s.dep", dir, key)) ||
+        copy_file(path, dest) != 0)
         return -1;
     utimensat(AT_FDCWD, path, NULL, 0); /* recently used */
     return 0;
@@ -198,8 +312,10 @@ int bcache_get(Arena *a, const char *key, const char *dest) {
 
 void bcache_drop(Arena *a, const char *key) {
     const char *dir = cache_dir(a);
-    if (dir && key)
+    if (dir && key) {
         unlink(arena_printf(a, "%s/%s.so", dir, key));
+        unlink(arena_printf(a, "%s/%s.dep", dir, key));
+    }
 }
 
 /* Removes the least recently used entries beyond SNNC_CACHE_MAX. */
@@ -235,17 +351,22 @@ static void prune(Arena *a, const char *dir) {
                 (all.items[i].t.tv_sec == all.items[old].t.tv_sec && all.items[i].t.tv_nsec < all.items[old].t.tv_nsec))
                 old = i;
         unlink(all.items[old].path);
+        char *dep = arena_strdup(a, all.items[old].path); /* <key>.so: its <key>.dep */
+        strcpy(dep + strlen(dep) - 3, ".dep");
+        unlink(dep);
         all.items[old] = all.items[--all.len];
     }
 }
 
-void bcache_put(Arena *a, const char *key, const char *src) {
+void bcache_put(Arena *a, const char *key, const char *src, const char *depfile, const char *build_dir) {
     const char *dir = cache_dir(a);
     if (!dir || !key)
         return;
     const char *tmp = arena_printf(a, "%s/.%s.%ld.tmp", dir, key, (long)getpid());
     const char *path = arena_printf(a, "%s/%s.so", dir, key);
-    if (copy_file(src, tmp) != 0 || rename(tmp, path) != 0) {
+    /* the list first: an object is never seen without it */
+    if (write_deps(a, tmp, depfile, build_dir) != 0 || rename(tmp, arena_printf(a, "%s/%s.dep", dir, key)) != 0 ||
+        copy_file(src, tmp) != 0 || rename(tmp, path) != 0) {
         unlink(tmp);
         return;
     }

@@ -146,10 +146,11 @@ static int cc_has_openmp(Arena *a, const char *cc, const char *dir) {
     return answer;
 }
 
-int cbuild_compile(Arena *a, LoadedModel *m, char *const argv[], const char *what) {
+int cbuild_compile(Arena *a, LoadedModel *m, char *const argv[], const char *what, int lists) {
     CModel *cm = m->handle;
     const char *files[] = {cm->c_file, cm->h_file, NULL};
     const char *key = bcache_key(a, argv, cm->dir, files);
+    const char *depfile = key && lists ? arena_printf(a, "%s/deps.mk", cm->dir) : NULL;
     if (key && bcache_get(a, key, cm->so_file) == 0) {
         void *so = dlopen(cm->so_file, RTLD_NOW | RTLD_LOCAL); /* an entry that does not load is built anew */
         if (so) {
@@ -159,9 +160,22 @@ int cbuild_compile(Arena *a, LoadedModel *m, char *const argv[], const char *wha
         bcache_drop(a, key);
         unlink(cm->so_file);
     }
+    if (depfile) { /* the same command, listing what it reads */
+        int n = 0;
+        while (argv[n])
+            n++;
+        char **with = arena_alloc(a, sizeof(char *) * (size_t)(n + 4));
+        memcpy(with, argv, sizeof(char *) * (size_t)n);
+        with[n] = "-MD";
+        with[n + 1] = "-MF";
+        with[n + 2] = (char *)depfile;
+        argv = with;
+    }
     if (cbuild_run(argv, 0, what) != 0)
         return -1;
-    bcache_put(a, key, cm->so_file);
+    bcache_put(a, key, cm->so_file, depfile, cm->dir);
+    if (depfile)
+        unlink(depfile);
     return 0;
 }
 
@@ -326,7 +340,7 @@ int cbuild_load(const Target *t, const char *const *isa_flags, const IrGraph *g,
     argv[na++] = (char *)cm->c_file;
     argv[na++] = "-lm";
     argv[na] = NULL;
-    if (cbuild_compile(g->arena, m, argv, "the C compiler") != 0) {
+    if (cbuild_compile(g->arena, m, argv, "the C compiler", 1) != 0) {
         cbuild_unload(m);
         return -1;
     }

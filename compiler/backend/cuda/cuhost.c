@@ -555,7 +555,7 @@ int cu_build_and_load(const Target *t, const IrGraph *g, const LoadOptions *lo, 
                                      slash ? nvcc : ".");
     char *gpu[] = {(char *)nvcc, "-O3", "-arch=native", "-fmad=false", "-Xcompiler", "-fPIC", "-shared",
                    "-Xlinker", (char *)rpath, "-o", (char *)so, (char *)src, "-lcublas", NULL};
-    if (cbuild_compile(g->arena, m, emu ? emulated : gpu, emu ? "the C compiler" : "nvcc") != 0) {
+    if (cbuild_compile(g->arena, m, emu ? emulated : gpu, emu ? "the C compiler" : "nvcc", emu) != 0) {
         cbuild_unload(m);
         return -1;
     }
