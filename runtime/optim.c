@@ -56,8 +56,9 @@
 #ifndef OPT_CLONES
 #define OPT_CLONES
 #endif
-/* A loop of integer operations: AVX2 has them 8 lanes wide (FMA does not
-   imply it), where the default x86-64 has 4. */
+/* A loop of integer operations, or of doubles without FMA: AVX2 has them 8
+   (and 4) lanes wide (FMA does not imply it), where the default x86-64 has
+   4 (and 2). */
 #if defined(__x86_64__) && defined(__linux__) && (defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 6))
 #define INT_CLONES __attribute__((target_clones("avx2", "default")))
 #else
@@ -299,21 +300,32 @@ typedef struct ClipBlock {
     size_t i, len;
 } ClipBlock;
 
-/* The sum of squares of a block, in double, in order from 0.0. */
-static double clip_sumsq(const float *g, const size_t *off,
-                         const size_t *count, ClipBlock b)
+/* The sum of squares of a block, in double, in snnrt.h's order: lane l
+   of SNNRT_CLIP_LANES adds the block's gradients l, l + 32, ... from 0.0,
+   then the lanes are added as a tree, l += l + w for w = 16, 8, 4, 2, 1.
+   The lanes are a vector's, and a GPU warp's. */
+INT_CLONES static double clip_sumsq(const float *g, const size_t *off,
+                                    const size_t *count, ClipBlock b)
 {
-    double s = 0.0;
-    size_t i = b.i, left = b.len;
-    int r;
+    double lane[SNNRT_CLIP_LANES] = {0.0};
+    size_t i = b.i, left = b.len, at = 0; /* at: the position in the block */
+    int r, l, w;
     for (r = b.r; left > 0; r++, i = 0) {
         const float *x = g + off[r] + i;
-        size_t n = count[r] - i < left ? count[r] - i : left, k;
-        for (k = 0; k < n; k++)
-            s += (double)x[k] * x[k];
+        size_t n = count[r] - i < left ? count[r] - i : left, k = 0;
+        for (; k < n && at % SNNRT_CLIP_LANES; k++, at++) /* up to a row of lanes */
+            lane[at % SNNRT_CLIP_LANES] += (double)x[k] * x[k];
+        for (; k + SNNRT_CLIP_LANES <= n; k += SNNRT_CLIP_LANES, at += SNNRT_CLIP_LANES)
+            for (l = 0; l < SNNRT_CLIP_LANES; l++)
+                lane[l] += (double)x[k + l] * x[k + l];
+        for (; k < n; k++, at++)
+            lane[at % SNNRT_CLIP_LANES] += (double)x[k] * x[k];
         left -= n;
     }
-    return s;
+    for (w = SNNRT_CLIP_LANES / 2; w > 0; w /= 2)
+        for (l = 0; l < w; l++)
+            lane[l] += lane[l + w];
+    return lane[0];
 }
 
 double snnrt_clip_grad_norm(float *g, const size_t *off, const size_t *count,

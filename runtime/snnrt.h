@@ -452,13 +452,17 @@ int snnrt_any_nonfinite(const float *v, size_t n);
 double snnrt_clip_grad_norm(float *g, const size_t *off, const size_t *count,
                             int nranges, double max_norm);
 
-/* How clip_grad_norm adds the squares: in double, each block of
+/* How clip_grad_norm adds the squares: in double, in blocks of
    SNNRT_CLIP_BLOCK consecutive gradients (counted through the ranges as one
-   array) from 0.0 in order, then the blocks' sums in order. A caller that
-   sums the blocks elsewhere (a GPU) and adds their sums so gets the same
-   norm; snnrt_clip_coef(sum, max_norm) is then the factor, applied (as a
-   float) where it is below 1 or NaN. */
+   array); in a block, lane l of SNNRT_CLIP_LANES adds the squares of the
+   block's gradients l, l + 32, l + 64, ... from 0.0 in order, and the
+   lanes are then added as a tree: lane l += lane l + w for l < w, for w =
+   16, 8, 4, 2, 1, giving lane 0; then the blocks' sums are added in order.
+   A caller that sums the blocks elsewhere (a GPU, a warp a block) and adds
+   their sums so gets the same norm; snnrt_clip_coef(sum, max_norm) is then
+   the factor, applied (as a float) where it is below 1 or NaN. */
 #define SNNRT_CLIP_BLOCK 4096
+#define SNNRT_CLIP_LANES 32
 double snnrt_clip_coef(double sumsq, double max_norm);
 
 /* CosineAnnealingLR's closed form with T_max = epochs: the learning rate

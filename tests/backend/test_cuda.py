@@ -78,7 +78,11 @@ runs it on the CPU, nvcc mode compiles it, and on a GPU (nvcc, device) it
 runs and is compared with its emulated build: the counts of correct
 predictions the same, the losses within 1e-5 relative, every other value
 within 1e-4 of its kind's largest. That checks what emulation cannot: the
-order of the copies on the stream, pinned memory, the waits.
+order of the copies on the stream, pinned memory, the waits. In every
+mode that runs it, the blocks' sums of squares must also equal, bit for
+bit, those the program adds by hand from the gradients it fetches, in
+runtime/snnrt.h's order (32 lanes, then a tree): on a GPU, the warps'
+shuffles.
 
 Also checked (emulate): without a GPU, snnc train --target cuda says why it
 cannot run the code here (test_cuda_train.py trains with it, emulated), and
@@ -557,7 +561,8 @@ network ReadoutLast {
 # snnc train's loop on the device (compiler/backend/cuda/cuhost.c's
 # <net>_host_dev_*, which the .cu has where snnc loads it): four steps of
 # drawn batches, two losses, Adam then AdamW, clipping's scale once, the
-# blocks' sums of squares every other step, an evaluation forward, and the
+# blocks' sums of squares every other step (and the same by hand from the
+# gradients, fetched), an evaluation forward, and the
 # state brought back. Its reference is the same program built with
 # -DSNNC_CUDA_EMULATE, whose training test_cuda_train.py compares with
 # --target c; on a GPU this checks what emulation cannot: the stream's
@@ -630,6 +635,27 @@ int main(void)
             printf("loss %%.9g\nncorrect %%d\n", loss, nc);
             for (i = 0; (step - 1) %% 2 && i < (total + block - 1) / block; i++)
                 printf("sumsq %%.17g\n", sums[i]);
+            if ((step - 1) %% 2) { /* the same sums by hand from the gradients: runtime/snnrt.h's order */
+                const float *gw = ws + (np + 15) / 16 * 16;
+                double lane[32];
+                long n = 0, at;
+                int w, l;
+                %(p)s_host_dev_get(ws, NULL, NULL, (size_t)np);
+                for (k = 0; k < %(P)s_NUM_PARAMS; k++)
+                    for (at = 0; %(p)s_params[k].learnable && at < %(p)s_params[k].count; at++, n++) {
+                        if (n %% block == 0)
+                            for (l = 0; l < 32; l++)
+                                lane[l] = 0.0;
+                        lane[n %% block %% 32] += (double)gw[%(p)s_params[k].offset + at] *
+                                                 gw[%(p)s_params[k].offset + at];
+                        if (n %% block == block - 1 || n == total - 1) {
+                            for (w = 16; w > 0; w /= 2)
+                                for (l = 0; l < w; l++)
+                                    lane[l] += lane[l + w];
+                            printf("sumsq_by_hand %%.17g\n", lane[0]);
+                        }
+                    }
+            }
             %(p)s_host_dev_update(step == 4, 0.5f, step <= 3 ? 1 : 2, step - 1, 1e-2, 0.0, 1e-3, 0, 0.9, 0.999, 1e-8);
         }
         if (step <= 4)
@@ -791,6 +817,17 @@ def loop_diff(got, ref):
     return ""
 
 
+def sums_by_hand(got):
+    """'' when the device loop's blocks' sums of squares (LOOP_MAIN's sumsq) are, bit for bit, those that it
+    adds by hand from the gradients in runtime/snnrt.h's order (sumsq_by_hand), else why not."""
+    sums = [v for label, v in got if label == "sumsq"]
+    hand = [v for label, v in got if label == "sumsq_by_hand"]
+    if not sums or len(sums) != len(hand):
+        return "%d blocks' sums against %d by hand" % (len(sums), len(hand))
+    bad = [k for k, (a, b) in enumerate(zip(sums, hand)) if a != b]
+    return "block sum %d: %r against %r by hand" % (bad[0], sums[bad[0]], hand[bad[0]]) if bad else ""
+
+
 def npy_write(path, shape, values):
     """A float32 .npy file (the standard library alone)."""
     head = "{'descr': '<f4', 'fortran_order': False, 'shape': (%s), }" % "".join("%d, " % n for n in shape)
@@ -832,8 +869,12 @@ def check_loop(snnc, tmp, mode, cc, nvcc, gpu, pack):
         print("FAIL: %s: the emulated build (exit %d)\n%s" % (what, rc, msg[-3000:]))
         return 0, 1
     ref = values(msg)
+    why = sums_by_hand(ref)
+    if why:
+        print("FAIL: %s: emulated: %s" % (what, why))
+        return 0, 1
     if mode == "emulate":
-        print("%s: built and run emulated (%d values)" % (what, len(ref)))
+        print("%s: built and run emulated (%d values; the blocks' sums of squares as by hand)" % (what, len(ref)))
         return 1, 0
     rc, msg = build_cuda(mode, keep, "loop", src, cc, nvcc)
     if rc != 0:
@@ -883,7 +924,7 @@ def compare(kind, what, out, ref):
         print("FAIL: %s [cuda]: output that is not lines of a label and a value\n%s" % (what, out[-3000:]))
         return 0, 1
     if kind == "loop":
-        why = loop_diff(got, ref)
+        why = loop_diff(got, ref) or sums_by_hand(got)
         if why:
             print("FAIL: %s: on the GPU against its emulated build: %s" % (what, why))
             return 0, 1

@@ -275,13 +275,20 @@ static void test_clip(void)
         CHECK(memcmp(&norm, &norm1, sizeof norm) == 0);
         CHECK(memcmp(g, g0, CLIP_N * sizeof *g) == 0);
     }
-    /* up to 4096 gradients, the norm is that of the plain sum in order */
-    small = 0.0;
-    for (r = 0; r < 2; r++)
-        for (i = 0; i < 1000; i++)
-            small += (double)g0[r * 2000 + i] * g0[r * 2000 + i];
+    /* up to 4096 gradients, one block: snnrt.h's order written out, the
+       n-th gradient through the ranges to lane n % 32, the lanes added in
+       halves; ranges of 1000 and 1003 (a lane row split between them) */
     {
-        size_t off[2] = {0, 2000}, count[2] = {1000, 1000};
+        size_t off[2] = {0, 2000}, count[2] = {1000, 1003}, n = 0;
+        double lane[32] = {0.0};
+        int w, l;
+        for (r = 0; r < 2; r++)
+            for (i = 0; i < count[r]; i++, n++)
+                lane[n % 32] += (double)g0[off[r] + i] * g0[off[r] + i];
+        for (w = 16; w > 0; w /= 2)
+            for (l = 0; l < w; l++)
+                lane[l] += lane[l + w];
+        small = lane[0];
         norm = snnrt_clip_grad_norm(g0, off, count, 2, 1e9);
         CHECK(norm == sqrt(small));
     }

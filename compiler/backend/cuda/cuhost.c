@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "cuda.h"
+#include "snnrt.h" /* SNNRT_CLIP_BLOCK, SNNRT_CLIP_LANES */
 
 /* ---- the host API, in <net>.cu ---- */
 
@@ -66,7 +67,7 @@ long long cu_loop_floats(Emit *e) {
             nr++;
         }
     long long nin = (g->encoding == ENC_SEQUENCE ? T : 1) * B * in, nsteps = T * B * out;
-    long long blocks = (learned + 4095) / 4096; /* SNNRT_CLIP_BLOCK */
+    long long blocks = (learned + SNNRT_CLIP_BLOCK - 1) / SNNRT_CLIP_BLOCK;
     /* two batches and their labels; the outputs and dL/doutput; the report (doubles); the ranges (longs);
        an evaluation's input and outputs (the host API's) */
     return 2 * nin + 2 * B + 2 * nsteps + 2 * (2 + blocks) + 4 * (nr + 1) + nin + nsteps;
@@ -119,29 +120,57 @@ static void host_train_loop(Emit *e, const char *nin, const char *nsteps) {
     cg_line(e, "#endif");
     cg_line(e, "} %s_d;", p);
     cg_blank(e);
-    cg_line(e, "/* out[j] = the sum in double, from 0.0 in order, of the squares of the gradients");
-    cg_line(e, "   j * block .. (j + 1) * block - 1 counted through the learnable ranges rng (offset,");
-    cg_line(e, "   count) as one array: runtime/optim.c's blocks for clipping. A thread per block. */");
+    cg_line(e, "/* The sum in double of the squares of the gradients pos, pos + 32, ... below end,");
+    cg_line(e, "   counted through the learnable ranges rng (offset, count) as one array: a lane of");
+    cg_line(e, "   runtime/optim.c's blocks for clipping. */");
+    cg_line(e, "%s_DEVICE double %s_lane_sumsq(const float *g, const long *rng, long nr, long pos, long end)", P, p);
+    cg_line(e, "{");
+    cg_line(e, "    double s = 0.0;");
+    cg_line(e, "    long r = 0, base = 0;");
+    cg_line(e, "    for (; pos < end; pos += %d) {", SNNRT_CLIP_LANES);
+    cg_line(e, "        while (r < nr && pos >= base + rng[2 * r + 1]) {");
+    cg_line(e, "            base += rng[2 * r + 1];");
+    cg_line(e, "            r++;");
+    cg_line(e, "        }");
+    cg_line(e, "        if (r == nr)");
+    cg_line(e, "            break;");
+    cg_line(e, "        s += (double)g[rng[2 * r] + pos - base] * g[rng[2 * r] + pos - base];");
+    cg_line(e, "    }");
+    cg_line(e, "    return s;");
+    cg_line(e, "}");
+    cg_blank(e);
+    cg_line(e, "/* out[j] = the sum of squares of the gradients j * block .. (j + 1) * block - 1 in");
+    cg_line(e, "   runtime/snnrt.h's order: lane l of %d adds the block's gradients l, l + %d, ... in", SNNRT_CLIP_LANES,
+            SNNRT_CLIP_LANES);
+    cg_line(e, "   order, then the lanes are added as a tree (l += l + w for w = %d, ..., 1). A warp",
+            SNNRT_CLIP_LANES / 2);
+    cg_line(e, "   per block, its threads the lanes; emulated, the thread of lane 0 runs them all. */");
     cg_line(e, "%s_GLOBAL void %s_sumsq_k(const float *g, const long *rng, long nr, long block, long nblocks, double *out)", P,
             p);
     cg_line(e, "{");
-    cg_line(e, "    const long j = %s_TID;", P);
-    cg_line(e, "    if (j < nblocks) {");
-    cg_line(e, "        long skip = j * block, left = block, r = 0, k;");
-    cg_line(e, "        double s = 0.0;");
-    cg_line(e, "        while (r < nr && skip >= rng[2 * r + 1]) {");
-    cg_line(e, "            skip -= rng[2 * r + 1];");
-    cg_line(e, "            r++;");
-    cg_line(e, "        }");
-    cg_line(e, "        for (; r < nr && left > 0; r++, skip = 0) {");
-    cg_line(e, "            const float *x = g + rng[2 * r] + skip;");
-    cg_line(e, "            const long n = rng[2 * r + 1] - skip < left ? rng[2 * r + 1] - skip : left;");
-    cg_line(e, "            for (k = 0; k < n; k++)");
-    cg_line(e, "                s += (double)x[k] * x[k];");
-    cg_line(e, "            left -= n;");
-    cg_line(e, "        }");
+    cg_line(e, "    const long j = %s_TID / %d, l = %s_TID %% %d;", P, SNNRT_CLIP_LANES, P, SNNRT_CLIP_LANES);
+    cg_line(e, "    int w;");
+    cg_line(e, "#ifdef SNNC_CUDA_EMULATE");
+    cg_line(e, "    double s[%d];", SNNRT_CLIP_LANES);
+    cg_line(e, "    long k;");
+    cg_line(e, "    if (l != 0 || j >= nblocks)");
+    cg_line(e, "        return;");
+    cg_line(e, "    for (k = 0; k < %d; k++)", SNNRT_CLIP_LANES);
+    cg_line(e, "        s[k] = %s_lane_sumsq(g, rng, nr, j * block + k, (j + 1) * block);", p);
+    cg_line(e, "    for (w = %d; w > 0; w /= 2)", SNNRT_CLIP_LANES / 2);
+    cg_line(e, "        for (k = 0; k < w; k++)");
+    cg_line(e, "            s[k] += s[k + w];");
+    cg_line(e, "    out[j] = s[0];");
+    cg_line(e, "#else");
+    cg_line(e, "    double s;");
+    cg_line(e, "    if (j >= nblocks) /* the whole warp */");
+    cg_line(e, "        return;");
+    cg_line(e, "    s = %s_lane_sumsq(g, rng, nr, j * block + l, (j + 1) * block);", p);
+    cg_line(e, "    for (w = %d; w > 0; w /= 2) /* lanes below w add lane l + w's */", SNNRT_CLIP_LANES / 2);
+    cg_line(e, "        s += __shfl_down_sync(0xffffffffu, s, w);");
+    cg_line(e, "    if (l == 0)");
     cg_line(e, "        out[j] = s;");
-    cg_line(e, "    }");
+    cg_line(e, "#endif");
     cg_line(e, "}");
     cu_map_kernel(e, "g[j] *= c: clipping's scale.", "scale_k", "float *g, long n, float c", "n", "g[j] *= c;");
     cu_map_kernel(e, "*bad = NaN where one of g[0..n) is NaN or infinite (threads that find one write the same).",
@@ -250,8 +279,8 @@ static void host_train_loop(Emit *e, const char *nin, const char *nsteps) {
     cg_line(e, "       \"train_loss\");");
     cg_line(e, "%s_h_ok(%s_train_backward(dws, batch, %s_d.dy, NULL, st, %s_h.blas), \"train_backward\");", p, p, p, p);
     cg_line(e, "if (sums)");
-    cg_line(e, "    %s_LAUNCH(%s_d.nblocks, st, %s_sumsq_k, (%s_train_grads(dws), %s_d.rng, %s_NRANGES, %s_d.block,", P, p, p,
-            p, p, P, p);
+    cg_line(e, "    %s_LAUNCH(%s_d.nblocks * %d, st, %s_sumsq_k, (%s_train_grads(dws), %s_d.rng, %s_NRANGES, %s_d.block,", P, p,
+            SNNRT_CLIP_LANES, p, p, p, P, p);
     cg_line(e, "                                       %s_d.nblocks, %s_d.rep + 2));", p, p);
     cg_line(e, "else {");
     cg_line(e, "    long k;");
