@@ -175,11 +175,11 @@ void pass_trainplan(IrGraph *g) {
         b->bits = x->bits && !b->inv;
         off += align16(b->vsteps * mb * c / (b->bits ? 32 : 1));
         if (x->op == IR_NEURON && x->neuron->states.len) {
-            int64_t n16 = (int64_t)x->neuron->states.len * (T + 1) * mb * c;
+            int64_t vals = (int64_t)x->neuron->states.len * (T + 1) * mb * c;
             b->state = off;
             b->ssteps = (int)T + 1;
             b->shalf = g->store != STORE_FP32 && !recurrent[i];
-            off += align16(b->shalf ? (n16 + 1) / 2 : n16);
+            off += align16(b->shalf ? (vals + 1) / 2 : vals);
         }
         if (x->op == IR_DROPOUT) {
             b->mask = off;
