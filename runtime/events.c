@@ -134,6 +134,7 @@ typedef struct EvScan {
     const SnnrtEventSpec *spec;
     int col[4];
     long long sample; /* the sample of the current row */
+    long long limit;  /* the samples to read (< 0: all) */
 } EvScan;
 
 static int ev_begin(void *ctx, const SnnrtTable *tb, char *err, size_t errlen)
@@ -151,6 +152,11 @@ static int ev_begin(void *ctx, const SnnrtTable *tb, char *err, size_t errlen)
     e->count = tb->rows;
     if (ev_offsets(e, sc->ot, sc->opath, err, errlen))
         return -1;
+    e->file_samples = e->samples;
+    if (sc->limit >= 0 && sc->limit < e->samples) { /* the events of the first samples alone */
+        e->samples = sc->limit;
+        e->count = e->offsets[e->samples];
+    }
     n = (size_t)e->count;
     e->t = (long long *)malloc((n + 1) * sizeof(long long));
     e->x = (int *)malloc((n + 1) * sizeof(int));
@@ -158,7 +164,7 @@ static int ev_begin(void *ctx, const SnnrtTable *tb, char *err, size_t errlen)
     e->p = (unsigned char *)malloc(n + 1);
     if (!e->t || !e->x || !e->y || !e->p)
         return ev_fail(err, errlen, sc->path, "out of memory for the events");
-    return 0;
+    return e->count ? 0 : SNNRT_SCAN_STOP;
 }
 
 static int ev_row(void *ctx, long long r, const long long *row, char *err, size_t errlen)
@@ -206,13 +212,13 @@ static int ev_row(void *ctx, long long r, const long long *row, char *err, size_
     e->y[r] = (int)y;
     e->p[r] = (unsigned char)p;
     e->t[r] = t;
-    return 0;
+    return r + 1 < e->count ? 0 : SNNRT_SCAN_STOP;
 }
 
 /* The events of path (the bytes data[0..size) when data is not NULL),
    after the offsets ot. */
 static int ev_scan(const void *data, size_t size, const char *path, const SnnrtTable *ot,
-                   const char *opath, const SnnrtEventSpec *spec, SnnrtEvents *out,
+                   const char *opath, const SnnrtEventSpec *spec, long long limit, SnnrtEvents *out,
                    char *err, size_t errlen)
 {
     EvScan sc;
@@ -225,6 +231,7 @@ static int ev_scan(const void *data, size_t size, const char *path, const SnnrtT
     sc.path = path;
     sc.opath = opath;
     sc.spec = spec;
+    sc.limit = limit;
     scan.begin = ev_begin;
     scan.row = ev_row;
     scan.ctx = &sc;
@@ -237,6 +244,12 @@ static int ev_scan(const void *data, size_t size, const char *path, const SnnrtT
 
 int snnrt_events_read(const char *path, const SnnrtEventSpec *spec,
                       SnnrtEvents *out, char *err, size_t errlen)
+{
+    return snnrt_events_read_first(path, spec, -1, out, err, errlen);
+}
+
+int snnrt_events_read_first(const char *path, const SnnrtEventSpec *spec, long long samples,
+                            SnnrtEvents *out, char *err, size_t errlen)
 {
     SnnrtTable ot;
     size_t n = strlen(path);
@@ -260,7 +273,7 @@ int snnrt_events_read(const char *path, const SnnrtEventSpec *spec,
         has_offsets = 1;
     }
     if (!has_offsets || snnrt_npy_read_table(opath, &ot, err, errlen) == 0)
-        rc = ev_scan(NULL, 0, path, has_offsets ? &ot : NULL, opath, spec, out, err, errlen);
+        rc = ev_scan(NULL, 0, path, has_offsets ? &ot : NULL, opath, spec, samples, out, err, errlen);
     snnrt_table_free(&ot);
     free(opath);
     return rc;
@@ -278,7 +291,7 @@ int snnrt_events_read_mem(const void *events, size_t size,
     memset(out, 0, sizeof *out);
     memset(&ot, 0, sizeof ot);
     if (!offsets || snnrt_npy_read_table_mem(offsets, osize, name, &ot, err, errlen) == 0)
-        rc = ev_scan(events, size, name, offsets ? &ot : NULL, name, spec, out, err, errlen);
+        rc = ev_scan(events, size, name, offsets ? &ot : NULL, name, spec, -1, out, err, errlen);
     snnrt_table_free(&ot);
     return rc;
 }

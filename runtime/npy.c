@@ -645,8 +645,8 @@ static int table_scan_open(FILE *fp, const char *path, const SnnrtTableScan *sca
         return hdr_fail(&h, "the table is too large for this machine");
     shape.rows = (long long)rows;
     shape.cols = (int)cols;
-    if (scan->begin && scan->begin(scan->ctx, &shape, err, errlen))
-        return -1;
+    if (scan->begin && (c = scan->begin(scan->ctx, &shape, err, errlen)) != 0)
+        return c == SNNRT_SCAN_STOP ? 0 : -1;
     for (r = 0; r < rows; r++) {
         /* one row: the record, or the C integers of a plain row */
         unsigned k;
@@ -660,8 +660,8 @@ static int table_scan_open(FILE *fp, const char *path, const SnnrtTableScan *sca
                 return hdr_fail(&h, m);
             }
         }
-        if (scan->row(scan->ctx, (long long)r, vals, err, errlen))
-            return -1;
+        if ((c = scan->row(scan->ctx, (long long)r, vals, err, errlen)) != 0)
+            return c == SNNRT_SCAN_STOP ? 0 : -1;
     }
     return 0;
 }

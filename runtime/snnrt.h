@@ -129,8 +129,10 @@ void snnrt_table_free(SnnrtTable *t);
 
 /* The same table row by row, without holding it: begin (may be NULL) gets
    its rows, cols and names (data NULL) before any row, row each row's cols
-   integers; a nonzero return stops the scan, which then fails with the
-   message the callback wrote into err. */
+   integers. A callback returns 0 to go on, SNNRT_SCAN_STOP to end the scan
+   there as a success (the rows after it are not read), and anything else
+   to end it as a failure with the message it wrote into err. */
+#define SNNRT_SCAN_STOP 1
 typedef struct SnnrtTableScan {
     int (*begin)(void *ctx, const SnnrtTable *shape, char *err, size_t errlen);
     int (*row)(void *ctx, long long r, const long long *vals, char *err,
@@ -158,6 +160,8 @@ typedef struct SnnrtEventSpec {
 /* The samples of an event file, checked against a spec. */
 typedef struct SnnrtEvents {
     long long samples;
+    long long file_samples; /* the offsets file's count: more than samples after
+                               snnrt_events_read_first */
     long long *offsets;  /* samples + 1: sample i is events offsets[i] .. offsets[i+1] - 1 */
     long long count;     /* events */
     long long *t;        /* per event */
@@ -171,6 +175,13 @@ typedef struct SnnrtEvents {
    event against spec; errors name the file, the sample and the event. */
 int snnrt_events_read(const char *path, const SnnrtEventSpec *spec,
                       SnnrtEvents *out, char *err, size_t errlen);
+/* The same, reading only the events of the first `samples` samples where
+   the file holds more (samples < 0: all): the offsets are read and checked
+   whole, and the event file's header against them, but the events after
+   those samples are neither read nor checked. What --train-limit and
+   --test-limit read. */
+int snnrt_events_read_first(const char *path, const SnnrtEventSpec *spec, long long samples,
+                            SnnrtEvents *out, char *err, size_t errlen);
 /* The same from bytes in memory; offsets may be NULL (one sample). */
 int snnrt_events_read_mem(const void *events, size_t size,
                           const void *offsets, size_t osize,

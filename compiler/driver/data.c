@@ -134,26 +134,27 @@ void data_event_spec(const IrGraph *g, SnnrtEventSpec *spec) {
     spec->binary = g->events.binary;
 }
 
-/* An event file and its labels. */
+/* An event file and its labels; limit as load_idx. */
 static int load_events(Dataset *d, const char *xp, const char *yp, const IrGraph *g, long classes,
-                       const TrainSpec *ts) {
+                       const TrainSpec *ts, long limit) {
     char err[1024];
     SnnrtTensor y;
     memset(&y, 0, sizeof y);
     if (drv_check_input_path(xp) != 0 || drv_check_input_path(yp) != 0)
         return -1;
     data_event_spec(g, &d->evspec);
-    if (snnrt_events_read(xp, &d->evspec, &d->ev, err, sizeof err) != 0 ||
-        snnrt_npy_read(yp, &y, err, sizeof err) != 0) {
+    long long rows = limit > 0 ? limit : -1, yrows = 0;
+    if (snnrt_events_read_first(xp, &d->evspec, rows, &d->ev, err, sizeof err) != 0 ||
+        snnrt_npy_read_first(yp, rows, &y, &yrows, err, sizeof err) != 0) {
         error_plain("%s", err);
         snnrt_tensor_free(&y);
         return -1;
     }
     int rc = -1;
-    if (y.ndim != 1 || y.shape[0] != d->ev.samples) {
+    if (y.ndim != 1 || yrows != d->ev.file_samples) {
         error_plain("%s and %s: %lld samples of events (the offsets file gives them) but labels of %d "
                     "dimension%s, %lld values; labels are [N]",
-                    xp, yp, d->ev.samples, y.ndim, y.ndim == 1 ? "" : "s", y.ndim ? y.shape[0] : 1);
+                    xp, yp, d->ev.file_samples, y.ndim, y.ndim == 1 ? "" : "s", y.ndim ? yrows : 1);
         goto out;
     }
     d->n = (long)d->ev.samples;
@@ -227,7 +228,7 @@ int data_load(Dataset *d, const TrainSpec *ts, const IrGraph *g, int train, long
         }
         rc = load_idx(d, ts, train, want, classes, limit);
     } else if (g->events.on)
-        rc = load_events(d, ts->npy[train ? 0 : 2], ts->npy[train ? 1 : 3], g, classes, ts);
+        rc = load_events(d, ts->npy[train ? 0 : 2], ts->npy[train ? 1 : 3], g, classes, ts, limit);
     else
         rc = load_npy(d, ts->npy[train ? 0 : 2], ts->npy[train ? 1 : 3], want, d->steps, classes, ts, limit);
     if (rc != 0) {

@@ -23,6 +23,12 @@ twin given the reference frames, bit for bit. The cases:
   - synthetic events from scripts/make_fashion_events.py (of Fashion-MNIST
     test images where Debian's dataset-fashion-mnist is installed, else of
     random images).
+Also: `snnc train --train-limit 9 --test-limit 5` on event lists (random,
+with empty samples at the cut) writes the weights and metrics of a run on
+files cut to those samples, byte for byte; an event past the cut that
+the network could not take is not read (without the limit it is refused);
+and labels of another length than the offsets' samples are refused under a
+limit too.
 
 Usage: test_binning.py SOURCE_DIR (SNNC in the environment)
 """
@@ -127,6 +133,77 @@ def case(c, d, name, ev, offsets, T, window, shape, binary=False, table=False, b
         name, len(offsets) - 1, len(ev), T, window, ", binary" if binary else ""))
 
 
+def limits(c, d, rng):
+    """--train-limit and --test-limit on event lists: the first samples' events alone."""
+    shape, T, window = (2, 3, 5), 4, 100
+    sets = {}
+    for split, n in (("train", 24), ("test", 12)):
+        sizes = rng.integers(0, 9, n)
+        sizes[[4, 8, 9]] = 0  # empty samples, one of them where the train split is cut
+        offsets = np.concatenate([[0], np.cumsum(sizes)])
+        rows = []
+        for k in sizes:
+            rows += [(rng.integers(0, 5), rng.integers(0, 3), rng.integers(0, 2), tt)
+                     for tt in np.sort(rng.integers(0, window, k))]
+        sets[split] = (events(rows), offsets, rng.integers(0, 5, n))
+
+    def write(folder, cut):
+        os.makedirs(folder)
+        for split, (ev, offsets, labels) in sets.items():
+            n = cut[split]
+            np.save(os.path.join(folder, split + "_x.npy"), ev[:offsets[n]])
+            np.save(os.path.join(folder, split + "_x.offsets.npy"), np.asarray(offsets[:n + 1], np.int64))
+            np.save(os.path.join(folder, split + "_y.npy"), labels[:n])
+        m = os.path.join(folder, "lim.snn")
+        with open(m, "w") as f:
+            f.write(model("events(window = %d)" % window, T, shape) + """
+train Ev {
+  data npy(train_x = "%(d)s/train_x.npy", train_y = "%(d)s/train_y.npy",
+           test_x = "%(d)s/test_x.npy", test_y = "%(d)s/test_y.npy");
+  epochs 1; batch 4; seed 2;
+}
+""" % {"d": folder})
+        return m
+
+    whole = write(os.path.join(d, "lim_whole"), {"train": 24, "test": 12})
+    cut = write(os.path.join(d, "lim_cut"), {"train": 9, "test": 5})
+    runs = []
+    for m, extra in ((whole, ["--train-limit", "9", "--test-limit", "5"]), (cut, [])):
+        out = os.path.join(os.path.dirname(m), "out")
+        p = subprocess.run([snnc_path(), "train", m, "-o", out, "--threads", "1"] + extra, capture_output=True,
+                           text=True)
+        runs.append((p.returncode, p.stderr, out))
+    c.check(runs[0][0] == 0 and runs[1][0] == 0, "both event runs train: %r" % [r[1][-300:] for r in runs])
+    if runs[0][0] == 0 and runs[1][0] == 0:
+        def metrics(out):  # without the timing columns
+            with open(os.path.join(out, "metrics.csv")) as f:
+                return [line.split(",")[:-2] for line in f]
+        with open(os.path.join(runs[0][2], "weights.safetensors"), "rb") as f:
+            a = f.read()
+        with open(os.path.join(runs[1][2], "weights.safetensors"), "rb") as f:
+            b = f.read()
+        c.check(a == b and metrics(runs[0][2]) == metrics(runs[1][2]),
+                "--train-limit 9 --test-limit 5 on event lists: the weights and metrics of files cut there")
+    # an event past the cut that the network could not take: not read under the limit, refused without it
+    ev = sets["train"][0].copy()
+    ev[len(ev) - 1]["x"] = 99
+    np.save(os.path.join(d, "lim_whole", "train_x.npy"), ev)
+    bad = []
+    for extra in (["--train-limit", "9"], []):
+        p = subprocess.run([snnc_path(), "train", whole, "-o", os.path.join(d, "lim_past"), "--threads", "1"] +
+                           extra, capture_output=True, text=True)
+        bad.append((p.returncode, "x = 99" in p.stderr))
+    c.check(bad == [(0, False), (1, True)], "an event past --train-limit's samples is not read: %r" % bad)
+    np.save(os.path.join(d, "lim_whole", "train_x.npy"), sets["train"][0])
+    # labels one short of the offsets' samples, refused though the limit is below both
+    np.save(os.path.join(d, "lim_whole", "train_y.npy"), sets["train"][2][:23])
+    p = subprocess.run([snnc_path(), "train", whole, "-o", os.path.join(d, "lim_bad"), "--train-limit", "9"],
+                       capture_output=True, text=True)
+    c.check(p.returncode == 1 and "24 samples of events" in p.stderr and "23 values" in p.stderr,
+            "labels of 23 for 24 samples of events are refused under --train-limit 9: %r" % p.stderr.strip())
+    print("ok   limits: --train-limit and --test-limit on event lists")
+
+
 def events(rows):
     return np.array([tuple(r) for r in rows], TONIC)
 
@@ -174,6 +251,7 @@ def main():
         print("synthetic events of %s" % src)
         case(c, d, "synthetic", ev, offsets, 6, mfe.WINDOW, (2, 28, 28))
         case(c, d, "synthetic_binary", ev, offsets, 5, mfe.WINDOW, (2, 28, 28), binary=True)
+        limits(c, d, rng)
         # snnc info names the binning the model declares
         m = os.path.join(d, "info.snn")
         with open(m, "w") as f:

@@ -36,7 +36,8 @@ files), in seconds:
    so on standard error), keeping a live process's.
 7. `--train-limit` and `--test-limit` with .npy files read only the
    first rows: the weights are byte for byte those of a run on files cut
-   to those rows, and inputs and labels of different lengths are refused
+   to those rows, a NaN after them is not read (without the limit it is
+   refused), and inputs and labels of different lengths are refused
    even when both hold the rows asked for.
 """
 import os
@@ -320,6 +321,24 @@ def limits(w, c):
                 return [line.split(",")[:-2] for line in f]
         c.check(metrics(limited) == metrics(whole), "and the same losses and accuracies: %r %r"
                 % (metrics(limited), metrics(whole)))
+    # a NaN past the rows asked for is not read (without the limit, refused)
+    x = np.load(os.path.join(cut, "train_x.npy"))
+    nan = os.path.join(w.root, "nan")
+    os.makedirs(nan)
+    whole_x = np.concatenate([x, np.full((8, x.shape[1]), np.nan, np.float32)])
+    np.save(os.path.join(nan, "train_x.npy"), whole_x)
+    np.save(os.path.join(nan, "train_y.npy"), np.zeros(len(whole_x), np.int64))
+    for n in ("test_x", "test_y"):
+        os.link(os.path.join(w.root, n + ".npy"), os.path.join(nan, n + ".npy"))
+    nan_model = os.path.join(nan, "blobs.snn")
+    with open(nan_model, "w") as f:
+        f.write(MODEL % {"d": nan})
+    got = []
+    for extra in (["--train-limit", "64"], []):
+        p = subprocess.run([R.snnc_path(), "train", nan_model, "-o", os.path.join(nan, "out"), "--threads", "1",
+                            "--cc", w.cc] + extra, capture_output=True, text=True)
+        got.append((p.returncode, "NaN" in p.stderr or "not finite" in p.stderr))
+    c.check(got == [(0, False), (1, True)], "a NaN past --train-limit's rows is not read: %r" % got)
     # labels shorter than the inputs, though both hold the 50 rows asked for
     y = np.load(os.path.join(w.root, "train_y.npy"))
     short = os.path.join(w.root, "short")
