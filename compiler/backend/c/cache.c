@@ -197,14 +197,21 @@ static int copy_file(const char *src, const char *dst) {
 
 #define DEPS_MAX (1 << 20) /* bytes of a dependency list, the compiler's or the entry's */
 
-/* Reads the whole small file at path: its text (NUL-terminated), or NULL. */
+/* Reads the whole small file at path (at most DEPS_MAX bytes): its text
+   (NUL-terminated), or NULL. */
 static char *slurp(Arena *a, const char *path) {
     FILE *f = fopen(path, "rb");
+    struct stat st;
     if (!f)
         return NULL;
-    char *text = arena_alloc(a, DEPS_MAX + 1);
-    size_t n = fread(text, 1, DEPS_MAX + 1, f);
-    int bad = ferror(f) || n > DEPS_MAX;
+    if (fstat(fileno(f), &st) != 0 || st.st_size < 0 || st.st_size > DEPS_MAX) {
+        fclose(f);
+        return NULL;
+    }
+    size_t size = (size_t)st.st_size;
+    char *text = arena_alloc(a, size + 2);
+    size_t n = fread(text, 1, size + 1, f); /* one more: a file that grew is refused */
+    int bad = ferror(f) || n != size;
     fclose(f);
     if (bad)
         return NULL;

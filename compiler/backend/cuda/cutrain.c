@@ -115,6 +115,13 @@ static void psum_kernel(Emit *e) {
 static void loss_kernels(Emit *e);
 static void optimizer_kernels(Emit *e);
 
+static int any_learnable(const IrGraph *g) {
+    for (int k = 0; k < g->params.len; k++)
+        if (g->params.items[k].learnable)
+            return 1;
+    return 0;
+}
+
 static int any_half(const IrGraph *g) {
     for (int i = 0; i < g->nodes.len; i++)
         if (!g->nodes.items[i].dead && g->trainp.at[i].shalf)
@@ -194,7 +201,7 @@ static void half_conversions(Emit *e) {
 void cu_train_opening(Emit *e) {
     const IrGraph *g = e->g;
     const char *p = e->p, *P = e->P;
-    int dropout = 0, bits = cp_any_bits(e), nparams = 0, spiking = 0, learnable = 0;
+    int dropout = 0, bits = cp_any_bits(e), nparams = 0, spiking = 0;
     for (int i = 0; i < g->nodes.len; i++) {
         const IrNode *x = &g->nodes.items[i];
         if (x->dead)
@@ -203,8 +210,6 @@ void cu_train_opening(Emit *e) {
         nparams |= x->op == IR_NEURON && x->neuron->params.len > 0;
         spiking |= x->op == IR_NEURON && x->neuron->code.items[x->neuron->emit].op == EQ_SPIKE;
     }
-    for (int k = 0; k < g->params.len; k++)
-        learnable |= g->params.items[k].learnable;
     cg_blank(e);
     cg_line(e, "/* ---- training ---- */");
     cg_blank(e);
@@ -292,7 +297,7 @@ void cu_train_opening(Emit *e) {
                                    p));
     }
     loss_kernels(e);
-    if (learnable)
+    if (any_learnable(g))
         optimizer_kernels(e);
 }
 
@@ -711,10 +716,7 @@ static void gen_optimizer(Emit *e) {
     cg_line(e, "%*scudaStream_t stream)", (int)strlen(p) + 27, "");
     cg_line(e, "{");
     e->ind++;
-    int learnable = 0;
-    for (int k = 0; k < g->params.len; k++)
-        learnable |= g->params.items[k].learnable;
-    if (!learnable) { /* nothing to update */
+    if (!any_learnable(g)) { /* nothing to update */
         cg_line(e, "(void)workspace, (void)step, (void)lr, (void)momentum, (void)weight_decay, (void)nesterov;");
         cg_line(e, "(void)beta1, (void)beta2, (void)eps, (void)stream;");
         cg_line(e, "return kind < 0 || kind > 2 ? -1 : %s_status(0);", p);
