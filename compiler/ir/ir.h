@@ -162,7 +162,10 @@ typedef struct IrBufs {
     int64_t state;  /* neuron: its states, the k-th at state + k x ssteps x maxb x c */
     int ssteps;     /* 1: updated in place; T + 1: the state at the start of every step */
     int64_t carry;  /* delay (inference): its source's value at the end of the last chunk */
-    int64_t grad;   /* training: dL/d(output), shaped as val */
+    int64_t grad;   /* training: dL/d(output), shaped as val; -1 when not needed or gext */
+    int gext;       /* training: the gradient is the caller's buffer, not the workspace's:
+                       IR_GEXT_DOUTPUT (the output's, read in place) or IR_GEXT_DINPUT (the
+                       input's, written only when dL/dinput is asked) */
     int64_t dstate; /* training, neuron: the adjoints of the states carried one step back */
     int64_t pacc;   /* training, neuron: per parameter, per element, double sums (2 floats each) */
     int64_t mask;   /* training, dropout: the mask of the sequence */
@@ -180,6 +183,8 @@ typedef struct IrBufs {
                        states are stored in 16 bits each, so that ssteps x maxb x c of them
                        take half as many floats */
 } IrBufs;
+
+enum { IR_GEXT_NONE, IR_GEXT_DOUTPUT, IR_GEXT_DINPUT };
 
 /* A group of the schedule: nodes that run together. A group of one
    feed-forward node runs layer-major (all the steps of a chunk at once);

@@ -159,6 +159,8 @@ static void print_plan(const IrGraph *g, const IrPlan *P, const char *what, Buf 
             print_off(o, "mask", b->mask, 0);
             print_off(o, "stat", b->stat, 0);
             print_off(o, "grad", b->grad, 0);
+            if (b->gext)
+                buf_puts(o, b->gext == IR_GEXT_DOUTPUT ? " grad=doutput" : " grad=dinput");
             if (b->gset)
                 buf_puts(o, " set");
             print_off(o, "dstate", b->dstate, 0);

@@ -29,6 +29,15 @@
  * backward reads the stored ones. A recurrent group runs a step at a time
  * and restarts from the stored states, which stay fp32.
  *
+ * Only the gradients that are needed get a buffer. Two are the caller's
+ * (IrBufs.gext): dL/dinput is written straight into `dinput` (only when it
+ * is asked), and the output's gradient, when no layer reads the output and
+ * it holds every step, is `doutput` itself, read in place. Neither is
+ * copied, and the workspace holds neither. The input of a neuron layer
+ * keeps its buffer (copied into `dinput` at the end): a neuron layer adds
+ * to dL/dx with a select, not a branch, so that its loop vectorizes, and
+ * so reads and writes the buffer whether or not dL/dinput is asked.
+ *
  * A gradient with one writer that runs once over all the steps (a dense or
  * neuron layer outside recurrent groups) can be set by it instead of added
  * to (IrBufs.gset): such gradients lie first, before IrPlan.zeroed, so that
@@ -62,6 +71,34 @@ static int join(int a, int b) {
 
 static int root(const IrGraph *g, int i) { return g->nodes.items[i].alias >= 0 ? g->nodes.items[i].alias : i; }
 
+/* Per node, the nodes that read it in the forward (a view reads nothing:
+   it is its input, whose readers its readers are), and in writer[] the
+   last of them. */
+static int *count_readers(const IrGraph *g, int *writer) {
+    int n = g->nodes.len;
+    int *readers = arena_alloc(g->arena, sizeof(int) * (size_t)(n + 1)); /* zeroed */
+    for (int c = 0; c < n; c++) {
+        const IrNode *x = &g->nodes.items[c];
+        for (int k = 0; !x->dead && k < x->nin && x->alias < 0; k++) {
+            int r = root(g, x->in[k]);
+            readers[r]++;
+            writer[r] = c;
+        }
+    }
+    return readers;
+}
+
+/* Whether a neuron layer reads node r (or a view of it). */
+static int read_by_neuron(const IrGraph *g, int r) {
+    for (int c = 0; c < g->nodes.len; c++) {
+        const IrNode *x = &g->nodes.items[c];
+        for (int k = 0; !x->dead && x->op == IR_NEURON && k < x->nin; k++)
+            if (root(g, x->in[k]) == r)
+                return 1;
+    }
+    return 0;
+}
+
 /* Marks IrBufs.gset and wset. A gradient is set by its writer c when c is
    its only reader in the forward (so the only writer in the backward; the
    output's gradient also gets dL/doutput), c runs once over all the steps,
@@ -69,20 +106,13 @@ static int root(const IrGraph *g, int i) { return g->nodes.items[i].alias >= 0 ?
    (needgrad 1), or only for dL/dinput (2) by a node whose backward runs
    only then (not a neuron layer with parameters, whose backward always
    runs). A neuron layer writes dL/dx only where its program has one. */
-static void mark_set(IrGraph *g, IrPlan *P) {
+static void mark_set(IrGraph *g, IrPlan *P, const int *readers, const int *writer) {
     int n = g->nodes.len;
-    int *readers = arena_alloc(g->arena, sizeof(int) * (size_t)(n + 1));
-    int *writer = arena_alloc(g->arena, sizeof(int) * (size_t)(n + 1));
     int *uses = arena_alloc(g->arena, sizeof(int) * (size_t)(g->params.len + 1)); /* zeroed */
     for (int c = 0; c < n; c++) {
         const IrNode *x = &g->nodes.items[c];
         if (x->dead)
             continue;
-        for (int k = 0; k < x->nin && x->alias < 0; k++) { /* a view reads nothing: it is its input */
-            int r = root(g, x->in[k]);
-            readers[r]++;
-            writer[r] = c;
-        }
         for (int k = 0; k < x->nparam; k++)
             if (x->param[k] >= 0)
                 uses[x->param[k]]++;
@@ -191,11 +221,18 @@ void pass_trainplan(IrGraph *g) {
         }
     }
     P->persist = off; /* here: what the forward writes; the rest is the backward's */
-    mark_set(g, P);
+    int *writer = arena_alloc(g->arena, sizeof(int) * (size_t)(n + 1));
+    int *readers = count_readers(g, writer);
+    mark_set(g, P, readers, writer);
+    int in = root(g, g->input), out = root(g, g->output);
+    if (P->at[in].needgrad && !read_by_neuron(g, in))
+        P->at[in].gext = IR_GEXT_DINPUT;
+    if (out != in && P->at[out].needgrad && !readers[out] && P->at[out].vsteps == T)
+        P->at[out].gext = IR_GEXT_DOUTPUT;
     for (int i = 0; i < n; i++) { /* the gradients set by their writer */
         const IrNode *x = &g->nodes.items[i];
         IrBufs *b = &P->at[i];
-        if (!x->dead && x->alias < 0 && b->gset) {
+        if (!x->dead && x->alias < 0 && b->gset && b->needgrad && !b->gext) {
             b->grad = off;
             off += align16(b->vsteps * mb * shape_count(&x->shape));
         }
@@ -207,7 +244,7 @@ void pass_trainplan(IrGraph *g) {
         if (x->dead || x->alias >= 0)
             continue;
         int64_t c = shape_count(&x->shape);
-        if (!b->gset) {
+        if (!b->gset && b->needgrad && !b->gext) {
             b->grad = off;
             off += align16(b->vsteps * mb * c);
         }

@@ -311,7 +311,8 @@ static const char *isa_name(int isa) { return isa == ISA_AVX512 ? "AVX-512F" : "
 
 /* A call of node i's kernel over steps [from, to) (C expressions). */
 static void call(Emit *e, const IrPlan *P, int i, int fwd, const char *from, const char *to, const char *flag) {
-    cg_line(e, "%s(ws, B, %s, %s, %s); /* %s */", cp_kernel(e, P, i, fwd), from, to, flag, e->g->nodes.items[i].name);
+    cg_line(e, "%s(ws, B, %s, %s, %s%s); /* %s */", cp_kernel(e, P, i, fwd), from, to, flag, cp_ext_args(e, P, i, fwd),
+            e->g->nodes.items[i].name);
 }
 
 static int runs(const IrGraph *g, int i) { return ir_op_kernel[g->nodes.items[i].op]; }
@@ -851,11 +852,17 @@ static void gen_train(Emit *e) {
     cg_line(e, "    memset(z + j0, 0, (size_t)(%lld - j0 < 65536 ? %lld - j0 : 65536) * sizeof(float));", nz, nz);
     e->ind--;
     cg_line(e, "}");
-    cg_line(e, "for (t = 0; t < %d; t++) {", T);
-    cg_line(e, "    float *gout = %s;", cp_at(e, P, out, 'g', "t"));
-    cg_line(e, "    for (j = 0; j < B * %lld; j++)", nout);
-    cg_line(e, "        gout[j] += doutput[(size_t)t * (size_t)B * %lld + j];", nout);
-    cg_line(e, "}");
+    if (P->at[in].gext && !P->at[in].gset) { /* dL/dinput is the caller's: added to */
+        cg_line(e, "if (dinput)");
+        cg_line(e, "    memset(dinput, 0, (size_t)%d * (size_t)B * %lld * sizeof(float));", P->at[in].inv ? 1 : T, nin);
+    }
+    if (P->at[out].grad >= 0) { /* else read in place (IrBufs.gext), or not needed */
+        cg_line(e, "for (t = 0; t < %d; t++) {", T);
+        cg_line(e, "    float *gout = %s;", cp_at(e, P, out, 'g', "t"));
+        cg_line(e, "    for (j = 0; j < B * %lld; j++)", nout);
+        cg_line(e, "        gout[j] += doutput[(size_t)t * (size_t)B * %lld + j];", nout);
+        cg_line(e, "}");
+    }
     cp_backward_groups(e, call);
     /* neuron parameters: each element's double sum, added up in order */
     for (int i = 0; i < g->nodes.len; i++) {
@@ -885,12 +892,14 @@ static void gen_train(Emit *e) {
             cg_line(e, "}");
         }
     }
-    cg_line(e, "if (dinput)");
-    if (ENC_SPIKES(g->encoding)) /* spikes are a step function of the input */
+    if (ENC_SPIKES(g->encoding)) { /* spikes are a step function of the input */
+        cg_line(e, "if (dinput)");
         cg_line(e, "    memset(dinput, 0, (size_t)B * %lld * sizeof(float)); /* the encoder: zero */", nin);
-    else
+    } else if (!P->at[in].gext) { /* else written in place */
+        cg_line(e, "if (dinput)");
         cg_line(e, "    memcpy(dinput, %s, (size_t)%d * (size_t)B * %lld * sizeof(float));", cp_at(e, P, in, 'g', "0"),
                 P->at[in].inv ? 1 : T, nin);
+    }
     cg_line(e, "(void)t;");
     cg_line(e, "(void)j;");
     e->ind--;

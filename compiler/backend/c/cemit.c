@@ -60,12 +60,13 @@ const char *cp_ws(Emit *e, const IrPlan *P, int64_t off) {
 const char *cp_at(Emit *e, const IrPlan *P, int i, char what, const char *t) {
     const IrBufs *b = &P->at[i];
     int64_t off = what == 'g' ? b->grad : b->val;
-    if (off < 0)
+    int ext = what == 'g' ? b->gext : IR_GEXT_NONE;
+    if (off < 0 && !ext)
         ICE("node %d has no %s buffer", i, what == 'g' ? "gradient" : "value");
     if (what == 'v' && b->bits)
         ICE("node %d keeps its spikes as bits: read them with cp_bits_at", i);
     long long c = shape_count(&e->g->nodes.items[i].shape);
-    const char *base = cp_ws(e, P, off);
+    const char *base = ext == IR_GEXT_DOUTPUT ? "doutput" : ext == IR_GEXT_DINPUT ? "dinput" : cp_ws(e, P, off);
     if (b->vsteps == 1 || !strcmp(t, "0"))
         return base;
     /* training stores every step (t < T); inference wraps around its
@@ -155,13 +156,47 @@ const char *cp_kernel(Emit *e, const IrPlan *P, int i, int fwd) {
     return arena_printf(e->g->arena, "%s_%s%s%d", e->p, cp_train(e, P) ? "train_" : "", fwd ? "fwd" : "bwd", i);
 }
 
+/* Which of the caller's gradients (IrBufs.gext) node i's backward reads or
+   writes: its own (doutput) and its inputs' (dinput). */
+static int ext_uses(Emit *e, const IrPlan *P, int i, int fwd) {
+    const IrNode *x = &e->g->nodes.items[i];
+    int m = 0;
+    if (fwd || !cp_train(e, P))
+        return 0;
+    m |= 1 << P->at[i].gext;
+    for (int k = 0; k < x->nin; k++)
+        m |= 1 << P->at[x->in[k]].gext;
+    return m;
+}
+
+const char *cp_ext_params(Emit *e, const IrPlan *P, int i, int fwd) {
+    int m = ext_uses(e, P, i, fwd);
+    return arena_printf(e->g->arena, "%s%s", m & 1 << IR_GEXT_DOUTPUT ? ", const float *doutput" : "",
+                        m & 1 << IR_GEXT_DINPUT ? ", float *dinput" : "");
+}
+
+const char *cp_ext_args(Emit *e, const IrPlan *P, int i, int fwd) {
+    int m = ext_uses(e, P, i, fwd);
+    return arena_printf(e->g->arena, "%s%s", m & 1 << IR_GEXT_DOUTPUT ? ", doutput" : "",
+                        m & 1 << IR_GEXT_DINPUT ? ", dinput" : "");
+}
+
+void cp_ext_unused(Emit *e, const IrPlan *P, int i, int fwd) {
+    int m = ext_uses(e, P, i, fwd);
+    if (m & 1 << IR_GEXT_DOUTPUT)
+        cg_line(e, "(void)doutput;");
+    if (m & 1 << IR_GEXT_DINPUT)
+        cg_line(e, "(void)dinput;");
+}
+
 void cp_open(Emit *e, const IrPlan *P, int i, int fwd) {
     cg_blank(e);
     cg_comment_node(e, i);
-    cg_line(e, "static void %s(float *ws, long B, int from, int to, int %s)", cp_kernel(e, P, i, fwd),
-            fwd ? "training" : "dx");
+    cg_line(e, "static void %s(float *ws, long B, int from, int to, int %s%s)", cp_kernel(e, P, i, fwd),
+            fwd ? "training" : "dx", cp_ext_params(e, P, i, fwd));
     cg_line(e, "{");
     e->ind++;
+    cp_ext_unused(e, P, i, fwd);
 }
 
 void cp_close(Emit *e, const char *unused) {

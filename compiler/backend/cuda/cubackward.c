@@ -2,7 +2,8 @@
  * cubackward.c: the CUDA target's backward kernels, for the training plan.
  *
  * Each node that the training needs gets a host function
- * `<net>_train_bwdN(ws, B, from, to, dx, st, blas)`, called by
+ * `<net>_train_bwdN(ws, B, from, to, dx, [doutput,] [dinput,] st, blas)`
+ * (the caller's gradients where the plan says so, IrBufs.gext), called by
  * <net>_train_backward over the schedule in reverse (cutrain.c) with the
  * same ranges and the same dx (which inputs need their gradient) as the
  * portable target's backward kernels (compiler/backend/c/), and adding to

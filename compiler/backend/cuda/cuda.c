@@ -187,8 +187,8 @@ static TargetEmitter *cuda_begin(const IrGraph *g, const CgenOptions *opt) {
 /* ---- the API ---- */
 
 void cu_call(Emit *e, const IrPlan *P, int i, int fwd, const char *from, const char *to, const char *flag) {
-    cg_line(e, "err |= %s(ws, B, %s, %s, %s, st, blas) != 0; /* %s */", cu_kernel(e, P, i, fwd), from, to, flag,
-            e->g->nodes.items[i].name);
+    cg_line(e, "err |= %s(ws, B, %s, %s, %s%s, st, blas) != 0; /* %s */", cu_kernel(e, P, i, fwd), from, to, flag,
+            cp_ext_args(e, P, i, fwd), e->g->nodes.items[i].name);
 }
 
 static void call(Emit *e, int i, const char *from, const char *to) { cu_call(e, &e->g->infer, i, 1, from, to, "0"); }

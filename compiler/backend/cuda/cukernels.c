@@ -41,11 +41,13 @@ const char *cu_kernel(Emit *e, const IrPlan *P, int i, int fwd) { return cp_kern
 void cu_open_kernel(Emit *e, const IrPlan *P, int i, int fwd, const char *n) {
     cg_blank(e);
     cg_comment_node(e, i);
-    cg_line(e, "%s_GLOBAL void %s_k(float *ws, long B, int from, int to, int flag)", e->P, cu_kernel(e, P, i, fwd));
+    cg_line(e, "%s_GLOBAL void %s_k(float *ws, long B, int from, int to, int flag%s)", e->P, cu_kernel(e, P, i, fwd),
+            cp_ext_params(e, P, i, fwd));
     cg_line(e, "{");
     e->ind++;
     cg_line(e, "const long i = %s_TID;", e->P);
     cg_line(e, "(void)flag;");
+    cp_ext_unused(e, P, i, fwd);
     cg_line(e, "if (i >= %s)", n);
     cg_line(e, "    return;");
 }
@@ -56,10 +58,11 @@ void cu_open_host(Emit *e, const IrPlan *P, int i, int fwd) {
         cg_comment_node(e, i); /* no kernel of its own, which would carry the comment */
     else
         cg_line(e, "/* %s: launches %s_k */", node(e, i)->name, cu_kernel(e, P, i, fwd));
-    cg_line(e, "static int %s(float *ws, long B, int from, int to, int flag, cudaStream_t st, cublasHandle_t blas)",
-            cu_kernel(e, P, i, fwd));
+    cg_line(e, "static int %s(float *ws, long B, int from, int to, int flag%s, cudaStream_t st, cublasHandle_t blas)",
+            cu_kernel(e, P, i, fwd), cp_ext_params(e, P, i, fwd));
     cg_line(e, "{");
     e->ind++;
+    cp_ext_unused(e, P, i, fwd);
     if (node(e, i)->op == IR_CONV2D)
         cg_line(e, "(void)flag;");
 }
@@ -70,7 +73,8 @@ void cu_close_host(Emit *e) {
 }
 
 void cu_launch(Emit *e, const IrPlan *P, int i, int fwd, const char *n) {
-    cg_line(e, "%s_LAUNCH(%s, st, %s_k, (ws, B, from, to, flag));", e->P, n, cu_kernel(e, P, i, fwd));
+    cg_line(e, "%s_LAUNCH(%s, st, %s_k, (ws, B, from, to, flag%s));", e->P, n, cu_kernel(e, P, i, fwd),
+            cp_ext_args(e, P, i, fwd));
 }
 
 void cu_host_of_kernel(Emit *e, const IrPlan *P, int i, int fwd, const char *n) {

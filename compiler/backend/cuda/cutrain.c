@@ -252,7 +252,8 @@ void cu_train_opening(Emit *e) {
     cg_line(e, "    cudaMemsetAsync(dst, 0, bytes, st);");
     cg_line(e, "#endif");
     cg_line(e, "}");
-    cu_map_kernel(e, "y[j] += x[j] for j < n.", "addto_k", "float *y, const float *x, long n", "n", "y[j] += x[j];");
+    if (g->trainp.at[g->output].grad >= 0) /* dL/doutput added to the output's gradient, not read in place */
+        cu_map_kernel(e, "y[j] += x[j] for j < n.", "addto_k", "float *y, const float *x, long n", "n", "y[j] += x[j];");
     if (has_dense_bias(g)) {
         cg_blank(e);
         cg_line(e, "/* db[o] += the sum of column o of gy [rows x O], the rows in order: a thread");
@@ -606,10 +607,19 @@ static void gen_train_backward(Emit *e) {
             (long long)pf);
     cg_line(e, "%s_zero(%s, (size_t)%lld * sizeof(float), st); /* value gradients, carried adjoints, sums */", e->p,
             cp_ws(e, P, P->persist), (long long)(P->floats - P->persist));
-    if (P->at[out].vsteps > 1) /* a gradient per step, in order: one launch */
+    /* dL/dinput: the caller's buffer, added to (IrBufs.gext), else copied
+       at the end; zero through an encoder (spikes are a step function of
+       the input) */
+    if (P->at[in].gext || ENC_SPIKES(g->encoding)) {
+        cg_line(e, "if (dinput)");
+        cg_line(e, "    %s_zero(dinput, (size_t)%d * (size_t)B * %lld * sizeof(float), st);", e->p,
+                P->at[in].inv || ENC_SPIKES(g->encoding) ? 1 : T, nin);
+    }
+    /* dL/doutput: read in place (IrBufs.gext) unless some layer adds to it */
+    if (P->at[out].grad >= 0 && P->at[out].vsteps > 1) /* a gradient per step, in order: one launch */
         cg_line(e, "%s_LAUNCH(%d * B * %lld, st, %s_addto_k, (%s, doutput, %d * B * %lld));", e->P, T, nout, e->p,
                 cp_at(e, P, out, 'g', "0"), T, nout);
-    else {
+    else if (P->at[out].grad >= 0) {
         cg_line(e, "for (t = 0; t < %d; t++)", T);
         cg_line(e, "    %s_LAUNCH(B * %lld, st, %s_addto_k, (%s, doutput + (size_t)t * (size_t)B * %lld, B * %lld));", e->P,
                 nout, e->p, cp_at(e, P, out, 'g', "t"), nout, nout);
@@ -629,9 +639,11 @@ static void gen_train_backward(Emit *e) {
                     (long long)(pf + q->off), (long long)q->count, cnt / q->count, cnt, q->name);
         }
     }
-    cg_line(e, "if (dinput)");
-    cg_line(e, "    %s_copy(dinput, %s, (size_t)%d * (size_t)B * %lld * sizeof(float), st);", e->p,
-            cp_at(e, P, in, 'g', "0"), P->at[in].inv ? 1 : T, nin);
+    if (!P->at[in].gext && !ENC_SPIKES(g->encoding)) {
+        cg_line(e, "if (dinput)");
+        cg_line(e, "    %s_copy(dinput, %s, (size_t)%d * (size_t)B * %lld * sizeof(float), st);", e->p,
+                cp_at(e, P, in, 'g', "0"), P->at[in].inv ? 1 : T, nin);
+    }
     cg_line(e, "(void)t;");
     cu_api_tail(e);
 }

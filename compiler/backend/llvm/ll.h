@@ -61,6 +61,7 @@ struct TargetEmitter {
     LLVMTypeRef f32, f64, i1, i32, i64, ptr, vf; /* vf: <LL_LANES x float> */
     LLVMTypeRef kfn;        /* kernels: void (ptr ws, i64 B, i32 from, i32 to, i32 flag); the flag is
                                `training` forward, `dx` backward (which inputs want their gradient) */
+    LLVMTypeRef bkfn;       /* backward kernels: kfn's, then ptr doutput, ptr dinput (IrBufs.gext) */
     unsigned md_node;       /* the kind of !snnc.node */
     LLVMValueRef *kern;     /* per node: its inference kernel, or NULL */
     LLVMValueRef *tkern;    /* per node: its training forward, or NULL */

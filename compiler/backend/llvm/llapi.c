@@ -54,6 +54,8 @@ TargetEmitter *llapi_begin(const IrGraph *g, const CgenOptions *opt) {
     L->vf = LLVMVectorType(L->f32, LL_LANES);
     LLVMTypeRef kargs[5] = {L->ptr, L->i64, L->i32, L->i32, L->i32};
     L->kfn = LLVMFunctionType(LLVMVoidTypeInContext(L->ctx), kargs, 5, 0);
+    LLVMTypeRef bargs[7] = {L->ptr, L->i64, L->i32, L->i32, L->i32, L->ptr, L->ptr};
+    L->bkfn = LLVMFunctionType(LLVMVoidTypeInContext(L->ctx), bargs, 7, 0);
     L->md_node = LLVMGetMDKindIDInContext(L->ctx, "snnc.node", 9);
     L->kern = arena_alloc(L->a, sizeof(LLVMValueRef) * (size_t)(3 * g->nodes.len + 1));
     L->tkern = L->kern + g->nodes.len;

@@ -157,9 +157,8 @@ LLVMValueRef ll_plan(Ll *L, long long off, const char *what) { return ll_ws(L, l
 
 /* The float or word `off` of a buffer of node i whose step holds `per`
    elements, at step t. */
-static LLVMValueRef step_at(Ll *L, LLVMTypeRef elem, int64_t off, int vsteps, long long per, LLVMValueRef t,
-                            const char *what) {
-    LLVMValueRef start = ll_plan(L, off, NULL);
+static LLVMValueRef step_from(Ll *L, LLVMTypeRef elem, LLVMValueRef start, int vsteps, long long per, LLVMValueRef t,
+                              const char *what) {
     if (vsteps == 1 || (LLVMIsAConstantInt(t) && LLVMConstIntGetSExtValue(t) == 0))
         return LLVMBuildInBoundsGEP2(L->b, elem, start, (LLVMValueRef[]){ll_i64(L, 0)}, 1, ll_name(L, what));
     /* inference wraps around the chunk's slots, also when step() goes on
@@ -168,6 +167,11 @@ static LLVMValueRef step_at(Ll *L, LLVMTypeRef elem, int64_t off, int vsteps, lo
     slot = LLVMBuildSExt(L->b, slot, L->i64, "");
     LLVMValueRef n = LLVMBuildNSWMul(L->b, LLVMBuildNSWMul(L->b, slot, L->B, ""), ll_i64(L, per), "");
     return LLVMBuildInBoundsGEP2(L->b, elem, start, &n, 1, ll_name(L, what));
+}
+
+static LLVMValueRef step_at(Ll *L, LLVMTypeRef elem, int64_t off, int vsteps, long long per, LLVMValueRef t,
+                            const char *what) {
+    return step_from(L, elem, ll_plan(L, off, NULL), vsteps, per, t, what);
 }
 
 LLVMValueRef ll_at(Ll *L, int i, LLVMValueRef t, const char *what) {
@@ -179,9 +183,12 @@ LLVMValueRef ll_at(Ll *L, int i, LLVMValueRef t, const char *what) {
 
 LLVMValueRef ll_grad_at(Ll *L, int i, LLVMValueRef t, const char *what) {
     const IrBufs *b = &L->P->at[i];
+    long long per = shape_count(&L->g->nodes.items[i].shape);
+    if (b->gext) /* the caller's: a backward kernel's argument */
+        return step_from(L, L->f32, LLVMGetParam(L->fn, b->gext == IR_GEXT_DOUTPUT ? 5 : 6), b->vsteps, per, t, what);
     if (b->grad < 0)
         ICE("node %d has no gradient buffer", i);
-    return step_at(L, L->f32, b->grad, b->vsteps, shape_count(&L->g->nodes.items[i].shape), t, what);
+    return step_at(L, L->f32, b->grad, b->vsteps, per, t, what);
 }
 
 LLVMValueRef ll_bits_at(Ll *L, int i, LLVMValueRef t, const char *what) {
@@ -236,14 +243,14 @@ void ll_kernel_open(Ll *L, const IrPlan *P, int i, int fwd) {
     L->P = P;
     int train = P == &L->g->trainp;
     L->fn = LLVMAddFunction(L->mod, arena_printf(L->a, "%s_%s%s%d", L->p, train ? "train_" : "", fwd ? "fwd" : "bwd", i),
-                            L->kfn);
+                            fwd ? L->kfn : L->bkfn);
     LLVMSetLinkage(L->fn, LLVMInternalLinkage);
     (fwd ? train ? L->tkern : L->kern : L->bkern)[i] = L->fn;
     const char *text = target_node_text(L->g, i);
     LLVMMetadataRef s = LLVMMDStringInContext2(L->ctx, text, strlen(text));
     LLVMGlobalSetMetadata(L->fn, L->md_node, LLVMMDNodeInContext2(L->ctx, &s, 1));
-    const char *names[] = {"ws", "B", "from", "to", fwd ? "training" : "dx"};
-    for (unsigned k = 0; k < 5; k++)
+    const char *names[] = {"ws", "B", "from", "to", fwd ? "training" : "dx", "doutput", "dinput"};
+    for (unsigned k = 0; k < (fwd ? 5u : 7u); k++)
         LLVMSetValueName2(LLVMGetParam(L->fn, k), names[k], strlen(names[k]));
     L->ws = LLVMGetParam(L->fn, 0);
     L->B = LLVMGetParam(L->fn, 1);

@@ -38,6 +38,13 @@ static void kcall(Ll *L, LLVMValueRef fn, LLVMValueRef from, LLVMValueRef to, LL
     ll_call(L, fn, args, 5);
 }
 
+/* Calls node i's backward, with the caller's gradients (IrBufs.gext). */
+static void bcall(Ll *L, int i, LLVMValueRef from, LLVMValueRef to, LLVMValueRef flag, LLVMValueRef doutput,
+                  LLVMValueRef dinput) {
+    LLVMValueRef args[7] = {L->ws, L->B, from, to, flag, doutput, dinput};
+    ll_call(L, L->bkern[i], args, 7);
+}
+
 /* Opens public function <net>_<name> in the training plan, its batch
    argument (number 1) clamped. */
 static LLVMValueRef open_train(Ll *L, const char *name, LLVMTypeRef ret, LLVMTypeRef *args, const char *const *names,
@@ -211,12 +218,24 @@ static void gen_backward(Ll *L) {
        adjoints and the sums */
     ll_copy(L, ll_ws(L, ll_i64(L, pf), "grads"), NULL, ll_i64(L, pf));
     ll_copy(L, ll_plan(L, P->persist, "zeroed"), NULL, ll_i64(L, P->floats - P->persist));
-    LLVMValueRef n = LLVMBuildNSWMul(L->b, L->B, ll_i64(L, count(L, out)), ll_name(L, "nout"));
-    LlLoop t;
-    ll_loop_open(L, &t, ll_i32(L, 0), ll_i32(L, T), 1, "gout");
-    LLVMValueRef src = ll_off(L, doutput, LLVMBuildNSWMul(L->b, LLVMBuildSExt(L->b, t.iv, L->i64, ""), n, ""), NULL);
-    ll_axpy(L, ll_grad_at(L, out, t.iv, "gout"), ll_flt(L, 1.0f, 1), src, n);
-    ll_loop_close(L, &t);
+    /* dL/dinput: the caller's buffer, added to (IrBufs.gext), else copied
+       at the end; zero through an encoder (spikes are a step function of
+       the input) */
+    LlIf f;
+    if (P->at[in].gext || ENC_SPIKES(g->encoding)) {
+        ll_if(L, &f, want, "dinput", 0);
+        ll_copy(L, dinput, NULL,
+                LLVMBuildNSWMul(L->b, L->B, ll_i64(L, (P->at[in].inv || ENC_SPIKES(g->encoding) ? 1 : T) * count(L, in)), ""));
+        ll_endif(L, &f);
+    }
+    if (P->at[out].grad >= 0) { /* else read in place (IrBufs.gext), or not needed */
+        LLVMValueRef n = LLVMBuildNSWMul(L->b, L->B, ll_i64(L, count(L, out)), ll_name(L, "nout"));
+        LlLoop t;
+        ll_loop_open(L, &t, ll_i32(L, 0), ll_i32(L, T), 1, "gout");
+        LLVMValueRef src = ll_off(L, doutput, LLVMBuildNSWMul(L->b, LLVMBuildSExt(L->b, t.iv, L->i64, ""), n, ""), NULL);
+        ll_axpy(L, ll_grad_at(L, out, t.iv, "gout"), ll_flt(L, 1.0f, 1), src, n);
+        ll_loop_close(L, &t);
+    }
     for (int k = g->groups.len - 1; k >= 0; k--) {
         const IrGroup *gr = &g->groups.items[k];
         if (!gr->recurrent) {
@@ -224,11 +243,10 @@ static void gen_backward(Ll *L) {
             if (!runs(g, i) || !target_needs_backward(g, i))
                 continue;
             /* a node needed only for dL/dinput runs only when it is asked */
-            LlIf f;
             int need = target_backward_always(g, i);
             if (!need)
                 ll_if(L, &f, want, arena_printf(L->a, "dinput.%s", g->nodes.items[i].name), 0);
-            kcall(L, L->bkern[i], ll_i32(L, 0), ll_i32(L, P->at[i].inv ? 1 : T), dx_flag(L, i, want));
+            bcall(L, i, ll_i32(L, 0), ll_i32(L, P->at[i].inv ? 1 : T), dx_flag(L, i, want), doutput, dinput);
             if (!need)
                 ll_endif(L, &f);
             continue;
@@ -240,20 +258,18 @@ static void gen_backward(Ll *L) {
         for (int j = gr->first + gr->count - 1; j >= gr->first; j--) {
             int i = g->order[j];
             if (runs(g, i) && target_needs_backward(g, i))
-                kcall(L, L->bkern[i], step, t1, dx_flag(L, i, want));
+                bcall(L, i, step, t1, dx_flag(L, i, want), doutput, dinput);
         }
         ll_loop_close(L, &u);
     }
     param_sums(L);
-    L->layer = "train_backward";
-    LlIf f;
-    ll_if(L, &f, want, "dinput", 0);
-    if (L->encode) /* spikes are a step function of the input: zero */
-        ll_copy(L, dinput, NULL, LLVMBuildNSWMul(L->b, L->B, ll_i64(L, count(L, in)), ""));
-    else
+    if (!P->at[in].gext && !ENC_SPIKES(g->encoding)) {
+        L->layer = "train_backward";
+        ll_if(L, &f, want, "dinput", 0);
         ll_copy(L, dinput, ll_grad_at(L, in, ll_i32(L, 0), "gin"),
                 LLVMBuildNSWMul(L->b, L->B, ll_i64(L, (P->at[in].inv ? 1 : T) * count(L, in)), ""));
-    ll_endif(L, &f);
+        ll_endif(L, &f);
+    }
     LLVMBuildRetVoid(L->b);
 }
 
