@@ -25,7 +25,7 @@ const Pass pass_table[] = {
     {"memplan", pass_memplan, 1,
      "inference memory: parameters, states, and values that share buffers when their lifetimes do not overlap"},
     {"spikebits", pass_spikebits, 0,
-     "training only: keep the spikes of layers read only by dense layers and pools as bits, 32 to a word"},
+     "training only: keep the spikes of layers read only by dense layers and pools, or by none, as bits, 32 to a word"},
     {"trainplan", pass_trainplan, 1, "training only: the memory of training, what the backward keeps"},
 };
 const int pass_count = (int)(sizeof pass_table / sizeof pass_table[0]);

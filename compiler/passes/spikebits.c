@@ -12,9 +12,10 @@
  * windows (forward, and max-pool's backward to find the maximum), and the
  * neuron's own backward recomputes its spikes from the stored states. The
  * layer's size per sample must be a multiple of 32, so that every step,
- * every sample and every block of neurons starts on a word. Not marked:
- * the output, recorded layers, and the layers of a recurrent group (read
- * step by step, also through prev()).
+ * every sample and every block of neurons starts on a word. The output
+ * is marked too when no layer reads it: the training forward unpacks its
+ * bits into the caller's `output`. Not marked: recorded layers, and the
+ * layers of a recurrent group (read step by step, also through prev()).
  *
  * One pass over the readers, from the last node to the first: a node's
  * readers come after it, except through prev(), whose nodes are excluded.
@@ -28,7 +29,6 @@ void pass_spikebits(IrGraph *g) {
     if (!g->train)
         return;
     unsigned char *bad = arena_alloc(g->arena, (size_t)n + 1); /* a reader needs floats */
-    bad[g->output] = 1;
     for (int k = 0; k < g->probes.len; k++)
         bad[g->probes.items[k].node] = 1;
     for (int gi = 0; gi < g->groups.len; gi++)

@@ -17,7 +17,9 @@ neither. Checked here:
    backward zeroes `dinput` first), whose dL/dinput and parameter
    gradients numpy computes in float64 (dL/dx_t = sum_k dL/dy_t W_k,
    summed over the steps for encode direct; dL/dW_k = sum_t dL/dy_t^T
-   x_t), and dense + LIF + dense. For each: the backward leaves doutput as it
+   x_t), and dense + LIF + dense; and a LIF output layer, whose spikes
+   training keeps as bits and unpacks into `output`, against numpy's
+   float64 (away from the threshold). For each: the backward leaves doutput as it
    was, writes dL/dinput over whatever `dinput` held and nothing beside it
    (guards on both sides), and gives the same parameter gradients, bit for
    bit, whether or not dL/dinput is asked (dinput NULL).
@@ -51,6 +53,7 @@ NETS = {
     "direct": ("Proj", "direct", "  y = x |> dense(7);\n"),
     "two": ("Two", "sequence", "  a = x |> dense(7);\n  y = x |> dense(7) |> add(a);\n"),
     "hidden": ("Deep", "sequence", "  h = x |> dense(16) |> LIF(tau = 2.0);\n  y = h |> dense(7);\n"),
+    "spiking": ("Spiking", "sequence", "  y = x |> dense(32, bias = false) |> LIF(tau = 2.0);\n"),
 }
 
 HARNESS = r"""
@@ -71,7 +74,7 @@ static int read_all(FILE *f, void *p, size_t n) { return fread(p, 1, n, f) == n;
 
 int main(int argc, char **argv)
 {
-    static float in[NIN], dout[NOUT + 2 * GUARD], keep[NOUT + 2 * GUARD], din[NIN + 2 * GUARD];
+    static float in[NIN], dout[NOUT + 2 * GUARD], keep[NOUT + 2 * GUARD], din[NIN + 2 * GUARD], y[NOUT];
     float *ws = calloc(%(P)s_TRAIN_WORKSPACE_FLOATS, sizeof(float));
     float *g0 = calloc(%(P)s_TRAIN_WORKSPACE_FLOATS, sizeof(float));
     FILE *f = fopen(argv[1], "rb");
@@ -102,7 +105,7 @@ int main(int argc, char **argv)
         dout[k] = dout[NOUT + GUARD + k] = -7.0f;
     memcpy(keep, dout, sizeof dout);
     /* without dL/dinput */
-    %(p)s_train_forward(ws, BATCH, in, NULL, 1, 0);
+    %(p)s_train_forward(ws, BATCH, in, y, 1, 0);
     %(p)s_train_backward(ws, BATCH, dout + GUARD, NULL);
     for (i = 0; i < %(P)s_NUM_PARAMS; i++)
         memcpy(g0 + %(p)s_params[i].offset, %(p)s_train_grads(ws) + %(p)s_params[i].offset,
@@ -132,7 +135,7 @@ int main(int argc, char **argv)
     f = fopen(argv[2], "wb");
     for (i = 0; f && i < %(P)s_NUM_PARAMS; i++)
         fwrite(%(p)s_train_grads(ws) + %(p)s_params[i].offset, 4, (size_t)%(p)s_params[i].count, f);
-    if (!f || fwrite(din + GUARD, 4, NIN, f) != NIN || fclose(f))
+    if (!f || fwrite(din + GUARD, 4, NIN, f) != NIN || fwrite(y, 4, NOUT, f) != NOUT || fclose(f))
         return 2;
     printf("%%ld parameters\n", total);
     free(ws);
@@ -189,6 +192,24 @@ def reference(kind, vals, x, gy):
     return grads, dx.sum(axis=0) if kind == "direct" else dx
 
 
+def spikes(line, w, x, y, dx):
+    """The spikes of a LIF output layer (kept as bits in training) against
+    numpy's float64: h = v + (x W^T - v) / 2, a spike where h >= 1, then v =
+    h without one and 0 with one. Steps whose membrane lies within 1e-4 of
+    the threshold may go either way."""
+    cur = x.astype(np.float64) @ w.astype(np.float64).T
+    v = np.zeros(cur.shape[1:])
+    want, near = np.zeros(cur.shape), np.zeros(cur.shape, dtype=bool)
+    for t in range(T):
+        h = v + (cur[t] - v) * 0.5
+        want[t], near[t] = h >= 1.0, abs(h - 1.0) < 1e-4
+        v = np.where(want[t] > 0, 0.0, h)
+    differ = ((y != want) & ~near).sum()
+    check(set(np.unique(y)) <= {0.0, 1.0} and differ == 0 and 0 < want.mean() < 1 and np.isfinite(dx).all(),
+          line + "; the output's %d spikes of %d (kept as bits) are numpy's, %d differ"
+          % (int(y.sum()), y.size, differ))
+
+
 def built(snnc, tmp, cc, key):
     """Part 2 for one network: (failed, line)."""
     name, enc, body = NETS[key]
@@ -204,6 +225,9 @@ def built(snnc, tmp, cc, key):
     rc, ir = run([snnc, "compile", src, "--train", "--emit-ir", "--batch", str(B)])
     weights = [(m.group(1), [int(v) for v in m.group(2).split(",")])
                for m in re.finditer(r"^\s+weight (\S+) \[([0-9,]+)\]$", ir, re.M)]
+    if key == "spiking":
+        check(re.search(r"^\s+%2 val=\S+ bits .*grad=doutput", ir, re.M),
+              "spiking: --emit-ir keeps the output's spikes as bits, its gradient doutput")
     p = name.lower()
     with open(os.path.join(d, "main.c"), "w") as f:
         f.write(HARNESS % {"p": p, "P": name.upper(), "B": B})
@@ -213,7 +237,8 @@ def built(snnc, tmp, cc, key):
     rng = np.random.default_rng(7)
     vals = {wn: (rng.standard_normal(shape) * 0.4).astype(np.float32) for wn, shape in weights}
     x = rng.standard_normal(((T,) if enc == "sequence" else ()) + (B, 12)).astype(np.float32)
-    gy = rng.standard_normal((T, B, 7)).astype(np.float32)
+    nout = 32 if key == "spiking" else 7
+    gy = rng.standard_normal((T, B, nout)).astype(np.float32)
     blob = struct.pack("<i", len(vals))
     for wn, v in vals.items():
         blob += struct.pack("<i", len(wn)) + wn.encode() + struct.pack("<i", v.size) + v.tobytes()
@@ -227,11 +252,13 @@ def built(snnc, tmp, cc, key):
     for wn, shape in weights:
         n = int(np.prod(shape))
         grads[wn], at = got[at:at + n].reshape(shape), at + n
-    dx = got[at:].reshape(x.shape)
+    dx, y = got[at:at + x.size].reshape(x.shape), got[at + x.size:].reshape(gy.shape)
     line = "%s (encode %s): doutput unchanged, dL/dinput written over garbage and nothing beside it, " \
            "the same parameter gradients with and without it" % (key, enc)
     if key == "hidden":
         return check(np.isfinite(dx).all() and np.abs(dx).max() > 0, line)
+    if key == "spiking":
+        return spikes(line, vals["y_dense.weight"], x, y, dx)
     ref, rdx = reference(enc, vals, x, gy)
     err = max([np.abs(dx - rdx).max() / np.abs(rdx).max()] +
               [np.abs(grads[wn] - ref[wn]).max() / np.abs(ref[wn]).max() for wn in ref])

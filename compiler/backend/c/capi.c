@@ -820,10 +820,19 @@ static void gen_train(Emit *e) {
         }
     }
     run_groups(e, P, "0", arena_printf(g->arena, "%d", T), "1", "training");
-    cg_line(e, "if (output)");
-    cg_line(e, "    for (t = 0; t < %d; t++)", T);
-    cg_line(e, "        memcpy(output + (size_t)t * (size_t)B * %lld, %s, (size_t)B * %lld * sizeof(float));", nout,
-            cp_at(e, P, out, 'v', "t"), nout);
+    if (P->at[out].bits) { /* every step in order, 32 to a word */
+        cg_line(e, "if (output) { /* the output's spikes, kept as bits */");
+        cg_line(e, "    const uint32_t *yb = %s;", cp_bits_at(e, P, out, "0"));
+        cg_line(e, "    long j;");
+        cg_line(e, "    for (j = 0; j < %d * B * %lld; j++)", T, nout);
+        cg_line(e, "        output[j] = (float)((yb[j >> 5] >> (j & 31)) & 1u);");
+        cg_line(e, "}");
+    } else {
+        cg_line(e, "if (output)");
+        cg_line(e, "    for (t = 0; t < %d; t++)", T);
+        cg_line(e, "        memcpy(output + (size_t)t * (size_t)B * %lld, %s, (size_t)B * %lld * sizeof(float));", nout,
+                cp_at(e, P, out, 'v', "t"), nout);
+    }
     cg_line(e, "(void)t;");
     e->ind--;
     cg_line(e, "}");

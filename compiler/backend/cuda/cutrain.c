@@ -268,7 +268,8 @@ void cu_train_opening(Emit *e) {
         cg_line(e, "        db[o] += gy[r * O + o];");
         cg_line(e, "}");
     }
-    if (cu_train_at(e, CU_TS_SPIKES) > cu_train_at(e, CU_TS_UNBITS)) /* a dense layer reads bits */
+    /* a dense layer reads bits, or the output is kept as bits */
+    if (cu_train_at(e, CU_TS_SPIKES) > cu_train_at(e, CU_TS_UNBITS) || g->trainp.at[g->output].bits)
         cu_map_kernel(e, "x[j] = bit j % 32 of word j / 32 of w, as a float, for j < n.", "unbits_k",
                       "const uint32_t *w, float *x, long n", "n", "x[j] = (float)((w[j >> 5] >> (j & 31)) & 1u);");
     if (spiking)
@@ -568,7 +569,10 @@ static void gen_train_forward(Emit *e) {
     }
     cu_run_groups(e, P, "0", arena_printf(g->arena, "%d", T), "1", "training");
     cg_line(e, "if (output)");
-    if (P->at[out].vsteps > 1) /* every step stored, in order: one copy */
+    if (P->at[out].bits) /* every step in order, 32 to a word */
+        cg_line(e, "    %s_LAUNCH(%d * B * %lld, st, %s_unbits_k, (%s, output, %d * B * %lld)); /* the spikes, kept as bits */",
+                e->P, T, nout, e->p, cp_bits_at(e, P, out, "0"), T, nout);
+    else if (P->at[out].vsteps > 1) /* every step stored, in order: one copy */
         cg_line(e, "    %s_copy(output, %s, (size_t)%d * (size_t)B * %lld * sizeof(float), st);", e->p,
                 cp_at(e, P, out, 'v', "0"), T, nout);
     else {

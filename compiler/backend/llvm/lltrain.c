@@ -134,9 +134,15 @@ static LLVMValueRef gen_forward_at(Ll *L) {
     ll_if(L, &want, LLVMBuildIsNotNull(L->b, output, ""), "output", 0);
     LLVMValueRef n = LLVMBuildNSWMul(L->b, L->B, ll_i64(L, count(L, out)), ll_name(L, "nout"));
     LlLoop t;
-    ll_loop_open(L, &t, ll_i32(L, 0), ll_i32(L, T), 1, "out");
-    LLVMValueRef dst = ll_off(L, output, LLVMBuildNSWMul(L->b, LLVMBuildSExt(L->b, t.iv, L->i64, ""), n, ""), NULL);
-    ll_copy(L, dst, ll_at(L, out, t.iv, "y"), n);
+    if (P->at[out].bits) { /* the spikes, kept as bits: every step in order, 32 to a word */
+        LLVMValueRef words = ll_bits_at(L, out, ll_i32(L, 0), "spikes");
+        ll_loop_open(L, &t, ll_i64(L, 0), LLVMBuildNSWMul(L->b, n, ll_i64(L, T), ""), 1, "out");
+        ll_store(L, ll_bit(L, words, t.iv), ll_off(L, output, t.iv, NULL));
+    } else {
+        ll_loop_open(L, &t, ll_i32(L, 0), ll_i32(L, T), 1, "out");
+        LLVMValueRef dst = ll_off(L, output, LLVMBuildNSWMul(L->b, LLVMBuildSExt(L->b, t.iv, L->i64, ""), n, ""), NULL);
+        ll_copy(L, dst, ll_at(L, out, t.iv, "y"), n);
+    }
     ll_loop_close(L, &t);
     ll_endif(L, &want);
     LLVMBuildRetVoid(L->b);
