@@ -612,12 +612,11 @@ static void gen_train_backward(Emit *e) {
     cg_line(e, "%s_zero(%s, (size_t)%lld * sizeof(float), st); /* value gradients, carried adjoints, sums */", e->p,
             cp_ws(e, P, P->persist), (long long)(P->floats - P->persist));
     /* dL/dinput: the caller's buffer, added to (IrBufs.gext), else copied
-       at the end; zero through an encoder (spikes are a step function of
-       the input) */
-    if (P->at[in].gext || ENC_SPIKES(g->encoding)) {
+       at the end (the target takes no encoded inputs) */
+    if (P->at[in].gext) {
         cg_line(e, "if (dinput)");
-        cg_line(e, "    %s_zero(dinput, (size_t)%d * (size_t)B * %lld * sizeof(float), st);", e->p,
-                P->at[in].inv || ENC_SPIKES(g->encoding) ? 1 : T, nin);
+        cg_line(e, "    %s_zero(dinput, (size_t)%d * (size_t)B * %lld * sizeof(float), st);", e->p, P->at[in].inv ? 1 : T,
+                nin);
     }
     /* dL/doutput: read in place (IrBufs.gext) unless some layer adds to it */
     if (P->at[out].grad >= 0 && P->at[out].vsteps > 1) /* a gradient per step, in order: one launch */
@@ -643,7 +642,7 @@ static void gen_train_backward(Emit *e) {
                     (long long)(pf + q->off), (long long)q->count, cnt / q->count, cnt, q->name);
         }
     }
-    if (!P->at[in].gext && !ENC_SPIKES(g->encoding)) {
+    if (!P->at[in].gext) {
         cg_line(e, "if (dinput)");
         cg_line(e, "    %s_copy(dinput, %s, (size_t)%d * (size_t)B * %lld * sizeof(float), st);", e->p,
                 cp_at(e, P, in, 'g', "0"), P->at[in].inv ? 1 : T, nin);
