@@ -179,6 +179,9 @@ typedef struct IrBufs {
                        IrPlan.zeroed (targets that add zero it too) */
     int wset;       /* training, dense outside recurrent groups: no other layer uses its
                        parameters, whose gradients it may set rather than add to */
+    int gover;      /* training: grad is val's buffer: the one reader, a neuron layer, reads
+                       step t of the value and then sets step t of the gradient, and no
+                       backward reads the value after it (see trainplan.c) */
     int shalf;      /* training, neuron outside recurrent groups, IrGraph.store 16 bits: its
                        states are stored in 16 bits each, so that ssteps x maxb x c of them
                        take half as many floats */

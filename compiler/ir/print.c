@@ -158,7 +158,10 @@ static void print_plan(const IrGraph *g, const IrPlan *P, const char *what, Buf 
             print_off(o, "carry", b->carry, 0);
             print_off(o, "mask", b->mask, 0);
             print_off(o, "stat", b->stat, 0);
-            print_off(o, "grad", b->grad, 0);
+            if (b->gover)
+                buf_puts(o, " grad=val");
+            else
+                print_off(o, "grad", b->grad, 0);
             if (b->gext)
                 buf_puts(o, b->gext == IR_GEXT_DOUTPUT ? " grad=doutput" : " grad=dinput");
             if (b->gset)
@@ -351,7 +354,7 @@ int ir_check(const IrGraph *g) {
                 continue;
             int64_t c = shape_count(&n->shape);
             CHECK(b->val >= 0 && (b->vsteps == 1 || b->vsteps == P->chunk) &&
-                      b->val + (int64_t)b->vsteps * g->batch * c <= P->floats,
+                      b->val + (int64_t)b->vsteps * g->batch * c / (b->bits ? 32 : 1) <= P->floats,
                   "%%%d: its %s buffer", i, pl ? "training" : "inference");
             if (n->op == IR_NEURON && n->neuron->states.len)
                 CHECK(b->state >= 0 &&

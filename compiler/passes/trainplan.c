@@ -43,6 +43,12 @@
  * to (IrBufs.gset): such gradients lie first, before IrPlan.zeroed, so that
  * a target that sets them zeroes only what follows. A target that adds to
  * every gradient zeroes from persist on, as before.
+ *
+ * The commonest such gradient, that of the product a neuron layer reads
+ * (dense, convolution or batchnorm, then LIF), is written over the product
+ * itself (IrBufs.gover): the neuron layer's backward reads step t of it,
+ * recomputes the step, and sets step t of the gradient, which every target
+ * does for such a buffer, zeroed or not; no one reads the product after.
  */
 #include "passes.h"
 
@@ -97,6 +103,24 @@ static int read_by_neuron(const IrGraph *g, int r) {
                 return 1;
     }
     return 0;
+}
+
+/* Whether node i's gradient can take the place of its value (IrBufs.gover):
+   the one reader of the value is a neuron layer that sets its gradient
+   (gset), step by step over all the steps, and that reads step t of the
+   value to recompute step t before it sets step t of the gradient; and the
+   node's own backward, which runs after, reads its input, not its output
+   (a dense, convolution or batchnorm layer). The neuron layer's input of
+   T x B x c floats then costs the training workspace once, not twice. */
+static int overwrites(const IrGraph *g, const IrPlan *P, int i, const int *writer) {
+    const IrNode *x = &g->nodes.items[i];
+    const IrBufs *b = &P->at[i];
+    if (x->dead || x->alias >= 0 || !b->gset || !b->needgrad || b->gext || b->inv || b->bits ||
+        b->vsteps != g->timesteps)
+        return 0;
+    if (x->op != IR_DENSE && x->op != IR_CONV2D && x->op != IR_BATCHNORM)
+        return 0;
+    return g->nodes.items[writer[i]].op == IR_NEURON;
 }
 
 /* Marks IrBufs.gset and wset. A gradient is set by its writer c when c is
@@ -232,7 +256,10 @@ void pass_trainplan(IrGraph *g) {
     for (int i = 0; i < n; i++) { /* the gradients set by their writer */
         const IrNode *x = &g->nodes.items[i];
         IrBufs *b = &P->at[i];
-        if (!x->dead && x->alias < 0 && b->gset && b->needgrad && !b->gext) {
+        b->gover = overwrites(g, P, i, writer);
+        if (b->gover)
+            b->grad = b->val;
+        else if (!x->dead && x->alias < 0 && b->gset && b->needgrad && !b->gext) {
             b->grad = off;
             off += align16(b->vsteps * mb * shape_count(&x->shape));
         }

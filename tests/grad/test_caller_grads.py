@@ -6,11 +6,13 @@ dL/dinput straight into the caller's buffer, so the workspace holds
 neither. Checked here:
 
 1. By hand: for Linear(n, n) + LIF (encode sequence, readout steps), the
-   gradients of the values that `snnc info --train` counts are dL/d(the
-   product) for every step and the LIF layer's carried adjoint, and nothing
-   else (no dL/dinput, no dL/doutput), for the C and CUDA targets; and
-   `--emit-ir` marks the input's gradient `grad=dinput` and the output's
-   `grad=doutput`.
+   only gradient of the values that `snnc info --train` counts is the LIF
+   layer's carried adjoint, B x n floats: no dL/dinput, no dL/doutput, and
+   dL/d(the product) is written over the product, which the LIF layer's
+   backward reads a step before it sets that step's gradient (IrBufs.gover);
+   for the C and CUDA targets (and the values kept, by hand, in fp32 and
+   with the CUDA target's 16-bit states). `--emit-ir` marks the input's gradient
+   `grad=dinput`, the product's `grad=val` and the output's `grad=doutput`.
 2. The generated C of four networks, built with a program of this test:
    a dense layer alone (encode sequence and encode direct) and two that
    read the input and are added (its gradient has two writers, so the
@@ -165,16 +167,21 @@ def by_hand(snnc, tmp):
     with open(src, "w") as f:
         f.write(LINLIF % (T, n, n))
     a16 = lambda v: (v + 15) // 16 * 16
-    want = 4 * (a16(T * B * n) + a16(B * n))  # dL/d(product) of every step, the LIF's carried adjoint
-    for target in ("c", "cuda"):
-        rc, out = run([snnc, "info", src, "--train", "--batch", str(B), "--target", target])
-        m = re.search(r"gradients of the values (\d+) bytes", out)
-        check(rc == 0 and m and int(m.group(1)) == want,
-              "--target %s: gradients of the values %s bytes, %d by hand (no dL/dinput, no dL/doutput)"
-              % (target, m.group(1) if m else out.strip()[-300:], want))
+    want = 4 * a16(B * n)  # the LIF's carried adjoint; dL/d(product) over the product
+    for target, prec in (("c", "fp32"), ("cuda", "fp32"), ("cuda", "bf16")):
+        rc, out = run([snnc, "info", src, "--train", "--batch", str(B), "--target", target, "--precision", prec])
+        m = re.search(r"values kept for the backward (\d+) bytes; gradients of the values (\d+) bytes", out)
+        # the input, the product, the spikes as bits, the states at the start of every step (16 bits in bf16)
+        states = (T + 1) * B * n
+        kept = 4 * (2 * a16(T * B * n) + a16(T * B * n // 32) + a16(states // 2 if prec == "bf16" else states))
+        check(rc == 0 and m and int(m.group(1)) == kept and int(m.group(2)) == want,
+              "--target %s --precision %s: values kept %s bytes, %d by hand; gradients of the values %s bytes, "
+              "%d by hand (no dL/dinput, no dL/doutput)"
+              % (target, prec, m.group(1) if m else out.strip()[-300:], kept, m.group(2) if m else "?", want))
     rc, ir = run([snnc, "compile", src, "--train", "--emit-ir", "--batch", str(B)])
-    check(rc == 0 and re.search(r"^\s+%0 .*grad=dinput", ir, re.M) and re.search(r"^\s+%2 .*grad=doutput", ir, re.M),
-          "--emit-ir: the input's gradient is dinput, the output's doutput")
+    check(rc == 0 and re.search(r"^\s+%0 .*grad=dinput", ir, re.M) and re.search(r"^\s+%1 .*grad=val", ir, re.M)
+          and re.search(r"^\s+%2 .*grad=doutput", ir, re.M),
+          "--emit-ir: the input's gradient is dinput, the product's its value's buffer, the output's doutput")
 
 
 def reference(kind, vals, x, gy):

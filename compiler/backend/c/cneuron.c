@@ -103,9 +103,13 @@ static void body(Emit *e, const IrPlan *P, int i, int fwd, const EqCode *code, c
         return;
     }
     const NeuronGrad *gr = p->grad;
-    if (gr->dx >= 0 && P->at[x->in[0]].needgrad)
-        /* a select, not a branch, so that compilers vectorize the loop */
-        cg_line(e, "gx[i] = dx ? gx[i] + %s : gx[i];", cg_eq_val(e, code, gr->dx));
+    const IrBufs *bi = &P->at[x->in[0]];
+    /* a select, not a branch, so that compilers vectorize the loop; set
+       where this layer is the one writer of a gradient of every step (which
+       may be written over x: x[i] was read above) */
+    if (gr->dx >= 0 && bi->needgrad)
+        cg_line(e, bi->gset && !bi->inv ? "gx[i] = dx ? %s : gx[i];" : "gx[i] = dx ? gx[i] + %s : gx[i];",
+                cg_eq_val(e, code, gr->dx));
     for (int k = 0; k < p->states.len; k++)
         cg_line(e, "ds%d[i] = %s;", k, gr->dstate[k] >= 0 ? cg_eq_val(e, code, gr->dstate[k]) : "0.0f");
     for (int k = 0; k < p->params.len; k++)
@@ -152,8 +156,8 @@ static void step_head(Emit *e, const IrPlan *P, int i, int fwd) {
         cg_line(e, "(void)gy; /* unread where no gradient flows through the emitted value */");
         if (P->at[in].needgrad && p->grad->dx >= 0) {
             cg_line(e, "float *gx = %s;", cp_at(e, P, in, 'g', "t"));
-            if (P->at[in].gset) { /* not zeroed by the backward: the block's, at its first step */
-                cg_line(e, "if (dx%s)", P->at[in].inv ? " && t == to - 1" : "");
+            if (P->at[in].gset && P->at[in].inv) { /* not zeroed by the backward: the block's, at its first step */
+                cg_line(e, "if (dx && t == to - 1)");
                 cg_line(e, "    memset(gx + i0, 0, (size_t)(i1 - i0) * sizeof(float));");
             }
         }

@@ -115,8 +115,10 @@ void cu_neuron_bwd(TargetEmitter *em, const IrPlan *P, int i) {
         cg_line(e, "const float *gy = %s;", cp_at(e, P, i, 'g', "t"));
     cg_eq_emit(e, p, &gr->code, live, lev, CG_LEVEL_STEP, &lv, 0);
     if (dx) {
+        /* set where the gradient is written over x (x[i] was read above) */
         cg_line(e, "if (flag) /* dL/dx */");
-        cg_line(e, "    (%s)[i] += %s;", cp_at(e, P, in, 'g', "t"), cg_eq_val(e, &gr->code, gr->dx));
+        cg_line(e, "    (%s)[i] %s= %s;", cp_at(e, P, in, 'g', "t"), P->at[in].gover ? "" : "+",
+                cg_eq_val(e, &gr->code, gr->dx));
     }
     for (int k = 0; k < p->states.len; k++)
         cg_line(e, "ds%d = %s;", k, gr->dstate[k] >= 0 ? cg_eq_val(e, &gr->code, gr->dstate[k]) : "0.0f");

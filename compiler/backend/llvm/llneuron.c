@@ -33,6 +33,7 @@ typedef struct Leaves {
     LLVMValueRef x, *s, *n, *p, y, *r; /* pointers of the step (r: per probe, NULL if none) */
     LLVMValueRef bits;                 /* forward: the spikes' words, or NULL (y) */
     LLVMValueRef gy, gx, *ds, *dp, dx; /* backward: gx NULL when no dL/dx; dp of doubles */
+    int gover;                         /* backward: gx is x's buffer (IrBufs.gover): set, not added to */
     long long cnt, hw;                 /* neurons of a sample, and per channel */
 } Leaves;
 
@@ -166,9 +167,11 @@ static void body(Ll *L, const IrNode *x, const EqCode *code, const unsigned char
     }
     if (!fwd) {
         const NeuronGrad *gr = p->grad;
-        if (lv->gx) { /* gx += dL/dx where the caller wants it (a select, as the C target's) */
+        if (lv->gx) { /* gx += dL/dx where the caller wants it (a select, as the C target's); set
+                         where it is written over x, whose lanes were loaded above */
             LLVMValueRef at = ll_off(L, lv->gx, idx, NULL), old = ll_load(L, at, lanes, NULL);
-            ll_store(L, LLVMBuildSelect(L->b, lv->dx, LLVMBuildFAdd(L->b, old, v[gr->dx], ""), old, ""), at);
+            LLVMValueRef nw = lv->gover ? v[gr->dx] : LLVMBuildFAdd(L->b, old, v[gr->dx], "");
+            ll_store(L, LLVMBuildSelect(L->b, lv->dx, nw, old, ""), at);
         }
         for (int k = 0; k < p->states.len; k++)
             ll_store(L, gr->dstate[k] >= 0 ? v[gr->dstate[k]] : zero, ll_off(L, lv->ds[k], idx, NULL));
@@ -219,6 +222,7 @@ static void step_leaves(Ll *L, int i, int fwd, LLVMValueRef t, const int *probe,
         lv->gy = ll_grad_at(L, i, t, "gy");
         if (P->at[in].needgrad && p->grad->dx >= 0)
             lv->gx = ll_grad_at(L, in, t, "gx");
+        lv->gover = P->at[in].gover;
         return;
     }
     if (P->at[i].bits)
