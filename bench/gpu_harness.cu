@@ -207,13 +207,13 @@ int main(int argc, char **argv)
             check(cudaEventRecord(em, st), "cudaEventRecord");
             check_net(NET(_train_loss)(ws, batch, 0, 0.0, 0.0, 0.0, 0.0, out, labels, dout, loss, ncorrect, st),
                       "train_loss");
-            check_net(NET(_train_backward)(ws, batch, dout, NULL, st, blas), "train_backward");
+            check_net(NET(_train_backward)(ws, batch, in, dout, NULL, st, blas), "train_backward");
             check_net(NET(_train_optimizer_step)(ws, 1, ++opt_step, 1e-3, 0.0, 0.0, 0, 0.9, 0.999, 1e-8, st),
                       "train_optimizer_step");
         } else {
             check_net(NET(_train_forward)(ws, batch, in, NULL, 1, 0, st, blas), "train_forward");
             check(cudaEventRecord(em, st), "cudaEventRecord");
-            check_net(NET(_train_backward)(ws, batch, dout, NULL, st, blas), "train_backward");
+            check_net(NET(_train_backward)(ws, batch, in, dout, NULL, st, blas), "train_backward");
         }
         check(cudaEventRecord(e1, st), "cudaEventRecord");
         check(cudaEventSynchronize(e1), "cudaEventSynchronize");

@@ -29,7 +29,7 @@ least 65 % of the FMA peak x threads at n = 4096, 55 % at n = 1024.
   initializes the weights with <net>_init_weights(ws, 1), fills the input
   with a fixed pseudo-random pattern in [0, 1.5) (--scale), sets dL/dy to
   all ones, and times <net>_train_forward(ws, 16, x, NULL, 1, 0) followed by
-  <net>_train_backward(ws, 16, ones, NULL). OMP_NUM_THREADS is the thread
+  <net>_train_backward(ws, 16, input, ones, NULL). OMP_NUM_THREADS is the thread
   count.
 - snnTorch 0.9.4: nn.Linear(n, n, bias=False) on the whole [T*B, n] input
   at once (hoisted out of the time loop; snnTorch's tutorials call it inside

@@ -119,7 +119,7 @@ int main(int argc, char **argv)
         for (long i = 0; i < n_out; i++)
             out[i] = harness_pattern((unsigned long long)(n_in + i)) - 0.5f;
         NET(_train_forward)(ws, batch, in, NULL, 1, 0);
-        NET(_train_backward)(ws, batch, out, NULL);
+        NET(_train_backward)(ws, batch, in, out, NULL);
         NET(_train_spikes)(ws, batch, &events, &neurons);
 #else
         float *w = HARNESS_WS(ws);

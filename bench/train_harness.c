@@ -17,7 +17,7 @@
    of every step). One call is
 
      <net>_train_forward(ws, batch, input, NULL, 1, 0);
-     <net>_train_backward(ws, batch, ones, NULL);
+     <net>_train_backward(ws, batch, input, ones, NULL);
 
    (no input gradient: the input is data). It makes calls for at least WARMUP
    seconds (at least one) to warm up, then times each of at least REPEATS
@@ -88,7 +88,7 @@ static int harness_dump(const char *dir, void *ws, int batch, const float *in, c
 static void harness_call(void *ws, int batch, const float *in, float *out, const float *dout)
 {
     NET(_train_forward)(ws, batch, in, out, 1, 0);
-    NET(_train_backward)(ws, batch, dout, NULL);
+    NET(_train_backward)(ws, batch, in, dout, NULL);
 }
 
 int main(int argc, char **argv)

@@ -75,7 +75,8 @@ typedef struct LoadedModel {
        where a target has none (train_forward then draws as if first were 0) */
     void (*train_forward_at)(void *ws, int batch, long first, const float *input, float *output, int training,
                              unsigned long long seed);
-    void (*train_backward)(void *ws, int batch, const float *doutput, float *dinput);
+    /* input: train_forward's, unchanged (the code reads it again) */
+    void (*train_backward)(void *ws, int batch, const float *input, const float *doutput, float *dinput);
     void (*train_spikes)(void *ws, int batch, double *spikes, double *neurons);
     float *(*train_grads)(void *ws);
     /* snnc train's loop on a target that keeps the training workspace in

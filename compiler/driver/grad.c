@@ -117,7 +117,7 @@ int cmd_grad(Arena *a, Options *o) {
     if (drv_params(g, o, ws) != 0)
         goto out;
     m.train_forward(ws, batch, x.data, y, 1, drv_run_seed(o, g));
-    m.train_backward(ws, batch, gy.data, dx);
+    m.train_backward(ws, batch, x.data, gy.data, dx);
     if (g->probes.len) {
         /* the records, [T, B, ...] each, from the inference code step by step */
         size_t per_step = 0, nin = (size_t)batch * (size_t)shape_count(&g->nodes.items[g->input].shape);

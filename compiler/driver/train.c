@@ -540,7 +540,7 @@ static int train_epoch(Trainer *tr, const Dataset *d, int epoch, Metrics *mt) {
                 ok += predict(tr->y, tr->T, nb, tr->K, r, tr->loss.readout) == tr->labels[r];
             /* before the loss is checked: with several ranks, the check is
                on the global batch's loss, which the gradients' sum brings */
-            tr->m.train_backward(tr->ws, nb, tr->dy, NULL);
+            tr->m.train_backward(tr->ws, nb, tr->x, tr->dy, NULL);
         }
         if (tr->nranks > 1)
             reduce_step(tr, G, nb, b, &l, &ok);

@@ -179,6 +179,9 @@ typedef struct IrBufs {
                        IrPlan.zeroed (targets that add zero it too) */
     int wset;       /* training, dense outside recurrent groups: no other layer uses its
                        parameters, whose gradients it may set rather than add to */
+    int vext;       /* training, the input (and its views) unless encoded into spikes: the
+                       value is the caller's `input`, read in place by the forward and the
+                       backward (val -1) */
     int gover;      /* training: grad is val's buffer: the one reader, a neuron layer, reads
                        step t of the value and then sets step t of the gradient, and no
                        backward reads the value after it (see trainplan.c) */

@@ -147,7 +147,10 @@ static void print_plan(const IrGraph *g, const IrPlan *P, const char *what, Buf 
         if (n->alias >= 0)
             buf_printf(o, " view of %%%d", n->alias);
         else {
-            print_off(o, "val", b->val, b->vsteps);
+            if (b->vext)
+                buf_puts(o, " val=input");
+            else
+                print_off(o, "val", b->val, b->vsteps);
             if (b->inv)
                 buf_puts(o, " once");
             if (b->bits)

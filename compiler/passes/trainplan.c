@@ -29,6 +29,12 @@
  * backward reads the stored ones. A recurrent group runs a step at a time
  * and restarts from the stored states, which stay fp32.
  *
+ * The input is the caller's (IrBufs.vext): the forward and the backward
+ * read `input` where it is, which the API asks the caller to keep until
+ * the backward has run, instead of a copy of every step. An input encoded
+ * into spikes (rate, latency) keeps its buffer: the spikes are the
+ * encoder's output.
+ *
  * Only the gradients that are needed get a buffer. Two are the caller's
  * (IrBufs.gext): dL/dinput is written straight into `dinput` (only when it
  * is asked), and the output's gradient, when no layer reads the output and
@@ -225,9 +231,12 @@ void pass_trainplan(IrGraph *g) {
         if (x->dead || x->alias >= 0)
             continue;
         int64_t c = shape_count(&x->shape);
-        b->val = off;
+        b->vext = x->op == IR_INPUT && !ENC_SPIKES(g->encoding);
         b->bits = x->bits && !b->inv;
-        off += align16(b->vsteps * mb * c / (b->bits ? 32 : 1));
+        if (!b->vext) {
+            b->val = off;
+            off += align16(b->vsteps * mb * c / (b->bits ? 32 : 1));
+        }
         if (x->op == IR_NEURON && x->neuron->states.len) {
             int64_t vals = (int64_t)x->neuron->states.len * (T + 1) * mb * c;
             b->state = off;

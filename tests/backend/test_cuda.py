@@ -340,7 +340,7 @@ int main(void)
     dump("out", "", out, NOUT);
     %(p)s_train_spikes(tws, B, &spikes, &neurons);
     printf("spikes %%.9g\nneurons %%.9g\n", spikes, neurons);
-    %(p)s_train_backward(tws, B, dy, din);
+    %(p)s_train_backward(tws, B, in, dy, din);
     dump_params("grad ", %(p)s_train_grads(tws));
     dump("dinput", "", din, NIN);
     f = fopen("grads.bin", "wb");
@@ -377,7 +377,7 @@ int main(void)
         return 2;
     for (s = 0; s < 3; s++) {
         %(p)s_train_forward_at(tws, B, 5L * s, in, out, 1, 11 + (unsigned long long)s);
-        %(p)s_train_backward(tws, B, dy, NULL);
+        %(p)s_train_backward(tws, B, in, dy, NULL);
         update(&o, tws);
     }
     dump_params("sgd ", tws);
@@ -429,7 +429,7 @@ int main(void)
     dump("out", "", out, NOUT);
     check(%(p)s_train_spikes(tws, B, &spikes, &neurons, STREAM), "train_spikes");
     printf("spikes %%.9g\nneurons %%.9g\n", spikes, neurons);
-    check(%(p)s_train_backward(tws, B, ddy, ddin, STREAM, BLAS), "train_backward");
+    check(%(p)s_train_backward(tws, B, din, ddy, ddin, STREAM, BLAS), "train_backward");
     dump_params("grad ", %(p)s_train_grads(tws));
     {
         float *h = (float *)malloc(NIN * sizeof(float));
@@ -468,7 +468,7 @@ int main(void)
     for (s = 0; s < 3; s++) {
         check(%(p)s_train_forward_at(tws, B, 5L * s, din, dout, 1, 11 + (unsigned long long)s, STREAM, BLAS),
               "train_forward_at");
-        check(%(p)s_train_backward(tws, B, ddy, NULL, STREAM, BLAS), "train_backward");
+        check(%(p)s_train_backward(tws, B, din, ddy, NULL, STREAM, BLAS), "train_backward");
         check(%(p)s_train_optimizer_step(tws, 0, s + 1, 0.05, 0.9, 0.0001, 1, 0.9, 0.999, 1e-8, STREAM),
               "optimizer_step");
     }

@@ -89,7 +89,7 @@ int main(void)
     put(dev_x, x, nin);
     put(dev_gy, gy, nout);
     check(prec_train_forward(ws, 2, dev_x, dev_y, 1, 0, STREAM, BLAS), "train_forward");
-    check(prec_train_backward(ws, 2, dev_gy, dev_dx, STREAM, BLAS), "train_backward");
+    check(prec_train_backward(ws, 2, dev_x, dev_gy, dev_dx, STREAM, BLAS), "train_backward");
     get(y, dev_y, nout);
     get(dx, dev_dx, nin);
     get(dw, prec_train_grads(ws), np);

@@ -291,7 +291,7 @@ def compile_train(snnc, root, d, check):
     a, b = [open(os.path.join(o, "fashionmlp.ll")).read() for o in outs]
     check(a == b, "compile --train --target llvm: two runs wrote different .ll files")
     for fn in ("train_forward_at(ptr %workspace, i32 %batch, i64 %first, ptr %input, ptr %output, i32 %training, "
-               "i64 %seed)", "train_backward(ptr %workspace, i32 %batch, ptr %doutput, ptr %dinput)",
+               "i64 %seed)", "train_backward(ptr %workspace, i32 %batch, ptr %input, ptr %doutput, ptr %dinput)",
                "train_spikes(ptr %workspace, i32 %batch, ptr %spikes, ptr %neurons)"):
         check("@fashionmlp_" + fn in a, "compile --train --target llvm: no fashionmlp_%s" % fn)
     sh([snnc, "compile", mlp, "--train", "--target", "c", "-o", os.path.join(d, "c")])

@@ -64,7 +64,7 @@ int main(void)
     for (i = 0; i < nout; i++)
         printf("out %%.9g\n", out[i]);
     %(p)s_train_forward(tws, B, in, steps, 1, 7);
-    %(p)s_train_backward(tws, B, dy, NULL);
+    %(p)s_train_backward(tws, B, in, dy, NULL);
     {
         double spikes, neurons;
         %(p)s_train_spikes(tws, B, &spikes, &neurons);
@@ -88,11 +88,11 @@ int main(void)
             dz[i] = (float)(i %% 5) - 2.0f;
         %(p)s_init_weights(fresh, 3);
         %(p)s_train_forward(fresh, B, in, steps, 1, 7);
-        %(p)s_train_backward(fresh, B, dy, gx0);
+        %(p)s_train_backward(fresh, B, in, dy, gx0);
         %(p)s_train_forward(tws, B, in, steps, 1, 7);
-        %(p)s_train_backward(tws, B, dz, NULL);
+        %(p)s_train_backward(tws, B, in, dz, NULL);
         %(p)s_train_forward(tws, B, in, steps, 1, 7);
-        %(p)s_train_backward(tws, B, dy, gx);
+        %(p)s_train_backward(tws, B, in, dy, gx);
         for (k = 0; k < %(P)s_NUM_PARAMS; k++) {
             const float *g = %(p)s_train_grads(tws) + %(p)s_params[k].offset;
             const float *g0 = %(p)s_train_grads(fresh) + %(p)s_params[k].offset;

@@ -96,7 +96,7 @@ int main(int argc, char **argv)
     for (i = 0; i < nsteps; i++)
         dy[i] = 1.0f;
     %(p)s_train_forward(tws, 1, in, steps, 1, 7);
-    %(p)s_train_backward(tws, 1, dy, NULL);
+    %(p)s_train_backward(tws, 1, in, dy, NULL);
     for (i = 0; i < (size_t)%(P)s_NUM_PARAMS; i++) {
         const float *g = %(p)s_train_grads(tws) + %(p)s_params[i].offset;
         long k;

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""The caller's gradient buffers in training (IrBufs.gext, docs/ir.md).
+"""The caller's buffers in training (IrBufs.vext and gext, docs/ir.md).
 
-The training backward reads dL/doutput where the caller keeps it and adds
-dL/dinput straight into the caller's buffer, so the workspace holds
-neither. Checked here:
+The training forward and backward read the input where the caller keeps
+it, the backward reads dL/doutput where the caller keeps it and adds
+dL/dinput straight into the caller's buffer, so the workspace holds none
+of them. Checked here:
 
 1. By hand: for Linear(n, n) + LIF (encode sequence, readout steps), the
    only gradient of the values that `snnc info --train` counts is the LIF
@@ -11,8 +12,9 @@ neither. Checked here:
    dL/d(the product) is written over the product, which the LIF layer's
    backward reads a step before it sets that step's gradient (IrBufs.gover);
    for the C and CUDA targets (and the values kept, by hand, in fp32 and
-   with the CUDA target's 16-bit states). `--emit-ir` marks the input's gradient
-   `grad=dinput`, the product's `grad=val` and the output's `grad=doutput`.
+   with the CUDA target's 16-bit states: no copy of the input). `--emit-ir`
+   marks the input's value `val=input` and its gradient `grad=dinput`, the
+   product's `grad=val` and the output's `grad=doutput`.
 2. The generated C of four networks, built with a program of this test:
    a dense layer alone (encode sequence and encode direct) and two that
    read the input and are added (its gradient has two writers, so the
@@ -21,8 +23,8 @@ neither. Checked here:
    summed over the steps for encode direct; dL/dW_k = sum_t dL/dy_t^T
    x_t), and dense + LIF + dense; and a LIF output layer, whose spikes
    training keeps as bits and unpacks into `output`, against numpy's
-   float64 (away from the threshold). For each: the backward leaves doutput as it
-   was, writes dL/dinput over whatever `dinput` held and nothing beside it
+   float64 (away from the threshold). For each: the forward and the backward
+   leave input and doutput as they were, the backward writes dL/dinput over whatever `dinput` held and nothing beside it
    (guards on both sides), and gives the same parameter gradients, bit for
    bit, whether or not dL/dinput is asked (dinput NULL).
 
@@ -76,7 +78,7 @@ static int read_all(FILE *f, void *p, size_t n) { return fread(p, 1, n, f) == n;
 
 int main(int argc, char **argv)
 {
-    static float in[NIN], dout[NOUT + 2 * GUARD], keep[NOUT + 2 * GUARD], din[NIN + 2 * GUARD], y[NOUT];
+    static float in[NIN], in0[NIN], dout[NOUT + 2 * GUARD], keep[NOUT + 2 * GUARD], din[NIN + 2 * GUARD], y[NOUT];
     float *ws = calloc(%(P)s_TRAIN_WORKSPACE_FLOATS, sizeof(float));
     float *g0 = calloc(%(P)s_TRAIN_WORKSPACE_FLOATS, sizeof(float));
     FILE *f = fopen(argv[1], "rb");
@@ -106,9 +108,10 @@ int main(int argc, char **argv)
     for (k = 0; k < GUARD; k++)
         dout[k] = dout[NOUT + GUARD + k] = -7.0f;
     memcpy(keep, dout, sizeof dout);
+    memcpy(in0, in, sizeof in);
     /* without dL/dinput */
     %(p)s_train_forward(ws, BATCH, in, y, 1, 0);
-    %(p)s_train_backward(ws, BATCH, dout + GUARD, NULL);
+    %(p)s_train_backward(ws, BATCH, in, dout + GUARD, NULL);
     for (i = 0; i < %(P)s_NUM_PARAMS; i++)
         memcpy(g0 + %(p)s_params[i].offset, %(p)s_train_grads(ws) + %(p)s_params[i].offset,
                (size_t)%(p)s_params[i].count * sizeof(float));
@@ -116,9 +119,13 @@ int main(int argc, char **argv)
     for (k = 0; k < NIN + 2 * GUARD; k++)
         din[k] = k < GUARD || k >= NIN + GUARD ? -3.0f : 12345.0f;
     %(p)s_train_forward(ws, BATCH, in, NULL, 1, 0);
-    %(p)s_train_backward(ws, BATCH, dout + GUARD, din + GUARD);
+    %(p)s_train_backward(ws, BATCH, in, dout + GUARD, din + GUARD);
     if (memcmp(keep, dout, sizeof dout)) {
         fprintf(stderr, "the backward changed doutput\n");
+        bad = 1;
+    }
+    if (memcmp(in0, in, sizeof in)) { /* read in place by the forward and the backward */
+        fprintf(stderr, "the forward or the backward changed input\n");
         bad = 1;
     }
     for (k = 0; k < GUARD; k++)
@@ -171,17 +178,18 @@ def by_hand(snnc, tmp):
     for target, prec in (("c", "fp32"), ("cuda", "fp32"), ("cuda", "bf16")):
         rc, out = run([snnc, "info", src, "--train", "--batch", str(B), "--target", target, "--precision", prec])
         m = re.search(r"values kept for the backward (\d+) bytes; gradients of the values (\d+) bytes", out)
-        # the input, the product, the spikes as bits, the states at the start of every step (16 bits in bf16)
+        # the product, the spikes as bits, the states at the start of every step (16 bits in bf16); the
+        # input is the caller's, read in place
         states = (T + 1) * B * n
-        kept = 4 * (2 * a16(T * B * n) + a16(T * B * n // 32) + a16(states // 2 if prec == "bf16" else states))
+        kept = 4 * (a16(T * B * n) + a16(T * B * n // 32) + a16(states // 2 if prec == "bf16" else states))
         check(rc == 0 and m and int(m.group(1)) == kept and int(m.group(2)) == want,
               "--target %s --precision %s: values kept %s bytes, %d by hand; gradients of the values %s bytes, "
               "%d by hand (no dL/dinput, no dL/doutput)"
               % (target, prec, m.group(1) if m else out.strip()[-300:], kept, m.group(2) if m else "?", want))
     rc, ir = run([snnc, "compile", src, "--train", "--emit-ir", "--batch", str(B)])
-    check(rc == 0 and re.search(r"^\s+%0 .*grad=dinput", ir, re.M) and re.search(r"^\s+%1 .*grad=val", ir, re.M)
+    check(rc == 0 and re.search(r"^\s+%0 val=input .*grad=dinput", ir, re.M) and re.search(r"^\s+%1 .*grad=val", ir, re.M)
           and re.search(r"^\s+%2 .*grad=doutput", ir, re.M),
-          "--emit-ir: the input's gradient is dinput, the product's its value's buffer, the output's doutput")
+          "--emit-ir: the input's value is input, its gradient dinput, the product's its value's buffer, the output's doutput")
 
 
 def reference(kind, vals, x, gy):
@@ -260,7 +268,7 @@ def built(snnc, tmp, cc, key):
         n = int(np.prod(shape))
         grads[wn], at = got[at:at + n].reshape(shape), at + n
     dx, y = got[at:at + x.size].reshape(x.shape), got[at + x.size:].reshape(gy.shape)
-    line = "%s (encode %s): doutput unchanged, dL/dinput written over garbage and nothing beside it, " \
+    line = "%s (encode %s): input and doutput unchanged, dL/dinput written over garbage and nothing beside it, " \
            "the same parameter gradients with and without it" % (key, enc)
     if key == "hidden":
         return check(np.isfinite(dx).all() and np.abs(dx).max() > 0, line)

@@ -136,9 +136,11 @@ const char *cp_grad(Emit *e, int k);
 int cp_train(Emit *e, const IrPlan *P);
 /* The kernel's name for plan P: "<net>_fwd3", "<net>_train_fwd3", "<net>_train_bwd3". */
 const char *cp_kernel(Emit *e, const IrPlan *P, int i, int fwd);
-/* The caller's gradients (IrBufs.gext) that node i's backward names, as
-   parameters (", const float *doutput, float *dinput" or a part) and as
-   arguments (", doutput, dinput"); "" for a forward. */
+/* The caller's buffers that node i's training kernel names, as parameters
+   (", const float *input, const float *doutput, float *dinput" or a part)
+   and as arguments (", input, doutput, dinput"): the input where it reads
+   it (IrBufs.vext), and in the backward the caller's gradients
+   (IrBufs.gext); "" at inference. */
 const char *cp_ext_params(Emit *e, const IrPlan *P, int i, int fwd);
 const char *cp_ext_args(Emit *e, const IrPlan *P, int i, int fwd);
 void cp_ext_unused(Emit *e, const IrPlan *P, int i, int fwd); /* (void) for each, where unread */

@@ -551,6 +551,8 @@ static void load_input(Emit *e, const IrPlan *P, const char *t0, const char *ste
                        const char *first) {
     const IrGraph *g = e->g;
     long long nin = shape_count(&g->nodes.items[g->input].shape);
+    if (P->at[g->input].vext) /* training reads the caller's input in place */
+        return;
     if (!ENC_SPIKES(g->encoding)) {
         cg_line(e, "memcpy(%s, %s, (size_t)%s * (size_t)B * %lld * sizeof(float)); /* the input */",
                 cp_at(e, P, g->input, 'v', t0), src, steps, nin);
@@ -844,10 +846,13 @@ static void gen_train(Emit *e) {
     cg_line(e, "}");
     /* backward */
     cg_blank(e);
-    cg_line(e, "void %s_train_backward(void *workspace, int batch, const float *doutput, float *dinput)", e->p);
+    cg_line(e, "void %s_train_backward(void *workspace, int batch, const float *input, const float *doutput, float *dinput)",
+            e->p);
     cg_line(e, "{");
     e->ind++;
     entry(e);
+    if (!P->at[in].vext)
+        cg_line(e, "(void)input; /* the encoder's spikes are in the workspace */");
     cg_line(e, "float *ws = (float *)workspace;");
     cg_line(e, "long B = batch < 1 ? 1 : batch > %s_MAX_BATCH ? %s_MAX_BATCH : batch, j;", e->P, e->P);
     cg_line(e, "int t;");
@@ -984,9 +989,9 @@ static void train_header(Emit *e) {
     cg_line(e, "#define %s_TRAIN_WORKSPACE_SIZE (%s_TRAIN_WORKSPACE_FLOATS * sizeof(float))", P, P);
     cg_line(e, "extern const long %s_train_workspace_floats; /* the same, for dynamic loaders */", p);
     cg_line(e, "/* All T steps from the initial state: output [T, batch, OUTPUT_SIZE] of every step");
-    cg_line(e, "   (may be NULL); input as for forward. training: batchnorm uses the batch's");
-    cg_line(e, "   statistics and updates its running ones, dropout draws masks from seed;");
-    cg_line(e, "   otherwise both behave as at inference. */");
+    cg_line(e, "   (may be NULL); input as for forward, and kept unchanged for train_backward.");
+    cg_line(e, "   training: batchnorm uses the batch's statistics and updates its running ones,");
+    cg_line(e, "   dropout draws masks from seed; otherwise both behave as at inference. */");
     cg_line(e, "void %s_train_forward(void *workspace, int batch, const float *input, float *output,", p);
     cg_line(e, "                      int training, unsigned long long seed);");
     cg_line(e, "/* The same for a batch that is the samples from first on of a larger one (the");
@@ -997,8 +1002,10 @@ static void train_header(Emit *e) {
     cg_line(e, "                         int training, unsigned long long seed);");
     cg_line(e, "/* After a forward in training mode: the gradients of every parameter (overwritten)");
     cg_line(e, "   for dL/doutput [T, batch, OUTPUT_SIZE]; dL/dinput (shaped as the input) when");
-    cg_line(e, "   dinput is not NULL. */");
-    cg_line(e, "void %s_train_backward(void *workspace, int batch, const float *doutput, float *dinput);", p);
+    cg_line(e, "   dinput is not NULL. input is the forward's, unchanged: the forward and the");
+    cg_line(e, "   backward read it where it is, and the workspace keeps no copy of it. */");
+    cg_line(e, "void %s_train_backward(void *workspace, int batch, const float *input, const float *doutput,", p);
+    cg_line(e, "                        float *dinput);");
     cg_line(e, "/* The parameters and their gradients, at the offsets of %s_params. */", p);
     cg_line(e, "float *%s_train_params(void *workspace);", p);
     cg_line(e, "/* The spikes of the last forward over all spiking layers and steps, and the");

@@ -61,12 +61,16 @@ const char *cp_at(Emit *e, const IrPlan *P, int i, char what, const char *t) {
     const IrBufs *b = &P->at[i];
     int64_t off = what == 'g' ? b->grad : b->val;
     int ext = what == 'g' ? b->gext : IR_GEXT_NONE;
-    if (off < 0 && !ext)
+    int vext = what == 'v' && b->vext;
+    if (off < 0 && !ext && !vext)
         ICE("node %d has no %s buffer", i, what == 'g' ? "gradient" : "value");
     if (what == 'v' && b->bits)
         ICE("node %d keeps its spikes as bits: read them with cp_bits_at", i);
     long long c = shape_count(&e->g->nodes.items[i].shape);
-    const char *base = ext == IR_GEXT_DOUTPUT ? "doutput" : ext == IR_GEXT_DINPUT ? "dinput" : cp_ws(e, P, off);
+    const char *base = vext                     ? "input"
+                       : ext == IR_GEXT_DOUTPUT ? "doutput"
+                       : ext == IR_GEXT_DINPUT  ? "dinput"
+                                                : cp_ws(e, P, off);
     if (b->vsteps == 1 || !strcmp(t, "0"))
         return base;
     /* training stores every step (t < T); inference wraps around its
@@ -156,13 +160,22 @@ const char *cp_kernel(Emit *e, const IrPlan *P, int i, int fwd) {
     return arena_printf(e->g->arena, "%s_%s%s%d", e->p, cp_train(e, P) ? "train_" : "", fwd ? "fwd" : "bwd", i);
 }
 
-/* Which of the caller's gradients (IrBufs.gext) node i's backward reads or
-   writes: its own (doutput) and its inputs' (dinput). */
+enum { EXT_INPUT = 1 << 3 }; /* beside 1 << IR_GEXT_...: the caller's input (IrBufs.vext) */
+
+/* Which of the caller's buffers node i's kernel reads or writes in
+   training: the input's value (IrBufs.vext) where it reads the input,
+   forward or backward; in the backward, the caller's gradients
+   (IrBufs.gext): its own (doutput) and its inputs' (dinput). */
 static int ext_uses(Emit *e, const IrPlan *P, int i, int fwd) {
     const IrNode *x = &e->g->nodes.items[i];
     int m = 0;
-    if (fwd || !cp_train(e, P))
+    if (!cp_train(e, P))
         return 0;
+    for (int k = 0; k < x->nin; k++)
+        if (P->at[x->in[k]].vext)
+            m |= EXT_INPUT;
+    if (fwd)
+        return m;
     m |= 1 << P->at[i].gext;
     for (int k = 0; k < x->nin; k++)
         m |= 1 << P->at[x->in[k]].gext;
@@ -171,18 +184,21 @@ static int ext_uses(Emit *e, const IrPlan *P, int i, int fwd) {
 
 const char *cp_ext_params(Emit *e, const IrPlan *P, int i, int fwd) {
     int m = ext_uses(e, P, i, fwd);
-    return arena_printf(e->g->arena, "%s%s", m & 1 << IR_GEXT_DOUTPUT ? ", const float *doutput" : "",
+    return arena_printf(e->g->arena, "%s%s%s", m & EXT_INPUT ? ", const float *input" : "",
+                        m & 1 << IR_GEXT_DOUTPUT ? ", const float *doutput" : "",
                         m & 1 << IR_GEXT_DINPUT ? ", float *dinput" : "");
 }
 
 const char *cp_ext_args(Emit *e, const IrPlan *P, int i, int fwd) {
     int m = ext_uses(e, P, i, fwd);
-    return arena_printf(e->g->arena, "%s%s", m & 1 << IR_GEXT_DOUTPUT ? ", doutput" : "",
+    return arena_printf(e->g->arena, "%s%s%s", m & EXT_INPUT ? ", input" : "", m & 1 << IR_GEXT_DOUTPUT ? ", doutput" : "",
                         m & 1 << IR_GEXT_DINPUT ? ", dinput" : "");
 }
 
 void cp_ext_unused(Emit *e, const IrPlan *P, int i, int fwd) {
     int m = ext_uses(e, P, i, fwd);
+    if (m & EXT_INPUT)
+        cg_line(e, "(void)input;");
     if (m & 1 << IR_GEXT_DOUTPUT)
         cg_line(e, "(void)doutput;");
     if (m & 1 << IR_GEXT_DINPUT)

@@ -277,7 +277,8 @@ static void host_train_loop(Emit *e, const char *nin, const char *nsteps) {
     cg_line(e, "                         %s_d.dy,", p);
     cg_line(e, "                         %s_d.rep, (int *)(void *)(%s_d.rep + 1), st),", p, p);
     cg_line(e, "       \"train_loss\");");
-    cg_line(e, "%s_h_ok(%s_train_backward(dws, batch, %s_d.dy, NULL, st, %s_h.blas), \"train_backward\");", p, p, p, p);
+    cg_line(e, "%s_h_ok(%s_train_backward(dws, batch, %s_d.x[b], %s_d.dy, NULL, st, %s_h.blas), \"train_backward\");", p, p, p,
+            p, p);
     cg_line(e, "if (sums)");
     cg_line(e, "    %s_LAUNCH(%s_d.nblocks * %d, st, %s_sumsq_k, (%s_train_grads(dws), %s_d.rng, %s_NRANGES, %s_d.block,", P, p,
             SNNRT_CLIP_LANES, p, p, p, P, p);
@@ -367,8 +368,8 @@ void cu_host_api(Emit *e) {
     cg_line(e, "#endif");
     cg_blank(e);
     cg_line(e, "static struct {");
-    cg_line(e, "    float *ws[2], *in, *out; /* device memory: the workspaces, an input and an output */");
-    cg_line(e, "    size_t ws_cap[2], in_cap, out_cap; /* their floats */");
+    cg_line(e, "    float *ws[2], *in, *gin, *out; /* device memory: the workspaces, an input, dL/doutput, an output */");
+    cg_line(e, "    size_t ws_cap[2], in_cap, gin_cap, out_cap; /* their floats */");
     cg_line(e, "    cudaStream_t st;");
     cg_line(e, "    cublasHandle_t blas;");
     cg_line(e, "    int ready;");
@@ -521,12 +522,14 @@ void cu_host_api(Emit *e) {
     cg_line(e, "{");
     cg_line(e, "    %s_host_train_forward_at(ws, batch, 0, input, output, training, seed);", p);
     cg_line(e, "}");
-    host_fn(e, "void", "train_backward", "void *ws, int batch, const float *doutput, float *dinput", 1,
+    /* the input: the device's copy that train_forward_at made, still there */
+    host_fn(e, "void", "train_backward", "void *ws, int batch, const float *input, const float *doutput, float *dinput", 1,
             arena_printf(g->arena,
-                         "const float *dg = %s_h_put(&%s_h.in, &%s_h.in_cap, doutput, %s);\n"
-                         "    float *dx = %s_h_room(dinput, %s);",
+                         "const float *dg = %s_h_put(&%s_h.gin, &%s_h.gin_cap, doutput, %s);\n"
+                         "    float *dx = %s_h_room(dinput, %s);\n"
+                         "    (void)input;",
                          p, p, p, nsteps, p, nin),
-            arena_printf(g->arena, "%s_train_backward(dws, batch, dg, dx, %s_h.st, %s_h.blas)", p, p, p),
+            arena_printf(g->arena, "%s_train_backward(dws, batch, %s_h.in, dg, dx, %s_h.st, %s_h.blas)", p, p, p, p),
             arena_printf(g->arena, "%s_h_get(dinput, %s);", p, nin));
     host_fn(e, "void", "train_spikes", "void *ws, int batch, double *spikes, double *neurons", 1, "",
             arena_printf(g->arena, "%s_train_spikes(dws, batch, spikes, neurons, %s_h.st)", p, p), "");

@@ -548,8 +548,11 @@ static void gen_train_forward(Emit *e) {
     cg_line(e, "int t;");
     cu_bind(e);
     cg_line(e, "(void)seed, (void)first;");
-    cg_line(e, "%s_copy(%s, input, (size_t)%d * (size_t)B * %lld * sizeof(float), st); /* the input */", e->p,
-            cp_at(e, P, in, 'v', "0"), P->at[in].inv ? 1 : T, nin);
+    if (!P->at[in].vext) /* else read in place: the target takes no encoded inputs */
+        cg_line(e, "%s_copy(%s, input, (size_t)%d * (size_t)B * %lld * sizeof(float), st); /* the input */", e->p,
+                cp_at(e, P, in, 'v', "0"), P->at[in].inv ? 1 : T, nin);
+    else
+        cg_line(e, "/* the input, %lld floats a sample and step: read where it is */", nin);
     for (int i = 0; i < g->nodes.len; i++) {
         const IrNode *x = &g->nodes.items[i];
         if (x->dead)
@@ -602,9 +605,11 @@ static void gen_train_backward(Emit *e) {
     long long nin = count(e, in), nout = count(e, out);
     int64_t pf = align16(g->param_floats);
     cu_api_head(e, arena_printf(g->arena,
-                                "int %s_train_backward(void *workspace, int batch, const float *doutput, float *dinput,\n"
-                                "%*scudaStream_t stream, cublasHandle_t blas)",
+                                "int %s_train_backward(void *workspace, int batch, const float *input,\n"
+                                "%*sconst float *doutput, float *dinput, cudaStream_t stream, cublasHandle_t blas)",
                                 e->p, (int)strlen(e->p) + 20, ""));
+    if (!P->at[in].vext)
+        cg_line(e, "(void)input;");
     cg_line(e, "int t;");
     cu_bind(e);
     cg_line(e, "%s_zero(ws + %lld, (size_t)%lld * sizeof(float), st); /* parameter gradients */", e->p, (long long)pf,
@@ -816,8 +821,8 @@ void cu_train_header(Emit *x) {
     cg_line(x, "#define %s_GRAD_WORKSPACE_FLOATS %lldL", P,
             (long long)(cp_base(x, &x->g->trainp) + cu_train_at(x, CU_TS_OPT_M)));
     cg_line(x, "/* All T steps from the initial state: output [T, batch, OUTPUT_SIZE] of every step");
-    cg_line(x, "   (may be NULL); input as for forward. training: dropout draws masks from seed;");
-    cg_line(x, "   otherwise it behaves as at inference. */");
+    cg_line(x, "   (may be NULL); input as for forward, and kept unchanged for train_backward.");
+    cg_line(x, "   training: dropout draws masks from seed; otherwise it behaves as at inference. */");
     cg_line(x, "int %s_train_forward(void *workspace, int batch, const float *input, float *output, int training,", p);
     cg_line(x, "%*sunsigned long long seed, cudaStream_t stream, cublasHandle_t blas);", n + 19, "");
     cg_line(x, "/* The same for a batch that is the samples from first on of a larger one (the");
@@ -827,9 +832,10 @@ void cu_train_header(Emit *x) {
     cg_line(x, "%*sint training, unsigned long long seed, cudaStream_t stream, cublasHandle_t blas);", n + 22, "");
     cg_line(x, "/* After a forward in training mode: the gradients of every parameter (overwritten)");
     cg_line(x, "   for dL/doutput [T, batch, OUTPUT_SIZE]; dL/dinput (shaped as the input) when");
-    cg_line(x, "   dinput is not NULL. */");
-    cg_line(x, "int %s_train_backward(void *workspace, int batch, const float *doutput, float *dinput,", p);
-    cg_line(x, "%*scudaStream_t stream, cublasHandle_t blas);", n + 20, "");
+    cg_line(x, "   dinput is not NULL. input is the forward's, unchanged until the backward has run");
+    cg_line(x, "   on the stream: the forward and the backward read it where it is. */");
+    cg_line(x, "int %s_train_backward(void *workspace, int batch, const float *input, const float *doutput,", p);
+    cg_line(x, "%*sfloat *dinput, cudaStream_t stream, cublasHandle_t blas);", n + 20, "");
     cg_line(x, "/* The parameters and their gradients, at the offsets of %s_params (device memory). */", p);
     cg_line(x, "float *%s_train_params(void *workspace);", p);
     cg_line(x, "float *%s_train_grads(void *workspace);", p);

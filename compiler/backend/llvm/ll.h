@@ -59,8 +59,10 @@ struct TargetEmitter {
     LLVMModuleRef mod;
     LLVMBuilderRef b;
     LLVMTypeRef f32, f64, i1, i32, i64, ptr, vf; /* vf: <LL_LANES x float> */
-    LLVMTypeRef kfn;        /* kernels: void (ptr ws, i64 B, i32 from, i32 to, i32 flag); the flag is
-                               `training` forward, `dx` backward (which inputs want their gradient) */
+    LLVMTypeRef kfn;        /* kernels: void (ptr ws, i64 B, i32 from, i32 to, i32 flag, ptr input); the
+                               flag is `training` forward, `dx` backward (which inputs want their
+                               gradient); input: the caller's, which training reads in place
+                               (IrBufs.vext; null at inference) */
     LLVMTypeRef bkfn;       /* backward kernels: kfn's, then ptr doutput, ptr dinput (IrBufs.gext) */
     unsigned md_node;       /* the kind of !snnc.node */
     LLVMValueRef *kern;     /* per node: its inference kernel, or NULL */
@@ -70,6 +72,7 @@ struct TargetEmitter {
     /* the function being written */
     const IrPlan *P;        /* the plan its addresses are in (&g->infer or &g->trainp) */
     LLVMValueRef fn, ws, B;
+    LLVMValueRef input;     /* the caller's input in fn: a kernel's argument, or the API function's */
     const char *layer;      /* what names its values and blocks */
 };
 

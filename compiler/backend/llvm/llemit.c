@@ -176,6 +176,8 @@ static LLVMValueRef step_at(Ll *L, LLVMTypeRef elem, int64_t off, int vsteps, lo
 
 LLVMValueRef ll_at(Ll *L, int i, LLVMValueRef t, const char *what) {
     const IrBufs *b = &L->P->at[i];
+    if (b->vext) /* the caller's */
+        return step_from(L, L->f32, L->input, b->vsteps, shape_count(&L->g->nodes.items[i].shape), t, what);
     if (b->val < 0 || b->bits)
         ICE("node %d has no value buffer of floats", i);
     return step_at(L, L->f32, b->val, b->vsteps, shape_count(&L->g->nodes.items[i].shape), t, what);
@@ -185,7 +187,7 @@ LLVMValueRef ll_grad_at(Ll *L, int i, LLVMValueRef t, const char *what) {
     const IrBufs *b = &L->P->at[i];
     long long per = shape_count(&L->g->nodes.items[i].shape);
     if (b->gext) /* the caller's: a backward kernel's argument */
-        return step_from(L, L->f32, LLVMGetParam(L->fn, b->gext == IR_GEXT_DOUTPUT ? 5 : 6), b->vsteps, per, t, what);
+        return step_from(L, L->f32, LLVMGetParam(L->fn, b->gext == IR_GEXT_DOUTPUT ? 6 : 7), b->vsteps, per, t, what);
     if (b->grad < 0)
         ICE("node %d has no gradient buffer", i);
     return step_at(L, L->f32, b->grad, b->vsteps, per, t, what);
@@ -249,11 +251,12 @@ void ll_kernel_open(Ll *L, const IrPlan *P, int i, int fwd) {
     const char *text = target_node_text(L->g, i);
     LLVMMetadataRef s = LLVMMDStringInContext2(L->ctx, text, strlen(text));
     LLVMGlobalSetMetadata(L->fn, L->md_node, LLVMMDNodeInContext2(L->ctx, &s, 1));
-    const char *names[] = {"ws", "B", "from", "to", fwd ? "training" : "dx", "doutput", "dinput"};
-    for (unsigned k = 0; k < (fwd ? 5u : 7u); k++)
+    const char *names[] = {"ws", "B", "from", "to", fwd ? "training" : "dx", "input", "doutput", "dinput"};
+    for (unsigned k = 0; k < (fwd ? 6u : 8u); k++)
         LLVMSetValueName2(LLVMGetParam(L->fn, k), names[k], strlen(names[k]));
     L->ws = LLVMGetParam(L->fn, 0);
     L->B = LLVMGetParam(L->fn, 1);
+    L->input = LLVMGetParam(L->fn, 5);
     LLVMPositionBuilderAtEnd(L->b, LLVMAppendBasicBlockInContext(L->ctx, L->fn, ll_name(L, "entry")));
 }
 

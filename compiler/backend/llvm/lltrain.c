@@ -3,8 +3,9 @@
  * (g->trainp) as the C target's (capi.c gen_train), with the same names,
  * signatures and workspace layout (docs/generated-code.md):
  *   - <net>_train_forward_at and <net>_train_forward: every state at its
- *     initial value, the input copied in, every group's forward over all
- *     T steps (recurrent groups step by step), the output of every step;
+ *     initial value, the input encoded (or read in place by the kernels:
+ *     IrBufs.vext), every group's forward over all T steps (recurrent
+ *     groups step by step), the output of every step;
  *   - <net>_train_backward: the gradients zeroed, dL/doutput added to the
  *     output's, every group's backward, last group first (recurrent groups
  *     step by step, backwards), the neuron parameters' per-element double
@@ -34,15 +35,16 @@ static int runs(const IrGraph *g, int i) { return ir_op_kernel[g->nodes.items[i]
 
 /* A call of a kernel over the steps [from, to) with its flag (i32 values). */
 static void kcall(Ll *L, LLVMValueRef fn, LLVMValueRef from, LLVMValueRef to, LLVMValueRef flag) {
-    LLVMValueRef args[5] = {L->ws, L->B, from, to, flag};
-    ll_call(L, fn, args, 5);
+    LLVMValueRef args[6] = {L->ws, L->B, from, to, flag, L->input};
+    ll_call(L, fn, args, 6);
 }
 
-/* Calls node i's backward, with the caller's gradients (IrBufs.gext). */
+/* Calls node i's backward, with the caller's input and gradients
+   (IrBufs.vext, gext). */
 static void bcall(Ll *L, int i, LLVMValueRef from, LLVMValueRef to, LLVMValueRef flag, LLVMValueRef doutput,
                   LLVMValueRef dinput) {
-    LLVMValueRef args[7] = {L->ws, L->B, from, to, flag, doutput, dinput};
-    ll_call(L, L->bkern[i], args, 7);
+    LLVMValueRef args[8] = {L->ws, L->B, from, to, flag, L->input, doutput, dinput};
+    ll_call(L, L->bkern[i], args, 8);
 }
 
 /* Opens public function <net>_<name> in the training plan, its batch
@@ -86,9 +88,10 @@ static LLVMValueRef gen_forward_at(Ll *L) {
     LLVMValueRef fn = open_train(L, "train_forward_at", LLVMVoidTypeInContext(L->ctx), args, names, 7);
     LLVMValueRef training = LLVMGetParam(fn, 5), output = LLVMGetParam(fn, 4);
     long long steps = P->at[in].inv ? 1 : T;
+    L->input = LLVMGetParam(fn, 3);
     if (L->encode) /* as the samples from first on, with the call's seed */
         ll_encode_steps(L, ll_i32(L, 0), ll_i32(L, T), LLVMGetParam(fn, 3), LLVMGetParam(fn, 2), LLVMGetParam(fn, 6));
-    else
+    else if (!P->at[in].vext) /* else read in place */
         ll_copy(L, ll_at(L, in, ll_i32(L, 0), "input"), LLVMGetParam(fn, 3),
                 LLVMBuildNSWMul(L->b, L->B, ll_i64(L, steps * count(L, in)), ""));
     LLVMValueRef is_training = LLVMBuildICmp(L->b, LLVMIntNE, training, ll_i32(L, 0), "");
@@ -214,10 +217,11 @@ static void gen_backward(Ll *L) {
     const IrGraph *g = L->g;
     const IrPlan *P = &g->trainp;
     int T = g->timesteps, in = g->input, out = g->output;
-    LLVMTypeRef args[4] = {L->ptr, L->i32, L->ptr, L->ptr};
-    static const char *const names[] = {"workspace", "batch", "doutput", "dinput"};
-    LLVMValueRef fn = open_train(L, "train_backward", LLVMVoidTypeInContext(L->ctx), args, names, 4);
-    LLVMValueRef doutput = LLVMGetParam(fn, 2), dinput = LLVMGetParam(fn, 3);
+    LLVMTypeRef args[5] = {L->ptr, L->i32, L->ptr, L->ptr, L->ptr};
+    static const char *const names[] = {"workspace", "batch", "input", "doutput", "dinput"};
+    LLVMValueRef fn = open_train(L, "train_backward", LLVMVoidTypeInContext(L->ctx), args, names, 5);
+    LLVMValueRef doutput = LLVMGetParam(fn, 3), dinput = LLVMGetParam(fn, 4);
+    L->input = LLVMGetParam(fn, 2);
     LLVMValueRef want = LLVMBuildIsNotNull(L->b, dinput, "want.dinput");
     long long pf = align16(g->param_floats);
     /* the parameters' gradients, then the values' gradients, the carried
