@@ -52,14 +52,18 @@ model, add, scale, identity, dropout, prev(), grouped, strided and padded
 convolutions, pools, batchnorm, every readout) compiled with --target
 cuda and with --target c --math exact, each driven by a program
 (TRAIN_C_MAIN and TRAIN_CU_MAIN) that runs a training forward (dropout
-drawing its masks, batchnorm the batch's statistics), the backward for a
+drawing its masks, batchnorm the batch's statistics: the running ones it
+updates within 1e-4 of their largest), the backward for a
 fixed dL/doutput, the three losses of snnc train on the portable target's
 outputs (runtime/loss.c's snnrt_loss against the device's train_loss),
 two Adam steps on the portable target's gradients and three SGD steps of
 training (their forwards through train_forward_at, as shards that start at
 sample 0, 5 and 10 of a larger batch: the dropout masks of those samples). Bounds: the spike count the same; the outputs as above; every
-gradient and dL/dinput within 1e-4 relative to its parameter's largest
-gradient (or 1e-4 of the network's largest gradient, where larger); the
+gradient and dL/dinput within 1e-4 of its parameter's largest gradient,
+or within 1e-7 of the network's largest where that is more (fp32's
+resolution at that scale: a gradient that cancels to about zero, such as
+a convolution's bias before batch normalization, is the rounding of sums
+that the targets add in different orders); the
 Adam steps' parameters the same numbers (the kernels compute
 runtime/optim.c's float operations; the runtime library links here,
 --snnrt); the parameters after the SGD steps within 1e-4 of their largest
@@ -302,11 +306,11 @@ static void labels_of(const float *y, int *labels)
 TRAIN_C_MAIN = r"""
 #include "snnrt.h"
 """ + TRAIN_COMMON + r"""
-static void dump_params(const char *label, const float *w)
+static void dump_params(const char *label, const float *w, int learnable)
 {
     int k;
     for (k = 0; k < %(P)s_NUM_PARAMS; k++)
-        if (%(p)s_params[k].learnable)
+        if (%(p)s_params[k].learnable == learnable)
             dump(label, %(p)s_params[k].name, w + %(p)s_params[k].offset, (size_t)%(p)s_params[k].count);
 }
 static void update(SnnrtOptim *o, float *tws)
@@ -338,10 +342,11 @@ int main(void)
         return 2;
     %(p)s_train_forward(tws, B, in, out, 1, 7);
     dump("out", "", out, NOUT);
+    dump_params("stat ", tws, 0);
     %(p)s_train_spikes(tws, B, &spikes, &neurons);
     printf("spikes %%.9g\nneurons %%.9g\n", spikes, neurons);
     %(p)s_train_backward(tws, B, in, dy, din);
-    dump_params("grad ", %(p)s_train_grads(tws));
+    dump_params("grad ", %(p)s_train_grads(tws), 1);
     dump("dinput", "", din, NIN);
     f = fopen("grads.bin", "wb");
     if (!f || fwrite(%(p)s_train_grads(tws), sizeof(float), (size_t)pf, f) != (size_t)pf || fclose(f))
@@ -368,7 +373,7 @@ int main(void)
         return 2;
     for (s = 0; s < 2; s++)
         update(&o, tws);
-    dump_params("adam ", tws);
+    dump_params("adam ", tws, 1);
     snnrt_optim_free(&o);
     memcpy(tws, init, (size_t)pf * sizeof(float));
     memset(&o, 0, sizeof o);
@@ -380,17 +385,17 @@ int main(void)
         %(p)s_train_backward(tws, B, in, dy, NULL);
         update(&o, tws);
     }
-    dump_params("sgd ", tws);
+    dump_params("sgd ", tws, 1);
     return 0;
 }
 """
 
 TRAIN_CU_MAIN = TRAIN_COMMON + r"""
-""" + DEVICE_MEMORY + r"""static void dump_params(const char *label, const float *dw)
+""" + DEVICE_MEMORY + r"""static void dump_params(const char *label, const float *dw, int learnable)
 {
     int k;
     for (k = 0; k < %(P)s_NUM_PARAMS; k++)
-        if (%(p)s_params[k].learnable) {
+        if (%(p)s_params[k].learnable == learnable) {
             float *h = (float *)malloc(((size_t)%(p)s_params[k].count + 1) * sizeof(float));
             get(h, dw + %(p)s_params[k].offset, (size_t)%(p)s_params[k].count);
             dump(label, %(p)s_params[k].name, h, (size_t)%(p)s_params[k].count);
@@ -427,10 +432,11 @@ int main(void)
     check(%(p)s_train_forward(tws, B, din, dout, 1, 7, STREAM, BLAS), "train_forward");
     get(out, dout, NOUT);
     dump("out", "", out, NOUT);
+    dump_params("stat ", tws, 0);
     check(%(p)s_train_spikes(tws, B, &spikes, &neurons, STREAM), "train_spikes");
     printf("spikes %%.9g\nneurons %%.9g\n", spikes, neurons);
     check(%(p)s_train_backward(tws, B, din, ddy, ddin, STREAM, BLAS), "train_backward");
-    dump_params("grad ", %(p)s_train_grads(tws));
+    dump_params("grad ", %(p)s_train_grads(tws), 1);
     {
         float *h = (float *)malloc(NIN * sizeof(float));
         get(h, ddin, NIN);
@@ -462,7 +468,7 @@ int main(void)
     check(%(p)s_train_optimizer_reset(tws, STREAM), "optimizer_reset");
     for (s = 1; s <= 2; s++)
         check(%(p)s_train_optimizer_step(tws, 1, s, 0.01, 0.0, 0.001, 0, 0.9, 0.999, 1e-8, STREAM), "optimizer_step");
-    dump_params("adam ", tws);
+    dump_params("adam ", tws, 1);
     put(tws, init, pf); /* SGD, training */
     check(%(p)s_train_optimizer_reset(tws, STREAM), "optimizer_reset");
     for (s = 0; s < 3; s++) {
@@ -472,7 +478,7 @@ int main(void)
         check(%(p)s_train_optimizer_step(tws, 0, s + 1, 0.05, 0.9, 0.0001, 1, 0.9, 0.999, 1e-8, STREAM),
               "optimizer_step");
     }
-    dump_params("sgd ", tws);
+    dump_params("sgd ", tws, 1);
     return 0;
 }
 """
@@ -767,7 +773,7 @@ def check_info(snnc, model, extra, hdr, what):
 
 
 READOUTS = ["steps", "count", "rate", "mean", "last", "max"]  # runtime/snnrt.h's SnnrtReadout
-FLOOR = 1e-4  # of the network's largest gradient: below, a gradient is rounding noise
+FLOOR = 1e-3  # of the network's largest gradient: below, a gradient is rounding noise (1e-4 of it: 1e-7)
 
 
 def train_diff(got, ref):
@@ -794,7 +800,7 @@ def train_diff(got, ref):
                 bad = err > 1e-4
             elif kind.startswith("loss") or kind.startswith("dloss"):  # double, rounded to float
                 bad = abs(g - r) > 1e-6 * max(big, 1e-30)
-            else:  # out, sgd: within round-off
+            else:  # out, stat (batchnorm's running statistics), sgd: within round-off
                 bad = abs(g - r) > 1e-5 * max(1.0, big) if kind == "out" else abs(g - r) > 1e-4 * max(big, 1e-30)
             if bad:
                 return "%s[%d]: %r against %r" % (label, j, g, r), worst

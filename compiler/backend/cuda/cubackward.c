@@ -21,9 +21,12 @@
  *     adds its rows in order (the portable target's order);
  *   - add, scale, identity, dropout and prev a kernel of a thread per
  *     element over the steps, in the portable target's order;
- *   - pools a kernel of a thread per (sample, channel) plane, and batch
- *     normalization (its training forward too) a kernel of a thread per
- *     channel, each running the portable target's loops in its order.
+ *   - pools a kernel of a thread per input element, which gathers what
+ *     the portable target's loops add to it, in their order;
+ *   - batch normalization (its training forward too) sums each channel in
+ *     parts, a thread per (channel, part), then a thread per channel adds
+ *     the parts, then a thread per element writes y or dL/dx: the portable
+ *     target's formulas in double, the terms of its sums in another order.
  * The convolution's backward is with its forward (cukernels.c): im2col,
  * two cuBLAS products per group and col2im at every step.
  */
@@ -235,17 +238,39 @@ void cu_delay_bwd(TargetEmitter *em, const IrPlan *P, int i) {
     cu_host_of_kernel(e, P, i, 0, n);
 }
 
-/* ---- pooling: a thread per (sample, channel) plane, the portable target's loops ---- */
+/* ---- pooling: a thread per input element, gathering the windows that read it ---- */
 
+/* "v + k", "v - k" or "v" */
+static const char *plus(Emit *e, const char *v, int k) {
+    return k ? arena_printf(e->g->arena, "%s %c %d", v, k < 0 ? '-' : '+', k < 0 ? -k : k) : v;
+}
+
+/* Thread i owns input element i of a step and adds, in the order (oy, ox)
+   of the output windows that cover it, what the portable target's walk
+   over the plane adds to it: the same sums in the same order, without two
+   threads writing one element. A max pool's window finds its first largest
+   input again, from the input (bits included), and passes d on where that
+   is element i. */
 void cu_pool_bwd(TargetEmitter *em, const IrPlan *P, int i) {
     Emit *e = &em->e;
     const IrNode *x = node(e, i);
     int in = x->in[0], mx = x->op == IR_MAXPOOL;
     PoolDims d = cp_pool_dims(e, P, x);
-    const char *n = fmt(e, "B * %lld", d.C);
+    const char *n = fmt(e, "B * %lld", d.C * d.H * d.W);
     cu_open_kernel(e, P, i, 0, n);
     if (P->at[in].needgrad) {
-        cg_line(e, "const long rc = i;");
+        int kh = x->kernel[0], kw = x->kernel[1], sh = x->stride[0], sw = x->stride[1];
+        cg_line(e, "const long rc = i / %lld, py = i / %lld %% %lld, px = i %% %lld;", d.H * d.W, d.W, d.H, d.W);
+        /* the windows that hold row py: oy from ceil((py + pad - kh + 1) / sh) to (py + pad) / sh */
+        const char *ly = plus(e, "py", x->pad[0] - kh + 1), *lx = plus(e, "px", x->pad[1] - kw + 1);
+        const char *hy = plus(e, "py", x->pad[0]), *hx = plus(e, "px", x->pad[1]);
+        cg_line(e, "/* window (oy, ox) reads pixel (py, px) where ly <= oy * %d <= %s and lx <= ox * %d <= %s */", sh, hy,
+                sw, hx);
+        cg_line(e, "const long ly = %s, lx = %s;", ly, lx);
+        cg_line(e, "const long oy0 = ly > 0 ? (ly + %d) / %d : 0, ox0 = lx > 0 ? (lx + %d) / %d : 0;", sh - 1, sh,
+                sw - 1, sw);
+        cg_line(e, "const long oy1 = (%s) / %d < %lld ? (%s) / %d : %lld;", hy, sh, d.OH - 1, hy, sh, d.OH - 1);
+        cg_line(e, "const long ox1 = (%s) / %d < %lld ? (%s) / %d : %lld;", hx, sw, d.OW - 1, hx, sw, d.OW - 1);
         cg_line(e, "for (int t = from; t < to && flag; t++) {");
         e->ind++;
         if (mx && P->at[in].bits)
@@ -254,20 +279,19 @@ void cu_pool_bwd(TargetEmitter *em, const IrPlan *P, int i) {
             cg_line(e, "const float *xt = %s;", cp_at(e, P, in, 'v', "t"));
         cg_line(e, "const float *gyt = %s;", cp_at(e, P, i, 'g', "t"));
         cg_line(e, "float *gx = %s;", cp_at(e, P, in, 'g', "t"));
-        cg_line(e, "long oy, ox, ky, kx;");
-        cg_line(e, "for (oy = 0; oy < %lld; oy++)", d.OH);
-        cg_line(e, "    for (ox = 0; ox < %lld; ox++) {", d.OW);
+        cg_line(e, "long oy, ox;");
+        cg_line(e, "for (oy = oy0; oy <= oy1; oy++)");
+        cg_line(e, "    for (ox = ox0; ox <= ox1; ox++) {");
         e->ind += 2;
+        cg_line(e, "const float d = gyt[(rc * %lld + oy) * %lld + ox];", d.OH, d.OW);
         if (mx) {
             cg_line(e, "float acc = -INFINITY;");
-            cg_line(e, "long arg = -1;");
-        }
-        cg_line(e, "const float d = gyt[(rc * %lld + oy) * %lld + ox];", d.OH, d.OW);
-        cp_pool_window(e, x, &d, 1, arena_printf(e->g->arena, "gx[%s] += d / %s;", d.at, d.area));
-        if (mx) {
-            cg_line(e, "if (arg >= 0) /* the first largest */");
-            cg_line(e, "    gx[arg] += d;");
-        }
+            cg_line(e, "long arg = -1, ky, kx;");
+            cp_pool_window(e, x, &d, 1, NULL);
+            cg_line(e, "if (arg == i) /* the first largest */");
+            cg_line(e, "    gx[i] += d;");
+        } else
+            cg_line(e, "gx[i] += d / %s;", d.area);
         e->ind -= 2;
         cg_line(e, "    }");
         e->ind--;
@@ -277,41 +301,225 @@ void cu_pool_bwd(TargetEmitter *em, const IrPlan *P, int i) {
     cu_host_of_kernel(e, P, i, 0, n);
 }
 
-/* ---- batch normalization: a thread per channel, the portable target's loops ---- */
+/* ---- batch normalization: a channel's sums in parts, then a thread per element ---- */
 
+long long cu_bn_parts(Emit *e, const IrNode *x) {
+    long long C = x->shape.d[0], per = e->maxb * e->g->timesteps * (shape_count(&x->shape) / C);
+    long long k = (per + 255) / 256, most = 16384 / C;
+    if (k > most)
+        k = most;
+    return k < 1 ? 1 : k;
+}
+
+int64_t cu_bn_scratch(Emit *e, const IrNode *x) {
+    long long C = x->shape.d[0];
+    return align16(4 * cu_bn_parts(e, x) * C) + align16(3 * C);
+}
+
+/* The scratch of node i's sums: K x C doubles, or pairs of them. */
+static void bn_parts_decl(Emit *e, const IrPlan *P) {
+    cg_line(e, "double *part = (double *)(void *)(ws + %lld);", (long long)cp_scratch(e, P));
+}
+
+/* Opens the kernel of a thread per (channel c, part q) of node i, with
+   the count of its channel's elements over the range and its input. */
+static void bn_open_sum(Emit *e, const IrPlan *P, int i, int fwd, long long K) {
+    const IrNode *x = node(e, i);
+    long long C = x->shape.d[0], hw = count(e, i) / C;
+    cu_open_part(e, P, i, fwd, "sum_", fmt(e, "%lld", C * K));
+    cg_line(e, "const long c = i / %lld, q = i %% %lld, cnt = (long)(to - from) * B * %lld;", K, K, hw);
+    cg_line(e, "const float *xw = %s;", cp_at(e, P, x->in[0], 'v', "from"));
+    bn_parts_decl(e, P);
+}
+
+/* Opens the kernel of a thread per channel c of node i, with the count of
+   its elements over the range (a double, as the portable target's). */
+static void bn_open_stat(Emit *e, const IrPlan *P, int i, int fwd) {
+    const IrNode *x = node(e, i);
+    long long C = x->shape.d[0], hw = count(e, i) / C;
+    cu_open_part(e, P, i, fwd, "stat_", fmt(e, "%lld", C));
+    cg_line(e, "const long c = i;");
+    cg_line(e, "const double cnt = (double)((long)(to - from) * B) * %lld;", hw);
+    bn_parts_decl(e, P);
+}
+
+/* The kernel of the forward's partial sums, a thread per (channel, part):
+   part q of channel c adds the elements q, q + K, ... of the channel's
+   (to - from) B x hw (the rows' runs one after the other, so that a warp
+   reads neighbours), in double: the values (flag 0), or the squares of
+   their distances from the mean (flag 1). */
+static void bn_sum_fwd(Emit *e, const IrPlan *P, int i, long long K) {
+    const IrNode *x = node(e, i);
+    long long C = x->shape.d[0], hw = count(e, i) / C;
+    bn_open_sum(e, P, i, 1, K);
+    cg_line(e, "const float m = flag ? (%s)[c] : 0.0f;", cp_ws(e, P, P->at[i].stat));
+    cg_line(e, "double s = 0.0;");
+    cg_line(e, "long j;");
+    cg_line(e, "for (j = q; j < cnt; j += %lld) {", K);
+    cg_line(e, "    const float v = xw[(j / %lld * %lld + c) * %lld + j %% %lld];", hw, C, hw, hw);
+    cg_line(e, "    if (flag) {");
+    cg_line(e, "        const double d = (double)v - m;");
+    cg_line(e, "        s += d * d;");
+    cg_line(e, "    } else");
+    cg_line(e, "        s += v;");
+    cg_line(e, "}");
+    cg_line(e, "part[i] = s;");
+    cp_close(e, NULL);
+}
+
+/* The kernel of a thread per channel that adds its K parts in order: the
+   mean (flag 0), or the inverse deviation and the running statistics
+   (flag 1), as the portable target computes them from its sums. */
+static void bn_stat_fwd(Emit *e, const IrPlan *P, int i, long long K) {
+    const IrNode *x = node(e, i);
+    int in = x->in[0];
+    long long C = x->shape.d[0];
+    bn_open_stat(e, P, i, 1);
+    cg_line(e, "float *rmean = %s, *rvar = %s;", cp_param(e, x->param[2]), cp_param(e, x->param[3]));
+    cg_line(e, "float *mean = %s, *istd = %s;", cp_ws(e, P, P->at[i].stat), cp_ws(e, P, P->at[i].stat + C));
+    cg_line(e, "double s = 0.0;");
+    cg_line(e, "float m;");
+    cg_line(e, "long q;");
+    cg_line(e, "for (q = 0; q < %lld; q++)", K);
+    cg_line(e, "    s += part[c * %lld + q];", K);
+    cg_line(e, "if (!flag) {");
+    cg_line(e, "    mean[c] = (float)(s / cnt);");
+    cg_line(e, "    return;");
+    cg_line(e, "}");
+    cg_line(e, "m = mean[c];");
+    cg_line(e, "istd[c] = (float)(1.0 / sqrt(s / cnt + %s));", cg_flt(e, x->fval));
+    cg_line(e, "rmean[c] = 0.9f * rmean[c] + 0.1f * m;");
+    if (P->at[in].inv) /* as the portable target: the unbiased variance counts all T copies */
+        cg_line(e, "rvar[c] = 0.9f * rvar[c] + 0.1f * (float)(%d.0 * s / (%d.0 * cnt - 1.0));", e->g->timesteps,
+                e->g->timesteps);
+    else
+        cg_line(e, "rvar[c] = 0.9f * rvar[c] + 0.1f * (float)(cnt > 1.0 ? s / (cnt - 1.0) : s);");
+    cp_close(e, NULL);
+}
+
+/* Training's forward: with the batch's statistics (flag: training) over
+   the range's steps, summed in K parts per channel (cu_bn_parts) and then
+   per channel, all in double: the portable target's formulas, its sums'
+   terms in another order; else with the running ones. Then y, a thread per
+   element of a step over the range's rows. */
 void cu_batchnorm_train_fwd(Emit *e, const IrPlan *P, int i) {
     const IrNode *x = node(e, i);
     int in = x->in[0];
-    long long C = x->shape.d[0];
-    const char *n = fmt(e, "%lld", C);
+    long long C = x->shape.d[0], hw = count(e, i) / C, K = cu_bn_parts(e, x);
+    const char *n = fmt(e, "B * %lld", C * hw);
+    bn_sum_fwd(e, P, i, K);
+    bn_stat_fwd(e, P, i, K);
     cu_open_kernel(e, P, i, 1, n);
-    cg_line(e, "const long c = i, rows = (long)(to - from) * B;");
+    cg_line(e, "const long c = i / %lld %% %lld, end = (long)(to - from) * B * %lld;", hw, C, C * hw);
     cg_line(e, "const float *gamma = %s, *beta = %s;", cp_param(e, x->param[0]), cp_param(e, x->param[1]));
-    cg_line(e, "float *rmean = %s, *rvar = %s;", cp_param(e, x->param[2]), cp_param(e, x->param[3]));
+    cg_line(e, "const float *rmean = %s, *rvar = %s;", cp_param(e, x->param[2]), cp_param(e, x->param[3]));
+    cg_line(e, "const float *mean = %s, *istd = %s;", cp_ws(e, P, P->at[i].stat), cp_ws(e, P, P->at[i].stat + C));
     cg_line(e, "const float *xw = %s;", cp_at(e, P, in, 'v', "from"));
     cg_line(e, "float *yw = %s;", cp_at(e, P, i, 'v', "from"));
-    cg_line(e, "float *mean = %s, *istd = %s;", cp_ws(e, P, P->at[i].stat), cp_ws(e, P, P->at[i].stat + C));
-    cp_batchnorm_channel(e, P, i, "flag");
+    cg_line(e, "long o;");
+    cg_line(e, "if (flag) {");
+    cg_line(e, "    const float m = mean[c], is = istd[c];");
+    cg_line(e, "    for (o = i; o < end; o += B * %lld)", C * hw);
+    cg_line(e, "        yw[o] = (xw[o] - m) * is * gamma[c] + beta[c];");
+    cg_line(e, "} else { /* as at inference */");
+    cg_line(e, "    const float a = gamma[c] / sqrtf(rvar[c] + %s);", cg_flt(e, x->fval));
+    cg_line(e, "    const float sh = beta[c] - rmean[c] * a;");
+    cg_line(e, "    for (o = i; o < end; o += B * %lld)", C * hw);
+    /* the input stored once: the same row of every step */
+    cg_line(e, "        yw[o] = xw[%s] * a + sh;", P->at[in].inv && !P->at[i].inv ? "i" : "o");
+    cg_line(e, "}");
     cp_close(e, NULL);
-    cu_host_of_kernel(e, P, i, 1, n);
+    cu_open_host(e, P, i, 1);
+    cg_line(e, "if (flag) { /* the batch's mean, then its deviation */");
+    e->ind++;
+    for (int pass = 0; pass < 2; pass++) {
+        cu_launch_part(e, P, i, 1, "sum_", fmt(e, "%lld", C * K), pass ? "1" : "0");
+        cu_launch_part(e, P, i, 1, "stat_", fmt(e, "%lld", C), pass ? "1" : "0");
+    }
+    e->ind--;
+    cg_line(e, "}");
+    cu_launch(e, P, i, 1, n);
+    cg_line(e, "(void)blas;");
+    cg_line(e, "return 0;");
+    cu_close_host(e);
 }
 
+/* The backward: dgamma += sum(g xhat), dbeta += sum(g) over the range (in
+   K parts per channel, then per channel, in double) and, where the input
+   needs its gradient and flag holds, gx += gamma istd (g - mean(g) - xhat
+   mean(g xhat)), a thread per element of a step. The channel's three
+   factors wait in scratch after the parts. */
 void cu_batchnorm_bwd(TargetEmitter *em, const IrPlan *P, int i) {
     Emit *e = &em->e;
     const IrNode *x = node(e, i);
-    int in = x->in[0];
-    long long C = x->shape.d[0];
-    const char *n = fmt(e, "%lld", C);
-    cu_open_kernel(e, P, i, 0, n);
-    cg_line(e, "const long c = i, rows = (long)(to - from) * B;");
-    cg_line(e, "const float *gamma = %s;", cp_param(e, x->param[0]));
-    cg_line(e, "float *dgamma = %s, *dbeta = %s;", cp_grad(e, x->param[0]), cp_grad(e, x->param[1]));
-    cg_line(e, "const float *mean = %s, *istd = %s;", cp_ws(e, P, P->at[i].stat), cp_ws(e, P, P->at[i].stat + C));
-    cg_line(e, "const float *xw = %s;", cp_at(e, P, in, 'v', "from"));
+    int in = x->in[0], dx = P->at[in].needgrad;
+    long long C = x->shape.d[0], hw = count(e, i) / C, K = cu_bn_parts(e, x);
+    const char *n = fmt(e, "B * %lld", C * hw);
+    const char *mean = cp_ws(e, P, P->at[i].stat), *istd = cp_ws(e, P, P->at[i].stat + C);
+    const char *kf = arena_printf(e->g->arena, "ws + %lld", (long long)(cp_scratch(e, P) + align16(4 * K * C)));
+
+    bn_open_sum(e, P, i, 0, K);
     cg_line(e, "const float *gy = %s;", cp_at(e, P, i, 'g', "from"));
-    cp_batchnorm_channel_bwd(e, P, i, "flag", cp_at(e, P, in, 'g', "from"));
-    if (!P->at[in].needgrad)
-        cg_line(e, "(void)gamma, (void)cnt;");
+    cg_line(e, "const float m = (%s)[c], is = (%s)[c];", mean, istd);
+    cg_line(e, "double sg = 0.0, sgx = 0.0;");
+    cg_line(e, "long j;");
+    cg_line(e, "for (j = q; j < cnt; j += %lld) {", K);
+    cg_line(e, "    const long xi = (j / %lld * %lld + c) * %lld + j %% %lld;", hw, C, hw, hw);
+    cg_line(e, "    const float g = gy[xi];");
+    cg_line(e, "    sg += g;");
+    cg_line(e, "    sgx += (double)g * ((xw[xi] - m) * is);");
+    cg_line(e, "}");
+    cg_line(e, "part[2 * i] = sg;");
+    cg_line(e, "part[2 * i + 1] = sgx;");
     cp_close(e, NULL);
-    cu_host_of_kernel(e, P, i, 0, n);
+
+    bn_open_stat(e, P, i, 0);
+    cg_line(e, "float *dgamma = %s, *dbeta = %s;", cp_grad(e, x->param[0]), cp_grad(e, x->param[1]));
+    cg_line(e, "double sg = 0.0, sgx = 0.0;");
+    cg_line(e, "long q;");
+    cg_line(e, "for (q = 0; q < %lld; q++) {", K);
+    cg_line(e, "    sg += part[2 * (c * %lld + q)];", K);
+    cg_line(e, "    sgx += part[2 * (c * %lld + q) + 1];", K);
+    cg_line(e, "}");
+    cg_line(e, "dgamma[c] += (float)sgx;");
+    cg_line(e, "dbeta[c] += (float)sg;");
+    if (dx) {
+        cg_line(e, "{");
+        cg_line(e, "    float *kc = %s + 3 * c;", kf);
+        cg_line(e, "    kc[0] = (%s)[c] * (%s)[c];", cp_param(e, x->param[0]), istd);
+        cg_line(e, "    kc[1] = (float)(sg / cnt);");
+        cg_line(e, "    kc[2] = (float)(sgx / cnt);");
+        cg_line(e, "}");
+    } else
+        cg_line(e, "(void)cnt;");
+    cp_close(e, NULL);
+
+    cu_open_kernel(e, P, i, 0, n);
+    if (dx) {
+        cg_line(e, "const long c = i / %lld %% %lld, end = (long)(to - from) * B * %lld;", hw, C, C * hw);
+        cg_line(e, "const float m = (%s)[c], is = (%s)[c];", mean, istd);
+        cg_line(e, "const float *kc = %s + 3 * c;", kf);
+        cg_line(e, "const float *xw = %s;", cp_at(e, P, in, 'v', "from"));
+        cg_line(e, "const float *gy = %s;", cp_at(e, P, i, 'g', "from"));
+        cg_line(e, "float *gx = %s;", cp_at(e, P, in, 'g', "from"));
+        cg_line(e, "long o;");
+        cg_line(e, "for (o = i; o < end; o += B * %lld) {", C * hw);
+        cg_line(e, "    const float xh = (xw[o] - m) * is;");
+        cg_line(e, "    gx[o] += kc[0] * (gy[o] - kc[1] - xh * kc[2]);");
+        cg_line(e, "}");
+    }
+    cp_close(e, NULL);
+
+    cu_open_host(e, P, i, 0);
+    cu_launch_part(e, P, i, 0, "sum_", fmt(e, "%lld", C * K), "flag");
+    cu_launch_part(e, P, i, 0, "stat_", fmt(e, "%lld", C), "flag");
+    if (dx) {
+        cg_line(e, "if (flag)");
+        e->ind++;
+        cu_launch(e, P, i, 0, n);
+        e->ind--;
+    }
+    cg_line(e, "(void)blas;");
+    cg_line(e, "return 0;");
+    cu_close_host(e);
 }

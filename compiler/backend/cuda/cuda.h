@@ -48,6 +48,10 @@ void cu_open_host(Emit *e, const IrPlan *P, int i, int fwd);
 void cu_close_host(Emit *e);
 /* A launch of node i's kernel over n threads from its host function. */
 void cu_launch(Emit *e, const IrPlan *P, int i, int fwd, const char *n);
+/* The same for another kernel of node i, "<host>_<part>k" (part "sum_"),
+   whose launch passes the expression flag as its flag. */
+void cu_open_part(Emit *e, const IrPlan *P, int i, int fwd, const char *part, const char *n);
+void cu_launch_part(Emit *e, const IrPlan *P, int i, int fwd, const char *part, const char *n, const char *flag);
 /* A host function that only launches node i's kernel over n threads. */
 void cu_host_of_kernel(Emit *e, const IrPlan *P, int i, int fwd, const char *n);
 /* A kernel of a thread per element, `<net>_NAME(PARAMS)` under the comment
@@ -83,6 +87,12 @@ void cu_batchnorm_bwd(TargetEmitter *em, const IrPlan *P, int i);
 /* Batch normalization's forward in the training plan: the batch's
    statistics in training, the running ones otherwise. */
 void cu_batchnorm_train_fwd(Emit *e, const IrPlan *P, int i);
+/* The parts (K) of a channel's sums that batchnorm x's training kernels
+   add in parallel: enough for about 256 elements each at the largest
+   batch, at most 16384 threads; and their scratch, in floats, after the
+   training plan's region (K x C pairs of doubles, 3 floats a channel). */
+long long cu_bn_parts(Emit *e, const IrNode *x);
+int64_t cu_bn_scratch(Emit *e, const IrNode *x);
 void cu_eltwise_bwd(TargetEmitter *em, const IrPlan *P, int i);
 void cu_delay_bwd(TargetEmitter *em, const IrPlan *P, int i);
 void cu_neuron_bwd(TargetEmitter *em, const IrPlan *P, int i);

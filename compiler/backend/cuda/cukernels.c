@@ -22,8 +22,10 @@
  * terms cuBLAS chooses, and the bias is added after them (beta = 1 on a
  * matrix filled with the bias); the portable target adds the bias first.
  * So outputs of products differ from the portable target's by rounding;
- * every other kernel computes what the portable target's does, in the same
- * order (docs/targets.md).
+ * so do a convolution's bias gradient and batch normalization in training,
+ * whose sums add their terms in parts to spread them over threads; every
+ * other kernel computes what the portable target's does, in the same order
+ * (docs/targets.md).
  */
 #include <string.h>
 
@@ -38,11 +40,13 @@ static int64_t align16(int64_t x) { return (x + 15) & ~(int64_t)15; }
 
 const char *cu_kernel(Emit *e, const IrPlan *P, int i, int fwd) { return cp_kernel(e, P, i, fwd); }
 
-void cu_open_kernel(Emit *e, const IrPlan *P, int i, int fwd, const char *n) {
+void cu_open_kernel(Emit *e, const IrPlan *P, int i, int fwd, const char *n) { cu_open_part(e, P, i, fwd, "", n); }
+
+void cu_open_part(Emit *e, const IrPlan *P, int i, int fwd, const char *part, const char *n) {
     cg_blank(e);
     cg_comment_node(e, i);
-    cg_line(e, "%s_GLOBAL void %s_k(float *ws, long B, int from, int to, int flag%s)", e->P, cu_kernel(e, P, i, fwd),
-            cp_ext_params(e, P, i, fwd));
+    cg_line(e, "%s_GLOBAL void %s_%sk(float *ws, long B, int from, int to, int flag%s)", e->P, cu_kernel(e, P, i, fwd),
+            part, cp_ext_params(e, P, i, fwd));
     cg_line(e, "{");
     e->ind++;
     cg_line(e, "const long i = %s_TID;", e->P);
@@ -72,8 +76,10 @@ void cu_close_host(Emit *e) {
     cg_line(e, "}");
 }
 
-void cu_launch(Emit *e, const IrPlan *P, int i, int fwd, const char *n) {
-    cg_line(e, "%s_LAUNCH(%s, st, %s_k, (ws, B, from, to, flag%s));", e->P, n, cu_kernel(e, P, i, fwd),
+void cu_launch(Emit *e, const IrPlan *P, int i, int fwd, const char *n) { cu_launch_part(e, P, i, fwd, "", n, "flag"); }
+
+void cu_launch_part(Emit *e, const IrPlan *P, int i, int fwd, const char *part, const char *n, const char *flag) {
+    cg_line(e, "%s_LAUNCH(%s, st, %s_%sk, (ws, B, from, to, %s%s));", e->P, n, cu_kernel(e, P, i, fwd), part, flag,
             cp_ext_args(e, P, i, fwd));
 }
 
@@ -232,9 +238,19 @@ void cu_dense_fwd(TargetEmitter *em, const IrPlan *P, int i) {
 
 /* ---- convolution ---- */
 
+/* The parts of a convolution's bias gradient, a sum per output channel over
+   a step's B x pixels, that rowpart_k adds in parallel: about 256 terms
+   each at the largest batch, at most 16384 threads. */
+static long long bias_parts(Emit *e, const ConvDims *d) {
+    long long k = (e->maxb * d->P + 255) / 256, most = 16384 / d->O;
+    if (k > most)
+        k = most;
+    return k < 1 ? 1 : k;
+}
+
 void cu_scratch(Emit *e) {
     const IrGraph *g = e->g;
-    int64_t col = 0, out = 0;
+    int64_t col = 0, out = 0, parts = 0;
     for (int i = 0; i < g->nodes.len; i++) {
         const IrNode *x = &g->nodes.items[i];
         if (x->dead || x->op != IR_CONV2D)
@@ -245,13 +261,22 @@ void cu_scratch(Emit *e) {
             col = d.C * d.KK * np;
         if (d.O * np > out)
             out = d.O * np;
+        if (x->bias && d.O * bias_parts(e, &d) > parts)
+            parts = d.O * bias_parts(e, &d);
     }
     e->col = 0;
     e->obuf = align16(col);
     e->iscratch = out ? e->obuf + align16(out) : 0;
-    /* training: the gradient of im2col's matrix after them */
+    /* training: the gradient of im2col's matrix after them, then the bias
+       gradient's parts (doubles) */
     e->dcol = e->iscratch;
-    e->tscratch = out ? e->dcol + align16(col) : 0;
+    e->bsum = e->dcol + align16(col);
+    e->tscratch = out ? e->bsum + align16(2 * parts) : 0;
+    /* batch normalization's sums in training share it (cubackward.c) */
+    for (int i = 0; g->train && i < g->nodes.len; i++)
+        if (!g->nodes.items[i].dead && g->nodes.items[i].op == IR_BATCHNORM &&
+            cu_bn_scratch(e, &g->nodes.items[i]) > e->tscratch)
+            e->tscratch = cu_bn_scratch(e, &g->nodes.items[i]);
 }
 
 static void conv_rowsum(Emit *e);
@@ -300,21 +325,35 @@ void cu_conv(TargetEmitter *em) {
         conv_col2im(e);
 }
 
-/* The bias gradient of a convolution's step. */
+/* The bias gradient of a convolution's step: row sums in parts, then the parts. */
 static void conv_rowsum(Emit *e) {
     const char *p = e->p, *P = e->P;
     cg_blank(e);
-    cg_line(e, "/* db[o] += the sum of row o of gg [O x np], in order: a thread per channel. */");
-    cg_line(e, "%s_GLOBAL void %s_rowsum_k(const float *gg, float *db, long O, long np)", P, p);
+    cg_line(e, "/* part[o * K + q] = the sum of entries q, q + K, ... of row o of gg [O x np], in");
+    cg_line(e, "   double: a thread per (row, part), a warp reading neighbours. */");
+    cg_line(e, "%s_GLOBAL void %s_rowpart_k(const float *gg, double *part, long O, long np, long K)", P, p);
+    cg_line(e, "{");
+    cg_line(e, "    const long j = %s_TID, o = j / K;", P);
+    cg_line(e, "    double s = 0.0;");
+    cg_line(e, "    long n;");
+    cg_line(e, "    if (j >= O * K)");
+    cg_line(e, "        return;");
+    cg_line(e, "    for (n = j %% K; n < np; n += K)");
+    cg_line(e, "        s += gg[o * np + n];");
+    cg_line(e, "    part[j] = s;");
+    cg_line(e, "}");
+    cg_blank(e);
+    cg_line(e, "/* db[o] += the sum of row o's K parts, in order: a thread per row. */");
+    cg_line(e, "%s_GLOBAL void %s_rowsum_k(const double *part, float *db, long O, long K)", P, p);
     cg_line(e, "{");
     cg_line(e, "    const long o = %s_TID;", P);
-    cg_line(e, "    float s = 0.0f;");
-    cg_line(e, "    long j;");
+    cg_line(e, "    double s = 0.0;");
+    cg_line(e, "    long q;");
     cg_line(e, "    if (o >= O)");
     cg_line(e, "        return;");
-    cg_line(e, "    for (j = 0; j < np; j++)");
-    cg_line(e, "        s += gg[o * np + j];");
-    cg_line(e, "    db[o] += s;");
+    cg_line(e, "    for (q = 0; q < K; q++)");
+    cg_line(e, "        s += part[o * K + q];");
+    cg_line(e, "    db[o] += (float)s;");
     cg_line(e, "}");
 }
 
@@ -397,6 +436,8 @@ void cu_conv_bwd(TargetEmitter *em, const IrPlan *P, int i) {
     cg_line(e, "float *dw = %s;", cp_grad(e, x->param[0]));
     cg_line(e, "float *col = ws + %lld, *gg = ws + %lld, *dcol = ws + %lld;", (long long)(s + e->col),
             (long long)(s + e->obuf), (long long)(s + e->dcol));
+    if (x->bias)
+        cg_line(e, "double *bpart = (double *)(void *)(ws + %lld);", (long long)(s + e->bsum));
     cg_line(e, "const long np = B * %lld;", d.P);
     cg_line(e, "for (int t = from; t < to; t++) {");
     e->ind++;
@@ -406,9 +447,13 @@ void cu_conv_bwd(TargetEmitter *em, const IrPlan *P, int i) {
             x->stride[0], x->stride[1], x->pad[0], x->pad[1], d.OH, d.OW);
     cg_line(e, "%s_LAUNCH(np * %lld, st, %s_ochw_k, (%s, gg, B, %lld, %lld));", e->P, d.O, e->p,
             cp_at(e, P, i, 'g', "t"), d.O, d.P);
-    if (x->bias)
-        cg_line(e, "%s_LAUNCH(%lld, st, %s_rowsum_k, (gg, %s, %lld, np)); /* db */", e->P, d.O, e->p,
-                cp_grad(e, x->param[1]), d.O);
+    if (x->bias) {
+        long long K = bias_parts(e, &d);
+        cg_line(e, "%s_LAUNCH(%lld, st, %s_rowpart_k, (gg, bpart, %lld, np, %lld)); /* db */", e->P, d.O * K, e->p,
+                d.O, K);
+        cg_line(e, "%s_LAUNCH(%lld, st, %s_rowsum_k, (bpart, %s, %lld, %lld));", e->P, d.O, e->p,
+                cp_grad(e, x->param[1]), d.O, K);
+    }
     cg_line(e, "for (gi = 0; gi < %lld; gi++) {", d.G);
     cg_line(e, "    if (%s_gemm(blas, 0, 1, %lld, %lld, np, gg + gi * %lld * np, np, col + gi * %lld * np, np, dw + gi * %lld, "
                "%lld, 1.0f) != 0) /* dw += gy col^T */",
