@@ -112,6 +112,7 @@ typedef struct LoadOptions {
     int math;             /* as CgenOptions.math */
     int precision;        /* as CgenOptions.precision */
     int train_loop;       /* for snnc train's loop and run --eval (the cuda target fills LoadedModel.dev) */
+    int quick;            /* a short run (drv_load): the C compilers optimize less (-O2), to build sooner */
 } LoadOptions;
 
 typedef struct TargetEmitter TargetEmitter; /* a target's state while it writes code */

@@ -13,6 +13,27 @@
 
 #include "jit.h"
 
+/* A run is short when its synaptic products come to fewer multiply-
+   accumulates than this. A billion of the conv example's inference take
+   0.085 s on an AVX-512 core built with -O3 and 0.108 s with -O2, 0.091
+   and 0.158 s in the portable code; -O3 adds 1.3 to 2 s to the first build
+   of an example (bench/RESULTS.md, "Building a short run with -O2"). */
+#define QUICK_MACS 2000000000LL
+
+/* Whether the command is one short pass over its input: snnc run (not
+   --eval) or grad, whose forward, or forward and backward (about three
+   times the forward's products), are below QUICK_MACS. */
+static int quick_run(const IrGraph *g, const Options *o) {
+    int grad = !strcmp(o->cmd, "grad");
+    if (o->eval || (!grad && strcmp(o->cmd, "run")))
+        return 0;
+    int64_t macs = 0;
+    for (int i = 0; i < g->nodes.len; i++)
+        macs += ir_node_macs(g, i);
+    double work = (double)macs * g->timesteps * (g->batch > 0 ? g->batch : 1) * (grad ? 3 : 1);
+    return work < (double)QUICK_MACS;
+}
+
 /* --target, else the fastest target this machine runs. */
 static const Target *run_target(const Options *o) {
     return o->target ? target_lookup(o->target) : target_native();
@@ -49,6 +70,7 @@ int drv_load(const IrGraph *g, Options *o, LoadedModel *m) {
     lo.math = o->math;
     lo.precision = o->precision;
     lo.train_loop = !strcmp(o->cmd, "train") || o->eval; /* run --eval: the same loop's evaluation */
+    lo.quick = quick_run(g, o);
     return t->load(g, &lo, m);
 }
 

@@ -657,13 +657,8 @@ static void info(const IrGraph *g, const Options *o) {
         const IrNode *n = &g->nodes.items[i];
         if (n->dead)
             continue;
-        int64_t params = per_node[i], neurons = 0, syn = 0, cnt = shape_count(&n->shape);
-        if (n->op == IR_NEURON)
-            neurons = cnt;
-        if (n->op == IR_DENSE)
-            syn = cnt * g->nodes.items[n->in[0]].shape.d[0];
-        if (n->op == IR_CONV2D)
-            syn = cnt * (g->nodes.items[n->in[0]].shape.d[0] / n->groups) * n->kernel[0] * n->kernel[1];
+        int64_t params = per_node[i], neurons = n->op == IR_NEURON ? shape_count(&n->shape) : 0;
+        int64_t syn = ir_node_macs(g, i);
         tp += params;
         tn += neurons;
         ts += syn;

@@ -138,6 +138,18 @@ int ir_find_node(const IrGraph *g, const char *name) {
     return -1;
 }
 
+int64_t ir_node_macs(const IrGraph *g, int i) {
+    const IrNode *n = &g->nodes.items[i];
+    int64_t cnt = shape_count(&n->shape);
+    if (n->dead)
+        return 0;
+    if (n->op == IR_DENSE)
+        return cnt * g->nodes.items[n->in[0]].shape.d[0];
+    if (n->op == IR_CONV2D)
+        return cnt * (g->nodes.items[n->in[0]].shape.d[0] / n->groups) * n->kernel[0] * n->kernel[1];
+    return 0;
+}
+
 int ir_neuron_var(const IrGraph *g, int n, const char *var, int *state) {
     const NeuronProg *p = g->nodes.items[n].neuron;
     *state = -1;

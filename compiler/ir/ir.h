@@ -312,6 +312,9 @@ int eq_push(Arena *a, EqCode *code, EqInst in);
 /* Number of operands an instruction reads (a, b, c in that order). */
 int eq_nops(const EqInst *e);
 int ir_find_node(const IrGraph *g, const char *name);
+/* The multiply-accumulates of node i's synaptic product (dense, conv2d)
+   per step and sample; 0 for every other op. */
+int64_t ir_node_macs(const IrGraph *g, int i);
 /* Index of the neuron program value `var` (a state or a named value) in
    node n, or -1; *state gets the state index or -1. */
 int ir_neuron_var(const IrGraph *g, int n, const char *var, int *state);

@@ -21,6 +21,10 @@ sees whether a run compiled; SNNC_CACHE_DIR is a folder of the test's own.
    with the compiler and the command as they were: built anew, and then
    taken from the cache again; an entry whose list of headers is missing
    is built anew.
+8. A short run (snnc run or grad under 2e9 multiply-accumulates,
+   compiler/driver/load.c) builds with -O2, a longer one and snnc train
+   with -O3; the same runs built at the other level (a compiler wrapper
+   that swaps -O2 and -O3, the cache off) write the same bytes.
 """
 import os
 import stat
@@ -38,6 +42,18 @@ network Cache%d {
   input x : [6] encode direct;
   h = x |> dense(%d) |> LIF();
   out = h |> dense(3) |> LI();
+  output out readout mean;
+}
+"""
+
+
+# 2 x 1024 x 1024 multiply-accumulates a step, 100 steps: 2.1e8 a sample
+BIG = """
+network Big {
+  timesteps 100;
+  input x : [1024] encode direct;
+  h = x |> dense(1024) |> LIF();
+  out = h |> dense(1024) |> LI();
   output out readout mean;
 }
 """
@@ -143,7 +159,9 @@ def main():
             p = subprocess.run([snnc, "grad", models[1], "--init", "1", "--input", x, "--grad-output", g, "--output",
                                 out, "--cc", wrapper, "--target", "c", "--threads", "1"],
                                capture_output=True, text=True, env=env)
+            builds = builds if k else lines()[before:]
             outs.append((p.returncode, len(lines()) - before, open(out, "rb").read() if p.returncode == 0 else b""))
+        grad_builds = builds
         ck.check(outs[0][0] == 0 and outs[1][0] == 0 and outs[0][1] == 1 and outs[1][1] == 0 and
                  outs[0][2] == outs[1][2], "snnc grad: built once, the same gradients: %r" % [o[:2] for o in outs])
         data = os.path.join(d, "data")
@@ -166,6 +184,7 @@ train Cache9 {
             out = os.path.join(d, "train%d" % k)
             p = subprocess.run([snnc, "train", tm, "-o", out, "--cc", wrapper, "--target", "c", "--threads", "1"],
                                capture_output=True, text=True, env=env)
+            builds = builds if k else lines()[before:]
             w = os.path.join(out, "weights.safetensors")
             outs.append((p.returncode, len(lines()) - before, open(w, "rb").read() if p.returncode == 0 else b""))
         ck.check(outs[0][0] == 0 and outs[1][0] == 0 and outs[0][1] == 1 and outs[1][1] == 0 and
@@ -195,6 +214,34 @@ train Cache9 {
             if f.endswith(".dep"):
                 os.unlink(os.path.join(cache, f))
         ck.check(hrun() == (0, 1), "an entry without its list of headers is built anew")
+        # 8. the optimization level: -O2 for a short run, -O3 otherwise; the same values either way
+        def level(cmds):
+            return sorted({a for c in cmds if "omp_probe" not in c for a in c.split() if a in ("-O2", "-O3")})
+        ck.check(level(first) == ["-O2"], "a short run builds with -O2: %r" % first)
+        ck.check(level(grad_builds) == ["-O2"], "a short snnc grad builds with -O2: %r" % grad_builds)
+        ck.check(level(builds) == ["-O3"], "snnc train builds with -O3: %r" % builds)
+        big = os.path.join(d, "big.snn")
+        with open(big, "w") as f:
+            f.write(BIG)
+        xb = os.path.join(d, "xb.npy")  # 10 samples: 2.1e9 multiply-accumulates
+        np.save(xb, np.linspace(0, 1, 10 * 1024, dtype=np.float32).reshape(10, 1024))
+        yb, yb2 = os.path.join(d, "yb.npy"), os.path.join(d, "yb2.npy")
+        rc, got = run(big, yb, ["--threads", "1"], None, xb)
+        ck.check(rc == 0 and level(got) == ["-O3"], "a run of 2.1e9 multiply-accumulates builds with -O3: %r" % got)
+        swap = os.path.join(d, "cc-swap")
+        with open(swap, "w") as f:
+            f.write('#!/bin/sh\nfor a; do shift; case "$a" in -O2) a=-O3;; -O3) a=-O2;; esac; set -- "$@" "$a"; done\n'
+                    'echo "$*" >> "%s"\nexec %s "$@"\n' % (log, cc))
+        os.chmod(swap, os.stat(swap).st_mode | stat.S_IEXEC)
+        for model, inp, ref, want in ((models[0], x, y1, "-O3"), (big, xb, yb, "-O2")):
+            out = os.path.join(d, "swapped.npy")
+            before = len(lines())
+            p = subprocess.run([snnc, "run", model, "--init", "1", "--input", inp, "--output", out, "--cc", swap,
+                                "--target", "c", "--threads", "2" if model != big else "1"],
+                               capture_output=True, text=True, env=off)
+            got = lines()[before:]
+            ck.check(p.returncode == 0 and level(got) == [want] and open(out, "rb").read() == open(ref, "rb").read(),
+                     "%s built with %s writes the same bytes: %r" % (os.path.basename(model), want, got))
     sys.exit(ck.status())
 
 
