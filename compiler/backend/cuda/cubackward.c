@@ -17,8 +17,9 @@
  *     summed per neuron in double, in the portable target's order; the API
  *     adds the neurons up afterwards;
  *   - a dense layer is two cuBLAS products, dL/dw += gy^T x and dL/dx +=
- *     gy w, and the bias gradient a kernel of a thread per output that
- *     adds its rows in order (the portable target's order);
+ *     gy w, and the bias gradient the sums of gy's columns in parts of
+ *     its rows, a thread per (part, column), then a thread per column
+ *     adding its parts (in double);
  *   - add, scale, identity, dropout and prev a kernel of a thread per
  *     element over the steps, in the portable target's order;
  *   - pools a kernel of a thread per input element, which gathers what
@@ -153,9 +154,13 @@ void cu_dense_bwd(TargetEmitter *em, const IrPlan *P, int i) {
     cg_line(e, "float *dw = %s;", cp_grad(e, x->param[0]));
     cg_line(e, "const long rows = (long)(to - from) * B;");
     cg_line(e, "const float *gy = %s;", cp_at(e, P, i, 'g', "from"));
-    if (x->bias)
-        cg_line(e, "%s_LAUNCH(%lld, st, %s_colsum_k, (gy, %s, rows, %lld)); /* db += the rows of gy */", e->P, O, e->p,
-                cp_grad(e, x->param[1]), O);
+    if (x->bias) { /* db += the rows of gy, in parts */
+        long long K = cu_parts(e->maxb * e->g->timesteps, O);
+        cg_line(e, "double *part = (double *)(void *)(ws + %lld);", (long long)cp_scratch(e, P));
+        cg_line(e, "%s_LAUNCH(%lld, st, %s_colpart_k, (gy, part, rows, %lld, %lld)); /* db */", e->P, O * K, e->p, O, K);
+        cg_line(e, "%s_LAUNCH(%lld, st, %s_colsum_k, (part, %s, %lld, %lld));", e->P, O, e->p, cp_grad(e, x->param[1]),
+                O, K);
+    }
     if (P->at[in].bits) {
         /* the input's spikes as floats, a step at a time */
         cg_line(e, "float *xs = %s; /* scratch */", cp_ws(e, P, cu_train_unbits(e)));
@@ -303,12 +308,16 @@ void cu_pool_bwd(TargetEmitter *em, const IrPlan *P, int i) {
 
 /* ---- batch normalization: a channel's sums in parts, then a thread per element ---- */
 
+long long cu_parts(long long terms, long long sums) {
+    long long k = 1, most = 16384 / sums;
+    while (k * k < terms && k < most) /* the square root: a thread's terms as many as the parts */
+        k++;
+    return k;
+}
+
 long long cu_bn_parts(Emit *e, const IrNode *x) {
-    long long C = x->shape.d[0], per = e->maxb * e->g->timesteps * (shape_count(&x->shape) / C);
-    long long k = (per + 255) / 256, most = 16384 / C;
-    if (k > most)
-        k = most;
-    return k < 1 ? 1 : k;
+    long long C = x->shape.d[0];
+    return cu_parts(e->maxb * e->g->timesteps * (shape_count(&x->shape) / C), C);
 }
 
 int64_t cu_bn_scratch(Emit *e, const IrNode *x) {

@@ -87,10 +87,16 @@ void cu_batchnorm_bwd(TargetEmitter *em, const IrPlan *P, int i);
 /* Batch normalization's forward in the training plan: the batch's
    statistics in training, the running ones otherwise. */
 void cu_batchnorm_train_fwd(Emit *e, const IrPlan *P, int i);
-/* The parts (K) of a channel's sums that batchnorm x's training kernels
-   add in parallel: enough for about 256 elements each at the largest
-   batch, at most 16384 threads; and their scratch, in floats, after the
-   training plan's region (K x C pairs of doubles, 3 floats a channel). */
+/* The parts (K) into which the training kernels split each of `sums` sums
+   of `terms` terms (at most), to add them on many threads and then the
+   parts in order, in double (batch normalization's per channel, the bias
+   gradients): the square root of terms, so that the longest chain of
+   additions, a part's terms and then the parts, is shortest; at most
+   16384 parts in all. */
+long long cu_parts(long long terms, long long sums);
+/* Batchnorm x's parts (cu_parts at the largest batch) and their scratch,
+   in floats, after the training plan's region (K x C pairs of doubles, 3
+   floats a channel). */
 long long cu_bn_parts(Emit *e, const IrNode *x);
 int64_t cu_bn_scratch(Emit *e, const IrNode *x);
 void cu_eltwise_bwd(TargetEmitter *em, const IrPlan *P, int i);

@@ -22,7 +22,7 @@
  * terms cuBLAS chooses, and the bias is added after them (beta = 1 on a
  * matrix filled with the bias); the portable target adds the bias first.
  * So outputs of products differ from the portable target's by rounding;
- * so do a convolution's bias gradient and batch normalization in training,
+ * so do the bias gradients and batch normalization in training,
  * whose sums add their terms in parts to spread them over threads; every
  * other kernel computes what the portable target's does, in the same order
  * (docs/targets.md).
@@ -239,14 +239,8 @@ void cu_dense_fwd(TargetEmitter *em, const IrPlan *P, int i) {
 /* ---- convolution ---- */
 
 /* The parts of a convolution's bias gradient, a sum per output channel over
-   a step's B x pixels, that rowpart_k adds in parallel: about 256 terms
-   each at the largest batch, at most 16384 threads. */
-static long long bias_parts(Emit *e, const ConvDims *d) {
-    long long k = (e->maxb * d->P + 255) / 256, most = 16384 / d->O;
-    if (k > most)
-        k = most;
-    return k < 1 ? 1 : k;
-}
+   a step's B x pixels, that rowpart_k adds in parallel. */
+static long long bias_parts(Emit *e, const ConvDims *d) { return cu_parts(e->maxb * d->P, d->O); }
 
 void cu_scratch(Emit *e) {
     const IrGraph *g = e->g;
@@ -264,6 +258,13 @@ void cu_scratch(Emit *e) {
         if (x->bias && d.O * bias_parts(e, &d) > parts)
             parts = d.O * bias_parts(e, &d);
     }
+    int64_t dparts = 0; /* a dense layer's bias gradient: its parts at the scratch's start */
+    for (int i = 0; g->train && i < g->nodes.len; i++) {
+        const IrNode *x = &g->nodes.items[i];
+        int64_t rows = e->maxb * g->timesteps;
+        if (!x->dead && x->op == IR_DENSE && x->bias && 2 * x->out * cu_parts(rows, x->out) > dparts)
+            dparts = 2 * x->out * cu_parts(rows, x->out);
+    }
     e->col = 0;
     e->obuf = align16(col);
     e->iscratch = out ? e->obuf + align16(out) : 0;
@@ -272,6 +273,8 @@ void cu_scratch(Emit *e) {
     e->dcol = e->iscratch;
     e->bsum = e->dcol + align16(col);
     e->tscratch = out ? e->bsum + align16(2 * parts) : 0;
+    if (align16(dparts) > e->tscratch)
+        e->tscratch = align16(dparts);
     /* batch normalization's sums in training share it (cubackward.c) */
     for (int i = 0; g->train && i < g->nodes.len; i++)
         if (!g->nodes.items[i].dead && g->nodes.items[i].op == IR_BATCHNORM &&

@@ -256,16 +256,31 @@ void cu_train_opening(Emit *e) {
         cu_map_kernel(e, "y[j] += x[j] for j < n.", "addto_k", "float *y, const float *x, long n", "n", "y[j] += x[j];");
     if (has_dense_bias(g)) {
         cg_blank(e);
-        cg_line(e, "/* db[o] += the sum of column o of gy [rows x O], the rows in order: a thread");
-        cg_line(e, "   per column. */");
-        cg_line(e, "%s_GLOBAL void %s_colsum_k(const float *gy, float *db, long rows, long O)", P, p);
+        cg_line(e, "/* part[q * O + o] = the sum of rows q, q + K, ... of column o of gy [rows x O],");
+        cg_line(e, "   in double: a thread per (part, column), a warp reading neighbours. */");
+        cg_line(e, "%s_GLOBAL void %s_colpart_k(const float *gy, double *part, long rows, long O, long K)", P, p);
+        cg_line(e, "{");
+        cg_line(e, "    const long j = %s_TID, o = j %% O;", P);
+        cg_line(e, "    double s = 0.0;");
+        cg_line(e, "    long r;");
+        cg_line(e, "    if (j >= O * K)");
+        cg_line(e, "        return;");
+        cg_line(e, "    for (r = j / O; r < rows; r += K)");
+        cg_line(e, "        s += gy[r * O + o];");
+        cg_line(e, "    part[j] = s;");
+        cg_line(e, "}");
+        cg_blank(e);
+        cg_line(e, "/* db[o] += the sum of column o's K parts, in order: a thread per column. */");
+        cg_line(e, "%s_GLOBAL void %s_colsum_k(const double *part, float *db, long O, long K)", P, p);
         cg_line(e, "{");
         cg_line(e, "    const long o = %s_TID;", P);
-        cg_line(e, "    long r;");
+        cg_line(e, "    double s = 0.0;");
+        cg_line(e, "    long q;");
         cg_line(e, "    if (o >= O)");
         cg_line(e, "        return;");
-        cg_line(e, "    for (r = 0; r < rows; r++)");
-        cg_line(e, "        db[o] += gy[r * O + o];");
+        cg_line(e, "    for (q = 0; q < K; q++)");
+        cg_line(e, "        s += part[q * O + o];");
+        cg_line(e, "    db[o] += (float)s;");
         cg_line(e, "}");
     }
     /* a dense layer reads bits, or the output is kept as bits */
