@@ -328,11 +328,12 @@ void cu_conv(TargetEmitter *em) {
         conv_col2im(e);
 }
 
-/* The bias gradient of a convolution's step: row sums in parts, then the parts. */
+/* The bias gradient of a convolution's step: row sums in parts, which
+   colsum_k then adds (cutrain.c). */
 static void conv_rowsum(Emit *e) {
     const char *p = e->p, *P = e->P;
     cg_blank(e);
-    cg_line(e, "/* part[o * K + q] = the sum of entries q, q + K, ... of row o of gg [O x np], in");
+    cg_line(e, "/* part[q * O + o] = the sum of entries q, q + K, ... of row o of gg [O x np], in");
     cg_line(e, "   double: a thread per (row, part), a warp reading neighbours. */");
     cg_line(e, "%s_GLOBAL void %s_rowpart_k(const float *gg, double *part, long O, long np, long K)", P, p);
     cg_line(e, "{");
@@ -343,20 +344,7 @@ static void conv_rowsum(Emit *e) {
     cg_line(e, "        return;");
     cg_line(e, "    for (n = j %% K; n < np; n += K)");
     cg_line(e, "        s += gg[o * np + n];");
-    cg_line(e, "    part[j] = s;");
-    cg_line(e, "}");
-    cg_blank(e);
-    cg_line(e, "/* db[o] += the sum of row o's K parts, in order: a thread per row. */");
-    cg_line(e, "%s_GLOBAL void %s_rowsum_k(const double *part, float *db, long O, long K)", P, p);
-    cg_line(e, "{");
-    cg_line(e, "    const long o = %s_TID;", P);
-    cg_line(e, "    double s = 0.0;");
-    cg_line(e, "    long q;");
-    cg_line(e, "    if (o >= O)");
-    cg_line(e, "        return;");
-    cg_line(e, "    for (q = 0; q < K; q++)");
-    cg_line(e, "        s += part[o * K + q];");
-    cg_line(e, "    db[o] += (float)s;");
+    cg_line(e, "    part[j %% K * O + o] = s;");
     cg_line(e, "}");
 }
 
@@ -454,7 +442,7 @@ void cu_conv_bwd(TargetEmitter *em, const IrPlan *P, int i) {
         long long K = bias_parts(e, &d);
         cg_line(e, "%s_LAUNCH(%lld, st, %s_rowpart_k, (gg, bpart, %lld, np, %lld)); /* db */", e->P, d.O * K, e->p,
                 d.O, K);
-        cg_line(e, "%s_LAUNCH(%lld, st, %s_rowsum_k, (bpart, %s, %lld, %lld));", e->P, d.O, e->p,
+        cg_line(e, "%s_LAUNCH(%lld, st, %s_colsum_k, (bpart, %s, %lld, %lld));", e->P, d.O, e->p,
                 cp_grad(e, x->param[1]), d.O, K);
     }
     cg_line(e, "for (gi = 0; gi < %lld; gi++) {", d.G);

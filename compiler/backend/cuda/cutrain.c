@@ -59,10 +59,11 @@ long long cu_train_ws_floats(Emit *e) { return (long long)(cp_base(e, &e->g->tra
 
 /* ---- the helpers in the opening ---- */
 
-/* Whether a dense layer has a bias (its gradient is colsum_k's). */
-static int has_dense_bias(const IrGraph *g) {
+/* Whether a layer of op has a bias (its gradient is added in parts:
+   colpart_k's for dense, rowpart_k's for conv2d, then colsum_k's). */
+static int has_bias(const IrGraph *g, IrOp op) {
     for (int i = 0; i < g->nodes.len; i++)
-        if (!g->nodes.items[i].dead && g->nodes.items[i].op == IR_DENSE && g->nodes.items[i].bias)
+        if (!g->nodes.items[i].dead && g->nodes.items[i].op == op && g->nodes.items[i].bias)
             return 1;
     return 0;
 }
@@ -254,7 +255,7 @@ void cu_train_opening(Emit *e) {
     cg_line(e, "}");
     if (g->trainp.at[g->output].grad >= 0) /* dL/doutput added to the output's gradient, not read in place */
         cu_map_kernel(e, "y[j] += x[j] for j < n.", "addto_k", "float *y, const float *x, long n", "n", "y[j] += x[j];");
-    if (has_dense_bias(g)) {
+    if (has_bias(g, IR_DENSE)) {
         cg_blank(e);
         cg_line(e, "/* part[q * O + o] = the sum of rows q, q + K, ... of column o of gy [rows x O],");
         cg_line(e, "   in double: a thread per (part, column), a warp reading neighbours. */");
@@ -269,8 +270,10 @@ void cu_train_opening(Emit *e) {
         cg_line(e, "        s += gy[r * O + o];");
         cg_line(e, "    part[j] = s;");
         cg_line(e, "}");
+    }
+    if (has_bias(g, IR_DENSE) || has_bias(g, IR_CONV2D)) {
         cg_blank(e);
-        cg_line(e, "/* db[o] += the sum of column o's K parts, in order: a thread per column. */");
+        cg_line(e, "/* db[o] += the sum of o's K parts part[q * O + o], in order: a thread per output. */");
         cg_line(e, "%s_GLOBAL void %s_colsum_k(const double *part, float *db, long O, long K)", P, p);
         cg_line(e, "{");
         cg_line(e, "    const long o = %s_TID;", P);
