@@ -25,7 +25,7 @@
 # and fp16 products against rounded operands), bench/gpu_bench.py run
 # (bench/README.md). train: with the pack's snnc,
 # tests/backend/test_cuda_train.py (snnc train --target cuda against --target
-# c), tests/backend/test_cuda_half.py (16-bit stored states, the GPU's build
+# c), tests/backend/test_cuda_half.py (16-bit stored states and products, the GPU's build
 # against the rounded-state reference) and the MLP example's training on the
 # first 20000 training images for 2 epochs, whose first loss and test
 # accuracy are compared with the portable target's (computed by prepare):
@@ -105,13 +105,13 @@ train)
   fi
   echo "== tests/backend/test_cuda_train.py (snnc train --target cuda)"
   tail -15 "$out/train.log"
-  echo "== tests/backend/test_cuda_half.py (--precision bf16 and fp16: states in 16 bits)"
+  echo "== tests/backend/test_cuda_half.py (--precision bf16 and fp16: states and dense products in 16 bits)"
   tail -10 "$out/half.log"
   if [ -d .gpu/fashion ]; then
     echo "== the MLP example, 20000 training images, 2 epochs: --target cuda against --target c"
     tail -4 "$out/mlp.log"
     python3 bench/gpu_check_data.py compare "$out" .gpu/fashion
-    echo "== the same with --precision bf16 (products' operands and stored states in bf16)"
+    echo "== the same with --precision bf16 (products' operands, stored states and dense products in bf16)"
     tail -4 "$out/mlp-bf16.log"
   fi
   ;;

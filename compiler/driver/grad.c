@@ -99,6 +99,13 @@ int cmd_grad(Arena *a, Options *o) {
                         n->op == IR_DROPOUT ? "dropout on" : "batchnorm on the batch's statistics");
             goto out;
         }
+        if (!n->dead && g->trainp.at[i].vhalf) {
+            error_plain("--record with grad and --precision %s: the training forward rounds the product of layer "
+                        "'%s' of network '%s' to 16 bits, the inference code that records does not; record with "
+                        "snnc run, or with --precision fp32 or tf32",
+                        precision_names[o->precision], n->name, g->name);
+            goto out;
+        }
     }
     if (snnrt_tensor_check_finite(&gy, o->grad_in, err, sizeof err) != 0 ||
         snnrt_tensor_check_finite(&x, o->npy_in, err, sizeof err) != 0) {

@@ -67,7 +67,8 @@ static void usage(FILE *f) {
           "                        fast for avx512 and avx2, exact for c; docs/targets.md)\n"
           "  --precision P         cuda: the matrix products' operands in fp32 (default), tf32,\n"
           "                        bf16 or fp16 (the GPU's matrix units), fp32 sums; bf16 and\n"
-          "                        fp16 also store the states training keeps in 16 bits\n"
+          "                        fp16 also store the states training keeps, and a dense\n"
+          "                        layer's product read by a neuron layer, in 16 bits\n"
           "  --triple T            llvm target: also an object file <net>.o for the machine T\n"
           "                        (aarch64-linux-gnu, riscv64-linux-gnu, x86_64-linux-gnu, ...)\n"
           "  --cpu NAME            with --triple: the CPU (LLVM's name; default generic)\n"
@@ -630,10 +631,20 @@ static void info_train(const IrGraph *g) {
                g->store == STORE_BF16 ? "bf16" : "fp16", half, floats);
         halved += floats - half;
     }
+    for (int i = 0; i < g->nodes.len; i++) {
+        const IrNode *n = &g->nodes.items[i];
+        if (n->dead || n->alias >= 0 || !P->at[i].vhalf)
+            continue;
+        long long vals = (long long)P->at[i].vsteps * g->batch * shape_count(&n->shape);
+        long long half = round16((vals + 1) / 2) * 4, floats = round16(vals) * 4;
+        printf("  product of %s and its gradient stored in %s: %lld bytes (as floats %lld)\n", n->name,
+               g->store == STORE_BF16 ? "bf16" : "fp16", half, floats);
+        halved += floats - half;
+    }
     if (saved || halved)
         printf("  %s save %lld bytes of the values kept (%.1f%% less: %lld bytes as floats), %.1f%% of the "
                "training region\n",
-               !halved ? "bits" : !saved ? "16-bit states" : "bits and 16-bit states", saved + halved,
+               !halved ? "bits" : !saved ? "16-bit values" : "bits and 16-bit values", saved + halved,
                100.0 * (double)(saved + halved) / (double)(kept + saved + halved), kept + saved + halved,
                100.0 * (double)(saved + halved) / (double)(g->param_floats * 8 + P->floats * 4 + saved + halved));
 }

@@ -155,6 +155,8 @@ static void print_plan(const IrGraph *g, const IrPlan *P, const char *what, Buf 
                 buf_puts(o, " once");
             if (b->bits)
                 buf_puts(o, " bits");
+            if (b->vhalf)
+                buf_puts(o, g->store == STORE_BF16 ? " bf16" : " fp16");
             print_off(o, "state", b->state, b->ssteps);
             if (b->shalf)
                 buf_puts(o, g->store == STORE_BF16 ? " bf16" : " fp16");
@@ -357,7 +359,8 @@ int ir_check(const IrGraph *g) {
                 continue;
             int64_t c = shape_count(&n->shape);
             CHECK(b->val >= 0 && (b->vsteps == 1 || b->vsteps == P->chunk) &&
-                      b->val + (int64_t)b->vsteps * g->batch * c / (b->bits ? 32 : 1) <= P->floats,
+                      b->val + ((int64_t)b->vsteps * g->batch * c + b->vhalf) / (b->bits ? 32 : b->vhalf ? 2 : 1) <=
+                          P->floats,
                   "%%%d: its %s buffer", i, pl ? "training" : "inference");
             if (n->op == IR_NEURON && n->neuron->states.len)
                 CHECK(b->state >= 0 &&

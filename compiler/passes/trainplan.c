@@ -27,7 +27,9 @@
  * 16 bits (IrBufs.shalf), half the floats: it runs all T steps at once, so
  * the forward carries them in fp32 from the initial value and only the
  * backward reads the stored ones. A recurrent group runs a step at a time
- * and restarts from the stored states, which stay fp32.
+ * and restarts from the stored states, which stay fp32. So does the
+ * product of a dense layer that only such a neuron layer reads, with the
+ * gradient written over it (IrBufs.vhalf; gover below).
  *
  * The input is the caller's (IrBufs.vext): the forward and the backward
  * read `input` where it is, which the API asks the caller to keep until
@@ -224,6 +226,29 @@ void pass_trainplan(IrGraph *g) {
     for (int gi = 0; gi < g->groups.len; gi++)
         for (int j = 0; g->groups.items[gi].recurrent && j < g->groups.items[gi].count; j++)
             recurrent[g->order[g->groups.items[gi].first + j]] = 1;
+    /* what each buffer is (the caller's, bits, set, the gradient over the
+       value, 16 bits), then where it lies */
+    for (int i = 0; i < n; i++) {
+        const IrNode *x = &g->nodes.items[i];
+        IrBufs *b = &P->at[i];
+        if (x->dead || x->alias >= 0)
+            continue;
+        b->vext = x->op == IR_INPUT && !ENC_SPIKES(g->encoding);
+        b->bits = x->bits && !b->inv;
+    }
+    int *writer = arena_alloc(g->arena, sizeof(int) * (size_t)(n + 1));
+    int *readers = count_readers(g, writer);
+    mark_set(g, P, readers, writer);
+    int in = root(g, g->input), out = root(g, g->output);
+    if (P->at[in].needgrad && !read_by_neuron(g, in))
+        P->at[in].gext = IR_GEXT_DINPUT;
+    if (out != in && P->at[out].needgrad && !readers[out] && P->at[out].vsteps == T)
+        P->at[out].gext = IR_GEXT_DOUTPUT;
+    for (int i = 0; i < n; i++) {
+        IrBufs *b = &P->at[i];
+        b->gover = overwrites(g, P, i, writer);
+        b->vhalf = b->gover && g->store != STORE_FP32 && g->nodes.items[i].op == IR_DENSE && !recurrent[i];
+    }
     int64_t off = 0;
     for (int i = 0; i < n; i++) {
         const IrNode *x = &g->nodes.items[i];
@@ -231,11 +256,10 @@ void pass_trainplan(IrGraph *g) {
         if (x->dead || x->alias >= 0)
             continue;
         int64_t c = shape_count(&x->shape);
-        b->vext = x->op == IR_INPUT && !ENC_SPIKES(g->encoding);
-        b->bits = x->bits && !b->inv;
         if (!b->vext) {
+            int64_t vals = b->vsteps * mb * c;
             b->val = off;
-            off += align16(b->vsteps * mb * c / (b->bits ? 32 : 1));
+            off += align16(b->bits ? vals / 32 : b->vhalf ? (vals + 1) / 2 : vals);
         }
         if (x->op == IR_NEURON && x->neuron->states.len) {
             int64_t vals = (int64_t)x->neuron->states.len * (T + 1) * mb * c;
@@ -254,18 +278,9 @@ void pass_trainplan(IrGraph *g) {
         }
     }
     P->persist = off; /* here: what the forward writes; the rest is the backward's */
-    int *writer = arena_alloc(g->arena, sizeof(int) * (size_t)(n + 1));
-    int *readers = count_readers(g, writer);
-    mark_set(g, P, readers, writer);
-    int in = root(g, g->input), out = root(g, g->output);
-    if (P->at[in].needgrad && !read_by_neuron(g, in))
-        P->at[in].gext = IR_GEXT_DINPUT;
-    if (out != in && P->at[out].needgrad && !readers[out] && P->at[out].vsteps == T)
-        P->at[out].gext = IR_GEXT_DOUTPUT;
     for (int i = 0; i < n; i++) { /* the gradients set by their writer */
         const IrNode *x = &g->nodes.items[i];
         IrBufs *b = &P->at[i];
-        b->gover = overwrites(g, P, i, writer);
         if (b->gover)
             b->grad = b->val;
         else if (!x->dead && x->alias < 0 && b->gset && b->needgrad && !b->gext) {

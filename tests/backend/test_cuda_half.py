@@ -32,6 +32,47 @@ backward reads are stored in 16 bits.
 3. Memory: `snnc info --target cuda --train` prints the stored states at
    half their fp32 size, by the count made here.
 
+4. A dense layer's product in 16 bits. In Linear(64, 160) + LIF (T = 16,
+   batch 12) the product that only the LIF layer reads, and its gradient
+   over it, are 16-bit, and the layer's products read 16-bit operands
+   (the weights and the bias rounded, the input) summed in fp32. The
+   weights and the input are rounded in blocks of 4096 rows: one block
+   each here, and with SNNC_CUDA_HALF_ROWS=100 two of each (outputs 100
+   and 60, steps 9 and 7), which the same checks run on.
+   `snnc grad` gives the spikes of every step, dL/dw, dL/db and dL/dinput.
+   The drawn values make every sum exact in float32, in any order: the
+   input is multiples of 1/4 in [-1, 1], the weights and the bias are
+   float32 values whose 16-bit roundings are at least 2^-6 in magnitude,
+   and dL/doutput is multiples of 1/8; the LIF layer detaches its reset
+   and has the rect surrogate, so that its backward only adds, halves and
+   zeroes. So the product and dL/dproduct before their rounding are the
+   float64 values, and the reference rounds them with PyTorch: the
+   product (with the bias, itself rounded) to 16 bits, the LIF forward in
+   float32 from it (its spikes must equal snnc's), the states stored
+   rounded, the LIF backward in float64 from them, dL/dproduct rounded to
+   16 bits, then dL/dw = gy^T x, dL/db and dL/dinput = gy w in float64.
+   Bound: within 1e-6 of each gradient's largest value (what remains is
+   fp32 round-off of dL/dinput's sums: measured 6e-8 (bf16), 9e-8 (fp16);
+   the others came out equal), and farther than 1e-5 from the same
+   computation with nothing rounded, so that the roundings are seen
+   (measured: 0.14-0.2 (bf16), where spikes move; 2.9e-5-2.7e-4 (fp16)).
+   The values kept for the backward (`snnc info`) shrink by half the
+   states and half the product.
+
+   Two layers (Linear(64, 64) + LIF, Linear(64, 32) + LIF: the second
+   product reads the hidden spikes kept as bits): emulated, the code with
+   SNNC_CUDA_HALF_ROWS=40 (blocks of rows and of columns everywhere,
+   columns of the bits starting inside a word) gives the same spikes and
+   gradients, bit for bit, as the code in one block, since every element
+   sums the same terms in the same order; both within 0.2 of the fp32
+   code's largest gradient (a check that they are gradients of the same
+   network, not of the rounding: spikes move with bf16). `snnc grad
+   --record` is refused there (its records come from the inference code,
+   whose product is fp32), leaving no file.
+
+5. Where nvcc is (a GPU or not), the training code of both networks, in
+   both formats, compiles with nvcc, warnings as errors.
+
 Usage: test_cuda_half.py SNNC
 Exit 77 (skipped) without a C compiler, NumPy or PyTorch.
 """
@@ -43,9 +84,10 @@ import subprocess
 import sys
 import tempfile
 
-from test_cuda import find_nvcc, have_gpu  # beside this file
+from test_cuda import NVCC_FLAGS, find_nvcc, have_gpu  # beside this file
 
 T, B, N = 16, 4, 64
+NI, NO, DB = 64, 160, 12  # part 4: Linear(NI, NO) + LIF, batch DB
 
 NET = """\
 network Half {
@@ -55,6 +97,24 @@ network Half {
   output h readout steps;
 }
 """ % (T, N)
+
+DENSE_NET = """\
+network HalfDense {
+  timesteps %d;
+  input x : [%d] encode sequence;
+  h = x |> dense(%d) |> LIF(detach_reset = true, surrogate = rect(1.0)) as h;
+  output h readout steps;
+}
+""" % (T, NI, NO)
+
+DEEP_NET = """\
+network HalfDeep {
+  timesteps %d;
+  input x : [%d] encode sequence;
+  h = x |> dense(64) |> LIF() |> dense(32) |> LIF() as h;
+  output h readout steps;
+}
+""" % (T, NI)
 
 # includes the emulated .cu: its static to16 and from16 are visible here
 MAIN = r"""
@@ -188,7 +248,7 @@ def forward32(x):
     """The float32 forward of the generated code: v, the state at the start
     of every step [T + 1, B, N], and h of every step."""
     import numpy as np
-    v = np.zeros((B, N), dtype=np.float32)
+    v = np.zeros(x.shape[1:], dtype=np.float32)
     vs, hs = [v], []
     half = np.float32(0.5)
     for t in range(T):
@@ -207,12 +267,14 @@ def rounded(v, fmt):
     return t.to(torch.float64).numpy()
 
 
-def reference_dx(x, gy, fmt):
-    """dL/dx from the states stored in fmt (None: unrounded), float64."""
+def reference_dx(x, gy, fmt, rect=False):
+    """dL/dx from the states stored in fmt (None: unrounded), float64. The
+    LIF layer of part 2 (sigmoid(4) surrogate), or with rect that of part 4
+    (rect(1) surrogate, the reset detached)."""
     import numpy as np
     import torch
 
-    class Spike(torch.autograd.Function):  # sigmoid(4) surrogate
+    class Spike(torch.autograd.Function):
         @staticmethod
         def forward(ctx, u):
             ctx.save_for_backward(u)
@@ -221,19 +283,21 @@ def reference_dx(x, gy, fmt):
         @staticmethod
         def backward(ctx, g):
             (u,) = ctx.saved_tensors
+            if rect:  # 1/alpha where |u| <= alpha/2, alpha = 1
+                return g * (u.abs() <= 0.5).to(u.dtype)
             sg = torch.sigmoid(4.0 * u)
             return g * 4.0 * sg * (1 - sg)
 
     v = forward32(x)["v"]
     vst = rounded(v, fmt) if fmt else v.astype(np.float64)
-    dx = np.zeros((T, B, N))
-    dv = torch.zeros((B, N), dtype=torch.float64)
+    dx = np.zeros(x.shape)
+    dv = torch.zeros(x.shape[1:], dtype=torch.float64)
     for t in reversed(range(T)):
         vt = torch.tensor(vst[t], requires_grad=True)
         xt = torch.tensor(x[t].astype(np.float64), requires_grad=True)
         h = vt + (xt - vt) / 2.0
         s = Spike.apply(h - 1.0)
-        vn = (1 - s) * h + s * 0.0
+        vn = (1 - (s.detach() if rect else s)) * h + s * 0.0
         gv, gx = torch.autograd.grad([s, vn], [vt, xt], [torch.tensor(gy[t].astype(np.float64)), dv])
         dx[t] = gx.numpy()
         dv = gv
@@ -285,6 +349,202 @@ def memory(snnc, tmp, fmt):
     return 0, "%s: training memory %d bytes, fp32's %d less the states' half (%d)" % (fmt, half, full, states // 2)
 
 
+def dense_draw(rng):
+    """Part 4's x [T, B, NI], w [NO, NI], b [NO] and dL/doutput [T, B, NO]:
+    exact sums (see the docstring). The reference's forward is the
+    generated code's float32 forward, bit for bit; the backward recomputes
+    the membranes from the rounded states in float64, where the generated
+    code does in float32: the draw is kept where both take the same
+    decisions (spike, and the surrogate's window |h - 1| <= 0.5)."""
+    import numpy as np
+
+    def away16(a):  # no 16-bit rounding below 2^-6 in magnitude
+        return np.where(np.abs(a) < 2.0 ** -6, np.sign(a) * 2.0 ** -6 + (a == 0) * 2.0 ** -6, a).astype(np.float32)
+
+    for _ in range(1000):
+        x = (rng.integers(-4, 5, (T, DB, NI)) / 4.0).astype(np.float32)
+        w = away16(rng.uniform(-0.4, 0.4, (NO, NI)))
+        b = away16(rng.uniform(-0.4, 0.4, NO) + 0.5)
+        gy = (rng.integers(-8, 9, (T, DB, NO)) / 8.0).astype(np.float32)
+        ok = True
+        for fmt in ("bf16", "fp16"):
+            y = dense_product(x, w, b, fmt)
+            f = forward32(y)
+            vr = rounded(f["v"], fmt)
+            v32 = vr[:T].astype(np.float32)
+            for h in (v32 + (y - v32) / np.float32(2.0), vr[:T] + (y.astype(np.float64) - vr[:T]) / 2.0):
+                u = h - 1
+                decisions = (u >= 0, np.abs(u) <= 0.5)
+                ok = ok and (h.dtype == np.float32 or all((a == b).all() for a, b in zip(decisions, first)))
+                first = decisions
+        if ok:
+            return x, w, b, gy
+    raise RuntimeError("no draw keeps away from the threshold")
+
+
+def dense_product(x, w, b, fmt):
+    """The 16-bit product as float32: exact in float64 from the rounded
+    operands, then rounded (fmt None: the product of the unrounded ones)."""
+    import numpy as np
+    if fmt is None:
+        return (x.astype(np.float64) @ w.T.astype(np.float64) + b).astype(np.float32)
+    y = rounded(x, fmt) @ rounded(w, fmt).T + rounded(b, fmt)
+    assert (y.astype(np.float32) == y).all(), "the draw's sums are not exact in float32"
+    return rounded(y.astype(np.float32), fmt).astype(np.float32)
+
+
+def dense_reference(x, w, b, gy, fmt):
+    """Part 4's spikes, dL/dw, dL/db and dL/dinput (fmt None: nothing rounded)."""
+    import numpy as np
+    y = dense_product(x, w, b, fmt)
+    spikes = (np.stack(forward32(y)["h"]) - np.float32(1.0) >= 0).astype(np.float32)
+    dy = reference_dx(y, gy, fmt, rect=True)
+    if fmt:
+        assert (dy.astype(np.float32) == dy).all(), "the draw's backward is not exact in float32"
+        dy = rounded(dy.astype(np.float32), fmt)
+    w64 = rounded(w, fmt) if fmt else w.astype(np.float64)
+    rows = dy.reshape(-1, NO)
+    return {"spikes": spikes, "h_dense.weight": rows.T @ x.reshape(-1, NI).astype(np.float64),
+            "h_dense.bias": rows.sum(0), "dinput": dy @ w64}
+
+
+def dense(snnc, tmp, fmt, data, kind, rows=None):
+    """Part 4 for one format, emulated or on the GPU, in blocks of rows
+    (SNNC_CUDA_HALF_ROWS) or not: (failed, line)."""
+    import numpy as np
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "ref"))
+    from snnc_ref import read_safetensors, write_safetensors
+    x, w, b, gy = data
+    d = os.path.join(tmp, "dense_%s_%s_%s" % (fmt, kind, rows))
+    os.makedirs(d)
+    np.save(os.path.join(d, "x.npy"), x)
+    np.save(os.path.join(d, "g.npy"), gy)
+    write_safetensors(os.path.join(d, "w.safetensors"), {"h_dense.weight": w, "h_dense.bias": b})
+    env = {k: v for k, v in os.environ.items() if k != "SNNC_CUDA_EMULATE"}
+    env["SNNC_CACHE_DIR"] = ""
+    env.pop("SNNC_CUDA_HALF_ROWS", None)
+    if rows:
+        env["SNNC_CUDA_HALF_ROWS"] = str(rows)
+    if kind == "emulated":
+        env["SNNC_CUDA_EMULATE"] = "1"
+    r = subprocess.run([snnc, "grad", os.path.join(tmp, "dense.snn"), "--target", "cuda", "--precision", fmt,
+                        "--batch", str(DB), "--weights", "w.safetensors", "--input", "x.npy", "--grad-output", "g.npy",
+                        "--output", "g.safetensors", "--input-grad", "dx.npy", "--output-steps", "y.npy"],
+                       cwd=d, env=env, capture_output=True, text=True)
+    if r.returncode != 0:
+        return 1, "FAIL: %s: snnc grad of the dense layer (exit %d)\n%s" % (fmt, r.returncode, r.stderr[-2000:])
+    got = read_safetensors(os.path.join(d, "g.safetensors"))[0]
+    got["dinput"] = np.load(os.path.join(d, "dx.npy"))
+    want, plain = dense_reference(x, w, b, gy, fmt), dense_reference(x, w, b, gy, None)
+    flips = int((np.load(os.path.join(d, "y.npy")) != want["spikes"]).sum())
+    bad, parts = flips != 0, ["%d spikes differ" % flips]
+    for name in ("h_dense.weight", "h_dense.bias", "dinput"):
+        g = got[name].astype(np.float64)
+        scale = max(abs(want[name]).max(), 1e-30)
+        near, far = abs(g - want[name]).max() / scale, abs(g - plain[name]).max() / scale
+        bad = bad or near > 1e-6 or far <= 1e-5
+        parts.append("%s %.2g from the reference, %.2g from the unrounded one" % (name, near, far))
+    line = "%s, %s, the product in 16 bits%s: %s" % (fmt, kind, ", blocks of %d rows" % rows if rows else "",
+                                                      "; ".join(parts))
+    return (1, "FAIL: " + line) if bad else (0, line)
+
+
+def grad_run(snnc, tmp, net, tag, fmt, x, gy, rows=None):
+    """`snnc grad --target cuda` (emulated) of net with --init 1: (gradients with dinput and the
+    output's steps, None) or (None, error)."""
+    import numpy as np
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "ref"))
+    from snnc_ref import read_safetensors
+    d = os.path.join(tmp, tag)
+    os.makedirs(d)
+    np.save(os.path.join(d, "x.npy"), x)
+    np.save(os.path.join(d, "g.npy"), gy)
+    env = {k: v for k, v in os.environ.items() if k != "SNNC_CUDA_HALF_ROWS"}
+    env.update({"SNNC_CACHE_DIR": "", "SNNC_CUDA_EMULATE": "1"})
+    if rows:
+        env["SNNC_CUDA_HALF_ROWS"] = str(rows)
+    r = subprocess.run([snnc, "grad", os.path.join(tmp, net), "--target", "cuda", "--precision", fmt, "--batch",
+                        str(x.shape[1]), "--init", "1", "--input", "x.npy", "--grad-output", "g.npy", "--output",
+                        "g.safetensors", "--input-grad", "dx.npy", "--output-steps", "y.npy"],
+                       cwd=d, env=env, capture_output=True, text=True)
+    if r.returncode != 0:
+        return None, "snnc grad %s (exit %d)\n%s" % (tag, r.returncode, r.stderr[-2000:])
+    got = read_safetensors(os.path.join(d, "g.safetensors"))[0]
+    got["dinput"] = np.load(os.path.join(d, "dx.npy"))
+    got["output"] = np.load(os.path.join(d, "y.npy"))
+    return got, None
+
+
+def deep(snnc, tmp, fmt, rng):
+    """Part 4's two layers for one format: (failed, line)."""
+    import numpy as np
+    x = rng.standard_normal((T, DB, NI)).astype(np.float32)
+    gy = rng.standard_normal((T, DB, 32)).astype(np.float32)
+    one, err = grad_run(snnc, tmp, "deep.snn", "deep_%s" % fmt, fmt, x, gy)
+    blocks, err2 = grad_run(snnc, tmp, "deep.snn", "deep_%s_40" % fmt, fmt, x, gy, 40)
+    full, err3 = grad_run(snnc, tmp, "deep.snn", "deep_%s_fp32" % fmt, "fp32", x, gy)
+    if err or err2 or err3:
+        return 1, "FAIL: %s: two layers: %s" % (fmt, err or err2 or err3)
+    same = [k for k in one if np.array_equal(one[k], blocks[k])]
+    far = max(abs(one[k] - full[k]).max() / max(abs(full[k]).max(), 1e-30) for k in one if k != "output")
+    line = "%s, emulated, two layers: %d of %d arrays the same bit for bit in blocks of 40 rows; %.2g from fp32" % (
+        fmt, len(same), len(one), far)
+    bad = len(same) != len(one) or far > 0.2 or not abs(one["h_dense.weight"]).max() > 0
+    return (1, "FAIL: " + line) if bad else (0, line)
+
+
+def refusal(snnc, tmp, fmt, data):
+    """Part 4: --record with grad reads the inference code, which keeps the product in fp32: refused."""
+    import numpy as np
+    d = os.path.join(tmp, "record_%s" % fmt)
+    os.makedirs(d)
+    np.save(os.path.join(d, "x.npy"), data[0])
+    np.save(os.path.join(d, "g.npy"), data[3])
+    r = subprocess.run([snnc, "grad", os.path.join(tmp, "dense.snn"), "--target", "cuda", "--precision", fmt,
+                        "--batch", str(DB), "--init", "1", "--input", "x.npy", "--grad-output", "g.npy", "--output",
+                        "g.safetensors", "--record", "h=h.npy"], cwd=d, capture_output=True, text=True,
+                       env=dict(os.environ, SNNC_CUDA_EMULATE="1", SNNC_CACHE_DIR=""))
+    ok = r.returncode == 1 and "rounds the product of layer 'h_dense'" in r.stderr
+    ok = ok and sorted(os.listdir(d)) == ["g.npy", "x.npy"]
+    line = "%s: snnc grad --record refused (the inference code keeps the product in fp32): %s" % (
+        fmt, r.stderr.strip().splitlines()[-1] if r.stderr.strip() else "exit %d" % r.returncode)
+    return (0, line) if ok else (1, "FAIL: " + line)
+
+
+def dense_memory(snnc, tmp, fmt):
+    """Part 4's memory: the values kept shrink by half the states and half the product."""
+    def kept(prec):
+        r = subprocess.run([snnc, "info", os.path.join(tmp, "dense.snn"), "--target", "cuda", "--train", "--batch",
+                            str(DB), "--precision", prec], capture_output=True, text=True)
+        m = re.search(r"values kept for the backward (\d+) bytes", r.stdout)
+        return (int(m.group(1)) if m else None), r.stdout + r.stderr
+    full, _ = kept("fp32")
+    half, out16 = kept(fmt)
+    expect = ((T + 1) * DB * NO * 4 + T * DB * NO * 4) // 2
+    if full is None or half is None or full - half != expect:
+        return 1, "FAIL: %s: the values kept take %r bytes against %r for fp32; expected %d less\n%s" % (
+            fmt, half, full, expect, out16)
+    if ("product of h_dense and its gradient stored in %s" % fmt) not in out16:
+        return 1, "FAIL: %s: snnc info does not say the product is stored in %s\n%s" % (fmt, fmt, out16)
+    return 0, "%s: the values kept for the backward %d bytes, fp32's %d less %d" % (fmt, half, full, expect)
+
+
+def nvcc_compiles(snnc, tmp, fmt, nvcc):
+    """Part 5 for one format: (failed, line)."""
+    for net in ("half", "dense"):
+        d = os.path.join(tmp, "nvcc_%s_%s" % (net, fmt))
+        r = subprocess.run([snnc, "compile", os.path.join(tmp, net + ".snn"), "--target", "cuda", "--train",
+                            "--precision", fmt, "--batch", str(DB), "-o", d], capture_output=True, text=True)
+        if r.returncode == 0:
+            cu = [f for f in os.listdir(d) if f.endswith(".cu")]
+            r = subprocess.run([nvcc] + NVCC_FLAGS + ["-c", cu[0], "-o", "net.o"], cwd=d, capture_output=True,
+                               text=True)
+        if r.returncode != 0:
+            return 1, "FAIL: %s: the training code of %s.snn does not build with nvcc\n%s" % (
+                fmt, net, (r.stdout + r.stderr)[-3000:])
+    return 0, "%s: the training code of both networks builds with nvcc, warnings as errors" % fmt
+
+
 def main():
     snnc = sys.argv[1]
     for mod in ("numpy", "torch"):
@@ -301,16 +561,28 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         with open(os.path.join(tmp, "half.snn"), "w") as f:
             f.write(NET)
+        with open(os.path.join(tmp, "dense.snn"), "w") as f:
+            f.write(DENSE_NET)
+        with open(os.path.join(tmp, "deep.snn"), "w") as f:
+            f.write(DEEP_NET)
         x = draw(rng)
         gy = rng.standard_normal((T, B, N)).astype(np.float32)
-        gpu = find_nvcc() and have_gpu()
+        data = dense_draw(rng)
+        nvcc = find_nvcc()
+        gpu = nvcc and have_gpu()
         if not gpu:
             print("no GPU: the backward runs emulated only")
+        if not nvcc:
+            print("no nvcc: part 5 (nvcc builds the code) skipped")
         for fmt in ("bf16", "fp16"):
-            runs = [conversions(snnc, cc, tmp, fmt), backward(snnc, tmp, fmt, x, gy, "emulated")]
+            runs = [conversions(snnc, cc, tmp, fmt), backward(snnc, tmp, fmt, x, gy, "emulated"),
+                    dense(snnc, tmp, fmt, data, "emulated"), dense(snnc, tmp, fmt, data, "emulated", 100),
+                    deep(snnc, tmp, fmt, rng), refusal(snnc, tmp, fmt, data)]
+            if nvcc:
+                runs.append(nvcc_compiles(snnc, tmp, fmt, nvcc))
             if gpu:
-                runs.append(backward(snnc, tmp, fmt, x, gy, "gpu"))
-            for bad, line in runs + [memory(snnc, tmp, fmt)]:
+                runs += [backward(snnc, tmp, fmt, x, gy, "gpu"), dense(snnc, tmp, fmt, data, "gpu")]
+            for bad, line in runs + [memory(snnc, tmp, fmt), dense_memory(snnc, tmp, fmt)]:
                 failed += bad
                 checks += 1
                 print(line)

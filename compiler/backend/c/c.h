@@ -77,6 +77,10 @@ const char *cp_at(Emit *e, const IrPlan *P, int i, char what, const char *t);
 /* The same for a value kept as bits (IrBufs.bits, training): a pointer to
    the uint32_t words of step t (its element n is bit n % 32 of word n / 32). */
 const char *cp_bits_at(Emit *e, const IrPlan *P, int i, const char *t);
+/* The same for a product stored in 16 bits (IrBufs.vhalf, training, the
+   cuda target's --precision bf16 and fp16): a pointer to the uint16_t
+   elements of step t; its gradient lies over it. */
+const char *cp_half_at(Emit *e, const IrPlan *P, int i, const char *t);
 /* Whether the training plan keeps any value as bits. */
 int cp_any_bits(Emit *e);
 /* A kernel call of node i of plan P over steps [from, to) (C expressions):

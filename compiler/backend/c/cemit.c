@@ -66,6 +66,8 @@ const char *cp_at(Emit *e, const IrPlan *P, int i, char what, const char *t) {
         ICE("node %d has no %s buffer", i, what == 'g' ? "gradient" : "value");
     if (what == 'v' && b->bits)
         ICE("node %d keeps its spikes as bits: read them with cp_bits_at", i);
+    if (b->vhalf)
+        ICE("node %d keeps its product in 16 bits: read it with cp_half_at", i);
     long long c = shape_count(&e->g->nodes.items[i].shape);
     const char *base = vext                     ? "input"
                        : ext == IR_GEXT_DOUTPUT ? "doutput"
@@ -143,6 +145,18 @@ const char *cp_bits_at(Emit *e, const IrPlan *P, int i, const char *t) {
         return base;
     return arena_printf(e->g->arena, strchr(t, ' ') ? "%s + (long)(%s) * B * %lld" : "%s + (long)%s * B * %lld", base, t,
                         words);
+}
+
+const char *cp_half_at(Emit *e, const IrPlan *P, int i, const char *t) {
+    const IrBufs *b = &P->at[i];
+    if (!b->vhalf)
+        ICE("node %d keeps no 16-bit product", i);
+    long long c = shape_count(&e->g->nodes.items[i].shape);
+    const char *base = arena_printf(e->g->arena, "(uint16_t *)(void *)(%s)", cp_ws(e, P, b->val));
+    if (!strcmp(t, "0"))
+        return base;
+    return arena_printf(e->g->arena, strchr(t, ' ') ? "%s + (long)(%s) * B * %lld" : "%s + (long)%s * B * %lld", base, t,
+                        c);
 }
 
 const char *cp_param(Emit *e, int k) {

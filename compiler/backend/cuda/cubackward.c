@@ -109,7 +109,10 @@ void cu_neuron_bwd(TargetEmitter *em, const IrPlan *P, int i) {
     cg_eq_emit(e, p, &gr->code, live, lev, CG_LEVEL_NEURON, &lv, 0);
     cg_line(e, "for (int t = to - 1; t >= from; t--) {");
     e->ind++;
-    if (reads_x && !P->at[in].inv)
+    if (reads_x && P->at[in].vhalf) {
+        cg_line(e, "const uint16_t *x = %s; /* a product in 16 bits, its gradient over it */", cp_half_at(e, P, in, "t"));
+        lv.x = arena_printf(a, "%s_from16(x[i])", e->p);
+    } else if (reads_x && !P->at[in].inv)
         cg_line(e, "const float *x = %s;", cp_at(e, P, in, 'v', "t"));
     for (int k = 0; k < p->states.len; k++)
         if (reads_s[k])
@@ -118,7 +121,11 @@ void cu_neuron_bwd(TargetEmitter *em, const IrPlan *P, int i) {
     if (reads_gy)
         cg_line(e, "const float *gy = %s;", cp_at(e, P, i, 'g', "t"));
     cg_eq_emit(e, p, &gr->code, live, lev, CG_LEVEL_STEP, &lv, 0);
-    if (dx) {
+    if (dx && P->at[in].vhalf) { /* set over x, in 16 bits (x[i] was read above) */
+        cg_line(e, "if (flag) /* dL/dx */");
+        cg_line(e, "    (%s)[i] = %s_to16(%s);", cp_half_at(e, P, in, "t"), e->p,
+                cg_eq_val(e, &gr->code, gr->dx));
+    } else if (dx) {
         /* set where the gradient is written over x (x[i] was read above) */
         cg_line(e, "if (flag) /* dL/dx */");
         cg_line(e, "    (%s)[i] %s= %s;", cp_at(e, P, in, 'g', "t"), P->at[in].gover ? "" : "+",
@@ -149,6 +156,10 @@ void cu_dense_bwd(TargetEmitter *em, const IrPlan *P, int i) {
     long long I = count(e, in), O = x->out;
     if (P->at[in].inv && !P->at[i].inv)
         ICE("a dense layer of a value stored once is stored at every step");
+    if (P->at[i].vhalf) {
+        cu_half_dense_bwd(e, P, i);
+        return;
+    }
     cu_open_host(e, P, i, 0);
     cg_line(e, "const float *w = %s;", cp_param(e, x->param[0]));
     cg_line(e, "float *dw = %s;", cp_grad(e, x->param[0]));

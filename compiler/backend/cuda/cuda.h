@@ -13,6 +13,7 @@
  *               convolution's are in cukernels.c, with its forward);
  *   cutrain.c   the training API over the schedule, the losses and the
  *               optimizers;
+ *   cuhalf.c    the 16-bit values of --precision bf16 and fp16 in training;
  *   cuda.c      the files' opening, the API over the schedule, the
  *               target's table;
  *   cuhost.c    the host API that snnc run and grad load the code
@@ -65,6 +66,11 @@ void cu_neuron_leaves(Emit *e, int i, CgLeaves *lv);
 const char *cu_state_at(Emit *e, const IrPlan *P, int i, int k, const char *t);
 
 void cu_gemm(TargetEmitter *em);
+/* The emulated body of a product function (M, N, K, a, lda, ta, b, ldb, tb,
+   c, ldc, beta in scope): "#ifdef SNNC_CUDA_EMULATE", loops that sum each
+   element's terms load(a) load(b) in k order into s, the lines store, and
+   "return 0;". */
+void cu_emulated_product(Emit *e, const char *load, const char *const *store, int nstore);
 void cu_conv(TargetEmitter *em);
 void cu_dense_fwd(TargetEmitter *em, const IrPlan *P, int i);
 void cu_conv_fwd(TargetEmitter *em, const IrPlan *P, int i);
@@ -129,6 +135,22 @@ void cu_api_head(Emit *e, const char *sig);
 void cu_api_tail(Emit *e);
 void cu_bind(Emit *e);
 int cu_has_products(const IrGraph *g);
+
+/* ---- 16-bit values in training (cuhalf.c) ---- */
+
+/* The conversions to and from 16 bits and the kernels of 16-bit products
+   in the opening of <net>.cu, where the training plan stores values in 16
+   bits (IrBufs.shalf, vhalf); nothing otherwise. */
+void cu_half_opening(Emit *e);
+/* The training scratch that the dense layers of 16-bit products need. */
+int64_t cu_half_scratch(Emit *e);
+/* The host functions of a dense layer whose product is stored in 16 bits
+   (IrBufs.vhalf). */
+void cu_half_dense_fwd(Emit *e, const IrPlan *P, int i);
+void cu_half_dense_bwd(Emit *e, const IrPlan *P, int i);
+/* The kernel of part sums of a dense layer's bias gradient: colpart_k, or
+   with half colpart16_k, which reads a 16-bit gradient. */
+void cu_colpart(Emit *e, int half);
 
 /* ---- snnc run and grad (cuhost.c) ---- */
 

@@ -151,18 +151,8 @@ void cu_gemm(TargetEmitter *em) {
     cg_line(e, "static int %s_gemm(cublasHandle_t blas, int ta, int tb, long M, long N, long K, const float *a,", p);
     cg_line(e, "%*slong lda, const float *b, long ldb, float *c, long ldc, float beta)", (int)strlen(p) + 16, "");
     cg_line(e, "{");
-    cg_line(e, "#ifdef SNNC_CUDA_EMULATE");
-    cg_line(e, "    long i, j, k;");
-    cg_line(e, "    (void)blas;");
-    cg_line(e, "    for (i = 0; i < M; i++)");
-    cg_line(e, "        for (j = 0; j < N; j++) {");
-    cg_line(e, "            float s = 0.0f;");
-    cg_line(e, "            for (k = 0; k < K; k++)");
-    cg_line(e, "                s += %s(ta ? a[k * lda + i] : a[i * lda + k]) * %s(tb ? b[j * ldb + k] : b[k * ldb + j]);",
-            op, op);
-    cg_line(e, "            c[i * ldc + j] = beta == 0.0f ? s : s + beta * c[i * ldc + j];");
-    cg_line(e, "        }");
-    cg_line(e, "    return 0;");
+    static const char *const store[] = {"c[i * ldc + j] = beta == 0.0f ? s : s + beta * c[i * ldc + j];"};
+    cu_emulated_product(e, op, store, 1);
     cg_line(e, "#else");
     cg_line(e, "    const float one = 1.0f;");
     if (prec == PREC_FP32) {
@@ -186,6 +176,22 @@ void cu_gemm(TargetEmitter *em) {
                   "float *y, const float *bias, long n, long inner, long O", "n", "y[j] = bias[j / inner % O];");
 }
 
+void cu_emulated_product(Emit *e, const char *load, const char *const *store, int nstore) {
+    cg_line(e, "#ifdef SNNC_CUDA_EMULATE");
+    cg_line(e, "    long i, j, k;");
+    cg_line(e, "    (void)blas;");
+    cg_line(e, "    for (i = 0; i < M; i++)");
+    cg_line(e, "        for (j = 0; j < N; j++) {");
+    cg_line(e, "            float s = 0.0f;");
+    cg_line(e, "            for (k = 0; k < K; k++)");
+    cg_line(e, "                s += %s(ta ? a[k * lda + i] : a[i * lda + k]) * %s(tb ? b[j * ldb + k] : b[k * ldb + j]);",
+            load, load);
+    for (int k = 0; k < nstore; k++)
+        cg_line(e, "            %s", store[k]);
+    cg_line(e, "        }");
+    cg_line(e, "    return 0;");
+}
+
 /* y (rows x O) = x (rows x I) w^T + bias: the bias first, then the product. */
 static void dense_product(Emit *e, const IrNode *x, long long I, long long O) {
     if (x->bias)
@@ -200,6 +206,10 @@ void cu_dense_fwd(TargetEmitter *em, const IrPlan *P, int i) {
     const IrNode *x = node(e, i);
     int in = x->in[0];
     long long I = count(e, in), O = x->out;
+    if (P->at[i].vhalf) {
+        cu_half_dense_fwd(e, P, i);
+        return;
+    }
     cu_open_host(e, P, i, 1);
     cg_line(e, "const float *w = %s;", cp_param(e, x->param[0]));
     if (x->bias)
@@ -275,6 +285,9 @@ void cu_scratch(Emit *e) {
     e->tscratch = out ? e->bsum + align16(2 * parts) : 0;
     if (align16(dparts) > e->tscratch)
         e->tscratch = align16(dparts);
+    int64_t half = cu_half_scratch(e); /* the 16-bit operands of products (cuhalf.c) */
+    if (half > e->tscratch)
+        e->tscratch = half;
     /* batch normalization's sums in training share it (cubackward.c) */
     for (int i = 0; g->train && i < g->nodes.len; i++)
         if (!g->nodes.items[i].dead && g->nodes.items[i].op == IR_BATCHNORM &&
@@ -655,7 +668,10 @@ void cu_neuron_fwd(TargetEmitter *em, const IrPlan *P, int i) {
     cg_eq_emit(e, p, &p->code, live, lev, CG_LEVEL_NEURON, &lv, 1);
     cg_line(e, "for (int t = from; t < to; t++) {");
     e->ind++;
-    if (reads_x && !P->at[in].inv)
+    if (reads_x && P->at[in].vhalf) {
+        cg_line(e, "const uint16_t *x = %s; /* a product in 16 bits */", cp_half_at(e, P, in, "t"));
+        lv.x = arena_printf(a, "%s_from16(x[i])", e->p);
+    } else if (reads_x && !P->at[in].inv)
         cg_line(e, "const float *x = %s;", cp_at(e, P, in, 'v', "t"));
     if (b->bits)
         cg_line(e, "uint32_t *y = %s; /* spikes, 32 to a word */", cp_bits_at(e, P, i, "t"));

@@ -68,6 +68,29 @@ static int has_bias(const IrGraph *g, IrOp op) {
     return 0;
 }
 
+void cu_colpart(Emit *e, int half) {
+    const char *p = e->p, *P = e->P;
+    cg_blank(e);
+    cg_line(e, "/* part[q * O + o] = the sum of rows q, q + K, ... of column o of gy [rows x O]%s,",
+            half ? " (in 16 bits)" : "");
+    cg_line(e, "   in double: a thread per (part, column), a warp reading neighbours. */");
+    cg_line(e, "%s_GLOBAL void %s_colpart%s_k(const %s *gy, double *part, long rows, long O, long K)", P, p,
+            half ? "16" : "", half ? "uint16_t" : "float");
+    cg_line(e, "{");
+    cg_line(e, "    const long j = %s_TID, o = j %% O;", P);
+    cg_line(e, "    double s = 0.0;");
+    cg_line(e, "    long r;");
+    cg_line(e, "    if (j >= O * K)");
+    cg_line(e, "        return;");
+    cg_line(e, "    for (r = j / O; r < rows; r += K)");
+    if (half)
+        cg_line(e, "        s += %s_from16(gy[r * O + o]);", p);
+    else
+        cg_line(e, "        s += gy[r * O + o];");
+    cg_line(e, "    part[j] = s;");
+    cg_line(e, "}");
+}
+
 /* The kernel that counts spikes (train_spikes). */
 static void count_kernel(Emit *e) {
     const char *p = e->p, *P = e->P;
@@ -123,82 +146,6 @@ static int any_learnable(const IrGraph *g) {
     return 0;
 }
 
-static int any_half(const IrGraph *g) {
-    for (int i = 0; i < g->nodes.len; i++)
-        if (!g->nodes.items[i].dead && g->trainp.at[i].shalf)
-            return 1;
-    return 0;
-}
-
-/* The 16-bit stores of the neuron states that the backward reads (--precision
-   bf16 or fp16): to16 rounds to nearest, ties to even, as the GPU's conversion
-   instructions and PyTorch's do; from16 is exact. Written with integers, so the
-   GPU and the emulation give the same bits. */
-static void half_conversions(Emit *e) {
-    const char *p = e->p, *P = e->P;
-    int bf = e->g->store == STORE_BF16;
-    cg_blank(e);
-    if (bf) {
-        cg_line(e, "/* bf16: a float's upper 16 bits, rounded to nearest, ties to even; a NaN stays");
-        cg_line(e, "   a NaN (quiet). */");
-    } else {
-        cg_line(e, "/* fp16 (IEEE binary16), rounded to nearest, ties to even: magnitudes from 65520");
-        cg_line(e, "   up become infinities, those below 2^-14 subnormals; a NaN stays a NaN (quiet). */");
-    }
-    cg_line(e, "%s_DEVICE uint16_t %s_to16(float x)", P, p);
-    cg_line(e, "{");
-    e->ind++;
-    cg_line(e, "uint32_t u;");
-    cg_line(e, "memcpy(&u, &x, sizeof u);");
-    if (bf) {
-        cg_line(e, "if ((u & 0x7fffffffu) > 0x7f800000u)");
-        cg_line(e, "    return (uint16_t)((u >> 16) | 0x40u);");
-        cg_line(e, "return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);");
-    } else {
-        cg_line(e, "const uint32_t sign = (u >> 16) & 0x8000u, a = u & 0x7fffffffu;");
-        cg_line(e, "if (a > 0x7f800000u) /* NaN */");
-        cg_line(e, "    return (uint16_t)(sign | 0x7e00u | ((a >> 13) & 0x3ffu));");
-        cg_line(e, "if (a >= 0x477ff000u) /* 65520 and up: an infinity */");
-        cg_line(e, "    return (uint16_t)(sign | 0x7c00u);");
-        cg_line(e, "if (a >= 0x38800000u) /* 2^-14 and up: normal; rebias the exponent by 127 - 15 */");
-        cg_line(e, "    return (uint16_t)(sign | ((a + 0xfffu + ((a >> 13) & 1u) - 0x38000000u) >> 13));");
-        cg_line(e, "if (a <= 0x33000000u) /* 2^-25 and below: zero */");
-        cg_line(e, "    return (uint16_t)sign;");
-        cg_line(e, "/* a subnormal: the significand in units of 2^-24 */");
-        cg_line(e, "const uint32_t m = (a & 0x7fffffu) | 0x800000u, shift = 126u - (a >> 23);");
-        cg_line(e, "const uint32_t q = m >> shift, rest = m & ((1u << shift) - 1u), half = 1u << (shift - 1u);");
-        cg_line(e, "return (uint16_t)(sign | (q + (rest > half || (rest == half && (q & 1u)))));");
-    }
-    e->ind--;
-    cg_line(e, "}");
-    cg_blank(e);
-    cg_line(e, "%s_DEVICE float %s_from16(uint16_t h)", P, p);
-    cg_line(e, "{");
-    e->ind++;
-    if (bf)
-        cg_line(e, "uint32_t u = (uint32_t)h << 16;");
-    else {
-        cg_line(e, "const uint32_t sign = (uint32_t)(h & 0x8000u) << 16, ex = (h >> 10) & 0x1fu, m = h & 0x3ffu;");
-        cg_line(e, "uint32_t u;");
-        cg_line(e, "if (ex == 0x1fu) /* an infinity or a NaN */");
-        cg_line(e, "    u = sign | 0x7f800000u | (m << 13);");
-        cg_line(e, "else if (ex != 0u)");
-        cg_line(e, "    u = sign | ((ex + 112u) << 23) | (m << 13);");
-        cg_line(e, "else if (m != 0u) { /* a subnormal, m x 2^-24: exact in a float */");
-        cg_line(e, "    const float f = (float)m * 5.9604644775390625e-8f;");
-        cg_line(e, "    return sign ? -f : f;");
-        cg_line(e, "} else");
-        cg_line(e, "    u = sign;");
-    }
-    cg_line(e, "float x;");
-    cg_line(e, "memcpy(&x, &u, sizeof x);");
-    cg_line(e, "return x;");
-    e->ind--;
-    cg_line(e, "}");
-    cu_map_kernel(e, "s[j] = v in 16 bits for j < n: a stored state at the start of a sequence.", "fill16_k",
-                  "uint16_t *s, long n, float v", "n", arena_printf(e->g->arena, "s[j] = %s_to16(v);", p));
-}
-
 void cu_train_opening(Emit *e) {
     const IrGraph *g = e->g;
     const char *p = e->p, *P = e->P;
@@ -240,8 +187,7 @@ void cu_train_opening(Emit *e) {
     cg_line(e, "#endif");
     if (!bits)
         cg_line(e, "/* (no spikes kept as bits: %s_SETBIT is not used) */", P);
-    if (any_half(g))
-        half_conversions(e);
+    cu_half_opening(e);
     cg_blank(e);
     cg_line(e, "/* Zeroes bytes at dst on the stream. */");
     cg_line(e, "static void %s_zero(void *dst, size_t bytes, cudaStream_t st)", p);
@@ -255,22 +201,12 @@ void cu_train_opening(Emit *e) {
     cg_line(e, "}");
     if (g->trainp.at[g->output].grad >= 0) /* dL/doutput added to the output's gradient, not read in place */
         cu_map_kernel(e, "y[j] += x[j] for j < n.", "addto_k", "float *y, const float *x, long n", "n", "y[j] += x[j];");
-    if (has_bias(g, IR_DENSE)) {
-        cg_blank(e);
-        cg_line(e, "/* part[q * O + o] = the sum of rows q, q + K, ... of column o of gy [rows x O],");
-        cg_line(e, "   in double: a thread per (part, column), a warp reading neighbours. */");
-        cg_line(e, "%s_GLOBAL void %s_colpart_k(const float *gy, double *part, long rows, long O, long K)", P, p);
-        cg_line(e, "{");
-        cg_line(e, "    const long j = %s_TID, o = j %% O;", P);
-        cg_line(e, "    double s = 0.0;");
-        cg_line(e, "    long r;");
-        cg_line(e, "    if (j >= O * K)");
-        cg_line(e, "        return;");
-        cg_line(e, "    for (r = j / O; r < rows; r += K)");
-        cg_line(e, "        s += gy[r * O + o];");
-        cg_line(e, "    part[j] = s;");
-        cg_line(e, "}");
-    }
+    int fp32_bias = 0; /* a dense layer with a bias whose product is fp32 (cuhalf.c has the others') */
+    for (int i = 0; i < g->nodes.len; i++)
+        fp32_bias |= !g->nodes.items[i].dead && g->nodes.items[i].op == IR_DENSE && g->nodes.items[i].bias &&
+                     !g->trainp.at[i].vhalf;
+    if (fp32_bias)
+        cu_colpart(e, 0);
     if (has_bias(g, IR_DENSE) || has_bias(g, IR_CONV2D)) {
         cg_blank(e);
         cg_line(e, "/* db[o] += the sum of o's K parts part[q * O + o], in order: a thread per output. */");
