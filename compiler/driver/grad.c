@@ -100,7 +100,7 @@ int cmd_grad(Arena *a, Options *o) {
             goto out;
         }
         if (!n->dead && g->trainp.at[i].vhalf) {
-            error_plain("--record with grad and --precision %s: the training forward rounds the product of layer "
+            error_plain("--record with grad and --precision %s: the training forward rounds the output of layer "
                         "'%s' of network '%s' to 16 bits, the inference code that records does not; record with "
                         "snnc run, or with --precision fp32 or tf32",
                         precision_names[o->precision], n->name, g->name);

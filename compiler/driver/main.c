@@ -67,8 +67,8 @@ static void usage(FILE *f) {
           "                        fast for avx512 and avx2, exact for c; docs/targets.md)\n"
           "  --precision P         cuda: the matrix products' operands in fp32 (default), tf32,\n"
           "                        bf16 or fp16 (the GPU's matrix units), fp32 sums; bf16 and\n"
-          "                        fp16 also store the states training keeps, and a dense\n"
-          "                        layer's product read by a neuron layer, in 16 bits\n"
+          "                        fp16 also store the states training keeps, and what a dense\n"
+          "                        or batchnorm layer passes to a neuron layer, in 16 bits\n"
           "  --triple T            llvm target: also an object file <net>.o for the machine T\n"
           "                        (aarch64-linux-gnu, riscv64-linux-gnu, x86_64-linux-gnu, ...)\n"
           "  --cpu NAME            with --triple: the CPU (LLVM's name; default generic)\n"
@@ -637,7 +637,7 @@ static void info_train(const IrGraph *g) {
             continue;
         long long vals = (long long)P->at[i].vsteps * g->batch * shape_count(&n->shape);
         long long half = round16((vals + 1) / 2) * 4, floats = round16(vals) * 4;
-        printf("  product of %s and its gradient stored in %s: %lld bytes (as floats %lld)\n", n->name,
+        printf("  output of %s and its gradient stored in %s: %lld bytes (as floats %lld)\n", n->name,
                g->store == STORE_BF16 ? "bf16" : "fp16", half, floats);
         halved += floats - half;
     }

@@ -27,9 +27,9 @@
  * 16 bits (IrBufs.shalf), half the floats: it runs all T steps at once, so
  * the forward carries them in fp32 from the initial value and only the
  * backward reads the stored ones. A recurrent group runs a step at a time
- * and restarts from the stored states, which stay fp32. So does the
- * product of a dense layer that only such a neuron layer reads, with the
- * gradient written over it (IrBufs.vhalf; gover below).
+ * and restarts from the stored states, which stay fp32. So is the output
+ * of a dense or batchnorm layer that only such a neuron layer reads, with
+ * the gradient written over it (IrBufs.vhalf; gover below).
  *
  * The input is the caller's (IrBufs.vext): the forward and the backward
  * read `input` where it is, which the API asks the caller to keep until
@@ -247,7 +247,8 @@ void pass_trainplan(IrGraph *g) {
     for (int i = 0; i < n; i++) {
         IrBufs *b = &P->at[i];
         b->gover = overwrites(g, P, i, writer);
-        b->vhalf = b->gover && g->store != STORE_FP32 && g->nodes.items[i].op == IR_DENSE && !recurrent[i];
+        IrOp op = g->nodes.items[i].op;
+        b->vhalf = b->gover && g->store != STORE_FP32 && (op == IR_DENSE || op == IR_BATCHNORM) && !recurrent[i];
     }
     int64_t off = 0;
     for (int i = 0; i < n; i++) {

@@ -66,12 +66,23 @@ backward reads are stored in 16 bits.
    gradients, bit for bit, as the code in one block, since every element
    sums the same terms in the same order; both within 0.2 of the fp32
    code's largest gradient (a check that they are gradients of the same
-   network, not of the rounding: spikes move with bf16). `snnc grad
+   network, not of the rounding: spikes move with bf16). Batch
+   normalization's output read by a LIF layer is 16-bit too (no product):
+   for batchnorm + LIF (8 channels of 2 x 2, batch 12) the reference
+   computes the batch's mean and deviation as the generated code does (in
+   double, rounded to float32; the input is multiples of 1/16, so the
+   mean's sum is exact in any order), y in float32 in the code's order,
+   rounded by PyTorch, the LIF layer as above, then batch normalization's
+   backward in float64 from the rounded dL/dy: the spikes equal, dL/dgamma,
+   dL/dbeta and dL/dinput within 1e-6 (measured: up to 1.3e-7), and
+   farther than 1e-5 from the unrounded computation. `snnc grad
    --record` is refused there (its records come from the inference code,
    whose product is fp32), leaving no file.
 
-5. Where nvcc is (a GPU or not), the training code of both networks, in
-   both formats, compiles with nvcc, warnings as errors.
+5. Where nvcc is (a GPU or not), the training code of these networks and
+   of the examples fashion_mlp, fashion_conv and dalif_conv (16-bit
+   products of dense layers reading spikes kept as bits, of batchnorm
+   layers), in both formats, compiles with nvcc, warnings as errors.
 
 Usage: test_cuda_half.py SNNC
 Exit 77 (skipped) without a C compiler, NumPy or PyTorch.
@@ -115,6 +126,15 @@ network HalfDeep {
   output h readout steps;
 }
 """ % (T, NI)
+
+NORM_NET = """\
+network HalfNorm {
+  timesteps %d;
+  input x : [8, 2, 2] encode sequence;
+  h = x |> batchnorm() |> LIF(detach_reset = true, surrogate = rect(1.0)) as h;
+  output h readout steps;
+}
+""" % T
 
 # includes the emulated .cu: its static to16 and from16 are visible here
 MAIN = r"""
@@ -449,14 +469,71 @@ def dense(snnc, tmp, fmt, data, kind, rows=None):
     return (1, "FAIL: " + line) if bad else (0, line)
 
 
-def grad_run(snnc, tmp, net, tag, fmt, x, gy, rows=None):
+def norm_reference(x, gamma, beta, gy, fmt):
+    """Batchnorm + LIF: the spikes and dL/dgamma, dL/dbeta, dL/dinput (fmt None: nothing rounded)."""
+    import numpy as np
+    C, cnt, eps = x.shape[2], x.shape[0] * x.shape[1] * 4, float(np.float32(1e-5))
+    xc = np.moveaxis(x, 2, 0).reshape(C, -1)  # each channel's elements
+    m = (xc.astype(np.float64).sum(1) / cnt).astype(np.float32)
+    var = ((xc.astype(np.float64) - m[:, None].astype(np.float64)) ** 2).sum(1) / cnt
+    istd = (1.0 / np.sqrt(var + eps)).astype(np.float32)
+    shape = (1, 1, C, 1, 1)
+    xh = (x - m.reshape(shape)) * istd.reshape(shape)  # float32, the code's order
+    y = xh * gamma.reshape(shape) + beta.reshape(shape)
+    if fmt:
+        y = rounded(y, fmt).astype(np.float32)
+    flat = y.reshape(T, x.shape[1], -1)
+    spikes = (np.stack(forward32(flat)["h"]) - np.float32(1.0) >= 0).astype(np.float32)
+    g = reference_dx(flat, gy.reshape(flat.shape), fmt, rect=True).reshape(x.shape)
+    if fmt:
+        assert (g.astype(np.float32) == g).all(), "the draw's backward is not exact in float32"
+        g = rounded(g.astype(np.float32), fmt)
+    xh64 = xh.astype(np.float64)
+    sg, sgx = g.sum((0, 1, 3, 4)), (g * xh64).sum((0, 1, 3, 4))
+    k = (gamma.astype(np.float64) * istd).reshape(shape)
+    dx = k * (g - (sg / cnt).reshape(shape) - xh64 * (sgx / cnt).reshape(shape))
+    return {"spikes": spikes.reshape(y.shape), "h_batchnorm.weight": sgx, "h_batchnorm.bias": sg, "dinput": dx}
+
+
+def norm(snnc, tmp, fmt, rng):
+    """Part 4's batchnorm + LIF for one format: (failed, line)."""
+    import numpy as np
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "ref"))
+    from snnc_ref import write_safetensors
+    x = (rng.integers(-24, 25, (T, DB, 8, 2, 2)) / 16.0).astype(np.float32)
+    gy = (rng.integers(-8, 9, x.shape) / 8.0).astype(np.float32)
+    gamma = rng.uniform(0.5, 1.5, 8).astype(np.float32)
+    beta = rng.uniform(0.0, 1.0, 8).astype(np.float32)
+    w = {"h_batchnorm.weight": gamma, "h_batchnorm.bias": beta,
+         "h_batchnorm.running_mean": np.zeros(8, np.float32), "h_batchnorm.running_var": np.ones(8, np.float32)}
+    got, err = grad_run(snnc, tmp, "norm.snn", "norm_%s" % fmt, fmt, x, gy, weights=w)
+    if err:
+        return 1, "FAIL: %s: batchnorm: %s" % (fmt, err)
+    want, plain = norm_reference(x, gamma, beta, gy, fmt), norm_reference(x, gamma, beta, gy, None)
+    flips = int((got["output"] != want["spikes"]).sum())
+    bad, parts = flips != 0, ["%d spikes differ" % flips]
+    for name in ("h_batchnorm.weight", "h_batchnorm.bias", "dinput"):
+        g = got[name].astype(np.float64)
+        scale = max(abs(want[name]).max(), 1e-30)
+        near, far = abs(g - want[name]).max() / scale, abs(g - plain[name]).max() / scale
+        bad = bad or near > 1e-6 or far <= 1e-5
+        parts.append("%s %.2g from the reference, %.2g from the unrounded one" % (name, near, far))
+    line = "%s, emulated, batchnorm's output in 16 bits: %s" % (fmt, "; ".join(parts))
+    return (1, "FAIL: " + line) if bad else (0, line)
+
+
+def grad_run(snnc, tmp, net, tag, fmt, x, gy, rows=None, weights=None):
     """`snnc grad --target cuda` (emulated) of net with --init 1: (gradients with dinput and the
     output's steps, None) or (None, error)."""
     import numpy as np
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "ref"))
-    from snnc_ref import read_safetensors
+    from snnc_ref import read_safetensors, write_safetensors
     d = os.path.join(tmp, tag)
     os.makedirs(d)
+    init = ["--init", "1"]
+    if weights:
+        write_safetensors(os.path.join(d, "w.safetensors"), weights)
+        init = ["--weights", "w.safetensors"]
     np.save(os.path.join(d, "x.npy"), x)
     np.save(os.path.join(d, "g.npy"), gy)
     env = {k: v for k, v in os.environ.items() if k != "SNNC_CUDA_HALF_ROWS"}
@@ -464,7 +541,7 @@ def grad_run(snnc, tmp, net, tag, fmt, x, gy, rows=None):
     if rows:
         env["SNNC_CUDA_HALF_ROWS"] = str(rows)
     r = subprocess.run([snnc, "grad", os.path.join(tmp, net), "--target", "cuda", "--precision", fmt, "--batch",
-                        str(x.shape[1]), "--init", "1", "--input", "x.npy", "--grad-output", "g.npy", "--output",
+                        str(x.shape[1])] + init + ["--input", "x.npy", "--grad-output", "g.npy", "--output",
                         "g.safetensors", "--input-grad", "dx.npy", "--output-steps", "y.npy"],
                        cwd=d, env=env, capture_output=True, text=True)
     if r.returncode != 0:
@@ -504,7 +581,7 @@ def refusal(snnc, tmp, fmt, data):
                         "--batch", str(DB), "--init", "1", "--input", "x.npy", "--grad-output", "g.npy", "--output",
                         "g.safetensors", "--record", "h=h.npy"], cwd=d, capture_output=True, text=True,
                        env=dict(os.environ, SNNC_CUDA_EMULATE="1", SNNC_CACHE_DIR=""))
-    ok = r.returncode == 1 and "rounds the product of layer 'h_dense'" in r.stderr
+    ok = r.returncode == 1 and "rounds the output of layer 'h_dense'" in r.stderr
     ok = ok and sorted(os.listdir(d)) == ["g.npy", "x.npy"]
     line = "%s: snnc grad --record refused (the inference code keeps the product in fp32): %s" % (
         fmt, r.stderr.strip().splitlines()[-1] if r.stderr.strip() else "exit %d" % r.returncode)
@@ -524,17 +601,21 @@ def dense_memory(snnc, tmp, fmt):
     if full is None or half is None or full - half != expect:
         return 1, "FAIL: %s: the values kept take %r bytes against %r for fp32; expected %d less\n%s" % (
             fmt, half, full, expect, out16)
-    if ("product of h_dense and its gradient stored in %s" % fmt) not in out16:
+    if ("output of h_dense and its gradient stored in %s" % fmt) not in out16:
         return 1, "FAIL: %s: snnc info does not say the product is stored in %s\n%s" % (fmt, fmt, out16)
     return 0, "%s: the values kept for the backward %d bytes, fp32's %d less %d" % (fmt, half, full, expect)
 
 
 def nvcc_compiles(snnc, tmp, fmt, nvcc):
     """Part 5 for one format: (failed, line)."""
-    for net in ("half", "dense"):
+    examples = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples")
+    nets = [os.path.join(tmp, n + ".snn") for n in ("half", "dense", "deep")]
+    nets += [os.path.join(examples, n + ".snn") for n in ("fashion_mlp", "fashion_conv", "dalif_conv")]
+    for src in nets:
+        net = os.path.basename(src)[:-4]
         d = os.path.join(tmp, "nvcc_%s_%s" % (net, fmt))
-        r = subprocess.run([snnc, "compile", os.path.join(tmp, net + ".snn"), "--target", "cuda", "--train",
-                            "--precision", fmt, "--batch", str(DB), "-o", d], capture_output=True, text=True)
+        r = subprocess.run([snnc, "compile", src, "--target", "cuda", "--train", "--precision", fmt, "--batch",
+                            str(DB), "-o", d], capture_output=True, text=True)
         if r.returncode == 0:
             cu = [f for f in os.listdir(d) if f.endswith(".cu")]
             r = subprocess.run([nvcc] + NVCC_FLAGS + ["-c", cu[0], "-o", "net.o"], cwd=d, capture_output=True,
@@ -542,7 +623,7 @@ def nvcc_compiles(snnc, tmp, fmt, nvcc):
         if r.returncode != 0:
             return 1, "FAIL: %s: the training code of %s.snn does not build with nvcc\n%s" % (
                 fmt, net, (r.stdout + r.stderr)[-3000:])
-    return 0, "%s: the training code of both networks builds with nvcc, warnings as errors" % fmt
+    return 0, "%s: the training code of %d networks builds with nvcc, warnings as errors" % (fmt, len(nets))
 
 
 def main():
@@ -565,6 +646,8 @@ def main():
             f.write(DENSE_NET)
         with open(os.path.join(tmp, "deep.snn"), "w") as f:
             f.write(DEEP_NET)
+        with open(os.path.join(tmp, "norm.snn"), "w") as f:
+            f.write(NORM_NET)
         x = draw(rng)
         gy = rng.standard_normal((T, B, N)).astype(np.float32)
         data = dense_draw(rng)
@@ -577,7 +660,7 @@ def main():
         for fmt in ("bf16", "fp16"):
             runs = [conversions(snnc, cc, tmp, fmt), backward(snnc, tmp, fmt, x, gy, "emulated"),
                     dense(snnc, tmp, fmt, data, "emulated"), dense(snnc, tmp, fmt, data, "emulated", 100),
-                    deep(snnc, tmp, fmt, rng), refusal(snnc, tmp, fmt, data)]
+                    deep(snnc, tmp, fmt, rng), norm(snnc, tmp, fmt, rng), refusal(snnc, tmp, fmt, data)]
             if nvcc:
                 runs.append(nvcc_compiles(snnc, tmp, fmt, nvcc))
             if gpu:

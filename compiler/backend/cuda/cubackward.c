@@ -434,19 +434,24 @@ void cu_batchnorm_train_fwd(Emit *e, const IrPlan *P, int i) {
     cg_line(e, "const float *gamma = %s, *beta = %s;", cp_param(e, x->param[0]), cp_param(e, x->param[1]));
     cg_line(e, "const float *rmean = %s, *rvar = %s;", cp_param(e, x->param[2]), cp_param(e, x->param[3]));
     cg_line(e, "const float *mean = %s, *istd = %s;", cp_ws(e, P, P->at[i].stat), cp_ws(e, P, P->at[i].stat + C));
+    /* y in 16 bits where its gradient lies over it (cuhalf.c) */
+    const char *to16 = P->at[i].vhalf ? arena_printf(e->g->arena, "%s_to16", e->p) : "";
     cg_line(e, "const float *xw = %s;", cp_at(e, P, in, 'v', "from"));
-    cg_line(e, "float *yw = %s;", cp_at(e, P, i, 'v', "from"));
+    if (P->at[i].vhalf)
+        cg_line(e, "uint16_t *yw = %s; /* in 16 bits */", cp_half_at(e, P, i, "from"));
+    else
+        cg_line(e, "float *yw = %s;", cp_at(e, P, i, 'v', "from"));
     cg_line(e, "long o;");
     cg_line(e, "if (flag) {");
     cg_line(e, "    const float m = mean[c], is = istd[c];");
     cg_line(e, "    for (o = i; o < end; o += B * %lld)", C * hw);
-    cg_line(e, "        yw[o] = (xw[o] - m) * is * gamma[c] + beta[c];");
+    cg_line(e, "        yw[o] = %s((xw[o] - m) * is * gamma[c] + beta[c]);", to16);
     cg_line(e, "} else { /* as at inference */");
     cg_line(e, "    const float a = gamma[c] / sqrtf(rvar[c] + %s);", cg_flt(e, x->fval));
     cg_line(e, "    const float sh = beta[c] - rmean[c] * a;");
     cg_line(e, "    for (o = i; o < end; o += B * %lld)", C * hw);
     /* the input stored once: the same row of every step */
-    cg_line(e, "        yw[o] = xw[%s] * a + sh;", P->at[in].inv && !P->at[i].inv ? "i" : "o");
+    cg_line(e, "        yw[o] = %s(xw[%s] * a + sh);", to16, P->at[in].inv && !P->at[i].inv ? "i" : "o");
     cg_line(e, "}");
     cp_close(e, NULL);
     cu_open_host(e, P, i, 1);
@@ -477,15 +482,20 @@ void cu_batchnorm_bwd(TargetEmitter *em, const IrPlan *P, int i) {
     const char *n = fmt(e, "B * %lld", C * hw);
     const char *mean = cp_ws(e, P, P->at[i].stat), *istd = cp_ws(e, P, P->at[i].stat + C);
     const char *kf = arena_printf(e->g->arena, "ws + %lld", (long long)(cp_scratch(e, P) + align16(4 * K * C)));
+    /* dL/dy in 16 bits where it lies over y (cuhalf.c) */
+    const char *gy = P->at[i].vhalf ? arena_printf(e->g->arena, "const uint16_t *gy = %s; /* in 16 bits */",
+                                                   cp_half_at(e, P, i, "from"))
+                                    : arena_printf(e->g->arena, "const float *gy = %s;", cp_at(e, P, i, 'g', "from"));
+    const char *from16 = P->at[i].vhalf ? arena_printf(e->g->arena, "%s_from16", e->p) : "";
 
     bn_open_sum(e, P, i, 0, K);
-    cg_line(e, "const float *gy = %s;", cp_at(e, P, i, 'g', "from"));
+    cg_line(e, "%s", gy);
     cg_line(e, "const float m = (%s)[c], is = (%s)[c];", mean, istd);
     cg_line(e, "double sg = 0.0, sgx = 0.0;");
     cg_line(e, "long j;");
     cg_line(e, "for (j = q; j < cnt; j += %lld) {", K);
     cg_line(e, "    const long xi = (j / %lld * %lld + c) * %lld + j %% %lld;", hw, C, hw, hw);
-    cg_line(e, "    const float g = gy[xi];");
+    cg_line(e, "    const float g = %s(gy[xi]);", from16);
     cg_line(e, "    sg += g;");
     cg_line(e, "    sgx += (double)g * ((xw[xi] - m) * is);");
     cg_line(e, "}");
@@ -520,12 +530,12 @@ void cu_batchnorm_bwd(TargetEmitter *em, const IrPlan *P, int i) {
         cg_line(e, "const float m = (%s)[c], is = (%s)[c];", mean, istd);
         cg_line(e, "const float *kc = %s + 3 * c;", kf);
         cg_line(e, "const float *xw = %s;", cp_at(e, P, in, 'v', "from"));
-        cg_line(e, "const float *gy = %s;", cp_at(e, P, i, 'g', "from"));
+        cg_line(e, "%s", gy);
         cg_line(e, "float *gx = %s;", cp_at(e, P, in, 'g', "from"));
         cg_line(e, "long o;");
         cg_line(e, "for (o = i; o < end; o += B * %lld) {", C * hw);
         cg_line(e, "    const float xh = (xw[o] - m) * is;");
-        cg_line(e, "    gx[o] += kc[0] * (gy[o] - kc[1] - xh * kc[2]);");
+        cg_line(e, "    gx[o] += kc[0] * (%s(gy[o]) - kc[1] - xh * kc[2]);", from16);
         cg_line(e, "}");
     }
     cp_close(e, NULL);

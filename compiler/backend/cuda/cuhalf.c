@@ -7,8 +7,9 @@
  *   - the states of a neuron layer at the start of every step, which only
  *     the backward reads (IrBufs.shalf: cukernels.c writes them rounded,
  *     cubackward.c reads them);
- *   - the product of a dense layer that only such a neuron layer reads,
- *     whose gradient that layer's backward writes over it (IrBufs.vhalf).
+ *   - the output of a dense or batchnorm layer that only such a neuron
+ *     layer reads, whose gradient that layer's backward writes over it
+ *     (IrBufs.vhalf; batchnorm's kernels in cubackward.c convert it).
  * Here are the conversions and the dense layer of a 16-bit product. Its
  * matrix products read 16-bit operands and sum in fp32 (cublasGemmEx with
  * CUBLAS_COMPUTE_32F; emulated, each element sums its exact products in k
@@ -50,10 +51,15 @@ static long long half_rows(void) {
     return n > 0 && n <= HALF_ROWS ? n : HALF_ROWS;
 }
 
-static int any_vhalf(const IrGraph *g) {
-    for (int i = 0; g->train && i < g->nodes.len; i++)
-        if (!g->nodes.items[i].dead && g->trainp.at[i].vhalf)
+/* Whether a dense layer has a 16-bit product (and reads spikes kept as
+   bits, with bits; has a bias, with bias). */
+static int dense16(const IrGraph *g, int bits, int bias) {
+    for (int i = 0; g->train && i < g->nodes.len; i++) {
+        const IrNode *x = &g->nodes.items[i];
+        if (!x->dead && x->op == IR_DENSE && g->trainp.at[i].vhalf && (!bits || g->trainp.at[x->in[0]].bits) &&
+            (!bias || x->bias))
             return 1;
+    }
     return 0;
 }
 
@@ -77,7 +83,7 @@ int64_t cu_half_scratch(Emit *e) {
     int64_t most = 0;
     for (int i = 0; e->g->train && i < e->g->nodes.len; i++) {
         const IrNode *x = node(e, i);
-        if (x->dead || !e->g->trainp.at[i].vhalf)
+        if (x->dead || x->op != IR_DENSE || !e->g->trainp.at[i].vhalf)
             continue;
         long long I = count(e, x->in[0]);
         int64_t need = halves(block_outs(x) * I) + halves(block_steps(e) * e->maxb * I);
@@ -201,14 +207,14 @@ void cu_half_opening(Emit *e) {
     conversions(e);
     cu_map_kernel(e, "s[j] = v in 16 bits for j < n: a stored state at the start of a sequence.", "fill16_k",
                   "uint16_t *s, long n, float v", "n", arena_printf(a, "s[j] = %s_to16(v);", p));
-    if (!any_vhalf(g))
+    if (!dense16(g, 0, 0))
         return;
     cu_map_kernel(e,
                   "Columns [c0, c0 + cols) of the rows of x (ld apart) in 16 bits, packed: h[j] = x[j / cols *\n"
                   "   ld + c0 + j % cols] for j < n, an operand of gemm16.",
                   "half_k", "const float *x, uint16_t *h, long n, long cols, long ld, long c0", "n",
                   arena_printf(a, "h[j] = %s_to16(x[j / cols * ld + c0 + j %% cols]);", p));
-    if (cp_dense_reads_bits(e))
+    if (dense16(g, 1, 0))
         cu_map_kernel(e,
                       "The same from spikes kept as bits (element k is bit k % 32 of word k / 32 of w), 0 or 1\n"
                       "   in 16 bits, exact.",
@@ -218,10 +224,7 @@ void cu_half_opening(Emit *e) {
                                    "(k & 31)) & 1u)); }",
                                    p));
     gemm16(e);
-    int bias = 0;
-    for (int i = 0; i < g->nodes.len; i++)
-        bias |= !node(e, i)->dead && g->trainp.at[i].vhalf && node(e, i)->bias;
-    if (!bias)
+    if (!dense16(g, 0, 1))
         return;
     cu_map_kernel(e,
                   "Row r of y (rows ld apart) = the nb values of bias in 16 bits, for j = r nb + c < n:\n"

@@ -41,7 +41,8 @@ int64_t cu_train_at(Emit *e, int what) {
     int64_t unbits = 0;
     for (int i = 0; i < g->nodes.len; i++) {
         const IrNode *x = &g->nodes.items[i];
-        if (!x->dead && x->op == IR_DENSE && P->at[x->in[0]].bits && e->maxb * count(e, x->in[0]) > unbits)
+        if (!x->dead && x->op == IR_DENSE && P->at[x->in[0]].bits && !P->at[i].vhalf &&
+            e->maxb * count(e, x->in[0]) > unbits) /* a 16-bit product unpacks its own (cuhalf.c) */
             unbits = e->maxb * count(e, x->in[0]);
     }
     int64_t nout = count(e, g->output);
