@@ -94,7 +94,7 @@ train)
   export PYTHONUNBUFFERED=1
   rm -rf .gpu/snnc && tar xzf .gpu/snnc.tar.gz -C .gpu || exit 1
   (timeout 240 python3 tests/backend/test_cuda_train.py .gpu/snnc/bin/snnc; echo "exit $?") > "$out/train.log" 2>&1
-  (timeout 60 python3 tests/backend/test_cuda_half.py .gpu/snnc/bin/snnc; echo "exit $?") > "$out/half.log" 2>&1
+  (timeout 100 python3 tests/backend/test_cuda_half.py .gpu/snnc/bin/snnc; echo "exit $?") > "$out/half.log" 2>&1
   if [ -d .gpu/fashion ]; then
     for prec in fp32 bf16; do
       sfx=$([ $prec = fp32 ] || echo -$prec)

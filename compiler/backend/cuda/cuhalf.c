@@ -238,9 +238,9 @@ void cu_half_opening(Emit *e) {
 
 /* Declares w16 and x16 in the training scratch. */
 static void scratch16(Emit *e, const IrPlan *P, const IrNode *x, long long I) {
-    cg_line(e, "uint16_t *w16 = (uint16_t *)(void *)(ws + %lld); /* a block of the weights' rows in 16 bits */",
+    cg_line(e, "uint16_t *w16 = (uint16_t *)(void *)(ws + %lld); /* a block of the weights in 16 bits */",
             (long long)cp_scratch(e, P));
-    cg_line(e, "uint16_t *x16 = w16 + %lld; /* a block of the input's rows in 16 bits */",
+    cg_line(e, "uint16_t *x16 = w16 + %lld; /* a block of the input in 16 bits */",
             (long long)(2 * halves(block_outs(x) * I)));
 }
 
