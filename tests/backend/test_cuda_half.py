@@ -38,7 +38,9 @@ backward reads are stored in 16 bits.
    (the weights and the bias rounded, the input) summed in fp32. The
    weights and the input are rounded in blocks of 4096 rows: one block
    each here, and with SNNC_CUDA_HALF_ROWS=100 two of each (outputs 100
-   and 60, steps 9 and 7), which the same checks run on.
+   and 60, steps 9 and 7), which the same checks run on: there the
+   forward's outer loop runs over the blocks of steps (it converts 512 x 64
+   values that way, 544 x 64 the other), which the generated code must say.
    `snnc grad` gives the spikes of every step, dL/dw, dL/db and dL/dinput.
    The drawn values make every sum exact in float32, in any order: the
    input is multiples of 1/4 in [-1, 1], the weights and the bias are
@@ -67,7 +69,9 @@ backward reads are stored in 16 bits.
    gradients, bit for bit, as the code in one block, since every element
    sums the same terms in the same order; both within 0.2 of the fp32
    code's largest gradient (a check that they are gradients of the same
-   network, not of the rounding: spikes move with bf16). Batch
+   network, not of the rounding: spikes move with bf16). In blocks of 40
+   the first forward's outer loop runs over the blocks of outputs (448 x 64
+   conversions either way), the other order than part 4's. Batch
    normalization's output read by a LIF layer is 16-bit too (no product):
    for batchnorm + LIF (8 channels of 2 x 2, batch 12) the reference
    computes the batch's mean and deviation as the generated code does (in
@@ -449,6 +453,21 @@ def compare(got, want, plain, names, near_bound):
     return bad, "; ".join(parts)
 
 
+def steps_outside(snnc, tmp, net, fmt, rows):
+    """Whether a 16-bit forward of net's training code in blocks of rows
+    loops over the blocks of steps outside those of outputs (None: no code)."""
+    d = os.path.join(tmp, "order_%s_%s_%d" % (net, fmt, rows))
+    env = dict(os.environ, SNNC_CUDA_HALF_ROWS=str(rows))
+    r = subprocess.run([snnc, "compile", os.path.join(tmp, net), "--target", "cuda", "--train", "--precision", fmt,
+                        "--batch", str(DB), "-o", d], capture_output=True, text=True, env=env)
+    if r.returncode != 0:
+        return None
+    cu = [f for f in os.listdir(d) if f.endswith(".cu")]
+    with open(os.path.join(d, cu[0])) as f:
+        code = f.read()
+    return "the input rounded once" in code
+
+
 def dense(snnc, tmp, fmt, data, kind, rows=None):
     """Part 4 for one format, emulated or on the GPU, in blocks of rows
     (SNNC_CUDA_HALF_ROWS) or not: (failed, line)."""
@@ -459,6 +478,10 @@ def dense(snnc, tmp, fmt, data, kind, rows=None):
         return 1, "FAIL: %s: the dense layer: %s" % (fmt, err)
     bad, text = compare(got, dense_reference(x, w, b, gy, fmt), dense_reference(x, w, b, gy, None),
                         ("h_dense.weight", "h_dense.bias", "dinput"), 1e-6 if kind == "emulated" else 1e-5)
+    if rows:
+        outside = steps_outside(snnc, tmp, "dense.snn", fmt, rows)
+        bad = bad or not outside
+        text += "; the forward's outer loop over %s" % ("the steps" if outside else "the outputs (expected the steps)")
     line = "%s, %s, the product in 16 bits%s: %s" % (fmt, kind, ", blocks of %d rows" % rows if rows else "", text)
     return (1, "FAIL: " + line) if bad else (0, line)
 
@@ -552,9 +575,10 @@ def deep(snnc, tmp, fmt, rng):
         return 1, "FAIL: %s: two layers: %s" % (fmt, err or err2 or err3)
     same = [k for k in one if np.array_equal(one[k], blocks[k])]
     far = max(abs(one[k] - full[k]).max() / max(abs(full[k]).max(), 1e-30) for k in one if k != "output")
-    line = "%s, emulated, two layers: %d of %d arrays the same bit for bit in blocks of 40 rows; %.2g from fp32" % (
-        fmt, len(same), len(one), far)
-    bad = len(same) != len(one) or far > 0.2 or not abs(one["h_dense.weight"]).max() > 0
+    outside = steps_outside(snnc, tmp, "deep.snn", fmt, 40)
+    line = "%s, emulated, two layers: %d of %d arrays the same bit for bit in blocks of 40 rows (outer loops over %s)" \
+        "; %.2g from fp32" % (fmt, len(same), len(one), "the outputs" if outside is False else "the steps?", far)
+    bad = len(same) != len(one) or far > 0.2 or not abs(one["h_dense.weight"]).max() > 0 or outside is not False
     return (1, "FAIL: " + line) if bad else (0, line)
 
 

@@ -24,9 +24,10 @@
  * The neuron layer reads y through from16 and writes its dL/dy, a step at a
  * time, through to16 (cukernels.c, cubackward.c). The rounded copies live
  * in the training scratch, a block at a time: in the forward up to 4096
- * rows of the weights (outputs) and 4096 of the input (steps x batch), a
- * layer with more outputs rounding its input again for each block of them;
- * in the backward blocks of columns of the same sizes. So they take about
+ * rows of the weights (outputs) and 4096 of the input (steps x batch), the
+ * operand of the outer loop rounded once and the other again for each of
+ * its blocks (the order that converts fewer values); in the backward
+ * blocks of columns of the same sizes. So they take about
  * what the 16-bit product saves on large layers, far less than a 16-bit
  * copy of every step of the input or of a large weight matrix would.
  */
@@ -275,6 +276,17 @@ static void close_block(Emit *e) {
     cg_line(e, "}");
 }
 
+/* Whether the forward's outer loop runs over the blocks of steps: the
+   operand of the outer loop is rounded once, the other once for each of
+   its blocks, so the order is the one that converts fewer values (by the
+   largest batch; the weights' blocks outside where both convert as many). */
+static int steps_outside(Emit *e, const IrNode *x) {
+    long long T = e->g->timesteps, rows = T * e->maxb, O = x->out;
+    long long outer_outs = O + (O + block_outs(x) - 1) / block_outs(x) * rows;
+    long long outer_steps = rows + (T + block_steps(e) - 1) / block_steps(e) * O;
+    return outer_steps < outer_outs;
+}
+
 void cu_half_dense_fwd(Emit *e, const IrPlan *P, int i) {
     const IrNode *x = node(e, i);
     int in = x->in[0];
@@ -283,8 +295,14 @@ void cu_half_dense_fwd(Emit *e, const IrPlan *P, int i) {
         ICE("a 16-bit product of an input stored once");
     cu_open_host(e, P, i, 1);
     scratch16(e, P, x, I);
-    open_outs(e, x, I);
-    open_steps(e, P, in, I);
+    if (steps_outside(e, x)) {
+        cg_line(e, "/* the input rounded once, the weights once a block of steps: fewer conversions */");
+        open_steps(e, P, in, I);
+        open_outs(e, x, I);
+    } else {
+        open_outs(e, x, I);
+        open_steps(e, P, in, I);
+    }
     cg_line(e, "uint16_t *yt = %s + o0;", cp_half_at(e, P, i, "t0"));
     if (x->bias)
         cg_line(e, "%s_LAUNCH(rows * ob, st, %s_bias16_k, (yt, %s + o0, rows * ob, ob, %lld));", e->P, e->p,
