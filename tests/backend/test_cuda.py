@@ -6,7 +6,9 @@ Every example network and golden model is compiled for inference with
 once with --chunk 3; recording the output of every neuron layer, and its
 state v where every model has one). The C target's program initializes the weights
 (init_weights(ws, 3)), writes them to params.bin, and prints the output of
-forward on an input large enough to make the layers spike, then the outputs
+forward on an input large enough to make the layers spike (an input encoded
+into spikes takes it as intensities; a rate-encoded one's spikes are drawn
+from seed 5, set by <net>_seed on both targets), then the outputs
 of T calls of step after a reset, then the records of the last step. The
 CUDA target's program copies params.bin to the start of its workspace and
 prints the same from the device API.
@@ -139,7 +141,7 @@ int main(void)
     f = fopen("params.bin", "wb");
     if (!f || fwrite(ws, sizeof(float), (size_t)pf, f) != (size_t)pf || fclose(f))
         return 2;
-    %(p)s_forward(ws, B, in, out);
+%(seed)s    %(p)s_forward(ws, B, in, out);
     for (i = 0; i < nout; i++)
         printf("out %%.9g\n", out[i]);
     %(p)s_reset(ws, B);
@@ -218,7 +220,7 @@ CU_MAIN = r"""
     for (i = 0; i < nin; i++)
         in[i] = (float)((i * 7919) %% 101) / 25.0f;
     put(din, in, nin);
-    check(%(p)s_forward(ws, B, din, dout, STREAM, BLAS), "forward");
+%(seed)s    check(%(p)s_forward(ws, B, din, dout, STREAM, BLAS), "forward");
     get(out, dout, nout);
     for (i = 0; i < nout; i++)
         printf("out %%.9g\n", out[i]);
@@ -892,10 +894,14 @@ def check_loop(snnc, tmp, mode, cc, nvcc, gpu, pack):
 
 
 def program(main, probe, p, P, hdr):
-    """The inference program main (C_MAIN or CU_MAIN), printing every record the header hdr states (probe)."""
+    """The inference program main (C_MAIN or CU_MAIN), printing every record the header hdr states (probe);
+    a rate-encoded input's spikes drawn from seed 5 (<net>_seed)."""
     probes = re.findall(r"^   (\d+): \S+ \((\d+) floats per sample\)", hdr, re.M)
     text = "".join(probe % {"p": p, "k": int(k), "n": int(n)} for k, n in probes)
-    return main % {"p": p, "P": P, "probes": text}
+    seed = ""
+    if "rate-encoded into spikes" in hdr:
+        seed = "    %s_seed(ws, 5);\n" % p if main is C_MAIN else "    check(%s_seed(ws, 5, STREAM), \"seed\");\n" % p
+    return main % {"p": p, "P": P, "probes": text, "seed": seed}
 
 
 def nvcc_build(nvcc, folder, p):
@@ -1090,7 +1096,7 @@ def check_training(snnc, model, tmp, mode, cc, nvcc, gpu, snnrt, pack=None):
     name = os.path.basename(model)
     what = name + " --train"
     rc, ir = sh([snnc, "compile", model, "--train", "--emit-ir"])
-    if rc != 0 or "weight" not in ir or re.search(r"^network .* encode=(rate|latency)\b", ir, re.M):
+    if rc != 0 or "weight" not in ir:
         return 0, 0
     net = re.search(r"^network (\w+)", ir, re.M).group(1)
     p, P = net.lower(), net.upper()
@@ -1121,18 +1127,6 @@ def check_training(snnc, model, tmp, mode, cc, nvcc, gpu, snnrt, pack=None):
     for f in INPUTS["train"]:
         shutil.copy(os.path.join(d, "c", f), cu)
     return finish(mode, pack, "train", what, cu, p, ref)
-
-
-def check_refusal(snnc, model, enc, tmp):
-    """The located refusal of an input encoded into spikes (enc: the match of its encoding in the IR):
-    (passed, failed)."""
-    rc, msg = sh([snnc, "compile", model, "--target", "cuda", "-o", os.path.join(tmp, "enc")])
-    want = r"^\S+\.snn:\d+:\d+: error: target 'cuda' does not encode inputs into spikes yet"
-    if rc != 1 or not re.search(want, msg, re.M):
-        print("FAIL: %s: expected the located refusal of 'encode %s', got (exit %d)\n%s" %
-              (os.path.basename(model), enc.group(1), rc, msg))
-        return 0, 1
-    return 1, 0
 
 
 def infer_case(snnc, model, args, what, d, p, P, mode, cc, nvcc, gpu, pack):
@@ -1291,11 +1285,7 @@ def main():
             rc, ir = sh([snnc, "compile", model, "--emit-ir"])
             if rc != 0:
                 continue
-            enc = re.search(r"^network .* encode=(rate|latency)\b", ir, re.M)
-            if enc:  # the target does not encode inputs yet: the located refusal (it needs snnc: not in the pack)
-                ok, bad = check_refusal(snnc, model, enc, tmp) if mode != "prepare" else (0, 0)
-            else:
-                ok, bad = check_inference(snnc, model, ir, tmp, mode, cc, nvcc, gpu, pack)
+            ok, bad = check_inference(snnc, model, ir, tmp, mode, cc, nvcc, gpu, pack)
             passed += ok
             failed += bad
     if pack:

@@ -85,9 +85,10 @@ backward reads are stored in 16 bits.
    whose product is fp32), leaving no file.
 
 5. Where nvcc is (a GPU or not), the training code of these networks and
-   of the examples fashion_mlp, fashion_conv and dalif_conv (16-bit
-   products of dense layers reading spikes kept as bits, of batchnorm
-   layers), in both formats, compiles with nvcc, warnings as errors.
+   of the examples fashion_mlp, fashion_conv, dalif_conv and fashion_rate
+   (16-bit products of dense layers reading spikes kept as bits, or a
+   rate-encoded input that needs no gradient, of batchnorm layers), in
+   both formats, compiles with nvcc, warnings as errors.
 
 Usage: test_cuda_half.py SNNC
 Exit 77 (skipped) without a C compiler, NumPy or PyTorch.
@@ -622,7 +623,7 @@ def nvcc_compiles(snnc, tmp, fmt, nvcc):
     """Part 5 for one format: (failed, line)."""
     examples = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples")
     nets = [os.path.join(tmp, n + ".snn") for n in ("half", "dense", "deep")]
-    nets += [os.path.join(examples, n + ".snn") for n in ("fashion_mlp", "fashion_conv", "dalif_conv")]
+    nets += [os.path.join(examples, n + ".snn") for n in ("fashion_mlp", "fashion_conv", "dalif_conv", "fashion_rate")]
     for src in nets:
         net = os.path.basename(src)[:-4]
         d = os.path.join(tmp, "nvcc_%s_%s" % (net, fmt))

@@ -161,7 +161,8 @@ void cu_dense_bwd(TargetEmitter *em, const IrPlan *P, int i) {
         return;
     }
     cu_open_host(e, P, i, 0);
-    cg_line(e, "const float *w = %s;", cp_param(e, x->param[0]));
+    if (P->at[in].needgrad) /* gx = gy w (nvcc calls a variable only cast to void unused) */
+        cg_line(e, "const float *w = %s;", cp_param(e, x->param[0]));
     cg_line(e, "float *dw = %s;", cp_grad(e, x->param[0]));
     cg_line(e, "const long rows = (long)(to - from) * B;");
     cg_line(e, "const float *gy = %s;", cp_at(e, P, i, 'g', "from"));
@@ -194,7 +195,6 @@ void cu_dense_bwd(TargetEmitter *em, const IrPlan *P, int i) {
                 e->p, I, O, O, I, cp_at(e, P, in, 'g', "from"), I);
         cg_line(e, "    return -1;");
     }
-    cg_line(e, "(void)w;");
     cg_line(e, "(void)flag;");
     cg_line(e, "(void)st;");
     cg_line(e, "return 0;");

@@ -44,6 +44,99 @@ static int has_neurons(const IrGraph *g) {
     return 0;
 }
 
+/* ---- the encoder of a rate or latency input ---- */
+
+/* The inference workspace's encoder slot: in the step counter's slot,
+   after the counter's two longs, as the portable target keeps it (capi.c):
+   the seed, its complement (a seed that was never set reads as 0) and the
+   steps since reset. */
+static const char *enc_slot(Emit *e) { return arena_printf(e->g->arena, "%s_enc(ws)", e->p); }
+
+/* encode_k writes a step's spikes from the intensities, a thread per
+   element, the portable target's bits: rate spikes are splitmix64 of
+   (seed, step, sample, element), chained as capi.c's encoder chains them;
+   latency spikes the same arithmetic. enc_steps_k sets or advances the
+   steps since reset in the slot, so that step() never waits to read them. */
+static void encoder(Emit *e) {
+    const IrGraph *g = e->g;
+    const char *p = e->p, *P = e->P;
+    if (!ENC_SPIKES(g->encoding))
+        return;
+    long long nin = count(e, g->input);
+    const IrPlan *Pl = &g->infer;
+    cg_blank(e);
+    cg_line(e, "/* The encoder's slot of the inference workspace: the seed, its complement, the steps");
+    cg_line(e, "   since reset (after the step counter's two longs). */");
+    cg_line(e, "static unsigned long long *%s_enc(float *ws)", p);
+    cg_line(e, "{");
+    cg_line(e, "    return (unsigned long long *)(void *)((char *)(%s) + 2 * sizeof(long));", cp_ws(e, Pl, Pl->counter));
+    cg_line(e, "}");
+    cg_blank(e);
+    if (g->encoding == ENC_RATE) {
+        cg_line(e, "/* Rate encoding of step t: element i of sample b spikes when u < x, with");
+        cg_line(e, "   u = unit(mix(mix(mix(mix(seed) ^ t) ^ (first + b)) ^ i)) (splitmix64, the portable");
+        cg_line(e, "   target's draws): first + b is the sample's place in the whole batch. With slot");
+        cg_line(e, "   (inference), the seed is the one %s_seed set (else 0) and t counts from the", p);
+        cg_line(e, "   steps since reset. A thread per element of y [B, %lld]. */", nin);
+    } else {
+        cg_line(e, "/* Latency encoding of step t: element i spikes once, at the step");
+        cg_line(e, "   rint((T - 1) (1 - min(x, 1))), when x >= %s; never below. With slot", cg_flt(e, g->enc_threshold));
+        cg_line(e, "   (inference), t counts from the steps since reset. A thread per element of");
+        cg_line(e, "   y [B, %lld]. */", nin);
+    }
+    cg_line(e, "%s_GLOBAL void %s_encode_k(float *y, const float *x, long n, long first, unsigned long long t,", P, p);
+    cg_line(e, "%*sunsigned long long seed, const unsigned long long *slot)", (int)(strlen(P) + strlen(p)) + 23, "");
+    cg_line(e, "{");
+    e->ind++;
+    cg_line(e, "const long j = %s_TID;", P);
+    cg_line(e, "if (j >= n)");
+    cg_line(e, "    return;");
+    cg_line(e, "if (slot) {");
+    if (g->encoding == ENC_RATE)
+        cg_line(e, "    seed = slot[1] == ~slot[0] ? slot[0] : 0ULL;");
+    cg_line(e, "    t += slot[2];");
+    cg_line(e, "}");
+    if (g->encoding == ENC_RATE) {
+        cg_line(e, "{");
+        e->ind++;
+        cg_line(e, "const unsigned long long key[4] = {seed, t, (unsigned long long)(first + j / %lld),", nin);
+        cg_line(e, "                                   (unsigned long long)(j %% %lld)};", nin);
+        cg_line(e, "unsigned long long h = 0;");
+        cg_line(e, "int k;");
+        cg_line(e, "for (k = 0; k < 4; k++) { /* h = mix(h ^ key[k]): splitmix64's step and output */");
+        cg_line(e, "    unsigned long long z = (h ^ key[k]) + 0x9E3779B97F4A7C15ULL;");
+        cg_line(e, "    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;");
+        cg_line(e, "    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;");
+        cg_line(e, "    h = z ^ (z >> 31);");
+        cg_line(e, "}");
+        cg_line(e, "y[j] = (float)(h >> 40) * (1.0f / 16777216.0f) < x[j] ? 1.0f : 0.0f;");
+        e->ind--;
+        cg_line(e, "}");
+    } else {
+        cg_line(e, "(void)first;");
+        cg_line(e, "(void)seed;");
+        cg_line(e, "{");
+        cg_line(e, "    const float v = x[j] < 1.0f ? x[j] : 1.0f;");
+        cg_line(e, "    y[j] = x[j] >= %s && (unsigned long long)rintf(%s * (1.0f - v)) == t ? 1.0f : 0.0f;",
+                cg_flt(e, g->enc_threshold), cg_flt(e, (float)(g->timesteps - 1)));
+        cg_line(e, "}");
+    }
+    e->ind--;
+    cg_line(e, "}");
+    cu_map_kernel(e, "The steps since reset in the encoder's slot: set to v, or with add advanced by v.", "enc_steps_k",
+                  "unsigned long long *slot, unsigned long long v, int add", "1",
+                  "slot[2] = add ? slot[2] + v : v;");
+}
+
+void cu_encode_steps(Emit *e, const IrPlan *P, const char *t0, const char *t1, const char *first, const char *seed,
+                     const char *slot) {
+    const IrGraph *g = e->g;
+    long long nin = count(e, g->input);
+    cg_line(e, "for (long ts = %s; ts < %s; ts++) /* the input, %s-encoded */", t0, t1, encoding_names[g->encoding]);
+    cg_line(e, "    %s_LAUNCH(B * %lld, st, %s_encode_k, (%s, input, B * %lld, %s, (unsigned long long)ts, %s, %s));", e->P,
+            nin, e->p, cp_at(e, P, g->input, 'v', "ts"), nin, first, seed, slot);
+}
+
 /* ---- the opening: the macros that make the file CUDA or plain C ---- */
 
 static void opening(Emit *e) {
@@ -161,6 +254,7 @@ static void opening(Emit *e) {
     cg_line(e, "        *batch = v[1];");
     cg_line(e, "    }");
     cg_line(e, "}");
+    encoder(e);
 }
 
 static TargetEmitter *cuda_begin(const IrGraph *g, const CgenOptions *opt) {
@@ -245,7 +339,26 @@ static void gen_reset(Emit *e) {
                     cg_flt(e, n->neuron->states.items[k].init), n->name, n->neuron->states.items[k].name);
     }
     cg_line(e, "%s_counter(ws, &t, &B, 1, st);", e->p);
+    if (ENC_SPIKES(g->encoding))
+        cg_line(e, "%s_LAUNCH(1, st, %s_enc_steps_k, (%s, 0ULL, 0)); /* the encoder's steps */", e->P, e->p, enc_slot(e));
     cu_api_tail(e);
+}
+
+/* <net>_seed: the seed of the rate encoder's spikes in inference. */
+static void gen_seed(Emit *e) {
+    const IrGraph *g = e->g;
+    if (g->encoding != ENC_RATE)
+        return;
+    cg_blank(e);
+    cg_line(e, "int %s_seed(void *workspace, unsigned long long seed, cudaStream_t stream)", e->p);
+    cg_line(e, "{");
+    cg_line(e, "    float *ws = (float *)workspace;");
+    cg_line(e, "    unsigned long long v[2];");
+    cg_line(e, "    v[0] = seed;");
+    cg_line(e, "    v[1] = ~seed; /* tells a seed that was set from whatever the workspace held */");
+    cg_line(e, "    %s_copy(%s, v, sizeof v, stream);", e->p, enc_slot(e));
+    cg_line(e, "    return %s_status(0);", e->p);
+    cg_line(e, "}");
 }
 
 static void copy_input(Emit *e, const char *t, const char *src, const char *steps) {
@@ -265,7 +378,14 @@ static void gen_step(Emit *e) {
     cu_bind(e);
     cg_line(e, "%s_counter(ws, &tc, &b0, 0, st);", e->p);
     cg_line(e, "t = (int)tc;");
-    copy_input(e, "t", "input", "1");
+    if (ENC_SPIKES(g->encoding)) { /* step n since reset, n in the slot */
+        cg_line(e, "%s_LAUNCH(B * %lld, st, %s_encode_k, (%s, input, B * %lld, 0, 0ULL, 0ULL, %s)); /* the input, "
+                   "%s-encoded */",
+                e->P, count(e, g->input), e->p, cp_at(e, &g->infer, g->input, 'v', "t"), count(e, g->input),
+                enc_slot(e), encoding_names[g->encoding]);
+        cg_line(e, "%s_LAUNCH(1, st, %s_enc_steps_k, (%s, 1ULL, 1));", e->P, e->p, enc_slot(e));
+    } else
+        copy_input(e, "t", "input", "1");
     for (int j = 0; j < g->norder; j++)
         if (runs(g, g->order[j]))
             call(e, g->order[j], "t", "t + 1");
@@ -338,6 +458,8 @@ static void gen_forward(Emit *e) {
         c1 = "c1";
         if (seq)
             copy_input(e, "c0", arena_printf(g->arena, "input + (size_t)c0 * (size_t)B * %lld", nin), "(c1 - c0)");
+        else if (ENC_SPIKES(g->encoding)) /* every chunk's steps, from the same intensities */
+            cu_encode_steps(e, P, "c0", "c1", "0", "0ULL", enc_slot(e));
         else {
             cg_line(e, "if (c0 == 0)");
             e->ind++;
@@ -346,7 +468,10 @@ static void gen_forward(Emit *e) {
         }
         run_groups(e, c0, c1, "c0 == 0");
     } else {
-        copy_input(e, "0", "input", seq ? c1 : "1");
+        if (ENC_SPIKES(g->encoding))
+            cu_encode_steps(e, P, "0", c1, "0", "0ULL", enc_slot(e));
+        else
+            copy_input(e, "0", "input", seq ? c1 : "1");
         run_groups(e, c0, c1, "1");
     }
     if (g->readout == RO_STEPS) {
@@ -365,6 +490,8 @@ static void gen_forward(Emit *e) {
     else if (g->readout != RO_STEPS)
         cg_line(e, "%s_copy(output, %s, (size_t)B * %lld * sizeof(float), st);", e->p, cp_ws(e, P, P->readout), nout);
     cg_line(e, "%s_counter(ws, &tc, &B, 1, st);", e->p);
+    if (ENC_SPIKES(g->encoding)) /* a step after the forward continues its sequence */
+        cg_line(e, "%s_LAUNCH(1, st, %s_enc_steps_k, (%s, %dULL, 0));", e->P, e->p, enc_slot(e), T);
     cg_line(e, "(void)t;");
     cu_api_tail(e);
 }
@@ -407,6 +534,7 @@ static void cuda_api(TargetEmitter *em) {
     Emit *e = &em->e;
     cg_blank(e);
     cg_line(e, "const long %s_workspace_floats = %s_WORKSPACE_FLOATS;", e->p, e->P);
+    gen_seed(e);
     gen_reset(e);
     gen_step(e);
     gen_forward(e);
@@ -430,7 +558,10 @@ static void header(Emit *e, Buf *h) {
     cg_blank(x);
     cg_line(x, "   Network %s: %d timesteps, input %s (%s), output %s (readout %s).", g->name, g->timesteps,
             shape_str(g->arena, &g->nodes.items[g->input].shape),
-            g->encoding == ENC_DIRECT ? "the same at every step" : "one per step",
+            g->encoding == ENC_DIRECT     ? "the same at every step"
+            : g->encoding == ENC_SEQUENCE ? "one per step"
+            : g->encoding == ENC_RATE     ? "intensities, rate-encoded into spikes"
+                                          : "intensities, latency-encoded into spikes",
             shape_str(g->arena, &g->nodes.items[g->output].shape), readout_names[g->readout]);
     cg_line(x, "   Inference on an NVIDIA GPU (docs/generated-code.md). The workspace, the input and");
     cg_line(x, "   the output are device memory: the workspace WORKSPACE_SIZE bytes (cudaMalloc's");
@@ -476,6 +607,11 @@ static void header(Emit *e, Buf *h) {
     cg_line(x, "extern const long %s_workspace_floats; /* the same, for dynamic loaders */", p);
     capi_param_header(x);
     cg_blank(x);
+    if (g->encoding == ENC_RATE) {
+        cg_line(x, "/* The seed of the rate encoder's spikes for the following steps and forwards");
+        cg_line(x, "   (docs/language.md, 4.2.1); a workspace whose seed was never set uses 0. */");
+        cg_line(x, "int %s_seed(void *workspace, unsigned long long seed, cudaStream_t stream);", p);
+    }
     cg_line(x, "/* Set every state to its initial value (the start of a sequence). */");
     cg_line(x, "int %s_reset(void *workspace, int batch, cudaStream_t stream);", p);
     cg_line(x, "/* One step: input [batch, INPUT_SIZE] -> output [batch, OUTPUT_SIZE] (may be NULL).");
@@ -612,4 +748,5 @@ const Target target_cuda = {
     .runs_here = cuda_runs_here,
     .device_floats = cuda_device_floats,
     .precisions = 1,
+    .encodes = 1,
 };

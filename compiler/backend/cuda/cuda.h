@@ -135,6 +135,13 @@ void cu_api_head(Emit *e, const char *sig);
 void cu_api_tail(Emit *e);
 void cu_bind(Emit *e);
 int cu_has_products(const IrGraph *g);
+/* The input of steps [t0, t1) (C expressions) encoded into spikes from the
+   intensities `input` (encode rate and latency), as the samples from
+   `first` on of a batch, with `seed`; slot: the inference workspace's
+   encoder slot, whose seed and steps since reset replace seed and add to
+   the step, or NULL. */
+void cu_encode_steps(Emit *e, const IrPlan *P, const char *t0, const char *t1, const char *first, const char *seed,
+                     const char *slot);
 
 /* ---- 16-bit values in training (cuhalf.c) ---- */
 

@@ -485,6 +485,9 @@ void cu_host_api(Emit *e) {
 
     const char *put_in = arena_printf(g->arena, "const float *din = %s_h_put(&%s_h.in, &%s_h.in_cap, input, %s);", p, p,
                                       p, nin);
+    if (g->encoding == ENC_RATE)
+        host_fn(e, "void", "seed", "void *ws, unsigned long long seed", 0, "",
+                arena_printf(g->arena, "%s_seed(dws, seed, %s_h.st)", p, p), "");
     host_fn(e, "void", "reset", "void *ws, int batch", 0, "", arena_printf(g->arena, "%s_reset(dws, batch, %s_h.st)", p, p),
             "");
     host_fn(e, "void", "step", "void *ws, int batch, const float *input, float *output", 0,

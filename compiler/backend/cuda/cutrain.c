@@ -503,7 +503,9 @@ static void gen_train_forward(Emit *e) {
     cg_line(e, "int t;");
     cu_bind(e);
     cg_line(e, "(void)seed, (void)first;");
-    if (!P->at[in].vext) /* else read in place: the target takes no encoded inputs */
+    if (ENC_SPIKES(g->encoding)) /* the samples' own spikes, by their place in the whole batch */
+        cu_encode_steps(e, P, "0", arena_printf(g->arena, "%d", T), "first", "seed", "NULL");
+    else if (!P->at[in].vext)
         cg_line(e, "%s_copy(%s, input, (size_t)%d * (size_t)B * %lld * sizeof(float), st); /* the input */", e->p,
                 cp_at(e, P, in, 'v', "0"), P->at[in].inv ? 1 : T, nin);
     else
@@ -572,7 +574,7 @@ static void gen_train_backward(Emit *e) {
     cg_line(e, "%s_zero(%s, (size_t)%lld * sizeof(float), st); /* value gradients, carried adjoints, sums */", e->p,
             cp_ws(e, P, P->persist), (long long)(P->floats - P->persist));
     /* dL/dinput: the caller's buffer, added to (IrBufs.gext), else copied
-       at the end (the target takes no encoded inputs) */
+       at the end (zero for an input encoded into spikes) */
     if (P->at[in].gext) {
         cg_line(e, "if (dinput)");
         cg_line(e, "    %s_zero(dinput, (size_t)%d * (size_t)B * %lld * sizeof(float), st);", e->p, P->at[in].inv ? 1 : T,
@@ -602,7 +604,10 @@ static void gen_train_backward(Emit *e) {
                     (long long)(pf + q->off), (long long)q->count, cnt / q->count, cnt, q->name);
         }
     }
-    if (!P->at[in].gext) {
+    if (ENC_SPIKES(g->encoding)) { /* spikes are a step function of the input */
+        cg_line(e, "if (dinput)");
+        cg_line(e, "    %s_zero(dinput, (size_t)B * %lld * sizeof(float), st); /* the encoder: zero */", e->p, nin);
+    } else if (!P->at[in].gext) {
         cg_line(e, "if (dinput)");
         cg_line(e, "    %s_copy(dinput, %s, (size_t)%d * (size_t)B * %lld * sizeof(float), st);", e->p,
                 cp_at(e, P, in, 'g', "0"), P->at[in].inv ? 1 : T, nin);
