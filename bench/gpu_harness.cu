@@ -77,7 +77,7 @@ static void check_net(int rc, const char *what)
 }
 
 /* The parameters as PyTorch initializes its layers, near enough for timing
-   (the CUDA target has no init_weights): a tensor of 2 or more dimensions
+   (bench/harness.h's pattern, as the other harnesses' inputs): a tensor of 2 or more dimensions
    uniform in +-1/sqrt(fan_in), from the pattern at offset 2^40; a bias
    likewise with the fan_in of the tensor before it; batchnorm's weight and
    running variance 1, its bias and running mean 0. */

@@ -288,6 +288,17 @@ void capi_api(TargetEmitter *em);
    offsets) and, in the header, its type and declaration. */
 void capi_param_table(Emit *e);
 void capi_param_header(Emit *e);
+/* splitmix64 and its uniform (<net>_mix, <net>_unit): the generated code's
+   one random number generator. */
+void capi_mix(Emit *e);
+/* The safetensors loader (runtime/snnrt_stload.inc) and PyTorch's
+   initialization of the parameters: <net>_load_weights and
+   <net>_init_weights on the workspace, or with host, static
+   <net>_load_host(float *ws, path, allow_missing, err, errlen) and
+   <net>_init_host(float *ws, seed) on a host copy of the parameters (a
+   target whose workspace the host cannot write; init_host draws with
+   capi_mix's functions where a weight or bias is drawn). */
+void capi_weights(Emit *e, int host);
 int capi_finish(TargetEmitter *em, GenFile *out);
 
 #endif

@@ -86,8 +86,11 @@ static int draws_weights(Emit *e) {
    function of what it is for, the same bits on every target and for any
    number of threads. Emitted only where something draws. */
 static void gen_mix(Emit *e) {
-    if (!draws_weights(e) && e->g->encoding != ENC_RATE && !draws_masks(e->g))
-        return;
+    if (draws_weights(e) || e->g->encoding == ENC_RATE || draws_masks(e->g))
+        capi_mix(e);
+}
+
+void capi_mix(Emit *e) {
     const char *p = e->p;
     cg_blank(e);
     cg_line(e, "/* splitmix64's step and output function: a bijection of 64 bits that mixes well. */");
@@ -130,17 +133,27 @@ static void gen_params(Emit *e) {
         }
         return;
     }
-    if (e->opt->no_loader)
-        return;
+    if (!e->opt->no_loader)
+        capi_weights(e, 0);
+}
+
+void capi_weights(Emit *e, int host) {
+    const IrGraph *g = e->g;
     /* loading and initialization */
     cg_blank(e);
     cg_line(e, "/* Weight files: see docs/weights.md. The loader below is runtime/snnrt_stload.inc. */");
     buf_printf(e->b, "%.*s", (int)snnrt_stload_inc_len, snnrt_stload_inc);
     cg_blank(e);
-    cg_line(e, "int %s_load_weights(void *workspace, const char *path, int allow_missing, char *err, size_t errlen)", e->p);
+    if (host)
+        cg_line(e, "static int %s_load_host(float *ws, const char *path, int allow_missing, char *err, size_t errlen)",
+                e->p);
+    else
+        cg_line(e, "int %s_load_weights(void *workspace, const char *path, int allow_missing, char *err, size_t errlen)",
+                e->p);
     cg_line(e, "{");
     e->ind++;
-    cg_line(e, "float *ws = %s_ws(workspace);", e->p);
+    if (!host)
+        cg_line(e, "float *ws = %s_ws(workspace);", e->p);
     cg_line(e, "snnrt_st_want want[%d];", g->params.len);
     cg_line(e, "unsigned char found[%d];", g->params.len);
     cg_line(e, "for (int i = 0; i < %d; i++) {", g->params.len);
@@ -165,10 +178,14 @@ static void gen_params(Emit *e) {
         cg_line(e, "}");
         cg_blank(e);
     }
-    cg_line(e, "void %s_init_weights(void *workspace, unsigned long long seed)", e->p);
+    if (host)
+        cg_line(e, "static void %s_init_host(float *ws, unsigned long long seed)", e->p);
+    else
+        cg_line(e, "void %s_init_weights(void *workspace, unsigned long long seed)", e->p);
     cg_line(e, "{");
     e->ind++;
-    cg_line(e, "float *ws = %s_ws(workspace);", e->p);
+    if (!host)
+        cg_line(e, "float *ws = %s_ws(workspace);", e->p);
     if (random)
         cg_line(e, "unsigned long long st = seed;");
     else

@@ -344,6 +344,69 @@ static void gen_reset(Emit *e) {
     cu_api_tail(e);
 }
 
+/* <net>_load_weights and <net>_init_weights: the portable target's loader
+   and initialization (capi.c) on a host copy of the parameters, which goes
+   to the device workspace (either: the parameters start both) and, for the
+   loader, first comes from it (the tensors a file may lack keep their
+   values). Where snnc itself loads the code it loads the weights. */
+static void gen_weights(Emit *e) {
+    const IrGraph *g = e->g;
+    const char *p = e->p, *P = e->P;
+    if (e->opt->no_loader || !g->params.len)
+        return;
+    int drawn = 0;
+    for (int i = 0; i < g->params.len; i++)
+        drawn |= g->params.items[i].kind == PK_WEIGHT || g->params.items[i].kind == PK_BIAS;
+    if (drawn)
+        capi_mix(e);
+    capi_weights(e, 1);
+    cg_blank(e);
+    cg_line(e, "/* The parameters between the device workspace and host memory h (to_device 0: from it). */");
+    cg_line(e, "static int %s_params_copy(void *workspace, float *h, int to_device, cudaStream_t stream)", p);
+    cg_line(e, "{");
+    cg_line(e, "    const size_t bytes = (size_t)%s_PARAM_FLOATS * sizeof(float);", P);
+    cg_line(e, "    if (to_device)");
+    cg_line(e, "        %s_copy(workspace, h, bytes, stream);", p);
+    cg_line(e, "    else");
+    cg_line(e, "        %s_copy(h, workspace, bytes, stream);", p);
+    cg_line(e, "    %s_sync(stream);", p);
+    cg_line(e, "    return %s_status(0);", p);
+    cg_line(e, "}");
+    cg_blank(e);
+    cg_line(e, "int %s_load_weights(void *workspace, const char *path, int allow_missing, char *err, size_t errlen,", p);
+    cg_line(e, "%*scudaStream_t stream)", (int)strlen(p) + 17, "");
+    cg_line(e, "{");
+    e->ind++;
+    cg_line(e, "float *h = (float *)malloc((size_t)%s_PARAM_FLOATS * sizeof(float));", P);
+    cg_line(e, "int rc;");
+    cg_line(e, "if (!h) {");
+    cg_line(e, "    snprintf(err, errlen, \"out of memory for a host copy of the parameters\");");
+    cg_line(e, "    return -1;");
+    cg_line(e, "}");
+    cg_line(e, "if ((rc = %s_params_copy(workspace, h, 0, stream)) != 0) /* what tensors missing from the file keep */", p);
+    cg_line(e, "    snprintf(err, errlen, \"copying the parameters from the device failed (error %%d)\", rc);");
+    cg_line(e, "else if (%s_load_host(h, path, allow_missing, err, errlen) != 0)", p);
+    cg_line(e, "    rc = -1; /* err says why */");
+    cg_line(e, "else if ((rc = %s_params_copy(workspace, h, 1, stream)) != 0)", p);
+    cg_line(e, "    snprintf(err, errlen, \"copying the parameters to the device failed (error %%d)\", rc);");
+    cg_line(e, "free(h);");
+    cg_line(e, "return rc != 0 ? -1 : 0;");
+    e->ind--;
+    cg_line(e, "}");
+    cg_blank(e);
+    cg_line(e, "int %s_init_weights(void *workspace, unsigned long long seed, cudaStream_t stream)", p);
+    cg_line(e, "{");
+    cg_line(e, "    float *h = (float *)malloc((size_t)%s_PARAM_FLOATS * sizeof(float));", P);
+    cg_line(e, "    int rc;");
+    cg_line(e, "    if (!h)");
+    cg_line(e, "        return -1;");
+    cg_line(e, "    %s_init_host(h, seed);", p);
+    cg_line(e, "    rc = %s_params_copy(workspace, h, 1, stream);", p);
+    cg_line(e, "    free(h);");
+    cg_line(e, "    return rc;");
+    cg_line(e, "}");
+}
+
 /* <net>_seed: the seed of the rate encoder's spikes in inference. */
 static void gen_seed(Emit *e) {
     const IrGraph *g = e->g;
@@ -534,6 +597,7 @@ static void cuda_api(TargetEmitter *em) {
     Emit *e = &em->e;
     cg_blank(e);
     cg_line(e, "const long %s_workspace_floats = %s_WORKSPACE_FLOATS;", e->p, e->P);
+    gen_weights(e);
     gen_seed(e);
     gen_reset(e);
     gen_step(e);
@@ -566,7 +630,8 @@ static void header(Emit *e, Buf *h) {
     cg_line(x, "   Inference on an NVIDIA GPU (docs/generated-code.md). The workspace, the input and");
     cg_line(x, "   the output are device memory: the workspace WORKSPACE_SIZE bytes (cudaMalloc's");
     cg_line(x, "   alignment), starting with the parameters at the offsets of %s_params, which", p);
-    cg_line(x, "   the caller copies there. Every function queues its work on `stream`%s", blas ? ";" : ".");
+    cg_line(x, "   the caller copies there%s.", !e->opt->no_loader && g->params.len ? " (or load_weights or init_weights writes)" : "");
+    cg_line(x, "   Every function queues its work on `stream`%s", blas ? ";" : ".");
     if (blas)
         cg_line(x, "   the matrix products go through cuBLAS with `blas`, bound to that stream.");
     cg_line(x, "   They return 0, -1 when a cuBLAS call failed, or a cudaError_t of a launch. */");
@@ -607,6 +672,19 @@ static void header(Emit *e, Buf *h) {
     cg_line(x, "extern const long %s_workspace_floats; /* the same, for dynamic loaders */", p);
     capi_param_header(x);
     cg_blank(x);
+    if (!e->opt->no_loader && g->params.len) {
+        cg_line(x, "/* Load the parameters from a safetensors file (F32, or F64, F16, BF16 converted;");
+        cg_line(x, "   names and shapes as in %s_params) into the device workspace, inference's or", p);
+        cg_line(x, "   training's, through host memory; waits for the stream. With allow_missing,");
+        cg_line(x, "   tensors absent from the file keep their value. Returns 0, or -1 with a message");
+        cg_line(x, "   in err. */");
+        cg_line(x, "int %s_load_weights(void *workspace, const char *path, int allow_missing, char *err, size_t errlen,", p);
+        cg_line(x, "%*scudaStream_t stream);", (int)strlen(p) + 17, "");
+        cg_line(x, "/* Initialize every parameter as PyTorch initializes its layer type, from a seed (the");
+        cg_line(x, "   portable target's values; through host memory, waits for the stream). Returns 0,");
+        cg_line(x, "   -1 without host memory, or a cudaError_t. */");
+        cg_line(x, "int %s_init_weights(void *workspace, unsigned long long seed, cudaStream_t stream);", p);
+    }
     if (g->encoding == ENC_RATE) {
         cg_line(x, "/* The seed of the rate encoder's spikes for the following steps and forwards");
         cg_line(x, "   (docs/language.md, 4.2.1); a workspace whose seed was never set uses 0. */");
