@@ -37,6 +37,14 @@ static int has_products(const IrGraph *g) {
     return 0;
 }
 
+/* Whether the device draws random numbers: rate spikes, dropout masks. */
+static int draws(const IrGraph *g) {
+    for (int i = 0; g->train && i < g->nodes.len; i++)
+        if (!g->nodes.items[i].dead && g->nodes.items[i].op == IR_DROPOUT)
+            return 1;
+    return g->encoding == ENC_RATE;
+}
+
 static int has_neurons(const IrGraph *g) {
     for (int i = 0; i < g->nodes.len; i++)
         if (!g->nodes.items[i].dead && g->nodes.items[i].op == IR_NEURON)
@@ -98,19 +106,9 @@ static void encoder(Emit *e) {
     cg_line(e, "}");
     if (g->encoding == ENC_RATE) {
         cg_line(e, "{");
-        e->ind++;
-        cg_line(e, "const unsigned long long key[4] = {seed, t, (unsigned long long)(first + j / %lld),", nin);
-        cg_line(e, "                                   (unsigned long long)(j %% %lld)};", nin);
-        cg_line(e, "unsigned long long h = 0;");
-        cg_line(e, "int k;");
-        cg_line(e, "for (k = 0; k < 4; k++) { /* h = mix(h ^ key[k]): splitmix64's step and output */");
-        cg_line(e, "    unsigned long long z = (h ^ key[k]) + 0x9E3779B97F4A7C15ULL;");
-        cg_line(e, "    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;");
-        cg_line(e, "    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;");
-        cg_line(e, "    h = z ^ (z >> 31);");
-        cg_line(e, "}");
-        cg_line(e, "y[j] = (float)(h >> 40) * (1.0f / 16777216.0f) < x[j] ? 1.0f : 0.0f;");
-        e->ind--;
+        cg_line(e, "    const unsigned long long h = %s_mix_d(%s_mix_d(%s_mix_d(seed) ^ t) ^ (unsigned long long)(first + j / %lld));",
+                p, p, p, nin);
+        cg_line(e, "    y[j] = %s_unit_d(%s_mix_d(h ^ (unsigned long long)(j %% %lld))) < x[j] ? 1.0f : 0.0f;", p, p, nin);
         cg_line(e, "}");
     } else {
         cg_line(e, "(void)first;");
@@ -183,6 +181,31 @@ static void opening(Emit *e) {
     cg_line(e, "    kernel<<<(unsigned)(((long)(n) + %d) / %d), %d, 0, (st)>>> args", CUDA_THREADS - 1, CUDA_THREADS,
             CUDA_THREADS);
     cg_line(e, "#endif");
+    if (g->train || g->encoding == ENC_RATE) {
+        cg_line(e, "#ifdef SNNC_CUDA_EMULATE");
+        cg_line(e, "#define %s_DEVICE static", P);
+        cg_line(e, "#else");
+        cg_line(e, "#define %s_DEVICE static __device__", P);
+        cg_line(e, "#endif");
+    }
+    if (draws(g)) {
+        cg_blank(e);
+        cg_line(e, "/* splitmix64's step and output function (Steele, Lea and Flood, OOPSLA 2014), the");
+        cg_line(e, "   portable target's generator as a function of a counter, and the top 24 bits of");
+        cg_line(e, "   h over 2^24: the same draws as the portable target's. */");
+        cg_line(e, "%s_DEVICE unsigned long long %s_mix_d(unsigned long long z)", P, p);
+        cg_line(e, "{");
+        cg_line(e, "    z += 0x9E3779B97F4A7C15ULL;");
+        cg_line(e, "    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;");
+        cg_line(e, "    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;");
+        cg_line(e, "    return z ^ (z >> 31);");
+        cg_line(e, "}");
+        cg_blank(e);
+        cg_line(e, "%s_DEVICE float %s_unit_d(unsigned long long h)", P, p);
+        cg_line(e, "{");
+        cg_line(e, "    return (float)(h >> 40) * (1.0f / 16777216.0f);");
+        cg_line(e, "}");
+    }
     cg_blank(e);
     cg_line(e, "/* Bytes from src to dst on the stream (device to device, or from the host). */");
     cg_line(e, "static void %s_copy(void *dst, const void *src, size_t bytes, cudaStream_t st)", p);

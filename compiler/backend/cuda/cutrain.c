@@ -163,7 +163,6 @@ void cu_train_opening(Emit *e) {
     cg_line(e, "/* ---- training ---- */");
     cg_blank(e);
     cg_line(e, "#ifdef SNNC_CUDA_EMULATE");
-    cg_line(e, "#define %s_DEVICE static", P);
     cg_line(e, "#define %s_ATOMIC_ADD(a, v) (*(a) += (v))", P);
     cg_line(e, "/* Bit i %% 32 of word i / 32 of w: whether s is a spike (the threads run in order,");
     cg_line(e, "   so the first of a word's 32 clears it). */");
@@ -175,7 +174,6 @@ void cu_train_opening(Emit *e) {
     cg_line(e, "            (w)[(i) >> 5] |= 1u << ((i) & 31); \\");
     cg_line(e, "    } while (0)");
     cg_line(e, "#else");
-    cg_line(e, "#define %s_DEVICE static __device__", P);
     cg_line(e, "#define %s_ATOMIC_ADD(a, v) atomicAdd((a), (v))", P);
     cg_line(e, "/* The same from the 32 threads of a warp (a layer is a multiple of 32 wide, so");
     cg_line(e, "   its warps are whole): the first lane writes their ballot. */");
@@ -237,12 +235,8 @@ void cu_train_opening(Emit *e) {
         cg_line(e, "   whole batch), the portable target's, so that both draw the same masks. */");
         cg_line(e, "%s_DEVICE float %s_dropout_uniform(unsigned long long seed, int layer, unsigned long long j)", P, p);
         cg_line(e, "{");
-        cg_line(e, "    unsigned long long z = seed ^ ((unsigned long long)layer << 48) ^ (j * 0x9E3779B97F4A7C15ULL);");
-        cg_line(e, "    z += 0x9E3779B97F4A7C15ULL;");
-        cg_line(e, "    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;");
-        cg_line(e, "    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;");
-        cg_line(e, "    z ^= z >> 31;");
-        cg_line(e, "    return (float)(z >> 40) * (1.0f / 16777216.0f);");
+        cg_line(e, "    return %s_unit_d(%s_mix_d(seed ^ ((unsigned long long)layer << 48) ^ (j * 0x9E3779B97F4A7C15ULL)));", p,
+                p);
         cg_line(e, "}");
         cu_map_kernel(e,
                       "m[j] = 1 / (1 - p) with probability 1 - p, else 0, for j < n: a dropout mask;\n"
