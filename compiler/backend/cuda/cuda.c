@@ -10,7 +10,10 @@
  * with matrix products a cuBLAS handle too (bound to that stream), and
  * returns 0 or an error. forward runs the groups chunk by chunk as the C
  * target does; step reads its step counter from the workspace, which
- * waits for the stream once.
+ * waits for the stream once. An input encoded into spikes is encoded on
+ * the device, into the portable target's spikes; load_weights and
+ * init_weights are the portable target's, on a host copy of the
+ * parameters.
  *
  * With --train, the training API too (cutrain.c, the backward kernels in
  * cubackward.c): train_forward, train_backward and the optimizer on the
