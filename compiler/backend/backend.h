@@ -201,6 +201,10 @@ unsigned char *target_eq_live(Arena *a, const EqCode *code, const int *roots, in
    -1 after reporting. */
 int capi_header(const IrGraph *g, const CgenOptions *opt, Buf *h, long long *ws_floats, long long *train_ws_floats,
                 const char **prefix);
+/* <net>_weights.c: the C target's <net>_load_weights and <net>_init_weights
+   in a C file of their own, for a target that writes no C (its code in the
+   file `beside`) whose workspace and header are the C target's. */
+int capi_weights_file(const IrGraph *g, const CgenOptions *opt, const char *beside, GenFile *out);
 
 extern const Target target_c;
 extern const Target target_avx512;

@@ -10,7 +10,10 @@ strided, grouped and padded convolutions and pools, each compiled with
 --batch 3 and --record of a spiking layer, a small C program (below)
 fills the parameters with fixed values (a running variance positive),
 runs <net>_forward, then <net>_step T times, printing the outputs and the
-recorded spikes. It is linked with:
+recorded spikes; then every parameter after <net>_init_weights(ws, 3) and
+after <net>_load_weights of a safetensors file written here (F32, drawn),
+which must be the file's values. It is linked with (and, for the llvm
+target, with <net>_weights.c, built by the same compiler):
 - the x86_64-linux-gnu object and the host's cc, run natively;
 - the aarch64-linux-gnu object, plain and with +sve, by Debian's
   aarch64-linux-gnu-gcc, run under qemu-aarch64 -cpu max;
@@ -18,7 +21,8 @@ recorded spikes. It is linked with:
   run under qemu-riscv64 -cpu rv64,v=true,vlen=256;
 and compared with the same program linked with the portable C target's
 code (cc -ffp-contract=off) on the host: the spikes identical, every value
-within 1e-5 relative to the largest magnitude (at least 1).
+within 1e-5 relative to the largest magnitude (at least 1), the parameters
+of init_weights and load_weights the same bits.
 
 Skipped, saying why, when snnc has no LLVM; each cross machine is skipped,
 saying so, when its gcc or qemu is missing (scripts/install-deps.sh
@@ -26,8 +30,12 @@ installs them).
 
 Usage: test_llvm_cross.py SNNC ROOT
 """
+import json
 import os
+import random
+import re
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -76,6 +84,20 @@ int main(void)
         for (i = 0; i < (size_t)B * %(RECORD)s; i++)
             printf("spike %%.9g\n", s[i]);
     }
+    %(p)s_init_weights(ws, 3);
+    for (k = 0; k < %(P)s_NUM_PARAMS; k++)
+        for (j = 0; j < %(p)s_params[k].count; j++)
+            printf("init %%.9g\n", ws[%(p)s_params[k].offset + j]);
+    {
+        char err[256];
+        if (%(p)s_load_weights(ws, "%(WEIGHTS)s", 0, err, sizeof err) != 0) {
+            fprintf(stderr, "load_weights: %%s\n", err);
+            return 1;
+        }
+    }
+    for (k = 0; k < %(P)s_NUM_PARAMS; k++)
+        for (j = 0; j < %(p)s_params[k].count; j++)
+            printf("loaded %%.9g\n", ws[%(p)s_params[k].offset + j]);
     return 0;
 }
 """
@@ -102,11 +124,41 @@ def sh(cmd, cwd=None):
 
 
 def parse(text):
-    vals, spikes = [], []
+    """The program's values, spikes, and parameters after init_weights and after load_weights."""
+    out = {"value": [], "spike": [], "init": [], "loaded": []}
     for line in text.splitlines():
         kind, v = line.split()
-        (spikes if kind == "spike" else vals).append(float(v))
-    return vals, spikes
+        f = float(v)
+        if kind in ("init", "loaded"):  # %.9g gives back the float, not the double
+            f = struct.unpack("<f", struct.pack("<f", f))[0]
+        out[kind].append(f)
+    return out["value"], out["spike"], out["init"], out["loaded"]
+
+
+def params(code):
+    """(name, shape) of every parameter, from the C target's table in code."""
+    table = re.search(r"_params\[\d+\] = \{\n(.*?)\n\};", code, re.S).group(1)
+    return [(m.group(1), [int(v) for v in m.group(3).split(",")][:int(m.group(2))])
+            for m in re.finditer(r'\{"([^"]+)", (\d), \{([0-9, ]+)\}, \d+, \d+, \d\}', table)]
+
+
+def safetensors(path, tensors, rng):
+    """A safetensors file of the tensors (name, shape), float32 values drawn by rng: the values, in order."""
+    head, data = {}, b""
+    values = []
+    for name, shape in tensors:
+        n = 1
+        for v in shape:
+            n *= v
+        vals = [struct.unpack("<f", struct.pack("<f", rng.uniform(-2.0, 2.0)))[0] for _ in range(n)]
+        raw = struct.pack("<%df" % n, *vals)
+        head[name] = {"dtype": "F32", "shape": shape, "data_offsets": [len(data), len(data) + len(raw)]}
+        data += raw
+        values += vals
+    text = json.dumps(head).encode()
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)) + text + data)
+    return values
 
 
 def main():
@@ -141,15 +193,21 @@ def main():
                   (convs, "convs", "b", 40 * 3 * 6)]
         for model, p, layer, size in models:
             common = ["--batch", "3", "--record", layer]
-            main_c = os.path.join(d, "main.c")
-            with open(main_c, "w") as f:
-                f.write(MAIN % {"p": p, "P": p.upper(), "RECORD": size})
             ref_dir = os.path.join(d, "c-" + p)
             sh([snnc, "compile", model, "--target", "c", "-o", ref_dir] + common)
+            with open(os.path.join(ref_dir, p + ".c")) as f:
+                table = params(f.read())
+            weights = os.path.join(d, p + ".safetensors")
+            drawn = safetensors(weights, table, random.Random(11))
+            main_c = os.path.join(d, "main.c")
+            with open(main_c, "w") as f:
+                f.write(MAIN % {"p": p, "P": p.upper(), "RECORD": size, "WEIGHTS": weights})
             exe = os.path.join(ref_dir, "prog")
             sh([cc, "-std=c99", "-O2", "-ffp-contract=off", "-I", ref_dir, "-o", exe, main_c,
                 os.path.join(ref_dir, p + ".c"), "-lm"])
-            ref_vals, ref_spikes = parse(sh([exe]))
+            ref_vals, ref_spikes, ref_init, ref_loaded = parse(sh([exe]))
+            check(ref_loaded == drawn, "%s: the C target's load_weights does not give the file's values" %
+                  os.path.basename(model))
             scale = max([1.0] + [abs(v) for v in ref_vals])
             for name, triple, features, gcc, run in MACHINES:
                 if gcc and not shutil.which(gcc):
@@ -165,8 +223,9 @@ def main():
                 try:
                     sh(cmd)
                     exe = os.path.join(out, "prog")
-                    sh([gcc or cc, "-O2", "-I", out, "-o", exe, main_c, os.path.join(out, p + ".o"), "-lm"])
-                    vals, spikes = parse(sh(run + [exe]))
+                    sh([gcc or cc, "-O2", "-I", out, "-o", exe, main_c, os.path.join(out, p + ".o"),
+                        os.path.join(out, p + "_weights.c"), "-lm"])
+                    vals, spikes, init, loaded = parse(sh(run + [exe]))
                 except RuntimeError as e:
                     check(False, "%s, %s: %s" % (os.path.basename(model), name, e))
                     continue
@@ -180,8 +239,13 @@ def main():
                       (os.path.basename(model), name, sum(a != b for a, b in zip(spikes, ref_spikes))))
                 check(0 < sum(ref_spikes) < len(ref_spikes), "%s: the recorded layer never or always fires" %
                       os.path.basename(model))
-                print("%s, %s: %d values (error %.2g), %d spikes of %d agree with the C target" %
-                      (os.path.basename(model), name, len(vals), err, int(sum(spikes)), len(spikes)))
+                check(init == ref_init and len(init) == len(drawn),
+                      "%s, %s: init_weights (<net>_weights.c) differs from the C target's" % (os.path.basename(model), name))
+                check(loaded == drawn, "%s, %s: load_weights (<net>_weights.c) does not give the file's values" %
+                      (os.path.basename(model), name))
+                print("%s, %s: %d values (error %.2g), %d spikes of %d, %d parameters of init_weights and of "
+                      "load_weights agree with the C target" %
+                      (os.path.basename(model), name, len(vals), err, int(sum(spikes)), len(spikes), len(init)))
     print("%d passed, %d failed" % (passed, failed))
     if failed:
         return 1

@@ -35,9 +35,9 @@ TargetEmitter *llapi_begin(const IrGraph *g, const CgenOptions *opt) {
     L->g = g;
     L->opt = opt;
     L->a = g->arena;
-    CgenOptions ho = *opt;
-    ho.no_loader = 1; /* the module has no weight loader */
-    if (capi_header(g, &ho, &L->header, &L->ws_floats, &L->train_ws_floats, &L->p) != 0)
+    /* the header declares the weight functions where <net>_weights.c
+       defines them (snnc compile; the driver fills the parameters itself) */
+    if (capi_header(g, opt, &L->header, &L->ws_floats, &L->train_ws_floats, &L->p) != 0)
         return NULL;
     L->own_ctx = !opt->target_ctx;
     L->ctx = opt->target_ctx ? opt->target_ctx : LLVMContextCreate();
@@ -567,10 +567,12 @@ int llapi_finish(TargetEmitter *em, GenFile *out) {
     buf_puts(&out[1].text, text);
     LLVMDisposeMessage(text);
     int n = 2;
-    if (L->opt->triple && object(L, &out[2]) == 0)
-        n = 3;
+    if (L->opt->triple && object(L, &out[n]) == 0)
+        n++;
     else if (L->opt->triple)
         n = -1;
+    if (n > 0 && !L->opt->no_loader && L->g->params.len)
+        capi_weights_file(L->g, L->opt, arena_printf(L->a, "%s.%s", L->p, L->opt->triple ? "o" : "ll"), &out[n++]);
     llapi_dispose(L, 0);
     if (n < 0) {
         buf_free(&out[0].text);
