@@ -288,9 +288,10 @@ void capi_api(TargetEmitter *em);
    offsets) and, in the header, its type and declaration. */
 void capi_param_table(Emit *e);
 void capi_param_header(Emit *e);
-/* splitmix64 and its uniform (<net>_mix, <net>_unit): the generated code's
-   one random number generator. */
-void capi_mix(Emit *e);
+/* splitmix64 and its uniform (<net>_mix, <net>_unit, each name followed
+   by suffix, the functions qualified by qual, such as "static"): the
+   generated code's one random number generator. */
+void capi_mix(Emit *e, const char *qual, const char *suffix);
 /* The safetensors loader (runtime/snnrt_stload.inc) and PyTorch's
    initialization of the parameters: <net>_load_weights and
    <net>_init_weights on the workspace, or with host, static

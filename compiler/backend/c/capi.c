@@ -87,14 +87,14 @@ static int draws_weights(Emit *e) {
    number of threads. Emitted only where something draws. */
 static void gen_mix(Emit *e) {
     if (draws_weights(e) || e->g->encoding == ENC_RATE || draws_masks(e->g))
-        capi_mix(e);
+        capi_mix(e, "static", "");
 }
 
-void capi_mix(Emit *e) {
+void capi_mix(Emit *e, const char *qual, const char *suffix) {
     const char *p = e->p;
     cg_blank(e);
     cg_line(e, "/* splitmix64's step and output function: a bijection of 64 bits that mixes well. */");
-    cg_line(e, "static unsigned long long %s_mix(unsigned long long z)", p);
+    cg_line(e, "%s unsigned long long %s_mix%s(unsigned long long z)", qual, p, suffix);
     cg_line(e, "{");
     cg_line(e, "    z += 0x9E3779B97F4A7C15ULL;");
     cg_line(e, "    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;");
@@ -103,7 +103,7 @@ void capi_mix(Emit *e) {
     cg_line(e, "}");
     cg_blank(e);
     cg_line(e, "/* The top 24 bits of h, over 2^24: a uniform in [0, 1). */");
-    cg_line(e, "static float %s_unit(unsigned long long h)", p);
+    cg_line(e, "%s float %s_unit%s(unsigned long long h)", qual, p, suffix);
     cg_line(e, "{");
     cg_line(e, "    return (float)(h >> 40) * (1.0f / 16777216.0f);");
     cg_line(e, "}");
@@ -1220,7 +1220,7 @@ int capi_weights_file(const IrGraph *g, const CgenOptions *opt, const char *besi
     cg_line(e, "    return (float *)workspace;");
     cg_line(e, "}");
     if (drawn)
-        capi_mix(e);
+        capi_mix(e, "static", "");
     capi_weights(e, 0);
     return 0;
 }

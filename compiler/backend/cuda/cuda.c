@@ -191,24 +191,8 @@ static void opening(Emit *e) {
         cg_line(e, "#define %s_DEVICE static __device__", P);
         cg_line(e, "#endif");
     }
-    if (draws(g)) {
-        cg_blank(e);
-        cg_line(e, "/* splitmix64's step and output function (Steele, Lea and Flood, OOPSLA 2014), the");
-        cg_line(e, "   portable target's generator as a function of a counter, and the top 24 bits of");
-        cg_line(e, "   h over 2^24: the same draws as the portable target's. */");
-        cg_line(e, "%s_DEVICE unsigned long long %s_mix_d(unsigned long long z)", P, p);
-        cg_line(e, "{");
-        cg_line(e, "    z += 0x9E3779B97F4A7C15ULL;");
-        cg_line(e, "    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;");
-        cg_line(e, "    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;");
-        cg_line(e, "    return z ^ (z >> 31);");
-        cg_line(e, "}");
-        cg_blank(e);
-        cg_line(e, "%s_DEVICE float %s_unit_d(unsigned long long h)", P, p);
-        cg_line(e, "{");
-        cg_line(e, "    return (float)(h >> 40) * (1.0f / 16777216.0f);");
-        cg_line(e, "}");
-    }
+    if (draws(g)) /* the portable target's generator on the device: the same draws */
+        capi_mix(e, arena_printf(g->arena, "%s_DEVICE", P), "_d");
     cg_blank(e);
     cg_line(e, "/* Bytes from src to dst on the stream (device to device, or from the host). */");
     cg_line(e, "static void %s_copy(void *dst, const void *src, size_t bytes, cudaStream_t st)", p);
@@ -384,7 +368,7 @@ static void gen_weights(Emit *e) {
     for (int i = 0; i < g->params.len; i++)
         drawn |= g->params.items[i].kind == PK_WEIGHT || g->params.items[i].kind == PK_BIAS;
     if (drawn)
-        capi_mix(e);
+        capi_mix(e, "static", "");
     capi_weights(e, 1);
     cg_blank(e);
     cg_line(e, "/* The parameters between the device workspace and host memory h (to_device 0: from it). */");
