@@ -26,7 +26,8 @@
 # (bench/README.md). train: with the pack's snnc,
 # tests/backend/test_cuda_train.py (snnc train --target cuda against --target
 # c), tests/backend/test_cuda_half.py (16-bit stored states and products, the GPU's build
-# against the rounded-state reference) and the MLP example's training on the
+# against the rounded-state reference), tests/backend/test_cuda_weights.py
+# (load_weights and init_weights, built by nvcc and run) and the MLP example's training on the
 # first 20000 training images for 2 epochs, whose first loss and test
 # accuracy are compared with the portable target's (computed by prepare):
 # the loss within 1e-5, the accuracy within 0.5 points; then the same with
@@ -95,6 +96,8 @@ train)
   rm -rf .gpu/snnc && tar xzf .gpu/snnc.tar.gz -C .gpu || exit 1
   (timeout 240 python3 tests/backend/test_cuda_train.py .gpu/snnc/bin/snnc; echo "exit $?") > "$out/train.log" 2>&1
   (timeout 100 python3 tests/backend/test_cuda_half.py .gpu/snnc/bin/snnc; echo "exit $?") > "$out/half.log" 2>&1
+  (timeout 60 python3 tests/backend/test_cuda_weights.py .gpu/snnc/bin/snnc examples; echo "exit $?") \
+    > "$out/weights.log" 2>&1
   if [ -d .gpu/fashion ]; then
     for prec in fp32 bf16; do
       sfx=$([ $prec = fp32 ] || echo -$prec)
@@ -107,6 +110,8 @@ train)
   tail -15 "$out/train.log"
   echo "== tests/backend/test_cuda_half.py (--precision bf16 and fp16: states and dense products in 16 bits)"
   tail -10 "$out/half.log"
+  echo "== tests/backend/test_cuda_weights.py (load_weights and init_weights on the device)"
+  tail -9 "$out/weights.log"
   if [ -d .gpu/fashion ]; then
     echo "== the MLP example, 20000 training images, 2 epochs: --target cuda against --target c"
     tail -4 "$out/mlp.log"
