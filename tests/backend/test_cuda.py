@@ -8,10 +8,11 @@ state v where every model has one). The C target's program initializes the weigh
 (init_weights(ws, 3)), writes them to params.bin, and prints the output of
 forward on an input large enough to make the layers spike (an input encoded
 into spikes takes it as intensities; a rate-encoded one's spikes are drawn
-from seed 5, set by <net>_seed on both targets), then the outputs
-of T calls of step after a reset, then the records of the last step. The
-CUDA target's program copies params.bin to the start of its workspace and
-prints the same from the device API.
+from seed 5, set by <net>_seed on both targets), then the output of
+one step after it (which goes on from the forward's last step), then the
+outputs of T calls of step after a reset, then the records of the last
+step. The CUDA target's program copies params.bin to the start of its
+workspace and prints the same from the device API.
 
 Modes:
   emulate  the .cu compiled as C99 with -DSNNC_CUDA_EMULATE (every launch a
@@ -144,6 +145,9 @@ int main(void)
 %(seed)s    %(p)s_forward(ws, B, in, out);
     for (i = 0; i < nout; i++)
         printf("out %%.9g\n", out[i]);
+    %(p)s_step(ws, B, in, step); /* a step after the forward goes on from its last */
+    for (i = 0; i < (size_t)B * %(P)s_OUTPUT_SIZE; i++)
+        printf("next %%.9g\n", step[i]);
     %(p)s_reset(ws, B);
     for (t = 0; t < %(P)s_TIMESTEPS; t++) {
         %(p)s_step(ws, B, in + (%(P)s_INPUT_SEQUENCE ? (size_t)t * B * %(P)s_INPUT_SIZE : 0), step);
@@ -224,6 +228,10 @@ CU_MAIN = r"""
     get(out, dout, nout);
     for (i = 0; i < nout; i++)
         printf("out %%.9g\n", out[i]);
+    check(%(p)s_step(ws, B, din, dout, STREAM, BLAS), "step"); /* a step after the forward goes on from its last */
+    get(out, dout, nstep);
+    for (i = 0; i < nstep; i++)
+        printf("next %%.9g\n", out[i]);
     check(%(p)s_reset(ws, B, STREAM), "reset");
     for (t = 0; t < %(P)s_TIMESTEPS; t++) {
         check(%(p)s_step(ws, B, din + (%(P)s_INPUT_SEQUENCE ? (size_t)t * B * %(P)s_INPUT_SIZE : 0), dout, STREAM, BLAS),
