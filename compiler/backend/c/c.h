@@ -297,9 +297,10 @@ void capi_mix(Emit *e, const char *qual, const char *suffix);
    <net>_init_weights on the workspace, or with host, static
    <net>_load_host(float *ws, path, allow_missing, err, errlen) and
    <net>_init_host(float *ws, seed) on a host copy of the parameters (a
-   target whose workspace the host cannot write; init_host draws with
-   capi_mix's functions where a weight or bias is drawn). */
-void capi_weights(Emit *e, int host);
+   target whose workspace the host cannot write). init draws a weight or
+   a bias with capi_mix's functions: with mix they are written first, in
+   a file that has no generator yet. */
+void capi_weights(Emit *e, int host, int mix);
 int capi_finish(TargetEmitter *em, GenFile *out);
 
 #endif

@@ -134,11 +134,13 @@ static void gen_params(Emit *e) {
         return;
     }
     if (!e->opt->no_loader)
-        capi_weights(e, 0);
+        capi_weights(e, 0, 0); /* gen_mix wrote the generator */
 }
 
-void capi_weights(Emit *e, int host) {
+void capi_weights(Emit *e, int host, int mix) {
     const IrGraph *g = e->g;
+    if (mix && draws_weights(e))
+        capi_mix(e, "static", "");
     /* loading and initialization */
     cg_blank(e);
     cg_line(e, "/* Weight files: see docs/weights.md. The loader below is runtime/snnrt_stload.inc. */");
@@ -1203,9 +1205,6 @@ int capi_header(const IrGraph *g, const CgenOptions *opt, Buf *h, long long *ws,
 int capi_weights_file(const IrGraph *g, const CgenOptions *opt, const char *beside, GenFile *out) {
     TargetEmitter *em = capi_emitter(g, opt);
     Emit *e = &em->e;
-    int drawn = 0;
-    for (int i = 0; i < g->params.len; i++)
-        drawn |= g->params.items[i].kind == PK_WEIGHT || g->params.items[i].kind == PK_BIAS;
     out->name = arena_printf(g->arena, "%s_weights.c", e->p);
     out->text = (Buf){0};
     e->b = &out->text;
@@ -1219,9 +1218,7 @@ int capi_weights_file(const IrGraph *g, const CgenOptions *opt, const char *besi
     cg_line(e, "{");
     cg_line(e, "    return (float *)workspace;");
     cg_line(e, "}");
-    if (drawn)
-        capi_mix(e, "static", "");
-    capi_weights(e, 0);
+    capi_weights(e, 0, 1);
     return 0;
 }
 

@@ -364,12 +364,7 @@ static void gen_weights(Emit *e) {
     const char *p = e->p, *P = e->P;
     if (e->opt->no_loader || !g->params.len)
         return;
-    int drawn = 0;
-    for (int i = 0; i < g->params.len; i++)
-        drawn |= g->params.items[i].kind == PK_WEIGHT || g->params.items[i].kind == PK_BIAS;
-    if (drawn)
-        capi_mix(e, "static", "");
-    capi_weights(e, 1);
+    capi_weights(e, 1, 1);
     cg_blank(e);
     cg_line(e, "/* The parameters between the device workspace and host memory h (to_device 0: from it). */");
     cg_line(e, "static int %s_params_copy(void *workspace, float *h, int to_device, cudaStream_t stream)", p);
