@@ -24,6 +24,15 @@ code (cc -ffp-contract=off) on the host: the spikes identical, every value
 within 1e-5 relative to the largest magnitude (at least 1), the parameters
 of init_weights and load_weights the same bits.
 
+Then the code for a machine without an allocator or a file system: each
+network compiled again with --static, and with --static --embed-weights of
+a safetensors file holding the first program's fixed values. A second
+program (STATIC) passes a null workspace to every function (with --static
+alone it loads the file with <net>_load_weights(NULL, ...) first, into the
+module's static workspace) and must print the first program's values and
+spikes on the C target: no <net>_weights.c is written when the weights are
+embedded.
+
 Skipped, saying why, when snnc has no LLVM; each cross machine is skipped,
 saying so, when its gcc or qemu is missing (scripts/install-deps.sh
 installs them).
@@ -102,6 +111,45 @@ int main(void)
 }
 """
 
+STATIC = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include "%(p)s.h"
+#define B 3
+int main(void)
+{
+    size_t nin = (size_t)(%(P)s_INPUT_SEQUENCE ? %(P)s_TIMESTEPS : 1) * B * %(P)s_INPUT_SIZE;
+    size_t nout = (size_t)(%(P)s_OUTPUT_STEPS ? %(P)s_TIMESTEPS : 1) * B * %(P)s_OUTPUT_SIZE;
+    float *in = malloc(nin * sizeof(float)), *out = malloc(nout * sizeof(float));
+    size_t i;
+    int t;
+#ifndef EMBEDDED
+    char err[256];
+    if (%(p)s_load_weights(NULL, "%(WEIGHTS)s", 0, err, sizeof err) != 0) {
+        fprintf(stderr, "load_weights: %%s\n", err);
+        return 1;
+    }
+#endif
+    for (i = 0; i < nin; i++)
+        in[i] = (float)((i * 7919) %% 101) / 25.0f;
+    %(p)s_forward(NULL, B, in, out);
+    for (i = 0; i < nout; i++)
+        printf("value %%.9g\n", out[i]);
+    %(p)s_reset(NULL, B);
+    for (t = 0; t < %(P)s_TIMESTEPS; t++) {
+        const float *x = in + (%(P)s_INPUT_SEQUENCE ? (size_t)t * B * %(P)s_INPUT_SIZE : 0);
+        const float *s;
+        %(p)s_step(NULL, B, x, out);
+        for (i = 0; i < (size_t)B * %(P)s_OUTPUT_SIZE; i++)
+            printf("value %%.9g\n", out[i]);
+        s = %(p)s_probe(NULL, 0);
+        for (i = 0; i < (size_t)B * %(RECORD)s; i++)
+            printf("spike %%.9g\n", s[i]);
+    }
+    return 0;
+}
+"""
+
 MACHINES = [
     # name, triple, features, gcc, run prefix
     ("x86_64", "x86_64-linux-gnu", None, None, []),
@@ -142,15 +190,27 @@ def params(code):
             for m in re.finditer(r'\{"([^"]+)", (\d), \{([0-9, ]+)\}, \d+, \d+, \d\}', table)]
 
 
-def safetensors(path, tensors, rng):
-    """A safetensors file of the tensors (name, shape), float32 values drawn by rng: the values, in order."""
+def f32(x):
+    return struct.unpack("<f", struct.pack("<f", x))[0]
+
+
+def fixed(k, j, name):
+    """MAIN's fixed value of element j of parameter k (float arithmetic: a
+    double division or addition of floats, rounded once, is the float one)."""
+    v = f32(((j * 7919 + k * 31) % 201 - 100) / 166.0)
+    return f32(abs(v) + 0.5) if "running_var" in name else v
+
+
+def safetensors(path, tensors, draw):
+    """A safetensors file of the tensors (name, shape), float32 values
+    draw(k, j, name) for element j of tensor k: the values, in order."""
     head, data = {}, b""
     values = []
-    for name, shape in tensors:
+    for k, (name, shape) in enumerate(tensors):
         n = 1
         for v in shape:
             n *= v
-        vals = [struct.unpack("<f", struct.pack("<f", rng.uniform(-2.0, 2.0)))[0] for _ in range(n)]
+        vals = [f32(draw(k, j, name)) for j in range(n)]
         raw = struct.pack("<%df" % n, *vals)
         head[name] = {"dtype": "F32", "shape": shape, "data_offsets": [len(data), len(data) + len(raw)]}
         data += raw
@@ -198,7 +258,13 @@ def main():
             with open(os.path.join(ref_dir, p + ".c")) as f:
                 table = params(f.read())
             weights = os.path.join(d, p + ".safetensors")
-            drawn = safetensors(weights, table, random.Random(11))
+            rng = random.Random(11)
+            drawn = safetensors(weights, table, lambda k, j, name: rng.uniform(-2.0, 2.0))
+            fixed_weights = os.path.join(d, p + "-fixed.safetensors")
+            safetensors(fixed_weights, table, fixed)
+            static_c = os.path.join(d, "static.c")
+            with open(static_c, "w") as f:
+                f.write(STATIC % {"p": p, "P": p.upper(), "RECORD": size, "WEIGHTS": fixed_weights})
             main_c = os.path.join(d, "main.c")
             with open(main_c, "w") as f:
                 f.write(MAIN % {"p": p, "P": p.upper(), "RECORD": size, "WEIGHTS": weights})
@@ -246,6 +312,30 @@ def main():
                 print("%s, %s: %d values (error %.2g), %d spikes of %d, %d parameters of init_weights and of "
                       "load_weights agree with the C target" %
                       (os.path.basename(model), name, len(vals), err, int(sum(spikes)), len(spikes), len(init)))
+                for embedded in (False, True):
+                    how = "--static --embed-weights" if embedded else "--static"
+                    sout = os.path.join(d, "%s-%s-static%d" % (name, p, embedded))
+                    extra = ["--static"] + (["--embed-weights", "--weights", fixed_weights] if embedded else [])
+                    try:
+                        sh(cmd[:cmd.index("-o") + 1] + [sout] + cmd[cmd.index("-o") + 2:] + extra)
+                        wc = os.path.join(sout, p + "_weights.c")
+                        check(os.path.exists(wc) != embedded, "%s, %s, %s: <net>_weights.c %s" %
+                              (os.path.basename(model), name, how, "written" if embedded else "missing"))
+                        exe = os.path.join(sout, "prog")
+                        sh([gcc or cc, "-O2", "-I", sout, "-o", exe, static_c, os.path.join(sout, p + ".o")] +
+                           (["-DEMBEDDED"] if embedded else [wc]) + ["-lm"])
+                        svals, sspikes, _, _ = parse(sh(run + [exe]))
+                    except RuntimeError as e:
+                        check(False, "%s, %s, %s: %s" % (os.path.basename(model), name, how, e))
+                        continue
+                    serr = max([abs(a - b) for a, b in zip(svals, ref_vals)] + [0.0]) / scale
+                    check(len(svals) == len(ref_vals) and serr <= TOL and sspikes == ref_spikes,
+                          "%s, %s, %s and a null workspace: %d values (error %g) and %d spikes (%d differ), "
+                          "the C target's %d and %d" %
+                          (os.path.basename(model), name, how, len(svals), serr, len(sspikes),
+                           sum(a != b for a, b in zip(sspikes, ref_spikes)), len(ref_vals), len(ref_spikes)))
+                    print("%s, %s, %s: a null workspace gives the C target's values (error %.2g) and spikes" %
+                          (os.path.basename(model), name, how, serr))
     print("%d passed, %d failed" % (passed, failed))
     if failed:
         return 1

@@ -30,9 +30,10 @@ the portable C target computes.
   relative; then the MLP example's whole train block through the llvm
   target reaches the 89 % the C target's test asks of it
   (tests/train/test_fashion_mlp.py).
-- What it cannot do yet is refused, with no file written: `--static`.
 - `snnc compile --train --target llvm` writes the same .ll twice, with the
-  training API, the C target's header and its training workspace size.
+  training API, the C target's header and its training workspace size;
+  with --static too, the C target's header and a zeroed static workspace of
+  the inference workspace's size (test_llvm_cross.py runs it).
 - With no C compiler on PATH, `snnc grad --target llvm` works, and
   `--target c` fails saying that llvm needs none.
 The expectations are the other target's results, never stored copies.
@@ -245,16 +246,6 @@ def compare_training(snnc, root, d, checker):
     print("fashion_mlp's train block through the llvm target: test accuracy %.4f" % acc)
 
 
-def refusals(snnc, root, d, check):
-    """What it cannot do yet is refused, with no file left."""
-    mlp = os.path.join(root, "examples", "fashion_mlp.snn")
-    out = os.path.join(d, "refused")
-    p = sh([snnc, "compile", mlp, "--train", "--target", "llvm", "--static", "-o", out], ok=False)
-    check(p.returncode != 0 and "not yet supported by the llvm target: --static" in p.stderr,
-          "compile --train --static through llvm: %r" % p.stderr)
-    check(not os.path.exists(out), "a refused compile left %s" % out)
-
-
 def no_compiler(snnc, root, d, check):
     """Without a C compiler on PATH, grad through llvm works; through c it
     fails, saying that llvm needs none."""
@@ -298,6 +289,15 @@ def compile_train(snnc, root, d, check):
     got = re.search(r"@fashionmlp_train_workspace_floats = constant i64 (\d+)", a)
     check(want is not None and got is not None and want.group(1) == got.group(1),
           "the module's train_workspace_floats is not the header's")
+    for target in ("c", "llvm"):
+        sh([snnc, "compile", mlp, "--train", "--static", "--target", target, "-o", os.path.join(d, "static-" + target)])
+    hc, hl = [open(os.path.join(d, "static-" + t, "fashionmlp.h")).read() for t in ("c", "llvm")]
+    check(hc == hl and "or NULL for the static one" in hc,
+          "compile --train --static --target llvm: the header differs from the C target's")
+    ll = open(os.path.join(d, "static-llvm", "fashionmlp.ll")).read()
+    want = re.search(r"#define FASHIONMLP_WORKSPACE_FLOATS (\d+)L", hc)
+    check(want is not None and "@fashionmlp_static_workspace = global [%s x float] zeroinitializer" % want.group(1) in ll,
+          "compile --train --static --target llvm: no static workspace of the inference workspace's size")
 
 
 def main():
@@ -313,7 +313,6 @@ def main():
     check = checker.check
     with tempfile.TemporaryDirectory() as d:
         compare_grads(snnc, root, d, check)
-        refusals(snnc, root, d, check)
         compile_train(snnc, root, d, check)
         no_compiler(snnc, root, d, check)
         compare_training(snnc, root, d, checker)

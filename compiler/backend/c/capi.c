@@ -1214,9 +1214,16 @@ int capi_weights_file(const IrGraph *g, const CgenOptions *opt, const char *besi
     cg_line(e, "   in %s: build with cc -std=c99 -O2 -c %s_weights.c and link it with that code. */", beside, e->p);
     cg_line(e, "#include \"%s.h\"", e->p);
     cg_blank(e);
+    if (opt->static_ws) {
+        cg_line(e, "extern float %s_static_workspace[]; /* in %s */", e->p, beside);
+        cg_blank(e);
+    }
     cg_line(e, "static float *%s_ws(void *workspace)", e->p);
     cg_line(e, "{");
-    cg_line(e, "    return (float *)workspace;");
+    if (opt->static_ws)
+        cg_line(e, "    return workspace ? (float *)workspace : %s_static_workspace;", e->p);
+    else
+        cg_line(e, "    return (float *)workspace;");
     cg_line(e, "}");
     capi_weights(e, 0, 1);
     return 0;

@@ -69,6 +69,8 @@ struct TargetEmitter {
     LLVMValueRef *tkern;    /* per node: its training forward, or NULL */
     LLVMValueRef *bkern;    /* per node: its backward, or NULL */
     LLVMValueRef encode;    /* encode rate or latency: the encoder of one step (llapi.c), else NULL */
+    LLVMValueRef *weight;   /* --embed-weights: per parameter, its constant array; else NULL */
+    LLVMValueRef static_ws; /* --static: <net>_static_workspace, for a null workspace; else NULL */
     /* the function being written */
     const IrPlan *P;        /* the plan its addresses are in (&g->infer or &g->trainp) */
     LLVMValueRef fn, ws, B;
@@ -130,9 +132,9 @@ void ll_endif(Ll *L, LlIf *f);
 LLVMValueRef ll_ws(Ll *L, LLVMValueRef off, const char *what);
 /* Whether the function being written is in the training plan. */
 int ll_train(Ll *L);
-/* The same for an offset of the plan L->P: after the parameters, or in
-   training after the parameters and their gradients (the C target's
-   cp_base). */
+/* The same for an offset of the plan L->P: after the parameters (at 0
+   when they are embedded), or in training after the parameters and their
+   gradients (the C target's cp_base). */
 LLVMValueRef ll_plan(Ll *L, long long off, const char *what);
 /* Pointer to node i's value at step t (an i32 value) for the batch of the
    function: the slot of step t in its buffer (cp_at of the C target). */
@@ -144,7 +146,8 @@ LLVMValueRef ll_grad_at(Ll *L, int i, LLVMValueRef t, const char *what);
 LLVMValueRef ll_bits_at(Ll *L, int i, LLVMValueRef t, const char *what);
 /* Element e (an i64 value) of spikes kept as bits, as 1.0 or 0.0. */
 LLVMValueRef ll_bit(Ll *L, LLVMValueRef words, LLVMValueRef e);
-/* Pointer to parameter k, and to its gradient (training). */
+/* Pointer to parameter k (its constant array under --embed-weights), and
+   to its gradient (training). */
 LLVMValueRef ll_param(Ll *L, int k);
 LLVMValueRef ll_param_grad(Ll *L, int k);
 /* p + n floats (n an i64 value). */

@@ -13,24 +13,58 @@
  *     step (the C target's arithmetic and random numbers) and, for rate,
  *     <net>_seed;
  *   - <net>_workspace_floats and <net>_params, as the header declares;
- *   - with g->train, the training API (lltrain.c).
- * The header is the C target's (capi_header), without the weight loader:
- * the caller (snnc itself, or a program with the header) fills the
- * parameters at the offsets of <net>_params.
+ *   - with g->train, the training API (lltrain.c);
+ *   - --embed-weights: the parameters as constant arrays of the module,
+ *     the inference workspace without them (as the C target's);
+ *   - --static: a zeroed workspace of the module, <net>_static_workspace
+ *     (public, for <net>_weights.c), that the inference functions use when
+ *     theirs is NULL (the training functions take theirs).
+ * The header is the C target's (capi_header).
  * The files: <net>.h and <net>.ll, the module's text (deterministic: the
- * same model gives the same bytes).
+ * same model gives the same bytes), or <net>.o for --triple; and, unless
+ * the weights are embedded, <net>_weights.c, the C target's weight loader
+ * and initialization (snnc itself fills the parameters of what it runs).
  */
+#include <limits.h>
 #include <llvm-c/Analysis.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ll.h"
 
-TargetEmitter *llapi_begin(const IrGraph *g, const CgenOptions *opt) {
-    if (opt->embedded || opt->static_ws) {
-        error_plain("not yet supported by the llvm target: %s", opt->embedded ? "--embed-weights" : "--static");
-        return NULL;
+/* --embed-weights: each parameter a constant array of the module. */
+static void embed_weights(Ll *L) {
+    const IrGraph *g = L->g;
+    L->weight = arena_alloc(L->a, sizeof(LLVMValueRef) * (size_t)(g->params.len + 1));
+    for (int k = 0; k < g->params.len; k++) {
+        const IrParam *q = &g->params.items[k];
+        LLVMValueRef *v = malloc(sizeof(LLVMValueRef) * (size_t)q->count);
+        if (!v)
+            ICE("out of memory");
+        for (int64_t j = 0; j < q->count; j++)
+            v[j] = LLVMConstReal(L->f32, L->opt->embedded[q->off + j]);
+        L->weight[k] = ll_global(L, arena_printf(L->a, "%s_w%d.%s", L->p, k, q->name),
+                                 LLVMConstArray(L->f32, v, (unsigned)q->count), 0);
+        LLVMSetAlignment(L->weight[k], 64);
+        free(v);
     }
+}
+
+/* --static: the zeroed workspace that a null one stands for. */
+static int static_workspace(Ll *L) {
+    if (L->ws_floats > (long long)UINT_MAX) {
+        error_plain("llvm target: --static: a workspace of %lld floats is larger than one array can be",
+                    L->ws_floats);
+        return -1;
+    }
+    LLVMTypeRef t = LLVMArrayType(L->f32, (unsigned)L->ws_floats);
+    L->static_ws = LLVMAddGlobal(L->mod, t, arena_printf(L->a, "%s_static_workspace", L->p));
+    LLVMSetInitializer(L->static_ws, LLVMConstNull(t));
+    LLVMSetAlignment(L->static_ws, 64);
+    return 0;
+}
+
+TargetEmitter *llapi_begin(const IrGraph *g, const CgenOptions *opt) {
     Ll *L = arena_alloc(g->arena, sizeof *L);
     L->g = g;
     L->opt = opt;
@@ -61,6 +95,12 @@ TargetEmitter *llapi_begin(const IrGraph *g, const CgenOptions *opt) {
     L->tkern = L->kern + g->nodes.len;
     L->bkern = L->tkern + g->nodes.len;
     L->P = &g->infer;
+    if (opt->embedded)
+        embed_weights(L);
+    if (opt->static_ws && static_workspace(L) != 0) {
+        llapi_dispose(L, 0);
+        return NULL;
+    }
     return L;
 }
 
@@ -91,6 +131,18 @@ LLVMValueRef ll_api_open(Ll *L, const char *name, LLVMTypeRef ret, LLVMTypeRef *
     L->ws = LLVMGetParam(L->fn, 0);
     LLVMPositionBuilderAtEnd(L->b, LLVMAppendBasicBlockInContext(L->ctx, L->fn, ll_name(L, "entry")));
     return L->fn;
+}
+
+/* Opens a public function of inference, whose first argument is the
+   workspace: NULL stands for the static one where there is one. */
+static LLVMValueRef open_infer(Ll *L, const char *name, LLVMTypeRef ret, LLVMTypeRef *args, const char *const *names,
+                               unsigned n) {
+    LLVMValueRef fn = ll_api_open(L, name, ret, args, names, n);
+    if (L->static_ws) {
+        LLVMValueRef none = LLVMBuildICmp(L->b, LLVMIntEQ, L->ws, LLVMConstNull(L->ptr), "");
+        L->ws = LLVMBuildSelect(L->b, none, L->static_ws, L->ws, ll_name(L, "ws"));
+    }
+    return fn;
 }
 
 /* The batch argument, within 1 .. the largest batch (i64). */
@@ -225,7 +277,7 @@ void ll_encode_steps(Ll *L, LLVMValueRef t0, LLVMValueRef t1, LLVMValueRef input
 static void gen_seed(Ll *L) {
     LLVMTypeRef args[2] = {L->ptr, L->i64};
     static const char *const names[] = {"workspace", "seed"};
-    LLVMValueRef fn = ll_api_open(L, "seed", LLVMVoidTypeInContext(L->ctx), args, names, 2);
+    LLVMValueRef fn = open_infer(L, "seed", LLVMVoidTypeInContext(L->ctx), args, names, 2);
     store_i64(L, LLVMGetParam(fn, 1), enc_at(L, 16));
     store_i64(L, LLVMBuildNot(L->b, LLVMGetParam(fn, 1), ""), enc_at(L, 24));
     LLVMBuildRetVoid(L->b);
@@ -237,7 +289,7 @@ static LLVMValueRef gen_reset(Ll *L) {
     const IrGraph *g = L->g;
     LLVMTypeRef args[2] = {L->ptr, L->i32};
     static const char *const names[] = {"workspace", "batch"};
-    LLVMValueRef fn = ll_api_open(L, "reset", LLVMVoidTypeInContext(L->ctx), args, names, 2);
+    LLVMValueRef fn = open_infer(L, "reset", LLVMVoidTypeInContext(L->ctx), args, names, 2);
     L->B = ll_clamp_batch(L, LLVMGetParam(fn, 1));
     for (int i = 0; i < g->nodes.len; i++) {
         const IrNode *n = &g->nodes.items[i];
@@ -267,7 +319,7 @@ static void gen_step(Ll *L) {
     const IrGraph *g = L->g;
     LLVMTypeRef args[4] = {L->ptr, L->i32, L->ptr, L->ptr};
     static const char *const names[] = {"workspace", "batch", "input", "output"};
-    LLVMValueRef fn = ll_api_open(L, "step", LLVMVoidTypeInContext(L->ctx), args, names, 4);
+    LLVMValueRef fn = open_infer(L, "step", LLVMVoidTypeInContext(L->ctx), args, names, 4);
     L->B = ll_clamp_batch(L, LLVMGetParam(fn, 1));
     LLVMValueRef tc, b0;
     counter_read(L, &tc, &b0);
@@ -373,7 +425,7 @@ static void gen_forward(Ll *L, LLVMValueRef reset) {
     int T = g->timesteps, K = P->chunk, seq = g->encoding == ENC_SEQUENCE;
     LLVMTypeRef args[4] = {L->ptr, L->i32, L->ptr, L->ptr};
     static const char *const names[] = {"workspace", "batch", "input", "output"};
-    LLVMValueRef fn = ll_api_open(L, "forward", LLVMVoidTypeInContext(L->ctx), args, names, 4);
+    LLVMValueRef fn = open_infer(L, "forward", LLVMVoidTypeInContext(L->ctx), args, names, 4);
     LLVMValueRef input = LLVMGetParam(fn, 2), output = LLVMGetParam(fn, 3);
     L->B = ll_clamp_batch(L, LLVMGetParam(fn, 1));
     LLVMValueRef rargs[2] = {L->ws, LLVMBuildTrunc(L->b, L->B, L->i32, "")};
@@ -433,7 +485,7 @@ static void gen_probe(Ll *L) {
         return;
     LLVMTypeRef args[2] = {L->ptr, L->i32};
     static const char *const names[] = {"workspace", "k"};
-    LLVMValueRef fn = ll_api_open(L, "probe", L->ptr, args, names, 2);
+    LLVMValueRef fn = open_infer(L, "probe", L->ptr, args, names, 2);
     LLVMValueRef tc;
     counter_read(L, &tc, &L->B);
     LLVMValueRef t = LLVMBuildTrunc(L->b, tc, L->i32, "");
@@ -571,7 +623,7 @@ int llapi_finish(TargetEmitter *em, GenFile *out) {
         n++;
     else if (L->opt->triple)
         n = -1;
-    if (n > 0 && !L->opt->no_loader && L->g->params.len)
+    if (n > 0 && !L->opt->no_loader && !L->opt->embedded && L->g->params.len)
         capi_weights_file(L->g, L->opt, arena_printf(L->a, "%s.%s", L->p, L->opt->triple ? "o" : "ll"), &out[n++]);
     llapi_dispose(L, 0);
     if (n < 0) {

@@ -151,7 +151,11 @@ static long long align16(long long x) { return (x + 15) & ~15LL; }
 
 int ll_train(Ll *L) { return L->P == &L->g->trainp; }
 
-static long long base(Ll *L) { return ll_train(L) ? 2 * align16(L->g->param_floats) : L->g->param_floats; }
+static long long base(Ll *L) {
+    if (ll_train(L))
+        return 2 * align16(L->g->param_floats);
+    return L->weight ? 0 : L->g->param_floats;
+}
 
 LLVMValueRef ll_plan(Ll *L, long long off, const char *what) { return ll_ws(L, ll_i64(L, base(L) + off), what); }
 
@@ -211,6 +215,8 @@ LLVMValueRef ll_bit(Ll *L, LLVMValueRef words, LLVMValueRef e) {
 }
 
 LLVMValueRef ll_param(Ll *L, int k) {
+    if (L->weight)
+        return L->weight[k];
     return ll_ws(L, ll_i64(L, (long long)L->g->params.items[k].off),
                  arena_printf(L->a, "%s", strchr(L->g->params.items[k].name, '.') + 1));
 }
