@@ -62,6 +62,8 @@ typedef struct Options {
     const char *format;            /* export --format onnx|nir; NULL: from -o's suffix */
 } Options;
 
+/* The command line into o (options.c): 0, or the exit status after a message. */
+int drv_parse_args(int argc, char **argv, Options *o);
 int drv_is_onnx(const char *path);
 int drv_is_nir(const char *path);
 /* Parses the built-in models (std) and the model file with --neurons
