@@ -20,8 +20,16 @@ parameters after:
              workspace unchanged;
   train      load_weights of the first file into the training workspace:
              the file's values at train_params.
-Where nvcc is, the program and the .cu build with nvcc, every warning an
-error; where a GPU is too, the nvcc build runs and must print the same.
+Then --embed-weights: the conv example compiled for inference with the
+parameters of a file compiled in (a running variance made positive), by
+the cuda target and, as the reference, by the C target. A forward of two
+images through the CUDA code gives the outputs of the same CUDA code built
+without embedding, after load_weights of that file, bit for bit, and the C
+target's within 1e-5 of the largest; its workspace is the other's less
+PARAM_FLOATS (the parameters are device memory of the module), and it has
+no load_weights.
+Where nvcc is, the programs and the .cu build with nvcc, every warning an
+error; where a GPU is too, the nvcc builds run and must print the same.
 
 Usage: test_cuda_weights.py SNNC EXAMPLES_DIR
 (NumPy; exit 77 without it or a C compiler)
@@ -92,6 +100,64 @@ int main(void)
     load("nofile", ws, "no-such-file.safetensors", 0);
     load("train", %(p)s_train_params(tws), "full.safetensors", 0);
     return 0;
+}
+"""
+
+# --embed-weights: a forward of two images; EMBED_C for the C target,
+# EMBED_CU for the cuda target, loading the file first with -DLOAD.
+EMBED_INPUT = r"""
+#define B 2
+static void images(float *in)
+{
+    int i;
+    for (i = 0; i < B * %(P)s_INPUT_SIZE; i++)
+        in[i] = (float)((i * 7919) %% 101) / 100.0f;
+}
+"""
+
+EMBED_C = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include "%(p)s.h"
+""" + EMBED_INPUT + r"""
+int main(void)
+{
+    float *ws = (float *)calloc(%(P)s_WORKSPACE_FLOATS + 1, sizeof(float));
+    static float in[B * %(P)s_INPUT_SIZE], out[B * %(P)s_OUTPUT_SIZE];
+    images(in);
+    %(p)s_forward(ws, B, in, out);
+    return fwrite(out, sizeof(float), B * %(P)s_OUTPUT_SIZE, stdout) == B * %(P)s_OUTPUT_SIZE ? 0 : 1;
+}
+"""
+
+EMBED_CU = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "%(p)s.h"
+""" + DEVICE_MEMORY + EMBED_INPUT + r"""
+int main(void)
+{
+    static float in[B * %(P)s_INPUT_SIZE], out[B * %(P)s_OUTPUT_SIZE];
+    float *ws = dev(%(P)s_WORKSPACE_FLOATS), *x = dev(B * %(P)s_INPUT_SIZE), *y = dev(B * %(P)s_OUTPUT_SIZE);
+#ifndef SNNC_CUDA_EMULATE
+    if (cublasCreate(&BLAS) != CUBLAS_STATUS_SUCCESS)
+        return 3;
+#endif
+    images(in);
+    put(x, in, B * %(P)s_INPUT_SIZE);
+#ifdef LOAD
+    {
+        char err[512];
+        if (%(p)s_load_weights(ws, "embed.safetensors", 0, err, sizeof err, STREAM) != 0) {
+            fprintf(stderr, "load_weights: %%s\n", err);
+            return 5;
+        }
+    }
+#endif
+    check(%(p)s_forward(ws, B, x, y, STREAM, BLAS), "forward");
+    get(out, y, B * %(P)s_OUTPUT_SIZE);
+    return fwrite(out, sizeof(float), B * %(P)s_OUTPUT_SIZE, stdout) == B * %(P)s_OUTPUT_SIZE ? 0 : 1;
 }
 """
 
@@ -248,6 +314,68 @@ def main():
                   "%s: no file: -1, \"%s\", the workspace unchanged" % (kind, msg))
             check(said["train"][0] == "0" and same(got("train"), full),
                   "%s: load_weights into the training workspace: the file's values at train_params" % kind)
+
+        # --embed-weights
+        emb = {k: (np.abs(v) + 0.5 if "running_var" in k else v * 0.2) for k, v in values.items()}
+        wfile = os.path.join(tmp, "embed.safetensors")
+        safetensors(wfile, [(k, "F32", v) for k, v in emb.items()])
+        dirs = {}
+        for name, target, extra in (("c", "c", ["--embed-weights", "--weights", wfile]),
+                                    ("embedded", "cuda", ["--embed-weights", "--weights", wfile]),
+                                    ("loaded", "cuda", [])):
+            dirs[name] = os.path.join(tmp, "e-" + name)
+            rc, msg = sh([snnc, "compile", model, "--target", target, "-o", dirs[name]] + extra)
+            if rc != 0:
+                print("FAIL: snnc compile --target %s %s\n%s" % (target, " ".join(extra), msg))
+                return 1
+        shutil.copy(wfile, dirs["loaded"])
+        with open(os.path.join(dirs["c"], "main.c"), "w") as f:
+            f.write(EMBED_C % subst)
+        rc, msg = sh([cc] + C_FLAGS + ["-o", "prog", "main.c", p + ".c", "-lm"], cwd=dirs["c"])
+        if rc != 0:
+            print("FAIL: the C target's embedded program does not build\n%s" % msg[-3000:])
+            return 1
+        ref = np.frombuffer(subprocess.run([os.path.join(dirs["c"], "prog")], capture_output=True).stdout, np.float32)
+
+        def floats(name, d):
+            with open(os.path.join(dirs[d], p + ".h")) as f:
+                return int(re.search(r"#define %s_%s (\d+)L" % (P, name), f.read()).group(1))
+
+        check(floats("WORKSPACE_FLOATS", "embedded") == floats("WORKSPACE_FLOATS", "loaded") - floats("PARAM_FLOATS", "loaded")
+              and floats("PARAM_FLOATS", "embedded") == n,
+              "--embed-weights: the workspace holds no parameters (%d floats, %d without embedding)" %
+              (floats("WORKSPACE_FLOATS", "embedded"), floats("WORKSPACE_FLOATS", "loaded")))
+        with open(os.path.join(dirs["embedded"], p + ".h")) as f:
+            check("load_weights" not in f.read(), "--embed-weights: the header declares no load_weights")
+        for kind in [b[0] for b in builds]:
+            outs = {}
+            for d in ("embedded", "loaded"):
+                src = "main.c" if kind == "emulated" else "main.cu"
+                with open(os.path.join(dirs[d], src), "w") as f:
+                    f.write(EMBED_CU % subst)
+                load = [] if d == "embedded" else ["-DLOAD"]
+                if kind == "emulated":
+                    cmd = [cc] + C_FLAGS + ["-Wpedantic", "-DSNNC_CUDA_EMULATE"] + load + [
+                        "-o", "prog", "-x", "c", p + ".cu", "-x", "none", "main.c", "-lm"]
+                else:
+                    cmd = [nvcc] + NVCC_FLAGS + load + ["-o", "prog", p + ".cu", "main.cu", "-lcublas"]
+                rc, msg = sh(cmd, cwd=dirs[d])
+                check(rc == 0, "%s, %s: the forward program and the .cu build%s" % (
+                    kind, d, "" if rc == 0 else "\n" + msg[-3000:]))
+                if rc != 0 or (kind == "nvcc" and not gpu):
+                    continue
+                r = subprocess.run([os.path.join(dirs[d], "prog")], capture_output=True, cwd=dirs[d])
+                check(r.returncode == 0, "%s, %s: the forward program exits %d: %s" % (kind, d, r.returncode, r.stderr))
+                outs[d] = np.frombuffer(r.stdout, np.float32)
+            if len(outs) < 2:
+                if kind == "nvcc":
+                    print("nvcc: the --embed-weights programs not run (no GPU)")
+                continue
+            check(outs["embedded"].tobytes() == outs["loaded"].tobytes() and outs["embedded"].size == ref.size,
+                  "%s: --embed-weights gives the outputs of load_weights of the same file, bit for bit" % kind)
+            err = float(np.abs(outs["embedded"] - ref).max()) / max(1.0, float(np.abs(ref).max()))
+            check(err <= 1e-5 and np.isfinite(ref).all() and np.ptp(ref) > 0,
+                  "%s: --embed-weights: the C target's outputs within %.2g of the largest (1e-5)" % (kind, err))
     print("%d checks, %d failed" % (checks, failed))
     return 1 if failed else 0
 

@@ -162,7 +162,7 @@ void cu_dense_bwd(TargetEmitter *em, const IrPlan *P, int i) {
     }
     cu_open_host(e, P, i, 0);
     if (P->at[in].needgrad) /* gx = gy w (nvcc calls a variable only cast to void unused) */
-        cg_line(e, "const float *w = %s;", cp_param(e, x->param[0]));
+        cg_line(e, "const float *w = %s;", cu_param_host(e, x->param[0]));
     cg_line(e, "float *dw = %s;", cp_grad(e, x->param[0]));
     cg_line(e, "const long rows = (long)(to - from) * B;");
     cg_line(e, "const float *gy = %s;", cp_at(e, P, i, 'g', "from"));

@@ -140,6 +140,61 @@ void cu_encode_steps(Emit *e, const IrPlan *P, const char *t0, const char *t1, c
 
 /* ---- the opening: the macros that make the file CUDA or plain C ---- */
 
+/* --embed-weights: each parameter a constant array in the GPU's memory
+   (<net>_w<k>, __device__, which kernels read by name: cp_param), and
+   <net>_wd their device addresses, which the host code passes to the
+   kernels and to cuBLAS (cu_param_host), looked up once by <net>_weights
+   (step and forward call it). */
+static void embedded_weights(Emit *e) {
+    const IrGraph *g = e->g;
+    const char *p = e->p, *P = e->P;
+    if (!g->params.len)
+        return;
+    cg_blank(e);
+    cg_line(e, "#ifdef SNNC_CUDA_EMULATE");
+    cg_line(e, "#define %s_WEIGHT static const", P);
+    cg_line(e, "#else");
+    cg_line(e, "#define %s_WEIGHT static __device__ const", P);
+    cg_line(e, "#endif");
+    for (int i = 0; i < g->params.len; i++) {
+        const IrParam *q = &g->params.items[i];
+        cg_blank(e);
+        cg_line(e, "%s_WEIGHT float %s_w%d[%lld] = { /* %s */", P, p, i, (long long)q->count, q->name);
+        Buf s = {0};
+        for (int64_t k = 0; k < q->count; k++) {
+            buf_printf(&s, "%s%s,", k % 8 ? " " : "    ", cg_flt(e, e->opt->embedded[q->off + k]));
+            if (k % 8 == 7 || k == q->count - 1) {
+                cg_line(e, "%s", s.data);
+                s.len = 0;
+                s.data[0] = 0;
+            }
+        }
+        buf_free(&s);
+        cg_line(e, "};");
+    }
+    cg_blank(e);
+    cg_line(e, "/* Their device addresses (every call looks them up until all are known). */");
+    cg_line(e, "static const float *%s_wd[%d];", p, g->params.len);
+    cg_blank(e);
+    cg_line(e, "static int %s_weights(void)", p);
+    cg_line(e, "{");
+    cg_line(e, "#ifdef SNNC_CUDA_EMULATE");
+    for (int i = 0; i < g->params.len; i++)
+        cg_line(e, "    %s_wd[%d] = %s_w%d;", p, i, p, i);
+    cg_line(e, "#else");
+    cg_line(e, "    void *a;");
+    cg_line(e, "    if (%s_wd[%d])", p, g->params.len - 1);
+    cg_line(e, "        return 0;");
+    for (int i = 0; i < g->params.len; i++) {
+        cg_line(e, "    if (cudaGetSymbolAddress(&a, %s_w%d) != cudaSuccess)", p, i);
+        cg_line(e, "        return -1;");
+        cg_line(e, "    %s_wd[%d] = (const float *)a;", p, i);
+    }
+    cg_line(e, "#endif");
+    cg_line(e, "    return 0;");
+    cg_line(e, "}");
+}
+
 static void opening(Emit *e) {
     const char *p = e->p, *P = e->P;
     const IrGraph *g = e->g;
@@ -245,6 +300,8 @@ static void opening(Emit *e) {
     if (g->train)
         cu_train_opening(e);
     capi_param_table(e);
+    if (e->opt->embedded)
+        embedded_weights(e);
     /* the step counter, as the portable target keeps it */
     const IrPlan *Pl = &g->infer;
     cg_blank(e);
@@ -269,7 +326,6 @@ static void opening(Emit *e) {
 
 static TargetEmitter *cuda_begin(const IrGraph *g, const CgenOptions *opt) {
     const char *no = opt->static_ws ? "--static (the workspace is the caller's device memory)"
-                     : opt->embedded ? "--embed-weights (the caller copies the parameters to the device)"
                      : opt->math == MATH_FAST ? "--math fast (it computes as --math exact)"
                                               : NULL;
     if (no) {
@@ -316,7 +372,15 @@ void cu_api_tail(Emit *e) {
     cg_line(e, "}");
 }
 
+const char *cu_param_host(Emit *e, int k) {
+    if (e->opt->embedded)
+        return arena_printf(e->g->arena, "%s_wd[%d]", e->p, k);
+    return cp_param(e, k);
+}
+
 void cu_bind(Emit *e) {
+    if (e->opt->embedded && e->g->params.len)
+        cg_line(e, "err |= %s_weights() != 0; /* the embedded parameters' device addresses */", e->p);
     if (has_products(e->g))
         cg_line(e, "err |= %s_bind(blas, st) != 0;", e->p);
     else
@@ -362,7 +426,7 @@ static void gen_reset(Emit *e) {
 static void gen_weights(Emit *e) {
     const IrGraph *g = e->g;
     const char *p = e->p, *P = e->P;
-    if (e->opt->no_loader || !g->params.len)
+    if (e->opt->no_loader || e->opt->embedded || !g->params.len)
         return;
     capi_weights(e, 1, 1);
     cg_blank(e);
@@ -634,8 +698,13 @@ static void header(Emit *e, Buf *h) {
             shape_str(g->arena, &g->nodes.items[g->output].shape), readout_names[g->readout]);
     cg_line(x, "   Inference on an NVIDIA GPU (docs/generated-code.md). The workspace, the input and");
     cg_line(x, "   the output are device memory: the workspace WORKSPACE_SIZE bytes (cudaMalloc's");
-    cg_line(x, "   alignment), starting with the parameters at the offsets of %s_params, which", p);
-    cg_line(x, "   the caller copies there%s.", !e->opt->no_loader && g->params.len ? " (or load_weights or init_weights writes)" : "");
+    if (e->opt->embedded) {
+        cg_line(x, "   alignment). The parameters are compiled in (--embed-weights): device memory of");
+        cg_line(x, "   the module, not of the workspace.");
+    } else {
+        cg_line(x, "   alignment), starting with the parameters at the offsets of %s_params, which", p);
+        cg_line(x, "   the caller copies there%s.", !e->opt->no_loader && g->params.len ? " (or load_weights or init_weights writes)" : "");
+    }
     cg_line(x, "   Every function queues its work on `stream`%s", blas ? ";" : ".");
     if (blas)
         cg_line(x, "   the matrix products go through cuBLAS with `blas`, bound to that stream.");
@@ -670,14 +739,14 @@ static void header(Emit *e, Buf *h) {
             P, g->readout == RO_STEPS);
     cg_line(x, "#define %s_NUM_PARAMS %d", P, g->params.len);
     cg_line(x, "#define %s_NUM_PROBES %d", P, g->probes.len);
-    cg_line(x, "#define %s_PARAM_FLOATS %lldL /* the parameters, at the start of the workspace */", P,
-            (long long)g->param_floats);
+    cg_line(x, "#define %s_PARAM_FLOATS %lldL /* the parameters, %s */", P, (long long)g->param_floats,
+            e->opt->embedded ? "compiled in (none in the workspace)" : "at the start of the workspace");
     cg_line(x, "#define %s_WORKSPACE_FLOATS %lldL", P, ws_floats(e));
     cg_line(x, "#define %s_WORKSPACE_SIZE (%s_WORKSPACE_FLOATS * sizeof(float)) /* bytes of device memory */", P, P);
     cg_line(x, "extern const long %s_workspace_floats; /* the same, for dynamic loaders */", p);
     capi_param_header(x);
     cg_blank(x);
-    if (!e->opt->no_loader && g->params.len) {
+    if (!e->opt->no_loader && !e->opt->embedded && g->params.len) {
         cg_line(x, "/* Load the parameters from a safetensors file (F32, or F64, F16, BF16 converted;");
         cg_line(x, "   names and shapes as in %s_params) into the device workspace, inference's or", p);
         cg_line(x, "   training's, through host memory; waits for the stream. With allow_missing,");

@@ -134,6 +134,10 @@ void cu_run_groups(Emit *e, const IrPlan *P, const char *c0, const char *c1, con
 void cu_api_head(Emit *e, const char *sig);
 void cu_api_tail(Emit *e);
 void cu_bind(Emit *e);
+/* Parameter k's address in host code, for a launch's argument or cuBLAS:
+   cp_param's, or under --embed-weights its device address (<net>_wd[k]);
+   kernels name an embedded parameter itself (cp_param). */
+const char *cu_param_host(Emit *e, int k);
 int cu_has_products(const IrGraph *g);
 /* The input of steps [t0, t1) (C expressions) encoded into spikes from the
    intensities `input` (encode rate and latency), as the samples from

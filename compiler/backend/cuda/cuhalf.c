@@ -253,7 +253,7 @@ static void open_outs(Emit *e, const IrNode *x, long long I) {
     e->ind++;
     cg_line(e, "const long ob = %lld - o0 < %lld ? %lld - o0 : %lld;", O, ob, O, ob);
     cg_line(e, "%s_LAUNCH(ob * %lld, st, %s_half_k, (%s + o0 * %lld, w16, ob * %lld, %lld, %lld, 0));", e->P, I, e->p,
-            cp_param(e, x->param[0]), I, I, I, I);
+            cu_param_host(e, x->param[0]), I, I, I, I);
 }
 
 /* Opens the loop over the blocks of steps [t0, t1) of [from, to), rounding
@@ -306,7 +306,7 @@ void cu_half_dense_fwd(Emit *e, const IrPlan *P, int i) {
     cg_line(e, "uint16_t *yt = %s + o0;", cp_half_at(e, P, i, "t0"));
     if (x->bias)
         cg_line(e, "%s_LAUNCH(rows * ob, st, %s_bias16_k, (yt, %s + o0, rows * ob, ob, %lld));", e->P, e->p,
-                cp_param(e, x->param[1]), O);
+                cu_param_host(e, x->param[1]), O);
     cg_line(e, "if (%s_gemm16(blas, 0, 1, rows, ob, %lld, x16, %lld, w16, %lld, yt, 1, %lld, %s) != 0) /* y = x w^T%s */",
             e->p, I, I, I, O, x->bias ? "1.0f" : "0.0f", x->bias ? " + b" : "");
     cg_line(e, "    return -1;");
@@ -372,7 +372,7 @@ void cu_half_dense_bwd(Emit *e, const IrPlan *P, int i) {
         e->ind++;
         open_cols(e, I, cols_of_weights(x, I));
         cg_line(e, "%s_LAUNCH(%lld * ib, st, %s_half_k, (%s, w16, %lld * ib, ib, %lld, i0));", e->P, O, e->p,
-                cp_param(e, x->param[0]), O, I);
+                cu_param_host(e, x->param[0]), O, I);
         cg_line(e, "if (%s_gemm16(blas, 0, 0, rows, ib, %lld, gy, %lld, w16, ib, %s + i0, 0, %lld, 1.0f) != 0)", e->p, O,
                 O, cp_at(e, P, in, 'g', "from"), I);
         cg_line(e, "    return -1; /* gx += gy w */");

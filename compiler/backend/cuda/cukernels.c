@@ -211,9 +211,9 @@ void cu_dense_fwd(TargetEmitter *em, const IrPlan *P, int i) {
         return;
     }
     cu_open_host(e, P, i, 1);
-    cg_line(e, "const float *w = %s;", cp_param(e, x->param[0]));
+    cg_line(e, "const float *w = %s;", cu_param_host(e, x->param[0]));
     if (x->bias)
-        cg_line(e, "const float *bias = %s;", cp_param(e, x->param[1]));
+        cg_line(e, "const float *bias = %s;", cu_param_host(e, x->param[1]));
     if (P->at[in].inv && !P->at[i].inv) {
         /* an input stored once, an output at every step: a product per step */
         cg_line(e, "const long rows = B;");
@@ -399,9 +399,9 @@ void cu_conv_fwd(TargetEmitter *em, const IrPlan *P, int i) {
     ConvDims d = cp_conv_dims(e, x);
     int64_t s = cp_scratch(e, P);
     cu_open_host(e, P, i, 1);
-    cg_line(e, "const float *w = %s;", cp_param(e, x->param[0]));
+    cg_line(e, "const float *w = %s;", cu_param_host(e, x->param[0]));
     if (x->bias)
-        cg_line(e, "const float *bias = %s;", cp_param(e, x->param[1]));
+        cg_line(e, "const float *bias = %s;", cu_param_host(e, x->param[1]));
     cg_line(e, "float *col = ws + %lld, *yg = ws + %lld;", (long long)(s + e->col), (long long)(s + e->obuf));
     cg_line(e, "const long np = B * %lld;", d.P);
     cg_line(e, "for (int t = from; t < to; t++) {");
@@ -436,7 +436,7 @@ void cu_conv_bwd(TargetEmitter *em, const IrPlan *P, int i) {
     int64_t s = cp_scratch(e, P);
     int dx = P->at[x->in[0]].needgrad != 0;
     cu_open_host(e, P, i, 0);
-    cg_line(e, "const float *w = %s;", cp_param(e, x->param[0]));
+    cg_line(e, "const float *w = %s;", cu_param_host(e, x->param[0]));
     cg_line(e, "float *dw = %s;", cp_grad(e, x->param[0]));
     cg_line(e, "float *col = ws + %lld, *gg = ws + %lld, *dcol = ws + %lld;", (long long)(s + e->col),
             (long long)(s + e->obuf), (long long)(s + e->dcol));
