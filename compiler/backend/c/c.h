@@ -288,6 +288,9 @@ void capi_api(TargetEmitter *em);
    offsets) and, in the header, its type and declaration. */
 void capi_param_table(Emit *e);
 void capi_param_header(Emit *e);
+/* --embed-weights: parameter k as the array "<qual> float <net>_w<k>[count]",
+   its values in their shortest exact form, 8 to a line. */
+void capi_embedded(Emit *e, const char *qual, int k);
 /* splitmix64 and its uniform (<net>_mix, <net>_unit, each name followed
    by suffix, the functions qualified by qual, such as "static"): the
    generated code's one random number generator. */

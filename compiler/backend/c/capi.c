@@ -109,28 +109,31 @@ void capi_mix(Emit *e, const char *qual, const char *suffix) {
     cg_line(e, "}");
 }
 
+void capi_embedded(Emit *e, const char *qual, int k) {
+    const IrParam *q = &e->g->params.items[k];
+    cg_blank(e);
+    cg_line(e, "%s float %s_w%d[%lld] = { /* %s */", qual, e->p, k, (long long)q->count, q->name);
+    Buf s = {0};
+    for (int64_t j = 0; j < q->count; j++) {
+        buf_printf(&s, "%s%s,", j % 8 ? " " : "    ", cg_flt(e, e->opt->embedded[q->off + j]));
+        if (j % 8 == 7 || j == q->count - 1) {
+            cg_line(e, "%s", s.data);
+            s.len = 0;
+            s.data[0] = 0;
+        }
+    }
+    buf_free(&s);
+    cg_line(e, "};");
+}
+
 static void gen_params(Emit *e) {
     const IrGraph *g = e->g;
     if (!g->params.len)
         return;
     capi_param_table(e);
     if (e->opt->embedded) {
-        for (int i = 0; i < g->params.len; i++) {
-            const IrParam *q = &g->params.items[i];
-            cg_blank(e);
-            cg_line(e, "static const float %s_w%d[%lld] = { /* %s */", e->p, i, (long long)q->count, q->name);
-            Buf s = {0};
-            for (int64_t k = 0; k < q->count; k++) {
-                buf_printf(&s, "%s%s,", k % 8 ? " " : "    ", cg_flt(e, e->opt->embedded[q->off + k]));
-                if (k % 8 == 7 || k == q->count - 1) {
-                    cg_line(e, "%s", s.data);
-                    s.len = 0;
-                    s.data[0] = 0;
-                }
-            }
-            buf_free(&s);
-            cg_line(e, "};");
-        }
+        for (int i = 0; i < g->params.len; i++)
+            capi_embedded(e, "static const", i);
         return;
     }
     if (!e->opt->no_loader)

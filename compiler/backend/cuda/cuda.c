@@ -156,22 +156,8 @@ static void embedded_weights(Emit *e) {
     cg_line(e, "#else");
     cg_line(e, "#define %s_WEIGHT static __device__ const", P);
     cg_line(e, "#endif");
-    for (int i = 0; i < g->params.len; i++) {
-        const IrParam *q = &g->params.items[i];
-        cg_blank(e);
-        cg_line(e, "%s_WEIGHT float %s_w%d[%lld] = { /* %s */", P, p, i, (long long)q->count, q->name);
-        Buf s = {0};
-        for (int64_t k = 0; k < q->count; k++) {
-            buf_printf(&s, "%s%s,", k % 8 ? " " : "    ", cg_flt(e, e->opt->embedded[q->off + k]));
-            if (k % 8 == 7 || k == q->count - 1) {
-                cg_line(e, "%s", s.data);
-                s.len = 0;
-                s.data[0] = 0;
-            }
-        }
-        buf_free(&s);
-        cg_line(e, "};");
-    }
+    for (int i = 0; i < g->params.len; i++)
+        capi_embedded(e, arena_printf(g->arena, "%s_WEIGHT", P), i);
     cg_blank(e);
     cg_line(e, "/* Their device addresses (every call looks them up until all are known). */");
     cg_line(e, "static const float *%s_wd[%d];", p, g->params.len);
