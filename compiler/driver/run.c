@@ -282,9 +282,61 @@ IrGraph *drv_read_input(Arena *a, Options *o, SnnrtTensor *x) {
     return g;
 }
 
+/* The input's sequence through the loaded code: outs[0] the output of
+   forward, outs[1 + k] record k of every step, [T, B, ...], from the same
+   sequence run step by step. 0, or -1 after reporting. */
+static int run_sequence(const IrGraph *g, LoadedModel *m, float *ws, int batch, const SnnrtTensor *x,
+                        SnnrtTensor *outs) {
+    const IrNode *on = &g->nodes.items[g->output];
+    long long T = g->timesteps, B = batch;
+    long long lead[2] = {T, B};
+    int steps = g->readout == RO_STEPS;
+    int ok = make_tensor(&outs[0], steps ? lead : lead + 1, steps ? 2 : 1, &on->shape) == 0;
+    for (int k = 0; ok && k < g->probes.len; k++)
+        ok = make_tensor(&outs[1 + k], lead, 2, &g->nodes.items[g->probes.items[k].node].shape) == 0;
+    if (!ok) {
+        error_plain("out of memory");
+        return -1;
+    }
+    m->forward(ws, batch, x->data, outs[0].data);
+    if (!g->probes.len)
+        return 0;
+    size_t nin = (size_t)B * (size_t)shape_count(&g->nodes.items[g->input].shape);
+    m->reset(ws, batch);
+    for (long long t = 0; t < T; t++) {
+        m->step(ws, batch, x->data + (g->encoding == ENC_SEQUENCE ? (size_t)t * nin : 0), NULL);
+        for (int k = 0; k < g->probes.len; k++) {
+            size_t c = (size_t)B * (size_t)g->probes.items[k].count;
+            memcpy(outs[1 + k].data + (size_t)t * c, m->probe(ws, k), c * sizeof(float));
+        }
+    }
+    return 0;
+}
+
+/* The output (unless only records are wanted), the records that have a
+   file, and --plot's plots. 0, or -1 after reporting. */
+static int write_run(Arena *a, const Options *o, const IrGraph *g, int batch, const SnnrtTensor *outs) {
+    const char **dst = arena_alloc(a, sizeof(char *) * (size_t)(g->probes.len + 1));
+    const SnnrtTensor **val = arena_alloc(a, sizeof(SnnrtTensor *) * (size_t)(g->probes.len + 1));
+    int n = 0;
+    if (o->npy_out) {
+        dst[n] = o->npy_out;
+        val[n++] = &outs[0];
+    }
+    for (int k = 0; k < g->probes.len; k++) {
+        if (!o->records[k].file) /* --plot's own */
+            continue;
+        dst[n] = o->records[k].file;
+        val[n++] = &outs[1 + k];
+    }
+    if (write_results(a, n, dst, val) != 0)
+        return -1;
+    return o->plot ? plot_write(a, g, o->plot, batch, outs + 1) : 0;
+}
+
 /* snnc run: the model's inference code, built and loaded by its target,
-   runs the input's sequence with forward; records come from the same
-   sequence run step by step (its records are the values of every step). */
+   runs the input's sequence (run_sequence), and the results are written
+   (write_run). */
 int cmd_run(Arena *a, Options *o) {
     SnnrtTensor x;
     memset(&x, 0, sizeof x);
@@ -333,47 +385,8 @@ int cmd_run(Arena *a, Options *o) {
     memcpy(ws, w, sizeof(float) * (size_t)g->param_floats);
     if (m.seed)
         m.seed(ws, drv_run_seed(o, g));
-    {
-        const IrNode *on = &g->nodes.items[g->output];
-        long long T = g->timesteps, B = batch;
-        long long lead[2] = {T, B};
-        int steps = g->readout == RO_STEPS;
-        int ok = make_tensor(&outs[0], steps ? lead : lead + 1, steps ? 2 : 1, &on->shape) == 0;
-        for (int k = 0; ok && k < g->probes.len; k++)
-            ok = make_tensor(&outs[1 + k], lead, 2, &g->nodes.items[g->probes.items[k].node].shape) == 0;
-        if (!ok) {
-            error_plain("out of memory");
-            goto out;
-        }
-        m.forward(ws, batch, x.data, outs[0].data);
-        if (g->probes.len) {
-            size_t nin = (size_t)B * (size_t)shape_count(&g->nodes.items[g->input].shape);
-            m.reset(ws, batch);
-            for (long long t = 0; t < T; t++) {
-                m.step(ws, batch, x.data + (g->encoding == ENC_SEQUENCE ? (size_t)t * nin : 0), NULL);
-                for (int k = 0; k < g->probes.len; k++) {
-                    size_t c = (size_t)B * (size_t)g->probes.items[k].count;
-                    memcpy(outs[1 + k].data + (size_t)t * c, m.probe(ws, k), c * sizeof(float));
-                }
-            }
-        }
-        /* the output (unless only records are wanted), then the records */
-        const char **dst = arena_alloc(a, sizeof(char *) * (size_t)(g->probes.len + 1));
-        const SnnrtTensor **val = arena_alloc(a, sizeof(SnnrtTensor *) * (size_t)(g->probes.len + 1));
-        int n = 0;
-        if (o->npy_out) {
-            dst[n] = o->npy_out;
-            val[n++] = &outs[0];
-        }
-        for (int k = 0; k < g->probes.len; k++) {
-            if (!o->records[k].file) /* --plot's own */
-                continue;
-            dst[n] = o->records[k].file;
-            val[n++] = &outs[1 + k];
-        }
-        if (write_results(a, n, dst, val) == 0 && (!o->plot || plot_write(a, g, o->plot, batch, outs + 1) == 0))
-            rc = 0;
-    }
+    if (run_sequence(g, &m, ws, batch, &x, outs) == 0 && write_run(a, o, g, batch, outs) == 0)
+        rc = 0;
 out:
     drv_unload(o, &m);
     if (outs)
