@@ -1094,6 +1094,97 @@ static const char *spiking_for(Imp *I, const char *op) {
     return eq + 1;
 }
 
+/* A Constant node: its tensor becomes a constant that later nodes read. */
+static int node_constant(Imp *I, const Onnx__NodeProto *n) {
+    const Onnx__AttributeProto *v = attr(n, "value");
+    Const c;
+    if (!v || !v->t || n->n_attribute != 1) {
+        bad(I, n, "only a Constant with a tensor 'value' is supported");
+        return 0;
+    }
+    if (tensor_floats(I, n, v->t, &c) != 0)
+        return 0;
+    c.name = n->output[0];
+    add_const(I, c);
+    return 1;
+}
+
+/* A node of domain snn: a neuron layer (a built-in model, or Neuron with
+   its 'model'), or Prev. */
+static int node_snn(Imp *I, const Onnx__NodeProto *n, const char *op, const char *name) {
+    static const char *const models[] = {"LIF", "IF", "LI", "PLIF", "ARLIF", "DALIF"};
+    const char *model = NULL;
+    for (size_t k = 0; k < sizeof models / sizeof *models; k++)
+        if (!strcmp(op, models[k]))
+            model = models[k];
+    if (!strcmp(op, "Neuron")) {
+        const Onnx__AttributeProto *ma = attr(n, "model");
+        const char *mn = ma && ma->has_s ? safe_symbol(I, &ma->s) : NULL;
+        if (!mn || strchr(mn, '(')) {
+            bad(I, n, "needs a string attribute 'model' naming a neuron model");
+            return 0;
+        }
+        model = mn;
+    }
+    if (!strcmp(op, "Prev")) {
+        const Onnx__AttributeProto *sa = attr(n, "source");
+        if (!sa || !sa->has_s || sa->s.len == 0 || sa->s.len > 4096 || n->n_input != 0) {
+            bad(I, n, "needs a string attribute 'source' naming a value, and no inputs");
+            return 0;
+        }
+        /* resolved at the end (the source may come later): a mark holds
+           the index of the source, never the model's text */
+        buf_printf(&I->text, "  %s = prev(\001%d\001);", name, I->prev_sources.len);
+        vec_push(I->a, &I->prev_sources, arena_strndup(I->a, (const char *)sa->s.data, sa->s.len));
+        Shape unknown = {0, {0}};
+        define(I, n, name, &unknown);
+        return 1;
+    }
+    if (!model) {
+        bad(I, n, "unknown operator of domain snn (LIF, IF, LI, PLIF, ARLIF, DALIF, Neuron, Prev)");
+        return 0;
+    }
+    return op_neuron(I, n, name, model);
+}
+
+/* A node of the standard operators (docs/onnx.md); MatMul may take the
+   next node (an Add of its bias) with it, setting *skip_next. */
+static int node_standard(Imp *I, const Onnx__NodeProto *n, const char *op, const char *name,
+                         const Onnx__NodeProto *next, int *skip_next) {
+    if (!strcmp(op, "Gemm"))
+        return op_gemm(I, n, name);
+    if (!strcmp(op, "MatMul"))
+        return op_matmul(I, n, name, next, skip_next);
+    if (!strcmp(op, "Conv"))
+        return op_conv(I, n, name);
+    if (!strcmp(op, "Pad"))
+        return op_pad(I, n);
+    if (!strcmp(op, "MaxPool") || !strcmp(op, "AveragePool"))
+        return op_pool(I, n, name, op[0] == 'M', 0);
+    if (!strcmp(op, "GlobalAveragePool"))
+        return op_pool(I, n, name, 0, 1);
+    if (!strcmp(op, "Flatten"))
+        return op_flatten(I, n, name);
+    if (!strcmp(op, "Reshape"))
+        return op_reshape(I, n, name);
+    if (!strcmp(op, "BatchNormalization"))
+        return op_batchnorm(I, n, name);
+    if (!strcmp(op, "Add"))
+        return op_add(I, n, name);
+    if (!strcmp(op, "Mul"))
+        return op_mul(I, n, name);
+    if (!strcmp(op, "Identity"))
+        return op_unary(I, n, name, "identity");
+    if (!strcmp(op, "Dropout"))
+        return op_unary(I, n, name, "dropout");
+    if (!strcmp(op, "Relu"))
+        return op_unary(I, n, name, "ReLU");
+    bad(I, n, "operator %s is not supported (see docs/onnx.md)", q(I, op));
+    return 0;
+}
+
+/* Node idx of the graph, as a line of the model's text (or a constant);
+   1, or 0 after reporting. */
 static int node(Imp *I, size_t idx, int *skip_next) {
     const Onnx__NodeProto *n = I->m->graph->node[idx];
     const Onnx__NodeProto *next = idx + 1 < I->m->graph->n_node ? I->m->graph->node[idx + 1] : NULL;
@@ -1107,99 +1198,28 @@ static int node(Imp *I, size_t idx, int *skip_next) {
         bad(I, n, "output '%s' is defined twice", q(I, n->output[0]));
         return 0;
     }
-    if (!strcmp(op, "Constant") && !*dom) {
-        const Onnx__AttributeProto *v = attr(n, "value");
-        Const c;
-        if (!v || !v->t || n->n_attribute != 1) {
-            bad(I, n, "only a Constant with a tensor 'value' is supported");
-            return 0;
-        }
-        if (tensor_floats(I, n, v->t, &c) != 0)
-            return 0;
-        c.name = n->output[0];
-        add_const(I, c);
-        return 1;
+    if (!strcmp(op, "Constant") && !*dom)
+        return node_constant(I, n);
+    if (*dom && strcmp(dom, "snn") && strcmp(dom, "ai.onnx")) {
+        bad(I, n, "operators of domain '%s' are not supported", q(I, dom));
+        return 0;
     }
     const char *name = make_name(I, n->name, n->output[0]);
     buf_printf(&I->text, "  # node '%s' (%s%s%s)\n", q(I, n->name && *n->name ? n->name : n->output[0]), dom,
                *dom ? "::" : "", q(I, op));
-    int ok;
     const char *sp = !*dom ? spiking_for(I, op) : NULL;
-    if (sp) {
+    int ok;
+    if (sp) { /* --spiking OP=MODEL */
         Value *x = input_value(I, n, 0);
         if (!x)
             return 0;
         buf_printf(&I->text, "  %s = %s |> %s;", name, x->layer, sp);
         define(I, n, name, &x->shape);
         ok = 1;
-    } else if (!strcmp(dom, "snn")) {
-        static const char *const models[] = {"LIF", "IF", "LI", "PLIF", "ARLIF", "DALIF"};
-        const char *model = NULL;
-        for (size_t k = 0; k < sizeof models / sizeof *models; k++)
-            if (!strcmp(op, models[k]))
-                model = models[k];
-        if (!strcmp(op, "Neuron")) {
-            const Onnx__AttributeProto *ma = attr(n, "model");
-            const char *mn = ma && ma->has_s ? safe_symbol(I, &ma->s) : NULL;
-            if (!mn || strchr(mn, '(')) {
-                bad(I, n, "needs a string attribute 'model' naming a neuron model");
-                return 0;
-            }
-            model = mn;
-        }
-        if (!strcmp(op, "Prev")) {
-            const Onnx__AttributeProto *sa = attr(n, "source");
-            if (!sa || !sa->has_s || sa->s.len == 0 || sa->s.len > 4096 || n->n_input != 0) {
-                bad(I, n, "needs a string attribute 'source' naming a value, and no inputs");
-                return 0;
-            }
-            /* resolved at the end (the source may come later): a mark
-               holds the index of the source, never the model's text */
-            buf_printf(&I->text, "  %s = prev(\001%d\001);", name, I->prev_sources.len);
-            vec_push(I->a, &I->prev_sources, arena_strndup(I->a, (const char *)sa->s.data, sa->s.len));
-            Shape unknown = {0, {0}};
-            define(I, n, name, &unknown);
-            ok = 1;
-        } else if (!model) {
-            bad(I, n, "unknown operator of domain snn (LIF, IF, LI, PLIF, ARLIF, DALIF, Neuron, Prev)");
-            return 0;
-        } else
-            ok = op_neuron(I, n, name, model);
-    } else if (*dom && strcmp(dom, "ai.onnx")) {
-        bad(I, n, "operators of domain '%s' are not supported", q(I, dom));
-        return 0;
-    } else if (!strcmp(op, "Gemm"))
-        ok = op_gemm(I, n, name);
-    else if (!strcmp(op, "MatMul"))
-        ok = op_matmul(I, n, name, next, skip_next);
-    else if (!strcmp(op, "Conv"))
-        ok = op_conv(I, n, name);
-    else if (!strcmp(op, "Pad"))
-        ok = op_pad(I, n);
-    else if (!strcmp(op, "MaxPool") || !strcmp(op, "AveragePool"))
-        ok = op_pool(I, n, name, op[0] == 'M', 0);
-    else if (!strcmp(op, "GlobalAveragePool"))
-        ok = op_pool(I, n, name, 0, 1);
-    else if (!strcmp(op, "Flatten"))
-        ok = op_flatten(I, n, name);
-    else if (!strcmp(op, "Reshape"))
-        ok = op_reshape(I, n, name);
-    else if (!strcmp(op, "BatchNormalization"))
-        ok = op_batchnorm(I, n, name);
-    else if (!strcmp(op, "Add"))
-        ok = op_add(I, n, name);
-    else if (!strcmp(op, "Mul"))
-        ok = op_mul(I, n, name);
-    else if (!strcmp(op, "Identity"))
-        ok = op_unary(I, n, name, "identity");
-    else if (!strcmp(op, "Dropout"))
-        ok = op_unary(I, n, name, "dropout");
-    else if (!strcmp(op, "Relu"))
-        ok = op_unary(I, n, name, "ReLU");
-    else {
-        bad(I, n, "operator %s is not supported (see docs/onnx.md)", q(I, op));
-        return 0;
-    }
+    } else if (!strcmp(dom, "snn"))
+        ok = node_snn(I, n, op, name);
+    else
+        ok = node_standard(I, n, op, name, next, skip_next);
     if (ok)
         buf_puts(&I->text, "\n");
     return ok;
