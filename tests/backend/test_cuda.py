@@ -563,6 +563,18 @@ network ReadoutMax {
   output out readout max;
 }
 """,
+    # a neuron model without states (the library's ReLU), which the portable
+    # target runs as any neuron layer; also checked for inference
+    "stateless.snn": """
+network Stateless {
+  timesteps 4;
+  input x : [12] encode direct;
+  r = x |> dense(24) |> ReLU();
+  h = r |> dense(32) |> scale(2.0) |> LIF();
+  out = h |> dense(5) |> LI();
+  output out readout mean;
+}
+""",
     "readout_last.snn": """
 network ReadoutLast {
   timesteps 4;
@@ -1289,7 +1301,7 @@ def main():
                 failed += bad
         else:
             print("training: skipped: no runtime library (--snnrt) for the portable target's optimizer")
-        for model in models(dirs):
+        for model in models(dirs) + [os.path.join(nets, "stateless.snn")]:
             rc, ir = sh([snnc, "compile", model, "--emit-ir"])
             if rc != 0:
                 continue

@@ -633,7 +633,7 @@ void cu_neuron_fwd(TargetEmitter *em, const IrPlan *P, int i) {
     int in = x->in[0], train = cp_train(e, P);
     long long cnt = count(e, i);
     Arena *a = g->arena;
-    if (!train && b->ssteps != 1)
+    if (!train && p->states.len && b->ssteps != 1) /* a model without states (ReLU) keeps none */
         ICE("the inference plan keeps one step of the states of node %d", i);
     /* the leaves: the states in registers s0, s1, ...; x[i]; the parameters
        indexed for neuron i as the portable target indexes them */
