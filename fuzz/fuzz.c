@@ -26,7 +26,11 @@ static Arena std_arena;
 static Node *std_items;
 static int std_mark; /* the sources up to here (the library's) are kept */
 
-static const char *const targets[] = {"c", "avx512", "avx2"};
+/* The targets an input may pick; those this build lacks (llvm) are left
+   out when it starts. */
+static const char *const all_targets[] = {"c", "avx512", "avx2", "cuda", "llvm"};
+static const Target *targets[5];
+static int ntargets;
 
 void fuzz_init(void) {
     FILE *null = fopen("/dev/null", "w");
@@ -40,6 +44,11 @@ void fuzz_init(void) {
     if (diag_errors())
         ICE("the built-in neuron library does not parse");
     std_mark = src_mark();
+    for (int k = 0; k < (int)(sizeof all_targets / sizeof *all_targets); k++) {
+        const Target *t = target_lookup(all_targets[k]);
+        if (t && !t->missing)
+            targets[ntargets++] = t;
+    }
 }
 
 unsigned fuzz_variant(const uint8_t *data, size_t size) {
@@ -60,9 +69,13 @@ void fuzz_compile(Arena *a, Node *user, int train, unsigned variant, FuzzHook *a
         return;
     if (after_sema && after_sema(a, g, ctx))
         return;
+    const Target *t = targets[(variant >> 4) % (unsigned)ntargets];
+    int precision = t->precisions ? (int)((variant >> 8) % PREC_COUNT) : PREC_FP32;
     g->batch = 1 + (int)(variant % 3);
     g->train = train;
     g->chunk = variant & 4 ? 1 : 0;
+    if (train && (precision == PREC_BF16 || precision == PREC_FP16)) /* as the driver sets it */
+        g->store = precision == PREC_BF16 ? STORE_BF16 : STORE_FP16;
     PassOptions po;
     memset(&po, 0, sizeof po);
     if (pass_run_all(g, &po) != 0 || diag_errors())
@@ -74,14 +87,23 @@ void fuzz_compile(Arena *a, Node *user, int train, unsigned variant, FuzzHook *a
     CgenOptions co;
     memset(&co, 0, sizeof co);
     co.static_ws = (variant & 8) != 0;
-    const char *name = targets[(variant >> 4) % 3];
-    const Target *t = target_lookup(name);
-    if (!t)
-        ICE("no target '%s'", name);
+    co.precision = precision;
+    /* --embed-weights (inference only, as the driver allows it): the
+       parameters' values, drawn from the variant */
+    float *w = NULL;
+    if (!train && (variant & 0x1000) && g->param_floats > 0 && g->param_floats <= (1 << 20)) {
+        w = malloc(sizeof(float) * (size_t)g->param_floats);
+        if (!w)
+            ICE("out of memory");
+        for (int64_t k = 0; k < g->param_floats; k++)
+            w[k] = (float)((variant >> (k % 16)) & 0xff) / 64.0f - 2.0f;
+        co.embedded = w;
+    }
     GenFile files[TARGET_MAX_FILES];
     int n = target_generate(t, g, &co, files);
     for (int i = 0; i < n; i++)
         buf_free(&files[i].text);
+    free(w);
 }
 
 void fuzz_reset(void) {
