@@ -143,12 +143,15 @@ void cu_encode_steps(Emit *e, const IrPlan *P, const char *t0, const char *t1, c
 /* --embed-weights: each parameter a constant array in the GPU's memory
    (<net>_w<k>, __device__, which kernels read by name: cp_param), and
    <net>_wd their device addresses, which the host code passes to the
-   kernels and to cuBLAS (cu_param_host), looked up once by <net>_weights
-   (step and forward call it). */
+   kernels and to cuBLAS (cu_param_host), looked up by <net>_weights (every
+   API function calls it). A symbol has an address on each device, so the
+   addresses are kept per host thread with the device they belong to, and
+   looked up again when the thread's current device changes. */
 static void embedded_weights(Emit *e) {
     const IrGraph *g = e->g;
     const char *p = e->p, *P = e->P;
-    if (!g->params.len)
+    int n = g->params.len;
+    if (!n)
         return;
     cg_blank(e);
     cg_line(e, "#ifdef SNNC_CUDA_EMULATE");
@@ -156,29 +159,41 @@ static void embedded_weights(Emit *e) {
     cg_line(e, "#else");
     cg_line(e, "#define %s_WEIGHT static __device__ const", P);
     cg_line(e, "#endif");
-    for (int i = 0; i < g->params.len; i++)
+    for (int i = 0; i < n; i++)
         capi_embedded(e, arena_printf(g->arena, "%s_WEIGHT", P), i);
     cg_blank(e);
-    cg_line(e, "/* Their device addresses (every call looks them up until all are known). */");
-    cg_line(e, "static const float *%s_wd[%d];", p, g->params.len);
+    cg_line(e, "#ifdef SNNC_CUDA_EMULATE");
+    cg_line(e, "static const float *%s_wd[%d];", p, n);
     cg_blank(e);
     cg_line(e, "static int %s_weights(void)", p);
     cg_line(e, "{");
-    cg_line(e, "#ifdef SNNC_CUDA_EMULATE");
-    for (int i = 0; i < g->params.len; i++)
+    for (int i = 0; i < n; i++)
         cg_line(e, "    %s_wd[%d] = %s_w%d;", p, i, p, i);
+    cg_line(e, "    return 0;");
+    cg_line(e, "}");
     cg_line(e, "#else");
+    cg_line(e, "/* Their addresses on the device %s_wdev, for the calling thread. */", p);
+    cg_line(e, "static thread_local const float *%s_wd[%d];", p, n);
+    cg_line(e, "static thread_local int %s_wdev = -1;", p);
+    cg_blank(e);
+    cg_line(e, "static int %s_weights(void)", p);
+    cg_line(e, "{");
+    cg_line(e, "    int dev;");
     cg_line(e, "    void *a;");
-    cg_line(e, "    if (%s_wd[%d])", p, g->params.len - 1);
+    cg_line(e, "    if (cudaGetDevice(&dev) != cudaSuccess)");
+    cg_line(e, "        return -1;");
+    cg_line(e, "    if (dev == %s_wdev)", p);
     cg_line(e, "        return 0;");
-    for (int i = 0; i < g->params.len; i++) {
+    cg_line(e, "    %s_wdev = -1;", p);
+    for (int i = 0; i < n; i++) {
         cg_line(e, "    if (cudaGetSymbolAddress(&a, %s_w%d) != cudaSuccess)", p, i);
         cg_line(e, "        return -1;");
         cg_line(e, "    %s_wd[%d] = (const float *)a;", p, i);
     }
-    cg_line(e, "#endif");
+    cg_line(e, "    %s_wdev = dev;", p);
     cg_line(e, "    return 0;");
     cg_line(e, "}");
+    cg_line(e, "#endif");
 }
 
 static void opening(Emit *e) {
