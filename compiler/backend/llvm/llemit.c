@@ -291,25 +291,122 @@ void ll_axpy(Ll *L, LLVMValueRef y, LLVMValueRef a, LLVMValueRef x, LLVMValueRef
 /* The dense kernels write their product inline: nothing to share. */
 void ll_gemm(TargetEmitter *em) { (void)em; }
 
+/* ---- register-blocked products ---- */
+
+/* A tile of a product: TILE_MR rows of C by TILE_NV vectors of LL_LANES
+   columns, TILE_MR x TILE_NV sums held in registers over the whole run of
+   k, each step loading TILE_NV vectors of B and TILE_MR values of A for
+   2 x TILE_MR x TILE_NV vector operations (the x86 targets' micro-kernels
+   do the same in intrinsics). Eight sums of <8 x float> leave room in 16
+   vector registers (AVX2; NEON's 32 hold half as many <8 x float>). */
+#define TILE_MR 4
+#define TILE_NV 2
+#define TILE_NC (TILE_NV * LL_LANES)
+
+/* A(i, k) = a[a0 + i ai + k ak], B(k, j) = b[k bk + j], C(i, j) = c[i ci + j]. */
+typedef struct LlTile {
+    LLVMValueRef a, a0, b, bk, c, ci;
+    long long ai, ak;
+} LlTile;
+
+static LLVMValueRef tile_acc(Ll *L) {
+    LLVMValueRef acc = LLVMBuildAlloca(L->b, LLVMArrayType(L->vf, TILE_MR * TILE_NV), ll_name(L, "tile"));
+    LLVMSetAlignment(acc, 32);
+    return acc;
+}
+
+static LLVMValueRef vec_at(Ll *L, LLVMValueRef acc, int v) {
+    LLVMValueRef idx[2] = {ll_i32(L, 0), ll_i32(L, v)};
+    return LLVMBuildInBoundsGEP2(L->b, LLVMArrayType(L->vf, TILE_MR * TILE_NV), acc, idx, 2, "");
+}
+
+/* C(i, j) += the sum over k in [0, K) of A(i, k) B(k, j) for i < TILE_MR,
+   j < TILE_NC: each element in ascending k, multiply then add, the C
+   target's sums. Where its step's values of A are contiguous (a
+   gradient's), a step whose TILE_MR values are all zero is left out, as
+   the C target's product leaves it out (adding 0 x B would change no sum,
+   a zero's sign aside); strided values of A (a dense input's rows) are
+   not tested. acc: tile_acc's, from the entry
+   block (so that the sums are promoted to registers). */
+static void tile(Ll *L, LLVMValueRef acc, const LlTile *t, LLVMValueRef K) {
+    LLVMTypeRef av = LLVMVectorType(L->f32, TILE_MR);
+    for (int i = 0; i < TILE_MR; i++)
+        for (int j = 0; j < TILE_NV; j++) {
+            LLVMValueRef at = LLVMBuildNSWAdd(L->b, LLVMBuildNSWMul(L->b, t->ci, ll_i64(L, i), ""),
+                                              ll_i64(L, j * LL_LANES), "");
+            ll_store(L, ll_load(L, ll_off(L, t->c, at, NULL), LL_LANES, NULL), vec_at(L, acc, i * TILE_NV + j));
+        }
+    LlLoop k;
+    ll_loop_open(L, &k, ll_i64(L, 0), K, 1, "tile.k");
+    LLVMValueRef e = LLVMBuildNSWAdd(L->b, t->a0, LLVMBuildNSWMul(L->b, k.iv, ll_i64(L, t->ak), ""), "");
+    LLVMValueRef ak[TILE_MR], ei[TILE_MR];
+    for (int i = 0; i < TILE_MR; i++)
+        ei[i] = LLVMBuildNSWAdd(L->b, e, ll_i64(L, i * t->ai), "");
+    LLVMValueRef a = NULL; /* the step's values of A, when they are tested */
+    if (t->ai == 1) { /* contiguous: one load tests them */
+        a = LLVMBuildLoad2(L->b, av, ll_off(L, t->a, e, NULL), "");
+        LLVMSetAlignment(a, sizeof(float));
+    }
+    LlIf any;
+    if (a) {
+        LLVMValueRef nz = LLVMBuildFCmp(L->b, LLVMRealUNE, a, LLVMConstNull(av), "");
+        nz = LLVMBuildBitCast(L->b, nz, LLVMIntTypeInContext(L->ctx, TILE_MR), "");
+        ll_if(L, &any, LLVMBuildICmp(L->b, LLVMIntNE, nz, LLVMConstInt(LLVMTypeOf(nz), 0, 0), ""), "tile.event", 0);
+    }
+    /* (values of A read from memory again where they are broadcast: a load
+       that broadcasts costs no vector operation) */
+    for (int i = 0; i < TILE_MR; i++)
+        ak[i] = ll_load(L, ll_off(L, t->a, ei[i], NULL), 1, NULL);
+    LLVMValueRef bp = ll_off(L, t->b, LLVMBuildNSWMul(L->b, k.iv, t->bk, ""), NULL), bv[TILE_NV];
+    for (int j = 0; j < TILE_NV; j++)
+        bv[j] = ll_load(L, ll_off(L, bp, ll_i64(L, j * LL_LANES), NULL), LL_LANES, NULL);
+    for (int i = 0; i < TILE_MR; i++) {
+        LLVMValueRef as = ll_splat(L, ak[i], LL_LANES);
+        for (int j = 0; j < TILE_NV; j++) {
+            LLVMValueRef at = vec_at(L, acc, i * TILE_NV + j);
+            ll_store(L, LLVMBuildFAdd(L->b, ll_load(L, at, LL_LANES, NULL), LLVMBuildFMul(L->b, as, bv[j], ""), ""), at);
+        }
+    }
+    if (a)
+        ll_endif(L, &any);
+    ll_loop_close(L, &k);
+    for (int i = 0; i < TILE_MR; i++)
+        for (int j = 0; j < TILE_NV; j++) {
+            LLVMValueRef at = LLVMBuildNSWAdd(L->b, LLVMBuildNSWMul(L->b, t->ci, ll_i64(L, i), ""),
+                                              ll_i64(L, j * LL_LANES), "");
+            ll_store(L, ll_load(L, vec_at(L, acc, i * TILE_NV + j), LL_LANES, NULL), ll_off(L, t->c, at, NULL));
+        }
+}
+
 /* The dense product's blocks: DENSE_OB outputs by DENSE_KB inputs of the
    weights, transposed onto the stack (32 KB), so that the loop over a
-   block's outputs reads them contiguously. */
+   block's outputs reads them contiguously. The backward unpacks spikes
+   kept as bits DENSE_RC rows at a time. */
 #define DENSE_OB 64
 #define DENSE_KB 128
+#define DENSE_RC 64
 
 static LLVMValueRef min64(Ll *L, LLVMValueRef a, long long b) {
     return LLVMBuildSelect(L->b, LLVMBuildICmp(L->b, LLVMIntSLT, a, ll_i64(L, b), ""), a, ll_i64(L, b), "");
+}
+
+/* n rounded down to a multiple of m */
+static LLVMValueRef floor_to(Ll *L, LLVMValueRef n, long long m) {
+    return LLVMBuildNSWSub(L->b, n, LLVMBuildSRem(L->b, n, ll_i64(L, m), ""), "");
 }
 
 /* y(rows x O) = bias + x(rows x I) w^T, each output summing its bias (or
    0) first, then x[r][k] w[o][k] in ascending k, multiply then add: the C
    target's order. The loops run over blocks of outputs, then blocks of
    inputs in ascending order (the block of w transposed into wt), then the
-   rows; a row skips the inputs that are zero (a spike that did not fire),
-   as the C target's product does, and adds the others to its block of
-   outputs: a whole block in DENSE_OB / LL_LANES vectors of sums held in
-   registers over the block's inputs, the last partial block one output at
-   a time (a loop LLVM vectorizes). */
+   rows. Rows of floats go TILE_MR at a time, in tiles. Spikes kept as bits,
+   and the rows the tiles leave, go one row at a time, skipping the inputs
+   that are zero (a spike that did not fire), as the C target's product
+   does, and adding the others to the block of outputs in DENSE_OB /
+   LL_LANES vectors of sums held in registers over the block's inputs; the
+   last partial block one output at a time (a loop LLVM vectorizes). A
+   tile's test of four rows' bits would cost more than it saves (a gather,
+   and a branch as unpredictable as one row's). */
 /* Vector j of the block's sums. */
 static LLVMValueRef acc_at(Ll *L, LLVMTypeRef accty, LLVMValueRef acc, int j) {
     LLVMValueRef idx[2] = {ll_i32(L, 0), ll_i32(L, j)};
@@ -323,8 +420,8 @@ static LLVMValueRef row_input(Ll *L, LLVMValueRef xr, int bits, LLVMValueRef e0,
     return ll_load(L, ll_off(L, xr, k, NULL), 1, what);
 }
 
-static void dense_rows(Ll *L, const IrNode *x, LLVMValueRef wt, LLVMValueRef acc, LLVMValueRef rows, LLVMValueRef xt,
-                       int bits, LLVMValueRef yt) {
+static void dense_rows(Ll *L, const IrNode *x, LLVMValueRef wt, LLVMValueRef acc, LLVMValueRef tacc, LLVMValueRef cbuf,
+                       LLVMValueRef rows, LLVMValueRef xt, int bits, LLVMValueRef yt) {
     long long I = shape_count(&L->g->nodes.items[x->in[0]].shape), O = x->out;
     LLVMValueRef w = ll_param(L, x->param[0]);
     LlLoop r, ob, kb, k, o;
@@ -345,12 +442,58 @@ static void dense_rows(Ll *L, const IrNode *x, LLVMValueRef wt, LLVMValueRef acc
              ll_off(L, wt, LLVMBuildNSWAdd(L->b, LLVMBuildNSWMul(L->b, k.iv, ll_i64(L, DENSE_OB), ""), o.iv, ""), NULL));
     ll_loop_close(L, &k);
     ll_loop_close(L, &o);
-    ll_loop_open(L, &r, ll_i64(L, 0), rows, 1, "row");
+    /* columns past a partial block's end, up to its last tile's, are 0 */
+    ll_loop_open(L, &o, on, floor_to(L, LLVMBuildNSWAdd(L->b, on, ll_i64(L, TILE_NC - 1), ""), TILE_NC), 1, "pad.o");
+    ll_loop_open(L, &k, ll_i64(L, 0), kn, 1, "pad.k");
+    ll_store(L, ll_flt(L, 0.0f, 1),
+             ll_off(L, wt, LLVMBuildNSWAdd(L->b, LLVMBuildNSWMul(L->b, k.iv, ll_i64(L, DENSE_OB), ""), o.iv, ""), NULL));
+    ll_loop_close(L, &k);
+    ll_loop_close(L, &o);
+    LLVMValueRef full = LLVMBuildICmp(L->b, LLVMIntEQ, on, ll_i64(L, DENSE_OB), "");
+    /* TILE_MR rows at a time in tiles of TILE_NC outputs; a tile past the
+       block's end works on a copy of its columns in cbuf */
+    LLVMValueRef tiled = bits ? ll_i64(L, 0) : floor_to(L, rows, TILE_MR);
+    LlLoop jt;
+    ll_loop_open(L, &r, ll_i64(L, 0), tiled, TILE_MR, "rtile");
+    ll_loop_open(L, &jt, ll_i64(L, 0), on, TILE_NC, "ctile");
+    LLVMValueRef inside = LLVMBuildICmp(L->b, LLVMIntSLE, LLVMBuildNSWAdd(L->b, jt.iv, ll_i64(L, TILE_NC), ""), on, "");
+    LLVMValueRef cols = LLVMBuildNSWSub(L->b, on, jt.iv, "");
+    LLVMValueRef cdst = ll_off(L, yt, LLVMBuildNSWAdd(L->b, LLVMBuildNSWMul(L->b, r.iv, ll_i64(L, O), ""),
+                                                      LLVMBuildNSWAdd(L->b, ob.iv, jt.iv, ""), ""), NULL);
+    for (int back = 0; back < 2; back++) {
+        LlIf part;
+        LlLoop c;
+        if (back) {
+            LlTile t = {.a = ll_off(L, xt, kb.iv, NULL), .ai = I, .ak = 1, .b = ll_off(L, wt, jt.iv, NULL),
+                        .bk = ll_i64(L, DENSE_OB)};
+            t.a0 = LLVMBuildNSWMul(L->b, r.iv, ll_i64(L, I), "");
+            t.c = LLVMBuildSelect(L->b, inside, cdst, cbuf, "");
+            t.ci = LLVMBuildSelect(L->b, inside, ll_i64(L, O), ll_i64(L, TILE_NC), "");
+            tile(L, tacc, &t, kn);
+        }
+        ll_if(L, &part, LLVMBuildNot(L->b, inside, ""), back ? "ctile.out" : "ctile.in", 0);
+        for (int i = 0; i < TILE_MR; i++) {
+            LLVMValueRef yrow = ll_off(L, cdst, ll_i64(L, i * O), NULL);
+            ll_loop_open(L, &c, ll_i64(L, 0), cols, 1, back ? "ctile.out.c" : "ctile.in.c");
+            LLVMValueRef yp = ll_off(L, yrow, c.iv, NULL), bp = ll_off(L, cbuf, ll_i64(L, i * TILE_NC), NULL);
+            bp = ll_off(L, bp, c.iv, NULL);
+            if (back)
+                ll_store(L, ll_load(L, bp, 1, NULL), yp);
+            else
+                ll_store(L, ll_load(L, yp, 1, NULL), bp);
+            ll_loop_close(L, &c);
+        }
+        ll_endif(L, &part);
+    }
+    ll_loop_close(L, &jt);
+    ll_loop_close(L, &r);
+    /* the rows left over, one at a time */
+    ll_loop_open(L, &r, tiled, rows, 1, "row");
     LLVMValueRef e0 = LLVMBuildNSWAdd(L->b, LLVMBuildNSWMul(L->b, r.iv, ll_i64(L, I), ""), kb.iv, "");
     LLVMValueRef xr = bits ? xt : ll_off(L, xt, e0, "xrow");
     yr = ll_off(L, yt, LLVMBuildNSWAdd(L->b, LLVMBuildNSWMul(L->b, r.iv, ll_i64(L, O), ""), ob.iv, ""), "yrow");
-    LlIf full;
-    ll_if(L, &full, LLVMBuildICmp(L->b, LLVMIntEQ, on, ll_i64(L, DENSE_OB), ""), "full", 1);
+    LlIf whole;
+    ll_if(L, &whole, full, "full", 1);
     /* a whole block of outputs: DENSE_OB / LL_LANES vectors of sums, kept
        in registers over the block's inputs (acc is promoted to values) */
     LLVMTypeRef accty = LLVMArrayType(L->vf, DENSE_OB / LL_LANES);
@@ -372,7 +515,7 @@ static void dense_rows(Ll *L, const IrNode *x, LLVMValueRef wt, LLVMValueRef acc
     ll_loop_close(L, &k);
     for (int j = 0; j < DENSE_OB / LL_LANES; j++)
         ll_store(L, ll_load(L, acc_at(L, accty, acc, j), LL_LANES, NULL), ll_off(L, yr, ll_i64(L, j * LL_LANES), NULL));
-    ll_else(L, &full);
+    ll_else(L, &whole);
     /* the last, partial block: one output at a time */
     ll_loop_open(L, &k, ll_i64(L, 0), kn, 1, "k1");
     xk = row_input(L, xr, bits, e0, k.iv, "xk1");
@@ -385,7 +528,7 @@ static void dense_rows(Ll *L, const IrNode *x, LLVMValueRef wt, LLVMValueRef acc
     ll_loop_close(L, &o);
     ll_endif(L, &nz);
     ll_loop_close(L, &k);
-    ll_endif(L, &full);
+    ll_endif(L, &whole);
     ll_loop_close(L, &r);
     ll_loop_close(L, &kb);
     ll_loop_close(L, &ob);
@@ -399,45 +542,57 @@ void ll_dense_fwd(TargetEmitter *em, const IrPlan *P, int i) {
     LLVMValueRef wt = LLVMBuildArrayAlloca(L->b, L->f32, ll_i64(L, DENSE_OB * DENSE_KB), ll_name(L, "wt"));
     LLVMSetAlignment(wt, 64);
     LLVMValueRef acc = LLVMBuildAlloca(L->b, LLVMArrayType(L->vf, DENSE_OB / LL_LANES), ll_name(L, "acc"));
+    LLVMValueRef tacc = tile_acc(L);
+    LLVMValueRef cbuf = LLVMBuildArrayAlloca(L->b, L->f32, ll_i64(L, TILE_MR * TILE_NC), ll_name(L, "cbuf"));
+    LLVMSetAlignment(cbuf, 32);
     if (P->at[in].inv && !P->at[i].inv) {
         /* an input stored once, an output at every step: one product per step */
         LlLoop t;
         ll_loop_open(L, &t, ll_from(L), ll_to(L), 1, "t");
-        dense_rows(L, x, wt, acc, L->B, ll_at(L, in, ll_i32(L, 0), "x"), 0, ll_at(L, i, t.iv, "y"));
+        dense_rows(L, x, wt, acc, tacc, cbuf, L->B, ll_at(L, in, ll_i32(L, 0), "x"), 0, ll_at(L, i, t.iv, "y"));
         ll_loop_close(L, &t);
     } else {
         LLVMValueRef steps = LLVMBuildSExt(L->b, LLVMBuildNSWSub(L->b, ll_to(L), ll_from(L), ""), L->i64, "");
         LLVMValueRef rows = LLVMBuildNSWMul(L->b, steps, L->B, ll_name(L, "rows"));
         int bits = P->at[in].bits;
         LLVMValueRef xt = bits ? ll_bits_at(L, in, ll_from(L), "spikes") : ll_at(L, in, ll_from(L), "x");
-        dense_rows(L, x, wt, acc, rows, xt, bits, ll_at(L, i, ll_from(L), "y"));
+        dense_rows(L, x, wt, acc, tacc, cbuf, rows, xt, bits, ll_at(L, i, ll_from(L), "y"));
     }
     ll_kernel_close(L);
 }
 
-/* dw += gy^T x, db += the sum of gy's rows, gx += gy w (when dx asks):
-   over blocks of DENSE_KB inputs, and for dw of DENSE_OB outputs, so that
-   the block of dw or w stays in cache over the rows; each row adds, in
-   ascending order, gy[r][o] x[r][kb..] to dw[o][kb..] (rows whose
+/* dw += gy^T x, db += the sum of gy's rows, gx += gy w (when dx asks),
+   each element summing its terms in ascending order (rows for dw, outputs
+   for gx), multiply then add, as the C target's products do. Over blocks
+   of DENSE_KB inputs: dw in tiles of TILE_MR outputs by TILE_NC inputs
+   over DENSE_RC rows at a time (a row whose TILE_MR gradients are zero
+   adds nothing), gx in tiles of TILE_MR rows by TILE_NC inputs over the
+   outputs; what the tiles leave (the last outputs, rows and inputs) adds
+   a row at a time, gy[r][o] x[r][kb..] to dw[o][kb..] (rows whose
    gradient is zero add nothing) and gy[r][o] w[o][kb..] to gx[r][kb..].
-   Spikes kept as bits are unpacked a block of a row at a time onto the
+   Spikes kept as bits are unpacked a block of rows at a time onto the
    stack. */
 void ll_dense_bwd(TargetEmitter *em, const IrPlan *P, int i) {
     Ll *L = em;
     const IrNode *x = &L->g->nodes.items[i];
     int in = x->in[0], bits = P->at[in].bits;
     long long I = shape_count(&L->g->nodes.items[in].shape), O = x->out;
+    const long long ofull = O - O % TILE_MR;
     if (P->at[in].inv && !P->at[i].inv)
         ICE("a dense layer of a value stored once is stored at every step");
     ll_kernel_open(L, P, i, 0);
-    LLVMValueRef xs = LLVMBuildArrayAlloca(L->b, L->f32, ll_i64(L, DENSE_KB), ll_name(L, "xs"));
-    LLVMSetAlignment(xs, 64);
+    LLVMValueRef xs = NULL;
+    if (bits) {
+        xs = LLVMBuildArrayAlloca(L->b, L->f32, ll_i64(L, DENSE_RC * DENSE_KB), ll_name(L, "xs"));
+        LLVMSetAlignment(xs, 64);
+    }
+    LLVMValueRef tacc = tile_acc(L);
     LLVMValueRef steps = LLVMBuildSExt(L->b, LLVMBuildNSWSub(L->b, ll_to(L), ll_from(L), ""), L->i64, "");
     LLVMValueRef rows = LLVMBuildNSWMul(L->b, steps, L->B, ll_name(L, "rows"));
     LLVMValueRef xt = bits ? ll_bits_at(L, in, ll_from(L), "spikes") : ll_at(L, in, ll_from(L), "x");
     LLVMValueRef gy = ll_grad_at(L, i, ll_from(L), "gy");
     LLVMValueRef w = ll_param(L, x->param[0]), dw = ll_param_grad(L, x->param[0]);
-    LlLoop r, o, kb, ob, k;
+    LlLoop r, o, kb, rc, k, kt;
     if (x->bias) {
         LLVMValueRef db = ll_param_grad(L, x->param[1]);
         ll_loop_open(L, &r, ll_i64(L, 0), rows, 1, "db.r");
@@ -447,43 +602,91 @@ void ll_dense_bwd(TargetEmitter *em, const IrPlan *P, int i) {
     }
     ll_loop_open(L, &kb, ll_i64(L, 0), ll_i64(L, I), DENSE_KB, "kblock");
     LLVMValueRef kn = min64(L, LLVMBuildNSWSub(L->b, ll_i64(L, I), kb.iv, ""), DENSE_KB);
-    ll_loop_open(L, &ob, ll_i64(L, 0), ll_i64(L, O), DENSE_OB, "oblock");
-    LLVMValueRef oe = LLVMBuildNSWAdd(L->b, ob.iv, min64(L, LLVMBuildNSWSub(L->b, ll_i64(L, O), ob.iv, ""), DENSE_OB), "");
-    ll_loop_open(L, &r, ll_i64(L, 0), rows, 1, "row");
-    LLVMValueRef e0 = LLVMBuildNSWAdd(L->b, LLVMBuildNSWMul(L->b, r.iv, ll_i64(L, I), ""), kb.iv, "");
-    LLVMValueRef xr = xs;
+    LLVMValueRef kfull = floor_to(L, kn, TILE_NC);
+    /* dw: every row at once, or DENSE_RC rows at a time unpacked from bits */
+    LLVMValueRef r0 = ll_i64(L, 0), rn = rows;
+    LLVMValueRef xb = xs, bk = ll_i64(L, DENSE_KB); /* B(r, k): row r0 + r, input kb + k */
     if (bits) {
-        ll_loop_open(L, &k, ll_i64(L, 0), kn, 1, "unpack");
-        ll_store(L, ll_bit(L, xt, LLVMBuildNSWAdd(L->b, e0, k.iv, "")), ll_off(L, xs, k.iv, NULL));
+        ll_loop_open(L, &rc, ll_i64(L, 0), rows, DENSE_RC, "rchunk");
+        r0 = rc.iv;
+        rn = min64(L, LLVMBuildNSWSub(L->b, rows, r0, ""), DENSE_RC);
+        ll_loop_open(L, &r, ll_i64(L, 0), rn, 1, "unpack.r");
+        LLVMValueRef e0 = LLVMBuildNSWAdd(L->b, LLVMBuildNSWMul(L->b, LLVMBuildNSWAdd(L->b, r0, r.iv, ""),
+                                                                ll_i64(L, I), ""), kb.iv, "");
+        LLVMValueRef xr = ll_off(L, xs, LLVMBuildNSWMul(L->b, r.iv, ll_i64(L, DENSE_KB), ""), NULL);
+        ll_loop_open(L, &k, ll_i64(L, 0), kn, 1, "unpack.k");
+        ll_store(L, ll_bit(L, xt, LLVMBuildNSWAdd(L->b, e0, k.iv, "")), ll_off(L, xr, k.iv, NULL));
         ll_loop_close(L, &k);
-    } else
-        xr = ll_off(L, xt, e0, "xrow");
-    ll_loop_open(L, &o, ob.iv, oe, 1, "o");
+        ll_loop_close(L, &r);
+    } else {
+        xb = ll_off(L, xt, kb.iv, "xblock");
+        bk = ll_i64(L, I);
+    }
+    LLVMValueRef gyc = ll_off(L, gy, LLVMBuildNSWMul(L->b, r0, ll_i64(L, O), ""), NULL);
+    ll_loop_open(L, &o, ll_i64(L, 0), ll_i64(L, ofull), TILE_MR, "dw.o");
+    ll_loop_open(L, &kt, ll_i64(L, 0), kfull, TILE_NC, "dw.k");
+    LlTile t = {.a = gyc, .a0 = o.iv, .ai = 1, .ak = O, .b = ll_off(L, xb, kt.iv, NULL), .bk = bk, .ci = ll_i64(L, I)};
+    t.c = ll_off(L, dw, LLVMBuildNSWAdd(L->b, LLVMBuildNSWMul(L->b, o.iv, ll_i64(L, I), ""),
+                                        LLVMBuildNSWAdd(L->b, kb.iv, kt.iv, ""), ""), NULL);
+    tile(L, tacc, &t, rn);
+    ll_loop_close(L, &kt);
+    ll_loop_close(L, &o);
+    /* what the tiles leave: the block's last inputs of the tiled outputs,
+       every input of the outputs past them */
+    ll_loop_open(L, &o, ll_i64(L, 0), ll_i64(L, O), 1, "dw.rest");
+    LLVMValueRef k0 = LLVMBuildSelect(L->b, LLVMBuildICmp(L->b, LLVMIntSLT, o.iv, ll_i64(L, ofull), ""), kfull,
+                                      ll_i64(L, 0), "");
+    LlIf left;
+    ll_if(L, &left, LLVMBuildICmp(L->b, LLVMIntSLT, k0, kn, ""), "dw.left", 0);
+    ll_loop_open(L, &r, ll_i64(L, 0), rn, 1, "row");
     LLVMValueRef g = ll_load(
-        L, ll_off(L, gy, LLVMBuildNSWAdd(L->b, LLVMBuildNSWMul(L->b, r.iv, ll_i64(L, O), ""), o.iv, ""), NULL), 1, "g");
+        L, ll_off(L, gyc, LLVMBuildNSWAdd(L->b, LLVMBuildNSWMul(L->b, r.iv, ll_i64(L, O), ""), o.iv, ""), NULL), 1, "g");
     LlIf nz;
     ll_if(L, &nz, LLVMBuildFCmp(L->b, LLVMRealUNE, g, ll_flt(L, 0.0f, 1), ""), "nonzero", 0);
-    ll_axpy(L, ll_off(L, dw, LLVMBuildNSWAdd(L->b, LLVMBuildNSWMul(L->b, o.iv, ll_i64(L, I), ""), kb.iv, ""), NULL), g, xr,
-            kn);
+    ll_axpy(L,
+            ll_off(L, dw, LLVMBuildNSWAdd(L->b, LLVMBuildNSWMul(L->b, o.iv, ll_i64(L, I), ""),
+                                          LLVMBuildNSWAdd(L->b, kb.iv, k0, ""), ""), NULL),
+            g, ll_off(L, xb, LLVMBuildNSWAdd(L->b, LLVMBuildNSWMul(L->b, r.iv, bk, ""), k0, ""), NULL),
+            LLVMBuildNSWSub(L->b, kn, k0, ""));
     ll_endif(L, &nz);
-    ll_loop_close(L, &o);
     ll_loop_close(L, &r);
-    ll_loop_close(L, &ob);
+    ll_endif(L, &left);
+    ll_loop_close(L, &o);
+    if (bits)
+        ll_loop_close(L, &rc);
     if (P->at[in].needgrad) {
         LlIf want;
         ll_if(L, &want, LLVMBuildICmp(L->b, LLVMIntNE, ll_flag(L), ll_i32(L, 0), ""), "dx", 0);
         LLVMValueRef gx = ll_grad_at(L, in, ll_from(L), "gx");
+        LLVMValueRef rfull = floor_to(L, rows, TILE_MR);
+        ll_loop_open(L, &r, ll_i64(L, 0), rfull, TILE_MR, "gx.r");
+        ll_loop_open(L, &kt, ll_i64(L, 0), kfull, TILE_NC, "gx.k");
+        LLVMValueRef col = LLVMBuildNSWAdd(L->b, kb.iv, kt.iv, "");
+        LlTile u = {.a = gy, .a0 = LLVMBuildNSWMul(L->b, r.iv, ll_i64(L, O), ""), .ai = O, .ak = 1,
+                    .b = ll_off(L, w, col, NULL), .bk = ll_i64(L, I), .ci = ll_i64(L, I)};
+        u.c = ll_off(L, gx, LLVMBuildNSWAdd(L->b, LLVMBuildNSWMul(L->b, r.iv, ll_i64(L, I), ""), col, ""), NULL);
+        tile(L, tacc, &u, ll_i64(L, O));
+        ll_loop_close(L, &kt);
+        ll_loop_close(L, &r);
+        /* what the tiles leave: the block's last inputs of the tiled rows,
+           every input of the rows past them */
         ll_loop_open(L, &r, ll_i64(L, 0), rows, 1, "gx.row");
-        LLVMValueRef gxr =
-            ll_off(L, gx, LLVMBuildNSWAdd(L->b, LLVMBuildNSWMul(L->b, r.iv, ll_i64(L, I), ""), kb.iv, ""), NULL);
+        LLVMValueRef c0 =
+            LLVMBuildSelect(L->b, LLVMBuildICmp(L->b, LLVMIntSLT, r.iv, rfull, ""), kfull, ll_i64(L, 0), "");
+        LlIf rest;
+        ll_if(L, &rest, LLVMBuildICmp(L->b, LLVMIntSLT, c0, kn, ""), "gx.left", 0);
+        LLVMValueRef from = LLVMBuildNSWAdd(L->b, kb.iv, c0, "");
+        LLVMValueRef gxr = ll_off(L, gx, LLVMBuildNSWAdd(L->b, LLVMBuildNSWMul(L->b, r.iv, ll_i64(L, I), ""), from, ""),
+                                  NULL);
         ll_loop_open(L, &o, ll_i64(L, 0), ll_i64(L, O), 1, "gx.o");
         LLVMValueRef g1 = ll_load(
             L, ll_off(L, gy, LLVMBuildNSWAdd(L->b, LLVMBuildNSWMul(L->b, r.iv, ll_i64(L, O), ""), o.iv, ""), NULL), 1,
             "g");
         ll_axpy(L, gxr, g1,
-                ll_off(L, w, LLVMBuildNSWAdd(L->b, LLVMBuildNSWMul(L->b, o.iv, ll_i64(L, I), ""), kb.iv, ""), NULL),
-                kn);
+                ll_off(L, w, LLVMBuildNSWAdd(L->b, LLVMBuildNSWMul(L->b, o.iv, ll_i64(L, I), ""), from, ""), NULL),
+                LLVMBuildNSWSub(L->b, kn, c0, ""));
         ll_loop_close(L, &o);
+        ll_endif(L, &rest);
         ll_loop_close(L, &r);
         ll_endif(L, &want);
     }
