@@ -413,11 +413,79 @@ static LLVMValueRef acc_at(Ll *L, LLVMTypeRef accty, LLVMValueRef acc, int j) {
     return LLVMBuildInBoundsGEP2(L->b, accty, acc, idx, 2, "");
 }
 
-/* Input k of the row at xr (element e0 + k of spikes kept as bits). */
-static LLVMValueRef row_input(Ll *L, LLVMValueRef xr, int bits, LLVMValueRef e0, LLVMValueRef k, const char *what) {
-    if (bits)
-        return ll_bit(L, xr, LLVMBuildNSWAdd(L->b, e0, k, ""));
-    return ll_load(L, ll_off(L, xr, k, NULL), 1, what);
+/* The inputs of a row that are not zero, in ascending order: events_open
+   opens a loop whose body sees one of them, k (its index in the block)
+   and xk (its value); events_close ends it. Floats are tested one by one;
+   spikes kept as bits are taken 32 at a time, each set bit found by
+   counting trailing zeros, so that the loop runs once per spike instead of
+   branching on every input. */
+typedef struct LlEvents {
+    int bits;
+    LlLoop k;                       /* floats: every input; bits: groups of 32 */
+    LlIf nz;                        /* floats: the input is not zero */
+    LLVMBasicBlockRef head, exit;   /* bits: the loop over the group's set bits */
+    LLVMValueRef m, next, idx, val; /* bits: the bits left, after this one; k; xk */
+} LlEvents;
+
+static void events_open(Ll *L, LlEvents *ev, LLVMValueRef xr, int bits, LLVMValueRef e0, LLVMValueRef kn,
+                        const char *what) {
+    ev->bits = bits;
+    if (!bits) {
+        ll_loop_open(L, &ev->k, ll_i64(L, 0), kn, 1, what);
+        ev->idx = ev->k.iv;
+        ev->val = ll_load(L, ll_off(L, xr, ev->k.iv, NULL), 1, "xk");
+        ll_if(L, &ev->nz, LLVMBuildFCmp(L->b, LLVMRealUNE, ev->val, ll_flt(L, 0.0f, 1), ""), "event", 0);
+        return;
+    }
+    ll_loop_open(L, &ev->k, ll_i64(L, 0), kn, 32, what);
+    /* bits e0 + q .. e0 + q + n - 1 (n = min(32, kn - q)) from the one or
+       two words that hold them */
+    LLVMValueRef e = LLVMBuildNSWAdd(L->b, e0, ev->k.iv, "");
+    LLVMValueRef wi = LLVMBuildLShr(L->b, e, ll_i64(L, 5), ""), sh = LLVMBuildAnd(L->b, e, ll_i64(L, 31), "");
+    LLVMValueRef n = min64(L, LLVMBuildNSWSub(L->b, kn, ev->k.iv, ""), 32);
+    LLVMValueRef two = LLVMBuildICmp(L->b, LLVMIntSGT, LLVMBuildNSWAdd(L->b, sh, n, ""), ll_i64(L, 32), "");
+    LLVMValueRef w[2];
+    for (int h = 0; h < 2; h++) {
+        LLVMValueRef at = h ? LLVMBuildSelect(L->b, two, LLVMBuildNSWAdd(L->b, wi, ll_i64(L, 1), ""), wi, "") : wi;
+        LLVMValueRef word = LLVMBuildLoad2(L->b, L->i32, LLVMBuildInBoundsGEP2(L->b, L->i32, xr, &at, 1, ""), "");
+        LLVMSetAlignment(word, 4);
+        w[h] = LLVMBuildZExt(L->b, word, L->i64, "");
+    }
+    LLVMValueRef v = LLVMBuildOr(L->b, w[0], LLVMBuildShl(L->b, w[1], ll_i64(L, 32), ""), "");
+    LLVMValueRef mask = LLVMBuildSub(L->b, LLVMBuildShl(L->b, ll_i64(L, 1), n, ""), ll_i64(L, 1), "");
+    LLVMValueRef m0 = LLVMBuildAnd(L->b, LLVMBuildLShr(L->b, v, sh, ""), mask, ll_name(L, "spikes"));
+    LLVMBasicBlockRef pre = LLVMGetInsertBlock(L->b);
+    ev->head = LLVMAppendBasicBlockInContext(L->ctx, L->fn, ll_name(L, "spike.head"));
+    LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(L->ctx, L->fn, ll_name(L, "spike"));
+    ev->exit = LLVMCreateBasicBlockInContext(L->ctx, ll_name(L, "spike.end"));
+    LLVMBuildBr(L->b, ev->head);
+    LLVMPositionBuilderAtEnd(L->b, ev->head);
+    ev->m = LLVMBuildPhi(L->b, L->i64, "");
+    LLVMAddIncoming(ev->m, &m0, &pre, 1);
+    LLVMBuildCondBr(L->b, LLVMBuildICmp(L->b, LLVMIntNE, ev->m, ll_i64(L, 0), ""), body, ev->exit);
+    LLVMPositionBuilderAtEnd(L->b, body);
+    unsigned id = LLVMLookupIntrinsicID("llvm.cttz", 9);
+    LLVMTypeRef ty = L->i64;
+    LLVMValueRef args[2] = {ev->m, LLVMConstInt(L->i1, 1, 0)};
+    LLVMValueRef tz = LLVMBuildCall2(L->b, LLVMIntrinsicGetType(L->ctx, id, &ty, 1),
+                                     LLVMGetIntrinsicDeclaration(L->mod, id, &ty, 1), args, 2, "");
+    ev->idx = LLVMBuildNSWAdd(L->b, ev->k.iv, tz, "");
+    ev->val = ll_flt(L, 1.0f, 1);
+    ev->next = LLVMBuildAnd(L->b, ev->m, LLVMBuildSub(L->b, ev->m, ll_i64(L, 1), ""), "");
+}
+
+static void events_close(Ll *L, LlEvents *ev) {
+    if (!ev->bits) {
+        ll_endif(L, &ev->nz);
+        ll_loop_close(L, &ev->k);
+        return;
+    }
+    LLVMBasicBlockRef last = LLVMGetInsertBlock(L->b);
+    LLVMBuildBr(L->b, ev->head);
+    LLVMAddIncoming(ev->m, &ev->next, &last, 1);
+    LLVMAppendExistingBasicBlock(L->fn, ev->exit);
+    LLVMPositionBuilderAtEnd(L->b, ev->exit);
+    ll_loop_close(L, &ev->k);
 }
 
 static void dense_rows(Ll *L, const IrNode *x, LLVMValueRef wt, LLVMValueRef acc, LLVMValueRef tacc, LLVMValueRef cbuf,
@@ -499,35 +567,29 @@ static void dense_rows(Ll *L, const IrNode *x, LLVMValueRef wt, LLVMValueRef acc
     LLVMTypeRef accty = LLVMArrayType(L->vf, DENSE_OB / LL_LANES);
     for (int j = 0; j < DENSE_OB / LL_LANES; j++)
         ll_store(L, ll_load(L, ll_off(L, yr, ll_i64(L, j * LL_LANES), NULL), LL_LANES, NULL), acc_at(L, accty, acc, j));
-    ll_loop_open(L, &k, ll_i64(L, 0), kn, 1, "k");
-    LLVMValueRef xk = row_input(L, xr, bits, e0, k.iv, "xk");
-    LlIf nz;
-    ll_if(L, &nz, LLVMBuildFCmp(L->b, LLVMRealUNE, xk, ll_flt(L, 0.0f, 1), ""), "event", 0);
-    LLVMValueRef wk = ll_off(L, wt, LLVMBuildNSWMul(L->b, k.iv, ll_i64(L, DENSE_OB), ""), NULL);
-    LLVMValueRef xv = ll_splat(L, xk, LL_LANES);
+    LlEvents ev;
+    events_open(L, &ev, xr, bits, e0, kn, "k");
+    LLVMValueRef wk = ll_off(L, wt, LLVMBuildNSWMul(L->b, ev.idx, ll_i64(L, DENSE_OB), ""), NULL);
+    LLVMValueRef xv = ll_splat(L, ev.val, LL_LANES);
     for (int j = 0; j < DENSE_OB / LL_LANES; j++) {
         LLVMValueRef at = acc_at(L, accty, acc, j);
         LLVMValueRef prod =
             LLVMBuildFMul(L->b, xv, ll_load(L, ll_off(L, wk, ll_i64(L, j * LL_LANES), NULL), LL_LANES, NULL), "");
         ll_store(L, LLVMBuildFAdd(L->b, ll_load(L, at, LL_LANES, NULL), prod, ""), at);
     }
-    ll_endif(L, &nz);
-    ll_loop_close(L, &k);
+    events_close(L, &ev);
     for (int j = 0; j < DENSE_OB / LL_LANES; j++)
         ll_store(L, ll_load(L, acc_at(L, accty, acc, j), LL_LANES, NULL), ll_off(L, yr, ll_i64(L, j * LL_LANES), NULL));
     ll_else(L, &whole);
     /* the last, partial block: one output at a time */
-    ll_loop_open(L, &k, ll_i64(L, 0), kn, 1, "k1");
-    xk = row_input(L, xr, bits, e0, k.iv, "xk1");
-    ll_if(L, &nz, LLVMBuildFCmp(L->b, LLVMRealUNE, xk, ll_flt(L, 0.0f, 1), ""), "event1", 0);
-    wk = ll_off(L, wt, LLVMBuildNSWMul(L->b, k.iv, ll_i64(L, DENSE_OB), ""), NULL);
+    events_open(L, &ev, xr, bits, e0, kn, "k1");
+    wk = ll_off(L, wt, LLVMBuildNSWMul(L->b, ev.idx, ll_i64(L, DENSE_OB), ""), NULL);
     ll_loop_open(L, &o, ll_i64(L, 0), on, 1, "o");
     LLVMValueRef yp = ll_off(L, yr, o.iv, NULL);
-    LLVMValueRef prod = LLVMBuildFMul(L->b, xk, ll_load(L, ll_off(L, wk, o.iv, NULL), 1, NULL), "");
+    LLVMValueRef prod = LLVMBuildFMul(L->b, ev.val, ll_load(L, ll_off(L, wk, o.iv, NULL), 1, NULL), "");
     ll_store(L, LLVMBuildFAdd(L->b, ll_load(L, yp, 1, NULL), prod, ""), yp);
     ll_loop_close(L, &o);
-    ll_endif(L, &nz);
-    ll_loop_close(L, &k);
+    events_close(L, &ev);
     ll_endif(L, &whole);
     ll_loop_close(L, &r);
     ll_loop_close(L, &kb);
@@ -623,14 +685,15 @@ void ll_dense_bwd(TargetEmitter *em, const IrPlan *P, int i) {
         bk = ll_i64(L, I);
     }
     LLVMValueRef gyc = ll_off(L, gy, LLVMBuildNSWMul(L->b, r0, ll_i64(L, O), ""), NULL);
-    ll_loop_open(L, &o, ll_i64(L, 0), ll_i64(L, ofull), TILE_MR, "dw.o");
+    /* the tiles of a column of inputs in turn: its rows of x stay in cache */
     ll_loop_open(L, &kt, ll_i64(L, 0), kfull, TILE_NC, "dw.k");
+    ll_loop_open(L, &o, ll_i64(L, 0), ll_i64(L, ofull), TILE_MR, "dw.o");
     LlTile t = {.a = gyc, .a0 = o.iv, .ai = 1, .ak = O, .b = ll_off(L, xb, kt.iv, NULL), .bk = bk, .ci = ll_i64(L, I)};
     t.c = ll_off(L, dw, LLVMBuildNSWAdd(L->b, LLVMBuildNSWMul(L->b, o.iv, ll_i64(L, I), ""),
                                         LLVMBuildNSWAdd(L->b, kb.iv, kt.iv, ""), ""), NULL);
     tile(L, tacc, &t, rn);
-    ll_loop_close(L, &kt);
     ll_loop_close(L, &o);
+    ll_loop_close(L, &kt);
     /* what the tiles leave: the block's last inputs of the tiled outputs,
        every input of the outputs past them */
     ll_loop_open(L, &o, ll_i64(L, 0), ll_i64(L, O), 1, "dw.rest");
