@@ -18,8 +18,8 @@
  * Only this folder includes LLVM's headers.
  *
  * The arithmetic is the C target's --math exact, operation for operation
- * (the backward kernels of dense layers and convolutions sum their
- * gradients in another order than the C target's products):
+ * (the backward kernels of convolutions sum their gradients in another
+ * order than the C target's products):
  * products multiply then add in k order (no fused multiply-add: LLVM
  * contracts nothing without the `contract` flag), neuron programs call the
  * C library's expf, logf, tanhf, powf, fminf and fmaxf, so spikes and
