@@ -4,7 +4,8 @@
 For the networks the llvm target covers (every example, the golden MLP
 and convolutional models, the neuron parameters model, a network of
 prev() chains and every readout, a neuron model written here that uses
-every operation of the language, and a convolutional network written here
+every operation of the language, dense layers whose sizes fill no whole
+tile of the llvm target's products, and a convolutional network written here
 with strides, asymmetric padding, groups, channels that fill no whole
 vector, padded pools and batchnorm), with weights from --init 1 (batchnorm's
 four tensors drawn at random instead, through --weights, so that it does
@@ -82,6 +83,21 @@ network Delays {
   b = p1 |> dense(8) |> add(p2 |> dense(8, bias = false)) |> add(prev(b) |> dense(8, bias = false))
          |> scale(6.0) |> LIF(tau = 1.5);
   out = b |> dense(3) |> LI();
+  output out readout %s;
+}
+"""
+
+# Dense layers of sizes that fill no whole tile of the llvm target's
+# products (4 rows by 16 columns, blocks of 64 outputs): floats into 37
+# outputs (a partial block of 5 after two tiles), spikes of 37 and 70
+# neurons (rows of bits that straddle 32-bit words) into 70 and 21.
+TILES = """
+network Tiles {
+  timesteps 5;
+  input x : [23] encode sequence;
+  a = x |> dense(37) |> LIF(tau = 1.5);
+  b = a |> dense(70) |> LIF(tau = 1.5);
+  out = b |> dense(21) |> LI(tau = 2.0);
   output out readout %s;
 }
 """
@@ -166,7 +182,8 @@ def main():
         models += [os.path.join(root, "tests", "golden", m) for m in ("mlp.snn", "neuron_params.snn", "convrec.snn")]
         for name, text, how in [("delays-%s" % h, DELAYS, h) for h in ("mean", "max", "last")] + \
                                [("mix-%s" % h, MIX, h) for h in ("steps", "count", "rate")] + \
-                               [("convs-%s" % h, CONVS, h) for h in ("steps", "count")]:
+                               [("convs-%s" % h, CONVS, h) for h in ("steps", "count")] + \
+                               [("tiles-steps", TILES, "steps")]:
             path = os.path.join(d, name + ".snn")
             with open(path, "w") as f:
                 f.write(text % how)

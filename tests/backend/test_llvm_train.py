@@ -7,7 +7,9 @@ the portable C target computes.
   neuron parameters, conv with batchnorm, groups, pools, a residual add and
   a recurrent edge), test_llvm.py's prev() chains under three readouts,
   its neuron model that uses every operation (with dropout) and its
-  convolutions (strides, padding, groups, batchnorm, both pools), spiking
+  convolutions (strides, padding, groups, batchnorm, both pools), its
+  dense layers of sizes that fill no whole tile of the products (at batch
+  16, spikes as bits and as floats), spiking
   layers read by pools as bits, and Fashion-MNIST's MLP with its spikes
   kept as floats (--disable-pass=spikebits) and with its layers computed at
   every step (--disable-pass=hoist): one `snnc grad` with drawn weights
@@ -52,7 +54,7 @@ import tempfile
 import numpy as np
 
 from snnc_ref import Checker, RunError, grad, read_safetensors, train_example
-from test_llvm import CONVS, DELAYS, MIX, batchnorm_weights, sh
+from test_llvm import CONVS, DELAYS, MIX, TILES, batchnorm_weights, sh
 
 SKIP = 77
 OUT_TOL = 1e-5
@@ -114,6 +116,10 @@ def models(root):
     out += [("delays, readout %s" % h, DELAYS % h, (0.0, 4.0), []) for h in ("mean", "max", "last")]
     out += [("mix, readout %s" % h, MIX % h, (0.0, 8.0), []) for h in ("steps", "count", "rate")]
     out += [("convs, readout %s" % h, CONVS % h, (0.0, 4.0), []) for h in ("steps", "count")]
+    # 80 rows (16 x 5 steps): the products' tiles, the rows they leave, and
+    # two blocks of 64 rows of spikes unpacked for the weight gradient
+    out += [("tiles", TILES % "mean", (0.0, 4.0), ["batch 16"]),
+            ("tiles, spikes as floats", TILES % "mean", (0.0, 4.0), ["batch 16", "--disable-pass=spikebits"])]
     return out
 
 
