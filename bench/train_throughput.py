@@ -28,8 +28,7 @@ any timing starts; no evaluation is timed.
   (its --threads option), and its row at a thread count is compared with
   the peers' rows at the same count. --snnc-targets llvm,c,avx512 runs
   snnc once per target (a row "snnc/TARGET" each; the first is the one the
-  peers are compared with); the llvm target's code runs on one thread, so
-  it runs at 1 only.
+  peers are compared with), each at every thread count.
 - peers: a child Python process per (framework, threads, variant), with
   OMP/OpenBLAS/MKL thread variables and torch.set_num_threads set to the
   thread count; --warmup steps (5) of warm-up, then one timed repeat of
@@ -463,7 +462,7 @@ def main():
     ap.add_argument("--frameworks", default="snnc,snntorch,spikingjelly")
     ap.add_argument("--snnc-targets", default="",
                     help="snnc's targets, each a row 'snnc/TARGET' (default: the one snnc train picks); "
-                         "snnc/peer compares the first; llvm runs one thread, so only at 1")
+                         "snnc/peer compares the first")
     ap.add_argument("--variants", default="per-step,hoisted", help="peer model variants")
     ap.add_argument("--threads", default="1,2", help="thread counts for the peers")
     ap.add_argument("--steps-mlp", type=int, default=NETS["mlp"]["steps"], help="optimizer steps per repeat")
@@ -546,8 +545,7 @@ def main():
         configs = []
         if snnc:
             targets = [t for t in a.snnc_targets.split(",") if t] or [None]
-            configs += [("snnc/" + t if t else "snnc", nt, "hoisted") for t in targets for nt in threads
-                        if t != "llvm" or nt == 1]
+            configs += [("snnc/" + t if t else "snnc", nt, "hoisted") for t in targets for nt in threads]
         configs += [(fw, nt, v) for fw in fws if fw != "snnc" for nt in threads for v in variants]
         got = {c: None for c in configs}
         for rnd in range(a.rounds):

@@ -23,6 +23,9 @@ the portable C target computes.
   something (MAY_BE_ZERO lists the few that these inputs leave zero, and
   why); the bias of a convolution read by a batchnorm, exactly zero, must
   be rounding noise (1e-6 of the largest gradient) in both.
+- Threads: `snnc grad` and `snnc run` through llvm with --threads 2 give
+  the bits of --threads 1 (the MLP example at batch 64, the conv example at
+  batch 8, the dense layers of odd sizes at batch 256).
 - Training (when Debian's Fashion-MNIST is installed): one epoch of the MLP
   example on 2000 images, of the conv example (batchnorm's running
   statistics, dropout, spikes as bits through pools) on 256 and of the
@@ -210,6 +213,50 @@ def compare_grads(snnc, root, d, check):
               "(worst %.2g relative)" % (name, len(gc), top, yc.size, worst))
 
 
+def compare_threads(snnc, root, d, check):
+    """The llvm target's dense and neuron kernels split their outputs
+    between OpenMP's threads where the work is large enough: `snnc grad`
+    and `snnc run` with --threads 2 must give the bits of --threads 1, at
+    batches that make every dense and neuron layer of these networks split
+    (at least 2^20 multiply-adds, 2^15 neuron steps a call)."""
+    with open(os.path.join(root, "examples", "fashion_mlp.snn")) as f:
+        mlp = f.read()
+    with open(os.path.join(root, "examples", "fashion_conv.snn")) as f:
+        conv = f.read()
+    for name, text, (lo, hi), B in (("fashion_mlp", mlp, (0.0, 2.0), 64), ("fashion_conv", conv, (0.0, 2.0), 8),
+                                    ("tiles", TILES % "mean", (0.0, 4.0), 256)):
+        T, seq, xin, yout, ir = shapes(snnc, d, text)
+        rng = np.random.default_rng(7)
+        x = rng.uniform(lo, hi, [T, B] + xin if seq else [B] + xin).astype(np.float32)
+        gout = rng.standard_normal([T, B] + yout).astype(np.float32)
+        weights = drawn_weights(text, x, gout, ir, rng)
+        res = []
+        for n in (1, 2):
+            try:
+                res.append(grad(text, x, gout, weights=weights, init=1, extra=["--target", "llvm", "--threads", str(n)]))
+            except RunError as e:
+                check(False, "%s: snnc grad --target llvm --threads %d: %s" % (name, n, e))
+        if len(res) < 2:
+            continue
+        (g1, dx1, y1), (g2, dx2, y2) = res
+        same = (np.array_equal(y1, y2) and np.array_equal(dx1, dx2) and sorted(g1) == sorted(g2) and
+                all(np.array_equal(g1[k], g2[k]) for k in g1))
+        check(same, "%s, batch %d: snnc grad --target llvm with 2 threads differs from 1" % (name, B))
+        src, xin_file = os.path.join(d, "m.snn"), os.path.join(d, "x.npy")
+        with open(src, "w") as f:
+            f.write(text)
+        np.save(xin_file, x)
+        outs = []
+        for n in (1, 2):
+            out = os.path.join(d, "run-%d.npy" % n)
+            sh([snnc, "run", src, "--init", "1", "--input", xin_file, "--output", out, "--target", "llvm",
+                "--threads", str(n)])
+            outs.append(np.load(out))
+        check(np.array_equal(outs[0], outs[1]), "%s, batch %d: snnc run --target llvm with 2 threads differs from 1" %
+              (name, B))
+        print("%s, batch %d: grad (%d gradients) and run through llvm, 2 threads the bits of 1" % (name, B, len(g1)))
+
+
 def metrics(folder):
     with open(os.path.join(folder, "metrics.csv")) as f:
         return list(csv.DictReader(f))
@@ -319,6 +366,7 @@ def main():
     check = checker.check
     with tempfile.TemporaryDirectory() as d:
         compare_grads(snnc, root, d, check)
+        compare_threads(snnc, root, d, check)
         compile_train(snnc, root, d, check)
         no_compiler(snnc, root, d, check)
         compare_training(snnc, root, d, checker)

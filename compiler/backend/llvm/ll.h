@@ -15,6 +15,9 @@
  *   lltrain.c  the training API over the training plan's schedule;
  *   lltarget.c the table of kernels, and the JIT (ORC LLJIT) that loads
  *              the code into snnc.
+ * Dense and neuron kernels split their outputs between OpenMP's threads
+ * (ll_launch: GOMP_parallel, declared weak, so that an object file links
+ * without OpenMP and then runs on one thread).
  * Only this folder includes LLVM's headers.
  *
  * The arithmetic is the C target's --math exact, operation for operation
@@ -59,11 +62,15 @@ struct TargetEmitter {
     LLVMModuleRef mod;
     LLVMBuilderRef b;
     LLVMTypeRef f32, f64, i1, i32, i64, ptr, vf; /* vf: <LL_LANES x float> */
-    LLVMTypeRef kfn;        /* kernels: void (ptr ws, i64 B, i32 from, i32 to, i32 flag, ptr input); the
-                               flag is `training` forward, `dx` backward (which inputs want their
-                               gradient); input: the caller's, which training reads in place
-                               (IrBufs.vext; null at inference) */
-    LLVMTypeRef bkfn;       /* backward kernels: kfn's, then ptr doutput, ptr dinput (IrBufs.gext) */
+    LLVMTypeRef kfn;        /* kernels: void (ptr ws, i64 B, i32 from, i32 to, i32 flag, ptr input,
+                               i32 part, i32 parts); the flag is `training` forward, `dx` backward
+                               (which inputs want their gradient); input: the caller's, which
+                               training reads in place (IrBufs.vext; null at inference); a kernel
+                               that splits (ll_splits) does share `part` of `parts` of the work,
+                               the others all of it at part 0 */
+    LLVMTypeRef bkfn;       /* backward kernels: ptr doutput, ptr dinput (IrBufs.gext) after input */
+    LLVMTypeRef ctxty;      /* what ll_launch passes to the threads: the kernel and its arguments */
+    LLVMValueRef tramp[2];  /* the functions the threads run: a forward, a backward kernel (or NULL) */
     unsigned md_node;       /* the kind of !snnc.node */
     LLVMValueRef *kern;     /* per node: its inference kernel, or NULL */
     LLVMValueRef *tkern;    /* per node: its training forward, or NULL */
@@ -76,6 +83,7 @@ struct TargetEmitter {
     LLVMValueRef fn, ws, B;
     LLVMValueRef input;     /* the caller's input in fn: a kernel's argument, or the API function's */
     const char *layer;      /* what names its values and blocks */
+    int kfwd;               /* fn is a forward kernel (its part and parts are arguments 6 and 7) */
 };
 
 typedef TargetEmitter Ll;
@@ -168,6 +176,20 @@ void ll_kernel_close(Ll *L);
 LLVMValueRef ll_from(Ll *L);
 LLVMValueRef ll_to(Ll *L);
 LLVMValueRef ll_flag(Ll *L);
+/* The kernel's share of the work (i32 values): part of parts. */
+LLVMValueRef ll_part(Ll *L);
+LLVMValueRef ll_parts(Ll *L);
+/* [lo, hi) of [0, n) for the kernel's part, in multiples of `align`
+   (the last part ends at n): i64 values. */
+void ll_share(Ll *L, LLVMValueRef n, long long align, LLVMValueRef *lo, LLVMValueRef *hi);
+/* Whether node i's kernels split their work between threads (dense
+   layers and neurons: every output is one thread's). */
+int ll_splits(const IrGraph *g, int i);
+/* Calls node i's kernel fn (forward: 6 arguments, backward: 8) over
+   the steps [args[2], args[3]): where it splits and its work is large
+   enough, on every thread of OpenMP's (GOMP_parallel, one part each),
+   else whole on the calling one. */
+void ll_launch(Ll *L, int i, LLVMValueRef fn, LLVMValueRef *args, int fwd);
 /* y[0 .. n) += a x[0 .. n) (n an i64 value, a a float): multiply then
    add, on vectors, then the rest one at a time. */
 void ll_axpy(Ll *L, LLVMValueRef y, LLVMValueRef a, LLVMValueRef x, LLVMValueRef n);

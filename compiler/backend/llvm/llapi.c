@@ -86,10 +86,12 @@ TargetEmitter *llapi_begin(const IrGraph *g, const CgenOptions *opt) {
     L->i64 = LLVMInt64TypeInContext(L->ctx);
     L->ptr = LLVMPointerTypeInContext(L->ctx, 0);
     L->vf = LLVMVectorType(L->f32, LL_LANES);
-    LLVMTypeRef kargs[6] = {L->ptr, L->i64, L->i32, L->i32, L->i32, L->ptr};
-    L->kfn = LLVMFunctionType(LLVMVoidTypeInContext(L->ctx), kargs, 6, 0);
-    LLVMTypeRef bargs[8] = {L->ptr, L->i64, L->i32, L->i32, L->i32, L->ptr, L->ptr, L->ptr};
-    L->bkfn = LLVMFunctionType(LLVMVoidTypeInContext(L->ctx), bargs, 8, 0);
+    LLVMTypeRef kargs[8] = {L->ptr, L->i64, L->i32, L->i32, L->i32, L->ptr, L->i32, L->i32};
+    L->kfn = LLVMFunctionType(LLVMVoidTypeInContext(L->ctx), kargs, 8, 0);
+    LLVMTypeRef bargs[10] = {L->ptr, L->i64, L->i32, L->i32, L->i32, L->ptr, L->ptr, L->ptr, L->i32, L->i32};
+    L->bkfn = LLVMFunctionType(LLVMVoidTypeInContext(L->ctx), bargs, 10, 0);
+    LLVMTypeRef cargs[9] = {L->ptr, L->ptr, L->i64, L->i32, L->i32, L->i32, L->ptr, L->ptr, L->ptr};
+    L->ctxty = LLVMStructTypeInContext(L->ctx, cargs, 9, 0);
     L->md_node = LLVMGetMDKindIDInContext(L->ctx, "snnc.node", 9);
     L->kern = arena_alloc(L->a, sizeof(LLVMValueRef) * (size_t)(3 * g->nodes.len + 1));
     L->tkern = L->kern + g->nodes.len;
@@ -178,7 +180,7 @@ static int runs(const IrGraph *g, int i) { return ir_op_kernel[g->nodes.items[i]
 /* A call of node i's kernel over the steps [from, to) (i32 values). */
 static void call(Ll *L, int i, LLVMValueRef from, LLVMValueRef to) {
     LLVMValueRef args[6] = {L->ws, L->B, from, to, ll_i32(L, 0), LLVMConstPointerNull(L->ptr)};
-    ll_call(L, L->kern[i], args, 6);
+    ll_launch(L, i, L->kern[i], args, 1);
 }
 
 static long long count(Ll *L, int i) { return shape_count(&L->g->nodes.items[i].shape); }

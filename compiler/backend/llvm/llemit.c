@@ -257,9 +257,11 @@ void ll_kernel_open(Ll *L, const IrPlan *P, int i, int fwd) {
     const char *text = target_node_text(L->g, i);
     LLVMMetadataRef s = LLVMMDStringInContext2(L->ctx, text, strlen(text));
     LLVMGlobalSetMetadata(L->fn, L->md_node, LLVMMDNodeInContext2(L->ctx, &s, 1));
-    const char *names[] = {"ws", "B", "from", "to", fwd ? "training" : "dx", "input", "doutput", "dinput"};
-    for (unsigned k = 0; k < (fwd ? 6u : 8u); k++)
-        LLVMSetValueName2(LLVMGetParam(L->fn, k), names[k], strlen(names[k]));
+    const char *fnames[] = {"ws", "B", "from", "to", "training", "input", "part", "parts"};
+    const char *bnames[] = {"ws", "B", "from", "to", "dx", "input", "doutput", "dinput", "part", "parts"};
+    for (unsigned k = 0; k < (fwd ? 8u : 10u); k++)
+        LLVMSetValueName2(LLVMGetParam(L->fn, k), (fwd ? fnames : bnames)[k], strlen((fwd ? fnames : bnames)[k]));
+    L->kfwd = fwd;
     L->ws = LLVMGetParam(L->fn, 0);
     L->B = LLVMGetParam(L->fn, 1);
     L->input = LLVMGetParam(L->fn, 5);
@@ -271,6 +273,136 @@ void ll_kernel_close(Ll *L) { LLVMBuildRetVoid(L->b); }
 LLVMValueRef ll_from(Ll *L) { return LLVMGetParam(L->fn, 2); }
 LLVMValueRef ll_to(Ll *L) { return LLVMGetParam(L->fn, 3); }
 LLVMValueRef ll_flag(Ll *L) { return LLVMGetParam(L->fn, 4); }
+LLVMValueRef ll_part(Ll *L) { return LLVMGetParam(L->fn, L->kfwd ? 6 : 8); }
+LLVMValueRef ll_parts(Ll *L) { return LLVMGetParam(L->fn, L->kfwd ? 7 : 9); }
+
+void ll_share(Ll *L, LLVMValueRef n, long long align, LLVMValueRef *lo, LLVMValueRef *hi) {
+    LLVMValueRef part = LLVMBuildSExt(L->b, ll_part(L), L->i64, ""), parts = LLVMBuildSExt(L->b, ll_parts(L), L->i64, "");
+    /* units of align, ceil(units / parts) of them a part */
+    LLVMValueRef units = LLVMBuildSDiv(L->b, LLVMBuildNSWAdd(L->b, n, ll_i64(L, align - 1), ""), ll_i64(L, align), "");
+    LLVMValueRef each = LLVMBuildSDiv(L->b, LLVMBuildNSWAdd(L->b, units, LLVMBuildNSWSub(L->b, parts, ll_i64(L, 1), ""), ""),
+                                      parts, "");
+    LLVMValueRef a = LLVMBuildNSWMul(L->b, LLVMBuildNSWMul(L->b, part, each, ""), ll_i64(L, align), "");
+    LLVMValueRef b = LLVMBuildNSWAdd(L->b, a, LLVMBuildNSWMul(L->b, each, ll_i64(L, align), ""), "");
+    *lo = LLVMBuildSelect(L->b, LLVMBuildICmp(L->b, LLVMIntSLT, a, n, ""), a, n, ll_name(L, "lo"));
+    *hi = LLVMBuildSelect(L->b, LLVMBuildICmp(L->b, LLVMIntSLT, b, n, ""), b, n, ll_name(L, "hi"));
+}
+
+int ll_splits(const IrGraph *g, int i) {
+    int op = g->nodes.items[i].op;
+    return op == IR_DENSE || op == IR_NEURON;
+}
+
+/* An alloca at the start of the function being written (so that a call
+   in a loop does not grow the stack). */
+static LLVMValueRef entry_alloca(Ll *L, LLVMTypeRef ty, const char *name) {
+    LLVMBuilderRef b = LLVMCreateBuilderInContext(L->ctx);
+    LLVMBasicBlockRef entry = LLVMGetEntryBasicBlock(LLVMGetBasicBlockParent(LLVMGetInsertBlock(L->b)));
+    LLVMValueRef first = LLVMGetFirstInstruction(entry);
+    if (first)
+        LLVMPositionBuilderBefore(b, first);
+    else
+        LLVMPositionBuilderAtEnd(b, entry);
+    LLVMValueRef a = LLVMBuildAlloca(b, ty, name);
+    LLVMDisposeBuilder(b);
+    return a;
+}
+
+/* A function of OpenMP's runtime (GCC's libgomp, or LLVM's libomp, which
+   has the same entry points), declared weak: an object file links without
+   it, and then its address is null and every kernel runs on the calling
+   thread. */
+static LLVMValueRef omp_function(Ll *L, const char *name, LLVMTypeRef ty) {
+    LLVMValueRef fn = LLVMGetNamedFunction(L->mod, name);
+    if (!fn) {
+        fn = LLVMAddFunction(L->mod, name, ty);
+        LLVMSetLinkage(fn, LLVMExternalWeakLinkage);
+    }
+    return fn;
+}
+
+/* The function each thread runs: void (ptr ctx), ctx an L->ctxty holding
+   the kernel and its arguments; it calls the kernel with the thread's
+   number and the team's size as its part and parts. */
+static LLVMValueRef trampoline(Ll *L, int fwd) {
+    if (L->tramp[fwd])
+        return L->tramp[fwd];
+    LLVMBuilderRef saved = L->b;
+    L->b = LLVMCreateBuilderInContext(L->ctx);
+    LLVMTypeRef vty = LLVMFunctionType(LLVMVoidTypeInContext(L->ctx), &L->ptr, 1, 0);
+    LLVMValueRef fn = LLVMAddFunction(L->mod, arena_printf(L->a, "%s_%s_part", L->p, fwd ? "fwd" : "bwd"), vty);
+    LLVMSetLinkage(fn, LLVMInternalLinkage);
+    LLVMPositionBuilderAtEnd(L->b, LLVMAppendBasicBlockInContext(L->ctx, fn, "entry"));
+    LLVMValueRef ctx = LLVMGetParam(fn, 0), f[9];
+    for (unsigned k = 0; k < 9; k++) {
+        LLVMTypeRef ty = LLVMStructGetTypeAtIndex(L->ctxty, k);
+        f[k] = LLVMBuildLoad2(L->b, ty, LLVMBuildStructGEP2(L->b, L->ctxty, ctx, k, ""), "");
+    }
+    LLVMTypeRef ity = LLVMFunctionType(L->i32, NULL, 0, 0);
+    LLVMValueRef num = omp_function(L, "omp_get_thread_num", ity), team = omp_function(L, "omp_get_num_threads", ity);
+    LLVMValueRef part = LLVMBuildCall2(L->b, ity, num, NULL, 0, "part");
+    LLVMValueRef parts = LLVMBuildCall2(L->b, ity, team, NULL, 0, "parts");
+    LLVMValueRef args[10];
+    unsigned n = 0;
+    for (unsigned k = 1; k < (fwd ? 7u : 9u); k++)
+        args[n++] = f[k];
+    args[n++] = part;
+    args[n++] = parts;
+    LLVMBuildCall2(L->b, fwd ? L->kfn : L->bkfn, f[0], args, n, "");
+    LLVMBuildRetVoid(L->b);
+    LLVMDisposeBuilder(L->b);
+    L->b = saved;
+    return L->tramp[fwd] = fn;
+}
+
+/* Below this many multiply-adds (a dense layer) or neuron steps, a kernel
+   runs on the calling thread: waking the others would cost more. */
+#define LL_PARALLEL_MACS (1LL << 20)
+#define LL_PARALLEL_NEURONS (1LL << 15)
+
+void ll_launch(Ll *L, int i, LLVMValueRef fn, LLVMValueRef *args, int fwd) {
+    LLVMValueRef a[10];
+    int n = fwd ? 6 : 8;
+    for (int k = 0; k < n; k++)
+        a[k] = args[k];
+    a[n] = ll_i32(L, 0);
+    a[n + 1] = ll_i32(L, 1);
+    if (!ll_splits(L->g, i)) {
+        ll_call(L, fn, a, (unsigned)n + 2);
+        return;
+    }
+    const IrNode *x = &L->g->nodes.items[i];
+    long long per = x->op == IR_DENSE ? shape_count(&L->g->nodes.items[x->in[0]].shape) * x->out : shape_count(&x->shape);
+    long long least = x->op == IR_DENSE ? LL_PARALLEL_MACS : LL_PARALLEL_NEURONS;
+    LLVMValueRef steps = LLVMBuildSExt(L->b, LLVMBuildNSWSub(L->b, args[3], args[2], ""), L->i64, "");
+    LLVMValueRef work = LLVMBuildMul(L->b, LLVMBuildMul(L->b, steps, args[1], ""), ll_i64(L, per), "");
+    LLVMTypeRef ity = LLVMFunctionType(L->i32, NULL, 0, 0);
+    LLVMValueRef most = omp_function(L, "omp_get_max_threads", ity);
+    /* wide: OpenMP is linked in, the work large enough, and more than one
+       thread allowed */
+    LLVMValueRef wide = entry_alloca(L, L->i1, "wide");
+    LlIf big;
+    LLVMBuildStore(L->b, LLVMConstInt(L->i1, 0, 0), wide);
+    ll_if(L, &big, LLVMBuildAnd(L->b, LLVMBuildICmp(L->b, LLVMIntNE, most, LLVMConstPointerNull(L->ptr), ""),
+                                LLVMBuildICmp(L->b, LLVMIntSGE, work, ll_i64(L, least), ""), ""), "big", 0);
+    LLVMValueRef m = LLVMBuildCall2(L->b, ity, most, NULL, 0, "");
+    LLVMBuildStore(L->b, LLVMBuildICmp(L->b, LLVMIntSGT, m, ll_i32(L, 1), ""), wide);
+    ll_endif(L, &big);
+    LlIf par;
+    ll_if(L, &par, LLVMBuildLoad2(L->b, L->i1, wide, ""), "threads", 1);
+    LLVMValueRef ctx = entry_alloca(L, L->ctxty, "launch");
+    LLVMValueRef vals[9] = {fn, args[0], args[1], args[2], args[3], args[4], args[5],
+                            fwd ? LLVMConstPointerNull(L->ptr) : args[6], fwd ? LLVMConstPointerNull(L->ptr) : args[7]};
+    for (unsigned k = 0; k < 9; k++)
+        LLVMBuildStore(L->b, vals[k], LLVMBuildStructGEP2(L->b, L->ctxty, ctx, k, ""));
+    LLVMTypeRef gargs[4] = {L->ptr, L->ptr, L->i32, L->i32};
+    LLVMTypeRef gty = LLVMFunctionType(LLVMVoidTypeInContext(L->ctx), gargs, 4, 0);
+    LLVMValueRef ga[4] = {trampoline(L, fwd), ctx, ll_i32(L, 0), ll_i32(L, 0)};
+    LLVMBuildCall2(L->b, gty, omp_function(L, "GOMP_parallel", gty), ga, 4, "");
+    ll_else(L, &par);
+    ll_call(L, fn, a, (unsigned)n + 2);
+    ll_endif(L, &par);
+}
 
 void ll_axpy(Ll *L, LLVMValueRef y, LLVMValueRef a, LLVMValueRef x, LLVMValueRef n) {
     LLVMValueRef nv = LLVMBuildNSWSub(L->b, n, LLVMBuildSRem(L->b, n, ll_i64(L, LL_LANES), ""), "");
@@ -493,7 +625,9 @@ static void dense_rows(Ll *L, const IrNode *x, LLVMValueRef wt, LLVMValueRef acc
     long long I = shape_count(&L->g->nodes.items[x->in[0]].shape), O = x->out;
     LLVMValueRef w = ll_param(L, x->param[0]);
     LlLoop r, ob, kb, k, o;
-    ll_loop_open(L, &r, ll_i64(L, 0), rows, 1, "init");
+    LLVMValueRef r0, r1; /* this part's rows */
+    ll_share(L, rows, TILE_MR, &r0, &r1);
+    ll_loop_open(L, &r, r0, r1, 1, "init");
     LLVMValueRef yr = ll_off(L, yt, LLVMBuildNSWMul(L->b, r.iv, ll_i64(L, O), ""), NULL);
     ll_copy(L, yr, x->bias ? ll_param(L, x->param[1]) : NULL, ll_i64(L, O));
     ll_loop_close(L, &r);
@@ -520,9 +654,9 @@ static void dense_rows(Ll *L, const IrNode *x, LLVMValueRef wt, LLVMValueRef acc
     LLVMValueRef full = LLVMBuildICmp(L->b, LLVMIntEQ, on, ll_i64(L, DENSE_OB), "");
     /* TILE_MR rows at a time in tiles of TILE_NC outputs; a tile past the
        block's end works on a copy of its columns in cbuf */
-    LLVMValueRef tiled = bits ? ll_i64(L, 0) : floor_to(L, rows, TILE_MR);
+    LLVMValueRef tiled = bits ? r0 : LLVMBuildNSWAdd(L->b, r0, floor_to(L, LLVMBuildNSWSub(L->b, r1, r0, ""), TILE_MR), "");
     LlLoop jt;
-    ll_loop_open(L, &r, ll_i64(L, 0), tiled, TILE_MR, "rtile");
+    ll_loop_open(L, &r, r0, tiled, TILE_MR, "rtile");
     ll_loop_open(L, &jt, ll_i64(L, 0), on, TILE_NC, "ctile");
     LLVMValueRef inside = LLVMBuildICmp(L->b, LLVMIntSLE, LLVMBuildNSWAdd(L->b, jt.iv, ll_i64(L, TILE_NC), ""), on, "");
     LLVMValueRef cols = LLVMBuildNSWSub(L->b, on, jt.iv, "");
@@ -556,7 +690,7 @@ static void dense_rows(Ll *L, const IrNode *x, LLVMValueRef wt, LLVMValueRef acc
     ll_loop_close(L, &jt);
     ll_loop_close(L, &r);
     /* the rows left over, one at a time */
-    ll_loop_open(L, &r, tiled, rows, 1, "row");
+    ll_loop_open(L, &r, tiled, r1, 1, "row");
     LLVMValueRef e0 = LLVMBuildNSWAdd(L->b, LLVMBuildNSWMul(L->b, r.iv, ll_i64(L, I), ""), kb.iv, "");
     LLVMValueRef xr = bits ? xt : ll_off(L, xt, e0, "xrow");
     yr = ll_off(L, yt, LLVMBuildNSWAdd(L->b, LLVMBuildNSWMul(L->b, r.iv, ll_i64(L, O), ""), ob.iv, ""), "yrow");
@@ -651,6 +785,9 @@ void ll_dense_bwd(TargetEmitter *em, const IrPlan *P, int i) {
     LLVMValueRef tacc = tile_acc(L);
     LLVMValueRef steps = LLVMBuildSExt(L->b, LLVMBuildNSWSub(L->b, ll_to(L), ll_from(L), ""), L->i64, "");
     LLVMValueRef rows = LLVMBuildNSWMul(L->b, steps, L->B, ll_name(L, "rows"));
+    LLVMValueRef o0, o1, q0, q1; /* this part's outputs (db, dw) and rows (gx) */
+    ll_share(L, ll_i64(L, O), TILE_MR, &o0, &o1);
+    ll_share(L, rows, TILE_MR, &q0, &q1);
     LLVMValueRef xt = bits ? ll_bits_at(L, in, ll_from(L), "spikes") : ll_at(L, in, ll_from(L), "x");
     LLVMValueRef gy = ll_grad_at(L, i, ll_from(L), "gy");
     LLVMValueRef w = ll_param(L, x->param[0]), dw = ll_param_grad(L, x->param[0]);
@@ -658,8 +795,9 @@ void ll_dense_bwd(TargetEmitter *em, const IrPlan *P, int i) {
     if (x->bias) {
         LLVMValueRef db = ll_param_grad(L, x->param[1]);
         ll_loop_open(L, &r, ll_i64(L, 0), rows, 1, "db.r");
-        ll_axpy(L, db, ll_flt(L, 1.0f, 1), ll_off(L, gy, LLVMBuildNSWMul(L->b, r.iv, ll_i64(L, O), ""), NULL),
-                ll_i64(L, O));
+        ll_axpy(L, ll_off(L, db, o0, NULL), ll_flt(L, 1.0f, 1),
+                ll_off(L, gy, LLVMBuildNSWAdd(L->b, LLVMBuildNSWMul(L->b, r.iv, ll_i64(L, O), ""), o0, ""), NULL),
+                LLVMBuildNSWSub(L->b, o1, o0, ""));
         ll_loop_close(L, &r);
     }
     ll_loop_open(L, &kb, ll_i64(L, 0), ll_i64(L, I), DENSE_KB, "kblock");
@@ -687,7 +825,7 @@ void ll_dense_bwd(TargetEmitter *em, const IrPlan *P, int i) {
     LLVMValueRef gyc = ll_off(L, gy, LLVMBuildNSWMul(L->b, r0, ll_i64(L, O), ""), NULL);
     /* the tiles of a column of inputs in turn: its rows of x stay in cache */
     ll_loop_open(L, &kt, ll_i64(L, 0), kfull, TILE_NC, "dw.k");
-    ll_loop_open(L, &o, ll_i64(L, 0), ll_i64(L, ofull), TILE_MR, "dw.o");
+    ll_loop_open(L, &o, o0, min64(L, o1, ofull), TILE_MR, "dw.o");
     LlTile t = {.a = gyc, .a0 = o.iv, .ai = 1, .ak = O, .b = ll_off(L, xb, kt.iv, NULL), .bk = bk, .ci = ll_i64(L, I)};
     t.c = ll_off(L, dw, LLVMBuildNSWAdd(L->b, LLVMBuildNSWMul(L->b, o.iv, ll_i64(L, I), ""),
                                         LLVMBuildNSWAdd(L->b, kb.iv, kt.iv, ""), ""), NULL);
@@ -696,7 +834,7 @@ void ll_dense_bwd(TargetEmitter *em, const IrPlan *P, int i) {
     ll_loop_close(L, &kt);
     /* what the tiles leave: the block's last inputs of the tiled outputs,
        every input of the outputs past them */
-    ll_loop_open(L, &o, ll_i64(L, 0), ll_i64(L, O), 1, "dw.rest");
+    ll_loop_open(L, &o, o0, o1, 1, "dw.rest");
     LLVMValueRef k0 = LLVMBuildSelect(L->b, LLVMBuildICmp(L->b, LLVMIntSLT, o.iv, ll_i64(L, ofull), ""), kfull,
                                       ll_i64(L, 0), "");
     LlIf left;
@@ -721,8 +859,8 @@ void ll_dense_bwd(TargetEmitter *em, const IrPlan *P, int i) {
         LlIf want;
         ll_if(L, &want, LLVMBuildICmp(L->b, LLVMIntNE, ll_flag(L), ll_i32(L, 0), ""), "dx", 0);
         LLVMValueRef gx = ll_grad_at(L, in, ll_from(L), "gx");
-        LLVMValueRef rfull = floor_to(L, rows, TILE_MR);
-        ll_loop_open(L, &r, ll_i64(L, 0), rfull, TILE_MR, "gx.r");
+        LLVMValueRef rfull = LLVMBuildNSWAdd(L->b, q0, floor_to(L, LLVMBuildNSWSub(L->b, q1, q0, ""), TILE_MR), "");
+        ll_loop_open(L, &r, q0, rfull, TILE_MR, "gx.r");
         ll_loop_open(L, &kt, ll_i64(L, 0), kfull, TILE_NC, "gx.k");
         LLVMValueRef col = LLVMBuildNSWAdd(L->b, kb.iv, kt.iv, "");
         LlTile u = {.a = gy, .a0 = LLVMBuildNSWMul(L->b, r.iv, ll_i64(L, O), ""), .ai = O, .ak = 1,
@@ -733,7 +871,7 @@ void ll_dense_bwd(TargetEmitter *em, const IrPlan *P, int i) {
         ll_loop_close(L, &r);
         /* what the tiles leave: the block's last inputs of the tiled rows,
            every input of the rows past them */
-        ll_loop_open(L, &r, ll_i64(L, 0), rows, 1, "gx.row");
+        ll_loop_open(L, &r, q0, q1, 1, "gx.row");
         LLVMValueRef c0 =
             LLVMBuildSelect(L->b, LLVMBuildICmp(L->b, LLVMIntSLT, r.iv, rfull, ""), kfull, ll_i64(L, 0), "");
         LlIf rest;

@@ -278,7 +278,12 @@ static void neuron(Ll *L, const IrPlan *P, int i, int fwd) {
     if (P->at[in].inv) /* the same at every step */
         lv.x = ll_at(L, in, ll_i32(L, 0), "x");
     LLVMValueRef N = LLVMBuildNSWMul(L->b, L->B, ll_i64(L, lv.cnt), ll_name(L, "n"));
-    LLVMValueRef NV = LLVMBuildNSWSub(L->b, N, LLVMBuildSRem(L->b, N, ll_i64(L, LL_LANES), ""), ll_name(L, "nvec"));
+    /* this part's neurons [n0, n1): whole words of spikes kept as bits */
+    LLVMValueRef n0, n1;
+    ll_share(L, N, 32, &n0, &n1);
+    LLVMValueRef len = LLVMBuildNSWSub(L->b, n1, n0, "");
+    LLVMValueRef NV = LLVMBuildNSWAdd(L->b, n0, LLVMBuildNSWSub(L->b, len, LLVMBuildSRem(L->b, len, ll_i64(L, LL_LANES), ""), ""),
+                                      ll_name(L, "nvec"));
     LlLoop t, vec, one;
     LLVMValueRef step;
     if (fwd) {
@@ -290,10 +295,10 @@ static void neuron(Ll *L, const IrPlan *P, int i, int fwd) {
                                LLVMBuildNSWAdd(L->b, t.iv, ll_i32(L, 1), ""), ll_name(L, "t"));
     }
     step_leaves(L, i, fwd, step, probe, N, &lv);
-    ll_loop_open(L, &vec, ll_i64(L, 0), NV, LL_LANES, "vec");
+    ll_loop_open(L, &vec, n0, NV, LL_LANES, "vec");
     body(L, x, code, live, probe, &lv, vec.iv, LL_LANES, fwd);
     ll_loop_close(L, &vec);
-    ll_loop_open(L, &one, NV, N, 1, "rest");
+    ll_loop_open(L, &one, NV, n1, 1, "rest");
     body(L, x, code, live, probe, &lv, one.iv, 1, fwd);
     ll_loop_close(L, &one);
     ll_loop_close(L, &t);

@@ -33,10 +33,11 @@ static long long count(Ll *L, int i) { return shape_count(&L->g->nodes.items[i].
 
 static int runs(const IrGraph *g, int i) { return ir_op_kernel[g->nodes.items[i].op]; }
 
-/* A call of a kernel over the steps [from, to) with its flag (i32 values). */
-static void kcall(Ll *L, LLVMValueRef fn, LLVMValueRef from, LLVMValueRef to, LLVMValueRef flag) {
+/* A call of node i's training forward over the steps [from, to) with its
+   flag (i32 values). */
+static void kcall(Ll *L, int i, LLVMValueRef from, LLVMValueRef to, LLVMValueRef flag) {
     LLVMValueRef args[6] = {L->ws, L->B, from, to, flag, L->input};
-    ll_call(L, fn, args, 6);
+    ll_launch(L, i, L->tkern[i], args, 1);
 }
 
 /* Calls node i's backward, with the caller's input and gradients
@@ -44,7 +45,7 @@ static void kcall(Ll *L, LLVMValueRef fn, LLVMValueRef from, LLVMValueRef to, LL
 static void bcall(Ll *L, int i, LLVMValueRef from, LLVMValueRef to, LLVMValueRef flag, LLVMValueRef doutput,
                   LLVMValueRef dinput) {
     LLVMValueRef args[8] = {L->ws, L->B, from, to, flag, L->input, doutput, dinput};
-    ll_call(L, L->bkern[i], args, 8);
+    ll_launch(L, i, L->bkern[i], args, 0);
 }
 
 /* Opens public function <net>_<name> in the training plan, its batch
@@ -122,7 +123,7 @@ static LLVMValueRef gen_forward_at(Ll *L) {
         int first = g->order[gr->first];
         if (!gr->recurrent) {
             if (runs(g, first))
-                kcall(L, L->tkern[first], ll_i32(L, 0), ll_i32(L, P->at[first].inv ? 1 : T), training);
+                kcall(L, first, ll_i32(L, 0), ll_i32(L, P->at[first].inv ? 1 : T), training);
             continue;
         }
         LlLoop t;
@@ -130,7 +131,7 @@ static LLVMValueRef gen_forward_at(Ll *L) {
         LLVMValueRef t1 = LLVMBuildNSWAdd(L->b, t.iv, ll_i32(L, 1), "");
         for (int j = gr->first; j < gr->first + gr->count; j++)
             if (runs(g, g->order[j]))
-                kcall(L, L->tkern[g->order[j]], t.iv, t1, training);
+                kcall(L, g->order[j], t.iv, t1, training);
         ll_loop_close(L, &t);
     }
     LlIf want;
