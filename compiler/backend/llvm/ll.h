@@ -165,6 +165,8 @@ void ll_copy(Ll *L, LLVMValueRef dst, LLVMValueRef src, LLVMValueRef n);
 /* A load or store of a float (lanes 1) or of a vector, aligned for a float. */
 LLVMValueRef ll_load(Ll *L, LLVMValueRef p, int lanes, const char *what);
 void ll_store(Ll *L, LLVMValueRef v, LLVMValueRef p);
+/* Vector j of arr, an array of vectors of type ty (on the stack). */
+LLVMValueRef ll_vec_at(Ll *L, LLVMTypeRef ty, LLVMValueRef arr, int j);
 
 /* ---- kernels ---- */
 

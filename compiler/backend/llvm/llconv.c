@@ -48,12 +48,6 @@ static void taps(Ll *L, LLVMValueRef i0, long long k, long long n, LLVMValueRef 
     *hi = smin(L, ll_i64(L, k), LLVMBuildNSWSub(L->b, ll_i64(L, n), i0, ""));
 }
 
-/* Vector j of an array of vectors on the stack. */
-static LLVMValueRef vec_at(Ll *L, LLVMTypeRef ty, LLVMValueRef arr, int j) {
-    LLVMValueRef idx[2] = {ll_i32(L, 0), ll_i32(L, j)};
-    return LLVMBuildInBoundsGEP2(L->b, ty, arr, idx, 2, "");
-}
-
 /* ---- conv2d ---- */
 
 typedef struct ConvDims {
@@ -102,7 +96,7 @@ static void conv_block(Ll *L, const IrNode *x, const ConvDims *d, LLVMValueRef w
     taps(L, ix0, d->kw, d->W, &kxlo, &kxhi);
     /* each output starts from its bias (or 0) */
     for (int v = 0; v < nv; v++)
-        ll_store(L, ll_load(L, ll_off(L, bp, ll_i64(L, v * LL_LANES), NULL), LL_LANES, NULL), vec_at(L, accty, acc, v));
+        ll_store(L, ll_load(L, ll_off(L, bp, ll_i64(L, v * LL_LANES), NULL), LL_LANES, NULL), ll_vec_at(L, accty, acc, v));
     ll_loop_open(L, &c, ll_i64(L, 0), ll_i64(L, d->cg), 1, "c");
     LLVMValueRef xc = ll_off(L, xb, mul(L, c.iv, d->H * d->W), NULL);
     ll_loop_open(L, &ky, kylo, kyhi, 1, "ky");
@@ -115,7 +109,7 @@ static void conv_block(Ll *L, const IrNode *x, const ConvDims *d, LLVMValueRef w
     LLVMValueRef wk = ll_off(L, wrow2, mul(L, kx.iv, ON), NULL);
     LLVMValueRef xs = ll_splat(L, xv, LL_LANES);
     for (int v = 0; v < nv; v++) {
-        LLVMValueRef at = vec_at(L, accty, acc, v);
+        LLVMValueRef at = ll_vec_at(L, accty, acc, v);
         LLVMValueRef wv = ll_load(L, ll_off(L, wk, ll_i64(L, v * LL_LANES), NULL), LL_LANES, NULL);
         LLVMValueRef prod = LLVMBuildFMul(L->b, xs, wv, "");
         ll_store(L, LLVMBuildFAdd(L->b, ll_load(L, at, LL_LANES, NULL), prod, ""), at);
@@ -127,7 +121,7 @@ static void conv_block(Ll *L, const IrNode *x, const ConvDims *d, LLVMValueRef w
     /* the block's outputs: channel o at yb + o * OH * OW */
     LLVMValueRef yp = ll_off(L, yb, add(L, mul(L, oy.iv, d->OW), ox.iv), "yp");
     for (int v = 0; v < nv; v++) {
-        LLVMValueRef s = ll_load(L, vec_at(L, accty, acc, v), LL_LANES, NULL);
+        LLVMValueRef s = ll_load(L, ll_vec_at(L, accty, acc, v), LL_LANES, NULL);
         for (int k = 0; k < LL_LANES && v * LL_LANES + k < on; k++)
             ll_store(L, LLVMBuildExtractElement(L->b, s, ll_i32(L, k), ""),
                      ll_off(L, yp, ll_i64(L, (v * LL_LANES + k) * d->OH * d->OW), NULL));
@@ -222,7 +216,7 @@ static void conv_bwd_block(Ll *L, const IrNode *x, const ConvDims *d, long long 
                 L->b, e, ll_load(L, ll_off(L, gp, ll_i64(L, (v * LL_LANES + k) * d->OH * d->OW), NULL), 1, NULL),
                 ll_i32(L, k), "");
         gv[v] = e;
-        ll_store(L, e, vec_at(L, vty, gvs, v));
+        ll_store(L, e, ll_vec_at(L, vty, gvs, v));
     }
     ll_loop_open(L, &c, ll_i64(L, 0), ll_i64(L, d->cg), 1, "c");
     LLVMValueRef xc = add(L, xb, mul(L, c.iv, d->H * d->W));
@@ -238,7 +232,7 @@ static void conv_bwd_block(Ll *L, const IrNode *x, const ConvDims *d, long long 
     LLVMValueRef xs = ll_splat(L, xv, LL_LANES);
     for (int v = 0; v < nv; v++) {
         LLVMValueRef at = ll_off(L, dwt, add(L, qo, ll_i64(L, v * LL_LANES)), NULL);
-        LLVMValueRef prod = LLVMBuildFMul(L->b, xs, ll_load(L, vec_at(L, vty, gvs, v), LL_LANES, NULL), "");
+        LLVMValueRef prod = LLVMBuildFMul(L->b, xs, ll_load(L, ll_vec_at(L, vty, gvs, v), LL_LANES, NULL), "");
         ll_store(L, LLVMBuildFAdd(L->b, ll_load(L, at, LL_LANES, NULL), prod, ""), at);
     }
     ll_endif(L, &nz);
@@ -248,7 +242,7 @@ static void conv_bwd_block(Ll *L, const IrNode *x, const ConvDims *d, long long 
         LLVMValueRef sum = NULL;
         for (int v = 0; v < nv; v++) {
             LLVMValueRef wv = ll_load(L, ll_off(L, wt, add(L, qo, ll_i64(L, v * LL_LANES)), NULL), LL_LANES, NULL);
-            LLVMValueRef prod = LLVMBuildFMul(L->b, wv, ll_load(L, vec_at(L, vty, gvs, v), LL_LANES, NULL), "");
+            LLVMValueRef prod = LLVMBuildFMul(L->b, wv, ll_load(L, ll_vec_at(L, vty, gvs, v), LL_LANES, NULL), "");
             sum = sum ? LLVMBuildFAdd(L->b, sum, prod, "") : prod;
         }
         LLVMValueRef r = LLVMBuildExtractElement(L->b, sum, ll_i32(L, 0), "");

@@ -243,6 +243,11 @@ LLVMValueRef ll_load(Ll *L, LLVMValueRef p, int lanes, const char *what) {
 
 void ll_store(Ll *L, LLVMValueRef v, LLVMValueRef p) { LLVMSetAlignment(LLVMBuildStore(L->b, v, p), sizeof(float)); }
 
+LLVMValueRef ll_vec_at(Ll *L, LLVMTypeRef ty, LLVMValueRef arr, int j) {
+    LLVMValueRef idx[2] = {ll_i32(L, 0), ll_i32(L, j)};
+    return LLVMBuildInBoundsGEP2(L->b, ty, arr, idx, 2, "");
+}
+
 /* ---- kernels ---- */
 
 void ll_kernel_open(Ll *L, const IrPlan *P, int i, int fwd) {
@@ -448,8 +453,7 @@ static LLVMValueRef tile_acc(Ll *L) {
 }
 
 static LLVMValueRef vec_at(Ll *L, LLVMValueRef acc, int v) {
-    LLVMValueRef idx[2] = {ll_i32(L, 0), ll_i32(L, v)};
-    return LLVMBuildInBoundsGEP2(L->b, LLVMArrayType(L->vf, TILE_MR * TILE_NV), acc, idx, 2, "");
+    return ll_vec_at(L, LLVMArrayType(L->vf, TILE_MR * TILE_NV), acc, v);
 }
 
 /* C(i, j) += the sum over k in [0, K) of A(i, k) B(k, j) for i < TILE_MR,
@@ -539,12 +543,6 @@ static LLVMValueRef floor_to(Ll *L, LLVMValueRef n, long long m) {
    last partial block one output at a time (a loop LLVM vectorizes). A
    tile's test of four rows' bits would cost more than it saves (a gather,
    and a branch as unpredictable as one row's). */
-/* Vector j of the block's sums. */
-static LLVMValueRef acc_at(Ll *L, LLVMTypeRef accty, LLVMValueRef acc, int j) {
-    LLVMValueRef idx[2] = {ll_i32(L, 0), ll_i32(L, j)};
-    return LLVMBuildInBoundsGEP2(L->b, accty, acc, idx, 2, "");
-}
-
 /* The inputs of a row that are not zero, in ascending order: events_open
    opens a loop whose body sees one of them, k (its index in the block)
    and xk (its value); events_close ends it. Floats are tested one by one;
@@ -654,41 +652,45 @@ static void dense_rows(Ll *L, const IrNode *x, LLVMValueRef wt, LLVMValueRef acc
     LLVMValueRef full = LLVMBuildICmp(L->b, LLVMIntEQ, on, ll_i64(L, DENSE_OB), "");
     /* TILE_MR rows at a time in tiles of TILE_NC outputs; a tile past the
        block's end works on a copy of its columns in cbuf */
-    LLVMValueRef tiled = bits ? r0 : LLVMBuildNSWAdd(L->b, r0, floor_to(L, LLVMBuildNSWSub(L->b, r1, r0, ""), TILE_MR), "");
-    LlLoop jt;
-    ll_loop_open(L, &r, r0, tiled, TILE_MR, "rtile");
-    ll_loop_open(L, &jt, ll_i64(L, 0), on, TILE_NC, "ctile");
-    LLVMValueRef inside = LLVMBuildICmp(L->b, LLVMIntSLE, LLVMBuildNSWAdd(L->b, jt.iv, ll_i64(L, TILE_NC), ""), on, "");
-    LLVMValueRef cols = LLVMBuildNSWSub(L->b, on, jt.iv, "");
-    LLVMValueRef cdst = ll_off(L, yt, LLVMBuildNSWAdd(L->b, LLVMBuildNSWMul(L->b, r.iv, ll_i64(L, O), ""),
-                                                      LLVMBuildNSWAdd(L->b, ob.iv, jt.iv, ""), ""), NULL);
-    for (int back = 0; back < 2; back++) {
-        LlIf part;
-        LlLoop c;
-        if (back) {
-            LlTile t = {.a = ll_off(L, xt, kb.iv, NULL), .ai = I, .ak = 1, .b = ll_off(L, wt, jt.iv, NULL),
-                        .bk = ll_i64(L, DENSE_OB)};
-            t.a0 = LLVMBuildNSWMul(L->b, r.iv, ll_i64(L, I), "");
-            t.c = LLVMBuildSelect(L->b, inside, cdst, cbuf, "");
-            t.ci = LLVMBuildSelect(L->b, inside, ll_i64(L, O), ll_i64(L, TILE_NC), "");
-            tile(L, tacc, &t, kn);
+    LLVMValueRef tiled = r0;
+    if (!bits) { /* no tiles over spikes kept as bits (above) */
+        tiled = LLVMBuildNSWAdd(L->b, r0, floor_to(L, LLVMBuildNSWSub(L->b, r1, r0, ""), TILE_MR), "");
+        LlLoop jt;
+        ll_loop_open(L, &r, r0, tiled, TILE_MR, "rtile");
+        ll_loop_open(L, &jt, ll_i64(L, 0), on, TILE_NC, "ctile");
+        LLVMValueRef end = LLVMBuildNSWAdd(L->b, jt.iv, ll_i64(L, TILE_NC), "");
+        LLVMValueRef inside = LLVMBuildICmp(L->b, LLVMIntSLE, end, on, "");
+        LLVMValueRef cols = LLVMBuildNSWSub(L->b, on, jt.iv, "");
+        LLVMValueRef cdst = ll_off(L, yt, LLVMBuildNSWAdd(L->b, LLVMBuildNSWMul(L->b, r.iv, ll_i64(L, O), ""),
+                                                          LLVMBuildNSWAdd(L->b, ob.iv, jt.iv, ""), ""), NULL);
+        for (int back = 0; back < 2; back++) {
+            LlIf part;
+            LlLoop c;
+            if (back) {
+                LlTile t = {.a = ll_off(L, xt, kb.iv, NULL), .ai = I, .ak = 1, .b = ll_off(L, wt, jt.iv, NULL),
+                            .bk = ll_i64(L, DENSE_OB)};
+                t.a0 = LLVMBuildNSWMul(L->b, r.iv, ll_i64(L, I), "");
+                t.c = LLVMBuildSelect(L->b, inside, cdst, cbuf, "");
+                t.ci = LLVMBuildSelect(L->b, inside, ll_i64(L, O), ll_i64(L, TILE_NC), "");
+                tile(L, tacc, &t, kn);
+            }
+            ll_if(L, &part, LLVMBuildNot(L->b, inside, ""), back ? "ctile.out" : "ctile.in", 0);
+            for (int i = 0; i < TILE_MR; i++) {
+                LLVMValueRef yrow = ll_off(L, cdst, ll_i64(L, i * O), NULL);
+                ll_loop_open(L, &c, ll_i64(L, 0), cols, 1, back ? "ctile.out.c" : "ctile.in.c");
+                LLVMValueRef yp = ll_off(L, yrow, c.iv, NULL), bp = ll_off(L, cbuf, ll_i64(L, i * TILE_NC), NULL);
+                bp = ll_off(L, bp, c.iv, NULL);
+                if (back)
+                    ll_store(L, ll_load(L, bp, 1, NULL), yp);
+                else
+                    ll_store(L, ll_load(L, yp, 1, NULL), bp);
+                ll_loop_close(L, &c);
+            }
+            ll_endif(L, &part);
         }
-        ll_if(L, &part, LLVMBuildNot(L->b, inside, ""), back ? "ctile.out" : "ctile.in", 0);
-        for (int i = 0; i < TILE_MR; i++) {
-            LLVMValueRef yrow = ll_off(L, cdst, ll_i64(L, i * O), NULL);
-            ll_loop_open(L, &c, ll_i64(L, 0), cols, 1, back ? "ctile.out.c" : "ctile.in.c");
-            LLVMValueRef yp = ll_off(L, yrow, c.iv, NULL), bp = ll_off(L, cbuf, ll_i64(L, i * TILE_NC), NULL);
-            bp = ll_off(L, bp, c.iv, NULL);
-            if (back)
-                ll_store(L, ll_load(L, bp, 1, NULL), yp);
-            else
-                ll_store(L, ll_load(L, yp, 1, NULL), bp);
-            ll_loop_close(L, &c);
-        }
-        ll_endif(L, &part);
+        ll_loop_close(L, &jt);
+        ll_loop_close(L, &r);
     }
-    ll_loop_close(L, &jt);
-    ll_loop_close(L, &r);
     /* the rows left over, one at a time */
     ll_loop_open(L, &r, tiled, r1, 1, "row");
     LLVMValueRef e0 = LLVMBuildNSWAdd(L->b, LLVMBuildNSWMul(L->b, r.iv, ll_i64(L, I), ""), kb.iv, "");
@@ -700,20 +702,20 @@ static void dense_rows(Ll *L, const IrNode *x, LLVMValueRef wt, LLVMValueRef acc
        in registers over the block's inputs (acc is promoted to values) */
     LLVMTypeRef accty = LLVMArrayType(L->vf, DENSE_OB / LL_LANES);
     for (int j = 0; j < DENSE_OB / LL_LANES; j++)
-        ll_store(L, ll_load(L, ll_off(L, yr, ll_i64(L, j * LL_LANES), NULL), LL_LANES, NULL), acc_at(L, accty, acc, j));
+        ll_store(L, ll_load(L, ll_off(L, yr, ll_i64(L, j * LL_LANES), NULL), LL_LANES, NULL), ll_vec_at(L, accty, acc, j));
     LlEvents ev;
     events_open(L, &ev, xr, bits, e0, kn, "k");
     LLVMValueRef wk = ll_off(L, wt, LLVMBuildNSWMul(L->b, ev.idx, ll_i64(L, DENSE_OB), ""), NULL);
     LLVMValueRef xv = ll_splat(L, ev.val, LL_LANES);
     for (int j = 0; j < DENSE_OB / LL_LANES; j++) {
-        LLVMValueRef at = acc_at(L, accty, acc, j);
+        LLVMValueRef at = ll_vec_at(L, accty, acc, j);
         LLVMValueRef prod =
             LLVMBuildFMul(L->b, xv, ll_load(L, ll_off(L, wk, ll_i64(L, j * LL_LANES), NULL), LL_LANES, NULL), "");
         ll_store(L, LLVMBuildFAdd(L->b, ll_load(L, at, LL_LANES, NULL), prod, ""), at);
     }
     events_close(L, &ev);
     for (int j = 0; j < DENSE_OB / LL_LANES; j++)
-        ll_store(L, ll_load(L, acc_at(L, accty, acc, j), LL_LANES, NULL), ll_off(L, yr, ll_i64(L, j * LL_LANES), NULL));
+        ll_store(L, ll_load(L, ll_vec_at(L, accty, acc, j), LL_LANES, NULL), ll_off(L, yr, ll_i64(L, j * LL_LANES), NULL));
     ll_else(L, &whole);
     /* the last, partial block: one output at a time */
     events_open(L, &ev, xr, bits, e0, kn, "k1");
