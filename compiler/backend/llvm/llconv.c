@@ -14,7 +14,9 @@
  * spike that did not fire) is skipped, as the dense product skips it. The
  * weights of a block are transposed onto the stack once per step, so that
  * a tap reads its CONV_OB weights contiguously. Skipping zero terms can
- * change only the sign of a zero sum.
+ * change only the sign of a zero sum. With threads, the forward and the
+ * input gradient split the samples, the weight gradient the input
+ * channels, so that each sum is one thread's (ll_share).
  *
  * Pools and batchnorm are the C target's loops, one value at a time, and
  * so are their backward kernels and batchnorm's training forward.
@@ -57,10 +59,11 @@ typedef struct ConvDims {
 
 /* One block of output channels [ob, ob + on) of group g (an i64 value):
    its weights transposed into wt[c][ky][kx][ON] (ON = the block's width,
-   zeros past on), its biases into bp[ON], then every sample and output
-   position. */
+   zeros past on), its biases into bp[ON], then the samples [b0, b1) (the
+   kernel's part) and every output position. */
 static void conv_block(Ll *L, const IrNode *x, const ConvDims *d, LLVMValueRef wt, LLVMValueRef bp, LLVMValueRef acc,
-                       long long ON, LLVMValueRef g, long long ob, long long on, LLVMValueRef xt, LLVMValueRef yt) {
+                       long long ON, LLVMValueRef g, long long ob, long long on, LLVMValueRef b0, LLVMValueRef b1,
+                       LLVMValueRef xt, LLVMValueRef yt) {
     const int nv = (int)(ON / LL_LANES);
     const long long ck = d->cg * d->KK;
     LLVMTypeRef accty = LLVMArrayType(L->vf, (unsigned)nv);
@@ -84,7 +87,7 @@ static void conv_block(Ll *L, const IrNode *x, const ConvDims *d, LLVMValueRef w
     if (!x->bias && on == ON)
         ll_copy(L, bp, NULL, ll_i64(L, ON));
 
-    ll_loop_open(L, &b, ll_i64(L, 0), L->B, 1, "b");
+    ll_loop_open(L, &b, b0, b1, 1, "b");
     LLVMValueRef xb = ll_off(L, xt, mul(L, add(L, mul(L, b.iv, d->C), mul(L, g, d->cg)), d->H * d->W), "xs");
     LLVMValueRef yb = ll_off(L, yt, mul(L, add(L, mul(L, b.iv, d->O), o0), d->OH * d->OW), "ys");
     ll_loop_open(L, &oy, ll_i64(L, 0), ll_i64(L, d->OH), 1, "oy");
@@ -155,126 +158,176 @@ void ll_conv_fwd(TargetEmitter *em, const IrPlan *P, int i) {
     LLVMSetAlignment(bp, 64);
     LLVMValueRef acc = LLVMBuildAlloca(L->b, LLVMArrayType(L->vf, (unsigned)(ON / LL_LANES)), ll_name(L, "acc"));
     LlLoop t, g;
+    LLVMValueRef b0, b1; /* this part's samples */
+    ll_share(L, L->B, 1, &b0, &b1);
     ll_loop_open(L, &t, ll_from(L), ll_to(L), 1, "t");
     LLVMValueRef xt = ll_at(L, x->in[0], t.iv, "x"), yt = ll_at(L, i, t.iv, "y");
     ll_loop_open(L, &g, ll_i64(L, 0), ll_i64(L, d.G), 1, "g");
     for (long long ob = 0; ob < d.og; ob += ON)
-        conv_block(L, x, &d, wt, bp, acc, ON, g.iv, ob, d.og - ob < ON ? d.og - ob : ON, xt, yt);
+        conv_block(L, x, &d, wt, bp, acc, ON, g.iv, ob, d.og - ob < ON ? d.og - ob : ON, b0, b1, xt, yt);
     ll_loop_close(L, &g);
     ll_loop_close(L, &t);
     ll_kernel_close(L);
 }
 
 /* The gradients of a convolution, directly, over blocks of up to CONV_OB
-   output channels of a group (as the forward): the block's weights
-   transposed onto the stack, wt[q][j] = w[o0 + j][q] for the taps q = (c,
-   ky, kx), and its weight gradients summed there, dwt[q][j], over all the
-   call's positions, then added to dw. At each output position the block's
-   output gradients g[j] are loaded into vectors; for every tap inside the
-   input, dwt[q] += x g (skipped where the input is zero: a spike that did
-   not fire) and, when dx asks, gx += the sum over j of wt[q][j] g[j]. The
-   C target's im2col products sum the same terms in another order. */
+   output channels of a group (as the forward), in two passes over the
+   call's positions (steps, samples, output positions), at each of which
+   the block's output gradients g[j] are loaded into vectors. The first
+   sums the block's weight gradients of the input channels [c0, c1) (the
+   kernel's part) on the stack, dwt[q][j] for the taps q = (c, ky, kx):
+   dwt[q] += x g at every tap inside the input (left out where the input is
+   zero: a spike that did not fire), then adds them to dw; part 0 also sums
+   db. The second, when dx asks, adds to gx of the samples [b0, b1) (the
+   part's) the sum over j of wt[q][j] g[j], the block's weights transposed
+   onto the stack, wt[q][j] = w[o0 + j][q]. Each gradient is one part's
+   and sums its terms in the same order for any number of parts. The C
+   target's im2col products sum the same terms in another order. */
+typedef struct ConvPos {
+    LlLoop t, b, oy, ox;
+    LLVMValueRef xt, gxt;                 /* the step's input and its gradient */
+    LLVMValueRef xb;                      /* the index of the sample's first input channel of the group */
+    LLVMValueRef iy0, ix0, kylo, kyhi, kxlo, kxhi;
+    LLVMValueRef gv[CONV_OB / LL_LANES]; /* g[j], in vectors */
+} ConvPos;
+
+static void pos_open(Ll *L, ConvPos *p, const IrNode *x, const ConvDims *d, long long ON, long long on,
+                     LLVMValueRef g, LLVMValueRef o0, LLVMValueRef b0, LLVMValueRef b1, int gx) {
+    int in = x->in[0], i = (int)(x - L->g->nodes.items);
+    ll_loop_open(L, &p->t, ll_from(L), ll_to(L), 1, "t");
+    p->xt = ll_at(L, in, p->t.iv, "x");
+    p->gxt = gx ? ll_grad_at(L, in, p->t.iv, "gx") : NULL;
+    LLVMValueRef gyt = ll_grad_at(L, i, p->t.iv, "gy");
+    ll_loop_open(L, &p->b, b0, b1, 1, "b");
+    p->xb = mul(L, add(L, mul(L, p->b.iv, d->C), mul(L, g, d->cg)), d->H * d->W);
+    LLVMValueRef gyb = ll_off(L, gyt, mul(L, add(L, mul(L, p->b.iv, d->O), o0), d->OH * d->OW), "gyb");
+    ll_loop_open(L, &p->oy, ll_i64(L, 0), ll_i64(L, d->OH), 1, "oy");
+    p->iy0 = LLVMBuildNSWSub(L->b, mul(L, p->oy.iv, d->sh), ll_i64(L, d->ph), ll_name(L, "iy0"));
+    taps(L, p->iy0, d->kh, d->H, &p->kylo, &p->kyhi);
+    ll_loop_open(L, &p->ox, ll_i64(L, 0), ll_i64(L, d->OW), 1, "ox");
+    p->ix0 = LLVMBuildNSWSub(L->b, mul(L, p->ox.iv, d->sw), ll_i64(L, d->pw), ll_name(L, "ix0"));
+    taps(L, p->ix0, d->kw, d->W, &p->kxlo, &p->kxhi);
+    /* channel o's gradient at gyb + o OH OW */
+    LLVMValueRef gp = ll_off(L, gyb, add(L, mul(L, p->oy.iv, d->OW), p->ox.iv), "gp");
+    for (int v = 0; v < ON / LL_LANES; v++) {
+        LLVMValueRef e = ll_flt(L, 0.0f, LL_LANES);
+        for (int k = 0; k < LL_LANES && v * LL_LANES + k < on; k++)
+            e = LLVMBuildInsertElement(
+                L->b, e, ll_load(L, ll_off(L, gp, ll_i64(L, (v * LL_LANES + k) * d->OH * d->OW), NULL), 1, NULL),
+                ll_i32(L, k), "");
+        p->gv[v] = e;
+    }
+}
+
+static void pos_close(Ll *L, ConvPos *p) {
+    ll_loop_close(L, &p->ox);
+    ll_loop_close(L, &p->oy);
+    ll_loop_close(L, &p->b);
+    ll_loop_close(L, &p->t);
+}
+
+/* The taps of input channels [c0, c1) inside the input at a position:
+   xi, the input's index, and qo, the tap's offset in wt and dwt. */
+typedef struct ConvTaps {
+    LlLoop c, ky, kx;
+    LLVMValueRef xi, qo;
+} ConvTaps;
+
+static void taps_open(Ll *L, ConvTaps *q, const ConvDims *d, const ConvPos *p, long long ON, LLVMValueRef c0,
+                      LLVMValueRef c1) {
+    ll_loop_open(L, &q->c, c0, c1, 1, "c");
+    LLVMValueRef xc = add(L, p->xb, mul(L, q->c.iv, d->H * d->W));
+    ll_loop_open(L, &q->ky, p->kylo, p->kyhi, 1, "ky");
+    LLVMValueRef xrow = add(L, xc, add(L, mul(L, add(L, p->iy0, q->ky.iv), d->W), p->ix0));
+    LLVMValueRef qrow = add(L, mul(L, q->c.iv, d->KK), mul(L, q->ky.iv, d->kw));
+    ll_loop_open(L, &q->kx, p->kxlo, p->kxhi, 1, "kx");
+    q->xi = add(L, xrow, q->kx.iv);
+    q->qo = mul(L, add(L, qrow, q->kx.iv), ON);
+}
+
+static void taps_close(Ll *L, ConvTaps *q) {
+    ll_loop_close(L, &q->kx);
+    ll_loop_close(L, &q->ky);
+    ll_loop_close(L, &q->c);
+}
+
 static void conv_bwd_block(Ll *L, const IrNode *x, const ConvDims *d, long long ON, LLVMValueRef g, long long ob,
-                           long long on, LLVMValueRef wt, LLVMValueRef dwt, LLVMValueRef gvs, LLVMValueRef want) {
+                           long long on, LLVMValueRef wt, LLVMValueRef dwt, LLVMValueRef want) {
     const int nv = (int)(ON / LL_LANES);
     const long long ck = d->cg * d->KK;
-    LLVMTypeRef vty = LLVMArrayType(L->vf, (unsigned)nv);
     LLVMValueRef o0 = add(L, mul(L, g, d->og), ll_i64(L, ob));
     LLVMValueRef w = ll_param(L, x->param[0]), dw = ll_param_grad(L, x->param[0]);
     LLVMValueRef db = x->bias ? ll_param_grad(L, x->param[1]) : NULL;
-    int in = x->in[0], i = (int)(x - L->g->nodes.items);
-    LlLoop j, q, t, b, oy, ox, c, ky, kx;
+    LLVMValueRef c0, c1, b0, b1; /* this part's input channels (dw) and samples (dx) */
+    ll_share(L, ll_i64(L, d->cg), 1, &c0, &c1);
+    ll_share(L, L->B, 1, &b0, &b1);
+    LLVMValueRef first = LLVMBuildICmp(L->b, LLVMIntEQ, ll_part(L), ll_i32(L, 0), ll_name(L, "first"));
+    LlLoop j, q;
+    ConvPos p;
+    ConvTaps k;
+    LlIf nz, f;
+
+    /* dw of channels [c0, c1), and db at part 0 */
+    ll_copy(L, dwt, NULL, ll_i64(L, ck * ON));
+    pos_open(L, &p, x, d, ON, on, g, o0, ll_i64(L, 0), L->B, 0);
+    taps_open(L, &k, d, &p, ON, c0, c1);
+    LLVMValueRef xv = ll_load(L, ll_off(L, p.xt, k.xi, NULL), 1, "xv");
+    ll_if(L, &nz, LLVMBuildFCmp(L->b, LLVMRealUNE, xv, ll_flt(L, 0.0f, 1), ""), "event", 0);
+    LLVMValueRef xs = ll_splat(L, xv, LL_LANES);
+    for (int v = 0; v < nv; v++) {
+        LLVMValueRef at = ll_off(L, dwt, add(L, k.qo, ll_i64(L, v * LL_LANES)), NULL);
+        ll_store(L, LLVMBuildFAdd(L->b, ll_load(L, at, LL_LANES, NULL), LLVMBuildFMul(L->b, xs, p.gv[v], ""), ""), at);
+    }
+    ll_endif(L, &nz);
+    taps_close(L, &k);
+    if (db) {
+        ll_if(L, &f, first, "db", 0);
+        for (int e = 0; e < on && e < ON; e++) {
+            LLVMValueRef at = ll_off(L, db, add(L, o0, ll_i64(L, e)), NULL);
+            LLVMValueRef ge = LLVMBuildExtractElement(L->b, p.gv[e / LL_LANES], ll_i32(L, e % LL_LANES), "");
+            ll_store(L, LLVMBuildFAdd(L->b, ll_load(L, at, 1, NULL), ge, ""), at);
+        }
+        ll_endif(L, &f);
+    }
+    pos_close(L, &p);
+    /* dw[o0 + j][q] += dwt[q][j] */
+    ll_loop_open(L, &j, ll_i64(L, 0), ll_i64(L, on), 1, "dw.o");
+    LLVMValueRef drow = ll_off(L, dw, mul(L, add(L, o0, j.iv), ck), NULL);
+    ll_loop_open(L, &q, mul(L, c0, d->KK), mul(L, c1, d->KK), 1, "dw.k");
+    LLVMValueRef at = ll_off(L, drow, q.iv, NULL);
+    ll_store(L, LLVMBuildFAdd(L->b, ll_load(L, at, 1, NULL),
+                              ll_load(L, ll_off(L, dwt, add(L, mul(L, q.iv, ON), j.iv), NULL), 1, NULL), ""), at);
+    ll_loop_close(L, &q);
+    ll_loop_close(L, &j);
+    if (!want)
+        return;
+
+    /* gx of samples [b0, b1) */
+    ll_if(L, &f, want, "dx", 0);
     if (on < ON)
         ll_copy(L, wt, NULL, ll_i64(L, ck * ON));
-    ll_copy(L, dwt, NULL, ll_i64(L, ck * ON));
     ll_loop_open(L, &j, ll_i64(L, 0), ll_i64(L, on), 1, "pack.o");
     LLVMValueRef wrow = ll_off(L, w, mul(L, add(L, o0, j.iv), ck), NULL);
     ll_loop_open(L, &q, ll_i64(L, 0), ll_i64(L, ck), 1, "pack.k");
     ll_store(L, ll_load(L, ll_off(L, wrow, q.iv, NULL), 1, NULL), ll_off(L, wt, add(L, mul(L, q.iv, ON), j.iv), NULL));
     ll_loop_close(L, &q);
     ll_loop_close(L, &j);
-    ll_loop_open(L, &t, ll_from(L), ll_to(L), 1, "t");
-    LLVMValueRef xt = ll_at(L, in, t.iv, "x"), gyt = ll_grad_at(L, i, t.iv, "gy");
-    LLVMValueRef gxt = want ? ll_grad_at(L, in, t.iv, "gx") : NULL;
-    ll_loop_open(L, &b, ll_i64(L, 0), L->B, 1, "b");
-    LLVMValueRef xb = mul(L, add(L, mul(L, b.iv, d->C), mul(L, g, d->cg)), d->H * d->W);
-    LLVMValueRef gyb = ll_off(L, gyt, mul(L, add(L, mul(L, b.iv, d->O), o0), d->OH * d->OW), "gyb");
-    ll_loop_open(L, &oy, ll_i64(L, 0), ll_i64(L, d->OH), 1, "oy");
-    LLVMValueRef iy0 = LLVMBuildNSWSub(L->b, mul(L, oy.iv, d->sh), ll_i64(L, d->ph), ll_name(L, "iy0"));
-    LLVMValueRef kylo, kyhi, kxlo, kxhi;
-    taps(L, iy0, d->kh, d->H, &kylo, &kyhi);
-    ll_loop_open(L, &ox, ll_i64(L, 0), ll_i64(L, d->OW), 1, "ox");
-    LLVMValueRef ix0 = LLVMBuildNSWSub(L->b, mul(L, ox.iv, d->sw), ll_i64(L, d->pw), ll_name(L, "ix0"));
-    taps(L, ix0, d->kw, d->W, &kxlo, &kxhi);
-    /* the block's output gradients at this position, channel o at gyb + o OH OW */
-    LLVMValueRef gp = ll_off(L, gyb, add(L, mul(L, oy.iv, d->OW), ox.iv), "gp");
-    LLVMValueRef gv[CONV_OB / LL_LANES];
+    pos_open(L, &p, x, d, ON, on, g, o0, b0, b1, 1);
+    taps_open(L, &k, d, &p, ON, ll_i64(L, 0), ll_i64(L, d->cg));
+    LLVMValueRef sum = NULL;
     for (int v = 0; v < nv; v++) {
-        LLVMValueRef e = ll_flt(L, 0.0f, LL_LANES);
-        for (int k = 0; k < LL_LANES && v * LL_LANES + k < on; k++)
-            e = LLVMBuildInsertElement(
-                L->b, e, ll_load(L, ll_off(L, gp, ll_i64(L, (v * LL_LANES + k) * d->OH * d->OW), NULL), 1, NULL),
-                ll_i32(L, k), "");
-        gv[v] = e;
-        ll_store(L, e, ll_vec_at(L, vty, gvs, v));
+        LLVMValueRef wv = ll_load(L, ll_off(L, wt, add(L, k.qo, ll_i64(L, v * LL_LANES)), NULL), LL_LANES, NULL);
+        LLVMValueRef prod = LLVMBuildFMul(L->b, wv, p.gv[v], "");
+        sum = sum ? LLVMBuildFAdd(L->b, sum, prod, "") : prod;
     }
-    ll_loop_open(L, &c, ll_i64(L, 0), ll_i64(L, d->cg), 1, "c");
-    LLVMValueRef xc = add(L, xb, mul(L, c.iv, d->H * d->W));
-    ll_loop_open(L, &ky, kylo, kyhi, 1, "ky");
-    LLVMValueRef xrow = add(L, xc, add(L, mul(L, add(L, iy0, ky.iv), d->W), ix0));
-    LLVMValueRef qrow = add(L, mul(L, c.iv, d->KK), mul(L, ky.iv, d->kw));
-    ll_loop_open(L, &kx, kxlo, kxhi, 1, "kx");
-    LLVMValueRef xi = add(L, xrow, kx.iv);
-    LLVMValueRef qo = mul(L, add(L, qrow, kx.iv), ON);
-    LLVMValueRef xv = ll_load(L, ll_off(L, xt, xi, NULL), 1, "xv");
-    LlIf nz;
-    ll_if(L, &nz, LLVMBuildFCmp(L->b, LLVMRealUNE, xv, ll_flt(L, 0.0f, 1), ""), "event", 0);
-    LLVMValueRef xs = ll_splat(L, xv, LL_LANES);
-    for (int v = 0; v < nv; v++) {
-        LLVMValueRef at = ll_off(L, dwt, add(L, qo, ll_i64(L, v * LL_LANES)), NULL);
-        LLVMValueRef prod = LLVMBuildFMul(L->b, xs, ll_load(L, ll_vec_at(L, vty, gvs, v), LL_LANES, NULL), "");
-        ll_store(L, LLVMBuildFAdd(L->b, ll_load(L, at, LL_LANES, NULL), prod, ""), at);
-    }
-    ll_endif(L, &nz);
-    if (want) {
-        LlIf f;
-        ll_if(L, &f, want, "dx", 0);
-        LLVMValueRef sum = NULL;
-        for (int v = 0; v < nv; v++) {
-            LLVMValueRef wv = ll_load(L, ll_off(L, wt, add(L, qo, ll_i64(L, v * LL_LANES)), NULL), LL_LANES, NULL);
-            LLVMValueRef prod = LLVMBuildFMul(L->b, wv, ll_load(L, ll_vec_at(L, vty, gvs, v), LL_LANES, NULL), "");
-            sum = sum ? LLVMBuildFAdd(L->b, sum, prod, "") : prod;
-        }
-        LLVMValueRef r = LLVMBuildExtractElement(L->b, sum, ll_i32(L, 0), "");
-        for (int k = 1; k < LL_LANES; k++)
-            r = LLVMBuildFAdd(L->b, r, LLVMBuildExtractElement(L->b, sum, ll_i32(L, k), ""), "");
-        LLVMValueRef at = ll_off(L, gxt, xi, NULL);
-        ll_store(L, LLVMBuildFAdd(L->b, ll_load(L, at, 1, NULL), r, ""), at);
-        ll_endif(L, &f);
-    }
-    ll_loop_close(L, &kx);
-    ll_loop_close(L, &ky);
-    ll_loop_close(L, &c);
-    if (db)
-        for (int k = 0; k < on && k < ON; k++) {
-            LLVMValueRef at = ll_off(L, db, add(L, o0, ll_i64(L, k)), NULL);
-            ll_store(L, LLVMBuildFAdd(L->b, ll_load(L, at, 1, NULL),
-                                      LLVMBuildExtractElement(L->b, gv[k / LL_LANES], ll_i32(L, k % LL_LANES), ""), ""),
-                     at);
-        }
-    ll_loop_close(L, &ox);
-    ll_loop_close(L, &oy);
-    ll_loop_close(L, &b);
-    ll_loop_close(L, &t);
-    /* dw[o0 + j][q] += dwt[q][j] */
-    ll_loop_open(L, &j, ll_i64(L, 0), ll_i64(L, on), 1, "dw.o");
-    LLVMValueRef drow = ll_off(L, dw, mul(L, add(L, o0, j.iv), ck), NULL);
-    ll_loop_open(L, &q, ll_i64(L, 0), ll_i64(L, ck), 1, "dw.k");
-    LLVMValueRef at = ll_off(L, drow, q.iv, NULL);
-    ll_store(L, LLVMBuildFAdd(L->b, ll_load(L, at, 1, NULL),
-                              ll_load(L, ll_off(L, dwt, add(L, mul(L, q.iv, ON), j.iv), NULL), 1, NULL), ""), at);
-    ll_loop_close(L, &q);
-    ll_loop_close(L, &j);
+    LLVMValueRef r = LLVMBuildExtractElement(L->b, sum, ll_i32(L, 0), "");
+    for (int e = 1; e < LL_LANES; e++)
+        r = LLVMBuildFAdd(L->b, r, LLVMBuildExtractElement(L->b, sum, ll_i32(L, e), ""), "");
+    at = ll_off(L, p.gxt, k.xi, NULL);
+    ll_store(L, LLVMBuildFAdd(L->b, ll_load(L, at, 1, NULL), r, ""), at);
+    taps_close(L, &k);
+    pos_close(L, &p);
+    ll_endif(L, &f);
 }
 
 void ll_conv_bwd(TargetEmitter *em, const IrPlan *P, int i) {
@@ -287,14 +340,13 @@ void ll_conv_bwd(TargetEmitter *em, const IrPlan *P, int i) {
     LLVMSetAlignment(wt, 64);
     LLVMValueRef dwt = LLVMBuildArrayAlloca(L->b, L->f32, ll_i64(L, d.cg * d.KK * ON), ll_name(L, "dwt"));
     LLVMSetAlignment(dwt, 64);
-    LLVMValueRef gvs = LLVMBuildAlloca(L->b, LLVMArrayType(L->vf, (unsigned)(ON / LL_LANES)), ll_name(L, "g"));
     LLVMValueRef want = P->at[x->in[0]].needgrad
                             ? LLVMBuildICmp(L->b, LLVMIntNE, ll_flag(L), ll_i32(L, 0), ll_name(L, "want.dx"))
                             : NULL;
     LlLoop g;
     ll_loop_open(L, &g, ll_i64(L, 0), ll_i64(L, d.G), 1, "g");
     for (long long ob = 0; ob < d.og; ob += ON)
-        conv_bwd_block(L, x, &d, ON, g.iv, ob, d.og - ob < ON ? d.og - ob : ON, wt, dwt, gvs, want);
+        conv_bwd_block(L, x, &d, ON, g.iv, ob, d.og - ob < ON ? d.og - ob : ON, wt, dwt, want);
     ll_loop_close(L, &g);
     ll_kernel_close(L);
 }

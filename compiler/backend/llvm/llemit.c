@@ -295,7 +295,7 @@ void ll_share(Ll *L, LLVMValueRef n, long long align, LLVMValueRef *lo, LLVMValu
 
 int ll_splits(const IrGraph *g, int i) {
     int op = g->nodes.items[i].op;
-    return op == IR_DENSE || op == IR_NEURON;
+    return op == IR_DENSE || op == IR_CONV2D || op == IR_NEURON;
 }
 
 /* An alloca at the start of the function being written (so that a call
@@ -360,8 +360,9 @@ static LLVMValueRef trampoline(Ll *L, int fwd) {
     return L->tramp[fwd] = fn;
 }
 
-/* Below this many multiply-adds (a dense layer) or neuron steps, a kernel
-   runs on the calling thread: waking the others would cost more. */
+/* Below this many multiply-adds (a dense or convolution layer) or neuron
+   steps, a kernel runs on the calling thread: waking the others would cost
+   more. */
 #define LL_PARALLEL_MACS (1LL << 20)
 #define LL_PARALLEL_NEURONS (1LL << 15)
 
@@ -377,8 +378,14 @@ void ll_launch(Ll *L, int i, LLVMValueRef fn, LLVMValueRef *args, int fwd) {
         return;
     }
     const IrNode *x = &L->g->nodes.items[i];
-    long long per = x->op == IR_DENSE ? shape_count(&L->g->nodes.items[x->in[0]].shape) * x->out : shape_count(&x->shape);
-    long long least = x->op == IR_DENSE ? LL_PARALLEL_MACS : LL_PARALLEL_NEURONS;
+    /* the work of a sample at a step */
+    long long per = shape_count(&x->shape), least = LL_PARALLEL_MACS;
+    if (x->op == IR_DENSE)
+        per = shape_count(&L->g->nodes.items[x->in[0]].shape) * x->out;
+    else if (x->op == IR_CONV2D)
+        per *= L->g->nodes.items[x->in[0]].shape.d[0] / x->groups * x->kernel[0] * x->kernel[1];
+    else
+        least = LL_PARALLEL_NEURONS;
     LLVMValueRef steps = LLVMBuildSExt(L->b, LLVMBuildNSWSub(L->b, args[3], args[2], ""), L->i64, "");
     LLVMValueRef work = LLVMBuildMul(L->b, LLVMBuildMul(L->b, steps, args[1], ""), ll_i64(L, per), "");
     LLVMTypeRef ity = LLVMFunctionType(L->i32, NULL, 0, 0);
@@ -516,10 +523,22 @@ static void tile(Ll *L, LLVMValueRef acc, const LlTile *t, LLVMValueRef K) {
 
 /* The dense product's blocks: DENSE_OB outputs by DENSE_KB inputs of the
    weights, transposed onto the stack (32 KB), so that the loop over a
-   block's outputs reads them contiguously. The backward unpacks spikes
+   block's outputs reads them contiguously; a layer of fewer outputs has
+   blocks of its outputs rounded up to a tile's width by as many more
+   inputs (10 outputs: 16 by 512), so that a tile's rows are read in
+   longer runs. The forward takes rows of floats DENSE_RB at a time
+   through all the blocks, so that they are read from memory once (the
+   blocks are transposed again for each); the backward unpacks spikes
    kept as bits DENSE_RC rows at a time. */
 #define DENSE_OB 64
 #define DENSE_KB 128
+#define DENSE_RB 256
+/* A row's input that is not zero costs about as much as this many inputs
+   of a tile, in quarters: 4 over blocks of 16 outputs, 1.25 over blocks of
+   64, where it adds more vectors at once (measured on Zen 4 with spikes at
+   rates 0.1 to 0.9: bench/RESULTS.md); rows sparser than that go one at a
+   time at their inputs that are not zero. */
+static long long event_cost4(long long ow) { return ow >= DENSE_OB ? 5 : ow > 16 ? 8 : 16; }
 #define DENSE_RC 64
 
 static LLVMValueRef min64(Ll *L, LLVMValueRef a, long long b) {
@@ -531,48 +550,33 @@ static LLVMValueRef floor_to(Ll *L, LLVMValueRef n, long long m) {
     return LLVMBuildNSWSub(L->b, n, LLVMBuildSRem(L->b, n, ll_i64(L, m), ""), "");
 }
 
-/* y(rows x O) = bias + x(rows x I) w^T, each output summing its bias (or
-   0) first, then x[r][k] w[o][k] in ascending k, multiply then add: the C
-   target's order. The loops run over blocks of outputs, then blocks of
-   inputs in ascending order (the block of w transposed into wt), then the
-   rows. Rows of floats go TILE_MR at a time, in tiles. Spikes kept as bits,
-   and the rows the tiles leave, go one row at a time, skipping the inputs
-   that are zero (a spike that did not fire), as the C target's product
-   does, and adding the others to the block of outputs in DENSE_OB /
-   LL_LANES vectors of sums held in registers over the block's inputs; the
-   last partial block one output at a time (a loop LLVM vectorizes). A
-   tile's test of four rows' bits would cost more than it saves (a gather,
-   and a branch as unpredictable as one row's). */
-/* The inputs of a row that are not zero, in ascending order: events_open
-   opens a loop whose body sees one of them, k (its index in the block)
-   and xk (its value); events_close ends it. Floats are tested one by one;
-   spikes kept as bits are taken 32 at a time, each set bit found by
-   counting trailing zeros, so that the loop runs once per spike instead of
-   branching on every input. */
-typedef struct LlEvents {
-    int bits;
-    LlLoop k;                       /* floats: every input; bits: groups of 32 */
-    LlIf nz;                        /* floats: the input is not zero */
-    LLVMBasicBlockRef head, exit;   /* bits: the loop over the group's set bits */
-    LLVMValueRef m, next, idx, val; /* bits: the bits left, after this one; k; xk */
-} LlEvents;
+/* The i64 whose bit e says that xr[q + e] is not zero, for e < n <= 32:
+   a vector comparison of 32 values, or where fewer are left, one at a
+   time. */
+static LLVMValueRef nz_mask(Ll *L, LLVMValueRef xr, LLVMValueRef q, LLVMValueRef n) {
+    LLVMValueRef m = entry_alloca(L, L->i64, ll_name(L, "nz"));
+    LLVMValueRef xq = ll_off(L, xr, q, NULL);
+    LlIf whole;
+    ll_if(L, &whole, LLVMBuildICmp(L->b, LLVMIntEQ, n, ll_i64(L, 32), ""), "nz32", 1);
+    LLVMTypeRef v32 = LLVMVectorType(L->f32, 32);
+    LLVMValueRef ne = LLVMBuildFCmp(L->b, LLVMRealUNE, ll_load(L, xq, 32, NULL), LLVMConstNull(v32), "");
+    LLVMBuildStore(L->b, LLVMBuildZExt(L->b, LLVMBuildBitCast(L->b, ne, L->i32, ""), L->i64, ""), m);
+    ll_else(L, &whole);
+    LlLoop e;
+    LLVMBuildStore(L->b, ll_i64(L, 0), m);
+    ll_loop_open(L, &e, ll_i64(L, 0), n, 1, "nz1");
+    LLVMValueRef bit = LLVMBuildZExt(L->b, LLVMBuildFCmp(L->b, LLVMRealUNE, ll_load(L, ll_off(L, xq, e.iv, NULL), 1, NULL),
+                                                         ll_flt(L, 0.0f, 1), ""), L->i64, "");
+    LLVMBuildStore(L->b, LLVMBuildOr(L->b, LLVMBuildLoad2(L->b, L->i64, m, ""), LLVMBuildShl(L->b, bit, e.iv, ""), ""), m);
+    ll_loop_close(L, &e);
+    ll_endif(L, &whole);
+    return LLVMBuildLoad2(L->b, L->i64, m, "");
+}
 
-static void events_open(Ll *L, LlEvents *ev, LLVMValueRef xr, int bits, LLVMValueRef e0, LLVMValueRef kn,
-                        const char *what) {
-    ev->bits = bits;
-    if (!bits) {
-        ll_loop_open(L, &ev->k, ll_i64(L, 0), kn, 1, what);
-        ev->idx = ev->k.iv;
-        ev->val = ll_load(L, ll_off(L, xr, ev->k.iv, NULL), 1, "xk");
-        ll_if(L, &ev->nz, LLVMBuildFCmp(L->b, LLVMRealUNE, ev->val, ll_flt(L, 0.0f, 1), ""), "event", 0);
-        return;
-    }
-    ll_loop_open(L, &ev->k, ll_i64(L, 0), kn, 32, what);
-    /* bits e0 + q .. e0 + q + n - 1 (n = min(32, kn - q)) from the one or
-       two words that hold them */
-    LLVMValueRef e = LLVMBuildNSWAdd(L->b, e0, ev->k.iv, "");
+/* The i64 holding bits e .. e + n - 1 (n <= 32) of spikes kept as bits
+   at xr, from the one or two words that hold them. */
+static LLVMValueRef bit_mask(Ll *L, LLVMValueRef xr, LLVMValueRef e, LLVMValueRef n) {
     LLVMValueRef wi = LLVMBuildLShr(L->b, e, ll_i64(L, 5), ""), sh = LLVMBuildAnd(L->b, e, ll_i64(L, 31), "");
-    LLVMValueRef n = min64(L, LLVMBuildNSWSub(L->b, kn, ev->k.iv, ""), 32);
     LLVMValueRef two = LLVMBuildICmp(L->b, LLVMIntSGT, LLVMBuildNSWAdd(L->b, sh, n, ""), ll_i64(L, 32), "");
     LLVMValueRef w[2];
     for (int h = 0; h < 2; h++) {
@@ -583,7 +587,27 @@ static void events_open(Ll *L, LlEvents *ev, LLVMValueRef xr, int bits, LLVMValu
     }
     LLVMValueRef v = LLVMBuildOr(L->b, w[0], LLVMBuildShl(L->b, w[1], ll_i64(L, 32), ""), "");
     LLVMValueRef mask = LLVMBuildSub(L->b, LLVMBuildShl(L->b, ll_i64(L, 1), n, ""), ll_i64(L, 1), "");
-    LLVMValueRef m0 = LLVMBuildAnd(L->b, LLVMBuildLShr(L->b, v, sh, ""), mask, ll_name(L, "spikes"));
+    return LLVMBuildAnd(L->b, LLVMBuildLShr(L->b, v, sh, ""), mask, ll_name(L, "spikes"));
+}
+
+/* The inputs of a row that are not zero, in ascending order: events_open
+   opens a loop whose body sees one of them, k (its index in the block)
+   and xk (its value); events_close ends it. The inputs are taken 32 at a
+   time, a mask of those that are not zero made by a vector comparison
+   (floats) or read (spikes kept as bits), each of its set bits found by
+   counting trailing zeros, so that the loop runs once per input that is
+   not zero instead of branching on every input. */
+typedef struct LlEvents {
+    LlLoop k;                       /* groups of 32 inputs */
+    LLVMBasicBlockRef head, exit;   /* the loop over the group's inputs that are not zero */
+    LLVMValueRef m, next, idx, val; /* the bits left, after this one; k; xk */
+} LlEvents;
+
+static void events_open(Ll *L, LlEvents *ev, LLVMValueRef xr, int bits, LLVMValueRef e0, LLVMValueRef kn,
+                        const char *what) {
+    ll_loop_open(L, &ev->k, ll_i64(L, 0), kn, 32, what);
+    LLVMValueRef n = min64(L, LLVMBuildNSWSub(L->b, kn, ev->k.iv, ""), 32);
+    LLVMValueRef m0 = bits ? bit_mask(L, xr, LLVMBuildNSWAdd(L->b, e0, ev->k.iv, ""), n) : nz_mask(L, xr, ev->k.iv, n);
     LLVMBasicBlockRef pre = LLVMGetInsertBlock(L->b);
     ev->head = LLVMAppendBasicBlockInContext(L->ctx, L->fn, ll_name(L, "spike.head"));
     LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(L->ctx, L->fn, ll_name(L, "spike"));
@@ -600,16 +624,11 @@ static void events_open(Ll *L, LlEvents *ev, LLVMValueRef xr, int bits, LLVMValu
     LLVMValueRef tz = LLVMBuildCall2(L->b, LLVMIntrinsicGetType(L->ctx, id, &ty, 1),
                                      LLVMGetIntrinsicDeclaration(L->mod, id, &ty, 1), args, 2, "");
     ev->idx = LLVMBuildNSWAdd(L->b, ev->k.iv, tz, "");
-    ev->val = ll_flt(L, 1.0f, 1);
+    ev->val = bits ? ll_flt(L, 1.0f, 1) : ll_load(L, ll_off(L, xr, ev->idx, NULL), 1, "xk");
     ev->next = LLVMBuildAnd(L->b, ev->m, LLVMBuildSub(L->b, ev->m, ll_i64(L, 1), ""), "");
 }
 
 static void events_close(Ll *L, LlEvents *ev) {
-    if (!ev->bits) {
-        ll_endif(L, &ev->nz);
-        ll_loop_close(L, &ev->k);
-        return;
-    }
     LLVMBasicBlockRef last = LLVMGetInsertBlock(L->b);
     LLVMBuildBr(L->b, ev->head);
     LLVMAddIncoming(ev->m, &ev->next, &last, 1);
@@ -618,9 +637,165 @@ static void events_close(Ll *L, LlEvents *ev) {
     ll_loop_close(L, &ev->k);
 }
 
+/* wt[k][o] = w[ob + o][kb + k] for o < on, k < kn (w has I columns, wt
+   ow):
+   squares of 8 x 8 transposed in vectors, by three rounds of shuffles
+   that each exchange one bit of an element's row and column; the edges
+   one value at a time. */
+static void pack_block(Ll *L, LLVMValueRef w, long long I, LLVMValueRef ob, LLVMValueRef kb, LLVMValueRef on,
+                       LLVMValueRef kn, LLVMValueRef wt, long long ow) {
+    LLVMValueRef on8 = floor_to(L, on, 8), kn8 = floor_to(L, kn, 8);
+    LLVMValueRef w0 = ll_off(L, w, LLVMBuildNSWAdd(L->b, LLVMBuildNSWMul(L->b, ob, ll_i64(L, I), ""), kb, ""), NULL);
+    LlLoop o, k;
+    ll_loop_open(L, &o, ll_i64(L, 0), on8, 8, "pack.o8");
+    LLVMValueRef wo = ll_off(L, w0, LLVMBuildNSWMul(L->b, o.iv, ll_i64(L, I), ""), NULL);
+    ll_loop_open(L, &k, ll_i64(L, 0), kn8, 8, "pack.k8");
+    LLVMValueRef v[8];
+    for (int r = 0; r < 8; r++)
+        v[r] = ll_load(L, ll_off(L, wo, LLVMBuildNSWAdd(L->b, ll_i64(L, r * I), k.iv, ""), NULL), 8, NULL);
+    for (int b = 1; b < 8; b <<= 1) {
+        /* rows r and r + b (bit b of r clear): their columns with bit b set
+           and clear trade places */
+        LLVMValueRef lo[8], hi[8];
+        for (int c = 0; c < 8; c++) {
+            lo[c] = ll_i32(L, c & b ? 8 + c - b : c);
+            hi[c] = ll_i32(L, c & b ? 8 + c : c + b);
+        }
+        LLVMValueRef mlo = LLVMConstVector(lo, 8), mhi = LLVMConstVector(hi, 8);
+        for (int r = 0; r < 8; r++)
+            if (!(r & b)) {
+                LLVMValueRef a = v[r];
+                v[r] = LLVMBuildShuffleVector(L->b, a, v[r + b], mlo, "");
+                v[r + b] = LLVMBuildShuffleVector(L->b, a, v[r + b], mhi, "");
+            }
+    }
+    for (int c = 0; c < 8; c++)
+        ll_store(L, v[c], ll_off(L, wt, LLVMBuildNSWAdd(L->b, LLVMBuildNSWMul(L->b, LLVMBuildNSWAdd(L->b, k.iv, ll_i64(L, c), ""),
+                                                                               ll_i64(L, ow), ""), o.iv, ""), NULL));
+    ll_loop_close(L, &k);
+    ll_loop_open(L, &k, kn8, kn, 1, "pack.k");
+    for (int r = 0; r < 8; r++)
+        ll_store(L, ll_load(L, ll_off(L, wo, LLVMBuildNSWAdd(L->b, ll_i64(L, r * I), k.iv, ""), NULL), 1, NULL),
+                 ll_off(L, wt, LLVMBuildNSWAdd(L->b, LLVMBuildNSWMul(L->b, k.iv, ll_i64(L, ow), ""),
+                                               LLVMBuildNSWAdd(L->b, o.iv, ll_i64(L, r), ""), ""), NULL));
+    ll_loop_close(L, &k);
+    ll_loop_close(L, &o);
+    ll_loop_open(L, &o, on8, on, 1, "pack.o");
+    wo = ll_off(L, w0, LLVMBuildNSWMul(L->b, o.iv, ll_i64(L, I), ""), NULL);
+    ll_loop_open(L, &k, ll_i64(L, 0), kn, 1, "pack.k");
+    ll_store(L, ll_load(L, ll_off(L, wo, k.iv, NULL), 1, NULL),
+             ll_off(L, wt, LLVMBuildNSWAdd(L->b, LLVMBuildNSWMul(L->b, k.iv, ll_i64(L, ow), ""), o.iv, ""), NULL));
+    ll_loop_close(L, &k);
+    ll_loop_close(L, &o);
+}
+
+/* One row's outputs [0, width) of a block (width a constant): held in
+   vectors of sums in registers (acc is promoted to values) while the
+   row's inputs that are not zero add x wt[k]; a last vector of fewer
+   lanes reads and writes only those (wt is zero past them). */
+static void row_sums(Ll *L, LLVMValueRef yr, LLVMValueRef xr, int bits, LLVMValueRef e0, LLVMValueRef kn,
+                     LLVMValueRef wt, long long ow, LLVMValueRef acc, long long width) {
+    const int nv = (int)((width + LL_LANES - 1) / LL_LANES);
+    LLVMTypeRef accty = LLVMArrayType(L->vf, DENSE_OB / LL_LANES);
+    for (int j = 0; j < nv; j++) {
+        long long n = width - j * LL_LANES < LL_LANES ? width - j * LL_LANES : LL_LANES;
+        LLVMValueRef yp = ll_off(L, yr, ll_i64(L, j * LL_LANES), NULL), v = ll_flt(L, 0.0f, LL_LANES);
+        if (n == LL_LANES)
+            v = ll_load(L, yp, LL_LANES, NULL);
+        else
+            for (int e = 0; e < n; e++)
+                v = LLVMBuildInsertElement(L->b, v, ll_load(L, ll_off(L, yp, ll_i64(L, e), NULL), 1, NULL),
+                                           ll_i32(L, e), "");
+        ll_store(L, v, ll_vec_at(L, accty, acc, j));
+    }
+    LlEvents ev;
+    events_open(L, &ev, xr, bits, e0, kn, "k");
+    LLVMValueRef wk = ll_off(L, wt, LLVMBuildNSWMul(L->b, ev.idx, ll_i64(L, ow), ""), NULL);
+    LLVMValueRef xv = ll_splat(L, ev.val, LL_LANES);
+    for (int j = 0; j < nv; j++) {
+        LLVMValueRef at = ll_vec_at(L, accty, acc, j);
+        LLVMValueRef prod =
+            LLVMBuildFMul(L->b, xv, ll_load(L, ll_off(L, wk, ll_i64(L, j * LL_LANES), NULL), LL_LANES, NULL), "");
+        ll_store(L, LLVMBuildFAdd(L->b, ll_load(L, at, LL_LANES, NULL), prod, ""), at);
+    }
+    events_close(L, &ev);
+    for (int j = 0; j < nv; j++) {
+        long long n = width - j * LL_LANES < LL_LANES ? width - j * LL_LANES : LL_LANES;
+        LLVMValueRef yp = ll_off(L, yr, ll_i64(L, j * LL_LANES), NULL);
+        LLVMValueRef v = ll_load(L, ll_vec_at(L, accty, acc, j), LL_LANES, NULL);
+        if (n == LL_LANES)
+            ll_store(L, v, yp);
+        else
+            for (int e = 0; e < n; e++)
+                ll_store(L, LLVMBuildExtractElement(L->b, v, ll_i32(L, e), ""), ll_off(L, yp, ll_i64(L, e), NULL));
+    }
+}
+
+/* The block of a dense layer's weights that dense_rows is at, and where
+   its rows are. */
+typedef struct DenseAt {
+    long long I, O, ow;    /* inputs, outputs, the width of wt */
+    int bits;              /* xt: spikes kept as bits */
+    LLVMValueRef xt, yt;   /* the first row's input and output */
+    LLVMValueRef wt, acc;  /* the block of weights transposed; vectors of sums */
+    LLVMValueRef ob, kb;   /* the block's first output and input */
+    LLVMValueRef on, kn;   /* its outputs and inputs */
+} DenseAt;
+
+/* Rows [from, to) of the block, one at a time, each at its inputs that
+   are not zero only: blocks of ow outputs in vectors of sums (row_sums),
+   the last of O % ow. */
+static void rows_events(Ll *L, const DenseAt *D, LLVMValueRef from, LLVMValueRef to) {
+    const long long O = D->O, ow = D->ow, last = O % ow;
+    LlLoop r;
+    ll_loop_open(L, &r, from, to, 1, "row");
+    LLVMValueRef e0 = LLVMBuildNSWAdd(L->b, LLVMBuildNSWMul(L->b, r.iv, ll_i64(L, D->I), ""), D->kb, "");
+    LLVMValueRef xr = D->bits ? D->xt : ll_off(L, D->xt, e0, "xrow");
+    LLVMValueRef yr = ll_off(L, D->yt, LLVMBuildNSWAdd(L->b, LLVMBuildNSWMul(L->b, r.iv, ll_i64(L, O), ""), D->ob, ""),
+                             "yrow");
+    if (O >= ow && last) {
+        LlIf whole;
+        ll_if(L, &whole, LLVMBuildICmp(L->b, LLVMIntEQ, D->on, ll_i64(L, ow), ""), "full", 1);
+        row_sums(L, yr, xr, D->bits, e0, D->kn, D->wt, ow, D->acc, ow);
+        ll_else(L, &whole);
+        row_sums(L, yr, xr, D->bits, e0, D->kn, D->wt, ow, D->acc, last);
+        ll_endif(L, &whole);
+    } else
+        row_sums(L, yr, xr, D->bits, e0, D->kn, D->wt, ow, D->acc, last ? last : ow);
+    ll_loop_close(L, &r);
+}
+
+/* How many of xr[0 .. n) are not zero (i64). */
+static LLVMValueRef count_nz(Ll *L, LLVMValueRef xr, LLVMValueRef n) {
+    LLVMValueRef c = entry_alloca(L, L->i64, ll_name(L, "events"));
+    LlLoop q;
+    LLVMBuildStore(L->b, ll_i64(L, 0), c);
+    ll_loop_open(L, &q, ll_i64(L, 0), n, 32, "count");
+    LLVMValueRef m = nz_mask(L, xr, q.iv, min64(L, LLVMBuildNSWSub(L->b, n, q.iv, ""), 32));
+    unsigned id = LLVMLookupIntrinsicID("llvm.ctpop", 10);
+    LLVMValueRef pop = LLVMBuildCall2(L->b, LLVMIntrinsicGetType(L->ctx, id, &L->i64, 1),
+                                      LLVMGetIntrinsicDeclaration(L->mod, id, &L->i64, 1), &m, 1, "");
+    LLVMBuildStore(L->b, LLVMBuildNSWAdd(L->b, LLVMBuildLoad2(L->b, L->i64, c, ""), pop, ""), c);
+    ll_loop_close(L, &q);
+    return LLVMBuildLoad2(L->b, L->i64, c, "");
+}
+
+/* y(rows x O) = bias + x(rows x I) w^T, each output summing its bias (or
+   0) first, then x[r][k] w[o][k] in ascending k, multiply then add: the C
+   target's order. The loops run over blocks of DENSE_RB rows of floats,
+   then blocks of outputs, then blocks of inputs in ascending order (the
+   block of w transposed into wt), then the block's rows. Rows of floats go
+   TILE_MR at a time, in tiles, unless the first of them is sparse. Spikes
+   kept as bits, sparse rows and the rows the tiles leave go one row at a
+   time, skipping the inputs that are zero (a spike that did not fire), as
+   the C target's product does, and adding the others to the block of
+   outputs in vectors of sums held in registers over the block's inputs
+   (row_sums). A tile's test of four rows' bits would cost more than it
+   saves (a gather, and a branch as unpredictable as one row's). */
 static void dense_rows(Ll *L, const IrNode *x, LLVMValueRef wt, LLVMValueRef acc, LLVMValueRef tacc, LLVMValueRef cbuf,
                        LLVMValueRef rows, LLVMValueRef xt, int bits, LLVMValueRef yt) {
     long long I = shape_count(&L->g->nodes.items[x->in[0]].shape), O = x->out;
+    const long long ow = O < DENSE_OB ? align16(O) : DENSE_OB, kw = DENSE_OB * DENSE_KB / ow; /* the blocks */
     LLVMValueRef w = ll_param(L, x->param[0]);
     LlLoop r, ob, kb, k, o;
     LLVMValueRef r0, r1; /* this part's rows */
@@ -629,34 +804,45 @@ static void dense_rows(Ll *L, const IrNode *x, LLVMValueRef wt, LLVMValueRef acc
     LLVMValueRef yr = ll_off(L, yt, LLVMBuildNSWMul(L->b, r.iv, ll_i64(L, O), ""), NULL);
     ll_copy(L, yr, x->bias ? ll_param(L, x->param[1]) : NULL, ll_i64(L, O));
     ll_loop_close(L, &r);
-    ll_loop_open(L, &ob, ll_i64(L, 0), ll_i64(L, O), DENSE_OB, "oblock");
-    LLVMValueRef on = min64(L, LLVMBuildNSWSub(L->b, ll_i64(L, O), ob.iv, ""), DENSE_OB);
-    ll_loop_open(L, &kb, ll_i64(L, 0), ll_i64(L, I), DENSE_KB, "kblock");
-    LLVMValueRef kn = min64(L, LLVMBuildNSWSub(L->b, ll_i64(L, I), kb.iv, ""), DENSE_KB);
-    /* wt[k][o] = w[ob + o][kb + k] */
-    ll_loop_open(L, &o, ll_i64(L, 0), on, 1, "pack.o");
-    LLVMValueRef wrow = ll_off(L, w, LLVMBuildNSWAdd(L->b, LLVMBuildNSWMul(L->b, LLVMBuildNSWAdd(L->b, ob.iv, o.iv, ""),
-                                                                             ll_i64(L, I), ""), kb.iv, ""), NULL);
-    ll_loop_open(L, &k, ll_i64(L, 0), kn, 1, "pack.k");
-    ll_store(L, ll_load(L, ll_off(L, wrow, k.iv, NULL), 1, NULL),
-             ll_off(L, wt, LLVMBuildNSWAdd(L->b, LLVMBuildNSWMul(L->b, k.iv, ll_i64(L, DENSE_OB), ""), o.iv, ""), NULL));
-    ll_loop_close(L, &k);
-    ll_loop_close(L, &o);
+    LlLoop rb;
+    if (!bits) {
+        ll_loop_open(L, &rb, r0, r1, DENSE_RB, "rblock");
+        LLVMValueRef e = LLVMBuildNSWAdd(L->b, rb.iv, ll_i64(L, DENSE_RB), "");
+        r1 = LLVMBuildSelect(L->b, LLVMBuildICmp(L->b, LLVMIntSLT, e, r1, ""), e, r1, "");
+        r0 = rb.iv;
+    }
+    ll_loop_open(L, &ob, ll_i64(L, 0), ll_i64(L, O), ow, "oblock");
+    LLVMValueRef on = min64(L, LLVMBuildNSWSub(L->b, ll_i64(L, O), ob.iv, ""), ow);
+    ll_loop_open(L, &kb, ll_i64(L, 0), ll_i64(L, I), kw, "kblock");
+    LLVMValueRef kn = min64(L, LLVMBuildNSWSub(L->b, ll_i64(L, I), kb.iv, ""), kw);
+    pack_block(L, w, I, ob.iv, kb.iv, on, kn, wt, ow);
     /* columns past a partial block's end, up to its last tile's, are 0 */
     ll_loop_open(L, &o, on, floor_to(L, LLVMBuildNSWAdd(L->b, on, ll_i64(L, TILE_NC - 1), ""), TILE_NC), 1, "pad.o");
     ll_loop_open(L, &k, ll_i64(L, 0), kn, 1, "pad.k");
     ll_store(L, ll_flt(L, 0.0f, 1),
-             ll_off(L, wt, LLVMBuildNSWAdd(L->b, LLVMBuildNSWMul(L->b, k.iv, ll_i64(L, DENSE_OB), ""), o.iv, ""), NULL));
+             ll_off(L, wt, LLVMBuildNSWAdd(L->b, LLVMBuildNSWMul(L->b, k.iv, ll_i64(L, ow), ""), o.iv, ""), NULL));
     ll_loop_close(L, &k);
     ll_loop_close(L, &o);
-    LLVMValueRef full = LLVMBuildICmp(L->b, LLVMIntEQ, on, ll_i64(L, DENSE_OB), "");
-    /* TILE_MR rows at a time in tiles of TILE_NC outputs; a tile past the
-       block's end works on a copy of its columns in cbuf */
+    DenseAt D = {.I = I, .O = O, .ow = ow, .bits = bits, .xt = xt, .yt = yt, .wt = wt, .acc = acc,
+                 .ob = ob.iv, .kb = kb.iv, .on = on, .kn = kn};
+    /* TILE_MR rows at a time in tiles of TILE_NC outputs (a tile past the
+       block's end works on a copy of its columns in cbuf), or where the
+       first of them has fewer than kn / its cost (event_cost4) inputs that
+       are not zero, one at a time at those inputs */
     LLVMValueRef tiled = r0;
     if (!bits) { /* no tiles over spikes kept as bits (above) */
         tiled = LLVMBuildNSWAdd(L->b, r0, floor_to(L, LLVMBuildNSWSub(L->b, r1, r0, ""), TILE_MR), "");
         LlLoop jt;
+        LlIf sparse;
         ll_loop_open(L, &r, r0, tiled, TILE_MR, "rtile");
+        LLVMValueRef events = count_nz(L, ll_off(L, xt, LLVMBuildNSWAdd(L->b, LLVMBuildNSWMul(L->b, r.iv, ll_i64(L, I), ""),
+                                                                         kb.iv, ""), NULL), kn);
+        ll_if(L, &sparse,
+              LLVMBuildICmp(L->b, LLVMIntSLT, LLVMBuildNSWMul(L->b, events, ll_i64(L, event_cost4(ow)), ""),
+                            LLVMBuildNSWMul(L->b, kn, ll_i64(L, 4), ""), ""),
+              "sparse", 1);
+        rows_events(L, &D, r.iv, LLVMBuildNSWAdd(L->b, r.iv, ll_i64(L, TILE_MR), ""));
+        ll_else(L, &sparse);
         ll_loop_open(L, &jt, ll_i64(L, 0), on, TILE_NC, "ctile");
         LLVMValueRef end = LLVMBuildNSWAdd(L->b, jt.iv, ll_i64(L, TILE_NC), "");
         LLVMValueRef inside = LLVMBuildICmp(L->b, LLVMIntSLE, end, on, "");
@@ -668,7 +854,7 @@ static void dense_rows(Ll *L, const IrNode *x, LLVMValueRef wt, LLVMValueRef acc
             LlLoop c;
             if (back) {
                 LlTile t = {.a = ll_off(L, xt, kb.iv, NULL), .ai = I, .ak = 1, .b = ll_off(L, wt, jt.iv, NULL),
-                            .bk = ll_i64(L, DENSE_OB)};
+                            .bk = ll_i64(L, ow)};
                 t.a0 = LLVMBuildNSWMul(L->b, r.iv, ll_i64(L, I), "");
                 t.c = LLVMBuildSelect(L->b, inside, cdst, cbuf, "");
                 t.ci = LLVMBuildSelect(L->b, inside, ll_i64(L, O), ll_i64(L, TILE_NC), "");
@@ -689,47 +875,15 @@ static void dense_rows(Ll *L, const IrNode *x, LLVMValueRef wt, LLVMValueRef acc
             ll_endif(L, &part);
         }
         ll_loop_close(L, &jt);
+        ll_endif(L, &sparse);
         ll_loop_close(L, &r);
     }
     /* the rows left over, one at a time */
-    ll_loop_open(L, &r, tiled, r1, 1, "row");
-    LLVMValueRef e0 = LLVMBuildNSWAdd(L->b, LLVMBuildNSWMul(L->b, r.iv, ll_i64(L, I), ""), kb.iv, "");
-    LLVMValueRef xr = bits ? xt : ll_off(L, xt, e0, "xrow");
-    yr = ll_off(L, yt, LLVMBuildNSWAdd(L->b, LLVMBuildNSWMul(L->b, r.iv, ll_i64(L, O), ""), ob.iv, ""), "yrow");
-    LlIf whole;
-    ll_if(L, &whole, full, "full", 1);
-    /* a whole block of outputs: DENSE_OB / LL_LANES vectors of sums, kept
-       in registers over the block's inputs (acc is promoted to values) */
-    LLVMTypeRef accty = LLVMArrayType(L->vf, DENSE_OB / LL_LANES);
-    for (int j = 0; j < DENSE_OB / LL_LANES; j++)
-        ll_store(L, ll_load(L, ll_off(L, yr, ll_i64(L, j * LL_LANES), NULL), LL_LANES, NULL), ll_vec_at(L, accty, acc, j));
-    LlEvents ev;
-    events_open(L, &ev, xr, bits, e0, kn, "k");
-    LLVMValueRef wk = ll_off(L, wt, LLVMBuildNSWMul(L->b, ev.idx, ll_i64(L, DENSE_OB), ""), NULL);
-    LLVMValueRef xv = ll_splat(L, ev.val, LL_LANES);
-    for (int j = 0; j < DENSE_OB / LL_LANES; j++) {
-        LLVMValueRef at = ll_vec_at(L, accty, acc, j);
-        LLVMValueRef prod =
-            LLVMBuildFMul(L->b, xv, ll_load(L, ll_off(L, wk, ll_i64(L, j * LL_LANES), NULL), LL_LANES, NULL), "");
-        ll_store(L, LLVMBuildFAdd(L->b, ll_load(L, at, LL_LANES, NULL), prod, ""), at);
-    }
-    events_close(L, &ev);
-    for (int j = 0; j < DENSE_OB / LL_LANES; j++)
-        ll_store(L, ll_load(L, ll_vec_at(L, accty, acc, j), LL_LANES, NULL), ll_off(L, yr, ll_i64(L, j * LL_LANES), NULL));
-    ll_else(L, &whole);
-    /* the last, partial block: one output at a time */
-    events_open(L, &ev, xr, bits, e0, kn, "k1");
-    wk = ll_off(L, wt, LLVMBuildNSWMul(L->b, ev.idx, ll_i64(L, DENSE_OB), ""), NULL);
-    ll_loop_open(L, &o, ll_i64(L, 0), on, 1, "o");
-    LLVMValueRef yp = ll_off(L, yr, o.iv, NULL);
-    LLVMValueRef prod = LLVMBuildFMul(L->b, ev.val, ll_load(L, ll_off(L, wk, o.iv, NULL), 1, NULL), "");
-    ll_store(L, LLVMBuildFAdd(L->b, ll_load(L, yp, 1, NULL), prod, ""), yp);
-    ll_loop_close(L, &o);
-    events_close(L, &ev);
-    ll_endif(L, &whole);
-    ll_loop_close(L, &r);
+    rows_events(L, &D, tiled, r1);
     ll_loop_close(L, &kb);
     ll_loop_close(L, &ob);
+    if (!bits)
+        ll_loop_close(L, &rb);
 }
 
 void ll_dense_fwd(TargetEmitter *em, const IrPlan *P, int i) {
