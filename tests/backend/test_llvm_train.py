@@ -26,7 +26,8 @@ the portable C target computes.
 - Threads: `snnc grad` and `snnc run` through llvm with --threads 2 give
   the bits of --threads 1 (the MLP example at batch 64, the conv example at
   batch 8, the dense layers of odd sizes and the convolutions with groups,
-  strides and biases (two blocks of output channels) at batch 256).
+  strides and biases (two blocks of output channels), batchnorm and both
+  pools at batch 256).
 - Training (when Debian's Fashion-MNIST is installed): one epoch of the MLP
   example on 2000 images, of the conv example (batchnorm's running
   statistics, dropout, spikes as bits through pools) on 256 and of the
@@ -215,11 +216,12 @@ def compare_grads(snnc, root, d, check):
 
 
 def compare_threads(snnc, root, d, check):
-    """The llvm target's dense, convolution and neuron kernels split their
-    outputs between OpenMP's threads where the work is large enough: `snnc
-    grad` and `snnc run` with --threads 2 must give the bits of --threads 1,
-    at batches that make every dense, convolution and neuron layer of these
-    networks split (at least 2^20 multiply-adds, 2^15 neuron steps a call)."""
+    """The llvm target's dense, convolution, neuron, pool and batchnorm
+    kernels split their outputs between OpenMP's threads where the work is
+    large enough: `snnc grad` and `snnc run` with --threads 2 must give the
+    bits of --threads 1, at batches that make every layer of these networks
+    split (at least 2^20 multiply-adds, 2^15 neuron steps or values a
+    call)."""
     with open(os.path.join(root, "examples", "fashion_mlp.snn")) as f:
         mlp = f.read()
     with open(os.path.join(root, "examples", "fashion_conv.snn")) as f:

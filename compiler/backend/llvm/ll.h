@@ -185,7 +185,8 @@ LLVMValueRef ll_parts(Ll *L);
    (the last part ends at n): i64 values. */
 void ll_share(Ll *L, LLVMValueRef n, long long align, LLVMValueRef *lo, LLVMValueRef *hi);
 /* Whether node i's kernels split their work between threads (dense and
-   convolution layers and neurons: every output is one thread's). */
+   convolution layers, neurons, pools and batchnorm: every output is one
+   thread's). */
 int ll_splits(const IrGraph *g, int i);
 /* Calls node i's kernel fn (forward: 6 arguments, backward: 8) over
    the steps [args[2], args[3]): where it splits and its work is large

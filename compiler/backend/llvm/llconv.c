@@ -19,7 +19,10 @@
  * channels, so that each sum is one thread's (ll_share).
  *
  * Pools and batchnorm are the C target's loops, one value at a time, and
- * so are their backward kernels and batchnorm's training forward.
+ * so are their backward kernels and batchnorm's training forward; with
+ * threads, pools split the planes (sample, channel), batchnorm the
+ * channels, whose statistics and parameter gradients are each one
+ * thread's.
  */
 #include <math.h>
 
@@ -373,7 +376,9 @@ static void pool(Ll *L, const IrPlan *P, int i, int fwd) {
     LLVMValueRef xt = bits ? ll_bits_at(L, in, t.iv, "spikes") : ll_at(L, in, t.iv, "x");
     LLVMValueRef yt = fwd ? ll_at(L, i, t.iv, "y") : ll_grad_at(L, i, t.iv, "gy");
     LLVMValueRef gx = fwd ? NULL : ll_grad_at(L, in, t.iv, "gx");
-    ll_loop_open(L, &rc, ll_i64(L, 0), mul(L, L->B, C), 1, "plane");
+    LLVMValueRef p0, p1; /* this part's planes (sample, channel) */
+    ll_share(L, mul(L, L->B, C), 1, &p0, &p1);
+    ll_loop_open(L, &rc, p0, p1, 1, "plane");
     LLVMValueRef xp = mul(L, rc.iv, H * W), yp = ll_off(L, yt, mul(L, rc.iv, OH * OW), "yp");
     ll_loop_open(L, &oy, ll_i64(L, 0), ll_i64(L, OH), 1, "oy");
     LLVMValueRef iy0 = LLVMBuildNSWSub(L->b, mul(L, oy.iv, x->stride[0]), ll_i64(L, x->pad[0]), ll_name(L, "iy0"));
@@ -491,7 +496,9 @@ void ll_batchnorm_fwd(TargetEmitter *em, const IrPlan *P, int i) {
     int once = P->at[in].inv && !P->at[i].inv;
     LlLoop c;
     BnLoop q;
-    ll_loop_open(L, &c, ll_i64(L, 0), ll_i64(L, C), 1, "c");
+    LLVMValueRef c0, c1; /* this part's channels */
+    ll_share(L, ll_i64(L, C), 1, &c0, &c1);
+    ll_loop_open(L, &c, c0, c1, 1, "c");
     LLVMValueRef g = ll_load(L, ll_off(L, gamma, c.iv, NULL), 1, "gamma");
     LLVMValueRef bt = ll_load(L, ll_off(L, beta, c.iv, NULL), 1, "beta");
     LlIf f;
@@ -573,7 +580,9 @@ void ll_batchnorm_bwd(TargetEmitter *em, const IrPlan *P, int i) {
     LLVMValueRef cnt = LLVMBuildFMul(L->b, LLVMBuildSIToFP(L->b, rows, L->f64, ""), dbl(L, (double)hw), ll_name(L, "cnt"));
     LlLoop c;
     BnLoop q;
-    ll_loop_open(L, &c, ll_i64(L, 0), ll_i64(L, C), 1, "c");
+    LLVMValueRef c0, c1; /* this part's channels */
+    ll_share(L, ll_i64(L, C), 1, &c0, &c1);
+    ll_loop_open(L, &c, c0, c1, 1, "c");
     LLVMValueRef m = ll_load(L, ll_off(L, mean, c.iv, NULL), 1, "m"), is = ll_load(L, ll_off(L, istd, c.iv, NULL), 1, "is");
     LLVMBuildStore(L->b, dbl(L, 0.0), sg);
     LLVMBuildStore(L->b, dbl(L, 0.0), sgx);

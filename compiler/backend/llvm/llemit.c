@@ -295,7 +295,8 @@ void ll_share(Ll *L, LLVMValueRef n, long long align, LLVMValueRef *lo, LLVMValu
 
 int ll_splits(const IrGraph *g, int i) {
     int op = g->nodes.items[i].op;
-    return op == IR_DENSE || op == IR_CONV2D || op == IR_NEURON;
+    return op == IR_DENSE || op == IR_CONV2D || op == IR_NEURON || op == IR_MAXPOOL || op == IR_AVGPOOL ||
+           op == IR_BATCHNORM;
 }
 
 /* An alloca at the start of the function being written (so that a call
@@ -361,8 +362,8 @@ static LLVMValueRef trampoline(Ll *L, int fwd) {
 }
 
 /* Below this many multiply-adds (a dense or convolution layer) or neuron
-   steps, a kernel runs on the calling thread: waking the others would cost
-   more. */
+   steps (and values of pools and batchnorm: a pool's times its taps), a
+   kernel runs on the calling thread: waking the others would cost more. */
 #define LL_PARALLEL_MACS (1LL << 20)
 #define LL_PARALLEL_NEURONS (1LL << 15)
 
@@ -384,8 +385,11 @@ void ll_launch(Ll *L, int i, LLVMValueRef fn, LLVMValueRef *args, int fwd) {
         per = shape_count(&L->g->nodes.items[x->in[0]].shape) * x->out;
     else if (x->op == IR_CONV2D)
         per *= L->g->nodes.items[x->in[0]].shape.d[0] / x->groups * x->kernel[0] * x->kernel[1];
-    else
+    else {
+        if (x->op != IR_NEURON && x->op != IR_BATCHNORM)
+            per *= x->kernel[0] * x->kernel[1];
         least = LL_PARALLEL_NEURONS;
+    }
     LLVMValueRef steps = LLVMBuildSExt(L->b, LLVMBuildNSWSub(L->b, args[3], args[2], ""), L->i64, "");
     LLVMValueRef work = LLVMBuildMul(L->b, LLVMBuildMul(L->b, steps, args[1], ""), ll_i64(L, per), "");
     LLVMTypeRef ity = LLVMFunctionType(L->i32, NULL, 0, 0);
