@@ -90,8 +90,13 @@ typedef struct LoadedModel {
        total is NaN where a gradient is not finite and 0 otherwise), wait
        (its loss, count of correct predictions and blocks' sums), update (the gradients scaled by
        c where scale, then optimizer SNNRT_SGD/ADAM/ADAMW); get copies it all
-       back. train_forward_at and train_spikes then work on the device's
-       workspace. All NULL where the loop runs on the host's workspace. */
+       back. Under mpirun, pull copies a step's gradients and the values of
+       the parameters that are not learned (buffers) into the host
+       workspace, push sends them back once summed over the ranks, and
+       select picks the device of a process (its rank on its machine) before
+       anything else runs. train_forward_at and train_spikes then work on the
+       device's workspace. All NULL where the loop runs on the host's
+       workspace. */
     struct {
         void (*open)(const void *ws, const float *m, const float *v, size_t nparam, long block);
         void (*get)(void *ws, float *m, float *v, size_t nparam);
@@ -101,6 +106,9 @@ typedef struct LoadedModel {
         void (*wait)(double *loss, int *ncorrect, double *sumsq);
         void (*update)(int scale, float c, int kind, long long step, double lr, double momentum,
                        double weight_decay, int nesterov, double beta1, double beta2, double eps);
+        void (*pull)(void *ws);
+        void (*push)(const void *ws);
+        void (*select)(int local);
     } dev;
 } LoadedModel;
 

@@ -45,7 +45,7 @@ static long launched_size(void) {
 
 #define DIST_CHUNK (1 << 20)
 
-static int rank, size = 1, joined;
+static int rank, size = 1, local, joined;
 
 int dist_init(void) {
     /* without a launcher, a job of one without MPI at all: Open MPI's
@@ -56,6 +56,10 @@ int dist_init(void) {
     MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided);
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);
+    MPI_Comm node; /* the ranks on this machine */
+    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL, &node);
+    MPI_Comm_rank(node, &local);
+    MPI_Comm_free(&node);
     joined = 1;
     return 0;
 }
@@ -72,6 +76,10 @@ int dist_rank(void) {
 
 int dist_size(void) {
     return size;
+}
+
+int dist_local_rank(void) {
+    return local;
 }
 
 void dist_sum(double *v, size_t n) {
@@ -134,6 +142,10 @@ int dist_rank(void) {
 
 int dist_size(void) {
     return 1;
+}
+
+int dist_local_rank(void) {
+    return 0;
 }
 
 void dist_sum(double *v, size_t n) {

@@ -21,6 +21,9 @@ int dist_init(void);
 void dist_finish(void);
 int dist_rank(void);
 int dist_size(void);
+/* The rank among the processes of the job on this machine (0 alone): which
+   GPU a process takes. */
+int dist_local_rank(void);
 /* Makes v[0..n) on every rank the sum over the ranks of their v, added in
    rank order, ((v_0 + v_1) + v_2) + ..., whatever the timing: the same
    bits on every rank and in every run. */

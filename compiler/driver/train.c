@@ -40,7 +40,10 @@
  * predictions and its gradients' sums of squares (the finite check and
  * clipping, added in the host's order), and the next batch is read and
  * sent while the device runs the step; the state comes back after each
- * epoch, for the checks and the files.
+ * epoch, for the checks and the files. Under mpirun each rank takes a GPU
+ * of its machine, and a step's gradients and buffers go through the host
+ * (dev.pull, reduce_step, clipping, dev.push) before the optimizer's step
+ * on the device.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -478,20 +481,32 @@ static void stage(Trainer *tr, const Dataset *d, int epoch, long at, int b) {
     tr->staged = at;
 }
 
-/* The step of the b samples at `done` on the device: queued, the next
-   batch read and sent while the device runs it, then its loss, its count
-   of correct predictions (*ok) and, where clipping needs it, the sum of
-   its gradients' squares (*sumsq, added as snnrt_clip_grad_norm adds
-   them); otherwise *sumsq is only NaN where a gradient is not finite. */
-static double device_step(Trainer *tr, const Dataset *d, int epoch, long done, int b, int *ok, double *sumsq) {
+/* This rank's shard of the global batch at `done` (*lo: where it starts in
+   the batch); its size. */
+static int shard_of(const Trainer *tr, const Dataset *d, long done, long *lo) {
+    long b = d->n - done < tr->gbatch ? d->n - done : tr->gbatch;
+    *lo = shard_start(b, tr->rank, tr->nranks);
+    return (int)(shard_start(b, tr->rank + 1, tr->nranks) - *lo);
+}
+
+/* The step of this rank's shard of the global batch at `done` on the
+   device (not empty): queued, the next batch's shard read and sent while
+   the device runs it, then its loss, its count of correct predictions
+   (*ok) and, where clipping needs it on one process, the sum of its
+   gradients' squares (*sumsq, added as snnrt_clip_grad_norm adds them);
+   otherwise *sumsq is only NaN where a gradient is not finite. */
+static double device_step(Trainer *tr, const Dataset *d, int epoch, long done, int *ok, double *sumsq) {
     const SnnrtLoss *L = &tr->loss;
-    if (tr->staged != done)
-        stage(tr, d, epoch, done, b);
-    tr->m.dev.begin(b, 0, mix(tr->ts->seed ^ mix((unsigned long long)tr->step + 1)), (int)L->kind, L->lambda, L->phi,
-                    L->correct_rate, L->incorrect_rate, tr->ts->clip > 0);
-    long next = done + b;
-    if (next < d->n)
-        stage(tr, d, epoch, next, d->n - next < tr->gbatch ? (int)(d->n - next) : tr->gbatch);
+    long lo;
+    int nb = shard_of(tr, d, done, &lo);
+    if (tr->staged != done + lo)
+        stage(tr, d, epoch, done + lo, nb);
+    tr->m.dev.begin(nb, lo, mix(tr->ts->seed ^ mix((unsigned long long)tr->step + 1)), (int)L->kind, L->lambda,
+                    L->phi, L->correct_rate, L->incorrect_rate, tr->ts->clip > 0 && tr->nranks == 1);
+    long next = done + tr->gbatch, next_lo;
+    int next_nb = next < d->n ? shard_of(tr, d, next, &next_lo) : 0;
+    if (next_nb > 0)
+        stage(tr, d, epoch, next + next_lo, next_nb);
     double l = 0, s = 0;
     tr->m.dev.wait(&l, ok, tr->blocks);
     for (long j = 0; j < tr->nblocks; j++)
@@ -501,10 +516,10 @@ static double device_step(Trainer *tr, const Dataset *d, int epoch, long done, i
 }
 
 /* The optimizer's step on the device, after clipping by the sum of the
-   gradients' squares. */
+   gradients' squares (on one process: several clip on the host). */
 static void device_update(Trainer *tr, double sumsq, double lr) {
     const SnnrtOptim *o = &tr->opt;
-    double c = tr->ts->clip > 0 ? snnrt_clip_coef(sumsq, tr->ts->clip) : 1.0;
+    double c = tr->ts->clip > 0 && tr->nranks == 1 ? snnrt_clip_coef(sumsq, tr->ts->clip) : 1.0;
     snnrt_optim_begin_step(&tr->opt);
     tr->m.dev.update(c < 1.0 || isnan(c), (float)c, (int)o->kind, o->step, lr, o->momentum, o->weight_decay,
                      o->nesterov, o->beta1, o->beta2, o->eps);
@@ -524,14 +539,16 @@ static int train_epoch(Trainer *tr, const Dataset *d, int epoch, Metrics *mt) {
     tr->staged = -1;
     while (done < d->n) {
         int b = d->n - done < tr->gbatch ? (int)(d->n - done) : tr->gbatch;
-        /* this rank's shard of the batch */
-        long lo = shard_start(b, tr->rank, tr->nranks);
-        int nb = (int)(shard_start(b, tr->rank + 1, tr->nranks) - lo);
+        long lo;
+        int nb = shard_of(tr, d, done, &lo);
         double l = 0, sumsq = 0;
         int ok = 0;
-        if (tr->m.dev.open) /* one process */
-            l = device_step(tr, d, epoch, done, b, &ok, &sumsq);
-        else if (nb > 0) {
+        if (tr->m.dev.open) {
+            if (nb > 0)
+                l = device_step(tr, d, epoch, done, &ok, &sumsq);
+            if (nb > 0 && tr->nranks > 1) /* to be summed here */
+                tr->m.dev.pull(tr->ws);
+        } else if (nb > 0) {
             data_batch(d, tr->order + done + lo, nb, tr->x, tr->labels);
             data_augment(d, tr->ts->seed, epoch, tr->order + done + lo, nb, tr->x);
             forward_at(tr, nb, lo, 1, mix(tr->ts->seed ^ mix((unsigned long long)tr->step + 1)));
@@ -569,7 +586,7 @@ static int train_epoch(Trainer *tr, const Dataset *d, int epoch, Metrics *mt) {
             return -1;
         }
         int bad = -1;
-        if (!tr->m.dev.open)
+        if (!tr->m.dev.open || tr->nranks > 1)
             bad = first_nonfinite(tr, G);
         else if (!isfinite(sumsq)) { /* which gradient: the device's, back */
             tr->m.dev.get(tr->ws, NULL, NULL, 0);
@@ -586,9 +603,14 @@ static int train_epoch(Trainer *tr, const Dataset *d, int epoch, Metrics *mt) {
                         epoch + 1, batch_no, batches, tr->step + 1, tr->g->params.items[bad].name, l, lr);
             return -1;
         }
-        if (tr->m.dev.open)
+        if (tr->m.dev.open && tr->nranks == 1)
             device_update(tr, sumsq, lr);
-        else {
+        else if (tr->m.dev.open) { /* the sums back, clipped here */
+            if (tr->ts->clip > 0)
+                snnrt_clip_grad_norm(G, tr->roff, tr->rcnt, tr->nranges, tr->ts->clip);
+            tr->m.dev.push(tr->ws);
+            device_update(tr, 0, lr);
+        } else {
             if (tr->ts->clip > 0)
                 snnrt_clip_grad_norm(G, tr->roff, tr->rcnt, tr->nranges, tr->ts->clip);
             snnrt_optim_begin_step(&tr->opt);
@@ -638,6 +660,8 @@ static int setup(Trainer *tr, Arena *a, Options *o, IrGraph *g, int batch) {
     }
     if (drv_load(g, o, &tr->m) != 0)
         return -1;
+    if (tr->m.dev.select) /* before anything runs there */
+        tr->m.dev.select(dist_local_rank());
     long in = (long)shape_count(&g->nodes.items[g->input].shape);
     tr->in_size = (long)(g->encoding == ENC_SEQUENCE ? tr->T : 1) * batch * in;
     tr->ws = floats_alloc((size_t)tr->m.train_ws_floats + 2);
@@ -674,11 +698,6 @@ static int setup(Trainer *tr, Arena *a, Options *o, IrGraph *g, int batch) {
         size_t learned = 0;
         for (int k = 0; k < tr->nranges; k++)
             learned += tr->rcnt[k];
-        if (tr->nranks > 1) {
-            error_plain("data-parallel training (mpirun) runs on the CPU targets; the cuda target trains in one "
-                        "process");
-            return -1;
-        }
         tr->nblocks = (long)((learned + SNNRT_CLIP_BLOCK - 1) / SNNRT_CLIP_BLOCK);
         if (!(tr->blocks = malloc(sizeof(double) * (size_t)tr->nblocks + 1))) {
             error_plain("out of memory");

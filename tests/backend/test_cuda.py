@@ -79,7 +79,8 @@ and its program are compiled too.
 snnc train's loop on the device (LOOP_NET, LOOP_MAIN): the .cu that snnc
 writes for its own use (the host API with <net>_host_dev_*, from snnc grad
 --keep-build, emulated) driven through four training steps (two losses,
-Adam then AdamW, clipping's scale, the gradients' sums of squares), an
+Adam then AdamW, clipping's scale, the gradients' sums of squares, the
+gradients pulled to the host and pushed back as mpirun's ranks do), an
 evaluation forward and the state brought back; emulate mode builds and
 runs it on the CPU, nvcc mode compiles it, and on a GPU (nvcc, device) it
 runs and is compared with its emulated build: the counts of correct
@@ -590,7 +591,9 @@ network ReadoutLast {
 # <net>_host_dev_*, which the .cu has where snnc loads it): four steps of
 # drawn batches, two losses, Adam then AdamW, clipping's scale once, the
 # blocks' sums of squares every other step (and the same by hand from the
-# gradients, fetched), an evaluation forward, and the
+# gradients, fetched), the round trip of a data-parallel run (the
+# gradients pulled to the host, halved there and pushed back: each value
+# where it belongs), an evaluation forward, and the
 # state brought back. Its reference is the same program built with
 # -DSNNC_CUDA_EMULATE, whose training test_cuda_train.py compares with
 # --target c; on a GPU this checks what emulation cannot: the stream's
@@ -621,6 +624,9 @@ LOOP_API void %(p)s_host_dev_begin(int batch, long first, unsigned long long see
 LOOP_API void %(p)s_host_dev_wait(double *loss, int *ncorrect, double *sumsq);
 LOOP_API void %(p)s_host_dev_update(int scale, float c, int kind, long long step, double lr, double momentum,
                                     double weight_decay, int nesterov, double beta1, double beta2, double eps);
+LOOP_API void %(p)s_host_dev_pull(void *ws);
+LOOP_API void %(p)s_host_dev_push(const void *ws);
+LOOP_API void %(p)s_host_dev_select(int local);
 LOOP_API void %(p)s_host_dev_forward_at(void *ws, int batch, long first, const float *input, float *output,
                                         int training, unsigned long long seed);
 
@@ -639,13 +645,15 @@ int main(void)
     const int B = %(P)s_MAX_BATCH, T = %(P)s_TIMESTEPS, K = %(P)s_OUTPUT_SIZE, block = 64;
     const long nin = (%(P)s_INPUT_SEQUENCE ? T : 1) * (long)B * %(P)s_INPUT_SIZE, np = %(P)s_PARAM_FLOATS;
     float *ws = (float *)calloc(%(P)s_TRAIN_WORKSPACE_FLOATS, sizeof(float));
+    float *ws2 = (float *)calloc(%(P)s_TRAIN_WORKSPACE_FLOATS, sizeof(float));
     float *m = (float *)calloc(np, sizeof(float)), *v = (float *)calloc(np, sizeof(float));
     float *x = (float *)calloc(nin, sizeof(float)), *y = (float *)calloc((size_t)T * B * K, sizeof(float));
     int *labels = (int *)calloc(B, sizeof(int)), nc = 0, step, k;
     double *sums = (double *)calloc(np / block + 2, sizeof(double)), loss = 0.0;
     long i, total = 0;
-    if (!ws || !m || !v || !x || !y || !labels || !sums)
+    if (!ws || !ws2 || !m || !v || !x || !y || !labels || !sums)
         return 1;
+    %(p)s_host_dev_select(0);
     for (k = 0; k < %(P)s_NUM_PARAMS; k++)
         total += %(p)s_params[k].learnable ? %(p)s_params[k].count : 0;
     for (i = 0; i < np; i++)
@@ -683,6 +691,27 @@ int main(void)
                             printf("sumsq_by_hand %%.17g\n", lane[0]);
                         }
                     }
+                /* mpirun's round trip: the gradients (and buffers) pulled are dev_get's; halved
+                   and pushed, they are what the device holds */
+                for (i = 0; i < %(P)s_TRAIN_WORKSPACE_FLOATS; i++)
+                    ws2[i] = -1.0f;
+                %(p)s_host_dev_pull(ws2);
+                n = 0;
+                for (k = 0; k < %(P)s_NUM_PARAMS; k++)
+                    for (at = 0; at < %(p)s_params[k].count; at++) {
+                        const long o = %(p)s_params[k].offset + at, g = o + (gw - ws);
+                        if (%(p)s_params[k].learnable) {
+                            n += ws2[g] != ws[g];
+                            ws2[g] *= 0.5f;
+                        } else
+                            n += ws2[o] != ws[o];
+                    }
+                %(p)s_host_dev_push(ws2);
+                %(p)s_host_dev_get(ws, NULL, NULL, (size_t)np);
+                for (k = 0; k < %(P)s_NUM_PARAMS; k++)
+                    for (at = 0; %(p)s_params[k].learnable && at < %(p)s_params[k].count; at++)
+                        n += gw[%(p)s_params[k].offset + at] != ws2[%(p)s_params[k].offset + at + (gw - ws)];
+                printf("pull_push_mismatches %%ld\n", n);
             }
             %(p)s_host_dev_update(step == 4, 0.5f, step <= 3 ? 1 : 2, step - 1, 1e-2, 0.0, 1e-3, 0, 0.9, 0.999, 1e-8);
         }
@@ -856,6 +885,15 @@ def sums_by_hand(got):
     return "block sum %d: %r against %r by hand" % (bad[0], sums[bad[0]], hand[bad[0]]) if bad else ""
 
 
+def pull_push(got):
+    """'' when LOOP_MAIN's round trips of mpirun (dev_pull, dev_push) found every value where it belongs,
+    else why not."""
+    counts = [v for label, v in got if label == "pull_push_mismatches"]
+    if not counts:
+        return "no round trip through dev_pull and dev_push was printed"
+    return "" if not any(counts) else "dev_pull and dev_push: %d values not where they belong" % max(counts)
+
+
 def npy_write(path, shape, values):
     """A float32 .npy file (the standard library alone)."""
     head = "{'descr': '<f4', 'fortran_order': False, 'shape': (%s), }" % "".join("%d, " % n for n in shape)
@@ -897,12 +935,13 @@ def check_loop(snnc, tmp, mode, cc, nvcc, gpu, pack):
         print("FAIL: %s: the emulated build (exit %d)\n%s" % (what, rc, msg[-3000:]))
         return 0, 1
     ref = values(msg)
-    why = sums_by_hand(ref)
+    why = sums_by_hand(ref) or pull_push(ref)
     if why:
         print("FAIL: %s: emulated: %s" % (what, why))
         return 0, 1
     if mode == "emulate":
-        print("%s: built and run emulated (%d values; the blocks' sums of squares as by hand)" % (what, len(ref)))
+        print("%s: built and run emulated (%d values; the blocks' sums of squares as by hand; dev_pull and "
+              "dev_push in place)" % (what, len(ref)))
         return 1, 0
     rc, msg = build_cuda(mode, keep, "loop", src, cc, nvcc)
     if rc != 0:
@@ -956,7 +995,7 @@ def compare(kind, what, out, ref):
         print("FAIL: %s [cuda]: output that is not lines of a label and a value\n%s" % (what, out[-3000:]))
         return 0, 1
     if kind == "loop":
-        why = loop_diff(got, ref) or sums_by_hand(got)
+        why = loop_diff(got, ref) or sums_by_hand(got) or pull_push(got)
         if why:
             print("FAIL: %s: on the GPU against its emulated build: %s" % (what, why))
             return 0, 1

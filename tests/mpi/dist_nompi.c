@@ -53,6 +53,7 @@ int main(void) {
     unsetenv("PMI_SIZE");
     check(dist_init() == 0, "started alone: dist_init succeeds");
     check(dist_rank() == 0 && dist_size() == 1, "started alone: rank 0 of 1");
+    check(dist_local_rank() == 0, "started alone: rank 0 on its machine");
     double v[3] = {1.5, -2.0, 1e300};
     dist_sum(v, 3);
     check(v[0] == 1.5 && v[1] == -2.0 && v[2] == 1e300, "the sum over one rank is the rank's vector");

@@ -64,6 +64,18 @@ sample, are on the path. Checked:
    measured, weights within 2.2e-7; with pieces that ignore those batches
    and draw from their own sample 0, the test accuracy differs by up to 7
    points and the test loss by up to 7%).
+9. The cuda target, its code built for the CPU (SNNC_CUDA_EMULATE=1): each
+   rank runs its shard on its device, the gradients and buffers come back
+   to the host to be summed (and clipped there), and go back for the
+   optimizer's step on the device. The network of 8 with dropout(0.3)
+   before each dense layer (rate-encoded spikes and masks drawn by a
+   shard's place in the global batch) by one process and at N = 1, 2 and 4
+   as in 1 (not against the portable target over 8 epochs: a spike that
+   the two targets' round-off flips there moves the weights by 1e-2; the
+   cuda tests compare them step by step); the network of 1 with batchnorm
+   after the first dense layer, at
+   batches of 40, at N = 2 within 1e-4 of the portable target at N = 2
+   (running statistics included), metrics too.
 
 Under AddressSanitizer, the leaks that LeakSanitizer finds inside Open MPI
 itself (memory its libraries keep until exit) are suppressed with
@@ -156,13 +168,13 @@ def mpirun(n, args):
     return ["mpirun", "--oversubscribe", "-np", str(n)] + args
 
 
-def train(model, out, n=None, extra=(), threads=1):
-    """snnc train into out, by one process (n None) or by mpirun -np n;
-    returns the CompletedProcess."""
+def train(model, out, n=None, extra=(), threads=1, env=None):
+    """snnc train into out, by one process (n None) or by mpirun -np n, with
+    the variables of env added; returns the CompletedProcess."""
     cmd = [R.snnc_path(), "train", model, "-o", out, "--threads", str(threads)] + list(extra)
     if n is not None:
         cmd = mpirun(n, cmd)
-    return subprocess.run(cmd, capture_output=True, text=True, env=mpi_env(), timeout=600)
+    return subprocess.run(cmd, capture_output=True, text=True, env=dict(mpi_env(), **(env or {})), timeout=600)
 
 
 def metrics(out):
@@ -252,19 +264,20 @@ def kill_a_rank(c, model, d):
         c.check(len(metrics(out)) == done + 1, "resuming after the killed rank: one more row of metrics")
 
 
-def against_one_process(c, model, d, name, ns=(1, 2, 4)):
-    """Trains model by one process and by mpirun -np n for n in ns: n = 1
-    the same bits, the others within TOL. Returns the folders by n (None:
-    one process), or None when one process failed."""
+def against_one_process(c, model, d, name, ns=(1, 2, 4), extra=(), env=None):
+    """Trains model by one process and by mpirun -np n for n in ns, both
+    with the options extra and the variables env: n = 1 the same bits, the
+    others within TOL. Returns the folders by n (None: one process), or
+    None when one process failed."""
     ref = os.path.join(d, name + "-ref")
-    if not ok(c, train(model, ref), "%s: one process" % name):
+    if not ok(c, train(model, ref, None, extra, env=env), "%s: one process" % name):
         return None
     w_ref, m_ref = weights(ref), metrics(ref)
     c.check(len(m_ref) == 8, "%s: one process: 8 epochs of metrics" % name)
     outs = {None: ref}
     for n in ns:
         out = os.path.join(d, "%s-np%d" % (name, n))
-        p = train(model, out, n)
+        p = train(model, out, n, extra, env=env)
         what = "%s: mpirun -np %d" % (name, n)
         if not ok(c, p, what):
             continue
@@ -347,6 +360,31 @@ def check_masks(c, d):
     print("masks: the shards of N = 2 and 4 draw their rows of the whole batch")
 
 
+def cuda_ranks(c, d):
+    """9: --target cuda under mpirun (see the top of this file)."""
+    emu = {"SNNC_CUDA_EMULATE": "1"}
+    cuda = ("--target", "cuda")
+    model = os.path.join(d, "blobs-cuda.snn")
+    with open(model, "w") as f:
+        f.write(MODEL % {"d": d, "enc": "rate", "drop_in": "dropout(0.3) |> ", "drop_h": "dropout(0.3) |> "})
+    against_one_process(c, model, d, "cuda", ns=(1, 2, 4), extra=cuda, env=emu)
+    # batchnorm's running statistics: summed over the ranks on the host and
+    # sent back; batches of 40, so that a shard's statistics are not those
+    # of a handful of samples, whose round-off the normalization magnifies
+    bmodel = os.path.join(d, "blobs-bn.snn")
+    with open(bmodel, "w") as f:
+        text = MODEL % {"d": d, "enc": "direct", "drop_in": "", "drop_h": ""}
+        f.write(text.replace("dense(32) as fc1 |>", "dense(32, bias = false) as fc1 |> batchnorm() as bn |>")
+                .replace("batch 10;", "batch 40;"))
+    bc, bg = os.path.join(d, "bn-c-np2"), os.path.join(d, "bn-cuda-np2")
+    if ok(c, train(bmodel, bc, 2), "batchnorm: the portable target at N = 2") and \
+            ok(c, train(bmodel, bg, 2, cuda, env=emu), "batchnorm: the cuda target at N = 2"):
+        w = weights(bg)
+        c.check("bn.running_mean" in w, "batchnorm: the weights hold bn.running_mean: %s" % sorted(w))
+        near(c, w, weights(bc), "batchnorm: the cuda target at N = 2 against the portable target's")
+        near_metrics(c, metrics(bg), metrics(bc), "batchnorm: the cuda target at N = 2")
+
+
 def main():
     have = len(sys.argv) > 1 and sys.argv[1].upper() in ("ON", "1", "TRUE", "YES")
     if not have:
@@ -411,6 +449,9 @@ def main():
         with open(rmodel, "w") as f:
             f.write(MODEL % {"d": d, "enc": "rate", "drop_in": "", "drop_h": ""})
         against_one_process(c, rmodel, d, "rate", ns=(4,))
+
+        # 9. the cuda target, its code built for the CPU
+        cuda_ranks(c, d)
     c.finish()
 
 

@@ -102,6 +102,17 @@ static void host_train_loop(Emit *e, const char *nin, const char *nsteps) {
     }
     cg_line(e, "    0, 0};");
     cg_line(e, "#define %s_NRANGES %d", P, nr);
+    cg_line(e, "static const long %s_others[] = { /* the other parameters (buffers): offset, count */", p);
+    int no = 0;
+    for (int k = 0; k < g->params.len; k++) {
+        const IrParam *q = &g->params.items[k];
+        if (q->learnable)
+            continue;
+        cg_line(e, "    %lld, %lld, /* %s */", (long long)q->off, (long long)q->count, q->name);
+        no++;
+    }
+    cg_line(e, "    0, 0};");
+    cg_line(e, "#define %s_NOTHERS %d", P, no);
     cg_blank(e);
     cg_line(e, "static struct {");
     cg_line(e, "    float *x[2];         /* device: two batches' inputs (the step's, the next one's) */");
@@ -321,6 +332,54 @@ static void host_train_loop(Emit *e, const char *nin, const char *nsteps) {
             p, p);
     cg_line(e, "                                  %s_h.st), \"train_optimizer_step\");", p);
     e->ind--;
+    cg_line(e, "}");
+    cg_blank(e);
+    cg_line(e, "/* Data-parallel training (mpirun; compiler/driver/train.c): dev_pull copies the step's");
+    cg_line(e, "   gradients of the learnable parameters and the values of the others (batchnorm's");
+    cg_line(e, "   running statistics) into the host workspace ws, at their offsets, to be summed over");
+    cg_line(e, "   the ranks there; dev_push sends the sums back, for dev_update. Both copy from one");
+    cg_line(e, "   training workspace to the other (the same layout); h_trip waits for the copies. */");
+    cg_line(e, "static void %s_h_trip(float *to, const float *from)", p);
+    cg_line(e, "{");
+    e->ind++;
+    cg_line(e, "const long grads = %s_train_grads(%s_h.ws[1]) - %s_h.ws[1];", p, p, p);
+    cg_line(e, "long k;");
+    cg_line(e, "for (k = 0; k < %s_NRANGES; k++)", P);
+    cg_line(e, "    %s_copy(to + grads + %s_ranges[2 * k], from + grads + %s_ranges[2 * k],", p, p, p);
+    cg_line(e, "            (size_t)%s_ranges[2 * k + 1] * sizeof(float), %s_h.st);", p, p);
+    cg_line(e, "for (k = 0; k < %s_NOTHERS; k++)", P);
+    cg_line(e, "    %s_copy(to + %s_others[2 * k], from + %s_others[2 * k], (size_t)%s_others[2 * k + 1] * sizeof(float),",
+            p, p, p, p);
+    cg_line(e, "            %s_h.st);", p);
+    cg_line(e, "%s_h_check(0, \"the gradients' round trip\");", p);
+    e->ind--;
+    cg_line(e, "}");
+    cg_blank(e);
+    cg_line(e, "%s_HOST void %s_host_dev_pull(void *ws)", P, p);
+    cg_line(e, "{");
+    cg_line(e, "    %s_h_trip((float *)ws, %s_h.ws[1]);", p, p);
+    cg_line(e, "}");
+    cg_blank(e);
+    cg_line(e, "%s_HOST void %s_host_dev_push(const void *ws)", P, p);
+    cg_line(e, "{");
+    cg_line(e, "    %s_h_trip(%s_h.ws[1], (const float *)ws);", p, p);
+    cg_line(e, "}");
+    cg_blank(e);
+    cg_line(e, "/* The GPU of the process that is `local` of the processes on its machine: device");
+    cg_line(e, "   local modulo their count (each rank of a data-parallel run its own, where there");
+    cg_line(e, "   are as many); called before any other function of this file. */");
+    cg_line(e, "%s_HOST void %s_host_dev_select(int local)", P, p);
+    cg_line(e, "{");
+    cg_line(e, "#ifdef SNNC_CUDA_EMULATE");
+    cg_line(e, "    (void)local;");
+    cg_line(e, "#else");
+    cg_line(e, "    int n = 0;");
+    cg_line(e, "    cudaError_t err = cudaGetDeviceCount(&n);");
+    cg_line(e, "    if (err == cudaSuccess && n > 0)");
+    cg_line(e, "        err = cudaSetDevice(local %% n);");
+    cg_line(e, "    if (err != cudaSuccess)");
+    cg_line(e, "        %s_h_fail(\"cudaSetDevice\", cudaGetErrorString(err));", p);
+    cg_line(e, "#endif");
     cg_line(e, "}");
     cg_blank(e);
     cg_line(e, "/* train_forward_at and train_spikes on the device's workspace (ws unused): the");
@@ -601,8 +660,10 @@ int cu_build_and_load(const Target *t, const IrGraph *g, const LoadOptions *lo, 
     /* snnc train: its loop keeps the workspace on the device (host_train_loop) */
     void **f[] = {(void **)&m->dev.open,   (void **)&m->dev.get,          (void **)&m->dev.stage,
                   (void **)&m->dev.begin,  (void **)&m->dev.wait,         (void **)&m->dev.update,
+                  (void **)&m->dev.pull,   (void **)&m->dev.push,         (void **)&m->dev.select,
                   (void **)&m->train_forward_at, (void **)&m->train_spikes};
-    const char *names[] = {"open", "get", "stage", "begin", "wait", "update", "forward_at", "spikes"};
+    const char *names[] = {"open", "get", "stage", "begin", "wait", "update", "pull", "push", "select", "forward_at",
+                           "spikes"};
     for (size_t k = 0; k < sizeof f / sizeof f[0]; k++)
         if (!(*f[k] = cbuild_sym(m, arena_printf(g->arena, "%s_host_dev_%s", prefix, names[k])))) {
             cbuild_unload(m);
