@@ -268,10 +268,13 @@ static void conv_bwd_block(Ll *L, const IrNode *x, const ConvDims *d, long long 
     LlLoop j, q;
     ConvPos p;
     ConvTaps k;
-    LlIf nz, f;
+    LlIf nz, f, busy;
 
-    /* dw of channels [c0, c1), and db at part 0 */
+    /* dw of channels [c0, c1), and db at part 0; a part without channels
+       (the second of a layer of one input channel) skips the positions */
     ll_copy(L, dwt, NULL, ll_i64(L, ck * ON));
+    LLVMValueRef has = LLVMBuildICmp(L->b, LLVMIntSLT, c0, c1, "");
+    ll_if(L, &busy, db ? LLVMBuildOr(L->b, has, first, "") : has, "dw.part", 0);
     pos_open(L, &p, x, d, ON, on, g, o0, ll_i64(L, 0), L->B, 0);
     taps_open(L, &k, d, &p, ON, c0, c1);
     LLVMValueRef xv = ll_load(L, ll_off(L, p.xt, k.xi, NULL), 1, "xv");
@@ -293,6 +296,7 @@ static void conv_bwd_block(Ll *L, const IrNode *x, const ConvDims *d, long long 
         ll_endif(L, &f);
     }
     pos_close(L, &p);
+    ll_endif(L, &busy);
     /* dw[o0 + j][q] += dwt[q][j] */
     ll_loop_open(L, &j, ll_i64(L, 0), ll_i64(L, on), 1, "dw.o");
     LLVMValueRef drow = ll_off(L, dw, mul(L, add(L, o0, j.iv), ck), NULL);

@@ -537,13 +537,17 @@ static void tile(Ll *L, LLVMValueRef acc, const LlTile *t, LLVMValueRef K) {
 #define DENSE_OB 64
 #define DENSE_KB 128
 #define DENSE_RB 256
+#define DENSE_RC 64
+
 /* A row's input that is not zero costs about as much as this many inputs
    of a tile, in quarters: 4 over blocks of 16 outputs, 1.25 over blocks of
    64, where it adds more vectors at once (measured on Zen 4 with spikes at
-   rates 0.1 to 0.9: bench/RESULTS.md); rows sparser than that go one at a
-   time at their inputs that are not zero. */
-static long long event_cost4(long long ow) { return ow >= DENSE_OB ? 5 : ow > 16 ? 8 : 16; }
-#define DENSE_RC 64
+   rates 0.1 to 0.9: bench/RESULTS.md; 2 over 32 and 48 is between the two,
+   not measured); rows sparser than that go one at a time at their inputs
+   that are not zero. */
+static long long event_cost4(long long ow) {
+    return ow >= DENSE_OB ? 5 : ow > 16 ? 8 : 16;
+}
 
 static LLVMValueRef min64(Ll *L, LLVMValueRef a, long long b) {
     return LLVMBuildSelect(L->b, LLVMBuildICmp(L->b, LLVMIntSLT, a, ll_i64(L, b), ""), a, ll_i64(L, b), "");
@@ -642,8 +646,7 @@ static void events_close(Ll *L, LlEvents *ev) {
 }
 
 /* wt[k][o] = w[ob + o][kb + k] for o < on, k < kn (w has I columns, wt
-   ow):
-   squares of 8 x 8 transposed in vectors, by three rounds of shuffles
+   ow): squares of 8 x 8 transposed in vectors, by three rounds of shuffles
    that each exchange one bit of an element's row and column; the edges
    one value at a time. */
 static void pack_block(Ll *L, LLVMValueRef w, long long I, LLVMValueRef ob, LLVMValueRef kb, LLVMValueRef on,
