@@ -72,7 +72,8 @@ sample, are on the path. Checked:
    shard's place in the global batch) by one process and at N = 1, 2 and 4
    as in 1 (not against the portable target over 8 epochs: a spike that
    the two targets' round-off flips there moves the weights by 1e-2; the
-   cuda tests compare them step by step); the network of 1 with batchnorm
+   cuda tests compare them step by step), and 3 epochs at N = 2 resumed at
+   N = 4 within 1e-4 of one process; the network of 1 with batchnorm
    after the first dense layer, at
    batches of 40, at N = 2 within 1e-4 of the portable target at N = 2
    (running statistics included), metrics too.
@@ -367,7 +368,16 @@ def cuda_ranks(c, d):
     model = os.path.join(d, "blobs-cuda.snn")
     with open(model, "w") as f:
         f.write(MODEL % {"d": d, "enc": "rate", "drop_in": "dropout(0.3) |> ", "drop_h": "dropout(0.3) |> "})
-    against_one_process(c, model, d, "cuda", ns=(1, 2, 4), extra=cuda, env=emu)
+    outs = against_one_process(c, model, d, "cuda", ns=(1, 2, 4), extra=cuda, env=emu)
+    if outs is not None:
+        # --resume: the checkpoint's state sent to every rank's device
+        out, what = os.path.join(d, "cuda-resume"), "cuda: 3 epochs at N = 2 resumed at N = 4"
+        if ok(c, train(model, out, 2, cuda + ("--epochs", "3"), env=emu), what + " (first part)"):
+            p = train(model, out, 4, cuda + ("--resume",), env=emu)
+            if ok(c, p, what):
+                c.check("after epoch 3" in p.stdout, what + ": resumed after epoch 3:\n" + p.stdout)
+                near(c, weights(out), weights(outs[None]), what)
+                near_metrics(c, metrics(out), metrics(outs[None]), what)
     # batchnorm's running statistics: summed over the ranks on the host and
     # sent back; batches of 40, so that a shard's statistics are not those
     # of a handful of samples, whose round-off the normalization magnifies
