@@ -53,7 +53,11 @@ networks below (TRAIN_NETS: every standard neuron model and surrogate,
 detach_reset, neuron parameters per layer and per neuron, a user-written
 model, add, scale, identity, dropout, prev(), grouped, strided and padded
 convolutions, pools, batchnorm, every readout) compiled with --target
-cuda and with --target c --math exact, each driven by a program
+cuda and with --target c --math exact, and again both with --math fast
+where the model calls exp, log, tanh or sigmoid (runtime/snnrt_math.inc's
+functions on both targets: emulated for every such model, by nvcc for
+arlif_mlp.snn, on a GPU for every one; the inference of such a model
+emulated too), each driven by a program
 (TRAIN_C_MAIN and TRAIN_CU_MAIN) that runs a training forward (dropout
 drawing its masks, batchnorm the batch's statistics: the running ones it
 updates within 1e-4 of their largest), the backward for a
@@ -1004,7 +1008,7 @@ def compare(kind, what, out, ref):
     if kind == "train":
         why, worst = train_diff(got, ref)
         if why:
-            print("FAIL: %s: --target cuda against --target c --math exact: %s" % (what, why))
+            print("FAIL: %s: --target cuda against --target c: %s" % (what, why))
             return 0, 1
         spikes = [v for label, v in ref if label == "spikes"]
         print("%s: %d values as the portable target's (%d spikes; largest gradient error %.2g relative)" %
@@ -1103,11 +1107,11 @@ def finish(mode, pack, kind, what, folder, p, ref):
     return run_case(kind, what, folder, ref)
 
 
-def train_reference(snnc, model, d, p, P, ro, cc, snnrt, what):
-    """The C target's training program (--math exact, TRAIN_C_MAIN) built and run in d/c, where it writes
+def train_reference(snnc, model, d, p, P, ro, cc, snnrt, what, math="exact"):
+    """The C target's training program (--math math, TRAIN_C_MAIN) built and run in d/c, where it writes
     INPUTS["train"]: the values of its output, or None (the failure printed)."""
     c = os.path.join(d, "c")
-    rc, msg = sh([snnc, "compile", model, "--train", "--batch", "3", "--target", "c", "--math", "exact", "-o", c])
+    rc, msg = sh([snnc, "compile", model, "--train", "--batch", "3", "--target", "c", "--math", math, "-o", c])
     if rc != 0:
         print("FAIL: %s [c]: snnc compile\n%s" % (what, msg))
         return None
@@ -1149,23 +1153,39 @@ def infer_reference(snnc, model, d, p, P, args, cc, what):
     return values(msg)
 
 
-def check_training(snnc, model, tmp, mode, cc, nvcc, gpu, snnrt, pack=None):
-    """--train --target cuda against --target c --math exact (module docstring):
-    (passed, failed)."""
+def calls_math(path):
+    """The functions of runtime/snnrt_math.inc that the neuron programs of the generated code in path call
+    (cemit.c's cg_eq_emit: const float t<i> = <function>(...))."""
+    return sorted(set(re.findall(r"const float t\d+ = (snnrt_\w+)\(", open(path).read())))
+
+
+def check_training(snnc, model, tmp, mode, cc, nvcc, gpu, snnrt, pack=None, math="exact"):
+    """--train --target cuda against --target c, both --math math (module docstring): (passed, failed).
+    With --math fast, nothing where the model calls none of the fast functions (the same code as exact)."""
     name = os.path.basename(model)
-    what = name + " --train"
+    what = name + " --train" + (" --math fast" if math == "fast" else "")
     rc, ir = sh([snnc, "compile", model, "--train", "--emit-ir"])
     if rc != 0 or "weight" not in ir:
         return 0, 0
     net = re.search(r"^network (\w+)", ir, re.M).group(1)
     p, P = net.lower(), net.upper()
-    d = os.path.join(tmp, "train-" + p)
+    d = os.path.join(tmp, "train-%s-%s" % (p, math))
     os.makedirs(d)
     cu = os.path.join(d, "cuda")
-    rc, msg = sh([snnc, "compile", model, "--train", "--batch", "3", "--target", "cuda", "-o", cu])
+    rc, msg = sh([snnc, "compile", model, "--train", "--batch", "3", "--target", "cuda", "--math", math, "-o", cu])
     if rc != 0:
         print("FAIL: %s [cuda]: snnc compile\n%s" % (what, msg))
         return 0, 1
+    if math == "fast":  # the same calls as the portable target's code
+        probe = os.path.join(d, "c-fast")
+        rc, _ = sh([snnc, "compile", model, "--train", "--batch", "3", "--target", "c", "--math", "fast", "-o", probe])
+        want = calls_math(os.path.join(probe, p + ".c")) if rc == 0 else None
+        got = calls_math(os.path.join(cu, p + ".cu"))
+        if want != got:
+            print("FAIL: %s: the cuda target's code calls %s, the portable target's %s" % (what, got, want))
+            return 0, 1
+        if not got:
+            return 0, 0
     hdr = open(os.path.join(cu, p + ".h")).read()
     rc, msg = sh([snnc, "info", model, "--train", "--target", "cuda", "--batch", "3"])
     said = re.search(r"^device memory of target cuda \(batch 3\): .*; training (\d+) bytes", msg, re.M)
@@ -1180,7 +1200,7 @@ def check_training(snnc, model, tmp, mode, cc, nvcc, gpu, snnrt, pack=None):
     if mode == "nvcc" and not gpu:
         print("%s: compiled by nvcc" % what)
         return 1, 0
-    ref = train_reference(snnc, model, d, p, P, ro, cc, snnrt, what)
+    ref = train_reference(snnc, model, d, p, P, ro, cc, snnrt, what, math)
     if ref is None:
         return 0, 1
     for f in INPUTS["train"]:
@@ -1228,10 +1248,15 @@ def check_inference(snnc, model, ir, tmp, mode, cc, nvcc, gpu, pack=None):
     if sh([snnc, "compile", model, "--emit-ir"] + with_v)[0] == 0:
         record = with_v
     passed = failed = 0
-    # nvcc takes seconds a file: one variant there, both emulated
-    for extra in [[]] + ([["--chunk", "3"]] if mode == "emulate" else []):
+    # nvcc takes seconds a file: one variant there, all emulated
+    variants = [[]] + ([["--chunk", "3"]] if mode == "emulate" else [])
+    probe = os.path.join(tmp, "fast-" + p)
+    if mode == "emulate" and sh([snnc, "compile", model, "--target", "c", "--math", "fast", "-o", probe])[0] == 0 \
+            and calls_math(os.path.join(probe, p + ".c")):
+        variants.append(["--math", "fast"])
+    for k, extra in enumerate(variants):
         what = "%s %s" % (name, " ".join(extra + record) or "")
-        d = os.path.join(tmp, "%s%d" % (p, len(extra)))
+        d = os.path.join(tmp, "%s%d" % (p, k))
         os.makedirs(d)
         ok, bad = infer_case(snnc, model, extra + record, what, d, p, P, mode, cc, nvcc, gpu, pack)
         passed += ok
@@ -1338,6 +1363,12 @@ def main():
                 ok, bad = check_training(snnc, model, tmp, mode, cc, nvcc, gpu, snnrt, pack)
                 passed += ok
                 failed += bad
+                # --math fast: every model emulated (and on a GPU); nvcc, which takes
+                # seconds a file, builds one that calls all of exp, tanh and sigmoid
+                if mode != "nvcc" or gpu or os.path.basename(model) == "arlif_mlp.snn":
+                    ok, bad = check_training(snnc, model, tmp, mode, cc, nvcc, gpu, snnrt, pack, "fast")
+                    passed += ok
+                    failed += bad
         else:
             print("training: skipped: no runtime library (--snnrt) for the portable target's optimizer")
         for model in models(dirs) + [os.path.join(nets, "stateless.snn")]:

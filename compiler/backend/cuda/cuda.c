@@ -214,7 +214,7 @@ static void opening(Emit *e) {
     cg_line(e, "#include \"%s.h\"", p);
     cg_blank(e);
     cg_line(e, "#include <math.h>");
-    if (g->train || e->opt->precision != PREC_FP32)
+    if (g->train || e->opt->precision != PREC_FP32 || e->fast)
         cg_line(e, "#include <stdint.h>");
     if (e->opt->no_loader) { /* the host API reports failures */
         cg_line(e, "#include <stdio.h>");
@@ -249,6 +249,16 @@ static void opening(Emit *e) {
     }
     if (draws(g)) /* the portable target's generator on the device: the same draws */
         capi_mix(e, arena_printf(g->arena, "%s_DEVICE", P), "_d");
+    if (e->fast) {
+        cg_blank(e);
+        cg_line(e, "/* --math fast: neuron programs call these instead of the C library's");
+        cg_line(e, "   (runtime/snnrt_math.inc), device functions on a GPU: the operations of the");
+        cg_line(e, "   CPU targets' --math fast, one rounding each (-fmad=false). */");
+        cg_line(e, "#ifndef SNNC_CUDA_EMULATE");
+        cg_line(e, "#define SNNRT_MATH_FN static __device__ __forceinline__ __attribute__((unused))");
+        cg_line(e, "#endif");
+        buf_printf(e->b, "%.*s", (int)snnrt_math_inc_len, snnrt_math_inc);
+    }
     cg_blank(e);
     cg_line(e, "/* Bytes from src to dst on the stream (device to device, or from the host). */");
     cg_line(e, "static void %s_copy(void *dst, const void *src, size_t bytes, cudaStream_t st)", p);
@@ -326,11 +336,8 @@ static void opening(Emit *e) {
 }
 
 static TargetEmitter *cuda_begin(const IrGraph *g, const CgenOptions *opt) {
-    const char *no = opt->static_ws ? "--static (the workspace is the caller's device memory)"
-                     : opt->math == MATH_FAST ? "--math fast (it computes as --math exact)"
-                                              : NULL;
-    if (no) {
-        error_plain("target 'cuda' does not support %s", no);
+    if (opt->static_ws) {
+        error_plain("target 'cuda' does not support --static (the workspace is the caller's device memory)");
         return NULL;
     }
     if (g->train && !cp_train_supported(g))
@@ -338,7 +345,7 @@ static TargetEmitter *cuda_begin(const IrGraph *g, const CgenOptions *opt) {
     TargetEmitter *em = capi_emitter(g, opt);
     Emit *e = &em->e;
     e->isa = ISA_C;
-    e->fast = 0;
+    e->fast = opt->math == MATH_FAST; /* exact unless asked: the portable target's numbers */
     cu_scratch(e);
     e->b = &e->c;
     opening(e);
