@@ -515,11 +515,10 @@ static double device_step(Trainer *tr, const Dataset *d, int epoch, long done, i
     return l;
 }
 
-/* The optimizer's step on the device, after clipping by the sum of the
-   gradients' squares (on one process: several clip on the host). */
-static void device_update(Trainer *tr, double sumsq, double lr) {
+/* The optimizer's step on the device, after the gradients are scaled by c
+   (clipping's coefficient; 1: none). */
+static void device_update(Trainer *tr, double c, double lr) {
     const SnnrtOptim *o = &tr->opt;
-    double c = tr->ts->clip > 0 && tr->nranks == 1 ? snnrt_clip_coef(sumsq, tr->ts->clip) : 1.0;
     snnrt_optim_begin_step(&tr->opt);
     tr->m.dev.update(c < 1.0 || isnan(c), (float)c, (int)o->kind, o->step, lr, o->momentum, o->weight_decay,
                      o->nesterov, o->beta1, o->beta2, o->eps);
@@ -603,19 +602,20 @@ static int train_epoch(Trainer *tr, const Dataset *d, int epoch, Metrics *mt) {
                         epoch + 1, batch_no, batches, tr->step + 1, tr->g->params.items[bad].name, l, lr);
             return -1;
         }
-        if (tr->m.dev.open && tr->nranks == 1)
-            device_update(tr, sumsq, lr);
-        else if (tr->m.dev.open) { /* the sums back, clipped here */
+        if (tr->m.dev.open && tr->nranks == 1) /* clipped on the device, by the sums of squares it sent */
+            device_update(tr, tr->ts->clip > 0 ? snnrt_clip_coef(sumsq, tr->ts->clip) : 1.0, lr);
+        else {
             if (tr->ts->clip > 0)
                 snnrt_clip_grad_norm(G, tr->roff, tr->rcnt, tr->nranges, tr->ts->clip);
-            tr->m.dev.push(tr->ws);
-            device_update(tr, 0, lr);
-        } else {
-            if (tr->ts->clip > 0)
-                snnrt_clip_grad_norm(G, tr->roff, tr->rcnt, tr->nranges, tr->ts->clip);
-            snnrt_optim_begin_step(&tr->opt);
-            for (int k = 0; k < tr->nranges; k++)
-                snnrt_optim_update(&tr->opt, tr->roff[k], tr->ws + tr->roff[k], G + tr->roff[k], tr->rcnt[k], lr);
+            if (tr->m.dev.open) { /* the ranks' sums back to the device, for its optimizer */
+                tr->m.dev.push(tr->ws);
+                device_update(tr, 1.0, lr);
+            } else {
+                snnrt_optim_begin_step(&tr->opt);
+                for (int k = 0; k < tr->nranges; k++)
+                    snnrt_optim_update(&tr->opt, tr->roff[k], tr->ws + tr->roff[k], G + tr->roff[k], tr->rcnt[k],
+                                       lr);
+            }
         }
         tr->step++;
         if (tr->steplog && tr->rank == 0)
