@@ -899,8 +899,8 @@ static int train_ranks(Arena *a, Options *o) {
             printf("--precision %s: the matrix products read their operands in %s%s; the rest is fp32\n",
                    precision_names[o->precision], precision_names[o->precision],
                    g->store != STORE_FP32
-                       ? ", and the neuron states kept for the backward and the outputs of dense and batchnorm layers "
-                         "that neuron layers read are stored in it"
+                       ? ", and the neuron states kept for the backward and the outputs of dense, convolution and "
+                         "batchnorm layers that neuron layers read are stored in it"
                        : "");
         if (ts->shift || ts->flip)
             printf("augmenting the training images: moved by up to %d pixel%s across and down%s\n", ts->shift,

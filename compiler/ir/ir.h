@@ -188,9 +188,10 @@ typedef struct IrBufs {
     int shalf;      /* training, neuron outside recurrent groups, IrGraph.store 16 bits: its
                        states are stored in 16 bits each, so that ssteps x maxb x c of them
                        take half as many floats */
-    int vhalf;      /* training, IrGraph.store 16 bits, a dense or batchnorm layer outside
-                       recurrent groups whose output's gradient is written over it (gover): the
-                       output and its gradient are stored in 16 bits, half the floats */
+    int vhalf;      /* training, IrGraph.store 16 bits, a dense, convolution or batchnorm
+                       layer outside recurrent groups whose output's gradient is written over
+                       it (gover): the output and its gradient are stored in 16 bits, half
+                       the floats */
 } IrBufs;
 
 enum { IR_GEXT_NONE, IR_GEXT_DOUTPUT, IR_GEXT_DINPUT };

@@ -28,8 +28,8 @@
  * the forward carries them in fp32 from the initial value and only the
  * backward reads the stored ones. A recurrent group runs a step at a time
  * and restarts from the stored states, which stay fp32. So is the output
- * of a dense or batchnorm layer that only such a neuron layer reads, with
- * the gradient written over it (IrBufs.vhalf; gover below).
+ * of a dense, convolution or batchnorm layer that only such a neuron layer
+ * reads, with the gradient written over it (IrBufs.vhalf; gover below).
  *
  * The input is the caller's (IrBufs.vext): the forward and the backward
  * read `input` where it is, which the API asks the caller to keep until
@@ -248,7 +248,8 @@ void pass_trainplan(IrGraph *g) {
         IrBufs *b = &P->at[i];
         b->gover = overwrites(g, P, i, writer);
         IrOp op = g->nodes.items[i].op;
-        b->vhalf = b->gover && g->store != STORE_FP32 && (op == IR_DENSE || op == IR_BATCHNORM) && !recurrent[i];
+        b->vhalf = b->gover && g->store != STORE_FP32 && !recurrent[i] &&
+                  (op == IR_DENSE || op == IR_CONV2D || op == IR_BATCHNORM);
     }
     int64_t off = 0;
     for (int i = 0; i < n; i++) {

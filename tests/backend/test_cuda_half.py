@@ -30,7 +30,8 @@ backward reads are stored in 16 bits.
    device code there, checked through it).
 
 3. Memory: `snnc info --target cuda --train` prints the stored states at
-   half their fp32 size, by the count made here.
+   half their fp32 size, by the count made here (and in part 4, the
+   values kept shrink by half the states and half the 16-bit output).
 
 4. A dense layer's product in 16 bits. In Linear(64, 160) + LIF (T = 16,
    batch 12) the product that only the LIF layer reads, and its gradient
@@ -84,6 +85,19 @@ backward reads are stored in 16 bits.
    --record` is refused there (its records come from the inference code,
    whose product is fp32), leaving no file.
 
+   A convolution's output read by a LIF layer is 16-bit too: for a 3 x 3
+   convolution of CI = 2 channels to CO = 4 (6 x 6 pixels, padding 1,
+   batch 12) + LIF, drawn as the dense layer's (exact sums in any order),
+   the reference computes the product with PyTorch's conv2d in float64 on
+   the operands rounded as cuBLAS's fast modes round them (the code's
+   products read fp32 operands), adds the bias in float32, rounds y, runs
+   the LIF layer as above, rounds dL/dy, and takes dL/dw, dL/db and
+   dL/dinput by autograd of conv2d in float64: the spikes equal, the
+   gradients within 1e-6 (measured: up to 8e-8), and farther than 1e-5
+   both from the unrounded computation and from the same computation with
+   y and dL/dy in fp32 (the code before its output was 16-bit), so that
+   the output's rounding is seen. On a GPU, within 1e-5.
+
 5. Where nvcc is (a GPU or not), the training code of these networks and
    of the examples fashion_mlp, fashion_conv, dalif_conv and fashion_rate
    (16-bit products of dense layers reading spikes kept as bits, or a
@@ -105,6 +119,7 @@ from test_cuda import NVCC_FLAGS, find_nvcc, have_gpu  # beside this file
 
 T, B, N = 16, 4, 64
 NI, NO, DB = 64, 160, 12  # part 4: Linear(NI, NO) + LIF, batch DB
+CI, CO = 2, 4  # part 4: a 3 x 3 convolution of CI channels to CO, 6 x 6 pixels, + LIF, batch DB
 
 NET = """\
 network Half {
@@ -132,6 +147,15 @@ network HalfDeep {
   output h readout steps;
 }
 """ % (T, NI)
+
+CONV_NET = """\
+network HalfConv {
+  timesteps %d;
+  input x : [%d, 6, 6] encode sequence;
+  h = x |> conv2d(%d, 3, padding = 1) |> LIF(detach_reset = true, surrogate = rect(1.0)) as h;
+  output h readout steps;
+}
+""" % (T, CI, CO)
 
 NORM_NET = """\
 network HalfNorm {
@@ -384,26 +408,33 @@ def dense_draw(rng):
     decisions (spike, and the surrogate's window |h - 1| <= 0.5)."""
     import numpy as np
 
-    def away16(a):  # no 16-bit rounding below 2^-6 in magnitude
-        return np.where(np.abs(a) < 2.0 ** -6, np.sign(a) * 2.0 ** -6 + (a == 0) * 2.0 ** -6, a).astype(np.float32)
-
     for _ in range(1000):
         x = (rng.integers(-4, 5, (T, DB, NI)) / 4.0).astype(np.float32)
         w = away16(rng.uniform(-0.4, 0.4, (NO, NI)))
         b = away16(rng.uniform(-0.4, 0.4, NO) + 0.5)
         gy = (rng.integers(-8, 9, (T, DB, NO)) / 8.0).astype(np.float32)
-        ok = True
-        for fmt in ("bf16", "fp16"):
-            y = dense_product(x, w, b, fmt)
-            f = forward32(y)
-            vr = rounded(f["v"], fmt)
-            v32 = vr[:T].astype(np.float32)
-            h32 = v32 + (y - v32) / np.float32(2.0)
-            h64 = vr[:T] + (y.astype(np.float64) - vr[:T]) / 2.0
-            ok = ok and all((a == b).all() for a, b in zip(decisions(h32), decisions(h64)))
-        if ok:
+        if all(same_decisions(dense_product(x, w, b, fmt), fmt) for fmt in ("bf16", "fp16")):
             return x, w, b, gy
     raise RuntimeError("no draw keeps away from the threshold")
+
+
+def away16(a):
+    """float32 a with no magnitude below 2^-6, where a 16-bit rounding would be subnormal."""
+    import numpy as np
+    return np.where(np.abs(a) < 2.0 ** -6, np.sign(a) * 2.0 ** -6 + (a == 0) * 2.0 ** -6, a).astype(np.float32)
+
+
+def same_decisions(y, fmt):
+    """Whether the LIF backward from the states rounded to fmt takes the
+    same decisions in float32 (the generated code) and float64 (the
+    reference) for the product y [T, rows, ...]."""
+    import numpy as np
+    y = y.reshape(T, y.shape[1], -1)
+    vr = rounded(forward32(y)["v"], fmt)
+    v32 = vr[:T].astype(np.float32)
+    h32 = v32 + (y - v32) / np.float32(2.0)
+    h64 = vr[:T] + (y.astype(np.float64) - vr[:T]) / 2.0
+    return all((a == b).all() for a, b in zip(decisions(h32), decisions(h64)))
 
 
 def decisions(h):
@@ -438,10 +469,11 @@ def dense_reference(x, w, b, gy, fmt):
             "h_dense.bias": rows.sum(0), "dinput": dy @ w64}
 
 
-def compare(got, want, plain, names, near_bound):
+def compare(got, want, plain, names, near_bound, partly=None):
     """The spikes against the reference's, then each gradient within
-    near_bound of it and farther than 1e-5 from the unrounded computation,
-    relative to its largest value: (bad, text)."""
+    near_bound of it and farther than 1e-5 from the unrounded computation
+    (and from partly, the computation with an output kept in fp32, where
+    given), relative to its largest value: (bad, text)."""
     import numpy as np
     flips = int((got["output"] != want["spikes"]).sum())
     bad, parts = flips != 0, ["%d spikes differ" % flips]
@@ -450,7 +482,12 @@ def compare(got, want, plain, names, near_bound):
         scale = max(abs(want[name]).max(), 1e-30)
         near, far = abs(g - want[name]).max() / scale, abs(g - plain[name]).max() / scale
         bad = bad or near > near_bound or far <= 1e-5
-        parts.append("%s %.2g from the reference, %.2g from the unrounded one" % (name, near, far))
+        text = "%s %.2g from the reference, %.2g from the unrounded one" % (name, near, far)
+        if partly is not None:
+            fp32 = abs(g - partly[name]).max() / scale
+            bad = bad or fp32 <= 1e-5
+            text += ", %.2g from the fp32 output's" % fp32
+        parts.append(text)
     return bad, "; ".join(parts)
 
 
@@ -484,6 +521,72 @@ def dense(snnc, tmp, fmt, data, kind, rows=None):
         bad = bad or not outside
         text += "; the forward's outer loop over %s" % ("the steps" if outside else "the outputs (expected the steps)")
     line = "%s, %s, the product in 16 bits%s: %s" % (fmt, kind, ", blocks of %d rows" % rows if rows else "", text)
+    return (1, "FAIL: " + line) if bad else (0, line)
+
+
+def conv_draw(rng):
+    """The convolution's x [T, DB, CI, 6, 6], w [CO, CI, 3, 3], b [CO] and
+    dL/doutput [T, DB, CO, 6, 6]: exact sums, as dense_draw's."""
+    import numpy as np
+    for _ in range(1000):
+        x = (rng.integers(-4, 5, (T, DB, CI, 6, 6)) / 4.0).astype(np.float32)
+        w = away16(rng.uniform(-0.4, 0.4, (CO, CI, 3, 3)))
+        b = away16(rng.uniform(-0.4, 0.4, CO) + 0.5)
+        gy = (rng.integers(-8, 9, (T, DB, CO, 6, 6)) / 8.0).astype(np.float32)
+        if all(same_decisions(conv_product(x, w, b, fmt), fmt) for fmt in ("bf16", "fp16")):
+            return x, w, b, gy
+    raise RuntimeError("no draw keeps away from the threshold")
+
+
+def conv_product(x, w, b, fmt, out16=True):
+    """The convolution's output as float32: the products of the operands
+    rounded to fmt (cuBLAS's fast modes; fmt None: unrounded) summed
+    exactly, the bias added in float32 (the code's order: the sum, then
+    the bias), then rounded to fmt where out16."""
+    import numpy as np
+    import torch
+    xr = rounded(x, fmt) if fmt else x.astype(np.float64)
+    wr = rounded(w, fmt) if fmt else w.astype(np.float64)
+    s = torch.nn.functional.conv2d(torch.from_numpy(xr.reshape(T * DB, CI, 6, 6)), torch.from_numpy(wr), padding=1)
+    s = s.numpy().reshape(T, DB, CO, 6, 6)
+    if fmt:
+        assert (s.astype(np.float32) == s).all(), "the draw's sums are not exact in float32"
+    y = s.astype(np.float32) + b.reshape(1, 1, CO, 1, 1)
+    return rounded(y, fmt).astype(np.float32) if fmt and out16 else y
+
+
+def conv_reference(x, w, b, gy, fmt, out16=True):
+    """The convolution + LIF's spikes, dL/dw, dL/db and dL/dinput (fmt
+    None: nothing rounded; out16 False: the output and its gradient kept
+    in fp32, the states and the products' operands rounded)."""
+    import numpy as np
+    import torch
+    y = conv_product(x, w, b, fmt, out16)
+    flat = y.reshape(T, DB, -1)
+    spikes = (np.stack(forward32(flat)["h"]) - np.float32(1.0) >= 0).astype(np.float32).reshape(y.shape)
+    dy = reference_dx(flat, gy.reshape(flat.shape), fmt, rect=True)
+    if fmt and out16:
+        assert (dy.astype(np.float32) == dy).all(), "the draw's backward is not exact in float32"
+        dy = rounded(dy.astype(np.float32), fmt)
+    xt = torch.tensor(x.reshape(T * DB, CI, 6, 6).astype(np.float64), requires_grad=True)
+    wt = torch.tensor(rounded(w, fmt) if fmt else w.astype(np.float64), requires_grad=True)
+    out = torch.nn.functional.conv2d(xt, wt, padding=1)
+    gx, gw = torch.autograd.grad(out, [xt, wt], torch.from_numpy(dy.reshape(out.shape)))
+    return {"spikes": spikes, "h_conv2d.weight": gw.numpy(), "h_conv2d.bias": dy.reshape(-1, CO, 36).sum((0, 2)),
+            "dinput": gx.numpy().reshape(x.shape)}
+
+
+def conv(snnc, tmp, fmt, data, kind):
+    """Part 4's convolution + LIF for one format, emulated or on the GPU: (failed, line)."""
+    x, w, b, gy = data
+    got, err = grad_run(snnc, tmp, "conv.snn", "conv_%s_%s" % (fmt, kind), fmt, x, gy,
+                        weights={"h_conv2d.weight": w, "h_conv2d.bias": b}, emulated=kind == "emulated")
+    if err:
+        return 1, "FAIL: %s: the convolution: %s" % (fmt, err)
+    bad, text = compare(got, conv_reference(x, w, b, gy, fmt), conv_reference(x, w, b, gy, None),
+                        ("h_conv2d.weight", "h_conv2d.bias", "dinput"), 1e-6 if kind == "emulated" else 1e-5,
+                        conv_reference(x, w, b, gy, fmt, out16=False))
+    line = "%s, %s, a convolution's output in 16 bits: %s" % (fmt, kind, text)
     return (1, "FAIL: " + line) if bad else (0, line)
 
 
@@ -601,28 +704,30 @@ def refusal(snnc, tmp, fmt, data):
     return (0, line) if ok else (1, "FAIL: " + line)
 
 
-def dense_memory(snnc, tmp, fmt):
-    """Part 4's memory: the values kept shrink by half the states and half the product."""
+def product_memory(snnc, tmp, fmt, net, layer, n):
+    """Part 4's memory: the values kept for the backward by a product of n
+    values a sample and step + LIF shrink by half the states and half the
+    product."""
     def kept(prec):
-        r = subprocess.run([snnc, "info", os.path.join(tmp, "dense.snn"), "--target", "cuda", "--train", "--batch",
+        r = subprocess.run([snnc, "info", os.path.join(tmp, net), "--target", "cuda", "--train", "--batch",
                             str(DB), "--precision", prec], capture_output=True, text=True)
         m = re.search(r"values kept for the backward (\d+) bytes", r.stdout)
         return (int(m.group(1)) if m else None), r.stdout + r.stderr
     full, _ = kept("fp32")
     half, out16 = kept(fmt)
-    expect = ((T + 1) * DB * NO * 4 + T * DB * NO * 4) // 2
+    expect = ((T + 1) * DB * n * 4 + T * DB * n * 4) // 2
     if full is None or half is None or full - half != expect:
-        return 1, "FAIL: %s: the values kept take %r bytes against %r for fp32; expected %d less\n%s" % (
-            fmt, half, full, expect, out16)
-    if ("output of h_dense and its gradient stored in %s" % fmt) not in out16:
-        return 1, "FAIL: %s: snnc info does not say the product is stored in %s\n%s" % (fmt, fmt, out16)
-    return 0, "%s: the values kept for the backward %d bytes, fp32's %d less %d" % (fmt, half, full, expect)
+        return 1, "FAIL: %s: %s: the values kept take %r bytes against %r for fp32; expected %d less\n%s" % (
+            fmt, net, half, full, expect, out16)
+    if ("output of %s and its gradient stored in %s" % (layer, fmt)) not in out16:
+        return 1, "FAIL: %s: snnc info does not say the output of %s is stored in %s\n%s" % (fmt, layer, fmt, out16)
+    return 0, "%s: %s: the values kept for the backward %d bytes, fp32's %d less %d" % (fmt, net, half, full, expect)
 
 
 def nvcc_compiles(snnc, tmp, fmt, nvcc):
     """Part 5 for one format: (failed, line)."""
     examples = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples")
-    nets = [os.path.join(tmp, n + ".snn") for n in ("half", "dense", "deep")]
+    nets = [os.path.join(tmp, n + ".snn") for n in ("half", "dense", "deep", "conv")]
     nets += [os.path.join(examples, n + ".snn") for n in ("fashion_mlp", "fashion_conv", "dalif_conv", "fashion_rate")]
     for src in nets:
         net = os.path.basename(src)[:-4]
@@ -661,9 +766,12 @@ def main():
             f.write(DEEP_NET)
         with open(os.path.join(tmp, "norm.snn"), "w") as f:
             f.write(NORM_NET)
+        with open(os.path.join(tmp, "conv.snn"), "w") as f:
+            f.write(CONV_NET)
         x = draw(rng)
         gy = rng.standard_normal((T, B, N)).astype(np.float32)
         data = dense_draw(rng)
+        cdata = conv_draw(rng)
         nvcc = find_nvcc()
         gpu = nvcc and have_gpu()
         if not gpu:
@@ -673,12 +781,16 @@ def main():
         for fmt in ("bf16", "fp16"):
             runs = [conversions(snnc, cc, tmp, fmt), backward(snnc, tmp, fmt, x, gy, "emulated"),
                     dense(snnc, tmp, fmt, data, "emulated"), dense(snnc, tmp, fmt, data, "emulated", 100),
-                    deep(snnc, tmp, fmt, rng), norm(snnc, tmp, fmt, rng), refusal(snnc, tmp, fmt, data)]
+                    deep(snnc, tmp, fmt, rng), norm(snnc, tmp, fmt, rng), refusal(snnc, tmp, fmt, data),
+                    conv(snnc, tmp, fmt, cdata, "emulated")]
             if nvcc:
                 runs.append(nvcc_compiles(snnc, tmp, fmt, nvcc))
             if gpu:
-                runs += [backward(snnc, tmp, fmt, x, gy, "gpu"), dense(snnc, tmp, fmt, data, "gpu")]
-            for bad, line in runs + [memory(snnc, tmp, fmt), dense_memory(snnc, tmp, fmt)]:
+                runs += [backward(snnc, tmp, fmt, x, gy, "gpu"), dense(snnc, tmp, fmt, data, "gpu"),
+                         conv(snnc, tmp, fmt, cdata, "gpu")]
+            runs += [memory(snnc, tmp, fmt), product_memory(snnc, tmp, fmt, "dense.snn", "h_dense", NO),
+                     product_memory(snnc, tmp, fmt, "conv.snn", "h_conv2d", CO * 36)]
+            for bad, line in runs:
                 failed += bad
                 checks += 1
                 print(line)

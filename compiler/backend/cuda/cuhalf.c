@@ -7,9 +7,10 @@
  *   - the states of a neuron layer at the start of every step, which only
  *     the backward reads (IrBufs.shalf: cukernels.c writes them rounded,
  *     cubackward.c reads them);
- *   - the output of a dense or batchnorm layer that only such a neuron
- *     layer reads, whose gradient that layer's backward writes over it
- *     (IrBufs.vhalf; batchnorm's kernels in cubackward.c convert it).
+ *   - the output of a dense, convolution or batchnorm layer that only such
+ *     a neuron layer reads, whose gradient that layer's backward writes
+ *     over it (IrBufs.vhalf; a convolution's layout kernels in
+ *     cukernels.c and batchnorm's kernels in cubackward.c convert it).
  * Here are the conversions and the dense layer of a 16-bit product. Its
  * matrix products read 16-bit operands and sum in fp32 (cublasGemmEx with
  * CUBLAS_COMPUTE_32F; emulated, each element sums its exact products in k

@@ -319,22 +319,36 @@ void cu_conv(TargetEmitter *em) {
     cg_line(e, "}");
     e->ind--;
     cg_line(e, "}");
+    /* the element of the products' layout that element j of the value's is */
+    static const char *const at = "(j / npix % O) * B * npix + j / (O * npix) * npix + j % npix";
+    Arena *a = e->g->arena;
     cu_map_kernel(e, "The products' layout [o][sample][pixel] to the value's [sample][o][pixel].", "chw_k",
                   "const float *yg, float *y, long B, long O, long npix", "B * O * npix",
-                  "y[j] = yg[(j / npix % O) * B * npix + j / (O * npix) * npix + j % npix];");
+                  arena_printf(a, "y[j] = yg[%s];", at));
     if (!e->g->train)
         return;
-    int bias = 0, dx = 0;
+    int bias = 0, dx = 0, half = 0, full = 0;
     for (int i = 0; i < e->g->nodes.len; i++)
         if (!node(e, i)->dead && node(e, i)->op == IR_CONV2D) {
             bias |= node(e, i)->bias;
             dx |= e->g->trainp.at[node(e, i)->in[0]].needgrad != 0;
+            half |= e->g->trainp.at[i].vhalf;
+            full |= !e->g->trainp.at[i].vhalf;
         }
-    cu_map_kernel(e,
-                  "Training: a step's gradient in the value's layout [sample][o][pixel] to the\n"
-                  "   products' [o][sample][pixel].",
-                  "ochw_k", "const float *y, float *yg, long B, long O, long npix", "B * O * npix",
-                  "yg[(j / npix % O) * B * npix + j / (O * npix) * npix + j % npix] = y[j];");
+    if (full)
+        cu_map_kernel(e,
+                      "Training: a step's gradient in the value's layout [sample][o][pixel] to the\n"
+                      "   products' [o][sample][pixel].",
+                      "ochw_k", "const float *y, float *yg, long B, long O, long npix", "B * O * npix",
+                      arena_printf(a, "yg[%s] = y[j];", at));
+    if (half) { /* an output in 16 bits, its gradient over it (cuhalf.c) */
+        cu_map_kernel(e, "Training: chw_k to an output in 16 bits, each value rounded once.", "chw16_k",
+                      "const float *yg, uint16_t *y, long B, long O, long npix", "B * O * npix",
+                      arena_printf(a, "y[j] = %s_to16(yg[%s]);", e->p, at));
+        cu_map_kernel(e, "Training: ochw_k from a gradient in 16 bits (exact).", "ochw16_k",
+                      "const uint16_t *y, float *yg, long B, long O, long npix", "B * O * npix",
+                      arena_printf(a, "yg[%s] = %s_from16(y[j]);", at, e->p));
+    }
     if (bias)
         conv_rowsum(e);
     if (dx)
@@ -407,7 +421,10 @@ void cu_conv_fwd(TargetEmitter *em, const IrPlan *P, int i) {
     cg_line(e, "for (int t = from; t < to; t++) {");
     e->ind++;
     cg_line(e, "const float *xt = %s;", cp_at(e, P, x->in[0], 'v', "t"));
-    cg_line(e, "float *yt = %s;", cp_at(e, P, i, 'v', "t"));
+    if (P->at[i].vhalf)
+        cg_line(e, "uint16_t *yt = %s; /* in 16 bits */", cp_half_at(e, P, i, "t"));
+    else
+        cg_line(e, "float *yt = %s;", cp_at(e, P, i, 'v', "t"));
     cg_line(e, "long gi;");
     cg_line(e, "%s_LAUNCH(np * %lld, st, %s_im2col_k, (xt, col, B, %lld, %lld, %lld, %d, %d, %d, %d, %d, %d, %lld, %lld));",
             e->P, d.C * d.KK, e->p, d.C, d.H, d.W, x->kernel[0], x->kernel[1], x->stride[0], x->stride[1], x->pad[0],
@@ -418,7 +435,8 @@ void cu_conv_fwd(TargetEmitter *em, const IrPlan *P, int i) {
     cg_line(e, "    if (%s_gemm(blas, 0, 0, %lld, np, %lld, w + gi * %lld, %lld, col + gi * %lld * np, np, yg + gi * %lld * np, np, %s) != 0)",
             e->p, d.og, d.cg * d.KK, d.og * d.cg * d.KK, d.cg * d.KK, d.cg * d.KK, d.og, x->bias ? "1.0f" : "0.0f");
     cg_line(e, "        return -1;");
-    cg_line(e, "%s_LAUNCH(np * %lld, st, %s_chw_k, (yg, yt, B, %lld, %lld));", e->P, d.O, e->p, d.O, d.P);
+    cg_line(e, "%s_LAUNCH(np * %lld, st, %s_chw%s_k, (yg, yt, B, %lld, %lld));", e->P, d.O, e->p,
+            P->at[i].vhalf ? "16" : "", d.O, d.P);
     e->ind--;
     cg_line(e, "}");
     cg_line(e, "return 0;");
@@ -449,8 +467,12 @@ void cu_conv_bwd(TargetEmitter *em, const IrPlan *P, int i) {
     cg_line(e, "%s_LAUNCH(np * %lld, st, %s_im2col_k, (%s, col, B, %lld, %lld, %lld, %d, %d, %d, %d, %d, %d, %lld, %lld));",
             e->P, d.C * d.KK, e->p, cp_at(e, P, x->in[0], 'v', "t"), d.C, d.H, d.W, x->kernel[0], x->kernel[1],
             x->stride[0], x->stride[1], x->pad[0], x->pad[1], d.OH, d.OW);
-    cg_line(e, "%s_LAUNCH(np * %lld, st, %s_ochw_k, (%s, gg, B, %lld, %lld));", e->P, d.O, e->p,
-            cp_at(e, P, i, 'g', "t"), d.O, d.P);
+    if (P->at[i].vhalf) /* dL/dy in 16 bits over y */
+        cg_line(e, "%s_LAUNCH(np * %lld, st, %s_ochw16_k, (%s, gg, B, %lld, %lld));", e->P, d.O, e->p,
+                cp_half_at(e, P, i, "t"), d.O, d.P);
+    else
+        cg_line(e, "%s_LAUNCH(np * %lld, st, %s_ochw_k, (%s, gg, B, %lld, %lld));", e->P, d.O, e->p,
+                cp_at(e, P, i, 'g', "t"), d.O, d.P);
     if (x->bias) {
         long long K = bias_parts(e, &d);
         cg_line(e, "%s_LAUNCH(%lld, st, %s_rowpart_k, (gg, bpart, %lld, np, %lld)); /* db */", e->P, d.O * K, e->p,
