@@ -143,11 +143,6 @@ int target_check(const Target *t, const IrGraph *g) {
     int bad = 0;
     for (int i = 0; i < g->nodes.len; i++) {
         const IrNode *x = &g->nodes.items[i];
-        if (x->op == IR_INPUT && ENC_SPIKES(g->encoding) && !t->encodes) {
-            error_at(x->loc, "target '%s' does not encode inputs into spikes yet (input '%s' is 'encode %s')",
-                     t->name, x->name, encoding_names[g->encoding]);
-            bad++;
-        }
         if (x->dead || !ir_op_kernel[x->op])
             continue;
         const TargetKernels *k = &t->kernels[x->op];

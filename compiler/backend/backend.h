@@ -151,9 +151,6 @@ typedef struct Target {
     /* why this snnc cannot use the target at all (built without what it
        needs), or NULL */
     const char *missing;
-    /* whether its API encodes the input into spikes (`encode rate`,
-       `encode latency`); a target without it refuses such a network */
-    int encodes;
     /* a target whose code runs on an accelerator: the floats of device
        memory (its workspace) that g needs for inference (train 0) or
        training (1), or that snnc train's loop adds to the training

@@ -365,5 +365,4 @@ const Target target_c = {
     .finish = capi_finish,
     .load = c_load,
     .unload = cbuild_unload,
-    .encodes = 1,
 };

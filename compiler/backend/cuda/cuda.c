@@ -908,5 +908,4 @@ const Target target_cuda = {
     .runs_here = cuda_runs_here,
     .device_floats = cuda_device_floats,
     .precisions = 1,
-    .encodes = 1,
 };

@@ -254,5 +254,4 @@ const Target target_llvm = {
     .finish = llapi_finish,
     .load = jit_load,
     .unload = jit_unload,
-    .encodes = 1,
 };

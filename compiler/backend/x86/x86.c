@@ -329,7 +329,6 @@ const Target target_avx512 = {
     .load = load512,
     .unload = cbuild_unload,
     .runs_here = runs512,
-    .encodes = 1,
 };
 
 const Target target_avx2 = {
@@ -344,5 +343,4 @@ const Target target_avx2 = {
     .load = load256,
     .unload = cbuild_unload,
     .runs_here = runs256,
-    .encodes = 1,
 };
