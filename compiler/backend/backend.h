@@ -173,6 +173,12 @@ int target_check_precision(const Target *t, int precision);
 int target_check(const Target *t, const IrGraph *g);
 /* Whether the training code needs node i's backward kernel. */
 int target_needs_backward(const IrGraph *g, int i);
+/* Batch normalization's sums over a channel in training (the mean, the
+   squared deviations, and in the backward sum g and sum g xhat) run in
+   TARGET_BN_LANES double lanes, the same order on the CPU targets: the
+   rows in order, value k of a row (of the channel's hw) into lane k %
+   TARGET_BN_LANES, then lane 0 + lane 1 + ... in order. */
+#define TARGET_BN_LANES 8
 /* Whether node i's backward must run even when dL/dinput is not asked for:
    it has learnable parameters (neuron parameters included), or an input
    whose gradient leads to some. Otherwise it runs only for dL/dinput. */

@@ -174,9 +174,10 @@ typedef struct IrBufs {
     int bits;       /* training: the output is spikes kept 1 bit each, 32 to a 32-bit word (the
                        bit k of word w is element 32 w + k of the buffer), read only by dense
                        layers: val then holds vsteps x maxb x c / 32 words */
-    int gset;       /* training: grad has one writer, a dense or neuron layer outside recurrent
-                       groups, which may set it rather than add to it: it lies before
-                       IrPlan.zeroed (targets that add zero it too) */
+    int gset;       /* training: grad has one writer outside recurrent groups whose backward
+                       writes all of it (trainplan.c's writes_all), which may set it rather
+                       than add to it: it lies before IrPlan.zeroed (targets that add zero
+                       it too) */
     int wset;       /* training, dense outside recurrent groups: no other layer uses its
                        parameters, whose gradients it may set rather than add to */
     int vext;       /* training, the input (and its views) unless encoded into spikes: the

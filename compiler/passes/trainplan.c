@@ -46,9 +46,10 @@
  * to dL/dx with a select, not a branch, so that its loop vectorizes, and
  * so reads and writes the buffer whether or not dL/dinput is asked.
  *
- * A gradient with one writer that runs once over all the steps (a dense or
- * neuron layer outside recurrent groups) can be set by it instead of added
- * to (IrBufs.gset): such gradients lie first, before IrPlan.zeroed, so that
+ * A gradient with one writer that runs once over all the steps and writes
+ * all of it (a dense or neuron layer, an elementwise op, a pool whose
+ * windows tile its input, outside recurrent groups: writes_all) can be set
+ * by it instead of added to (IrBufs.gset): such gradients lie first, before IrPlan.zeroed, so that
  * a target that sets them zeroes only what follows. A target that adds to
  * every gradient zeroes from persist on, as before.
  *
@@ -131,13 +132,42 @@ static int overwrites(const IrGraph *g, const IrPlan *P, int i, const int *write
     return g->nodes.items[writer[i]].op == IR_NEURON;
 }
 
+/* Whether pool x's windows tile its input: each pixel in exactly one. */
+static int pool_tiles(const IrGraph *g, const IrNode *x) {
+    const Shape *s = &g->nodes.items[x->in[0]].shape;
+    return s->ndim == 3 && x->kernel[0] == x->stride[0] && x->kernel[1] == x->stride[1] && !x->pad[0] &&
+           !x->pad[1] && s->d[1] % x->kernel[0] == 0 && s->d[2] % x->kernel[1] == 0;
+}
+
+/* Whether c's backward writes every element of input i's gradient, at
+   every step, and so can set it: a dense layer, a neuron layer whose
+   program has dL/dx, an elementwise op or batchnorm whose input is stored
+   at every step as its output is (or both once), a pool whose windows tile
+   its input. */
+static int writes_all(const IrGraph *g, const IrPlan *P, int c, int i) {
+    const IrNode *x = &g->nodes.items[c];
+    switch (x->op) {
+    case IR_DENSE: return 1;
+    case IR_NEURON: return x->neuron->grad && x->neuron->grad->dx >= 0;
+    case IR_ADD:
+    case IR_SCALE:
+    case IR_IDENTITY:
+    case IR_DROPOUT:
+    case IR_BATCHNORM: return P->at[c].inv == P->at[i].inv;
+    case IR_MAXPOOL:
+    case IR_AVGPOOL: return pool_tiles(g, x);
+    default: return 0;
+    }
+}
+
 /* Marks IrBufs.gset and wset. A gradient is set by its writer c when c is
    its only reader in the forward (so the only writer in the backward; the
    output's gradient also gets dL/doutput), c runs once over all the steps,
-   and the gradient is read under the condition it is written: always
-   (needgrad 1), or only for dL/dinput (2) by a node whose backward runs
-   only then (not a neuron layer with parameters, whose backward always
-   runs). A neuron layer writes dL/dx only where its program has one. */
+   c writes all of it (writes_all), and the gradient is read under the
+   condition it is written: always (needgrad 1), or only for dL/dinput (2)
+   by a node whose backward runs only then (not a neuron layer with
+   parameters, whose backward always runs). A target that zeroes every
+   gradient (from IrPlan.persist) may add to it instead. */
 static void mark_set(IrGraph *g, IrPlan *P, const int *readers, const int *writer) {
     int n = g->nodes.len;
     int *uses = arena_alloc(g->arena, sizeof(int) * (size_t)(g->params.len + 1)); /* zeroed */
@@ -158,7 +188,7 @@ static void mark_set(IrGraph *g, IrPlan *P, const int *readers, const int *write
             continue;
         const IrNode *c = &g->nodes.items[writer[i]];
         int once = !g->groups.items[c->group].recurrent;
-        int writes = c->op == IR_DENSE || (c->op == IR_NEURON && c->neuron->grad && c->neuron->grad->dx >= 0);
+        int writes = writes_all(g, P, writer[i], i);
         int nd = P->at[i].needgrad;
         int same_cond = nd == 1 || (nd == 2 && !(x->op == IR_NEURON && x->neuron->params.len));
         P->at[i].gset = once && writes && same_cond;

@@ -1480,7 +1480,9 @@ PoolDims cp_pool_dims(Emit *e, const IrPlan *P, const IrNode *x) {
     return d;
 }
 
-void cp_pool_window(Emit *e, const IrNode *x, const PoolDims *d, int argmax, const char *avg) {
+/* Opens the loops over the window of output pixel (oy, ox), skipping the
+   padding, with input pixel (iy, ix) in scope. */
+static void window_open(Emit *e, const IrNode *x, const PoolDims *d) {
     cg_line(e, "for (ky = 0; ky < %d; ky++) {", x->kernel[0]);
     cg_line(e, "    const long iy = oy * %d - %d + ky;", x->stride[0], x->pad[0]);
     cg_line(e, "    if (iy < 0 || iy >= %lld)", d->H);
@@ -1490,6 +1492,16 @@ void cp_pool_window(Emit *e, const IrNode *x, const PoolDims *d, int argmax, con
     cg_line(e, "        if (ix < 0 || ix >= %lld)", d->W);
     cg_line(e, "            continue;");
     e->ind += 2;
+}
+
+static void window_close(Emit *e) {
+    e->ind -= 2;
+    cg_line(e, "    }");
+    cg_line(e, "}");
+}
+
+void cp_pool_window(Emit *e, const IrNode *x, const PoolDims *d, int argmax, const char *avg) {
+    window_open(e, x, d);
     if (x->op != IR_MAXPOOL)
         cg_line(e, "%s", avg);
     else {
@@ -1503,14 +1515,48 @@ void cp_pool_window(Emit *e, const IrNode *x, const PoolDims *d, int argmax, con
         }
         cg_line(e, "}");
     }
-    e->ind -= 2;
-    cg_line(e, "    }");
-    cg_line(e, "}");
+    window_close(e);
 }
 
+/* The window of (oy, ox) where windows tile the input: no padding to skip. */
+static void tile_open(Emit *e, const IrNode *x) {
+    cg_line(e, "for (ky = 0; ky < %d; ky++)", x->kernel[0]);
+    cg_line(e, "    for (kx = 0; kx < %d; kx++) {", x->kernel[1]);
+    cg_line(e, "        const long iy = oy * %d + ky, ix = ox * %d + kx;", x->kernel[0], x->kernel[1]);
+    e->ind += 2;
+}
+
+/* The backward of a pool whose windows tile its input, which only it
+   reads (IrBufs.gset): every input pixel's gradient set once, as 0 + what
+   the walk of cp_pool_window adds to a zeroed one (the same bits): a max
+   pool's d at its window's first largest input and 0 elsewhere, an average
+   pool's d / area everywhere. */
+static void tiled_set(Emit *e, const IrNode *x, const PoolDims *d) {
+    if (x->op == IR_MAXPOOL) {
+        tile_open(e, x);
+        cg_line(e, "const float v = %s;", d->xin);
+        cg_line(e, "if (v > acc || v != v) {");
+        cg_line(e, "    acc = v;");
+        cg_line(e, "    arg = %s;", d->at);
+        cg_line(e, "}");
+        e->ind -= 2;
+        cg_line(e, "    }");
+    }
+    tile_open(e, x);
+    if (x->op == IR_MAXPOOL)
+        cg_line(e, "gx[%s] = %s == arg ? 0.0f + d : 0.0f;", d->at, d->at);
+    else
+        cg_line(e, "gx[%s] = 0.0f + d / %s;", d->at, d->area);
+    e->ind -= 2;
+    cg_line(e, "    }");
+}
+
+/* The forward, or the backward: a max pool's gradient to each window's
+   first largest input, an average pool's to all its inputs (set where the
+   windows tile the input and nothing else reads it: tiled_set). */
 static void pool(Emit *e, const IrPlan *P, int i, int fwd) {
     const IrNode *x = node(e, i);
-    int in = x->in[0], mx = x->op == IR_MAXPOOL;
+    int in = x->in[0], mx = x->op == IR_MAXPOOL, set = !fwd && P->at[in].gset;
     PoolDims d = cp_pool_dims(e, P, x);
     cp_open(e, P, i, fwd);
     /* threads take planes (sample, channel), each over the steps */
@@ -1541,14 +1587,17 @@ static void pool(Emit *e, const IrPlan *P, int i, int fwd) {
         cg_line(e, "long arg = -1;");
     if (!fwd)
         cg_line(e, "const float d = gyt[(rc * %lld + oy) * %lld + ox];", d.OH, d.OW);
-    cp_pool_window(e, x, &d, 1,
-                   fwd ? arena_printf(e->g->arena, "acc += %s;", d.xin)
-                       : arena_printf(e->g->arena, "gx[%s] += d / %s;", d.at, d.area));
+    if (set)
+        tiled_set(e, x, &d);
+    else
+        cp_pool_window(e, x, &d, 1,
+                       fwd ? arena_printf(e->g->arena, "acc += %s;", d.xin)
+                           : arena_printf(e->g->arena, "gx[%s] += d / %s;", d.at, d.area));
     if (fwd && mx)
         cg_line(e, "yt[(rc * %lld + oy) * %lld + ox] = acc;", d.OH, d.OW);
     else if (fwd)
         cg_line(e, "yt[(rc * %lld + oy) * %lld + ox] = acc / %s;", d.OH, d.OW, d.area);
-    else if (mx) {
+    else if (mx && !set) {
         cg_line(e, "if (arg >= 0)");
         cg_line(e, "    gx[arg] += d;");
     }
@@ -1635,10 +1684,13 @@ void ck_eltwise_bwd(TargetEmitter *em, const IrPlan *P, int i) {
         e->ind++;
         cg_line(e, "float *gx = %s;", cp_at(e, P, x->in[k], 'g', "t"));
         cg_line(e, "for (j = j0; j < j1; j++)");
+        /* set where this is the input's only reader (IrBufs.gset): 0 + the
+           term, the bits of the term added to a zeroed gradient */
+        const char *to = P->at[x->in[k]].gset ? "= 0.0f +" : "+=";
         switch (x->op) {
-        case IR_SCALE: cg_line(e, "    gx[j] += gy[j] * %s;", cg_flt(e, x->fval)); break;
-        case IR_DROPOUT: cg_line(e, "    gx[j] += gy[j] * m[j];"); break;
-        default: cg_line(e, "    gx[j] += gy[j];"); break;
+        case IR_SCALE: cg_line(e, "    gx[j] %s gy[j] * %s;", to, cg_flt(e, x->fval)); break;
+        case IR_DROPOUT: cg_line(e, "    gx[j] %s gy[j] * m[j];", to); break;
+        default: cg_line(e, "    gx[j] %s gy[j];", to); break;
         }
         e->ind--;
         cg_line(e, "}");
@@ -1724,6 +1776,49 @@ void ck_delay_bwd(TargetEmitter *em, const IrPlan *P, int i) {
 
 /* ---- batch normalization ---- */
 
+/* A channel's sums run in double lanes (TARGET_BN_LANES, backend.h): the
+   lanes break the chain of dependent additions that one sum is, and GCC
+   vectorizes them. The walk over the channel's values: body is run with
+   xi, the value's index, and l, its lane, in scope (r and k are the
+   caller's). */
+static void bn_lanes(Emit *e, long long C, long long hw, const char *const *body, int n) {
+    long long full = hw / TARGET_BN_LANES * TARGET_BN_LANES;
+    cg_line(e, "for (r = 0; r < rows; r++) {");
+    e->ind++;
+    cg_line(e, "const long o = (r * %lld + c) * %lld;", C, hw);
+    if (full) {
+        cg_line(e, "for (k = 0; k < %lld; k += %d)", full, TARGET_BN_LANES);
+        cg_line(e, "    for (long l = 0; l < %d; l++) {", TARGET_BN_LANES);
+        e->ind += 2;
+        cg_line(e, "const long xi = o + k + l;");
+        for (int j = 0; j < n; j++)
+            cg_line(e, "%s", body[j]);
+        e->ind -= 2;
+        cg_line(e, "    }");
+    }
+    if (full < hw) {
+        cg_line(e, "for (k = %lld; k < %lld; k++) { /* the row's last values */", full, hw);
+        e->ind++;
+        cg_line(e, "const long xi = o + k, l = k - %lld;", full);
+        for (int j = 0; j < n; j++)
+            cg_line(e, "%s", body[j]);
+        e->ind--;
+        cg_line(e, "}");
+    }
+    e->ind--;
+    cg_line(e, "}");
+}
+
+/* The total of the lanes' array v: lane 0 + lane 1 + ..., in order. */
+static const char *lane_sum(Emit *e, const char *v) {
+    Buf b = {0};
+    for (int l = 0; l < TARGET_BN_LANES; l++)
+        buf_printf(&b, "%s%s[%d]", l ? " + " : "", v, l);
+    const char *s = arena_strdup(e->g->arena, b.data);
+    buf_free(&b);
+    return s;
+}
+
 /* The batch normalization of channel c, inside a loop or a thread over c:
    gamma, beta, rmean, rvar, rows, xw and yw in scope, and in training mean
    and istd. `training` names the flag that selects the batch's statistics
@@ -1749,17 +1844,16 @@ void cp_batchnorm_channel(Emit *e, const IrPlan *P, int i, const char *training)
         cg_line(e, "} else { /* the batch's statistics over all steps, in double */");
         e->ind++;
         cg_line(e, "const double cnt = (double)rows * %lld;", hw);
-        cg_line(e, "double s = 0.0, q = 0.0;");
+        cg_line(e, "double s, q, sl[%d] = {0.0}, ql[%d] = {0.0}; /* value k of a row in lane k %% %d */", TARGET_BN_LANES,
+                TARGET_BN_LANES, TARGET_BN_LANES);
         cg_line(e, "float m, is;");
-        cg_line(e, "for (r = 0; r < rows; r++)");
-        cg_line(e, "    for (k = 0; k < %lld; k++)", hw);
-        cg_line(e, "        s += xw[(r * %lld + c) * %lld + k];", C, hw);
+        static const char *const sum[] = {"sl[l] += xw[xi];"};
+        bn_lanes(e, C, hw, sum, 1);
+        cg_line(e, "s = %s;", lane_sum(e, "sl"));
         cg_line(e, "m = (float)(s / cnt);");
-        cg_line(e, "for (r = 0; r < rows; r++)");
-        cg_line(e, "    for (k = 0; k < %lld; k++) {", hw);
-        cg_line(e, "        const double d = (double)xw[(r * %lld + c) * %lld + k] - m;", C, hw);
-        cg_line(e, "        q += d * d;");
-        cg_line(e, "    }");
+        static const char *const dev[] = {"const double d = (double)xw[xi] - m;", "ql[l] += d * d;"};
+        bn_lanes(e, C, hw, dev, 2);
+        cg_line(e, "q = %s;", lane_sum(e, "ql"));
         cg_line(e, "is = (float)(1.0 / sqrt(q / cnt + %s));", cg_flt(e, x->fval));
         cg_line(e, "mean[c] = m;");
         cg_line(e, "istd[c] = is;");
@@ -1818,15 +1912,15 @@ void cp_batchnorm_channel_bwd(Emit *e, const IrPlan *P, int i, const char *flag,
     int in = x->in[0];
     long long C = x->shape.d[0], hw = count(e, i) / C;
     cg_line(e, "const double cnt = (double)rows * %lld;", hw);
-    cg_line(e, "double sg = 0.0, sgx = 0.0;");
+    cg_line(e, "double sg, sgx, gl[%d] = {0.0}, gxl[%d] = {0.0}; /* value k of a row in lane k %% %d */", TARGET_BN_LANES,
+            TARGET_BN_LANES, TARGET_BN_LANES);
     cg_line(e, "const float m = mean[c], is = istd[c];");
     cg_line(e, "long r, k;");
-    cg_line(e, "for (r = 0; r < rows; r++)");
-    cg_line(e, "    for (k = 0; k < %lld; k++) {", hw);
-    cg_line(e, "        const float g = gy[(r * %lld + c) * %lld + k];", C, hw);
-    cg_line(e, "        sg += g;");
-    cg_line(e, "        sgx += (double)g * ((xw[(r * %lld + c) * %lld + k] - m) * is);", C, hw);
-    cg_line(e, "    }");
+    static const char *const sums[] = {"const float g = gy[xi];", "gl[l] += g;",
+                                       "gxl[l] += (double)g * ((xw[xi] - m) * is);"};
+    bn_lanes(e, C, hw, sums, 3);
+    cg_line(e, "sg = %s;", lane_sum(e, "gl"));
+    cg_line(e, "sgx = %s;", lane_sum(e, "gxl"));
     cg_line(e, "dgamma[c] += (float)sgx;");
     cg_line(e, "dbeta[c] += (float)sg;");
     if (!P->at[in].needgrad)
@@ -1840,7 +1934,8 @@ void cp_batchnorm_channel_bwd(Emit *e, const IrPlan *P, int i, const char *flag,
     cg_line(e, "    for (k = 0; k < %lld; k++) {", hw);
     cg_line(e, "        const long xi = (r * %lld + c) * %lld + k;", C, hw);
     cg_line(e, "        const float xh = (xw[xi] - m) * is;");
-    cg_line(e, "        gx[xi] += k1 * (gy[xi] - k2 - xh * k3);");
+    /* set where the input's only reader is this layer (IrBufs.gset) */
+    cg_line(e, "        gx[xi] %s k1 * (gy[xi] - k2 - xh * k3);", P->at[in].gset ? "= 0.0f +" : "+=");
     cg_line(e, "    }");
     e->ind--;
     cg_line(e, "}");

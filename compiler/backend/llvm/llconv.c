@@ -19,8 +19,10 @@
  * channels, so that each sum is one thread's (ll_share).
  *
  * Pools and batchnorm are the C target's loops, one value at a time, and
- * so are their backward kernels and batchnorm's training forward; with
- * threads, pools split the planes (sample, channel), batchnorm the
+ * so are their backward kernels and batchnorm's training forward, whose
+ * sums in double run in the C target's lanes (TARGET_BN_LANES: a vector of
+ * doubles a sum, the row's last values added to their lanes one by one);
+ * with threads, pools split the planes (sample, channel), batchnorm the
  * channels, whose statistics and parameter gradients are each one
  * thread's.
  */
@@ -440,7 +442,6 @@ void ll_pool_bwd(TargetEmitter *em, const IrPlan *P, int i) { pool(em, P, i, 0);
 
 static LLVMValueRef dbl(Ll *L, double v) { return LLVMConstReal(L->f64, v); }
 
-static LLVMValueRef load_f64(Ll *L, LLVMValueRef p) { return LLVMBuildLoad2(L->b, L->f64, p, ""); }
 
 /* sqrt of a double (C's sqrt: LLVM's exact intrinsic). */
 static LLVMValueRef sqrt_f64(Ll *L, LLVMValueRef v) {
@@ -450,9 +451,85 @@ static LLVMValueRef sqrt_f64(Ll *L, LLVMValueRef v) {
                           &v, 1, "");
 }
 
-/* *p += v, in double. */
-static void add_to(Ll *L, LLVMValueRef p, LLVMValueRef v) {
-    LLVMBuildStore(L->b, LLVMBuildFAdd(L->b, load_f64(L, p), v, ""), p);
+/* The terms of a channel's sums at value xi, in double: lanes of them
+   (TARGET_BN_LANES values from xi on, or the one at xi), into terms. */
+typedef void BnTerms(Ll *L, const void *ctx, LLVMValueRef xi, int lanes, LLVMValueRef *terms);
+
+/* Sums over the hw values of channel c of rows [0, rows) into the n
+   vectors acc (allocas of TARGET_BN_LANES doubles, zeroed here) in
+   backend.h's order: the rows in order, value k of a row into lane k %
+   TARGET_BN_LANES (a row's full blocks as vectors, its last values one by
+   one into their lanes). */
+static void bn_lanes(Ll *L, LLVMValueRef rows, LLVMValueRef c, long long C, long long hw, LLVMValueRef *acc, int n,
+                     BnTerms *terms, const void *ctx, const char *what) {
+    LLVMTypeRef vd = LLVMVectorType(L->f64, TARGET_BN_LANES);
+    long long full = hw / TARGET_BN_LANES * TARGET_BN_LANES;
+    LLVMValueRef t[2];
+    for (int j = 0; j < n; j++)
+        LLVMBuildStore(L->b, LLVMConstNull(vd), acc[j]);
+    LlLoop r, k;
+    ll_loop_open(L, &r, ll_i64(L, 0), rows, 1, arena_printf(L->a, "%s.r", what));
+    LLVMValueRef o = mul(L, add(L, mul(L, r.iv, C), c), hw);
+    if (full) {
+        ll_loop_open(L, &k, ll_i64(L, 0), ll_i64(L, full), TARGET_BN_LANES, arena_printf(L->a, "%s.k", what));
+        terms(L, ctx, add(L, o, k.iv), TARGET_BN_LANES, t);
+        for (int j = 0; j < n; j++)
+            LLVMBuildStore(L->b, LLVMBuildFAdd(L->b, LLVMBuildLoad2(L->b, vd, acc[j], ""), t[j], ""), acc[j]);
+        ll_loop_close(L, &k);
+    }
+    for (long long l = 0; l < hw - full; l++) { /* the row's last values */
+        terms(L, ctx, add(L, o, ll_i64(L, full + l)), 1, t);
+        for (int j = 0; j < n; j++) {
+            LLVMValueRef v = LLVMBuildLoad2(L->b, vd, acc[j], ""), lane = ll_i32(L, (int)l);
+            LLVMValueRef s = LLVMBuildFAdd(L->b, LLVMBuildExtractElement(L->b, v, lane, ""), t[j], "");
+            LLVMBuildStore(L->b, LLVMBuildInsertElement(L->b, v, s, lane, ""), acc[j]);
+        }
+    }
+    ll_loop_close(L, &r);
+}
+
+/* Lane 0 + lane 1 + ..., in order, of the sums' vector at acc. */
+static LLVMValueRef lane_total(Ll *L, LLVMValueRef acc) {
+    LLVMValueRef v = LLVMBuildLoad2(L->b, LLVMVectorType(L->f64, TARGET_BN_LANES), acc, "");
+    LLVMValueRef s = LLVMBuildExtractElement(L->b, v, ll_i32(L, 0), "");
+    for (int l = 1; l < TARGET_BN_LANES; l++)
+        s = LLVMBuildFAdd(L->b, s, LLVMBuildExtractElement(L->b, v, ll_i32(L, l), ""), "");
+    return s;
+}
+
+/* fpext to double, of lanes values. */
+static LLVMValueRef to_f64(Ll *L, LLVMValueRef v, int lanes) {
+    return LLVMBuildFPExt(L->b, v, lanes == 1 ? L->f64 : LLVMVectorType(L->f64, (unsigned)lanes), "");
+}
+
+/* The sums' terms of batchnorm's training forward and backward. */
+typedef struct BnCtx {
+    LLVMValueRef xw, gy; /* the input; dL/dy (the backward) */
+    LLVMValueRef m, is;  /* the channel's mean (float; the deviations), 1/std (the backward) */
+} BnCtx;
+
+static void mean_terms(Ll *L, const void *ctx, LLVMValueRef xi, int lanes, LLVMValueRef *t) {
+    const BnCtx *q = ctx;
+    t[0] = to_f64(L, ll_load(L, ll_off(L, q->xw, xi, NULL), lanes, NULL), lanes);
+}
+
+/* ((double)x - m)^2 */
+static void dev_terms(Ll *L, const void *ctx, LLVMValueRef xi, int lanes, LLVMValueRef *t) {
+    const BnCtx *q = ctx;
+    LLVMValueRef d = LLVMBuildFSub(L->b, to_f64(L, ll_load(L, ll_off(L, q->xw, xi, NULL), lanes, NULL), lanes),
+                                   to_f64(L, ll_splat(L, q->m, lanes), lanes), "");
+    t[0] = LLVMBuildFMul(L->b, d, d, "");
+}
+
+/* g, and g ((x - m) is) with xhat in float */
+static void grad_terms(Ll *L, const void *ctx, LLVMValueRef xi, int lanes, LLVMValueRef *t) {
+    const BnCtx *q = ctx;
+    LLVMValueRef g = to_f64(L, ll_load(L, ll_off(L, q->gy, xi, NULL), lanes, NULL), lanes);
+    LLVMValueRef xh = LLVMBuildFMul(
+        L->b, LLVMBuildFSub(L->b, ll_load(L, ll_off(L, q->xw, xi, NULL), lanes, NULL), ll_splat(L, q->m, lanes), ""),
+        ll_splat(L, q->is, lanes), "");
+    t[0] = g;
+    t[1] = LLVMBuildFMul(L->b, g, to_f64(L, xh, lanes), "");
 }
 
 /* The loops over the rows and the hw values of channel c of a batchnorm,
@@ -496,7 +573,8 @@ void ll_batchnorm_fwd(TargetEmitter *em, const IrPlan *P, int i) {
     LLVMValueRef steps = LLVMBuildSExt(L->b, LLVMBuildNSWSub(L->b, ll_to(L), ll_from(L), ""), L->i64, "");
     LLVMValueRef rows = LLVMBuildNSWMul(L->b, steps, L->B, ll_name(L, "rows"));
     LLVMValueRef xw = ll_at(L, in, ll_from(L), "x"), yw = ll_at(L, i, ll_from(L), "y");
-    LLVMValueRef s = LLVMBuildAlloca(L->b, L->f64, ll_name(L, "sum")), qs = LLVMBuildAlloca(L->b, L->f64, ll_name(L, "sq"));
+    LLVMTypeRef vd = LLVMVectorType(L->f64, TARGET_BN_LANES);
+    LLVMValueRef s = LLVMBuildAlloca(L->b, vd, ll_name(L, "sum")), qs = LLVMBuildAlloca(L->b, vd, ll_name(L, "sq"));
     int once = P->at[in].inv && !P->at[i].inv;
     LlLoop c;
     BnLoop q;
@@ -521,19 +599,12 @@ void ll_batchnorm_fwd(TargetEmitter *em, const IrPlan *P, int i) {
         ll_else(L, &f);
         LLVMValueRef cnt =
             LLVMBuildFMul(L->b, LLVMBuildSIToFP(L->b, rows, L->f64, ""), dbl(L, (double)hw), ll_name(L, "cnt"));
-        LLVMBuildStore(L->b, dbl(L, 0.0), s);
-        LLVMBuildStore(L->b, dbl(L, 0.0), qs);
-        bn_open(L, &q, rows, c.iv, C, hw, once, "mean");
-        add_to(L, s, LLVMBuildFPExt(L->b, ll_load(L, ll_off(L, xw, q.xat, NULL), 1, NULL), L->f64, ""));
-        bn_close(L, &q);
-        LLVMValueRef m = LLVMBuildFPTrunc(L->b, LLVMBuildFDiv(L->b, load_f64(L, s), cnt, ""), L->f32, ll_name(L, "m"));
-        LLVMValueRef md = LLVMBuildFPExt(L->b, m, L->f64, "");
-        bn_open(L, &q, rows, c.iv, C, hw, once, "var");
-        LLVMValueRef dv = LLVMBuildFSub(
-            L->b, LLVMBuildFPExt(L->b, ll_load(L, ll_off(L, xw, q.xat, NULL), 1, NULL), L->f64, ""), md, "");
-        add_to(L, qs, LLVMBuildFMul(L->b, dv, dv, ""));
-        bn_close(L, &q);
-        LLVMValueRef qv = load_f64(L, qs);
+        BnCtx bc = {xw, NULL, NULL, NULL};
+        bn_lanes(L, rows, c.iv, C, hw, &s, 1, mean_terms, &bc, "mean");
+        LLVMValueRef m = LLVMBuildFPTrunc(L->b, LLVMBuildFDiv(L->b, lane_total(L, s), cnt, ""), L->f32, ll_name(L, "m"));
+        bc.m = m;
+        bn_lanes(L, rows, c.iv, C, hw, &qs, 1, dev_terms, &bc, "var");
+        LLVMValueRef qv = lane_total(L, qs);
         LLVMValueRef eps = LLVMBuildFPExt(L->b, ll_flt(L, x->fval, 1), L->f64, "");
         LLVMValueRef sq = sqrt_f64(L, LLVMBuildFAdd(L->b, LLVMBuildFDiv(L->b, qv, cnt, ""), eps, ""));
         LLVMValueRef is = LLVMBuildFPTrunc(L->b, LLVMBuildFDiv(L->b, dbl(L, 1.0), sq, ""), L->f32, ll_name(L, "istd"));
@@ -579,8 +650,8 @@ void ll_batchnorm_bwd(TargetEmitter *em, const IrPlan *P, int i) {
     LLVMValueRef steps = LLVMBuildSExt(L->b, LLVMBuildNSWSub(L->b, ll_to(L), ll_from(L), ""), L->i64, "");
     LLVMValueRef rows = LLVMBuildNSWMul(L->b, steps, L->B, ll_name(L, "rows"));
     LLVMValueRef xw = ll_at(L, in, ll_from(L), "x"), gy = ll_grad_at(L, i, ll_from(L), "gy");
-    LLVMValueRef sg = LLVMBuildAlloca(L->b, L->f64, ll_name(L, "sg")),
-                 sgx = LLVMBuildAlloca(L->b, L->f64, ll_name(L, "sgx"));
+    LLVMTypeRef vd = LLVMVectorType(L->f64, TARGET_BN_LANES);
+    LLVMValueRef acc[2] = {LLVMBuildAlloca(L->b, vd, ll_name(L, "sg")), LLVMBuildAlloca(L->b, vd, ll_name(L, "sgx"))};
     LLVMValueRef cnt = LLVMBuildFMul(L->b, LLVMBuildSIToFP(L->b, rows, L->f64, ""), dbl(L, (double)hw), ll_name(L, "cnt"));
     LlLoop c;
     BnLoop q;
@@ -588,26 +659,19 @@ void ll_batchnorm_bwd(TargetEmitter *em, const IrPlan *P, int i) {
     ll_share(L, ll_i64(L, C), 1, &c0, &c1);
     ll_loop_open(L, &c, c0, c1, 1, "c");
     LLVMValueRef m = ll_load(L, ll_off(L, mean, c.iv, NULL), 1, "m"), is = ll_load(L, ll_off(L, istd, c.iv, NULL), 1, "is");
-    LLVMBuildStore(L->b, dbl(L, 0.0), sg);
-    LLVMBuildStore(L->b, dbl(L, 0.0), sgx);
-    bn_open(L, &q, rows, c.iv, C, hw, 0, "sums");
-    LLVMValueRef g = ll_load(L, ll_off(L, gy, q.at, NULL), 1, "g");
-    LLVMValueRef xh =
-        LLVMBuildFMul(L->b, LLVMBuildFSub(L->b, ll_load(L, ll_off(L, xw, q.at, NULL), 1, NULL), m, ""), is, "");
-    LLVMValueRef gd = LLVMBuildFPExt(L->b, g, L->f64, "");
-    add_to(L, sg, gd);
-    add_to(L, sgx, LLVMBuildFMul(L->b, gd, LLVMBuildFPExt(L->b, xh, L->f64, ""), ""));
-    bn_close(L, &q);
+    BnCtx bc = {xw, gy, m, is};
+    bn_lanes(L, rows, c.iv, C, hw, acc, 2, grad_terms, &bc, "sums");
+    LLVMValueRef sg = lane_total(L, acc[0]), sgx = lane_total(L, acc[1]);
     LLVMValueRef dg = ll_off(L, dgamma, c.iv, NULL), db = ll_off(L, dbeta, c.iv, NULL);
-    ll_store(L, LLVMBuildFAdd(L->b, ll_load(L, dg, 1, NULL), LLVMBuildFPTrunc(L->b, load_f64(L, sgx), L->f32, ""), ""), dg);
-    ll_store(L, LLVMBuildFAdd(L->b, ll_load(L, db, 1, NULL), LLVMBuildFPTrunc(L->b, load_f64(L, sg), L->f32, ""), ""), db);
+    ll_store(L, LLVMBuildFAdd(L->b, ll_load(L, dg, 1, NULL), LLVMBuildFPTrunc(L->b, sgx, L->f32, ""), ""), dg);
+    ll_store(L, LLVMBuildFAdd(L->b, ll_load(L, db, 1, NULL), LLVMBuildFPTrunc(L->b, sg, L->f32, ""), ""), db);
     if (P->at[in].needgrad) {
         LlIf f;
         ll_if(L, &f, LLVMBuildICmp(L->b, LLVMIntNE, ll_flag(L), ll_i32(L, 0), ""), "dx", 0);
         LLVMValueRef gx = ll_grad_at(L, in, ll_from(L), "gx");
         LLVMValueRef k1 = LLVMBuildFMul(L->b, ll_load(L, ll_off(L, gamma, c.iv, NULL), 1, NULL), is, ll_name(L, "k1"));
-        LLVMValueRef k2 = LLVMBuildFPTrunc(L->b, LLVMBuildFDiv(L->b, load_f64(L, sg), cnt, ""), L->f32, ll_name(L, "k2"));
-        LLVMValueRef k3 = LLVMBuildFPTrunc(L->b, LLVMBuildFDiv(L->b, load_f64(L, sgx), cnt, ""), L->f32, ll_name(L, "k3"));
+        LLVMValueRef k2 = LLVMBuildFPTrunc(L->b, LLVMBuildFDiv(L->b, sg, cnt, ""), L->f32, ll_name(L, "k2"));
+        LLVMValueRef k3 = LLVMBuildFPTrunc(L->b, LLVMBuildFDiv(L->b, sgx, cnt, ""), L->f32, ll_name(L, "k3"));
         bn_open(L, &q, rows, c.iv, C, hw, 0, "gx");
         LLVMValueRef xh1 =
             LLVMBuildFMul(L->b, LLVMBuildFSub(L->b, ll_load(L, ll_off(L, xw, q.at, NULL), 1, NULL), m, ""), is, "");
