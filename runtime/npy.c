@@ -104,20 +104,24 @@ static char hdr_peek(NpyHeader *h)
     return h->pos < h->len ? h->text[h->pos] : '\0';
 }
 
-static int hdr_expect(NpyHeader *h, char c, const char *what)
+/* The error of a header that does not have what comes next: -1. */
+static int hdr_expected(NpyHeader *h, const char *what)
 {
     char m[200];
-    char got = hdr_peek(h);
-    if (got == c) {
-        h->pos++;
-        return 0;
-    }
-    if (!got)
+    if (!hdr_peek(h))
         snprintf(m, sizeof m, "unexpected end of header, expected %s", what);
     else
         snprintf(m, sizeof m, "malformed header at byte %zu: expected %s",
                  h->pos, what);
     return hdr_fail(h, m);
+}
+
+static int hdr_expect(NpyHeader *h, char c, const char *what)
+{
+    if (hdr_peek(h) != c)
+        return hdr_expected(h, what);
+    h->pos++;
+    return 0;
 }
 
 /* A quoted Python string without escapes into out (size bytes). */
@@ -126,7 +130,7 @@ static int hdr_string(NpyHeader *h, char *out, size_t size)
     char q = hdr_peek(h);
     size_t n = 0;
     if (q != '\'' && q != '"')
-        return hdr_expect(h, '\'', "a quoted string");
+        return hdr_expected(h, "a quoted string");
     for (h->pos++; h->pos < h->len && h->text[h->pos] != q; h->pos++) {
         char c = h->text[h->pos];
         if (c == '\\' || c == '\n' || c == '\0')
