@@ -27,6 +27,16 @@ def find_snnc(given=None):
     raise SystemExit("no snnc: build it (see bench/README.md) or give --snnc PATH")
 
 
+def choices(option, given, allowed):
+    """The comma-separated list of an option, each item one of allowed;
+    anything else ends the benchmark with a message that names them."""
+    items = [x for x in given.split(",") if x]
+    for x in items:
+        if x not in allowed:
+            raise SystemExit(f"{option}: unknown {x!r}; expected {', '.join(allowed)}")
+    return items
+
+
 def children_cpu():
     """CPU seconds (user and system) of the finished child processes."""
     r = resource.getrusage(resource.RUSAGE_CHILDREN)

@@ -54,7 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 # The networks' layer lists, the peer models, finding snnc and the machine
 # report are those of the training benchmark, so that both compare the same
 # models.
-from benchutil import REPO, find_snnc  # noqa: E402
+from benchutil import REPO, choices, find_snnc  # noqa: E402
 from train_throughput import NETS, build_peer, machine_report  # noqa: E402
 
 # The C compiler and flags: the harness with the generated code (the flags
@@ -427,13 +427,10 @@ def main():
         return
 
     started = time.time()
-    nets = [n for n in a.nets.split(",") if n]
-    fws = [f for f in a.frameworks.split(",") if f]
-    variants = [v for v in a.variants.split(",") if v]
+    nets = choices("--nets", a.nets, tuple(NETS))
+    fws = choices("--frameworks", a.frameworks, ("snnc", "snntorch", "spikingjelly"))
+    variants = choices("--variants", a.variants, ("per-step", "hoisted"))
     threads = [int(t) for t in a.threads.split(",") if t]
-    for n in nets:
-        if n not in NETS:
-            raise SystemExit(f"unknown network {n}; expected mlp, conv")
     for b in a.batch_list:
         if b < 1:
             raise SystemExit(f"bad batch {b}")

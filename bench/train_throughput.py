@@ -63,7 +63,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchutil import REPO, find_snnc
+from benchutil import REPO, choices, find_snnc
 
 # Debian's dataset-fashion-mnist installs the four gzipped IDX files here.
 DEBIAN_FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
@@ -490,13 +490,10 @@ def main():
         return
 
     a.steps = {"mlp": a.steps_mlp, "conv": a.steps_conv}
-    nets = [n for n in a.nets.split(",") if n]
-    fws = [f for f in a.frameworks.split(",") if f]
-    variants = [v for v in a.variants.split(",") if v]
+    nets = choices("--nets", a.nets, tuple(NETS))
+    fws = choices("--frameworks", a.frameworks, ("snnc", "snntorch", "spikingjelly"))
+    variants = choices("--variants", a.variants, ("per-step", "hoisted"))
     threads = [int(t) for t in a.threads.split(",") if t]
-    for n in nets:
-        if n not in NETS:
-            raise SystemExit(f"unknown network {n}; expected mlp, conv")
 
     def env_for(nthreads):
         e = dict(os.environ)

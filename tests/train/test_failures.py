@@ -39,11 +39,19 @@ files), in seconds:
    to those rows, a NaN after them is not read (without the limit it is
    refused), and inputs and labels of different lengths are refused
    even when both hold the rows asked for.
+8. A run ended by a signal leaves no build folder in $TMPDIR (the build
+   cache off): SIGINT or SIGTERM while the code compiles (a compiler that
+   marks its start and sleeps) removes the folder, and the compiler, and
+   ends snnc by that signal; during training the folder is gone already
+   (it goes once the code is loaded), so a SIGINT there, and a SIGKILL
+   too, leave nothing.
 """
 import os
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "ref"))
 import snnc_ref as R  # noqa: E402
@@ -355,6 +363,68 @@ def limits(w, c):
             "inputs of 128 samples and labels of 100 are refused under --train-limit 50: %r" % p.stderr.strip())
 
 
+def wait_for(path, proc, seconds=120):
+    """Whether path appears before proc ends or the time runs out."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end and proc.poll() is None:
+        if os.path.exists(path):
+            return True
+        time.sleep(0.05)
+    return os.path.exists(path)
+
+
+def signals(w, c):
+    tmp = os.path.join(w.root, "tmp")
+    os.mkdir(tmp)
+    env = dict(os.environ, TMPDIR=tmp, SNNC_CACHE_DIR="")
+    started = os.path.join(w.root, "cc-started")
+    slow_cc = os.path.join(w.root, "cc-slow")
+    with open(slow_cc, "w") as f:
+        f.write("#!/bin/sh\ntouch '%s'\nexec sleep 60\n" % started)
+    os.chmod(slow_cc, 0o755)
+
+    def start(out, cc, *args):
+        cmd = [R.snnc_path(), "train", w.model, "-o", os.path.join(w.root, out), "--threads", "1", "--cc", cc]
+        return subprocess.Popen(cmd + list(args), env=env, cwd=w.root, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)
+
+    def ended_by(p, sig, what):
+        try:
+            err = p.communicate(timeout=60)[1]
+        except subprocess.TimeoutExpired:
+            p.kill()
+            c.check(False, "%s: snnc did not end within 60 s" % what)
+            return
+        c.check(p.returncode == -sig, "%s: exit status %d, not the signal %d: %s" % (what, p.returncode, sig, err))
+        left = os.listdir(tmp)
+        c.check(not left, "%s: left in $TMPDIR: %s" % (what, left))
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        what = "%s while the code compiles" % signal.Signals(sig).name
+        if os.path.exists(started):
+            os.unlink(started)
+        p = start("sig-compile", slow_cc)
+        if not wait_for(started, p):
+            p.kill()
+            c.check(False, "%s: the compiler was never called: %s" % (what, p.communicate()[1]))
+            continue
+        c.check(any(n.startswith("snnc-build-") for n in os.listdir(tmp)),
+                "%s: a build folder in $TMPDIR while the compiler runs" % what)
+        p.send_signal(sig)
+        ended_by(p, sig, what)
+
+    for sig in (signal.SIGINT, signal.SIGKILL):
+        what = "%s during training" % signal.Signals(sig).name
+        p = start("sig-train-%d" % sig, w.cc, "--epochs", "100000")
+        if not wait_for(os.path.join(w.root, "sig-train-%d" % sig, "checkpoint.safetensors"), p):
+            p.kill()
+            c.check(False, "%s: no epoch finished: %s" % (what, p.communicate()[1]))
+            continue
+        p.send_signal(sig)
+        ended_by(p, sig, what)
+    print("signals: SIGINT and SIGTERM while compiling, SIGINT and SIGKILL while training, checked")
+
+
 def main():
     R.snnc_path()
     c = R.Checker()
@@ -375,6 +445,7 @@ def main():
         unwritable(w, c)
         divergence(w, c)
         limits(w, c)
+        signals(w, c)
     fashion_divergence(c)
     c.finish()
 

@@ -22,14 +22,19 @@
  * which lets compilers vectorize them; no value changes. -fopenmp unless
  * --threads 1, when the compiler can link OpenMP programs (checked once),
  * else the code runs on one thread and snnc says so. The shared object is
- * loaded with dlopen and stays loaded; its folder is removed when the
- * model is unloaded. A run that builds what an earlier one built takes the
- * object from the build cache (cache.c) instead of compiling.
+ * loaded with dlopen and stays loaded; the temporary folder is removed as
+ * soon as it is loaded (a loaded object needs no file), so that a run
+ * stopped later (Ctrl-C in a long training, a kill) leaves nothing in
+ * $TMPDIR; a signal that ends snnc while it writes or compiles the code
+ * (SIGINT, SIGTERM, SIGHUP) removes the folder first. A run that builds
+ * what an earlier one built takes the object from the build cache
+ * (cache.c) instead of compiling.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -77,8 +82,77 @@ const TargetKernels ck_kernels[IR_NUM_OPS] = {
 typedef struct CModel {
     void *so;
     const char *dir, *c_file, *h_file, *so_file;
+    const char *scratch[3]; /* dir's scratch_names */
     int keep;
 } CModel;
+
+/* What else a build writes in its folder: the headers the compiler read
+   (cbuild_compile), the OpenMP question's source and object. */
+enum { DEPS, OMP_SRC, OMP_SO };
+static const char *const scratch_names[] = {"deps.mk", "omp_probe.c", "omp_probe.so"};
+
+/* Removes a temporary build folder and what snnc wrote in it; only
+   unlink and rmdir, so that a signal handler can call it. */
+static void remove_build(const CModel *cm) {
+    const char *files[] = {cm->c_file, cm->h_file, cm->so_file, cm->scratch[0], cm->scratch[1], cm->scratch[2]};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
+        if (files[i])
+            unlink(files[i]);
+    rmdir(cm->dir);
+}
+
+/* The temporary folder being written and compiled, if any, and the
+   actions of the signals that would end snnc meanwhile (ours only where
+   they were the default: a parent that ignores SIGHUP keeps that). */
+static const int ending[] = {SIGINT, SIGTERM, SIGHUP};
+static CModel *volatile building;
+static volatile sig_atomic_t compiling; /* the compiler's process id while it runs */
+static struct sigaction before[sizeof ending / sizeof ending[0]];
+
+/* The compiler gets the signal too and is waited for, so that it writes
+   nothing into the folder after it is removed. */
+static void on_ending(int sig) {
+    CModel *cm = building;
+    pid_t cc = (pid_t)compiling;
+    if (cc > 0) {
+        kill(cc, sig);
+        waitpid(cc, NULL, 0);
+    }
+    if (cm)
+        remove_build(cm);
+    signal(sig, SIG_DFL);
+    raise(sig); /* ends snnc as the signal would have, once this returns */
+}
+
+static void guard_build(CModel *cm) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_ending;
+    sigemptyset(&sa.sa_mask);
+    building = cm;
+    for (size_t i = 0; i < sizeof ending / sizeof ending[0]; i++)
+        if (sigaction(ending[i], NULL, &before[i]) == 0 && before[i].sa_handler == SIG_DFL)
+            sigaction(ending[i], &sa, NULL);
+}
+
+/* The folder is gone (or kept): the signals act as before. */
+static void unguard_build(CModel *cm) {
+    if (building != cm)
+        return;
+    for (size_t i = 0; i < sizeof ending / sizeof ending[0]; i++)
+        if (before[i].sa_handler == SIG_DFL)
+            sigaction(ending[i], &before[i], NULL);
+    building = NULL;
+}
+
+/* The temporary folder of a build: removed, and no longer guarded. */
+static void drop_build(CModel *cm) {
+    if (!cm->dir || cm->keep)
+        return;
+    remove_build(cm);
+    unguard_build(cm);
+    cm->dir = NULL;
+}
 
 int cbuild_run(char *const argv[], int quiet, const char *what) {
     pid_t pid = fork();
@@ -94,17 +168,20 @@ int cbuild_run(char *const argv[], int quiet, const char *what) {
                 dup2(fd, 2);
             }
         }
-        execvp(argv[0], argv);
+        execvp(argv[0], argv); /* which resets the signals snnc handles */
         if (!quiet)
             fprintf(stderr, "snnc: error: cannot run '%s': %s\n", argv[0], strerror(errno));
         _exit(127);
     }
-    int status;
-    while (waitpid(pid, &status, 0) < 0)
-        if (errno != EINTR) {
-            error_plain("waiting for %s: %s", what, strerror(errno));
-            return -1;
-        }
+    int status, waited;
+    compiling = pid;
+    while ((waited = waitpid(pid, &status, 0)) < 0 && errno == EINTR)
+        ;
+    compiling = 0;
+    if (waited < 0) {
+        error_plain("waiting for %s: %s", what, strerror(errno));
+        return -1;
+    }
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
         return 0;
     if (quiet)
@@ -131,7 +208,8 @@ static int cc_has_openmp(Arena *a, const char *cc, const char *dir) {
         asked = cc;
         return answer;
     }
-    const char *src = arena_printf(a, "%s/omp_probe.c", dir), *so = arena_printf(a, "%s/omp_probe.so", dir);
+    const char *src = arena_printf(a, "%s/%s", dir, scratch_names[OMP_SRC]);
+    const char *so = arena_printf(a, "%s/%s", dir, scratch_names[OMP_SO]);
     FILE *f = fopen(src, "w");
     if (!f)
         return 0;
@@ -153,7 +231,7 @@ int cbuild_compile(Arena *a, LoadedModel *m, char *const argv[], const char *wha
     CModel *cm = m->handle;
     const char *files[] = {cm->c_file, cm->h_file, NULL};
     const char *key = bcache_key(a, argv, cm->dir, files);
-    const char *depfile = key && lists ? arena_printf(a, "%s/deps.mk", cm->dir) : NULL;
+    const char *depfile = key && lists ? arena_printf(a, "%s/%s", cm->dir, scratch_names[DEPS]) : NULL;
     if (key && bcache_get(a, key, cm->so_file) == 0) {
         void *so = dlopen(cm->so_file, RTLD_NOW | RTLD_LOCAL); /* an entry that does not load is built anew */
         if (so) {
@@ -174,12 +252,12 @@ int cbuild_compile(Arena *a, LoadedModel *m, char *const argv[], const char *wha
         with[n + 2] = (char *)depfile;
         argv = with;
     }
-    if (cbuild_run(argv, 0, what) != 0)
-        return -1;
-    bcache_put(a, key, cm->so_file, depfile, cm->dir);
+    int failed = cbuild_run(argv, 0, what) != 0;
+    if (!failed)
+        bcache_put(a, key, cm->so_file, depfile, cm->dir);
     if (depfile)
         unlink(depfile);
-    return 0;
+    return failed ? -1 : 0;
 }
 
 void cbuild_unload(LoadedModel *m) {
@@ -188,13 +266,7 @@ void cbuild_unload(LoadedModel *m) {
         return;
     if (cm->so)
         dlclose(cm->so);
-    if (cm->dir && !cm->keep) {
-        const char *files[] = {cm->c_file, cm->h_file, cm->so_file};
-        for (int i = 0; i < 3; i++)
-            if (files[i])
-                unlink(files[i]);
-        rmdir(cm->dir);
-    }
+    drop_build(cm);
     free(cm);
     memset(m, 0, sizeof *m);
 }
@@ -237,6 +309,9 @@ int cbuild_write(const Target *t, const IrGraph *g, const LoadOptions *lo, Loade
             return -1;
         }
         cm->dir = dir;
+        for (int k = 0; k < 3; k++)
+            cm->scratch[k] = arena_printf(a, "%s/%s", dir, scratch_names[k]);
+        guard_build(cm);
     }
     CgenOptions co;
     memset(&co, 0, sizeof co);
@@ -252,11 +327,11 @@ int cbuild_write(const Target *t, const IrGraph *g, const LoadOptions *lo, Loade
     int bad = 0;
     for (int i = 0; i < n; i++) {
         const char *path = arena_printf(a, "%s/%s", cm->dir, files[i].name);
-        bad |= !bad && write_all(path, &files[i].text) != 0;
-        if (i == 0)
+        if (i == 0) /* named before it is written, for remove_build */
             cm->h_file = path;
         else
             cm->c_file = path;
+        bad |= !bad && write_all(path, &files[i].text) != 0;
         buf_free(&files[i].text);
     }
     char *p = arena_strdup(a, files[0].name);
@@ -283,6 +358,7 @@ int cbuild_open(const IrGraph *g, LoadedModel *m, const char *prefix, const char
         cbuild_unload(m);
         return -1;
     }
+    drop_build(cm); /* loaded: the files are not read again */
     const char *p = *api ? arena_printf(g->arena, "%s_%s", prefix, api) : prefix;
     const long *iw = sym(cm, prefix, "workspace_floats", 1);
     const long *tw = g->train ? sym(cm, prefix, "train_workspace_floats", 1) : NULL;
