@@ -47,11 +47,12 @@
  * so reads and writes the buffer whether or not dL/dinput is asked.
  *
  * A gradient with one writer that runs once over all the steps and writes
- * all of it (a dense or neuron layer, an elementwise op, a pool whose
- * windows tile its input, outside recurrent groups: writes_all) can be set
- * by it instead of added to (IrBufs.gset): such gradients lie first, before IrPlan.zeroed, so that
- * a target that sets them zeroes only what follows. A target that adds to
- * every gradient zeroes from persist on, as before.
+ * all of it (a dense or neuron layer, an elementwise op, batchnorm, a pool
+ * whose windows tile its input, outside recurrent groups: writes_all) can
+ * be set by it instead of added to (IrBufs.gset): such gradients lie
+ * first, before IrPlan.zeroed, so that a target that sets them zeroes only
+ * what follows. A target that adds to every gradient zeroes from persist
+ * on, as before.
  *
  * The commonest such gradient, that of the product a neuron layer reads
  * (dense, convolution or batchnorm, then LIF), is written over the product

@@ -1530,7 +1530,10 @@ static void tile_open(Emit *e, const IrNode *x) {
    reads (IrBufs.gset): every input pixel's gradient set once, as 0 + what
    the walk of cp_pool_window adds to a zeroed one (the same bits): a max
    pool's d at its window's first largest input and 0 elsewhere, an average
-   pool's d / area everywhere. */
+   pool's d / area everywhere. The max pool finds that input with its own
+   walk, without cp_pool_window's padding checks: with them the conv
+   example's training step took 0.6 % longer (84.8-85.1 against 84.3-84.7
+   ms, one thread, avx512, batch 64). */
 static void tiled_set(Emit *e, const IrNode *x, const PoolDims *d) {
     if (x->op == IR_MAXPOOL) {
         tile_open(e, x);
