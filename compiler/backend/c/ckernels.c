@@ -1296,6 +1296,20 @@ static void conv_call(Emit *e, const IrNode *x, const ConvDims *d, const char *f
 
 void ck_conv(TargetEmitter *em) {
     Emit *e = &em->e;
+    long long np = 0; /* the most columns of a product that reads the zeros */
+    for (int i = 0; i < e->g->nodes.len; i++) {
+        const IrNode *x = node(e, i);
+        if (!x->dead && x->op == IR_CONV2D && (!x->bias || (e->g->train && e->g->trainp.at[x->in[0]].needgrad))) {
+            long long n = conv_chunk(e->g, x) * x->shape.d[1] * x->shape.d[2];
+            np = n > np ? n : np;
+        }
+    }
+    if (np) {
+        cg_blank(e);
+        cg_line(e, "/* A row of zeros as the bias of a product that sets its output (a chunk's");
+        cg_line(e, "   columns at most), instead of zeroing the output before it adds to it. */");
+        cg_line(e, "static const float %s_zeros[%lld];", e->p, np);
+    }
     for (int back = 0; back < 2; back++) {
         if (back && !e->g->train)
             break;
@@ -1366,13 +1380,11 @@ void ck_conv_fwd(TargetEmitter *em, const IrPlan *P, int i) {
     conv_call(e, x, &d, "im2col", arena_printf(e->g->arena, "xt + (r0 * %lld + rc) * %lld", d.C, d.H * d.W),
               arena_printf(e->g->arena, "col + (rc %% %lld) * %lld * np + rc / %lld * %lld", d.C, d.KK, d.C, d.P));
     e->ind--;
-    if (!x->bias)
-        cg_line(e, "memset(yg, 0, (size_t)(%lld * np) * sizeof(float));", d.O);
-    cg_line(e, "/* y = b + w col, per group: each output sums the bias, then c, ky, kx ascending */");
+    cg_line(e, "/* y = b + w col, per group: each output sums the bias (or 0), then c, ky, kx ascending */");
     cg_line(e, "for (gi = 0; gi < %lld; gi++)", d.G);
-    cg_line(e, "    %s_gemm(%lld, np, %lld, w + gi * %lld, %lld, 1, col + gi * %lld * np, np, 1, yg + gi * %lld * np, np, 1, %s, 1, 0, pb);",
+    cg_line(e, "    %s_gemm(%lld, np, %lld, w + gi * %lld, %lld, 1, col + gi * %lld * np, np, 1, yg + gi * %lld * np, np, 1, %s, pb);",
             e->p, d.og, d.cg * d.KK, d.og * d.cg * d.KK, d.cg * d.KK, d.cg * d.KK, d.og,
-            x->bias ? arena_printf(e->g->arena, "bias + gi * %lld", d.og) : "0");
+            x->bias ? arena_printf(e->g->arena, "bias + gi * %lld, 1, 0", d.og) : arena_printf(e->g->arena, "%s_zeros, 0, 1", e->p));
     cg_par_for(e, fmt(e, "np * %lld", d.O));
     cg_line(e, "for (long ro = 0; ro < nr * %lld; ro++)", d.O);
     cg_line(e, "    memcpy(yt + (r0 * %lld + ro) * %lld, yg + ro %% %lld * np + ro / %lld * %lld, %lld * sizeof(float));",
@@ -1436,11 +1448,9 @@ void ck_conv_bwd(TargetEmitter *em, const IrPlan *P, int i) {
     cg_line(e, "%s_gemm(%lld, %lld, np, gg + gi * %lld * np, np, 1, col + gi * %lld * np, 1, np, dw + gi * %lld, %lld, 1, 0, 0, 0, pb);",
             e->p, d.og, d.cg * d.KK, d.og, d.cg * d.KK, d.og * d.cg * d.KK, d.cg * d.KK);
     if (dx) {
-        cg_line(e, "if (dx) { /* dcol = w^T gy */");
-        cg_line(e, "    memset(dcol + gi * %lld * np, 0, (size_t)(%lld * np) * sizeof(float));", d.cg * d.KK, d.cg * d.KK);
-        cg_line(e, "    %s_gemm(%lld, np, %lld, w + gi * %lld, 1, %lld, gg + gi * %lld * np, np, 1, dcol + gi * %lld * np, np, 1, 0, 0, 0, pb);",
-                e->p, d.cg * d.KK, d.og, d.og * d.cg * d.KK, d.cg * d.KK, d.og, d.cg * d.KK);
-        cg_line(e, "}");
+        cg_line(e, "if (dx) /* dcol = 0 + w^T gy */");
+        cg_line(e, "    %s_gemm(%lld, np, %lld, w + gi * %lld, 1, %lld, gg + gi * %lld * np, np, 1, dcol + gi * %lld * np, np, 1, %s_zeros, 0, 1, pb);",
+                e->p, d.cg * d.KK, d.og, d.og * d.cg * d.KK, d.cg * d.KK, d.og, d.cg * d.KK, e->p);
     }
     e->ind--;
     cg_line(e, "}");
