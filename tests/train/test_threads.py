@@ -7,9 +7,12 @@ accuracies, spike rates) must be byte for byte the same:
   - the MLP example (its train block: Adam, cosine schedule);
   - a small convolutional network with batchnorm (statistics over the
     batch), dropout, max and average pooling, PLIF, a recurrent layer
-    (prev) and a TET loss, with SGD and gradient clipping, so that every
+    (prev) and a TET loss, with Adam and gradient clipping, so that every
     kernel that threads share, and the runtime's reductions, are on the
-    path.
+    path; its convolutions have one input channel (the first), groups
+    (the second) and neither (the third, whose input gradient is needed),
+    so that both ways a convolution splits its work among threads (the
+    samples and channels of a whole batch, or each chunk's product) run.
 Every sum is split among threads in a way that does not depend on their
 number (docs/targets.md), which is what this checks: a kernel whose
 result depended on the thread count would differ here.
@@ -35,7 +38,7 @@ network SmallConv {
   timesteps 3;
   input img : [1, 28, 28] encode direct;
   c1 = img |> conv2d(4, 3, padding = 1) |> batchnorm() |> LIF() |> maxpool(2);
-  c2 = c1 |> conv2d(8, 3, padding = 1, groups = 2) |> PLIF() |> avgpool(2);
+  c2 = c1 |> conv2d(8, 3, padding = 1, groups = 2) |> PLIF() |> conv2d(8, 3, padding = 1) |> LIF() |> avgpool(2);
   h = c2 |> flatten |> dropout(0.2) |> dense(32) |> add(prev(h) |> dense(32, bias = false)) |> LIF();
   out = h |> dense(10) |> LI();
   output out readout steps;

@@ -371,18 +371,20 @@ static void copy_a_words(Emit *e, int MR) {
    prefetchers fetch each other's lines (the MLP's readout gradient gx,
    1024 x 512 with K = 10, took 146 us on 2 threads against 110 on one;
    split by rows, 62). */
-static void gemm_entry(Emit *e, int NR, int MR, int v, int fused, const char *suffix, const char *ta, const char *tb) {
-    const char *p = e->p, *P = e->P;
-    const char *args = "M, N, K, a, ai, ak, b, bk, bj, c, ci, cj, bias, si, sj, pb";
-    cg_line(e, "static void %s_gemm%s(long M, long N, long K, const %s *a, long ai, long ak, const %s *b,", p, suffix, ta,
-            tb);
-    cg_line(e, "                    long bk, long bj, float *c, long ci, long cj, const float *bias, long si,");
-    cg_line(e, "                    long sj, float *pb)");
-    cg_line(e, "{");
-    e->ind++;
-    cg_line(e, "if (M < 4 || %s_PACK < %d) { /* (no packed block: no product of 4 rows or more) */", P, NR);
-    e->ind++;
-    cg_par_for(e, "M * N * K");
+/* Whether a convolution's threads can take chunks of samples of their own
+   (ck_conv_fwd): one whose chunk has more than one sample. */
+static int conv_teams(const IrGraph *g) {
+    for (int i = 0; i < g->nodes.len; i++)
+        if (!g->nodes.items[i].dead && g->nodes.items[i].op == IR_CONV2D && conv_chunk(g, &g->nodes.items[i]) > 1)
+            return 1;
+    return 0;
+}
+
+/* The product without a packed block (fewer than 4 rows), 8 columns of C
+   at a time, on threads where par. */
+static void gemm_plain(Emit *e, int v, int fused, int par) {
+    if (par)
+        cg_par_for(e, "M * N * K");
     cg_line(e, "for (long j0 = 0; j0 < N; j0 += 8) {");
     cg_line(e, "    const long nj = N - j0 < 8 ? N - j0 : 8;");
     cg_line(e, "    long i, j, k;");
@@ -402,6 +404,44 @@ static void gemm_entry(Emit *e, int NR, int MR, int v, int fused, const char *su
     cg_line(e, "            c[i * ci + (j0 + j) * cj] = acc[j];");
     cg_line(e, "    }");
     cg_line(e, "}");
+}
+
+static void gemm_head(Emit *e, const char *name, const char *ta, const char *tb, const char *last) {
+    cg_line(e, "static void %s_%s(long M, long N, long K, const %s *a, long ai, long ak, const %s *b,", e->p, name, ta, tb);
+    cg_line(e, "                    long bk, long bj, float *c, long ci, long cj, const float *bias, long si,");
+    cg_line(e, "                    long sj, float *pb%s)", last);
+}
+
+static void gemm_entry(Emit *e, int NR, int MR, int v, int fused, const char *suffix, const char *ta, const char *tb) {
+    const char *p = e->p, *P = e->P;
+    const char *args = "M, N, K, a, ai, ak, b, bk, bj, c, ci, cj, bias, si, sj, pb";
+    if (v == GEMM_FLOAT && conv_teams(e->g)) {
+        cg_line(e, "#ifdef _OPENMP");
+        cg_line(e, "/* The product as thread id of a team of nt that each compute a product of");
+        cg_line(e, "   their own (a convolution's chunks of samples): this thread's slice of pb. */");
+        gemm_head(e, "gemm_in", ta, tb, ", long id, long nt");
+        cg_line(e, "{");
+        e->ind++;
+        cg_line(e, "if (M < 4 || %s_PACK < %d) {", P, NR);
+        e->ind++;
+        gemm_plain(e, v, fused, 0);
+        cg_line(e, "(void)pb;");
+        cg_line(e, "(void)id;");
+        cg_line(e, "(void)nt;");
+        e->ind--;
+        cg_line(e, "} else");
+        cg_line(e, "    %s_gemm_part(%s, id, nt, 1);", p, args);
+        e->ind--;
+        cg_line(e, "}");
+        cg_line(e, "#endif");
+        cg_blank(e);
+    }
+    gemm_head(e, arena_printf(e->g->arena, "gemm%s", suffix), ta, tb, "");
+    cg_line(e, "{");
+    e->ind++;
+    cg_line(e, "if (M < 4 || %s_PACK < %d) { /* (no packed block: no product of 4 rows or more) */", P, NR);
+    e->ind++;
+    gemm_plain(e, v, fused, 1);
     cg_line(e, "return;");
     e->ind--;
     cg_line(e, "}");
@@ -1352,11 +1392,61 @@ void ck_conv(TargetEmitter *em) {
    the product's layout [o][sample][oy][ox], copied to [sample][o][oy][ox].
    The backward does the same three products in reverse. The weight
    gradient's product runs over the chunks one after another, so each of
-   its elements sums its terms in the order of one product over the batch. */
+   its elements sums its terms in the order of one product over the batch,
+   whatever the chunk's size: with threads, where S > 1, a team whose
+   threads take chunks of S / threads samples with their share of the
+   scratch (conv_fwd_steps, conv_bwd_team); else each chunk's product is
+   split between the threads. */
+
+/* The steps of a convolution's forward over chunks of samples. On one
+   team (team): each thread takes the samples [b0, b1), in chunks of st,
+   into its share of the scratch (colt, ygt: the im2col matrix
+   and the output of S / nt samples) and of pb, with nothing shared between
+   threads; else chunks of S samples, each split between the threads. */
+static void conv_fwd_steps(Emit *e, const IrPlan *P, const IrNode *x, const ConvDims *d, long long S, int team) {
+    const char *col = team ? "colt" : "col", *yg = team ? "ygt" : "yg";
+    cg_line(e, "for (int t = from; t < to; t++) {");
+    e->ind++;
+    cg_line(e, "const float *xt = %s;", cp_at(e, P, x->in[0], 'v', "t"));
+    cg_line(e, "float *yt = %s;", cp_at(e, P, (int)(x - e->g->nodes.items), 'v', "t"));
+    cg_line(e, "long r0, gi;");
+    if (team) {
+        cg_line(e, "for (r0 = b0; r0 < b1; r0 += st) { /* this thread's chunks of samples */");
+        e->ind++;
+        cg_line(e, "const long nr = b1 - r0 < st ? b1 - r0 : st, np = nr * %lld;", d->P);
+    } else {
+        cg_line(e, "for (r0 = 0; r0 < B; r0 += %lld) { /* chunks of samples */", S);
+        e->ind++;
+        cg_line(e, "const long nr = B - r0 < %lld ? B - r0 : %lld, np = nr * %lld;", S, S, d->P);
+        cg_line(e, "/* threads take (sample, channel) planes */");
+        cg_par_for(e, fmt(e, "np * %lld", d->C * d->KK));
+    }
+    cg_line(e, "for (long rc = 0; rc < nr * %lld; rc++)", d->C);
+    e->ind++;
+    conv_call(e, x, d, "im2col", arena_printf(e->g->arena, "xt + (r0 * %lld + rc) * %lld", d->C, d->H * d->W),
+              arena_printf(e->g->arena, "%s + (rc %% %lld) * %lld * np + rc / %lld * %lld", col, d->C, d->KK, d->C, d->P));
+    e->ind--;
+    cg_line(e, "/* y = b + w col, per group: each output sums the bias (or 0), then c, ky, kx ascending */");
+    cg_line(e, "for (gi = 0; gi < %lld; gi++)", d->G);
+    cg_line(e, "    %s_gemm%s(%lld, np, %lld, w + gi * %lld, %lld, 1, %s + gi * %lld * np, np, 1, %s + gi * %lld * np, np, 1, %s, pb%s);",
+            e->p, team ? "_in" : "", d->og, d->cg * d->KK, d->og * d->cg * d->KK, d->cg * d->KK, col, d->cg * d->KK, yg,
+            d->og,
+            x->bias ? arena_printf(e->g->arena, "bias + gi * %lld, 1, 0", d->og) : arena_printf(e->g->arena, "%s_zeros, 0, 1", e->p),
+            team ? ", id, nt" : "");
+    if (!team)
+        cg_par_for(e, fmt(e, "np * %lld", d->O));
+    cg_line(e, "for (long ro = 0; ro < nr * %lld; ro++)", d->O);
+    cg_line(e, "    memcpy(yt + (r0 * %lld + ro) * %lld, %s + ro %% %lld * np + ro / %lld * %lld, %lld * sizeof(float));",
+            d->O, d->P, yg, d->O, d->O, d->P, d->P);
+    e->ind--;
+    cg_line(e, "}");
+    e->ind--;
+    cg_line(e, "}");
+}
+
 void ck_conv_fwd(TargetEmitter *em, const IrPlan *P, int i) {
     Emit *e = &em->e;
     const IrNode *x = node(e, i);
-    int in = x->in[0];
     ConvDims d = cp_conv_dims(e, x);
     long long S = conv_chunk(e->g, x);
     cp_open(e, P, i, 1);
@@ -1365,35 +1455,132 @@ void ck_conv_fwd(TargetEmitter *em, const IrPlan *P, int i) {
         cg_line(e, "const float *bias = %s;", cp_param(e, x->param[1]));
     cg_line(e, "float *col = %s, *yg = %s, *pb = %s;", scratch(e, P, e->col), scratch(e, P, e->obuf),
             scratch(e, P, e->packb));
+    if (S > 1) { /* threads can take chunks of their own */
+        cg_line(e, "#ifdef _OPENMP");
+        cg_line(e, "if (omp_get_max_threads() > 1) {");
+        e->ind++;
+        cg_line(e, "%s_OMP(omp parallel if ((long)(to - from) * B * %lld >= %s_PARALLEL_WORK))", e->P,
+                d.O * d.cg * d.KK * d.P, e->P);
+        cg_line(e, "{");
+        e->ind++;
+        cg_line(e, "const long id = omp_get_thread_num();");
+        cg_line(e, "long nt = omp_get_num_threads() < %lld ? omp_get_num_threads() : %lld;", S, S);
+        cg_line(e, "nt = %s_PACK / %d > 0 && nt > %s_PACK / %d ? %s_PACK / %d : nt; /* at least a panel of pb each */", e->P,
+                GEMM_NR, e->P, GEMM_NR, e->P, GEMM_NR);
+        cg_line(e, "const long st = %lld / nt, b0 = B * id / nt, b1 = B * (id + 1) / nt; /* chunks of st of samples [b0, b1) */", S);
+        cg_line(e, "float *colt = col + id * (%lld / nt), *ygt = yg + id * (%lld / nt);", (long long)(e->obuf - e->col),
+                (long long)(e->dcol - e->obuf));
+        cg_line(e, "if (id < nt)");
+        cg_line(e, "{");
+        e->ind++;
+        conv_fwd_steps(e, P, x, &d, S, 1);
+        e->ind--;
+        cg_line(e, "}");
+        e->ind--;
+        cg_line(e, "}");
+        e->ind--;
+        cg_line(e, "} else");
+        cg_line(e, "#endif");
+        cg_line(e, "{");
+        e->ind++;
+        conv_fwd_steps(e, P, x, &d, S, 0);
+        e->ind--;
+        cg_line(e, "}");
+    } else
+        conv_fwd_steps(e, P, x, &d, S, 0);
+    cp_close(e, "(void)training;");
+}
+
+/* A convolution's backward on a team (ungrouped, chunks of S > 1
+   samples), one parallel region a step: each thread first walks every
+   sample, in chunks of st, for the weight gradient of its input channels
+   [c0, c1) (its rows of the im2col matrix) and the bias gradient of its
+   outputs [o0, o1), each the same sum in the same order as on one thread;
+   then, where dx, the input gradient of its own samples [b0, b1): dcol =
+   0 + w^T gy and col2im. Nothing is shared between threads but what they
+   read; each has its share of the scratch. */
+static void conv_bwd_team(Emit *e, const IrPlan *P, const IrNode *x, const ConvDims *d, long long S, int dx) {
+    const char *p = e->p;
+    cg_line(e, "%s_OMP(omp parallel if ((long)(to - from) * B * %lld >= %s_PARALLEL_WORK))", e->P,
+            d->O * d->C * d->KK * d->P, e->P);
+    cg_line(e, "{");
+    e->ind++;
+    cg_line(e, "const long id = omp_get_thread_num();");
+    cg_line(e, "long nt = omp_get_num_threads() < %lld ? omp_get_num_threads() : %lld;", S, S);
+    cg_line(e, "nt = %s_PACK / %d > 0 && nt > %s_PACK / %d ? %s_PACK / %d : nt; /* at least a panel of pb each */", e->P,
+            GEMM_NR, e->P, GEMM_NR, e->P, GEMM_NR);
+    cg_line(e, "const long st = %lld / nt, c0 = %lld * id / nt, c1 = %lld * (id + 1) / nt; /* chunks of st samples */", S,
+            d->C, d->C);
+    cg_line(e, "float *colt = col + id * (%lld / nt), *ggt = gg + id * (%lld / nt);", (long long)(e->obuf - e->col),
+            (long long)(e->dcol - e->obuf));
+    if (x->bias)
+        cg_line(e, "const long o0 = %lld * id / nt, o1 = %lld * (id + 1) / nt;", d->O, d->O);
+    if (dx) {
+        cg_line(e, "const long b0 = B * id / nt, b1 = B * (id + 1) / nt;");
+        cg_line(e, "float *dcolt = dcol + id * (%lld / nt);", (long long)(e->bsum - e->dcol));
+    }
+    cg_line(e, "if (id < nt)");
     cg_line(e, "for (int t = from; t < to; t++) {");
     e->ind++;
-    cg_line(e, "const float *xt = %s;", cp_at(e, P, in, 'v', "t"));
-    cg_line(e, "float *yt = %s;", cp_at(e, P, i, 'v', "t"));
-    cg_line(e, "long r0, gi;");
-    cg_line(e, "for (r0 = 0; r0 < B; r0 += %lld) { /* chunks of samples */", S);
-    e->ind++;
-    cg_line(e, "const long nr = B - r0 < %lld ? B - r0 : %lld, np = nr * %lld;", S, S, d.P);
-    cg_line(e, "/* threads take (sample, channel) planes */");
-    cg_par_for(e, fmt(e, "np * %lld", d.C * d.KK));
-    cg_line(e, "for (long rc = 0; rc < nr * %lld; rc++)", d.C);
-    e->ind++;
-    conv_call(e, x, &d, "im2col", arena_printf(e->g->arena, "xt + (r0 * %lld + rc) * %lld", d.C, d.H * d.W),
-              arena_printf(e->g->arena, "col + (rc %% %lld) * %lld * np + rc / %lld * %lld", d.C, d.KK, d.C, d.P));
-    e->ind--;
-    cg_line(e, "/* y = b + w col, per group: each output sums the bias (or 0), then c, ky, kx ascending */");
-    cg_line(e, "for (gi = 0; gi < %lld; gi++)", d.G);
-    cg_line(e, "    %s_gemm(%lld, np, %lld, w + gi * %lld, %lld, 1, col + gi * %lld * np, np, 1, yg + gi * %lld * np, np, 1, %s, pb);",
-            e->p, d.og, d.cg * d.KK, d.og * d.cg * d.KK, d.cg * d.KK, d.cg * d.KK, d.og,
-            x->bias ? arena_printf(e->g->arena, "bias + gi * %lld, 1, 0", d.og) : arena_printf(e->g->arena, "%s_zeros, 0, 1", e->p));
-    cg_par_for(e, fmt(e, "np * %lld", d.O));
-    cg_line(e, "for (long ro = 0; ro < nr * %lld; ro++)", d.O);
-    cg_line(e, "    memcpy(yt + (r0 * %lld + ro) * %lld, yg + ro %% %lld * np + ro / %lld * %lld, %lld * sizeof(float));",
-            d.O, d.P, d.O, d.O, d.P, d.P);
+    cg_line(e, "const float *xt = %s;", cp_at(e, P, x->in[0], 'v', "t"));
+    cg_line(e, "const float *gyt = %s;", cp_at(e, P, (int)(x - e->g->nodes.items), 'g', "t"));
+    if (dx)
+        cg_line(e, "float *gx = %s;", cp_at(e, P, x->in[0], 'g', "t"));
+    cg_line(e, "long r0;");
+    if (x->bias) {
+        cg_line(e, "for (long o = o0; o < o1; o++) /* the bias: a sum over the step, then added */");
+        cg_line(e, "    sb[o] = 0.0f;");
+    }
+    cg_line(e, "if (c1 > c0%s)", x->bias ? " || o1 > o0" : "");
+    cg_line(e, "    for (r0 = 0; r0 < B; r0 += st) { /* every sample */");
+    e->ind += 2;
+    cg_line(e, "const long nr = B - r0 < st ? B - r0 : st, np = nr * %lld;", d->P);
+    cg_line(e, "for (long r = 0; r < nr; r++)");
+    cg_line(e, "    for (long c = c0; c < c1; c++)");
+    e->ind += 2;
+    conv_call(e, x, d, "im2col", arena_printf(e->g->arena, "xt + ((r0 + r) * %lld + c) * %lld", d->C, d->H * d->W),
+              arena_printf(e->g->arena, "colt + (c - c0) * %lld * np + r * %lld", d->KK, d->P));
+    e->ind -= 2;
+    cg_line(e, "for (long ro = 0; ro < nr * %lld; ro++)", d->O);
+    cg_line(e, "    memcpy(ggt + ro %% %lld * np + ro / %lld * %lld, gyt + (r0 * %lld + ro) * %lld, %lld * sizeof(float));",
+            d->O, d->O, d->P, d->O, d->P, d->P);
+    if (x->bias) {
+        cg_line(e, "for (long o = o0; o < o1; o++) {");
+        cg_line(e, "    long j;");
+        cg_line(e, "    for (j = 0; j < np; j++)");
+        cg_line(e, "        sb[o] += ggt[o * np + j];");
+        cg_line(e, "}");
+    }
+    cg_line(e, "if (c1 > c0) /* dw[:, c0..c1) += gy col^T */");
+    cg_line(e, "    %s_gemm_in(%lld, (c1 - c0) * %lld, np, ggt, np, 1, colt, 1, np, dw + c0 * %lld, %lld, 1, 0, 0, 0, pb, id, nt);",
+            p, d->O, d->KK, d->KK, d->C * d->KK);
+    e->ind -= 2;
+    cg_line(e, "    }");
+    if (dx) {
+        cg_line(e, "if (dx)");
+        cg_line(e, "    for (r0 = b0; r0 < b1; r0 += st) { /* this thread's samples */");
+        e->ind += 2;
+        cg_line(e, "const long nr = b1 - r0 < st ? b1 - r0 : st, np = nr * %lld;", d->P);
+        cg_line(e, "for (long ro = 0; ro < nr * %lld; ro++)", d->O);
+        cg_line(e, "    memcpy(ggt + ro %% %lld * np + ro / %lld * %lld, gyt + (r0 * %lld + ro) * %lld, %lld * sizeof(float));",
+                d->O, d->O, d->P, d->O, d->P, d->P);
+        cg_line(e, "%s_gemm_in(%lld, np, %lld, w, 1, %lld, ggt, np, 1, dcolt, np, 1, %s_zeros, 0, 1, pb, id, nt);", p,
+                d->C * d->KK, d->O, d->C * d->KK, p);
+        cg_line(e, "for (long rc = 0; rc < nr * %lld; rc++)", d->C);
+        e->ind++;
+        conv_call(e, x, d, "col2im", arena_printf(e->g->arena, "dcolt + (rc %% %lld) * %lld * np + rc / %lld * %lld", d->C, d->KK, d->C, d->P),
+                  arena_printf(e->g->arena, "gx + (r0 * %lld + rc) * %lld", d->C, d->H * d->W));
+        e->ind -= 3;
+        cg_line(e, "    }");
+    }
+    if (x->bias) {
+        cg_line(e, "for (long o = o0; o < o1; o++)");
+        cg_line(e, "    db[o] += sb[o];");
+    }
     e->ind--;
     cg_line(e, "}");
     e->ind--;
     cg_line(e, "}");
-    cp_close(e, "(void)training;");
 }
 
 void ck_conv_bwd(TargetEmitter *em, const IrPlan *P, int i) {
@@ -1410,6 +1597,18 @@ void ck_conv_bwd(TargetEmitter *em, const IrPlan *P, int i) {
         cg_line(e, "float *db = %s, *sb = %s;", cp_grad(e, x->param[1]), scratch(e, P, e->bsum));
     cg_line(e, "float *col = %s, *dcol = %s, *gg = %s, *pb = %s;", scratch(e, P, e->col), scratch(e, P, e->dcol),
             scratch(e, P, e->obuf), scratch(e, P, e->packb));
+    int team = S > 1 && d.G == 1;
+    if (team) {
+        cg_line(e, "#ifdef _OPENMP");
+        cg_line(e, "if (omp_get_max_threads() > 1) {");
+        e->ind++;
+        conv_bwd_team(e, P, x, &d, S, dx);
+        e->ind--;
+        cg_line(e, "} else");
+        cg_line(e, "#endif");
+        cg_line(e, "{");
+        e->ind++;
+    }
     cg_line(e, "for (int t = from; t < to; t++) {");
     e->ind++;
     cg_line(e, "const float *xt = %s;", cp_at(e, P, in, 'v', "t"));
@@ -1473,6 +1672,10 @@ void ck_conv_bwd(TargetEmitter *em, const IrPlan *P, int i) {
     }
     e->ind--;
     cg_line(e, "}");
+    if (team) {
+        e->ind--;
+        cg_line(e, "}");
+    }
     cp_close(e, "(void)w;\n    (void)dcol;\n    (void)dx;");
 }
 
