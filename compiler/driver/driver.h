@@ -90,6 +90,9 @@ IrGraph *drv_middle_end(Arena *a, Options *o, IrGraph *g);
 /* Generates the target's files into dir (created if needed), atomically. */
 int drv_generate(const IrGraph *g, Options *o, const char *dir, const float *embedded);
 int drv_ensure_dir(const char *dir);
+/* Removes the temporary files (".NAME.tmpPID.K") that writers killed while
+   writing left in folder dir, saying so on standard error. */
+void drv_remove_stale(const char *dir);
 /* Writes a file atomically; reports and returns -1 on failure. */
 int drv_write(const char *path, const char *data, size_t len);
 /* A result file must be creatable: not a folder, in a folder where a file

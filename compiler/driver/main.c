@@ -139,6 +139,13 @@ int drv_ensure_dir(const char *dir) {
     return 0;
 }
 
+/* Tells which stale temporary file was removed from an output folder. */
+static void stale_removed(const char *name, long pid, void *dir) {
+    fprintf(stderr, "snnc: note: removed %s/%s, left by process %ld, which no longer runs\n", (const char *)dir, name, pid);
+}
+
+void drv_remove_stale(const char *dir) { snnrt_remove_stale_temps(dir, stale_removed, (void *)dir); }
+
 int drv_write(const char *path, const char *data, size_t len) {
     if (write_file_atomic(path, data, len) != 0) {
         error_plain("%s: cannot write: %s", path, strerror(errno));
@@ -213,6 +220,8 @@ int drv_generate(const IrGraph *g, Options *o, const char *dir, const float *emb
     if (n < 0)
         return -1;
     int rc = drv_ensure_dir(dir);
+    if (rc == 0) /* what a compile killed while it wrote left */
+        drv_remove_stale(dir);
     for (int i = 0; rc == 0 && i < n; i++) {
         char *path = arena_printf(g->arena, "%s/%s", dir, files[i].name);
         rc = drv_write(path, files[i].text.data, files[i].text.len);

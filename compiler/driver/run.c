@@ -158,11 +158,6 @@ unsigned long long drv_run_seed(const Options *o, const IrGraph *g) {
     return g->encoding == ENC_RATE ? 0 : o->seed;
 }
 
-/* Tells which stale temporary file was removed from a result's folder. */
-static void stale_removed(const char *name, long pid, void *dir) {
-    fprintf(stderr, "snnc: note: removed %s/%s, left by process %ld, which no longer runs\n", (const char *)dir, name, pid);
-}
-
 /* Writes every result or none: each goes to a temporary file beside its
    target, named as the runtime names them (".NAME.tmpPID.K"), and only
    when all are written are they renamed over their targets, so a failure
@@ -181,7 +176,7 @@ static int write_results(Arena *a, int n, const char *const *dst, const SnnrtTen
             seen |= !strcmp(dirs[j], dir);
         if (!seen) {
             dirs[nd++] = dir;
-            snnrt_remove_stale_temps(dir, stale_removed, (void *)dir);
+            drv_remove_stale(dir);
         }
     }
     for (int k = 0; ok && k < n; k++) {

@@ -33,7 +33,8 @@ files), in seconds:
    --lr accepts 1e6 and refuses more with a message that gives the rule.
 6. `snnc run` too writes its results through temporary files of the same
    form, and removes those a killed run left in a result's folder (saying
-   so on standard error), keeping a live process's.
+   so on standard error), keeping a live process's; so does `snnc
+   compile` in its output folder.
 7. `--train-limit` and `--test-limit` with .npy files read only the
    first rows: the weights are byte for byte those of a run on files cut
    to those rows, a NaN after them is not read (without the limit it is
@@ -179,6 +180,24 @@ def run_stale_temps(w, c):
         c.check(n in left, "run keeps %s (a live process's, or not a temporary name)" % n)
     c.check(not [n for n in left if ".tmp%d." % os.getpid() not in n and n.startswith(".y.npy.tmp")
                  and n not in gone + kept], "run leaves no temporary file of its own")
+
+    # snnc compile, in its output folder
+    out = os.path.join(w.root, "compileout")
+    os.makedirs(out)
+    gone = [".blobs.c.tmp%d.0" % dead, ".blobs.h.tmp%d.1" % dead]
+    kept = [".blobs.c.tmp%d.1" % os.getpid(), "notes.txt"]
+    for n in gone + kept:
+        with open(os.path.join(out, n), "wb") as f:
+            f.write(b"/* partial")
+    p = subprocess.run([R.snnc_path(), "compile", w.model, "-o", out], capture_output=True, text=True, cwd=w.root)
+    c.check(p.returncode == 0, "snnc compile writes its files: %s" % p.stderr.strip())
+    left = set(os.listdir(out))
+    c.check({"blobs.c", "blobs.h"} <= left, "compile writes blobs.c and blobs.h: %s" % sorted(left))
+    for n in gone:
+        c.check(n not in left, "compile removes the stale file %s (process %d has exited)" % (n, dead))
+        c.check(n in p.stderr, "and says so on standard error (%r)" % p.stderr[:300])
+    for n in kept:
+        c.check(n in left, "compile keeps %s (a live process's, or not a temporary name)" % n)
 
 
 def file_order(w, c):
