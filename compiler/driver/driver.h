@@ -93,6 +93,8 @@ int drv_ensure_dir(const char *dir);
 /* Removes the temporary files (".NAME.tmpPID.K") that writers killed while
    writing left in folder dir, saying so on standard error. */
 void drv_remove_stale(const char *dir);
+/* The folder a path lies in: "." for a bare name, "/" for "/x", "a" for "a/b/". */
+const char *drv_folder_of(Arena *a, const char *path);
 /* Writes a file atomically; reports and returns -1 on failure. */
 int drv_write(const char *path, const char *data, size_t len);
 /* A result file must be creatable: not a folder, in a folder where a file

@@ -331,6 +331,7 @@ int cmd_export(Arena *a, Options *o) {
     float *w = drv_param_block(g, o);
     if (!w)
         return 1;
+    drv_remove_stale(drv_folder_of(a, o->outdir)); /* what an export killed while it wrote left */
     int rc = (export_writes_nir(o) ? nir_export(a, g, w, o->dt, o->outdir) : onnx_export(a, g, w, o->outdir)) == 0 ? 0 : 1;
     free(w);
     return rc;

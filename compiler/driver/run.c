@@ -48,7 +48,7 @@ static const char *unwritable_dir(Arena *a, const char *dir) {
     return NULL;
 }
 
-static const char *parent_dir(Arena *a, const char *path) {
+const char *drv_folder_of(Arena *a, const char *path) {
     size_t n = strlen(path);
     while (n > 1 && path[n - 1] == '/') /* "out/" is the folder "out" */
         n--;
@@ -67,7 +67,7 @@ int drv_check_result_path(Arena *a, const char *path) {
                     *path && (!slash || slash[1]) ? "it is a folder, not a file" : "not a file name");
         return -1;
     }
-    const char *dir = parent_dir(a, path);
+    const char *dir = drv_folder_of(a, path);
     const char *why = unwritable_dir(a, dir);
     if (why) {
         error_plain("%s: cannot write into the folder '%s': %s", path, dir, why);
@@ -91,7 +91,7 @@ int drv_check_out_dir(Arena *a, const char *dir) {
         return 0;
     }
     /* created later (drv_ensure_dir), in a folder where that must work */
-    const char *parent = parent_dir(a, dir);
+    const char *parent = drv_folder_of(a, dir);
     const char *why = unwritable_dir(a, parent);
     if (why) {
         error_plain("%s: cannot create this output folder in '%s': %s", dir, parent, why);
@@ -169,8 +169,7 @@ static int write_results(Arena *a, int n, const char *const *dst, const SnnrtTen
     const char **dirs = arena_alloc(a, sizeof(char *) * (size_t)(n + 1));
     int ok = 1, nw = 0, nd = 0;
     for (int k = 0; k < n; k++) {
-        const char *slash = strrchr(dst[k], '/');
-        const char *dir = slash ? arena_printf(a, "%.*s", (int)(slash - dst[k]) + (slash == dst[k]), dst[k]) : ".";
+        const char *dir = drv_folder_of(a, dst[k]);
         int seen = 0;
         for (int j = 0; j < nd; j++)
             seen |= !strcmp(dirs[j], dir);

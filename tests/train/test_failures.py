@@ -10,7 +10,8 @@ files), in seconds:
    creating those files (empty, or partial) with the id of a process that
    has exited. The next run removes them and says so, and keeps the file
    of a process that still runs (this test's own, and a sleeping child's)
-   and files of other forms.
+   and files of other forms. `snnc run`, `compile` and `export` do the
+   same in the folders they write into.
 2. The order of the files after an epoch: the checkpoint first. With
    `metrics.csv` made impossible to write (a folder of that name), the
    epoch's checkpoint is still written; with the checkpoint impossible to
@@ -198,6 +199,25 @@ def run_stale_temps(w, c):
         c.check(n in p.stderr, "and says so on standard error (%r)" % p.stderr[:300])
     for n in kept:
         c.check(n in left, "compile keeps %s (a live process's, or not a temporary name)" % n)
+
+    # snnc export, in the folder of its output file
+    out = os.path.join(w.root, "exportout")
+    os.makedirs(out)
+    gone = [".net.onnx.tmp%d.0" % dead]
+    kept = [".net.onnx.tmp%d.1" % os.getpid(), "net.onnx.tmp%d.0" % dead]
+    for n in gone + kept:
+        with open(os.path.join(out, n), "wb") as f:
+            f.write(b"\x08\x07")
+    p = subprocess.run([R.snnc_path(), "export", w.model, "--init", "1", "-o", os.path.join(out, "net.onnx")],
+                       capture_output=True, text=True, cwd=w.root)
+    c.check(p.returncode == 0, "snnc export writes its file: %s" % p.stderr.strip())
+    left = set(os.listdir(out))
+    c.check("net.onnx" in left, "export writes net.onnx: %s" % sorted(left))
+    for n in gone:
+        c.check(n not in left, "export removes the stale file %s (process %d has exited)" % (n, dead))
+        c.check(n in p.stderr, "and says so on standard error (%r)" % p.stderr[:300])
+    for n in kept:
+        c.check(n in left, "export keeps %s (a live process's, or not a temporary name)" % n)
 
 
 def file_order(w, c):
