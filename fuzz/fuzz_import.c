@@ -30,6 +30,14 @@ int drv_check_result_path(Arena *a, const char *path) {
     (void)a, (void)path;
     UNREACHED;
 }
+const char *drv_folder_of(Arena *a, const char *path) {
+    (void)a, (void)path;
+    UNREACHED;
+}
+void drv_remove_stale(const char *dir) {
+    (void)dir;
+    UNREACHED;
+}
 
 typedef struct Imported {
     const char *path;
