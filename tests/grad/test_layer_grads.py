@@ -28,7 +28,9 @@ and weights):
   spikes as bits: LIF layers 128 and 32 wide read only by max-pool,
             avgpool (through a reshape) and dense layers, whose spikes the
             training code keeps one bit each (the plan must say `bits` for
-            both), on the native target and on the portable one
+            both), on the native target and on the portable one; and a
+            maxpool(2), the only reader of such a layer, whose rows of 12
+            bits start inside a word
 
 Everything else is leaky integrators (LI), which are smooth, so that the
 comparison does not hinge on spikes. Where spikes or maxima decide
@@ -457,6 +459,23 @@ def spike_bits_ref(c, x, stats):
     return c.li(c.dense(h, "o_fc"), 2.0)
 
 
+# maxpool(2) the only reader of spikes kept as bits (4 x 12 x 12, 18 words a
+# sample): the pool takes each row of windows from two rows of 12 bits,
+# which start inside a word and run over into the next.
+SPIKE_POOL_BITS = dict(
+    T=5, B=3, input=(2, 12, 12), encode="sequence",
+    text="""
+  s1 = x |> conv2d(4, 3, padding = 1) as s1_conv |> LIF(surrogate = atan(2.0)) as s1;
+  p = s1 |> maxpool(2) |> flatten;
+  out = p |> dense(4) as o_fc |> LI(tau = 2.0) as out;
+""",
+    weights=lambda rng: {
+        "s1_conv.weight": n(rng, 4, 2, 3, 3, scale=0.5), "s1_conv.bias": u(rng, 0.2, 0.5, 4),
+        "o_fc.weight": n(rng, 4, 144, scale=0.4), "o_fc.bias": n(rng, 4, scale=0.1)},
+    bits=("s1",),
+)
+
+
 def check_bits(chk, label, spec, work):
     """The training plan keeps exactly the layers spec["bits"] as bits."""
     src = os.path.join(work, "bits.snn")
@@ -525,6 +544,7 @@ CASES = [
     ("recurrent conv", RECURRENT_CONV, recurrent_conv_ref, 0.0),
     ("reshape", RESHAPE, reshape_ref, 0.0),
     ("spikes as bits", SPIKE_BITS, spike_bits_ref, 0.8),
+    ("spiking maxpool over bits", SPIKE_POOL_BITS, spike_pool_ref, 0.8),
 ]
 
 
