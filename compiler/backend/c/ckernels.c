@@ -1864,14 +1864,47 @@ static void pair_rows(Emit *e, const PoolDims *d, int fwd) {
     cg_line(e, "}");
 }
 
+/* The walk over every window of plane rc at step t, a value at a time:
+   the forward's maximum or average, or the backward (set, or added to). */
+static void pool_walk(Emit *e, const IrNode *x, const PoolDims *d, int fwd, int set) {
+    int mx = x->op == IR_MAXPOOL;
+    cg_line(e, "long oy, ox, ky, kx;");
+    cg_line(e, "for (oy = 0; oy < %lld; oy++)", d->OH);
+    cg_line(e, "    for (ox = 0; ox < %lld; ox++) {", d->OW);
+    e->ind += 2;
+    if (mx || fwd)
+        cg_line(e, "float acc = %s;", mx ? "-INFINITY" : "0.0f");
+    if (mx)
+        cg_line(e, "long arg = -1;");
+    if (!fwd)
+        cg_line(e, "const float d = gyt[(rc * %lld + oy) * %lld + ox];", d->OH, d->OW);
+    if (set)
+        tiled_set(e, x, d);
+    else
+        cp_pool_window(e, x, d, 1,
+                       fwd ? arena_printf(e->g->arena, "acc += %s;", d->xin)
+                           : arena_printf(e->g->arena, "gx[%s] += d / %s;", d->at, d->area));
+    if (fwd && mx)
+        cg_line(e, "yt[(rc * %lld + oy) * %lld + ox] = acc;", d->OH, d->OW);
+    else if (fwd)
+        cg_line(e, "yt[(rc * %lld + oy) * %lld + ox] = acc / %s;", d->OH, d->OW, d->area);
+    else if (mx && !set) {
+        cg_line(e, "if (arg >= 0)");
+        cg_line(e, "    gx[arg] += d;");
+    }
+    if (mx)
+        cg_line(e, "(void)arg;");
+    e->ind -= 2;
+    cg_line(e, "    }");
+}
+
 /* The forward, or the backward: a max pool's gradient to each window's
    first largest input, an average pool's to all its inputs (set where the
    windows tile the input and nothing else reads it: tiled_set). */
 static void pool(Emit *e, const IrPlan *P, int i, int fwd) {
     const IrNode *x = node(e, i);
-    int in = x->in[0], mx = x->op == IR_MAXPOOL, set = !fwd && P->at[in].gset;
+    int in = x->in[0], set = !fwd && P->at[in].gset;
     PoolDims d = cp_pool_dims(e, P, x);
-    int pairs = bit_pairs(P, x, &d, fwd);
     cp_open(e, P, i, fwd);
     /* threads take planes (sample, channel), each over the steps */
     cg_par_for(e, fmt(e, "(long)(to - from) * B * %lld", d.C * d.OH * d.OW * x->kernel[0] * x->kernel[1]));
@@ -1891,43 +1924,10 @@ static void pool(Emit *e, const IrPlan *P, int i, int fwd) {
         cg_line(e, "float *gx = %s;", cp_at(e, P, in, 'g', "t"));
         cg_line(e, "(void)xt;");
     }
-    if (pairs) {
+    if (bit_pairs(P, x, &d, fwd))
         pair_rows(e, &d, fwd);
-        e->ind--;
-        cg_line(e, "}");
-        e->ind--;
-        cg_line(e, "}");
-        cp_close(e, fwd ? "(void)training;" : "(void)dx;");
-        return;
-    }
-    cg_line(e, "long oy, ox, ky, kx;");
-    cg_line(e, "for (oy = 0; oy < %lld; oy++)", d.OH);
-    cg_line(e, "    for (ox = 0; ox < %lld; ox++) {", d.OW);
-    e->ind += 2;
-    if (mx || fwd)
-        cg_line(e, "float acc = %s;", mx ? "-INFINITY" : "0.0f");
-    if (mx)
-        cg_line(e, "long arg = -1;");
-    if (!fwd)
-        cg_line(e, "const float d = gyt[(rc * %lld + oy) * %lld + ox];", d.OH, d.OW);
-    if (set)
-        tiled_set(e, x, &d);
     else
-        cp_pool_window(e, x, &d, 1,
-                       fwd ? arena_printf(e->g->arena, "acc += %s;", d.xin)
-                           : arena_printf(e->g->arena, "gx[%s] += d / %s;", d.at, d.area));
-    if (fwd && mx)
-        cg_line(e, "yt[(rc * %lld + oy) * %lld + ox] = acc;", d.OH, d.OW);
-    else if (fwd)
-        cg_line(e, "yt[(rc * %lld + oy) * %lld + ox] = acc / %s;", d.OH, d.OW, d.area);
-    else if (mx && !set) {
-        cg_line(e, "if (arg >= 0)");
-        cg_line(e, "    gx[arg] += d;");
-    }
-    if (mx)
-        cg_line(e, "(void)arg;");
-    e->ind -= 2;
-    cg_line(e, "    }");
+        pool_walk(e, x, &d, fwd, set);
     e->ind--;
     cg_line(e, "}");
     e->ind--;
