@@ -217,7 +217,7 @@ def native_target():
 
 
 TARGET = native_target()  # --target
-TARGET_FLAGS = {"avx512": ["-mavx512f"], "avx2": ["-mavx2", "-mfma"], "c": []}
+TARGET_FLAGS = {"avx512": ["-mavx512f", "-mprefer-vector-width=512"], "avx2": ["-mavx2", "-mfma"], "c": []}
 
 
 def thread_env(nthreads, wait_policy, peers_dir):

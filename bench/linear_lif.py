@@ -25,9 +25,10 @@ least 65 % of the FMA peak x threads at n = 4096, 55 % at n = 1024.
   steps`), compiled with `snnc compile --train --batch 16 --target TARGET`
   for each of --targets, and built with bench/train_harness.c by the C
   compiler with the flags `snnc run` and `snnc train` use (SNNC_CFLAGS of
-  infer_throughput.py, and the target's -mavx512f or -mavx2 -mfma). The harness
-  initializes the weights with <net>_init_weights(ws, 1), fills the input
-  with a fixed pseudo-random pattern in [0, 1.5) (--scale), sets dL/dy to
+  infer_throughput.py, and the target's -mavx512f -mprefer-vector-width=512
+  or -mavx2 -mfma). The harness initializes the weights with
+  <net>_init_weights(ws, 1), fills the input with a fixed pseudo-random
+  pattern in [0, 1.5) (--scale), sets dL/dy to
   all ones, and times <net>_train_forward(ws, 16, x, NULL, 1, 0) followed by
   <net>_train_backward(ws, 16, input, ones, NULL). OMP_NUM_THREADS is the thread
   count.

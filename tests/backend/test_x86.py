@@ -23,6 +23,11 @@ parameter's gradient within 1e-4 relative to the gradient's largest
 magnitude, or to 1e-4 of the network's largest gradient where that is
 larger (docs/targets.md).
 
+It also checks that the avx512 code asks GCC for 512-bit vectors in the
+loops GCC vectorizes: built with -mtune=skylake-avx512, a tuning that keeps
+them to 256 bits, its neuron loops compute in zmm registers, and without the
+pragma they do not (skipped, saying so, where this GCC uses 512 bits anyway).
+
 Where the CPU has the instructions the code is built natively (-mavx512f,
 -mavx2); where it has not, it is built with SIMDe's portable intrinsics
 (-D<NET>_SIMDE, Debian's libsimde-dev). The output says which. Skipped,
@@ -104,6 +109,60 @@ int main(void)
     return 0;
 }
 """
+
+# A layer of LIF neurons alone: its loops are the only ones that the compiler
+# vectorizes (no product, whose kernels are intrinsics).
+WIDE_NET = """network Wide {
+  timesteps 4;
+  input x : [256] encode sequence;
+  h = x |> LIF(tau = 2.0);
+  output h readout steps;
+}
+"""
+PRAGMA = '#pragma GCC target("prefer-vector-width=512")'
+ARITH_ZMM = re.compile(r"^\s+v(add|sub|mul|div|fmadd\w*|fnmadd\w*)ps\s.*%zmm")  # not the intrinsics' moves
+
+
+def zmm_arith(cc, src, out):
+    rc, msg = sh([cc, "-std=c99", "-O3", "-mavx512f", "-mtune=skylake-avx512", "-fopenmp", "-S", "-o", out, src])
+    if rc != 0:
+        return None, msg
+    with open(out) as f:
+        return sum(ARITH_ZMM.search(line) is not None for line in f), ""
+
+
+def vector_width(snnc, cc):
+    """The avx512 target's neuron loops use 512-bit registers when GCC tunes for
+    a CPU where it would keep to 256 bits (docs/cli.md). Returns a failure, or
+    None; prints a skip where GCC would use 512 bits anyway."""
+    with tempfile.TemporaryDirectory() as tmp:
+        model = os.path.join(tmp, "wide.snn")
+        with open(model, "w") as f:
+            f.write(WIDE_NET)
+        rc, msg = sh([snnc, "compile", model, "--train", "--batch", "8", "--target", "avx512", "-o", tmp])
+        if rc != 0:
+            return "snnc compile: " + msg
+        with open(os.path.join(tmp, "wide.c")) as f:
+            code = f.read()
+        if PRAGMA not in code:
+            return "the avx512 code does not ask GCC for 512-bit vectors"
+        with open(os.path.join(tmp, "plain.c"), "w") as f:
+            f.write(code.replace(PRAGMA, ""))
+        shutil.copy(os.path.join(tmp, "wide.h"), os.path.join(tmp, "plain.h"))
+        wide, msg = zmm_arith(cc, os.path.join(tmp, "wide.c"), os.path.join(tmp, "wide.s"))
+        plain, msg2 = zmm_arith(cc, os.path.join(tmp, "plain.c"), os.path.join(tmp, "plain.s"))
+        if wide is None or plain is None:
+            return "%s -S: %s" % (cc, msg or msg2)
+        if plain > 0:
+            print("vector width: skipped: this GCC vectorizes in 512 bits for -mtune=skylake-avx512 "
+                  "without the pragma (%d arithmetic instructions on zmm)" % plain)
+            return None
+        if wide == 0:
+            return "no 512-bit register in the neuron loops with the pragma (-mtune=skylake-avx512)"
+        print("vector width: the neuron loops compute in zmm registers (%d arithmetic instructions; none "
+              "without the pragma)" % wide)
+        return None
+
 
 FLOOR = 1e-4  # of the largest gradient: below, a gradient is rounding noise
 FLAGS = ["-std=c99", "-O2", "-ffp-contract=off", "-Wall", "-Wextra", "-Wpedantic", "-Wshadow", "-Werror"]
@@ -212,6 +271,10 @@ def main():
     for d in dirs:
         models += sorted(os.path.join(d, f) for f in os.listdir(d) if f.endswith(".snn"))
     passed = failed = 0
+    why = vector_width(snnc, cc) if os.path.basename(cc).startswith("gcc") else None
+    if why:
+        print("FAIL: vector width: " + why)
+        failed += 1
     for model in models:
         name = os.path.basename(model)
         rc, ir = sh([snnc, "compile", model, "--emit-ir"])

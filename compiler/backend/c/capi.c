@@ -1059,6 +1059,15 @@ static void isa_head(Emit *e) {
     cg_line(e, "#endif");
     cg_line(e, "#include <stdio.h>");
     cg_line(e, "#include <stdlib.h>");
+    if (e->isa == ISA_AVX512) {
+        cg_blank(e);
+        cg_line(e, "/* The loops the compiler vectorizes (neuron programs, sums) in whole 512-bit");
+        cg_line(e, "   registers, which GCC and clang keep to 256 bits when tuning for most Intel");
+        cg_line(e, "   CPUs: the pragma for GCC; clang needs -mprefer-vector-width=512. */");
+        cg_line(e, "#if defined(__GNUC__) && !defined(__clang__)");
+        cg_line(e, "#pragma GCC target(\"prefer-vector-width=512\")");
+        cg_line(e, "#endif");
+    }
     cg_blank(e);
     cg_line(e, "/* A CPU without %s would stop at its first instruction with SIGILL: say", name);
     cg_line(e, "   why instead, once, when the API is first called. */");
