@@ -151,8 +151,10 @@ void cp_ext_unused(Emit *e, const IrPlan *P, int i, int fwd); /* (void) for each
 /* Opens a kernel's function (comment, signature, brace) and closes it. */
 void cp_open(Emit *e, const IrPlan *P, int i, int fwd);
 void cp_close(Emit *e, const char *unused);
-/* OpenMP: "<NET>_OMP(omp parallel for schedule(static) if (WORK >= ...))". */
+/* OpenMP: "<NET>_OMP(omp parallel for schedule(static) if (WORK >= ...))";
+   _light for loops of an addition or a store an element (a higher bar). */
 void cg_par_for(Emit *e, const char *work);
+void cg_par_for_light(Emit *e, const char *work);
 
 /* ---- neuron programs ---- */
 

@@ -26,8 +26,13 @@
 static int64_t align16(int64_t x) { return (x + 15) & ~(int64_t)15; }
 
 /* Work (elements times steps) below which a loop runs on one thread: a
-   parallel region costs a few microseconds. */
+   parallel region costs a few microseconds, and tens where the waiting
+   thread sleeps (OMP_WAIT_POLICY=PASSIVE in a virtual machine). A loop of
+   an addition or a store an element (sums, zeroing) runs on threads from
+   PARALLEL_LIGHT elements: the MLP example's training step opened two
+   regions for 1 to 10 us of such work each (bench/RESULTS.md). */
 #define PARALLEL_WORK 32768
+#define PARALLEL_LIGHT (16 * PARALLEL_WORK)
 
 /* The event-driven products' cost of an event against a step of a row in
    a block of the matrix product (ckernels.c row_events; measured by
@@ -883,7 +888,7 @@ static void gen_train(Emit *e) {
     cg_line(e, "{ /* value gradients, carried adjoints, sums: zeroed by the threads */");
     e->ind++;
     cg_line(e, "float *z = %s;", cp_ws(e, P, P->zeroed));
-    cg_par_for(e, arena_printf(g->arena, "%lldL", nz));
+    cg_par_for_light(e, arena_printf(g->arena, "%lldL", nz));
     cg_line(e, "for (long j0 = 0; j0 < %lld; j0 += 65536)", nz);
     cg_line(e, "    memset(z + j0, 0, (size_t)(%lld - j0 < 65536 ? %lld - j0 : 65536) * sizeof(float));", nz, nz);
     e->ind--;
@@ -915,7 +920,7 @@ static void gen_train(Emit *e) {
             cg_line(e, "const double *s = (const double *)(const void *)(%s);",
                     cp_ws(e, P, P->at[i].pacc + (int64_t)k * align16(2 * e->maxb * cnt)));
             cg_line(e, "float *gp = ws + %lld;", (long long)(pf + q->off));
-            cg_par_for(e, arena_printf(g->arena, "B * %lld", cnt));
+            cg_par_for_light(e, arena_printf(g->arena, "B * %lld", cnt));
             cg_line(e, "for (long v = 0; v < %lld; v++) {", (long long)q->count);
             cg_line(e, "    double sum = 0.0;");
             cg_line(e, "    long r, k;");
@@ -1149,6 +1154,8 @@ TargetEmitter *capi_begin_isa(const IrGraph *g, const CgenOptions *opt, int isa)
     cg_line(e, "#define %s_OMP(x)", up);
     cg_line(e, "#endif");
     cg_line(e, "#define %s_PARALLEL_WORK %d", up, PARALLEL_WORK);
+    cg_line(e, "#define %s_PARALLEL_LIGHT %dL /* loops of an addition or a store an element */", up,
+            PARALLEL_LIGHT);
     cg_line(e, "/* The loops over neurons, whose elements are independent: compilers may");
     cg_line(e, "   vectorize them without checking whether the buffers overlap (they do");
     cg_line(e, "   not, but GCC cannot always tell, and then keeps to one neuron at a time;");

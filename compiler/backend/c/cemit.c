@@ -240,6 +240,10 @@ void cg_par_for(Emit *e, const char *work) {
     cg_line(e, "%s_OMP(omp parallel for schedule(static) if (%s >= %s_PARALLEL_WORK))", e->P, work, e->P);
 }
 
+void cg_par_for_light(Emit *e, const char *work) {
+    cg_line(e, "%s_OMP(omp parallel for schedule(static) if (%s >= %s_PARALLEL_LIGHT))", e->P, work, e->P);
+}
+
 /* ---- neuron programs ---- */
 
 unsigned char *cg_eq_live(Arena *a, const EqCode *code, const int *roots, int nroots) {

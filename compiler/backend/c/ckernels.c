@@ -1284,7 +1284,7 @@ void ck_dense_bwd(TargetEmitter *em, const IrPlan *P, int i) {
         cg_line(e, "float *db = %s;", cp_grad(e, x->param[1]));
         /* each output adds its rows in order; blocks of 64 outputs read
            the rows of gy along their length */
-        cg_par_for(e, fmt(e, "rows * %lld", O));
+        cg_par_for_light(e, fmt(e, "rows * %lld", O));
         cg_line(e, "for (long o0 = 0; o0 < %lld; o0 += 64) {", O);
         cg_line(e, "    const long no = %lld - o0 < 64 ? %lld - o0 : 64;", O, O);
         cg_line(e, "    float acc[64];");
