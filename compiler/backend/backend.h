@@ -159,6 +159,9 @@ typedef struct Target {
     int64_t (*device_floats)(const IrGraph *g, int train);
     /* whether it computes products in the precisions below fp32 (--precision) */
     int precisions;
+    /* whether its training backward recomputes the states of the layers that
+       the remat pass marks (IrNode.remat) */
+    int remat;
 } Target;
 
 const Target *target_lookup(const char *name);

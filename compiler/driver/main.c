@@ -79,6 +79,10 @@ IrGraph *drv_middle_end(Arena *a, Options *o, IrGraph *g) {
     const Target *t = o->target ? target_lookup(o->target) : NULL;
     if (o->train && t && t->precisions && (o->precision == PREC_BF16 || o->precision == PREC_FP16))
         g->store = o->precision == PREC_BF16 ? STORE_BF16 : STORE_FP16;
+    /* the target that will write the code: --target, else compile's and info's c, else this machine's */
+    int c_default = o->cmd && (!strcmp(o->cmd, "compile") || !strcmp(o->cmd, "info"));
+    const Target *tw = t ? t : c_default ? target_lookup("c") : target_native();
+    g->remat_ok = tw && tw->remat;
     /* records become probes before the passes, so that memplan sees them */
     for (int k = 0; k < o->nrecords; k++) {
         const char *spec = o->records[k].spec;
@@ -272,12 +276,33 @@ static void info_train(const IrGraph *g) {
                g->store == STORE_BF16 ? "bf16" : "fp16", half, floats);
         halved += floats - half;
     }
-    if (saved || halved)
-        printf("  %s save %lld bytes of the values kept (%.1f%% less: %lld bytes as floats), %.1f%% of the "
+    long long remat = 0;
+    for (int i = 0; i < g->nodes.len; i++) {
+        const IrNode *n = &g->nodes.items[i];
+        if (n->dead || !P->at[i].remat)
+            continue;
+        long long vals = (long long)n->neuron->states.len * g->batch * shape_count(&n->shape);
+        long long one = round16(vals) * 4, every = round16(vals * (g->timesteps + 1)) * 4;
+        printf("  states of %s recomputed by the backward: %lld bytes (stored at every step %lld)\n", n->name, one,
+               every);
+        remat += every - one;
+    }
+    long long all = saved + halved + remat;
+    if (all) {
+        const char *what[3];
+        int nw = 0;
+        if (saved)
+            what[nw++] = "bits";
+        if (halved)
+            what[nw++] = "16-bit values";
+        if (remat)
+            what[nw++] = "recomputed states";
+        printf("  %s%s%s%s%s save %lld bytes of the values kept (%.1f%% less: %lld bytes without), %.1f%% of the "
                "training region\n",
-               !halved ? "bits" : !saved ? "16-bit values" : "bits and 16-bit values", saved + halved,
-               100.0 * (double)(saved + halved) / (double)(kept + saved + halved), kept + saved + halved,
-               100.0 * (double)(saved + halved) / (double)(g->param_floats * 8 + P->floats * 4 + saved + halved));
+               what[0], nw > 2 ? ", " : nw > 1 ? " and " : "", nw > 1 ? what[1] : "", nw > 2 ? " and " : "",
+               nw > 2 ? what[2] : "", all, 100.0 * (double)all / (double)(kept + all), kept + all,
+               100.0 * (double)all / (double)(g->param_floats * 8 + P->floats * 4 + all));
+    }
 }
 
 static void info(const IrGraph *g, const Options *o) {

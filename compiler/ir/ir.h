@@ -161,6 +161,9 @@ typedef struct IrBufs {
     int vsteps;     /* steps the output holds: 1 when inv */
     int64_t state;  /* neuron: its states, the k-th at state + k x ssteps x maxb x c */
     int ssteps;     /* 1: updated in place; T + 1: the state at the start of every step */
+    int remat;      /* training, neuron (the remat pass): ssteps 1, updated in place by the
+                       forward; the backward recomputes the state at the start of every step
+                       from the initial state and the inputs */
     int64_t carry;  /* delay (inference): its source's value at the end of the last chunk */
     int64_t grad;   /* training: dL/d(output), shaped as val; -1 when not needed or gext */
     int gext;       /* training: the gradient is the caller's buffer, not the workspace's:
@@ -241,6 +244,7 @@ typedef struct IrNode {
     int invariant; /* same value at every step (hoisted out of the time loop) */
     int alias;     /* memplan: the node whose buffer this one reads (flatten, reshape), or -1 */
     int bits;      /* spikebits: training keeps its spikes as bits */
+    int remat;     /* remat: training keeps no states; the backward recomputes them */
     int group;     /* schedule: its group */
 } IrNode;
 
@@ -284,6 +288,9 @@ typedef struct IrGraph {
     /* training: how the neuron states that the backward reads are stored
        (the cuda target's --precision bf16 and fp16 store them in 16 bits) */
     enum { STORE_FP32, STORE_BF16, STORE_FP16 } store;
+    /* training: the target's backward can recompute neuron states from the
+       inputs instead of reading them (the C targets; the remat pass) */
+    int remat_ok;
     int input;
     Encoding encoding;
     float enc_threshold; /* ENC_LATENCY: intensities below it never fire */

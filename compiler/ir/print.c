@@ -158,6 +158,8 @@ static void print_plan(const IrGraph *g, const IrPlan *P, const char *what, Buf 
             if (b->vhalf)
                 buf_puts(o, g->store == STORE_BF16 ? " bf16" : " fp16");
             print_off(o, "state", b->state, b->ssteps);
+            if (b->remat)
+                buf_puts(o, " remat");
             if (b->shalf)
                 buf_puts(o, g->store == STORE_BF16 ? " bf16" : " fp16");
             print_off(o, "carry", b->carry, 0);

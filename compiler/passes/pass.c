@@ -26,6 +26,9 @@ const Pass pass_table[] = {
      "inference memory: parameters, states, and values that share buffers when their lifetimes do not overlap"},
     {"spikebits", pass_spikebits, 0,
      "training only: keep the spikes of layers read only by dense layers and pools, or by none, as bits, 32 to a word"},
+    {"remat", pass_remat, 0,
+     "training only, C targets: keep no states of neuron layers whose backward can recompute them from the "
+     "inputs (outside recurrent groups, few states times steps, no exp, log, tanh, sigmoid or pow)"},
     {"trainplan", pass_trainplan, 1, "training only: the memory of training, what the backward keeps"},
 };
 const int pass_count = (int)(sizeof pass_table / sizeof pass_table[0]);

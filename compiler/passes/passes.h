@@ -37,6 +37,7 @@ void pass_hoist(IrGraph *g);
 void pass_schedule(IrGraph *g);
 void pass_memplan(IrGraph *g);
 void pass_spikebits(IrGraph *g);
+void pass_remat(IrGraph *g);
 void pass_trainplan(IrGraph *g);
 
 /* Simplifies a list of instructions in SSA order (folding exact in float,

@@ -8,7 +8,9 @@
  * Training runs the schedule over all T steps (one chunk) and keeps what
  * the backward reads: every value at every step, and each neuron state at
  * the start of every step (T + 1 of them), so that the backward recomputes
- * a step of a neuron from its stored state and input. A value that is the
+ * a step of a neuron from its stored state and input; a layer that the
+ * remat pass marked keeps one copy, updated in place, and its backward
+ * recomputes the states of every step from the inputs. A value that is the
  * same at every step (the input with direct encoding, and stateless layers
  * of such values, whether or not the hoist pass ran) is stored once, and
  * the gradients that reach it from the T steps are summed into one.
@@ -295,9 +297,10 @@ void pass_trainplan(IrGraph *g) {
             off += align16(b->bits ? vals / 32 : b->vhalf ? (vals + 1) / 2 : vals);
         }
         if (x->op == IR_NEURON && x->neuron->states.len) {
-            int64_t vals = (int64_t)x->neuron->states.len * (T + 1) * mb * c;
+            b->remat = x->remat; /* (the remat pass: outside recurrent groups, fp32) */
+            b->ssteps = b->remat ? 1 : (int)T + 1;
+            int64_t vals = (int64_t)x->neuron->states.len * b->ssteps * mb * c;
             b->state = off;
-            b->ssteps = (int)T + 1;
             b->shalf = g->store != STORE_FP32 && !recurrent[i];
             off += align16(b->shalf ? (vals + 1) / 2 : vals);
         }

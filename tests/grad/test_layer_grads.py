@@ -532,6 +532,49 @@ def check_bits_same(chk, label, spec, ref, mean, seed, work):
                 cc + (" and spikes as floats (--disable-pass=spikebits)" if extra else "")))
 
 
+def remat_layers(label, spec, work):
+    """The layers whose training plan keeps no states (the remat pass), by
+    snnc compile --train --emit-ir; None where it failed."""
+    src = os.path.join(work, "remat.snn")
+    with open(src, "w") as f:
+        f.write(net_text("L", spec))
+    p = subprocess.run([R.snnc_path(), "compile", src, "--train", "--emit-ir"], capture_output=True, text=True)
+    if p.returncode != 0:
+        return None
+    names = {}
+    for line in p.stdout.splitlines():
+        parts = line.split()
+        if line.startswith("  %") and len(parts) > 2 and parts[2] == "=":
+            names[parts[0]] = parts[1]
+    plan = p.stdout[p.stdout.index("memory training"):].splitlines()[1:]
+    return sorted(names.get(q[0], q[0]) for q in (line.split() for line in plan) if q and "remat" in q)
+
+
+def check_remat_same(chk, label, spec, ref, mean, seed, work, cc):
+    """Recomputing the states in the backward (the remat pass) changes no
+    result: snnc grad gives the same bits with --disable-pass=remat, which
+    stores the states of every step, on the native and the portable target.
+    Returns the layers the pass marked."""
+    marked = remat_layers(label, spec, work)
+    if marked is None:
+        chk.check(False, "%s: snnc compile --train --emit-ir failed" % label)
+        return []
+    x, w, g, _ = draw(spec, ref, mean, seed)
+    for target in ([], ["--target", "c"]):
+        try:
+            g1, dx1, y1 = R.grad(net_text("L", spec), x, g, weights=w, extra=["--cc", cc] + target)
+            g2, dx2, y2 = R.grad(net_text("L", spec), x, g, weights=w,
+                                 extra=["--cc", cc, "--disable-pass=remat"] + target)
+        except R.RunError as e:
+            chk.check(False, "%s: snnc grad %s failed: %s" % (label, " ".join(target), e))
+            return marked
+        same = np.array_equal(dx1, dx2) and np.array_equal(y1, y2) and sorted(g1) == sorted(g2) and \
+            all(np.array_equal(g1[k], g2[k]) for k in g1)
+        chk.check(same, "%s%s: the same outputs and gradients with the states stored (--disable-pass=remat; "
+                  "recomputed: %s)" % (label, " " + " ".join(target) if target else "", " ".join(marked) or "none"))
+    return marked
+
+
 CASES = [
     ("conv", CONV, conv_ref, 0.0),
     ("residual", RESIDUAL, residual_ref, 0.0),
@@ -681,8 +724,10 @@ def main():
     worst = {"rel": (0.0, ""), "ratio": (0.0, "")}
     with tempfile.TemporaryDirectory() as work:
         cc = R.quick_cc(work)
+        recomputed = []
         for i, (label, spec, ref, mean) in enumerate(CASES):
             check_case(chk, worst, label, spec, ref, mean, 500 + i, cc)
+            recomputed += check_remat_same(chk, label, spec, ref, mean, 500 + i, work, cc)
             if "bits" in spec:
                 check_bits(chk, label, spec, work)
                 check_bits_same(chk, label, spec, ref, mean, 500 + i, work)
@@ -690,6 +735,10 @@ def main():
         for i, (label, spec, ref, mean) in enumerate(CASES):
             if "bn" in spec:
                 check_running_stats(chk, label, spec, ref, mean, 500 + i, work, cc)
+    # the comparisons above must have compared something
+    chk.check(len(recomputed) >= len(CASES) // 2, "the remat pass marked %d layers in %d cases"
+              % (len(recomputed), len(CASES)))
+    print("states recomputed in the backward: %d layers of the %d cases" % (len(recomputed), len(CASES)))
     print("largest error relative to the tensor's scale: %.3g in %s" % worst["rel"])
     print("largest error as a fraction of its tolerance: %.3g in %s" % worst["ratio"])
     chk.finish()

@@ -834,7 +834,7 @@ static void gen_train(Emit *e) {
         if (x->op == IR_NEURON)
             for (int k = 0; k < x->neuron->states.len; k++) {
                 cg_line(e, "{ /* %s.%s at the first step */", x->name, x->neuron->states.items[k].name);
-                cg_line(e, "    float *s = %s;", cp_ws(e, P, P->at[i].state + (int64_t)k * (T + 1) * e->maxb *
+                cg_line(e, "    float *s = %s;", cp_ws(e, P, P->at[i].state + (int64_t)k * P->at[i].ssteps * e->maxb *
                                                                shape_count(&x->shape)));
                 cg_line(e, "    long i;");
                 cg_line(e, "    for (i = 0; i < B * %lld; i++)", (long long)shape_count(&x->shape));

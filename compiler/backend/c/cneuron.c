@@ -12,7 +12,9 @@
  *     recorded variables. The inference plan updates the states in place;
  *     the training plan keeps the state at the start of every step;
  *   - backward: the instructions the autodiff pass derived, recomputing the
- *     step from its stored state and input, then dL/dx, the adjoints of the
+ *     step from its stored state and input (for a layer the remat pass
+ *     marked, from the states of the block's every step that a function of
+ *     the forward's instructions recomputes first), then dL/dx, the adjoints of the
  *     states carried to the previous step, and each element's contribution
  *     to the parameters' gradients, summed per element in double (the
  *     backward's caller adds the elements up in a fixed order).
@@ -132,7 +134,7 @@ static void step_head(Emit *e, const IrPlan *P, int i, int fwd) {
     e->ind++;
     if (!P->at[in].inv)
         cg_line(e, "const float *x = %s;", cp_at(e, P, in, 'v', "t"));
-    for (int k = 0; k < p->states.len; k++)
+    for (int k = 0; (fwd || !b->remat) && k < p->states.len; k++)
         cg_line(e, "%sfloat *s%d = %s; /* %s at the start of the step */", fwd ? "" : "const ", k,
                 state_at(e, P, i, k, "t"), p->states.items[k].name);
     if (fwd) {
@@ -163,10 +165,90 @@ static void step_head(Emit *e, const IrPlan *P, int i, int fwd) {
         }
         for (int k = 0; k < p->states.len; k++)
             cg_line(e, "float *ds%d = %s;", k, cp_ws(e, P, b->dstate + (int64_t)k * e->maxb * cnt));
-        for (int k = 0; k < p->states.len; k++)
+        for (int k = 0; !b->remat && k < p->states.len; k++)
             cg_line(e, "(void)s%d;", k);
     }
     cg_line(e, "(void)x;");
+}
+
+/* The states of a block of neurons at the start of every step: rs[(k T +
+   t) NEURON_BLOCK + i - i0] for state k, step t < T and neuron i. */
+static const char *remat_state(Emit *e, int k, const char *t) {
+    Arena *a = e->g->arena;
+    long long base = (long long)k * e->g->timesteps * NEURON_BLOCK;
+    const char *at = !strcmp(t, "0")   ? ""
+                     : !strcmp(t, "t") ? arena_printf(a, "(long)t * %d + ", NEURON_BLOCK)
+                                       : arena_printf(a, "(long)(%s) * %d + ", t, NEURON_BLOCK);
+    return base ? arena_printf(a, "rs[%lld + %si - i0]", base, at) : arena_printf(a, "rs[%si - i0]", at);
+}
+
+/* <p>_train_remat<i>: for a layer the remat pass marked (IrBufs.remat),
+   whose training plan keeps no states, the states of neurons [i0, i1) at
+   the start of steps 0 to `to` - 1, recomputed by the forward's
+   instructions from the initial states and the kept inputs, in the same
+   order: the forward's values, bit for bit. Values that the forward
+   computes once per block (nothing costly: the pass leaves such layers
+   out) are computed at every step here. */
+static void remat(Emit *e, const IrPlan *P, int i) {
+    const IrGraph *g = e->g;
+    const IrNode *x = &g->nodes.items[i];
+    const NeuronProg *p = x->neuron;
+    Arena *a = g->arena;
+    int in = x->in[0];
+    NLeaves L;
+    leaves(e, x, &L);
+    for (int k = 0; k < p->states.len; k++)
+        L.state[k] = remat_state(e, k, "t");
+    int *roots = arena_alloc(a, sizeof(int) * (size_t)(p->states.len + 1));
+    for (int k = 0; k < p->states.len; k++)
+        roots[k] = p->states.items[k].next;
+    unsigned char *live = cg_eq_live(a, &p->code, roots, p->states.len);
+    unsigned char *lev = cg_eq_levels(a, p, &p->code, P->at[in].inv);
+    for (int k = 0; k < p->code.len; k++)
+        if (lev[k] == CG_LEVEL_NEURON)
+            lev[k] = CG_LEVEL_STEP;
+    cg_blank(e);
+    cg_comment_node(e, i);
+    cg_line(e, "/* The states of neurons [i0, i1) at the start of steps 0 to to - 1,");
+    cg_line(e, "   recomputed by the forward's instructions from the initial states (the remat");
+    cg_line(e, "   pass): state k of step t at rs[(k * %d + t) * %d + i - i0] */", g->timesteps, NEURON_BLOCK);
+    cg_line(e, "static void %s_train_remat%d(float *ws, long B, long i0, long i1, int to, float *rs)", e->p, i);
+    cg_line(e, "{");
+    e->ind++;
+    for (int k = 0; k < p->params.len; k++)
+        cg_line(e, "const float *p%d = %s; /* %s */", k, cp_param(e, p->params.items[k].param),
+                g->params.items[p->params.items[k].param].name);
+    for (int k = 0; k < p->params.len; k++)
+        cg_line(e, "(void)p%d;", k);
+    cg_eq_emit(e, p, &p->code, live, lev, CG_LEVEL_LAYER, &L.lv, 1);
+    if (P->at[in].inv) {
+        cg_line(e, "const float *x = %s; /* the same at every step */", cp_at(e, P, in, 'v', "0"));
+        cg_line(e, "(void)x;");
+    }
+    cg_line(e, "long i;");
+    cg_line(e, "(void)B;");
+    for (int k = 0; k < p->states.len; k++) {
+        cg_line(e, "for (i = i0; i < i1; i++) /* %s at the first step */", p->states.items[k].name);
+        cg_line(e, "    %s = %s;", remat_state(e, k, "0"), cg_flt(e, p->states.items[k].init));
+    }
+    cg_line(e, "for (int t = 0; t + 1 < to; t++) {");
+    e->ind++;
+    if (!P->at[in].inv) {
+        cg_line(e, "const float *x = %s;", cp_at(e, P, in, 'v', "t"));
+        cg_line(e, "(void)x;");
+    }
+    cg_line(e, "%s_SIMD", e->P);
+    cg_line(e, "for (i = i0; i < i1; i++) {");
+    e->ind++;
+    cg_eq_emit(e, p, &p->code, live, lev, CG_LEVEL_STEP, &L.lv, 1);
+    for (int k = 0; k < p->states.len; k++)
+        cg_line(e, "%s = %s;", remat_state(e, k, "t + 1"), cg_eq_val(e, &p->code, p->states.items[k].next));
+    e->ind--;
+    cg_line(e, "}");
+    e->ind--;
+    cg_line(e, "}");
+    e->ind--;
+    cg_line(e, "}");
 }
 
 static void neuron(Emit *e, const IrPlan *P, int i, int fwd) {
@@ -179,6 +261,12 @@ static void neuron(Emit *e, const IrPlan *P, int i, int fwd) {
     Arena *a = g->arena;
     NLeaves L;
     leaves(e, x, &L);
+    int rm = !fwd && b->remat;
+    if (rm) {
+        remat(e, P, i);
+        for (int k = 0; k < p->states.len; k++)
+            L.state[k] = remat_state(e, k, "t");
+    }
     cp_open(e, P, i, fwd);
     for (int k = 0; k < p->params.len; k++)
         cg_line(e, "const float *p%d = %s; /* %s */", k, cp_param(e, p->params.items[k].param),
@@ -236,6 +324,11 @@ static void neuron(Emit *e, const IrPlan *P, int i, int fwd) {
     cg_line(e, "long i;");
     if (fwd && b->bits)
         cg_line(e, "float yb[%d]; /* the block's spikes of a step, then packed */", NEURON_BLOCK);
+    if (rm) {
+        cg_line(e, "float rs[%lld]; /* the block's states at the start of every step, recomputed */",
+                (long long)p->states.len * g->timesteps * NEURON_BLOCK);
+        cg_line(e, "%s_train_remat%d(ws, B, i0, i1, to, rs);", e->p, i);
+    }
     if (blocked) {
         int nkept = 0;
         int *kept = arena_alloc(a, sizeof(int) * (size_t)(code->len + 1));

@@ -440,5 +440,6 @@ const Target target_c = {
     .api = capi_api,
     .finish = capi_finish,
     .load = c_load,
+    .remat = 1,
     .unload = cbuild_unload,
 };

@@ -327,6 +327,7 @@ const Target target_avx512 = {
     .api = capi_api,
     .finish = capi_finish,
     .load = load512,
+    .remat = 1,
     .unload = cbuild_unload,
     .runs_here = runs512,
 };
@@ -341,6 +342,7 @@ const Target target_avx2 = {
     .api = capi_api,
     .finish = capi_finish,
     .load = load256,
+    .remat = 1,
     .unload = cbuild_unload,
     .runs_here = runs256,
 };
