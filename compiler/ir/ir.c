@@ -27,17 +27,22 @@ const char *const ir_op_sigs[IR_NUM_OPS] = {
 #undef OP
 };
 const char *const eq_op_names[EQ_NUM_OPS] = {
-#define EQ(id, name, arity, callable) name,
+#define EQ(id, name, arity, callable, libm) name,
 #include "eqops.def"
 #undef EQ
 };
 const int eq_op_arity[EQ_NUM_OPS] = {
-#define EQ(id, name, arity, callable) arity,
+#define EQ(id, name, arity, callable, libm) arity,
 #include "eqops.def"
 #undef EQ
 };
 const int eq_op_callable[EQ_NUM_OPS] = {
-#define EQ(id, name, arity, callable) callable,
+#define EQ(id, name, arity, callable, libm) callable,
+#include "eqops.def"
+#undef EQ
+};
+const int eq_op_libm[EQ_NUM_OPS] = {
+#define EQ(id, name, arity, callable, libm) libm,
 #include "eqops.def"
 #undef EQ
 };

@@ -22,7 +22,7 @@ typedef enum IrOp {
 } IrOp;
 
 typedef enum EqOp {
-#define EQ(id, name, arity, callable) EQ_##id,
+#define EQ(id, name, arity, callable, libm) EQ_##id,
 #include "eqops.def"
 #undef EQ
     EQ_NUM_OPS
@@ -42,6 +42,7 @@ extern const int ir_op_kernel[IR_NUM_OPS]; /* 1: targets need a kernel for it */
 extern const char *const eq_op_names[EQ_NUM_OPS];
 extern const int eq_op_arity[EQ_NUM_OPS];
 extern const int eq_op_callable[EQ_NUM_OPS];
+extern const int eq_op_libm[EQ_NUM_OPS]; /* 1: the C targets call the math library */
 extern const char *const surr_names[SURR_NUM];
 extern const double surr_default_alpha[SURR_NUM];
 

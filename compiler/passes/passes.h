@@ -38,6 +38,11 @@ void pass_schedule(IrGraph *g);
 void pass_memplan(IrGraph *g);
 void pass_spikebits(IrGraph *g);
 void pass_remat(IrGraph *g);
+/* A flag per node (and one past the last), from the arena: 1 for the nodes
+   whose values are read step by step, each step's as it is: those a probe
+   records and those of a recurrent group (read through prev()). The
+   spikebits and remat passes leave them as they are. */
+unsigned char *pass_stepwise(IrGraph *g);
 void pass_trainplan(IrGraph *g);
 
 /* Simplifies a list of instructions in SSA order (folding exact in float,

@@ -34,14 +34,8 @@
 
 static int cheap(const NeuronProg *p) {
     for (int k = 0; k < p->code.len; k++)
-        switch (p->code.items[k].op) {
-        case EQ_EXP:
-        case EQ_LOG:
-        case EQ_TANH:
-        case EQ_SIGMOID:
-        case EQ_POW: return 0;
-        default: break;
-        }
+        if (eq_op_libm[p->code.items[k].op])
+            return 0;
     return 1;
 }
 
@@ -51,12 +45,7 @@ void pass_remat(IrGraph *g) {
         g->nodes.items[i].remat = 0;
     if (!g->train || !g->remat_ok || g->store != STORE_FP32)
         return;
-    unsigned char *bad = arena_alloc(g->arena, (size_t)n + 1);
-    for (int k = 0; k < g->probes.len; k++)
-        bad[g->probes.items[k].node] = 1;
-    for (int gi = 0; gi < g->groups.len; gi++)
-        for (int j = 0; g->groups.items[gi].recurrent && j < g->groups.items[gi].count; j++)
-            bad[g->order[g->groups.items[gi].first + j]] = 1;
+    const unsigned char *bad = pass_stepwise(g);
     for (int i = 0; i < n; i++) {
         IrNode *x = &g->nodes.items[i];
         if (x->dead || bad[i] || x->op != IR_NEURON || !x->neuron->states.len ||

@@ -15,6 +15,9 @@
  * The components are found with Tarjan's algorithm, written with an
  * explicit stack so that a chain of 100000 layers needs no deep recursion;
  * the pass takes time linear in the size of the graph.
+ *
+ * pass_stepwise, for the passes after it: the nodes whose every step's
+ * value is read as it is (recurrent groups, probes).
  */
 #include "passes.h"
 
@@ -124,4 +127,14 @@ void pass_schedule(IrGraph *g) {
         gr.recurrent = gr.count > 1;
         vec_push(a, &g->groups, gr);
     }
+}
+
+unsigned char *pass_stepwise(IrGraph *g) {
+    unsigned char *on = arena_alloc(g->arena, (size_t)g->nodes.len + 1);
+    for (int k = 0; k < g->probes.len; k++)
+        on[g->probes.items[k].node] = 1;
+    for (int gi = 0; gi < g->groups.len; gi++)
+        for (int j = 0; g->groups.items[gi].recurrent && j < g->groups.items[gi].count; j++)
+            on[g->order[g->groups.items[gi].first + j]] = 1;
+    return on;
 }

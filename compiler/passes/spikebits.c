@@ -28,12 +28,7 @@ void pass_spikebits(IrGraph *g) {
         g->nodes.items[i].bits = 0;
     if (!g->train)
         return;
-    unsigned char *bad = arena_alloc(g->arena, (size_t)n + 1); /* a reader needs floats */
-    for (int k = 0; k < g->probes.len; k++)
-        bad[g->probes.items[k].node] = 1;
-    for (int gi = 0; gi < g->groups.len; gi++)
-        for (int j = 0; g->groups.items[gi].recurrent && j < g->groups.items[gi].count; j++)
-            bad[g->order[g->groups.items[gi].first + j]] = 1;
+    unsigned char *bad = pass_stepwise(g); /* then also: a reader needs floats */
     for (int j = n - 1; j >= 0; j--) {
         const IrNode *r = &g->nodes.items[j];
         if (r->dead)

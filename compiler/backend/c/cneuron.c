@@ -64,16 +64,7 @@ static void leaves(Emit *e, const IrNode *x, NLeaves *L) {
 
 /* Whether an instruction is worth computing once for all steps: a call to
    the math library. */
-static int costly(const EqInst *in) {
-    switch (in->op) {
-    case EQ_EXP:
-    case EQ_LOG:
-    case EQ_TANH:
-    case EQ_SIGMOID:
-    case EQ_POW: return 1;
-    default: return 0;
-    }
-}
+static int costly(const EqInst *in) { return eq_op_libm[in->op]; }
 
 /* Pointer to state k at step `t` (the start of the step). */
 static const char *state_at(Emit *e, const IrPlan *P, int i, int k, const char *t) {
