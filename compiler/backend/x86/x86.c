@@ -119,13 +119,9 @@ static void tile_rows(Emit *e, int mr, int nr, int isa, int stride, int inplace)
     e->ind--;
     cg_line(e, "}");
     if (inplace) {
-        cg_line(e, "if (ap && ak == 1) /* every step, A read in place: its rows */");
+        cg_line(e, "if (ap) /* every step, A read in place: its rows */");
         e->ind++;
         step(e, mr, nr, isa, "ap + k", "k", "%d * ai");
-        e->ind--;
-        cg_line(e, "else if (ap) /* its columns */");
-        e->ind++;
-        step(e, mr, nr, isa, "ap + k * ak", "k", "%d");
         e->ind--;
         cg_line(e, "else /* the steps of k that the packing kept */");
         e->ind++;
