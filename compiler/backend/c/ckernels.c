@@ -40,6 +40,14 @@ static const char *fmt(Emit *e, const char *f, long long v) { return arena_print
 #define GEMM_NC 512
 #define GEMM_NR 32
 
+/* The packed block holds GEMM_SLICES times what one thread packs: a
+   thread of a team of at most GEMM_SLICES packs as much as one alone (in
+   a product split by rows each packs every panel), and larger teams share
+   the block. With one slice, two threads packed half as much each, and
+   the products of Linear(1024, 1024) + LIF took about 10 % longer on
+   two threads of an Intel Xeon (bench/RESULTS.md). */
+#define GEMM_SLICES 2
+
 /* Layers of at most NARROW outputs have their own products (see "the
    products of narrow layers"), which pack w^T as I rows of NARROW. */
 #define NARROW 16
@@ -122,7 +130,7 @@ void ck_scratch(Emit *e) {
     }
     int64_t ipack = align16(plan_pack(g, &g->infer, 0));
     int64_t tpack = g->train ? align16(plan_pack(g, &g->trainp, 1)) : 0;
-    int64_t pack = ipack > tpack ? ipack : tpack;
+    int64_t pack = GEMM_SLICES * (ipack > tpack ? ipack : tpack);
     /* at least one full panel (128 x 32 floats): threads share the block,
        each packs shorter blocks of k in its slice of it */
     if (pack > 0 && pack < GEMM_KC * GEMM_NR)
@@ -201,7 +209,8 @@ static void gemm_comment(Emit *e, const CgTile *tile, int fused) {
     cg_line(e, "   many (8 blocks a thread, half as many as the columns: then no two threads write");
     cg_line(e, "   one row of C) its range of rows and every panel, and works alone: it");
     cg_line(e, "   packs blocks of up to %d values of k of its panels into its slice of pb", GEMM_KC);
-    cg_line(e, "   (%s_PACK floats), then for each block of %d rows of A (packed on its stack%s", P, MR,
+    cg_line(e, "   (%s_PACK floats, in %d slices, or one for each thread of a larger team), then", P, GEMM_SLICES);
+    cg_line(e, "   for each block of %d rows of A (packed on its stack%s", MR,
             tile->inplace ? ", or" : ")");
     if (tile->inplace)
         cg_line(e, "   read in place where its rows are contiguous and it has no zero)");
@@ -498,7 +507,8 @@ static void gemm(Emit *e, const CgTile *tile, int v) {
     e->ind++;
     cg_line(e, "const long np = (N + %d) / %d; /* panels of %d columns */", NR - 1, NR, NR);
     cg_line(e, "/* this thread's panels [p0, p1) (every one where it has rows of its own) and slice of pb */");
-    cg_line(e, "const long p0 = rows ? 0 : np * id / nt, p1 = rows ? np : np * (id + 1) / nt, slice = %s_PACK / nt;", P);
+    cg_line(e, "const long p0 = rows ? 0 : np * id / nt, p1 = rows ? np : np * (id + 1) / nt;");
+    cg_line(e, "const long slice = %s_PACK / (nt > %d ? nt : %d);", P, GEMM_SLICES, GEMM_SLICES);
     cg_line(e, "const long kb = slice / %d < %d ? slice / %d : %d; /* values of k per block */", NR, GEMM_KC, NR, GEMM_KC);
     cg_line(e, "float *ps = pb + id * slice;");
     cg_line(e, "long k0, q0;");
