@@ -1169,6 +1169,12 @@ TargetEmitter *capi_begin_isa(const IrGraph *g, const CgenOptions *opt, int isa)
     cg_line(e, "#else");
     cg_line(e, "#define %s_SIMD", up);
     cg_line(e, "#endif");
+    cg_line(e, "/* A hint to bring the line at p into the caches. */");
+    cg_line(e, "#if defined(__GNUC__) || defined(__clang__)");
+    cg_line(e, "#define %s_PREFETCH(p) __builtin_prefetch(p)", up);
+    cg_line(e, "#else");
+    cg_line(e, "#define %s_PREFETCH(p) ((void)(p))", up);
+    cg_line(e, "#endif");
     cg_line(e, "#define %s_PACK %lld /* floats of the matrix product's packed block */", up, (long long)e->pack);
     cg_line(e, "/* The matrix product's cost of an event row by row, in steps of a row of a");
     cg_line(e, "   block (docs/targets.md); a large value turns the event-driven products off. */");

@@ -110,6 +110,31 @@ static void body(Emit *e, const IrPlan *P, int i, int fwd, const EqCode *code, c
             cg_line(e, "dp%d[i] += %s;", k, cg_eq_val(e, code, gr->dparam[k]));
 }
 
+/* Asks for the block's values of the next step (`next`: "t + 1" or
+   "t - 1", while `more` holds) that the loop over the steps reads: the
+   arrays whose address at step `t` is now[k] and at the next next[k]
+   (those the same at every step left out). A block's steps lie a batch
+   of the layer apart, beyond what the hardware's prefetchers follow: the
+   backward of Linear(1024, 1024) + LIF waited for its values a third of
+   its time (bench/RESULTS.md). */
+static void prefetch_next(Emit *e, const char *more, const char *const *now, const char *const *next, int n) {
+    int any = 0;
+    for (int k = 0; k < n; k++)
+        any |= strcmp(now[k], next[k]) != 0;
+    if (!any)
+        return;
+    cg_line(e, "if (%s) /* the next step's values of the block, while this one computes */", more);
+    cg_line(e, "    for (i = i0; i < i1; i += 16) {");
+    for (int k = 0; k < n; k++) {
+        int seen = 0; /* a gradient written over its value: one array */
+        for (int j = 0; j < k; j++)
+            seen |= !strcmp(next[j], next[k]);
+        if (strcmp(now[k], next[k]) && !seen)
+            cg_line(e, "        %s_PREFETCH(%s + i);", e->P, next[k]);
+    }
+    cg_line(e, "    }");
+}
+
 /* The pointers of step t, at the head of the loop over the steps. */
 static void step_head(Emit *e, const IrPlan *P, int i, int fwd) {
     const IrGraph *g = e->g;
@@ -159,6 +184,30 @@ static void step_head(Emit *e, const IrPlan *P, int i, int fwd) {
         for (int k = 0; !b->remat && k < p->states.len; k++)
             cg_line(e, "(void)s%d;", k);
     }
+    /* what the step reads: its input, and in the backward the stored
+       states and the gradients (the forward's states are the last step's,
+       in the caches) */
+    const char **now = arena_alloc(g->arena, sizeof(char *) * (size_t)(p->states.len + 3));
+    const char **next = arena_alloc(g->arena, sizeof(char *) * (size_t)(p->states.len + 3));
+    const char *t1 = fwd ? "t + 1" : "t - 1";
+    int n = 0;
+    if (!P->at[in].inv) {
+        now[n] = cp_at(e, P, in, 'v', "t");
+        next[n++] = cp_at(e, P, in, 'v', t1);
+    }
+    if (!fwd) {
+        for (int k = 0; !b->remat && k < p->states.len; k++) {
+            now[n] = state_at(e, P, i, k, "t");
+            next[n++] = state_at(e, P, i, k, t1);
+        }
+        now[n] = cp_at(e, P, i, 'g', "t");
+        next[n++] = cp_at(e, P, i, 'g', t1);
+        if (P->at[in].needgrad && p->grad->dx >= 0) {
+            now[n] = cp_at(e, P, in, 'g', "t");
+            next[n++] = cp_at(e, P, in, 'g', t1);
+        }
+    }
+    prefetch_next(e, fwd ? "t + 1 < to" : "t > from", (const char *const *)now, (const char *const *)next, n);
     cg_line(e, "(void)x;");
 }
 
@@ -225,8 +274,10 @@ static void remat(Emit *e, const IrPlan *P, int i) {
     cg_line(e, "for (int t = 0; t + 1 < to; t++) {");
     e->ind++;
     if (!P->at[in].inv) {
-        cg_line(e, "const float *x = %s;", cp_at(e, P, in, 'v', "t"));
+        const char *now = cp_at(e, P, in, 'v', "t"), *next = cp_at(e, P, in, 'v', "t + 1");
+        cg_line(e, "const float *x = %s;", now);
         cg_line(e, "(void)x;");
+        prefetch_next(e, "t + 2 < to", &now, &next, 1);
     }
     cg_line(e, "%s_SIMD", e->P);
     cg_line(e, "for (i = i0; i < i1; i++) {");
