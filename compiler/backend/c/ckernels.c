@@ -570,8 +570,8 @@ static void gemm(Emit *e, const CgTile *tile, int v) {
        copy is a step's values at a time and costs less than reading them in
        place, a step of k (a row of the gradient) apart, often a multiple
        of 4 KB that maps every step to one set of the L1 cache: the weight
-       gradient of Linear(1024, 1024) over 1600 rows took 32.6 ms in place
-       and 26.3 ms packed on an Intel Xeon (bench/RESULTS.md). Then the
+       gradient of Linear(1024, 1024) over 1600 rows took 32.4 ms in place
+       and 28.9 ms packed on an Intel Xeon (bench/RESULTS.md). Then the
        copy's zeros are counted in one pass over it; a block without zeros,
        or without a step of zeros only, keeps every step as it is: a
        product of dense values, or of gradients with some zeros, compacts
