@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """The three ways generated code runs a network give the same results.
 
-For every example network, the golden models and two networks written here
-(a delay whose source runs in an earlier layer, prev(prev()), a sequence
-input and every readout), with weights from --init 1 and a random input:
+For every example network, the golden models and three networks written
+here (a delay whose source runs in an earlier layer, prev(prev()), a
+sequence input and every readout; products that two threads split by
+rows), with weights from --init 1 and a random input:
 
 - step by step: `snnc run --record OUT` records the output layer at every
   step from `<net>_step`; the readout of those steps is computed here in
@@ -63,6 +64,18 @@ network Direct {
 }
 """
 
+# Products of 200 rows (T x B), which two threads split by rows, each
+# packing every panel into its own slice of the packed block.
+WIDE = """
+network Wide {
+  timesteps 100;
+  input x : [40] encode sequence;
+  h = x |> dense(96) |> LIF(tau = 2.0);
+  out = h |> dense(64) |> scale(4.0) |> LIF(tau = 2.0);
+  output out readout mean;
+}
+"""
+
 
 def sh(cmd):
     p = subprocess.run(cmd, capture_output=True, text=True)
@@ -110,6 +123,7 @@ def main():
             texts.append(("delays-%s" % how, DELAYS % how))
         for how in ("rate", "max"):
             texts.append(("direct-%s" % how, DIRECT % how))
+        texts.append(("wide", WIDE))
         for name, text in texts:
             path = os.path.join(d, name + ".snn")
             with open(path, "w") as f:
