@@ -25,6 +25,14 @@ and weights):
   recurrent conv: add(prev(h) |> conv2d), a conv in a step-by-step loop
   reshape   reshape into a height-1 conv2d, and reshape(-1) (views of
             their input) before dense
+  wide      dense layers of 1120 and 1040 outputs over 1100 and 1120 inputs
+            and 128 rows (T x B), whose products have more columns than one group
+            of packed panels holds (1024): each block of A is packed in the
+            first group and read back from the cache in the others, on
+            floats (the input read in place, a weight gradient's dL/dy
+            transposed) and on spikes kept as bits (a LIF layer of which
+            every 20th neuron fires at every step, the others never); on
+            the native target and on the portable one
   spikes as bits: LIF layers 128 and 32 wide read only by max-pool,
             avgpool (through a reshape) and dense layers, whose spikes the
             training code keeps one bit each (the plan must say `bits` for
@@ -459,6 +467,26 @@ def spike_bits_ref(c, x, stats):
     return c.li(c.dense(h, "o_fc"), 2.0)
 
 
+# Products wider than a group of packed panels (1024 columns at 128 values
+# of k): the cache of A's packed blocks, on floats and on bits.
+WIDE = dict(
+    T=4, B=32, input=(1100,), encode="sequence",
+    text="""
+  h = x |> dense(1120) as h_fc |> LIF(surrogate = atan(2.0)) as h;
+  out = h |> dense(1040) as o_fc |> LI(tau = 2.0) as out;
+""",
+    weights=lambda rng: {
+        "h_fc.weight": n(rng, 1120, 1100, scale=0.01),
+        "h_fc.bias": np.where(np.arange(1120) % 20 == 0, 5.0, -5.0).astype(np.float32),
+        "o_fc.weight": n(rng, 1040, 1120, scale=0.05), "o_fc.bias": n(rng, 1040, scale=0.1)},
+    bits=("h",),
+)
+
+
+def wide_ref(c, x, stats):
+    return c.li(c.dense(c.lif(c.dense(x, "h_fc")), "o_fc"), 2.0)
+
+
 # maxpool(2) the only reader of spikes kept as bits (4 x 12 x 12, 18 words a
 # sample): the pool takes each row of windows from two rows of 12 bits,
 # which start inside a word and run over into the next.
@@ -588,6 +616,7 @@ CASES = [
     ("reshape", RESHAPE, reshape_ref, 0.0),
     ("spikes as bits", SPIKE_BITS, spike_bits_ref, 0.8),
     ("spiking maxpool over bits", SPIKE_POOL_BITS, spike_pool_ref, 0.8),
+    ("wide", WIDE, wide_ref, 0.0),
 ]
 
 

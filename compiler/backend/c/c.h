@@ -32,6 +32,10 @@
    plain C, or the x86 targets' intrinsics (compiler/backend/x86/). */
 enum { ISA_C, ISA_AVX2, ISA_AVX512 };
 
+/* The rows of the matrix product's block of C on each instruction set (the
+   CgTile's mr), by which the scratch is sized. */
+#define TILE_ROWS(isa) ((isa) == ISA_AVX512 ? 12 : (isa) == ISA_AVX2 ? 6 : 4)
+
 typedef struct Emit {
     Buf *b;
     int isa;       /* ISA_C, ISA_AVX2, ISA_AVX512 */
@@ -46,6 +50,7 @@ typedef struct Emit {
     int64_t iscratch, tscratch; /* the scratch of each plan, after the plan's region */
     int64_t col, dcol, obuf, packb, bsum; /* scratch offsets from a plan's scratch start */
     int64_t pack;  /* floats of the matrix product's packed block (<NET>_PACK) */
+    int64_t acache; /* floats of the cache of A's packed blocks after it (<NET>_ACACHE) */
 } Emit;
 
 struct TargetEmitter {
@@ -195,7 +200,7 @@ const char *cg_eq_val(Emit *e, const EqCode *code, int i);
    block must add the products in k order, multiply then add. */
 typedef struct CgTile {
     int mr, nr;
-    int pad; /* zeros after pa's kc * mr values that the block may read */
+    int pad; /* zeros after pa's kc * mr values that the block may read (at most ACACHE_PAD, ckernels.c) */
     /* 1: the block also reads A in place: where ap is not 0, A(ib + i, k0 + k)
        = ap[i * ai + k] for every k < kc (kc steps, none left out) */
     int inplace;

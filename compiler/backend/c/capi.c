@@ -1176,6 +1176,8 @@ TargetEmitter *capi_begin_isa(const IrGraph *g, const CgenOptions *opt, int isa)
     cg_line(e, "#define %s_PREFETCH(p) ((void)(p))", up);
     cg_line(e, "#endif");
     cg_line(e, "#define %s_PACK %lld /* floats of the matrix product's packed block */", up, (long long)e->pack);
+    if (e->acache)
+        cg_line(e, "#define %s_ACACHE %lld /* floats of its cache of A's packed blocks, after it */", up, (long long)e->acache);
     cg_line(e, "/* The matrix product's cost of an event row by row, in steps of a row of a");
     cg_line(e, "   block (docs/targets.md); a large value turns the event-driven products off. */");
     cg_line(e, "#ifndef %s_EVENT_COST", up);

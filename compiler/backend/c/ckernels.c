@@ -33,11 +33,14 @@ static const char *fmt(Emit *e, const char *f, long long v) { return arena_print
    one core with AVX-512 and 61 with AVX2 only (GCC 12, -O3 -march=native),
    where 256 x 64 gave 52 and 38: the panel of B stays in L1 and 4 x 32
    accumulators fit the 16 registers of AVX2. A block of A is packed once
-   for every GEMM_NC columns: 512 (a packed block of 256 KB, in a core's
-   L2) packs a dense layer of 512 outputs' input once per block of k; with
-   256 the MLP's inference took 2 % longer (bench/RESULTS.md). */
+   for every GEMM_NC columns (a group of panels; see the cache below): with
+   256 instead of 512 the MLP's inference took 2 % longer, and with 1024
+   (a packed block of 512 KB, still within a core's L2 on Zen 4, 1 MB) the
+   products of Linear(1024, 1024) and Linear(4096, 4096) + LIF took 3-10 %
+   less time than with 512 on an Intel Xeon, the examples' training the
+   same (bench/RESULTS.md). */
 #define GEMM_KC 128
-#define GEMM_NC 512
+#define GEMM_NC 1024
 #define GEMM_NR 32
 
 /* The packed block holds GEMM_SLICES times what one thread packs: a
@@ -47,6 +50,21 @@ static const char *fmt(Emit *e, const char *f, long long v) { return arena_print
    the products of Linear(1024, 1024) + LIF took about 10 % longer on
    two threads of an Intel Xeon (bench/RESULTS.md). */
 #define GEMM_SLICES 2
+
+/* A product whose panels take more than one group (more than GEMM_NC
+   columns at a block of GEMM_KC values of k) would pack and check each
+   block of rows of A again for every group: the cache keeps them, packed
+   in the first group with their lists of steps, for the others. A block
+   takes acache_stride(mr) floats: GEMM_KC x mr values, ACACHE_PAD that a
+   tile may read past them, then the count of steps kept, the count of
+   values that are not zero, whether A is read in place, and the list of
+   steps (at most GEMM_KC and its -1). The cache holds GEMM_SLICES slices of
+   at most ACACHE_MAX floats (4 MB): a thread whose blocks do not fit its
+   slice packs them in every group. The weight gradient of Linear(4096,
+   4096) over 1600 rows (four groups) took 6-10 % less time on an Intel
+   Xeon (bench/RESULTS.md). */
+#define ACACHE_PAD 16
+#define ACACHE_MAX (1 << 20)
 
 /* Layers of at most NARROW outputs have their own products (see "the
    products of narrow layers"), which pack w^T as I rows of NARROW. */
@@ -81,10 +99,38 @@ static int64_t pack_floats(int64_t M, int64_t N, int64_t K) {
 
 static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
 
-/* The most the products of plan P pack: a dense layer computes a chunk's
-   steps times the batch rows at once, or the batch when it runs once. */
-static int64_t plan_pack(const IrGraph *g, const IrPlan *P, int train) {
-    int64_t most = 0;
+/* The floats of a block of mr rows of A in the cache. */
+static int64_t acache_stride(int mr) { return align16((int64_t)GEMM_KC * mr + ACACHE_PAD + GEMM_KC + 4); }
+
+/* The floats of the cache that a product of M x N x K needs, in blocks of
+   mr rows: none where its panels fit one group (the generated code checks
+   again: the cache is used only where its blocks fit), or where they are
+   more than ACACHE_MAX. */
+static int64_t acache_floats(int64_t M, int64_t N, int64_t K, int mr) {
+    if (M < 4 || N < 1 || K < 1)
+        return 0;
+    int64_t kc = K < GEMM_KC ? K : GEMM_KC;
+    if ((N + GEMM_NR - 1) / GEMM_NR * GEMM_NR * kc <= (int64_t)GEMM_KC * GEMM_NC)
+        return 0;
+    int64_t need = (M + mr - 1) / mr * acache_stride(mr);
+    return need <= ACACHE_MAX ? need : 0;
+}
+
+/* What the products of a plan need: the packed block of B and the cache of
+   A's blocks, the most of any product. */
+typedef struct Need {
+    int mr;
+    int64_t pack, acache;
+} Need;
+
+static void product(Need *n, int64_t M, int64_t N, int64_t K) {
+    n->pack = max64(n->pack, pack_floats(M, N, K));
+    n->acache = max64(n->acache, acache_floats(M, N, K, n->mr));
+}
+
+/* The products of plan P: a dense layer computes a chunk's steps times the
+   batch rows at once, or the batch when it runs once. */
+static void plan_products(const IrGraph *g, const IrPlan *P, int train, Need *n) {
     for (int i = 0; i < g->nodes.len; i++) {
         const IrNode *x = &g->nodes.items[i];
         if (x->dead)
@@ -92,25 +138,28 @@ static int64_t plan_pack(const IrGraph *g, const IrPlan *P, int train) {
         if (x->op == IR_DENSE) {
             int64_t rows = (int64_t)(P->at[i].inv ? 1 : P->chunk) * g->batch;
             int64_t I = shape_count(&g->nodes.items[x->in[0]].shape), O = x->out;
-            most = max64(most, pack_floats(rows, O, I));
+            product(n, rows, O, I);
             if (O <= NARROW) { /* w^T, for a narrow layer over more rows (dense_product) or on bits (narrow_dw) */
                 if (rows > O || (train && P->at[x->in[0]].bits))
-                    most = max64(most, I * NARROW);
+                    n->pack = max64(n->pack, I * NARROW);
             } else if (O < GEMM_NR && rows > O) /* a narrow layer over more rows runs transposed (dense_product) */
-                most = max64(most, pack_floats(O, rows, I));
-            if (train)
-                most = max64(most, max64(pack_floats(O, I, rows), pack_floats(rows, I, O)));
+                product(n, O, rows, I);
+            if (train) {
+                product(n, O, I, rows);
+                product(n, rows, I, O);
+            }
         }
         if (x->op == IR_CONV2D) {
             const Shape *xs = &g->nodes.items[x->in[0]].shape;
             int64_t np = conv_chunk(g, x) * x->shape.d[1] * x->shape.d[2];
             int64_t og = x->out / x->groups, ckk = xs->d[0] / x->groups * x->kernel[0] * x->kernel[1];
-            most = max64(most, pack_floats(og, np, ckk));
-            if (train)
-                most = max64(most, max64(pack_floats(og, ckk, np), pack_floats(ckk, np, og)));
+            product(n, og, np, ckk);
+            if (train) {
+                product(n, og, ckk, np);
+                product(n, ckk, np, og);
+            }
         }
     }
-    return most;
 }
 
 void ck_scratch(Emit *e) {
@@ -128,22 +177,25 @@ void ck_scratch(Emit *e) {
         obuf = o > obuf ? o : obuf;
         chans = x->out > chans ? x->out : chans;
     }
-    int64_t ipack = align16(plan_pack(g, &g->infer, 0));
-    int64_t tpack = g->train ? align16(plan_pack(g, &g->trainp, 1)) : 0;
-    int64_t pack = GEMM_SLICES * (ipack > tpack ? ipack : tpack);
+    Need n = {TILE_ROWS(e->isa), 0, 0};
+    plan_products(g, &g->infer, 0, &n);
+    if (g->train)
+        plan_products(g, &g->trainp, 1, &n);
+    int64_t pack = GEMM_SLICES * align16(n.pack);
     /* at least one full panel (128 x 32 floats): threads share the block,
        each packs shorter blocks of k in its slice of it */
     if (pack > 0 && pack < GEMM_KC * GEMM_NR)
         pack = GEMM_KC * GEMM_NR;
     e->pack = pack;
-    /* [packed block][im2col][output][training: im2col gradient, bias sums];
-       inference ends after the output, with its own packed block's size */
+    e->acache = GEMM_SLICES * align16(n.acache);
+    /* [packed block][A's cache][im2col][output][training: im2col gradient,
+       bias sums]; inference ends after the output */
     e->packb = 0;
-    e->col = pack;
+    e->col = pack + e->acache;
     e->obuf = e->col + align16(col);
     e->dcol = e->obuf + align16(obuf);
     e->bsum = e->dcol + align16(col);
-    e->iscratch = col || obuf ? e->dcol : pack;
+    e->iscratch = col || obuf ? e->dcol : e->col;
     e->tscratch = e->bsum + align16(chans);
 }
 
@@ -182,7 +234,7 @@ static void portable_tile(Emit *e, int mr, int nr) {
     cg_line(e, "        c0[i * ci + j * cj] = acc[i][j];");
 }
 
-static const CgTile c_tile = {4, GEMM_NR, 0, 0, portable_tile, "in a local array whose inner loop compilers vectorize", NULL};
+static const CgTile c_tile = {TILE_ROWS(ISA_C), GEMM_NR, 0, 0, portable_tile, "in a local array whose inner loop compilers vectorize", NULL};
 
 /* Panels of B that a row adds at once in the event-driven products. */
 #define ROW_PANELS 4
@@ -482,106 +534,26 @@ static void gemm_entry(Emit *e, int NR, int MR, int v, int fused, const char *su
     cg_line(e, "}");
 }
 
-static void gemm(Emit *e, const CgTile *tile, int v) {
-    const char *p = e->p, *P = e->P;
-    const char *suffix = v == GEMM_SPIKES_A ? "_sa" : v == GEMM_SPIKES_B ? "_sb" : "";
-    const int NR = tile->nr, MR = tile->mr, fused = e->fast && e->isa != ISA_C;
-    cg_blank(e);
-    if (v == GEMM_FLOAT)
-        gemm_comment(e, tile, fused);
-    else {
-        int sa = v == GEMM_SPIKES_A;
-        cg_line(e, "/* %s_gemm with %s given as spikes, one bit each: %s is bit E %% 32 of %s[E / 32]", p, sa ? "A" : "B",
-                sa ? "A(i, k)" : "B(k, j)", sa ? "a" : "b");
-        cg_line(e, "   for E = %s (a layer's spikes kept for the backward). */", sa ? "i * ai + k * ak" : "k * bk + j * bj");
-    }
-    int cols = v == GEMM_FLOAT && tile->pack_cols;
-    if (cols)
-        tile->pack_cols(e, NR);
-    const char *ta = v == GEMM_SPIKES_A ? "uint32_t" : "float", *tb = v == GEMM_SPIKES_B ? "uint32_t" : "float";
-    cg_line(e, "static void %s_gemm%s_part(long M, long N, long K, const %s *a, long ai, long ak, const %s *b,", p, suffix,
-            ta, tb);
-    cg_line(e, "                    long bk, long bj, float *c, long ci, long cj, const float *bias, long si,");
-    cg_line(e, "                    long sj, float *pb, long id, long nt, int rows)");
-    cg_line(e, "{");
-    e->ind++;
-    cg_line(e, "const long np = (N + %d) / %d; /* panels of %d columns */", NR - 1, NR, NR);
-    cg_line(e, "/* this thread's panels [p0, p1) (every one where it has rows of its own) and slice of pb */");
-    cg_line(e, "const long p0 = rows ? 0 : np * id / nt, p1 = rows ? np : np * (id + 1) / nt;");
-    cg_line(e, "const long slice = %s_PACK / (nt > %d ? nt : %d);", P, GEMM_SLICES, GEMM_SLICES);
-    cg_line(e, "const long kb = slice / %d < %d ? slice / %d : %d; /* values of k per block */", NR, GEMM_KC, NR, GEMM_KC);
-    cg_line(e, "float *ps = pb + id * slice;");
-    cg_line(e, "long k0, q0;");
-    cg_line(e, "for (k0 = 0; k0 < K; k0 += kb) {");
-    e->ind++;
-    cg_line(e, "const long kc = K - k0 < kb ? K - k0 : kb, nq = slice / (kc * %d);", NR);
-    cg_line(e, "for (q0 = p0; q0 < p1; q0 += nq) {");
-    e->ind++;
-    cg_line(e, "const long q1 = q0 + nq < p1 ? q0 + nq : p1;");
-    cg_line(e, "long k, i, j, jp, ib;");
-    int words = v == GEMM_SPIKES_B && 32 % NR == 0;
-    if (words) {
-        pack_b_words(e, NR);
-        e->ind++;
-    }
-    cg_line(e, "if (bj == 1) /* rows of B are contiguous */");
-    cg_line(e, "    for (k = 0; k < kc; k++)");
-    cg_line(e, "        for (jp = q0; jp < q1; jp++)");
-    cg_line(e, "            for (j = 0; j < %d; j++)", NR);
-    cg_line(e, "                ps[((jp - q0) * kc + k) * %d + j] = jp * %d + j < N ? %s : 0.0f;", NR, NR,
-            elem(e, v, 'b', arena_printf(e->g->arena, "(k0 + k) * bk + jp * %d + j", NR)));
-    if (cols) {
-        cg_line(e, "else if (bk == 1) /* columns are: whole panels transposed in registers */");
-        cg_line(e, "    for (jp = q0; jp < q1; jp++)");
-        cg_line(e, "        if ((jp + 1) * %d <= N)", NR);
-        cg_line(e, "            %s_pack_cols(b + k0 + jp * %d * bj, bj, kc, ps + (jp - q0) * kc * %d);", p, NR, NR);
-        cg_line(e, "        else");
-        cg_line(e, "            for (j = 0; j < %d; j++)", NR);
-        cg_line(e, "                for (k = 0; k < kc; k++)");
-        cg_line(e, "                    ps[((jp - q0) * kc + k) * %d + j] = jp * %d + j < N ? b[k0 + k + (jp * %d + j) * bj] : 0.0f;",
-                NR, NR, NR);
-    }
-    cg_line(e, "else /* columns are */");
-    cg_line(e, "    for (jp = q0; jp < q1; jp++)");
-    cg_line(e, "        for (j = 0; j < %d; j++)", NR);
-    cg_line(e, "            for (k = 0; k < kc; k++)");
-    cg_line(e, "                ps[((jp - q0) * kc + k) * %d + j] = jp * %d + j < N ? %s : 0.0f;", NR, NR,
-            elem(e, v, 'b', arena_printf(e->g->arena, "(k0 + k) * bk + (jp * %d + j) * bj", NR)));
-    if (words) {
-        e->ind--;
-        cg_line(e, "}");
-    }
-    cg_line(e, "for (ib = 0; ib < M; ib += %d) {", MR);
-    e->ind++;
-    if (tile->pad)
-        cg_line(e, "float pa[%d * %d + %d];", GEMM_KC, MR, tile->pad);
-    else
-        cg_line(e, "float pa[%d * %d];", GEMM_KC, MR);
-    cg_line(e, "const long mi = M - ib < %d ? M - ib : %d;", MR, MR);
-    cg_line(e, "short kx[%d]; /* the steps of k kept, where a value of A is not zero; then -1 */", GEMM_KC + 1);
-    cg_line(e, "long nk = 0, events = 0;");
-    /* The block is copied (the rows past M as copies of its first row,
-       then zeroed, so that the copy tests no row), or, where the tile can,
-       read in place: where A's rows are contiguous, when it has no zero
-       (the count that decides costs a pass over the rows, which the
-       compiler vectorizes, where the copy gathers 12 rows a value at a
-       time). Where its columns are contiguous (a step's values are: the
-       transpose of a gradient, as in a dense layer's weight gradient) the
-       copy is a step's values at a time and costs less than reading them in
-       place, a step of k (a row of the gradient) apart, often a multiple
-       of 4 KB that maps every step to one set of the L1 cache: the weight
-       gradient of Linear(1024, 1024) over 1600 rows took 32.4 ms in place
-       and 28.9 ms packed on an Intel Xeon (bench/RESULTS.md). Then the
-       copy's zeros are counted in one pass over it; a block without zeros,
-       or without a step of zeros only, keeps every step as it is: a
-       product of dense values, or of gradients with some zeros, compacts
-       nothing. */
+/* The packing of A's block of rows [ib, ib + mi) and steps [k0, k0 + kc)
+   into pa, which sets kx, nk and events (in scope: zeros, empty, ra, and
+   ap where the tile reads A in place). The block is copied (the rows past
+   M as copies of its first row, then zeroed, so that the copy tests no
+   row), or, where the tile can, read in place: where A's rows are
+   contiguous, when it has no zero (the count that decides costs a pass
+   over the rows, which the compiler vectorizes, where the copy gathers 12
+   rows a value at a time). Where its columns are contiguous (a step's
+   values are: the transpose of a gradient, as in a dense layer's weight
+   gradient) the copy is a step's values at a time and costs less than
+   reading them in place, a step of k (a row of the gradient) apart, often
+   a multiple of 4 KB that maps every step to one set of the L1 cache: the
+   weight gradient of Linear(1024, 1024) over 1600 rows took 32.4 ms in
+   place and 28.9 ms packed on an Intel Xeon (bench/RESULTS.md). Then the
+   copy's zeros are counted in one pass over it; a block without zeros, or
+   without a step of zeros only, keeps every step as it is: a product of
+   dense values, or of gradients with some zeros, compacts nothing. */
+static void pack_a(Emit *e, const CgTile *tile, int v) {
+    const int MR = tile->mr;
     int inplace = v == GEMM_FLOAT && tile->inplace;
-    cg_line(e, "long zeros = 0, empty = 0, ra[%d]; /* where the rows start */", MR);
-    if (tile->inplace)
-        cg_line(e, "const float *ap = 0; /* A's block read in place, or 0: packed%s */", inplace ? "" : " (spikes always are)");
-    cg_line(e, "for (i = 0; i < %d; i++)", MR);
-    cg_line(e, "    ra[i] = (ib + (i < mi ? i : 0)) * ai;");
     if (inplace) {
         cg_line(e, "if (ak == 1 && mi == %d) { /* rows of A are contiguous */", MR);
         cg_line(e, "    for (i = 0; i < %d; i++)", MR);
@@ -648,6 +620,141 @@ static void gemm(Emit *e, const CgTile *tile, int v) {
         cg_line(e, "for (i = 0; i < %d; i++) /* read past the last step's values */", tile->pad);
         cg_line(e, "    pa[nk * %d + i] = 0.0f;", MR);
     }
+}
+
+/* A's block from the cache (ac), where a group before this one packed it,
+   else packed (into the cache where there is one, with its list of steps
+   after it). */
+static void cache_a(Emit *e, const CgTile *tile, int v) {
+    const int MR = tile->mr, inplace = v == GEMM_FLOAT && tile->inplace;
+    cg_line(e, "if (ac && q0 > p0) { /* packed in the first group: its list of steps back */");
+    e->ind++;
+    cg_line(e, "const float *ex = pa + %d;", GEMM_KC * MR + ACACHE_PAD);
+    cg_line(e, "nk = (long)ex[0];");
+    cg_line(e, "events = (long)ex[1];");
+    if (inplace)
+        cg_line(e, "ap = ex[2] != 0.0f ? a + ra[0] + k0 : 0;");
+    cg_line(e, "for (k = 0; k <= nk; k++)");
+    cg_line(e, "    kx[k] = (short)ex[3 + k];");
+    e->ind--;
+    cg_line(e, "} else {");
+    e->ind++;
+    pack_a(e, tile, v);
+    cg_line(e, "if (ac) { /* kept for the other groups */");
+    e->ind++;
+    cg_line(e, "float *ex = pa + %d;", GEMM_KC * MR + ACACHE_PAD);
+    cg_line(e, "ex[0] = (float)nk;");
+    cg_line(e, "ex[1] = (float)events;");
+    if (inplace)
+        cg_line(e, "ex[2] = ap ? 1.0f : 0.0f;");
+    cg_line(e, "for (k = 0; k <= nk; k++)");
+    cg_line(e, "    ex[3 + k] = (float)kx[k];");
+    e->ind--;
+    cg_line(e, "}");
+    e->ind--;
+    cg_line(e, "}");
+}
+
+static void gemm(Emit *e, const CgTile *tile, int v) {
+    const char *p = e->p, *P = e->P;
+    const char *suffix = v == GEMM_SPIKES_A ? "_sa" : v == GEMM_SPIKES_B ? "_sb" : "";
+    const int NR = tile->nr, MR = tile->mr, fused = e->fast && e->isa != ISA_C;
+    cg_blank(e);
+    if (v == GEMM_FLOAT)
+        gemm_comment(e, tile, fused);
+    else {
+        int sa = v == GEMM_SPIKES_A;
+        cg_line(e, "/* %s_gemm with %s given as spikes, one bit each: %s is bit E %% 32 of %s[E / 32]", p, sa ? "A" : "B",
+                sa ? "A(i, k)" : "B(k, j)", sa ? "a" : "b");
+        cg_line(e, "   for E = %s (a layer's spikes kept for the backward). */", sa ? "i * ai + k * ak" : "k * bk + j * bj");
+    }
+    int cols = v == GEMM_FLOAT && tile->pack_cols;
+    if (cols)
+        tile->pack_cols(e, NR);
+    const char *ta = v == GEMM_SPIKES_A ? "uint32_t" : "float", *tb = v == GEMM_SPIKES_B ? "uint32_t" : "float";
+    cg_line(e, "static void %s_gemm%s_part(long M, long N, long K, const %s *a, long ai, long ak, const %s *b,", p, suffix,
+            ta, tb);
+    cg_line(e, "                    long bk, long bj, float *c, long ci, long cj, const float *bias, long si,");
+    cg_line(e, "                    long sj, float *pb, long id, long nt, int rows)");
+    cg_line(e, "{");
+    e->ind++;
+    cg_line(e, "const long np = (N + %d) / %d; /* panels of %d columns */", NR - 1, NR, NR);
+    cg_line(e, "/* this thread's panels [p0, p1) (every one where it has rows of its own) and slice of pb */");
+    cg_line(e, "const long p0 = rows ? 0 : np * id / nt, p1 = rows ? np : np * (id + 1) / nt;");
+    cg_line(e, "const long slice = %s_PACK / (nt > %d ? nt : %d);", P, GEMM_SLICES, GEMM_SLICES);
+    cg_line(e, "const long kb = slice / %d < %d ? slice / %d : %d; /* values of k per block */", NR, GEMM_KC, NR, GEMM_KC);
+    cg_line(e, "float *ps = pb + id * slice;");
+    const int cached = e->acache > 0; /* a product of this network can use the cache */
+    if (cached) {
+        cg_line(e, "/* this thread's slice of the cache of A's packed blocks (%s_ACACHE floats), where", P);
+        cg_line(e, "   its panels take more than one group and its blocks fit: each block of rows is");
+        cg_line(e, "   packed in the first group and read back in the others */");
+        cg_line(e, "const long as = %s_ACACHE / (nt > %d ? nt : %d);", P, GEMM_SLICES, GEMM_SLICES);
+        cg_line(e, "float *const ac = p1 - p0 > slice / (kb * %d) && (M + %d) / %d * %lld <= as ? pb + %s_PACK + id * as : 0;",
+                NR, MR - 1, MR, (long long)acache_stride(MR), P);
+    }
+    cg_line(e, "long k0, q0;");
+    cg_line(e, "for (k0 = 0; k0 < K; k0 += kb) {");
+    e->ind++;
+    cg_line(e, "const long kc = K - k0 < kb ? K - k0 : kb, nq = slice / (kc * %d);", NR);
+    cg_line(e, "for (q0 = p0; q0 < p1; q0 += nq) {");
+    e->ind++;
+    cg_line(e, "const long q1 = q0 + nq < p1 ? q0 + nq : p1;");
+    cg_line(e, "long k, i, j, jp, ib;");
+    int words = v == GEMM_SPIKES_B && 32 % NR == 0;
+    if (words) {
+        pack_b_words(e, NR);
+        e->ind++;
+    }
+    cg_line(e, "if (bj == 1) /* rows of B are contiguous */");
+    cg_line(e, "    for (k = 0; k < kc; k++)");
+    cg_line(e, "        for (jp = q0; jp < q1; jp++)");
+    cg_line(e, "            for (j = 0; j < %d; j++)", NR);
+    cg_line(e, "                ps[((jp - q0) * kc + k) * %d + j] = jp * %d + j < N ? %s : 0.0f;", NR, NR,
+            elem(e, v, 'b', arena_printf(e->g->arena, "(k0 + k) * bk + jp * %d + j", NR)));
+    if (cols) {
+        cg_line(e, "else if (bk == 1) /* columns are: whole panels transposed in registers */");
+        cg_line(e, "    for (jp = q0; jp < q1; jp++)");
+        cg_line(e, "        if ((jp + 1) * %d <= N)", NR);
+        cg_line(e, "            %s_pack_cols(b + k0 + jp * %d * bj, bj, kc, ps + (jp - q0) * kc * %d);", p, NR, NR);
+        cg_line(e, "        else");
+        cg_line(e, "            for (j = 0; j < %d; j++)", NR);
+        cg_line(e, "                for (k = 0; k < kc; k++)");
+        cg_line(e, "                    ps[((jp - q0) * kc + k) * %d + j] = jp * %d + j < N ? b[k0 + k + (jp * %d + j) * bj] : 0.0f;",
+                NR, NR, NR);
+    }
+    cg_line(e, "else /* columns are */");
+    cg_line(e, "    for (jp = q0; jp < q1; jp++)");
+    cg_line(e, "        for (j = 0; j < %d; j++)", NR);
+    cg_line(e, "            for (k = 0; k < kc; k++)");
+    cg_line(e, "                ps[((jp - q0) * kc + k) * %d + j] = jp * %d + j < N ? %s : 0.0f;", NR, NR,
+            elem(e, v, 'b', arena_printf(e->g->arena, "(k0 + k) * bk + (jp * %d + j) * bj", NR)));
+    if (words) {
+        e->ind--;
+        cg_line(e, "}");
+    }
+    cg_line(e, "for (ib = 0; ib < M; ib += %d) {", MR);
+    e->ind++;
+    const char *pa = cached ? "pl" : "pa"; /* the local block */
+    if (tile->pad)
+        cg_line(e, "float %s[%d * %d + %d];", pa, GEMM_KC, MR, tile->pad);
+    else
+        cg_line(e, "float %s[%d * %d];", pa, GEMM_KC, MR);
+    if (cached)
+        cg_line(e, "float *const pa = ac ? ac + ib / %d * %lld : pl; /* the packed block */", MR, (long long)acache_stride(MR));
+    cg_line(e, "const long mi = M - ib < %d ? M - ib : %d;", MR, MR);
+    cg_line(e, "short kx[%d]; /* the steps of k kept, where a value of A is not zero; then -1 */", GEMM_KC + 1);
+    cg_line(e, "long nk = 0, events = 0;");
+    cg_line(e, "long zeros = 0, empty = 0, ra[%d]; /* where the rows start */", MR);
+    if (tile->inplace)
+        cg_line(e, "const float *ap = 0; /* A's block read in place, or 0: packed%s */",
+                v == GEMM_FLOAT ? "" : " (spikes always are)");
+    cg_line(e, "for (i = 0; i < %d; i++)", MR);
+    cg_line(e, "    ra[i] = (ib + (i < mi ? i : 0)) * ai;");
+    if (cached)
+        cache_a(e, tile, v);
+    else
+        pack_a(e, tile, v);
     row_events(e, NR, MR, fused, tile->inplace);
     cg_line(e, "for (jp = q0; jp < q1; jp++) {");
     e->ind++;

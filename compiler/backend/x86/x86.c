@@ -256,8 +256,8 @@ static void pack_cols256(Emit *e, int nr) { pack_cols(e, nr, ISA_AVX2); }
 static void tile512(Emit *e, int mr, int nr) { tile(e, mr, nr, ISA_AVX512); }
 static void tile256(Emit *e, int mr, int nr) { tile(e, mr, nr, ISA_AVX2); }
 
-static const CgTile tile_avx512 = {12, 32, 0, 1, tile512, "in 24 AVX-512 registers, a load of B per column of registers and a\n   broadcast of A per row at each step of k", pack_cols512};
-static const CgTile tile_avx2 = {6, 16, 0, 1, tile256, "in 12 AVX2 registers, a load of B per column of registers and a\n   broadcast of A per row at each step of k", pack_cols256};
+static const CgTile tile_avx512 = {TILE_ROWS(ISA_AVX512), 32, 0, 1, tile512, "in 24 AVX-512 registers, a load of B per column of registers and a\n   broadcast of A per row at each step of k", pack_cols512};
+static const CgTile tile_avx2 = {TILE_ROWS(ISA_AVX2), 16, 0, 1, tile256, "in 12 AVX2 registers, a load of B per column of registers and a\n   broadcast of A per row at each step of k", pack_cols256};
 
 static void gemm512(TargetEmitter *em) { cg_gemm(&em->e, &tile_avx512); }
 static void gemm256(TargetEmitter *em) { cg_gemm(&em->e, &tile_avx2); }
